@@ -1,0 +1,439 @@
+"""Market-data validation, feed statistics and normalization of raw venue payloads.
+
+:class:`FeedValidator` screens every normalized event before it reaches a book or a bot and
+returns a short reason code for anything it refuses (``None`` when the event is fine). It
+never raises: one bad message must not stop a feed loop.
+
+Reject reasons (stable strings, counted in :class:`FeedStats` and shown in the UI):
+
+``bad_price``      price missing, NaN, not an integer tick, zero or negative
+``bad_size``       size missing, NaN, not an integer lot, negative (or zero where a size is required)
+``crossed``        a snapshot or top of book with best bid >= best ask
+``stale``          venue time older than ``max_staleness_ns`` at receipt
+``outlier``        price jump far outside recent volatility
+``sequence_gap``   update ids missing — the caller must resync from a snapshot
+``duplicate``      a delta whose update ids were all seen already (replayed / out of order)
+``unsupported``    not a market event this validator knows
+``internal_error`` the check itself failed (logged by the caller; the message is dropped)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trading.events import BookDelta, BookSnapshot, Level, MarketEvent, TopOfBook, TradeTick
+from trading.instruments import Instrument, InstrumentError, Side
+
+__all__ = [
+    "REJECT_REASONS",
+    "FeedStats",
+    "FeedValidator",
+    "NormalizationError",
+    "normalize",
+    "normalize_order_book",
+    "normalize_ticker",
+    "normalize_trade",
+]
+
+REJECT_REASONS = (
+    "bad_price",
+    "bad_size",
+    "crossed",
+    "stale",
+    "outlier",
+    "sequence_gap",
+    "duplicate",
+    "unsupported",
+    "internal_error",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------------
+def _percentile(values: Sequence[int], q: float) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+@dataclass
+class FeedStats:
+    """Counters and rolling latencies for one feed. Latencies are in nanoseconds."""
+
+    window: int = 1000
+    messages: int = 0
+    accepted: int = 0
+    rejects: Counter[str] = field(default_factory=Counter)
+    reconnects: int = 0
+    resyncs: int = 0
+    exchange_to_receipt_ns: deque[int] = field(init=False)
+    receipt_to_processed_ns: deque[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.exchange_to_receipt_ns = deque(maxlen=self.window)
+        self.receipt_to_processed_ns = deque(maxlen=self.window)
+
+    def record(self, reason: str | None) -> None:
+        """Count one message and its outcome (``None`` = accepted)."""
+        self.messages += 1
+        if reason is None:
+            self.accepted += 1
+        else:
+            self.rejects[reason] += 1
+
+    def observe_latency(self, *, venue_ts: int, recv_ts: int, processed_ts: int | None = None) -> None:
+        """Record exchange->receipt (when the venue sent a time) and receipt->processed latencies."""
+        if venue_ts:
+            self.exchange_to_receipt_ns.append(recv_ts - venue_ts)
+        if processed_ts is not None:
+            self.receipt_to_processed_ns.append(processed_ts - recv_ts)
+
+    @property
+    def rejected(self) -> int:
+        """Messages refused, all reasons together."""
+        return sum(self.rejects.values())
+
+    def latency_percentiles(self) -> dict[str, int | None]:
+        """p50/p99 of both latencies over the rolling window (``None`` when nothing recorded)."""
+        return {
+            "exchange_to_receipt_p50_ns": _percentile(self.exchange_to_receipt_ns, 0.50),
+            "exchange_to_receipt_p99_ns": _percentile(self.exchange_to_receipt_ns, 0.99),
+            "receipt_to_processed_p50_ns": _percentile(self.receipt_to_processed_ns, 0.50),
+            "receipt_to_processed_p99_ns": _percentile(self.receipt_to_processed_ns, 0.99),
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly summary for Redis, the API and the dashboard."""
+        return {
+            "messages": self.messages,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "rejects": dict(self.rejects),
+            "reconnects": self.reconnects,
+            "resyncs": self.resyncs,
+            **self.latency_percentiles(),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+def _levels_reason(levels: Sequence[Level], *, allow_zero: bool) -> str | None:
+    for level in levels:
+        p, q = level
+        if type(p) is not int or p <= 0:
+            return "bad_price"
+        if type(q) is not int or q < 0 or (q == 0 and not allow_zero):
+            return "bad_size"
+    return None
+
+
+def _positive_int(value: object) -> bool:
+    return type(value) is int and value > 0  # type: ignore[operator]
+
+
+class FeedValidator:
+    """Screen market events for one instrument; see the module docstring for reason codes.
+
+    ``outlier_sigmas``: a price move larger than this many standard deviations of the recent
+    log-returns (over ``window`` accepted prices) is an outlier, but never a move smaller than
+    ``outlier_floor`` (relative, default 0.5 %). ``outlier_confirmations`` consecutive outliers
+    that agree with each other are accepted as a real move (the market did jump).
+    """
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        *,
+        max_staleness_ns: int,
+        outlier_sigmas: float = 10.0,
+        window: int = 500,
+        outlier_floor: float = 0.005,
+        outlier_confirmations: int = 3,
+        stats: FeedStats | None = None,
+    ) -> None:
+        if max_staleness_ns <= 0:
+            raise ValueError(f"max_staleness_ns: {max_staleness_ns!r} must be a positive number of nanoseconds")
+        if outlier_sigmas <= 0:
+            raise ValueError(f"outlier_sigmas: {outlier_sigmas!r} must be positive")
+        if window < 2:
+            raise ValueError(f"window: {window!r} must be at least 2 prices")
+        self.instrument = instrument
+        self.max_staleness_ns = max_staleness_ns
+        self.outlier_sigmas = outlier_sigmas
+        self.outlier_floor = outlier_floor
+        self.outlier_confirmations = outlier_confirmations
+        self.stats = stats if stats is not None else FeedStats()
+        self._returns: deque[float] = deque(maxlen=window)
+        self._sum = 0.0
+        self._sum_sq = 0.0
+        self._last_price: float | None = None
+        self._pending: list[float] = []  # consecutive outliers awaiting confirmation
+        self._sequence: int | None = None  # last accepted update id; None until a snapshot
+        self._fresh = False
+
+    def reset(self) -> None:
+        """Forget sequence and price history (after a reconnect or a resync)."""
+        self._returns.clear()
+        self._sum = self._sum_sq = 0.0
+        self._last_price = None
+        self._pending.clear()
+        self._sequence = None
+        self._fresh = False
+
+    def check(self, event: MarketEvent, recv_ts: int) -> str | None:
+        """Return a reject reason for ``event`` received at ``recv_ts`` (ns), or ``None`` if fine.
+
+        Never raises; the outcome is also counted in :attr:`stats`.
+        """
+        try:
+            reason = self._check(event, recv_ts)
+        except Exception:
+            reason = "internal_error"
+        self.stats.record(reason)
+        return reason
+
+    # -- per event type ---------------------------------------------------------------------
+    def _check(self, event: MarketEvent, recv_ts: int) -> str | None:
+        venue_ts = getattr(event, "venue_ts", 0)
+        if venue_ts and recv_ts - venue_ts > self.max_staleness_ns:
+            return "stale"
+        if type(event) is BookDelta:
+            return self._check_delta(event)
+        if type(event) is TopOfBook:
+            return self._check_top(event)
+        if type(event) is TradeTick:
+            return self._check_trade(event)
+        if type(event) is BookSnapshot:
+            return self._check_snapshot(event)
+        return "unsupported"
+
+    def _check_delta(self, delta: BookDelta) -> str | None:
+        reason = _levels_reason(delta.bids, allow_zero=True) or _levels_reason(delta.asks, allow_zero=True)
+        if reason:
+            return reason
+        last = delta.last_sequence
+        if not (last or delta.first_sequence or delta.prev_sequence):
+            return None
+        seq = self._sequence
+        if seq is None:
+            return "sequence_gap"  # no snapshot yet: nothing to apply it to
+        if last <= seq:
+            return "duplicate"
+        if self._fresh:
+            ok = delta.first_sequence <= seq + 1
+        elif delta.prev_sequence:
+            ok = delta.prev_sequence == seq
+        else:
+            ok = delta.first_sequence == seq + 1
+        if not ok:
+            self._sequence = None  # everything until the next snapshot is unusable
+            return "sequence_gap"
+        self._sequence = last
+        self._fresh = False
+        return None
+
+    def _check_snapshot(self, snap: BookSnapshot) -> str | None:
+        reason = _levels_reason(snap.bids, allow_zero=False) or _levels_reason(snap.asks, allow_zero=False)
+        if reason:
+            return reason
+        if snap.bids and snap.asks:
+            best_bid = max(p for p, _ in snap.bids)
+            best_ask = min(p for p, _ in snap.asks)
+            if best_bid >= best_ask:
+                return "crossed"
+            reason = self._check_price((best_bid + best_ask) / 2)
+            if reason:
+                return reason
+        self._sequence = snap.sequence
+        self._fresh = True
+        return None
+
+    def _check_top(self, top: TopOfBook) -> str | None:
+        if not (_positive_int(top.bid_price) and _positive_int(top.ask_price)):
+            return "bad_price"
+        if not (_positive_int(top.bid_qty) and _positive_int(top.ask_qty)):
+            return "bad_size"
+        if top.bid_price >= top.ask_price:
+            return "crossed"
+        return self._check_price((top.bid_price + top.ask_price) / 2)
+
+    def _check_trade(self, trade: TradeTick) -> str | None:
+        if not _positive_int(trade.price):
+            return "bad_price"
+        if not _positive_int(trade.qty):
+            return "bad_size"
+        return self._check_price(trade.price)
+
+    # -- outliers ---------------------------------------------------------------------------
+    def _check_price(self, price: float) -> str | None:
+        last = self._last_price
+        if last is None:
+            self._last_price = price
+            return None
+        r = math.log(price / last)
+        n = len(self._returns)
+        threshold = self.outlier_floor
+        if n >= 20:
+            mean = self._sum / n
+            var = max(self._sum_sq / n - mean * mean, 0.0)
+            threshold = max(threshold, self.outlier_sigmas * math.sqrt(var))
+        if abs(r) > threshold:
+            pending = self._pending
+            if pending and abs(math.log(price / pending[-1])) > threshold:
+                pending.clear()  # outliers that disagree with each other confirm nothing
+            pending.append(price)
+            if len(pending) < self.outlier_confirmations:
+                return "outlier"
+            # the market really moved: restart volatility from the new level
+            self._returns.clear()
+            self._sum = self._sum_sq = 0.0
+            self._last_price = price
+            pending.clear()
+            return None
+        self._pending.clear()
+        returns = self._returns
+        if len(returns) == returns.maxlen:
+            old = returns[0]
+            self._sum -= old
+            self._sum_sq -= old * old
+        returns.append(r)
+        self._sum += r
+        self._sum_sq += r * r
+        self._last_price = price
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalization of raw-ish payloads (ccxt dicts, REST JSON)
+# ---------------------------------------------------------------------------------------------
+class NormalizationError(ValueError):
+    """A raw payload field cannot become an event; the message names field, value and what is accepted."""
+
+
+def _number(field_name: str, value: object) -> Decimal:
+    if value is None or isinstance(value, bool):
+        raise NormalizationError(f"{field_name}: {value!r} is missing; give a positive decimal such as '0.01'")
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise NormalizationError(f"{field_name}: {value!r} is not finite; give a positive decimal")
+        value = repr(value)
+    try:
+        d = Decimal(str(value))
+    except ArithmeticError as exc:
+        raise NormalizationError(f"{field_name}: {value!r} is not a number; give a positive decimal") from exc
+    if not d.is_finite():
+        raise NormalizationError(f"{field_name}: {value!r} is not finite; give a positive decimal")
+    return d
+
+
+def _price_ticks(instrument: Instrument, field_name: str, value: object, side: Side | None = None) -> int:
+    d = _number(field_name, value)
+    if d <= 0:
+        raise NormalizationError(f"{field_name}: {value!r} must be greater than 0")
+    try:
+        return instrument.ticks(d, side=side, field=field_name)
+    except InstrumentError as exc:
+        raise NormalizationError(str(exc)) from exc
+
+
+def _size_lots(instrument: Instrument, field_name: str, value: object, *, allow_zero: bool) -> int:
+    d = _number(field_name, value)
+    if d < 0 or (d == 0 and not allow_zero):
+        accepted = "0 or more" if allow_zero else "greater than 0"
+        raise NormalizationError(f"{field_name}: {value!r} must be {accepted}")
+    try:
+        return instrument.lots(d, field=field_name)
+    except InstrumentError as exc:
+        raise NormalizationError(str(exc)) from exc
+
+
+def _ms_to_ns(raw: Mapping[str, object], key: str) -> int:
+    value = raw.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        raise NormalizationError(f"{key}: {value!r} is not a time in milliseconds since the epoch")
+    return int(value) * 1_000_000
+
+
+def _levels(instrument: Instrument, raw: object, name: str, side: Side, *, allow_zero: bool) -> tuple[Level, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, (list, tuple)):
+        raise NormalizationError(f"{name}: {raw!r} is not a list of [price, size] pairs")
+    out = []
+    for i, level in enumerate(raw):
+        if not isinstance(level, (list, tuple)) or len(level) < 2:
+            raise NormalizationError(f"{name}[{i}]: {level!r} is not a [price, size] pair")
+        price = _price_ticks(instrument, f"{name}[{i}].price", level[0], side)
+        out.append((price, _size_lots(instrument, f"{name}[{i}].size", level[1], allow_zero=allow_zero)))
+    return tuple(out)
+
+
+def normalize_order_book(
+    raw: Mapping[str, object], instrument: Instrument, *, ts: int, delta: bool = False
+) -> BookSnapshot | BookDelta:
+    """Turn a ccxt-style order book (``bids``/``asks`` of ``[price, amount]``, ``timestamp`` in ms,
+    optional ``nonce``) into a snapshot, or a delta when ``delta`` (size 0 removes a level)."""
+    bids = _levels(instrument, raw.get("bids"), "bids", Side.BUY, allow_zero=delta)
+    asks = _levels(instrument, raw.get("asks"), "asks", Side.SELL, allow_zero=delta)
+    nonce = raw.get("nonce") or 0
+    if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 0:
+        raise NormalizationError(f"nonce: {nonce!r} is not a non-negative integer update id")
+    venue_ts = _ms_to_ns(raw, "timestamp")
+    if delta:
+        return BookDelta(ts=ts, bids=bids, asks=asks, venue_ts=venue_ts)
+    return BookSnapshot(ts=ts, bids=bids, asks=asks, sequence=nonce, venue_ts=venue_ts)
+
+
+def normalize_trade(raw: Mapping[str, object], instrument: Instrument, *, ts: int) -> TradeTick:
+    """Turn a ccxt-style trade (``price``, ``amount``, ``side`` of the taker, ``id``, ``timestamp``)."""
+    side = raw.get("side")
+    if side not in ("buy", "sell"):
+        raise NormalizationError(f"side: {side!r} is not a taker side; accepted: 'buy', 'sell'")
+    return TradeTick(
+        ts=ts,
+        price=_price_ticks(instrument, "price", raw.get("price")),
+        qty=_size_lots(instrument, "amount", raw.get("amount"), allow_zero=False),
+        aggressor=Side.BUY if side == "buy" else Side.SELL,
+        trade_id=str(raw.get("id") or ""),
+        venue_ts=_ms_to_ns(raw, "timestamp"),
+    )
+
+
+def normalize_ticker(raw: Mapping[str, object], instrument: Instrument, *, ts: int) -> TopOfBook:
+    """Turn a ccxt-style ticker (``bid``, ``bidVolume``, ``ask``, ``askVolume``, ``timestamp``)."""
+    return TopOfBook(
+        ts=ts,
+        bid_price=_price_ticks(instrument, "bid", raw.get("bid"), Side.BUY),
+        bid_qty=_size_lots(instrument, "bidVolume", raw.get("bidVolume"), allow_zero=False),
+        ask_price=_price_ticks(instrument, "ask", raw.get("ask"), Side.SELL),
+        ask_qty=_size_lots(instrument, "askVolume", raw.get("askVolume"), allow_zero=False),
+        venue_ts=_ms_to_ns(raw, "timestamp"),
+    )
+
+
+def normalize(kind: str, raw: Mapping[str, object], instrument: Instrument, *, ts: int) -> MarketEvent:
+    """Dispatch on ``kind``: ``order_book``, ``order_book_delta``, ``trade`` or ``ticker``.
+
+    Raise :class:`NormalizationError` naming the field, the value and what is accepted.
+    """
+    if not isinstance(raw, Mapping):
+        raise NormalizationError(f"{kind}: {raw!r} is not a mapping of fields")
+    if kind == "order_book":
+        return normalize_order_book(raw, instrument, ts=ts)
+    if kind == "order_book_delta":
+        return normalize_order_book(raw, instrument, ts=ts, delta=True)
+    if kind == "trade":
+        return normalize_trade(raw, instrument, ts=ts)
+    if kind == "ticker":
+        return normalize_ticker(raw, instrument, ts=ts)
+    raise NormalizationError(f"kind: {kind!r} is not known; accepted: order_book, order_book_delta, trade, ticker")
