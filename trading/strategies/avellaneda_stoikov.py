@@ -1,0 +1,203 @@
+"""Avellaneda–Stoikov (2008) optimal market making.
+
+Units (documented because the formulas are unit-sensitive):
+
+* prices ``s`` in quote currency; ``sigma`` in quote currency per sqrt(second);
+* ``k`` per quote-currency unit of distance from the mid, ``A`` trades per second;
+* ``gamma`` per quote-currency unit of wealth *per unit of q*; ``q`` is the inventory in units of
+  ``order_amount`` (``(position - inventory_target) / order_amount``);
+* time in seconds.
+
+Finite horizon (the paper's eqs. 29–30), with ``tau = T - t``::
+
+    r = s - q * gamma * sigma^2 * tau
+    delta_a + delta_b = gamma * sigma^2 * tau + (2 / gamma) * ln(1 + gamma / k)
+
+and quotes ``r -/+ spread / 2``. The session starts at the first event and restarts every
+``horizon`` seconds so a long-running bot keeps a meaningful ``tau``.
+
+Infinite horizon (the paper's section 2.3): reservation ask/bid prices with
+``omega = 0.5 * gamma^2 * sigma^2 * (q_max + 1)^2``::
+
+    r_a = s + (1/gamma) ln(1 + (1 - 2q) gamma^2 sigma^2 / (2 omega - gamma^2 q^2 sigma^2))
+    r_b = s + (1/gamma) ln(1 + (-1 - 2q) gamma^2 sigma^2 / (2 omega - gamma^2 q^2 sigma^2))
+
+and quotes ``r_b - (1/gamma) ln(1 + gamma/k)`` and ``r_a + (1/gamma) ln(1 + gamma/k)``
+(``|q|`` is capped at ``q_max``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trading.events import TradeTick
+from trading.instruments import Instrument
+from trading.signals import ArrivalIntensity, MidVolatility
+from trading.strategies._quoting import (
+    NS,
+    Market,
+    QuotingStrategy,
+    amount_to_lots,
+    ask_ticks,
+    bid_ticks,
+    build_quote_set,
+    pulled,
+)
+from trading.strategy import QuoteSet, StrategyContext
+
+_POSITIVE = {"min": 0.0, "exclusive_min": True}
+
+
+@dataclass(frozen=True)
+class AvellanedaStoikovConfig:
+    """Avellaneda–Stoikov quotes around a reservation price that leans against inventory.
+
+    ``sigma``, ``A`` and ``k`` are estimated online (mid changes; trade distances from mid)
+    unless given.
+    """
+
+    order_amount: Decimal = field(
+        metadata={"min": Decimal(0), "exclusive_min": True, "unit": "base", "help": "size per quote; q unit"}
+    )
+    gamma: float = field(default=0.1, metadata={**_POSITIVE, "help": "risk aversion (per quote unit per q)"})
+    sigma: float | None = field(
+        default=None, metadata={**_POSITIVE, "unit": "quote/sqrt(s)", "help": "volatility; empty = estimate"}
+    )
+    k: float | None = field(
+        default=None,
+        metadata={**_POSITIVE, "unit": "1/quote", "help": "order-book liquidity (intensity decay); empty = estimate"},
+    )
+    A: float | None = field(
+        default=None, metadata={**_POSITIVE, "unit": "1/s", "help": "order arrival rate at the mid; empty = estimate"}
+    )
+    horizon: float = field(default=3600.0, metadata={**_POSITIVE, "unit": "s", "help": "session length T"})
+    infinite_horizon: bool = field(default=False, metadata={"help": "use the stationary (infinite-horizon) form"})
+    q_max: float = field(
+        default=10.0, metadata={**_POSITIVE, "help": "inventory bound (in order_amount units) for omega"}
+    )
+    inventory_target: Decimal = field(
+        default=Decimal(0), metadata={"unit": "base", "help": "position the quotes lean toward"}
+    )
+    min_spread: Decimal = field(
+        default=Decimal(0), metadata={"min": Decimal(0), "max": Decimal(1), "help": "total spread floor, fraction"}
+    )
+    max_spread: Decimal = field(
+        default=Decimal("0.05"),
+        metadata={"min": Decimal(0), "exclusive_min": True, "max": Decimal(1), "help": "total spread cap, fraction"},
+    )
+    volatility_interval: float = field(default=1.0, metadata={**_POSITIVE, "unit": "s", "help": "mid sampling"})
+    volatility_halflife: float = field(default=300.0, metadata={**_POSITIVE, "unit": "s", "help": "EWMA half-life"})
+    intensity_window: float = field(
+        default=600.0, metadata={**_POSITIVE, "unit": "s", "help": "trades used to fit A and k"}
+    )
+
+    def validate(self) -> dict[str, str]:
+        if self.min_spread > self.max_spread:
+            return {"min_spread": f"{self.min_spread} must not exceed max_spread {self.max_spread}"}
+        return {}
+
+
+def finite_horizon_quotes(
+    s: float, q: float, gamma: float, sigma: float, k: float, tau: float
+) -> tuple[float, float, float, float]:
+    """Return ``(reservation_price, total_spread, bid, ask)`` for the finite-horizon model."""
+    r = s - q * gamma * sigma**2 * tau
+    spread = gamma * sigma**2 * tau + (2.0 / gamma) * math.log(1.0 + gamma / k)
+    return r, spread, r - spread / 2.0, r + spread / 2.0
+
+
+def infinite_horizon_quotes(
+    s: float, q: float, gamma: float, sigma: float, k: float, q_max: float
+) -> tuple[float, float, float, float]:
+    """Return ``(reservation_price, total_spread, bid, ask)`` for the stationary model."""
+    q = max(-q_max, min(q_max, q))
+    g2s2 = gamma**2 * sigma**2
+    omega = 0.5 * g2s2 * (q_max + 1.0) ** 2
+    denom = 2.0 * omega - g2s2 * q * q
+    r_ask = s + math.log(1.0 + (1.0 - 2.0 * q) * g2s2 / denom) / gamma
+    r_bid = s + math.log(1.0 + (-1.0 - 2.0 * q) * g2s2 / denom) / gamma
+    edge = math.log(1.0 + gamma / k) / gamma
+    bid, ask = r_bid - edge, r_ask + edge
+    return (r_ask + r_bid) / 2.0, ask - bid, bid, ask
+
+
+class AvellanedaStoikovStrategy(QuotingStrategy):
+    """Quote one bid and one ask per the Avellaneda–Stoikov model.
+
+    ``reservation_price`` and ``optimal_spread`` (quote currency, before clamping and rounding)
+    hold the values of the last computation for tests and the UI.
+    """
+
+    name = "avellaneda_stoikov"
+    config: AvellanedaStoikovConfig
+
+    def __init__(self, config: AvellanedaStoikovConfig, instrument: Instrument) -> None:
+        super().__init__(config, instrument)
+        self.order_lots = amount_to_lots(instrument, "order_amount", config.order_amount)
+        self.target_lots = instrument.lots(config.inventory_target, field="inventory_target", round_down=True)
+        self.tick = float(instrument.tick_size)
+        self.volatility = MidVolatility(interval_s=config.volatility_interval, halflife_s=config.volatility_halflife)
+        # Distances are measured in quote currency; the depth grid steps one tick.
+        self.intensity = ArrivalIntensity(window_s=config.intensity_window, depth_step=self.tick)
+        self.session_start: int | None = None
+        self.reservation_price: float | None = None
+        self.optimal_spread: float | None = None
+
+    def observe(self, ts: int, market: Market, ctx: StrategyContext) -> None:
+        if self.session_start is None:
+            self.session_start = ts
+        self.volatility.update(ts, float(market.mid) * self.tick)
+        self.intensity.observe_time(ts)
+
+    def on_trade(self, trade: TradeTick, ctx: StrategyContext, market: Market) -> None:
+        if self.session_start is None:
+            self.session_start = trade.ts
+        self.intensity.on_trade(trade.ts, trade.price * self.tick, float(market.mid) * self.tick)
+
+    def parameters(self) -> tuple[float | None, float | None]:
+        """Current ``(sigma, k)``: configured values, else the online estimates (``None`` = not yet)."""
+        sigma = self.config.sigma if self.config.sigma is not None else self.volatility.sigma
+        k = self.config.k
+        if k is None:
+            fit = self.intensity.estimate()
+            k = None if fit is None else fit[1]
+        return sigma, k
+
+    def time_left(self, ts: int) -> float:
+        """Seconds left in the current session (sessions restart every ``horizon``)."""
+        start = ts if self.session_start is None else self.session_start
+        elapsed = (ts - start) / NS
+        return self.config.horizon - math.fmod(elapsed, self.config.horizon)
+
+    def quote(self, ctx: StrategyContext, market: Market) -> QuoteSet | None:
+        cfg = self.config
+        sigma, k = self.parameters()
+        if sigma is None or k is None:
+            missing = [n for n, v in (("sigma", sigma), ("k", k)) if v is None]
+            return pulled(f"warming up: estimating {', '.join(missing)}")
+        s = float(market.mid) * self.tick
+        q = (ctx.position - self.target_lots) / self.order_lots
+        if cfg.infinite_horizon:
+            r, spread, bid, ask = infinite_horizon_quotes(s, q, cfg.gamma, sigma, k, cfg.q_max)
+            tau_note = "infinite horizon"
+        else:
+            tau = self.time_left(ctx.ts)
+            r, spread, bid, ask = finite_horizon_quotes(s, q, cfg.gamma, sigma, k, tau)
+            tau_note = f"T-t {tau:.0f}s"
+        self.reservation_price, self.optimal_spread = r, spread
+        lo, hi = s * float(cfg.min_spread), s * float(cfg.max_spread)
+        clamped = min(max(spread, lo), hi)
+        if clamped != spread:
+            # Keep the model's skew: scale both half-spreads around the reservation price.
+            center = (bid + ask) / 2.0
+            bid, ask = center - clamped / 2.0, center + clamped / 2.0
+        reason = (
+            f"avellaneda-stoikov: r {r:.6g} (mid {s:.6g}, q {q:.2f}), spread {spread:.6g}"
+            f"{' clamped to ' + format(clamped, '.6g') if clamped != spread else ''}; "
+            f"sigma {sigma:.4g}, k {k:.4g}, {tau_note}"
+        )
+        bids = [(bid_ticks(bid / self.tick), self.order_lots)]
+        asks = [(ask_ticks(ask / self.tick), self.order_lots)]
+        return build_quote_set(self.instrument, market, bids, asks, reason)

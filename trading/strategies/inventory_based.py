@@ -1,0 +1,97 @@
+"""Inventory-based quoting: size and distance follow the inventory's deviation from target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trading.instruments import Instrument
+from trading.strategies._quoting import (
+    Market,
+    QuotingStrategy,
+    amount_to_lots,
+    build_quote_set,
+    frac,
+    inventory_base_ratio,
+    ladder,
+    scaled_lots,
+)
+from trading.strategy import QuoteSet, StrategyContext
+
+_FRACTION = {"min": Decimal(0), "max": Decimal("0.5"), "unit": "fraction of mid"}
+
+
+@dataclass(frozen=True)
+class InventoryBasedConfig:
+    """Quotes that work the inventory back toward ``target_base_ratio``.
+
+    ``deviation = clamp((base_ratio - target) / inventory_range, -1, 1)``. The side that reduces
+    the deviation gets ``order_amount * (1 + size_skew * |deviation|)``, the other side
+    ``order_amount * (1 - size_skew * |deviation|)`` and a spread widened by
+    ``spread * spread_skew * |deviation|``.
+    """
+
+    order_amount: Decimal = field(
+        metadata={"min": Decimal(0), "exclusive_min": True, "unit": "base", "help": "size at target"}
+    )
+    spread: Decimal = field(default=Decimal("0.001"), metadata={**_FRACTION, "help": "distance from mid at target"})
+    levels: int = field(default=1, metadata={"min": 1, "max": 50, "help": "orders per side"})
+    level_spacing: Decimal = field(default=Decimal("0.001"), metadata={**_FRACTION, "help": "extra per level"})
+    target_base_ratio: Decimal = field(
+        default=Decimal("0.5"), metadata={"min": Decimal(0), "max": Decimal(1), "help": "wanted share of value in base"}
+    )
+    inventory_range: Decimal = field(
+        default=Decimal("0.2"),
+        metadata={"min": Decimal(0), "exclusive_min": True, "max": Decimal(1), "help": "deviation at full skew"},
+    )
+    size_skew: Decimal = field(
+        default=Decimal("0.8"), metadata={"min": Decimal(0), "max": Decimal(1), "help": "size change at full skew"}
+    )
+    spread_skew: Decimal = field(
+        default=Decimal(1), metadata={"min": Decimal(0), "max": Decimal(20), "help": "spread widening at full skew"}
+    )
+
+
+class InventoryBasedStrategy(QuotingStrategy):
+    """Ladder whose sizes and spreads lean against the inventory deviation."""
+
+    name = "inventory_based"
+    config: InventoryBasedConfig
+
+    def __init__(self, config: InventoryBasedConfig, instrument: Instrument) -> None:
+        super().__init__(config, instrument)
+        self.order_lots = amount_to_lots(instrument, "order_amount", config.order_amount)
+
+    def deviation(self, ctx: StrategyContext, market: Market) -> float:
+        """Signed deviation in -1..1 (positive = more base than wanted); 0 with no value."""
+        ratio = inventory_base_ratio(ctx, market.mid)
+        if ratio is None:
+            return 0.0
+        d = (ratio - float(self.config.target_base_ratio)) / float(self.config.inventory_range)
+        return max(-1.0, min(1.0, d))
+
+    def quote(self, ctx: StrategyContext, market: Market) -> QuoteSet | None:
+        cfg = self.config
+        dev = self.deviation(ctx, market)
+        size_skew = float(cfg.size_skew) * abs(dev)
+        widen = frac(cfg.spread) * frac(cfg.spread_skew) * frac(abs(dev))
+        larger = scaled_lots(self.order_lots, 1.0 + size_skew)
+        smaller = scaled_lots(self.order_lots, 1.0 - size_skew)
+        if dev > 0:  # long base: sell more, buy less and further away
+            bid_lots, ask_lots, bid_extra, ask_extra = smaller, larger, widen, frac(0)
+        elif dev < 0:
+            bid_lots, ask_lots, bid_extra, ask_extra = larger, smaller, frac(0), widen
+        else:
+            bid_lots = ask_lots = self.order_lots
+            bid_extra = ask_extra = frac(0)
+        bids, asks = ladder(
+            market,
+            bid_offset=frac(cfg.spread) + bid_extra,
+            ask_offset=frac(cfg.spread) + ask_extra,
+            spacing=frac(cfg.level_spacing),
+            levels=cfg.levels,
+            bid_lots=[bid_lots] * cfg.levels,
+            ask_lots=[ask_lots] * cfg.levels,
+        )
+        reason = f"inventory based: deviation {dev:+.2f}, bid {bid_lots} lots, ask {ask_lots} lots"
+        return build_quote_set(self.instrument, market, bids, asks, reason)
