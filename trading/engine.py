@@ -1,0 +1,446 @@
+"""The engine: one kernel for backtest, paper and live.
+
+``Engine.on_event`` takes any event (market data, order lifecycle, timer) and returns the
+commands to send. Per event it updates the order book or the order bookkeeper and portfolio,
+evaluates running risk, asks the strategy what it wants quoted, adjusts that for risk (widen,
+reduce-only, pause, flatten), diffs it against the working orders, checks every new order
+pre-trade, and adds inventory rebalancing when configured. Rejected orders are dropped and
+recorded as :class:`EngineNote` entries a trader can read.
+
+The engine assumes every command it returns is handed to a gateway; a gateway that cannot
+send an order reports it back as :class:`~trading.events.OrderRejected`. It never reads the
+wall clock: time is the ``ts`` of each event.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from trading.book import OrderBook, SequenceGap
+from trading.events import (
+    BookDelta,
+    BookSnapshot,
+    CancelOrder,
+    Command,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    TimeInForce,
+    Timer,
+    TopOfBook,
+)
+from trading.instruments import Instrument, Side
+from trading.oms import ClientOrderIds, OrderBookkeeper, OrderState, diff_quotes
+from trading.portfolio import Portfolio
+from trading.rebalance import RebalanceConfig, Rebalancer
+from trading.risk import RiskAction, RiskLimits, RiskManager, RiskState, RiskStatus
+from trading.strategy import Quote, QuoteSet, StrategyContext
+
+NS = 1_000_000_000
+EMPTY = QuoteSet((), (), "pulled")
+_ORDER_EVENTS = (OrderAccepted, OrderFilled, OrderCancelled, OrderRejected, OrderAmended)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineNote:
+    """A readable record for the bot's event log: risk rejects, pauses, rebalances and more."""
+
+    ts: int
+    kind: str  # risk_reject, risk, rebalance, flatten, order, feed, lifecycle, strategy
+    code: str
+    message: str
+
+
+def _config_number(config: Any, name: str) -> float | None:
+    value = getattr(config, name, None) if config is not None else None
+    return None if value is None else float(value)
+
+
+class Engine:
+    """Run one strategy on one instrument: events in, commands out.
+
+    Balances are integers: ``initial_base`` in lots, ``initial_quote`` in cash units.
+    ``refresh_tolerance``, ``max_order_age_ns`` and ``target_base_ratio`` default to the
+    strategy config's ``refresh_tolerance``, ``max_order_age`` (seconds) and
+    ``target_base_ratio`` when it has them.
+    """
+
+    def __init__(
+        self,
+        strategy: Any,
+        instrument: Instrument,
+        *,
+        bot_id: str,
+        risk: RiskLimits,
+        refresh_tolerance: float | None = None,
+        max_order_age_ns: int | None = None,
+        size_tolerance: float = 0.0,
+        allow_amend: bool = False,
+        target_base_ratio: float | None = None,
+        rebalance: RebalanceConfig | None = None,
+        initial_base: int = 0,
+        initial_quote: int = 0,
+        markout_horizons_ns: tuple[int, ...] = (1 * NS, 10 * NS, 60 * NS),
+        client_id_start: int = 0,
+        client_id_prefix: str | None = None,
+        flatten_cross_ticks: int = 5,
+        book: OrderBook | None = None,
+        max_notes: int = 1000,
+    ) -> None:
+        cfg = getattr(strategy, "config", None)
+        self.strategy = strategy
+        self.instrument = instrument
+        self.bot_id = str(bot_id)
+        self.book = book if book is not None else OrderBook()
+        self.ids = ClientOrderIds(client_id_prefix or f"mm{self.bot_id}", client_id_start)
+        self.orders = OrderBookkeeper()
+        self.portfolio = Portfolio(
+            instrument,
+            initial_base=initial_base,
+            initial_quote=initial_quote,
+            markout_horizons_ns=markout_horizons_ns,
+        )
+        self.risk = RiskManager(risk, instrument)
+        self.risk_state = RiskState()
+        self.refresh_tolerance = (
+            refresh_tolerance if refresh_tolerance is not None else _config_number(cfg, "refresh_tolerance") or 0.0
+        )
+        if max_order_age_ns is None:
+            max_order_age_ns = int((_config_number(cfg, "max_order_age") or 0) * NS)
+        self.max_order_age_ns = max_order_age_ns
+        self.size_tolerance = size_tolerance
+        self.allow_amend = allow_amend
+        self.target_base_ratio = (
+            target_base_ratio if target_base_ratio is not None else _config_number(cfg, "target_base_ratio")
+        )
+        self.rebalancer = (
+            Rebalancer(rebalance, instrument, self.target_base_ratio, risk.price_band)
+            if rebalance is not None and rebalance.enabled and self.target_base_ratio is not None
+            else None
+        )
+        self.flatten_cross_ticks = flatten_cross_ticks
+        self.ctx = StrategyContext(
+            ts=0,
+            instrument=instrument,
+            book=self.book,
+            position=0,
+            base_balance=initial_base,
+            quote_balance=initial_quote,
+        )
+        self.notes: deque[EngineNote] = deque(maxlen=max_notes)
+        self.desired: QuoteSet | None = None
+        self.status: RiskStatus = self.risk.status
+        self.paused = False
+        self.stopped = False
+        self.book_ok = True
+        self._need_ratio = risk.max_inventory_deviation is not None and self.target_base_ratio is not None
+        self._applied: tuple[Any, ...] | None = None
+        self._next_expiry: int | None = None
+        self._last_reject: tuple[str, int] = ("", -(10**18))
+
+    # --------------------------------------------------------------------------------------
+    # Events
+    # --------------------------------------------------------------------------------------
+    def on_event(self, event: Any) -> list[Command]:
+        """Apply one event and return the commands to send now (often none)."""
+        ts = event.ts
+        t = type(event)
+        book = self.book
+        port = self.portfolio
+        if t is BookDelta:
+            try:
+                book.apply_delta(event)
+            except SequenceGap as exc:
+                return self._on_gap(ts, str(exc))
+        elif t is BookSnapshot:
+            book.apply_snapshot(event)
+            if not self.book_ok:
+                self.book_ok = True
+                self._note(ts, "feed", "book_resynced", "order book rebuilt from a snapshot; quoting resumes")
+        elif t is TopOfBook:
+            if not book.is_synced:  # a top-of-book-only feed: the book is just the touch
+                book.clear()
+                book.set_level(Side.BUY, event.bid_price, event.bid_qty)
+                book.set_level(Side.SELL, event.ask_price, event.ask_qty)
+        elif t in _ORDER_EVENTS:
+            fill = self.orders.apply(event)
+            if fill is not None:
+                port.on_fill(fill)
+            notes = self.orders.notes
+            while notes:
+                n = notes.popleft()
+                self._note(n.ts, "order", n.code, n.message)
+        bid = book.best_bid()
+        ask = book.best_ask()
+        mid2 = None
+        if bid is not None and ask is not None and bid < ask:
+            mid2 = bid + ask
+            if mid2 != port.mid2 or t is Timer:
+                port.mark(ts, mid2)
+        status = self.risk.evaluate(
+            ts,
+            port.equity(),
+            port.inventory_ratio() if self._need_ratio else None,
+            self.target_base_ratio,
+            mid2,
+        )
+        if status is not self.status:
+            self._on_status_change(ts, status)
+        ctx = self.ctx
+        ctx.ts = ts
+        ctx.position = port.position
+        ctx.base_balance = port.initial_base + port.position
+        ctx.quote_balance = port.cash
+        try:
+            wanted = self.strategy.on_event(event, ctx)
+        except Exception as exc:  # one bad event never stops the bot; pull quotes instead
+            self._note(ts, "strategy", "strategy_error", f"{type(exc).__name__}: {exc}; quotes pulled")
+            wanted = EMPTY
+        if wanted is not None:
+            old = self.desired
+            if old is None or wanted.bids != old.bids or wanted.asks != old.asks:
+                if old is not None and bool(wanted.bids or wanted.asks) != bool(old.bids or old.asks):
+                    self._note(
+                        ts,
+                        "strategy",
+                        "quotes_" + ("on" if wanted.bids or wanted.asks else "off"),
+                        wanted.reason or "strategy changed its quotes",
+                    )
+                self.desired = wanted
+        if self.stopped:
+            return []
+        return self._act(ts, status, bid, ask, mid2, t is Timer)
+
+    def _on_gap(self, ts: int, message: str) -> list[Command]:
+        if not self.book_ok:
+            return []
+        self.book_ok = False
+        self._note(ts, "feed", "sequence_gap", f"{message}; quotes pulled until the book resyncs")
+        if self.stopped:
+            return []
+        return self._send(ts, self._cancels(quotes_only=True, reason="feed_gap"))
+
+    def _on_status_change(self, ts: int, status: RiskStatus) -> None:
+        before = {b.code for b in self.status.breaches}
+        after = {b.code for b in status.breaches}
+        for b in status.breaches:
+            if b.code not in before:
+                self._note(ts, "risk", b.code, f"{b.action.name.lower()}: {b.message}")
+        for code in sorted(before - after):
+            self._note(ts, "risk", code + "_cleared", f"{code.replace('_', ' ')} back within limits")
+        self.status = status
+
+    # --------------------------------------------------------------------------------------
+    # Deciding what to send
+    # --------------------------------------------------------------------------------------
+    def _effective_quotes(self, status: RiskStatus, mid2: int | None) -> QuoteSet:
+        desired = self.desired
+        if desired is None or self.paused or not self.book_ok or mid2 is None:
+            return EMPTY
+        action = status.action
+        if action >= RiskAction.PAUSE:
+            return EMPTY
+        if action == RiskAction.REDUCE_ONLY:
+            return _reduce_only(desired, self.portfolio.position)
+        if action == RiskAction.WIDEN:
+            return _widen(desired, mid2, status.spread_multiplier)
+        return desired
+
+    def _act(
+        self, ts: int, status: RiskStatus, bid: int | None, ask: int | None, mid2: int | None, timer: bool
+    ) -> list[Command]:
+        orders = self.orders
+        key = (self.desired, orders.version, status, self.paused, self.book_ok, mid2 is None)
+        due = self._next_expiry is not None and ts >= self._next_expiry
+        if key == self._applied and not due and not timer:
+            return []
+        quotes = self._effective_quotes(status, mid2)
+        working = [o for o in orders.orders.values() if o.reason == "quote"]
+        commands = diff_quotes(
+            quotes,
+            working,
+            ts,
+            self.refresh_tolerance,
+            self.max_order_age_ns,
+            next_client_id=self.ids.next,
+            size_tolerance=self.size_tolerance,
+            allow_amend=self.allow_amend,
+        )
+        if bid is not None and ask is not None and mid2 is not None:
+            extra = self._risk_orders(ts, status, bid, ask)
+            if extra:
+                commands.extend(extra)
+        out = self._send(ts, commands, mid2, status.action) if commands else commands
+        self._applied = (self.desired, orders.version, status, self.paused, self.book_ok, mid2 is None)
+        if self.max_order_age_ns:
+            placed = [
+                o.placed_ts
+                for o in orders.orders.values()
+                if o.reason == "quote" and o.status is not OrderState.PENDING_CANCEL
+            ]
+            self._next_expiry = min(placed) + self.max_order_age_ns if placed else None
+        return out
+
+    def _risk_orders(self, ts: int, status: RiskStatus, bid: int, ask: int) -> list[Command]:
+        """Flatten and rebalancing orders, at most one of each in flight."""
+        port = self.portfolio
+        in_flight = {o.reason for o in self.orders.orders.values() if o.reason != "quote"}
+        if status.action == RiskAction.FLATTEN and port.position and "flatten" not in in_flight:
+            side = Side.SELL if port.position > 0 else Side.BUY
+            price = max(1, bid - self.flatten_cross_ticks) if side is Side.SELL else ask + self.flatten_cross_ticks
+            qty = abs(port.position)
+            self._note(
+                ts,
+                "flatten",
+                "flatten",
+                f"flattening {self.instrument.quantity(qty)} {self.instrument.base} "
+                f"at {self.instrument.price(price)} IOC ({', '.join(status.codes)})",
+            )
+            return [PlaceOrder(self.ids.next(), side, price, qty, TimeInForce.IOC, reason="flatten", reduce_only=True)]
+        rb = self.rebalancer
+        if rb is None or self.paused or status.action >= RiskAction.PAUSE or "rebalance" in in_flight:
+            return []
+        plan = rb.plan(ts, port.base_balance, port.cash, bid, ask)
+        if plan is None:
+            return []
+        self._note(ts, "rebalance", "rebalance", plan.message)
+        return [Rebalancer.order(plan, self.ids.next())]
+
+    def _send(
+        self, ts: int, commands: list[Command], mid2: int | None = None, action: RiskAction = RiskAction.NONE
+    ) -> list[Command]:
+        """Run pre-trade risk on every new order, record what is sent, return it."""
+        rs = self.risk_state
+        rs.ts = ts
+        rs.position = self.portfolio.position
+        rs.mid2 = mid2 if mid2 is not None else self.portfolio.mid2
+        rs.action = action
+        if self.paused:
+            rs.action = max(action, RiskAction.PAUSE)
+        orders = self.orders.orders
+        cancelling = {c.client_order_id for c in commands if type(c) is CancelOrder}
+        open_orders = buy = sell = 0
+        for o in orders.values():
+            if o.status is OrderState.PENDING_CANCEL or o.client_order_id in cancelling:
+                continue
+            open_orders += 1
+            if o.side is Side.BUY:
+                buy += o.qty - o.filled
+            else:
+                sell += o.qty - o.filled
+        rs.open_orders, rs.working_buy, rs.working_sell = open_orders, buy, sell
+        approved: list[Command] = []
+        check = self.risk.check
+        for cmd in commands:
+            if type(cmd) is CancelOrder:
+                approved.append(cmd)
+                continue
+            decision = check(cmd, rs)
+            if not decision.allowed:
+                self._reject(ts, decision.code, decision.message)
+                continue
+            approved.append(cmd)
+            if type(cmd) is PlaceOrder:
+                rs.open_orders += 1
+                if cmd.side is Side.BUY:
+                    rs.working_buy += cmd.qty
+                else:
+                    rs.working_sell += cmd.qty
+        if approved:
+            self.orders.on_commands_sent(approved, ts)
+        return approved
+
+    def _reject(self, ts: int, code: str, message: str) -> None:
+        # The same reject repeats on every event while the condition lasts: log it once a second.
+        last_code, last_ts = self._last_reject
+        if code != last_code or ts - last_ts >= NS:
+            self._last_reject = (code, ts)
+            self._note(ts, "risk_reject", code, message)
+
+    def _cancels(self, *, quotes_only: bool, reason: str) -> list[Command]:
+        return [
+            CancelOrder(o.client_order_id, reason=reason)
+            for o in self.orders.orders.values()
+            if o.status is not OrderState.PENDING_CANCEL and (not quotes_only or o.reason == "quote")
+        ]
+
+    def _note(self, ts: int, kind: str, code: str, message: str) -> None:
+        self.notes.append(EngineNote(ts, kind, code, message))
+
+    # --------------------------------------------------------------------------------------
+    # Lifecycle
+    # --------------------------------------------------------------------------------------
+    def pause(self, ts: int, reason: str = "paused by user") -> list[Command]:
+        """Stop quoting and pull every quote; state keeps updating until :meth:`resume`."""
+        self.paused = True
+        self._note(ts, "lifecycle", "paused", reason)
+        return self._send(ts, self._cancels(quotes_only=True, reason="pause"))
+
+    def resume(self, ts: int, reason: str = "resumed by user") -> None:
+        """Quote again from the next event; re-arms the drawdown limit at the current equity."""
+        self.paused = False
+        self.stopped = False
+        self.risk.reset_latches(self.portfolio.equity())
+        self._note(ts, "lifecycle", "resumed", reason)
+
+    def stop(self, ts: int, reason: str = "stopped") -> list[Command]:
+        """Cancel every working order; afterwards events update state but send nothing."""
+        self.stopped = True
+        self._note(ts, "lifecycle", "stopped", reason)
+        return self._send(ts, self._cancels(quotes_only=False, reason="stop"))
+
+    def kill(self, ts: int, reason: str = "kill switch") -> list[Command]:
+        """Turn the kill switch on: cancel everything and refuse every new order."""
+        self.risk.set_kill_switch(True)
+        self.stopped = True
+        self._note(ts, "lifecycle", "killed", reason)
+        return self._send(ts, self._cancels(quotes_only=False, reason="kill"))
+
+    def state(self) -> dict[str, Any]:
+        """Plain values for persistence and the UI."""
+        snap = self.portfolio.snapshot(self.ctx.ts)
+        return {
+            "bot_id": self.bot_id,
+            "client_id_sequence": self.ids.sequence,
+            "paused": self.paused,
+            "stopped": self.stopped,
+            "book_ok": self.book_ok,
+            "risk_action": self.status.action.name.lower(),
+            "risk_breaches": [{"code": b.code, "message": b.message} for b in self.status.breaches],
+            "working_orders": [o.as_dict() for o in self.orders.orders.values()],
+            "pnl": snap,
+            "markouts": self.portfolio.markout_summary(),
+        }
+
+
+def _reduce_only(desired: QuoteSet, position: int) -> QuoteSet:
+    """Keep only quotes on the side that reduces the position, sized to at most the position."""
+    if position == 0:
+        return QuoteSet((), (), "reduce-only: flat")
+    quotes = desired.asks if position > 0 else desired.bids
+    left = abs(position)
+    kept: list[Quote] = []
+    for q in quotes:
+        if left <= 0:
+            break
+        qty = min(q.qty, left)
+        kept.append(q if qty == q.qty else Quote(q.side, q.price, qty, q.level))
+        left -= qty
+    kept_t = tuple(kept)
+    return QuoteSet((), kept_t, "reduce-only") if position > 0 else QuoteSet(kept_t, (), "reduce-only")
+
+
+def _widen(desired: QuoteSet, mid2: int, multiplier: float) -> QuoteSet:
+    """Push every quote ``multiplier`` times as far from the mid (bids down, asks up)."""
+    bids = tuple(
+        Quote(q.side, int((mid2 - (mid2 - 2 * q.price) * multiplier) // 2), q.qty, q.level) for q in desired.bids
+    )
+    asks = tuple(
+        Quote(q.side, -int(-(mid2 + (2 * q.price - mid2) * multiplier) // 2), q.qty, q.level) for q in desired.asks
+    )
+    return QuoteSet(bids, asks, f"widened x{multiplier:g}: {desired.reason}")

@@ -1,0 +1,468 @@
+"""Order management inside the engine: client order ids, working-order bookkeeping, quote diffing.
+
+The bookkeeper is the engine's view of its own orders. It applies lifecycle events from any
+gateway (live, paper, simulated) and copes with the races every venue produces: a fill that
+arrives after we sent a cancel, a cancel acknowledgement for an order that already filled,
+events for ids we do not know, and the same fill delivered twice. It never raises on an odd
+event: it records a :class:`BookkeepingNote` and carries on, and it never drops a fill.
+
+:func:`diff_quotes` turns the quotes a strategy wants into the smallest set of cancels and
+places (or amends) against what is already working.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from trading.events import (
+    AmendOrder,
+    CancelOrder,
+    Command,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+)
+from trading.instruments import Side
+from trading.strategy import Quote, QuoteSet
+
+MAX_CLIENT_ORDER_ID_LENGTH = 32
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def to_base36(n: int) -> str:
+    """Encode a non-negative integer in lower-case base 36."""
+    if n < 0:
+        raise ValueError(f"n: {n} is negative; base-36 sequence numbers start at 0")
+    if n == 0:
+        return "0"
+    digits = []
+    while n:
+        n, r = divmod(n, 36)
+        digits.append(_BASE36[r])
+    return "".join(reversed(digits))
+
+
+class ClientOrderIds:
+    """Deterministic, unique client order ids ``<prefix>-<sequence in base 36>``.
+
+    Ids are at most 32 characters of ``[A-Za-z0-9_-]`` (valid on Binance, which allows 36, and
+    on every ccxt venue we target). Persist :attr:`sequence` and pass it back as ``start`` to
+    resume after a restart without reusing an id.
+    """
+
+    __slots__ = ("_head", "_seq", "prefix")
+
+    def __init__(self, prefix: str, start: int = 0) -> None:
+        if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+            raise ValueError(f"prefix: {prefix!r} must be 1+ characters of A-Z, a-z, 0-9, '_' or '-'")
+        # Leave room for the dash and at least 8 base-36 digits (2.8e12 orders).
+        if len(prefix) > MAX_CLIENT_ORDER_ID_LENGTH - 9:
+            raise ValueError(
+                f"prefix: {prefix!r} is {len(prefix)} characters; at most "
+                f"{MAX_CLIENT_ORDER_ID_LENGTH - 9} are accepted so ids stay within "
+                f"{MAX_CLIENT_ORDER_ID_LENGTH} characters"
+            )
+        if not isinstance(start, int) or start < 0:
+            raise ValueError(f"start: {start!r} must be a non-negative integer sequence number")
+        self.prefix = prefix
+        self._seq = start
+        self._head = prefix + "-"
+
+    @property
+    def sequence(self) -> int:
+        """The next sequence number to be used (persist this to resume)."""
+        return self._seq
+
+    def next(self) -> str:
+        """Return a fresh id and advance the sequence."""
+        cid = self._head + to_base36(self._seq)
+        self._seq += 1
+        if len(cid) > MAX_CLIENT_ORDER_ID_LENGTH:  # pragma: no cover - needs 2.8e12 orders
+            raise OverflowError(f"client order id {cid!r} exceeds {MAX_CLIENT_ORDER_ID_LENGTH} characters")
+        return cid
+
+    def owns(self, client_order_id: str) -> bool:
+        """Whether an id was made with this prefix (for orphan-order reconciliation)."""
+        return client_order_id.startswith(self._head)
+
+
+class OrderState(enum.Enum):
+    """Where one of our orders is in its life, as far as the engine knows."""
+
+    PENDING_NEW = "pending_new"  # sent, not yet acknowledged
+    OPEN = "open"  # acknowledged and resting
+    PENDING_CANCEL = "pending_cancel"  # cancel sent, not yet acknowledged
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+TERMINAL_STATES = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED})
+
+
+class WorkingOrder:
+    """One of our orders that the venue may still hold. Mutable; owned by the bookkeeper."""
+
+    __slots__ = (
+        "client_order_id",
+        "filled",
+        "placed_ts",
+        "price",
+        "qty",
+        "reason",
+        "reduce_only",
+        "side",
+        "status",
+        "venue_order_id",
+    )
+
+    def __init__(
+        self,
+        client_order_id: str,
+        side: Side,
+        price: int,
+        qty: int,
+        placed_ts: int,
+        *,
+        status: OrderState = OrderState.PENDING_NEW,
+        filled: int = 0,
+        venue_order_id: str = "",
+        reduce_only: bool = False,
+        reason: str = "quote",
+    ) -> None:
+        self.client_order_id = client_order_id
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.filled = filled
+        self.status = status
+        self.placed_ts = placed_ts
+        self.venue_order_id = venue_order_id
+        self.reduce_only = reduce_only
+        self.reason = reason
+
+    @property
+    def remaining(self) -> int:
+        """Lots still working."""
+        return self.qty - self.filled
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain values for persistence and the UI."""
+        return {
+            "client_order_id": self.client_order_id,
+            "side": self.side.name.lower(),
+            "price": self.price,
+            "qty": self.qty,
+            "filled": self.filled,
+            "status": self.status.value,
+            "placed_ts": self.placed_ts,
+            "venue_order_id": self.venue_order_id,
+            "reason": self.reason,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkingOrder({self.client_order_id} {self.side.name} {self.remaining}/{self.qty}"
+            f"@{self.price} {self.status.value})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BookkeepingNote:
+    """Something odd the bookkeeper saw and handled (unknown id, duplicate fill, late ack)."""
+
+    ts: int
+    code: str
+    message: str
+
+
+class OrderBookkeeper:
+    """Track our working orders and apply order events to them, race-safe.
+
+    ``apply`` returns the fill to book into the portfolio (``None`` when the event is not a
+    new fill). Fills for unknown ids are still returned — a fill on our account is never lost.
+    """
+
+    def __init__(self, *, max_notes: int = 1000, trade_id_memory: int = 100_000) -> None:
+        self.orders: dict[str, WorkingOrder] = {}
+        self.notes: deque[BookkeepingNote] = deque(maxlen=max_notes)
+        self._seen_trades: set[str] = set()
+        self._seen_order: deque[str] = deque()
+        self._trade_id_memory = trade_id_memory
+        self.version = 0  # bumps on every change to the working set (lets the engine skip diffs)
+
+    # --- what we sent ------------------------------------------------------------------------
+    def on_place_sent(self, command: PlaceOrder, ts: int) -> WorkingOrder:
+        """Record an order we are sending; it counts as working from now on."""
+        order = WorkingOrder(
+            command.client_order_id,
+            command.side,
+            command.price,
+            command.qty,
+            ts,
+            reduce_only=command.reduce_only,
+            reason=command.reason,
+        )
+        self.orders[command.client_order_id] = order
+        self.version += 1
+        return order
+
+    def on_cancel_sent(self, client_order_id: str, ts: int) -> None:
+        """Mark an order pending cancel (it stays in the book until the venue confirms)."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            self._note(ts, "cancel_unknown", f"cancel sent for {client_order_id}, which is not working")
+            return
+        order.status = OrderState.PENDING_CANCEL
+        self.version += 1
+
+    def on_amend_sent(self, command: AmendOrder, ts: int) -> None:
+        """Apply an amend optimistically so the next diff sees the new price and size."""
+        order = self.orders.get(command.client_order_id)
+        if order is None:
+            self._note(ts, "amend_unknown", f"amend sent for {command.client_order_id}, which is not working")
+            return
+        order.price = command.price
+        order.qty = order.filled + command.qty
+        order.placed_ts = ts
+        self.version += 1
+
+    def on_commands_sent(self, commands: Iterable[Command], ts: int) -> None:
+        """Record a batch of commands handed to the gateway."""
+        for cmd in commands:
+            if isinstance(cmd, PlaceOrder):
+                self.on_place_sent(cmd, ts)
+            elif isinstance(cmd, CancelOrder):
+                self.on_cancel_sent(cmd.client_order_id, ts)
+            elif isinstance(cmd, AmendOrder):
+                self.on_amend_sent(cmd, ts)
+            else:  # CancelAll
+                for order in self.orders.values():
+                    order.status = OrderState.PENDING_CANCEL
+                self.version += 1
+
+    # --- what the venue said -----------------------------------------------------------------
+    def apply(self, event: OrderEvent) -> OrderFilled | None:
+        """Apply one order event; return the fill if it is new and must be booked."""
+        if isinstance(event, OrderFilled):
+            return self._on_fill(event)
+        order = self.orders.get(event.client_order_id)
+        if isinstance(event, OrderAccepted):
+            if order is None:
+                self._note(event.ts, "accept_unknown", f"accepted {event.client_order_id}, not ours or done")
+            else:
+                if order.status is OrderState.PENDING_NEW:
+                    order.status = OrderState.OPEN
+                if event.venue_order_id:
+                    order.venue_order_id = event.venue_order_id
+                self.version += 1
+        elif isinstance(event, OrderCancelled):
+            if order is None:
+                # Typically the order filled completely before the cancel reached the venue.
+                self._note(
+                    event.ts,
+                    "cancel_ack_unknown",
+                    f"cancel confirmed for {event.client_order_id}, already done",
+                )
+            else:
+                order.status = OrderState.CANCELLED
+                self._remove(order)
+        elif isinstance(event, OrderRejected):
+            if order is None:
+                self._note(event.ts, "reject_unknown", f"reject for {event.client_order_id}: {event.reason}")
+            elif order.status is OrderState.PENDING_NEW:
+                order.status = OrderState.REJECTED
+                self._remove(order)
+                self._note(event.ts, "order_rejected", f"{event.client_order_id} rejected: {event.reason}")
+            else:
+                # A cancel or amend was refused; the order is still live as far as we know.
+                # Reopen it so the next diff decides again (reconciliation catches ghosts).
+                order.status = OrderState.OPEN
+                self.version += 1
+                self._note(
+                    event.ts,
+                    "request_rejected",
+                    f"request on {event.client_order_id} refused: {event.reason}",
+                )
+        elif isinstance(event, OrderAmended):
+            if order is None:
+                self._note(event.ts, "amend_ack_unknown", f"amend confirmed for {event.client_order_id}, done")
+            else:
+                order.price = event.price
+                order.qty = max(event.qty, order.filled)
+                if order.status is OrderState.PENDING_NEW:
+                    order.status = OrderState.OPEN
+                self.version += 1
+        return None
+
+    def _on_fill(self, fill: OrderFilled) -> OrderFilled | None:
+        tid = fill.trade_id
+        if tid:
+            if tid in self._seen_trades:
+                self._note(fill.ts, "duplicate_fill", f"fill {tid} on {fill.client_order_id} already booked")
+                return None
+            self._seen_trades.add(tid)
+            self._seen_order.append(tid)
+            if len(self._seen_order) > self._trade_id_memory:
+                self._seen_trades.discard(self._seen_order.popleft())
+        order = self.orders.get(fill.client_order_id)
+        if order is None:
+            self._note(
+                fill.ts,
+                "fill_unknown_order",
+                f"fill {tid} of {fill.qty} lots on {fill.client_order_id}: not a working order, booked anyway",
+            )
+            return fill
+        order.filled += fill.qty
+        if fill.venue_order_id and not order.venue_order_id:
+            order.venue_order_id = fill.venue_order_id
+        if fill.leaves_qty == 0 or order.filled >= order.qty:
+            order.status = OrderState.FILLED
+            self._remove(order)
+        else:
+            if order.status is OrderState.PENDING_NEW:
+                order.status = OrderState.OPEN
+            # A fill racing our cancel keeps PENDING_CANCEL: the cancel will take the rest.
+            self.version += 1
+        return fill
+
+    def _remove(self, order: WorkingOrder) -> None:
+        del self.orders[order.client_order_id]
+        self.version += 1
+
+    def _note(self, ts: int, code: str, message: str) -> None:
+        self.notes.append(BookkeepingNote(ts, code, message))
+
+    # --- views -------------------------------------------------------------------------------
+    def live(self) -> list[WorkingOrder]:
+        """Orders that are working and not being cancelled."""
+        return [o for o in self.orders.values() if o.status is not OrderState.PENDING_CANCEL]
+
+    def count_live(self) -> tuple[int, int]:
+        """Number of live (not pending-cancel) bids and asks."""
+        bids = asks = 0
+        for o in self.orders.values():
+            if o.status is not OrderState.PENDING_CANCEL:
+                if o.side is Side.BUY:
+                    bids += 1
+                else:
+                    asks += 1
+        return bids, asks
+
+
+# --------------------------------------------------------------------------------------------
+# Quote diffing
+# --------------------------------------------------------------------------------------------
+def _side_key(side: Side, price: int) -> int:
+    """Sort key putting the best price first (highest bid, lowest ask)."""
+    return -price if side is Side.BUY else price
+
+
+def _match_side(
+    side: Side,
+    quotes: Sequence[Quote],
+    orders: list[WorkingOrder],
+    ts: int,
+    refresh_tolerance: float,
+    size_tolerance: float,
+    max_order_age: int,
+) -> tuple[list[WorkingOrder], list[Quote]]:
+    """Keep as many working orders as possible; return (orders to drop, quotes to place)."""
+    candidates = []
+    stale = []
+    for o in orders:
+        if max_order_age and ts - o.placed_ts >= max_order_age:
+            stale.append(o)
+        else:
+            candidates.append(o)
+    # Process desired quotes best first; each takes the closest acceptable working order.
+    # With few levels (<= ~20) the quadratic scan is cheaper than anything clever.
+    unplaced: list[Quote] = []
+    for q in sorted(quotes, key=lambda q: (q.level, _side_key(side, q.price))):
+        price_slack = refresh_tolerance * q.price
+        size_slack = size_tolerance * q.qty
+        best_i = -1
+        best_dist = 0
+        for i, o in enumerate(candidates):
+            dist = o.price - q.price if o.price >= q.price else q.price - o.price
+            if dist > price_slack:
+                continue
+            ds = o.qty - o.filled - q.qty
+            if ds < 0:
+                ds = -ds
+            if ds > size_slack:
+                continue
+            if best_i < 0 or dist < best_dist:
+                best_i, best_dist = i, dist
+                if dist == 0:
+                    break
+        if best_i >= 0:
+            candidates.pop(best_i)
+        else:
+            unplaced.append(q)
+    return stale + candidates, unplaced
+
+
+def diff_quotes(
+    desired: QuoteSet,
+    working: Iterable[WorkingOrder],
+    ts: int,
+    refresh_tolerance: float,
+    max_order_age: int,
+    *,
+    next_client_id,
+    size_tolerance: float = 0.0,
+    allow_amend: bool = False,
+    time_in_force=None,
+) -> list[Command]:
+    """Return the smallest list of commands that turns ``working`` into ``desired``.
+
+    A working order is kept when its price is within ``refresh_tolerance`` (relative) of a
+    desired quote on the same side and its remaining size within ``size_tolerance``
+    (relative) of the quote's size, unless it is ``max_order_age`` ns old or older (0 = no
+    age limit). Pending-new orders count as working; pending-cancel orders are ignored (never
+    re-cancelled). Commands come cancels first (bids then asks, best price first), then
+    amends, then places (best level first, bid before ask). ``next_client_id`` is called for
+    every new order (e.g. ``ClientOrderIds.next``).
+    """
+    bids: list[WorkingOrder] = []
+    asks: list[WorkingOrder] = []
+    for o in working:
+        if o.status is OrderState.PENDING_CANCEL or o.status in TERMINAL_STATES:
+            continue
+        (bids if o.side is Side.BUY else asks).append(o)
+    drop_b, place_b = _match_side(Side.BUY, desired.bids, bids, ts, refresh_tolerance, size_tolerance, max_order_age)
+    drop_a, place_a = _match_side(Side.SELL, desired.asks, asks, ts, refresh_tolerance, size_tolerance, max_order_age)
+    commands: list[Command] = []
+    amends: list[Command] = []
+    placements: list[Quote] = []
+    for side, drops, places in ((Side.BUY, drop_b, place_b), (Side.SELL, drop_a, place_a)):
+        drops.sort(key=lambda o: _side_key(side, o.price))
+        if allow_amend:
+            # Pair leftover orders with leftover quotes best-first: one amend replaces a
+            # cancel plus a place.
+            n = min(len(drops), len(places))
+            for o, q in zip(drops[:n], places[:n], strict=True):
+                amends.append(AmendOrder(o.client_order_id, q.price, q.qty, reason="requote"))
+            drops, places = drops[n:], places[n:]
+        for o in drops:
+            stale = max_order_age and ts - o.placed_ts >= max_order_age
+            commands.append(CancelOrder(o.client_order_id, reason="max_age" if stale else "requote"))
+        placements.extend(places)
+    commands.extend(amends)
+    placements.sort(key=lambda q: (q.level, -int(q.side), _side_key(q.side, q.price)))
+    for q in placements:
+        if time_in_force is None:
+            commands.append(PlaceOrder(next_client_id(), q.side, q.price, q.qty))
+        else:
+            commands.append(PlaceOrder(next_client_id(), q.side, q.price, q.qty, time_in_force=time_in_force))
+    return commands
