@@ -1,0 +1,440 @@
+"""Fill simulation: a simulated matching venue for our orders against real or synthetic data.
+
+The one fill model used by both the backtester (``trading.backtest``) and paper trading
+(``connectors.paper``). It never changes the market it is fed; it decides when *our* orders
+would have been filled:
+
+* Time: a command sent at ``ts`` reaches the venue after the latency model's entry (or cancel)
+  delay; every answer takes the response delay to come back. Commands and answers each travel
+  on one ordered channel (like one websocket session), so they never overtake each other.
+  Order events are stamped with the time *we* receive them.
+* Queue: a resting order joins its level behind the displayed size (``queue_ahead``); trades at
+  our price eat the queue ahead first and only the rest fills us (partially if it is short);
+  book changes at our level move the queue as the injected :mod:`trading.queue` model says.
+* Through: a trade printed at a price better than ours for the taker, or the opposite best
+  crossing our price, fills the whole remainder at our price (maker).
+* Arrival: post-only orders that would cross are rejected (``post_only_would_cross``); IOC and
+  crossing GTC orders walk the book as takers up to their limit; IOC remainders are cancelled.
+* Races: a fill that happens before a cancel arrives is reported; the cancel then cancels the
+  remainder, or is rejected with code ``already_filled``.
+* Fees: maker/taker rates from the instrument, exact integer cash units (negative = rebate).
+
+Deterministic: for a given latency model seed and input the output is identical. Our own orders
+never match each other (no self-trade simulation).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+from trading.book import OrderBook
+from trading.events import (
+    AmendOrder,
+    BookDelta,
+    BookSnapshot,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Event,
+    Liquidity,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    TimeInForce,
+    TopOfBook,
+    TradeTick,
+)
+from trading.instruments import Instrument, Side
+from trading.latency import ConstantLatency, LatencyModel
+from trading.ports import OrderReport, OrderStatus
+from trading.queue import QueueModel, RestingOrders, RiskAverseQueueModel, SimOrder
+
+BUY = Side.BUY
+SELL = Side.SELL
+_LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+@dataclass(slots=True)
+class ExchangeStats:
+    """Counters for reports: what we sent and what the venue did with it."""
+
+    orders_placed: int = 0
+    qty_placed: int = 0
+    cancels_sent: int = 0
+    amends_sent: int = 0
+    rejects: int = 0
+    fills: int = 0
+    qty_filled: int = 0
+    maker_qty: int = 0
+    taker_qty: int = 0
+    fees: int = 0
+
+
+class SimulatedExchange:
+    """A venue that fills our orders from the market events it is fed (see the module docstring)."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        *,
+        latency: LatencyModel | None = None,
+        queue: QueueModel | None = None,
+        post_only_reject: bool = True,
+        seed: int = 0,
+        venue_prefix: str = "sim",
+        keep_closed: int = 10_000,
+    ) -> None:
+        self.instrument = instrument
+        self.latency: LatencyModel = latency if latency is not None else ConstantLatency()
+        self.queue: QueueModel = queue if queue is not None else RiskAverseQueueModel()
+        self.post_only_reject = post_only_reject
+        self.seed = seed
+        self.book = OrderBook()
+        self.stats = ExchangeStats()
+        self._prefix = venue_prefix
+        self._keep_closed = keep_closed
+        self._orders: dict[str, SimOrder] = {}  # live at the venue
+        self._closed: OrderedDict[str, SimOrder] = OrderedDict()  # recently done, bounded
+        self._resting = RestingOrders(self.queue)
+        self._inbound: deque[tuple[int, Command]] = deque()
+        self._outbound: deque[tuple[int, OrderEvent]] = deque()
+        self._last_arrival = 0
+        self._last_delivery = 0
+        self._order_seq = 0
+        self._trade_seq = 0
+        self._has_depth = False
+        self.venue_ts = 0  # the venue's clock: the last time it processed anything
+
+    # -------------------------------------------------------------------------------------
+    # Our side of the wire
+    # -------------------------------------------------------------------------------------
+    def submit(self, command: Command, ts: int) -> None:
+        """Send ``command`` at ``ts``; it reaches the venue after the latency model's delay."""
+        if isinstance(command, CancelOrder | CancelAll):
+            delay = self.latency.cancel_ns(ts)
+            self.stats.cancels_sent += 1
+        elif isinstance(command, PlaceOrder | AmendOrder):
+            delay = self.latency.entry_ns(ts)
+        else:
+            raise TypeError(
+                f"command: {type(command).__name__} is not accepted; give PlaceOrder, CancelOrder, "
+                "AmendOrder or CancelAll"
+            )
+        arrival = max(ts + delay, self._last_arrival)
+        self._last_arrival = arrival
+        self._inbound.append((arrival, command))
+
+    def advance(self, ts: int) -> list[OrderEvent]:
+        """Let the venue work until ``ts``; return the answers that have reached us by then."""
+        self._run_venue_until(ts)
+        return self._deliver(ts)
+
+    def on_market(self, event: Event) -> list[OrderEvent]:
+        """Feed one market event (in time order); return the answers that have reached us."""
+        ts = event.ts
+        self._run_venue_until(ts)
+        if ts > self.venue_ts:
+            self.venue_ts = ts
+        if isinstance(event, BookDelta):
+            self._on_delta(event)
+        elif isinstance(event, TradeTick):
+            self._on_trade(event)
+        elif isinstance(event, BookSnapshot):
+            self._on_snapshot(event)
+        elif isinstance(event, TopOfBook):
+            self._on_top(event)
+        return self._deliver(ts) if self._outbound else []
+
+    # -------------------------------------------------------------------------------------
+    # Queries for the paper gateway and reports
+    # -------------------------------------------------------------------------------------
+    def open_orders(self) -> list[OrderReport]:
+        """Our orders working at the venue now, oldest first."""
+        return [o.report(self.instrument.symbol) for o in self._orders.values()]
+
+    def order(self, client_order_id: str) -> OrderReport | None:
+        """The venue's view of one order (live or recently done), or ``None`` if unknown."""
+        o = self._orders.get(client_order_id) or self._closed.get(client_order_id)
+        return o.report(self.instrument.symbol) if o is not None else None
+
+    def queue_ahead(self, client_order_id: str) -> float | None:
+        """Estimated lots ahead of a resting order at its level (``None`` if not resting)."""
+        o = self._orders.get(client_order_id)
+        return o.queue_ahead if o is not None and o.resting else None
+
+    def pending_commands(self) -> int:
+        """Commands still travelling to the venue."""
+        return len(self._inbound)
+
+    # -------------------------------------------------------------------------------------
+    # Venue internals: time
+    # -------------------------------------------------------------------------------------
+    def _run_venue_until(self, ts: int) -> None:
+        inbound = self._inbound
+        while inbound and inbound[0][0] <= ts:
+            arrival, command = inbound.popleft()
+            if arrival > self.venue_ts:
+                self.venue_ts = arrival
+            self._on_command(command, arrival)
+
+    def _deliver(self, ts: int) -> list[OrderEvent]:
+        out = self._outbound
+        ready: list[OrderEvent] = []
+        while out and out[0][0] <= ts:
+            ready.append(out.popleft()[1])
+        return ready
+
+    def _emit(self, venue_ts: int, make: type, *args: object, **kwargs: object) -> None:
+        delivery = max(venue_ts + self.latency.response_ns(venue_ts), self._last_delivery)
+        self._last_delivery = delivery
+        self._outbound.append((delivery, make(delivery, *args, **kwargs)))
+
+    # -------------------------------------------------------------------------------------
+    # Venue internals: commands
+    # -------------------------------------------------------------------------------------
+    def _on_command(self, command: Command, ts: int) -> None:
+        if isinstance(command, PlaceOrder):
+            self._place(command, ts)
+        elif isinstance(command, CancelOrder):
+            self._cancel(command.client_order_id, ts, command.reason or "cancelled")
+        elif isinstance(command, AmendOrder):
+            self._amend(command, ts)
+        else:  # CancelAll
+            if not command.symbol or command.symbol == self.instrument.symbol:
+                for client_order_id in list(self._orders):
+                    self._cancel(client_order_id, ts, command.reason or "cancel all")
+
+    def _reject(self, ts: int, client_order_id: str, code: str, reason: str) -> None:
+        self.stats.rejects += 1
+        self._emit(ts, OrderRejected, client_order_id, reason, code)
+
+    def _would_cross(self, side: Side, price: int) -> bool:
+        if side is BUY:
+            ask = self.book.best_ask()
+            return ask is not None and price >= ask
+        bid = self.book.best_bid()
+        return bid is not None and price <= bid
+
+    def _place(self, cmd: PlaceOrder, ts: int) -> None:
+        cid = cmd.client_order_id
+        if cid in self._orders:
+            self._reject(ts, cid, "duplicate_client_order_id", f"client_order_id {cid!r} is already working")
+            return
+        if cmd.qty <= 0 or cmd.price <= 0:
+            field, value = ("qty", cmd.qty) if cmd.qty <= 0 else ("price", cmd.price)
+            self._reject(ts, cid, "invalid_order", f"{field}: {value} must be greater than 0")
+            return
+        if not self.instrument.min_notional_ok(cmd.price, cmd.qty):
+            self._reject(ts, cid, "below_min_notional", f"notional below the minimum {self.instrument.min_notional}")
+            return
+        tif = cmd.time_in_force
+        crosses = self._would_cross(cmd.side, cmd.price)
+        if tif is TimeInForce.POST_ONLY and crosses and self.post_only_reject:
+            self._reject(ts, cid, "post_only_would_cross", "post_only_would_cross")
+            return
+        self._order_seq += 1
+        order = SimOrder(cid, f"{self._prefix}-{self._order_seq}", cmd.side, cmd.price, cmd.qty, tif, ts)
+        self.stats.orders_placed += 1
+        self.stats.qty_placed += cmd.qty
+        self._orders[cid] = order
+        self._emit(ts, OrderAccepted, cid, order.venue_order_id)
+        if crosses and tif is not TimeInForce.POST_ONLY:
+            self._take(order, ts)
+        if order.leaves <= 0:
+            return
+        if tif is TimeInForce.IOC:
+            self._close(order, OrderStatus.CANCELLED)
+            self._emit(ts, OrderCancelled, cid, "ioc remainder not filled")
+            return
+        # POST_ONLY with post_only_reject=False that would cross rests at its price anyway and
+        # is filled by the book-through check below.
+        self._resting.add(order, self.book.qty_at(order.side, order.price))
+        if self._would_cross(order.side, order.price):
+            self._fill(order, order.leaves, order.price, True, ts)
+
+    def _take(self, order: SimOrder, ts: int) -> None:
+        """Walk the opposite side as a taker up to the order's limit."""
+        book = self.book
+        opposite = order.side.opposite
+        bids, asks = book.top(50)
+        levels = asks if order.side is BUY else bids
+        for price, qty in levels:
+            if (order.side is BUY and price > order.price) or (order.side is SELL and price < order.price):
+                break
+            take = min(qty, order.leaves)
+            # Our liquidity taken is gone until the venue's next update says otherwise.
+            book.set_level(opposite, price, qty - take)
+            self._fill(order, take, price, False, ts)
+            if order.leaves <= 0:
+                break
+
+    def _cancel(self, cid: str, ts: int, reason: str) -> None:
+        order = self._orders.get(cid)
+        if order is None:
+            done = self._closed.get(cid)
+            if done is not None and done.status is OrderStatus.FILLED:
+                self._reject(ts, cid, "already_filled", "already filled")
+            elif done is not None:
+                self._reject(ts, cid, "already_closed", f"already {done.status.value}")
+            else:
+                self._reject(ts, cid, "unknown_order", f"unknown order {cid!r}")
+            return
+        self._close(order, OrderStatus.CANCELLED)
+        self._emit(ts, OrderCancelled, cid, reason)
+
+    def _amend(self, cmd: AmendOrder, ts: int) -> None:
+        cid = cmd.client_order_id
+        order = self._orders.get(cid)
+        if order is None:
+            self._cancel(cid, ts, "")  # produces the right rejection for unknown/filled orders
+            return
+        if cmd.qty <= order.filled or cmd.price <= 0:
+            self._reject(
+                ts,
+                cid,
+                "invalid_amend",
+                f"qty: {cmd.qty} must exceed the filled {order.filled} and price > 0",
+            )
+            return
+        if cmd.price != order.price and order.tif is TimeInForce.POST_ONLY and self._would_cross(order.side, cmd.price):
+            self._reject(ts, cid, "post_only_would_cross", "post_only_would_cross")
+            return
+        self.stats.amends_sent += 1
+        keeps_priority = cmd.price == order.price and cmd.qty <= order.qty
+        self._resting.remove(order)
+        self.stats.qty_placed += max(cmd.qty - order.qty, 0)
+        order.price, order.qty = cmd.price, cmd.qty
+        queue_ahead = order.queue_ahead
+        self._resting.add(order, self.book.qty_at(order.side, order.price))
+        if keeps_priority:
+            order.queue_ahead = queue_ahead
+        self._emit(ts, OrderAmended, cid, cmd.price, cmd.qty)
+        if self._would_cross(order.side, order.price):
+            self._fill(order, order.leaves, order.price, True, ts)
+
+    # -------------------------------------------------------------------------------------
+    # Venue internals: fills
+    # -------------------------------------------------------------------------------------
+    def _fill(self, order: SimOrder, qty: int, price: int, maker: bool, ts: int) -> None:
+        if qty <= 0:
+            return
+        order.filled += qty
+        fee = self.instrument.fee_units(price, qty, maker=maker)
+        self._trade_seq += 1
+        stats = self.stats
+        stats.fills += 1
+        stats.qty_filled += qty
+        stats.fees += fee
+        if maker:
+            stats.maker_qty += qty
+        else:
+            stats.taker_qty += qty
+        leaves = order.leaves
+        if leaves <= 0:
+            self._close(order, OrderStatus.FILLED)
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+        self._emit(
+            ts,
+            OrderFilled,
+            order.client_order_id,
+            order.side,
+            price,
+            qty,
+            leaves,
+            fee,
+            Liquidity.MAKER if maker else Liquidity.TAKER,
+            f"{self._prefix}-t{self._trade_seq}",
+            order.venue_order_id,
+        )
+
+    def _close(self, order: SimOrder, status: OrderStatus) -> None:
+        order.status = status
+        self._resting.remove(order)
+        self._orders.pop(order.client_order_id, None)
+        closed = self._closed
+        closed[order.client_order_id] = order
+        if len(closed) > self._keep_closed:
+            closed.popitem(last=False)
+
+    # -------------------------------------------------------------------------------------
+    # Venue internals: market data
+    # -------------------------------------------------------------------------------------
+    def _on_snapshot(self, event: BookSnapshot) -> None:
+        book = self.book
+        resting = self._resting
+        before = [(side, price, book.qty_at(side, price)) for side in (BUY, SELL) for price in resting.prices(side)]
+        book.apply_snapshot(event)
+        self._has_depth = True
+        if resting.count:
+            for side, price, prev_qty in before:
+                resting.level_changed(side, price, prev_qty, book.qty_at(side, price))
+            self._fill_crossed(event.ts)
+
+    def _on_delta(self, event: BookDelta) -> None:
+        book = self.book
+        resting = self._resting
+        if not resting.count:
+            if event.bids:
+                book.apply_levels(BUY, event.bids)
+            if event.asks:
+                book.apply_levels(SELL, event.asks)
+            self._has_depth = True
+            return
+        for side, levels in ((BUY, event.bids), (SELL, event.asks)):
+            if not levels:
+                continue
+            ours = resting.price_set(side)
+            if ours:
+                for price, qty in levels:
+                    if price in ours:
+                        resting.level_changed(side, price, book.qty_at(side, price), qty)
+            book.apply_levels(side, levels)
+        self._has_depth = True
+        self._fill_crossed(event.ts)
+
+    def _on_top(self, event: TopOfBook) -> None:
+        if not self._has_depth:
+            # Venues that only publish the top of the book: it is the whole book we know.
+            book = self.book
+            book.clear()
+            if event.bid_qty > 0:
+                book.set_level(BUY, event.bid_price, event.bid_qty)
+            if event.ask_qty > 0:
+                book.set_level(SELL, event.ask_price, event.ask_qty)
+        resting = self._resting
+        if resting.count:
+            if event.ask_qty > 0:
+                for order in resting.crossed_by(BUY, event.ask_price):
+                    self._fill(order, order.leaves, order.price, True, event.ts)
+            if event.bid_qty > 0:
+                for order in resting.crossed_by(SELL, event.bid_price):
+                    self._fill(order, order.leaves, order.price, True, event.ts)
+
+    def _fill_crossed(self, ts: int) -> None:
+        """The opposite best moved through our price: we were taken, whole remainder, as maker."""
+        resting = self._resting
+        ask = self.book.best_ask()
+        if ask is not None:
+            for order in resting.crossed_by(BUY, ask):
+                self._fill(order, order.leaves, order.price, True, ts)
+        bid = self.book.best_bid()
+        if bid is not None:
+            for order in resting.crossed_by(SELL, bid):
+                self._fill(order, order.leaves, order.price, True, ts)
+
+    def _on_trade(self, event: TradeTick) -> None:
+        resting = self._resting
+        if not resting.count:
+            return
+        side = SELL if event.aggressor is BUY else BUY  # the resting side the taker hit
+        # Printed through our price: the whole queue at our price was taken before it.
+        for order in resting.crossed_by(side, event.price, strict=True):
+            self._fill(order, order.leaves, order.price, True, event.ts)
+        for order, qty in resting.traded_at(side, event.price, event.qty):
+            self._fill(order, qty, order.price, True, event.ts)
