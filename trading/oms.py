@@ -367,6 +367,10 @@ def _side_key(side: Side, price: int) -> int:
     return -price if side is Side.BUY else price
 
 
+def _price_of(order: WorkingOrder) -> int:
+    return order.price
+
+
 def _match_side(
     side: Side,
     quotes: Sequence[Quote],
@@ -384,32 +388,31 @@ def _match_side(
             stale.append(o)
         else:
             candidates.append(o)
-    # Process desired quotes best first; each takes the closest acceptable working order.
+    if not quotes:
+        return stale + candidates, []
+    # Each quote accepts orders priced within [price - slack, price + slack]. Walking the
+    # orders from the lowest price and giving each to the open quote whose range ends first
+    # keeps the largest possible number of orders (the classic points-to-intervals greedy).
     # With few levels (<= ~20) the quadratic scan is cheaper than anything clever.
-    unplaced: list[Quote] = []
-    for q in sorted(quotes, key=lambda q: (q.level, _side_key(side, q.price))):
-        price_slack = refresh_tolerance * q.price
-        size_slack = size_tolerance * q.qty
-        best_i = -1
-        best_dist = 0
-        for i, o in enumerate(candidates):
-            dist = o.price - q.price if o.price >= q.price else q.price - o.price
-            if dist > price_slack:
-                continue
-            ds = o.qty - o.filled - q.qty
-            if ds < 0:
-                ds = -ds
-            if ds > size_slack:
-                continue
-            if best_i < 0 or dist < best_dist:
-                best_i, best_dist = i, dist
-                if dist == 0:
-                    break
-        if best_i >= 0:
-            candidates.pop(best_i)
+    open_q = [(q.price + refresh_tolerance * q.price, q.price - refresh_tolerance * q.price, q) for q in quotes]
+    candidates.sort(key=_price_of)
+    drop: list[WorkingOrder] = stale
+    for o in candidates:
+        p = o.price
+        rem = o.qty - o.filled
+        best = -1
+        best_hi = 0.0
+        for j, (hi, lo, q) in enumerate(open_q):
+            if lo <= p <= hi and (best < 0 or hi < best_hi):
+                ds = rem - q.qty
+                if (ds if ds >= 0 else -ds) <= size_tolerance * q.qty:
+                    best, best_hi = j, hi
+        if best >= 0:
+            del open_q[best]
         else:
-            unplaced.append(q)
-    return stale + candidates, unplaced
+            drop.append(o)
+    unplaced = [q for _, _, q in open_q]
+    return drop, unplaced
 
 
 def diff_quotes(
