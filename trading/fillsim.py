@@ -167,6 +167,10 @@ class SimulatedExchange:
         o = self._orders.get(client_order_id)
         return o.queue_ahead if o is not None and o.resting else None
 
+    def our_best(self, side: Side) -> int | None:
+        """Our best resting price on ``side`` at the venue (``None`` when we rest nothing there)."""
+        return self._resting.best(side)
+
     def pending_commands(self) -> int:
         """Commands still travelling to the venue."""
         return len(self._inbound)

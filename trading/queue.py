@@ -184,6 +184,10 @@ class RestingOrders:
         self.count -= 1
         self._refresh_best(order.side)
 
+    def best(self, side: Side) -> int | None:
+        """Our best resting price on ``side`` (highest bid / lowest ask)."""
+        return self._best[side]
+
     def prices(self, side: Side) -> list[int]:
         """Prices where we rest on ``side``."""
         return list(self._levels[side])

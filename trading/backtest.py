@@ -1,0 +1,308 @@
+"""The backtester: replay a stream of market events through the same engine and the same fill
+simulation that paper and live trading use.
+
+Per market event: the simulated venue sees it first (``exchange.on_market``) and answers with the
+order events that have reached us by then; the engine gets those, then the market event; every
+command it returns goes to the venue (``exchange.submit``) stamped with the time the engine
+decided. Timer events at ``timer_interval_ns`` drive quote refresh. The backtester takes any
+iterable of ``trading.events`` (recorded data is read by ``connectors``, which this module never
+imports) and never reads the wall clock, so the same engine, events and seeds give an identical
+result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trading.events import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Event,
+    OrderEvent,
+    OrderFilled,
+    PlaceOrder,
+    Timer,
+)
+from trading.fillsim import SimulatedExchange
+from trading.instruments import Side
+from trading.metrics import (
+    InventoryStats,
+    QuotingStats,
+    TimeWeightedTracker,
+    max_drawdown,
+    sharpe_ratio,
+)
+
+SECOND_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PnlBreakdown:
+    """Where the money came from, in cash units (see ``trading.instruments``)."""
+
+    total: int  # final equity minus starting equity
+    spread_capture: int  # fill price vs mid at fill time, signed per side
+    inventory_pnl: int  # held inventory marked as the mid moved
+    fees: int  # paid (positive) net of rebates
+    realized: int
+    unrealized: int
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """Everything a backtest reports. Money in cash units, positions in lots, ratios as floats."""
+
+    events: int
+    timers: int
+    first_ts: int
+    last_ts: int
+    cancelled: bool
+    equity_curve: tuple[tuple[int, int], ...]  # (ts, equity) every equity_sample_ns
+    equity_sample_ns: int
+    pnl: PnlBreakdown
+    sharpe: float | None
+    max_drawdown: int
+    max_drawdown_fraction: float
+    fills: tuple[OrderFilled, ...]
+    fill_count: int
+    filled_qty: int
+    placed_qty: int
+    fill_ratio: float  # filled lots / placed lots
+    orders_placed: int  # place commands sent
+    cancels_sent: int
+    amends_sent: int
+    rejects: int
+    final_position: int
+    inventory: InventoryStats
+    quoting: QuotingStats
+    notes: tuple[Any, ...] = field(default=())
+
+    @property
+    def total_pnl(self) -> int:
+        return self.pnl.total
+
+
+class Backtest:
+    """Replay ``events`` through ``engine`` and ``exchange``; :meth:`run` returns a
+    :class:`BacktestResult`.
+
+    ``engine`` is an engine (anything with ``on_event(event) -> list[Command]`` and a
+    ``portfolio``) or a zero-argument factory; ``exchange`` likewise. ``progress`` is called with
+    the fraction done every ``progress_every`` events when the total is known (``total_events``
+    or ``len(events)``). Stop early with :meth:`cancel` or a ``should_stop`` callback (checked
+    every ``progress_every`` events); the result then covers the events seen so far.
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        events: Iterable[Event],
+        exchange: SimulatedExchange | Callable[[], SimulatedExchange],
+        *,
+        timer_interval_ns: int = 100_000_000,
+        equity_sample_ns: int = SECOND_NS,
+        progress: Callable[[float], None] | None = None,
+        progress_every: int = 10_000,
+        total_events: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        max_fills_kept: int = 100_000,
+    ) -> None:
+        for name, value in (
+            ("timer_interval_ns", timer_interval_ns),
+            ("equity_sample_ns", equity_sample_ns),
+            ("progress_every", progress_every),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name}: {value!r} is not accepted; give a whole number > 0")
+        self.engine = engine if hasattr(engine, "on_event") else engine()
+        self.exchange = exchange if isinstance(exchange, SimulatedExchange) else exchange()
+        self.events = events
+        self.timer_interval_ns = timer_interval_ns
+        self.equity_sample_ns = equity_sample_ns
+        self.progress = progress
+        self.progress_every = progress_every
+        self.total_events = total_events if total_events is not None else _len_or_none(events)
+        self.should_stop = should_stop
+        self.max_fills_kept = max_fills_kept
+        self._cancelled = False
+        self._fills: list[OrderFilled] = []
+        self._fill_count = 0
+        self._places = self._cancels = self._amends = 0
+        self._equity: list[tuple[int, int]] = []
+        self._tracker = TimeWeightedTracker()
+        self._now = 0
+
+    def cancel(self) -> None:
+        """Ask a running backtest to stop at its next check."""
+        self._cancelled = True
+
+    # -----------------------------------------------------------------------------------------
+    def run(self) -> BacktestResult:
+        """Replay every event (or until cancelled) and report."""
+        engine_on = self.engine.on_event
+        exchange = self.exchange
+        on_market = exchange.on_market
+        observe = self._observe
+        interval = self.timer_interval_ns
+        every = self.progress_every
+        next_timer: int | None = None
+        next_sample: int | None = None
+        first_ts = last_ts = 0
+        count = timers = 0
+        for event in self.events:
+            ts = event.ts
+            if next_timer is None:
+                first_ts = ts
+                next_timer = ts + interval
+                next_sample = ts
+            while ts >= next_timer:
+                self._on_timer(next_timer)
+                timers += 1
+                next_timer += interval
+            self._now = ts
+            answers = on_market(event)
+            if answers:
+                self._dispatch(answers)
+            commands = engine_on(event)
+            if commands:
+                self._send(commands, ts)
+            observe(ts)
+            if ts >= next_sample:
+                self._sample(ts)
+                next_sample = ts - (ts - first_ts) % self.equity_sample_ns + self.equity_sample_ns
+            last_ts = ts
+            count += 1
+            if count % every == 0:
+                if self.progress is not None and self.total_events:
+                    self.progress(min(count / self.total_events, 1.0))
+                if self._cancelled or (self.should_stop is not None and self.should_stop()):
+                    self._cancelled = True
+                    break
+        if count:
+            self._dispatch(exchange.advance(last_ts))
+            self._sample(last_ts)
+        if self.progress is not None and not self._cancelled:
+            self.progress(1.0)
+        return self._report(count, timers, first_ts, last_ts)
+
+    # -----------------------------------------------------------------------------------------
+    def _on_timer(self, ts: int) -> None:
+        self._now = ts
+        answers = self.exchange.advance(ts)
+        if answers:
+            self._dispatch(answers)
+        commands = self.engine.on_event(Timer(ts))
+        if commands:
+            self._send(commands, ts)
+        self._observe(ts)
+
+    def _submit_all(self, commands: list[Command], ts: int) -> None:
+        submit = self.exchange.submit
+        for command in commands:
+            kind = type(command)
+            if kind is PlaceOrder:
+                self._places += 1
+            elif kind is CancelOrder or kind is CancelAll:
+                self._cancels += 1
+            elif kind is AmendOrder:
+                self._amends += 1
+            submit(command, ts)
+
+    def _send(self, commands: list[Command], ts: int) -> None:
+        self._submit_all(commands, ts)
+        # With no latency the venue answers at once; let the engine see it at the same time.
+        answers = self.exchange.advance(self._now)
+        if answers:
+            self._dispatch(answers)
+
+    def _dispatch(self, answers: list[OrderEvent]) -> None:
+        engine_on = self.engine.on_event
+        pending = answers
+        for _ in range(100):  # an engine answering each answer with a command cannot spin forever
+            sent = False
+            for answer in pending:
+                if type(answer) is OrderFilled:
+                    self._fill_count += 1
+                    if len(self._fills) < self.max_fills_kept:
+                        self._fills.append(answer)
+                commands = engine_on(answer)
+                if commands:
+                    self._submit_all(commands, answer.ts)
+                    sent = True
+            if not sent:
+                return
+            pending = self.exchange.advance(self._now)
+            if not pending:
+                return
+
+    def _observe(self, ts: int) -> None:
+        ex = self.exchange
+        book = ex.book
+        self._tracker.observe(
+            ts,
+            self.engine.portfolio.position,
+            ex.our_best(Side.BUY),
+            ex.our_best(Side.SELL),
+            book.best_bid(),
+            book.best_ask(),
+        )
+
+    def _sample(self, ts: int) -> None:
+        equity = self.engine.portfolio.equity()
+        if equity is not None:
+            self._equity.append((ts, equity))
+
+    # -----------------------------------------------------------------------------------------
+    def _report(self, count: int, timers: int, first_ts: int, last_ts: int) -> BacktestResult:
+        portfolio = self.engine.portfolio
+        stats = self.exchange.stats
+        equity = [e for _, e in self._equity]
+        start = portfolio.start_equity()
+        final = portfolio.equity()
+        total = (final - start) if final is not None and start is not None else 0
+        drawdown, drawdown_fraction = max_drawdown(equity)
+        notes = tuple(getattr(self.engine, "notes", ()))
+        return BacktestResult(
+            events=count,
+            timers=timers,
+            first_ts=first_ts,
+            last_ts=last_ts,
+            cancelled=self._cancelled,
+            equity_curve=tuple(self._equity),
+            equity_sample_ns=self.equity_sample_ns,
+            pnl=PnlBreakdown(
+                total=total,
+                spread_capture=portfolio.spread_capture,
+                inventory_pnl=portfolio.inventory_pnl,
+                fees=portfolio.fees,
+                realized=portfolio.realized,
+                unrealized=portfolio.unrealized,
+            ),
+            sharpe=sharpe_ratio(equity, self.equity_sample_ns),
+            max_drawdown=drawdown,
+            max_drawdown_fraction=drawdown_fraction,
+            fills=tuple(self._fills),
+            fill_count=self._fill_count,
+            filled_qty=stats.qty_filled,
+            placed_qty=stats.qty_placed,
+            fill_ratio=stats.qty_filled / stats.qty_placed if stats.qty_placed else 0.0,
+            orders_placed=self._places,
+            cancels_sent=self._cancels,
+            amends_sent=self._amends,
+            rejects=stats.rejects,
+            final_position=portfolio.position,
+            inventory=self._tracker.inventory(),
+            quoting=self._tracker.quoting(),
+            notes=notes,
+        )
+
+
+def _len_or_none(events: Iterable[Event]) -> int | None:
+    try:
+        return len(events)  # type: ignore[arg-type]
+    except TypeError:
+        return None
