@@ -266,7 +266,7 @@ def test_rebalance_buys_back_toward_target_and_records_why():
     assert reb[0].price == 5_000_012
     # half of 10,000 USDT at 50,000 = 0.1 BTC = 100 lots
     assert reb[0].qty == 99
-    note = [n for n in e.notes if n.kind == "rebalance"][0]
+    note = next(n for n in e.notes if n.kind == "rebalance")
     assert "target 50.0%" in note.message
     assert [c for c in e.on_event(delta(2, 2, bids=[(4_999_000, 1)])) if c.reason == "rebalance"] == []
 
