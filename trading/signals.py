@@ -199,11 +199,12 @@ class TrendSignal:
 
 
 def liquidity(
-    book: OrderBook, *, measure: Literal["depth", "top_n"] = "depth", pct: float = 0.005, levels: int = 5
+    book: OrderBook, *, measure: Literal["depth", "top_n"] = "depth", pct: float = 0.5, levels: int = 5
 ) -> int:
     """Liquidity of the thinner side of the book, in lots.
 
-    ``measure="depth"``: lots resting within ``pct`` of mid (``book.depth_within``);
+    ``measure="depth"``: lots resting within ``pct`` percent of mid (``book.depth_within``, so
+    ``0.5`` means +-0.5%);
     ``measure="top_n"``: lots in the best ``levels`` levels. The minimum of bid and ask side is
     returned because a quoter is exposed on whichever side is thinner.
     """

@@ -40,7 +40,7 @@ class AutoConfig:
     """Pick a strategy from market conditions; each sub-strategy's parameters are nested.
 
     ``sigma`` is the standard deviation of mid log-returns over ``volatility_interval`` seconds;
-    liquidity is the thinner book side within ``liquidity_pct`` of mid (or in the top
+    liquidity is the thinner book side within ``liquidity_pct`` percent of mid (or in the top
     ``liquidity_levels`` levels) in base currency; trend strength is the absolute fractional trend.
     Sub-strategy dicts may leave out ``order_amount`` (this config's ``order_amount`` is used).
     """
@@ -54,7 +54,9 @@ class AutoConfig:
     )
     trend_strong: float = field(default=0.001, metadata={**_POS, "help": "trend strength above -> trend_following"})
     liquidity_measure: Literal["depth", "top_n"] = field(default="depth", metadata={"help": "how liquidity is read"})
-    liquidity_pct: float = field(default=0.005, metadata={**_POS, "max": 0.5, "help": "depth band around mid"})
+    liquidity_pct: float = field(
+        default=0.5, metadata={**_POS, "max": 50.0, "unit": "%", "help": "depth band around mid, in percent"}
+    )
     liquidity_levels: int = field(default=5, metadata={"min": 1, "max": 100, "help": "levels for top_n"})
     volatility_interval: float = field(default=1.0, metadata={**_POS, "unit": "s", "help": "sigma horizon"})
     volatility_halflife: float = field(default=120.0, metadata={**_POS, "unit": "s", "help": "EWMA half-life"})

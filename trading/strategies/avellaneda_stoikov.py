@@ -48,6 +48,7 @@ from trading.strategies._quoting import (
 from trading.strategy import QuoteSet, StrategyContext
 
 _POSITIVE = {"min": 0.0, "exclusive_min": True}
+_FIT_EVERY_NS = 5 * NS  # refit A and k at most this often (the fit sorts the trade window)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class AvellanedaStoikovConfig:
         metadata={**_POSITIVE, "unit": "1/quote", "help": "order-book liquidity (intensity decay); empty = estimate"},
     )
     A: float | None = field(
-        default=None, metadata={**_POSITIVE, "unit": "1/s", "help": "order arrival rate at the mid; empty = estimate"}
+        default=None,
+        metadata={**_POSITIVE, "unit": "1/s", "help": "arrival rate at mid (shown; quotes use k); empty = estimate"},
     )
     horizon: float = field(default=3600.0, metadata={**_POSITIVE, "unit": "s", "help": "session length T"})
     infinite_horizon: bool = field(default=False, metadata={"help": "use the stationary (infinite-horizon) form"})
@@ -142,6 +144,8 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
         # Distances are measured in quote currency; the depth grid steps one tick.
         self.intensity = ArrivalIntensity(window_s=config.intensity_window, depth_step=self.tick)
         self.session_start: int | None = None
+        self.intensity_fit: tuple[float, float] | None = None  # (A per second, k per quote unit)
+        self._next_fit_ts = 0
         self.reservation_price: float | None = None
         self.optimal_spread: float | None = None
 
@@ -150,6 +154,9 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
             self.session_start = ts
         self.volatility.update(ts, float(market.mid) * self.tick)
         self.intensity.observe_time(ts)
+        if ts >= self._next_fit_ts and (self.config.k is None or self.config.A is None):
+            self.intensity_fit = self.intensity.estimate()
+            self._next_fit_ts = ts + _FIT_EVERY_NS
 
     def on_trade(self, trade: TradeTick, ctx: StrategyContext, market: Market) -> None:
         if self.session_start is None:
@@ -160,10 +167,17 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
         """Current ``(sigma, k)``: configured values, else the online estimates (``None`` = not yet)."""
         sigma = self.config.sigma if self.config.sigma is not None else self.volatility.sigma
         k = self.config.k
-        if k is None:
-            fit = self.intensity.estimate()
-            k = None if fit is None else fit[1]
+        if k is None and self.intensity_fit is not None:
+            k = self.intensity_fit[1]
         return sigma, k
+
+    @property
+    def arrival_rate(self) -> float | None:
+        """``A`` (trades per second at the mid): configured, else estimated. Reported for the UI;
+        the Avellaneda–Stoikov quotes depend on ``k`` only."""
+        if self.config.A is not None:
+            return self.config.A
+        return None if self.intensity_fit is None else self.intensity_fit[0]
 
     def time_left(self, ts: int) -> float:
         """Seconds left in the current session (sessions restart every ``horizon``)."""

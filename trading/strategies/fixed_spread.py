@@ -94,12 +94,6 @@ class FixedSpreadConfig:
     )
     ping_pong: bool = field(default=False, metadata={"help": "after a buy fill quote only asks, and vice versa"})
 
-    def validate(self) -> dict[str, str]:
-        errors: dict[str, str] = {}
-        if self.price_ceiling is not None and self.price_floor is not None and self.price_floor >= self.price_ceiling:
-            errors["price_floor"] = f"{self.price_floor} must be below price_ceiling {self.price_ceiling}"
-        return errors
-
 
 class FixedSpreadStrategy(QuotingStrategy):
     """Quote a fixed ladder around the mid every ``refresh_time`` seconds."""
