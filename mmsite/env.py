@@ -1,0 +1,135 @@
+"""Read every setting that comes from the environment, in one place.
+
+A bad or missing value stops start-up with :class:`ConfigurationError`, whose single-line
+message names the setting and what would be accepted. ``manage.py`` and the ASGI/Celery entry
+points print that line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class ConfigurationError(ImproperlyConfigured):
+    """A setting from the environment is missing or invalid."""
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = _raw(name)
+    if value is None:
+        if default is None:
+            raise ConfigurationError(f"{name} is not set; set it in the environment")
+        return default
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name}={value!r} is not a boolean; accepted: 1/0, true/false, yes/no, on/off")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{name}={value!r} is not a whole number") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ConfigurationError(f"{name}={value!r} is out of range; accepted: {minimum} to {maximum}")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return default
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise ConfigurationError(f"{name}={value!r} is empty; give a comma-separated list, e.g. 'localhost,127.0.0.1'")
+    return items
+
+
+def database_from_url(name: str, default: str) -> dict:
+    """Parse ``postgres://user:pass@host:port/db?sslmode=...`` (or ``postgresql://``, or
+    ``postgres:///db`` for the local socket) into a Django DATABASES entry."""
+    url = env_str(name, default)
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql", "timescale"):
+        raise ConfigurationError(
+            f"{name}={url!r} has scheme {parsed.scheme!r}; accepted: postgres://user:password@host:port/database"
+        )
+    db_name = unquote(parsed.path.lstrip("/"))
+    if not db_name:
+        raise ConfigurationError(f"{name}={url!r} names no database; accepted: postgres://host:5432/mmsite")
+    try:
+        port = parsed.port
+    except ValueError:
+        raise ConfigurationError(f"{name}={url!r} has an invalid port; accepted: 1 to 65535") from None
+    options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    return {
+        "ENGINE": "apps.core.db.backend",
+        "NAME": db_name,
+        "USER": unquote(parsed.username or "postgres"),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": parsed.hostname or "",
+        "PORT": str(port or ""),
+        "OPTIONS": options,
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "TEST": {"NAME": env_str("TEST_DATABASE_NAME", f"test_{db_name}")},
+    }
+
+
+def redis_url(name: str, default: str) -> str:
+    url = env_str(name, default)
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"{name}={url!r} has scheme {parsed.scheme!r}; accepted: redis://host:6379/0")
+    if parsed.scheme != "unix":
+        try:
+            _ = parsed.port
+        except ValueError:
+            raise ConfigurationError(f"{name}={url!r} has an invalid port; accepted: 1 to 65535") from None
+        db = parsed.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ConfigurationError(f"{name}={url!r} has database {db!r}; accepted: a number such as /0")
+    return url
+
+
+def fernet_keys(name: str, default: str | None) -> list[str]:
+    """Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation)."""
+    value = _raw(name) or default
+    if value is None:
+        raise ConfigurationError(
+            f"{name} is not set; accepted: one or more comma-separated Fernet keys "
+            "(make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        )
+    keys = [k.strip() for k in value.split(",") if k.strip()]
+    for index, key in enumerate(keys):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode())
+        except (ValueError, TypeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigurationError(
+                f"{name}: key #{index + 1} is not a Fernet key; accepted: 32 url-safe base64-encoded bytes (44 characters)"
+            )
+    return keys

@@ -1,0 +1,1 @@
+"""Celery tasks and the long-running loops they host. Thin: load by id, call a service."""
