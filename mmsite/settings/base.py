@@ -45,6 +45,14 @@ INSTALLED_APPS = [
     "channels",
     "apps.core",
     "apps.accounts",
+    "apps.exchanges",
+    "apps.bots",
+    "apps.orders",
+    "apps.portfolio",
+    "apps.marketdata",
+    "apps.arbitrage",
+    "apps.backtests",
+    "apps.notifications",
     "apps.dashboard",
 ]
 
