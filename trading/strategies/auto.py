@@ -4,7 +4,8 @@ Priority, checked in order: volatility above ``volatility_high`` -> volatility_a
 liquidity below ``liquidity_low`` -> inventory_based; trend strength above ``trend_strong`` ->
 trend_following; otherwise grid. To avoid flapping, a regime is left only when its condition
 has cleared by ``hysteresis`` (e.g. sigma below ``volatility_high * (1 - hysteresis)``) and a
-regime is held for at least ``min_dwell`` seconds.
+regime is held for at least ``min_dwell`` seconds (except the provisional choice made while the
+signals warm up).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class AutoStrategy:
         self.regime: str | None = None
         self.regime_since: int = 0
         self.regime_cause = ""
+        self._provisional = True
         self.switches = 0
         self.conditions: Conditions | None = None
 
@@ -161,7 +163,12 @@ class AutoStrategy:
     def select(self, ts: int, c: Conditions) -> str:
         """Update and return the regime for conditions ``c`` at ``ts`` (honours ``min_dwell``)."""
         wanted, cause = self._wanted(c)
-        if self.regime is None:
+        provisional = self._provisional
+        # Until every signal has warmed up the choice is provisional and not held for min_dwell.
+        self._provisional = c.sigma is None or c.trend_strength is None
+        if self.regime is None or provisional:
+            if self.regime is not None and wanted != self.regime:
+                self.switches += 1
             self.regime, self.regime_since, self.regime_cause = wanted, ts, cause
         elif wanted == self.regime:
             self.regime_cause = cause

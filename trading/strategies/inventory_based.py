@@ -68,7 +68,7 @@ class InventoryBasedStrategy(QuotingStrategy):
         if ratio is None:
             return 0.0
         d = (ratio - float(self.config.target_base_ratio)) / float(self.config.inventory_range)
-        return max(-1.0, min(1.0, d))
+        return max(-1.0, min(1.0, round(d, 9)))  # rounding drops float noise from the value ratio
 
     def quote(self, ctx: StrategyContext, market: Market) -> QuoteSet | None:
         cfg = self.config
