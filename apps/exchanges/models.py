@@ -1,0 +1,82 @@
+"""Exchange accounts (live with encrypted credentials, or paper) and market metadata."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+MONEY = {"max_digits": 38, "decimal_places": 18}
+
+
+class VenueKind(models.TextChoices):
+    LIVE = "live", "Live"
+    PAPER = "paper", "Paper"
+
+
+class VerifyStatus(models.TextChoices):
+    UNVERIFIED = "unverified", "Not verified"
+    OK = "ok", "OK"
+    AUTH_FAILED = "auth_failed", "Authentication failed"
+    NETWORK_ERROR = "network_error", "Network error"
+    ERROR = "error", "Error"
+
+
+class ExchangeAccount(models.Model):
+    """A user's account on a venue: a ccxt exchange id, ``replay:<name>`` or ``sim:<name>``.
+
+    Credentials are stored only encrypted (``*_enc``); read them with
+    :func:`apps.exchanges.services.exchange_account_credentials`.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exchange_accounts")
+    label = models.CharField(max_length=64)
+    kind = models.CharField(max_length=8, choices=VenueKind.choices, default=VenueKind.PAPER)
+    venue = models.CharField(max_length=64, help_text="ccxt exchange id, 'replay:<name>' or 'sim:<name>'")
+    api_key_enc = models.TextField(blank=True, default="", editable=False)
+    api_secret_enc = models.TextField(blank=True, default="", editable=False)
+    passphrase_enc = models.TextField(blank=True, default="", editable=False)
+    paper_balances = models.JSONField(default=dict, blank=True, help_text="asset -> decimal string")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verify_status = models.CharField(max_length=16, choices=VerifyStatus.choices, default=VerifyStatus.UNVERIFIED)
+    verify_message = models.TextField(blank=True, default="")
+    kill_switch = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "label"], name="exchangeaccount_owner_label_uniq")]
+        indexes = [models.Index(fields=["venue"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.kind} {self.venue})"
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"<ExchangeAccount id={self.pk} owner={self.owner_id} label={self.label!r} venue={self.venue!r}>"
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.api_key_enc or self.api_secret_enc)
+
+
+class Market(models.Model):
+    """A tradable market on a venue with its tick, lot, minimum notional and fees."""
+
+    venue = models.CharField(max_length=64)
+    symbol = models.CharField(max_length=64)
+    base = models.CharField(max_length=32)
+    quote = models.CharField(max_length=32)
+    tick_size = models.DecimalField(**MONEY)
+    lot_size = models.DecimalField(**MONEY)
+    min_notional = models.DecimalField(**MONEY, default=0)
+    maker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    taker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    active = models.BooleanField(default=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["venue", "symbol"]
+        constraints = [models.UniqueConstraint(fields=["venue", "symbol"], name="market_venue_symbol_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.venue} {self.symbol}"
