@@ -289,9 +289,22 @@ def describe(cls: type) -> dict[str, Any]:
     }
 
 
+class ConfigBase:
+    """Optional base for config dataclasses: ``from_dict`` / ``to_dict`` shortcuts."""
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+        """Parse and validate ``data``; raises :class:`ConfigError` naming every bad field."""
+        return parse_config(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict that :meth:`from_dict` turns back into an equal config."""
+        return config_to_dict(self)
+
+
 def prefixed(prefix: str, errors: Mapping[str, str]) -> dict[str, str]:
     """Prefix nested field names (``grid`` + ``levels`` -> ``grid.levels``) for nested configs."""
     return {f"{prefix}.{k}": v for k, v in errors.items()}
 
 
-__all__ = ["ConfigError", "config_to_dict", "describe", "parse_config", "prefixed"]
+__all__ = ["ConfigBase", "ConfigError", "config_to_dict", "describe", "parse_config", "prefixed"]

@@ -180,3 +180,13 @@ def test_describe_lists_type_default_bounds_and_help_in_order() -> None:
     assert props["ceiling"]["nullable"] is True
     assert props["nested"] == {"type": "object", "title": "nested", "default": {}}
     json.dumps(schema)
+
+
+def test_config_base_from_dict_and_to_dict_round_trip() -> None:
+    from trading.strategies import GridConfig
+
+    cfg = GridConfig.from_dict({"order_amount": "0.01", "levels": 4})
+    assert GridConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError) as info:
+        GridConfig.from_dict({"order_amount": "0.01", "levels": "4"})
+    assert set(info.value.errors) == {"levels"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from trading.config import ConfigError, parse_config, prefixed
+from trading.config import ConfigBase, ConfigError, parse_config, prefixed
 from trading.instruments import Instrument
 from trading.signals import MidVolatility, TrendSignal, liquidity
 from trading.strategies._quoting import NS, QUOTE_EVENTS, amount_to_lots, pulled, read_market
@@ -37,7 +37,7 @@ _POS = {"min": 0.0, "exclusive_min": True}
 
 
 @dataclass(frozen=True)
-class AutoConfig:
+class AutoConfig(ConfigBase):
     """Pick a strategy from market conditions; each sub-strategy's parameters are nested.
 
     ``sigma`` is the standard deviation of mid log-returns over ``volatility_interval`` seconds;

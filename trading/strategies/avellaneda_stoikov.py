@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from trading.config import ConfigBase
 from trading.events import TradeTick
 from trading.instruments import Instrument
 from trading.signals import ArrivalIntensity, MidVolatility
@@ -52,7 +53,7 @@ _FIT_EVERY_NS = 5 * NS  # refit A and k at most this often (the fit sorts the tr
 
 
 @dataclass(frozen=True)
-class AvellanedaStoikovConfig:
+class AvellanedaStoikovConfig(ConfigBase):
     """Avellaneda–Stoikov quotes around a reservation price that leans against inventory.
 
     ``sigma``, ``A`` and ``k`` are estimated online (mid changes; trade distances from mid)
@@ -91,6 +92,9 @@ class AvellanedaStoikovConfig:
     )
     volatility_interval: float = field(default=1.0, metadata={**_POSITIVE, "unit": "s", "help": "mid sampling"})
     volatility_halflife: float = field(default=300.0, metadata={**_POSITIVE, "unit": "s", "help": "EWMA half-life"})
+    volatility_window: int | None = field(
+        default=None, metadata={"min": 2, "help": "if set, a rolling window of this many samples instead of EWMA"}
+    )
     intensity_window: float = field(
         default=600.0, metadata={**_POSITIVE, "unit": "s", "help": "trades used to fit A and k"}
     )
@@ -140,7 +144,11 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
         self.order_lots = amount_to_lots(instrument, "order_amount", config.order_amount)
         self.target_lots = instrument.lots(config.inventory_target, field="inventory_target", round_down=True)
         self.tick = float(instrument.tick_size)
-        self.volatility = MidVolatility(interval_s=config.volatility_interval, halflife_s=config.volatility_halflife)
+        self.volatility = MidVolatility(
+            interval_s=config.volatility_interval,
+            halflife_s=None if config.volatility_window else config.volatility_halflife,
+            window=config.volatility_window,
+        )
         # Distances are measured in quote currency; the depth grid steps one tick.
         self.intensity = ArrivalIntensity(window_s=config.intensity_window, depth_step=self.tick)
         self.session_start: int | None = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from trading.config import ConfigError
+from trading.config import ConfigBase, ConfigError
 from trading.events import OrderFilled
 from trading.instruments import Instrument, Side
 from trading.strategies._quoting import (
@@ -29,7 +29,7 @@ _FRACTION = {"min": Decimal(0), "max": Decimal("0.5"), "unit": "fraction of mid"
 
 
 @dataclass(frozen=True)
-class FixedSpreadConfig:
+class FixedSpreadConfig(ConfigBase):
     """Fixed-spread ladder around the mid.
 
     Spreads and spacing are fractions of the mid price (0.001 = 10 bps). Amounts are base

@@ -8,6 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
+from trading.config import ConfigBase
 from trading.instruments import Instrument, Side
 from trading.strategies._quoting import (
     Market,
@@ -24,7 +25,7 @@ from trading.strategy import QuoteSet, StrategyContext
 
 
 @dataclass(frozen=True)
-class GridConfig:
+class GridConfig(ConfigBase):
     """A price grid between ``lower_price`` and ``upper_price``.
 
     Lines are ``lower * (1 + step)^j`` (``step_unit="fraction"``) or ``lower + j*step`` ticks

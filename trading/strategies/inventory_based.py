@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from trading.config import ConfigBase
 from trading.instruments import Instrument
 from trading.strategies._quoting import (
     Market,
@@ -22,7 +23,7 @@ _FRACTION = {"min": Decimal(0), "max": Decimal("0.5"), "unit": "fraction of mid"
 
 
 @dataclass(frozen=True)
-class InventoryBasedConfig:
+class InventoryBasedConfig(ConfigBase):
     """Quotes that work the inventory back toward ``target_base_ratio``.
 
     ``deviation = clamp((base_ratio - target) / inventory_range, -1, 1)``. The side that reduces

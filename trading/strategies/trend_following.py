@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from trading.config import ConfigBase
 from trading.instruments import Instrument
 from trading.signals import TrendSignal
 from trading.strategies._quoting import (
@@ -23,7 +24,7 @@ _SECONDS = {"min": 0.0, "exclusive_min": True, "unit": "s"}
 
 
 @dataclass(frozen=True)
-class TrendFollowingConfig:
+class TrendFollowingConfig(ConfigBase):
     """Quotes centred on ``mid * (1 + skew)`` with ``skew = clamp(skew_strength * trend, +-max_skew)``.
 
     ``trend`` is a signed fraction of price: ``(ema_fast - ema_slow) / ema_slow`` or the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from trading.config import ConfigBase
 from trading.instruments import Instrument
 from trading.signals import MidVolatility
 from trading.strategies._quoting import (
@@ -21,7 +22,7 @@ _FRACTION = {"min": Decimal(0), "max": Decimal("0.5"), "unit": "fraction of mid"
 
 
 @dataclass(frozen=True)
-class VolatilityAdaptiveConfig:
+class VolatilityAdaptiveConfig(ConfigBase):
     """Spread = base_spread + vol_multiplier x sigma, clamped to [min_spread, max_spread].
 
     ``sigma`` is the standard deviation of mid log-returns over ``volatility_interval`` seconds

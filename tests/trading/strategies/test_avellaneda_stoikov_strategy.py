@@ -105,12 +105,13 @@ def test_quotes_are_pulled_while_estimates_warm_up() -> None:
     assert "sigma" in qs.reason and "k" in qs.reason
 
 
-def test_online_sigma_and_k_converge_on_synthetic_market() -> None:
+@pytest.mark.parametrize("volatility", [{"volatility_halflife": 600.0}, {"volatility_window": 1500}])
+def test_online_sigma_and_k_converge_on_synthetic_market(volatility: dict) -> None:
     rng = random.Random(11)
     true_sigma, true_k, true_a = 0.05, 20.0, 1.0  # quote/sqrt(s), per quote unit, per second
     s = build_strategy(
         "avellaneda_stoikov",
-        {"order_amount": "0.01", "volatility_halflife": 600.0, "intensity_window": 3000.0},
+        {"order_amount": "0.01", "intensity_window": 3000.0, **volatility},
         INSTRUMENT,
     )
     mid_ticks, t, next_trade = 1_000_000.0, 0.0, rng.expovariate(true_a)
