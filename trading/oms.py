@@ -107,12 +107,15 @@ class OrderState(enum.Enum):
 
 
 TERMINAL_STATES = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED})
+# Reject codes meaning "the venue no longer has this order" (cancel/amend of a finished order).
+GONE_AT_VENUE_CODES = frozenset({"unknown_order", "already_filled", "already_closed", "order_not_found"})
 
 
 class WorkingOrder:
     """One of our orders that the venue may still hold. Mutable; owned by the bookkeeper."""
 
     __slots__ = (
+        "accepted",
         "client_order_id",
         "filled",
         "placed_ts",
@@ -149,6 +152,7 @@ class WorkingOrder:
         self.venue_order_id = venue_order_id
         self.reduce_only = reduce_only
         self.reason = reason
+        self.accepted = status is not OrderState.PENDING_NEW  # the venue has acknowledged it
 
     @property
     def remaining(self) -> int:
@@ -262,6 +266,7 @@ class OrderBookkeeper:
             else:
                 if order.status is OrderState.PENDING_NEW:
                     order.status = OrderState.OPEN
+                order.accepted = True
                 if event.venue_order_id:
                     order.venue_order_id = event.venue_order_id
                 self.version += 1
@@ -279,10 +284,14 @@ class OrderBookkeeper:
         elif isinstance(event, OrderRejected):
             if order is None:
                 self._note(event.ts, "reject_unknown", f"reject for {event.client_order_id}: {event.reason}")
-            elif order.status is OrderState.PENDING_NEW:
+            elif not order.accepted or event.code in GONE_AT_VENUE_CODES:
+                # Never acknowledged: this is the venue refusing the order itself (even if we
+                # already asked to cancel it). Or the venue says the order no longer exists:
+                # it is done there (a late fill, if any, is still booked when it arrives).
                 order.status = OrderState.REJECTED
                 self._remove(order)
-                self._note(event.ts, "order_rejected", f"{event.client_order_id} rejected: {event.reason}")
+                code = "order_rejected" if not order.accepted else "order_gone_at_venue"
+                self._note(event.ts, code, f"{event.client_order_id} rejected: {event.reason}")
             else:
                 # A cancel or amend was refused; the order is still live as far as we know.
                 # Reopen it so the next diff decides again (reconciliation catches ghosts).
@@ -299,6 +308,7 @@ class OrderBookkeeper:
             else:
                 order.price = event.price
                 order.qty = max(event.qty, order.filled)
+                order.accepted = True
                 if order.status is OrderState.PENDING_NEW:
                     order.status = OrderState.OPEN
                 self.version += 1
@@ -323,6 +333,7 @@ class OrderBookkeeper:
             )
             return fill
         order.filled += fill.qty
+        order.accepted = True
         if fill.venue_order_id and not order.venue_order_id:
             order.venue_order_id = fill.venue_order_id
         if fill.leaves_qty == 0 or order.filled >= order.qty:

@@ -90,6 +90,12 @@ class RiskLimits:
         return parse_config(cls, data)
 
 
+def _plain(d: Decimal) -> str:
+    """Show a quantity without trailing zeros but with at least one decimal (2.0, 0.0504)."""
+    text = format(d.normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
 class RiskAction(enum.IntEnum):
     """What running risk wants the engine to do, by increasing severity."""
 
@@ -194,7 +200,7 @@ class RiskManager:
 
     # --- formatting --------------------------------------------------------------------------
     def _base(self, lots: int) -> str:
-        return f"{self.instrument.quantity(lots)} {self.instrument.base}"
+        return f"{_plain(self.instrument.quantity(lots))} {self.instrument.base}"
 
     def _quote(self, units: int) -> str:
         return f"{self.instrument.cash(units).quantize(Decimal('0.01'))} {self.instrument.quote}"

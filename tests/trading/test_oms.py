@@ -312,3 +312,24 @@ def test_rediffing_after_applying_commands_is_a_no_op(bids, asks):
     book.on_commands_sent(cmds, 0)
     again = diff_quotes(desired, book.orders.values(), 0, 0.0, 0, next_client_id=ids.next)
     assert again == []
+
+
+def test_placement_reject_arriving_after_our_cancel_removes_the_order():
+    book = OrderBookkeeper()
+    placed(book, "a")
+    book.on_cancel_sent("a", 1)
+    book.apply(OrderRejected(2, "a", "post_only_would_cross", code="post_only_would_cross"))
+    assert "a" not in book.orders
+    book.apply(OrderRejected(3, "a", "unknown order 'a'", code="unknown_order"))  # the cancel's answer
+    assert book.orders == {}
+    assert [n.code for n in book.notes] == ["order_rejected", "reject_unknown"]
+
+
+def test_cancel_refused_because_venue_no_longer_has_the_order_removes_it_and_late_fill_is_booked():
+    book = OrderBookkeeper()
+    placed(book, "a")
+    book.apply(OrderAccepted(1, "a"))
+    book.on_cancel_sent("a", 2)
+    book.apply(OrderRejected(3, "a", "already filled", code="already_filled"))
+    assert "a" not in book.orders
+    assert book.apply(fill("a", 10, 0, "t7")) is not None
