@@ -1,0 +1,88 @@
+"""Bots: configuration (strategy, params, risk), lifecycle states, config history and events."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from timescale.db.models.fields import TimescaleDateTimeField
+
+
+class DesiredState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    STOPPED = "stopped", "Stopped"
+
+
+class ActualState(models.TextChoices):
+    STOPPED = "stopped", "Stopped"
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    STOPPING = "stopping", "Stopping"
+    ERROR = "error", "Error"
+
+
+class Bot(models.Model):
+    """A quoting bot on one market of one exchange account."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
+    name = models.CharField(max_length=80)
+    exchange_account = models.ForeignKey("exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="bots")
+    market = models.ForeignKey("exchanges.Market", on_delete=models.PROTECT, related_name="bots")
+    strategy = models.CharField(max_length=40)
+    params = models.JSONField(default=dict, blank=True)
+    risk = models.JSONField(default=dict, blank=True)
+    desired_state = models.CharField(max_length=16, choices=DesiredState.choices, default=DesiredState.STOPPED)
+    actual_state = models.CharField(max_length=16, choices=ActualState.choices, default=ActualState.STOPPED)
+    state_reason = models.TextField(blank=True, default="")
+    client_id_prefix = models.CharField(max_length=16, unique=True, null=True, blank=True, editable=False)
+    shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shared_bots")
+    auto_resume = models.BooleanField(default=False)
+    config_version = models.PositiveIntegerField(default=1)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="bot_owner_name_uniq")]
+        indexes = [models.Index(fields=["desired_state", "actual_state"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class BotConfigVersion(models.Model):
+    """One version of a bot's configuration; every change adds one."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="config_versions")
+    version = models.PositiveIntegerField()
+    strategy = models.CharField(max_length=40)
+    params = models.JSONField(default=dict)
+    risk = models.JSONField(default=dict)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    ts = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["bot", "-version"]
+        constraints = [models.UniqueConstraint(fields=["bot", "version"], name="botconfigversion_bot_version_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} v{self.version}"
+
+
+class BotEvent(models.Model):
+    """Something that happened to a bot (state change, risk breach, error, ...). Time series."""
+
+    ts = TimescaleDateTimeField(interval="1 day")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32)
+    code = models.CharField(max_length=64, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-ts"]
+        indexes = [models.Index(fields=["bot", "ts"])]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.ts:%Y-%m-%d %H:%M:%S} {self.kind} {self.code}"

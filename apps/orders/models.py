@@ -1,0 +1,101 @@
+"""Orders (one row per client order id, created before the place is sent) and fills (time series)."""
+
+from __future__ import annotations
+
+from django.db import models
+from timescale.db.models.fields import TimescaleDateTimeField
+
+MONEY = {"max_digits": 38, "decimal_places": 18}
+
+
+class OrderSide(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING_NEW = "pending_new", "Pending new"
+    OPEN = "open", "Open"
+    PARTIALLY_FILLED = "partially_filled", "Partially filled"
+    FILLED = "filled", "Filled"
+    CANCELLED = "cancelled", "Cancelled"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+
+CLOSED_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+
+
+class TimeInForce(models.TextChoices):
+    GTC = "gtc", "Good till cancelled"
+    IOC = "ioc", "Immediate or cancel"
+    FOK = "fok", "Fill or kill"
+
+
+class Liquidity(models.TextChoices):
+    MAKER = "maker", "Maker"
+    TAKER = "taker", "Taker"
+
+
+class Order(models.Model):
+    """An order placed by a bot (or found on the venue by reconciliation)."""
+
+    bot = models.ForeignKey("bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
+    account = models.ForeignKey("exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="orders")
+    market = models.ForeignKey("exchanges.Market", on_delete=models.PROTECT, related_name="orders")
+    client_order_id = models.CharField(max_length=64, unique=True)
+    venue_order_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    price = models.DecimalField(**MONEY)
+    quantity = models.DecimalField(**MONEY)
+    filled_quantity = models.DecimalField(**MONEY, default=0)
+    average_price = models.DecimalField(**MONEY, null=True, blank=True)
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_NEW)
+    reason = models.TextField(blank=True, default="")
+    time_in_force = models.CharField(max_length=4, choices=TimeInForce.choices, default=TimeInForce.GTC)
+    post_only = models.BooleanField(default=False)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["bot", "status"]), models.Index(fields=["account", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} {self.side} {self.quantity}@{self.price} {self.status}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in CLOSED_STATUSES
+
+
+class Fill(models.Model):
+    """One execution. Unique per (account, venue trade id, ts): a duplicate report is ignored."""
+
+    ts = TimescaleDateTimeField(interval="1 day")
+    account = models.ForeignKey("exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="fills")
+    bot = models.ForeignKey("bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="fills")
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="fills")
+    client_order_id = models.CharField(max_length=64, blank=True, default="")
+    venue_trade_id = models.CharField(max_length=128)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    price = models.DecimalField(**MONEY)
+    quantity = models.DecimalField(**MONEY)
+    fee = models.DecimalField(**MONEY, default=0)
+    fee_currency = models.CharField(max_length=16, blank=True, default="")
+    liquidity = models.CharField(max_length=5, choices=Liquidity.choices, default=Liquidity.MAKER)
+    markout_1s = models.DecimalField(**MONEY, null=True, blank=True)
+    markout_10s = models.DecimalField(**MONEY, null=True, blank=True)
+    markout_60s = models.DecimalField(**MONEY, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "venue_trade_id", "ts"], name="fill_account_trade_ts_uniq")
+        ]
+        indexes = [models.Index(fields=["bot", "ts"]), models.Index(fields=["account", "ts"])]
+
+    def __str__(self) -> str:
+        return f"{self.ts:%Y-%m-%d %H:%M:%S} {self.side} {self.quantity}@{self.price} ({self.venue_trade_id})"

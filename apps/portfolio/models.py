@@ -1,0 +1,48 @@
+"""Balances per account and asset, and PnL snapshots per bot (time series)."""
+
+from __future__ import annotations
+
+from django.db import models
+from timescale.db.models.fields import TimescaleDateTimeField
+
+MONEY = {"max_digits": 38, "decimal_places": 18}
+
+
+class Balance(models.Model):
+    """The latest known balance of one asset on one exchange account."""
+
+    account = models.ForeignKey("exchanges.ExchangeAccount", on_delete=models.CASCADE, related_name="balances")
+    asset = models.CharField(max_length=32)
+    free = models.DecimalField(**MONEY, default=0)
+    total = models.DecimalField(**MONEY, default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "asset"]
+        constraints = [models.UniqueConstraint(fields=["account", "asset"], name="balance_account_asset_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.asset} {self.total}"
+
+
+class PnlSnapshot(models.Model):
+    """A bot's position and PnL at one moment (quote currency). Time series."""
+
+    ts = TimescaleDateTimeField(interval="1 day")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="pnl_snapshots")
+    position = models.DecimalField(**MONEY)
+    cash = models.DecimalField(**MONEY)
+    mid = models.DecimalField(**MONEY, null=True, blank=True)
+    realized = models.DecimalField(**MONEY)
+    unrealized = models.DecimalField(**MONEY)
+    fees = models.DecimalField(**MONEY)
+    equity = models.DecimalField(**MONEY)
+    peak_equity = models.DecimalField(**MONEY)
+    drawdown = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["-ts"]
+        indexes = [models.Index(fields=["bot", "ts"], name="pnlsnapshot_bot_ts")]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.ts:%Y-%m-%d %H:%M:%S} equity={self.equity}"
