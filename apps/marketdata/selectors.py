@@ -1,0 +1,108 @@
+"""Reads of market data. Market data is public to every authenticated user; the selectors
+take the market and a time range, and return the same rows on TimescaleDB and plain PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Min, QuerySet, Sum
+
+from apps.core.timeseries import First, Last, bucketed, parse_interval
+from apps.exchanges.models import Market
+from apps.marketdata.models import DepthSnapshot, TopOfBookSnapshot, Trade
+
+
+def candles(*, market: Market, interval: str | timedelta, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """OHLCV candles from stored trades in ``[start, end)``: rows ``{bucket, open, high, low,
+    close, volume, trades}`` ordered by time; buckets without trades are absent."""
+    trades = Trade.objects.filter(market=market, ts__gte=start, ts__lt=end)
+    rows = bucketed(
+        trades,
+        time_field="ts",
+        interval=interval,
+        open=First("price", "ts"),
+        high=Max("price"),
+        low=Min("price"),
+        close=Last("price", "ts"),
+        volume=Sum("qty"),
+        trades=Count("id"),
+    )
+    return list(rows)
+
+
+def top_of_book_series(
+    *, market: Market, start: datetime, end: datetime, interval: str | timedelta | None = None
+) -> list[dict[str, Any]]:
+    """Best bid/ask over ``[start, end)``: every snapshot, or with ``interval`` the last
+    snapshot of each bucket (``{bucket, bid, bid_qty, ask, ask_qty}``)."""
+    snapshots = TopOfBookSnapshot.objects.filter(market=market, ts__gte=start, ts__lt=end)
+    if interval is None:
+        return list(snapshots.order_by("ts").values("ts", "bid", "bid_qty", "ask", "ask_qty"))
+    return list(
+        bucketed(
+            snapshots,
+            time_field="ts",
+            interval=interval,
+            bid=Last("bid", "ts"),
+            bid_qty=Last("bid_qty", "ts"),
+            ask=Last("ask", "ts"),
+            ask_qty=Last("ask_qty", "ts"),
+        )
+    )
+
+
+def recent_trades(*, market: Market, limit: int = 100, before: datetime | None = None) -> QuerySet[Trade]:
+    """The latest ``limit`` trades (newest first), optionally strictly before ``before``."""
+    trades = Trade.objects.filter(market=market)
+    if before is not None:
+        trades = trades.filter(ts__lt=before)
+    return trades.order_by("-ts", "-id")[:limit]
+
+
+def latest_depth(*, market: Market, at: datetime | None = None) -> DepthSnapshot | None:
+    """The newest depth snapshot (at or before ``at`` when given)."""
+    snapshots = DepthSnapshot.objects.filter(market=market)
+    if at is not None:
+        snapshots = snapshots.filter(ts__lte=at)
+    return snapshots.order_by("-ts").first()
+
+
+def heatmap(*, market: Market, start: datetime, end: datetime, bucket: str | timedelta = "1m") -> dict[str, Any]:
+    """Depth over time for a liquidity heat map: per time bucket, the last depth snapshot's
+    levels as ``{ts, mid, bids: [[price, qty], ...], asks: [...]}`` (decimal strings)."""
+    width = parse_interval(bucket, field="bucket")
+    rows = bucketed(
+        DepthSnapshot.objects.filter(market=market, ts__gte=start, ts__lt=end),
+        time_field="ts",
+        interval=width,
+        last_ts=Max("ts"),
+    )
+    last_times = [row["last_ts"] for row in rows]
+    snapshots = {
+        s.ts: s
+        for s in DepthSnapshot.objects.filter(market=market, ts__in=last_times).only("ts", "mid", "bids", "asks")
+    }
+    columns = []
+    for row in rows:
+        snapshot = snapshots.get(row["last_ts"])
+        if snapshot is None:
+            continue
+        columns.append(
+            {
+                "bucket": row["bucket"],
+                "ts": snapshot.ts,
+                "mid": snapshot.mid,
+                "bids": snapshot.bids,
+                "asks": snapshot.asks,
+            }
+        )
+    return {"market": market.pk, "bucket_seconds": int(width.total_seconds()), "columns": columns}
+
+
+def market_get(*, market_id: Any) -> Market | None:
+    """The market with this id, or ``None``."""
+    try:
+        return Market.objects.get(pk=int(market_id))
+    except (Market.DoesNotExist, TypeError, ValueError):
+        return None
