@@ -2,13 +2,29 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
 from apps.accounts import throttle
+from apps.accounts.models import AuditAction
+from apps.accounts.services import audit_record
+
+
+def _ip(request) -> str | None:
+    address = throttle.client_address(request)
+    return None if address == "unknown" else address
 
 
 @receiver(user_login_failed)
 def _count_failure(sender, credentials, request=None, **kwargs):
-    throttle.record_failure(str(credentials.get("username", "")), throttle.client_address(request))
+    username = str(credentials.get("username", ""))
+    throttle.record_failure(username, throttle.client_address(request))
+    audit_record(
+        action=AuditAction.LOGIN_FAILED,
+        actor_name=username[:150],
+        object_type="accounts.user",
+        ip=_ip(request),
+        message="sign-in failed",
+    )
 
 
 @receiver(user_logged_in)
 def _clear_failures(sender, request, user, **kwargs):
     throttle.record_success(user.get_username(), throttle.client_address(request))
+    audit_record(action=AuditAction.LOGIN, actor=user, owner=user, obj=user, ip=_ip(request))

@@ -1,0 +1,432 @@
+"""Writes for bots: configuration (validated by ``trading``), lifecycle, sharing, kill switches.
+
+State changes set the *desired* state, write the audit log and, once the transaction commits,
+ask the bot workers to apply it (``workers.bots.apply_desired_state``, enqueued by name). The
+supervisor also compares desired and actual states periodically, so a lost message only delays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from celery import current_app
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.errors import FieldErrors
+from apps.accounts.models import AuditAction, User
+from apps.accounts.services import audit_record
+from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
+from apps.exchanges.models import ExchangeAccount, Market
+from apps.exchanges.services import market_to_instrument
+from trading.config import ConfigError
+from trading.instruments import InstrumentError
+from trading.risk import RiskLimits
+from trading.strategies import build_strategy
+
+logger = logging.getLogger(__name__)
+
+APPLY_TASK = "workers.bots.apply_desired_state"
+CONFIG_FIELDS = ("strategy", "params", "risk")
+
+
+def _enqueue(task: str, *, args: list, kwargs: dict | None = None) -> None:
+    def send() -> None:
+        try:
+            current_app.send_task(task, args=args, kwargs=kwargs or {})
+        except Exception:  # the broker being down must not undo a committed state change
+            logger.exception("could not enqueue %s%s; the supervisor will apply it on its next sweep", task, args)
+
+    transaction.on_commit(send)
+
+
+def _snapshot(bot: Bot) -> dict[str, Any]:
+    return {"strategy": bot.strategy, "params": bot.params, "risk": bot.risk, "version": bot.config_version}
+
+
+def bot_config_validate(
+    *, strategy: str, params: Mapping[str, Any], risk: Mapping[str, Any] | None, market: Market
+) -> None:
+    """Check strategy parameters (on the market's instrument) and risk limits.
+
+    Raises :class:`FieldErrors` like ``{"params": {"field": ["message"]}, "risk": {...}}``."""
+    errors: dict[str, Any] = {}
+    if not isinstance(params, Mapping):
+        errors["params"] = ["must be an object of parameter -> value"]
+    else:
+        try:
+            build_strategy(strategy, dict(params), market_to_instrument(market))
+        except ConfigError as exc:
+            for name, message in exc.errors.items():
+                if name == "strategy":
+                    errors["strategy"] = [message]
+                else:
+                    errors.setdefault("params", {})[name] = [message]
+        except InstrumentError as exc:
+            errors.setdefault("params", {})["__all__"] = [str(exc)]
+    if risk is not None and not isinstance(risk, Mapping):
+        errors["risk"] = ["must be an object of limit -> value"]
+    elif risk is not None:
+        try:
+            limits = RiskLimits.from_dict(dict(risk))
+        except ConfigError as exc:
+            errors["risk"] = {name: [message] for name, message in exc.errors.items()}
+        else:
+            problems = limits.validate()
+            if problems:
+                errors["risk"] = {name: [message] for name, message in problems.items()}
+    if errors:
+        raise FieldErrors(errors)
+
+
+def _check_account_market(*, owner: User, account: ExchangeAccount, market: Market) -> None:
+    if account.owner_id != owner.pk:
+        raise FieldErrors({"exchange_account": [f"account #{account.pk} is not one of {owner.username}'s accounts"]})
+    if market.venue != account.venue:
+        raise FieldErrors(
+            {"market": [f"{market.symbol} is on venue {market.venue!r}; the account trades on {account.venue!r}"]}
+        )
+    if not market.active:
+        raise FieldErrors({"market": [f"{market} is not active on the venue"]})
+
+
+@transaction.atomic
+def bot_create(
+    *,
+    owner: User,
+    name: str,
+    exchange_account: ExchangeAccount,
+    market: Market,
+    strategy: str,
+    params: Mapping[str, Any],
+    risk: Mapping[str, Any] | None = None,
+    auto_resume: bool = False,
+    actor: User | None = None,
+) -> Bot:
+    """Create a stopped bot with configuration version 1."""
+    actor = actor or owner
+    name = (name or "").strip()
+    if not name:
+        raise FieldErrors({"name": ["is empty; give the bot a name"]})
+    if Bot.objects.filter(owner=owner, name=name).exists():
+        raise FieldErrors({"name": [f"{name!r} is already the name of another of your bots"]})
+    _check_account_market(owner=owner, account=exchange_account, market=market)
+    risk = dict(risk or {})
+    bot_config_validate(strategy=strategy, params=params, risk=risk, market=market)
+    bot = Bot.objects.create(
+        owner=owner,
+        name=name,
+        exchange_account=exchange_account,
+        market=market,
+        strategy=strategy,
+        params=dict(params),
+        risk=risk,
+        auto_resume=auto_resume,
+    )
+    bot.client_id_prefix = f"mm{bot.pk}x"
+    bot.save(update_fields=["client_id_prefix"])
+    BotConfigVersion.objects.create(
+        bot=bot, version=1, strategy=strategy, params=bot.params, risk=bot.risk, author=actor
+    )
+    audit_record(action=AuditAction.BOT_CREATED, actor=actor, owner=owner, obj=bot, after=_snapshot(bot))
+    return bot
+
+
+@transaction.atomic
+def bot_update_config(
+    *,
+    bot: Bot,
+    actor: User,
+    name: str | None = None,
+    strategy: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    risk: Mapping[str, Any] | None = None,
+    auto_resume: bool | None = None,
+    exchange_account: ExchangeAccount | None = None,
+    market: Market | None = None,
+) -> Bot:
+    """Change a bot. A change of strategy, params or risk adds a configuration version and an
+    audit entry with before/after; a running bot is told to reload. Account and market can
+    change only while the bot is stopped."""
+    bot = Bot.objects.select_for_update().get(pk=bot.pk)
+    before = _snapshot(bot)
+    changed: list[str] = []
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise FieldErrors({"name": ["is empty; give the bot a name"]})
+        if Bot.objects.filter(owner=bot.owner, name=name).exclude(pk=bot.pk).exists():
+            raise FieldErrors({"name": [f"{name!r} is already the name of another of your bots"]})
+        if name != bot.name:
+            bot.name = name
+            changed.append("name")
+    if auto_resume is not None and auto_resume != bot.auto_resume:
+        bot.auto_resume = auto_resume
+        changed.append("auto_resume")
+    moving = (exchange_account is not None and exchange_account.pk != bot.exchange_account_id) or (
+        market is not None and market.pk != bot.market_id
+    )
+    if moving:
+        if bot.desired_state != DesiredState.STOPPED or bot.actual_state not in (
+            ActualState.STOPPED,
+            ActualState.ERROR,
+        ):
+            raise FieldErrors({"market": ["stop the bot before moving it to another account or market"]})
+        account = exchange_account or bot.exchange_account
+        new_market = market or bot.market
+        _check_account_market(owner=bot.owner, account=account, market=new_market)
+        bot.exchange_account, bot.market = account, new_market
+        changed += ["exchange_account", "market"]
+    new = {
+        "strategy": bot.strategy if strategy is None else strategy,
+        "params": bot.params if params is None else dict(params) if isinstance(params, Mapping) else params,
+        "risk": bot.risk if risk is None else dict(risk) if isinstance(risk, Mapping) else risk,
+    }
+    config_changed = any(new[k] != getattr(bot, k) for k in CONFIG_FIELDS)
+    if config_changed or moving:
+        bot_config_validate(strategy=new["strategy"], params=new["params"], risk=new["risk"], market=bot.market)
+    if config_changed:
+        bot.strategy, bot.params, bot.risk = new["strategy"], new["params"], new["risk"]
+        bot.config_version += 1
+        changed += ["strategy", "params", "risk", "config_version"]
+        BotConfigVersion.objects.create(
+            bot=bot, version=bot.config_version, strategy=bot.strategy, params=bot.params, risk=bot.risk, author=actor
+        )
+    if not changed:
+        return bot
+    bot.save()
+    if config_changed:
+        audit_record(
+            action=AuditAction.CONFIG_CHANGED,
+            actor=actor,
+            owner=bot.owner,
+            obj=bot,
+            before=before,
+            after=_snapshot(bot),
+        )
+        if bot.desired_state != DesiredState.STOPPED:
+            _enqueue(APPLY_TASK, args=[bot.pk], kwargs={"reload_config": True})
+    return bot
+
+
+@transaction.atomic
+def bot_delete(*, bot: Bot, actor: User) -> None:
+    """Delete a stopped bot (its orders and fills stay, detached from the bot)."""
+    if bot.desired_state != DesiredState.STOPPED or bot.actual_state not in (ActualState.STOPPED, ActualState.ERROR):
+        raise FieldErrors({"desired_state": [f"the bot is {bot.actual_state}; stop it before deleting it"]})
+    audit_record(action=AuditAction.BOT_DELETED, actor=actor, owner=bot.owner, obj=bot, before=_snapshot(bot))
+    bot.delete()
+
+
+def _transition(
+    bot: Bot,
+    *,
+    actor: User,
+    desired: str,
+    action: str,
+    verb: str,
+    allowed_from: Iterable[str],
+    reason: str,
+    kill: bool = False,
+) -> Bot:
+    bot = Bot.objects.select_for_update().select_related("exchange_account").get(pk=bot.pk)
+    if bot.desired_state == desired and not kill:
+        return bot
+    if bot.desired_state not in allowed_from:
+        raise FieldErrors(
+            {
+                "desired_state": [
+                    f"cannot {verb} a bot whose desired state is {bot.desired_state}; "
+                    f"accepted from: {', '.join(allowed_from)}"
+                ]
+            }
+        )
+    if desired == DesiredState.RUNNING and bot.exchange_account.kill_switch:
+        raise FieldErrors(
+            {"exchange_account": [f"the kill switch of account {bot.exchange_account.label!r} is on; clear it first"]}
+        )
+    before = {"desired_state": bot.desired_state, "actual_state": bot.actual_state}
+    bot.desired_state = desired
+    bot.state_reason = reason
+    bot.save(update_fields=["desired_state", "state_reason", "updated"])
+    audit_record(
+        action=action,
+        actor=actor,
+        owner=bot.owner,
+        obj=bot,
+        before=before,
+        after={"desired_state": desired},
+        message=reason,
+    )
+    _enqueue(APPLY_TASK, args=[bot.pk], kwargs={"kill": True} if kill else {})
+    return bot
+
+
+@transaction.atomic
+def bot_start(*, bot: Bot, actor: User) -> Bot:
+    """Ask for the bot to run (from stopped or paused)."""
+    return _transition(
+        bot,
+        actor=actor,
+        desired=DesiredState.RUNNING,
+        action=AuditAction.BOT_STARTED,
+        verb="start",
+        allowed_from=(DesiredState.STOPPED, DesiredState.PAUSED),
+        reason=f"started by {actor.username}",
+    )
+
+
+@transaction.atomic
+def bot_pause(*, bot: Bot, actor: User) -> Bot:
+    """Ask a running bot to pause: cancel its quotes, keep its position and state."""
+    return _transition(
+        bot,
+        actor=actor,
+        desired=DesiredState.PAUSED,
+        action=AuditAction.BOT_PAUSED,
+        verb="pause",
+        allowed_from=(DesiredState.RUNNING,),
+        reason=f"paused by {actor.username}",
+    )
+
+
+@transaction.atomic
+def bot_resume(*, bot: Bot, actor: User) -> Bot:
+    """Ask a paused bot to quote again."""
+    return _transition(
+        bot,
+        actor=actor,
+        desired=DesiredState.RUNNING,
+        action=AuditAction.BOT_RESUMED,
+        verb="resume",
+        allowed_from=(DesiredState.PAUSED,),
+        reason=f"resumed by {actor.username}",
+    )
+
+
+@transaction.atomic
+def bot_stop(*, bot: Bot, actor: User) -> Bot:
+    """Ask the bot to stop gracefully (cancel its orders, then stop)."""
+    return _transition(
+        bot,
+        actor=actor,
+        desired=DesiredState.STOPPED,
+        action=AuditAction.BOT_STOPPED,
+        verb="stop",
+        allowed_from=(DesiredState.RUNNING, DesiredState.PAUSED),
+        reason=f"stopped by {actor.username}",
+    )
+
+
+@transaction.atomic
+def bot_kill(*, bot: Bot, actor: User, reason: str = "") -> Bot:
+    """Stop now: the worker cancels every order at once (``kill=True``). Works from any state."""
+    return _transition(
+        bot,
+        actor=actor,
+        desired=DesiredState.STOPPED,
+        action=AuditAction.BOT_KILLED,
+        verb="kill",
+        allowed_from=tuple(DesiredState.values),
+        reason=f"killed by {actor.username}" + (f": {reason}" if reason else ""),
+        kill=True,
+    )
+
+
+@transaction.atomic
+def bot_share(*, bot: Bot, actor: User, users: Iterable[User], share: bool = True) -> Bot:
+    """Give (or take back) read-only access to the bot."""
+    users = list(users)
+    if any(u.pk == bot.owner_id for u in users):
+        raise FieldErrors({"users": ["the owner already has access to the bot"]})
+    if share:
+        bot.shared_with.add(*users)
+    else:
+        bot.shared_with.remove(*users)
+    audit_record(
+        action=AuditAction.BOT_SHARED,
+        actor=actor,
+        owner=bot.owner,
+        obj=bot,
+        after={"share": share, "users": [u.username for u in users]},
+    )
+    return bot
+
+
+@transaction.atomic
+def account_kill_switch(*, account: ExchangeAccount, actor: User, on: bool = True, reason: str = "") -> int:
+    """Turn an account's kill switch on (kill every active bot on it; no bot may start) or off.
+    Returns the number of bots killed."""
+    account = ExchangeAccount.objects.select_for_update().get(pk=account.pk)
+    before = account.kill_switch
+    account.kill_switch = on
+    account.save(update_fields=["kill_switch", "updated"])
+    killed = 0
+    if on:
+        for bot in Bot.objects.filter(exchange_account=account).exclude(
+            desired_state=DesiredState.STOPPED, actual_state=ActualState.STOPPED
+        ):
+            bot_kill(bot=bot, actor=actor, reason=reason or f"kill switch of account {account.label!r}")
+            killed += 1
+    audit_record(
+        action=AuditAction.KILL_SWITCH,
+        actor=actor,
+        owner=account.owner,
+        obj=account,
+        before={"kill_switch": before},
+        after={"kill_switch": on, "bots_killed": killed},
+        message=reason,
+    )
+    return killed
+
+
+@transaction.atomic
+def global_kill_switch(*, actor: User, reason: str = "") -> int:
+    """Operators only: kill every active bot and turn on the kill switch of their accounts."""
+    if not actor.is_operator:
+        raise PermissionDenied("only operators may use the global kill switch")
+    accounts = ExchangeAccount.objects.filter(
+        pk__in=Bot.objects.exclude(desired_state=DesiredState.STOPPED, actual_state=ActualState.STOPPED).values(
+            "exchange_account_id"
+        )
+    )
+    killed = 0
+    for account in accounts:
+        killed += account_kill_switch(account=account, actor=actor, on=True, reason=reason or "global kill switch")
+    audit_record(
+        action=AuditAction.KILL_SWITCH,
+        actor=actor,
+        object_type="global",
+        after={"bots_killed": killed},
+        message=reason or "global kill switch",
+    )
+    return killed
+
+
+def bot_set_actual_state(*, bot_id: int, state: str, reason: str = "") -> Bot:
+    """For workers: record what the bot loop is actually doing."""
+    if state not in ActualState.values:
+        raise ValidationError({"actual_state": f"{state!r} is not a state; accepted: {', '.join(ActualState.values)}"})
+    Bot.objects.filter(pk=bot_id).update(actual_state=state, state_reason=reason[:2000], updated=timezone.now())
+    return Bot.objects.get(pk=bot_id)
+
+
+def bot_event_record(
+    *,
+    bot_id: int,
+    kind: str,
+    code: str = "",
+    message: str = "",
+    data: Mapping[str, Any] | None = None,
+    ts: datetime | None = None,
+) -> BotEvent:
+    """Append one event to a bot's event log."""
+    if not kind:
+        raise ValidationError({"kind": "is empty; e.g. 'state', 'risk', 'error'"})
+    return BotEvent.objects.create(
+        bot_id=bot_id, ts=ts or timezone.now(), kind=kind[:32], code=code[:64], message=message, data=dict(data or {})
+    )

@@ -1,0 +1,404 @@
+"""Writes for exchange accounts (credentials encrypted at rest) and markets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import ccxt
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import AuditAction, User
+from apps.accounts.services import audit_record
+from apps.exchanges import crypto
+from apps.exchanges.models import ExchangeAccount, Market, VenueKind, VerifyStatus
+from trading.instruments import Instrument
+
+logger = logging.getLogger(__name__)
+
+_SYNTHETIC_VENUE = re.compile(r"^(replay|sim):[a-z0-9][a-z0-9._-]{0,40}$")
+_ASSET = re.compile(r"^[A-Z0-9]{1,20}$")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Decrypted credentials; the repr never shows them."""
+
+    api_key: str = field(repr=False, default="")
+    secret: str = field(repr=False, default="")
+    passphrase: str = field(repr=False, default="")
+
+    def __repr__(self) -> str:
+        return f"Credentials(api_key={crypto.mask(self.api_key)!r}, secret=••••, passphrase=••••)"
+
+
+def venue_validate(*, kind: str, venue: str) -> None:
+    """Raise ValidationError naming ``venue``/``kind`` unless the pair is usable."""
+    if kind not in VenueKind.values:
+        raise ValidationError({"kind": f"{kind!r} is not a venue kind; accepted: {', '.join(VenueKind.values)}"})
+    if _SYNTHETIC_VENUE.match(venue or ""):
+        if kind == VenueKind.LIVE:
+            raise ValidationError({"kind": f"{venue!r} is a replay/simulated venue; accepted kind: 'paper'"})
+        return
+    if venue not in ccxt.exchanges:
+        raise ValidationError(
+            {
+                "venue": f"{venue!r} is not a venue; accepted: a ccxt exchange id (e.g. 'binance'), "
+                "'replay:<name>' or 'sim:<name>'"
+            }
+        )
+
+
+def paper_balances_clean(balances: Mapping[str, Any] | None) -> dict[str, str]:
+    """Validate ``{asset: amount}``; return ``{ASSET: decimal string}``."""
+    if balances is None:
+        return {}
+    if not isinstance(balances, Mapping):
+        raise ValidationError({"paper_balances": "must be an object of asset -> amount, e.g. {'USDT': '10000'}"})
+    out: dict[str, str] = {}
+    for asset, amount in balances.items():
+        name = str(asset).upper()
+        if not _ASSET.match(name):
+            raise ValidationError({"paper_balances": f"asset {asset!r} is not an asset code; e.g. 'BTC', 'USDT'"})
+        try:
+            value = Decimal(repr(amount) if isinstance(amount, float) else str(amount))
+        except (InvalidOperation, ValueError):
+            value = Decimal("NaN")
+        if not value.is_finite() or value < 0:
+            raise ValidationError(
+                {"paper_balances": f"{name}: {amount!r} is not an amount; accepted: a decimal of 0 or more"}
+            )
+        if abs(value) >= Decimal(10) ** 20:
+            raise ValidationError({"paper_balances": f"{name}: {amount!r} is too large; accepted: below 1e20"})
+        out[name] = str(value)
+    return out
+
+
+@transaction.atomic
+def exchange_account_create(
+    *,
+    owner: User,
+    label: str,
+    venue: str,
+    kind: str = VenueKind.PAPER,
+    api_key: str = "",
+    api_secret: str = "",
+    passphrase: str = "",
+    paper_balances: Mapping[str, Any] | None = None,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> ExchangeAccount:
+    """Create an account. Live accounts need an API key and secret; paper accounts get balances."""
+    label = (label or "").strip()
+    if not label:
+        raise ValidationError({"label": "is empty; give a short name such as 'binance main'"})
+    venue_validate(kind=kind, venue=venue)
+    if kind == VenueKind.LIVE and not (api_key and api_secret):
+        raise ValidationError({"api_key": "live accounts need an API key and secret"})
+    if ExchangeAccount.objects.filter(owner=owner, label=label).exists():
+        raise ValidationError({"label": f"{label!r} is already used by another of your accounts"})
+    account = ExchangeAccount(
+        owner=owner,
+        label=label,
+        kind=kind,
+        venue=venue,
+        api_key_enc=crypto.encrypt(api_key),
+        api_secret_enc=crypto.encrypt(api_secret),
+        passphrase_enc=crypto.encrypt(passphrase),
+        paper_balances=paper_balances_clean(paper_balances) if kind == VenueKind.PAPER else {},
+    )
+    try:
+        with transaction.atomic():
+            account.save()
+    except IntegrityError:
+        raise ValidationError({"label": f"{label!r} is already used by another of your accounts"}) from None
+    actor = actor or owner
+    after = {"label": label, "kind": kind, "venue": venue}
+    audit_record(action=AuditAction.ACCOUNT_CREATED, actor=actor, owner=owner, obj=account, after=after, ip=ip)
+    if api_key or api_secret:
+        audit_record(
+            action=AuditAction.KEY_ADDED,
+            actor=actor,
+            owner=owner,
+            obj=account,
+            after={"api_key": crypto.mask(api_key)},
+            ip=ip,
+        )
+    return account
+
+
+@transaction.atomic
+def exchange_account_update(
+    *,
+    account: ExchangeAccount,
+    actor: User,
+    label: str | None = None,
+    paper_balances: Mapping[str, Any] | None = None,
+) -> ExchangeAccount:
+    """Rename an account and/or reset a paper account's balances."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    if label is not None:
+        label = label.strip()
+        if not label:
+            raise ValidationError({"label": "is empty; give a short name such as 'binance main'"})
+        clash = ExchangeAccount.objects.filter(owner=account.owner, label=label).exclude(pk=account.pk)
+        if clash.exists():
+            raise ValidationError({"label": f"{label!r} is already used by another of your accounts"})
+        if label != account.label:
+            before["label"], after["label"] = account.label, label
+            account.label = label
+    if paper_balances is not None:
+        if account.kind != VenueKind.PAPER:
+            raise ValidationError({"paper_balances": "only paper accounts have simulated balances"})
+        cleaned = paper_balances_clean(paper_balances)
+        if cleaned != account.paper_balances:
+            before["paper_balances"], after["paper_balances"] = account.paper_balances, cleaned
+            account.paper_balances = cleaned
+    if after:
+        account.save()
+        audit_record(
+            action=AuditAction.CONFIG_CHANGED, actor=actor, owner=account.owner, obj=account, before=before, after=after
+        )
+    return account
+
+
+@transaction.atomic
+def exchange_account_delete(*, account: ExchangeAccount, actor: User) -> None:
+    """Delete an account that has no bots, orders or fills (those are never lost)."""
+    blockers = []
+    if account.bots.exists():
+        blockers.append(f"{account.bots.count()} bot(s)")
+    if account.orders.exists():
+        blockers.append(f"{account.orders.count()} order(s)")
+    if account.fills.exists():
+        blockers.append("fills")
+    if blockers:
+        raise ValidationError(
+            {
+                "account": f"cannot be deleted: it has {', '.join(blockers)}; delete its bots first "
+                "(orders and fills are kept for the record)"
+            }
+        )
+    audit_record(
+        action=AuditAction.ACCOUNT_DELETED,
+        actor=actor,
+        owner=account.owner,
+        obj=account,
+        before={"label": account.label, "venue": account.venue},
+    )
+    account.delete()
+
+
+@transaction.atomic
+def exchange_account_rotate_keys(
+    *, account: ExchangeAccount, actor: User, api_key: str, api_secret: str, passphrase: str = ""
+) -> ExchangeAccount:
+    """Replace an account's API key, secret and passphrase; verification is reset."""
+    if not api_key or not api_secret:
+        raise ValidationError({"api_key": "give both the new API key and its secret"})
+    old_mask = crypto.mask(exchange_account_credentials(account=account).api_key)
+    account.api_key_enc = crypto.encrypt(api_key)
+    account.api_secret_enc = crypto.encrypt(api_secret)
+    account.passphrase_enc = crypto.encrypt(passphrase)
+    account.verify_status = VerifyStatus.UNVERIFIED
+    account.verified_at = None
+    account.verify_message = ""
+    account.save()
+    audit_record(
+        action=AuditAction.KEY_ROTATED,
+        actor=actor,
+        owner=account.owner,
+        obj=account,
+        before={"api_key": old_mask},
+        after={"api_key": crypto.mask(api_key)},
+    )
+    return account
+
+
+def exchange_account_credentials(*, account: ExchangeAccount) -> Credentials:
+    """Decrypt an account's credentials (for the gateway only; never log or return them)."""
+    return Credentials(
+        api_key=crypto.decrypt(account.api_key_enc),
+        secret=crypto.decrypt(account.api_secret_enc),
+        passphrase=crypto.decrypt(account.passphrase_enc),
+    )
+
+
+def credentials_reencrypt_all() -> int:
+    """Re-encrypt every stored credential with the newest key; returns the accounts changed."""
+    changed = 0
+    with transaction.atomic():
+        for account in ExchangeAccount.objects.select_for_update().exclude(api_key_enc="", api_secret_enc=""):
+            fields = ("api_key_enc", "api_secret_enc", "passphrase_enc")
+            for name in fields:
+                setattr(account, name, crypto.rotate(getattr(account, name)))
+            account.save(update_fields=[*fields, "updated"])
+            changed += 1
+    return changed
+
+
+# --- verification -------------------------------------------------------------------------------
+
+ExchangeFactory = Callable[[ExchangeAccount, Credentials], Any]
+
+
+def _default_exchange(account: ExchangeAccount, creds: Credentials) -> Any:
+    from connectors.ccxt_venue import make_exchange
+
+    return make_exchange(
+        account.venue,
+        api_key=creds.api_key,
+        secret=creds.secret,
+        password=creds.passphrase or None,
+        streaming=False,
+        timeout_ms=10_000,
+    )
+
+
+async def _fetch_balance(exchange: Any) -> dict:
+    try:
+        return await exchange.fetch_balance()
+    finally:
+        await exchange.close()
+
+
+def _balance_summary(balance: Mapping[str, Any]) -> dict[str, str]:
+    totals = balance.get("total") or {}
+    out = {}
+    for asset, amount in totals.items():
+        if amount:
+            out[str(asset)] = str(Decimal(repr(amount) if isinstance(amount, float) else str(amount)))
+    return out
+
+
+def exchange_account_verify(
+    *, account: ExchangeAccount, actor: User | None = None, exchange_factory: ExchangeFactory | None = None
+) -> ExchangeAccount:
+    """Check an account works: live -> fetch the balance with its keys; paper -> its balances.
+
+    The result is stored (``verify_status``, ``verify_message``, ``verified_at``) with a message
+    telling authentication failures apart from network trouble. Never raises for venue errors.
+    """
+    from connectors.errors import ErrorKind, classify, describe
+
+    if account.kind == VenueKind.PAPER:
+        status, balances = VerifyStatus.OK, dict(account.paper_balances)
+        assets = ", ".join(f"{a} {v}" for a, v in sorted(balances.items())) or "no balances"
+        message = f"paper account on {account.venue}: {assets}"
+    else:
+        creds = Credentials()
+        try:
+            creds = exchange_account_credentials(account=account)
+            exchange = (exchange_factory or _default_exchange)(account, creds)
+            balance = asyncio.run(_fetch_balance(exchange))
+        except crypto.CredentialDecryptError as exc:
+            status, message = VerifyStatus.ERROR, str(exc)
+        except Exception as exc:  # every venue failure becomes a readable status
+            kind = classify(exc)
+            text = describe(exc)
+            for secret in (creds.api_key, creds.secret, creds.passphrase):
+                if secret:
+                    text = text.replace(secret, crypto.mask(secret))
+            if kind == ErrorKind.AUTH:
+                status = VerifyStatus.AUTH_FAILED
+                message = (
+                    f"{account.venue} refused the API key: check the key, secret, permissions and IP whitelist ({text})"
+                )
+            elif kind == ErrorKind.TEMPORARY:
+                status = VerifyStatus.NETWORK_ERROR
+                message = f"could not reach {account.venue} (network or venue trouble, try again): {text}"
+            else:
+                status = VerifyStatus.ERROR
+                message = f"{account.venue} answered with an error: {text}"
+        else:
+            balances = _balance_summary(balance)
+            assets = ", ".join(f"{a} {v}" for a, v in sorted(balances.items())[:20]) or "no balances"
+            status, message = VerifyStatus.OK, f"balance fetched from {account.venue}: {assets}"
+    account.verify_status = status
+    account.verify_message = message[:2000]
+    account.verified_at = timezone.now()
+    account.save(update_fields=["verify_status", "verify_message", "verified_at", "updated"])
+    logger.info("exchange account %s verified: %s", account.pk, status)
+    audit_record(
+        action=AuditAction.ACCOUNT_VERIFIED,
+        actor=actor,
+        owner=account.owner,
+        obj=account,
+        after={"status": status},
+        message=account.verify_message,
+    )
+    return account
+
+
+# --- markets ------------------------------------------------------------------------------------
+
+
+def market_to_instrument(market: Market) -> Instrument:
+    """The trading core's view of a market (integer ticks and lots, fees in 1e-8)."""
+    return Instrument.create(
+        symbol=market.symbol,
+        base=market.base,
+        quote=market.quote,
+        tick_size=market.tick_size,
+        lot_size=market.lot_size,
+        min_notional=market.min_notional,
+        maker_fee=market.maker_fee.normalize(),
+        taker_fee=market.taker_fee.normalize(),
+        venue=market.venue,
+    )
+
+
+async def _load_instruments(exchange: Any) -> dict[str, Instrument]:
+    from connectors.markets import MarketCache
+
+    try:
+        return await MarketCache(exchange).instruments()
+    finally:
+        close = getattr(exchange, "close", None)
+        if close is not None:
+            await close()
+
+
+@transaction.atomic
+def market_sync(*, venue: str, exchange: Any = None) -> dict[str, int]:
+    """Upsert the markets of a live venue from ccxt; markets that disappeared become inactive.
+
+    ``exchange`` (a ccxt async exchange) is injectable for tests; by default a public one is made.
+    """
+    if venue not in ccxt.exchanges:
+        raise ValidationError({"venue": f"{venue!r} is not a ccxt exchange id; replay/sim markets are seeded"})
+    if exchange is None:
+        from connectors.ccxt_venue import make_exchange
+
+        exchange = make_exchange(venue, streaming=False)
+    instruments = asyncio.run(_load_instruments(exchange))
+    created = updated = 0
+    for symbol, inst in instruments.items():
+        _, was_created = Market.objects.update_or_create(
+            venue=venue,
+            symbol=symbol,
+            defaults={
+                "base": inst.base,
+                "quote": inst.quote,
+                "tick_size": inst.tick_size,
+                "lot_size": inst.lot_size,
+                "min_notional": inst.min_notional,
+                "maker_fee": Decimal(inst.maker_fee_e8) / 10**8,
+                "taker_fee": Decimal(inst.taker_fee_e8) / 10**8,
+                "active": True,
+            },
+        )
+        created += was_created
+        updated += not was_created
+    deactivated = (
+        Market.objects.filter(venue=venue, active=True).exclude(symbol__in=list(instruments)).update(active=False)
+    )
+    return {"created": created, "updated": updated, "deactivated": deactivated}

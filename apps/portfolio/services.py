@@ -1,0 +1,85 @@
+"""Writes for balances and PnL snapshots (bulk inserts use COPY)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+
+from apps.exchanges.models import ExchangeAccount
+from apps.portfolio.models import Balance, PnlSnapshot
+
+PNL_COLUMNS = (
+    "ts",
+    "bot_id",
+    "position",
+    "cash",
+    "mid",
+    "realized",
+    "unrealized",
+    "fees",
+    "equity",
+    "peak_equity",
+    "drawdown",
+)
+_REQUIRED = ("position", "cash", "realized", "unrealized", "fees", "equity", "peak_equity", "drawdown")
+
+
+def _amount(field: str, value: Any, *, minimum: Decimal | None = None) -> Decimal:
+    try:
+        d = Decimal(repr(value) if isinstance(value, float) else str(value))
+    except (InvalidOperation, ValueError):
+        raise ValidationError({field: f"{value!r} is not a decimal number"}) from None
+    if not d.is_finite() or (minimum is not None and d < minimum):
+        raise ValidationError({field: f"{value!r} is not accepted; accepted: a finite decimal >= {minimum}"})
+    return d
+
+
+@transaction.atomic
+def balances_replace(*, account: ExchangeAccount, balances: Mapping[str, Mapping[str, Any]]) -> list[Balance]:
+    """Store the account's balances ``{asset: {"free": x, "total": y}}``; assets absent are removed."""
+    kept = []
+    for asset, amounts in balances.items():
+        free = _amount(f"{asset}.free", amounts.get("free", 0), minimum=Decimal(0))
+        total = _amount(f"{asset}.total", amounts.get("total", free), minimum=Decimal(0))
+        balance, _ = Balance.objects.update_or_create(
+            account=account, asset=str(asset).upper(), defaults={"free": free, "total": total}
+        )
+        kept.append(balance)
+    Balance.objects.filter(account=account).exclude(pk__in=[b.pk for b in kept]).delete()
+    return kept
+
+
+def _pnl_row(row: Mapping[str, Any]) -> list[Any]:
+    ts = row.get("ts")
+    if not isinstance(ts, datetime) or ts.tzinfo is None:
+        raise ValidationError({"ts": f"{ts!r} is not a timezone-aware datetime"})
+    if row.get("bot_id") is None:
+        raise ValidationError({"bot_id": "is missing"})
+    for name in _REQUIRED:
+        if row.get(name) is None:
+            raise ValidationError({name: "is missing"})
+    return [row.get(c) for c in PNL_COLUMNS]
+
+
+def pnl_snapshot_record(**values: Any) -> PnlSnapshot:
+    """Record one PnL snapshot (fields as on :class:`PnlSnapshot`, ``bot_id`` and ``ts`` required)."""
+    _pnl_row(values)
+    return PnlSnapshot.objects.create(**{c: values.get(c) for c in PNL_COLUMNS})
+
+
+def pnl_snapshots_bulk_insert(rows: Iterable[Mapping[str, Any]], *, validate: bool = True) -> int:
+    """Insert many snapshots with COPY; returns the number inserted. With ``validate=False``
+    rows must already be complete (every column of ``PNL_COLUMNS``)."""
+    count = 0
+    columns = ", ".join(PNL_COLUMNS)
+    sql = f"COPY portfolio_pnlsnapshot ({columns}) FROM STDIN"
+    with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(_pnl_row(row) if validate else [row[c] for c in PNL_COLUMNS])
+            count += 1
+    return count
