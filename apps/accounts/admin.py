@@ -10,3 +10,17 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ("role", "is_staff", "is_active")
     fieldsets = (*BaseUserAdmin.fieldsets, ("Role", {"fields": ("role",)}))
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Role", {"fields": ("role",)}))
+
+
+from apps.accounts.admin_support import ReadOnlyAdmin  # noqa: E402
+from apps.accounts.models import AuditLog  # noqa: E402
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin):
+    """Append-only: nobody can add, change or delete entries (the database refuses too)."""
+
+    list_display = ("ts", "actor_name", "action", "object_type", "object_id", "ip", "message")
+    list_filter = ("action", "object_type", "ts")
+    search_fields = ("actor_name", "object_type", "object_id", "message")
+    date_hierarchy = "ts"

@@ -1,12 +1,14 @@
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import throttle
+from apps.accounts.models import AuditLog
+from apps.accounts.selectors import audit_log_list
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -70,3 +72,29 @@ class MeView(APIView):
                 }
             ).data
         )
+
+
+class AuditLogSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    ts = serializers.DateTimeField()
+    actor = serializers.CharField(source="actor_name")
+    action = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    ip = serializers.IPAddressField(allow_null=True)
+    message = serializers.CharField()
+
+
+class AuditLogViewSet(viewsets.ReadOnlyModelViewSet):
+    """The audit log: operators see every entry, others their own actions and their objects'."""
+
+    queryset = AuditLog.objects.none()
+    serializer_class = AuditLogSerializer
+    filterset_fields = ["action", "object_type", "object_id"]
+    ordering_fields = ["ts", "id"]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        return audit_log_list(user=self.request.user)

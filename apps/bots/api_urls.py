@@ -1,3 +1,11 @@
 """REST API routes of the bots app (mounted under /api/v1/)."""
 
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from apps.bots.api import BotViewSet, KillAllView
+
+router = SimpleRouter()
+router.register("bots", BotViewSet, basename="bot")
+
+urlpatterns = [path("kill-all/", KillAllView.as_view(), name="kill-all"), *router.urls]

@@ -1,3 +1,11 @@
 """REST API routes of the portfolio app (mounted under /api/v1/)."""
 
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from apps.portfolio.api import BalanceViewSet, BotPnlView
+
+router = SimpleRouter()
+router.register("balances", BalanceViewSet, basename="balance")
+
+urlpatterns = [path("bots/<int:pk>/pnl/", BotPnlView.as_view(), name="bot-pnl"), *router.urls]

@@ -1,0 +1,10 @@
+"""REST API routes of the accounts app besides auth (mounted under /api/v1/ via the exchanges routes)."""
+
+from rest_framework.routers import SimpleRouter
+
+from apps.accounts.api import AuditLogViewSet
+
+router = SimpleRouter()
+router.register("audit-log", AuditLogViewSet, basename="audit-log")
+
+urlpatterns = router.urls

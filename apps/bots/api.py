@@ -1,0 +1,248 @@
+"""REST API for bots: CRUD, lifecycle actions, configuration history, events, kill-all."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.api_support import CanTrade, IsOperator, service_errors
+from apps.bots import services
+from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
+from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
+from apps.exchanges.models import ExchangeAccount
+from apps.exchanges.selectors import exchange_account_list, market_list
+from trading.strategies import STRATEGIES
+
+
+class BotSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    venue = serializers.CharField(source="market.venue", read_only=True)
+    symbol = serializers.CharField(source="market.symbol", read_only=True)
+    shared_with = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+
+    class Meta:
+        model = Bot
+        fields = [
+            "id",
+            "owner",
+            "name",
+            "exchange_account",
+            "market",
+            "venue",
+            "symbol",
+            "strategy",
+            "params",
+            "risk",
+            "desired_state",
+            "actual_state",
+            "state_reason",
+            "client_id_prefix",
+            "auto_resume",
+            "config_version",
+            "shared_with",
+            "created",
+            "updated",
+        ]
+        read_only_fields = fields
+
+
+class BotWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=80)
+    exchange_account = serializers.PrimaryKeyRelatedField(queryset=ExchangeAccount.objects.none(), required=True)
+    market = serializers.PrimaryKeyRelatedField(queryset=market_list(), required=True)
+    strategy = serializers.ChoiceField(choices=sorted(STRATEGIES))
+    params = serializers.DictField(help_text="strategy parameters; see the strategy's description")
+    risk = serializers.DictField(required=False, help_text="risk limits (trading.risk.RiskLimits fields)")
+    auto_resume = serializers.BooleanField(required=False, default=False)
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is not None:
+            self.fields["exchange_account"].queryset = exchange_account_list(user=user)
+
+
+class ShareSerializer(serializers.Serializer):
+    usernames = serializers.ListField(child=serializers.CharField(max_length=150), min_length=1, max_length=100)
+    share = serializers.BooleanField(default=True, help_text="false takes access back")
+
+
+class KillBotSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class BotConfigVersionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True, default=None)
+
+    class Meta:
+        model = BotConfigVersion
+        fields = ["version", "strategy", "params", "risk", "author", "ts"]
+        read_only_fields = fields
+
+
+class BotEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BotEvent
+        fields = ["ts", "kind", "code", "message", "data"]
+        read_only_fields = fields
+
+
+class BotFilter(filters.FilterSet):
+    desired_state = filters.ChoiceFilter(choices=DesiredState.choices)
+    actual_state = filters.ChoiceFilter(choices=ActualState.choices)
+    strategy = filters.CharFilter()
+    exchange_account = filters.NumberFilter(field_name="exchange_account_id")
+
+    class Meta:
+        model = Bot
+        fields = ["desired_state", "actual_state", "strategy", "exchange_account"]
+
+
+class EventQuerySerializer(serializers.Serializer):
+    kind = serializers.CharField(required=False, max_length=32)
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+
+class BotViewSet(viewsets.ModelViewSet):
+    """Your bots and the bots shared with you (read-only). Another user's bot is a 404."""
+
+    queryset = Bot.objects.none()
+    serializer_class = BotSerializer
+    permission_classes = [CanTrade]
+    filterset_class = BotFilter
+    ordering_fields = ["id", "name", "created", "updated"]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        return bot_list(user=self.request.user)
+
+    def _changeable(self) -> Bot:
+        bot = self.get_object()
+        if not bot_can_change(user=self.request.user, bot=bot):
+            raise exceptions.PermissionDenied("this bot is shared with you read-only; only its owner can change it")
+        return bot
+
+    @extend_schema(request=BotWriteSerializer, responses={201: BotSerializer})
+    def create(self, request, *args, **kwargs):
+        data = BotWriteSerializer(data=request.data, user=request.user)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        account = values.pop("exchange_account")
+        with service_errors():
+            bot = services.bot_create(owner=account.owner, actor=request.user, exchange_account=account, **values)
+        return Response(BotSerializer(bot).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=BotWriteSerializer, responses=BotSerializer)
+    def update(self, request, *args, **kwargs):
+        bot = self._changeable()
+        partial = kwargs.get("partial", False)
+        data = BotWriteSerializer(data=request.data, partial=partial, user=request.user)
+        data.is_valid(raise_exception=True)
+        with service_errors():
+            bot = services.bot_update_config(bot=bot, actor=request.user, **data.validated_data)
+        return Response(BotSerializer(bot_list(user=request.user).get(pk=bot.pk)).data)
+
+    @extend_schema(request=BotWriteSerializer, responses=BotSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        bot = self._changeable()
+        with service_errors():
+            services.bot_delete(bot=bot, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _lifecycle(self, request, service, **extra):
+        bot = self._changeable()
+        with service_errors():
+            bot = service(bot=bot, actor=request.user, **extra)
+        return Response(BotSerializer(bot_list(user=request.user).get(pk=bot.pk)).data)
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        """Ask the bot to run."""
+        return self._lifecycle(request, services.bot_start)
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Ask a running bot to pause (quotes cancelled, position kept)."""
+        return self._lifecycle(request, services.bot_pause)
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Ask a paused bot to quote again."""
+        return self._lifecycle(request, services.bot_resume)
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        """Ask the bot to stop gracefully."""
+        return self._lifecycle(request, services.bot_stop)
+
+    @extend_schema(request=KillBotSerializer, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def kill(self, request, pk=None):
+        """Stop at once, cancelling every order."""
+        data = KillBotSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._lifecycle(request, services.bot_kill, reason=data.validated_data["reason"])
+
+    @extend_schema(request=ShareSerializer, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def share(self, request, pk=None):
+        """Give (or take back) read-only access to other users."""
+        bot = self._changeable()
+        data = ShareSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        names = set(data.validated_data["usernames"])
+        users = list(get_user_model().objects.filter(username__in=names, is_active=True))
+        missing = names - {u.username for u in users}
+        if missing:
+            raise exceptions.ValidationError({"usernames": [f"no such user: {', '.join(sorted(missing))}"]})
+        with service_errors():
+            services.bot_share(bot=bot, actor=request.user, users=users, share=data.validated_data["share"])
+        return Response(BotSerializer(bot_list(user=request.user).get(pk=bot.pk)).data)
+
+    @extend_schema(responses=BotConfigVersionSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="config-history", filterset_class=None, pagination_class=None)
+    def config_history(self, request, pk=None):
+        """Every configuration version, newest first."""
+        versions = bot_config_history(bot=self.get_object())
+        return Response(BotConfigVersionSerializer(versions, many=True).data)
+
+    @extend_schema(parameters=[EventQuerySerializer], responses=BotEventSerializer(many=True))
+    @action(detail=True, methods=["get"], filterset_class=None, ordering_fields=[])
+    def events(self, request, pk=None):
+        """The bot's events, newest first (filter by kind and time range [start, end))."""
+        bot = self.get_object()
+        query = EventQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        events = bot_event_list(bot=bot, **query.validated_data)
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(BotEventSerializer(page, many=True).data)
+
+
+class KillAllView(APIView):
+    """Operators only: kill every active bot and turn on the kill switch of their accounts."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        request=KillBotSerializer,
+        responses=inline_serializer("KillAllResult", {"bots_killed": serializers.IntegerField()}),
+    )
+    def post(self, request):
+        data = KillBotSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with service_errors(), transaction.atomic():
+            killed = services.global_kill_switch(actor=request.user, reason=data.validated_data["reason"])
+        return Response({"bots_killed": killed})
