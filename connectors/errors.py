@@ -66,9 +66,7 @@ class RetryBudgetExhausted(ConnectorError):
         self.what = what
         self.attempts = attempts
         self.last = last
-        super().__init__(
-            f"{what}: gave up after {attempts} attempts; last error: {describe(last)}"
-        )
+        super().__init__(f"{what}: gave up after {attempts} attempts; last error: {describe(last)}")
 
 
 _TEMPORARY_HTTP = {418, 429}
@@ -167,9 +165,7 @@ async def retry(
             if kind is ErrorKind.PERMANENT:
                 if isinstance(exc, PermanentVenueError):
                     raise
-                raise PermanentVenueError(
-                    venue or what, describe(exc), type(exc).__name__
-                ) from exc
+                raise PermanentVenueError(venue or what, describe(exc), type(exc).__name__) from exc
             if attempt >= policy.attempts:
                 raise RetryBudgetExhausted(what, attempt, exc) from exc
             # A failed lookup keeps need_lookup set: we never re-send until the lookup answers.

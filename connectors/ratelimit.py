@@ -26,14 +26,10 @@ class RateLimiter(Protocol):
     async def acquire(self, cost: float = 1) -> None: ...
 
 
-def rate_limit_key(
-    exchange_id: str, account_id: str, *, prefix: str = "mms:ratelimit"
-) -> str:
+def rate_limit_key(exchange_id: str, account_id: str, *, prefix: str = "mms:ratelimit") -> str:
     """The Redis key of an exchange account's bucket, e.g. ``mms:ratelimit:binance:42``."""
     if not exchange_id or not account_id:
-        raise ValueError(
-            f"rate limit key needs an exchange id and an account id, got {exchange_id!r}, {account_id!r}"
-        )
+        raise ValueError(f"rate limit key needs an exchange id and an account id, got {exchange_id!r}, {account_id!r}")
     return f"{prefix}:{exchange_id}:{account_id}"
 
 
@@ -133,9 +129,7 @@ class RedisRateLimiter:
         """Take ``cost`` tokens now and return the seconds to wait before using them."""
         if cost <= 0:
             raise ValueError(f"cost: {cost!r} must be > 0")
-        debt_us = await self._script(
-            keys=[self.key], args=[self.rate, self.burst, cost]
-        )
+        debt_us = await self._script(keys=[self.key], args=[self.rate, self.burst, cost])
         return int(debt_us) / 1_000_000
 
     async def acquire(self, cost: float = 1) -> None:
