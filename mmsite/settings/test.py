@@ -11,3 +11,6 @@ from mmsite.settings.base import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "10000/min", "user": "100000/min"}}  # noqa: F405
+# Tests serve static files through the finders; no collectstatic output is needed.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
