@@ -1,0 +1,161 @@
+"""Validation of a backtest's inputs: strategy params, risk limits and data-source parameters.
+
+Every problem is collected as ``{field: message}`` (nested under ``params``, ``risk`` or
+``data_params``) so the API answers 400 naming each bad field at once.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from apps.backtests.models import DataSource
+from apps.exchanges.models import Market
+from trading.config import ConfigError
+from trading.risk import RiskLimits
+from trading.strategies import STRATEGIES, validate_params
+
+MAX_STORED_RANGE = timedelta(days=31)
+MAX_MONTE_CARLO_PATHS = 2_000
+AS_FLOAT_FIELDS = ("s0", "horizon", "sigma", "dt", "arrival_a", "decay_k", "gamma")
+
+
+class BacktestInputError(ValueError):
+    """Invalid backtest input; ``errors`` maps fields (nested per section) to messages."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def _int(data: dict, key: str, errors: dict, *, default: int | None, low: int, high: int) -> int | None:
+    value = data.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        errors[key] = f"{value!r} is not accepted; give a whole number from {low} to {high}"
+        return None
+    return value
+
+
+def _float(data: dict, key: str, errors: dict, *, default: float, low: float, high: float, strict_low=False):
+    value = data.get(key, default)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if strict_low else value >= low) and value <= high
+    if not ok:
+        bound = ">" if strict_low else ">="
+        errors[key] = f"{value!r} is not accepted; give a number {bound} {low} and <= {high}"
+        return None
+    return float(value)
+
+
+def _unknown(data: dict, accepted: tuple[str, ...], errors: dict) -> None:
+    for key in data:
+        if key not in accepted:
+            errors[key] = f"unknown parameter; accepted: {', '.join(accepted)}"
+
+
+def _recording(data: dict) -> dict:
+    from connectors.binance_recording import RECORDINGS
+
+    errors: dict[str, str] = {}
+    _unknown(data, ("recording", "max_events"), errors)
+    name = data.get("recording")
+    if name not in RECORDINGS:
+        errors["recording"] = f"{name!r} is not a shipped recording; accepted: {', '.join(RECORDINGS)}"
+    _int(data, "max_events", errors, default=None, low=1, high=50_000_000)
+    return errors
+
+
+def _stored(data: dict) -> dict:
+    errors: dict[str, str] = {}
+    _unknown(data, ("market", "start", "end"), errors)
+    market = data.get("market")
+    if isinstance(market, bool) or not isinstance(market, int) or not Market.objects.filter(pk=market).exists():
+        errors["market"] = f"{market!r} is not a market id; accepted: an id from /api/v1/markets/"
+    times: dict[str, datetime] = {}
+    for key in ("start", "end"):
+        raw = data.get(key)
+        parsed = parse_datetime(raw) if isinstance(raw, str) else None
+        if parsed is None or parsed.tzinfo is None:
+            errors[key] = f"{raw!r} is not accepted; give an ISO 8601 time with a zone, e.g. 2026-11-20T09:00:00Z"
+        else:
+            times[key] = parsed
+    if len(times) == 2:
+        if times["start"] >= times["end"]:
+            errors["start"] = f"{data['start']} is not before end {data['end']}"
+        elif times["end"] - times["start"] > MAX_STORED_RANGE:
+            errors["end"] = f"range is longer than the maximum {MAX_STORED_RANGE.days} days"
+    return errors
+
+
+def _synthetic_as(data: dict) -> dict:
+    errors: dict[str, str] = {}
+    _unknown(data, (*AS_FLOAT_FIELDS, "q0", "seed", "monte_carlo_paths", "mc_strategy"), errors)
+    for key in AS_FLOAT_FIELDS:
+        if key in data:
+            _float(data, key, errors, default=1.0, low=0.0, high=1e9, strict_low=True)
+    if "dt" not in errors and "horizon" not in errors and data.get("dt", 0.005) > data.get("horizon", 1.0):
+        errors["dt"] = f"{data.get('dt')!r} is longer than the horizon; give dt <= horizon"
+    _int(data, "q0", errors, default=0, low=-1_000_000, high=1_000_000)
+    _int(data, "seed", errors, default=0, low=0, high=2**63 - 1)
+    _int(data, "monte_carlo_paths", errors, default=0, low=0, high=MAX_MONTE_CARLO_PATHS)
+    if data.get("mc_strategy", "inventory") not in ("inventory", "symmetric"):
+        errors["mc_strategy"] = f"{data.get('mc_strategy')!r} is not accepted; accepted: inventory, symmetric"
+    return errors
+
+
+def _synthetic_multivenue(data: dict) -> dict:
+    errors: dict[str, str] = {}
+    _unknown(data, ("venues", "seed", "duration_s", "volatility", "correlation", "s0"), errors)
+    _int(data, "venues", errors, default=2, low=2, high=10)
+    _int(data, "seed", errors, default=0, low=0, high=2**63 - 1)
+    _int(data, "duration_s", errors, default=600, low=1, high=7 * 86_400)
+    _float(data, "volatility", errors, default=0.5, low=0.0, high=10.0, strict_low=True)
+    _float(data, "correlation", errors, default=0.9, low=-1.0, high=1.0)
+    _float(data, "s0", errors, default=100.0, low=0.0, high=1e9, strict_low=True)
+    return errors
+
+
+DATA_VALIDATORS = {
+    DataSource.RECORDING: _recording,
+    DataSource.STORED: _stored,
+    DataSource.SYNTHETIC_AS: _synthetic_as,
+    DataSource.SYNTHETIC_MULTIVENUE: _synthetic_multivenue,
+}
+
+
+def validate_backtest_input(
+    *, strategy: str, params: dict, risk: dict, data_source: str, data_params: dict
+) -> dict[str, Any]:
+    """Return ``{}`` when everything is valid, else the errors per section and field."""
+    errors: dict[str, Any] = {}
+    if strategy not in STRATEGIES:
+        errors["strategy"] = f"{strategy!r} is not a strategy; accepted: {', '.join(STRATEGIES)}"
+    elif not isinstance(params, dict):
+        errors["params"] = "must be an object of strategy parameters"
+    else:
+        try:
+            validate_params(strategy, params)
+        except ConfigError as exc:
+            errors["params"] = exc.errors
+    if not isinstance(risk, dict):
+        errors["risk"] = "must be an object of risk limits"
+    else:
+        try:
+            RiskLimits.from_dict(risk)
+        except ConfigError as exc:
+            errors["risk"] = exc.errors
+    validator = DATA_VALIDATORS.get(data_source)
+    if validator is None:
+        errors["data_source"] = f"{data_source!r} is not a data source; accepted: {', '.join(DataSource.values)}"
+    elif not isinstance(data_params, dict):
+        errors["data_params"] = "must be an object"
+    else:
+        data_errors = validator(data_params)
+        if data_errors:
+            errors["data_params"] = data_errors
+    return errors

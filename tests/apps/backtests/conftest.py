@@ -1,0 +1,1 @@
+from tests.apps.marketdata.conftest import api_for, make_user, operator, trader, trader2, viewer  # noqa: F401
