@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from trading.events import (
@@ -29,6 +29,7 @@ from trading.events import (
     OrderFilled,
     OrderRejected,
     PlaceOrder,
+    TimeInForce,
 )
 from trading.instruments import Side
 from trading.strategy import Quote, QuoteSet
@@ -38,17 +39,23 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
+_BASE36_PAIRS = [a + b for a in _BASE36 for b in _BASE36]
+
+
 def to_base36(n: int) -> str:
     """Encode a non-negative integer in lower-case base 36."""
     if n < 0:
         raise ValueError(f"n: {n} is negative; base-36 sequence numbers start at 0")
-    if n == 0:
-        return "0"
-    digits = []
-    while n:
-        n, r = divmod(n, 36)
-        digits.append(_BASE36[r])
-    return "".join(reversed(digits))
+    if n < 36:
+        return _BASE36[n]
+    pairs = _BASE36_PAIRS
+    parts = []
+    while n >= 1296:
+        n, r = divmod(n, 1296)
+        parts.append(pairs[r])
+    parts.append(pairs[n] if n >= 36 else _BASE36[n])
+    parts.reverse()
+    return "".join(parts)
 
 
 class ClientOrderIds:
@@ -373,17 +380,24 @@ class OrderBookkeeper:
 # --------------------------------------------------------------------------------------------
 # Quote diffing
 # --------------------------------------------------------------------------------------------
-def _side_key(side: Side, price: int) -> int:
-    """Sort key putting the best price first (highest bid, lowest ask)."""
-    return -price if side is Side.BUY else price
+def _bid_key(order: WorkingOrder) -> int:
+    return -order.price  # best (highest) bid first
 
 
-def _price_of(order: WorkingOrder) -> int:
-    return order.price
+def _ask_key(order: WorkingOrder) -> int:
+    return order.price  # best (lowest) ask first
+
+
+def _quote_price(q: Quote) -> int:
+    return q.price
+
+
+def _placement_key(q: Quote) -> tuple[int, int, int]:
+    # best level first, bid before ask, then best price
+    return (q.level, -q.side, -q.price if q.side == 1 else q.price)
 
 
 def _match_side(
-    side: Side,
     quotes: Sequence[Quote],
     orders: list[WorkingOrder],
     ts: int,
@@ -392,23 +406,39 @@ def _match_side(
     max_order_age: int,
 ) -> tuple[list[WorkingOrder], list[Quote]]:
     """Keep as many working orders as possible; return (orders to drop, quotes to place)."""
-    candidates = []
-    stale = []
-    for o in orders:
-        if max_order_age and ts - o.placed_ts >= max_order_age:
-            stale.append(o)
-        else:
-            candidates.append(o)
+    drop: list[WorkingOrder] = []
+    if max_order_age:
+        fresh = []
+        for o in orders:
+            if ts - o.placed_ts >= max_order_age:
+                drop.append(o)
+            else:
+                fresh.append(o)
+        orders = fresh
     if not quotes:
-        return stale + candidates, []
+        drop.extend(orders)
+        return drop, []
+    if not orders:
+        return drop, list(quotes)
+    orders.sort(key=_ask_key)
+    if len(orders) == len(quotes):
+        # Fast path for the common case: pairing both sides in price order already keeps
+        # every order (a perfect matching cannot be improved on).
+        for o, q in zip(orders, sorted(quotes, key=_quote_price), strict=True):
+            dp = o.price - q.price
+            if (dp if dp >= 0 else -dp) > refresh_tolerance * q.price:
+                break
+            ds = o.qty - o.filled - q.qty
+            if ds and (ds if ds > 0 else -ds) > size_tolerance * q.qty:
+                break
+        else:
+            return drop, []
     # Each quote accepts orders priced within [price - slack, price + slack]. Walking the
     # orders from the lowest price and giving each to the open quote whose range ends first
     # keeps the largest possible number of orders (the classic points-to-intervals greedy).
     # With few levels (<= ~20) the quadratic scan is cheaper than anything clever.
-    open_q = [(q.price + refresh_tolerance * q.price, q.price - refresh_tolerance * q.price, q) for q in quotes]
-    candidates.sort(key=_price_of)
-    drop: list[WorkingOrder] = stale
-    for o in candidates:
+    open_q = [(q.price * (1.0 + refresh_tolerance), q.price * (1.0 - refresh_tolerance), q) for q in quotes]
+    for o in orders:
         p = o.price
         rem = o.qty - o.filled
         best = -1
@@ -416,14 +446,13 @@ def _match_side(
         for j, (hi, lo, q) in enumerate(open_q):
             if lo <= p <= hi and (best < 0 or hi < best_hi):
                 ds = rem - q.qty
-                if (ds if ds >= 0 else -ds) <= size_tolerance * q.qty:
+                if ds == 0 or (ds if ds > 0 else -ds) <= size_tolerance * q.qty:
                     best, best_hi = j, hi
         if best >= 0:
             del open_q[best]
         else:
             drop.append(o)
-    unplaced = [q for _, _, q in open_q]
-    return drop, unplaced
+    return drop, [q for _, _, q in open_q]
 
 
 def diff_quotes(
@@ -433,10 +462,10 @@ def diff_quotes(
     refresh_tolerance: float,
     max_order_age: int,
     *,
-    next_client_id,
+    next_client_id: Callable[[], str],
     size_tolerance: float = 0.0,
     allow_amend: bool = False,
-    time_in_force=None,
+    time_in_force: TimeInForce | None = None,
 ) -> list[Command]:
     """Return the smallest list of commands that turns ``working`` into ``desired``.
 
@@ -450,18 +479,26 @@ def diff_quotes(
     """
     bids: list[WorkingOrder] = []
     asks: list[WorkingOrder] = []
+    open_, pending_new = OrderState.OPEN, OrderState.PENDING_NEW
     for o in working:
-        if o.status is OrderState.PENDING_CANCEL or o.status in TERMINAL_STATES:
+        st = o.status
+        if st is not open_ and st is not pending_new:  # pending cancel or finished
             continue
-        (bids if o.side is Side.BUY else asks).append(o)
-    drop_b, place_b = _match_side(Side.BUY, desired.bids, bids, ts, refresh_tolerance, size_tolerance, max_order_age)
-    drop_a, place_a = _match_side(Side.SELL, desired.asks, asks, ts, refresh_tolerance, size_tolerance, max_order_age)
+        if o.side == 1:
+            bids.append(o)
+        else:
+            asks.append(o)
+    drop_b, place_b = _match_side(desired.bids, bids, ts, refresh_tolerance, size_tolerance, max_order_age)
+    drop_a, place_a = _match_side(desired.asks, asks, ts, refresh_tolerance, size_tolerance, max_order_age)
     commands: list[Command] = []
+    if not (drop_b or drop_a or place_b or place_a):
+        return commands
     amends: list[Command] = []
     placements: list[Quote] = []
-    for side, drops, places in ((Side.BUY, drop_b, place_b), (Side.SELL, drop_a, place_a)):
-        drops.sort(key=lambda o: _side_key(side, o.price))
-        if allow_amend:
+    for key, drops, places in ((_bid_key, drop_b, place_b), (_ask_key, drop_a, place_a)):
+        if len(drops) > 1:
+            drops.sort(key=key)
+        if allow_amend and drops and places:
             # Pair leftover orders with leftover quotes best-first: one amend replaces a
             # cancel plus a place.
             n = min(len(drops), len(places))
@@ -470,13 +507,13 @@ def diff_quotes(
             drops, places = drops[n:], places[n:]
         for o in drops:
             stale = max_order_age and ts - o.placed_ts >= max_order_age
-            commands.append(CancelOrder(o.client_order_id, reason="max_age" if stale else "requote"))
+            commands.append(CancelOrder(o.client_order_id, "max_age" if stale else "requote"))
         placements.extend(places)
-    commands.extend(amends)
-    placements.sort(key=lambda q: (q.level, -int(q.side), _side_key(q.side, q.price)))
+    if amends:
+        commands.extend(amends)
+    if len(placements) > 1:
+        placements.sort(key=_placement_key)
+    tif = TimeInForce.POST_ONLY if time_in_force is None else time_in_force
     for q in placements:
-        if time_in_force is None:
-            commands.append(PlaceOrder(next_client_id(), q.side, q.price, q.qty))
-        else:
-            commands.append(PlaceOrder(next_client_id(), q.side, q.price, q.qty, time_in_force=time_in_force))
+        commands.append(PlaceOrder(next_client_id(), q.side, q.price, q.qty, tif))
     return commands

@@ -183,6 +183,10 @@ class RiskManager:
         self.max_pos_value = None if limits.max_position_quote is None else cu(limits.max_position_quote)
         self.daily_loss = None if limits.daily_loss_limit is None else cu(limits.daily_loss_limit)
         self.max_dd = None if limits.max_drawdown is None else cu(limits.max_drawdown)
+        # Minimum notional in whole cash units, rounded up: integer compare on the hot path.
+        self.min_notional_units = int(
+            (instrument.min_notional / instrument.cash_unit).to_integral_value(rounding=ROUND_CEILING)
+        )
         self.rate_window_ns = int(limits.order_rate_window_s * 1e9)
         self.vol_window_ns = int(limits.volatility_window_s * 1e9)
         self.kill_switch = limits.kill_switch
@@ -296,7 +300,7 @@ class RiskManager:
             )
         if price <= 0:
             return RiskDecision(False, "bad_price", f"price {price} ticks is not positive")
-        if not self.instrument.min_notional_ok(price, qty):
+        if price * qty * FEE_SCALE < self.min_notional_units:
             notional = self.instrument.cash(Instrument.notional_units(price, qty))
             return RiskDecision(
                 False,
