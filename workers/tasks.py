@@ -1,3 +1,3 @@
 """Imported by the Celery app so every task module registers."""
 
-from workers import heartbeat, maintenance  # noqa: F401
+from workers import bots, heartbeat, hosting, housekeeping, maintenance, orders, reconcile, risk, supervisor  # noqa: F401

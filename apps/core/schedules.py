@@ -8,4 +8,24 @@ DEFAULT_SCHEDULES: list[dict] = [
         "task": "workers.maintenance.clear_expired_sessions",
         "every_seconds": 3600,
     },
+    {
+        "name": "Supervisor: bots and feeds follow their desired state",
+        "task": "workers.supervisor.tick",
+        "every_seconds": 5,
+    },
+    {
+        "name": "Risk sweep: daily loss, drawdown, exposure",
+        "task": "workers.risk.sweep",
+        "every_seconds": 10,
+    },
+    {
+        "name": "Reconciliation: venue orders, fills and balances vs database",
+        "task": "workers.reconcile.run",
+        "every_seconds": 30,
+    },
+    {
+        "name": "Housekeeping: trim paper venue trade logs and stale host records",
+        "task": "workers.housekeeping.run",
+        "every_seconds": 600,
+    },
 ]

@@ -1,0 +1,57 @@
+"""Shared helpers for the workers tests: demo-like paper bots and waiting."""
+
+from __future__ import annotations
+
+import time
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def make_paper_bots(
+    n: int, *, venue: str = "sim:alpha", username: str = "trader", spread: str = "0.0001", start: bool = True
+):
+    """Create a user, a paper account on ``venue`` and ``n`` fixed-spread bots (started)."""
+    from apps.accounts.models import User
+    from apps.bots.services import bot_create, bot_start
+    from apps.exchanges.models import Market
+    from apps.exchanges.services import exchange_account_create
+
+    user = User.objects.filter(username=username).first() or User.objects.create_user(
+        username=username, password="pw-12345678"
+    )
+    account = exchange_account_create(
+        owner=user,
+        label=f"paper {venue} {time.time_ns()}",
+        venue=venue,
+        paper_balances={"BTC": "10", "USDT": "1000000"},
+    )
+    market = Market.objects.get(venue=venue, symbol="BTC/USDT")
+    bots = []
+    for i in range(n):
+        bot = bot_create(
+            owner=user,
+            name=f"bot {venue} {i} {time.time_ns()}",
+            exchange_account=account,
+            market=market,
+            strategy="fixed_spread",
+            params={
+                "order_amount": "0.01",
+                "bid_spread": spread,
+                "ask_spread": spread,
+                "order_levels": 2,
+                "refresh_time": "1",
+            },
+            risk={"max_position_base": "5"},
+        )
+        if start:
+            bot_start(bot=bot, actor=user)
+        bots.append(bot)
+    return user, account, bots

@@ -1,0 +1,470 @@
+"""One bot's quoting loop inside a :class:`workers.host.Host`.
+
+Market events (from the host's stream reader) → ``trading.engine.Engine`` → commands → order
+rows created (pending_new) → the fenced paper venue (or a live gateway) → order events → engine
+and database. Before quoting, a new owner reconciles: venue open orders with the bot's prefix are
+adopted (known in the database) or cancelled (unknown), trades missed while no one owned the bot
+are recorded once, and position/PnL are rebuilt from the recorded fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from decimal import Decimal
+
+from trading.engine import Engine
+from trading.events import (
+    BookSnapshot,
+    CancelAll,
+    CancelOrder,
+    Liquidity,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    TimeInForce,
+    Timer,
+)
+from trading.instruments import Side
+from trading.oms import OrderState
+from trading.risk import RiskLimits
+from trading.strategies import build_strategy
+from workers import records
+from workers.paper_venue import LeaseLost, PaperVenue
+
+logger = logging.getLogger(__name__)
+NS = 1_000_000_000
+STOP_CONFIRM_TIMEOUT_S = 10.0
+
+
+class StopLoop(Exception):
+    """Leave the loop (stopped, lost the lease, or a fatal configuration error)."""
+
+
+class BotRunner:
+    """Run one bot while this host holds its lease."""
+
+    def __init__(self, host, bot_id: int, lease) -> None:
+        self.host = host
+        self.bot_id = bot_id
+        self.lease = lease
+        self.inbox: deque = deque()
+        self.controls: deque[str] = deque()
+        self.wake = asyncio.Event()
+        self.setup: records.BotSetup | None = None
+        self.engine: Engine | None = None
+        self.venue: PaperVenue | None = None
+        self.stream: tuple[str, str] | None = None
+        self.state = "starting"
+        self.cycle_ns: deque[int] = deque(maxlen=2000)
+        self.filled: dict[str, int] = {}
+        self._last_pnl = 0.0
+        self._last_status = 0.0
+        self._last_group = 0.0
+        self.places = 0
+        self.fills = 0
+
+    # ----------------------------------------------------------------------------------------
+    def push_market(self, event) -> None:
+        inbox = self.inbox
+        if inbox and type(event) is BookSnapshot and type(inbox[-1]) is BookSnapshot:
+            inbox[-1] = event  # a newer full book supersedes an unprocessed one
+        else:
+            inbox.append(event)
+        self.wake.set()
+
+    def push_control(self, message: str) -> None:
+        self.controls.append(message)
+        self.wake.set()
+
+    # ----------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            await self._start()
+            await self._loop()
+        except StopLoop as exc:
+            logger.info("bot %s loop ends: %s", self.bot_id, exc)
+        except LeaseLost as exc:
+            logger.warning("bot %s lost its lease: %s", self.bot_id, exc)
+            self._event("lifecycle", "lease_lost", f"stopped sending orders: {exc}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("bot %s loop failed", self.bot_id)
+            self._event("error", "loop_failed", f"{type(exc).__name__}: {exc}")
+            self.host.db.submit(records.bot_state_set, self.bot_id, "error", f"loop failed: {exc}")
+        finally:
+            self.host.runner_done(self)
+
+    async def _start(self) -> None:
+        host = self.host
+        try:
+            setup = await host.db.call(records.bot_setup, self.bot_id)
+        except Exception as exc:
+            await host.db.call(records.bot_state_set, self.bot_id, "error", f"cannot load the bot: {exc}")
+            await host.release_bot(self.bot_id)
+            raise StopLoop(str(exc)) from exc
+        self.setup = setup
+        inst = setup.instrument
+        if setup.account_kind != "paper":
+            reason = "live accounts are not run by this host yet: only paper accounts are supported"
+            await host.db.call(records.bot_state_set, self.bot_id, "error", reason)
+            await host.release_bot(self.bot_id)
+            raise StopLoop(reason)
+        try:
+            strategy = build_strategy(setup.strategy, setup.params, inst)
+            risk = RiskLimits.from_dict(setup.risk)
+        except Exception as exc:
+            errors = getattr(exc, "errors", None) or str(exc)
+            reason = f"configuration refused: {errors}"
+            await host.db.call(records.bot_state_set, self.bot_id, "error", reason)
+            await host.release_bot(self.bot_id)
+            raise StopLoop(reason) from exc
+        balances = setup.paper_balances
+        base = inst.lots(Decimal(str(balances.get(inst.base, "0"))), round_down=True)
+        quote = inst.cash_units(Decimal(str(balances.get(inst.quote, "0"))))
+        self.engine = Engine(
+            strategy,
+            inst,
+            bot_id=str(self.bot_id),
+            risk=risk,
+            initial_base=base,
+            initial_quote=quote,
+            client_id_prefix=setup.prefix,
+            client_id_start=setup.client_id_start,
+        )
+        self.venue = PaperVenue(
+            host.redis,
+            account_id=setup.account_id,
+            instrument=inst,
+            bot_id=self.bot_id,
+            prefix=setup.prefix,
+            lease_key=self.lease.key,
+            lease_value=self.lease.value,
+            token=self.lease.token,
+        )
+        await self._take_over()
+        self.stream = (setup.venue, setup.symbol)
+        host.subscribe(self, setup.venue, setup.symbol)
+        desired = setup.desired_state
+        if desired == "paused":
+            self.engine.pause(time.time_ns(), "desired state is paused")
+            self.state = "paused"
+        else:
+            self.state = "running"
+        await host.db.call(records.bot_state_set, self.bot_id, self.state, "")
+        self._event("lifecycle", "owner", f"loop started on {host.host_id} with fencing token {self.lease.token}")
+
+    async def _take_over(self) -> None:
+        """Reconcile with the venue before quoting (see the module docstring)."""
+        setup, engine, venue = self.setup, self.engine, self.venue
+        ts = time.time_ns()
+        on_venue = await venue.restore()
+        adopted, cancelled = [], []
+        for rep in on_venue:
+            if rep.client_order_id in setup.open_orders:  # known: its row was written before the place
+                cmd = PlaceOrder(rep.client_order_id, rep.side, rep.price, rep.qty, TimeInForce.GTC)
+                wo = engine.orders.on_place_sent(cmd, ts)
+                wo.status = OrderState.OPEN
+                wo.accepted = True
+                wo.filled = rep.filled_qty
+                wo.venue_order_id = rep.venue_order_id
+                adopted.append(rep.client_order_id)
+                self.filled[rep.client_order_id] = rep.filled_qty
+            else:
+                for ev in await venue.cancel(rep.client_order_id, "unknown at take-over"):
+                    await self._order_event_db(ev)
+                cancelled.append(rep.client_order_id)
+        # Trades the venue made for us that the database does not have yet: record them once.
+        since = setup.fills[-1][0] if setup.fills else 0
+        known = {f[7] for f in setup.fills}
+        missing = [f for f in await venue.fetch_my_trades(since) if f.trade_id not in known]
+        if missing:
+            rows = [
+                records.fill_row(
+                    setup, f.ts, f.client_order_id, f.side, f.price, f.qty, int(f.fee), f.maker, f.trade_id
+                )
+                for f in missing
+            ]
+            await self.host.db.call(records.fills_record, rows)
+            for f in missing:
+                setup.fills.append(
+                    (
+                        f.ts,
+                        f.client_order_id,
+                        f.side,
+                        f.price,
+                        f.qty,
+                        setup.instrument.cash(int(f.fee)),
+                        f.maker,
+                        f.trade_id,
+                    )
+                )
+        # Rebuild position and PnL from the recorded fills.
+        for ts_f, cid, side, price, qty, fee, maker, trade_id in sorted(setup.fills, key=lambda f: f[0]):
+            engine.portfolio.on_fill(
+                OrderFilled(
+                    ts_f,
+                    cid,
+                    side,
+                    price,
+                    qty,
+                    0,
+                    setup.instrument.cash_units(fee),
+                    Liquidity.MAKER if maker else Liquidity.TAKER,
+                    trade_id,
+                )
+            )
+        closed = await self.host.db.call(
+            records.open_orders_close, self.bot_id, set(adopted), "cancelled", "not open on the venue at take-over"
+        )
+        self._event(
+            "reconcile",
+            "take_over",
+            f"take-over: {len(adopted)} open orders adopted, {len(cancelled)} unknown cancelled, "
+            f"{len(missing)} missed fills recorded, {closed} stale order rows closed, "
+            f"position {setup.instrument.quantity(engine.portfolio.position)} {setup.instrument.base}",
+            {"adopted": adopted, "cancelled": cancelled, "missed_fills": [f.trade_id for f in missing]},
+        )
+
+    # ----------------------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        engine = self.engine
+        next_timer = time.monotonic() + 1.0
+        while True:
+            if not self.lease.held:
+                raise LeaseLost(self.lease.lost_reason or "lease not renewed")
+            timeout = max(0.0, next_timer - time.monotonic())
+            if not self.inbox and not self.controls:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+            while self.controls:
+                await self._control(self.controls.popleft())
+            while self.inbox:
+                event = self.inbox.popleft()
+                started = time.perf_counter_ns()
+                try:
+                    for ev in await self.venue.on_market(event):
+                        await self._handle_order_event(ev)
+                    await self._send(engine.on_event(event))
+                except (LeaseLost, StopLoop, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # one bad event never kills the loop
+                    logger.exception("bot %s: event failed", self.bot_id)
+                    self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
+                self.cycle_ns.append(time.perf_counter_ns() - started)
+                self._flush_notes()
+            now = time.monotonic()
+            if now >= next_timer:
+                next_timer = now + 1.0
+                ts = time.time_ns()
+                for ev in await self.venue.advance():
+                    await self._handle_order_event(ev)
+                await self._send(engine.on_event(Timer(ts)))
+                self._flush_notes()
+                self._snapshot(ts)
+
+    async def _send(self, commands: list) -> None:
+        if not commands:
+            return
+        if not self.lease.held:
+            raise LeaseLost(self.lease.lost_reason or "lease not held")
+        setup = self.setup
+        places = [c for c in commands if type(c) is PlaceOrder]
+        if places:
+            # The order rows exist before anything reaches the venue.
+            await self.host.db.call(
+                records.orders_create, self.bot_id, setup.account_id, setup.market_id, setup.instrument, places
+            )
+        for cmd in commands:
+            t = type(cmd)
+            if t is PlaceOrder:
+                self.places += 1
+                events = await self.venue.place(cmd)
+            elif t is CancelOrder:
+                events = await self.venue.cancel(cmd.client_order_id, cmd.reason)
+            elif t is CancelAll:
+                await self.venue.cancel_all()
+                events = []
+            else:  # AmendOrder: the paper venue takes cancel + new place through the diff instead
+                events = [OrderRejected(time.time_ns(), cmd.client_order_id, "amend not supported", "unsupported")]
+            for ev in events:
+                await self._handle_order_event(ev)
+
+    async def _handle_order_event(self, ev) -> None:
+        await self._order_event_db(ev)
+        more = self.engine.on_event(ev)
+        if more:
+            await self._send(more)
+
+    async def _order_event_db(self, ev) -> None:
+        setup = self.setup
+        inst = setup.instrument
+        t = type(ev)
+        cid = ev.client_order_id
+        if t is OrderAccepted:
+            self.host.db.submit(records.orders_update, [(cid, "open", ev.venue_order_id, None, "", inst)])
+        elif t is OrderFilled:
+            self.fills += 1
+            filled = self.filled.get(cid, 0) + ev.qty
+            self.filled[cid] = filled
+            status = "filled" if ev.leaves_qty <= 0 else "partially_filled"
+            row = records.fill_row(
+                setup, ev.ts, cid, ev.side, ev.price, ev.qty, ev.fee, ev.liquidity is Liquidity.MAKER, ev.trade_id
+            )
+            self.host.db.submit(records.fills_record, [row])
+            self.host.db.submit(records.orders_update, [(cid, status, ev.venue_order_id, filled, "", inst)])
+            self.host.publish_bot(
+                self.bot_id,
+                {
+                    "type": "fill",
+                    "side": row["side"],
+                    "price": str(row["price"]),
+                    "qty": str(row["quantity"]),
+                    "cid": cid,
+                },
+            )
+        elif t is OrderCancelled:
+            if self.filled.get(cid, 0) or cid not in self.filled:
+                self.filled.pop(cid, None)
+            self.host.db.submit(records.orders_update, [(cid, "cancelled", "", None, ev.reason, inst)])
+        elif t is OrderRejected and ev.code not in ("unknown_order", "already_filled", "already_closed"):
+            self.host.db.submit(records.orders_update, [(cid, "rejected", "", None, ev.reason, inst)])
+
+    # ----------------------------------------------------------------------------------------
+    async def _control(self, message: str) -> None:
+        engine = self.engine
+        ts = time.time_ns()
+        if message == "pause":
+            await self._send(engine.pause(ts, "paused"))
+            self.state = "paused"
+            self.host.db.submit(records.bot_state_set, self.bot_id, "paused", "")
+        elif message == "resume":
+            engine.resume(ts, "resumed")
+            self.state = "running"
+            self.host.db.submit(records.bot_state_set, self.bot_id, "running", "")
+        elif message.startswith("cancel:"):
+            cid = message.partition(":")[2]
+            if cid in engine.orders.orders:
+                await self._send([CancelOrder(cid, "cancelled by user")])
+            elif any(o.client_order_id == cid for o in await self.venue.fetch_open_orders()):
+                if cid in self.venue._orders:
+                    for ev in await self.venue.cancel(cid, "cancelled by user"):
+                        await self._order_event_db(ev)
+                else:
+                    await self.venue._delete(cid, "cancel")
+                self.host.db.submit(
+                    records.orders_update, [(cid, "cancelled", "", None, "cancelled by user", self.setup.instrument)]
+                )
+        elif message in ("stop", "kill", "kill_flatten"):
+            await self._stop(message)
+        elif message == "reload":  # configuration changed: start again from the database
+            await self._stop("reload")
+
+    async def _stop(self, how: str) -> None:
+        """Cancel everything, confirm with the venue that nothing with our prefix is open."""
+        engine, venue = self.engine, self.venue
+        ts = time.time_ns()
+        self.host.db.submit(records.bot_state_set, self.bot_id, "stopping", "")
+        commands = engine.kill(ts, "kill switch") if how.startswith("kill") else engine.stop(ts, how)
+        await self._send(commands)
+        deadline = time.monotonic() + STOP_CONFIRM_TIMEOUT_S
+        left = await venue.fetch_open_orders()
+        while left and time.monotonic() < deadline:
+            await venue.cancel_all()
+            left = await venue.fetch_open_orders()
+        if how == "kill_flatten":
+            await self._flatten()
+        if left:
+            reason = f"{len(left)} orders still open on the venue after {STOP_CONFIRM_TIMEOUT_S:.0f}s"
+            self._event("lifecycle", "stop_unconfirmed", reason)
+            await self.host.db.call(records.bot_state_set, self.bot_id, "error", reason)
+            raise StopLoop(reason)
+        await self.host.db.call(records.open_orders_close, self.bot_id, set(), "cancelled", how)
+        if how == "reload":
+            self._event("lifecycle", "reload", "configuration reloaded; no order left on the venue")
+            await self.host.db.call(records.bot_state_set, self.bot_id, "starting", "")
+            await self.host.release_bot(self.bot_id, keep_wanted=True)
+            raise StopLoop("reload")
+        state = "stopped"
+        self._event("lifecycle", how, "stopped; venue confirms no open order with the bot's prefix")
+        self._snapshot(time.time_ns())
+        await self.host.db.call(records.bot_state_set, self.bot_id, state, "kill switch" if how != "stop" else "")
+        await self.host.release_bot(self.bot_id)
+        raise StopLoop(how)
+
+    async def _flatten(self) -> None:
+        engine = self.engine
+        pos = engine.portfolio.position
+        bid, ask = engine.book.best_bid(), engine.book.best_ask()
+        if not pos or bid is None or ask is None:
+            return
+        side = Side.SELL if pos > 0 else Side.BUY
+        price = max(1, bid - 5) if side is Side.SELL else ask + 5
+        cmd = PlaceOrder(engine.ids.next(), side, price, abs(pos), TimeInForce.IOC, reason="flatten", reduce_only=True)
+        engine.orders.on_place_sent(cmd, time.time_ns())
+        self._event("lifecycle", "flatten", f"flattening {self.setup.instrument.quantity(abs(pos))} with a taker order")
+        await self._send([cmd])
+
+    # ----------------------------------------------------------------------------------------
+    def _event(self, kind: str, code: str, message: str, data: dict | None = None) -> None:
+        self.host.db.submit(records.bot_events_record, [(self.bot_id, time.time_ns(), kind, code, message, data)])
+
+    def _flush_notes(self) -> None:
+        notes = self.engine.notes
+        if not notes:
+            return
+        rows = []
+        while notes:
+            n = notes.popleft()
+            rows.append((self.bot_id, n.ts, n.kind, n.code, n.message, None))
+        self.host.db.submit(records.bot_events_record, rows)
+
+    def _snapshot(self, ts: int) -> None:
+        """PnL snapshot (every second) and the live status for the UI."""
+        engine, inst = self.engine, self.setup.instrument
+        snap = engine.portfolio.snapshot(ts)
+        row = {
+            "ts": records.ns_to_dt(ts),
+            "bot_id": self.bot_id,
+            "position": inst.quantity(snap.position),
+            "cash": inst.cash(snap.cash),
+            "mid": None if snap.mid is None else inst.price(1) * Decimal(str(snap.mid)),
+            "realized": inst.cash(snap.realized),
+            "unrealized": inst.cash(snap.unrealized),
+            "fees": inst.cash(snap.fees),
+            "equity": inst.cash(snap.equity),
+            "peak_equity": inst.cash(snap.peak),
+            "drawdown": inst.cash(snap.drawdown),
+        }
+        self.host.db.submit(records.pnl_snapshots_record, [row])
+        quotes = [
+            {
+                "side": "buy" if o.side is Side.BUY else "sell",
+                "price": str(inst.price(o.price)),
+                "qty": str(inst.quantity(o.remaining)),
+            }
+            for o in engine.orders.orders.values()
+        ]
+        status = {
+            "type": "status",
+            "state": self.state,
+            "owner": self.host.host_id,
+            "token": self.lease.token,
+            "position": str(row["position"]),
+            "equity": str(row["equity"]),
+            "realized": str(row["realized"]),
+            "unrealized": str(row["unrealized"]),
+            "drawdown": str(row["drawdown"]),
+            "orders": quotes,
+            "risk": engine.status.action.name.lower(),
+            "ts": ts,
+        }
+        self.host.set_bot_status(self.bot_id, status)

@@ -1,0 +1,355 @@
+"""The asyncio host inside a Celery worker process: runs many bot loops and feed loops.
+
+Exactly one host per OS process (started from the ``worker_ready`` signal in a worker that
+consumes the ``bots`` or ``feeds`` queue, in a daemon thread with its own event loop). It
+claims work through Redis leases (:mod:`workers.leases`): every second it looks at the wanted
+bots and feeds (kept by the supervisor) and takes any whose lease is free, up to its capacity;
+it renews all its leases every ttl/3. One stream reader per host fans market events out to the
+bot loops (one XREAD for all streams in use), and one pub/sub subscription carries lifecycle
+commands (``<prefix>:bot:<id>:control``). Database writes go through one writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+
+from workers import codec, keys
+from workers.dbwriter import DbWriter
+from workers.leases import DEFAULT_TTL_MS, Lease
+
+logger = logging.getLogger(__name__)
+_host: Host | None = None
+_host_lock = threading.Lock()
+
+
+class Host:
+    """Bots and feeds of this process (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        run_bots: bool = True,
+        run_feeds: bool = True,
+        capacity: int | None = None,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        redis_url: str | None = None,
+    ) -> None:
+        from django.conf import settings
+
+        self.host_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.run_bots = run_bots
+        self.run_feeds = run_feeds
+        self.capacity = capacity if capacity is not None else int(os.environ.get("MM_HOST_CAPACITY", "500"))
+        self.ttl_ms = ttl_ms
+        self.redis_url = redis_url or settings.REDIS_URL
+        self.redis = None
+        self.db = DbWriter(f"db-writer-{os.getpid()}")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.bots: dict[int, object] = {}
+        self.bot_tasks: dict[int, asyncio.Task] = {}
+        self.feeds: dict[tuple[str, str], object] = {}
+        self.feed_tasks: dict[tuple[str, str], asyncio.Task] = {}
+        self.subscribers: dict[str, set] = {}  # stream key -> runners
+        self.stream_ids: dict[str, bytes] = {}
+        self.feed_latency_ns: deque[int] = deque(maxlen=20000)
+        self._wanted_feeds: set[str] = set()
+        self._stop = asyncio.Event()
+        self._thread: threading.Thread | None = None
+        self._reader_wake: asyncio.Event | None = None
+        self._channel_layer = None
+        self.started = threading.Event()
+
+    # ----------------------------------------------------------------------------------------
+    # Thread and loop
+    # ----------------------------------------------------------------------------------------
+    def start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._thread_main, name="mm-host", daemon=True)
+        self._thread.start()
+
+    def _thread_main(self) -> None:
+        asyncio.run(self.main())
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop from another thread: release leases (others take over at once) and exit."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.db.stop()
+
+    async def main(self) -> None:
+        import redis.asyncio as aioredis
+
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._reader_wake = asyncio.Event()
+        self.redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        self.redis_block = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
+        tasks = [
+            asyncio.create_task(self._guard(self._claim_loop), name="claim"),
+            asyncio.create_task(self._guard(self._renew_loop), name="renew"),
+            asyncio.create_task(self._guard(self._reader_loop), name="reader"),
+            asyncio.create_task(self._guard(self._control_loop), name="control"),
+        ]
+        self.started.set()
+        await self._stop.wait()
+        for t in tasks:
+            t.cancel()
+        for task in list(self.bot_tasks.values()) + list(self.feed_tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.bot_tasks.values(), *self.feed_tasks.values(), return_exceptions=True)
+        for lease in [getattr(r, "lease", None) for r in list(self.bots.values()) + list(self.feeds.values())]:
+            if lease is not None:
+                await lease.release()
+        await self.redis.hdel(keys.host_registry(), self.host_id)
+        await self.redis.aclose()
+        await self.redis_block.aclose()
+
+    async def _guard(self, fn) -> None:
+        """Keep a host task alive through Redis outages and bugs."""
+        while not self._stop.is_set():
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("host task %s failed: %s; restarting", fn.__name__, exc)
+                await asyncio.sleep(0.5)
+
+    # ----------------------------------------------------------------------------------------
+    # Claiming
+    # ----------------------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._claim_once()
+            await asyncio.sleep(1.0)
+
+    async def _claim_once(self) -> None:
+        redis = self.redis
+        self._wanted_feeds = {m.decode() for m in await redis.smembers(keys.feeds_wanted())}
+        await redis.hset(
+            keys.host_registry(),
+            self.host_id,
+            json.dumps({"pid": os.getpid(), "bots": len(self.bots), "feeds": len(self.feeds), "ts": time.time()}),
+        )
+        if self.run_feeds:
+            for member in sorted(self._wanted_feeds):
+                venue, _, symbol = member.partition("|")
+                if (venue, symbol) in self.feeds:
+                    continue
+                lease = Lease(
+                    redis, keys.feed_lease(venue, symbol), keys.feed_fence(venue, symbol), self.host_id, self.ttl_ms
+                )
+                if await lease.acquire():
+                    self._start_feed(venue, symbol, lease)
+        if self.run_bots:
+            wanted = [int(b) for b in await redis.smembers(keys.bots_wanted())]
+            free = [b for b in wanted if b not in self.bots]
+            random.shuffle(free)
+            if free and self.bots:
+                # A busier host waits a little, so new bots spread over the live hosts.
+                await asyncio.sleep(min(0.5, 0.002 * len(self.bots)))
+            for bot_id in free:
+                if len(self.bots) >= self.capacity:
+                    break
+                lease = Lease(redis, keys.bot_lease(bot_id), keys.bot_fence(bot_id), self.host_id, self.ttl_ms)
+                if await lease.acquire():
+                    self._start_bot(bot_id, lease)
+
+    def _start_bot(self, bot_id: int, lease: Lease) -> None:
+        from workers.botloop import BotRunner
+
+        runner = BotRunner(self, bot_id, lease)
+        self.bots[bot_id] = runner
+        self.bot_tasks[bot_id] = asyncio.create_task(runner.run(), name=f"bot-{bot_id}")
+
+    def _start_feed(self, venue: str, symbol: str, lease: Lease) -> None:
+        from workers.feeds import FeedLoop
+
+        loop = FeedLoop(self, venue, symbol, lease)
+        self.feeds[(venue, symbol)] = loop
+        self.feed_tasks[(venue, symbol)] = asyncio.create_task(loop.run(), name=f"feed-{venue}-{symbol}")
+
+    def feed_wanted(self, venue: str, symbol: str) -> bool:
+        return f"{venue}|{symbol}" in self._wanted_feeds
+
+    def runner_done(self, runner) -> None:
+        if self.bots.get(runner.bot_id) is runner:
+            del self.bots[runner.bot_id]
+            self.bot_tasks.pop(runner.bot_id, None)
+        for subs in self.subscribers.values():
+            subs.discard(runner)
+        asyncio.get_running_loop().create_task(runner.lease.release())
+
+    def feed_done(self, feed) -> None:
+        key = (feed.venue, feed.symbol)
+        if self.feeds.get(key) is feed:
+            del self.feeds[key]
+            self.feed_tasks.pop(key, None)
+        asyncio.get_running_loop().create_task(feed.lease.release())
+
+    async def release_bot(self, bot_id: int, keep_wanted: bool = False) -> None:
+        """A bot stopped here on purpose: no longer wanted (unless reloading), lease released."""
+        if not keep_wanted:
+            await self.redis.srem(keys.bots_wanted(), bot_id)
+        runner = self.bots.get(bot_id)
+        await self.redis.delete(keys.bot_status(bot_id))
+        if runner is not None:
+            await runner.lease.release()
+
+    # ----------------------------------------------------------------------------------------
+    # Leases
+    # ----------------------------------------------------------------------------------------
+    async def _renew_loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            holders = list(self.bots.values()) + list(self.feeds.values())
+            for holder in holders:
+                lease = holder.lease
+                if lease.token and not await lease.renew():
+                    logger.warning("lease %s lost: %s", lease.key, lease.lost_reason)
+                    if hasattr(holder, "wake"):
+                        holder.wake.set()  # the loop sees the lost lease at once and stops sending
+            await asyncio.sleep(max(0.05, self.ttl_ms / 3000 - (time.monotonic() - started)))
+
+    # ----------------------------------------------------------------------------------------
+    # Market data fan-out
+    # ----------------------------------------------------------------------------------------
+    def subscribe(self, runner, venue: str, symbol: str) -> None:
+        stream = keys.feed_stream(venue, symbol)
+        if stream not in self.subscribers:
+            self.subscribers[stream] = set()
+            self.stream_ids[stream] = b"$"
+        self.subscribers[stream].add(runner)
+        self._reader_wake.set()
+
+    async def _reader_loop(self) -> None:
+        while not self._stop.is_set():
+            streams = {s: self.stream_ids[s] for s, subs in self.subscribers.items() if subs}
+            if not streams:
+                self._reader_wake.clear()
+                try:
+                    await asyncio.wait_for(self._reader_wake.wait(), 1.0)
+                except TimeoutError:
+                    pass
+                continue
+            if any(v == b"$" for v in streams.values()):
+                for s, v in streams.items():  # resolve "$" once so nothing is skipped between reads
+                    if v == b"$":
+                        info = await self.redis.xinfo_stream(s) if await self.redis.exists(s) else None
+                        self.stream_ids[s] = streams[s] = info["last-generated-id"] if info else b"0-0"
+            result = await self.redis_block.xread(streams, count=500, block=500)
+            now = time.time_ns()
+            for stream, entries in result or []:
+                stream = stream.decode() if isinstance(stream, bytes) else stream
+                subs = self.subscribers.get(stream, ())
+                for entry_id, fields in entries:
+                    self.stream_ids[stream] = entry_id
+                    try:
+                        event = codec.decode(fields[b"e"])
+                        self.feed_latency_ns.append(now - int(fields.get(b"p", now)))
+                    except ValueError as exc:
+                        logger.warning("bad feed entry on %s: %s", stream, exc)
+                        continue
+                    for runner in subs:
+                        runner.push_market(event)
+
+    # ----------------------------------------------------------------------------------------
+    # Control channel
+    # ----------------------------------------------------------------------------------------
+    async def _control_loop(self) -> None:
+        pubsub = self.redis_block.pubsub()
+        pattern = f"{keys.prefix()}:bot:*:control"
+        await pubsub.psubscribe(pattern)
+        try:
+            while not self._stop.is_set():
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if not msg:
+                    continue
+                channel = msg["channel"].decode()
+                try:
+                    bot_id = int(channel.split(":")[-2])
+                except ValueError:
+                    continue
+                runner = self.bots.get(bot_id)
+                if runner is not None:
+                    runner.push_control(msg["data"].decode())
+        finally:
+            await pubsub.aclose()
+
+    # ----------------------------------------------------------------------------------------
+    # Publishing for the UI
+    # ----------------------------------------------------------------------------------------
+    def set_bot_status(self, bot_id: int, status: dict) -> None:
+        asyncio.get_running_loop().create_task(self._set_status(bot_id, status))
+
+    async def _set_status(self, bot_id: int, status: dict) -> None:
+        try:
+            await self.redis.set(keys.bot_status(bot_id), json.dumps(status, default=str), ex=30)
+            await self.group_send(keys.group_name("bot", str(bot_id)), {"type": "bot.update", "data": status})
+        except Exception as exc:
+            logger.debug("status of bot %s not published: %s", bot_id, exc)
+
+    def publish_bot(self, bot_id: int, data: dict) -> None:
+        asyncio.get_running_loop().create_task(
+            self.group_send(keys.group_name("bot", str(bot_id)), {"type": "bot.update", "data": data})
+        )
+
+    async def group_send(self, group: str, message: dict) -> None:
+        if os.environ.get("MM_NO_CHANNEL_LAYER"):
+            return
+        try:
+            if self._channel_layer is None:
+                from channels.layers import get_channel_layer
+
+                self._channel_layer = get_channel_layer()
+            if self._channel_layer is not None:
+                await self._channel_layer.group_send(group, message)
+        except Exception as exc:
+            logger.debug("group_send %s failed: %s", group, exc)
+
+    # ----------------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        cycles = sorted(x for r in self.bots.values() for x in r.cycle_ns)
+        lat = sorted(self.feed_latency_ns)
+        return {
+            "bots": len(self.bots),
+            "feeds": len(self.feeds),
+            "cycle_p99_ms": _pct(cycles, 0.99) / 1e6,
+            "cycle_p50_ms": _pct(cycles, 0.5) / 1e6,
+            "feed_to_bot_p99_ms": _pct(lat, 0.99) / 1e6,
+            "feed_to_bot_p50_ms": _pct(lat, 0.5) / 1e6,
+        }
+
+
+def _pct(values: list[int], q: float) -> float:
+    if not values:
+        return 0.0
+    return float(values[min(len(values) - 1, int(q * len(values)))])
+
+
+def start_host(*, run_bots: bool, run_feeds: bool) -> Host:
+    """Start this process's host (once; later calls return the same host)."""
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = Host(run_bots=run_bots, run_feeds=run_feeds)
+            _host.start_thread()
+        return _host
+
+
+def stop_host() -> None:
+    global _host
+    with _host_lock:
+        if _host is not None:
+            _host.stop()
+            _host = None

@@ -1,0 +1,130 @@
+"""Redis leases with fencing tokens: exactly one owner per bot or feed.
+
+``SET key value NX PX ttl`` where the value is ``<owner>:<token>`` and the token comes from
+``INCR`` on a per-resource fencing counter, in one Lua script. The owner renews every ttl/3 with
+a compare-and-extend script; a renewal that fails (someone else owns it, or Redis unreachable
+until the local deadline) marks the lease lost and the loop must stop sending orders at once.
+Every order place/cancel is checked against the lease value inside the same Lua script that
+writes it (see :mod:`workers.paper_venue`), so a stale owner cannot write after losing it.
+"""
+
+from __future__ import annotations
+
+import time
+
+ACQUIRE = """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+local t = redis.call('incr', KEYS[2])
+redis.call('set', KEYS[1], ARGV[1] .. ':' .. t, 'PX', ARGV[2])
+return t
+"""
+RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+DEFAULT_TTL_MS = 6000
+
+
+class Lease:
+    """One lease on one resource, held (or not) by this process. Works with ``redis.asyncio``."""
+
+    def __init__(self, redis, key: str, fence_key: str, owner: str, ttl_ms: int = DEFAULT_TTL_MS) -> None:
+        self.redis = redis
+        self.key = key
+        self.fence_key = fence_key
+        self.owner = owner
+        self.ttl_ms = ttl_ms
+        self.token = 0
+        self.value = ""
+        self._deadline = 0.0  # monotonic time after which we no longer trust we hold it
+        self.lost_reason = ""
+
+    @property
+    def held(self) -> bool:
+        """Held and not past the local deadline (no Redis round trip)."""
+        return self.token > 0 and time.monotonic() < self._deadline
+
+    async def acquire(self) -> bool:
+        """Take the lease if free; on success :attr:`token` is the new fencing token."""
+        started = time.monotonic()
+        token = int(await self.redis.eval(ACQUIRE, 2, self.key, self.fence_key, self.owner, self.ttl_ms))
+        if token <= 0:
+            return False
+        self.token = token
+        self.value = f"{self.owner}:{token}"
+        self._deadline = started + self.ttl_ms / 1000 * 0.9
+        self.lost_reason = ""
+        return True
+
+    async def renew(self) -> bool:
+        """Extend the lease if we still hold it; mark it lost otherwise."""
+        if self.token <= 0:
+            return False
+        started = time.monotonic()
+        try:
+            ok = int(await self.redis.eval(RENEW, 1, self.key, self.value, self.ttl_ms))
+        except Exception as exc:  # Redis unreachable: keep trying until the local deadline
+            if time.monotonic() >= self._deadline:
+                self.lose(f"renewal failed past the lease deadline: {exc}")
+            return self.held
+        if not ok:
+            self.lose("lease taken over or expired")
+            return False
+        self._deadline = started + self.ttl_ms / 1000 * 0.9
+        return True
+
+    async def check(self) -> bool:
+        """Ask Redis whether we still hold it (one GET)."""
+        if not self.held:
+            return False
+        try:
+            current = await self.redis.get(self.key)
+        except Exception:
+            return self.held
+        if current is None or current.decode() != self.value:
+            self.lose("lease no longer ours")
+            return False
+        return True
+
+    def lose(self, reason: str) -> None:
+        self.token = 0
+        self._deadline = 0.0
+        self.lost_reason = reason
+
+    async def release(self) -> None:
+        """Give the lease up (only if still ours)."""
+        if self.value:
+            try:
+                await self.redis.eval(RELEASE, 1, self.key, self.value)
+            except Exception:
+                pass
+        self.lose("released")
+
+
+class SyncLease:
+    """The same lease for synchronous code (Celery tasks doing one-off cleanup)."""
+
+    def __init__(self, redis, key: str, fence_key: str, owner: str, ttl_ms: int = DEFAULT_TTL_MS) -> None:
+        self.redis = redis
+        self.key = key
+        self.fence_key = fence_key
+        self.owner = owner
+        self.ttl_ms = ttl_ms
+        self.token = 0
+        self.value = ""
+
+    def acquire(self) -> bool:
+        token = int(self.redis.eval(ACQUIRE, 2, self.key, self.fence_key, self.owner, self.ttl_ms))
+        if token > 0:
+            self.token = token
+            self.value = f"{self.owner}:{token}"
+        return token > 0
+
+    def release(self) -> None:
+        if self.value:
+            self.redis.eval(RELEASE, 1, self.key, self.value)
+        self.token = 0

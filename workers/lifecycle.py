@@ -1,0 +1,115 @@
+"""Desired vs actual state of bots, from synchronous code (Celery tasks and the supervisor).
+
+A bot that must run (desired running or paused, account kill switch off, not in error) is in
+the wanted set; hosts claim it. The owner of a bot is told what to do on the bot's control
+channel. A bot that must stop and has no owner is cleaned up here: its orders are cancelled on
+the venue under its lease (fenced), then the database rows are closed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+
+from workers import keys, records
+from workers.leases import SyncLease
+from workers.paper_venue import DELETE
+
+logger = logging.getLogger(__name__)
+RUN_STATES = ("running", "paused")
+
+
+def redis_client():
+    from apps.core.health import redis_client as client
+
+    return client()
+
+
+def lease_value(redis, bot_id: int) -> str | None:
+    raw = redis.get(keys.bot_lease(bot_id))
+    return raw.decode() if raw else None
+
+
+def bot_status(redis, bot_id: int) -> dict | None:
+    raw = redis.get(keys.bot_status(bot_id))
+    return json.loads(raw) if raw else None
+
+
+def control(redis, bot_id: int, message: str) -> int:
+    """Tell the owner of a bot; returns how many hosts heard it."""
+    return redis.publish(keys.bot_control(bot_id), message)
+
+
+def want_bot(redis, bot_id: int, venue: str, symbol: str) -> None:
+    pipe = redis.pipeline()
+    pipe.sadd(keys.bots_wanted(), bot_id)
+    pipe.sadd(keys.feeds_wanted(), f"{venue}|{symbol}")
+    pipe.execute()
+
+
+def stop_unowned(redis, bot, reason: str) -> int:
+    """Cancel every venue order of a bot no one owns; returns how many were cancelled.
+
+    Takes the bot's lease for the duration (so no host starts it meanwhile); if the lease is
+    held by someone, nothing is done (the owner handles it) and -1 is returned.
+    """
+    owner = f"cleanup:{socket.gethostname()}:{os.getpid()}"
+    lease = SyncLease(redis, keys.bot_lease(bot.pk), keys.bot_fence(bot.pk), owner)
+    if not lease.acquire():
+        return -1
+    try:
+        prefix = records.bot_prefix(bot)
+        k_orders = keys.paper(bot.exchange_account_id, bot.market.symbol, "orders")
+        cancelled = 0
+        for cid in redis.hkeys(k_orders):
+            cid = cid.decode()
+            if cid.startswith(prefix + "-"):
+                ok = redis.eval(
+                    DELETE, 3, lease.key, k_orders, keys.place_log(), lease.value, cid, "cancel", bot.pk, lease.token
+                )
+                cancelled += int(bool(ok))
+        records.open_orders_close(bot.pk, set(), "cancelled", reason)
+        return cancelled
+    finally:
+        lease.release()
+
+
+def apply(bot_id: int, *, kill: bool = False, reload_config: bool = False, flatten: bool = False) -> str:
+    """Make one bot's actual state follow its desired state; returns what was done."""
+    from apps.bots.models import Bot
+
+    bot = Bot.objects.select_related("market", "exchange_account").filter(pk=bot_id).first()
+    if bot is None:
+        return "no such bot"
+    redis = redis_client()
+    owned = lease_value(redis, bot_id) is not None
+    must_run = bot.desired_state in RUN_STATES and not bot.exchange_account.kill_switch and not kill
+    if must_run:
+        if bot.actual_state == "error" or not owned:
+            records.bot_state_set(bot_id, "starting", "")
+        want_bot(redis, bot_id, bot.market.venue, bot.market.symbol)
+        if owned:
+            if reload_config:
+                control(redis, bot_id, "reload")
+                return "reload"
+            control(redis, bot_id, "pause" if bot.desired_state == "paused" else "resume")
+            return bot.desired_state
+        return "wanted"
+    redis.srem(keys.bots_wanted(), bot_id)
+    how = ("kill_flatten" if flatten else "kill") if kill or bot.exchange_account.kill_switch else "stop"
+    if owned:
+        records.bot_state_set(bot_id, "stopping", bot.state_reason)
+        control(redis, bot_id, how)
+        return how
+    cancelled = stop_unowned(redis, bot, how)
+    if cancelled >= 0:
+        records.bot_state_set(bot_id, "stopped", bot.state_reason)
+        records.bot_events_record(
+            [(bot_id, time.time_ns(), "lifecycle", how, f"{how}: no owner; {cancelled} venue orders cancelled", None)]
+        )
+    else:  # a host took it meanwhile: tell it
+        control(redis, bot_id, how)
+    return f"{how} (unowned)"

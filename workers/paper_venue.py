@@ -1,0 +1,374 @@
+"""A paper venue whose state lives in Redis, so it survives the death of the process.
+
+Matching is ``trading.fillsim.SimulatedExchange`` (the backtester's fill model) run in the
+owning bot loop; every change it makes — an order accepted, filled, cancelled — is written to
+Redis by a Lua script that first checks the caller still holds the bot's lease (fencing), and
+logs each place/cancel with its fencing token. A new owner finds the open orders "on the venue"
+(``restore``), the trades it missed (``fetch_my_trades``) and the paper balance changes.
+
+Keys per exchange account and symbol (see :mod:`workers.keys`): ``orders`` (hash client id ->
+JSON), ``trades`` (list of JSON fills with venue trade ids), ``delta`` (hash: base lots and
+quote cash units moved by fills, fees included) and ``tradeseq`` (venue trade id counter).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+
+from trading.events import (
+    CancelOrder,
+    OrderAccepted,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    TimeInForce,
+)
+from trading.fillsim import SimulatedExchange
+from trading.instruments import FEE_SCALE, Instrument, Side
+from trading.ports import FillReport, OrderReport, OrderStatus
+from workers import keys
+
+PUT = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('xadd', KEYS[3], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[5], 'token', ARGV[6], 'cid', ARGV[2],
+             'action', ARGV[4])
+end
+return 1
+"""
+DELETE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('hdel', KEYS[2], ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('xadd', KEYS[3], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[4], 'token', ARGV[5], 'cid', ARGV[2],
+             'action', ARGV[3])
+end
+return 1
+"""
+FILL = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then redis.call('hdel', KEYS[2], ARGV[2]) else redis.call('hset', KEYS[2], ARGV[2], ARGV[3]) end
+local id = redis.call('incr', KEYS[5])
+local fill = cjson.decode(ARGV[4])
+fill['id'] = ARGV[7] .. '-' .. id
+redis.call('rpush', KEYS[3], cjson.encode(fill))
+redis.call('hincrby', KEYS[4], 'base', ARGV[5])
+redis.call('hincrby', KEYS[4], 'quote', ARGV[6])
+return fill['id']
+"""
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+class LeaseLost(Exception):
+    """The bot's lease is no longer ours: the write was refused and the loop must stop."""
+
+
+class PaperVenue:
+    """Paper order entry for one bot (client-id prefix) on one account and symbol."""
+
+    def __init__(
+        self,
+        redis,
+        *,
+        account_id: int,
+        instrument: Instrument,
+        bot_id: int,
+        prefix: str,
+        lease_key: str,
+        lease_value: str = "",
+        token: int = 0,
+    ) -> None:
+        self.redis = redis
+        self.account_id = account_id
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+        self.bot_id = bot_id
+        self.prefix = prefix
+        self.lease_key = lease_key
+        self.lease_value = lease_value
+        self.token = token
+        self.sim = SimulatedExchange(instrument, venue_prefix=f"paper{account_id}")
+        self._k_orders = keys.paper(account_id, self.symbol, "orders")
+        self._k_trades = keys.paper(account_id, self.symbol, "trades")
+        self._k_delta = keys.paper(account_id, self.symbol, "delta")
+        self._k_seq = keys.paper(account_id, self.symbol, "tradeseq")
+        self._k_log = keys.place_log()
+        self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
+        self._last_ts = 0
+
+    # ----------------------------------------------------------------------------------------
+    def _ts(self) -> int:
+        ts = max(_now(), self._last_ts + 1)
+        self._last_ts = ts
+        return ts
+
+    async def restore(self) -> list[OrderReport]:
+        """Load our open orders from Redis into the matching engine; return them."""
+        raw = await self.redis.hgetall(self._k_orders)
+        ts = self._ts()
+        for cid, blob in raw.items():
+            cid = cid.decode()
+            if not cid.startswith(self.prefix + "-"):
+                continue
+            o = json.loads(blob)
+            self._orders[cid] = o
+            leaves = o["qty"] - o["filled"]
+            if leaves > 0:
+                self.sim.submit(PlaceOrder(cid, Side(o["side"]), o["price"], leaves, TimeInForce.GTC), ts)
+        self.sim.advance(ts)  # acknowledgements of restored orders are not news
+        return self.open_orders()
+
+    def open_orders(self) -> list[OrderReport]:
+        return [_report(self.symbol, o) for o in self._orders.values()]
+
+    async def fetch_open_orders(self) -> list[OrderReport]:
+        """The venue's open orders with our prefix, read from Redis (the venue's truth)."""
+        raw = await self.redis.hgetall(self._k_orders)
+        out = []
+        for cid, blob in raw.items():
+            if cid.decode().startswith(self.prefix + "-"):
+                out.append(_report(self.symbol, json.loads(blob)))
+        return out
+
+    async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
+        """Our trades (this prefix) since ``since_ts`` from the venue's trade log."""
+        raw = await self.redis.lrange(self._k_trades, 0, -1)
+        out = []
+        for blob in raw:
+            f = json.loads(blob)
+            if f["cid"].startswith(self.prefix + "-") and f["ts"] >= since_ts:
+                out.append(_fill_report(self.symbol, f))
+        return out
+
+    # ----------------------------------------------------------------------------------------
+    async def place(self, command: PlaceOrder) -> list[OrderEvent]:
+        """Send an order (fenced); return the order events that result at once."""
+        ts = self._ts()
+        record = {
+            "cid": command.client_order_id,
+            "voi": "",
+            "side": int(command.side),
+            "price": command.price,
+            "qty": command.qty,
+            "filled": 0,
+            "tif": command.time_in_force.value,
+            "ts": ts,
+        }
+        ok = await self.redis.eval(
+            PUT,
+            3,
+            self.lease_key,
+            self._k_orders,
+            self._k_log,
+            self.lease_value,
+            command.client_order_id,
+            json.dumps(record),
+            "place",
+            self.bot_id,
+            self.token,
+        )
+        if not ok:
+            raise LeaseLost(f"place {command.client_order_id} refused: lease no longer ours")
+        self._orders[command.client_order_id] = record
+        self.sim.submit(command, ts)
+        return await self._persist(self.sim.advance(ts))
+
+    async def cancel(self, client_order_id: str, reason: str = "cancel") -> list[OrderEvent]:
+        ts = self._ts()
+        if client_order_id not in self._orders:
+            # Not open at the venue (already done, or never arrived): answer as a venue would.
+            return [OrderRejected(ts, client_order_id, f"unknown order {client_order_id!r}", "unknown_order")]
+        await self._check_lease_log(client_order_id, "cancel")
+        self.sim.submit(CancelOrder(client_order_id, reason), ts)
+        return await self._persist(self.sim.advance(ts))
+
+    async def cancel_all(self) -> int:
+        """Cancel every open order with our prefix; return how many were open."""
+        cids = [o.client_order_id for o in await self.fetch_open_orders()]
+        for cid in cids:
+            if cid in self._orders:
+                await self.cancel(cid, "cancel all")
+            else:  # on the venue but not in our matching engine: remove it directly
+                await self._delete(cid, "cancel")
+        return len(cids)
+
+    async def on_market(self, event) -> list[OrderEvent]:
+        """Feed a market event to the matching engine; persist and return resulting order events."""
+        if event.ts > self._last_ts:
+            self._last_ts = event.ts
+        out = self.sim.on_market(event)
+        return await self._persist(out) if out else out
+
+    async def advance(self) -> list[OrderEvent]:
+        out = self.sim.advance(self._ts())
+        return await self._persist(out) if out else out
+
+    # ----------------------------------------------------------------------------------------
+    async def _check_lease_log(self, cid: str, action: str) -> None:
+        blob = json.dumps(self._orders[cid])
+        ok = await self.redis.eval(
+            PUT,
+            3,
+            self.lease_key,
+            self._k_orders,
+            self._k_log,
+            self.lease_value,
+            cid,
+            blob,
+            action,
+            self.bot_id,
+            self.token,
+        )
+        if not ok:
+            raise LeaseLost(f"{action} {cid} refused: lease no longer ours")
+
+    async def _delete(self, cid: str, action: str = "") -> None:
+        ok = await self.redis.eval(
+            DELETE,
+            3,
+            self.lease_key,
+            self._k_orders,
+            self._k_log,
+            self.lease_value,
+            cid,
+            action,
+            self.bot_id,
+            self.token,
+        )
+        if not ok:
+            raise LeaseLost(f"removing {cid} refused: lease no longer ours")
+        self._orders.pop(cid, None)
+
+    async def _persist(self, events: list[OrderEvent]) -> list[OrderEvent]:
+        out: list[OrderEvent] = []
+        for ev in events:
+            t = type(ev)
+            cid = ev.client_order_id
+            if t is OrderAccepted:
+                o = self._orders.get(cid)
+                if o is not None:
+                    o["voi"] = ev.venue_order_id
+                    ok = await self.redis.eval(
+                        PUT,
+                        3,
+                        self.lease_key,
+                        self._k_orders,
+                        self._k_log,
+                        self.lease_value,
+                        cid,
+                        json.dumps(o),
+                        "",
+                        self.bot_id,
+                        self.token,
+                    )
+                    if not ok:
+                        raise LeaseLost(f"accept of {cid} not recorded: lease no longer ours")
+                out.append(ev)
+            elif t is OrderFilled:
+                out.append(await self._record_fill(ev))
+            elif t in (OrderCancelled, OrderRejected):
+                if cid in self._orders:
+                    await self._delete(cid)
+                out.append(ev)
+            else:
+                out.append(ev)
+        return out
+
+    async def _record_fill(self, ev: OrderFilled) -> OrderFilled:
+        o = self._orders.get(ev.client_order_id)
+        blob = ""
+        if o is not None:
+            o["filled"] += ev.qty
+            if ev.leaves_qty > 0:
+                blob = json.dumps(o)
+        notional = ev.price * ev.qty * FEE_SCALE
+        base = ev.qty * int(ev.side)
+        quote = -notional * int(ev.side) - ev.fee
+        fill = {
+            "cid": ev.client_order_id,
+            "voi": ev.venue_order_id,
+            "side": int(ev.side),
+            "price": ev.price,
+            "qty": ev.qty,
+            "leaves": ev.leaves_qty,
+            "fee": ev.fee,
+            "maker": ev.liquidity.value == "maker",
+            "ts": ev.ts,
+        }
+        trade_id = await self.redis.eval(
+            FILL,
+            5,
+            self.lease_key,
+            self._k_orders,
+            self._k_trades,
+            self._k_delta,
+            self._k_seq,
+            self.lease_value,
+            ev.client_order_id,
+            blob,
+            json.dumps(fill),
+            base,
+            quote,
+            f"p{self.account_id}-{self.symbol}",
+        )
+        if not trade_id:
+            raise LeaseLost(f"fill of {ev.client_order_id} not recorded: lease no longer ours")
+        if o is not None and ev.leaves_qty <= 0:
+            self._orders.pop(ev.client_order_id, None)
+        return OrderFilled(
+            ts=ev.ts,
+            client_order_id=ev.client_order_id,
+            side=ev.side,
+            price=ev.price,
+            qty=ev.qty,
+            leaves_qty=ev.leaves_qty,
+            fee=ev.fee,
+            liquidity=ev.liquidity,
+            trade_id=trade_id.decode() if isinstance(trade_id, bytes) else str(trade_id),
+            venue_order_id=ev.venue_order_id,
+        )
+
+
+def _report(symbol: str, o: dict) -> OrderReport:
+    filled = o["filled"]
+    return OrderReport(
+        client_order_id=o["cid"],
+        venue_order_id=o.get("voi", ""),
+        symbol=symbol,
+        side=Side(o["side"]),
+        price=o["price"],
+        qty=o["qty"],
+        filled_qty=filled,
+        status=OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN,
+        ts=o.get("ts", 0),
+    )
+
+
+def _fill_report(symbol: str, f: dict) -> FillReport:
+    return FillReport(
+        trade_id=f["id"],
+        client_order_id=f["cid"],
+        venue_order_id=f.get("voi", ""),
+        symbol=symbol,
+        side=Side(f["side"]),
+        price=f["price"],
+        qty=f["qty"],
+        fee=Decimal(f["fee"]),  # cash units; converted by the caller with the instrument
+        fee_currency="",
+        maker=bool(f.get("maker", True)),
+        ts=f["ts"],
+    )
+
+
+async def paper_balance_deltas(redis, account_id: int, symbol: str) -> tuple[int, int]:
+    """(base lots, quote cash units) that fills moved on one account and symbol."""
+    raw = await redis.hgetall(keys.paper(account_id, symbol, "delta"))
+    return int(raw.get(b"base", 0)), int(raw.get(b"quote", 0))

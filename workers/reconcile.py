@@ -1,0 +1,179 @@
+"""Reconciliation (beat, every 30 s): venue vs database for every running paper bot.
+
+The venue is the truth. Open orders with the bot's prefix on the venue but closed or unknown in
+the database are orphans: cancelled (through the owner, fenced). Orders open in the database
+for more than a grace period but not on the venue are closed (filled if the venue's trades
+cover them). Venue trades missing from the database are recorded (idempotent). Balances are
+replaced by the venue's (paper: initial balances plus the fills' movements). Every discrepancy
+is an :class:`apps.core.models.Incident` visible to the owner and operators.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from celery import shared_task
+from django.utils import timezone
+
+from workers import keys, lifecycle, records
+
+logger = logging.getLogger(__name__)
+GRACE_S = 30
+
+
+def _incident(bot, kind: str, message: str, data: dict) -> None:
+    from apps.core.models import Incident
+
+    Incident.objects.create(
+        owner_id=bot.owner_id, bot=bot, account_id=bot.exchange_account_id, kind=kind, message=message, data=data
+    )
+
+
+def reconcile_bot(redis, bot) -> dict[str, int]:
+    from apps.orders.models import CLOSED_STATUSES, Fill, Order
+
+    inst = records.market_instrument(bot.market)
+    prefix = records.bot_prefix(bot) + "-"
+    k_orders = keys.paper(bot.exchange_account_id, bot.market.symbol, "orders")
+    k_trades = keys.paper(bot.exchange_account_id, bot.market.symbol, "trades")
+    venue_open = {
+        cid.decode(): json.loads(blob)
+        for cid, blob in redis.hgetall(k_orders).items()
+        if cid.decode().startswith(prefix)
+    }
+    db_orders = {o.client_order_id: o for o in Order.objects.filter(bot=bot, client_order_id__startswith=prefix)}
+    out = {"orphans": 0, "closed": 0, "fills": 0}
+    # Trades first: they decide whether a vanished order was filled.
+    trades = [json.loads(b) for b in redis.lrange(k_trades, 0, -1)]
+    ours = [t for t in trades if t["cid"].startswith(prefix)]
+    if ours:
+        known = set(
+            Fill.objects.filter(
+                account_id=bot.exchange_account_id, venue_trade_id__in=[t["id"] for t in ours]
+            ).values_list("venue_trade_id", flat=True)
+        )
+        missing = [t for t in ours if t["id"] not in known]
+        if missing:
+            rows = [
+                {
+                    "ts": records.ns_to_dt(t["ts"]),
+                    "account_id": bot.exchange_account_id,
+                    "bot_id": bot.pk,
+                    "client_order_id": t["cid"],
+                    "venue_trade_id": t["id"],
+                    "side": "buy" if t["side"] == 1 else "sell",
+                    "price": inst.price(t["price"]),
+                    "quantity": inst.quantity(t["qty"]),
+                    "fee": inst.cash(t["fee"]),
+                    "fee_currency": inst.quote,
+                    "liquidity": "maker" if t.get("maker", True) else "taker",
+                }
+                for t in missing
+            ]
+            out["fills"] = records.fills_record(rows)
+            if out["fills"]:
+                _incident(
+                    bot,
+                    "missing_fill",
+                    f"{out['fills']} venue fills were missing from the database; recorded",
+                    {"trade_ids": [t["id"] for t in missing][:50]},
+                )
+    filled_by_cid: dict[str, int] = {}
+    for t in ours:
+        filled_by_cid[t["cid"]] = filled_by_cid.get(t["cid"], 0) + t["qty"]
+    # Orphans: on the venue, not open in the database.
+    for cid in venue_open:
+        row = db_orders.get(cid)
+        if row is None or row.status in CLOSED_STATUSES:
+            out["orphans"] += 1
+            _incident(
+                bot,
+                "orphan_order",
+                f"order {cid} open on the venue but {'unknown' if row is None else row.status}"
+                " in the database; cancelled",
+                {"client_order_id": cid},
+            )
+            if lifecycle.lease_value(redis, bot.pk):
+                lifecycle.control(redis, bot.pk, f"cancel:{cid}")
+            else:
+                lifecycle.stop_unowned(redis, bot, "orphan cancelled by reconciliation")
+    # Open in the database, gone from the venue (past a grace period).
+    cutoff = timezone.now() - timedelta(seconds=GRACE_S)
+    for cid, row in db_orders.items():
+        if row.status in CLOSED_STATUSES or cid in venue_open or row.updated > cutoff:
+            continue
+        qty = inst.lots(row.quantity)
+        filled = filled_by_cid.get(cid, 0)
+        status = "filled" if filled >= qty else "cancelled"
+        Order.objects.filter(pk=row.pk).update(
+            status=status,
+            filled_quantity=inst.quantity(filled),
+            closed_at=timezone.now(),
+            reason="closed by reconciliation",
+        )
+        _incident(
+            bot,
+            "missing_order",
+            f"order {cid} open in the database but not on the venue; marked {status}",
+            {"client_order_id": cid},
+        )
+        out["closed"] += 1
+    return out
+
+
+def reconcile_balances(redis, account) -> None:
+    """Paper balances on the venue = initial paper balances + every symbol's fill movements."""
+    from apps.exchanges.models import Market
+    from apps.portfolio.services import balances_replace
+
+    totals = {k.upper(): Decimal(str(v)) for k, v in (account.paper_balances or {}).items()}
+    for key in redis.scan_iter(match=keys.paper(account.pk, "*", "delta"), count=200):
+        symbol = key.decode()[len(keys.paper_account(account.pk, "")) : -len(":delta")]
+        market = Market.objects.filter(venue=account.venue, symbol=symbol).first()
+        if market is None:
+            continue
+        inst = records.market_instrument(market)
+        raw = redis.hgetall(key)
+        totals[inst.base] = totals.get(inst.base, Decimal(0)) + inst.quantity(int(raw.get(b"base", 0)))
+        totals[inst.quote] = totals.get(inst.quote, Decimal(0)) + inst.cash(int(raw.get(b"quote", 0)))
+    balances_replace(
+        account=account,
+        balances={a: {"free": max(v, Decimal(0)), "total": max(v, Decimal(0))} for a, v in totals.items()},
+    )
+
+
+def run() -> dict[str, int]:
+    from apps.bots.models import Bot
+
+    redis = lifecycle.redis_client()
+    totals = {"bots": 0, "orphans": 0, "closed": 0, "fills": 0}
+    accounts = {}
+    for bot in (
+        Bot.objects.filter(exchange_account__kind="paper")
+        .exclude(actual_state="stopped")
+        .select_related("market", "exchange_account")
+    ):
+        try:
+            result = reconcile_bot(redis, bot)
+        except Exception:
+            logger.exception("reconciliation of bot %s failed", bot.pk)
+            continue
+        totals["bots"] += 1
+        for k, v in result.items():
+            totals[k] += v
+        accounts[bot.exchange_account_id] = bot.exchange_account
+    for account in accounts.values():
+        try:
+            reconcile_balances(redis, account)
+        except Exception:
+            logger.exception("balance reconciliation of account %s failed", account.pk)
+    return totals
+
+
+@shared_task(name="workers.reconcile.run")
+def reconcile_run() -> dict[str, int]:
+    """Beat entry point (every 30 s)."""
+    return run()

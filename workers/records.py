@@ -1,0 +1,292 @@
+"""Synchronous database reads and writes for the loops (run on the host's DB writer thread).
+
+Orders are created (status ``pending_new``) before a place is sent; fills are inserted with
+``ON CONFLICT DO NOTHING`` on (account, venue trade id, ts), so recording the same fill twice
+— by a loop and by take-over reconciliation — stores it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from trading.events import PlaceOrder, TimeInForce
+from trading.instruments import Instrument, Side
+from trading.oms import to_base36
+
+NS = 1_000_000_000
+
+
+def ns_to_dt(ts: int) -> datetime:
+    seconds, rest = divmod(ts, NS)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
+
+
+def dt_to_ns(dt: datetime) -> int:
+    return int(dt.timestamp()) * NS + dt.microsecond * 1000
+
+
+def market_instrument(market) -> Instrument:
+    """The trading instrument of a Market row."""
+    return Instrument.create(
+        symbol=market.symbol,
+        base=market.base,
+        quote=market.quote,
+        tick_size=market.tick_size,
+        lot_size=market.lot_size,
+        min_notional=market.min_notional,
+        maker_fee=market.maker_fee.normalize(),
+        taker_fee=market.taker_fee.normalize(),
+        venue=market.venue,
+    )
+
+
+def bot_prefix(bot) -> str:
+    return bot.client_id_prefix or f"mm{bot.pk}"
+
+
+@dataclass
+class BotSetup:
+    """Everything a loop needs to start a bot, read in one go."""
+
+    bot_id: int
+    owner_id: int
+    name: str
+    account_id: int
+    account_kind: str
+    venue: str
+    market_id: int
+    symbol: str
+    instrument: Instrument
+    strategy: str
+    params: dict
+    risk: dict
+    desired_state: str
+    prefix: str
+    client_id_start: int
+    paper_balances: dict
+    kill_switch: bool
+    fills: list = field(default_factory=list)  # (ts, cid, side, price, qty, fee, maker, trade_id)
+    open_orders: dict = field(default_factory=dict)  # cid -> (side, price, qty, filled)
+
+
+def _seq_of(cid: str, prefix: str) -> int:
+    try:
+        return int(cid[len(prefix) + 1 :], 36)
+    except ValueError:
+        return -1
+
+
+def bot_setup(bot_id: int) -> BotSetup:
+    """Load a bot, its market and account, its next client id and its fill history."""
+    from apps.bots.models import Bot
+    from apps.orders.models import CLOSED_STATUSES, Fill, Order
+
+    bot = Bot.objects.select_related("market", "exchange_account").get(pk=bot_id)
+    inst = market_instrument(bot.market)
+    prefix = bot_prefix(bot)
+    seq = -1
+    for cid in Order.objects.filter(bot_id=bot_id, client_order_id__startswith=prefix + "-").values_list(
+        "client_order_id", flat=True
+    ):
+        seq = max(seq, _seq_of(cid, prefix))
+    fills = [
+        (
+            dt_to_ns(f.ts),
+            f.client_order_id,
+            Side.BUY if f.side == "buy" else Side.SELL,
+            inst.ticks(f.price),
+            inst.lots(f.quantity),
+            f.fee,
+            f.liquidity == "maker",
+            f.venue_trade_id,
+        )
+        for f in Fill.objects.filter(bot_id=bot_id).order_by("ts", "id")
+    ]
+    open_orders = {
+        o.client_order_id: (
+            Side.BUY if o.side == "buy" else Side.SELL,
+            inst.ticks(o.price),
+            inst.lots(o.quantity),
+            inst.lots(o.filled_quantity),
+        )
+        for o in Order.objects.filter(bot_id=bot_id).exclude(status__in=CLOSED_STATUSES)
+    }
+    acct = bot.exchange_account
+    return BotSetup(
+        bot_id=bot.pk,
+        owner_id=bot.owner_id,
+        name=bot.name,
+        account_id=acct.pk,
+        account_kind=acct.kind,
+        venue=bot.market.venue,
+        market_id=bot.market_id,
+        symbol=bot.market.symbol,
+        instrument=inst,
+        strategy=bot.strategy,
+        params=dict(bot.params or {}),
+        risk=dict(bot.risk or {}),
+        desired_state=bot.desired_state,
+        prefix=prefix,
+        client_id_start=seq + 1,
+        paper_balances=dict(acct.paper_balances or {}),
+        kill_switch=acct.kill_switch,
+        fills=fills,
+        open_orders=open_orders,
+    )
+
+
+def _side(side: Side) -> str:
+    return "buy" if side is Side.BUY else "sell"
+
+
+def orders_create(bot_id: int, account_id: int, market_id: int, inst: Instrument, commands: list[PlaceOrder]) -> int:
+    """Create order rows (pending_new) for places about to be sent; existing ids are kept."""
+    from apps.orders.models import Order, OrderStatus
+
+    rows = [
+        Order(
+            bot_id=bot_id,
+            account_id=account_id,
+            market_id=market_id,
+            client_order_id=c.client_order_id,
+            side=_side(c.side),
+            price=inst.price(c.price),
+            quantity=inst.quantity(c.qty),
+            status=OrderStatus.PENDING_NEW,
+            reason=c.reason,
+            time_in_force="ioc" if c.time_in_force is TimeInForce.IOC else "gtc",
+            post_only=c.time_in_force is TimeInForce.POST_ONLY,
+        )
+        for c in commands
+    ]
+    Order.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def orders_update(updates: list[tuple]) -> None:
+    """Apply (client id, status, venue order id, filled lots delta, notional ticks*lots delta,
+    reason, instrument) updates in one transaction."""
+    from apps.orders.models import CLOSED_STATUSES, Order
+
+    with transaction.atomic():
+        now = timezone.now()
+        for cid, status, voi, filled_lots, reason, inst in updates:
+            order = Order.objects.select_for_update().filter(client_order_id=cid).first()
+            if order is None:
+                continue
+            if order.status in CLOSED_STATUSES and status not in ("filled",):
+                continue
+            fields = ["status", "updated"]
+            if voi and not order.venue_order_id:
+                order.venue_order_id = voi
+                fields.append("venue_order_id")
+            if filled_lots is not None:
+                order.filled_quantity = inst.quantity(filled_lots)
+                fields.append("filled_quantity")
+            order.status = status
+            if reason:
+                order.reason = reason[:500]
+                fields.append("reason")
+            if status in CLOSED_STATUSES:
+                order.closed_at = now
+                fields.append("closed_at")
+            order.save(update_fields=fields)
+
+
+def fills_record(rows: list[dict]) -> int:
+    """Insert fills, ignoring ones already stored; set the orders' average price. Returns new rows."""
+    from apps.orders.models import Fill, Order
+
+    if not rows:
+        return 0
+    cids = {r["client_order_id"] for r in rows}
+    order_ids = dict(Order.objects.filter(client_order_id__in=cids).values_list("client_order_id", "id"))
+    objs = [Fill(order_id=order_ids.get(r["client_order_id"]), **r) for r in rows]
+    before = Fill.objects.filter(
+        account_id=rows[0]["account_id"], venue_trade_id__in=[r["venue_trade_id"] for r in rows]
+    ).count()
+    Fill.objects.bulk_create(objs, ignore_conflicts=True)
+    after = Fill.objects.filter(
+        account_id=rows[0]["account_id"], venue_trade_id__in=[r["venue_trade_id"] for r in rows]
+    ).count()
+    return after - before
+
+
+def fill_row(
+    setup: BotSetup, ts: int, cid: str, side: Side, price: int, qty: int, fee_units: int, maker: bool, trade_id: str
+) -> dict:
+    inst = setup.instrument
+    return {
+        "ts": ns_to_dt(ts),
+        "account_id": setup.account_id,
+        "bot_id": setup.bot_id,
+        "client_order_id": cid,
+        "venue_trade_id": trade_id,
+        "side": _side(side),
+        "price": inst.price(price),
+        "quantity": inst.quantity(qty),
+        "fee": inst.cash(fee_units),
+        "fee_currency": inst.quote,
+        "liquidity": "maker" if maker else "taker",
+    }
+
+
+def bot_events_record(rows: list[tuple]) -> None:
+    """Insert bot events: (bot id, ts ns, kind, code, message, data)."""
+    from apps.bots.models import BotEvent
+
+    BotEvent.objects.bulk_create(
+        [
+            BotEvent(bot_id=b, ts=ns_to_dt(ts), kind=kind[:32], code=code[:64], message=msg, data=data or {})
+            for b, ts, kind, code, msg, data in rows
+        ]
+    )
+
+
+def pnl_snapshots_record(rows: list[dict]) -> None:
+    from apps.portfolio.models import PnlSnapshot
+
+    PnlSnapshot.objects.bulk_create([PnlSnapshot(**r) for r in rows])
+
+
+def bot_state_set(bot_id: int, actual_state: str, reason: str | None = None) -> None:
+    """Set a bot's actual state (and reason) without touching anything else."""
+    from apps.bots.models import Bot
+
+    fields = {"actual_state": actual_state, "updated": timezone.now()}
+    if reason is not None:
+        fields["state_reason"] = reason
+    Bot.objects.filter(pk=bot_id).update(**fields)
+
+
+def bot_desired_state(bot_id: int) -> tuple[str, bool]:
+    """(desired state, account kill switch on)."""
+    from apps.bots.models import Bot
+
+    row = Bot.objects.filter(pk=bot_id).values_list("desired_state", "exchange_account__kill_switch").first()
+    return row if row is not None else ("stopped", False)
+
+
+def open_orders_close(bot_id: int, keep: set[str], status: str, reason: str) -> int:
+    """Close every DB-open order of a bot not in ``keep`` (the venue no longer has them)."""
+    from apps.orders.models import CLOSED_STATUSES, Order
+
+    return (
+        Order.objects.filter(bot_id=bot_id)
+        .exclude(status__in=CLOSED_STATUSES)
+        .exclude(client_order_id__in=keep)
+        .update(status=status, reason=reason, closed_at=timezone.now(), updated=timezone.now())
+    )
+
+
+def cid_sequence_text(prefix: str, seq: int) -> str:
+    return f"{prefix}-{to_base36(seq)}"
+
+
+def decimal_str(d: Decimal) -> str:
+    return format(d.normalize(), "f")

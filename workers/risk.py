@@ -1,0 +1,148 @@
+"""Risk sweeps (beat, every 10 s), a second line of defence behind each loop's own limits.
+
+Per bot, from its PnL snapshots: daily loss (equity now vs the first snapshot of the UTC day)
+against ``risk.daily_loss_limit`` and trailing drawdown from peak equity against
+``risk.max_drawdown``. Per user across bots: the summed daily loss against
+``MM_USER_DAILY_LOSS_LIMIT`` (env/settings, quote currency). Per exchange account: the summed
+absolute position value against ``MM_ACCOUNT_MAX_EXPOSURE``. A breach pauses the bot(s) with a
+recorded reason (BotEvent, ``state_reason``, an incident, a notification when the notifications
+app offers ``notify``); bots with ``auto_resume`` resume once the condition clears.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from decimal import Decimal
+
+from celery import shared_task
+from django.utils import timezone
+
+from workers import keys, lifecycle, records
+
+logger = logging.getLogger(__name__)
+
+
+def _limit(name: str) -> Decimal | None:
+    from django.conf import settings
+
+    value = getattr(settings, name, None) or os.environ.get(name)
+    return Decimal(str(value)) if value not in (None, "") else None
+
+
+def _pause_key(bot_id: int) -> str:
+    return f"{keys.prefix()}:bot:{bot_id}:riskpause"
+
+
+def _notify(user, title: str, message: str) -> None:
+    try:
+        from apps.notifications import services as notifications
+    except ImportError:
+        return
+    notify = getattr(notifications, "notify", None)
+    if notify is None:
+        return
+    try:
+        notify(user=user, kind="risk", title=title, message=message)
+    except TypeError:
+        try:
+            notify(user, title, message)
+        except Exception:
+            logger.exception("notify failed")
+    except Exception:
+        logger.exception("notify failed")
+
+
+def sweep() -> dict[str, int]:
+    """One pass over running bots; returns counters (paused, resumed)."""
+    from apps.bots.models import Bot
+    from apps.core.models import Incident
+    from apps.portfolio.models import PnlSnapshot
+
+    redis = lifecycle.redis_client()
+    day_start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    bots = list(Bot.objects.filter(desired_state__in=lifecycle.RUN_STATES).select_related("owner", "market"))
+    breaches: dict[int, str] = {}
+    daily: dict[int, Decimal] = {}
+    user_loss: dict[int, Decimal] = defaultdict(Decimal)
+    exposure: dict[int, Decimal] = defaultdict(Decimal)
+    for bot in bots:
+        latest = PnlSnapshot.objects.filter(bot=bot).order_by("-ts").first()
+        if latest is None:
+            continue
+        first = PnlSnapshot.objects.filter(bot=bot, ts__gte=day_start).order_by("ts").first() or latest
+        loss = first.equity - latest.equity
+        daily[bot.pk] = loss
+        user_loss[bot.owner_id] += loss
+        if latest.mid is not None:
+            exposure[bot.exchange_account_id] += abs(latest.position * latest.mid)
+        risk = bot.risk or {}
+        limit = risk.get("daily_loss_limit")
+        if limit is not None and loss > Decimal(str(limit)):
+            breaches[bot.pk] = f"daily loss {loss:.2f} above the limit {limit}"
+            continue
+        max_dd = risk.get("max_drawdown")
+        if max_dd is not None:
+            peak = max(
+                latest.peak_equity,
+                *(
+                    s
+                    for s in PnlSnapshot.objects.filter(bot=bot, ts__gte=day_start).values_list("equity", flat=True)[
+                        :5000
+                    ]
+                ),
+            )
+            drawdown = peak - latest.equity
+            if drawdown > Decimal(str(max_dd)):
+                breaches[bot.pk] = f"drawdown {drawdown:.2f} from peak equity {peak:.2f} above the limit {max_dd}"
+    user_limit = _limit("MM_USER_DAILY_LOSS_LIMIT")
+    account_limit = _limit("MM_ACCOUNT_MAX_EXPOSURE")
+    for bot in bots:
+        if bot.pk in breaches:
+            continue
+        if user_limit is not None and user_loss[bot.owner_id] > user_limit:
+            breaches[bot.pk] = f"your bots' daily loss {user_loss[bot.owner_id]:.2f} is above the limit {user_limit}"
+        elif account_limit is not None and exposure[bot.exchange_account_id] > account_limit:
+            breaches[bot.pk] = (
+                f"exposure on the account {exposure[bot.exchange_account_id]:.2f} is above the limit {account_limit}"
+            )
+    paused = resumed = 0
+    now = time.time_ns()
+    for bot in bots:
+        flagged = redis.get(_pause_key(bot.pk))
+        reason = breaches.get(bot.pk)
+        if reason and not flagged:
+            redis.set(_pause_key(bot.pk), reason)
+            lifecycle.control(redis, bot.pk, "pause")
+            records.bot_state_set(bot.pk, "paused", f"risk: {reason}")
+            records.bot_events_record(
+                [(bot.pk, now, "risk", "risk_pause", f"paused by the risk sweep: {reason}", None)]
+            )
+            Incident.objects.create(
+                owner=bot.owner,
+                bot=bot,
+                account_id=bot.exchange_account_id,
+                kind="risk",
+                message=f"{bot.name}: {reason}",
+            )
+            _notify(bot.owner, f"Bot {bot.name} paused", reason)
+            paused += 1
+        elif flagged and not reason and bot.auto_resume and bot.desired_state == "running":
+            redis.delete(_pause_key(bot.pk))
+            lifecycle.control(redis, bot.pk, "resume")
+            records.bot_state_set(bot.pk, "running", "")
+            records.bot_events_record(
+                [(bot.pk, now, "risk", "risk_resume", "risk condition cleared; auto-resumed", None)]
+            )
+            resumed += 1
+        elif flagged and not reason and bot.desired_state != "running":
+            redis.delete(_pause_key(bot.pk))  # the user took over (paused or stopped it)
+    return {"checked": len(bots), "paused": paused, "resumed": resumed}
+
+
+@shared_task(name="workers.risk.sweep")
+def risk_sweep() -> dict[str, int]:
+    """Beat entry point (every 10 s)."""
+    return sweep()
