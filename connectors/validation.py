@@ -135,17 +135,15 @@ def _levels_reason(levels: Sequence[Level], *, allow_zero: bool) -> str | None:
     return None
 
 
-def _positive_int(value: object) -> bool:
-    return type(value) is int and value > 0  # type: ignore[operator]
-
-
 class FeedValidator:
     """Screen market events for one instrument; see the module docstring for reason codes.
 
     ``outlier_sigmas``: a price move larger than this many standard deviations of the recent
     log-returns (over ``window`` accepted prices) is an outlier, but never a move smaller than
     ``outlier_floor`` (relative, default 0.5 %). ``outlier_confirmations`` consecutive outliers
-    that agree with each other are accepted as a real move (the market did jump).
+    that agree with each other are accepted as a real move (the market did jump). Volatility
+    is measured over price *changes*: a print at the last accepted price is accepted at once
+    and does not enter the window.
     """
 
     def __init__(
@@ -202,20 +200,20 @@ class FeedValidator:
 
     # -- per event type ---------------------------------------------------------------------
     def _check(self, event: MarketEvent, recv_ts: int) -> str | None:
-        venue_ts = getattr(event, "venue_ts", 0)
-        if venue_ts and recv_ts - venue_ts > self.max_staleness_ns:
-            return "stale"
-        if type(event) is BookDelta:
-            return self._check_delta(event)
-        if type(event) is TopOfBook:
-            return self._check_top(event)
-        if type(event) is TradeTick:
-            return self._check_trade(event)
-        if type(event) is BookSnapshot:
-            return self._check_snapshot(event)
+        kind = type(event)
+        if kind is TopOfBook:  # most frequent first: ~3 of 4 messages on Binance
+            return self._check_top(event, recv_ts)  # type: ignore[arg-type]
+        if kind is TradeTick:
+            return self._check_trade(event, recv_ts)  # type: ignore[arg-type]
+        if kind is BookDelta:
+            return self._check_delta(event, recv_ts)  # type: ignore[arg-type]
+        if kind is BookSnapshot:
+            return self._check_snapshot(event, recv_ts)  # type: ignore[arg-type]
         return "unsupported"
 
-    def _check_delta(self, delta: BookDelta) -> str | None:
+    def _check_delta(self, delta: BookDelta, recv_ts: int) -> str | None:
+        if delta.venue_ts and recv_ts - delta.venue_ts > self.max_staleness_ns:
+            return "stale"
         reason = _levels_reason(delta.bids, allow_zero=True) or _levels_reason(delta.asks, allow_zero=True)
         if reason:
             return reason
@@ -240,7 +238,9 @@ class FeedValidator:
         self._fresh = False
         return None
 
-    def _check_snapshot(self, snap: BookSnapshot) -> str | None:
+    def _check_snapshot(self, snap: BookSnapshot, recv_ts: int) -> str | None:
+        if snap.venue_ts and recv_ts - snap.venue_ts > self.max_staleness_ns:
+            return "stale"
         reason = _levels_reason(snap.bids, allow_zero=False) or _levels_reason(snap.asks, allow_zero=False)
         if reason:
             return reason
@@ -256,21 +256,36 @@ class FeedValidator:
         self._fresh = True
         return None
 
-    def _check_top(self, top: TopOfBook) -> str | None:
-        if not (_positive_int(top.bid_price) and _positive_int(top.ask_price)):
+    def _check_top(self, top: TopOfBook, recv_ts: int) -> str | None:
+        if top.venue_ts and recv_ts - top.venue_ts > self.max_staleness_ns:
+            return "stale"
+        bid = top.bid_price
+        ask = top.ask_price
+        if not (type(bid) is int and type(ask) is int and bid > 0 and ask > 0):
             return "bad_price"
-        if not (_positive_int(top.bid_qty) and _positive_int(top.ask_qty)):
+        bq = top.bid_qty
+        aq = top.ask_qty
+        if not (type(bq) is int and type(aq) is int and bq > 0 and aq > 0):
             return "bad_size"
-        if top.bid_price >= top.ask_price:
+        if bid >= ask:
             return "crossed"
-        return self._check_price((top.bid_price + top.ask_price) / 2)
+        mid = (bid + ask) / 2
+        if mid == self._last_price:
+            return None
+        return self._check_price(mid)
 
-    def _check_trade(self, trade: TradeTick) -> str | None:
-        if not _positive_int(trade.price):
+    def _check_trade(self, trade: TradeTick, recv_ts: int) -> str | None:
+        if trade.venue_ts and recv_ts - trade.venue_ts > self.max_staleness_ns:
+            return "stale"
+        price = trade.price
+        if not (type(price) is int and price > 0):
             return "bad_price"
-        if not _positive_int(trade.qty):
+        qty = trade.qty
+        if not (type(qty) is int and qty > 0):
             return "bad_size"
-        return self._check_price(trade.price)
+        if price == self._last_price:
+            return None
+        return self._check_price(price)
 
     # -- outliers ---------------------------------------------------------------------------
     def _check_price(self, price: float) -> str | None:

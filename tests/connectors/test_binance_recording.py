@@ -236,3 +236,53 @@ def test_shipped_recordings_exist_with_their_source_note() -> None:
             assert path.is_file(), path
     source = RECORDINGS["binance-spot-btcusdt"].paths[0].parent.parent / "SOURCE.md"
     assert "MIT" in source.read_text()
+
+
+@st.composite
+def binance_like_levels(draw):
+    """Levels shaped like Binance's (fixed decimals) with the odd value of another shape."""
+    decimals = draw(st.integers(0, 9))
+
+    def number(d: int) -> str:
+        units = draw(st.integers(0, 10**12))
+        text = format(Decimal(units).scaleb(-d), "f")
+        return text
+
+    count = draw(st.integers(1, 6))
+    out = []
+    for _ in range(count):
+        dp = decimals if draw(st.booleans()) else draw(st.integers(0, 9))
+        dq = decimals if draw(st.booleans()) else draw(st.integers(0, 9))
+        out.append([number(dp), number(dq)])
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    raw=binance_like_levels(),
+    instrument=st.sampled_from([BINANCE_SPOT_BTCUSDT, BINANCE_USDM_BTCUSDT]),
+)
+def test_hot_path_level_parser_is_exact_or_refuses(raw, instrument) -> None:
+    parser = BinanceMessageParser(instrument)
+
+    def exact(text: str, step: Decimal) -> int | None:
+        q = Decimal(text) / step
+        return int(q) if q == q.to_integral_value() else None
+
+    expected = [(exact(p, instrument.tick_size), exact(q, instrument.lot_size)) for p, q in raw]
+    if any(None in pair for pair in expected):
+        with pytest.raises(RecordingError):
+            parser.levels(raw)
+    else:
+        assert list(parser.levels(raw)) == expected
+        # after learning, single values agree too
+        assert [(parser.price(p), parser.qty(q)) for p, q in raw] == expected
+
+
+def test_hot_path_never_misreads_a_value_with_fewer_decimals() -> None:
+    parser = BinanceMessageParser(BINANCE_SPOT_BTCUSDT)
+    assert parser.levels([["61737.63000000", "1.00000000"]]) == ((6173763, 100_000_000),)
+    assert parser.levels([["61737.6", "1.5"]]) == ((6173760, 150_000_000),)
+    assert parser.price(".50000000") == 50
+    with pytest.raises(RecordingError, match=r"61737\.63500000"):
+        parser.levels([["61737.63500000", "1.00000000"]])
