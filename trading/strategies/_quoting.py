@@ -8,6 +8,7 @@ instrument's minimum notional are skipped.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +41,15 @@ class Market:
     def mid(self) -> Fraction:
         return Fraction(self.best_bid + self.best_ask, 2)
 
+    @property
+    def mid2(self) -> int:
+        """Twice the mid, an exact integer (for integer-only price arithmetic)."""
+        return self.best_bid + self.best_ask
+
+    @property
+    def mid_float(self) -> float:
+        return (self.best_bid + self.best_ask) / 2
+
 
 def read_market(book: Any) -> Market | None:
     """Return the top of ``book`` or ``None`` when a side is empty or the book is crossed."""
@@ -61,6 +71,16 @@ def ask_ticks(price: Fraction | float) -> int:
     if isinstance(price, Fraction):
         return math.ceil(price)
     return math.ceil(price - _FLOAT_SLACK)
+
+
+def mid_times_floor(market: Market, ratio: Fraction) -> int:
+    """``floor(mid * ratio)`` with integers only (``ratio`` is usually a precomputed Fraction)."""
+    return (market.mid2 * ratio.numerator) // (2 * ratio.denominator)
+
+
+def mid_times_ceil(market: Market, ratio: Fraction) -> int:
+    """``ceil(mid * ratio)`` with integers only."""
+    return -((-market.mid2 * ratio.numerator) // (2 * ratio.denominator))
 
 
 def frac(value: Decimal | float | int) -> Fraction:
@@ -122,19 +142,31 @@ def build_quote_set(
     post-only quotes never cross; non-positive prices, empty sizes and quotes under the minimum
     notional are dropped.
     """
+    min_pq = min_price_times_qty(instrument)
+    highest_bid = market.best_ask - 1
+    lowest_ask = market.best_bid + 1
     out_bids: list[Quote] = []
     for price, qty in bids:
-        price = min(price, market.best_ask - 1)
-        if price <= 0 or qty <= 0 or not instrument.min_notional_ok(price, qty):
+        if price > highest_bid:
+            price = highest_bid
+        if price <= 0 or qty <= 0 or price * qty < min_pq:
             continue
         out_bids.append(Quote(Side.BUY, price, qty, len(out_bids)))
     out_asks: list[Quote] = []
     for price, qty in asks:
-        price = max(price, market.best_bid + 1)
-        if price <= 0 or qty <= 0 or not instrument.min_notional_ok(price, qty):
+        if price < lowest_ask:
+            price = lowest_ask
+        if qty <= 0 or price * qty < min_pq:
             continue
         out_asks.append(Quote(Side.SELL, price, qty, len(out_asks)))
     return QuoteSet(tuple(out_bids), tuple(out_asks), reason)
+
+
+@functools.lru_cache(maxsize=256)
+def min_price_times_qty(instrument: Instrument) -> int:
+    """Smallest ``price_ticks * qty_lots`` meeting the instrument's minimum notional (exact)."""
+    per_unit = instrument.tick_size * instrument.lot_size
+    return math.ceil(Fraction(instrument.min_notional) / Fraction(per_unit))
 
 
 def pulled(reason: str) -> QuoteSet:
@@ -178,6 +210,20 @@ class QuotingStrategy:
             self.last_quotes = result
         return result
 
+    def observe_event(self, event: Event, ctx: StrategyContext) -> None:
+        """Update signals and state from ``event`` without computing quotes (for ``auto``'s
+        inactive sub-strategies, which must stay warm)."""
+        if isinstance(event, TradeTick):
+            market = read_market(ctx.book)
+            if market is not None:
+                self.on_trade(event, ctx, market)
+        elif isinstance(event, OrderFilled):
+            self.on_fill(event, ctx)
+        elif isinstance(event, QUOTE_EVENTS):
+            market = read_market(ctx.book)
+            if market is not None:
+                self.observe(ctx.ts, market, ctx)
+
     def observe(self, ts: int, market: Market, ctx: StrategyContext) -> None:
         """Update market signals from the book (default: nothing)."""
 
@@ -194,18 +240,19 @@ class QuotingStrategy:
 def ladder(
     market: Market,
     *,
-    bid_offset: Fraction,
-    ask_offset: Fraction,
-    spacing: Fraction,
+    bid_offset: float,
+    ask_offset: float,
+    spacing: float,
     levels: int,
     bid_lots: list[int],
     ask_lots: list[int],
-    center: Fraction | None = None,
+    center: float | None = None,
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Symmetric-style ladder around ``center`` (default mid): level ``i`` bid at
-    ``center * (1 - bid_offset - i*spacing)`` rounded down, ask at ``center * (1 + ask_offset +
-    i*spacing)`` rounded up. Offsets and spacing are fractions of price."""
-    c = market.mid if center is None else center
-    bids = [(bid_ticks(c * (1 - bid_offset - i * spacing)), bid_lots[i]) for i in range(levels)]
-    asks = [(ask_ticks(c * (1 + ask_offset + i * spacing)), ask_lots[i]) for i in range(levels)]
+    """Ladder around ``center`` (default mid), for model-driven offsets (float math, then safe
+    rounding): level ``i`` bid at ``center * (1 - bid_offset - i*spacing)`` rounded down, ask at
+    ``center * (1 + ask_offset + i*spacing)`` rounded up. Offsets and spacing are fractions."""
+    c = market.mid_float if center is None else center
+    floor, ceil, slack = math.floor, math.ceil, _FLOAT_SLACK
+    bids = [(floor(c * (1.0 - bid_offset - i * spacing) + slack), bid_lots[i]) for i in range(levels)]
+    asks = [(ceil(c * (1.0 + ask_offset + i * spacing) - slack), ask_lots[i]) for i in range(levels)]
     return bids, asks

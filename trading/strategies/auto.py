@@ -59,6 +59,9 @@ class AutoConfig(ConfigBase):
         default=0.5, metadata={**_POS, "max": 50.0, "unit": "%", "help": "depth band around mid, in percent"}
     )
     liquidity_levels: int = field(default=5, metadata={"min": 1, "max": 100, "help": "levels for top_n"})
+    liquidity_refresh: float = field(
+        default=1.0, metadata={"min": 0.0, "unit": "s", "help": "re-measure liquidity at most this often"}
+    )
     volatility_interval: float = field(default=1.0, metadata={**_POS, "unit": "s", "help": "sigma horizon"})
     volatility_halflife: float = field(default=120.0, metadata={**_POS, "unit": "s", "help": "EWMA half-life"})
     trend_method: Literal["ema", "regression"] = field(default="ema", metadata={"help": "trend measure"})
@@ -103,8 +106,8 @@ class Conditions:
 
 
 class AutoStrategy:
-    """Run every sub-strategy on every event (so their signals stay warm) and return the quotes
-    of the one the current regime selects, with the regime and its cause in ``reason``."""
+    """Feed every sub-strategy every event (so their signals stay warm), let the one the current
+    regime selects quote, and return its quotes with the regime and its cause in ``reason``."""
 
     name = "auto"
 
@@ -129,6 +132,8 @@ class AutoStrategy:
         self._provisional = True
         self.switches = 0
         self.conditions: Conditions | None = None
+        self._liquidity_lots = 0
+        self._next_liquidity_ts: int | None = None
 
     def sigma(self) -> float | None:
         return self.volatility.sigma_over(self.config.volatility_interval)
@@ -185,28 +190,37 @@ class AutoStrategy:
 
     def on_event(self, event: Event, ctx: StrategyContext) -> QuoteSet | None:
         """Feed every sub-strategy, pick the regime on book/timer events, return its quotes."""
-        results = {name: sub.on_event(event, ctx) for name, sub in self.subs.items()}
         if not isinstance(event, QUOTE_EVENTS):
+            for sub in self.subs.values():
+                sub.observe_event(event, ctx)
             return None
         market = read_market(ctx.book)
         if market is None:
+            for sub in self.subs.values():
+                sub.on_event(event, ctx)
             return pulled("auto: the book has no bid or no ask (or is crossed)")
-        mid = float(market.mid)
+        mid = market.mid_float
         self.volatility.update(ctx.ts, mid)
         self.trend.update(ctx.ts, mid)
-        c = Conditions(
-            sigma=self.sigma(),
-            liquidity_lots=liquidity(
+        if self._next_liquidity_ts is None or ctx.ts >= self._next_liquidity_ts:
+            # Walking the depth band is the costliest signal; liquidity moves slowly, so throttle it.
+            self._liquidity_lots = liquidity(
                 ctx.book,
                 measure=self.config.liquidity_measure,
                 pct=self.config.liquidity_pct,
                 levels=self.config.liquidity_levels,
-            ),
-            trend_strength=self.trend.strength,
-        )
+            )
+            self._next_liquidity_ts = ctx.ts + int(self.config.liquidity_refresh * NS)
+        c = Conditions(sigma=self.sigma(), liquidity_lots=self._liquidity_lots, trend_strength=self.trend.strength)
         self.conditions = c
         regime = self.select(ctx.ts, c)
-        chosen = results[regime]
+        # Only the selected sub-strategy quotes; the others just keep their signals warm.
+        chosen = None
+        for name, sub in self.subs.items():
+            if name == regime:
+                chosen = sub.on_event(event, ctx)
+            else:
+                sub.observe_event(event, ctx)
         if chosen is None:
             return None
         return QuoteSet(chosen.bids, chosen.asks, f"regime={regime}: {self.regime_cause}; {chosen.reason}")

@@ -160,7 +160,7 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
     def observe(self, ts: int, market: Market, ctx: StrategyContext) -> None:
         if self.session_start is None:
             self.session_start = ts
-        self.volatility.update(ts, float(market.mid) * self.tick)
+        self.volatility.update(ts, market.mid_float * self.tick)
         self.intensity.observe_time(ts)
         if ts >= self._next_fit_ts and (self.config.k is None or self.config.A is None):
             self.intensity_fit = self.intensity.estimate()
@@ -169,7 +169,7 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
     def on_trade(self, trade: TradeTick, ctx: StrategyContext, market: Market) -> None:
         if self.session_start is None:
             self.session_start = trade.ts
-        self.intensity.on_trade(trade.ts, trade.price * self.tick, float(market.mid) * self.tick)
+        self.intensity.on_trade(trade.ts, trade.price * self.tick, market.mid_float * self.tick)
 
     def parameters(self) -> tuple[float | None, float | None]:
         """Current ``(sigma, k)``: configured values, else the online estimates (``None`` = not yet)."""
@@ -199,7 +199,7 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
         if sigma is None or k is None:
             missing = [n for n, v in (("sigma", sigma), ("k", k)) if v is None]
             return pulled(f"warming up: estimating {', '.join(missing)}")
-        s = float(market.mid) * self.tick
+        s = market.mid_float * self.tick
         q = (ctx.position - self.target_lots) / self.order_lots
         if cfg.infinite_horizon:
             r, spread, bid, ask = infinite_horizon_quotes(s, q, cfg.gamma, sigma, k, cfg.q_max)

@@ -15,10 +15,10 @@ from trading.strategies._quoting import (
     Market,
     QuotingStrategy,
     amount_to_lots,
-    ask_ticks,
-    bid_ticks,
     build_quote_set,
     frac,
+    mid_times_ceil,
+    mid_times_floor,
     pulled,
     scaled_lots,
     target_base_lots,
@@ -118,6 +118,11 @@ class FixedSpreadStrategy(QuotingStrategy):
         )
         if self.ceiling_ticks is not None and self.ceiling_ticks <= 0:
             raise ConfigError({"price_ceiling": f"{config.price_ceiling} is below one tick"})
+        # Exact per-level price multipliers of the mid, computed once.
+        spacing = frac(config.level_spacing)
+        self._bid_ratios = [1 - frac(config.bid_spread) - i * spacing for i in range(config.order_levels)]
+        self._ask_ratios = [1 + frac(config.ask_spread) + i * spacing for i in range(config.order_levels)]
+        self._min_spread = frac(config.minimum_spread)
         self._refresh_ns = int(config.refresh_time * NS)
         self._next_refresh_ts: int | None = None
         self._fill_balance = 0  # buys minus sells (orders), for ping-pong
@@ -138,7 +143,7 @@ class FixedSpreadStrategy(QuotingStrategy):
 
         At the target both are 1; at ``target + range`` lots of base the bid is 0 and the ask 2.
         """
-        target = target_base_lots(ctx, market.mid, float(self.config.target_base_ratio))
+        target = target_base_lots(ctx, market.mid_float, float(self.config.target_base_ratio))
         span = sum(self.level_lots) * float(self.config.inventory_range_multiplier)
         bid = 1.0 - (ctx.base_balance - target) / span
         bid = min(max(bid, 0.0), 2.0)
@@ -149,21 +154,27 @@ class FixedSpreadStrategy(QuotingStrategy):
             return None
         self._next_refresh_ts = ctx.ts + self._refresh_ns
         cfg = self.config
-        mid = market.mid
-        notes = [f"mid {float(mid):.2f}t"]
+        mid2 = market.mid2
+        notes = [f"mid {mid2 / 2:.2f}t"]
         bid_mult, ask_mult = 1.0, 1.0
         if cfg.inventory_skew_enabled:
             bid_mult, ask_mult = self.inventory_ratios(ctx, market)
             notes.append(f"inventory skew bid x{bid_mult:.2f} ask x{ask_mult:.2f}")
-        min_dist = mid * frac(cfg.minimum_spread)
+        # distance >= mid * minimum_spread, in integers: 2*distance*den >= mid2*num
+        min_num, min_den = self._min_spread.numerator, self._min_spread.denominator
+        min_dist2 = mid2 * min_num
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
         for i, lots in enumerate(self.level_lots):
-            bid_price = bid_ticks(mid * (1 - frac(cfg.bid_spread) - i * frac(cfg.level_spacing)))
-            ask_price = ask_ticks(mid * (1 + frac(cfg.ask_spread) + i * frac(cfg.level_spacing)))
-            if mid - bid_price >= min_dist and (self.ceiling_ticks is None or bid_price <= self.ceiling_ticks):
+            bid_price = mid_times_floor(market, self._bid_ratios[i])
+            ask_price = mid_times_ceil(market, self._ask_ratios[i])
+            if (mid2 - 2 * bid_price) * min_den >= min_dist2 and (
+                self.ceiling_ticks is None or bid_price <= self.ceiling_ticks
+            ):
                 bids.append((bid_price, scaled_lots(lots, bid_mult)))
-            if ask_price - mid >= min_dist and (self.floor_ticks is None or ask_price >= self.floor_ticks):
+            if (2 * ask_price - mid2) * min_den >= min_dist2 and (
+                self.floor_ticks is None or ask_price >= self.floor_ticks
+            ):
                 asks.append((ask_price, scaled_lots(lots, ask_mult)))
         if cfg.ping_pong and self._fill_balance > 0:
             bids = []

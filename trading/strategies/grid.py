@@ -14,8 +14,6 @@ from trading.strategies._quoting import (
     Market,
     QuotingStrategy,
     amount_to_lots,
-    ask_ticks,
-    bid_ticks,
     build_quote_set,
     frac,
     price_to_ticks,
@@ -79,73 +77,79 @@ class GridStrategy(QuotingStrategy):
     def __init__(self, config: GridConfig, instrument: Instrument) -> None:
         super().__init__(config, instrument)
         self.order_lots = amount_to_lots(instrument, "order_amount", config.order_amount)
-        self.lower: Fraction | None = None
-        self.upper: Fraction | None = None
+        self.lower: int | None = None  # band bounds in ticks
+        self.upper: int | None = None
         if config.lower_price is not None and config.upper_price is not None:
             # Rounded inward so the band never grows past what the trader gave.
-            self.lower = Fraction(price_to_ticks(instrument, "lower_price", config.lower_price, Side.SELL))
-            self.upper = Fraction(price_to_ticks(instrument, "upper_price", config.upper_price, Side.BUY))
+            self.lower = price_to_ticks(instrument, "lower_price", config.lower_price, Side.SELL)
+            self.upper = price_to_ticks(instrument, "upper_price", config.upper_price, Side.BUY)
         self.recentered = 0
+        self._step = frac(config.step)
+        self._log_growth = math.log1p(float(config.step))
+        # line j -> (floor(2*line), ceil(2*line), floor(line), ceil(line)); exact, cached per band
+        self._lines: dict[int, tuple[int, int, int, int]] = {}
 
     def _center_band(self, mid: Fraction) -> None:
         if self.lower is not None and self.upper is not None:
-            half = (self.upper - self.lower) / 2
+            half = Fraction(self.upper - self.lower, 2)
         else:
             half = mid * frac(self.config.band_width) / 2
-        self.lower, self.upper = mid - half, mid + half
+        self.lower, self.upper = math.ceil(mid - half), math.floor(mid + half)
+        self._lines.clear()
 
-    def _line(self, j: int) -> Fraction:
+    def _line(self, j: int) -> tuple[int, int, int, int]:
+        cached = self._lines.get(j)
+        if cached is not None:
+            return cached
         assert self.lower is not None
-        step = frac(self.config.step)
-        if self.config.step_unit == "ticks":
-            return self.lower + j * step
-        return self.lower * (1 + step) ** j
+        ticks = self.config.step_unit == "ticks"
+        line = self.lower + j * self._step if ticks else self.lower * (1 + self._step) ** j
+        values = (math.floor(2 * line), math.ceil(2 * line), math.floor(line), math.ceil(line))
+        if len(self._lines) > 4096:  # a band far wider than any quoting needs; keep memory flat
+            self._lines.clear()
+        self._lines[j] = values
+        return values
 
-    def _index_below(self, mid: Fraction) -> int:
-        """Largest ``j`` with line ``j`` strictly below ``mid`` (may be -1)."""
+    def _index_below(self, mid2: int) -> int:
+        """Largest ``j`` with line ``j`` strictly below the mid (``mid2`` = twice the mid); may be -1."""
         assert self.lower is not None
-        step = frac(self.config.step)
         if self.config.step_unit == "ticks":
-            j = math.ceil((mid - self.lower) / step) - 1
-        else:
-            j = math.ceil(math.log(float(mid / self.lower)) / math.log(1 + float(step))) - 1 if mid > 0 else -1
-            # Correct float error in the logarithm against exact lines.
-            while j + 1 >= 0 and self._line(j + 1) < mid:
-                j += 1
-            while j >= 0 and self._line(j) >= mid:
-                j -= 1
-        return j
+            step = int(self._step)
+            return -((2 * self.lower - mid2) // (2 * step)) - 1
+        j = math.ceil(math.log(mid2 / (2 * self.lower)) / self._log_growth) - 1
+        # Correct float error in the logarithm against the exact lines (line < mid <=> floor(2 line) < mid2).
+        while self._line(j + 1)[0] < mid2:
+            j += 1
+        while j >= 0 and self._line(j)[0] >= mid2:
+            j -= 1
+        return max(j, -1)
 
     def quote(self, ctx: StrategyContext, market: Market) -> QuoteSet | None:
-        mid = market.mid
+        mid2 = market.mid2
         note = ""
         if self.lower is None or self.upper is None:
-            self._center_band(mid)
+            self._center_band(market.mid)
             note = "; band set around the first mid"
         assert self.lower is not None and self.upper is not None
-        if not self.lower <= mid <= self.upper:
+        if not 2 * self.lower <= mid2 <= 2 * self.upper:
             if not self.config.recenter:
-                return pulled(
-                    f"grid: mid {float(mid):.2f}t outside band {float(self.lower):.2f}-{float(self.upper):.2f}t"
-                )
-            self._center_band(mid)
+                return pulled(f"grid: mid {mid2 / 2:.2f}t outside band {self.lower}-{self.upper}t")
+            self._center_band(market.mid)
             self.recentered += 1
             note = f"; re-centred band on mid (time {self.recentered})"
-        j = self._index_below(mid)
+        j = self._index_below(mid2)
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
-        first_ask = j + 1 if self._line(j + 1) > mid else j + 2  # a line exactly at mid is skipped
+        # line > mid <=> ceil(2 line) > mid2; a line exactly at the mid is skipped
+        first_ask = j + 1 if self._line(j + 1)[1] > mid2 else j + 2
         for i in range(self.config.levels):
-            below = j - i
-            if below >= 0:
-                line = self._line(below)
-                if line >= self.lower:
-                    bids.append((bid_ticks(line), self.order_lots))
-            line = self._line(first_ask + i)
-            if line <= self.upper:
-                asks.append((ask_ticks(line), self.order_lots))
+            if j - i >= 0:
+                bids.append((self._line(j - i)[2], self.order_lots))
+            ask = self._line(first_ask + i)[3]
+            if ask <= self.upper:  # ceil(line) <= upper <=> line <= upper
+                asks.append((ask, self.order_lots))
         reason = (
-            f"grid: mid {float(mid):.2f}t in band {float(self.lower):.2f}-{float(self.upper):.2f}t, "
+            f"grid: mid {mid2 / 2:.2f}t in band {self.lower}-{self.upper}t, "
             f"{len(bids)} buy and {len(asks)} sell lines{note}"
         )
         return build_quote_set(self.instrument, market, bids, asks, reason)

@@ -12,7 +12,6 @@ from trading.strategies._quoting import (
     QuotingStrategy,
     amount_to_lots,
     build_quote_set,
-    frac,
     inventory_base_ratio,
     ladder,
     scaled_lots,
@@ -65,7 +64,7 @@ class InventoryBasedStrategy(QuotingStrategy):
 
     def deviation(self, ctx: StrategyContext, market: Market) -> float:
         """Signed deviation in -1..1 (positive = more base than wanted); 0 with no value."""
-        ratio = inventory_base_ratio(ctx, market.mid)
+        ratio = inventory_base_ratio(ctx, market.mid_float)
         if ratio is None:
             return 0.0
         d = (ratio - float(self.config.target_base_ratio)) / float(self.config.inventory_range)
@@ -75,21 +74,22 @@ class InventoryBasedStrategy(QuotingStrategy):
         cfg = self.config
         dev = self.deviation(ctx, market)
         size_skew = float(cfg.size_skew) * abs(dev)
-        widen = frac(cfg.spread) * frac(cfg.spread_skew) * frac(abs(dev))
+        spread = float(cfg.spread)
+        widen = spread * float(cfg.spread_skew) * abs(dev)
         larger = scaled_lots(self.order_lots, 1.0 + size_skew)
         smaller = scaled_lots(self.order_lots, 1.0 - size_skew)
         if dev > 0:  # long base: sell more, buy less and further away
-            bid_lots, ask_lots, bid_extra, ask_extra = smaller, larger, widen, frac(0)
+            bid_lots, ask_lots, bid_extra, ask_extra = smaller, larger, widen, 0.0
         elif dev < 0:
-            bid_lots, ask_lots, bid_extra, ask_extra = larger, smaller, frac(0), widen
+            bid_lots, ask_lots, bid_extra, ask_extra = larger, smaller, 0.0, widen
         else:
             bid_lots = ask_lots = self.order_lots
-            bid_extra = ask_extra = frac(0)
+            bid_extra = ask_extra = 0.0
         bids, asks = ladder(
             market,
-            bid_offset=frac(cfg.spread) + bid_extra,
-            ask_offset=frac(cfg.spread) + ask_extra,
-            spacing=frac(cfg.level_spacing),
+            bid_offset=spread + bid_extra,
+            ask_offset=spread + ask_extra,
+            spacing=float(cfg.level_spacing),
             levels=cfg.levels,
             bid_lots=[bid_lots] * cfg.levels,
             ask_lots=[ask_lots] * cfg.levels,

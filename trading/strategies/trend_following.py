@@ -14,7 +14,6 @@ from trading.strategies._quoting import (
     QuotingStrategy,
     amount_to_lots,
     build_quote_set,
-    frac,
     ladder,
 )
 from trading.strategy import QuoteSet, StrategyContext
@@ -62,6 +61,7 @@ class TrendFollowingStrategy(QuotingStrategy):
     def __init__(self, config: TrendFollowingConfig, instrument: Instrument) -> None:
         super().__init__(config, instrument)
         self.order_lots = amount_to_lots(instrument, "order_amount", config.order_amount)
+        self._spread, self._spacing = float(config.spread), float(config.level_spacing)
         self.trend = TrendSignal(
             method=config.trend_method,
             fast_s=config.ema_fast,
@@ -78,20 +78,20 @@ class TrendFollowingStrategy(QuotingStrategy):
         return max(-self.config.max_skew, min(self.config.max_skew, raw))
 
     def observe(self, ts: int, market: Market, ctx: StrategyContext) -> None:
-        self.trend.update(ts, float(market.mid))
+        self.trend.update(ts, market.mid_float)
 
     def quote(self, ctx: StrategyContext, market: Market) -> QuoteSet | None:
         skew = self.skew()
         lots = [self.order_lots] * self.config.levels
         bids, asks = ladder(
             market,
-            bid_offset=frac(self.config.spread),
-            ask_offset=frac(self.config.spread),
-            spacing=frac(self.config.level_spacing),
+            bid_offset=self._spread,
+            ask_offset=self._spread,
+            spacing=self._spacing,
             levels=self.config.levels,
             bid_lots=lots,
             ask_lots=lots,
-            center=market.mid * (1 + frac(skew)),
+            center=market.mid_float * (1.0 + float(skew)),
         )
         t = self.trend.trend
         trend = "trend warming up" if t is None else f"trend {t:+.3g}"

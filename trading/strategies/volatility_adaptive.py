@@ -13,7 +13,6 @@ from trading.strategies._quoting import (
     QuotingStrategy,
     amount_to_lots,
     build_quote_set,
-    frac,
     ladder,
 )
 from trading.strategy import QuoteSet, StrategyContext
@@ -63,6 +62,7 @@ class VolatilityAdaptiveStrategy(QuotingStrategy):
     def __init__(self, config: VolatilityAdaptiveConfig, instrument: Instrument) -> None:
         super().__init__(config, instrument)
         self.order_lots = amount_to_lots(instrument, "order_amount", config.order_amount)
+        self._spacing = float(config.level_spacing)
         self.volatility = MidVolatility(
             interval_s=config.volatility_interval, halflife_s=config.volatility_halflife, relative=True
         )
@@ -81,7 +81,7 @@ class VolatilityAdaptiveStrategy(QuotingStrategy):
         return min(max(raw, cfg.min_spread), cfg.max_spread)
 
     def observe(self, ts: int, market: Market, ctx: StrategyContext) -> None:
-        self.volatility.update(ts, float(market.mid))
+        self.volatility.update(ts, market.mid_float)
 
     def quote(self, ctx: StrategyContext, market: Market) -> QuoteSet | None:
         sigma = self.sigma
@@ -89,9 +89,9 @@ class VolatilityAdaptiveStrategy(QuotingStrategy):
         lots = [self.order_lots] * self.config.levels
         bids, asks = ladder(
             market,
-            bid_offset=frac(spread),
-            ask_offset=frac(spread),
-            spacing=frac(self.config.level_spacing),
+            bid_offset=float(spread),
+            ask_offset=float(spread),
+            spacing=self._spacing,
             levels=self.config.levels,
             bid_lots=lots,
             ask_lots=lots,
