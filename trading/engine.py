@@ -81,6 +81,7 @@ class Engine:
         max_order_age_ns: int | None = None,
         size_tolerance: float = 0.0,
         allow_amend: bool = False,
+        hanging_orders: bool | None = None,
         target_base_ratio: float | None = None,
         rebalance: RebalanceConfig | None = None,
         initial_base: int = 0,
@@ -114,6 +115,7 @@ class Engine:
             max_order_age_ns = int((_config_number(cfg, "max_order_age") or 0) * NS)
         self.max_order_age_ns = max_order_age_ns
         self.size_tolerance = size_tolerance
+        self.hanging_orders = bool(getattr(cfg, "hanging_orders", False) if hanging_orders is None else hanging_orders)
         self.allow_amend = allow_amend
         self.target_base_ratio = (
             target_base_ratio if target_base_ratio is not None else _config_number(cfg, "target_base_ratio")
@@ -171,6 +173,8 @@ class Engine:
             fill = self.orders.apply(event)
             if fill is not None:
                 port.on_fill(fill)
+                if self.hanging_orders:
+                    self._hang_opposite(fill)
             notes = self.orders.notes
             while notes:
                 n = notes.popleft()
@@ -215,6 +219,12 @@ class Engine:
         if self.stopped:
             return []
         return self._act(ts, status, bid, ask, mid2, t is Timer)
+
+    def _hang_opposite(self, fill: OrderFilled) -> None:
+        """After a fill, leave the other side's quotes working outside the diff (hanging orders)."""
+        for o in self.orders.orders.values():
+            if o.reason == "quote" and o.side is not fill.side and o.status is not OrderState.PENDING_CANCEL:
+                o.reason = "hanging"
 
     def _on_gap(self, ts: int, message: str) -> list[Command]:
         if not self.book_ok:
@@ -271,6 +281,8 @@ class Engine:
             size_tolerance=self.size_tolerance,
             allow_amend=self.allow_amend,
         )
+        if self.hanging_orders:
+            commands[:0] = self._hanging_cancels(ts, status, quotes is EMPTY)
         if bid is not None and ask is not None and mid2 is not None:
             extra = self._risk_orders(ts, status, bid, ask)
             if extra:
@@ -281,15 +293,32 @@ class Engine:
             placed = [
                 o.placed_ts
                 for o in orders.orders.values()
-                if o.reason == "quote" and o.status is not OrderState.PENDING_CANCEL
+                if (o.reason == "quote" or o.reason == "hanging") and o.status is not OrderState.PENDING_CANCEL
             ]
             self._next_expiry = min(placed) + self.max_order_age_ns if placed else None
+        return out
+
+    def _hanging_cancels(self, ts: int, status: RiskStatus, pulled: bool) -> list[Command]:
+        """Hanging orders go when quoting stops, risk turns defensive, or they reach max age."""
+        out: list[Command] = []
+        defensive = pulled or status.action >= RiskAction.REDUCE_ONLY
+        age = self.max_order_age_ns
+        for o in self.orders.orders.values():
+            if o.reason != "hanging" or o.status is OrderState.PENDING_CANCEL:
+                continue
+            if defensive:
+                out.append(CancelOrder(o.client_order_id, "hanging_pulled"))
+            elif age and ts - o.placed_ts >= age:
+                out.append(CancelOrder(o.client_order_id, "max_age"))
         return out
 
     def _risk_orders(self, ts: int, status: RiskStatus, bid: int, ask: int) -> list[Command]:
         """Flatten and rebalancing orders, at most one of each in flight."""
         port = self.portfolio
-        in_flight = {o.reason for o in self.orders.orders.values() if o.reason != "quote"}
+        flatten = status.action == RiskAction.FLATTEN and port.position != 0
+        if not flatten and (self.rebalancer is None or self.paused or status.action >= RiskAction.PAUSE):
+            return []
+        in_flight = {o.reason for o in self.orders.orders.values()}
         if status.action == RiskAction.FLATTEN and port.position and "flatten" not in in_flight:
             side = Side.SELL if port.position > 0 else Side.BUY
             price = max(1, bid - self.flatten_cross_ticks) if side is Side.SELL else ask + self.flatten_cross_ticks
@@ -366,7 +395,8 @@ class Engine:
         return [
             CancelOrder(o.client_order_id, reason=reason)
             for o in self.orders.orders.values()
-            if o.status is not OrderState.PENDING_CANCEL and (not quotes_only or o.reason == "quote")
+            if o.status is not OrderState.PENDING_CANCEL
+            and (not quotes_only or o.reason == "quote" or o.reason == "hanging")
         ]
 
     def _note(self, ts: int, kind: str, code: str, message: str) -> None:

@@ -310,3 +310,33 @@ def test_with_real_fixed_spread_strategy():
     moved = e.on_event(BookSnapshot(4, ((5_025_000, 5),), ((5_025_010, 5),), sequence=9))
     assert [type(c) for c in moved].count(CancelOrder) == 10
     assert [type(c) for c in moved].count(PlaceOrder) == 10
+
+
+def test_hanging_orders_keep_the_other_side_working_after_a_fill_until_max_age():
+    e = engine(Ladder(levels=1), hanging_orders=True, max_order_age_ns=60 * SEC)
+    cmds = e.on_event(snap())
+    accept_all(e, cmds, 2)
+    bid, ask = cmds
+    e.on_event(OrderFilled(3, bid.client_order_id, Side.BUY, bid.price, 10, 0, 0, Liquidity.MAKER, "T1"))
+    # the market moves away: the ladder requotes, but the hanging ask is left alone
+    out = e.on_event(BookSnapshot(4 * SEC, ((5_000_100, 5),), ((5_000_110, 5),), sequence=9))
+    assert ask.client_order_id not in {c.client_order_id for c in out if isinstance(c, CancelOrder)}
+    assert e.orders.orders[ask.client_order_id].reason == "hanging"
+    assert {(c.side, c.price) for c in out if isinstance(c, PlaceOrder)} == {
+        (Side.BUY, 5_000_099),
+        (Side.SELL, 5_000_111),
+    }
+    accept_all(e, out, 4 * SEC + 1)
+    # at max age it is cancelled
+    aged = e.on_event(Timer(61 * SEC))
+    assert CancelOrder(ask.client_order_id, "max_age") in aged
+
+
+def test_hanging_orders_are_pulled_on_pause():
+    e = engine(Ladder(levels=1), hanging_orders=True)
+    cmds = e.on_event(snap())
+    accept_all(e, cmds, 2)
+    bid, ask = cmds
+    e.on_event(OrderFilled(3, bid.client_order_id, Side.BUY, bid.price, 10, 0, 0, Liquidity.MAKER, "T1"))
+    out = e.pause(4)
+    assert ask.client_order_id in {c.client_order_id for c in out}
