@@ -55,7 +55,7 @@ class NotificationRule(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_rules")
     event_kind = models.CharField(max_length=16, choices=EventKind.choices)
-    # BOT_FK bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     threshold = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
     channels = models.ManyToManyField(NotificationChannel, related_name="rules")
     enabled = models.BooleanField(default=True)
