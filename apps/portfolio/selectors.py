@@ -56,6 +56,10 @@ def pnl_series(
         qs,
         time_field="ts",
         interval=width,
+        # Aggregates over a column come before the Last() aliases that reuse the column's name.
+        equity_high=Max("equity"),
+        equity_low=Min("equity"),
+        drawdown=Max("drawdown"),
         position=Last("position", "ts"),
         cash=Last("cash", "ts"),
         mid=Last("mid", "ts"),
@@ -64,8 +68,5 @@ def pnl_series(
         fees=Last("fees", "ts"),
         equity=Last("equity", "ts"),
         peak_equity=Last("peak_equity", "ts"),
-        equity_high=Max("equity"),
-        equity_low=Min("equity"),
-        drawdown=Max("drawdown"),
     )
     return list(rows)

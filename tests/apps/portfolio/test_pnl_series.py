@@ -1,0 +1,93 @@
+"""PnL snapshots: COPY bulk insert; bucketed series (last values, equity high/low, max
+drawdown) checked against a plain-Python computation; the API and its errors."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from apps.portfolio.models import PnlSnapshot
+from apps.portfolio.selectors import pnl_series
+from apps.portfolio.services import balances_replace, pnl_snapshots_bulk_insert
+from tests.apps.bots.factories import T0, api, make_bot
+
+pytestmark = pytest.mark.django_db
+
+
+def _snapshots(bot, seconds: int, step: int = 7):
+    rows = []
+    peak = Decimal(0)
+    for i in range(0, seconds, step):
+        equity = Decimal(1000) + Decimal((i * 37) % 101 - 50) / 10
+        peak = max(peak, equity)
+        rows.append(
+            {
+                "ts": T0 + timedelta(seconds=i),
+                "bot_id": bot.pk,
+                "position": Decimal(i % 13) / 1000,
+                "cash": Decimal(1000) - i,
+                "mid": Decimal(65000) + i,
+                "realized": Decimal(i) / 100,
+                "unrealized": Decimal(-i) / 200,
+                "fees": Decimal(i) / 10000,
+                "equity": equity,
+                "peak_equity": peak,
+                "drawdown": peak - equity,
+            }
+        )
+    return rows
+
+
+def test_series_by_the_minute_matches_a_plain_python_bucketing(trader):
+    bot = make_bot(trader)
+    rows = _snapshots(bot, 600)
+    assert pnl_snapshots_bulk_insert(rows) == len(rows) == PnlSnapshot.objects.count()
+    series = pnl_series(user=trader, bot_id=bot.pk, interval="1m", start=T0, end=T0 + timedelta(minutes=10))
+    groups = defaultdict(list)
+    for row in rows:
+        groups[row["ts"].replace(second=0)].append(row)
+    assert [p["bucket"] for p in series] == sorted(groups)
+    for point in series:
+        group = groups[point["bucket"]]
+        last = group[-1]
+        assert point["equity"] == last["equity"] and point["position"] == last["position"]
+        assert point["mid"] == last["mid"] and point["fees"] == last["fees"]
+        assert point["equity_high"] == max(r["equity"] for r in group)
+        assert point["equity_low"] == min(r["equity"] for r in group)
+        assert point["drawdown"] == max(r["drawdown"] for r in group)
+
+
+def test_pnl_api_buckets_by_hour_and_names_bad_parameters(trader, other_trader):
+    bot = make_bot(trader)
+    pnl_snapshots_bulk_insert(_snapshots(bot, 3 * 3600, step=60))
+    client = api(trader)
+    query = {"interval": "1h", "start": T0.isoformat(), "end": (T0 + timedelta(hours=3)).isoformat()}
+    body = client.get(f"/api/v1/bots/{bot.pk}/pnl/", query).json()
+    assert body["interval"] == "1h" and len(body["points"]) == 3
+    assert Decimal(body["points"][0]["cash"]) == Decimal(1000) - 3540
+    bad = client.get(f"/api/v1/bots/{bot.pk}/pnl/", {"interval": "7m"})
+    assert bad.status_code == 400 and "interval" in bad.json()
+    backwards = client.get(f"/api/v1/bots/{bot.pk}/pnl/", {"start": query["end"], "end": query["start"]})
+    assert backwards.status_code == 400 and "start" in backwards.json()
+    assert api(other_trader).get(f"/api/v1/bots/{bot.pk}/pnl/", query).status_code == 404
+
+
+def test_bulk_insert_refuses_an_incomplete_row_naming_the_field(trader):
+    bot = make_bot(trader)
+    row = _snapshots(bot, 1)[0]
+    del row["equity"]
+    with pytest.raises(Exception, match="equity"):
+        pnl_snapshots_bulk_insert([row])
+
+
+def test_balances_are_replaced_per_account_and_listed_for_the_owner_only(trader, other_trader):
+    bot = make_bot(trader)
+    account = bot.exchange_account
+    balances_replace(account=account, balances={"usdt": {"free": "900", "total": "1000"}, "BTC": {"free": "0.1"}})
+    balances_replace(account=account, balances={"USDT": {"free": "950", "total": "1000"}})
+    body = api(trader).get("/api/v1/balances/").json()
+    assert [(b["asset"], b["free"]) for b in body["results"]] == [("USDT", "950.000000000000000000")]
+    assert api(other_trader).get("/api/v1/balances/").json()["count"] == 0
