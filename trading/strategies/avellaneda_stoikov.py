@@ -117,14 +117,23 @@ def finite_horizon_quotes(
 def infinite_horizon_quotes(
     s: float, q: float, gamma: float, sigma: float, k: float, q_max: float
 ) -> tuple[float, float, float, float]:
-    """Return ``(reservation_price, total_spread, bid, ask)`` for the stationary model."""
+    """Return ``(reservation_price, total_spread, bid, ask)`` for the stationary model.
+
+    ``q`` is capped at ``+-q_max``. With ``omega`` proportional to ``sigma^2`` the ratio inside the
+    logarithms does not depend on ``sigma`` (so ``sigma = 0`` is fine):
+    ``gamma^2 sigma^2 / (2 omega - gamma^2 q^2 sigma^2) = 1 / ((q_max + 1)^2 - q^2)``.
+    At ``q = q_max`` the reservation bid is minus infinity (the model never buys at its bound):
+    ``bid`` is then ``-inf``, the spread ``inf`` and the reservation price is the reservation ask.
+    """
+    del sigma  # cancels out; kept in the signature to mirror the finite-horizon function
     q = max(-q_max, min(q_max, q))
-    g2s2 = gamma**2 * sigma**2
-    omega = 0.5 * g2s2 * (q_max + 1.0) ** 2
-    denom = 2.0 * omega - g2s2 * q * q
-    r_ask = s + math.log(1.0 + (1.0 - 2.0 * q) * g2s2 / denom) / gamma
-    r_bid = s + math.log(1.0 + (-1.0 - 2.0 * q) * g2s2 / denom) / gamma
+    inv = 1.0 / ((q_max + 1.0) ** 2 - q * q)
+    r_ask = s + math.log(1.0 + (1.0 - 2.0 * q) * inv) / gamma
     edge = math.log(1.0 + gamma / k) / gamma
+    bid_arg = 1.0 + (-1.0 - 2.0 * q) * inv
+    if bid_arg <= 1e-12:
+        return r_ask, math.inf, -math.inf, r_ask + edge
+    r_bid = s + math.log(bid_arg) / gamma
     bid, ask = r_bid - edge, r_ask + edge
     return (r_ask + r_bid) / 2.0, ask - bid, bid, ask
 
@@ -209,6 +218,10 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
             r, spread, bid, ask = finite_horizon_quotes(s, q, cfg.gamma, sigma, k, tau)
             tau_note = f"T-t {tau:.0f}s"
         self.reservation_price, self.optimal_spread = r, spread
+        if not math.isfinite(bid):
+            reason = f"avellaneda-stoikov: at inventory bound q {q:.2f} >= q_max {cfg.q_max:g}: asks only"
+            asks = [(ask_ticks(ask / self.tick), self.order_lots)]
+            return build_quote_set(self.instrument, market, [], asks, reason)
         lo, hi = s * float(cfg.min_spread), s * float(cfg.max_spread)
         clamped = min(max(spread, lo), hi)
         if clamped != spread:

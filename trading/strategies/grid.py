@@ -94,7 +94,8 @@ class GridStrategy(QuotingStrategy):
             half = Fraction(self.upper - self.lower, 2)
         else:
             half = mid * frac(self.config.band_width) / 2
-        self.lower, self.upper = math.ceil(mid - half), math.floor(mid + half)
+        # A band wider than the price (after a crash) is cut at one tick: lines must stay positive.
+        self.lower, self.upper = max(math.ceil(mid - half), 1), math.floor(mid + half)
         self._lines.clear()
 
     def _line(self, j: int) -> tuple[int, int, int, int]:

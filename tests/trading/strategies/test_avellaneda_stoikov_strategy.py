@@ -82,6 +82,21 @@ def test_infinite_horizon_reservation_prices_follow_the_paper() -> None:
         assert r == pytest.approx((r_a + r_b) / 2) and spread == pytest.approx(ask - bid)
 
 
+def test_infinite_horizon_does_not_depend_on_sigma_and_survives_zero_sigma() -> None:
+    a = infinite_horizon_quotes(100.0, 1.0, 0.1, 2.0, 1.5, 5.0)
+    b = infinite_horizon_quotes(100.0, 1.0, 0.1, 0.0, 1.5, 5.0)
+    assert a == pytest.approx(b)
+
+
+def test_infinite_horizon_at_inventory_bound_quotes_asks_only() -> None:
+    s = strategy(infinite_horizon=True, q_max=3.0)
+    qs = s.on_event(Timer(NS), make_ctx(BOOK, NS, position=50))  # q = 5, capped at q_max 3
+    assert qs.bids == () and len(qs.asks) == 1
+    assert "inventory bound" in qs.reason
+    qs = s.on_event(Timer(2 * NS), make_ctx(BOOK, 2 * NS, position=-50))
+    assert len(qs.bids) == 1 and len(qs.asks) == 1
+
+
 def test_infinite_horizon_strategy_leans_against_inventory() -> None:
     long_, short = strategy(infinite_horizon=True), strategy(infinite_horizon=True)
     long_.on_event(Timer(NS), make_ctx(BOOK, NS, position=30))

@@ -93,3 +93,15 @@ def test_invalid_grid_params_name_the_field(params: dict, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         validate_params("grid", {"order_amount": "0.01", **params})
     assert field in info.value.errors
+
+
+def test_recentring_after_a_crash_keeps_the_band_positive() -> None:
+    s = build_strategy(
+        "grid",
+        {"order_amount": "1", "levels": 3, "step": "0.01", "lower_price": "9000", "upper_price": "11000"},
+        INSTRUMENT,
+    )
+    qs = s.on_event(Timer(NS), make_ctx(two_sided(49_900, 50_100)))  # price 500, band width 2000
+    assert s.lower == 1 and s.upper == 150_000
+    assert qs.bids and qs.asks
+    assert all(0 < q.price < 50_100 for q in qs.bids) and all(q.price > 49_900 for q in qs.asks)

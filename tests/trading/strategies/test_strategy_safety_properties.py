@@ -19,6 +19,14 @@ PARAMS = {
     "trend_following": {"order_amount": "0.01", "spread": "0", "max_skew": "0.5", "skew_strength": 100},
     "inventory_based": {"order_amount": "0.01", "spread": "0"},
     "auto": {"order_amount": "0.01", "grid": {"step": 1, "step_unit": "ticks"}},
+    "avellaneda_stoikov/infinite": {
+        "order_amount": "0.01",
+        "sigma": 50.0,
+        "k": 0.5,
+        "gamma": 0.5,
+        "infinite_horizon": True,
+        "q_max": 5.0,
+    },
 }
 
 
@@ -46,8 +54,10 @@ def test_no_strategy_ever_crosses_the_book(book_levels, position, base, quote_sh
     book = make_book(bids, asks)
     best_bid, best_ask = book.best_bid(), book.best_ask()
     quote_balance = quote_share * best_bid * 10**8 * 10
-    for name in STRATEGIES:
-        strategy = build_strategy(name, PARAMS[name], INSTRUMENT)
+    assert {key.split("/")[0] for key in PARAMS} == set(STRATEGIES)
+    for key, params in PARAMS.items():
+        name = key.split("/")[0]
+        strategy = build_strategy(name, params, INSTRUMENT)
         for step in range(steps):
             ctx = make_ctx(book, (step + 1) * NS, position=position, base_balance=base, quote_balance=quote_balance)
             qs = strategy.on_event(Timer((step + 1) * NS), ctx)
