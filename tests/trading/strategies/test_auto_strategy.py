@@ -138,3 +138,23 @@ def test_nested_sub_strategy_errors_are_prefixed_and_collected() -> None:
 def test_sub_strategy_order_amount_defaults_to_auto_amount() -> None:
     s = auto()
     assert s.subs["grid"].config.order_amount == s.config.order_amount
+
+
+@pytest.mark.parametrize(
+    ("conditions", "regime"),
+    [
+        (Conditions(sigma=0.00101, liquidity_lots=10_000, trend_strength=0.0), "volatility_adaptive"),
+        (Conditions(sigma=0.001, liquidity_lots=10_000, trend_strength=0.0), "grid"),  # not above: stays calm
+        (Conditions(sigma=0.0, liquidity_lots=499, trend_strength=0.0), "inventory_based"),  # 0.499 < 0.5
+        (Conditions(sigma=0.0, liquidity_lots=500, trend_strength=0.0), "grid"),
+        (Conditions(sigma=0.0, liquidity_lots=10_000, trend_strength=0.00501), "trend_following"),
+        (Conditions(sigma=0.0, liquidity_lots=10_000, trend_strength=0.005), "grid"),
+        (Conditions(sigma=0.002, liquidity_lots=1, trend_strength=0.01), "volatility_adaptive"),  # priority
+        (Conditions(sigma=0.0, liquidity_lots=1, trend_strength=0.01), "inventory_based"),  # priority
+    ],
+)
+def test_regime_switches_exactly_at_thresholds(conditions: Conditions, regime: str) -> None:
+    s = auto(hysteresis=0.0)
+    run(s, CALM)  # warm up in the calm regime
+    assert s.regime == "grid"
+    assert s.select(100 * NS, conditions) == regime
