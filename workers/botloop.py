@@ -66,6 +66,7 @@ class BotRunner:
         self._last_status = 0.0
         self._last_group = 0.0
         self.places = 0
+        self.place_errors = 0
         self.fills = 0
 
     # ----------------------------------------------------------------------------------------
@@ -287,16 +288,55 @@ class BotRunner:
             t = type(cmd)
             if t is PlaceOrder:
                 self.places += 1
-                events = await self.venue.place(cmd)
+                events = await self._place(cmd)
             elif t is CancelOrder:
-                events = await self.venue.cancel(cmd.client_order_id, cmd.reason)
+                events = await self._cancel(cmd)
             elif t is CancelAll:
-                await self.venue.cancel_all()
+                for rep in await self.venue.fetch_open_orders():
+                    await self._cancel_on_venue(rep.client_order_id, cmd.reason)
                 events = []
             else:  # AmendOrder: the paper venue takes cancel + new place through the diff instead
                 events = [OrderRejected(time.time_ns(), cmd.client_order_id, "amend not supported", "unsupported")]
             for ev in events:
                 await self._handle_order_event(ev)
+
+    async def _place(self, cmd: PlaceOrder) -> list:
+        """Place with retries; after any failure look the order up by client id first, so a
+        retry never makes a second order."""
+        delay = 0.05
+        error: Exception | None = None
+        for _attempt in range(5):
+            try:
+                return await self.venue.place(cmd)
+            except (LeaseLost, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                error = exc
+                self.place_errors += 1
+                found = await self.venue.recover_place(cmd)
+                if found is not None:
+                    return found
+                await asyncio.sleep(delay)
+                delay *= 2
+        reason = f"venue unavailable after 5 attempts: {error}"
+        self._event("order", "place_failed", f"{cmd.client_order_id}: {reason}")
+        return [OrderRejected(time.time_ns(), cmd.client_order_id, reason, "venue_unavailable")]
+
+    async def _cancel(self, cmd: CancelOrder) -> list:
+        delay = 0.05
+        error: Exception | None = None
+        for _attempt in range(5):
+            try:
+                return await self.venue.cancel(cmd.client_order_id, cmd.reason)
+            except (LeaseLost, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                error = exc
+                self.place_errors += 1
+                await asyncio.sleep(delay)
+                delay *= 2
+        self._event("order", "cancel_failed", f"{cmd.client_order_id}: {error}; will retry")
+        return [OrderRejected(time.time_ns(), cmd.client_order_id, f"cancel failed: {error}", "cancel_failed")]
 
     async def _handle_order_event(self, ev) -> None:
         await self._order_event_db(ev)
@@ -378,8 +418,11 @@ class BotRunner:
         deadline = time.monotonic() + STOP_CONFIRM_TIMEOUT_S
         left = await venue.fetch_open_orders()
         while left and time.monotonic() < deadline:
-            await venue.cancel_all()
+            for rep in left:
+                await self._cancel_on_venue(rep.client_order_id, how)
             left = await venue.fetch_open_orders()
+            if left:
+                await asyncio.sleep(0.05)
         if how == "kill_flatten":
             await self._flatten()
         if left:
@@ -399,6 +442,21 @@ class BotRunner:
         await self.host.db.call(records.bot_state_set, self.bot_id, state, "kill switch" if how != "stop" else "")
         await self.host.release_bot(self.bot_id)
         raise StopLoop(how)
+
+    async def _cancel_on_venue(self, cid: str, reason: str) -> None:
+        """Cancel one order the venue holds (known to the matching engine or not)."""
+        venue = self.venue
+        try:
+            if cid in venue._orders:
+                for ev in await venue.cancel(cid, reason):
+                    await self._order_event_db(ev)
+            else:
+                await venue._delete(cid, "cancel")
+        except (LeaseLost, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # injected/temporary venue error: the confirm loop tries again
+            self.place_errors += 1
+            logger.info("bot %s: cancel %s failed (%s); retrying", self.bot_id, cid, exc)
 
     async def _flatten(self) -> None:
         engine = self.engine

@@ -36,8 +36,9 @@ def run() -> dict[str, int]:
         except (ValueError, KeyError):
             redis.hdel(keys.host_registry(), host_id)
     deleted = 0
-    from apps.core.timeseries import timescale_enabled
     from django.db import connection
+
+    from apps.core.timeseries import timescale_enabled
 
     if not timescale_enabled(connection):
         from apps.marketdata.models import DepthSnapshot, TopOfBookSnapshot

@@ -8,12 +8,15 @@ logs each place/cancel with its fencing token. A new owner finds the open orders
 
 Keys per exchange account and symbol (see :mod:`workers.keys`): ``orders`` (hash client id ->
 JSON), ``trades`` (list of JSON fills with venue trade ids), ``delta`` (hash: base lots and
-quote cash units moved by fills, fees included) and ``tradeseq`` (venue trade id counter).
+ticks x lots of notional and cash units of fees moved by fills) and ``tradeseq`` (venue trade id counter).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import random
 import time
 from decimal import Decimal
 
@@ -53,18 +56,59 @@ return 1
 FILL = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[3] == '' then redis.call('hdel', KEYS[2], ARGV[2]) else redis.call('hset', KEYS[2], ARGV[2], ARGV[3]) end
-local id = redis.call('incr', KEYS[5])
-local fill = cjson.decode(ARGV[4])
-fill['id'] = ARGV[7] .. '-' .. id
-redis.call('rpush', KEYS[3], cjson.encode(fill))
+local id = ARGV[7] .. '-' .. redis.call('incr', KEYS[5])
+redis.call('rpush', KEYS[3], ARGV[4] .. ',"id":"' .. id .. '"}')
 redis.call('hincrby', KEYS[4], 'base', ARGV[5])
-redis.call('hincrby', KEYS[4], 'quote', ARGV[6])
-return fill['id']
+redis.call('hincrby', KEYS[4], 'notional', ARGV[6])
+redis.call('hincrby', KEYS[4], 'fees', ARGV[8])
+return id
 """
 
 
 def _now() -> int:
     return time.time_ns()
+
+
+class InjectedVenueError(Exception):
+    """A fault injected for tests: the venue answered 429/5xx (nothing was done)."""
+
+
+class PaperFaults:
+    """Fault injection for tests: ``MM_PAPER_FAULTS="error=0.1,timeout=0.1,delay_ms=50,seed=1"``.
+
+    ``error``: fraction of places/cancels answered with a 429/503 before anything is done;
+    ``timeout``: fraction of places whose response is lost *after* the venue took the order;
+    ``delay_ms``: time each place spends in flight.
+    """
+
+    def __init__(self, error: float = 0.0, timeout: float = 0.0, delay_ms: float = 0.0, seed: int = 1) -> None:
+        self.error = error
+        self.timeout = timeout
+        self.delay_ms = delay_ms
+        self._rng = random.Random(seed)
+
+    @classmethod
+    def from_env(cls) -> PaperFaults | None:
+        spec = os.environ.get("MM_PAPER_FAULTS", "")
+        if not spec:
+            return None
+        values = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+        return cls(
+            error=float(values.get("error", 0)),
+            timeout=float(values.get("timeout", 0)),
+            delay_ms=float(values.get("delay_ms", 0)),
+            seed=int(values.get("seed", os.getpid())),
+        )
+
+    async def before(self, what: str) -> None:
+        if self.delay_ms and what == "place":
+            await asyncio.sleep(self.delay_ms / 1000)
+        if self._rng.random() < self.error:
+            code = self._rng.choice(("429 Too Many Requests", "503 Service Unavailable", "502 Bad Gateway"))
+            raise InjectedVenueError(f"{what}: HTTP {code} (injected)")
+
+    def lose_response(self) -> bool:
+        return self._rng.random() < self.timeout
 
 
 class LeaseLost(Exception):
@@ -85,6 +129,7 @@ class PaperVenue:
         lease_key: str,
         lease_value: str = "",
         token: int = 0,
+        faults: PaperFaults | None = None,
     ) -> None:
         self.redis = redis
         self.account_id = account_id
@@ -103,6 +148,7 @@ class PaperVenue:
         self._k_log = keys.place_log()
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
         self._last_ts = 0
+        self.faults = faults if faults is not None else PaperFaults.from_env()
 
     # ----------------------------------------------------------------------------------------
     def _ts(self) -> int:
@@ -150,7 +196,13 @@ class PaperVenue:
 
     # ----------------------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> list[OrderEvent]:
-        """Send an order (fenced); return the order events that result at once."""
+        """Send an order (fenced); return the order events that result at once.
+
+        May raise (injected 429/5xx before anything happened, or a lost response after the venue
+        took the order): the caller then looks the order up by client id with
+        :meth:`recover_place` before any retry, so an order is never placed twice."""
+        if self.faults is not None:
+            await self.faults.before("place")
         ts = self._ts()
         record = {
             "cid": command.client_order_id,
@@ -178,14 +230,33 @@ class PaperVenue:
         if not ok:
             raise LeaseLost(f"place {command.client_order_id} refused: lease no longer ours")
         self._orders[command.client_order_id] = record
+        if self.faults is not None and self.faults.lose_response():
+            raise TimeoutError(f"place {command.client_order_id}: response lost (injected timeout)")
         self.sim.submit(command, ts)
         return await self._persist(self.sim.advance(ts))
+
+    async def recover_place(self, command: PlaceOrder) -> list[OrderEvent] | None:
+        """After a failed place: if the venue has the order, carry on with it and return its
+        events; ``None`` if the venue never got it (safe to send again with the same id)."""
+        cid = command.client_order_id
+        raw = await self.redis.hget(self._k_orders, cid)
+        if raw is None:
+            self._orders.pop(cid, None)
+            return None
+        self._orders[cid] = json.loads(raw)
+        if self.sim.order(cid) is None:
+            ts = self._ts()
+            self.sim.submit(command, ts)
+            return await self._persist(self.sim.advance(ts))
+        return []
 
     async def cancel(self, client_order_id: str, reason: str = "cancel") -> list[OrderEvent]:
         ts = self._ts()
         if client_order_id not in self._orders:
             # Not open at the venue (already done, or never arrived): answer as a venue would.
             return [OrderRejected(ts, client_order_id, f"unknown order {client_order_id!r}", "unknown_order")]
+        if self.faults is not None:
+            await self.faults.before("cancel")
         await self._check_lease_log(client_order_id, "cancel")
         self.sim.submit(CancelOrder(client_order_id, reason), ts)
         return await self._persist(self.sim.advance(ts))
@@ -289,9 +360,8 @@ class PaperVenue:
             o["filled"] += ev.qty
             if ev.leaves_qty > 0:
                 blob = json.dumps(o)
-        notional = ev.price * ev.qty * FEE_SCALE
         base = ev.qty * int(ev.side)
-        quote = -notional * int(ev.side) - ev.fee
+        notional = -ev.price * ev.qty * int(ev.side)  # ticks x lots (x FEE_SCALE = cash units)
         fill = {
             "cid": ev.client_order_id,
             "voi": ev.venue_order_id,
@@ -314,10 +384,11 @@ class PaperVenue:
             self.lease_value,
             ev.client_order_id,
             blob,
-            json.dumps(fill),
+            json.dumps(fill)[:-1],  # the script appends the venue trade id
             base,
-            quote,
+            notional,
             f"p{self.account_id}-{self.symbol}",
+            ev.fee,
         )
         if not trade_id:
             raise LeaseLost(f"fill of {ev.client_order_id} not recorded: lease no longer ours")
@@ -371,4 +442,9 @@ def _fill_report(symbol: str, f: dict) -> FillReport:
 async def paper_balance_deltas(redis, account_id: int, symbol: str) -> tuple[int, int]:
     """(base lots, quote cash units) that fills moved on one account and symbol."""
     raw = await redis.hgetall(keys.paper(account_id, symbol, "delta"))
-    return int(raw.get(b"base", 0)), int(raw.get(b"quote", 0))
+    return int(raw.get(b"base", 0)), delta_quote_units(raw)
+
+
+def delta_quote_units(raw: dict) -> int:
+    """Quote cash units moved by fills: notional (ticks x lots) x FEE_SCALE minus fees."""
+    return int(raw.get(b"notional", 0)) * FEE_SCALE - int(raw.get(b"fees", 0))

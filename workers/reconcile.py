@@ -19,6 +19,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from workers import keys, lifecycle, records
+from workers.paper_venue import delta_quote_units
 
 logger = logging.getLogger(__name__)
 GRACE_S = 30
@@ -138,7 +139,7 @@ def reconcile_balances(redis, account) -> None:
         inst = records.market_instrument(market)
         raw = redis.hgetall(key)
         totals[inst.base] = totals.get(inst.base, Decimal(0)) + inst.quantity(int(raw.get(b"base", 0)))
-        totals[inst.quote] = totals.get(inst.quote, Decimal(0)) + inst.cash(int(raw.get(b"quote", 0)))
+        totals[inst.quote] = totals.get(inst.quote, Decimal(0)) + inst.cash(delta_quote_units(raw))
     balances_replace(
         account=account,
         balances={a: {"free": max(v, Decimal(0)), "total": max(v, Decimal(0))} for a, v in totals.items()},

@@ -1,0 +1,56 @@
+"""Real Celery workers as subprocesses (solo pool: the worker process itself hosts the bots)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import child_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Workers:
+    """Start and kill Celery worker processes that host bots and feeds."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, name: str, **env: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "mmsite", "worker", "--pool", "solo", "--queues", "bots,feeds",
+             "--hostname", f"{name}-{os.getpid()}@%h", "--loglevel", "WARNING", "--without-mingle",
+             "--without-gossip", "--without-heartbeat"],
+            cwd=ROOT,
+            env=child_env(MM_NO_CHANNEL_LAYER="1", **env),
+            stdout=subprocess.DEVNULL,
+            stderr=open(ROOT / "var" / f"test-{name}-{os.getpid()}.log", "wb") if (ROOT / "var").is_dir() else None,
+        )
+        self.processes.append(process)
+        return process
+
+    def kill9(self, process: subprocess.Popen) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        for p in self.processes:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.processes:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def workers(clean_redis):
+    w = Workers()
+    yield w
+    w.stop_all()
