@@ -7,8 +7,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import throttle
-from apps.accounts.models import AuditLog
+from apps.accounts.models import AuditAction, AuditLog
 from apps.accounts.selectors import audit_log_list
+from apps.accounts.services import audit_record
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -52,6 +53,15 @@ class ObtainTokenView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         token, _ = Token.objects.get_or_create(user=user)
+        throttle.record_success(user.get_username(), throttle.client_address(request))
+        audit_record(
+            action=AuditAction.LOGIN,
+            actor=user,
+            owner=user,
+            obj=user,
+            ip=request.META.get("REMOTE_ADDR"),
+            message="API token issued",
+        )
         return Response({"token": token.key})
 
 
