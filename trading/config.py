@@ -16,7 +16,8 @@ fields, each with a message naming the value and what is accepted. Supported ann
 ``float``, ``Decimal``, ``bool``, ``str``, ``Literal[...]``, ``enum.Enum`` subclasses, ``dict``
 (a nested mapping, checked by ``validate``) and ``X | None``. ``bool`` is never accepted as a
 number; strings are accepted for ``Decimal``/``float`` fields only when they parse as a number.
-Metadata keys: ``min``, ``max``, ``exclusive_min``, ``exclusive_max`` (bools), ``help``, ``unit``.
+Metadata keys: ``min``, ``max``, ``exclusive_min``, ``exclusive_max`` (bools), ``help``, ``unit``,
+and ``schema`` (for a ``dict`` field holding a nested config: its class, shown by :func:`describe`).
 """
 
 from __future__ import annotations
@@ -277,6 +278,10 @@ def describe(cls: type) -> dict[str, Any]:
             prop["description"] = meta["help"]
         if meta.get("unit"):
             prop["unit"] = meta["unit"]
+        if meta.get("schema") is not None:  # a nested config given as a mapping
+            nested = describe(meta["schema"])
+            prop["properties"] = nested["properties"]
+            prop["additionalProperties"] = False
         properties[f.name] = prop
     doc = (cls.__doc__ or "").strip().split("\n\n")[0]
     return {

@@ -70,10 +70,21 @@ class AutoConfig(ConfigBase):
     regression_window: float = field(default=60.0, metadata={**_POS, "unit": "s", "help": "slope window"})
     hysteresis: float = field(default=0.1, metadata={"min": 0.0, "max": 0.9, "help": "margin to leave a regime"})
     min_dwell: float = field(default=30.0, metadata={"min": 0.0, "unit": "s", "help": "least time in a regime"})
-    volatility_adaptive: dict[str, Any] = field(default_factory=dict, metadata={"help": "sub-strategy params"})
-    inventory_based: dict[str, Any] = field(default_factory=dict, metadata={"help": "sub-strategy params"})
-    trend_following: dict[str, Any] = field(default_factory=dict, metadata={"help": "sub-strategy params"})
-    grid: dict[str, Any] = field(default_factory=dict, metadata={"help": "sub-strategy params"})
+    volatility_adaptive: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "volatility_adaptive params (order_amount optional)", "schema": VolatilityAdaptiveConfig},
+    )
+    inventory_based: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "inventory_based params (order_amount optional)", "schema": InventoryBasedConfig},
+    )
+    trend_following: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "trend_following params (order_amount optional)", "schema": TrendFollowingConfig},
+    )
+    grid: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "grid params (order_amount optional)", "schema": GridConfig}
+    )
 
     def sub_config(self, regime: str) -> Any:
         """Parse the nested parameters of ``regime`` (raises ConfigError with ``regime.field`` keys)."""
@@ -116,7 +127,7 @@ class AutoStrategy:
         self.instrument = instrument
         self.subs = {name: cls(config.sub_config(name), instrument) for name, (_, cls) in REGIMES.items()}
         self.liquidity_low_lots = instrument.lots(config.liquidity_low, field="liquidity_low", round_down=True)
-        amount_to_lots(instrument, "order_amount", config.order_amount)
+        amount_to_lots(instrument, "order_amount", config.order_amount)  # fail early if below one lot
         self.volatility = MidVolatility(
             interval_s=config.volatility_interval, halflife_s=config.volatility_halflife, relative=True
         )

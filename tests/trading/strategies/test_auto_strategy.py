@@ -158,3 +158,13 @@ def test_regime_switches_exactly_at_thresholds(conditions: Conditions, regime: s
     run(s, CALM)  # warm up in the calm regime
     assert s.regime == "grid"
     assert s.select(100 * NS, conditions) == regime
+
+
+def test_auto_description_nests_each_sub_strategy_schema() -> None:
+    from trading.strategies import describe_strategy
+
+    schema = describe_strategy("auto")
+    grid = schema["properties"]["grid"]
+    assert grid["type"] == "object" and grid["default"] == {}
+    assert grid["properties"]["levels"]["minimum"] == 1
+    assert set(schema["properties"]["trend_following"]["properties"]) >= {"ema_fast", "ema_slow", "max_skew"}
