@@ -144,6 +144,8 @@ class Engine:
         self._applied: tuple[Any, ...] | None = None
         self._next_expiry: int | None = None
         self._last_reject: tuple[str, int] = ("", -(10**18))
+        self._regime: str | None = getattr(strategy, "regime", None)
+        self._tracks_regime = hasattr(strategy, "regime")
 
     # --------------------------------------------------------------------------------------
     # Events
@@ -205,6 +207,8 @@ class Engine:
         except Exception as exc:  # one bad event never stops the bot; pull quotes instead
             self._note(ts, "strategy", "strategy_error", f"{type(exc).__name__}: {exc}; quotes pulled")
             wanted = EMPTY
+        if self._tracks_regime and self.strategy.regime != self._regime:
+            self._on_regime_change(ts)
         if wanted is not None:
             old = self.desired
             if old is None or wanted.bids != old.bids or wanted.asks != old.asks:
@@ -215,10 +219,17 @@ class Engine:
                         "quotes_" + ("on" if wanted.bids or wanted.asks else "off"),
                         wanted.reason or "strategy changed its quotes",
                     )
-                self.desired = wanted
+                self.desired = _one_per_price(wanted)
         if self.stopped:
             return []
         return self._act(ts, status, bid, ask, mid2, t is Timer)
+
+    def _on_regime_change(self, ts: int) -> None:
+        new = self.strategy.regime
+        cause = getattr(self.strategy, "regime_cause", "")
+        message = f"regime {self._regime or 'none'} -> {new}" + (f": {cause}" if cause else "")
+        self._regime = new
+        self._note(ts, "strategy", "regime_change", message)
 
     def _hang_opposite(self, fill: OrderFilled) -> None:
         """After a fill, leave the other side's quotes working outside the diff (hanging orders)."""
@@ -446,6 +457,25 @@ class Engine:
             "pnl": snap,
             "markouts": self.portfolio.markout_summary(),
         }
+
+
+def _one_per_price(quotes: QuoteSet) -> QuoteSet:
+    """Keep one quote per side and price (the best level): two orders at one price only split
+    queue priority, and several ladder levels can round onto the same tick near the touch."""
+    bids, asks = quotes.bids, quotes.asks
+    if len({q.price for q in bids}) == len(bids) and len({q.price for q in asks}) == len(asks):
+        return quotes
+    return QuoteSet(_first_per_price(bids), _first_per_price(asks), quotes.reason)
+
+
+def _first_per_price(quotes: tuple[Quote, ...]) -> tuple[Quote, ...]:
+    seen: set[int] = set()
+    out = []
+    for q in sorted(quotes, key=lambda q: q.level):
+        if q.price not in seen:
+            seen.add(q.price)
+            out.append(q)
+    return tuple(out)
 
 
 def _reduce_only(desired: QuoteSet, position: int) -> QuoteSet:

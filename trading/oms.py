@@ -438,6 +438,7 @@ def _match_side(
     # keeps the largest possible number of orders (the classic points-to-intervals greedy).
     # With few levels (<= ~20) the quadratic scan is cheaper than anything clever.
     open_q = [(q.price * (1.0 + refresh_tolerance), q.price * (1.0 - refresh_tolerance), q) for q in quotes]
+    kept: dict[int, tuple[WorkingOrder, Quote]] = {}  # price of a kept order -> (order, its quote)
     for o in orders:
         p = o.price
         rem = o.qty - o.filled
@@ -449,10 +450,40 @@ def _match_side(
                 if ds == 0 or (ds if ds > 0 else -ds) <= size_tolerance * q.qty:
                     best, best_hi = j, hi
         if best >= 0:
+            kept[p] = (o, open_q[best][2])
             del open_q[best]
         else:
             drop.append(o)
-    return drop, [q for _, _, q in open_q]
+    unplaced = [q for _, _, q in open_q]
+    if unplaced and refresh_tolerance and kept:
+        unplaced = _avoid_same_price(unplaced, kept, size_tolerance)
+    return drop, unplaced
+
+
+def _avoid_same_price(
+    unplaced: list[Quote], kept: dict[int, tuple[WorkingOrder, Quote]], size_tolerance: float
+) -> list[Quote]:
+    """Never place a second order at a price where a kept order already rests.
+
+    If a kept order (serving another quote within tolerance) sits exactly at an unplaced
+    quote's price, let it serve that quote instead and place the other one: the same number of
+    commands, and exact matches only grow, so this ends within a few swaps.
+    """
+    out: list[Quote] = []
+    todo = list(unplaced)
+    while todo:
+        q = todo.pop()
+        hit = kept.get(q.price)
+        if hit is not None:
+            o, served = hit
+            ds = o.qty - o.filled - q.qty
+            if served.price != q.price and (ds if ds >= 0 else -ds) <= size_tolerance * q.qty:
+                kept[q.price] = (o, q)
+                todo.append(served)
+                continue
+        out.append(q)
+    out.reverse()
+    return out
 
 
 def diff_quotes(

@@ -340,3 +340,22 @@ def test_hanging_orders_are_pulled_on_pause():
     e.on_event(OrderFilled(3, bid.client_order_id, Side.BUY, bid.price, 10, 0, 0, Liquidity.MAKER, "T1"))
     out = e.pause(4)
     assert ask.client_order_id in {c.client_order_id for c in out}
+
+
+def test_regime_changes_of_the_strategy_are_recorded():
+    class Switcher(Ladder):
+        regime = "grid"
+        regime_cause = ""
+
+        def on_event(self, event, ctx):
+            if event.ts >= 5:
+                self.regime, self.regime_cause = "trend_following", "trend 0.8 above 0.5"
+            return super().on_event(event, ctx)
+
+    e = engine(Switcher(levels=1))
+    e.on_event(snap())
+    e.on_event(delta(5, 2, bids=[(4_999_000, 1)]))
+    e.on_event(delta(6, 3, bids=[(4_998_000, 1)]))
+    notes = [n for n in e.notes if n.code == "regime_change"]
+    assert len(notes) == 1
+    assert notes[0].message == "regime grid -> trend_following: trend 0.8 above 0.5"

@@ -295,6 +295,7 @@ def test_diff_is_minimal_and_leaves_one_live_order_per_quote(desired_bids, desir
         kept = [o for o in side_orders if o.client_order_id not in cancelled]
         new = [c for c in cmds if isinstance(c, PlaceOrder) and c.side is side]
         assert len(kept) + len(new) == len(quotes)  # exactly one live order per quote
+        assert not {c.price for c in new} & {o.price for o in kept}  # never two orders at one price
         best = max_matching(quotes, side_orders, tol)
         assert len(kept) == best  # kept as many as any assignment could
         assert len(new) == len(quotes) - best
@@ -333,3 +334,11 @@ def test_cancel_refused_because_venue_no_longer_has_the_order_removes_it_and_lat
     book.apply(OrderRejected(3, "a", "already filled", code="already_filled"))
     assert "a" not in book.orders
     assert book.apply(fill("a", 10, 0, "t7")) is not None
+
+
+def test_no_new_order_is_placed_where_a_kept_order_already_rests():
+    # the order at 1000 is within tolerance of the 1005 quote, but a quote at exactly 1000
+    # also wants an order: the kept one serves 1000 and 1005 gets the new order
+    working = [wo("b0", Side.BUY, 1000)]
+    cmds = run_diff(qs([1005, 1000]), working, tol=0.01)
+    assert [(type(c).__name__, c.price) for c in cmds] == [("PlaceOrder", 1005)]
