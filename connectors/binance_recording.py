@@ -81,6 +81,10 @@ RECORDINGS: dict[str, Recording] = {
 }
 
 
+_BUY = Side.BUY
+_SELL = Side.SELL
+
+
 class RecordingError(ValueError):
     """A recorded line or value cannot be read; the message names the field and the value."""
 
@@ -244,12 +248,24 @@ class BinanceMessageParser:
             self._learn(raw[0][0], raw[0][1])
         pd, pc, pz = self._p_fmt
         qd, qc, qz = self._q_fmt
+        slow_p = self._price
+        slow_q = self._qty
         try:
+            if qc is None and not qz:  # quantities carry exactly the lot's decimals: no zero tail to check
+                return tuple(
+                    [
+                        (
+                            int(p[:pc].replace(".", "", 1)) if p[pd] == "." and p.endswith(pz) else slow_p(p),
+                            int(q.replace(".", "", 1)) if q[qd] == "." else slow_q(q),
+                        )
+                        for p, q in raw
+                    ]
+                )
             return tuple(
                 [
                     (
-                        int(p[:pc].replace(".", "", 1)) if p[pd] == "." and p.endswith(pz) else self._price(p),
-                        int(q[:qc].replace(".", "", 1)) if q[qd] == "." and q.endswith(qz) else self._qty(q),
+                        int(p[:pc].replace(".", "", 1)) if p[pd] == "." and p.endswith(pz) else slow_p(p),
+                        int(q[:qc].replace(".", "", 1)) if q[qd] == "." and q.endswith(qz) else slow_q(q),
                     )
                     for p, q in raw
                 ]
@@ -327,13 +343,24 @@ class BinanceMessageParser:
         kind = data.get("X")
         if kind is not None and kind != "MARKET":
             return None
+        price, qty = data["p"], data["q"]
         if not self._formats_ready:
-            self._learn(data["p"], data["q"])
+            self._learn(price, qty)
+        pd, pc, pz = self._p_fmt
+        qd, qc, qz = self._q_fmt
+        try:
+            if price[pd] == "." and qty[qd] == "." and price.endswith(pz) and qty.endswith(qz):
+                price_ticks = int(price[:pc].replace(".", "", 1))
+                qty_lots = int(qty[:qc].replace(".", "", 1))
+            else:
+                price_ticks, qty_lots = self.price(price), self.qty(qty)
+        except (IndexError, ValueError, TypeError, AttributeError):
+            price_ticks, qty_lots = self.price(price), self.qty(qty)
         return TradeTick(
             ts,
-            self.price(data["p"]),
-            self.qty(data["q"]),
-            Side.SELL if data["m"] else Side.BUY,
+            price_ticks,
+            qty_lots,
+            _SELL if data["m"] else _BUY,
             str(data["t"]),
             data.get("T", 0) * 1_000_000,
         )
