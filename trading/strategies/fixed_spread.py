@@ -96,7 +96,11 @@ class FixedSpreadConfig(ConfigBase):
 
 
 class FixedSpreadStrategy(QuotingStrategy):
-    """Quote a fixed ladder around the mid every ``refresh_time`` seconds."""
+    """Quote a fixed ladder around the mid every ``refresh_time`` seconds.
+
+    Between refreshes the working quotes are left alone unless the mid has moved so that one of
+    them is now closer than ``minimum_spread`` or would cross the book; then it requotes at once.
+    """
 
     name = "fixed_spread"
     config: FixedSpreadConfig
@@ -149,9 +153,23 @@ class FixedSpreadStrategy(QuotingStrategy):
         bid = min(max(bid, 0.0), 2.0)
         return bid, 2.0 - bid
 
+    def _working_quotes_invalid(self, market: Market) -> bool:
+        """Whether the last quotes now sit closer to mid than ``minimum_spread`` or would cross."""
+        if self.last_quotes is None or not self.last_quotes.all:
+            return True  # nothing working (e.g. pulled on a one-sided book): recompute now
+        mid2 = market.mid2
+        num, den = self._min_spread.numerator, self._min_spread.denominator
+        bad_bid = any(
+            q.price >= market.best_ask or (mid2 - 2 * q.price) * den < mid2 * num for q in self.last_quotes.bids
+        )
+        return bad_bid or any(
+            q.price <= market.best_bid or (2 * q.price - mid2) * den < mid2 * num for q in self.last_quotes.asks
+        )
+
     def quote(self, ctx: StrategyContext, market: Market) -> QuoteSet | None:
-        if self._next_refresh_ts is not None and ctx.ts < self._next_refresh_ts:
-            return None
+        due = self._next_refresh_ts is None or ctx.ts >= self._next_refresh_ts
+        if not due and not self._working_quotes_invalid(market):
+            return None  # between refreshes the engine keeps the working quotes
         self._next_refresh_ts = ctx.ts + self._refresh_ns
         cfg = self.config
         mid2 = market.mid2

@@ -129,6 +129,26 @@ def test_refresh_time_leaves_quotes_alone_until_due_or_after_a_fill() -> None:
     assert s.on_event(Timer(13 * NS), make_ctx(book, 13 * NS)) is not None
 
 
+def test_price_move_inside_minimum_spread_requotes_before_refresh_time() -> None:
+    s = strategy(refresh_time=60, minimum_spread="0.0005")
+    assert s.on_event(Timer(NS), make_ctx(two_sided(999_900, 1_000_100), NS)) is not None  # bid 999,000
+    # a small move keeps the bid 0.05%+ away: quotes stay
+    assert s.on_event(Timer(2 * NS), make_ctx(two_sided(999_700, 999_900), 2 * NS)) is None
+    # mid 999,400: bid 999,000 now only 0.04% away -> requote around the new mid
+    qs = s.on_event(Timer(3 * NS), make_ctx(two_sided(999_300, 999_500), 3 * NS))
+    assert qs is not None and prices(qs.bids) == [998_400]
+
+
+def test_quotes_return_as_soon_as_a_one_sided_book_recovers() -> None:
+    from .support import make_book
+
+    s = strategy(refresh_time=60)
+    assert s.on_event(Timer(NS), make_ctx(two_sided(999_900, 1_000_100), NS)).all
+    assert s.on_event(Timer(2 * NS), make_ctx(make_book([(999_900, 5)], []), 2 * NS)).all == ()
+    qs = s.on_event(Timer(3 * NS), make_ctx(two_sided(999_900, 1_000_100), 3 * NS))
+    assert qs is not None and len(qs.bids) == 1 and len(qs.asks) == 1
+
+
 def test_engine_settings_are_exposed_on_the_config() -> None:
     s = strategy(refresh_tolerance="0.002", max_order_age=60, hanging_orders=True)
     assert s.config.refresh_tolerance == Decimal("0.002")
