@@ -144,6 +144,7 @@ class Engine:
         self._applied: tuple[Any, ...] | None = None
         self._next_expiry: int | None = None
         self._last_reject: tuple[str, int] = ("", -(10**18))
+        self._last_flatten_ts = -(10**18)
         self._regime: str | None = getattr(strategy, "regime", None)
         self._tracks_regime = hasattr(strategy, "regime")
 
@@ -330,7 +331,9 @@ class Engine:
         if not flatten and (self.rebalancer is None or self.paused or status.action >= RiskAction.PAUSE):
             return []
         in_flight = {o.reason for o in self.orders.orders.values()}
-        if status.action == RiskAction.FLATTEN and port.position and "flatten" not in in_flight:
+        if flatten and "flatten" not in in_flight and ts - self._last_flatten_ts >= NS:
+            # At most one flatten a second: an IOC that found no liquidity is not retried per event.
+            self._last_flatten_ts = ts
             side = Side.SELL if port.position > 0 else Side.BUY
             price = max(1, bid - self.flatten_cross_ticks) if side is Side.SELL else ask + self.flatten_cross_ticks
             qty = abs(port.position)

@@ -359,3 +359,30 @@ def test_regime_changes_of_the_strategy_are_recorded():
     notes = [n for n in e.notes if n.code == "regime_change"]
     assert len(notes) == 1
     assert notes[0].message == "regime grid -> trend_following: trend 0.8 above 0.5"
+
+
+def test_unfilled_flatten_is_retried_at_most_once_a_second():
+    e = engine(limits={"daily_loss_limit": "1", "on_daily_loss": "flatten"})
+    cmds = e.on_event(snap())
+    accept_all(e, cmds, 2)
+    bid0 = cmds[0]
+    e.on_event(OrderFilled(3, bid0.client_order_id, Side.BUY, bid0.price, 10, 0, 0, Liquidity.MAKER, "T1"))
+    out = e.on_event(BookSnapshot(SEC, ((4_750_000, 100),), ((4_750_010, 100),), sequence=50))
+    flat = next(c for c in out if isinstance(c, PlaceOrder))
+    e.on_event(OrderCancelled(SEC + 1, flat.client_order_id, "IOC: no liquidity"))
+    assert not [c for c in e.on_event(Timer(SEC + 2)) if isinstance(c, PlaceOrder)]
+    retry = [c for c in e.on_event(Timer(2 * SEC)) if isinstance(c, PlaceOrder)]
+    assert len(retry) == 1 and retry[0].reason == "flatten" and retry[0].qty == 10
+
+
+def test_with_real_avellaneda_stoikov_strategy():
+    from trading.strategies import build_strategy
+
+    strat = build_strategy("avellaneda_stoikov", {"order_amount": "0.01", "sigma": 5.0, "k": 0.5}, INST)
+    e = engine(strat)
+    cmds = e.on_event(snap())
+    places = [c for c in cmds if isinstance(c, PlaceOrder)]
+    assert {c.side for c in places} == {Side.BUY, Side.SELL}
+    bid = next(c for c in places if c.side is Side.BUY)
+    ask = next(c for c in places if c.side is Side.SELL)
+    assert bid.price < 5_000_000 and ask.price > 5_000_010
