@@ -76,6 +76,8 @@ class BacktestRunViewSet(
     ordering = ["-created"]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return BacktestRun.objects.none()
         return selectors.backtest_list(user=self.request.user)
 
     def get_object(self) -> BacktestRun:
@@ -115,8 +117,7 @@ class BacktestRunViewSet(
         page = self.paginate_queryset(fills)
         return self.get_paginated_response(BacktestFillSerializer(page, many=True).data)
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
-    @action(detail=True, methods=["get"], url_path="metrics.csv", url_name="metrics-csv")
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR, 409: OpenApiResponse(description="not finished")})
     def metrics_csv(self, request, pk=None):
         run = self.get_object()
         if run.status != RunStatus.SUCCEEDED and not run.metrics:

@@ -9,11 +9,11 @@ router = SimpleRouter()
 router.register("backtests", BacktestRunViewSet, basename="backtest")
 
 urlpatterns = [
-    # The CSV export is addressed like a file: no trailing slash (the router's route has one).
+    # The CSV export is addressed like a file: no trailing slash.
     path(
         "backtests/<int:pk>/metrics.csv",
         BacktestRunViewSet.as_view({"get": "metrics_csv"}),
-        name="backtest-metrics-csv-file",
+        name="backtest-metrics-csv",
     ),
     *router.urls,
 ]
