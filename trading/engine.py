@@ -145,6 +145,7 @@ class Engine:
         self._next_expiry: int | None = None
         self._last_reject: tuple[str, int] = ("", -(10**18))
         self._last_flatten_ts = -(10**18)
+        self._ctx_version = -1
         self._regime: str | None = getattr(strategy, "regime", None)
         self._tracks_regime = hasattr(strategy, "regime")
 
@@ -153,7 +154,11 @@ class Engine:
     # --------------------------------------------------------------------------------------
     def on_event(self, event: Any) -> list[Command]:
         """Apply one event and return the commands to send now (often none)."""
-        ts = event.ts
+        try:
+            ts = event.ts
+        except AttributeError:
+            self._note(self.ctx.ts, "feed", "bad_event", f"ignored {type(event).__name__}: it has no ts")
+            return []
         t = type(event)
         book = self.book
         port = self.portfolio
@@ -203,6 +208,9 @@ class Engine:
         ctx.position = port.position
         ctx.base_balance = port.initial_base + port.position
         ctx.quote_balance = port.cash
+        if self._ctx_version != self.orders.version:
+            self._ctx_version = self.orders.version
+            ctx.working_bids, ctx.working_asks = self.orders.count_live()
         try:
             wanted = self.strategy.on_event(event, ctx)
         except Exception as exc:  # one bad event never stops the bot; pull quotes instead
@@ -426,7 +434,11 @@ class Engine:
         return self._send(ts, self._cancels(quotes_only=True, reason="pause"))
 
     def resume(self, ts: int, reason: str = "resumed by user") -> None:
-        """Quote again from the next event; re-arms the drawdown limit at the current equity."""
+        """Quote again from the next event; re-arms the drawdown limit at the current equity.
+
+        A daily-loss breach still holds until the UTC day ends, and after :meth:`kill` the kill
+        switch stays on until ``engine.risk.set_kill_switch(False)``.
+        """
         self.paused = False
         self.stopped = False
         self.risk.reset_latches(self.portfolio.equity())

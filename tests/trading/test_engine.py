@@ -386,3 +386,19 @@ def test_with_real_avellaneda_stoikov_strategy():
     bid = next(c for c in places if c.side is Side.BUY)
     ask = next(c for c in places if c.side is Side.SELL)
     assert bid.price < 5_000_000 and ask.price > 5_000_010
+
+
+def test_strategy_context_counts_working_quotes_and_bad_events_are_ignored():
+    seen = []
+
+    class Peek(Ladder):
+        def on_event(self, event, ctx):
+            seen.append((ctx.working_bids, ctx.working_asks))
+            return super().on_event(event, ctx)
+
+    e = engine(Peek(levels=2))
+    accept_all(e, e.on_event(snap()), 2)
+    e.on_event(delta(3, 2, bids=[(4_999_000, 1)]))
+    assert seen[-1] == (2, 2)
+    assert e.on_event({"not": "an event"}) == []
+    assert e.notes[-1].code == "bad_event"
