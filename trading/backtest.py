@@ -4,7 +4,8 @@ simulation that paper and live trading use.
 Per market event: the simulated venue sees it first (``exchange.on_market``) and answers with the
 order events that have reached us by then; the engine gets those, then the market event; every
 command it returns goes to the venue (``exchange.submit``) stamped with the time the engine
-decided. Timer events at ``timer_interval_ns`` drive quote refresh. The backtester takes any
+decided. Timer events at ``timer_interval_ns`` drive quote refresh; quoting and inventory statistics are sampled at every
+timer (a regular sample of the time, so fractions and means are time-weighted estimates). The backtester takes any
 iterable of ``trading.events`` (recorded data is read by ``connectors``, which this module never
 imports) and never reads the wall clock, so the same engine, events and seeds give an identical
 result.
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trading.book import OrderBook
 from trading.events import (
     AmendOrder,
     CancelAll,
@@ -95,6 +97,10 @@ class Backtest:
     the fraction done every ``progress_every`` events when the total is known (``total_events``
     or ``len(events)``). Stop early with :meth:`cancel` or a ``should_stop`` callback (checked
     every ``progress_every`` events); the result then covers the events seen so far.
+
+    With ``share_book`` (the default) the venue and the engine keep one order book: the venue
+    applies each market event first and the engine sees it as already applied, which halves the
+    book work. The venue's taker fills take liquidity off that book until the next update.
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class Backtest:
         total_events: int | None = None,
         should_stop: Callable[[], bool] | None = None,
         max_fills_kept: int = 100_000,
+        share_book: bool = True,
     ) -> None:
         for name, value in (
             ("timer_interval_ns", timer_interval_ns),
@@ -120,6 +127,9 @@ class Backtest:
                 raise ValueError(f"{name}: {value!r} is not accepted; give a whole number > 0")
         self.engine = engine if hasattr(engine, "on_event") else engine()
         self.exchange = exchange if isinstance(exchange, SimulatedExchange) else exchange()
+        engine_book = getattr(self.engine, "book", None)
+        if share_book and isinstance(engine_book, OrderBook) and engine_book is not self.exchange.book:
+            self.exchange.share_book(engine_book)
         self.events = events
         self.timer_interval_ns = timer_interval_ns
         self.equity_sample_ns = equity_sample_ns
@@ -146,7 +156,7 @@ class Backtest:
         engine_on = self.engine.on_event
         exchange = self.exchange
         on_market = exchange.on_market
-        observe = self._observe
+        advance = exchange.advance
         interval = self.timer_interval_ns
         every = self.progress_every
         next_timer: int | None = None
@@ -164,13 +174,17 @@ class Backtest:
                 timers += 1
                 next_timer += interval
             self._now = ts
+            # Answers that reached us before this event come first, and whatever the engine
+            # sends in reply reaches the venue before the event if its latency allows.
+            answers = advance(ts)
+            if answers:
+                self._dispatch(answers)
             answers = on_market(event)
             if answers:
                 self._dispatch(answers)
             commands = engine_on(event)
             if commands:
                 self._send(commands, ts)
-            observe(ts)
             if ts >= next_sample:
                 self._sample(ts)
                 next_sample = ts - (ts - first_ts) % self.equity_sample_ns + self.equity_sample_ns
@@ -184,6 +198,7 @@ class Backtest:
                     break
         if count:
             self._dispatch(exchange.advance(last_ts))
+            self._observe(last_ts)
             self._sample(last_ts)
         if self.progress is not None and not self._cancelled:
             self.progress(1.0)

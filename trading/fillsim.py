@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from trading.book import OrderBook
+from trading.book import OrderBook, SequenceGap
 from trading.events import (
     AmendOrder,
     BookDelta,
@@ -88,13 +88,15 @@ class SimulatedExchange:
         seed: int = 0,
         venue_prefix: str = "sim",
         keep_closed: int = 10_000,
+        book: OrderBook | None = None,
     ) -> None:
         self.instrument = instrument
         self.latency: LatencyModel = latency if latency is not None else ConstantLatency()
         self.queue: QueueModel = queue if queue is not None else RiskAverseQueueModel()
         self.post_only_reject = post_only_reject
         self.seed = seed
-        self.book = OrderBook()
+        self.book = book if book is not None else OrderBook()
+        self.gaps = 0  # deltas dropped because updates were missing
         self.stats = ExchangeStats()
         self._prefix = venue_prefix
         self._keep_closed = keep_closed
@@ -170,6 +172,16 @@ class SimulatedExchange:
     def our_best(self, side: Side) -> int | None:
         """Our best resting price on ``side`` at the venue (``None`` when we rest nothing there)."""
         return self._resting.best(side)
+
+    def share_book(self, book: OrderBook) -> None:
+        """Use ``book`` (e.g. the engine's) as the venue's book, so one book is kept per backtest.
+
+        The venue applies each market event first; the engine then sees the same delta as
+        already applied (its sequence check skips it). Only allowed before any order is sent.
+        """
+        if self._orders or self._inbound or self._outbound:
+            raise RuntimeError("share_book: orders are already working; share the book before trading starts")
+        self.book = book
 
     def pending_commands(self) -> int:
         """Commands still travelling to the venue."""
@@ -383,24 +395,30 @@ class SimulatedExchange:
     def _on_delta(self, event: BookDelta) -> None:
         book = self.book
         resting = self._resting
-        if not resting.count:
-            if event.bids:
-                book.apply_levels(BUY, event.bids)
-            if event.asks:
-                book.apply_levels(SELL, event.asks)
-            self._has_depth = True
+        changes: list[tuple[Side, int, int, int]] = []
+        if resting.count:
+            for side, levels in ((BUY, event.bids), (SELL, event.asks)):
+                ours = resting.price_set(side)
+                if ours and levels:
+                    # We rest at a handful of prices; a delta touches many: look ours up in it.
+                    touched = dict(levels)
+                    for price in ours:
+                        new_qty = touched.get(price)
+                        if new_qty is not None:
+                            changes.append((side, price, book.qty_at(side, price), new_qty))
+        try:
+            if not book.apply_delta(event):
+                return  # older than the book: already applied (a shared book) or stale
+        except SequenceGap:
+            # Updates are missing: the book is unknown until the next snapshot, so it cannot
+            # fill anything; whoever owns the feed resyncs.
+            self.gaps += 1
             return
-        for side, levels in ((BUY, event.bids), (SELL, event.asks)):
-            if not levels:
-                continue
-            ours = resting.price_set(side)
-            if ours:
-                for price, qty in levels:
-                    if price in ours:
-                        resting.level_changed(side, price, book.qty_at(side, price), qty)
-            book.apply_levels(side, levels)
         self._has_depth = True
-        self._fill_crossed(event.ts)
+        if resting.count:
+            for side, price, prev_qty, new_qty in changes:
+                resting.level_changed(side, price, prev_qty, new_qty)
+            self._fill_crossed(event.ts)
 
     def _on_top(self, event: TopOfBook) -> None:
         if not self._has_depth:
