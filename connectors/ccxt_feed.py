@@ -100,6 +100,14 @@ class CcxtFeed:
             return FeedHealth.STALE
         return self._state
 
+    def stats_dict(self) -> dict:
+        """Feed counters plus the validator's (accept/reject counts, latency percentiles)."""
+        out = self.stats.as_dict()
+        validator_stats = getattr(self.validator, "stats", None)
+        if validator_stats is not None and hasattr(validator_stats, "as_dict"):
+            out["validator"] = validator_stats.as_dict()
+        return out
+
     async def connect(self) -> None:
         """Start the book (and trade) producers; events arrive on :meth:`events`."""
         if self._tasks:
@@ -286,5 +294,8 @@ class CcxtFeed:
             return reason
         self.stats.emitted += 1
         self.stats.last_event_ns = now
+        observe = getattr(getattr(self.validator, "stats", None), "observe_latency", None)
+        if callable(observe):
+            observe(venue_ts=getattr(event, "venue_ts", 0), recv_ts=now, processed_ts=self._clock_ns())
         self._queue.put(event)
         return None

@@ -122,6 +122,8 @@ class CcxtGateway:
             self._tasks.append(asyncio.create_task(self._poll_loop(), name=f"gateway-poll-{self.venue}"))
             if self.streaming:
                 self._tasks.append(asyncio.create_task(self._stream_loop(), name=f"gateway-ws-{self.venue}"))
+                if (self.exchange.has or {}).get("watchOrders"):
+                    self._tasks.append(asyncio.create_task(self._orders_loop(), name=f"gateway-ws-orders-{self.venue}"))
 
     async def close(self) -> None:
         """Stop listening, close connections and end :meth:`events`."""
@@ -416,6 +418,14 @@ class CcxtGateway:
     async def _stream_loop(self) -> None:
         """Fills from ``watch_my_trades`` as they happen (the poll loop is the safety net)."""
         await self._guarded_loop(self._stream_once, pause_s=0.0)
+
+    async def _orders_loop(self) -> None:
+        """Venue-side cancels, expiries and rejects from ``watch_orders``."""
+        await self._guarded_loop(self._orders_once, pause_s=0.0)
+
+    async def _orders_once(self) -> None:
+        for order in await self.exchange.watch_orders():
+            self._on_order(order)
 
     async def _poll_loop(self) -> None:
         """Poll trades and open orders: the only source without streams, a catch-up with them."""

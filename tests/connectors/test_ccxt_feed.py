@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from connectors.ccxt_feed import CcxtFeed
 from connectors.ccxt_venue import make_exchange
-from connectors.errors import Backoff
+from connectors.errors import AuthFailure, Backoff
 from connectors.markets import TICK_SIZE, instrument_from_market
 from connectors.validation import FeedValidator
 from tests.connectors.conftest import binance_markets, case
@@ -95,6 +97,10 @@ async def test_spot_book_from_snapshot_and_deltas_matches_ccxt_expected_parse(fa
     assert fake.ws_received[0]["params"] == c["sentMessages"][0]["params"]
     assert feed.stats.rejected_total == 0
     assert feed.health is FeedHealth.CLOSED
+    stats = feed.stats_dict()
+    assert stats["validator"]["accepted"] == stats["emitted"] >= 1
+    # exchange -> receipt latency measured against the (frozen) clock: 0.5 s after the last frame
+    assert stats["validator"]["exchange_to_receipt_p50_ns"] >= 500_000_000
 
 
 async def test_public_trades_normalize_to_ticks_lots_and_taker_side(fake, fixed_clock) -> None:
@@ -254,3 +260,34 @@ async def test_silent_feed_reports_stale(fake, fixed_clock) -> None:
         assert feed.health is FeedHealth.STALE
     finally:
         await feed.close()
+
+
+async def test_authentication_failure_closes_the_feed_and_raises_from_events(fake, fixed_clock) -> None:
+    fake.route("GET", "/api/v3/depth", Reply(status=401, body={"code": -2015, "msg": "Invalid API-key."}))
+    fake.route("GET", "/api/v3/aggTrades", Reply(status=401, body={"code": -2015, "msg": "Invalid API-key."}))
+    feed = make_feed(fake, fixed_clock, streaming=False, poll_interval_s=0.01, trades=False)
+    await feed.connect()
+    try:
+        with pytest.raises(AuthFailure, match="Invalid API-key"):
+            await collect(feed, 1)
+    finally:
+        await feed.close()
+    assert feed.health is FeedHealth.CLOSED
+
+
+async def test_temporary_rest_errors_back_off_with_seeded_jitter_and_recover(fake, fixed_clock) -> None:
+    ob = case("response", "binance", "fetchOrderBook", "spot orderbook")
+    fake.route(
+        "GET",
+        "/api/v3/depth",
+        [Reply(status=503, raw="busy"), Reply(status=429, raw="{}"), Reply(body=ob["httpResponse"])],
+    )
+    feed = make_feed(fake, fixed_clock, streaming=False, poll_interval_s=0.01, trades=False)
+    await feed.connect()
+    try:
+        (book,) = await collect(feed, 1)
+    finally:
+        await feed.close()
+    assert book.sequence == int(ob["httpResponse"]["lastUpdateId"])
+    assert feed.stats.reconnects == 2
+    assert set(feed.stats.errors) <= {"ExchangeNotAvailable", "DDoSProtection", "RateLimitExceeded"}
