@@ -87,6 +87,13 @@ def bare_parse(lines: list[tuple[int, bytes]]) -> int:
     return count
 
 
+def parse_only(lines: list[tuple[int, bytes]], instrument) -> int:
+    count = 0
+    for _ in iter_messages(lines, instrument):
+        count += 1
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs each; the best is reported")
@@ -95,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     lines = list(iter_lines(recording.paths))
     print(f"Python {platform.python_version()} on {platform.machine()}; {len(lines):,} recorded spot messages")
 
-    bare_best = feed_best = float("inf")
+    bare_best = feed_best = events_best = float("inf")
     accepted = 0
     for _ in range(args.repeat):
         gc.collect()
         start = time.process_time()
         bare_parse(lines)
         bare_best = min(bare_best, time.process_time() - start)
+        gc.collect()
+        start = time.process_time()
+        parse_only(lines, recording.instrument)
+        events_best = min(events_best, time.process_time() - start)
         feed = BenchFeed(recording.instrument)
         gc.collect()
         start = time.process_time()
@@ -115,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     feed_rate = len(lines) / feed_best
     print(f"{'stage':<44}{'messages/s':>14}")
     print(f"{'bare orjson.loads':<44}{bare_rate:>14,.0f}")
+    print(f"{'parse to events (exact ticks/lots) only':<44}{len(lines) / events_best:>14,.0f}")
     print(f"{'parse + validate + book + top-of-book emit':<44}{feed_rate:>14,.0f}")
     print(
         f"accepted {accepted:,}, rejected {sum(rejects.values()):,} {dict(rejects)}; "
