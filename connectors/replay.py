@@ -62,7 +62,7 @@ class ReplayFeed:
         self.loop = loop
         self.max_loops = max_loops
         self.validator = validator
-        self.stats = validator.stats if validator is not None else FeedStats()
+        self._own_stats = FeedStats()
         self.reader_stats = ReaderStats()
         self.loops_completed = 0
         self._now_ns = now_ns
@@ -78,6 +78,11 @@ class ReplayFeed:
         except KeyError:
             raise ValueError(f"recording: {name!r} is not shipped; accepted: {sorted(RECORDINGS)}") from None
         return cls(recording.instrument, recording.paths, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def stats(self) -> FeedStats:
+        """Counters and latencies: the validator's when there is one (it may be set after creation)."""
+        return self.validator.stats if self.validator is not None else self._own_stats
 
     @property
     def health(self) -> FeedHealth:

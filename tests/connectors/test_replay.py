@@ -148,3 +148,12 @@ def test_bad_arguments_are_refused_by_name(short_spot) -> None:
 def test_from_recording_uses_the_shipped_files() -> None:
     feed = ReplayFeed.from_recording("binance-usdm-btcusdt", speed=0)
     assert feed.instrument.symbol == "BTC/USDT:USDT" and len(feed.paths) == 1
+
+
+async def test_validator_attached_after_creation_owns_the_feed_stats(short_spot) -> None:
+    feed = ReplayFeed(BINANCE_SPOT_BTCUSDT, [short_spot], speed=0, loop=False)
+    feed.validator = FeedValidator(BINANCE_SPOT_BTCUSDT, max_staleness_ns=60_000_000_000)
+    events = await _collect(feed)
+    assert feed.stats is feed.validator.stats
+    assert feed.stats.messages == len(events) > 0
+    assert feed.stats.latency_percentiles()["exchange_to_receipt_p50_ns"] is not None
