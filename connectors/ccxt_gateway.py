@@ -229,13 +229,18 @@ class CcxtGateway:
         return order_type, params
 
     async def place(self, symbol: str, command: PlaceOrder) -> None:
-        """Place a limit order; returns once the venue answered. Raises AuthFailure only."""
-        inst = await self.instrument(symbol)
+        """Place a limit order; returns once the venue answered. Raises AuthFailure only; every
+        other outcome is an event (accepted, rejected with the reason, or unknown_state)."""
         cid = command.client_order_id
+        try:
+            inst = await self.instrument(symbol)
+            order_type, params = self._order_args(inst, command)
+        except (KeyError, ValueError) as exc:
+            self._emit(OrderRejected(self._clock_ns(), cid, str(exc).strip("'\""), "invalid_order"))
+            return
         tracked = TrackedOrder(symbol, command)
         self._orders[cid] = tracked
         self._symbols.add(symbol)
-        order_type, params = self._order_args(inst, command)
         amount = float(inst.quantity(command.qty))
         price = float(inst.price(command.price))
         side = "buy" if command.side > 0 else "sell"
@@ -297,6 +302,10 @@ class CcxtGateway:
                 return
         try:
             await self._rest("cancel order", lambda: self.exchange.cancel_order(venue_id or None, symbol, dict(params)))
+        except RetryBudgetExhausted as exc:
+            # No event: the order may still be working; the poll and reconciliation settle it.
+            self.errors.append(f"cancel {cid}: {exc}")
+            return
         except PermanentVenueError as exc:
             if exc.code != "OrderNotFound":
                 self.errors.append(f"cancel {cid}: {exc.reason}")
@@ -456,9 +465,22 @@ class CcxtGateway:
                 self.errors.append(describe(exc))
                 await asyncio.sleep(max(pause_s, self.poll_interval_s))
 
+    async def _settle_unknown(self, symbol: str, tracked: TrackedOrder) -> None:
+        """An order whose placement never got an answer: adopt it if the venue has it (so its
+        fills map back to it), forget it if the venue says it does not exist."""
+        cid = tracked.command.client_order_id
+        order = await self._rest("settle unknown order", lambda: self._find_by_client_id(symbol, cid))
+        tracked.unknown = False
+        if order is None:
+            tracked.done = True
+            return
+        self._on_placed(await self.instrument(symbol), tracked, order)
+
     async def poll_once(self) -> None:
         """Poll our trades and open orders on every symbol with working orders."""
         for symbol in sorted(self._symbols):
+            for tracked in [o for o in self._orders.values() if o.symbol == symbol and o.unknown]:
+                await self._settle_unknown(symbol, tracked)
             working = [o for o in self._orders.values() if o.symbol == symbol and not o.done]
             if not working:
                 continue

@@ -222,3 +222,60 @@ async def test_fetch_order_open_orders_and_balances_read_real_payloads(fake, ven
     raw = case("response", "binance", "fetchBalance", "Spot balance")["httpResponse"]["balances"]
     expected = {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in raw if Decimal(b["free"]) > 0}
     assert balances == expected
+
+
+async def test_order_in_unknown_state_is_adopted_by_the_next_poll_and_its_fills_are_not_lost(fake, venue) -> None:
+    venue.faults = ["timeout_after_accept", "503", "503"]  # placed, but no answer ...
+    venue.lookup_faults = ["503", "503"]  # ... and the lookups fail too, until the budget is spent
+    gw = make_gateway(fake, attempts=3)
+    await gw.connect()
+    try:
+        await gw.place(SYMBOL, quote(qty=1000))
+        (unknown,) = await drain(gw, 1)
+        assert isinstance(unknown, OrderRejected) and unknown.code == "unknown_state"
+        assert len(venue.created) == 1  # it did reach the venue, once
+        venue.fill("mm1-b-1", "0.01000000")
+        late = await drain(gw, 2)
+    finally:
+        await gw.close()
+    assert isinstance(late[0], OrderAccepted) and late[0].venue_order_id == venue.created[0]["orderId"]
+    assert isinstance(late[1], OrderFilled) and (late[1].qty, late[1].leaves_qty) == (1000, 0)
+    assert len(venue.created) == 1
+
+
+async def test_cancel_of_an_order_the_venue_no_longer_has_reports_cancelled_once(fake, venue) -> None:
+    gw = make_gateway(fake)
+    await gw.connect()
+    try:
+        await gw.place(SYMBOL, quote())
+        venue.orders["mm1-b-1"]["status"] = "CANCELED"  # expired at the venue meanwhile
+        await gw.cancel(SYMBOL, CancelOrder("mm1-b-1"))
+        await gw.cancel(SYMBOL, CancelOrder("mm1-b-1"))
+        events = await drain(gw, 2)
+        await asyncio.sleep(0.1)
+    finally:
+        await gw.close()
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderCancelled"]
+    assert sum(isinstance(e, OrderCancelled) for e in drain_now(gw)) == 0
+
+
+async def test_invalid_client_id_or_unknown_symbol_is_rejected_without_a_request(fake, venue) -> None:
+    gw = make_gateway(fake)
+    await gw.connect()
+    try:
+        await gw.place(SYMBOL, quote("has spaces and is far too long for binance ids!!"))
+        await gw.place("NOPE/USDT", quote("mm1-b-9"))
+        bad_id, bad_symbol = await drain(gw, 2)
+    finally:
+        await gw.close()
+    assert isinstance(bad_id, OrderRejected) and "1-36 characters" in bad_id.reason
+    assert isinstance(bad_symbol, OrderRejected) and "NOPE/USDT" in bad_symbol.reason
+    assert fake.calls("POST", "/api/v3/order") == []
+
+
+def drain_now(gw: CcxtGateway) -> list:
+    q = gw._queue._queue
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())  # includes the end-of-stream marker, which is no event
+    return out

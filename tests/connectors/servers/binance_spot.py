@@ -30,6 +30,7 @@ class FakeBinanceSpot:
     server: FakeExchange
     late_s: float = 0.6
     faults: list[str] = field(default_factory=list)
+    lookup_faults: list[str] = field(default_factory=list)  # "503" etc. for GET /api/v3/order
     created: list[dict[str, Any]] = field(default_factory=list)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by clientOrderId
     trades: list[dict[str, Any]] = field(default_factory=list)
@@ -128,6 +129,9 @@ class FakeBinanceSpot:
         return shaped
 
     def _fetch(self, req: Recorded) -> Reply:
+        fault = self.lookup_faults.pop(0) if self.lookup_faults else ""
+        if fault:
+            return Reply(status=int(fault), raw="<html>busy</html>")
         cid = req.query.get("origClientOrderId")
         order = self.orders.get(cid or "")
         if order is None:
