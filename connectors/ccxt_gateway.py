@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import ccxt
 
 from connectors import ccxt_normalize as norm
+from connectors.ccxt_orders import OrderTracker, TrackedOrder
 from connectors.ccxt_venue import ClientIdCodec
 from connectors.errors import (
     AuthFailure,
@@ -43,12 +43,8 @@ from connectors.ratelimit import LocalRateLimiter, RateLimiter
 from trading.events import (
     AmendOrder,
     CancelOrder,
-    Liquidity,
-    OrderAccepted,
     OrderAmended,
-    OrderCancelled,
     OrderEvent,
-    OrderFilled,
     OrderRejected,
     PlaceOrder,
     TimeInForce,
@@ -57,22 +53,6 @@ from trading.instruments import Instrument
 from trading.ports import FillReport, OrderReport, OrderStatus
 
 _DONE = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-
-
-@dataclass
-class TrackedOrder:
-    """Our view of one order we placed: enough to turn venue trades into OrderFilled."""
-
-    symbol: str
-    command: PlaceOrder
-    venue_order_id: str = ""
-    filled: int = 0
-    done: bool = False
-    unknown: bool = False  # the venue never answered; reconciliation will settle it
-
-    @property
-    def leaves(self) -> int:
-        return max(0, self.command.qty - self.filled)
 
 
 class CcxtGateway:
@@ -105,10 +85,7 @@ class CcxtGateway:
         self._clock_ns = clock_ns
         self._close_exchange = close_exchange
         self._queue = EventQueue(maxsize=100_000)
-        self._orders: dict[str, TrackedOrder] = {}
-        self._by_venue_id: dict[str, str] = {}
-        self._seen_trades: set[str] = set()
-        self._symbols: set[str] = set()
+        self.tracker = OrderTracker(self.codec, clock_ns, self._emit)
         self._tasks: list[asyncio.Task] = []
         self._since_ms = 0
         self.errors: list[str] = []
@@ -181,13 +158,7 @@ class CcxtGateway:
         inst = await self.instrument(symbol)
         since = since_ts // 1_000_000 if since_ts else None
         trades = await self._rest("fetch my trades", lambda: self.exchange.fetch_my_trades(symbol, since))
-        return [norm.fill_report(inst, t, client_order_id=self._client_id_of(t)) for t in trades]
-
-    def _client_id_of(self, trade_or_order: dict) -> str:
-        cid = self.codec.decode(trade_or_order.get("clientOrderId"))
-        if cid:
-            return cid
-        return self._by_venue_id.get(str(trade_or_order.get("order") or trade_or_order.get("id") or ""), "")
+        return [norm.fill_report(inst, t, client_order_id=self.tracker.client_id_of_trade(t)) for t in trades]
 
     async def _find_by_client_id(self, symbol: str, client_order_id: str) -> dict | None:
         """Look an order up by client id: directly where ccxt supports it, else among open and
@@ -238,9 +209,7 @@ class CcxtGateway:
         except (KeyError, ValueError) as exc:
             self._emit(OrderRejected(self._clock_ns(), cid, str(exc).strip("'\""), "invalid_order"))
             return
-        tracked = TrackedOrder(symbol, command)
-        self._orders[cid] = tracked
-        self._symbols.add(symbol)
+        tracked = self.tracker.track(symbol, command)
         amount = float(inst.quantity(command.qty))
         price = float(inst.price(command.price))
         side = "buy" if command.side > 0 else "sell"
@@ -269,19 +238,7 @@ class CcxtGateway:
                 )
             )
             return
-        self._on_placed(inst, tracked, order)
-
-    def _on_placed(self, inst: Instrument, tracked: TrackedOrder, order: dict) -> None:
-        cid = tracked.command.client_order_id
-        tracked.venue_order_id = str(order.get("id") or "")
-        if tracked.venue_order_id:
-            self._by_venue_id[tracked.venue_order_id] = cid
-        self._emit(OrderAccepted(self._clock_ns(), cid, tracked.venue_order_id))
-        status = str(order.get("status") or "")
-        if status in ("canceled", "cancelled", "expired", "rejected"):
-            self._on_order_closed(cid, status, order)
-        for trade in order.get("trades") or []:
-            self._on_trade(inst, trade)
+        self.tracker.on_placed(inst, tracked, order)
 
     async def place_batch(self, symbol: str, commands: Sequence[PlaceOrder]) -> None:
         await asyncio.gather(*(self.place(symbol, c) for c in commands))
@@ -290,7 +247,7 @@ class CcxtGateway:
         """Cancel by venue id when known, else by client id; an order the venue no longer has is
         looked up: cancelled/expired -> OrderCancelled, filled -> its fills arrive as trades."""
         cid = command.client_order_id
-        tracked = self._orders.get(cid)
+        tracked = self.tracker.orders.get(cid)
         venue_id = tracked.venue_order_id if tracked else ""
         params = {} if venue_id else {"origClientOrderId": self.codec.encode(cid)}
         if not venue_id and not self.venue.startswith("binance"):
@@ -298,7 +255,7 @@ class CcxtGateway:
             venue_id = str(found.get("id")) if found else ""
             params = {}
             if not venue_id:
-                self._emit(OrderCancelled(self._clock_ns(), cid, "not open at the venue"))
+                self.tracker.cancelled(cid, "not open at the venue")
                 return
         try:
             await self._rest("cancel order", lambda: self.exchange.cancel_order(venue_id or None, symbol, dict(params)))
@@ -313,10 +270,7 @@ class CcxtGateway:
             found = await self._rest("find order", lambda: self._find_by_client_id(symbol, cid))
             if found is not None and found.get("status") == "closed":
                 return  # filled: the fills arrive from the trade stream / poll
-        if tracked is None or not tracked.done:
-            if tracked is not None:
-                tracked.done = True
-            self._emit(OrderCancelled(self._clock_ns(), cid, command.reason))
+        self.tracker.cancelled(cid, command.reason)
 
     async def cancel_batch(self, symbol: str, commands: Sequence[CancelOrder]) -> None:
         await asyncio.gather(*(self.cancel(symbol, c) for c in commands))
@@ -326,25 +280,16 @@ class CcxtGateway:
         open_orders = await self.fetch_open_orders(symbol)
         ours = [o for o in open_orders if o.client_order_id.startswith(client_id_prefix)]
         for report in ours:
-            tracked = self._orders.get(report.client_order_id)
-            if tracked is None:
-                tracked = self._adopt(symbol, report)
+            if report.client_order_id not in self.tracker.orders:
+                self.tracker.adopt(symbol, report)
             await self.cancel(symbol, CancelOrder(report.client_order_id, reason="cancel all"))
         return len(ours)
-
-    def _adopt(self, symbol: str, report: OrderReport) -> TrackedOrder:
-        """Track an order found at the venue (after a restart) so its fills map back to it."""
-        command = PlaceOrder(report.client_order_id, report.side, report.price, report.qty)
-        tracked = TrackedOrder(symbol, command, report.venue_order_id, report.filled_qty)
-        self._orders[report.client_order_id] = tracked
-        self._by_venue_id[report.venue_order_id] = report.client_order_id
-        return tracked
 
     async def amend(self, symbol: str, command: AmendOrder) -> None:
         """Amend price/size in place where the exchange supports ``editOrder``; otherwise reject
         the amend (code ``amend_unsupported``) so the engine cancels and replaces instead."""
         cid = command.client_order_id
-        tracked = self._orders.get(cid)
+        tracked = self.tracker.orders.get(cid)
         if tracked is None or not (self.exchange.has or {}).get("editOrder"):
             self._emit(OrderRejected(self._clock_ns(), cid, f"{self.venue}: amend not supported", "amend_unsupported"))
             return
@@ -366,64 +311,11 @@ class CcxtGateway:
             self._emit(OrderRejected(self._clock_ns(), cid, str(exc), "amend_failed"))
             return
         if order.get("id"):
-            tracked.venue_order_id = str(order["id"])
-            self._by_venue_id[tracked.venue_order_id] = cid
+            self.tracker.set_venue_id(tracked, str(order["id"]))
         tracked.command = PlaceOrder(cid, tracked.command.side, command.price, command.qty)
         self._emit(OrderAmended(self._clock_ns(), cid, command.price, command.qty))
 
     # --- order updates and fills ------------------------------------------------------------
-    def _on_trade(self, inst: Instrument, trade: dict) -> None:
-        trade_id = str(trade.get("id") or "")
-        if not trade_id or trade_id in self._seen_trades:
-            return
-        cid = self._client_id_of(trade)
-        tracked = self._orders.get(cid)
-        if tracked is None:
-            return  # not one of ours (another bot or a manual trade on the account)
-        try:
-            fill = norm.fill_report(inst, trade, client_order_id=cid)
-        except norm.RejectedMessage as exc:
-            self.errors.append(f"fill {trade_id}: {exc}")
-            return
-        self._seen_trades.add(trade_id)
-        tracked.filled += fill.qty
-        maker = fill.maker
-        if trade.get("takerOrMaker") is None:
-            maker = tracked.command.time_in_force is TimeInForce.POST_ONLY
-            fill = FillReport(**{**{f: getattr(fill, f) for f in fill.__slots__}, "maker": maker})
-        if tracked.leaves == 0:
-            tracked.done = True
-        self._emit(
-            OrderFilled(
-                ts=self._clock_ns(),
-                client_order_id=cid,
-                side=fill.side,
-                price=fill.price,
-                qty=fill.qty,
-                leaves_qty=tracked.leaves,
-                fee=norm.fee_cash_units(inst, fill),
-                liquidity=Liquidity.MAKER if maker else Liquidity.TAKER,
-                trade_id=trade_id,
-                venue_order_id=fill.venue_order_id,
-            )
-        )
-
-    def _on_order_closed(self, cid: str, status: str, order: dict) -> None:
-        tracked = self._orders.get(cid)
-        if tracked is None or tracked.done:
-            return
-        tracked.done = True
-        if status == "rejected":
-            self._emit(OrderRejected(self._clock_ns(), cid, str(order.get("info", {}).get("r") or status), status))
-        else:
-            self._emit(OrderCancelled(self._clock_ns(), cid, f"venue: {status}"))
-
-    def _on_order(self, order: dict) -> None:
-        cid = self._client_id_of(order)
-        status = str(order.get("status") or "")
-        if cid and status in ("canceled", "cancelled", "expired", "rejected"):
-            self._on_order_closed(cid, status, order)
-
     async def _stream_loop(self) -> None:
         """Fills from ``watch_my_trades`` as they happen (the poll loop is the safety net)."""
         await self._guarded_loop(self._stream_once, pause_s=0.0)
@@ -434,7 +326,7 @@ class CcxtGateway:
 
     async def _orders_once(self) -> None:
         for order in await self.exchange.watch_orders():
-            self._on_order(order)
+            self.tracker.on_order(order)
 
     async def _poll_loop(self) -> None:
         """Poll trades and open orders: the only source without streams, a catch-up with them."""
@@ -445,7 +337,7 @@ class CcxtGateway:
         for trade in await self.exchange.watch_my_trades():
             symbol = trade.get("symbol")
             if symbol:
-                self._on_trade(await self.instrument(symbol), trade)
+                self.tracker.on_trade(await self.instrument(symbol), trade)
 
     async def _guarded_loop(self, once: Callable[[], Any], *, pause_s: float) -> None:
         while True:
@@ -474,27 +366,28 @@ class CcxtGateway:
         if order is None:
             tracked.done = True
             return
-        self._on_placed(await self.instrument(symbol), tracked, order)
+        self.tracker.on_placed(await self.instrument(symbol), tracked, order)
 
     async def poll_once(self) -> None:
         """Poll our trades and open orders on every symbol with working orders."""
-        for symbol in sorted(self._symbols):
-            for tracked in [o for o in self._orders.values() if o.symbol == symbol and o.unknown]:
+        tracker = self.tracker
+        for symbol in tracker.symbols():
+            for tracked in tracker.unknown(symbol):
                 await self._settle_unknown(symbol, tracked)
-            working = [o for o in self._orders.values() if o.symbol == symbol and not o.done]
+            working = tracker.working(symbol)
             if not working:
                 continue
             inst = await self.instrument(symbol)
             since = self._since_ms or None
             trades = await self._rest("poll my trades", lambda s=symbol, t=since: self.exchange.fetch_my_trades(s, t))
             for trade in trades:
-                self._on_trade(inst, trade)
+                tracker.on_trade(inst, trade)
             open_orders = await self._rest("poll open orders", lambda s=symbol: self.exchange.fetch_open_orders(s))
-            open_ids = {self._client_id_of(o) for o in open_orders}
+            open_ids = {tracker.client_id_of_order(o) for o in open_orders}
             for tracked in working:
-                cid = tracked.command.client_order_id
+                cid = tracked.client_order_id
                 if tracked.done or cid in open_ids or not tracked.venue_order_id:
                     continue
                 order = await self._rest("poll order", lambda s=symbol, c=cid: self._find_by_client_id(s, c))
                 if order is not None:
-                    self._on_order(order)
+                    tracker.on_order(order)
