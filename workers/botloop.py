@@ -248,7 +248,7 @@ class BotRunner:
                     pass
             while self.controls:
                 await self._control(self.controls.popleft())
-            while self.inbox:
+            while self.inbox and not self.controls:  # a lifecycle command goes before market data
                 event = self.inbox.popleft()
                 started = time.perf_counter_ns()
                 try:

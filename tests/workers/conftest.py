@@ -20,19 +20,44 @@ class Workers:
 
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen] = []
+        self.logs: list = []
 
     def start(self, name: str, **env: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "mmsite", "worker", "--pool", "solo", "--queues", "bots,feeds",
-             "--hostname", f"{name}-{os.getpid()}@%h", "--loglevel", "WARNING", "--without-mingle",
-             "--without-gossip", "--without-heartbeat"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mmsite",
+                "worker",
+                "--pool",
+                "solo",
+                "--queues",
+                "bots,feeds",
+                "--hostname",
+                f"{name}-{os.getpid()}@%h",
+                "--loglevel",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+            ],
             cwd=ROOT,
             env=child_env(MM_NO_CHANNEL_LAYER="1", **env),
             stdout=subprocess.DEVNULL,
-            stderr=open(ROOT / "var" / f"test-{name}-{os.getpid()}.log", "wb") if (ROOT / "var").is_dir() else None,
+            stderr=self._log(name),
         )
         self.processes.append(process)
         return process
+
+    def _log(self, name: str):
+        """Worker stderr goes to var/test-<name>-<pid>.log for post-mortems."""
+        path = ROOT / "var" / f"test-{name}-{os.getpid()}.log"
+        path.parent.mkdir(exist_ok=True)
+        handle = path.open("wb")
+        self.logs.append(handle)
+        return handle
 
     def kill9(self, process: subprocess.Popen) -> None:
         process.send_signal(signal.SIGKILL)
@@ -47,6 +72,8 @@ class Workers:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        for handle in self.logs:
+            handle.close()
 
 
 @pytest.fixture

@@ -33,7 +33,21 @@ def make_paper_bots(
         venue=venue,
         paper_balances={"BTC": "10", "USDT": "1000000"},
     )
-    market = Market.objects.get(venue=venue, symbol="BTC/USDT")
+    # transactional tests flush the seeded markets: put the sim/replay market back if needed
+    market, _ = Market.objects.get_or_create(
+        venue=venue,
+        symbol="BTC/USDT",
+        defaults={
+            "base": "BTC",
+            "quote": "USDT",
+            "tick_size": "0.01",
+            "lot_size": "0.0001",
+            "min_notional": "0",
+            "maker_fee": "0.0001",
+            "taker_fee": "0.0005",
+        },
+    )
+    market.refresh_from_db()  # decimals, not the strings given
     bots = []
     for i in range(n):
         bot = bot_create(
