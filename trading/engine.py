@@ -421,6 +421,11 @@ class Engine:
             and (not quotes_only or o.reason == "quote" or o.reason == "hanging")
         ]
 
+    @property
+    def decisions(self) -> deque[EngineNote]:
+        """The bounded log of readable records (same object as :attr:`notes`); drain with popleft."""
+        return self.notes
+
     def _note(self, ts: int, kind: str, code: str, message: str) -> None:
         self.notes.append(EngineNote(ts, kind, code, message))
 
