@@ -157,6 +157,7 @@ class Backtest:
         exchange = self.exchange
         on_market = exchange.on_market
         advance = exchange.advance
+        answers_due = exchange.answers_due
         interval = self.timer_interval_ns
         every = self.progress_every
         next_timer: int | None = None
@@ -176,9 +177,8 @@ class Backtest:
             self._now = ts
             # Answers that reached us before this event come first, and whatever the engine
             # sends in reply reaches the venue before the event if its latency allows.
-            answers = advance(ts)
-            if answers:
-                self._dispatch(answers)
+            if answers_due(ts):
+                self._dispatch(advance(ts))
             answers = on_market(event)
             if answers:
                 self._dispatch(answers)

@@ -139,18 +139,29 @@ class SimulatedExchange:
     def on_market(self, event: Event) -> list[OrderEvent]:
         """Feed one market event (in time order); return the answers that have reached us."""
         ts = event.ts
-        self._run_venue_until(ts)
+        inbound = self._inbound
+        if inbound and inbound[0][0] <= ts:
+            self._run_venue_until(ts)
         if ts > self.venue_ts:
             self.venue_ts = ts
-        if isinstance(event, BookDelta):
-            self._on_delta(event)
-        elif isinstance(event, TradeTick):
-            self._on_trade(event)
-        elif isinstance(event, BookSnapshot):
-            self._on_snapshot(event)
-        elif isinstance(event, TopOfBook):
-            self._on_top(event)
-        return self._deliver(ts) if self._outbound else []
+        kind = type(event)
+        if kind is BookDelta:
+            self._on_delta(event)  # type: ignore[arg-type]
+        elif kind is TradeTick:
+            if self._resting.count:
+                self._on_trade(event)  # type: ignore[arg-type]
+        elif kind is BookSnapshot:
+            self._on_snapshot(event)  # type: ignore[arg-type]
+        elif kind is TopOfBook:
+            self._on_top(event)  # type: ignore[arg-type]
+        out = self._outbound
+        return self._deliver(ts) if out and out[0][0] <= ts else []
+
+    def answers_due(self, ts: int) -> bool:
+        """Whether anything is due by ``ts``: a command reaching the venue or an answer reaching us."""
+        inbound = self._inbound
+        outbound = self._outbound
+        return bool((inbound and inbound[0][0] <= ts) or (outbound and outbound[0][0] <= ts))
 
     # -------------------------------------------------------------------------------------
     # Queries for the paper gateway and reports
@@ -441,22 +452,29 @@ class SimulatedExchange:
     def _fill_crossed(self, ts: int) -> None:
         """The opposite best moved through our price: we were taken, whole remainder, as maker."""
         resting = self._resting
-        ask = self.book.best_ask()
-        if ask is not None:
-            for order in resting.crossed_by(BUY, ask):
-                self._fill(order, order.leaves, order.price, True, ts)
-        bid = self.book.best_bid()
-        if bid is not None:
-            for order in resting.crossed_by(SELL, bid):
-                self._fill(order, order.leaves, order.price, True, ts)
+        best = resting.best
+        our_bid = best(BUY)
+        if our_bid is not None:
+            ask = self.book.best_ask()
+            if ask is not None and ask <= our_bid:
+                for order in resting.crossed_by(BUY, ask):
+                    self._fill(order, order.leaves, order.price, True, ts)
+        our_ask = best(SELL)
+        if our_ask is not None:
+            bid = self.book.best_bid()
+            if bid is not None and bid >= our_ask:
+                for order in resting.crossed_by(SELL, bid):
+                    self._fill(order, order.leaves, order.price, True, ts)
 
     def _on_trade(self, event: TradeTick) -> None:
         resting = self._resting
-        if not resting.count:
-            return
         side = SELL if event.aggressor is BUY else BUY  # the resting side the taker hit
+        ours = resting.best(side)
+        price = event.price
+        if ours is None or (price > ours if side is BUY else price < ours):
+            return  # the trade did not reach our best price
         # Printed through our price: the whole queue at our price was taken before it.
-        for order in resting.crossed_by(side, event.price, strict=True):
+        for order in resting.crossed_by(side, price, strict=True):
             self._fill(order, order.leaves, order.price, True, event.ts)
-        for order, qty in resting.traded_at(side, event.price, event.qty):
+        for order, qty in resting.traded_at(side, price, event.qty):
             self._fill(order, qty, order.price, True, event.ts)

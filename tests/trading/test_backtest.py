@@ -127,3 +127,28 @@ def test_bad_settings_are_rejected_naming_the_field():
 def test_empty_stream_reports_zeros():
     result = Backtest(make_engine, [], SimulatedExchange(INSTRUMENT)).run()
     assert result.events == 0 and result.fill_count == 0 and result.pnl.total == 0 and result.sharpe is None
+
+
+def test_sharing_one_book_between_venue_and_engine_changes_nothing_for_post_only_quotes():
+    shared = make_backtest(seed=4).run()
+    separate = make_backtest(seed=4, share_book=False).run()
+    assert shared == separate
+
+
+def test_backtest_runs_on_a_synthetic_venue_with_chained_deltas():
+    from trading.synthetic.multivenue import MultiVenueMarket, VenueSpec
+
+    instrument = Instrument.create(symbol="SYN/USD", tick_size="0.01", lot_size="1")
+    market = MultiVenueMarket(instrument, (VenueSpec("alpha", trade_rate=20.0),), seed=2, volatility_bps=5.0)
+    events = [event for _, event in market.take(600)]
+    strategy = build_strategy(
+        "fixed_spread",
+        {"order_amount": "1", "bid_spread": "0.0003", "ask_spread": "0.0003", "refresh_time": "0.1"},
+        instrument,
+    )
+    engine = Engine(strategy, instrument, bot_id="mv", risk=RiskLimits(), initial_quote=instrument.cash_units("1000"))
+    result = Backtest(engine, events, SimulatedExchange(instrument), timer_interval_ns=100 * MS).run()
+    assert result.events == len(events)
+    assert engine.book_ok and engine.book.is_synced
+    assert result.fill_count > 0
+    assert result.quoting.quote_uptime > 0.9
