@@ -1,0 +1,328 @@
+"""Websocket consumers for live pages. Each one authenticates, checks permission on the object
+through the selectors, and only then joins the object's channel-layer group; anyone else is
+refused with close code 4401 (not signed in) or 4403 (not allowed). Pushes to the browser go
+through a per-connection :class:`Throttle` that coalesces to the latest value per key, so a
+fast market never floods a page.
+
+Groups (published by the workers): ``book.<venue>.<symbol>`` (``book.update`` with ``book``),
+``bot.<id>`` (``bot.update`` with ``data`` of type ``status`` or ``fill``), ``arbitrage``
+(``arbitrage.opportunity`` with ``opportunity``) and ``backtest.<id>`` (``backtest.progress``).
+Bot, backtest and arbitrage consumers also poll the database for state changes, so a page is
+right even when no worker publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from apps.dashboard.live import bot_status_key, feed_book_key, group_name
+
+BOOK_RATE = getattr(settings, "DASHBOARD_BOOK_PUSH_PER_S", 10.0)
+BOT_STATUS_RATE = 4.0
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+class Throttle:
+    """Token bucket per connection: at most ``rate`` pushes a second (bursts of ``burst``);
+    while no token is left, later values replace earlier ones under the same key and the latest
+    one is sent when a token frees up."""
+
+    def __init__(self, send: Callable[[Any], Awaitable[None]], rate: float, burst: int = 3) -> None:
+        self.send = send
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.pending: dict[str, Any] = {}
+        self.task: asyncio.Task | None = None
+        self.coalesced = 0
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    async def offer(self, key: str, payload: Any) -> None:
+        if key in self.pending:
+            self.coalesced += 1
+        self.pending[key] = payload
+        if self.task is not None and not self.task.done():
+            return
+        self._refill()
+        if self.tokens >= 1:
+            await self._flush()
+        else:
+            self.task = asyncio.get_running_loop().create_task(self._later((1 - self.tokens) / self.rate))
+
+    async def _later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._refill()
+        await self._flush()
+
+    async def _flush(self) -> None:
+        while self.pending:
+            key = next(iter(self.pending))
+            payload = self.pending.pop(key)
+            self.tokens = max(0.0, self.tokens - 1)
+            await self.send(payload)
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+async def _redis_get(key: str) -> str | None:
+    from apps.core.health import redis_client
+
+    try:
+        raw = await asyncio.to_thread(redis_client().get, key)
+    except Exception:
+        return None
+    return raw.decode() if raw else None
+
+
+class _LiveConsumer(AsyncWebsocketConsumer):
+    """Refuse anonymous users; subclasses implement ``authorize`` and set ``groups_to_join``."""
+
+    poll_interval: float | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.joined: list[str] = []
+        self.poller: asyncio.Task | None = None
+        self.throttle = Throttle(self._send_json, getattr(self, "rate", 10.0))
+        allowed = await self.authorize(user, self.scope["url_route"]["kwargs"])
+        if not allowed:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        for group in self.groups_to_join():
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+        await self.accept()
+        await self.on_open()
+        if self.poll_interval:
+            self.poller = asyncio.get_running_loop().create_task(self._poll_loop())
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "throttle", None):
+            self.throttle.cancel()
+        if getattr(self, "poller", None):
+            self.poller.cancel()
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if text_data and '"ping"' in text_data:
+            await self.send(text_data=json.dumps({"type": "pong"}))
+
+    async def _send_json(self, payload: Any) -> None:
+        await self.send(text_data=payload if isinstance(payload, str) else json.dumps(payload, default=str))
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed poll is retried next time; the socket stays up
+                pass
+            await asyncio.sleep(self.poll_interval)
+
+    async def authorize(self, user, kwargs: dict) -> bool:
+        raise NotImplementedError
+
+    def groups_to_join(self) -> list[str]:
+        return []
+
+    async def on_open(self) -> None:
+        return None
+
+    async def poll(self) -> None:
+        return None
+
+
+class BookConsumer(_LiveConsumer):
+    """``ws/book/<venue>/<symbol>/``: the live top-N book of a market with a feed."""
+
+    rate = BOOK_RATE
+
+    async def authorize(self, user, kwargs: dict) -> bool:
+        self.venue, self.symbol = kwargs["venue"], kwargs["symbol"]
+        return await database_sync_to_async(_market_exists)(self.venue, self.symbol)
+
+    def groups_to_join(self) -> list[str]:
+        return [group_name("book", self.venue, self.symbol)]
+
+    async def on_open(self) -> None:
+        raw = await _redis_get(feed_book_key(self.venue, self.symbol))
+        if raw:
+            await self.throttle.offer("book", raw if raw.startswith("{") else json.dumps(raw))
+
+    async def book_update(self, event: dict) -> None:
+        book = event.get("book") or {}
+        book.setdefault("type", "book")
+        await self.throttle.offer("book", book)
+
+
+class BotConsumer(_LiveConsumer):
+    """``ws/bot/<id>/``: a bot's live status (coalesced), every fill, and state changes."""
+
+    rate = BOT_STATUS_RATE
+    poll_interval = 1.0
+
+    async def authorize(self, user, kwargs: dict) -> bool:
+        self.bot_id = int(kwargs["bot_id"])
+        self.state = await database_sync_to_async(_bot_state)(user, self.bot_id)
+        return self.state is not None
+
+    def groups_to_join(self) -> list[str]:
+        return [group_name("bot", str(self.bot_id))]
+
+    async def on_open(self) -> None:
+        raw = await _redis_get(bot_status_key(self.bot_id))
+        if raw:
+            await self.throttle.offer("status", raw)
+        await self._send_json({"type": "state", "actual_state": self.state[0], "desired_state": self.state[1]})
+
+    async def bot_update(self, event: dict) -> None:
+        data = event.get("data") or {}
+        if data.get("type") == "status":
+            await self.throttle.offer("status", data)
+        else:  # fills and other events are never coalesced away
+            await self._send_json(data)
+
+    async def poll(self) -> None:
+        state = await database_sync_to_async(_bot_state)(self.scope["user"], self.bot_id)
+        if state is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if state != self.state:
+            self.state = state
+            await self._send_json({"type": "state", "actual_state": state[0], "desired_state": state[1]})
+
+
+class ArbitrageConsumer(_LiveConsumer):
+    """``ws/arbitrage/``: new cross-venue opportunities (market-wide data for signed-in users)."""
+
+    rate = 2.0
+    poll_interval = 1.0
+
+    async def authorize(self, user, kwargs: dict) -> bool:
+        self.last_id = await database_sync_to_async(_latest_opportunity_id)(user)
+        return True
+
+    def groups_to_join(self) -> list[str]:
+        return ["arbitrage"]
+
+    async def arbitrage_opportunity(self, event: dict) -> None:
+        await self.throttle.offer("batch", {"type": "opportunities", "rows": [event.get("opportunity")]})
+
+    async def poll(self) -> None:
+        rows, self.last_id = await database_sync_to_async(_opportunities_after)(self.scope["user"], self.last_id)
+        if rows:
+            await self.throttle.offer("batch", {"type": "opportunities", "rows": rows})
+
+
+class BacktestConsumer(_LiveConsumer):
+    """``ws/backtest/<id>/``: progress of one of my runs until it finishes."""
+
+    rate = 4.0
+    poll_interval = 0.5
+
+    async def authorize(self, user, kwargs: dict) -> bool:
+        self.run_id = int(kwargs["run_id"])
+        self.last = await database_sync_to_async(_run_progress)(user, self.run_id)
+        return self.last is not None
+
+    def groups_to_join(self) -> list[str]:
+        return [group_name("backtest", str(self.run_id))]
+
+    async def on_open(self) -> None:
+        await self._send_json(self.last)
+
+    async def backtest_progress(self, event: dict) -> None:
+        await self.throttle.offer("progress", {"type": "progress", **{k: v for k, v in event.items() if k != "type"}})
+
+    async def poll(self) -> None:
+        current = await database_sync_to_async(_run_progress)(self.scope["user"], self.run_id)
+        if current is not None and current != self.last:
+            self.last = current
+            await self.throttle.offer("progress", current)
+
+
+# --- database reads (through the selectors) ----------------------------------------------------
+def _market_exists(venue: str, symbol: str) -> bool:
+    from apps.exchanges.selectors import market_list
+
+    return market_list(venue=venue, symbol=symbol, active=None).exists()
+
+
+def _bot_state(user, bot_id: int) -> tuple[str, str] | None:
+    from apps.bots.selectors import bot_list
+
+    row = bot_list(user=user).filter(pk=bot_id).values_list("actual_state", "desired_state").first()
+    return tuple(row) if row else None
+
+
+def _latest_opportunity_id(user) -> int:
+    from apps.arbitrage.selectors import opportunity_list
+
+    row = opportunity_list(user=user).values_list("id", flat=True).first()
+    return row or 0
+
+
+def _opportunities_after(user, last_id: int) -> tuple[list[dict], int]:
+    from apps.arbitrage.selectors import opportunity_list
+
+    rows = list(
+        opportunity_list(user=user)
+        .filter(id__gt=last_id)
+        .values(
+            "id",
+            "ts",
+            "symbol",
+            "buy_venue",
+            "sell_venue",
+            "buy_price",
+            "sell_price",
+            "size",
+            "gross_edge_bps",
+            "net_edge_bps",
+            "net_profit",
+            "fees",
+            "slippage",
+            "staleness_ms",
+            "executed",
+        )[:50]
+    )
+    for row in rows:
+        for key, value in row.items():
+            if key not in ("id", "staleness_ms", "executed"):
+                row[key] = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return rows, max([last_id, *(r["id"] for r in rows)])
+
+
+def _run_progress(user, run_id: int) -> dict | None:
+    from apps.backtests.selectors import backtest_get
+
+    run = backtest_get(user=user, run_id=run_id)
+    if run is None:
+        return None
+    return {
+        "type": "progress",
+        "status": run.status,
+        "progress": run.progress,
+        "eta_seconds": run.eta_seconds,
+        "error": run.error,
+    }

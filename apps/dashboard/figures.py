@@ -1,0 +1,228 @@
+"""Plotly figures built server-side with ``plotly.graph_objects``; each function returns the
+figure as a JSON-ready dict (``{"data": [...], "layout": {...}}``) for ``Plotly.react`` in the page.
+
+Prices and sizes arrive as ``Decimal`` or decimal strings; they become floats only here, for
+drawing (never for money arithmetic).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+BID = "#138a5b"
+ASK = "#c23b3b"
+ACCENT = "#2f5fd0"
+MUTED = "#6b7385"
+WARN = "#b7791f"
+
+
+def _layout(title: str = "", height: int = 260, **extra: Any) -> dict[str, Any]:
+    layout = {
+        "title": {"text": title, "font": {"size": 13}, "x": 0.01} if title else None,
+        "height": height,
+        "margin": {"l": 48, "r": 12, "t": 28 if title else 8, "b": 32},
+        "paper_bgcolor": "#fff",
+        "plot_bgcolor": "#fff",
+        "font": {"family": "system-ui, sans-serif", "size": 11, "color": "#1d2330"},
+        "xaxis": {"gridcolor": "#eef0f4", "zeroline": False},
+        "yaxis": {"gridcolor": "#eef0f4", "zeroline": False},
+        "showlegend": False,
+        "legend": {"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
+    }
+    layout.update(extra)
+    return {k: v for k, v in layout.items() if v is not None}
+
+
+def _dict(fig: go.Figure) -> dict[str, Any]:
+    return json.loads(pio.to_json(fig, validate=False, engine="json"))
+
+
+def _f(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    return float(Decimal(str(value)))
+
+
+def depth_chart(
+    *, bids: Sequence[Sequence[Any]], asks: Sequence[Sequence[Any]], quotes: Iterable[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """Cumulative depth of both sides; own quotes (``{side, price, qty}``) as diamonds on it."""
+    bid_px = [_f(p) for p, _ in bids]
+    ask_px = [_f(p) for p, _ in asks]
+    bid_cum, total = [], 0.0
+    for _, q in bids:
+        total += _f(q) or 0.0
+        bid_cum.append(total)
+    ask_cum, total = [], 0.0
+    for _, q in asks:
+        total += _f(q) or 0.0
+        ask_cum.append(total)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=bid_px, y=bid_cum, name="bids", mode="lines", line_shape="hv", fill="tozeroy", line={"color": BID})
+    )
+    fig.add_trace(
+        go.Scatter(x=ask_px, y=ask_cum, name="asks", mode="lines", line_shape="hv", fill="tozeroy", line={"color": ASK})
+    )
+    quotes = list(quotes)
+    fig.add_trace(
+        go.Scatter(
+            x=[_f(q["price"]) for q in quotes],
+            y=[0 for _ in quotes],
+            name="my quotes",
+            mode="markers",
+            marker={
+                "symbol": "diamond",
+                "size": 11,
+                "color": [BID if q["side"] == "buy" else ASK for q in quotes],
+                "line": {"color": "#1d2330", "width": 1},
+            },
+            text=[f"my {q['side']} {q['qty']} @ {q['price']}" for q in quotes],
+            hoverinfo="text",
+        )
+    )
+    return _dict(fig.update_layout(**_layout("Depth", showlegend=True)))
+
+
+def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """PnL (equity, realized, unrealized), inventory and drawdown figures from ``pnl_series`` rows."""
+    times = [r["bucket"].isoformat() if hasattr(r["bucket"], "isoformat") else r["bucket"] for r in rows]
+    pnl = go.Figure()
+    pnl.add_trace(go.Scatter(x=times, y=[_f(r["equity"]) for r in rows], name="equity", line={"color": ACCENT}))
+    pnl.add_trace(go.Scatter(x=times, y=[_f(r["realized"]) for r in rows], name="realized", line={"color": BID}))
+    pnl.add_trace(go.Scatter(x=times, y=[_f(r["unrealized"]) for r in rows], name="unrealized", line={"color": WARN}))
+    inventory = go.Figure(
+        go.Scatter(
+            x=times,
+            y=[_f(r["position"]) for r in rows],
+            name="position",
+            line={"color": MUTED},
+            line_shape="hv",
+            fill="tozeroy",
+        )
+    )
+    drawdown = go.Figure(
+        go.Scatter(
+            x=times, y=[-(_f(r["drawdown"]) or 0.0) for r in rows], name="drawdown", line={"color": ASK}, fill="tozeroy"
+        )
+    )
+    return {
+        "pnl": _dict(pnl.update_layout(**_layout("PnL (quote)", showlegend=True))),
+        "inventory": _dict(inventory.update_layout(**_layout("Inventory (base)"))),
+        "drawdown": _dict(drawdown.update_layout(**_layout("Drawdown (quote)"))),
+    }
+
+
+def sparkline(values: Sequence[Any]) -> dict[str, Any]:
+    """A tiny line without axes for tables."""
+    fig = go.Figure(go.Scatter(y=[_f(v) for v in values], mode="lines", line={"color": ACCENT, "width": 1.5}))
+    layout = _layout(height=36, margin={"l": 0, "r": 0, "t": 0, "b": 0})
+    layout["xaxis"] = {"visible": False}
+    layout["yaxis"] = {"visible": False}
+    return _dict(fig.update_layout(**layout))
+
+
+def candlestick(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """OHLC candles from ``marketdata.selectors.candles`` rows."""
+    fig = go.Figure(
+        go.Candlestick(
+            x=[r["bucket"].isoformat() for r in rows],
+            open=[_f(r["open"]) for r in rows],
+            high=[_f(r["high"]) for r in rows],
+            low=[_f(r["low"]) for r in rows],
+            close=[_f(r["close"]) for r in rows],
+            increasing={"line": {"color": BID}},
+            decreasing={"line": {"color": ASK}},
+        )
+    )
+    layout = _layout("Candles", height=300)
+    layout["xaxis"] = {**layout["xaxis"], "rangeslider": {"visible": False}}
+    return _dict(fig.update_layout(**layout))
+
+
+def heatmap(data: dict[str, Any], *, rows: int = 40) -> dict[str, Any]:
+    """Order-book liquidity over time: resting size per price bin (y) and time bucket (x)."""
+    columns = data.get("columns", [])
+    prices = [_f(p) for c in columns for side in ("bids", "asks") for p, _ in c[side]]
+    fig = go.Figure()
+    if prices:
+        low, high = min(prices), max(prices)
+        step = (high - low) / rows or 1.0
+        z = [[0.0] * len(columns) for _ in range(rows)]
+        for x, column in enumerate(columns):
+            for side in ("bids", "asks"):
+                for price, qty in column[side]:
+                    y = min(int((_f(price) - low) / step), rows - 1)
+                    z[y][x] += _f(qty) or 0.0
+        fig.add_trace(
+            go.Heatmap(
+                x=[c["ts"].isoformat() for c in columns],
+                y=[low + step * (i + 0.5) for i in range(rows)],
+                z=z,
+                colorscale="Blues",
+                showscale=False,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[c["ts"].isoformat() for c in columns],
+                y=[_f(c["mid"]) for c in columns],
+                name="mid",
+                line={"color": "#1d2330", "width": 1},
+            )
+        )
+    return _dict(fig.update_layout(**_layout("Order-book heat map", height=300)))
+
+
+def equity_and_drawdown(curve: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:
+    """Backtest equity curve ``[[ts_ms, equity], ...]`` and the drawdown from its running peak."""
+    from datetime import UTC, datetime
+
+    times = [datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat() for ts, _ in curve]
+    equity = [_f(e) or 0.0 for _, e in curve]
+    peak, drawdown = float("-inf"), []
+    for e in equity:
+        peak = max(peak, e)
+        drawdown.append(e - peak)
+    eq = go.Figure(go.Scatter(x=times, y=equity, name="equity", line={"color": ACCENT}))
+    dd = go.Figure(go.Scatter(x=times, y=drawdown, name="drawdown", line={"color": ASK}, fill="tozeroy"))
+    return {
+        "equity": _dict(eq.update_layout(**_layout("Equity"))),
+        "drawdown": _dict(dd.update_layout(**_layout("Drawdown"))),
+    }
+
+
+def equity_comparison(runs: Sequence[Any]) -> dict[str, Any]:
+    """Several backtests' equity curves on one chart (relative time in seconds from each start)."""
+    fig = go.Figure()
+    for run in runs:
+        curve = run.equity_curve or []
+        if not curve:
+            continue
+        t0 = curve[0][0]
+        fig.add_trace(
+            go.Scatter(
+                x=[(ts - t0) / 1000 for ts, _ in curve], y=[_f(e) for _, e in curve], name=f"#{run.pk} {run.name}"
+            )
+        )
+    return _dict(fig.update_layout(**_layout("Equity (seconds from start)", height=320, showlegend=True)))
+
+
+def pnl_decomposition(decomposition: dict[str, Any]) -> dict[str, Any]:
+    """A bar per component of the PnL decomposition (numeric entries only)."""
+    names, values = [], []
+    for name, value in decomposition.items():
+        try:
+            values.append(_f(value))
+            names.append(name.replace("_", " "))
+        except (ArithmeticError, ValueError, TypeError):
+            continue
+    colors = [BID if (v or 0) >= 0 else ASK for v in values]
+    fig = go.Figure(go.Bar(x=names, y=values, marker={"color": colors}))
+    return _dict(fig.update_layout(**_layout("PnL decomposition")))

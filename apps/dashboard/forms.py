@@ -1,0 +1,243 @@
+"""Forms of the portal. Strategy parameters and risk limits are rendered from the ``trading``
+config schemas (``describe``) and validated by the services, whose per-field errors
+(``trading.config.ConfigError`` via ``FieldErrors``) are shown next to each field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.http import QueryDict
+
+from apps.backtests.models import DataSource
+from apps.notifications.models import ChannelKind, EventKind
+from trading.config import describe
+from trading.risk import RiskLimits
+from trading.strategies import STRATEGIES, describe_strategy
+
+STRATEGY_CHOICES = [(name, name.replace("_", " ")) for name in STRATEGIES]
+
+
+@dataclass
+class SchemaField:
+    """One input of a schema-driven fieldset, ready for the template."""
+
+    name: str
+    input_name: str
+    title: str
+    kind: str  # text | number | integer | checkbox | select | json
+    value: Any
+    help: str = ""
+    unit: str = ""
+    choices: list[str] = field(default_factory=list)
+    required: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def _messages(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [f"{k}: {'; '.join(_messages(v))}" for k, v in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+class SchemaFieldset:
+    """Inputs named ``<prefix>.<field>`` for a config schema, with values and errors.
+
+    ``parse(data)`` turns posted strings into the JSON types the config parser accepts (integers
+    as ints, booleans from checkboxes, nested objects from JSON); empty inputs are left out so the
+    defaults apply. Unparseable text is passed through so the service names the field and value."""
+
+    def __init__(
+        self,
+        schema: dict[str, Any],
+        prefix: str,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, Any] | None = None,
+    ) -> None:
+        self.schema = schema
+        self.prefix = prefix
+        self.values = dict(values or {})
+        self.errors = dict(errors or {})
+
+    @classmethod
+    def for_strategy(cls, strategy: str, values=None, errors=None) -> SchemaFieldset:
+        return cls(
+            describe_strategy(strategy) if strategy in STRATEGIES else {"properties": {}}, "params", values, errors
+        )
+
+    @classmethod
+    def for_risk(cls, values=None, errors=None) -> SchemaFieldset:
+        return cls(describe(RiskLimits), "risk", values, errors)
+
+    @property
+    def required_names(self) -> set[str]:
+        props = self.schema.get("properties", {})
+        return {name for name, p in props.items() if "default" not in p}
+
+    def fields(self) -> list[SchemaField]:
+        out = []
+        required = self.required_names
+        for name, prop in self.schema.get("properties", {}).items():
+            kind = self._kind(prop)
+            value = self.values.get(name, prop.get("default"))
+            if kind == "json":
+                value = json.dumps(value if value is not None else {}, indent=1)
+            elif value is None:
+                value = ""
+            out.append(
+                SchemaField(
+                    name=name,
+                    input_name=f"{self.prefix}.{name}",
+                    title=prop.get("title", name).capitalize(),
+                    kind=kind,
+                    value=value,
+                    help=prop.get("description", ""),
+                    unit=prop.get("unit", ""),
+                    choices=list(prop.get("enum", [])),
+                    required=name in required,
+                    errors=_messages(self.errors.get(name)),
+                )
+            )
+        return out
+
+    def other_errors(self) -> list[str]:
+        names = set(self.schema.get("properties", {}))
+        return [
+            f"{k}: {m}" if k != "__all__" else m for k, v in self.errors.items() if k not in names for m in _messages(v)
+        ]
+
+    @staticmethod
+    def _kind(prop: dict[str, Any]) -> str:
+        if "enum" in prop:
+            return "select"
+        return {"boolean": "checkbox", "integer": "integer", "number": "number", "object": "json"}.get(
+            prop.get("type", "string"), "text"
+        )
+
+    def parse(self, data: QueryDict) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, prop in self.schema.get("properties", {}).items():
+            key = f"{self.prefix}.{name}"
+            kind = self._kind(prop)
+            if kind == "checkbox":
+                out[name] = data.get(key) in ("on", "true", "1")
+                continue
+            raw = (data.get(key) or "").strip()
+            if raw == "":
+                continue
+            if kind == "integer":
+                try:
+                    out[name] = int(raw)
+                except ValueError:
+                    out[name] = raw
+            elif kind == "json":
+                try:
+                    out[name] = json.loads(raw)
+                except ValueError:
+                    out[name] = raw
+            else:
+                out[name] = raw
+        self.values = out
+        return out
+
+
+class BotCreateForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    exchange_account = forms.ChoiceField(label="Account")
+    market = forms.ChoiceField()
+    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES)
+
+    def __init__(self, *args, accounts=(), markets=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["exchange_account"].choices = [(a.pk, f"{a.label} · {a.venue}") for a in accounts]
+        self.fields["market"].choices = [(m.pk, f"{m.symbol} · {m.venue}") for m in markets]
+
+
+class BotMetaForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES)
+
+
+class ExchangeAccountForm(forms.Form):
+    label = forms.CharField(max_length=64)
+    kind = forms.ChoiceField(choices=[("paper", "Paper"), ("live", "Live")])
+    venue = forms.CharField(max_length=64, help_text="ccxt id (binance), replay:binance-spot or sim:alpha")
+    api_key = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    api_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    passphrase = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    paper_balances = forms.CharField(
+        required=False, help_text='e.g. {"BTC": "1", "USDT": "10000"}', widget=forms.TextInput()
+    )
+
+    def clean_paper_balances(self) -> dict:
+        raw = self.cleaned_data.get("paper_balances", "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise forms.ValidationError(f'{raw!r} is not JSON; give an object like {{"USDT": "10000"}}') from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("give an object of asset -> amount")
+        return value
+
+
+class RotateKeysForm(forms.Form):
+    api_key = forms.CharField(widget=forms.PasswordInput(render_value=False))
+    api_secret = forms.CharField(widget=forms.PasswordInput(render_value=False))
+    passphrase = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+
+
+class ChannelForm(forms.Form):
+    kind = forms.ChoiceField(choices=ChannelKind.choices)
+    name = forms.CharField(max_length=64)
+    target = forms.CharField(max_length=300, label="Address / chat id / URL")
+    secret = forms.CharField(
+        required=False,
+        label="Secret (Telegram bot token or webhook signing secret)",
+        widget=forms.PasswordInput(render_value=False),
+    )
+
+    TARGET_FIELD = {"email": "address", "telegram": "chat_id", "discord": "url", "webhook": "url"}
+
+    def config(self) -> dict[str, str]:
+        return {self.TARGET_FIELD[self.cleaned_data["kind"]]: self.cleaned_data["target"]}
+
+
+class RuleForm(forms.Form):
+    event_kind = forms.ChoiceField(choices=[c for c in EventKind.choices if c[0] != EventKind.TEST])
+    channels = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
+    bot = forms.ChoiceField(required=False)
+    threshold = forms.CharField(required=False)
+
+    def __init__(self, *args, channels=(), bots=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channels"].choices = [(c.pk, c.name) for c in channels]
+        self.fields["bot"].choices = [("", "any bot")] + [(b.pk, b.name) for b in bots]
+
+
+class BacktestForm(forms.Form):
+    name = forms.CharField(max_length=128)
+    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES)
+    data_source = forms.ChoiceField(choices=DataSource.choices)
+    data_params = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        initial='{"recording": "binance-spot-btcusdt", "max_events": 20000}',
+        help_text="JSON parameters of the data source",
+    )
+
+    def clean_data_params(self) -> dict:
+        raw = self.cleaned_data["data_params"]
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"not JSON ({exc.msg} at column {exc.colno}); give an object") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("give a JSON object of data-source parameters")
+        return value

@@ -1,0 +1,99 @@
+"""Reads of the live state the workers keep in Redis: latest books, feed health, bot status.
+
+The key layout is the workers' (``workers.keys``), repeated here because apps never import
+workers: ``<prefix>:feed:<venue>:<symbol>:book|health`` and ``<prefix>:bot:<id>:status``.
+Channel-layer groups: ``book.<venue>.<symbol>`` and ``bot.<id>`` (unsafe characters → ``_``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+
+from apps.core.health import redis_client
+
+_GROUP_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def group_name(*parts: str) -> str:
+    """The channel-layer group the workers publish to, e.g. ``book.replay_binance-spot.BTC_USDT``."""
+    return ".".join(_GROUP_UNSAFE.sub("_", str(p)) for p in parts)[:99]
+
+
+def feed_book_key(venue: str, symbol: str) -> str:
+    return f"{settings.REDIS_PREFIX}:feed:{venue}:{symbol}:book"
+
+
+def feed_health_key(venue: str, symbol: str) -> str:
+    return f"{settings.REDIS_PREFIX}:feed:{venue}:{symbol}:health"
+
+
+def bot_status_key(bot_id: int) -> str:
+    return f"{settings.REDIS_PREFIX}:bot:{bot_id}:status"
+
+
+def _get_json(key: str) -> dict[str, Any] | None:
+    try:
+        raw = redis_client().get(key)
+    except Exception:  # Redis down: the page still renders, without live data
+        return None
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def latest_book(*, venue: str, symbol: str) -> dict[str, Any] | None:
+    """The feed's latest top-N book ``{venue, symbol, ts, bids: [[price, qty]], asks}`` or ``None``."""
+    return _get_json(feed_book_key(venue, symbol))
+
+
+def feed_health(*, venue: str, symbol: str) -> dict[str, Any] | None:
+    """The feed's health ``{health, owner, published, errors, last_error, stats, ts}`` or ``None``."""
+    return _get_json(feed_health_key(venue, symbol))
+
+
+def feed_health_all() -> list[dict[str, Any]]:
+    """Health of every feed that reported in the last half minute, by venue and symbol."""
+    client = redis_client()
+    pattern = f"{settings.REDIS_PREFIX}:feed:*:health"
+    try:
+        keys = sorted(client.scan_iter(match=pattern, count=500))
+        values = client.mget(keys) if keys else []
+    except Exception:
+        return []
+    out = []
+    for raw in values:
+        if raw:
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                continue
+    return sorted(out, key=lambda h: (h.get("venue", ""), h.get("symbol", "")))
+
+
+def bot_status(*, bot_id: int) -> dict[str, Any] | None:
+    """The bot loop's last published status (state, position, equity, orders, risk) or ``None``."""
+    return _get_json(bot_status_key(bot_id))
+
+
+def bot_status_many(*, bot_ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not bot_ids:
+        return {}
+    try:
+        values = redis_client().mget([bot_status_key(i) for i in bot_ids])
+    except Exception:
+        return {}
+    out = {}
+    for bot_id, raw in zip(bot_ids, values, strict=True):
+        if raw:
+            try:
+                out[bot_id] = json.loads(raw)
+            except ValueError:
+                continue
+    return out

@@ -1,0 +1,1 @@
+"""The portal's server-rendered pages, one module per area."""

@@ -1,0 +1,125 @@
+"""Backtests: the form (strategy, parameters, data source), a live progress bar, results
+(equity, drawdown, PnL decomposition, fills, metrics) and side-by-side comparison."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.backtests import services as bt_services
+from apps.backtests.selectors import backtest_fills, backtest_get, backtest_list
+from apps.backtests.validation import BacktestInputError
+from apps.dashboard import figures
+from apps.dashboard.forms import BacktestForm, SchemaFieldset
+from apps.dashboard.views.common import error_text
+
+
+def _run_or_404(request, run_id: int):
+    run = backtest_get(user=request.user, run_id=run_id)
+    if run is None:
+        raise Http404("no such backtest")
+    return run
+
+
+@login_required
+def backtest_index(request):
+    strategy = request.POST.get("strategy") or request.GET.get("strategy") or "fixed_spread"
+    form = BacktestForm(request.POST or None, initial={"strategy": strategy})
+    params_set = SchemaFieldset.for_strategy(strategy)
+    risk_set = SchemaFieldset.for_risk()
+    status_code = 200
+    if request.method == "POST":
+        if not request.user.can_trade:
+            raise PermissionDenied("viewers cannot run backtests")
+        params = params_set.parse(request.POST)
+        risk = risk_set.parse(request.POST)
+        if request.POST.get("refresh") == "1":
+            pass
+        elif form.is_valid():
+            try:
+                run = bt_services.backtest_create(
+                    owner=request.user,
+                    name=form.cleaned_data["name"],
+                    strategy=strategy,
+                    params=params,
+                    risk=risk,
+                    data_source=form.cleaned_data["data_source"],
+                    data_params=form.cleaned_data["data_params"],
+                )
+            except BacktestInputError as exc:
+                errors = exc.errors
+                params_set.errors = errors.get("params") if isinstance(errors.get("params"), dict) else {}
+                risk_set.errors = errors.get("risk") if isinstance(errors.get("risk"), dict) else {}
+                for name in ("name", "strategy", "data_source", "data_params"):
+                    if name in errors:
+                        value = errors[name]
+                        text = "; ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else value
+                        form.add_error(name, str(text))
+                for name in ("params", "risk"):
+                    if isinstance(errors.get(name), str):
+                        form.add_error(None, f"{name}: {errors[name]}")
+                status_code = 400
+            else:
+                messages.success(request, f"Backtest #{run.pk} queued.")
+                return redirect("backtest-detail", run_id=run.pk)
+        else:
+            status_code = 400
+    runs = backtest_list(user=request.user)[:50]
+    return render(
+        request,
+        "dashboard/backtests.html",
+        {"form": form, "params_fields": params_set, "risk_fields": risk_set, "runs": runs, "strategy": strategy},
+        status=status_code,
+    )
+
+
+@login_required
+def backtest_detail(request, run_id: int):
+    run = _run_or_404(request, run_id)
+    charts = figures.equity_and_drawdown(run.equity_curve or []) if run.equity_curve else None
+    context = {
+        "run": run,
+        "charts": charts,
+        "decomposition_fig": figures.pnl_decomposition(run.pnl_decomposition) if run.pnl_decomposition else None,
+        "fills": backtest_fills(run=run)[:200],
+        "metrics": sorted((run.metrics or {}).items()),
+        "live_urls": {"backtest": f"/ws/backtest/{run.pk}/"},
+    }
+    return render(request, "dashboard/backtest_detail.html", context)
+
+
+@login_required
+@require_POST
+def backtest_cancel(request, run_id: int):
+    run = _run_or_404(request, run_id)
+    if run.owner_id != request.user.pk and not request.user.is_operator:
+        raise PermissionDenied("only the owner may cancel a backtest")
+    try:
+        bt_services.backtest_cancel(run=run)
+        messages.success(request, f"Backtest #{run.pk} cancelled.")
+    except ValueError as exc:
+        messages.error(request, error_text(exc))
+    return redirect("backtest-detail", run_id=run.pk)
+
+
+@login_required
+def backtest_compare(request):
+    ids = [i for i in request.GET.getlist("run") if i.isdigit()][:6]
+    runs = [r for r in (backtest_get(user=request.user, run_id=i) for i in ids) if r is not None]
+    metric_names = sorted({k for r in runs for k in (r.metrics or {})})
+    table = [(name, [(r.metrics or {}).get(name, "") for r in runs]) for name in metric_names]
+    return render(
+        request,
+        "dashboard/backtest_compare.html",
+        {
+            "runs": runs,
+            "table": table,
+            "fig": figures.equity_comparison(runs) if runs else None,
+            "all_runs": backtest_list(user=request.user)[:50],
+            "selected": {r.pk for r in runs},
+        },
+    )

@@ -1,0 +1,245 @@
+"""Overview, bot detail (ladder, depth, fills, PnL, risk, events, config), bot creation and
+bot actions. Reads through selectors, writes through services; another user's bot is a 404."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.accounts.errors import FieldErrors
+from apps.bots import services as bot_services
+from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
+from apps.dashboard import figures, live
+from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset
+from apps.dashboard.selectors import risk_defaults_get
+from apps.dashboard.views.common import (
+    error_text,
+    field_errors,
+    require_change,
+    risk_usage,
+    safe_next,
+    today_pnl,
+    today_rows,
+)
+from apps.exchanges.selectors import exchange_account_list, market_list
+from apps.orders.selectors import fill_list
+from apps.portfolio.selectors import pnl_series
+
+ACTIONS = {
+    "start": bot_services.bot_start,
+    "pause": bot_services.bot_pause,
+    "resume": bot_services.bot_resume,
+    "stop": bot_services.bot_stop,
+    "kill": bot_services.bot_kill,
+}
+
+
+def _downsample(values: list, limit: int = 120) -> list:
+    step = max(1, len(values) // limit)
+    return values[::step]
+
+
+@login_required
+def overview(request):
+    bots = list(bot_list(user=request.user))
+    statuses = live.bot_status_many(bot_ids=[b.pk for b in bots])
+    rows = []
+    for bot in bots:
+        pnl_rows = today_rows(user=request.user, bot=bot)
+        status = statuses.get(bot.pk)
+        rows.append(
+            {
+                "bot": bot,
+                "status": status,
+                "today_pnl": today_pnl(pnl_rows),
+                "spark_id": f"spark-{bot.pk}",
+                "spark": figures.sparkline(_downsample([r["equity"] for r in pnl_rows])) if pnl_rows else None,
+                "feed": live.feed_health(venue=bot.market.venue, symbol=bot.market.symbol),
+                "can_change": bot_can_change(user=request.user, bot=bot),
+                "risk": (status or {}).get("risk", ""),
+                "max_position": (bot.risk or {}).get("max_position_base"),
+            }
+        )
+    accounts = exchange_account_list(user=request.user) if request.user.can_trade else []
+    if request.user.is_operator:
+        accounts = [a for a in accounts if a.owner_id == request.user.pk]
+    return render(request, "dashboard/overview.html", {"rows": rows, "accounts": accounts})
+
+
+def _bot_or_404(request, bot_id: int):
+    return get_object_or_404(bot_list(user=request.user), pk=bot_id)
+
+
+def _config_context(bot, *, strategy=None, params=None, risk=None, errors=None, meta_form=None):
+    errors = errors or {}
+    strategy = strategy or bot.strategy
+    return {
+        "meta_form": meta_form or BotMetaForm(initial={"name": bot.name, "strategy": strategy}),
+        "params_fields": SchemaFieldset.for_strategy(
+            strategy, bot.params if params is None else params, errors.get("params")
+        ),
+        "risk_fields": SchemaFieldset.for_risk(bot.risk if risk is None else risk, errors.get("risk")),
+        "config_errors": {k: v for k, v in errors.items() if k not in ("params", "risk")},
+    }
+
+
+@login_required
+def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200):
+    bot = _bot_or_404(request, bot_id)
+    status = live.bot_status(bot_id=bot.pk)
+    book = live.latest_book(venue=bot.market.venue, symbol=bot.market.symbol) or {"bids": [], "asks": []}
+    quotes = (status or {}).get("orders", [])
+    now = timezone.now()
+    series = pnl_series(
+        user=request.user, bot_id=bot.pk, interval="1m", start=now - timedelta(hours=6), end=now + timedelta(minutes=1)
+    )
+    rows_today = today_rows(user=request.user, bot=bot)
+    pnl_today = today_pnl(rows_today)
+    context = {
+        "bot": bot,
+        "status": status,
+        "book": book,
+        "quotes": quotes,
+        "can_change": bot_can_change(user=request.user, bot=bot),
+        "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
+        "charts": figures.pnl_charts(series),
+        "fills": fill_list(user=request.user, bot_id=bot.pk)[:30],
+        "events": bot_event_list(bot=bot)[:40],
+        "history": bot_config_history(bot=bot)[:15],
+        "risk_rows": risk_usage(bot, status, pnl_today),
+        "today_pnl": pnl_today,
+        "feed": live.feed_health(venue=bot.market.venue, symbol=bot.market.symbol),
+        "live_urls": {
+            "book": f"/ws/book/{bot.market.venue}/{bot.market.symbol}/",
+            "bot": f"/ws/bot/{bot.pk}/",
+        },
+    }
+    context.update(config_ctx or _config_context(bot))
+    return render(request, "dashboard/bot_detail.html", context, status=status_code)
+
+
+@login_required
+@require_POST
+def bot_action(request, bot_id: int, action: str):
+    bot = _bot_or_404(request, bot_id)
+    require_change(request.user, bot)
+    service = ACTIONS.get(action)
+    if service is None:
+        raise Http404(f"no action {action!r}")
+    try:
+        service(bot=bot, actor=request.user)
+        messages.success(request, f"{bot.name}: {action} requested.")
+    except (FieldErrors, ValidationError) as exc:
+        messages.error(request, f"{bot.name}: {error_text(exc)}")
+    return redirect(safe_next(request, reverse("bot-detail", args=[bot.pk])))
+
+
+@login_required
+@require_POST
+def bot_config(request, bot_id: int):
+    bot = _bot_or_404(request, bot_id)
+    require_change(request.user, bot)
+    meta = BotMetaForm(request.POST)
+    if not meta.is_valid():
+        return bot_detail(request, bot_id, config_ctx=_config_context(bot, meta_form=meta), status_code=400)
+    strategy = meta.cleaned_data["strategy"]
+    params_set = SchemaFieldset.for_strategy(strategy)
+    risk_set = SchemaFieldset.for_risk()
+    params = (
+        params_set.parse(request.POST)
+        if strategy == bot.strategy or request.POST.get("params_for") == strategy
+        else dict(bot.params)
+    )
+    risk = risk_set.parse(request.POST)
+    try:
+        bot_services.bot_update_config(
+            bot=bot, actor=request.user, name=meta.cleaned_data["name"], strategy=strategy, params=params, risk=risk
+        )
+    except (FieldErrors, ValidationError) as exc:
+        ctx = _config_context(
+            bot, strategy=strategy, params=params, risk=risk, errors=field_errors(exc), meta_form=meta
+        )
+        for name, msgs in ctx["config_errors"].items():
+            if name in meta.fields:
+                for m in msgs if isinstance(msgs, list) else [msgs]:
+                    meta.add_error(name, str(m))
+        return bot_detail(request, bot_id, config_ctx=ctx, status_code=400)
+    messages.success(request, "Configuration saved.")
+    return redirect("bot-detail", bot_id=bot.pk)
+
+
+@login_required
+def bot_create(request):
+    if not request.user.can_trade:
+        messages.error(request, "Viewers cannot create bots.")
+        return redirect("overview")
+    accounts = list(exchange_account_list(user=request.user).filter(owner=request.user))
+    markets = list(market_list().filter(venue__in={a.venue for a in accounts}))
+    strategy = request.POST.get("strategy") or request.GET.get("strategy") or "fixed_spread"
+    form = BotCreateForm(request.POST or None, accounts=accounts, markets=markets, initial={"strategy": strategy})
+    params_set = SchemaFieldset.for_strategy(strategy)
+    risk_set = SchemaFieldset.for_risk(risk_defaults_get(user=request.user))
+    status_code = 200
+    if request.method == "POST" and request.POST.get("refresh") != "1":
+        params = params_set.parse(request.POST)
+        risk = risk_set.parse(request.POST)
+        if form.is_valid():
+            account = next(a for a in accounts if str(a.pk) == form.cleaned_data["exchange_account"])
+            market = next(m for m in markets if str(m.pk) == form.cleaned_data["market"])
+            try:
+                bot = bot_services.bot_create(
+                    owner=request.user,
+                    name=form.cleaned_data["name"],
+                    exchange_account=account,
+                    market=market,
+                    strategy=strategy,
+                    params=params,
+                    risk=risk,
+                    actor=request.user,
+                )
+            except (FieldErrors, ValidationError) as exc:
+                errors = field_errors(exc)
+                params_set.errors = errors.get("params") or {}
+                risk_set.errors = errors.get("risk") or {}
+                for name, msgs in errors.items():
+                    if name in form.fields:
+                        for m in msgs if isinstance(msgs, list) else [msgs]:
+                            form.add_error(name, str(m))
+            else:
+                messages.success(request, f"Bot {bot.name} created. Start it when ready.")
+                return redirect("bot-detail", bot_id=bot.pk)
+        status_code = 400
+    elif request.method == "POST":
+        params_set.parse(request.POST)
+        risk_set.parse(request.POST)
+    return render(
+        request,
+        "dashboard/bot_create.html",
+        {"form": form, "params_fields": params_set, "risk_fields": risk_set, "strategy": strategy},
+        status=status_code,
+    )
+
+
+@login_required
+@require_POST
+def account_kill(request, account_id: int):
+    account = get_object_or_404(exchange_account_list(user=request.user), pk=account_id)
+    if not (request.user.is_operator or (account.owner_id == request.user.pk and request.user.can_trade)):
+        return HttpResponseBadRequest("viewers cannot use the kill switch")
+    on = request.POST.get("on", "1") == "1"
+    killed = bot_services.account_kill_switch(
+        account=account, actor=request.user, on=on, reason=request.POST.get("reason", "")
+    )
+    if on:
+        messages.warning(request, f"Kill switch ON for {account.label}: {killed} bot(s) killed.")
+    else:
+        messages.success(request, f"Kill switch cleared for {account.label}.")
+    return redirect(safe_next(request, reverse("overview")))

@@ -1,0 +1,46 @@
+"""Operators: every bot of every user, the global kill switch, feed and worker health, incidents."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.bots.selectors import bot_list
+from apps.bots.services import global_kill_switch
+from apps.core.health import check_health
+from apps.core.selectors import incident_list
+from apps.dashboard import live
+
+
+def _require_operator(user) -> None:
+    if not user.is_operator:
+        raise PermissionDenied("operators only")
+
+
+@login_required
+def operators(request):
+    _require_operator(request.user)
+    bots = list(bot_list(user=request.user))
+    statuses = live.bot_status_many(bot_ids=[b.pk for b in bots])
+    context = {
+        "rows": [{"bot": b, "status": statuses.get(b.pk)} for b in bots],
+        "health": check_health(),
+        "feeds": live.feed_health_all(),
+        "incidents": incident_list(user=request.user).order_by("-ts")[:50],
+    }
+    return render(request, "dashboard/operators.html", context)
+
+
+@login_required
+@require_POST
+def global_kill(request):
+    _require_operator(request.user)
+    if request.POST.get("confirm") != "KILL":
+        messages.error(request, "Type KILL to confirm the global kill switch.")
+        return redirect("operators")
+    killed = global_kill_switch(actor=request.user, reason=request.POST.get("reason", ""))
+    messages.warning(request, f"Global kill switch: {killed} bot(s) killed; their accounts' kill switches are on.")
+    return redirect("operators")

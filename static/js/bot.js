@@ -1,0 +1,77 @@
+/* Bot page: live book (ladder + depth with my quotes), live status (KPIs, PnL/inventory/drawdown), live fills. */
+(function () {
+  "use strict";
+  function json(id) { var el = document.getElementById(id); return el ? JSON.parse(el.textContent) : null; }
+  function fmt(x, places) {
+    if (x === undefined || x === null || x === "") return "—";
+    var n = Number(x);
+    if (places !== undefined && isFinite(n)) return n.toFixed(places);
+    return String(x);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var urls = json("live-urls");
+    var book = json("initial-book") || { bids: [], asks: [] };
+    var quotes = json("initial-quotes") || [];
+    var ladder = document.getElementById("ladder");
+    var depth = document.getElementById("chart-depth");
+    var pending = false;
+    function draw() {
+      pending = false;
+      MMBook.renderLadder(ladder, book, quotes);
+      MMBook.updateDepth(depth, book, quotes);
+    }
+    function schedule() { if (!pending) { pending = true; requestAnimationFrame(draw); } }
+    MMBook.renderLadder(ladder, book, quotes);
+
+    new LiveSocket(urls.book, function (msg) {
+      if (msg.type !== "book") return;
+      book = msg;
+      var ts = document.getElementById("book-ts");
+      if (ts && msg.ts) ts.textContent = new Date(msg.ts / 1e6).toLocaleTimeString();
+      schedule();
+    });
+
+    var fillsBody = document.querySelector("#fills tbody");
+    var pnlEl = document.getElementById("chart-pnl"), invEl = document.getElementById("chart-inventory"),
+        ddEl = document.getElementById("chart-drawdown");
+    var lastPoint = 0;
+    new LiveSocket(urls.bot, function (msg) {
+      if (msg.type === "status") {
+        quotes = msg.orders || [];
+        document.getElementById("kpi-equity").textContent = fmt(msg.equity, 2);
+        document.getElementById("kpi-realized").textContent = fmt(msg.realized, 2);
+        document.getElementById("kpi-unrealized").textContent = fmt(msg.unrealized, 2);
+        document.getElementById("kpi-position").textContent = fmt(msg.position);
+        document.getElementById("kpi-risk").textContent = msg.risk || "—";
+        document.getElementById("kpi-orders").textContent = String(quotes.length);
+        if (msg.state) {
+          var st = document.querySelector("#bot-state .badge");
+          if (st) { st.textContent = msg.state; st.className = "badge state-" + msg.state; }
+        }
+        var now = Date.now();
+        if (window.Plotly && msg.ts && now - lastPoint > 1000) {
+          lastPoint = now;
+          var x = new Date(msg.ts / 1e6).toISOString();
+          if (pnlEl && pnlEl.data) Plotly.extendTraces(pnlEl, { x: [[x], [x], [x]], y: [[Number(msg.equity)], [Number(msg.realized)], [Number(msg.unrealized)]] }, [0, 1, 2], 2000);
+          if (invEl && invEl.data) Plotly.extendTraces(invEl, { x: [[x]], y: [[Number(msg.position)]] }, [0], 2000);
+          if (ddEl && ddEl.data) Plotly.extendTraces(ddEl, { x: [[x]], y: [[-Number(msg.drawdown)]] }, [0], 2000);
+          if (pnlEl) pnlEl.dataset.points = String(Number(pnlEl.dataset.points || 0) + 1);
+        }
+        schedule();
+      } else if (msg.type === "fill" && fillsBody) {
+        var empty = fillsBody.querySelector(".empty-row");
+        if (empty) empty.remove();
+        var tr = document.createElement("tr");
+        tr.className = "new";
+        var t = new Date().toLocaleTimeString();
+        tr.innerHTML = "<td>" + t + '</td><td class="' + (msg.side === "buy" ? "bid" : "ask") + '">' + msg.side +
+          '</td><td class="r">' + msg.price + '</td><td class="r">' + msg.qty + '</td><td class="r"></td>';
+        fillsBody.insertBefore(tr, fillsBody.firstChild);
+        while (fillsBody.rows.length > 50) fillsBody.deleteRow(fillsBody.rows.length - 1);
+      } else if (msg.type === "state") {
+        var badge = document.querySelector("#bot-state .badge");
+        if (badge) { badge.textContent = msg.actual_state; badge.className = "badge state-" + msg.actual_state; }
+      }
+    });
+  });
+})();
