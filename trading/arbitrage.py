@@ -1,0 +1,256 @@
+"""Cross-venue arbitrage detection (pure: books and times in, opportunities out).
+
+Given the latest books of several venues quoting the same symbol, an opportunity is: buy on
+venue A (lift its asks), sell on venue B (hit its bids), at the same moment, as a taker on both
+legs. Per base unit walked, the marginal net is::
+
+    bid_B * (1 - taker_fee_B - discount_B) - ask_A * (1 + taker_fee_A + discount_A)
+
+where ``discount_X = discount_bps_per_second / 10,000 * age_X`` and ``age_X`` is the age of
+venue X's book (``now - book ts``) plus its measured order-entry latency: the older the picture
+and the slower the venue, the more the price may have moved before our order lands.
+
+The size is the largest at which every marginal unit still earns at least ``min_edge_bps``
+(walking both books level by level, so depth and slippage are taken into account), capped by
+``max_base``, rounded down to a size both venues accept. The exact figures for that size are
+then taken from :meth:`trading.book.OrderBook.cost_to_trade` on both books; the opportunity is
+reported only when its net profit is at least ``min_profit``.
+
+Prices of different venues may use different tick and lot sizes: arithmetic is exact with
+:class:`fractions.Fraction` on the instruments' decimal steps; results are ``Decimal`` (the
+discount, the only inexact figure, is rounded up to 1e-12 so the net is never overstated).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from fractions import Fraction
+
+from trading.book import OrderBook
+from trading.instruments import FEE_SCALE, Instrument, Side
+
+BPS = 10_000
+NS_PER_S = 1_000_000_000
+DISCOUNT_STEP = Decimal("1e-12")
+
+
+@dataclass(frozen=True)
+class VenueBook:
+    """The latest known book of one venue for the symbol.
+
+    ``ts`` is the book's time (ns); ``taker_fee_e8`` overrides the instrument's taker fee
+    (e.g. the fee observed by the observatory); ``latency_ns`` is the measured order-entry
+    latency to that venue.
+    """
+
+    venue: str
+    instrument: Instrument
+    book: OrderBook
+    ts: int
+    taker_fee_e8: int | None = None
+    latency_ns: int = 0
+
+    @property
+    def fee_e8(self) -> int:
+        return self.instrument.taker_fee_e8 if self.taker_fee_e8 is None else self.taker_fee_e8
+
+
+@dataclass(frozen=True)
+class ArbitrageConfig:
+    """Thresholds of the detector. Money in quote currency, sizes in base currency."""
+
+    min_profit: Decimal = Decimal(0)
+    min_edge_bps: Decimal = Decimal(0)
+    max_staleness_ns: int = 5 * NS_PER_S
+    discount_bps_per_second: Decimal = Decimal(1)
+    max_base: Decimal | None = None
+    depth_levels: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("min_profit", "min_edge_bps", "discount_bps_per_second"):
+            value = getattr(self, name)
+            if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+                raise ValueError(f"{name}: {value!r} is not accepted; give a Decimal >= 0")
+        if self.max_base is not None and (not isinstance(self.max_base, Decimal) or self.max_base <= 0):
+            raise ValueError(f"max_base: {self.max_base!r} is not accepted; give a Decimal > 0 or None")
+        for name in ("max_staleness_ns", "depth_levels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name}: {value!r} is not accepted; give a whole number > 0")
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    """Buy ``size`` on ``buy_venue`` and sell it on ``sell_venue``.
+
+    ``buy_price``/``sell_price`` are the top of each book (best ask / best bid);
+    ``buy_avg``/``sell_avg`` the averages over the walked levels. ``slippage`` is the cost of
+    walking both books beyond the top, ``fees`` the taker fees of both legs, ``discount`` the
+    staleness/latency allowance, so ``net_profit = (sell_price - buy_price) * size - fees -
+    slippage - discount`` exactly.
+    """
+
+    ts: int
+    symbol: str
+    buy_venue: str
+    sell_venue: str
+    size: Decimal
+    buy_price: Decimal
+    sell_price: Decimal
+    buy_avg: Decimal
+    sell_avg: Decimal
+    buy_cost: Decimal
+    sell_proceeds: Decimal
+    fees: Decimal
+    slippage: Decimal
+    discount: Decimal
+    net_profit: Decimal
+    gross_edge_bps: Decimal
+    net_edge_bps: Decimal
+    staleness_ns: int
+    latency_ns: int
+    buy_lots: int
+    sell_lots: int
+
+
+def _frac(d: Decimal) -> Fraction:
+    return Fraction(d)
+
+
+def _dec(f: Fraction, *, places: Decimal | None = None) -> Decimal:
+    """Exact Fraction -> Decimal when the denominator allows it, else rounded up to ``places``."""
+    value = Decimal(f.numerator) / Decimal(f.denominator)
+    if places is not None and Fraction(value) != f:
+        value = value.quantize(places, rounding=ROUND_CEILING)
+    return value
+
+
+def _lcm(a: Fraction, b: Fraction) -> Fraction:
+    """Smallest positive quantity that is a whole multiple of both ``a`` and ``b``."""
+    return Fraction(math.lcm(a.numerator, b.numerator), math.gcd(a.denominator, b.denominator))
+
+
+def _marginal_size(buy: VenueBook, sell: VenueBook, ages: tuple[int, int], config: ArbitrageConfig) -> Fraction:
+    """Base quantity over which every marginal unit earns at least ``min_edge_bps`` net."""
+    inst_a, inst_b = buy.instrument, sell.instrument
+    tick_a, lot_a = _frac(inst_a.tick_size), _frac(inst_a.lot_size)
+    tick_b, lot_b = _frac(inst_b.tick_size), _frac(inst_b.lot_size)
+    per_s = _frac(config.discount_bps_per_second) / BPS
+    cost_rate = 1 + Fraction(buy.fee_e8, FEE_SCALE) + per_s * Fraction(ages[0], NS_PER_S)
+    gain_rate = 1 - Fraction(sell.fee_e8, FEE_SCALE) - per_s * Fraction(ages[1], NS_PER_S)
+    min_edge = _frac(config.min_edge_bps) / BPS
+    _, asks = buy.book.top(config.depth_levels)
+    bids, _ = sell.book.top(config.depth_levels)
+    i = j = 0
+    left_a = _frac(asks[0][1] * lot_a) if asks else Fraction(0)
+    left_b = _frac(bids[0][1] * lot_b) if bids else Fraction(0)
+    size = Fraction(0)
+    while i < len(asks) and j < len(bids):
+        ask = asks[i][0] * tick_a
+        bid = bids[j][0] * tick_b
+        marginal = bid * gain_rate - ask * cost_rate
+        if marginal <= 0 or marginal < ask * min_edge:
+            break
+        step = min(left_a, left_b)
+        size += step
+        left_a -= step
+        left_b -= step
+        if left_a == 0:
+            i += 1
+            if i < len(asks):
+                left_a = asks[i][1] * lot_a
+        if left_b == 0:
+            j += 1
+            if j < len(bids):
+                left_b = bids[j][1] * lot_b
+    return size
+
+
+def evaluate_pair(
+    buy: VenueBook, sell: VenueBook, *, now_ns: int, config: ArbitrageConfig = ArbitrageConfig()
+) -> Opportunity | None:
+    """The opportunity of buying on ``buy`` and selling on ``sell`` now, or ``None``."""
+    if buy.venue == sell.venue:
+        return None
+    stale = (now_ns - buy.ts, now_ns - sell.ts)
+    if max(stale) > config.max_staleness_ns:
+        return None
+    best_ask, best_bid = buy.book.best_ask(), sell.book.best_bid()
+    if best_ask is None or best_bid is None:
+        return None
+    inst_a, inst_b = buy.instrument, sell.instrument
+    top_ask = best_ask * inst_a.tick_size
+    top_bid = best_bid * inst_b.tick_size
+    if top_bid <= top_ask:
+        return None
+    ages = (max(0, stale[0]) + buy.latency_ns, max(0, stale[1]) + sell.latency_ns)
+    size = _marginal_size(buy, sell, ages, config)
+    if config.max_base is not None:
+        size = min(size, _frac(config.max_base))
+    step = _lcm(_frac(inst_a.lot_size), _frac(inst_b.lot_size))
+    size = (size // step) * step
+    if size <= 0:
+        return None
+    lots_a = int(size / _frac(inst_a.lot_size))
+    lots_b = int(size / _frac(inst_b.lot_size))
+    filled_a, cost_ticks = buy.book.cost_to_trade(Side.BUY, lots_a)
+    filled_b, proceeds_ticks = sell.book.cost_to_trade(Side.SELL, lots_b)
+    if filled_a != lots_a or filled_b != lots_b:
+        return None  # the depth walked above is larger than the book: cannot happen unless racing
+    buy_cost = cost_ticks * inst_a.tick_size * inst_a.lot_size
+    sell_proceeds = proceeds_ticks * inst_b.tick_size * inst_b.lot_size
+    size_d = _dec(size)
+    fees = buy_cost * Decimal(buy.fee_e8) / FEE_SCALE + sell_proceeds * Decimal(sell.fee_e8) / FEE_SCALE
+    slippage = (buy_cost - top_ask * size_d) + (top_bid * size_d - sell_proceeds)
+    per_s = _frac(config.discount_bps_per_second) / BPS
+    discount = _dec(
+        per_s * (_frac(buy_cost) * Fraction(ages[0], NS_PER_S) + _frac(sell_proceeds) * Fraction(ages[1], NS_PER_S)),
+        places=DISCOUNT_STEP,
+    )
+    gross = (top_bid - top_ask) * size_d
+    net = gross - fees - slippage - discount
+    if net <= 0 or net < config.min_profit:
+        return None
+    notional = top_ask * size_d
+    return Opportunity(
+        ts=now_ns,
+        symbol=inst_a.symbol,
+        buy_venue=buy.venue,
+        sell_venue=sell.venue,
+        size=size_d,
+        buy_price=top_ask,
+        sell_price=top_bid,
+        buy_avg=buy_cost / size_d,
+        sell_avg=sell_proceeds / size_d,
+        buy_cost=buy_cost,
+        sell_proceeds=sell_proceeds,
+        fees=fees,
+        slippage=slippage,
+        discount=discount,
+        net_profit=net,
+        gross_edge_bps=gross / notional * BPS,
+        net_edge_bps=net / notional * BPS,
+        staleness_ns=max(0, max(stale)),
+        latency_ns=buy.latency_ns + sell.latency_ns,
+        buy_lots=lots_a,
+        sell_lots=lots_b,
+    )
+
+
+def find_opportunities(
+    books: Sequence[VenueBook], *, now_ns: int, config: ArbitrageConfig = ArbitrageConfig()
+) -> list[Opportunity]:
+    """Every profitable (buy venue, sell venue) pair among ``books``, best net profit first."""
+    found = []
+    for buy in books:
+        for sell in books:
+            if buy is sell:
+                continue
+            opportunity = evaluate_pair(buy, sell, now_ns=now_ns, config=config)
+            if opportunity is not None:
+                found.append(opportunity)
+    found.sort(key=lambda o: o.net_profit, reverse=True)
+    return found
