@@ -13,14 +13,19 @@ would have been filled:
   book changes at our level move the queue as the injected :mod:`trading.queue` model says.
 * Through: a trade printed at a price better than ours for the taker, or the opposite best
   crossing our price, fills the whole remainder at our price (maker).
-* Arrival: post-only orders that would cross are rejected (``post_only_would_cross``); IOC and
-  crossing GTC orders walk the book as takers up to their limit; IOC remainders are cancelled.
+* Arrival: post-only orders that would cross are rejected (``post_only_would_cross``), or with
+  ``post_only_reject=False`` slid to one tick inside the opposite best (reported as
+  ``OrderAmended``); IOC and crossing GTC orders walk the book as takers up to their limit; IOC
+  remainders are cancelled. Amendments keep queue priority only when the price is unchanged and
+  the size does not grow.
 * Races: a fill that happens before a cancel arrives is reported; the cancel then cancels the
   remainder, or is rejected with code ``already_filled``.
 * Fees: maker/taker rates from the instrument, exact integer cash units (negative = rebate).
 
-Deterministic: for a given latency model seed and input the output is identical. Our own orders
-never match each other (no self-trade simulation).
+Deterministic: the venue itself draws no random numbers; randomness lives in the injected models
+(``RecordedLatency(seed=...)``), so the same models, seeds and input give identical output.
+``seed`` is kept on the venue for reports. Our own orders never match each other (no self-trade
+simulation); ``reduce_only`` is the engine's business, not the venue's.
 """
 
 from __future__ import annotations
@@ -261,7 +266,8 @@ class SimulatedExchange:
             return
         tif = cmd.time_in_force
         crosses = self._would_cross(cmd.side, cmd.price)
-        if tif is TimeInForce.POST_ONLY and crosses and self.post_only_reject:
+        post_only = tif is TimeInForce.POST_ONLY
+        if post_only and crosses and self.post_only_reject:
             self._reject(ts, cid, "post_only_would_cross", "post_only_would_cross")
             return
         self._order_seq += 1
@@ -270,19 +276,22 @@ class SimulatedExchange:
         self.stats.qty_placed += cmd.qty
         self._orders[cid] = order
         self._emit(ts, OrderAccepted, cid, order.venue_order_id)
-        if crosses and tif is not TimeInForce.POST_ONLY:
-            self._take(order, ts)
-        if order.leaves <= 0:
-            return
+        if crosses:
+            if post_only:
+                # post_only_reject=False: the venue slides the order to the best price that
+                # does not cross (one tick inside the opposite best) and says so.
+                book = self.book
+                order.price = book.best_ask() - 1 if order.side is BUY else book.best_bid() + 1  # type: ignore[operator]
+                self._emit(ts, OrderAmended, cid, order.price, order.qty)
+            else:
+                self._take(order, ts)
+                if order.leaves <= 0:
+                    return
         if tif is TimeInForce.IOC:
             self._close(order, OrderStatus.CANCELLED)
             self._emit(ts, OrderCancelled, cid, "ioc remainder not filled")
             return
-        # POST_ONLY with post_only_reject=False that would cross rests at its price anyway and
-        # is filled by the book-through check below.
         self._resting.add(order, self.book.qty_at(order.side, order.price))
-        if self._would_cross(order.side, order.price):
-            self._fill(order, order.leaves, order.price, True, ts)
 
     def _take(self, order: SimOrder, ts: int) -> None:
         """Walk the opposite side as a taker up to the order's limit."""
@@ -290,6 +299,10 @@ class SimulatedExchange:
         opposite = order.side.opposite
         bids, asks = book.top(50)
         levels = asks if order.side is BUY else bids
+        if len(levels) == 50:
+            within = levels[-1][0] <= order.price if order.side is BUY else levels[-1][0] >= order.price
+            if within:  # a big order: walk the whole side
+                levels = book.levels(opposite)
         for price, qty in levels:
             if (order.side is BUY and price > order.price) or (order.side is SELL and price < order.price):
                 break
@@ -333,16 +346,18 @@ class SimulatedExchange:
             return
         self.stats.amends_sent += 1
         keeps_priority = cmd.price == order.price and cmd.qty <= order.qty
+        queue_ahead = order.queue_ahead
         self._resting.remove(order)
         self.stats.qty_placed += max(cmd.qty - order.qty, 0)
         order.price, order.qty = cmd.price, cmd.qty
-        queue_ahead = order.queue_ahead
+        self._emit(ts, OrderAmended, cid, cmd.price, cmd.qty)
+        if self._would_cross(order.side, order.price):  # a GTC order repriced through the book
+            self._take(order, ts)
+            if order.leaves <= 0:
+                return
         self._resting.add(order, self.book.qty_at(order.side, order.price))
         if keeps_priority:
             order.queue_ahead = queue_ahead
-        self._emit(ts, OrderAmended, cid, cmd.price, cmd.qty)
-        if self._would_cross(order.side, order.price):
-            self._fill(order, order.leaves, order.price, True, ts)
 
     # -------------------------------------------------------------------------------------
     # Venue internals: fills

@@ -287,3 +287,28 @@ def test_bad_latency_and_queue_parameters_are_rejected_naming_the_field():
         ProbQueueModel(power=0)
     with pytest.raises(TypeError, match="command"):
         make_exchange().submit("buy", 0)
+
+
+def test_post_only_that_would_cross_slides_inside_the_book_when_rejects_are_off():
+    ex = make_exchange(post_only_reject=False)
+    events = place(ex, "b1", Side.BUY, 1003, 1)
+    assert [type(e) for e in events] == [OrderAccepted, OrderAmended]
+    assert events[1].price == 1000  # one tick under the best ask 1001
+    assert ex.order("b1").price == 1000 and fills(events) == []
+
+
+def test_big_ioc_walks_past_the_first_fifty_levels():
+    ex = SimulatedExchange(make_instrument())
+    ex.on_market(BookSnapshot(ts=0, bids=((999, 1),), asks=tuple((1000 + i, 1) for i in range(80))))
+    events = place(ex, "t1", Side.BUY, 1069, 100, tif=TimeInForce.IOC)
+    assert sum(f.qty for f in fills(events)) == 70
+    assert max(f.price for f in fills(events)) == 1069
+
+
+def test_amend_through_the_book_of_a_gtc_order_takes_liquidity():
+    ex = make_exchange()
+    place(ex, "g1", Side.BUY, 999, 3, tif=TimeInForce.GTC)
+    ex.submit(AmendOrder("g1", 1001, 3), 2)
+    events = ex.advance(2)
+    assert [type(e) for e in events] == [OrderAmended, OrderFilled]
+    assert [(f.price, f.qty, f.liquidity) for f in fills(events)] == [(1001, 3, Liquidity.TAKER)]
