@@ -114,6 +114,26 @@ class Opportunity:
     latency_ns: int
     buy_lots: int
     sell_lots: int
+    buy_limit: Decimal  # worst ask walked: the buy leg's IOC limit price
+    sell_limit: Decimal  # worst bid walked: the sell leg's IOC limit price
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Outcome of sending both legs of an opportunity as IOC taker orders at their limits.
+
+    ``profit`` is ``sell_proceeds - buy_cost - fees`` plus any unhedged remainder (one leg
+    filled more than the other) valued where it can be closed: bought base at the buy venue's
+    best bid, sold base at the sell venue's best ask (0 when that side is empty).
+    """
+
+    bought: Decimal
+    sold: Decimal
+    buy_cost: Decimal
+    sell_proceeds: Decimal
+    fees: Decimal
+    unhedged_value: Decimal
+    profit: Decimal
 
 
 def _frac(d: Decimal) -> Fraction:
@@ -214,6 +234,8 @@ def evaluate_pair(
     net = gross - fees - slippage - discount
     if net <= 0 or net < config.min_profit:
         return None
+    worst_ask = _worst_price(buy.book, Side.BUY, lots_a)
+    worst_bid = _worst_price(sell.book, Side.SELL, lots_b)
     notional = top_ask * size_d
     return Opportunity(
         ts=now_ns,
@@ -237,6 +259,72 @@ def evaluate_pair(
         latency_ns=buy.latency_ns + sell.latency_ns,
         buy_lots=lots_a,
         sell_lots=lots_b,
+        buy_limit=worst_ask * inst_a.tick_size,
+        sell_limit=worst_bid * inst_b.tick_size,
+    )
+
+
+def _worst_price(book: OrderBook, side: Side, lots: int) -> int:
+    """The last level a taker of ``lots`` on ``side`` reaches (asks for BUY, bids for SELL)."""
+    bids, asks = book.top(1_000_000)
+    left = lots
+    worst = 0
+    for level_price, qty in asks if side is Side.BUY else bids:
+        worst = level_price
+        left -= qty
+        if left <= 0:
+            break
+    return worst
+
+
+def _ioc_fill(book: OrderBook, side: Side, lots: int, limit_ticks: int) -> tuple[int, int]:
+    """Lots filled and sum(price * lots) of an IOC taker order limited at ``limit_ticks``."""
+    bids, asks = book.top(1_000_000)
+    filled = cost = 0
+    for price, qty in asks if side is Side.BUY else bids:
+        if (side is Side.BUY and price > limit_ticks) or (side is Side.SELL and price < limit_ticks):
+            break
+        take = min(qty, lots - filled)
+        filled += take
+        cost += take * price
+        if filled == lots:
+            break
+    return filled, cost
+
+
+def execute_ioc(opportunity: Opportunity, buy: VenueBook, sell: VenueBook) -> Execution:
+    """Paper-execute ``opportunity`` against the books as they are when the orders land
+    (``buy``/``sell`` should be read after the venues' latency): each leg is an IOC taker order
+    of the detected size at the detected limit price, filled by walking the book."""
+    inst_a, inst_b = buy.instrument, sell.instrument
+    limit_a = inst_a.ticks(opportunity.buy_limit, side=Side.BUY)
+    limit_b = inst_b.ticks(opportunity.sell_limit, side=Side.SELL)
+    lots_a, ticks_a = _ioc_fill(buy.book, Side.BUY, opportunity.buy_lots, limit_a)
+    lots_b, ticks_b = _ioc_fill(sell.book, Side.SELL, opportunity.sell_lots, limit_b)
+    bought, sold = inst_a.quantity(lots_a), inst_b.quantity(lots_b)
+    buy_cost = ticks_a * inst_a.tick_size * inst_a.lot_size
+    sell_proceeds = ticks_b * inst_b.tick_size * inst_b.lot_size
+    fees = buy_cost * Decimal(buy.fee_e8) / FEE_SCALE + sell_proceeds * Decimal(sell.fee_e8) / FEE_SCALE
+    rest = bought - sold
+    unhedged = Decimal(0)
+    if rest > 0:
+        bid = buy.book.best_bid()
+        unhedged = (
+            rest * bid * inst_a.tick_size * (1 - Decimal(buy.fee_e8) / FEE_SCALE) if bid is not None else Decimal(0)
+        )
+    elif rest < 0:
+        ask = sell.book.best_ask()
+        unhedged = (
+            rest * ask * inst_b.tick_size * (1 + Decimal(sell.fee_e8) / FEE_SCALE) if ask is not None else Decimal(0)
+        )
+    return Execution(
+        bought=bought,
+        sold=sold,
+        buy_cost=buy_cost,
+        sell_proceeds=sell_proceeds,
+        fees=fees,
+        unhedged_value=unhedged,
+        profit=sell_proceeds - buy_cost - fees + unhedged,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from trading.arbitrage import ArbitrageConfig, VenueBook, evaluate_pair, find_opportunities
+from trading.arbitrage import ArbitrageConfig, VenueBook, evaluate_pair, execute_ioc, find_opportunities
 from trading.book import OrderBook
 from trading.events import BookSnapshot
 from trading.instruments import Instrument
@@ -120,3 +120,28 @@ def test_no_opportunity_when_books_do_not_cross():
     a = venue("a", [("99", "1")], [("100", "1")])
     b = venue("b", [("99.5", "1")], [("100.5", "1")])
     assert find_opportunities([a, b], now_ns=NOW) == []
+
+
+def test_paper_execution_on_unchanged_books_realizes_the_detected_profit():
+    a = venue("a", [("99", "1")], [("100", "1"), ("100.5", "1")], inst=NO_FEE)
+    b = venue("b", [("102", "1.5")], [("103", "1")], inst=NO_FEE)
+    opp = evaluate_pair(a, b, now_ns=NOW, config=NO_DISCOUNT)
+    assert opp.buy_limit == Decimal("100.5") and opp.sell_limit == Decimal("102")
+    done = execute_ioc(opp, a, b)
+    assert done.bought == done.sold == opp.size
+    assert done.profit == opp.net_profit
+
+
+def test_paper_execution_after_the_market_moved_fills_less_and_values_the_unhedged_rest():
+    a = venue("a", [("99", "1")], [("100", "1"), ("100.5", "1")])
+    b = venue("b", [("102", "1.5")], [("103", "1")])
+    opp = evaluate_pair(a, b, now_ns=NOW, config=NO_DISCOUNT)
+    # by the time the orders land, the sell venue's bid dropped to 101 for 0.5 and then 100
+    b_later = venue("b", [("101", "0.5"), ("100", "5")], [("103", "1")])
+    done = execute_ioc(opp, a, b_later)
+    assert done.bought == Decimal("1.5") and done.sold == Decimal(0)
+    fee = Decimal("0.0005")
+    expected_cost = Decimal("150.25")
+    unhedged = Decimal("1.5") * Decimal("99") * (1 - fee)
+    assert done.profit == -expected_cost - expected_cost * fee + unhedged
+    assert done.profit < opp.net_profit
