@@ -55,6 +55,11 @@ class Order(models.Model):
     time_in_force = models.CharField(max_length=4, choices=TimeInForce.choices, default=TimeInForce.GTC)
     post_only = models.BooleanField(default=False)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    acked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when the venue acknowledged the place (order-entry latency = acked_at - created)",
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     updated = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
