@@ -124,7 +124,14 @@ class CcxtGateway:
             await self.limiter.acquire(cost)
             return await call()
 
-        return await retry(what, limited, self.policy, venue=self.venue, before_retry=lookup)
+        limited_lookup = None
+        if lookup is not None:
+
+            async def limited_lookup(attempt: int, exc: BaseException | None) -> Any:
+                await self.limiter.acquire(cost)
+                return await lookup(attempt, exc)
+
+        return await retry(what, limited, self.policy, venue=self.venue, before_retry=limited_lookup)
 
     async def instrument(self, symbol: str) -> Instrument:
         """The instrument for ``symbol`` (markets cached)."""

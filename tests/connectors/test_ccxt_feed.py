@@ -291,3 +291,29 @@ async def test_temporary_rest_errors_back_off_with_seeded_jitter_and_recover(fak
     assert book.sequence == int(ob["httpResponse"]["lastUpdateId"])
     assert feed.stats.reconnects == 2
     assert set(feed.stats.errors) <= {"ExchangeNotAvailable", "DDoSProtection", "RateLimitExceeded"}
+
+
+async def test_usdm_futures_book_follows_the_pu_chain_from_the_recorded_frames(fake, fixed_clock) -> None:
+    c = case("ws", "binance", "watchOrderBook", "linear swap orderbook with pu continuity chain")
+    fake.route("GET", "/fapi/v1/depth", c["httpResponse"])
+    fake.ws_sessions = [depth_frames(c)]
+    ex = make_exchange("binance", markets=binance_markets(), http_base=fake.http_base)
+    inst = instrument_from_market(binance_markets()["BTC/USDT:USDT"], precision_mode=TICK_SIZE)
+    feed = CcxtFeed(
+        ex,
+        inst,
+        trades=False,
+        clock_ns=fixed_clock,
+        validator=FeedValidator(inst, max_staleness_ns=10**12),
+        backoff=Backoff(base_s=0.01, rng=random.Random(7)),
+    )
+    await feed.connect()
+    try:
+        books = await collect_until(feed, lambda b: b.sequence == 110)
+    finally:
+        await feed.close()
+    expected = c["parsedResponse"]
+    assert books[-1].bids == tuple((inst.ticks(repr(p)), inst.lots(repr(q))) for p, q in expected["bids"])
+    assert books[-1].asks == tuple((inst.ticks(repr(p)), inst.lots(repr(q))) for p, q in expected["asks"])
+    assert books[-1].bids[0] == (640_000, 1_200)  # tick 0.1, lot 0.001
+    assert fake.calls("GET", "/fapi/v1/depth")[0].query["symbol"] == "BTCUSDT"

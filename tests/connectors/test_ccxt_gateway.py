@@ -279,3 +279,25 @@ def drain_now(gw: CcxtGateway) -> list:
     while not q.empty():
         out.append(q.get_nowait())  # includes the end-of-stream marker, which is no event
     return out
+
+
+async def test_every_rest_call_takes_from_the_account_rate_limiter_first(fake, venue) -> None:
+    class CountingLimiter:
+        def __init__(self) -> None:
+            self.acquired = 0
+
+        async def acquire(self, cost: float = 1) -> None:
+            self.acquired += cost
+
+    venue.faults = ["429"]
+    gw = make_gateway(fake)
+    gw.limiter = CountingLimiter()
+    await gw.connect()
+    try:
+        await gw.place(SYMBOL, quote())
+        await gw.fetch_open_orders(SYMBOL)
+        await gw.fetch_balances()
+    finally:
+        await gw.close()
+    # load markets, the refused create, the lookup, the create, open orders, balance
+    assert gw.limiter.acquired == len(fake.requests) + 1 == 6
