@@ -113,6 +113,32 @@ def ours_run(events: list, instrument):
     return time.perf_counter() - t0, result
 
 
+def ours_stub_run(events: list, instrument) -> float:
+    """The backtester and venue alone: an engine stub that only keeps the shared book."""
+    from trading.backtest import Backtest
+    from trading.book import OrderBook
+    from trading.events import BookDelta, BookSnapshot
+    from trading.fillsim import SimulatedExchange
+    from trading.portfolio import Portfolio
+
+    class BookOnlyEngine:
+        def __init__(self) -> None:
+            self.book = OrderBook()
+            self.portfolio = Portfolio(instrument)
+
+        def on_event(self, event):
+            kind = type(event)
+            if kind is BookDelta:
+                self.book.apply_delta(event)
+            elif kind is BookSnapshot:
+                self.book.apply_snapshot(event)
+            return []
+
+    t0 = time.perf_counter()
+    Backtest(BookOnlyEngine(), events, SimulatedExchange(instrument), timer_interval_ns=INTERVAL_NS).run()
+    return time.perf_counter() - t0
+
+
 # ---------------------------------------------------------------------------------------------
 # hftbacktest
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +267,11 @@ def main() -> None:
         f"ours: parse {parse_s:.2f} s ({len(events):,} events); backtest run1 {runs[0][0]:.3f} s, "
         f"best of next {args.repeat} {ours_steady:.3f} s -> {messages / ours_steady:,.0f} msg/s steady; "
         f"orders {result.orders_placed}, fills {result.fill_count}, position {result.final_position} lots"
+    )
+    stub_s = min(ours_stub_run(events, instrument) for _ in range(args.repeat))
+    print(
+        f"ours, where the time goes: book + venue + backtest loop with an engine stub {stub_s:.3f} s; "
+        f"engine (strategy, risk, OMS, portfolio) the other {max(ours_steady - stub_s, 0):.3f} s"
     )
 
     with tempfile.TemporaryDirectory() as tmp:
