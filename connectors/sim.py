@@ -9,6 +9,7 @@
 - :class:`SimFeed` is one venue's :class:`trading.ports.MarketDataFeed` view of a SimMarket.
 - :func:`single_venue_market` / :func:`multi_venue_market` build markets from the
   Avellaneda-Stoikov stream and from ``trading.synthetic.multivenue``, reproducible by seed.
+  Both run forever.
 
 Clock and sleep are injectable; tests run at full speed with a fake clock.
 """
@@ -18,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from connectors.feed_support import EventQueue, FeedCounters
-from trading.events import BookSnapshot, MarketEvent
+from trading.events import BookDelta, BookSnapshot, MarketEvent
 from trading.instruments import Instrument
 from trading.ports import FeedHealth
 
@@ -127,8 +128,15 @@ class SimFeed:
             self._queue.close()
 
     async def events(self) -> AsyncIterator[MarketEvent]:
+        """The venue's events; book deltas before the first snapshot are skipped (counted)."""
+        have_book = False
         async for event in self._queue.iterate():
             self.stats.received += 1
+            if isinstance(event, BookSnapshot):
+                have_book = True
+            elif isinstance(event, BookDelta) and not have_book:
+                self.stats.reject("waiting_for_snapshot")
+                continue
             self.stats.emitted += 1
             self.stats.last_event_ns = event.ts
             yield event
@@ -172,15 +180,20 @@ def single_venue_market(
 
 
 def multi_venue_market(
-    instrument: Instrument, venues: list[str], *, seed: int = 0, speed: float = 1.0, **kwargs: Any
+    instrument: Instrument,
+    venues: Sequence[str | Any],
+    *,
+    seed: int = 0,
+    speed: float = 1.0,
+    snapshot_every: int = 50,
+    **kwargs: Any,
 ) -> SimMarket:
-    """Several correlated venues from ``trading.synthetic.multivenue`` (one generator, one seed).
+    """Several correlated venues from :class:`trading.synthetic.multivenue.MultiVenueMarket`
+    (one generator, one seed). ``venues`` are names or ``multivenue.VenueSpec``; a snapshot every
+    ``snapshot_every`` steps lets a feed that joins late build its book."""
+    from trading.synthetic.multivenue import MultiVenueMarket, VenueSpec
 
-    The generator is expected to yield ``(venue, event)`` pairs in time order."""
-    try:
-        from trading.synthetic import multivenue
-    except ImportError as exc:
-        raise RuntimeError("trading.synthetic.multivenue is not available; multi-venue sim markets need it") from exc
     clock_kwargs = {k: kwargs.pop(k) for k in ("clock_ns", "sleep") if k in kwargs}
-    source = multivenue.event_stream(instrument, venues=venues, seed=seed, **kwargs)
-    return SimMarket(source, speed=speed, **clock_kwargs)
+    specs = [v if isinstance(v, VenueSpec) else VenueSpec(name=str(v)) for v in venues]
+    generator = MultiVenueMarket(instrument, specs, seed=seed, snapshot_every=snapshot_every, **kwargs)
+    return SimMarket(iter(generator), speed=speed, **clock_kwargs)

@@ -113,3 +113,45 @@ async def test_single_venue_market_runs_past_the_model_horizon_without_a_price_j
     mids = [(b.bids[0][0] + b.asks[0][0]) / 2 for b in books]
     # one step moves the mid by sigma*sqrt(dt) = 0.14 (14 ticks): never a reset back to s0
     assert max(abs(b - a) for a, b in itertools.pairwise(mids)) <= 16
+
+
+async def test_multi_venue_market_feeds_are_correlated_and_reproducible() -> None:
+    from connectors.sim import multi_venue_market
+
+    async def run(seed: int) -> tuple[list, list]:
+        market = multi_venue_market(SIM_INSTRUMENT, ["lead", "lag"], seed=seed, speed=0)
+        lead, lag = SimFeed(market, "lead", SIM_INSTRUMENT), SimFeed(market, "lag", SIM_INSTRUMENT)
+        await lead.connect()
+        await lag.connect()
+        got = await asyncio.wait_for(asyncio.gather(take(lead, 300), take(lag, 300)), 10)
+        await lead.close()
+        await lag.close()
+        return got
+
+    a_lead, a_lag = await run(1)
+    b_lead, b_lag = await run(1)
+
+    def shape(events: list) -> list:
+        return [(type(e).__name__, e.ts - events[0].ts, getattr(e, "price", None)) for e in events]
+
+    assert shape(a_lead) == shape(b_lead) and shape(a_lag) == shape(b_lag)
+    assert isinstance(a_lead[0], BookSnapshot) and isinstance(a_lag[0], BookSnapshot)
+    first_mid = {name: (evs[0].bids[0][0] + evs[0].asks[0][0]) / 2 for name, evs in (("lead", a_lead), ("lag", a_lag))}
+    # one latent price: both venues start within a few ticks of each other
+    assert abs(first_mid["lead"] - first_mid["lag"]) <= 5
+
+
+async def test_factory_builds_several_correlated_sim_venues_on_one_generator() -> None:
+    from connectors.venues import VenueFactory, VenueSpec
+
+    factory = VenueFactory()
+    options = {"seed": 2, "speed": 0, "venues": ["sim-a", "sim-b"]}
+    a = await factory.feed(VenueSpec("sim", "sim-a", options=options))
+    b = await factory.feed(VenueSpec("sim", "sim-b", options=options))
+    assert a.market is b.market
+    await a.connect()
+    await b.connect()
+    got_a, got_b = await asyncio.wait_for(asyncio.gather(take(a, 50), take(b, 50)), 10)
+    await a.close()
+    await b.close()
+    assert got_a and got_b and got_a != got_b
