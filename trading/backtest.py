@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trading.book import OrderBook
@@ -30,7 +31,7 @@ from trading.events import (
     Timer,
 )
 from trading.fillsim import SimulatedExchange
-from trading.instruments import Side
+from trading.instruments import Instrument, Side
 from trading.metrics import (
     InventoryStats,
     QuotingStats,
@@ -314,6 +315,76 @@ class Backtest:
             quoting=self._tracker.quoting(),
             notes=notes,
         )
+
+
+def result_records(result: BacktestResult, instrument: Instrument) -> dict[str, Any]:
+    """The result as JSON-ready records for storage and display, money in quote currency.
+
+    Returns ``{"metrics": {...}, "pnl_decomposition": {...}, "equity_curve": [[ts_ms, equity],
+    ...], "fills": [{ts, side, price, qty, fee, liquidity}, ...]}``. Amounts are exact decimal
+    strings (prices and quote amounts in quote currency, quantities in base); fill ``ts`` is a
+    timezone-aware ``datetime`` (UTC); ratios are floats.
+    """
+    cash = instrument.cash
+    pnl = result.pnl
+    inventory = result.inventory
+    quoting = result.quoting
+    lot = instrument.lot_size
+    metrics = {
+        "events": result.events,
+        "start_ts_ms": result.first_ts // 1_000_000,
+        "end_ts_ms": result.last_ts // 1_000_000,
+        "cancelled": result.cancelled,
+        "total_pnl": str(cash(pnl.total)),
+        "sharpe": result.sharpe,
+        "sharpe_annualisation": f"sqrt(365 days / {result.equity_sample_ns / 1e9:g} s returns)",
+        "max_drawdown": str(cash(result.max_drawdown)),
+        "max_drawdown_fraction": result.max_drawdown_fraction,
+        "fill_ratio": result.fill_ratio,
+        "fills": result.fill_count,
+        "filled_qty": str(instrument.quantity(result.filled_qty)),
+        "placed_qty": str(instrument.quantity(result.placed_qty)),
+        "orders_placed": result.orders_placed,
+        "cancels_sent": result.cancels_sent,
+        "amends_sent": result.amends_sent,
+        "rejects": result.rejects,
+        "final_position": str(instrument.quantity(result.final_position)),
+        "inventory_mean": inventory.mean * float(lot),
+        "inventory_std": inventory.std * float(lot),
+        "inventory_min": str(instrument.quantity(inventory.min)),
+        "inventory_max": str(instrument.quantity(inventory.max)),
+        "inventory_time_weighted_mean": inventory.time_weighted_mean * float(lot),
+        "quote_uptime": quoting.quote_uptime,
+        "bid_at_top": quoting.bid_at_top,
+        "ask_at_top": quoting.ask_at_top,
+        "time_at_top": quoting.time_at_top,
+    }
+    decomposition = {
+        "total": str(cash(pnl.total)),
+        "spread_capture": str(cash(pnl.spread_capture)),
+        "inventory_pnl": str(cash(pnl.inventory_pnl)),
+        "fees": str(cash(pnl.fees)),
+        "realized": str(cash(pnl.realized)),
+        "unrealized": str(cash(pnl.unrealized)),
+    }
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    fills = [
+        {
+            "ts": epoch + timedelta(microseconds=f.ts // 1000),
+            "side": "buy" if f.side is Side.BUY else "sell",
+            "price": str(instrument.price(f.price)),
+            "qty": str(instrument.quantity(f.qty)),
+            "fee": str(cash(f.fee)),
+            "liquidity": f.liquidity.value,
+        }
+        for f in result.fills
+    ]
+    return {
+        "metrics": metrics,
+        "pnl_decomposition": decomposition,
+        "equity_curve": [[ts // 1_000_000, str(cash(e))] for ts, e in result.equity_curve],
+        "fills": fills,
+    }
 
 
 def _len_or_none(events: Iterable[Event]) -> int | None:

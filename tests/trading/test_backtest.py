@@ -152,3 +152,27 @@ def test_backtest_runs_on_a_synthetic_venue_with_chained_deltas():
     assert engine.book_ok and engine.book.is_synced
     assert result.fill_count > 0
     assert result.quoting.quote_uptime > 0.9
+
+
+def test_records_are_json_ready_and_exact():
+    import json
+    from datetime import UTC
+    from decimal import Decimal
+
+    from trading.backtest import result_records
+
+    result = make_backtest().run()
+    records = result_records(result, INSTRUMENT)
+    metrics = records["metrics"]
+    assert Decimal(metrics["total_pnl"]) == INSTRUMENT.cash(result.pnl.total)
+    pnl = records["pnl_decomposition"]
+    assert Decimal(pnl["total"]) == Decimal(pnl["spread_capture"]) + Decimal(pnl["inventory_pnl"]) - Decimal(
+        pnl["fees"]
+    )
+    assert len(records["fills"]) == result.fill_count
+    first = records["fills"][0]
+    assert first["side"] in ("buy", "sell") and first["liquidity"] == "maker"
+    assert first["ts"].tzinfo is UTC
+    assert Decimal(first["fee"]) < 0  # rebate
+    assert records["equity_curve"][0][0] == result.equity_curve[0][0] // 1_000_000
+    json.dumps({k: v for k, v in records.items() if k != "fills"})
