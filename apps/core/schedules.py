@@ -28,4 +28,9 @@ DEFAULT_SCHEDULES: list[dict] = [
         "task": "workers.housekeeping.run",
         "every_seconds": 600,
     },
+    {
+        "name": "Arbitrage tracker: scan the latest books of every venue per symbol",
+        "task": "workers.arbitrage.scan",
+        "every_seconds": 1,
+    },
 ]
