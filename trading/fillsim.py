@@ -102,6 +102,8 @@ class SimulatedExchange:
         self.seed = seed
         self.book = book if book is not None else OrderBook()
         self.gaps = 0  # deltas dropped because updates were missing
+        self.bad_events = 0  # market events skipped because the book refused them
+        self.bad_event_samples: list[str] = []  # the first few, readable
         self.stats = ExchangeStats()
         self._prefix = venue_prefix
         self._keep_closed = keep_closed
@@ -411,12 +413,21 @@ class SimulatedExchange:
         book = self.book
         resting = self._resting
         before = [(side, price, book.qty_at(side, price)) for side in (BUY, SELL) for price in resting.prices(side)]
-        book.apply_snapshot(event)
+        try:
+            book.apply_snapshot(event)
+        except ValueError as exc:
+            self._bad_event(event, exc)
+            return
         self._has_depth = True
         if resting.count:
             for side, price, prev_qty in before:
                 resting.level_changed(side, price, prev_qty, book.qty_at(side, price))
             self._fill_crossed(event.ts)
+
+    def _bad_event(self, event: Event, exc: Exception) -> None:
+        self.bad_events += 1
+        if len(self.bad_event_samples) < 20:
+            self.bad_event_samples.append(f"{type(event).__name__} at {event.ts}: {exc}")
 
     def _on_delta(self, event: BookDelta) -> None:
         book = self.book
@@ -439,6 +450,9 @@ class SimulatedExchange:
             # Updates are missing: the book is unknown until the next snapshot, so it cannot
             # fill anything; whoever owns the feed resyncs.
             self.gaps += 1
+            return
+        except ValueError as exc:  # e.g. a negative size: skip the event, keep the venue running
+            self._bad_event(event, exc)
             return
         self._has_depth = True
         if resting.count:

@@ -312,3 +312,12 @@ def test_amend_through_the_book_of_a_gtc_order_takes_liquidity():
     events = ex.advance(2)
     assert [type(e) for e in events] == [OrderAmended, OrderFilled]
     assert [(f.price, f.qty, f.liquidity) for f in fills(events)] == [(1001, 3, Liquidity.TAKER)]
+
+
+def test_a_malformed_book_event_is_skipped_and_counted_not_fatal():
+    ex = make_exchange()
+    place(ex, "b1", Side.BUY, 1000, 1)
+    assert ex.on_market(BookDelta(ts=2, bids=((1000, -3),), asks=())) == []
+    assert ex.bad_events == 1 and "BookDelta" in ex.bad_event_samples[0]
+    filled = fills(ex.on_market(TradeTick(ts=3, price=999, qty=1, aggressor=Side.SELL)))
+    assert [f.qty for f in filled] == [1]
