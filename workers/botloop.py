@@ -105,10 +105,9 @@ class BotRunner:
         host = self.host
         try:
             setup = await host.db.call(records.bot_setup, self.bot_id)
-        except Exception as exc:
-            await host.db.call(records.bot_state_set, self.bot_id, "error", f"cannot load the bot: {exc}")
-            await host.release_bot(self.bot_id)
-            raise StopLoop(str(exc)) from exc
+        except Exception as exc:  # database trouble: try again shortly (any host)
+            host.retry_later(self.bot_id, 5.0)
+            raise StopLoop(f"cannot load the bot, retrying: {exc}") from exc
         self.setup = setup
         inst = setup.instrument
         if setup.account_kind != "paper":

@@ -62,6 +62,7 @@ class Host:
         self.stream_ids: dict[str, bytes] = {}
         self.feed_latency_ns: deque[int] = deque(maxlen=20000)
         self._wanted_feeds: set[str] = set()
+        self._retry_after: dict[int, float] = {}
         self._stop = asyncio.Event()
         self._thread: threading.Thread | None = None
         self._reader_wake: asyncio.Event | None = None
@@ -153,7 +154,8 @@ class Host:
                     self._start_feed(venue, symbol, lease)
         if self.run_bots:
             wanted = [int(b) for b in await redis.smembers(keys.bots_wanted())]
-            free = [b for b in wanted if b not in self.bots]
+            now = time.monotonic()
+            free = [b for b in wanted if b not in self.bots and self._retry_after.get(b, 0) <= now]
             random.shuffle(free)
             if free and self.bots:
                 # A busier host waits a little, so new bots spread over the live hosts.
@@ -178,6 +180,10 @@ class Host:
         loop = FeedLoop(self, venue, symbol, lease)
         self.feeds[(venue, symbol)] = loop
         self.feed_tasks[(venue, symbol)] = asyncio.create_task(loop.run(), name=f"feed-{venue}-{symbol}")
+
+    def retry_later(self, bot_id: int, seconds: float) -> None:
+        """Do not claim this bot again for a while (it failed to start here)."""
+        self._retry_after[bot_id] = time.monotonic() + seconds
 
     def feed_wanted(self, venue: str, symbol: str) -> bool:
         return f"{venue}|{symbol}" in self._wanted_feeds

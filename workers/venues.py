@@ -35,10 +35,10 @@ def build_feed(venue: str, instrument: Instrument, *, speed: float = 1.0):
                 f"venue: no recording for {venue} {instrument.symbol}; accepted: "
                 + ", ".join(f"{v} {s}" for v, s in REPLAY_RECORDINGS)
             )
-        feed = ReplayFeed.from_recording(recording, speed=speed)
-        feed.validator = FeedValidator(feed.instrument, max_staleness_ns=60_000_000_000)
-        feed.stats = feed.validator.stats
-        return feed
+        from connectors.binance_recording import RECORDINGS
+
+        validator = FeedValidator(RECORDINGS[recording].instrument, max_staleness_ns=60_000_000_000)
+        return ReplayFeed.from_recording(recording, speed=speed, validator=validator)
     if kind == "sim":
         from workers.simvenue import SimFeed
 

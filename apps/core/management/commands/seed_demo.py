@@ -21,21 +21,39 @@ DEMO_BOTS = (
         "Paper Binance replay",
         "BTC/USDT",
         "fixed_spread",
-        {"order_amount": "0.001", "bid_spread": "0.0002", "ask_spread": "0.0002", "order_levels": 2},
+        {
+            "order_amount": "0.001",
+            "bid_spread": "0.0001",
+            "ask_spread": "0.0001",
+            "order_levels": 2,
+            "refresh_tolerance": "0.00005",
+        },
     ),
     (
         "BTC sim alpha",
         "Paper sim alpha",
         "BTC/USDT",
         "fixed_spread",
-        {"order_amount": "0.01", "bid_spread": "0.0001", "ask_spread": "0.0001", "order_levels": 2},
+        {
+            "order_amount": "0.01",
+            "bid_spread": "0.0001",
+            "ask_spread": "0.0001",
+            "order_levels": 2,
+            "refresh_tolerance": "0.0001",
+        },
     ),
     (
         "BTC sim beta",
         "Paper sim beta",
         "BTC/USDT",
         "fixed_spread",
-        {"order_amount": "0.01", "bid_spread": "0.0001", "ask_spread": "0.0001", "order_levels": 2},
+        {
+            "order_amount": "0.01",
+            "bid_spread": "0.0001",
+            "ask_spread": "0.0001",
+            "order_levels": 2,
+            "refresh_tolerance": "0.0001",
+        },
     ),
 )
 DEMO_RISK = {"daily_loss_limit": "2000", "max_drawdown": "3000", "max_position_base": "0.5"}
