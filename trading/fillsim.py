@@ -61,7 +61,6 @@ from trading.queue import QueueModel, RestingOrders, RiskAverseQueueModel, SimOr
 
 BUY = Side.BUY
 SELL = Side.SELL
-_LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
 
 @dataclass(slots=True)
@@ -81,7 +80,11 @@ class ExchangeStats:
 
 
 class SimulatedExchange:
-    """A venue that fills our orders from the market events it is fed (see the module docstring)."""
+    """A venue that fills our orders from the market events it is fed (see the module docstring).
+
+    ``latency`` defaults to no delay and ``queue`` (alias ``queue_model``) to the risk-averse
+    model. ``book`` lets a backtest share one order book between venue and engine.
+    """
 
     def __init__(
         self,
@@ -94,7 +97,11 @@ class SimulatedExchange:
         venue_prefix: str = "sim",
         keep_closed: int = 10_000,
         book: OrderBook | None = None,
+        queue_model: QueueModel | None = None,
     ) -> None:
+        if queue is not None and queue_model is not None and queue is not queue_model:
+            raise ValueError("queue/queue_model: give one queue model, not two (queue_model is an alias)")
+        queue = queue if queue is not None else queue_model
         self.instrument = instrument
         self.latency: LatencyModel = latency if latency is not None else ConstantLatency()
         self.queue: QueueModel = queue if queue is not None else RiskAverseQueueModel()
