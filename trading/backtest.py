@@ -41,6 +41,7 @@ from trading.metrics import (
 )
 
 SECOND_NS = 1_000_000_000
+MAX_ROUNDS = 20  # venue round trips at one instant before the rest waits for the next event
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,9 +237,16 @@ class Backtest:
             self._dispatch(answers)
 
     def _dispatch(self, answers: list[OrderEvent]) -> None:
+        """Hand every answer to the engine; let the venue answer its replies at the same time.
+
+        After ``MAX_ROUNDS`` exchanges at one instant (an engine that answers every reject with
+        the same order), replies stay queued at the venue until the next event: nothing is
+        dropped, the loop just cannot spin forever.
+        """
         engine_on = self.engine.on_event
         pending = answers
-        for _ in range(100):  # an engine answering each answer with a command cannot spin forever
+        rounds = 0
+        while pending:
             sent = False
             for answer in pending:
                 if type(answer) is OrderFilled:
@@ -249,11 +257,10 @@ class Backtest:
                 if commands:
                     self._submit_all(commands, answer.ts)
                     sent = True
-            if not sent:
+            rounds += 1
+            if not sent or rounds >= MAX_ROUNDS:
                 return
             pending = self.exchange.advance(self._now)
-            if not pending:
-                return
 
     def _observe(self, ts: int) -> None:
         ex = self.exchange

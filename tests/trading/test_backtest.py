@@ -206,3 +206,36 @@ def test_real_as_strategy_on_the_as_market_earns_what_the_paper_reports():
 
 
 INSTRUMENT_NO_FEES = Instrument.create(symbol="AS/USD", tick_size="0.01", lot_size="1")
+
+
+class _StubbornEngine:
+    """Answers every answer with a new crossing post-only order: a venue loop that never settles."""
+
+    def __init__(self) -> None:
+        from trading.portfolio import Portfolio
+
+        self.portfolio = Portfolio(INSTRUMENT)
+        self.seen: list[object] = []
+        self.n = 0
+
+    def on_event(self, event):
+        from trading.events import OrderRejected, PlaceOrder
+        from trading.instruments import Side
+
+        self.seen.append(event)
+        if isinstance(event, BookSnapshot | OrderRejected):
+            self.n += 1
+            return [PlaceOrder(f"x{self.n}", Side.BUY, 10_000_000, 1)]
+        return []
+
+
+def test_an_engine_that_never_settles_cannot_hang_the_backtest_and_loses_no_answer():
+    from trading.events import OrderRejected
+
+    engine = _StubbornEngine()
+    events = list(event_stream(INSTRUMENT, seed=1, step_ns=100 * MS))[:6]
+    exchange = SimulatedExchange(INSTRUMENT)  # no latency: every reply comes back at once
+    Backtest(engine, events, exchange, share_book=False).run()
+    rejects = [e for e in engine.seen if isinstance(e, OrderRejected)]
+    assert len(rejects) >= 20
+    assert len(rejects) == exchange.stats.rejects  # every reject the venue sent reached the engine
