@@ -95,15 +95,19 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     poll_interval: float | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
+        # Refusals accept the handshake and then close with a code the page can read (4401/4403);
+        # nothing is joined or sent before the checks pass.
         self.joined: list[str] = []
         self.poller: asyncio.Task | None = None
         self.throttle = Throttle(self._send_json, getattr(self, "rate", 10.0))
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
         allowed = await self.authorize(user, self.scope["url_route"]["kwargs"])
         if not allowed:
+            await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
             return
         for group in self.groups_to_join():
