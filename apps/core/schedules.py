@@ -33,4 +33,14 @@ DEFAULT_SCHEDULES: list[dict] = [
         "task": "workers.arbitrage.scan",
         "every_seconds": 1,
     },
+    {
+        "name": "Notifications: fills, risk breaches, pauses, bot errors and stops, feeds down",
+        "task": "workers.notifications.scan_events",
+        "every_seconds": 5,
+    },
+    {
+        "name": "Notifications: daily summary",
+        "task": "workers.notifications.daily_summary",
+        "every_seconds": 86400,
+    },
 ]
