@@ -14,13 +14,16 @@ import json
 import random
 from decimal import Decimal
 
+from connectors.ccxt_feed import CcxtFeed
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import ClientIdCodec, make_exchange
 from connectors.errors import Backoff, RetryPolicy
+from connectors.markets import TICK_SIZE, instrument_from_market
 from connectors.ratelimit import LocalRateLimiter
+from connectors.validation import FeedValidator
 from tests.connectors.conftest import backpack_markets, case, load_fixture
 from tests.connectors.servers.fake_exchange import Recorded, Reply
-from trading.events import OrderAccepted, PlaceOrder, TimeInForce
+from trading.events import BookSnapshot, OrderAccepted, PlaceOrder, TimeInForce, TradeTick
 from trading.instruments import Side
 
 
@@ -132,3 +135,45 @@ async def _take(gw: CcxtGateway, n: int):
     it = gw.events().__aiter__()
     for _ in range(n):
         yield await asyncio.wait_for(it.__anext__(), 2)
+
+
+async def test_backpack_public_feed_by_rest_polling_normalizes_recorded_trades(fake) -> None:
+    trades = case("response", "backpack", "fetchTrades", "+since +limit")
+    # Backpack publishes no depth payload in the recorded set: a small book in its documented
+    # format (strings, lastUpdateId, microsecond timestamp) around the recorded trade prices
+    depth = {
+        "asks": [["1626.30", "0.5000"], ["1626.40", "1.2000"]],
+        "bids": [["1626.10", "0.7000"], ["1626.00", "2.0000"]],
+        "lastUpdateId": "1094211046",
+        "timestamp": 1781067802000000,
+    }
+    fake.route("GET", "/api/v1/depth", depth)
+    fake.route("GET", "/api/v1/trades", trades["httpResponse"])
+    ex = make_exchange("backpack", streaming=False, markets=backpack_markets(), http_base=fake.http_base)
+    inst = instrument_from_market(backpack_markets()["ETH/USDC"], precision_mode=TICK_SIZE, venue="backpack")
+    feed = CcxtFeed(
+        ex,
+        inst,
+        poll_interval_s=0.02,
+        clock_ns=lambda: 1781067802500 * 1_000_000,
+        validator=FeedValidator(inst, max_staleness_ns=10**12),
+    )
+    await feed.connect()
+    got = []
+    try:
+        async for ev in feed.events():
+            got.append(ev)
+            if sum(isinstance(e, TradeTick) for e in got) == len(trades["httpResponse"]):
+                break
+    finally:
+        await feed.close()
+    book = next(e for e in got if isinstance(e, BookSnapshot))
+    assert book.bids[0] == (162_610, 7_000) and book.asks[0] == (162_630, 5_000)  # tick 0.01, lot 0.0001
+    assert book.sequence == 1094211046 and book.venue_ts == 1781067802000 * 1_000_000
+    ticks = sorted((e for e in got if isinstance(e, TradeTick)), key=lambda e: e.trade_id)
+    expected = sorted(trades["parsedResponse"], key=lambda t: t["id"])
+    assert [t.trade_id for t in ticks] == [t["id"] for t in expected]
+    for tick, parsed in zip(ticks, expected, strict=True):
+        raw = parsed["info"]
+        assert inst.price(tick.price) == Decimal(raw["price"]) and inst.quantity(tick.qty) == Decimal(raw["quantity"])
+        assert tick.aggressor is (Side.SELL if raw["isBuyerMaker"] else Side.BUY)
