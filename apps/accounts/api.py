@@ -102,9 +102,9 @@ class AuditLogViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = AuditLog.objects.none()
     serializer_class = AuditLogSerializer
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     filterset_fields = ["action", "object_type", "object_id"]
     ordering_fields = ["ts", "id"]
-    lookup_value_regex = r"\d+"
 
     def get_queryset(self):
         return audit_log_list(user=self.request.user)

@@ -114,10 +114,10 @@ class BotViewSet(viewsets.ModelViewSet):
 
     queryset = Bot.objects.none()
     serializer_class = BotSerializer
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     permission_classes = [CanTrade]
     filterset_class = BotFilter
     ordering_fields = ["id", "name", "created", "updated"]
-    lookup_value_regex = r"\d+"
 
     def get_queryset(self):
         return bot_list(user=self.request.user)

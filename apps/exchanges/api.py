@@ -99,8 +99,8 @@ class ExchangeAccountViewSet(
 
     queryset = ExchangeAccount.objects.none()
     serializer_class = ExchangeAccountSerializer
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     permission_classes = [CanTrade]
-    lookup_value_regex = r"\d+"
     filterset_fields = ["kind", "venue"]
     ordering_fields = ["id", "label", "venue", "created"]
 
@@ -202,8 +202,8 @@ class MarketViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Market.objects.none()
     serializer_class = MarketSerializer
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     filterset_class = MarketFilter
-    lookup_value_regex = r"\d+"
     ordering_fields = ["venue", "symbol", "id"]
 
     def get_queryset(self):

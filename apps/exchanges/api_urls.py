@@ -1,6 +1,6 @@
 """REST API routes of the exchanges app (mounted under /api/v1/), plus the audit log of accounts."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from apps.exchanges.api import ExchangeAccountViewSet, MarketViewSet
@@ -10,8 +10,8 @@ router.register("exchange-accounts", ExchangeAccountViewSet, basename="exchange-
 router.register("markets", MarketViewSet, basename="market")
 
 urlpatterns = [
-    path(
-        "accounts/<int:pk>/kill/",
+    re_path(
+        r"^accounts/(?P<pk>[^/]+)/kill/$",
         ExchangeAccountViewSet.as_view({"post": "kill"}),
         name="account-kill",
     ),

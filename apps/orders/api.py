@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, viewsets
@@ -63,10 +65,10 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Order.objects.none()
     serializer_class = OrderSerializer
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     filterset_class = OrderFilter
     permission_classes = [CanTrade]
     ordering_fields = ["created", "updated", "price", "quantity", "status", "id"]
-    lookup_value_regex = r"\d+"
 
     def get_queryset(self):
         return order_list(user=self.request.user)
@@ -107,13 +109,29 @@ class FillSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    """An ISO 8601 time filter that queries in UTC (any offset accepted, out-of-range refused)."""
+
+    def __init__(self, *args, param: str, **kwargs):
+        self.param = param
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value is not None:
+            try:
+                value = value.astimezone(UTC)
+            except (OverflowError, ValueError):
+                raise exceptions.ValidationError({self.param: [f"{value.isoformat()} is out of range"]}) from None
+        return super().filter(qs, value)
+
+
 class FillFilter(filters.FilterSet):
     bot = filters.NumberFilter(field_name="bot_id")
     account = filters.NumberFilter(field_name="account_id")
     side = filters.ChoiceFilter(choices=OrderSide.choices)
     liquidity = filters.ChoiceFilter(choices=Liquidity.choices)
-    start = filters.IsoDateTimeFilter(field_name="ts", lookup_expr="gte", help_text="from this time (inclusive)")
-    end = filters.IsoDateTimeFilter(field_name="ts", lookup_expr="lt", help_text="until this time (exclusive)")
+    start = UtcDateTimeFilter(param="start", field_name="ts", lookup_expr="gte", help_text="from this time (inclusive)")
+    end = UtcDateTimeFilter(param="end", field_name="ts", lookup_expr="lt", help_text="until this time (exclusive)")
 
     class Meta:
         model = Fill
@@ -125,9 +143,9 @@ class FillViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Fill.objects.none()
     serializer_class = FillSerializer
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     filterset_class = FillFilter
     ordering_fields = ["ts", "price", "quantity", "id"]
-    lookup_value_regex = r"\d+"
 
     def get_queryset(self):
         return fill_list(user=self.request.user)

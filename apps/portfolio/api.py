@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,21 +47,28 @@ class PnlSeriesSerializer(serializers.Serializer):
 class BotPnlView(APIView):
     """A bot's PnL bucketed by 1m, 1h or 1d (last values per bucket, equity high/low, max drawdown)."""
 
-    @extend_schema(parameters=[PnlQuerySerializer], responses=PnlSeriesSerializer)
-    def get(self, request, pk: int):
+    @extend_schema(
+        parameters=[PnlQuerySerializer, OpenApiParameter("id", int, OpenApiParameter.PATH, description="bot id")],
+        responses=PnlSeriesSerializer,
+    )
+    def get(self, request, pk: str):
+        try:
+            bot_id = int(pk)
+        except ValueError:
+            raise exceptions.NotFound("no such bot") from None
         query = PnlQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         values = query.validated_data
         try:
             with service_errors():
-                points = pnl_series(user=request.user, bot_id=pk, **values)
+                points = pnl_series(user=request.user, bot_id=bot_id, **values)
         except Bot.DoesNotExist:
             raise exceptions.NotFound("no such bot") from None
         if points:
             start, end = values.get("start") or points[0]["bucket"], values.get("end") or points[-1]["bucket"]
         else:
             start = end = values.get("start") or values.get("end")
-        payload = {"bot": pk, "interval": values["interval"], "start": start, "end": end, "points": points}
+        payload = {"bot": bot_id, "interval": values["interval"], "start": start, "end": end, "points": points}
         return Response(PnlSeriesSerializer(payload).data)
 
 
@@ -77,9 +84,9 @@ class BalanceViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Balance.objects.none()
     serializer_class = BalanceSerializer
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     filterset_fields = ["account", "asset"]
     ordering_fields = ["asset", "total", "updated_at"]
-    lookup_value_regex = r"\d+"
 
     def get_queryset(self):
         return balance_list(user=self.request.user)
