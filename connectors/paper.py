@@ -6,8 +6,8 @@ live, replay or simulated feed. Market events reach the simulator either through
 :meth:`PaperGateway.on_market` (the bot loop forwards what it receives) or by handing the
 gateway an event source (a feed or any async iterable) that it pumps itself.
 
-The paper account holds balances per currency (``Decimal``), moved exactly by fills and fees.
-Working orders reserve what they could spend (a buy: notional plus the taker fee in quote; a
+The paper account (:class:`PaperAccount`, shareable by several gateways) holds balances per
+currency (``Decimal``), moved exactly by fills and fees. Working orders reserve what they could spend (a buy: notional plus the taker fee in quote; a
 sell: the base quantity); an order the free balance cannot cover is rejected with code
 ``insufficient_balance`` and a message naming both amounts. Time comes from an injected clock.
 """
@@ -43,6 +43,30 @@ def _plain(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
+class PaperAccount:
+    """A paper account's balances, shared by every paper gateway trading on it (one per bot
+    or instrument): free balance is what no member's working orders have reserved."""
+
+    def __init__(self, balances: dict[str, Decimal] | None = None) -> None:
+        self.balances: dict[str, Decimal] = {k: Decimal(v) for k, v in (balances or {}).items()}
+        self._members: list[PaperGateway] = []
+
+    def join(self, gateway: PaperGateway) -> None:
+        if gateway not in self._members:
+            self._members.append(gateway)
+
+    def leave(self, gateway: PaperGateway) -> None:
+        if gateway in self._members:
+            self._members.remove(gateway)
+
+    def reserved(self, currency: str) -> Decimal:
+        """Held back by working orders of all members."""
+        return sum((m.reserved_in(currency) for m in self._members), Decimal(0))
+
+    def free(self, currency: str) -> Decimal:
+        return self.balances.get(currency, Decimal(0)) - self.reserved(currency)
+
+
 class WallClock:
     """The system clock as a :class:`trading.clock.Clock`."""
 
@@ -57,7 +81,7 @@ class PaperGateway:
         self,
         instrument: Instrument,
         market: AsyncIterable[MarketEvent] | Any | None,
-        balances: dict[str, Decimal],
+        balances: dict[str, Decimal] | PaperAccount,
         *,
         exchange: SimulatedExchange | None = None,
         clock: Clock | None = None,
@@ -65,7 +89,8 @@ class PaperGateway:
     ) -> None:
         self.instrument = instrument
         self._market = market
-        self.balances: dict[str, Decimal] = {k: Decimal(v) for k, v in balances.items()}
+        self.account = balances if isinstance(balances, PaperAccount) else PaperAccount(balances)
+        self.account.join(self)
         self.sim = exchange or SimulatedExchange(instrument, venue_prefix="paper")
         self.clock: Clock = clock or WallClock()
         self.advance_interval_s = advance_interval_s
@@ -88,6 +113,7 @@ class PaperGateway:
         self._tasks.append(asyncio.create_task(self._tick(), name="paper-clock"))
 
     async def close(self) -> None:
+        self.account.leave(self)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -118,27 +144,26 @@ class PaperGateway:
         self._handle(self.sim.on_market(event))
 
     # --- balances ---------------------------------------------------------------------------
-    def _reserved(self) -> tuple[Decimal, Decimal]:
-        """(quote, base) reserved by working orders."""
+    @property
+    def balances(self) -> dict[str, Decimal]:
+        """The paper account's balances (shared with other gateways on the account)."""
+        return self.account.balances
+
+    def reserved_in(self, currency: str) -> Decimal:
+        """What this gateway's working orders hold back in ``currency``."""
         inst = self.instrument
-        quote = base = Decimal(0)
+        total = Decimal(0)
         for side, price, lots in self._reserved_lots.values():
-            if side is Side.BUY:
+            if side is Side.BUY and currency == inst.quote:
                 units = inst.notional_units(price, lots) + max(0, inst.fee_units(price, lots, maker=False))
-                quote += inst.cash(units)
-            else:
-                base += inst.quantity(lots)
-        return quote, base
+                total += inst.cash(units)
+            elif side is Side.SELL and currency == inst.base:
+                total += inst.quantity(lots)
+        return total
 
     def free(self, currency: str) -> Decimal:
-        """Balance not reserved by working orders."""
-        quote, base = self._reserved()
-        held = self.balances.get(currency, Decimal(0))
-        if currency == self.instrument.quote:
-            return held - quote
-        if currency == self.instrument.base:
-            return held - base
-        return held
+        """Account balance not reserved by any working order on the account."""
+        return self.account.free(currency)
 
     def _check_funds(self, side: Side, price: int, lots: int) -> str | None:
         inst = self.instrument

@@ -22,7 +22,7 @@ from connectors.ccxt_feed import CcxtFeed
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
 from connectors.markets import MarketCache
-from connectors.paper import PaperGateway
+from connectors.paper import PaperAccount, PaperGateway
 from connectors.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter, rate_limit_key
 from connectors.sim import SimFeed, SimMarket, multi_venue_market, single_venue_market
 from trading.instruments import Instrument
@@ -139,15 +139,17 @@ class VenueFactory:
         spec: VenueSpec,
         *,
         paper: bool = False,
-        balances: dict[str, Decimal] | None = None,
+        balances: dict[str, Decimal] | PaperAccount | None = None,
         market: Any = None,
     ) -> OrderGateway:
         """An order gateway: live ccxt, or paper (always for replay/sim) filled by the simulator.
 
-        ``market`` is the paper gateway's event source (a feed or async iterable); leave it None
+        ``balances``: a paper account's balances, or a :class:`PaperAccount` shared by several
+        paper gateways. ``market`` is the paper gateway's event source (a feed or async iterable); leave it None
         when the bot loop forwards market events through ``PaperGateway.on_market``."""
         if paper or spec.kind != "live":
             instrument = await self.instrument(spec)
-            return PaperGateway(instrument, market, dict(balances or {}))
+            account = balances if isinstance(balances, PaperAccount) else PaperAccount(balances)
+            return PaperGateway(instrument, market, account)
         exchange = self._exchange(spec, streaming=True)
         return CcxtGateway(exchange, limiter=self.rate_limiter(spec, exchange))

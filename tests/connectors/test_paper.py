@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.paper import PaperGateway
+from connectors.paper import PaperAccount, PaperGateway
 from trading.clock import ManualClock
 from trading.events import (
     AmendOrder,
@@ -150,3 +150,21 @@ async def test_gateway_pumps_an_event_source_and_emits_on_events() -> None:
     await gw.close()
     assert [type(e).__name__ for e in got] == ["OrderAccepted", "OrderFilled"]
     assert gw.market_events == 2
+
+
+async def test_two_bots_on_one_paper_account_share_balances_and_reservations() -> None:
+    eth = Instrument.create(symbol="ETH/USDT", tick_size="0.01", lot_size="0.001", maker_fee="0.001", taker_fee="0.001")
+    account = PaperAccount({"USDT": Decimal("1000")})
+    clock = ManualClock(T0)
+    btc_bot = PaperGateway(BTC, None, account, clock=clock)
+    eth_bot = PaperGateway(eth, None, account, clock=clock)
+    btc_bot.on_market(book())
+    eth_bot.on_market(BookSnapshot(ts=T0, bids=((300_000, 10_000),), asks=((300_010, 10_000),), sequence=1))
+    # the BTC bot reserves 640 + 1.28 fee reserve of the 1000 USDT ...
+    await btc_bot.place("BTC/USDT", PlaceOrder("b-1", Side.BUY, 6_400_000, 1000))
+    assert account.free("USDT") == Decimal("358.72")
+    # ... so the ETH bot cannot also spend 600 of it
+    await eth_bot.place("ETH/USDT", PlaceOrder("e-1", Side.BUY, 300_000, 200))
+    (rejected,) = drain(eth_bot)
+    assert isinstance(rejected, OrderRejected) and "358.72 free" in rejected.reason
+    assert btc_bot.balances is eth_bot.balances is account.balances
