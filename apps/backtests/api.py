@@ -70,6 +70,7 @@ class BacktestRunViewSet(
 ):
     """Backtest runs of the signed-in user (operators: everyone's)."""
 
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     serializer_class = BacktestRunSerializer
     filterset_fields = ["status", "strategy", "data_source"]
     ordering_fields = ["created", "finished", "name", "status"]

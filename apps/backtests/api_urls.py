@@ -11,7 +11,7 @@ router.register("backtests", BacktestRunViewSet, basename="backtest")
 urlpatterns = [
     # The CSV export is addressed like a file: no trailing slash.
     path(
-        "backtests/<int:pk>/metrics.csv",
+        "backtests/<str:pk>/metrics.csv",
         BacktestRunViewSet.as_view({"get": "metrics_csv"}),
         name="backtest-metrics-csv",
     ),

@@ -106,6 +106,7 @@ def _input_error(exc: services.NotificationInputError) -> ValidationError:
 class ChannelViewSet(viewsets.ModelViewSet):
     """Your notification channels (operators: everyone's)."""
 
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     serializer_class = ChannelSerializer
     filterset_fields = ["kind", "enabled"]
     ordering_fields = ["id", "name", "created"]
@@ -162,6 +163,7 @@ class ChannelViewSet(viewsets.ModelViewSet):
 class RuleViewSet(viewsets.ModelViewSet):
     """Your notification rules (operators: everyone's)."""
 
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     serializer_class = RuleSerializer
     filterset_fields = ["event_kind", "enabled", "bot"]
     ordering_fields = ["id", "event_kind", "created"]
@@ -201,6 +203,7 @@ class RuleViewSet(viewsets.ModelViewSet):
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The delivery log of your channels (read-only)."""
 
+    lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     serializer_class = DeliverySerializer
     filterset_fields = ["status", "event_kind", "channel"]
     ordering_fields = ["created", "sent_at", "status"]

@@ -1,0 +1,363 @@
+"""Running a backtest: data source -> events, the same engine and fill simulation as paper and
+live trading, progress (percent + ETA) saved and pushed to ``backtest.<id>``, cancel checks,
+and the result stored (metrics, equity curve, PnL decomposition, fills, quality analytics).
+
+Data sources (``BacktestRun.data_source``):
+
+- ``recording``: a shipped Binance recording (``connectors.binance_recording.RECORDINGS``);
+- ``stored``: depth snapshots and trades the feeds stored for a market (time-series tables);
+- ``synthetic_as``: the Avellaneda-Stoikov 2008 market, plus its Monte Carlo summary of the
+  paper's inventory/symmetric strategies when ``monte_carlo_paths`` > 0;
+- ``synthetic_multivenue``: the correlated multi-venue market; the bot trades the first venue.
+
+Fees and latency: the market's fee schedule when the data belongs to a stored market, the
+observatory's measured taker fee and order-entry latency when there is enough data
+(:func:`apps.core.observatory.venue_defaults`), else ``BACKTEST_DEFAULT_LATENCY_MS`` (10 ms).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+
+from apps.backtests.models import BacktestRun, DataSource
+from apps.backtests.services import (
+    BacktestStateError,
+    backtest_fail,
+    backtest_progress_update,
+    backtest_start,
+    backtest_store_result,
+)
+from apps.core.observatory import venue_defaults
+from trading import analytics
+from trading.engine import Engine
+from trading.events import BookSnapshot, Event, OrderFilled, TopOfBook, TradeTick
+from trading.fillsim import SimulatedExchange
+from trading.instruments import Instrument, Side
+from trading.latency import ConstantLatency
+from trading.risk import RiskLimits
+from trading.strategies import build_strategy
+
+logger = logging.getLogger(__name__)
+SYNTHETIC_INSTRUMENT = Instrument.create(symbol="SYN/USD", tick_size="0.01", lot_size="0.001", venue="synthetic")
+DEFAULT_QUOTE_BALANCE = "1000000"
+PROGRESS_EVERY = 2_000
+SAVE_EVERY_S = 0.5
+_recording_sizes: dict[str, int] = {}
+
+
+@dataclass
+class Prepared:
+    """What to replay: events (an iterable), how many when known, the instrument and venue."""
+
+    instrument: Instrument
+    events: Iterable[Event]
+    total: int | None
+    venue: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _recording(data: dict) -> Prepared:
+    from connectors.binance_recording import RECORDINGS, iter_lines, iter_recording
+
+    rec = RECORDINGS[data["recording"]]
+    market = _market(f"replay:{rec.name.rsplit('-', 1)[0]}", rec.instrument.symbol)
+    instrument = rec.instrument
+    if market is not None:
+        instrument = replace(instrument, maker_fee_e8=_e8(market.maker_fee), taker_fee_e8=_e8(market.taker_fee))
+    limit = data.get("max_events")
+    events: Iterable[Event] = (e for e in iter_recording(rec.paths, instrument) if type(e) is not TopOfBook)
+    if rec.name not in _recording_sizes:
+        _recording_sizes[rec.name] = sum(1 for _ in iter_lines(rec.paths))  # lines ~ events, for progress
+    total = _recording_sizes[rec.name]
+    if limit:
+        events = _take(events, limit)
+        total = min(total, limit)
+    return Prepared(instrument, events, total, venue=market.venue if market else instrument.venue)
+
+
+def _take(events: Iterable[Event], n: int) -> Iterator[Event]:
+    for i, event in enumerate(events):
+        if i >= n:
+            return
+        yield event
+
+
+def _e8(rate) -> int:
+    return int(rate * 100_000_000)
+
+
+def _market(venue: str, symbol: str):
+    from apps.exchanges.models import Market
+
+    return Market.objects.filter(venue=venue, symbol=symbol).first()
+
+
+def market_instrument(market) -> Instrument:
+    return Instrument.create(
+        symbol=market.symbol,
+        base=market.base,
+        quote=market.quote,
+        tick_size=market.tick_size,
+        lot_size=market.lot_size,
+        min_notional=market.min_notional,
+        maker_fee=market.maker_fee.normalize(),
+        taker_fee=market.taker_fee.normalize(),
+        venue=market.venue,
+    )
+
+
+def stored_events(market, start: datetime, end: datetime) -> tuple[Instrument, list[Event]]:
+    """Stored depth snapshots and trades of ``market`` in ``[start, end)`` as trading events."""
+    from apps.marketdata.models import DepthSnapshot, Trade
+
+    inst = market_instrument(market)
+
+    def levels(rows, side):
+        out = []
+        for p, q in rows:
+            lots = inst.lots(q, round_down=True)
+            if lots:
+                out.append((inst.ticks(p, side=side), lots))
+        return tuple(out)
+
+    events: list[tuple[int, int, Event]] = []
+    for row in DepthSnapshot.objects.filter(market=market, ts__gte=start, ts__lt=end).order_by("ts").iterator():
+        ts = _ns(row.ts)
+        events.append((ts, 0, BookSnapshot(ts=ts, bids=levels(row.bids, Side.BUY), asks=levels(row.asks, Side.SELL))))
+    for row in Trade.objects.filter(market=market, ts__gte=start, ts__lt=end).order_by("ts").iterator():
+        ts = _ns(row.ts)
+        aggressor = Side.BUY if row.aggressor == "buy" else Side.SELL
+        lots = inst.lots(row.qty, round_down=True)
+        if lots:
+            events.append(
+                (
+                    ts,
+                    1,
+                    TradeTick(
+                        ts=ts,
+                        price=inst.ticks(row.price, side=aggressor),
+                        qty=lots,
+                        aggressor=aggressor,
+                        trade_id=row.trade_id,
+                    ),
+                )
+            )
+    events.sort(key=lambda item: (item[0], item[1]))
+    return inst, [e for _, _, e in events]
+
+
+def _ns(dt: datetime) -> int:
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1_000
+
+
+def _stored(data: dict) -> Prepared:
+    from django.utils.dateparse import parse_datetime
+
+    from apps.exchanges.models import Market
+
+    market = Market.objects.get(pk=data["market"])
+    inst, events = stored_events(market, parse_datetime(data["start"]), parse_datetime(data["end"]))
+    return Prepared(inst, events, len(events), venue=market.venue, extras={"market": f"{market.venue} {market.symbol}"})
+
+
+def _synthetic_as(data: dict) -> Prepared:
+    from trading.synthetic.avellaneda_stoikov import ASParams, event_stream, monte_carlo
+
+    fields = ("s0", "horizon", "sigma", "dt", "arrival_a", "decay_k", "gamma", "q0")
+    params = ASParams(**{k: data[k] for k in fields if k in data})
+    seed = data.get("seed", 0)
+    events = list(event_stream(SYNTHETIC_INSTRUMENT, params=params, seed=seed))
+    extras: dict[str, Any] = {"as_params": asdict(params)}
+    paths = data.get("monte_carlo_paths", 0)
+    if paths:
+        extras["monte_carlo"] = asdict(monte_carlo(paths, data.get("mc_strategy", "inventory"), seed, params))
+    return Prepared(SYNTHETIC_INSTRUMENT, events, len(events), extras=extras)
+
+
+def _synthetic_multivenue(data: dict) -> Prepared:
+    from trading.synthetic.multivenue import MultiVenueMarket, VenueSpec
+
+    n = data.get("venues", 2)
+    correlation = data.get("correlation", 0.9)
+    specs = [VenueSpec("v0")] + [
+        VenueSpec(f"v{i}", lag_ns=100_000_000 * i, beta=correlation if correlation else 1.0, jump_rate=0.02)
+        for i in range(1, n)
+    ]
+    step_ns = 100_000_000
+    market = MultiVenueMarket(
+        SYNTHETIC_INSTRUMENT,
+        specs,
+        seed=data.get("seed", 0),
+        step_ns=step_ns,
+        start_price=data.get("s0", 100.0),
+        volatility_bps=data.get("volatility", 0.5),
+    )
+    steps = data.get("duration_s", 600) * 1_000_000_000 // step_ns
+    events = [event for venue, event in market.take(steps) if venue == "v0"]
+    return Prepared(SYNTHETIC_INSTRUMENT, events, len(events), extras={"venues": [s.name for s in specs]})
+
+
+SOURCES: dict[str, Callable[[dict], Prepared]] = {
+    DataSource.RECORDING: _recording,
+    DataSource.STORED: _stored,
+    DataSource.SYNTHETIC_AS: _synthetic_as,
+    DataSource.SYNTHETIC_MULTIVENUE: _synthetic_multivenue,
+}
+
+
+def prepare(run: BacktestRun) -> Prepared:
+    """The events and instrument of a run's data source."""
+    return SOURCES[run.data_source](dict(run.data_params or {}))
+
+
+def _latency_ns(venue: str | None) -> int:
+    if venue:
+        measured = venue_defaults(venue)
+        if measured.latency_ns is not None:
+            return measured.latency_ns
+    return int(getattr(settings, "BACKTEST_DEFAULT_LATENCY_MS", 10)) * 1_000_000
+
+
+class _Counted:
+    """Counts events as the backtest pulls them (for progress)."""
+
+    def __init__(self, events: Iterable[Event]) -> None:
+        self.events = events
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Event]:
+        for event in self.events:
+            self.count += 1
+            yield event
+
+
+def _push(run_id: int, message: dict) -> None:
+    try:
+        from asgiref.sync import async_to_sync
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(f"backtest.{run_id}", {"type": "backtest.progress", **message})
+    except Exception as exc:  # live push is best effort; the page also polls
+        logger.debug("backtest %s push failed: %s", run_id, exc)
+
+
+def _fill_row(inst: Instrument, f: OrderFilled) -> dict:
+    return {
+        "ts": datetime.fromtimestamp(f.ts / 1e9, tz=UTC),
+        "side": "buy" if f.side is Side.BUY else "sell",
+        "price": inst.price(f.price),
+        "qty": inst.quantity(f.qty),
+        "fee": inst.cash(f.fee),
+        "liquidity": f.liquidity.value,
+    }
+
+
+def simulate(
+    *,
+    strategy: str,
+    params: dict,
+    risk: dict,
+    prepared: Prepared,
+    should_stop: Callable[[int], bool] | None = None,
+    latency_ns: int | None = None,
+) -> tuple[Any, Engine, analytics.AnalyticsBacktest]:
+    """Run the engine over ``prepared`` events; ``should_stop(events_seen)`` is polled."""
+    inst = prepared.instrument
+    engine = Engine(
+        build_strategy(strategy, params, inst),
+        inst,
+        bot_id="bt",
+        risk=RiskLimits.from_dict(risk),
+        initial_quote=inst.cash_units(DEFAULT_QUOTE_BALANCE),
+    )
+    latency = _latency_ns(prepared.venue) if latency_ns is None else latency_ns
+    exchange = SimulatedExchange(inst, latency=ConstantLatency(latency, latency))
+    counted = _Counted(prepared.events)
+    bt = analytics.AnalyticsBacktest(
+        engine,
+        counted,
+        exchange,
+        progress_every=PROGRESS_EVERY,
+        should_stop=(lambda: should_stop(counted.count)) if should_stop else None,
+    )
+    return bt.run(), engine, bt
+
+
+def result_payload(result, engine: Engine, bt: analytics.AnalyticsBacktest, prepared: Prepared) -> dict:
+    """Metrics, equity curve, decomposition and fills of a finished simulation."""
+    inst = prepared.instrument
+    quality = analytics.report(
+        inst, engine.portfolio, bt.sampler, orders_placed=result.orders_placed, total_pnl=result.pnl.total
+    )
+    metrics = {
+        "events": result.events,
+        "duration_s": (result.last_ts - result.first_ts) / 1e9,
+        "total_pnl": str(inst.cash(result.pnl.total)),
+        "sharpe": result.sharpe,
+        "max_drawdown": str(inst.cash(result.max_drawdown)),
+        "max_drawdown_fraction": result.max_drawdown_fraction,
+        "fills": result.fill_count,
+        "filled_qty": str(inst.quantity(result.filled_qty)),
+        "fill_ratio": result.fill_ratio,
+        "orders_placed": result.orders_placed,
+        "cancels_sent": result.cancels_sent,
+        "rejects": result.rejects,
+        "final_position": str(inst.quantity(result.final_position)),
+        "quality": quality,
+        **prepared.extras,
+    }
+    equity = [[ts // 1_000_000, str(inst.cash(e))] for ts, e in result.equity_curve]
+    return {
+        "metrics": metrics,
+        "equity_curve": equity,
+        "pnl_decomposition": quality["pnl"],
+        "fills": [_fill_row(inst, f) for f in result.fills],
+        "cancelled": result.cancelled,
+    }
+
+
+def backtest_execute(*, run_id: int) -> BacktestRun | None:
+    """Claim a queued run and execute it, saving and pushing progress; ``None`` if the run was
+    not queued (claimed elsewhere, cancelled or gone). Errors mark the run failed."""
+    if not backtest_start(run_id=run_id):
+        return None
+    run = BacktestRun.objects.get(pk=run_id)
+    started = time.monotonic()
+    state = {"saved": 0.0, "stop": False}
+    try:
+        prepared = prepare(run)
+
+        def should_stop(seen: int) -> bool:
+            now = time.monotonic()
+            if now - state["saved"] >= SAVE_EVERY_S:
+                state["saved"] = now
+                fraction = min(seen / prepared.total, 0.99) if prepared.total else 0.0
+                elapsed = now - started
+                eta = elapsed / fraction * (1 - fraction) if fraction > 0 else None
+                state["stop"] = backtest_progress_update(run_id=run_id, progress=fraction * 100, eta_seconds=eta)
+                _push(run_id, {"status": "running", "progress": int(fraction * 100), "eta_seconds": eta and round(eta)})
+            return state["stop"]
+
+        result, engine, bt = simulate(
+            strategy=run.strategy, params=run.params, risk=run.risk, prepared=prepared, should_stop=should_stop
+        )
+        payload = result_payload(result, engine, bt, prepared)
+        stored = backtest_store_result(run_id=run_id, **payload)
+    except BacktestStateError:
+        return BacktestRun.objects.get(pk=run_id)
+    except Exception as exc:
+        logger.exception("backtest %s failed", run_id)
+        backtest_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+        _push(run_id, {"status": "failed", "progress": 0, "eta_seconds": None, "error": str(exc)})
+        return BacktestRun.objects.get(pk=run_id)
+    _push(run_id, {"status": stored.status, "progress": stored.progress, "eta_seconds": 0})
+    return stored
