@@ -5,7 +5,8 @@ Per market event: the simulated venue sees it first (``exchange.on_market``) and
 order events that have reached us by then; the engine gets those, then the market event; every
 command it returns goes to the venue (``exchange.submit``) stamped with the time the engine
 decided. Timer events at ``timer_interval_ns`` drive quote refresh; quoting and inventory statistics are sampled at every
-timer (a regular sample of the time, so fractions and means are time-weighted estimates). The backtester takes any
+timer (a regular sample of the time, so fractions and means are time-weighted estimates), and the
+inventory's minimum and maximum also count the position after every fill. The backtester takes any
 iterable of ``trading.events`` (recorded data is read by ``connectors``, which this module never
 imports) and never reads the wall clock, so the same engine, events and seeds give an identical
 result.
@@ -254,6 +255,8 @@ class Backtest:
                     if len(self._fills) < self.max_fills_kept:
                         self._fills.append(answer)
                 commands = engine_on(answer)
+                if type(answer) is OrderFilled:
+                    self._tracker.note_position(self.engine.portfolio.position)
                 if commands:
                     self._submit_all(commands, answer.ts)
                     sent = True

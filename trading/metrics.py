@@ -109,6 +109,15 @@ class TimeWeightedTracker:
         self._sum += position
         self._sumsq += position * position
 
+    def note_position(self, position: int) -> None:
+        """Count a position seen between observations in the min/max (e.g. right after a fill)."""
+        if self._n == 0:
+            return
+        if position < self._min:
+            self._min = position
+        elif position > self._max:
+            self._max = position
+
     def inventory(self) -> InventoryStats:
         n = self._n
         if n == 0:

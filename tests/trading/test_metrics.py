@@ -46,3 +46,14 @@ def test_tracker_weights_states_by_how_long_they_lasted():
     assert inv.time_weighted_mean == pytest.approx((0 * 10 + 4 * 30 - 2 * 10) / 50)
     assert (inv.min, inv.max) == (-2, 4)
     assert inv.mean == pytest.approx((0 + 4 - 2 - 2) / 4)
+
+
+def test_positions_noted_between_observations_count_in_min_and_max_only():
+    t = TimeWeightedTracker()
+    t.observe(0, position=0, our_bid=None, our_ask=None, best_bid=None, best_ask=None)
+    t.note_position(7)
+    t.note_position(-3)
+    t.observe(10, position=1, our_bid=None, our_ask=None, best_bid=None, best_ask=None)
+    inv = t.inventory()
+    assert (inv.min, inv.max) == (-3, 7)
+    assert inv.mean == pytest.approx(0.5)
