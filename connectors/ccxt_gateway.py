@@ -230,7 +230,7 @@ class CcxtGateway:
         try:
             order = await self._rest("place order", send, lookup=adopt_if_placed)
         except PermanentVenueError as exc:
-            tracked.done = True
+            self.tracker.forget(tracked)
             self._emit(OrderRejected(self._clock_ns(), cid, exc.reason, exc.code))
             return
         except RetryBudgetExhausted as exc:
@@ -369,9 +369,8 @@ class CcxtGateway:
         fills map back to it), forget it if the venue says it does not exist."""
         cid = tracked.command.client_order_id
         order = await self._rest("settle unknown order", lambda: self._find_by_client_id(symbol, cid))
-        tracked.unknown = False
         if order is None:
-            tracked.done = True
+            self.tracker.forget(tracked)
             return
         self.tracker.on_placed(await self.instrument(symbol), tracked, order)
 

@@ -10,6 +10,7 @@ and trades (ccxt structures) into ``trading`` order events. No I/O here.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,7 +55,15 @@ class TrackedOrder:
 class OrderTracker:
     """Tracked orders of one gateway; ``emit`` receives the resulting order events."""
 
-    def __init__(self, codec: ClientIdCodec, clock_ns: Callable[[], int], emit: Callable[[OrderEvent], None]) -> None:
+    def __init__(
+        self,
+        codec: ClientIdCodec,
+        clock_ns: Callable[[], int],
+        emit: Callable[[OrderEvent], None],
+        *,
+        keep_done: int = 10_000,
+        keep_trade_ids: int = 100_000,
+    ) -> None:
         self.codec = codec
         self._clock_ns = clock_ns
         self._emit = emit
@@ -62,6 +71,29 @@ class OrderTracker:
         self.by_venue_id: dict[str, str] = {}
         self.seen_trades: set[str] = set()
         self.errors: list[str] = []
+        # Finished orders and seen trade ids are remembered for a while (late duplicates from a
+        # poll or a stream), then forgotten so a long-running bot does not grow without bound.
+        self._done: deque[str] = deque()
+        self._trade_ids: deque[str] = deque()
+        self._keep_done = keep_done
+        self._keep_trade_ids = keep_trade_ids
+
+    def _finish(self, tracked: TrackedOrder) -> None:
+        if tracked.done:
+            return
+        tracked.done = True
+        self._done.append(tracked.client_order_id)
+        while len(self._done) > self._keep_done:
+            old = self.orders.get(self._done.popleft())
+            if old is not None and old.done:
+                self.orders.pop(old.client_order_id, None)
+                self.by_venue_id.pop(old.venue_order_id, None)
+
+    def _remember_trade(self, trade_id: str) -> None:
+        self.seen_trades.add(trade_id)
+        self._trade_ids.append(trade_id)
+        while len(self._trade_ids) > self._keep_trade_ids:
+            self.seen_trades.discard(self._trade_ids.popleft())
 
     # --- lookups ----------------------------------------------------------------------------
     def client_id_of_order(self, order: dict) -> str:
@@ -126,13 +158,13 @@ class OrderTracker:
         except norm.RejectedMessage as exc:
             self.errors.append(f"fill {trade_id}: {exc}")
             return
-        self.seen_trades.add(trade_id)
+        self._remember_trade(trade_id)
         if trade.get("takerOrMaker") is None:
             # the venue did not say: a post-only order can only have made liquidity
             fill = dataclasses.replace(fill, maker=tracked.command.time_in_force is TimeInForce.POST_ONLY)
         tracked.filled += fill.qty
         if tracked.leaves == 0:
-            tracked.done = True
+            self._finish(tracked)
         self._emit(
             OrderFilled(
                 ts=self._clock_ns(),
@@ -152,7 +184,7 @@ class OrderTracker:
         tracked = self.orders.get(cid)
         if tracked is None or tracked.done:
             return
-        tracked.done = True
+        self._finish(tracked)
         if status == "rejected":
             reason = str((order.get("info") or {}).get("r") or status)
             self._emit(OrderRejected(self._clock_ns(), cid, reason, status))
@@ -172,5 +204,10 @@ class OrderTracker:
         if tracked is not None:
             if tracked.done:
                 return
-            tracked.done = True
+            self._finish(tracked)
         self._emit(OrderCancelled(self._clock_ns(), cid, reason))
+
+    def forget(self, tracked: TrackedOrder) -> None:
+        """The venue confirmed it never got this order: it is finished without an event."""
+        tracked.unknown = False
+        self._finish(tracked)

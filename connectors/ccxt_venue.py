@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +106,14 @@ class ClientIdCodec:
     """Maps our client order ids to the exchange's and back (see the module docstring)."""
 
     exchange_id: str
-    _decoded: dict[str, str] = field(default_factory=dict)
+    keep: int = 100_000  # ids remembered for decoding; the oldest are forgotten first
+    _decoded: OrderedDict[str, str] = field(default_factory=OrderedDict)
+
+    def _remember(self, key: str, client_order_id: str) -> None:
+        self._decoded[key] = client_order_id
+        self._decoded.move_to_end(key)
+        while len(self._decoded) > self.keep:
+            self._decoded.popitem(last=False)
 
     @property
     def order_param(self) -> str:
@@ -118,14 +126,14 @@ class ClientIdCodec:
             raise ValueError("client_order_id: empty; every order needs one")
         if self.exchange_id == "backpack":
             value = int.from_bytes(hashlib.sha256(client_order_id.encode()).digest()[:4], "big")
-            self._decoded[str(value)] = client_order_id
+            self._remember(str(value), client_order_id)
             return value
         if self.exchange_id.startswith("binance") and not _BINANCE_ID.match(client_order_id):
             raise ValueError(
                 f"client_order_id: {client_order_id!r} is not accepted by Binance; use 1-36 characters "
                 "from A-Z a-z 0-9 . : / _ -"
             )
-        self._decoded[client_order_id] = client_order_id
+        self._remember(client_order_id, client_order_id)
         return client_order_id
 
     def decode(self, value: object) -> str:

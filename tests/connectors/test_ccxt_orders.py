@@ -60,3 +60,14 @@ def test_venue_cancel_is_reported_once_and_not_after_our_own_cancel() -> None:
     t.on_order({"clientOrderId": "mm-b-2", "status": "canceled"})
     assert [(type(e), e.client_order_id) for e in out] == [(OrderCancelled, "mm-b-1"), (OrderCancelled, "mm-b-2")]
     assert t.working("LTC/USDT") == []
+
+
+def test_finished_orders_and_trade_ids_are_forgotten_after_the_memory_bound() -> None:
+    out: list = []
+    t = OrderTracker(ClientIdCodec("binance"), lambda: 1, out.append, keep_done=2, keep_trade_ids=2)
+    for i in range(5):
+        t.track("LTC/USDT", PlaceOrder(f"mm-{i}", Side.BUY, 5000, 100))
+        t.cancelled(f"mm-{i}", "requote")
+    assert sorted(t.orders) == ["mm-3", "mm-4"]
+    t.track("LTC/USDT", PlaceOrder("mm-live", Side.BUY, 5000, 100))
+    assert "mm-live" in t.orders and len(out) == 5
