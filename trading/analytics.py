@@ -19,6 +19,7 @@ import bisect
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sortedcontainers import SortedList
 
@@ -31,6 +32,7 @@ from trading.portfolio import Portfolio
 NS = 1_000_000_000
 MARKOUT_HORIZONS_NS = (1 * NS, 10 * NS, 60 * NS)
 HISTOGRAM_BINS = 10
+PER_UNIT_PLACES = Decimal("1e-10")
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +260,11 @@ def report(
         markouts[f"{horizon // NS}s"] = {
             "quantity": str(instrument.quantity(m["lots"])),
             "total": str(cash(m["total"])),
-            "per_unit": str(cash(m["total"]) / instrument.quantity(m["lots"])) if m["lots"] else None,
+            "per_unit": (
+                str((cash(m["total"]) / instrument.quantity(m["lots"])).quantize(PER_UNIT_PLACES))
+                if m["lots"]
+                else None
+            ),
             "avg_ticks": m["avg_ticks_per_lot"],
         }
     quoting = sampler.quoting()

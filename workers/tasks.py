@@ -4,4 +4,4 @@ from workers import bots, heartbeat, hosting, housekeeping, maintenance, orders,
 
 # isort: split
 # H10: arbitrage tracker, notification delivery, backtest jobs
-from workers import arbitrage, notifications  # noqa: F401
+from workers import arbitrage, backtests, notifications  # noqa: F401

@@ -64,7 +64,7 @@ class Prepared:
 
 
 def _recording(data: dict) -> Prepared:
-    from connectors.binance_recording import RECORDINGS, iter_lines, iter_recording
+    from connectors.binance_recording import RECORDINGS, iter_recording
 
     rec = RECORDINGS[data["recording"]]
     market = _market(f"replay:{rec.name.rsplit('-', 1)[0]}", rec.instrument.symbol)
@@ -73,8 +73,8 @@ def _recording(data: dict) -> Prepared:
         instrument = replace(instrument, maker_fee_e8=_e8(market.maker_fee), taker_fee_e8=_e8(market.taker_fee))
     limit = data.get("max_events")
     events: Iterable[Event] = (e for e in iter_recording(rec.paths, instrument) if type(e) is not TopOfBook)
-    if rec.name not in _recording_sizes:
-        _recording_sizes[rec.name] = sum(1 for _ in iter_lines(rec.paths))  # lines ~ events, for progress
+    if rec.name not in _recording_sizes:  # counted once per process, for progress and ETA
+        _recording_sizes[rec.name] = sum(1 for e in iter_recording(rec.paths, instrument) if type(e) is not TopOfBook)
     total = _recording_sizes[rec.name]
     if limit:
         events = _take(events, limit)
@@ -214,7 +214,12 @@ SOURCES: dict[str, Callable[[dict], Prepared]] = {
 
 def prepare(run: BacktestRun) -> Prepared:
     """The events and instrument of a run's data source."""
-    return SOURCES[run.data_source](dict(run.data_params or {}))
+    return prepare_source(run.data_source, dict(run.data_params or {}))
+
+
+def prepare_source(data_source: str, data_params: dict) -> Prepared:
+    """The events and instrument of a (validated) data source and its parameters."""
+    return SOURCES[data_source](data_params)
 
 
 def _latency_ns(venue: str | None) -> int:
