@@ -84,7 +84,7 @@ class CcxtGateway:
         self.poll_interval_s = poll_interval_s
         self._clock_ns = clock_ns
         self._close_exchange = close_exchange
-        self._queue = EventQueue(maxsize=100_000)
+        self._queue = EventQueue(maxsize=0)  # unbounded: order events are never dropped
         self.tracker = OrderTracker(self.codec, clock_ns, self._emit)
         self._tasks: list[asyncio.Task] = []
         self._since_ms = 0

@@ -69,7 +69,10 @@ def default_validator(instrument: Instrument, *, max_staleness_ns: int = 30 * 10
 
 
 class EventQueue:
-    """A bounded queue with a close marker; ``iterate()`` ends when the queue is closed."""
+    """A queue with a close marker; ``iterate()`` ends when the queue is closed.
+
+    Bounded (market data: when a consumer falls behind, the oldest event is dropped and
+    counted in ``dropped``) or, with ``maxsize=0``, unbounded (order events: never dropped)."""
 
     def __init__(self, maxsize: int = 10_000) -> None:
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)

@@ -94,7 +94,7 @@ class PaperGateway:
         self.sim = exchange or SimulatedExchange(instrument, venue_prefix="paper")
         self.clock: Clock = clock or WallClock()
         self.advance_interval_s = advance_interval_s
-        self._queue = EventQueue(maxsize=100_000)
+        self._queue = EventQueue(maxsize=0)  # unbounded: order events are never dropped
         self._reserved_lots: dict[str, tuple[Side, int, int]] = {}  # cid -> (side, price, lots left)
         self._fills: list[FillReport] = []
         self._tasks: list[asyncio.Task] = []
