@@ -128,7 +128,7 @@ class Backtest:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}: {value!r} is not accepted; give a whole number > 0")
-        self.engine = engine if hasattr(engine, "on_event") else engine()
+        self.engine = engine() if isinstance(engine, type) or not hasattr(engine, "on_event") else engine
         self.exchange = exchange if isinstance(exchange, SimulatedExchange) else exchange()
         engine_book = getattr(self.engine, "book", None)
         if share_book and isinstance(engine_book, OrderBook) and engine_book is not self.exchange.book:
