@@ -87,6 +87,10 @@ class EventQueue:
             self.dropped += 1
             self._queue.put_nowait(event)
 
+    async def put_wait(self, event: Any) -> None:
+        """Put, waiting for room instead of dropping (for producers that can be slowed down)."""
+        await self._queue.put(event)
+
     def close(self) -> None:
         self.put(_CLOSED)
 

@@ -60,6 +60,11 @@ class SimMarket:
         self._subscribers.setdefault(venue, []).append(queue)
         return queue
 
+    def unsubscribe(self, venue: str, queue: EventQueue) -> None:
+        queues = self._subscribers.get(venue, [])
+        if queue in queues:
+            queues.remove(queue)
+
     async def start(self) -> None:
         self._users += 1
         if self._task is None:
@@ -90,7 +95,10 @@ class SimMarket:
                 else:
                     stamped = _rebase(event, start_ns + offset)
                 for queue in self._subscribers.get(venue, ()):
-                    queue.put(stamped)
+                    if self.speed > 0:
+                        queue.put(stamped)  # live pacing: a slow consumer loses the oldest events
+                    else:
+                        await queue.put_wait(stamped)  # flat out: the generator waits for consumers
                 if self.generated % 64 == 0:
                     await asyncio.sleep(0)  # let consumers run between bursts
         finally:
@@ -124,6 +132,7 @@ class SimFeed:
     async def close(self) -> None:
         if self._state is not FeedHealth.CLOSED:
             self._state = FeedHealth.CLOSED
+            self.market.unsubscribe(self.venue, self._queue)
             await self.market.stop()
             self._queue.close()
 
