@@ -11,7 +11,9 @@ is a model choice:
 * :class:`ProbQueueModel` — a decrease is split between the orders ahead and behind us with
   probability ``f(back) / (f(front) + f(back))`` for the part *behind* us, ``f(x) = x**power``
   (like hftbacktest's ``PowerProbQueueModel``). Larger ``power`` assumes cancels come mostly
-  from the far end of the queue.
+  from the far end of the queue. A trade at our level usually shows up again as a book decrease;
+  the trade has already moved us and the decrease is then shared out again, so this model is the
+  optimistic one of the two.
 
 Queue positions are model estimates in lots (floats allowed); fills are always whole lots.
 """
