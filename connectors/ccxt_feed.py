@@ -164,14 +164,27 @@ class CcxtFeed:
                     self._closed = True
                     return
                 failures += 1
+                if isinstance(exc, ccxt.NotSupported) and self._fall_back_to_polling(stream):
+                    continue
                 if kind is ErrorKind.TEMPORARY:
                     self.stats.reconnects += 1
-                    self._state = FeedHealth.RECONNECTING
                     if stream == "book":
                         self._reset_sequence()
+                self._state = FeedHealth.RECONNECTING
                 await asyncio.sleep(self.backoff.delay(failures))
             if not self.streaming or (stream == "trades" and not self.stream_trades):
                 await asyncio.sleep(self.poll_interval_s)
+
+    def _fall_back_to_polling(self, stream: str) -> bool:
+        """The exchange refused a websocket stream: poll that stream over REST instead."""
+        if stream == "trades" and self.stream_trades:
+            self.stream_trades = False
+            return True
+        if stream == "book" and self.streaming:
+            self.streaming = False
+            self.stream_trades = False
+            return True
+        return False
 
     def _on_bad_frame(self, exc: BaseException, frame: Any) -> None:
         self.stats.received += 1
@@ -183,7 +196,11 @@ class CcxtFeed:
         if timeout_s is None:
             return await call
         task = asyncio.ensure_future(call)
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         if task in done:
             return task.result()
         task.add_done_callback(lambda t: t.cancelled() or t.exception())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import ccxt
 import pytest
 
 from connectors.ccxt_feed import CcxtFeed
@@ -317,3 +318,20 @@ async def test_usdm_futures_book_follows_the_pu_chain_from_the_recorded_frames(f
     assert books[-1].asks == tuple((inst.ticks(repr(p)), inst.lots(repr(q))) for p, q in expected["asks"])
     assert books[-1].bids[0] == (640_000, 1_200)  # tick 0.1, lot 0.001
     assert fake.calls("GET", "/fapi/v1/depth")[0].query["symbol"] == "BTCUSDT"
+
+
+async def test_a_stream_the_exchange_does_not_support_falls_back_to_rest_polling(fake, fixed_clock) -> None:
+    ob = case("response", "binance", "fetchOrderBook", "spot orderbook")
+    fake.route("GET", "/api/v3/depth", ob["httpResponse"])
+    feed = make_feed(fake, fixed_clock, trades=False, poll_interval_s=0.01)
+
+    async def refuse(*args, **kwargs):
+        raise ccxt.NotSupported("binance watchOrderBook() is not supported yet")
+
+    feed.exchange.watch_order_book = refuse
+    await feed.connect()
+    try:
+        (book,) = await collect(feed, 1)
+    finally:
+        await feed.close()
+    assert not feed.streaming and book.sequence == int(ob["httpResponse"]["lastUpdateId"])
