@@ -74,7 +74,7 @@ class BotEvent(models.Model):
     """Something that happened to a bot (state change, risk breach, error, ...). Time series."""
 
     ts = TimescaleDateTimeField(interval="1 day")
-    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="events")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="events", db_index=False)  # (bot, ts) index
     kind = models.CharField(max_length=32)
     code = models.CharField(max_length=64, blank=True, default="")
     message = models.TextField(blank=True, default="")

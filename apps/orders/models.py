@@ -80,8 +80,14 @@ class Fill(models.Model):
     """One execution. Unique per (account, venue trade id, ts): a duplicate report is ignored."""
 
     ts = TimescaleDateTimeField(interval="1 day")
-    account = models.ForeignKey("exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="fills")
-    bot = models.ForeignKey("bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="fills")
+    # No single-column indexes on account/bot: the (account, ts) and (bot, ts) indexes cover them
+    # and every extra index slows the bulk ingest.
+    account = models.ForeignKey(
+        "exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="fills", db_index=False
+    )
+    bot = models.ForeignKey(
+        "bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="fills", db_index=False
+    )
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="fills")
     client_order_id = models.CharField(max_length=64, blank=True, default="")
     venue_trade_id = models.CharField(max_length=128)

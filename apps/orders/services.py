@@ -144,29 +144,54 @@ def order_upsert_from_event(
     return order, created
 
 
+_SIDES = frozenset(OrderSide.values)
+_LIQUIDITY = frozenset(Liquidity.values)
+
+
+def _positive(field: str, value: Any) -> Decimal:
+    if type(value) is Decimal and value.is_finite() and value > 0:  # the common case, fast
+        return value
+    return _decimal(field, value, positive=True)
+
+
 def _fill_values(row: Mapping[str, Any]) -> dict[str, Any]:
-    trade_id = str(row.get("venue_trade_id") or "")
+    get = row.get
+    trade_id = get("venue_trade_id")
     if not trade_id:
         raise ValidationError({"venue_trade_id": "is empty; every fill needs the venue's trade id"})
-    ts = row.get("ts")
+    ts = get("ts")
     if not isinstance(ts, datetime) or ts.tzinfo is None:
         raise ValidationError({"ts": f"{ts!r} is not a timezone-aware datetime"})
+    side = get("side")
+    if side not in _SIDES:
+        _choice("side", side, OrderSide.values)
+    liquidity = get("liquidity", Liquidity.MAKER)
+    if liquidity not in _LIQUIDITY:
+        _choice("liquidity", liquidity, Liquidity.values)
+    fee = get("fee") or Decimal(0)
+    if type(fee) is not Decimal or not fee.is_finite():  # fees may be negative (rebates)
+        try:
+            fee = Decimal(repr(fee) if isinstance(fee, float) else str(fee))
+        except (InvalidOperation, ValueError):
+            raise ValidationError({"fee": f"{fee!r} is not a decimal number"}) from None
+        if not fee.is_finite():
+            raise ValidationError({"fee": f"{fee!r} is not a finite decimal"})
     return {
         "ts": ts,
         "account_id": int(row["account_id"]),
-        "bot_id": row.get("bot_id"),
-        "order_id": row.get("order_id"),
-        "client_order_id": str(row.get("client_order_id") or ""),
-        "venue_trade_id": trade_id,
-        "side": _choice("side", row.get("side"), OrderSide.values),
-        "price": _decimal("price", row.get("price"), positive=True),
-        "quantity": _decimal("quantity", row.get("quantity"), positive=True),
-        "fee": Decimal(str(row.get("fee") or 0)),
-        "fee_currency": str(row.get("fee_currency") or ""),
-        "liquidity": _choice("liquidity", row.get("liquidity", Liquidity.MAKER), Liquidity.values),
-        "markout_1s": row.get("markout_1s"),
-        "markout_10s": row.get("markout_10s"),
-        "markout_60s": row.get("markout_60s"),
+        "bot_id": get("bot_id"),
+        "order_id": get("order_id"),
+        "client_order_id": str(get("client_order_id") or ""),
+        "venue_trade_id": str(trade_id),
+        "side": side,
+        "price": _positive("price", get("price")),
+        "quantity": _positive("quantity", get("quantity")),
+        "fee": fee,
+        "fee_currency": str(get("fee_currency") or ""),
+        "liquidity": liquidity,
+        "markout_1s": get("markout_1s"),
+        "markout_10s": get("markout_10s"),
+        "markout_60s": get("markout_60s"),
     }
 
 
@@ -234,9 +259,10 @@ def fills_bulk_record(rows: Iterable[Mapping[str, Any]], *, validate: bool = Tru
         )
         cursor.execute("TRUNCATE _fill_staging")
         with cursor.cursor.copy(f"COPY _fill_staging ({columns}) FROM STDIN") as copy:
+            write = copy.write_row
             for row in rows:
                 values = _fill_values(row) if validate else row
-                copy.write_row([values.get(c) for c in FILL_COLUMNS])
+                write([values.get(c) for c in FILL_COLUMNS])
         cursor.execute(
             f"INSERT INTO orders_fill ({columns}) SELECT {columns} FROM _fill_staging "
             "ON CONFLICT (account_id, venue_trade_id, ts) DO NOTHING"

@@ -29,7 +29,8 @@ class PnlSnapshot(models.Model):
     """A bot's position and PnL at one moment (quote currency). Time series."""
 
     ts = TimescaleDateTimeField(interval="1 day")
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="pnl_snapshots")
+    # Indexed by (bot, ts) below; no separate bot index (it would only slow the bulk ingest).
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="pnl_snapshots", db_index=False)
     position = models.DecimalField(**MONEY)
     cash = models.DecimalField(**MONEY)
     mid = models.DecimalField(**MONEY, null=True, blank=True)
