@@ -92,6 +92,7 @@ class Engine:
         flatten_cross_ticks: int = 5,
         book: OrderBook | None = None,
         max_notes: int = 1000,
+        reject_backoff_ns: int = 100_000_000,
     ) -> None:
         cfg = getattr(strategy, "config", None)
         self.strategy = strategy
@@ -145,6 +146,10 @@ class Engine:
         self._next_expiry: int | None = None
         self._last_reject: tuple[str, int] = ("", -(10**18))
         self._last_flatten_ts = -(10**18)
+        # A quote the venue rejected (e.g. post-only would cross) is not re-sent at the same side
+        # and price until this backoff passes: the venue saw a book we had not seen yet.
+        self.reject_backoff_ns = reject_backoff_ns
+        self._blocked: dict[tuple[Side, int], int] = {}
         self._ctx_version = -1
         self._regime: str | None = getattr(strategy, "regime", None)
         self._tracks_regime = hasattr(strategy, "regime")
@@ -178,6 +183,10 @@ class Engine:
                 book.set_level(Side.BUY, event.bid_price, event.bid_qty)
                 book.set_level(Side.SELL, event.ask_price, event.ask_qty)
         elif t in _ORDER_EVENTS:
+            if t is OrderRejected and self.reject_backoff_ns:
+                rejected = self.orders.orders.get(event.client_order_id)
+                if rejected is not None and rejected.reason == "quote":
+                    self._blocked[(rejected.side, rejected.price)] = ts + self.reject_backoff_ns
             fill = self.orders.apply(event)
             if fill is not None:
                 port.on_fill(fill)
@@ -287,9 +296,16 @@ class Engine:
         orders = self.orders
         key = (self.desired, orders.version, status, self.paused, self.book_ok, mid2 is None)
         due = self._next_expiry is not None and ts >= self._next_expiry
+        blocked = self._blocked
+        if blocked and ts >= min(blocked.values()):
+            due = True
+            for k in [k for k, until in blocked.items() if until <= ts]:
+                del blocked[k]
         if key == self._applied and not due and not timer:
             return []
         quotes = self._effective_quotes(status, mid2)
+        if blocked:
+            quotes = _without_blocked(quotes, blocked)
         working = [o for o in orders.orders.values() if o.reason == "quote"]
         commands = diff_quotes(
             quotes,
@@ -477,6 +493,15 @@ class Engine:
             "pnl": snap,
             "markouts": self.portfolio.markout_summary(),
         }
+
+
+def _without_blocked(quotes: QuoteSet, blocked: dict[tuple[Side, int], int]) -> QuoteSet:
+    """Drop quotes at a side and price the venue rejected moments ago."""
+    bids = tuple(q for q in quotes.bids if (Side.BUY, q.price) not in blocked)
+    asks = tuple(q for q in quotes.asks if (Side.SELL, q.price) not in blocked)
+    if len(bids) == len(quotes.bids) and len(asks) == len(quotes.asks):
+        return quotes
+    return QuoteSet(bids, asks, quotes.reason)
 
 
 def _one_per_price(quotes: QuoteSet) -> QuoteSet:

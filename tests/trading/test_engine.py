@@ -11,6 +11,7 @@ from trading.events import (
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
+    OrderRejected,
     PlaceOrder,
     TimeInForce,
     Timer,
@@ -402,3 +403,17 @@ def test_strategy_context_counts_working_quotes_and_bad_events_are_ignored():
     assert seen[-1] == (2, 2)
     assert e.on_event({"not": "an event"}) == []
     assert e.notes[-1].code == "bad_event"
+
+
+def test_quote_rejected_by_the_venue_is_not_resent_at_that_price_until_the_backoff_passes():
+    e = engine(Ladder(levels=1), reject_backoff_ns=100_000_000)
+    cmds = e.on_event(snap())
+    bid_order = next(c for c in cmds if c.side is Side.BUY)
+    # The venue saw a newer book: our post-only bid would cross, so it is refused.
+    again = e.on_event(OrderRejected(2, bid_order.client_order_id, "post_only_would_cross", code="post_only_would_cross"))
+    assert not any(isinstance(c, PlaceOrder) and c.side is Side.BUY for c in again)
+    # Within the backoff nothing is re-sent on that side at that price, even on timers...
+    assert not any(isinstance(c, PlaceOrder) and c.side is Side.BUY for c in e.on_event(Timer(50_000_000)))
+    # ...and once it passes, the quote goes out again.
+    later = e.on_event(Timer(2 + 100_000_000))
+    assert [(c.side, c.price) for c in later if isinstance(c, PlaceOrder)] == [(Side.BUY, bid_order.price)]
