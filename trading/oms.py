@@ -115,6 +115,7 @@ class OrderState(enum.Enum):
 
 TERMINAL_STATES = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED})
 # Reject codes meaning "the venue no longer has this order" (cancel/amend of a finished order).
+IN_DOUBT_CODE = "unknown_state"
 GONE_AT_VENUE_CODES = frozenset({"unknown_order", "already_filled", "already_closed", "order_not_found"})
 
 
@@ -291,6 +292,11 @@ class OrderBookkeeper:
         elif isinstance(event, OrderRejected):
             if order is None:
                 self._note(event.ts, "reject_unknown", f"reject for {event.client_order_id}: {event.reason}")
+            elif event.code == IN_DOUBT_CODE:
+                # The venue never answered and a lookup could not tell: the order may be live.
+                # Keep counting it as working (never place a duplicate); the gateway adopts it
+                # with a late accept, or reports it gone, and reconciliation settles the rest.
+                self._note(event.ts, "order_in_doubt", f"{event.client_order_id} state unknown: {event.reason}")
             elif not order.accepted or event.code in GONE_AT_VENUE_CODES:
                 # Never acknowledged: this is the venue refusing the order itself (even if we
                 # already asked to cancel it). Or the venue says the order no longer exists:

@@ -342,3 +342,12 @@ def test_no_new_order_is_placed_where_a_kept_order_already_rests():
     working = [wo("b0", Side.BUY, 1000)]
     cmds = run_diff(qs([1005, 1000]), working, tol=0.01)
     assert [(type(c).__name__, c.price) for c in cmds] == [("PlaceOrder", 1005)]
+
+
+def test_order_in_doubt_keeps_counting_as_working_until_the_venue_answers():
+    book = OrderBookkeeper()
+    placed(book, "mm1-1")
+    book.apply(OrderRejected(1, "mm1-1", "no answer from the venue", code="unknown_state"))
+    assert "mm1-1" in book.orders  # never re-placed as a duplicate while in doubt
+    book.apply(OrderAccepted(2, "mm1-1", "v1"))
+    assert book.orders["mm1-1"].accepted and book.orders["mm1-1"].status is OrderState.OPEN
