@@ -5,5 +5,16 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev
 export DJANGO_SETTINGS_MODULE=mmsite.settings.test
 .venv/bin/python scripts/ensure_services.py
+# The browser tests drive Debian's chromium (never a downloaded browser). Install it when we can;
+# otherwise tests/e2e skips with a loud message saying how to install it.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the browser tests (apt-get)..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 \
+      || echo "WARNING: chromium could not be installed; the e2e browser tests will be SKIPPED" >&2
+  else
+    echo "WARNING: chromium is missing and this is not root with apt-get; e2e browser tests will be SKIPPED" >&2
+  fi
+fi
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

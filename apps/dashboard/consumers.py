@@ -197,7 +197,13 @@ class BotConsumer(_LiveConsumer):
         raw = await _redis_get(bot_status_key(self.bot_id))
         if raw:
             await self.throttle.offer("status", raw)
-        await self._send_json({"type": "state", "actual_state": self.state[0], "desired_state": self.state[1]})
+        await self._send_state()
+
+    async def _send_state(self) -> None:
+        actual, desired, orders = self.state
+        await self._send_json(
+            {"type": "state", "actual_state": actual, "desired_state": desired, "open_orders": orders}
+        )
 
     async def bot_update(self, event: dict) -> None:
         data = event.get("data") or {}
@@ -211,9 +217,10 @@ class BotConsumer(_LiveConsumer):
         if state is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        if state != self.state:
+        if state[:2] != self.state[:2] or (state[0] != "running" and state[2] != self.state[2]):
             self.state = state
-            await self._send_json({"type": "state", "actual_state": state[0], "desired_state": state[1]})
+            await self._send_state()
+        self.state = state
 
 
 class ArbitrageConsumer(_LiveConsumer):
@@ -272,11 +279,23 @@ def _market_exists(venue: str, symbol: str) -> bool:
     return market_list(venue=venue, symbol=symbol, active=None).exists()
 
 
-def _bot_state(user, bot_id: int) -> tuple[str, str] | None:
+def _bot_state(user, bot_id: int) -> tuple[str, str, list[dict]] | None:
+    """``(actual_state, desired_state, open orders in the database)`` or ``None`` if not visible."""
     from apps.bots.selectors import bot_list
+    from apps.orders.models import CLOSED_STATUSES
+    from apps.orders.selectors import order_list
 
     row = bot_list(user=user).filter(pk=bot_id).values_list("actual_state", "desired_state").first()
-    return tuple(row) if row else None
+    if row is None:
+        return None
+    orders = [
+        {"side": o["side"], "price": str(o["price"]), "qty": str(o["quantity"] - o["filled_quantity"])}
+        for o in order_list(user=user)
+        .filter(bot_id=bot_id)
+        .exclude(status__in=CLOSED_STATUSES)
+        .values("side", "price", "quantity", "filled_quantity")[:200]
+    ]
+    return row[0], row[1], orders
 
 
 def _latest_opportunity_id(user) -> int:

@@ -65,10 +65,14 @@ def depth_chart(
         ask_cum.append(total)
     fig = go.Figure()
     fig.add_trace(
-        go.Scatter(x=bid_px, y=bid_cum, name="bids", mode="lines", line_shape="hv", fill="tozeroy", line={"color": BID})
+        go.Scatter(
+            x=bid_px, y=bid_cum, name="bids", mode="lines+markers", line_shape="hv", fill="tozeroy", line={"color": BID}
+        )
     )
     fig.add_trace(
-        go.Scatter(x=ask_px, y=ask_cum, name="asks", mode="lines", line_shape="hv", fill="tozeroy", line={"color": ASK})
+        go.Scatter(
+            x=ask_px, y=ask_cum, name="asks", mode="lines+markers", line_shape="hv", fill="tozeroy", line={"color": ASK}
+        )
     )
     quotes = list(quotes)
     fig.add_trace(
@@ -87,14 +91,20 @@ def depth_chart(
             hoverinfo="text",
         )
     )
-    return _dict(fig.update_layout(**_layout("Depth", showlegend=True)))
+    layout = _layout("Depth", showlegend=True)
+    layout["xaxis"] = {**layout["xaxis"], "exponentformat": "none", "separatethousands": True}
+    return _dict(fig.update_layout(**layout))
 
 
 def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """PnL (equity, realized, unrealized), inventory and drawdown figures from ``pnl_series`` rows."""
     times = [r["bucket"].isoformat() if hasattr(r["bucket"], "isoformat") else r["bucket"] for r in rows]
     pnl = go.Figure()
-    pnl.add_trace(go.Scatter(x=times, y=[_f(r["equity"]) for r in rows], name="equity", line={"color": ACCENT}))
+    pnl.add_trace(
+        go.Scatter(
+            x=times, y=[_f(r["equity"]) for r in rows], name="equity (right)", line={"color": ACCENT}, yaxis="y2"
+        )
+    )
     pnl.add_trace(go.Scatter(x=times, y=[_f(r["realized"]) for r in rows], name="realized", line={"color": BID}))
     pnl.add_trace(go.Scatter(x=times, y=[_f(r["unrealized"]) for r in rows], name="unrealized", line={"color": WARN}))
     inventory = go.Figure(
@@ -113,7 +123,12 @@ def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         )
     )
     return {
-        "pnl": _dict(pnl.update_layout(**_layout("PnL (quote)", showlegend=True))),
+        "pnl": _dict(
+            pnl.update_layout(
+                **_layout("PnL (quote)", showlegend=True, margin={"l": 48, "r": 56, "t": 28, "b": 32}),
+                yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "zeroline": False},
+            )
+        ),
         "inventory": _dict(inventory.update_layout(**_layout("Inventory (base)"))),
         "drawdown": _dict(drawdown.update_layout(**_layout("Drawdown (quote)"))),
     }
@@ -142,6 +157,7 @@ def candlestick(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         )
     )
     layout = _layout("Candles", height=300)
+    layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True}
     layout["xaxis"] = {**layout["xaxis"], "rangeslider": {"visible": False}}
     return _dict(fig.update_layout(**layout))
 

@@ -32,7 +32,8 @@
       var asks = mergeQuotes(book.asks || [], quotes, "sell").slice(0, rows);
       var tbody = table.tBodies[0];
       var html = "";
-      for (var i = 0; i < rows; i++) {
+      var n = Math.max(bids.length, asks.length, 1);
+      for (var i = 0; i < Math.min(rows, n); i++) {
         var b = bids[i] || ["", ""], a = asks[i] || ["", ""];
         var mb = b[0] ? mineAt(quotes, "buy", b[0]) : "", ma = a[0] ? mineAt(quotes, "sell", a[0]) : "";
         html += "<tr>" +

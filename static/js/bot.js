@@ -34,9 +34,10 @@
     var fillsBody = document.querySelector("#fills tbody");
     var pnlEl = document.getElementById("chart-pnl"), invEl = document.getElementById("chart-inventory"),
         ddEl = document.getElementById("chart-drawdown");
-    var lastPoint = 0;
+    var lastPoint = 0, actual = null;
     new LiveSocket(urls.bot, function (msg) {
       if (msg.type === "status") {
+        if (actual === "stopped" || actual === "error") return;  // a late status of a stopped loop
         quotes = msg.orders || [];
         document.getElementById("kpi-equity").textContent = fmt(msg.equity, 2);
         document.getElementById("kpi-realized").textContent = fmt(msg.realized, 2);
@@ -71,6 +72,13 @@
       } else if (msg.type === "state") {
         var badge = document.querySelector("#bot-state .badge");
         if (badge) { badge.textContent = msg.actual_state; badge.className = "badge state-" + msg.actual_state; }
+        actual = msg.actual_state;
+        if (actual !== "running" && actual !== "starting") {
+          // Not quoting: what is still open is what the database says (the loop publishes no more status).
+          quotes = msg.open_orders || [];
+          document.getElementById("kpi-orders").textContent = String(quotes.length);
+          schedule();
+        }
       }
     });
   });

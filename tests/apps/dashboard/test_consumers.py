@@ -72,7 +72,7 @@ def test_owner_gets_state_then_status_and_every_fill(asgi_server, people):
         layer = get_channel_layer()
         async with websockets.connect(ws(asgi_server, f"/ws/bot/{bot.pk}/"), additional_headers=headers) as s:
             state = await receive_until(s, lambda m: m["type"] == "state")
-            assert state == {"type": "state", "actual_state": "stopped", "desired_state": "stopped"}
+            assert state == {"type": "state", "actual_state": "stopped", "desired_state": "stopped", "open_orders": []}
             group = f"bot.{bot.pk}"
             for i in range(5):
                 await layer.group_send(
