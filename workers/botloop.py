@@ -60,7 +60,8 @@ class BotRunner:
         self.venue: PaperVenue | None = None
         self.stream: tuple[str, str] | None = None
         self.state = "starting"
-        self.cycle_ns: deque[int] = deque(maxlen=2000)
+        self.cycle_ns: deque[int] = deque(maxlen=2000)  # every market event handled
+        self.send_cycle_ns: deque[int] = deque(maxlen=500)  # the ones that placed orders
         self.filled: dict[str, int] = {}
         self._last_pnl = 0.0
         self._last_status = 0.0
@@ -70,12 +71,12 @@ class BotRunner:
         self.fills = 0
 
     # ----------------------------------------------------------------------------------------
-    def push_market(self, event) -> None:
+    def push_market(self, event, published_ns: int = 0) -> None:
         inbox = self.inbox
-        if inbox and type(event) is BookSnapshot and type(inbox[-1]) is BookSnapshot:
-            inbox[-1] = event  # a newer full book supersedes an unprocessed one
+        if inbox and type(event) is BookSnapshot and type(inbox[-1][0]) is BookSnapshot:
+            inbox[-1] = (event, published_ns)  # a newer full book supersedes an unprocessed one
         else:
-            inbox.append(event)
+            inbox.append((event, published_ns))
         self.wake.set()
 
     def push_control(self, message: str) -> None:
@@ -248,8 +249,11 @@ class BotRunner:
             while self.controls:
                 await self._control(self.controls.popleft())
             while self.inbox and not self.controls:  # a lifecycle command goes before market data
-                event = self.inbox.popleft()
+                event, published = self.inbox.popleft()
+                if published:
+                    self.host.bot_latency_ns.append(time.time_ns() - published)
                 started = time.perf_counter_ns()
+                places_before = self.places
                 try:
                     for ev in await self.venue.on_market(event):
                         await self._handle_order_event(ev)
@@ -259,7 +263,10 @@ class BotRunner:
                 except Exception as exc:  # one bad event never kills the loop
                     logger.exception("bot %s: event failed", self.bot_id)
                     self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
-                self.cycle_ns.append(time.perf_counter_ns() - started)
+                took = time.perf_counter_ns() - started
+                self.cycle_ns.append(took)
+                if self.places != places_before:
+                    self.send_cycle_ns.append(took)
                 self._flush_notes()
             now = time.monotonic()
             if now >= next_timer:
@@ -281,7 +288,8 @@ class BotRunner:
         if places:
             # The order rows exist before anything reaches the venue.
             await self.host.db.call(
-                records.orders_create, self.bot_id, setup.account_id, setup.market_id, setup.instrument, places
+                records.orders_create,
+                [(self.bot_id, setup.account_id, setup.market_id, setup.instrument, c) for c in places],
             )
         for cmd in commands:
             t = type(cmd)

@@ -24,7 +24,7 @@ from collections import deque
 
 from workers import codec, keys
 from workers.dbwriter import DbWriter
-from workers.leases import DEFAULT_TTL_MS, Lease
+from workers.leases import DEFAULT_TTL_MS, Lease, renew_many
 
 logger = logging.getLogger(__name__)
 _host: Host | None = None
@@ -59,13 +59,14 @@ class Host:
         self.feeds: dict[tuple[str, str], object] = {}
         self.feed_tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.subscribers: dict[str, set] = {}  # stream key -> runners
-        self.stream_ids: dict[str, bytes] = {}
-        self.feed_latency_ns: deque[int] = deque(maxlen=20000)
+        self._streams_in_use: frozenset[str] = frozenset()
+        self._reader_stop = threading.Event()
+        self.feed_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> XREAD returned
+        self.bot_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> the bot starts on it
         self._wanted_feeds: set[str] = set()
         self._retry_after: dict[int, float] = {}
         self._stop = asyncio.Event()
         self._thread: threading.Thread | None = None
-        self._reader_wake: asyncio.Event | None = None
         self._channel_layer = None
         self.started = threading.Event()
 
@@ -92,17 +93,19 @@ class Host:
 
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._reader_wake = asyncio.Event()
         self.redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=3)
         self.redis_block = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
         tasks = [
             asyncio.create_task(self._guard(self._claim_loop), name="claim"),
             asyncio.create_task(self._guard(self._renew_loop), name="renew"),
-            asyncio.create_task(self._guard(self._reader_loop), name="reader"),
             asyncio.create_task(self._guard(self._control_loop), name="control"),
         ]
+        self._reader_stop.clear()
+        reader = threading.Thread(target=self._reader_thread_main, name="mm-host-reader", daemon=True)
+        reader.start()
         self.started.set()
         await self._stop.wait()
+        self._reader_stop.set()
         for t in tasks:
             t.cancel()
         for task in list(self.bot_tasks.values()) + list(self.feed_tasks.values()):
@@ -194,6 +197,7 @@ class Host:
             self.bot_tasks.pop(runner.bot_id, None)
         for subs in self.subscribers.values():
             subs.discard(runner)
+        self._refresh_streams()
         asyncio.get_running_loop().create_task(runner.lease.release())
 
     def feed_done(self, feed) -> None:
@@ -219,12 +223,14 @@ class Host:
         while not self._stop.is_set():
             started = time.monotonic()
             holders = list(self.bots.values()) + list(self.feeds.values())
-            for holder in holders:
-                lease = holder.lease
-                if lease.token and not await lease.renew():
-                    logger.warning("lease %s lost: %s", lease.key, lease.lost_reason)
-                    if hasattr(holder, "wake"):
-                        holder.wake.set()  # the loop sees the lost lease at once and stops sending
+            for start in range(0, len(holders), 500):
+                chunk = holders[start : start + 500]
+                await renew_many(self.redis, [h.lease for h in chunk], self.ttl_ms)
+                for holder in chunk:
+                    if not holder.lease.held:
+                        logger.warning("lease %s lost: %s", holder.lease.key, holder.lease.lost_reason)
+                        if hasattr(holder, "wake"):
+                            holder.wake.set()  # the loop sees the lost lease at once and stops sending
             await asyncio.sleep(max(0.05, self.ttl_ms / 3000 - (time.monotonic() - started)))
 
     # ----------------------------------------------------------------------------------------
@@ -232,42 +238,61 @@ class Host:
     # ----------------------------------------------------------------------------------------
     def subscribe(self, runner, venue: str, symbol: str) -> None:
         stream = keys.feed_stream(venue, symbol)
-        if stream not in self.subscribers:
-            self.subscribers[stream] = set()
-            self.stream_ids[stream] = b"$"
-        self.subscribers[stream].add(runner)
-        self._reader_wake.set()
+        self.subscribers.setdefault(stream, set()).add(runner)
+        self._refresh_streams()
 
-    async def _reader_loop(self) -> None:
-        while not self._stop.is_set():
-            streams = {s: self.stream_ids[s] for s, subs in self.subscribers.items() if subs}
-            if not streams:
-                self._reader_wake.clear()
-                try:
-                    await asyncio.wait_for(self._reader_wake.wait(), 1.0)
-                except TimeoutError:
-                    pass
-                continue
-            if any(v == b"$" for v in streams.values()):
-                for s, v in streams.items():  # resolve "$" once so nothing is skipped between reads
-                    if v == b"$":
-                        info = await self.redis.xinfo_stream(s) if await self.redis.exists(s) else None
-                        self.stream_ids[s] = streams[s] = info["last-generated-id"] if info else b"0-0"
-            result = await self.redis_block.xread(streams, count=500, block=500)
-            now = time.time_ns()
-            for stream, entries in result or []:
-                stream = stream.decode() if isinstance(stream, bytes) else stream
-                subs = self.subscribers.get(stream, ())
-                for entry_id, fields in entries:
-                    self.stream_ids[stream] = entry_id
-                    try:
-                        event = codec.decode(fields[b"e"])
-                        self.feed_latency_ns.append(now - int(fields.get(b"p", now)))
-                    except ValueError as exc:
-                        logger.warning("bad feed entry on %s: %s", stream, exc)
-                        continue
-                    for runner in subs:
-                        runner.push_market(event)
+    def _refresh_streams(self) -> None:
+        self._streams_in_use = frozenset(s for s, subs in self.subscribers.items() if subs)
+
+    def _reader_thread_main(self) -> None:
+        """Blocking XREAD over every stream in use, on its own thread (so a busy event loop
+        does not delay reading); hands each batch to the loop in one call."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=3, socket_timeout=10)
+        ids: dict[str, bytes] = {}
+        while not self._reader_stop.is_set():
+            try:
+                wanted = self._streams_in_use
+                if not wanted:
+                    time.sleep(0.05)
+                    continue
+                for s in list(ids):
+                    if s not in wanted:
+                        del ids[s]
+                for s in wanted:
+                    if s not in ids:  # start at the newest entry: nothing between reads is skipped
+                        info = client.xinfo_stream(s) if client.exists(s) else None
+                        ids[s] = info["last-generated-id"] if info else b"0-0"
+                result = client.xread(ids, count=1000, block=200)
+                if not result:
+                    continue
+                now = time.time_ns()
+                batch = []
+                for stream, entries in result:
+                    stream = stream.decode() if isinstance(stream, bytes) else stream
+                    for entry_id, fields in entries:
+                        ids[stream] = entry_id
+                        try:
+                            event = codec.decode(fields[b"e"])
+                        except ValueError as exc:
+                            logger.warning("bad feed entry on %s: %s", stream, exc)
+                            continue
+                        published = int(fields.get(b"p", now))
+                        self.feed_latency_ns.append(now - published)
+                        batch.append((stream, event, published))
+                if batch and self.loop is not None:
+                    self.loop.call_soon_threadsafe(self._dispatch, batch)
+            except Exception as exc:  # Redis restarting: retry
+                logger.warning("stream reader: %s; retrying", exc)
+                time.sleep(0.5)
+        client.close()
+
+    def _dispatch(self, batch: list) -> None:
+        subscribers = self.subscribers
+        for stream, event, published in batch:
+            for runner in subscribers.get(stream, ()):
+                runner.push_market(event, published)
 
     # ----------------------------------------------------------------------------------------
     # Control channel
@@ -327,7 +352,13 @@ class Host:
     def stats(self) -> dict:
         cycles = sorted(x for r in self.bots.values() for x in r.cycle_ns)
         lat = sorted(self.feed_latency_ns)
+        e2e = sorted(self.bot_latency_ns)
+        sending = sorted(x for r in self.bots.values() for x in r.send_cycle_ns)
         return {
+            "send_cycle_p99_ms": _pct(sending, 0.99) / 1e6,
+            "send_cycles": len(sending),
+            "feed_to_engine_p50_ms": _pct(e2e, 0.5) / 1e6,
+            "feed_to_engine_p99_ms": _pct(e2e, 0.99) / 1e6,
             "bots": len(self.bots),
             "feeds": len(self.feeds),
             "cycle_p99_ms": _pct(cycles, 0.99) / 1e6,

@@ -26,7 +26,39 @@ RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+RENEW_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[i + 1] then
+    redis.call('pexpire', key, ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
 DEFAULT_TTL_MS = 6000
+
+
+async def renew_many(redis, leases: list[Lease], ttl_ms: int) -> None:
+    """Renew many leases in one round trip; each one held or lost as :meth:`Lease.renew`."""
+    held = [lease for lease in leases if lease.token > 0]
+    if not held:
+        return
+    started = time.monotonic()
+    try:
+        result = await redis.eval(RENEW_MANY, len(held), *[x.key for x in held], ttl_ms, *[x.value for x in held])
+    except Exception as exc:
+        for lease in held:
+            if time.monotonic() >= lease._deadline:
+                lease.lose(f"renewal failed past the lease deadline: {exc}")
+        return
+    for lease, ok in zip(held, result, strict=True):
+        if ok:
+            lease._deadline = started + ttl_ms / 1000 * 0.9
+        else:
+            lease.lose("lease taken over or expired")
 
 
 class Lease:

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.db import transaction
 from django.utils import timezone
 
-from trading.events import PlaceOrder, TimeInForce
+from trading.events import TimeInForce
 from trading.instruments import Instrument, Side
 from trading.oms import to_base36
+from workers.dbwriter import batchable
 
 NS = 1_000_000_000
 
@@ -144,8 +144,10 @@ def _side(side: Side) -> str:
     return "buy" if side is Side.BUY else "sell"
 
 
-def orders_create(bot_id: int, account_id: int, market_id: int, inst: Instrument, commands: list[PlaceOrder]) -> int:
-    """Create order rows (pending_new) for places about to be sent; existing ids are kept."""
+@batchable
+def orders_create(items: list[tuple]) -> int:
+    """Create order rows (pending_new) for places about to be sent: items are (bot id, account
+    id, market id, instrument, PlaceOrder); existing client ids are kept."""
     from apps.orders.models import Order, OrderStatus
 
     rows = [
@@ -162,42 +164,53 @@ def orders_create(bot_id: int, account_id: int, market_id: int, inst: Instrument
             time_in_force="ioc" if c.time_in_force is TimeInForce.IOC else "gtc",
             post_only=c.time_in_force is TimeInForce.POST_ONLY,
         )
-        for c in commands
+        for bot_id, account_id, market_id, inst, c in items
     ]
     Order.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
 
 
+@batchable
 def orders_update(updates: list[tuple]) -> None:
-    """Apply (client id, status, venue order id, filled lots delta, notional ticks*lots delta,
-    reason, instrument) updates in one transaction."""
-    from apps.orders.models import CLOSED_STATUSES, Order
+    """Apply (client id, status, venue order id, cumulative filled lots or None, reason,
+    instrument) updates: coalesced per order (last status wins, venue id / fill / reason kept)
+    and written with one ``UPDATE ... FROM (VALUES ...)``. A closed order is only changed to
+    ``filled`` (a late fill after a cancel request)."""
+    from django.db import connection
 
-    with transaction.atomic():
-        now = timezone.now()
-        for cid, status, voi, filled_lots, reason, inst in updates:
-            order = Order.objects.select_for_update().filter(client_order_id=cid).first()
-            if order is None:
-                continue
-            if order.status in CLOSED_STATUSES and status not in ("filled",):
-                continue
-            fields = ["status", "updated"]
-            if voi and not order.venue_order_id:
-                order.venue_order_id = voi
-                fields.append("venue_order_id")
-            if filled_lots is not None:
-                order.filled_quantity = inst.quantity(filled_lots)
-                fields.append("filled_quantity")
-            order.status = status
-            if reason:
-                order.reason = reason[:500]
-                fields.append("reason")
-            if status in CLOSED_STATUSES:
-                order.closed_at = now
-                fields.append("closed_at")
-            order.save(update_fields=fields)
+    merged: dict[str, list] = {}
+    for cid, status, voi, filled_lots, reason, inst in updates:
+        row = merged.get(cid)
+        filled = None if filled_lots is None else inst.quantity(filled_lots)
+        if row is None:
+            merged[cid] = [cid, status, voi or "", filled, (reason or "")[:500]]
+            continue
+        row[1] = status
+        row[2] = voi or row[2]
+        row[3] = filled if filled is not None else row[3]
+        row[4] = (reason or "")[:500] or row[4]
+    if not merged:
+        return
+    rows = list(merged.values())
+    closed = ["filled", "cancelled", "rejected", "expired"]
+    values = ", ".join(["(%s, %s, %s, %s::numeric, %s)"] * len(rows))
+    params = [x for row in rows for x in row]
+    sql = f"""
+        UPDATE orders_order AS o SET
+            status = v.status,
+            venue_order_id = CASE WHEN v.voi <> '' THEN v.voi ELSE o.venue_order_id END,
+            filled_quantity = COALESCE(v.filled, o.filled_quantity),
+            reason = CASE WHEN v.reason <> '' THEN v.reason ELSE o.reason END,
+            closed_at = CASE WHEN v.status = ANY(%s) THEN now() ELSE o.closed_at END,
+            updated = now()
+        FROM (VALUES {values}) AS v(cid, status, voi, filled, reason)
+        WHERE o.client_order_id = v.cid AND (v.status = 'filled' OR o.status <> ALL(%s))
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [closed, *params, closed])
 
 
+@batchable
 def fills_record(rows: list[dict]) -> int:
     """Insert fills, ignoring ones already stored; set the orders' average price. Returns new rows."""
     from apps.orders.models import Fill, Order
@@ -236,6 +249,7 @@ def fill_row(
     }
 
 
+@batchable
 def bot_events_record(rows: list[tuple]) -> None:
     """Insert bot events: (bot id, ts ns, kind, code, message, data)."""
     from apps.bots.models import BotEvent
@@ -248,6 +262,7 @@ def bot_events_record(rows: list[tuple]) -> None:
     )
 
 
+@batchable
 def pnl_snapshots_record(rows: list[dict]) -> None:
     from apps.portfolio.models import PnlSnapshot
 

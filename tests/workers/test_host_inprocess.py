@@ -38,3 +38,34 @@ def test_started_paper_bots_quote_on_the_venue_and_stop_leaves_no_open_order(hos
     assert wait_until(lambda: all(Bot.objects.get(pk=b.pk).actual_state == "stopped" for b in bots), 20)
     assert redis_client.hlen(k_orders) == 0
     assert not Order.objects.filter(bot__in=bots, status__in=["pending_new", "open", "partially_filled"]).exists()
+
+
+def test_order_updates_are_coalesced_and_a_closed_order_only_becomes_filled():
+    from decimal import Decimal
+
+    from apps.orders.models import Order
+    from tests.workers.helpers import make_paper_bots
+    from trading.events import PlaceOrder
+    from trading.instruments import Side
+    from workers import records
+
+    _user, account, bots = make_paper_bots(1, start=False)
+    bot = bots[0]
+    inst = records.market_instrument(bot.market)
+    records.orders_create([(bot.pk, account.pk, bot.market_id, inst, PlaceOrder("t-1", Side.BUY, 6_000_000, 100)),
+                           (bot.pk, account.pk, bot.market_id, inst, PlaceOrder("t-2", Side.SELL, 6_000_100, 100))])  # fmt: skip
+    records.orders_update(
+        [
+            ("t-1", "open", "v1", None, "", inst),
+            ("t-1", "partially_filled", "", 40, "", inst),
+            ("t-2", "open", "v2", None, "", inst),
+            ("t-2", "cancelled", "", None, "requote", inst),
+        ]
+    )
+    records.orders_update([("t-2", "open", "", None, "", inst)])  # stale: a closed order stays closed
+    one, two = Order.objects.get(client_order_id="t-1"), Order.objects.get(client_order_id="t-2")
+    assert (one.status, one.venue_order_id, one.filled_quantity) == ("partially_filled", "v1", Decimal("0.004"))
+    assert (two.status, two.venue_order_id, two.reason) == ("cancelled", "v2", "requote")
+    assert two.closed_at is not None
+    records.orders_update([("t-2", "filled", "", 100, "", inst)])  # a late fill after the cancel request
+    assert Order.objects.get(client_order_id="t-2").status == "filled"
