@@ -21,7 +21,7 @@ class TopOfBookSnapshot(models.Model):
     ask_qty = models.DecimalField(**MONEY)
 
     class Meta:
-        indexes = [models.Index(fields=["market", "-ts"], name="md_tob_market_ts")]
+        # The unique (market, ts) index also serves newest-first scans (read backwards).
         constraints = [models.UniqueConstraint(fields=["market", "ts"], name="md_tob_unique_market_ts")]
 
     def __str__(self) -> str:
@@ -39,7 +39,6 @@ class DepthSnapshot(models.Model):
     mid = models.DecimalField(**MONEY, null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["market", "-ts"], name="md_depth_market_ts")]
         constraints = [models.UniqueConstraint(fields=["market", "ts"], name="md_depth_unique_market_ts")]
 
     def __str__(self) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, QuerySet, Sum
+from django.db.models import Count, F, Max, Min, QuerySet, Sum
 
-from apps.core.timeseries import First, Last, bucketed, parse_interval
+from apps.core.timeseries import Bucket, First, Last, bucketed, parse_interval
 from apps.exchanges.models import Market
 from apps.marketdata.models import DepthSnapshot, TopOfBookSnapshot, Trade
 
@@ -39,16 +39,14 @@ def top_of_book_series(
     snapshots = TopOfBookSnapshot.objects.filter(market=market, ts__gte=start, ts__lt=end)
     if interval is None:
         return list(snapshots.order_by("ts").values("ts", "bid", "bid_qty", "ask", "ask_qty"))
+    # The last snapshot per bucket: DISTINCT ON walks the (market, -ts) index once, where
+    # four Last() aggregates would each build an array per bucket.
+    width = parse_interval(interval)
     return list(
-        bucketed(
-            snapshots,
-            time_field="ts",
-            interval=interval,
-            bid=Last("bid", "ts"),
-            bid_qty=Last("bid_qty", "ts"),
-            ask=Last("ask", "ts"),
-            ask_qty=Last("ask_qty", "ts"),
-        )
+        snapshots.annotate(bucket=Bucket(F("ts"), width))
+        .order_by("bucket", "-ts")
+        .distinct("bucket")
+        .values("bucket", "bid", "bid_qty", "ask", "ask_qty")
     )
 
 
@@ -72,31 +70,14 @@ def heatmap(*, market: Market, start: datetime, end: datetime, bucket: str | tim
     """Depth over time for a liquidity heat map: per time bucket, the last depth snapshot's
     levels as ``{ts, mid, bids: [[price, qty], ...], asks: [...]}`` (decimal strings)."""
     width = parse_interval(bucket, field="bucket")
-    rows = bucketed(
-        DepthSnapshot.objects.filter(market=market, ts__gte=start, ts__lt=end),
-        time_field="ts",
-        interval=width,
-        last_ts=Max("ts"),
+    snapshots = (
+        DepthSnapshot.objects.filter(market=market, ts__gte=start, ts__lt=end)
+        .annotate(bucket=Bucket(F("ts"), width))
+        .order_by("bucket", "-ts")
+        .distinct("bucket")
+        .values("bucket", "ts", "mid", "bids", "asks")
     )
-    last_times = [row["last_ts"] for row in rows]
-    snapshots = {
-        s.ts: s
-        for s in DepthSnapshot.objects.filter(market=market, ts__in=last_times).only("ts", "mid", "bids", "asks")
-    }
-    columns = []
-    for row in rows:
-        snapshot = snapshots.get(row["last_ts"])
-        if snapshot is None:
-            continue
-        columns.append(
-            {
-                "bucket": row["bucket"],
-                "ts": snapshot.ts,
-                "mid": snapshot.mid,
-                "bids": snapshot.bids,
-                "asks": snapshot.asks,
-            }
-        )
+    columns = list(snapshots)
     return {"market": market.pk, "bucket_seconds": int(width.total_seconds()), "columns": columns}
 
 

@@ -42,9 +42,18 @@ def test_ingest_twice_stores_each_trade_and_snapshot_once(market):
     marketdata_ingest_batch(trades=trades, tops=[top])
     again = [trade(market, 1, "100", "1", "t1"), trade(market, 3, "102", "1", "t3")]
     top_again = TopOfBookSnapshot(market=market, ts=T0, bid=Decimal("99"), bid_qty=1, ask=Decimal("100"), ask_qty=2)
-    marketdata_ingest_batch(trades=again, tops=[top_again])
+    stored = marketdata_ingest_batch(trades=again, tops=[top_again])
+    assert stored == {"tops": 0, "depths": 0, "trades": 1}
     assert sorted(Trade.objects.values_list("trade_id", flat=True)) == ["t1", "t2", "t3"]
     assert TopOfBookSnapshot.objects.count() == 1
+
+
+def test_snapshots_in_the_same_microsecond_keep_the_last_state(market):
+    def top(bid: str) -> TopOfBookSnapshot:
+        return TopOfBookSnapshot(market=market, ts=T0, bid=Decimal(bid), bid_qty=1, ask=Decimal(200), ask_qty=1)
+
+    assert marketdata_ingest_batch(tops=[top("100"), top("101"), top("102")]) == {"tops": 1, "depths": 0, "trades": 0}
+    assert TopOfBookSnapshot.objects.get().bid == Decimal("102")
 
 
 def test_ingest_refuses_rows_of_the_wrong_kind(market):
