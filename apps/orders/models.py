@@ -80,15 +80,28 @@ class Fill(models.Model):
     """One execution. Unique per (account, venue trade id, ts): a duplicate report is ignored."""
 
     ts = TimescaleDateTimeField(interval="1 day")
-    # No single-column indexes on account/bot: the (account, ts) and (bot, ts) indexes cover them
-    # and every extra index slows the bulk ingest.
+    # No single-column indexes on account/bot (the (account, ts) and (bot, ts) indexes cover them)
+    # and no database FK checks per row: a fill is stored even if its bot or order row is not
+    # (yet) there, and the bulk ingest stays fast. Django still applies PROTECT / SET_NULL.
     account = models.ForeignKey(
-        "exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="fills", db_index=False
+        "exchanges.ExchangeAccount",
+        on_delete=models.PROTECT,
+        related_name="fills",
+        db_index=False,
+        db_constraint=False,
     )
     bot = models.ForeignKey(
-        "bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="fills", db_index=False
+        "bots.Bot",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="fills",
+        db_index=False,
+        db_constraint=False,
     )
-    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="fills")
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="fills", db_constraint=False
+    )
     client_order_id = models.CharField(max_length=64, blank=True, default="")
     venue_trade_id = models.CharField(max_length=128)
     side = models.CharField(max_length=4, choices=OrderSide.choices)

@@ -29,8 +29,11 @@ class PnlSnapshot(models.Model):
     """A bot's position and PnL at one moment (quote currency). Time series."""
 
     ts = TimescaleDateTimeField(interval="1 day")
-    # Indexed by (bot, ts) below; no separate bot index (it would only slow the bulk ingest).
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="pnl_snapshots", db_index=False)
+    # Indexed by (bot, ts) below; no separate bot index and no database FK check per row (both
+    # would only slow the bulk ingest); Django still cascades the delete of a bot.
+    bot = models.ForeignKey(
+        "bots.Bot", on_delete=models.CASCADE, related_name="pnl_snapshots", db_index=False, db_constraint=False
+    )
     position = models.DecimalField(**MONEY)
     cash = models.DecimalField(**MONEY)
     mid = models.DecimalField(**MONEY, null=True, blank=True)
@@ -47,3 +50,37 @@ class PnlSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot_id} {self.ts:%Y-%m-%d %H:%M:%S} equity={self.equity}"
+
+
+class PnlMinute(models.Model):
+    """PnL per bot and minute: last values, equity high/low and the largest drawdown.
+
+    Not managed by Django: on plain PostgreSQL it is a table that a statement-level trigger on
+    ``portfolio_pnlsnapshot`` keeps up to date for every insert (COPY, bulk_create, single
+    rows); on TimescaleDB it is a view over the ``pnl_1m`` continuous aggregate. Either way,
+    re-bucketing these rows gives exactly what bucketing the raw snapshots gives, many times
+    faster. Read it through :func:`apps.portfolio.selectors.pnl_series`.
+    """
+
+    pk = models.CompositePrimaryKey("bot", "minute")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    minute = models.DateTimeField(db_column="bucket")  # start of the minute
+    position = models.DecimalField(**MONEY)
+    cash = models.DecimalField(**MONEY)
+    mid = models.DecimalField(**MONEY, null=True)
+    realized = models.DecimalField(**MONEY)
+    unrealized = models.DecimalField(**MONEY)
+    fees = models.DecimalField(**MONEY)
+    equity = models.DecimalField(**MONEY)
+    peak_equity = models.DecimalField(**MONEY)
+    equity_high = models.DecimalField(**MONEY)
+    equity_low = models.DecimalField(**MONEY)
+    max_drawdown = models.DecimalField(**MONEY)
+
+    class Meta:
+        managed = False
+        db_table = "portfolio_pnlminute"
+        ordering = ["bot", "minute"]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.minute:%Y-%m-%d %H:%M} equity={self.equity}"

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.bots.selectors import bot_list
-from apps.core.timeseries import Last, bucketed, parse_interval
+from apps.core.timeseries import DEFAULT_ORIGIN, Last, bucketed, parse_interval
 from apps.exchanges.selectors import exchange_account_list
-from apps.portfolio.models import Balance, PnlSnapshot
+from apps.portfolio.models import Balance, PnlMinute, PnlSnapshot
 
 PNL_INTERVALS = ("1m", "1h", "1d")
 DEFAULT_SPAN = {"1m": timedelta(days=1), "1h": timedelta(days=30), "1d": timedelta(days=365)}
@@ -51,22 +51,85 @@ def pnl_series(
         raise ValidationError(
             {"start": f"the range holds more than {MAX_BUCKETS} {interval} buckets; narrow it or use a wider interval"}
         )
-    qs = PnlSnapshot.objects.filter(bot_id=bot.pk, ts__gte=start, ts__lt=end)
-    rows = bucketed(
-        qs,
-        time_field="ts",
-        interval=width,
-        # Aggregates over a column come before the Last() aliases that reuse the column's name.
-        equity_high=Max("equity"),
-        equity_low=Min("equity"),
-        drawdown=Max("drawdown"),
-        position=Last("position", "ts"),
-        cash=Last("cash", "ts"),
-        mid=Last("mid", "ts"),
-        realized=Last("realized", "ts"),
-        unrealized=Last("unrealized", "ts"),
-        fees=Last("fees", "ts"),
-        equity=Last("equity", "ts"),
-        peak_equity=Last("peak_equity", "ts"),
+    # Minute rollups re-bucketed give exactly the raw snapshots' buckets when [start, end) is
+    # on whole minutes; otherwise (and for the edge minutes) read the raw snapshots.
+    minute = timedelta(minutes=1)
+    inner_start = _ceil(start, minute)
+    inner_end = _floor(end, minute)
+    if inner_start >= inner_end or width % minute:
+        rows = _raw_series(bot.pk, start, end, width)
+        for row in rows:
+            del row["last_ts"]
+        return rows
+    rows = _rollup_series(bot.pk, inner_start, inner_end, width)
+    if start < inner_start or end > inner_end:
+        edges = []
+        if start < inner_start:
+            edges += _raw_series(bot.pk, start, inner_start, width)
+        if end > inner_end:
+            edges += _raw_series(bot.pk, inner_end, end, width)
+        rows = _merge(rows, edges)
+    for row in rows:
+        del row["last_ts"]
+    return rows
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    return moment - (moment - DEFAULT_ORIGIN) % step
+
+
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    floor = _floor(moment, step)
+    return floor if floor == moment else floor + step
+
+
+_VALUES = ("position", "cash", "mid", "realized", "unrealized", "fees", "equity", "peak_equity")
+
+
+def _raw_series(bot_id: int, start: datetime, end: datetime, width: timedelta) -> list[dict]:
+    qs = PnlSnapshot.objects.filter(bot_id=bot_id, ts__gte=start, ts__lt=end)
+    return list(
+        bucketed(
+            qs,
+            time_field="ts",
+            interval=width,
+            # Aggregates over a column come before the Last() aliases that reuse the column's name.
+            equity_high=Max("equity"),
+            equity_low=Min("equity"),
+            drawdown=Max("drawdown"),
+            last_ts=Max("ts"),
+            **{name: Last(name, "ts") for name in _VALUES},
+        )
     )
-    return list(rows)
+
+
+def _rollup_series(bot_id: int, start: datetime, end: datetime, width: timedelta) -> list[dict]:
+    qs = PnlMinute.objects.filter(bot_id=bot_id, minute__gte=start, minute__lt=end)
+    return list(
+        bucketed(
+            qs,
+            time_field="minute",
+            interval=width,
+            last_ts=Max("minute"),
+            **{name: Last(name, "minute") for name in _VALUES},
+            equity_high=Max("equity_high"),
+            equity_low=Min("equity_low"),
+            drawdown=Max("max_drawdown"),
+        )
+    )
+
+
+def _merge(rows: list[dict], edges: list[dict]) -> list[dict]:
+    """Combine bucket rows computed from different time ranges (disjoint, so the later wins)."""
+    by_bucket: dict[datetime, dict] = {}
+    for row in sorted([*rows, *edges], key=lambda r: (r["bucket"], r["last_ts"])):
+        seen = by_bucket.get(row["bucket"])
+        if seen is None:
+            by_bucket[row["bucket"]] = dict(row)
+            continue
+        seen.update({name: row[name] for name in _VALUES})
+        seen["last_ts"] = row["last_ts"]
+        seen["equity_high"] = max(seen["equity_high"], row["equity_high"])
+        seen["equity_low"] = min(seen["equity_low"], row["equity_low"])
+        seen["drawdown"] = max(seen["drawdown"], row["drawdown"])
+    return [by_bucket[b] for b in sorted(by_bucket)]

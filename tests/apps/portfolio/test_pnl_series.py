@@ -12,7 +12,7 @@ import pytest
 from apps.portfolio.models import PnlSnapshot
 from apps.portfolio.selectors import pnl_series
 from apps.portfolio.services import balances_replace, pnl_snapshots_bulk_insert
-from tests.apps.bots.factories import T0, api, make_bot
+from tests.apps.bots.factories import T0, api, make_bot, minutes
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +91,38 @@ def test_balances_are_replaced_per_account_and_listed_for_the_owner_only(trader,
     body = api(trader).get("/api/v1/balances/").json()
     assert [(b["asset"], b["free"]) for b in body["results"]] == [("USDT", "950.000000000000000000")]
     assert api(other_trader).get("/api/v1/balances/").json()["count"] == 0
+
+
+def test_rollup_matches_raw_bucketing_for_any_insert_path_order_and_range(trader):
+    from apps.portfolio.selectors import _raw_series
+
+    bot = make_bot(trader)
+    rows = _snapshots(bot, 3 * 3600, step=13)
+    late, early = rows[::2], rows[1::2]
+    pnl_snapshots_bulk_insert(late)  # COPY, out of order: the odd rows arrive afterwards...
+    PnlSnapshot.objects.bulk_create([PnlSnapshot(**r) for r in early[: len(early) // 2]])  # ...by bulk_create
+    for row in early[len(early) // 2 :]:
+        PnlSnapshot.objects.create(**row)  # ...and one by one
+    ranges = [
+        ("1h", T0, T0 + timedelta(hours=3)),
+        ("1h", T0 + timedelta(minutes=7, seconds=31), T0 + timedelta(hours=2, minutes=59, seconds=5)),
+        ("1m", T0 + timedelta(seconds=29), T0 + timedelta(minutes=33, seconds=1)),
+        ("1d", T0 - timedelta(days=1), T0 + timedelta(days=1)),
+    ]
+    for interval, start, end in ranges:
+        fast = pnl_series(user=trader, bot_id=bot.pk, interval=interval, start=start, end=end)
+        raw = _raw_series(bot.pk, start, end, {"1m": minutes(1), "1h": minutes(60), "1d": minutes(1440)}[interval])
+        for row in raw:
+            del row["last_ts"]
+        assert fast == raw, (interval, start, end)
+        assert fast, (interval, start, end)
+
+
+def test_deleting_a_bot_removes_its_minute_rollups(trader):
+    from apps.portfolio.models import PnlMinute
+
+    bot = make_bot(trader)
+    pnl_snapshots_bulk_insert(_snapshots(bot, 300))
+    assert PnlMinute.objects.filter(bot_id=bot.pk).count() == 5
+    bot.delete()
+    assert PnlMinute.objects.filter(bot_id=bot.pk).count() == 0 and PnlSnapshot.objects.count() == 0
