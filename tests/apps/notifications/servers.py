@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from apps.notifications.transports import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -44,7 +45,7 @@ class ProtocolServer:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                record = {"path": self.path, "headers": self.headers, "body": body}
+                record = {"path": self.path, "headers": self.headers, "body": body, "at": time.monotonic()}
                 outer.requests.append(record)
                 if self.path == f"/bot{TELEGRAM_TOKEN}/sendMessage":
                     data = json.loads(body)
