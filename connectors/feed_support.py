@@ -94,6 +94,17 @@ class EventQueue:
     def close(self) -> None:
         self.put(_CLOSED)
 
+    def drain(self) -> list[Any]:
+        """Everything queued now, without waiting; a close marker is put back for ``iterate``."""
+        out = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is _CLOSED:
+                self._queue.put_nowait(item)
+                break
+            out.append(item)
+        return out
+
     async def iterate(self) -> AsyncIterator[Any]:
         while True:
             item = await self._queue.get()

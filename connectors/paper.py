@@ -135,7 +135,18 @@ class PaperGateway:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.advance_interval_s)
-            self._handle(self.sim.advance(self.clock.now_ns()))
+            self.advance()
+
+    def advance(self, ts: int | None = None) -> None:
+        """Release the simulator's answers due by ``ts`` (default: the clock's now). The gateway
+        does this by itself every ``advance_interval_s`` once connected; a driver that paces
+        time itself (replay at its own speed, a parity test) calls it directly."""
+        self._handle(self.sim.advance(self.clock.now_ns() if ts is None else ts))
+
+    def drain(self) -> list[OrderEvent]:
+        """Take every order event queued so far without waiting (the same events ``events()``
+        would yield next, in order)."""
+        return self._queue.drain()
 
     # --- market data ------------------------------------------------------------------------
     def on_market(self, event: MarketEvent) -> None:
