@@ -249,23 +249,37 @@ FILL_COLUMNS = (
 
 
 def fills_bulk_record(rows: Iterable[Mapping[str, Any]], *, validate: bool = True) -> int:
-    """Record many fills at once (COPY into a staging table, then INSERT ... ON CONFLICT DO
-    NOTHING): duplicates are ignored. Returns the number of new fills."""
+    """Record many fills at once; duplicates (same account, venue trade id and ts) are ignored.
+    Returns the number of new fills.
+
+    Optimistic: the batch is first COPYed straight into the table (the fast path, for fresh
+    fills); if any fill is already there, that attempt rolls back to a savepoint and the batch
+    goes through a staging table and INSERT ... ON CONFLICT DO NOTHING instead."""
+    import psycopg
+
+    batch = [[values.get(c) for c in FILL_COLUMNS] for values in (_fill_values(r) if validate else r for r in rows)]
+    if not batch:
+        return 0
     columns = ", ".join(FILL_COLUMNS)
     with transaction.atomic(), connection.cursor() as cursor:
+        try:
+            with transaction.atomic(), cursor.cursor.copy(f"COPY orders_fill ({columns}) FROM STDIN") as copy:
+                for values in batch:
+                    copy.write_row(values)
+            return len(batch)
+        except (psycopg.errors.UniqueViolation, IntegrityError):
+            pass  # some are known already: fall back to the de-duplicating path
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS _fill_staging ON COMMIT DELETE ROWS AS "
             f"SELECT {columns} FROM orders_fill WITH NO DATA"
         )
         cursor.execute("TRUNCATE _fill_staging")
         with cursor.cursor.copy(f"COPY _fill_staging ({columns}) FROM STDIN") as copy:
-            write = copy.write_row
-            for row in rows:
-                values = _fill_values(row) if validate else row
-                write([values.get(c) for c in FILL_COLUMNS])
+            for values in batch:
+                copy.write_row(values)
         cursor.execute(
-            f"INSERT INTO orders_fill ({columns}) SELECT {columns} FROM _fill_staging "
-            "ON CONFLICT (account_id, venue_trade_id, ts) DO NOTHING"
+            f"INSERT INTO orders_fill ({columns}) SELECT DISTINCT ON (account_id, venue_trade_id, ts) {columns} "
+            "FROM _fill_staging ON CONFLICT (account_id, venue_trade_id, ts) DO NOTHING"
         )
         return cursor.rowcount
 

@@ -153,3 +153,18 @@ def test_fills_api_filters_by_time_range(trader):
     start, end = (T0 + timedelta(minutes=1)).isoformat(), (T0 + timedelta(minutes=3)).isoformat()
     body = api(trader).get("/api/v1/fills/", {"bot": bot.pk, "start": start, "end": end}).json()
     assert [f["venue_trade_id"] for f in body["results"]] == ["F2", "F1"]
+
+
+def test_bulk_fills_with_a_repeat_inside_one_batch_keep_one_copy(trader):
+    bot = make_bot(trader)
+    row = {
+        "account_id": bot.exchange_account_id,
+        "venue_trade_id": "DUP",
+        "ts": T0,
+        "side": "buy",
+        "price": Decimal("1"),
+        "quantity": Decimal("1"),
+    }
+    assert fills_bulk_record([row, dict(row), {**row, "venue_trade_id": "OTHER"}]) == 2
+    assert fills_bulk_record([]) == 0
+    assert Fill.objects.count() == 2
