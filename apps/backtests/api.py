@@ -50,6 +50,14 @@ class BacktestRunSerializer(serializers.ModelSerializer):
         ]
 
 
+class BacktestRunListSerializer(BacktestRunSerializer):
+    """A run in a list: everything but the equity curve (up to 1,000 points each)."""
+
+    class Meta(BacktestRunSerializer.Meta):
+        fields = [f for f in BacktestRunSerializer.Meta.fields if f != "equity_curve"]
+        read_only_fields = fields
+
+
 class BacktestCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=128)
     strategy = serializers.CharField(max_length=64)
@@ -80,6 +88,9 @@ class BacktestRunViewSet(
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return BacktestRun.objects.none()
         return selectors.backtest_list(user=self.request.user)
+
+    def get_serializer_class(self):
+        return BacktestRunListSerializer if self.action == "list" else BacktestRunSerializer
 
     def get_object(self) -> BacktestRun:
         run = selectors.backtest_get(user=self.request.user, run_id=self.kwargs["pk"])

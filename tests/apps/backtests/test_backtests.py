@@ -209,6 +209,9 @@ def test_api_create_retrieve_cancel(trader, api_for, sent, django_capture_on_com
     assert sent == [("workers.backtests.run", [run_id])]
     detail = api.get(f"/api/v1/backtests/{run_id}/").json()
     assert (detail["status"], detail["progress"], detail["owner"]) == ("queued", 0, "alice")
+    assert detail["equity_curve"] == []
+    (listed,) = api.get("/api/v1/backtests/").json()["results"]
+    assert listed["id"] == run_id and "equity_curve" not in listed  # lists stay light
     cancelled = api.post(f"/api/v1/backtests/{run_id}/cancel/").json()
     assert cancelled["status"] == "cancelled"
     assert api.post(f"/api/v1/backtests/{run_id}/cancel/").status_code == 200  # idempotent
