@@ -1,16 +1,26 @@
 """Events the engine reacts to and commands it emits.
 
-All are immutable value types. Prices are integer ticks, sizes integer lots, times integer
-nanoseconds since the epoch (``ts``), supplied by whoever produces the event — the core never
-reads the wall clock. Money on events is integer cash units (see ``trading.instruments``).
+Prices are integer ticks, sizes integer lots, times integer nanoseconds since the epoch
+(``ts``), supplied by whoever produces the event — the core never reads the wall clock. Money on
+events is integer cash units (see ``trading.instruments``).
+
+They are value types: compared and hashed by their fields, and never changed after they are made
+(make a new one with ``dataclasses.replace``). They are not ``frozen=True`` dataclasses on
+purpose: on CPython 3.11 a frozen dataclass sets each field through ``object.__setattr__`` and
+costs about seven times as much to build as a plain slotted one (~2.5 us against ~0.35 us for a
+depth delta), and a feed, the fill simulation and the backtester build one per message.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import partial
 
 from trading.instruments import Side
+
+# Slotted, compared and hashed by value; immutable by convention (see the module docstring).
+value_type = partial(dataclass, slots=True, unsafe_hash=True)
 
 Level = tuple[int, int]  # (price_ticks, qty_lots); qty 0 in a delta removes the level
 
@@ -18,7 +28,7 @@ Level = tuple[int, int]  # (price_ticks, qty_lots); qty 0 in a delta removes the
 # --------------------------------------------------------------------------------------------
 # Market data
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@value_type
 class BookSnapshot:
     """Full L2 book. ``sequence`` is the venue's update id (0 when the venue has none)."""
 
@@ -29,7 +39,7 @@ class BookSnapshot:
     venue_ts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class BookDelta:
     """Changed levels. ``first_sequence``..``last_sequence`` is the span of venue update ids it
     covers; ``prev_sequence`` is the last id of the previous delta when the venue sends one
@@ -44,7 +54,7 @@ class BookDelta:
     venue_ts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class TradeTick:
     """A public trade print. ``aggressor`` is the taker's side."""
 
@@ -56,7 +66,7 @@ class TradeTick:
     venue_ts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class TopOfBook:
     """Best bid/ask as the venue reported it (e.g. Binance bookTicker)."""
 
@@ -69,7 +79,7 @@ class TopOfBook:
     venue_ts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Timer:
     """A clock tick for time-driven logic (refresh, horizons, sweeps)."""
 
@@ -87,14 +97,14 @@ class Liquidity(enum.Enum):
     TAKER = "taker"
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class OrderAccepted:
     ts: int
     client_order_id: str
     venue_order_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class OrderFilled:
     """A fill, partial or final. ``leaves_qty`` is what is still working after this fill;
     ``fee`` is in cash units (negative for a rebate)."""
@@ -115,14 +125,14 @@ class OrderFilled:
         return self.leaves_qty == 0
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class OrderCancelled:
     ts: int
     client_order_id: str
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class OrderRejected:
     """The venue (or pre-trade risk) refused an order; ``reason`` is readable by a user."""
 
@@ -132,7 +142,7 @@ class OrderRejected:
     code: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class OrderAmended:
     ts: int
     client_order_id: str
@@ -153,7 +163,7 @@ class TimeInForce(enum.Enum):
     POST_ONLY = "PO"
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class PlaceOrder:
     client_order_id: str
     side: Side
@@ -164,13 +174,13 @@ class PlaceOrder:
     reduce_only: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class CancelOrder:
     client_order_id: str
     reason: str = "requote"
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class AmendOrder:
     client_order_id: str
     price: int
@@ -178,7 +188,7 @@ class AmendOrder:
     reason: str = "requote"
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class CancelAll:
     """Cancel every working order of this bot (its client-id prefix) on the symbol."""
 
