@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from apps.dashboard.fanout import hub
 from apps.dashboard.live import bot_status_key, feed_book_key, group_name
 
 BOOK_RATE = getattr(settings, "DASHBOARD_BOOK_PUSH_PER_S", 10.0)
@@ -157,7 +158,10 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 
 
 class BookConsumer(_LiveConsumer):
-    """``ws/book/<venue>/<symbol>/``: the live top-N book of a market with a feed."""
+    """``ws/book/<venue>/<symbol>/``: the live top-N book of a market with a feed.
+
+    Market data is fanned out in-process (:mod:`apps.dashboard.fanout`): the server joins the
+    market's group once and serialises each book once for every browser watching it."""
 
     rate = BOOK_RATE
 
@@ -165,18 +169,29 @@ class BookConsumer(_LiveConsumer):
         self.venue, self.symbol = kwargs["venue"], kwargs["symbol"]
         return await database_sync_to_async(_market_exists)(self.venue, self.symbol)
 
-    def groups_to_join(self) -> list[str]:
-        return [group_name("book", self.venue, self.symbol)]
-
     async def on_open(self) -> None:
+        self.book_group = group_name("book", self.venue, self.symbol)
+        await hub().subscribe(self.channel_layer, self.book_group, self.on_book)
         raw = await _redis_get(feed_book_key(self.venue, self.symbol))
         if raw:
-            await self.throttle.offer("book", raw if raw.startswith("{") else json.dumps(raw))
+            await self.throttle.offer("book", raw)
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "book_group", None):
+            await hub().unsubscribe(self.channel_layer, self.book_group, self.on_book)
+        await super().disconnect(code)
+
+    async def on_book(self, message: dict) -> None:
+        text = message.get("_text")
+        if text is None:  # the first listener serialises for everyone
+            book = message.get("book") or {}
+            book.setdefault("type", "book")
+            text = message["_text"] = json.dumps(book, default=str)
+        await self.throttle.offer("book", text)
 
     async def book_update(self, event: dict) -> None:
-        book = event.get("book") or {}
-        book.setdefault("type", "book")
-        await self.throttle.offer("book", book)
+        """Direct group messages (not used by the hub path, kept for compatibility)."""
+        await self.on_book(event)
 
 
 class BotConsumer(_LiveConsumer):
