@@ -1,11 +1,33 @@
+from django import forms
 from django.contrib import admin, messages
 
 from apps.notifications import services
 from apps.notifications.models import Delivery, NotificationChannel, NotificationRule
 
 
+class NotificationChannelForm(forms.ModelForm):
+    """Checks kind and config like the API does (the secret is set through the API only)."""
+
+    class Meta:
+        model = NotificationChannel
+        fields = ("owner", "kind", "name", "config", "enabled", "rate_limit_per_minute")
+
+    def clean(self):
+        cleaned = super().clean()
+        if "kind" in cleaned and "config" in cleaned:
+            errors = services.channel_config_errors(
+                kind=cleaned["kind"], config=cleaned["config"], has_secret=self.instance.has_secret
+            )
+            for field, message in errors.items():
+                target = field if field in ("kind", "config") else None
+                text = "; ".join(f"{k}: {v}" for k, v in message.items()) if isinstance(message, dict) else message
+                self.add_error(target, f"{field}: {text}" if target is None else text)
+        return cleaned
+
+
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
+    form = NotificationChannelForm
     list_display = ("id", "name", "owner", "kind", "enabled", "rate_limit_per_minute", "secret_masked", "created")
     list_filter = ("kind", "enabled")
     search_fields = ("name", "owner__username")

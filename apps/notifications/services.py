@@ -85,6 +85,11 @@ def _validate_config(kind: str, config: Any, secret: str | None, *, has_secret: 
     return errors
 
 
+def channel_config_errors(*, kind: str, config: Any, has_secret: bool) -> dict[str, Any]:
+    """Problems with a channel's kind and public config (``{}`` when valid), e.g. for forms."""
+    return _validate_config(kind, config, None, has_secret=has_secret)
+
+
 def _check_rate(value: Any, errors: dict) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RATE_LIMIT:
         errors["rate_limit_per_minute"] = f"{value!r} is not accepted; give a whole number from 1 to {MAX_RATE_LIMIT}"
