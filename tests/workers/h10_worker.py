@@ -50,7 +50,7 @@ def celery_worker_fixture(clean_redis):
                 "--hostname",
                 f"h10-{os.getpid()}-{len(processes)}@%h",
                 "--loglevel",
-                "WARNING",
+                os.environ.get("H10_WORKER_LOGLEVEL", "WARNING"),
                 "--without-mingle",
                 "--without-gossip",
             ],
