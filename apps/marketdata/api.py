@@ -21,7 +21,9 @@ from apps.marketdata import selectors
 CANDLE_INTERVALS = ("1m", "5m", "1h", "1d")
 # The widest time range per request: at most ~10,000 buckets of the requested width.
 MAX_BUCKETS = 10_000
-MAX_RAW_RANGE = timedelta(days=1)  # unbucketed top-of-book series
+MAX_HEATMAP_COLUMNS = 1_500  # each column carries a whole depth snapshot
+MAX_RAW_RANGE = timedelta(days=1)  # unbucketed top-of-book series (also capped by its row limit)
+MAX_RAW_ROWS = 10_000
 
 
 class MarketField(serializers.PrimaryKeyRelatedField):
@@ -39,6 +41,7 @@ class RangeQuery(serializers.Serializer):
 
     width_field = "interval"
     default_width = timedelta(minutes=1)
+    max_buckets = MAX_BUCKETS
 
     def _width(self, attrs) -> timedelta | None:
         value = attrs.get(self.width_field)
@@ -50,7 +53,7 @@ class RangeQuery(serializers.Serializer):
         start = attrs.get("start") or end - 500 * (width or self.default_width)
         if start >= end:
             raise serializers.ValidationError({"start": f"{start.isoformat()} is not before end {end.isoformat()}"})
-        limit = width * MAX_BUCKETS if width else MAX_RAW_RANGE
+        limit = width * self.max_buckets if width else MAX_RAW_RANGE
         if end - start > limit:
             raise serializers.ValidationError(
                 {"end": f"range {end - start} is longer than the maximum {limit} for this request; narrow start..end"}
@@ -67,10 +70,14 @@ class TopOfBookQuery(RangeQuery):
     interval = serializers.ChoiceField(
         choices=CANDLE_INTERVALS, required=False, help_text="bucket width; omit for every snapshot"
     )
+    limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_RAW_ROWS, default=5_000, help_text="without interval: at most this many snapshots"
+    )
 
 
 class HeatmapQuery(RangeQuery):
     width_field = "bucket"
+    max_buckets = MAX_HEATMAP_COLUMNS
     bucket = serializers.ChoiceField(choices=CANDLE_INTERVALS, default="1m")
 
 
@@ -152,7 +159,7 @@ class TopOfBookView(APIView):
     def get(self, request):
         q = _query(TopOfBookQuery, request)
         rows = selectors.top_of_book_series(
-            market=q["market"], start=q["start"], end=q["end"], interval=q.get("interval")
+            market=q["market"], start=q["start"], end=q["end"], interval=q.get("interval"), limit=q["limit"]
         )
         return Response(TopOfBookSerializer(rows, many=True).data)
 

@@ -32,13 +32,19 @@ def candles(*, market: Market, interval: str | timedelta, start: datetime, end: 
 
 
 def top_of_book_series(
-    *, market: Market, start: datetime, end: datetime, interval: str | timedelta | None = None
+    *,
+    market: Market,
+    start: datetime,
+    end: datetime,
+    interval: str | timedelta | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Best bid/ask over ``[start, end)``: every snapshot, or with ``interval`` the last
-    snapshot of each bucket (``{bucket, bid, bid_qty, ask, ask_qty}``)."""
+    """Best bid/ask over ``[start, end)``: every snapshot (the first ``limit`` from ``start``),
+    or with ``interval`` the last snapshot of each bucket (``{bucket, bid, bid_qty, ask, ask_qty}``)."""
     snapshots = TopOfBookSnapshot.objects.filter(market=market, ts__gte=start, ts__lt=end)
     if interval is None:
-        return list(snapshots.order_by("ts").values("ts", "bid", "bid_qty", "ask", "ask_qty"))
+        rows = snapshots.order_by("ts").values("ts", "bid", "bid_qty", "ask", "ask_qty")
+        return list(rows if limit is None else rows[:limit])
     # The last snapshot per bucket: DISTINCT ON walks the (market, -ts) index once, where
     # four Last() aggregates would each build an array per bucket.
     width = parse_interval(interval)

@@ -132,6 +132,8 @@ def test_top_of_book_series_bucketed_keeps_the_last_quote_of_each_bucket(market)
     marketdata_ingest_batch(tops=tops)
     raw = selectors.top_of_book_series(market=market, start=T0, end=T0 + timedelta(minutes=2))
     assert [r["bid"] for r in raw] == [Decimal("100"), Decimal("101"), Decimal("102"), Decimal("90")]
+    first_two = selectors.top_of_book_series(market=market, start=T0, end=T0 + timedelta(minutes=2), limit=2)
+    assert [r["bid"] for r in first_two] == [Decimal("100"), Decimal("101")]
     bucketed = selectors.top_of_book_series(market=market, start=T0, end=T0 + timedelta(minutes=2), interval="1m")
     assert [(r["bucket"], r["bid"]) for r in bucketed] == [
         (T0, Decimal("102")),
@@ -207,6 +209,9 @@ def test_api_trades_depth_top_of_book_and_heatmap(market, trader, api_for):
     window = {"market": market.pk, "start": T0.isoformat(), "end": (T0 + timedelta(minutes=1)).isoformat()}
     tob = api.get("/api/v1/marketdata/top-of-book/", window).json()
     assert [Decimal(r["ask"]) for r in tob] == [Decimal("100.5")]
+    assert api.get("/api/v1/marketdata/top-of-book/", {**window, "limit": 10**6}).json().keys() == {"limit"}
+    wide = {**window, "bucket": "1m", "end": (T0 + timedelta(days=2)).isoformat()}
+    assert api.get("/api/v1/marketdata/heatmap/", wide).json().keys() == {"end"}  # > 1,500 columns
     heat = api.get("/api/v1/marketdata/heatmap/", {**window, "bucket": "1m"}).json()
     assert heat["bucket_seconds"] == 60 and heat["columns"][0]["asks"] == [["100.5", "3"]]
     other = Market.objects.get(venue="sim:beta", symbol="BTC/USDT")
