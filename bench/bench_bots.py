@@ -97,6 +97,7 @@ def _run(n: int, seconds: float) -> dict:
         runner.cycle_ns.clear()
     host.feed_latency_ns.clear()
     host.bot_latency_ns.clear()
+    host.order_row_wait_ns.clear()
     for runner in list(host.bots.values()):
         runner.send_cycle_ns.clear()
         runner.places = 0
@@ -104,6 +105,9 @@ def _run(n: int, seconds: float) -> dict:
     time.sleep(seconds)
     cpu = time.process_time() - started
     stats = host.stats()
+    print(f"  order rows written before places: p50 {stats['order_rows_p50_ms']:.1f} ms, "
+          f"p99 {stats['order_rows_p99_ms']:.1f} ms")  # fmt: skip
+    print("  db writer (calls, rows, seconds):", {k: (v[0], v[1], round(v[2], 2)) for k, v in host.db.timing.items()})
     cycles = sum(len(r.cycle_ns) for r in host.bots.values())
     places = sum(r.places for r in host.bots.values())
     stats.update(requested=n, cycles=cycles, cycles_per_s=cycles / seconds, cpu_share=cpu / seconds,

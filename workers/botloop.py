@@ -287,10 +287,12 @@ class BotRunner:
         places = [c for c in commands if type(c) is PlaceOrder]
         if places:
             # The order rows exist before anything reaches the venue.
+            t0 = time.perf_counter_ns()
             await self.host.db.call(
                 records.orders_create,
                 [(self.bot_id, setup.account_id, setup.market_id, setup.instrument, c) for c in places],
             )
+            self.host.order_row_wait_ns.append(time.perf_counter_ns() - t0)
         for cmd in commands:
             t = type(cmd)
             if t is PlaceOrder:

@@ -170,6 +170,12 @@ class FeedLoop:
             self.host.db.submit(_ingest, self.market_id, self.instrument, events)
 
     async def _write_health(self, feed) -> None:
+        try:
+            await self._write_health_now(feed)
+        except Exception as exc:  # Redis trouble: health is best effort
+            logger.debug("feed health not written: %s", exc)
+
+    async def _write_health_now(self, feed) -> None:
         stats = getattr(feed, "stats", None)
         info = {
             "venue": self.venue,

@@ -63,6 +63,7 @@ class Host:
         self._reader_stop = threading.Event()
         self.feed_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> XREAD returned
         self.bot_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> the bot starts on it
+        self.order_row_wait_ns: deque[int] = deque(maxlen=20000)  # awaiting order rows before places
         self._wanted_feeds: set[str] = set()
         self._retry_after: dict[int, float] = {}
         self._stop = asyncio.Event()
@@ -93,7 +94,12 @@ class Host:
 
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        # A blocking pool: with hundreds of bot tasks, a call waits for a free connection
+        # instead of failing when all are busy.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=64, timeout=10, socket_timeout=5, socket_connect_timeout=3
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.redis_block = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
         tasks = [
             asyncio.create_task(self._guard(self._claim_loop), name="claim"),
@@ -354,7 +360,10 @@ class Host:
         lat = sorted(self.feed_latency_ns)
         e2e = sorted(self.bot_latency_ns)
         sending = sorted(x for r in self.bots.values() for x in r.send_cycle_ns)
+        rows = sorted(self.order_row_wait_ns)
         return {
+            "order_rows_p50_ms": _pct(rows, 0.5) / 1e6,
+            "order_rows_p99_ms": _pct(rows, 0.99) / 1e6,
             "send_cycle_p99_ms": _pct(sending, 0.99) / 1e6,
             "send_cycles": len(sending),
             "feed_to_engine_p50_ms": _pct(e2e, 0.5) / 1e6,

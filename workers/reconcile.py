@@ -74,7 +74,7 @@ def reconcile_bot(redis, bot) -> dict[str, int]:
                 }
                 for t in missing
             ]
-            out["fills"] = records.fills_record(rows)
+            out["fills"] = records.fills_record(rows, count_new=True)
             if out["fills"]:
                 _incident(
                     bot,

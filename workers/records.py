@@ -211,8 +211,9 @@ def orders_update(updates: list[tuple]) -> None:
 
 
 @batchable
-def fills_record(rows: list[dict]) -> int:
-    """Insert fills, ignoring ones already stored; set the orders' average price. Returns new rows."""
+def fills_record(rows: list[dict], count_new: bool = False) -> int:
+    """Insert fills, ignoring ones already stored (same account, venue trade id and ts).
+    Returns how many rows were new when ``count_new`` (two extra queries), else how many were offered."""
     from apps.orders.models import Fill, Order
 
     if not rows:
@@ -220,14 +221,20 @@ def fills_record(rows: list[dict]) -> int:
     cids = {r["client_order_id"] for r in rows}
     order_ids = dict(Order.objects.filter(client_order_id__in=cids).values_list("client_order_id", "id"))
     objs = [Fill(order_id=order_ids.get(r["client_order_id"]), **r) for r in rows]
-    before = Fill.objects.filter(
-        account_id=rows[0]["account_id"], venue_trade_id__in=[r["venue_trade_id"] for r in rows]
-    ).count()
+    if not count_new:
+        Fill.objects.bulk_create(objs, ignore_conflicts=True)
+        return len(rows)
+    keys = [(r["account_id"], r["venue_trade_id"]) for r in rows]
+
+    def stored() -> int:
+        return sum(
+            Fill.objects.filter(account_id=a, venue_trade_id__in=[t for acc, t in keys if acc == a]).count()
+            for a in {a for a, _ in keys}
+        )
+
+    before = stored()
     Fill.objects.bulk_create(objs, ignore_conflicts=True)
-    after = Fill.objects.filter(
-        account_id=rows[0]["account_id"], venue_trade_id__in=[r["venue_trade_id"] for r in rows]
-    ).count()
-    return after - before
+    return stored() - before
 
 
 def fill_row(
