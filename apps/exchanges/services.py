@@ -263,20 +263,17 @@ def _default_exchange(account: ExchangeAccount, creds: Credentials) -> Any:
     )
 
 
-async def _fetch_balance(exchange: Any) -> dict:
+async def _fetch_balances(exchange: Any) -> dict[str, Decimal]:
+    """Total balance per asset through the ccxt gateway (its rate limiter and retry policy; one
+    retry only: a person is waiting for the answer)."""
+    from connectors.ccxt_gateway import CcxtGateway
+    from connectors.errors import RetryPolicy
+
+    gateway = CcxtGateway(exchange, retry_policy=RetryPolicy(attempts=2), close_exchange=True)
     try:
-        return await exchange.fetch_balance()
+        return await gateway.fetch_balances()
     finally:
-        await exchange.close()
-
-
-def _balance_summary(balance: Mapping[str, Any]) -> dict[str, str]:
-    totals = balance.get("total") or {}
-    out = {}
-    for asset, amount in totals.items():
-        if amount:
-            out[str(asset)] = str(Decimal(repr(amount) if isinstance(amount, float) else str(amount)))
-    return out
+        await gateway.close()
 
 
 def exchange_account_verify(
@@ -287,7 +284,7 @@ def exchange_account_verify(
     The result is stored (``verify_status``, ``verify_message``, ``verified_at``) with a message
     telling authentication failures apart from network trouble. Never raises for venue errors.
     """
-    from connectors.errors import ErrorKind, classify, describe
+    from connectors.errors import ErrorKind, RetryBudgetExhausted, classify, describe
 
     if account.kind == VenueKind.PAPER:
         status, balances = VerifyStatus.OK, dict(account.paper_balances)
@@ -298,10 +295,12 @@ def exchange_account_verify(
         try:
             creds = exchange_account_credentials(account=account)
             exchange = (exchange_factory or _default_exchange)(account, creds)
-            balance = asyncio.run(_fetch_balance(exchange))
+            balances = asyncio.run(_fetch_balances(exchange))
         except crypto.CredentialDecryptError as exc:
             status, message = VerifyStatus.ERROR, str(exc)
         except Exception as exc:  # every venue failure becomes a readable status
+            if isinstance(exc, RetryBudgetExhausted):
+                exc = exc.last
             kind = classify(exc)
             text = describe(exc)
             for secret in (creds.api_key, creds.secret, creds.passphrase):
@@ -319,7 +318,6 @@ def exchange_account_verify(
                 status = VerifyStatus.ERROR
                 message = f"{account.venue} answered with an error: {text}"
         else:
-            balances = _balance_summary(balance)
             assets = ", ".join(f"{a} {v}" for a, v in sorted(balances.items())[:20]) or "no balances"
             status, message = VerifyStatus.OK, f"balance fetched from {account.venue}: {assets}"
     account.verify_status = status
