@@ -28,12 +28,14 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mmsite.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.web_settings")
 # Production-like: DEBUG off (no query log, no debug pages) with throwaway keys for the bench.
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "bench-web-" + "x" * 48)
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
 os.environ.setdefault("CREDENTIALS_ENCRYPTION_KEYS", "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZC0=")
+# The per-user API throttle (6000/min by default) would cap one bench user at 100 req/s.
+os.environ.setdefault("API_THROTTLE_USER", "10000000/min")
 os.environ.setdefault("REDIS_PREFIX", f"mmbench-web-{os.getpid()}")
 sys.path.insert(0, str(ROOT))
 
@@ -236,6 +238,7 @@ async def rest_bench(port: int, token: str, seconds: float, concurrency: int) ->
     paths = ["/api/v1/bots/", "/api/v1/markets/", "/api/v1/exchange-accounts/"]
     headers = {"Authorization": f"Token {token}"}
     counts = {"ok": 0, "bad": 0}
+    statuses: dict[int, int] = {}
     lat: list[float] = []
     deadline = time.monotonic() + seconds
 
@@ -248,6 +251,8 @@ async def rest_bench(port: int, token: str, seconds: float, concurrency: int) ->
             async with session.get(f"http://127.0.0.1:{port}{path}", headers=headers) as r:
                 await r.read()
                 counts["ok" if r.status == 200 else "bad"] += 1
+                if r.status != 200:
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
             lat.append((time.perf_counter() - t) * 1000)
 
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -258,6 +263,7 @@ async def rest_bench(port: int, token: str, seconds: float, concurrency: int) ->
     lat.sort()
     return {
         "requests": counts["ok"] + counts["bad"],
+        "statuses": statuses,
         "non_200": counts["bad"],
         "req_per_s": round((counts["ok"] + counts["bad"]) / elapsed, 1),
         "p50_ms": round(statistics.median(lat), 1) if lat else None,
@@ -305,7 +311,7 @@ def main() -> None:
         print(
             f"REST lists (bots, markets, exchange-accounts; token auth; {args.rest_concurrency} concurrent): "
             f"{r['req_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, {r['requests']} requests, "
-            f"{r['non_200']} non-200"
+            f"{r['non_200']} non-200 {r['statuses'] or ''}"
         )
     finally:
         server.terminate()

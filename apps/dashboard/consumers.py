@@ -100,7 +100,10 @@ class _LiveConsumer(AsyncWebsocketConsumer):
         # nothing is joined or sent before the checks pass.
         self.joined: list[str] = []
         self.poller: asyncio.Task | None = None
-        self.throttle = Throttle(self._send_json, getattr(self, "rate", 10.0))
+        rate = getattr(self, "rate", 10.0)
+        # Bursts of up to a second's worth let a page catch up after a stall without losing
+        # updates; the sustained rate stays capped.
+        self.throttle = Throttle(self._send_json, rate, burst=max(3, int(rate)))
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.accept()
