@@ -105,7 +105,7 @@ class BotRunner:
     async def _start(self) -> None:
         host = self.host
         try:
-            setup = await host.db.call(records.bot_setup, self.bot_id)
+            setup = await host.db_setup.call(records.bot_setup, self.bot_id)
         except Exception as exc:  # database trouble: try again shortly (any host)
             host.retry_later(self.bot_id, 5.0)
             raise StopLoop(f"cannot load the bot, retrying: {exc}") from exc
@@ -288,7 +288,7 @@ class BotRunner:
         if places:
             # The order rows exist before anything reaches the venue.
             t0 = time.perf_counter_ns()
-            await self.host.db.call(
+            await self.host.db_orders.call(
                 records.orders_create,
                 [(self.bot_id, setup.account_id, setup.market_id, setup.instrument, c) for c in places],
             )

@@ -53,6 +53,10 @@ class Host:
         self.redis_url = redis_url or settings.REDIS_URL
         self.redis = None
         self.db = DbWriter(f"db-writer-{os.getpid()}")
+        # Order rows the loops wait for (before a place) get their own connection, so they never
+        # queue behind telemetry; their later updates go through ``db`` after the row exists.
+        self.db_orders = DbWriter(f"db-orders-{os.getpid()}")
+        self.db_setup = DbWriter(f"db-setup-{os.getpid()}")  # loading bots at take-over
         self.loop: asyncio.AbstractEventLoop | None = None
         self.bots: dict[int, object] = {}
         self.bot_tasks: dict[int, asyncio.Task] = {}
@@ -79,7 +83,19 @@ class Host:
         self._thread.start()
 
     def _thread_main(self) -> None:
-        asyncio.run(self.main())
+        profile_to = os.environ.get("MM_HOST_PROFILE")  # bench aid: cProfile the host's loop
+        if not profile_to:
+            asyncio.run(self.main())
+            return
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            asyncio.run(self.main())
+        finally:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop from another thread: release leases (others take over at once) and exit."""
@@ -88,6 +104,8 @@ class Host:
         if self._thread is not None:
             self._thread.join(timeout)
         self.db.stop()
+        self.db_orders.stop()
+        self.db_setup.stop()
 
     async def main(self) -> None:
         import redis.asyncio as aioredis
@@ -101,6 +119,8 @@ class Host:
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self.redis_block = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
+        # Lease renewals have their own connection: they never wait behind busy bot loops.
+        self.redis_lease = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         tasks = [
             asyncio.create_task(self._guard(self._claim_loop), name="claim"),
             asyncio.create_task(self._guard(self._renew_loop), name="renew"),
@@ -123,6 +143,7 @@ class Host:
         await self.redis.hdel(keys.host_registry(), self.host_id)
         await self.redis.aclose()
         await self.redis_block.aclose()
+        await self.redis_lease.aclose()
 
     async def _guard(self, fn) -> None:
         """Keep a host task alive through Redis outages and bugs."""
@@ -231,7 +252,7 @@ class Host:
             holders = list(self.bots.values()) + list(self.feeds.values())
             for start in range(0, len(holders), 500):
                 chunk = holders[start : start + 500]
-                await renew_many(self.redis, [h.lease for h in chunk], self.ttl_ms)
+                await renew_many(self.redis_lease, [h.lease for h in chunk], self.ttl_ms)
                 for holder in chunk:
                     if not holder.lease.held:
                         logger.warning("lease %s lost: %s", holder.lease.key, holder.lease.lost_reason)

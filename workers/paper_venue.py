@@ -206,7 +206,7 @@ class PaperVenue:
         ts = self._ts()
         record = {
             "cid": command.client_order_id,
-            "voi": "",
+            "voi": f"P{self.account_id}-{command.client_order_id}",
             "side": int(command.side),
             "price": command.price,
             "qty": command.qty,
@@ -257,7 +257,10 @@ class PaperVenue:
             return [OrderRejected(ts, client_order_id, f"unknown order {client_order_id!r}", "unknown_order")]
         if self.faults is not None:
             await self.faults.before("cancel")
-        await self._check_lease_log(client_order_id, "cancel")
+        # One fenced write removes it from the venue and logs the cancel with our token; the
+        # matching engine then confirms (fills are persisted as they happen, so an order that
+        # filled is no longer in ``_orders`` and was answered above).
+        await self._delete(client_order_id, "cancel")
         self.sim.submit(CancelOrder(client_order_id, reason), ts)
         return await self._persist(self.sim.advance(ts))
 
@@ -283,24 +286,6 @@ class PaperVenue:
         return await self._persist(out) if out else out
 
     # ----------------------------------------------------------------------------------------
-    async def _check_lease_log(self, cid: str, action: str) -> None:
-        blob = json.dumps(self._orders[cid])
-        ok = await self.redis.eval(
-            PUT,
-            3,
-            self.lease_key,
-            self._k_orders,
-            self._k_log,
-            self.lease_value,
-            cid,
-            blob,
-            action,
-            self.bot_id,
-            self.token,
-        )
-        if not ok:
-            raise LeaseLost(f"{action} {cid} refused: lease no longer ours")
-
     async def _delete(self, cid: str, action: str = "") -> None:
         ok = await self.redis.eval(
             DELETE,
@@ -324,25 +309,9 @@ class PaperVenue:
             t = type(ev)
             cid = ev.client_order_id
             if t is OrderAccepted:
+                # The venue order id was fixed at place time (stored with the order): no write.
                 o = self._orders.get(cid)
-                if o is not None:
-                    o["voi"] = ev.venue_order_id
-                    ok = await self.redis.eval(
-                        PUT,
-                        3,
-                        self.lease_key,
-                        self._k_orders,
-                        self._k_log,
-                        self.lease_value,
-                        cid,
-                        json.dumps(o),
-                        "",
-                        self.bot_id,
-                        self.token,
-                    )
-                    if not ok:
-                        raise LeaseLost(f"accept of {cid} not recorded: lease no longer ours")
-                out.append(ev)
+                out.append(OrderAccepted(ev.ts, cid, o["voi"]) if o is not None else ev)
             elif t is OrderFilled:
                 out.append(await self._record_fill(ev))
             elif t in (OrderCancelled, OrderRejected):
@@ -362,9 +331,10 @@ class PaperVenue:
                 blob = json.dumps(o)
         base = ev.qty * int(ev.side)
         notional = -ev.price * ev.qty * int(ev.side)  # ticks x lots (x FEE_SCALE = cash units)
+        voi = o["voi"] if o is not None else ev.venue_order_id
         fill = {
             "cid": ev.client_order_id,
-            "voi": ev.venue_order_id,
+            "voi": voi,
             "side": int(ev.side),
             "price": ev.price,
             "qty": ev.qty,
@@ -404,7 +374,7 @@ class PaperVenue:
             fee=ev.fee,
             liquidity=ev.liquidity,
             trade_id=trade_id.decode() if isinstance(trade_id, bytes) else str(trade_id),
-            venue_order_id=ev.venue_order_id,
+            venue_order_id=voi,
         )
 
 
