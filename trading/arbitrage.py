@@ -154,39 +154,53 @@ def _lcm(a: Fraction, b: Fraction) -> Fraction:
 
 
 def _marginal_size(buy: VenueBook, sell: VenueBook, ages: tuple[int, int], config: ArbitrageConfig) -> Fraction:
-    """Base quantity over which every marginal unit earns at least ``min_edge_bps`` net."""
+    """Base quantity over which every marginal unit earns at least ``min_edge_bps`` net.
+
+    Exact integer arithmetic: per level pair the test ``bid * K_b - ask * K_a >= ask * E`` (with
+    ``K`` the tick size times the fee/discount factor and ``E`` the tick size times the minimum
+    edge) is multiplied through by the denominators; quantities are counted in units of
+    ``1 / (denominator of lot_a * denominator of lot_b)`` base.
+    """
     inst_a, inst_b = buy.instrument, sell.instrument
-    tick_a, lot_a = _frac(inst_a.tick_size), _frac(inst_a.lot_size)
-    tick_b, lot_b = _frac(inst_b.tick_size), _frac(inst_b.lot_size)
     per_s = _frac(config.discount_bps_per_second) / BPS
     cost_rate = 1 + Fraction(buy.fee_e8, FEE_SCALE) + per_s * Fraction(ages[0], NS_PER_S)
     gain_rate = 1 - Fraction(sell.fee_e8, FEE_SCALE) - per_s * Fraction(ages[1], NS_PER_S)
-    min_edge = _frac(config.min_edge_bps) / BPS
+    if gain_rate <= 0:
+        return Fraction(0)
+    k_a = _frac(inst_a.tick_size) * cost_rate
+    k_b = _frac(inst_b.tick_size) * gain_rate
+    edge = _frac(inst_a.tick_size) * _frac(config.min_edge_bps) / BPS
+    c_bid = k_b.numerator * k_a.denominator * edge.denominator
+    c_ask = k_a.numerator * k_b.denominator * edge.denominator
+    c_edge = edge.numerator * k_b.denominator * k_a.denominator
+    lot_a, lot_b = _frac(inst_a.lot_size), _frac(inst_b.lot_size)
+    unit_a = lot_a.numerator * lot_b.denominator  # common units per lot of A
+    unit_b = lot_b.numerator * lot_a.denominator
     _, asks = buy.book.top(config.depth_levels)
     bids, _ = sell.book.top(config.depth_levels)
     i = j = 0
-    left_a = _frac(asks[0][1] * lot_a) if asks else Fraction(0)
-    left_b = _frac(bids[0][1] * lot_b) if bids else Fraction(0)
-    size = Fraction(0)
-    while i < len(asks) and j < len(bids):
-        ask = asks[i][0] * tick_a
-        bid = bids[j][0] * tick_b
-        marginal = bid * gain_rate - ask * cost_rate
-        if marginal <= 0 or marginal < ask * min_edge:
+    left_a = asks[0][1] * unit_a if asks else 0
+    left_b = bids[0][1] * unit_b if bids else 0
+    size = 0
+    n_asks, n_bids = len(asks), len(bids)
+    while i < n_asks and j < n_bids:
+        ask = asks[i][0]
+        margin = bids[j][0] * c_bid - ask * c_ask
+        if margin <= 0 or margin < ask * c_edge:
             break
-        step = min(left_a, left_b)
+        step = left_a if left_a < left_b else left_b
         size += step
         left_a -= step
         left_b -= step
         if left_a == 0:
             i += 1
-            if i < len(asks):
-                left_a = asks[i][1] * lot_a
+            if i < n_asks:
+                left_a = asks[i][1] * unit_a
         if left_b == 0:
             j += 1
-            if j < len(bids):
-                left_b = bids[j][1] * lot_b
-    return size
+            if j < n_bids:
+                left_b = bids[j][1] * unit_b
+    return Fraction(size, lot_a.denominator * lot_b.denominator)
 
 
 def evaluate_pair(

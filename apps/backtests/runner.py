@@ -277,6 +277,10 @@ def simulate(
 ) -> tuple[Any, Engine, analytics.AnalyticsBacktest]:
     """Run the engine over ``prepared`` events; ``should_stop(events_seen)`` is polled."""
     inst = prepared.instrument
+    if prepared.venue:
+        measured = venue_defaults(prepared.venue)
+        if measured.taker_fee_e8 is not None:  # the fee users really pay on that venue
+            inst = replace(inst, taker_fee_e8=measured.taker_fee_e8)
     engine = Engine(
         build_strategy(strategy, params, inst),
         inst,
