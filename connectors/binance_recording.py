@@ -27,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from connectors.binance_lines import LineDecoder
 from trading.events import BookDelta, BookSnapshot, MarketEvent, TopOfBook, TradeTick
 from trading.instruments import Instrument, Side
 
@@ -208,6 +209,8 @@ class BinanceMessageParser:
         self._price = decimal_parser(instrument.tick_size, "price", strict=False)
         self._qty = decimal_parser(instrument.lot_size, "qty", strict=False)
         self._formats_ready = False
+        #: Raw-line decoder for the common message shapes, once the number formats are learned.
+        self.line_decoder: LineDecoder | None = None
         # Until learned, the zero tail "\x00" never matches: every value takes the exact slow path.
         self._p_fmt: tuple[int, int | None, str] = (0, None, "\x00")
         self._q_fmt: tuple[int, int | None, str] = (0, None, "\x00")
@@ -219,6 +222,7 @@ class BinanceMessageParser:
         self._p_fmt = p_fmt or (0, None, "\x00")
         self._q_fmt = q_fmt or (0, None, "\x00")
         self._formats_ready = True
+        self.line_decoder = LineDecoder.for_formats(p_fmt, q_fmt)
 
     def price(self, text: str) -> int:
         """Price string -> ticks (exact)."""
@@ -405,9 +409,37 @@ def iter_messages(
     have_snapshot = False
     # Per-kind counts are kept in locals (the hot loop) and written to ``st`` when done.
     n_lines = n_deltas = n_tops = n_trades = 0
+    fast = None  # the raw-line decoder, once the parser has learned the number formats
     try:
         for ts, payload in lines:
             n_lines += 1
+            if fast is None:
+                if parser.line_decoder is not None:
+                    fast = parser.line_decoder.decode
+            elif type(payload) is bytes:
+                event = fast(ts, payload)
+                if event is not None:
+                    kind = type(event)
+                    if kind is TopOfBook:
+                        if have_snapshot:
+                            n_tops += 1
+                            yield event
+                        else:
+                            st.skipped_before_snapshot += 1
+                    elif kind is BookDelta:
+                        if not have_snapshot:
+                            buffered.append(event)  # type: ignore[arg-type]
+                        elif event.last_sequence <= snapshot_id:  # type: ignore[union-attr]
+                            st.stale_deltas_dropped += 1
+                        else:
+                            n_deltas += 1
+                            yield event
+                    elif have_snapshot:
+                        n_trades += 1
+                        yield event
+                    else:
+                        st.skipped_before_snapshot += 1
+                    continue
             try:
                 msg = loads(payload)
                 handler = handlers.get(msg.get("stream"))
