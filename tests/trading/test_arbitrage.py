@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from trading.arbitrage import ArbitrageConfig, VenueBook, evaluate_pair, execute_ioc, find_opportunities
 from trading.book import OrderBook
 from trading.events import BookSnapshot
-from trading.instruments import Instrument
+from trading.instruments import Instrument, Side
 
 NOW = 1_700_000_000_000_000_000
 INST = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.0001", taker_fee="0.0005")
@@ -145,3 +148,37 @@ def test_paper_execution_after_the_market_moved_fills_less_and_values_the_unhedg
     unhedged = Decimal("1.5") * Decimal("99") * (1 - fee)
     assert done.profit == -expected_cost - expected_cost * fee + unhedged
     assert done.profit < opp.net_profit
+
+
+LEVELS = st.lists(st.tuples(st.integers(1, 40), st.integers(1, 30)), min_size=1, max_size=6)
+
+
+def _ladder(base: int, steps, sign: int):
+    price, out = base, []
+    for gap, qty in steps:
+        price += sign * gap
+        out.append((Decimal(price) / 100, Decimal(qty) / 10_000))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(ask_steps=LEVELS, bid_steps=LEVELS, shift=st.integers(-50, 400))
+def test_detected_size_maximises_net_profit_and_the_identity_holds(ask_steps, bid_steps, shift):
+    a = venue("a", [("1", "1")], _ladder(10_000_00, ask_steps, 1))
+    b = venue("b", _ladder(10_000_00 + shift, bid_steps, -1), [("100000", "1")])
+    opp = evaluate_pair(a, b, now_ns=NOW, config=NO_DISCOUNT)
+
+    def net(lots: int) -> Decimal:
+        filled_a, cost = a.book.cost_to_trade(Side.BUY, lots)
+        filled_b, proceeds = b.book.cost_to_trade(Side.SELL, lots)
+        if filled_a < lots or filled_b < lots:
+            return Decimal("-Infinity")
+        cost_q, proceeds_q = cost * Decimal("0.000001"), proceeds * Decimal("0.000001")
+        return proceeds_q - cost_q - (cost_q + proceeds_q) * Decimal("0.0005")
+
+    best = max(net(k) for k in range(1, 200))
+    if opp is None:
+        assert best <= 0
+        return
+    assert opp.net_profit == net(opp.buy_lots) == best
+    assert opp.net_profit == (opp.sell_price - opp.buy_price) * opp.size - opp.fees - opp.slippage - opp.discount
