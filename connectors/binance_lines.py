@@ -58,6 +58,30 @@ def _number(fmt: Format, *, capture: bool) -> tuple[bytes, int]:
     return body, zeros
 
 
+def _top_event(
+    ts: int,
+    update_id: bytes,
+    bid_i: bytes,
+    bid_f: bytes,
+    bid_qty_i: bytes,
+    bid_qty_f: bytes,
+    ask_i: bytes,
+    ask_f: bytes,
+    ask_qty_i: bytes,
+    ask_qty_f: bytes,
+    venue_ms: bytes | None,
+) -> TopOfBook:
+    return TopOfBook(
+        ts,
+        int(bid_i + bid_f),
+        int(bid_qty_i + bid_qty_f),
+        int(ask_i + ask_f),
+        int(ask_qty_i + ask_qty_f),
+        int(update_id),
+        int(venue_ms) * 1_000_000 if venue_ms else 0,
+    )
+
+
 class LineDecoder:
     """Decode a raw Binance stream line of a known shape into an event, or return ``None``.
 
@@ -66,7 +90,7 @@ class LineDecoder:
     means the formats have no fixed-decimal shortcut and every line takes the general path.
     """
 
-    __slots__ = ("_depth", "_p_tail", "_q_tail", "_ticker", "_trade")
+    __slots__ = ("_depth", "_p_tail", "_q_tail", "_trade", "match_top")
 
     def __init__(self, price_format: Format, qty_format: Format) -> None:
         price, p_zeros = _number(price_format, capture=True)
@@ -75,7 +99,8 @@ class LineDecoder:
         qty_nc, _ = _number(qty_format, capture=False)
         level = rb"\[" + price_nc + rb"," + qty_nc + rb"\]"
         levels = rb"(\[(?:" + level + rb"(?:," + level + rb")*)?\])"
-        self._ticker = re.compile(
+        #: ``fullmatch`` of a ``bookTicker`` line of the known shape (``None`` for any other line).
+        self.match_top = re.compile(
             _STREAM + rb'bookTicker","data":\{(?:"e":"bookTicker",)?"u":' + _UINT + rb',"s":' + _SYMBOL
             + rb',"b":' + price + rb',"B":' + qty + rb',"a":' + price + rb',"A":' + qty
             + rb'(?:,"T":' + _UINT_NC + rb")?(?:,\"E\":" + _UINT + rb")?\}\}" + _TRAILING
@@ -117,18 +142,13 @@ class LineDecoder:
     def decode(self, ts: int, line: bytes) -> MarketEvent | None:
         """The event of ``line`` (a raw JSON message) received at ``ts``, or ``None`` when the
         line is not exactly one of the known shapes (the caller then parses it the general way)."""
-        m = self._ticker(line)
+        m = self.match_top(line)
         if m is not None:
-            u, bid_i, bid_f, bq_i, bq_f, ask_i, ask_f, aq_i, aq_f, venue_ms = m.groups()
-            return TopOfBook(
-                ts,
-                int(bid_i + bid_f),
-                int(bq_i + bq_f),
-                int(ask_i + ask_f),
-                int(aq_i + aq_f),
-                int(u),
-                int(venue_ms) * 1_000_000 if venue_ms else 0,
-            )
+            return _top_event(ts, *m.groups())
+        return self.decode_other(ts, line)
+
+    def decode_other(self, ts: int, line: bytes) -> TradeTick | BookDelta | None:
+        """:meth:`decode` for a line already known not to be a ``bookTicker`` of the known shape."""
         m = self._trade(line)
         if m is not None:
             t1, trade_id, p_i, p_f, q_i, q_f, t2, maker = m.groups()

@@ -16,6 +16,7 @@ from connectors.binance_recording import (
     BINANCE_USDM_BTCUSDT,
     RECORDINGS,
     BinanceMessageParser,
+    ReaderStats,
     RecordingError,
     iter_lines,
     iter_messages,
@@ -166,7 +167,17 @@ INSTRUMENTS = st.sampled_from([(BINANCE_SPOT_BTCUSDT, (8, 6), (8, 0)), (BINANCE_
 @given(case=INSTRUMENTS, data=st.data())
 def test_ticker_line_decodes_as_the_general_path_or_declines(case, data) -> None:
     instrument, price, qty = case
-    _assert_same_or_declined(_parser(instrument), 7, data.draw(ticker_line(price, qty)))
+    line = data.draw(ticker_line(price, qty))
+    _assert_same_or_declined(_parser(instrument), 7, line)
+    # the reader (which inlines the bookTicker shape) gives the same events from bytes and str
+    learn = SPOT_LEARN if instrument is BINANCE_SPOT_BTCUSDT else USDM_LEARN
+    snapshot = _dumps({"lastUpdateId": 1, "bids": [list(learn)], "asks": []})
+    raw = [(1, snapshot), (2, line), (3, line)]
+    stats_bytes, stats_text = ReaderStats(), ReaderStats()
+    from_bytes = list(iter_messages(raw, instrument, stats=stats_bytes))
+    from_text = list(iter_messages([(ts, b.decode()) for ts, b in raw], instrument, stats=stats_text))
+    assert from_bytes == from_text
+    assert stats_bytes == stats_text
 
 
 @settings(max_examples=200, deadline=None)
