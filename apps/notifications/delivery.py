@@ -137,19 +137,22 @@ def _subscribers(kind: str) -> set[int]:
     )
 
 
-def _bot_event_kind(kind: str, code: str) -> str | None:
-    """Map a BotEvent (kind, code) to a notification event kind (None: not notified)."""
+def _bot_event_kinds(kind: str, code: str) -> tuple[str, ...]:
+    """Notification event kinds of a BotEvent (kind, code); empty: not notified. A risk pause
+    is both a risk breach and a pause."""
     code = code or ""
     if kind == "risk":
-        return None if "resume" in code else EventKind.RISK_BREACH
+        if "resume" in code:
+            return ()
+        return (EventKind.RISK_BREACH, EventKind.BOT_PAUSED) if "pause" in code else (EventKind.RISK_BREACH,)
     if kind == "error" or code == "stop_unconfirmed":
-        return EventKind.BOT_ERROR
+        return (EventKind.BOT_ERROR,)
     if kind == "lifecycle":
         if "pause" in code:
-            return EventKind.BOT_PAUSED
+            return (EventKind.BOT_PAUSED,)
         if code.startswith(("stop", "kill")):
-            return EventKind.BOT_STOPPED
-    return None
+            return (EventKind.BOT_STOPPED,)
+    return ()
 
 
 def _since(redis, name: str, now: datetime) -> datetime:
@@ -198,19 +201,17 @@ def _bot_events(since: datetime, now: datetime) -> int:
         return 0
     events = BotEvent.objects.filter(ts__gte=since, ts__lte=now, bot__owner_id__in=users).select_related("bot")
     for event in events.order_by("ts")[:1000]:
-        kind = _bot_event_kind(event.kind, event.code)
-        if kind is None:
-            continue
-        result = notify(
-            user=event.bot.owner,
-            kind=kind,
-            key=f"botevent:{event.bot_id}:{event.ts.isoformat()}:{event.code}"[:200],
-            subject=f"{event.bot.name}: {EventKind(kind).label.lower()} ({event.code or event.kind})",
-            body=event.message or event.code,
-            data={"bot_id": event.bot_id, "code": event.code},
-            bot=event.bot,
-        )
-        sent += len(result["queued"])
+        for kind in _bot_event_kinds(event.kind, event.code):
+            result = notify(
+                user=event.bot.owner,
+                kind=kind,
+                key=f"{kind}:{event.bot_id}:{event.ts.isoformat()}:{event.code}"[:200],
+                subject=f"{event.bot.name}: {EventKind(kind).label.lower()} ({event.code or event.kind})",
+                body=event.message or event.code,
+                data={"bot_id": event.bot_id, "code": event.code},
+                bot=event.bot,
+            )
+            sent += len(result["queued"])
     return sent
 
 

@@ -190,7 +190,7 @@ def test_recent_fills_and_bot_events_become_notifications_once(trader, sent, mak
 
     bot = make_bot(trader)
     channel = channel_create(owner=trader, kind="discord", name="dc", config={"url": "http://127.0.0.1:9/x"})
-    for kind in ("fill", "risk_breach", "bot_error", "bot_stopped"):
+    for kind in ("fill", "risk_breach", "bot_paused", "bot_error", "bot_stopped"):
         rule_create(owner=trader, event_kind=kind, channels=[channel])
     now = timezone.now()
     Fill.objects.create(
@@ -209,15 +209,16 @@ def test_recent_fills_and_bot_events_become_notifications_once(trader, sent, mak
     BotEvent.objects.create(ts=now - timedelta(seconds=2), bot=bot, kind="error", code="loop_failed", message="boom")
     BotEvent.objects.create(ts=now - timedelta(seconds=1), bot=bot, kind="lifecycle", code="stop", message="stopped")
     counts = notify_recent_events(now=now, redis=clean_redis)
-    assert counts == {"fills": 1, "bot_events": 3, "feeds": 0}
+    # the risk pause is a risk breach and a pause; the resume is not notified
+    assert counts == {"fills": 1, "bot_events": 4, "feeds": 0}
     kinds = sorted(Delivery.objects.values_list("event_kind", flat=True))
-    assert kinds == ["bot_error", "bot_stopped", "fill", "risk_breach"]
+    assert kinds == ["bot_error", "bot_paused", "bot_stopped", "fill", "risk_breach"]
     assert notify_recent_events(now=now + timedelta(seconds=5), redis=clean_redis) == {
         "fills": 0,
         "bot_events": 0,
         "feeds": 0,
     }
-    assert Delivery.objects.count() == 4
+    assert Delivery.objects.count() == 5
 
 
 def test_feed_down_notifies_owners_of_running_bots(trader, sent, make_bot, clean_redis, settings):
