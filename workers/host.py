@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -79,6 +80,10 @@ class Host:
     # Thread and loop
     # ----------------------------------------------------------------------------------------
     def start_thread(self) -> None:
+        # The loop thread gives up the GIL on every socket call; with the DB and reader threads
+        # busy, getting it back waits up to the switch interval (5 ms by default). 1 ms keeps
+        # quote cycles short (measured with bench/bench_bots.py).
+        sys.setswitchinterval(float(os.environ.get("MM_SWITCH_INTERVAL", "0.001")))
         self._thread = threading.Thread(target=self._thread_main, name="mm-host", daemon=True)
         self._thread.start()
 
