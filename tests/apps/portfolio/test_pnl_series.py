@@ -126,3 +126,18 @@ def test_deleting_a_bot_removes_its_minute_rollups(trader):
     assert PnlMinute.objects.filter(bot_id=bot.pk).count() == 5
     bot.delete()
     assert PnlMinute.objects.filter(bot_id=bot.pk).count() == 0 and PnlSnapshot.objects.count() == 0
+
+
+def test_deleting_snapshots_recomputes_the_affected_minutes(trader):
+    from apps.portfolio.selectors import _raw_series
+
+    bot = make_bot(trader)
+    rows = _snapshots(bot, 1200, step=7)
+    pnl_snapshots_bulk_insert(rows)
+    PnlSnapshot.objects.filter(ts__gte=T0 + timedelta(seconds=100), ts__lt=T0 + timedelta(seconds=400)).delete()
+    PnlSnapshot.objects.filter(ts__gte=T0 + timedelta(seconds=600), ts__lt=T0 + timedelta(seconds=660)).delete()
+    fast = pnl_series(user=trader, bot_id=bot.pk, interval="1m", start=T0, end=T0 + timedelta(minutes=20))
+    raw = _raw_series(bot.pk, T0, T0 + timedelta(minutes=20), minutes(1))
+    for row in raw:
+        del row["last_ts"]
+    assert fast == raw and len(fast) == 20 - 5  # minutes 2-5 and 10 emptied, 1 and 6 partly kept
