@@ -101,5 +101,9 @@ def scan_once(redis=None) -> dict:
 
 @shared_task(name="workers.arbitrage.scan", ignore_result=True, expires=5)
 def scan() -> dict:
-    """Beat entry point (every second); an expired (late) scan is dropped, not queued up."""
-    return scan_once()
+    """Beat entry point (every second). Scans that queued up behind a busy worker collapse into
+    one: a scan within 0.5 s of the previous one is skipped."""
+    redis = lifecycle.redis_client()
+    if not redis.set(f"{keys.prefix()}:arbitrage:scan", "1", nx=True, px=500):
+        return {"skipped": 1}
+    return scan_once(redis)
