@@ -16,6 +16,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from celery import shared_task
+from django.db.models import Q
 from django.utils import timezone
 
 from workers import keys, lifecycle, records
@@ -152,11 +153,9 @@ def run() -> dict[str, int]:
     redis = lifecycle.redis_client()
     totals = {"bots": 0, "orphans": 0, "closed": 0, "fills": 0}
     accounts = {}
-    for bot in (
-        Bot.objects.filter(exchange_account__kind="paper")
-        .exclude(actual_state="stopped")
-        .select_related("market", "exchange_account")
-    ):
+    for bot in Bot.objects.filter(
+        Q(desired_state__in=lifecycle.RUN_STATES) | ~Q(actual_state="stopped"), exchange_account__kind="paper"
+    ).select_related("market", "exchange_account"):
         try:
             result = reconcile_bot(redis, bot)
         except Exception:

@@ -1,0 +1,192 @@
+"""Beat jobs without worker processes: supervisor, risk sweep, reconciliation, housekeeping,
+the demo seed and the schedules (real PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from tests.workers.helpers import make_paper_bots
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def _snap(bot, minutes_ago: float, equity: str, peak: str | None = None):
+    from apps.portfolio.models import PnlSnapshot
+
+    e = Decimal(equity)
+    return PnlSnapshot.objects.create(
+        ts=timezone.now() - timedelta(minutes=minutes_ago),
+        bot=bot,
+        position=Decimal(0),
+        cash=e,
+        mid=Decimal("60000"),
+        realized=Decimal(0),
+        unrealized=Decimal(0),
+        fees=Decimal(0),
+        equity=e,
+        peak_equity=Decimal(peak or equity),
+        drawdown=Decimal(0),
+    )
+
+
+def test_supervisor_wants_running_bots_and_their_feeds_and_tells_owners_of_stopped_bots_to_stop(clean_redis):
+    from apps.bots.models import Bot
+    from workers import keys, supervisor
+
+    _user, _account, bots = make_paper_bots(2)
+    running, stopped = bots
+    Bot.objects.filter(pk=stopped.pk).update(desired_state="stopped", actual_state="running")
+    clean_redis.set(keys.bot_lease(stopped.pk), "somehost:7", px=5000)
+    pubsub = clean_redis.pubsub()
+    pubsub.subscribe(keys.bot_control(stopped.pk))
+    pubsub.get_message(timeout=1)
+    counters = supervisor.tick()
+    assert {int(x) for x in clean_redis.smembers(keys.bots_wanted())} == {running.pk}
+    assert clean_redis.smembers(keys.feeds_wanted()) == {b"sim:alpha|BTC/USDT"}
+    assert counters["stop_sent"] == 1
+    message = pubsub.get_message(timeout=2)
+    assert message and message["data"] == b"stop"
+
+
+def test_supervisor_marks_a_running_bot_without_owner_as_waiting_for_take_over(clean_redis):
+    from apps.bots.models import Bot, BotEvent
+    from workers import supervisor
+
+    _user, _account, (bot,) = make_paper_bots(1)
+    Bot.objects.filter(pk=bot.pk).update(actual_state="running")
+    supervisor.tick()
+    bot.refresh_from_db()
+    assert bot.actual_state == "starting"
+    assert "take over" in bot.state_reason
+    assert BotEvent.objects.filter(bot=bot, code="owner_lost").exists()
+
+
+def test_dashboard_interest_keeps_a_feed_wanted_without_any_bot(clean_redis):
+    from workers import keys, supervisor
+
+    supervisor.register_feed_interest("sim:beta", "BTC/USDT", ttl_s=30)
+    supervisor.tick()
+    assert b"sim:beta|BTC/USDT" in clean_redis.smembers(keys.feeds_wanted())
+
+
+def test_risk_sweep_pauses_on_daily_loss_with_a_reason_and_auto_resumes_when_cleared(clean_redis):
+    from apps.bots.models import Bot, BotEvent
+    from apps.core.models import Incident
+    from workers import keys, risk
+
+    _user, _account, (bot,) = make_paper_bots(1)
+    Bot.objects.filter(pk=bot.pk).update(risk={"daily_loss_limit": "100"}, auto_resume=True)
+    _snap(bot, 1, "10000")
+    _snap(bot, 0, "9850")
+    pubsub = clean_redis.pubsub()
+    pubsub.subscribe(keys.bot_control(bot.pk))
+    pubsub.get_message(timeout=1)
+    assert risk.sweep()["paused"] == 1
+    bot.refresh_from_db()
+    assert bot.actual_state == "paused" and "daily loss 150.00 above the limit 100" in bot.state_reason
+    assert pubsub.get_message(timeout=2)["data"] == b"pause"
+    assert BotEvent.objects.filter(bot=bot, code="risk_pause").exists()
+    assert Incident.objects.filter(bot=bot, kind="risk").count() == 1
+    assert risk.sweep()["paused"] == 0  # already paused: no second incident
+    _snap(bot, -0.01, "9950")  # back within the limit
+    assert risk.sweep()["resumed"] == 1
+    assert pubsub.get_message(timeout=2)["data"] == b"resume"
+    assert BotEvent.objects.filter(bot=bot, code="risk_resume").exists()
+
+
+def test_risk_sweep_pauses_on_trailing_drawdown_and_without_auto_resume_stays_paused(clean_redis):
+    from apps.bots.models import Bot
+    from workers import risk
+
+    _user, _account, (bot,) = make_paper_bots(1)
+    Bot.objects.filter(pk=bot.pk).update(risk={"max_drawdown": "50"}, auto_resume=False)
+    _snap(bot, 2, "10000")
+    _snap(bot, 1, "10200", peak="10200")
+    _snap(bot, 0, "10120", peak="10200")
+    assert risk.sweep()["paused"] == 1
+    bot.refresh_from_db()
+    assert "drawdown 80.00 from peak equity 10200.00" in bot.state_reason
+    _snap(bot, -0.01, "10190", peak="10200")
+    assert risk.sweep()["resumed"] == 0
+
+
+def test_reconciliation_cancels_orphans_records_missing_fills_and_closes_vanished_orders(clean_redis):
+    from apps.core.models import Incident
+    from apps.orders.models import Fill, Order
+    from trading.events import PlaceOrder
+    from trading.instruments import Side
+    from workers import keys, reconcile, records
+
+    _user, account, (bot,) = make_paper_bots(1)
+    bot.refresh_from_db()
+    inst = records.market_instrument(bot.market)
+    prefix = bot.client_id_prefix
+    k_orders = keys.paper(account.pk, "BTC/USDT", "orders")
+    k_trades = keys.paper(account.pk, "BTC/USDT", "trades")
+    # An order on the venue the database does not know (orphan) ...
+    clean_redis.hset(k_orders, f"{prefix}-zz", json.dumps({"cid": f"{prefix}-zz", "voi": "x", "side": 1,
+                                                           "price": 6_000_000, "qty": 100, "filled": 0, "ts": 1}))  # fmt: skip
+    # ... a database order the venue no longer has, which the venue's trades show filled ...
+    records.orders_create(
+        [(bot.pk, account.pk, bot.market_id, inst, PlaceOrder(f"{prefix}-1", Side.BUY, 6_000_000, 100))]
+    )
+    Order.objects.filter(client_order_id=f"{prefix}-1").update(updated=timezone.now() - timedelta(minutes=5))
+    ts = time.time_ns()
+    clean_redis.rpush(k_trades, json.dumps({"cid": f"{prefix}-1", "voi": "v", "side": 1, "price": 6_000_000,
+                                            "qty": 100, "leaves": 0, "fee": 0, "maker": True, "ts": ts, "id": "p-1"}))  # fmt: skip
+    result = reconcile.run()
+    assert result["orphans"] == 1 and result["fills"] == 1 and result["closed"] == 1
+    assert clean_redis.hlen(k_orders) == 0
+    assert Fill.objects.get(venue_trade_id="p-1").quantity == Decimal("0.0100")
+    assert Order.objects.get(client_order_id=f"{prefix}-1").status == "filled"
+    assert set(Incident.objects.filter(bot=bot).values_list("kind", flat=True)) == {
+        "orphan_order",
+        "missing_fill",
+        "missing_order",
+    }
+    # Balances: the venue's (paper balances + fills) replace the database's.
+    from apps.portfolio.models import Balance
+
+    assert Balance.objects.filter(account=account, asset="USDT").exists()
+    again = reconcile.run()  # nothing new: idempotent
+    assert again["orphans"] == 0 and again["fills"] == 0 and again["closed"] == 0
+
+
+def test_seed_demo_creates_running_paper_bots_once_and_schedules_install(clean_redis):
+    from django.core.management import call_command
+    from django_celery_beat.models import PeriodicTask
+
+    from apps.bots.models import Bot
+    from apps.exchanges.models import Market
+
+    for venue in ("replay:binance-spot", "sim:alpha", "sim:beta"):  # flushed by transactional tests
+        make_paper_bots(0, venue=venue, username="seeder")
+    del Market
+    call_command("seed_demo")
+    call_command("seed_demo")
+    bots = Bot.objects.filter(owner__username="demo")
+    assert bots.count() == 3
+    assert set(bots.values_list("desired_state", flat=True)) == {"running"}
+    assert set(bots.values_list("market__venue", flat=True)) == {"replay:binance-spot", "sim:alpha", "sim:beta"}
+    call_command("install_schedules")
+    tasks = set(PeriodicTask.objects.values_list("task", flat=True))
+    assert {"workers.supervisor.tick", "workers.risk.sweep", "workers.reconcile.run"} <= tasks
+
+
+def test_housekeeping_trims_trade_logs_and_forgets_dead_hosts(clean_redis):
+    from workers import housekeeping, keys
+
+    key = keys.paper(1, "BTC/USDT", "trades")
+    clean_redis.rpush(key, *[b"{}"] * (housekeeping.TRADE_LOG_KEEP + 5))
+    clean_redis.hset(keys.host_registry(), "dead", json.dumps({"ts": time.time() - 600}))
+    clean_redis.hset(keys.host_registry(), "alive", json.dumps({"ts": time.time()}))
+    result = housekeeping.run()
+    assert clean_redis.llen(key) == housekeeping.TRADE_LOG_KEEP
+    assert result["dead_hosts"] == 1
+    assert clean_redis.hkeys(keys.host_registry()) == [b"alive"]
