@@ -142,3 +142,10 @@ def test_scan_once_reads_the_feed_keys_from_redis_and_keeps_sim_feeds_alive(sent
     assert summary["books"] == 2
     assert summary["found"] == Opportunity.objects.count()
     assert clean_redis.get(keys.feed_interest("sim:alpha", "BTC/USDT")) == b"sim:alpha|BTC/USDT"
+
+
+def test_scans_queued_behind_a_busy_worker_collapse_into_one(sent, clean_redis):
+    from workers.arbitrage import scan
+
+    assert "skipped" not in scan()
+    assert scan() == {"skipped": 1}
