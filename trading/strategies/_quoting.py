@@ -30,9 +30,13 @@ _FLOAT_SLACK = 1e-9  # ticks; absorbs float noise so 99.9999999999 rounds like 1
 QUOTE_EVENTS = (BookSnapshot, BookDelta, TopOfBook, Timer)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Market:
-    """Top of the book in ticks; ``mid`` is exact (a half tick is representable)."""
+    """Top of the book in ticks; ``mid`` is exact (a half tick is representable).
+
+    A value (compared and hashed by its fields), immutable by convention: not ``frozen=True``
+    because a frozen dataclass costs several times as much to build and one is read per event.
+    """
 
     best_bid: int
     best_ask: int
@@ -146,20 +150,45 @@ def build_quote_set(
     highest_bid = market.best_ask - 1
     lowest_ask = market.best_bid + 1
     out_bids: list[Quote] = []
+    cache = _BID_QUOTES
     for price, qty in bids:
         if price > highest_bid:
             price = highest_bid
         if price <= 0 or qty <= 0 or price * qty < min_pq:
             continue
-        out_bids.append(Quote(Side.BUY, price, qty, len(out_bids)))
+        key = (price, qty, len(out_bids))
+        quote = cache.get(key)
+        if quote is None:
+            quote = _new_quote(cache, key, Side.BUY)
+        out_bids.append(quote)
     out_asks: list[Quote] = []
+    cache = _ASK_QUOTES
     for price, qty in asks:
         if price < lowest_ask:
             price = lowest_ask
         if qty <= 0 or price * qty < min_pq:
             continue
-        out_asks.append(Quote(Side.SELL, price, qty, len(out_asks)))
+        key = (price, qty, len(out_asks))
+        quote = cache.get(key)
+        if quote is None:
+            quote = _new_quote(cache, key, Side.SELL)
+        out_asks.append(quote)
     return QuoteSet(tuple(out_bids), tuple(out_asks), reason)
+
+
+# Quotes are immutable values, so equal ones can be shared: a ladder around a mid that moves by a
+# few ticks keeps asking for the same (price, size, level) quotes, and building a frozen
+# dataclass costs about ten times a dict lookup. Bounded: cleared when full.
+_QUOTE_CACHE_SIZE = 4096
+_BID_QUOTES: dict[tuple[int, int, int], Quote] = {}
+_ASK_QUOTES: dict[tuple[int, int, int], Quote] = {}
+
+
+def _new_quote(cache: dict[tuple[int, int, int], Quote], key: tuple[int, int, int], side: Side) -> Quote:
+    if len(cache) >= _QUOTE_CACHE_SIZE:
+        cache.clear()
+    quote = cache[key] = Quote(side, key[0], key[1], key[2])
+    return quote
 
 
 @functools.lru_cache(maxsize=256)

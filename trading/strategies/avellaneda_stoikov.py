@@ -165,6 +165,7 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
         self._next_fit_ts = 0
         self.reservation_price: float | None = None
         self.optimal_spread: float | None = None
+        self._spread_bounds = (float(config.min_spread), float(config.max_spread))  # hot path: no Decimal
 
     def observe(self, ts: int, market: Market, ctx: StrategyContext) -> None:
         if self.session_start is None:
@@ -222,7 +223,8 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
             reason = f"avellaneda-stoikov: at inventory bound q {q:.2f} >= q_max {cfg.q_max:g}: asks only"
             asks = [(ask_ticks(ask / self.tick), self.order_lots)]
             return build_quote_set(self.instrument, market, [], asks, reason)
-        lo, hi = s * float(cfg.min_spread), s * float(cfg.max_spread)
+        min_spread, max_spread = self._spread_bounds
+        lo, hi = s * min_spread, s * max_spread
         clamped = min(max(spread, lo), hi)
         if clamped != spread:
             # Keep the model's skew: scale both half-spreads around the reservation price.

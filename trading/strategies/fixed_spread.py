@@ -17,8 +17,6 @@ from trading.strategies._quoting import (
     amount_to_lots,
     build_quote_set,
     frac,
-    mid_times_ceil,
-    mid_times_floor,
     pulled,
     scaled_lots,
     target_base_lots,
@@ -126,6 +124,10 @@ class FixedSpreadStrategy(QuotingStrategy):
         spacing = frac(config.level_spacing)
         self._bid_ratios = [1 - frac(config.bid_spread) - i * spacing for i in range(config.order_levels)]
         self._ask_ratios = [1 + frac(config.ask_spread) + i * spacing for i in range(config.order_levels)]
+        # ... as integer (numerator, 2 * denominator) pairs for the hot path (Fraction's
+        # numerator/denominator are Python-level properties)
+        self._bid_terms = [(r.numerator, 2 * r.denominator) for r in self._bid_ratios]
+        self._ask_terms = [(r.numerator, 2 * r.denominator) for r in self._ask_ratios]
         self._min_spread = frac(config.minimum_spread)
         self._refresh_ns = int(config.refresh_time * NS)
         self._next_refresh_ts: int | None = None
@@ -183,9 +185,14 @@ class FixedSpreadStrategy(QuotingStrategy):
         min_dist2 = mid2 * min_num
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
+        bid_terms = self._bid_terms
+        ask_terms = self._ask_terms
         for i, lots in enumerate(self.level_lots):
-            bid_price = mid_times_floor(market, self._bid_ratios[i])
-            ask_price = mid_times_ceil(market, self._ask_ratios[i])
+            # floor(mid * bid ratio) and ceil(mid * ask ratio), exact (see mid_times_floor/ceil)
+            num, den2 = bid_terms[i]
+            bid_price = (mid2 * num) // den2
+            num, den2 = ask_terms[i]
+            ask_price = -((-mid2 * num) // den2)
             if (mid2 - 2 * bid_price) * min_den >= min_dist2 and (
                 self.ceiling_ticks is None or bid_price <= self.ceiling_ticks
             ):
