@@ -132,6 +132,8 @@ class FixedSpreadStrategy(QuotingStrategy):
         self._refresh_ns = int(config.refresh_time * NS)
         self._next_refresh_ts: int | None = None
         self._fill_balance = 0  # buys minus sells (orders), for ping-pong
+        self._last_key: tuple | None = None  # inputs of the last ladder, and the ladder
+        self._last_result: QuoteSet | None = None
         self._counted_orders: set[str] = set()
 
     def on_fill(self, fill: OrderFilled, ctx: StrategyContext) -> None:
@@ -175,10 +177,23 @@ class FixedSpreadStrategy(QuotingStrategy):
         self._next_refresh_ts = ctx.ts + self._refresh_ns
         cfg = self.config
         mid2 = market.mid2
-        notes = [f"mid {mid2 / 2:.2f}t"]
         bid_mult, ask_mult = 1.0, 1.0
         if cfg.inventory_skew_enabled:
             bid_mult, ask_mult = self.inventory_ratios(ctx, market)
+        # The ladder depends only on these (the config is frozen): with the touch unchanged (most
+        # book events only change sizes) the last quote set is returned as it is.
+        key = (market.best_bid, market.best_ask, bid_mult, ask_mult, cfg.ping_pong and self._fill_balance)
+        if key == self._last_key and self._last_result is not None:
+            return self._last_result
+        result = self._ladder(market, mid2, bid_mult, ask_mult)
+        self._last_key = key
+        self._last_result = result
+        return result
+
+    def _ladder(self, market: Market, mid2: int, bid_mult: float, ask_mult: float) -> QuoteSet:
+        cfg = self.config
+        notes = [f"mid {mid2 / 2:.2f}t"]
+        if cfg.inventory_skew_enabled:
             notes.append(f"inventory skew bid x{bid_mult:.2f} ask x{ask_mult:.2f}")
         # distance >= mid * minimum_spread, in integers: 2*distance*den >= mid2*num
         min_num, min_den = self._min_spread.numerator, self._min_spread.denominator
@@ -196,11 +211,11 @@ class FixedSpreadStrategy(QuotingStrategy):
             if (mid2 - 2 * bid_price) * min_den >= min_dist2 and (
                 self.ceiling_ticks is None or bid_price <= self.ceiling_ticks
             ):
-                bids.append((bid_price, scaled_lots(lots, bid_mult)))
+                bids.append((bid_price, lots if bid_mult == 1.0 else scaled_lots(lots, bid_mult)))
             if (2 * ask_price - mid2) * min_den >= min_dist2 and (
                 self.floor_ticks is None or ask_price >= self.floor_ticks
             ):
-                asks.append((ask_price, scaled_lots(lots, ask_mult)))
+                asks.append((ask_price, lots if ask_mult == 1.0 else scaled_lots(lots, ask_mult)))
         if cfg.ping_pong and self._fill_balance > 0:
             bids = []
             notes.append("ping-pong: bought last, quoting asks only")
