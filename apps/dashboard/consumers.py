@@ -20,6 +20,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from apps.dashboard.fanout import hub
@@ -32,9 +33,11 @@ CLOSE_FORBIDDEN = 4403
 
 
 class Throttle:
-    """Token bucket per connection: at most ``rate`` pushes a second (bursts of ``burst``);
-    while no token is left, later values replace earlier ones under the same key and the latest
-    one is sent when a token frees up."""
+    """Token bucket per connection: at most ``rate`` pushes a second (bursts of ``burst``).
+
+    ``offer`` never waits for the network: it records the value under its key (a newer value
+    replaces one not yet sent) and wakes this connection's own sender task. So a slow browser
+    gets the latest book rather than a backlog, and never holds up the others."""
 
     def __init__(self, send: Callable[[Any], Awaitable[None]], rate: float, burst: int = 3) -> None:
         self.send = send
@@ -43,6 +46,7 @@ class Throttle:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
         self.pending: dict[str, Any] = {}
+        self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.coalesced = 0
 
@@ -55,25 +59,26 @@ class Throttle:
         if key in self.pending:
             self.coalesced += 1
         self.pending[key] = payload
-        if self.task is not None and not self.task.done():
-            return
-        self._refill()
-        if self.tokens >= 1:
-            await self._flush()
-        else:
-            self.task = asyncio.get_running_loop().create_task(self._later((1 - self.tokens) / self.rate))
+        self.wake.set()
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
 
-    async def _later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self._refill()
-        await self._flush()
-
-    async def _flush(self) -> None:
-        while self.pending:
-            key = next(iter(self.pending))
-            payload = self.pending.pop(key)
-            self.tokens = max(0.0, self.tokens - 1)
-            await self.send(payload)
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.pending:
+                self._refill()
+                if self.tokens < 1:
+                    await asyncio.sleep((1 - self.tokens) / self.rate)
+                    continue
+                key = next(iter(self.pending))
+                payload = self.pending.pop(key)
+                self.tokens -= 1
+                try:
+                    await self.send(payload)
+                except Exception:  # the connection is gone; disconnect() cancels us
+                    return
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -167,6 +172,9 @@ class BookConsumer(_LiveConsumer):
     market's group once and serialises each book once for every browser watching it."""
 
     rate = BOOK_RATE
+    # No per-connection channel: books arrive through the hub, so this consumer does not take
+    # part in the channel layer's receive loop at all (cheaper with many watchers).
+    channel_layer_alias = "__book_consumers_use_the_hub__"
 
     async def authorize(self, user, kwargs: dict) -> bool:
         self.venue, self.symbol = kwargs["venue"], kwargs["symbol"]
@@ -174,14 +182,15 @@ class BookConsumer(_LiveConsumer):
 
     async def on_open(self) -> None:
         self.book_group = group_name("book", self.venue, self.symbol)
-        await hub().subscribe(self.channel_layer, self.book_group, self.on_book)
+        self.layer = get_channel_layer()
+        await hub().subscribe(self.layer, self.book_group, self.on_book)
         raw = await _redis_get(feed_book_key(self.venue, self.symbol))
         if raw:
             await self.throttle.offer("book", raw)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "book_group", None):
-            await hub().unsubscribe(self.channel_layer, self.book_group, self.on_book)
+            await hub().unsubscribe(self.layer, self.book_group, self.on_book)
         await super().disconnect(code)
 
     async def on_book(self, message: dict) -> None:
