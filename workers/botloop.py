@@ -33,12 +33,13 @@ from trading.instruments import Side
 from trading.oms import OrderState
 from trading.risk import RiskLimits
 from trading.strategies import build_strategy
-from workers import records
+from workers import keys, records
 from workers.paper_venue import LeaseLost, PaperVenue
 
 logger = logging.getLogger(__name__)
 NS = 1_000_000_000
 STOP_CONFIRM_TIMEOUT_S = 10.0
+FLATTEN_CROSS_BPS = 50  # a kill-switch flatten takes liquidity up to 0.5 % through the touch
 
 
 class StopLoop(Exception):
@@ -152,12 +153,16 @@ class BotRunner:
         self.stream = (setup.venue, setup.symbol)
         host.subscribe(self, setup.venue, setup.symbol)
         desired = setup.desired_state
-        if desired == "paused":
-            self.engine.pause(time.time_ns(), "desired state is paused")
+        risk_reason = await host.redis.get(keys.risk_pause(self.bot_id))
+        if desired == "paused" or risk_reason:
+            reason = "desired state is paused" if desired == "paused" else f"risk: {risk_reason.decode()}"
+            self.engine.pause(time.time_ns(), reason)
             self.state = "paused"
         else:
             self.state = "running"
-        await host.db.call(records.bot_state_set, self.bot_id, self.state, "")
+        await host.db.call(
+            records.bot_state_set, self.bot_id, self.state, f"risk: {risk_reason.decode()}" if risk_reason else ""
+        )
         self._event("lifecycle", "owner", f"loop started on {host.host_id} with fencing token {self.lease.token}")
 
     async def _take_over(self) -> None:
@@ -474,7 +479,8 @@ class BotRunner:
         if not pos or bid is None or ask is None:
             return
         side = Side.SELL if pos > 0 else Side.BUY
-        price = max(1, bid - 5) if side is Side.SELL else ask + 5
+        cross = max(5, (bid + ask) * FLATTEN_CROSS_BPS // 20_000)  # ticks through the touch
+        price = max(1, bid - cross) if side is Side.SELL else ask + cross
         cmd = PlaceOrder(engine.ids.next(), side, price, abs(pos), TimeInForce.IOC, reason="flatten", reduce_only=True)
         engine.orders.on_place_sent(cmd, time.time_ns())
         self._event("lifecycle", "flatten", f"flattening {self.setup.instrument.quantity(abs(pos))} with a taker order")

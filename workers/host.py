@@ -71,6 +71,7 @@ class Host:
         self.order_row_wait_ns: deque[int] = deque(maxlen=20000)  # awaiting order rows before places
         self._wanted_feeds: set[str] = set()
         self._retry_after: dict[int, float] = {}
+        self._statuses: dict[int, dict] = {}
         self._stop = asyncio.Event()
         self._thread: threading.Thread | None = None
         self._channel_layer = None
@@ -130,6 +131,7 @@ class Host:
             asyncio.create_task(self._guard(self._claim_loop), name="claim"),
             asyncio.create_task(self._guard(self._renew_loop), name="renew"),
             asyncio.create_task(self._guard(self._control_loop), name="control"),
+            asyncio.create_task(self._guard(self._status_loop), name="status"),
         ]
         self._reader_stop.clear()
         reader = threading.Thread(target=self._reader_thread_main, name="mm-host-reader", daemon=True)
@@ -244,6 +246,7 @@ class Host:
         if not keep_wanted:
             await self.redis.srem(keys.bots_wanted(), bot_id)
         runner = self.bots.get(bot_id)
+        self._statuses.pop(bot_id, None)
         await self.redis.delete(keys.bot_status(bot_id))
         if runner is not None:
             await runner.lease.release()
@@ -353,14 +356,21 @@ class Host:
     # Publishing for the UI
     # ----------------------------------------------------------------------------------------
     def set_bot_status(self, bot_id: int, status: dict) -> None:
-        asyncio.get_running_loop().create_task(self._set_status(bot_id, status))
+        """Queue a bot's live status; :meth:`_status_loop` writes all of them in one pipeline."""
+        self._statuses[bot_id] = status
 
-    async def _set_status(self, bot_id: int, status: dict) -> None:
-        try:
-            await self.redis.set(keys.bot_status(bot_id), json.dumps(status, default=str), ex=30)
-            await self.group_send(keys.group_name("bot", str(bot_id)), {"type": "bot.update", "data": status})
-        except Exception as exc:
-            logger.debug("status of bot %s not published: %s", bot_id, exc)
+    async def _status_loop(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(0.5)
+            statuses, self._statuses = self._statuses, {}
+            if not statuses:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for bot_id, status in statuses.items():
+                pipe.set(keys.bot_status(bot_id), json.dumps(status, default=str), ex=30)
+            await pipe.execute()
+            for bot_id, status in statuses.items():
+                await self.group_send(keys.group_name("bot", str(bot_id)), {"type": "bot.update", "data": status})
 
     def publish_bot(self, bot_id: int, data: dict) -> None:
         asyncio.get_running_loop().create_task(

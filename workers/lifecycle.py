@@ -88,6 +88,12 @@ def apply(bot_id: int, *, kill: bool = False, reload_config: bool = False, flatt
     owned = lease_value(redis, bot_id) is not None
     must_run = bot.desired_state in RUN_STATES and not bot.exchange_account.kill_switch and not kill
     if must_run:
+        if not reload_config and redis.delete(keys.risk_pause(bot_id)):
+            # An explicit start/resume overrides a risk pause (the sweep pauses again if the
+            # condition still holds).
+            records.bot_events_record(
+                [(bot_id, time.time_ns(), "risk", "risk_override", "risk pause cleared by the user", None)]
+            )
         if bot.actual_state == "error" or not owned:
             records.bot_state_set(bot_id, "starting", "")
         want_bot(redis, bot_id, bot.market.venue, bot.market.symbol)

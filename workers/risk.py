@@ -33,7 +33,7 @@ def _limit(name: str) -> Decimal | None:
 
 
 def _pause_key(bot_id: int) -> str:
-    return f"{keys.prefix()}:bot:{bot_id}:riskpause"
+    return keys.risk_pause(bot_id)
 
 
 def _notify(user, title: str, message: str) -> None:

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def risk_paused(redis, bot_id: int) -> bool:
-    return bool(redis.exists(f"{keys.prefix()}:bot:{bot_id}:riskpause"))
+    return bool(redis.exists(keys.risk_pause(bot_id)))
 
 
 def tick() -> dict[str, int]:

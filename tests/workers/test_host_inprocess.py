@@ -69,3 +69,32 @@ def test_order_updates_are_coalesced_and_a_closed_order_only_becomes_filled():
     assert two.closed_at is not None
     records.orders_update([("t-2", "filled", "", 100, "", inst)])  # a late fill after the cancel request
     assert Order.objects.get(client_order_id="t-2").status == "filled"
+
+
+def test_kill_switch_with_flatten_cancels_everything_and_closes_the_position(host, redis_client):
+    from decimal import Decimal
+
+    from django.db.models import Sum
+
+    from apps.bots.models import Bot, BotEvent
+    from apps.orders.models import Fill, Order
+    from workers import keys, lifecycle, supervisor
+
+    _user, account, (bot,) = make_paper_bots(1, spread="0.00003")
+    supervisor.tick()
+
+    def position() -> Decimal:
+        fills = Fill.objects.filter(bot=bot)
+        buys = fills.filter(side="buy").aggregate(q=Sum("quantity"))["q"] or Decimal(0)
+        sells = fills.filter(side="sell").aggregate(q=Sum("quantity"))["q"] or Decimal(0)
+        return buys - sells
+
+    assert wait_until(lambda: position() != 0, 40), "the bot never took a position"
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    lifecycle.apply(bot.pk, kill=True, flatten=True)
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 20)
+    assert wait_until(lambda: position() == 0, 10), f"position left: {position()}"
+    assert BotEvent.objects.filter(bot=bot, code="flatten").exists()
+    assert Fill.objects.filter(bot=bot, liquidity="taker").exists()
+    assert redis_client.hlen(keys.paper(account.pk, "BTC/USDT", "orders")) == 0
+    assert not Order.objects.filter(bot=bot, status__in=["pending_new", "open", "partially_filled"]).exists()
