@@ -122,6 +122,33 @@ def _run(n: int, seconds: float) -> dict:
     return stats
 
 
+class _Sink:
+    """A subscriber that does nothing: measures feed -> Redis -> host reader alone."""
+
+    def push_market(self, event, published_ns: int = 0) -> None:
+        pass
+
+
+def _raw(seconds: float) -> dict:
+    from apps.exchanges.models import Market
+    from workers import supervisor
+    from workers.host import Host
+
+    host = Host(run_bots=False)
+    host.start_thread()
+    host.started.wait(10)
+    sink = _Sink()
+    for venue in VENUES:
+        supervisor.register_feed_interest(venue, Market.objects.get(venue=venue, symbol="BTC/USDT").symbol)
+        host.loop.call_soon_threadsafe(host.subscribe, sink, venue, "BTC/USDT")
+    time.sleep(4)
+    host.feed_latency_ns.clear()
+    time.sleep(seconds)
+    stats = host.stats()
+    host.stop()
+    return stats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bots", default="100,300,500", help="comma-separated bot counts")
@@ -146,6 +173,12 @@ def main() -> None:
         "feed->engine p50/p99 ms  cpu  places  db backlog"
     )
     try:
+        raw = _raw(min(args.seconds, 10))
+        print(
+            f"   0  reader only (3 feeds, no bots): feed XADD -> host XREAD p50 {raw['feed_to_bot_p50_ms']:.2f} ms, "
+            f"p99 {raw['feed_to_bot_p99_ms']:.2f} ms",
+            flush=True,
+        )
         for n in [int(x) for x in args.bots.split(",")]:
             s = _run(n, args.seconds)
             print(

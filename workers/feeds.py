@@ -82,12 +82,12 @@ class FeedLoop:
 
     async def _run_source(self) -> None:
         feed = build_feed(self.venue, self.instrument)
-        conv = Converter(getattr(feed, "instrument", self.instrument), self.instrument)
         book = OrderBook()
         redis = self.host.redis
         last_group = last_db = last_health = last_check = 0.0
         pending_stream: list[bytes] = []
         await feed.connect()
+        conv = Converter(getattr(feed, "instrument", self.instrument), self.instrument)
         self.health = "live"
         try:
             async for raw in feed.events():

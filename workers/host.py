@@ -317,7 +317,10 @@ class Host:
                         self.feed_latency_ns.append(now - published)
                         batch.append((stream, event, published))
                 if batch and self.loop is not None:
-                    self.loop.call_soon_threadsafe(self._dispatch, batch)
+                    try:
+                        self.loop.call_soon_threadsafe(self._dispatch, batch)
+                    except RuntimeError:  # the loop closed: the host is shutting down
+                        break
             except Exception as exc:  # Redis restarting: retry
                 logger.warning("stream reader: %s; retrying", exc)
                 time.sleep(0.5)

@@ -24,7 +24,7 @@ class UnsupportedVenue(ValueError):
 
 def build_feed(venue: str, instrument: Instrument, *, speed: float = 1.0):
     """Return a ``MarketDataFeed`` for the venue and the market instrument."""
-    kind, _, _name = venue.partition(":")
+    kind, _, name = venue.partition(":")
     if kind == "replay":
         from connectors.replay import ReplayFeed
         from connectors.validation import FeedValidator
@@ -43,9 +43,36 @@ def build_feed(venue: str, instrument: Instrument, *, speed: float = 1.0):
         from workers.simvenue import SimFeed
 
         return SimFeed(venue, instrument)
-    raise UnsupportedVenue(
-        f"venue: {venue!r} live market data is not hosted by the workers yet; accepted: 'replay:<name>', 'sim:<name>'"
-    )
+    if kind and not name:  # a ccxt exchange id: live public market data through ccxt.pro / REST
+        return _LiveFeed(venue, instrument)
+    raise UnsupportedVenue(f"venue: {venue!r} is not a ccxt id, 'replay:<name>' or 'sim:<name>'")
+
+
+class _LiveFeed:
+    """A live ccxt feed built on first connect (``connectors.venues`` builds it asynchronously)."""
+
+    def __init__(self, venue: str, instrument: Instrument) -> None:
+        self.venue = venue
+        self.instrument = instrument
+        self._feed = None
+
+    @property
+    def stats(self):
+        return getattr(self._feed, "stats", None)
+
+    async def connect(self) -> None:
+        from connectors.venues import VenueFactory, VenueSpec
+
+        self._feed = await VenueFactory().feed(VenueSpec(kind="live", venue=self.venue, symbol=self.instrument.symbol))
+        self.instrument = getattr(self._feed, "instrument", self.instrument)
+        await self._feed.connect()
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            await self._feed.close()
+
+    def events(self):
+        return self._feed.events()
 
 
 class Converter:
