@@ -8,7 +8,10 @@ unit — unless an estimator says it works on relative (log) returns.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
+from itertools import repeat
+from operator import itemgetter, mul, sub
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -261,30 +264,42 @@ class ArrivalIntensity:
         if elapsed <= 0:
             return None
         horizon = self._last_ts - int(self.window_s * NS)
-        distances = sorted((d for t, d in self._trades if t >= horizon), reverse=True)
-        points: list[tuple[float, float, float]] = []
+        trades = self._trades
+        if trades and trades[0][0] >= horizon:  # the usual case: on_trade already trimmed the window
+            ascending = sorted(map(itemgetter(1), trades))
+        else:
+            ascending = sorted(d for t, d in trades if t >= horizon)
+        xs: list[float] = []  # depth
+        ys: list[float] = []  # ln(rate)
+        ws: list[float] = []  # weight = count (the variance of ln(count) is about 1/count)
+        # Walk the depth grid; trades at least this far = those from the first distance >= depth
+        # (bisect: the first index whose distance is not below ``depth - 1e-12``).
+        counts_at_or_beyond = len(ascending)
+        step = self.depth_step
+        min_count = self.min_count
+        log = math.log
         depth_index = 0
-        # Walk the depth grid; count of trades at least this far = position in the sorted list.
-        counts_at_or_beyond = len(distances)
-        ascending = distances[::-1]
-        cursor = 0
         while True:
-            depth = depth_index * self.depth_step
-            while cursor < len(ascending) and ascending[cursor] < depth - 1e-12:
-                cursor += 1
-            count = counts_at_or_beyond - cursor
-            if count < self.min_count:
+            depth = depth_index * step
+            count = counts_at_or_beyond - bisect_left(ascending, depth - 1e-12)
+            if count < min_count:
                 break
-            points.append((depth, math.log(count / elapsed), float(count)))
+            xs.append(depth)
+            ys.append(log(count / elapsed))
+            ws.append(float(count))
             depth_index += 1
-        if len(points) < 2:
+        if len(xs) < 2:
             return None
-        # Weighted least squares: the variance of ln(count) is about 1/count.
-        w_sum = sum(w for _, _, w in points)
-        mx = sum(w * x for x, _, w in points) / w_sum
-        my = sum(w * y for _, y, w in points) / w_sum
-        sxx = sum(w * (x - mx) ** 2 for x, _, w in points)
-        slope = sum(w * (x - mx) * (y - my) for x, y, w in points) / sxx
+        # Weighted least squares. The sums run over C-level ``map``s (thousands of depth points
+        # on a one-tick grid) but multiply and add in the same order as the textbook
+        # expressions ``sum(w * (x - mx) ** 2)`` etc., so the floats are the same.
+        w_sum = sum(ws)
+        mx = sum(map(mul, ws, xs)) / w_sum
+        my = sum(map(mul, ws, ys)) / w_sum
+        dx = list(map(sub, xs, repeat(mx)))
+        dy = map(sub, ys, repeat(my))
+        sxx = sum(map(mul, ws, map(pow, dx, repeat(2))))
+        slope = sum(map(mul, map(mul, ws, dx), dy)) / sxx
         k = -slope
         if not k > 0:
             return None
