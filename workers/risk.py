@@ -5,8 +5,9 @@ against ``risk.daily_loss_limit`` and trailing drawdown from peak equity against
 ``risk.max_drawdown``. Per user across bots: the summed daily loss against
 ``MM_USER_DAILY_LOSS_LIMIT`` (env/settings, quote currency). Per exchange account: the summed
 absolute position value against ``MM_ACCOUNT_MAX_EXPOSURE``. A breach pauses the bot(s) with a
-recorded reason (BotEvent, ``state_reason``, an incident, a notification when the notifications
-app offers ``notify``); bots with ``auto_resume`` resume once the condition clears.
+recorded reason (BotEvent ``risk``/``risk_pause`` — which the notifications scan turns into a
+risk-breach and a pause notification —, ``state_reason`` and an incident); bots with
+``auto_resume`` resume once the condition clears.
 """
 
 from __future__ import annotations
@@ -34,25 +35,6 @@ def _limit(name: str) -> Decimal | None:
 
 def _pause_key(bot_id: int) -> str:
     return keys.risk_pause(bot_id)
-
-
-def _notify(user, title: str, message: str) -> None:
-    try:
-        from apps.notifications import services as notifications
-    except ImportError:
-        return
-    notify = getattr(notifications, "notify", None)
-    if notify is None:
-        return
-    try:
-        notify(user=user, kind="risk", title=title, message=message)
-    except TypeError:
-        try:
-            notify(user, title, message)
-        except Exception:
-            logger.exception("notify failed")
-    except Exception:
-        logger.exception("notify failed")
 
 
 def sweep() -> dict[str, int]:
@@ -127,7 +109,6 @@ def sweep() -> dict[str, int]:
                 kind="risk",
                 message=f"{bot.name}: {reason}",
             )
-            _notify(bot.owner, f"Bot {bot.name} paused", reason)
             paused += 1
         elif flagged and not reason and bot.auto_resume and bot.desired_state == "running":
             redis.delete(_pause_key(bot.pk))
