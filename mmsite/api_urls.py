@@ -7,6 +7,7 @@ from apps.accounts.api import MeView, ObtainTokenView
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("me/", MeView.as_view(), name="api-me"),
+    path("", include("apps.accounts.api_urls")),
     path("", include("apps.exchanges.api_urls")),
     path("", include("apps.bots.api_urls")),
     path("", include("apps.orders.api_urls")),

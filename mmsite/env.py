@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -54,6 +55,33 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
         raise ConfigurationError(f"{name}={value!r} is not a whole number") from None
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise ConfigurationError(f"{name}={value!r} is out of range; accepted: {minimum} to {maximum}")
+    return number
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name}={value!r} is not a number") from None
+    if number != number or (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ConfigurationError(f"{name}={value!r} is out of range; accepted: {minimum} to {maximum}")
+    return number
+
+
+def env_decimal(name: str, default: str | None, *, minimum: str | None = None) -> Decimal | None:
+    """An exact decimal (money, basis points); ``None`` when unset and the default is ``None``."""
+    value = _raw(name)
+    if value is None:
+        return None if default is None else Decimal(default)
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ConfigurationError(f"{name}={value!r} is not a decimal number, e.g. '0.5'") from None
+    if not number.is_finite() or (minimum is not None and number < Decimal(minimum)):
+        raise ConfigurationError(f"{name}={value!r} is out of range; accepted: {minimum} or more")
     return number
 
 

@@ -1,4 +1,4 @@
-"""REST API routes of the accounts app besides auth (mounted under /api/v1/ via the exchanges routes)."""
+"""REST API routes of the accounts app besides auth (mounted under /api/v1/)."""
 
 from rest_framework.routers import SimpleRouter
 

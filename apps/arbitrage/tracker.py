@@ -15,7 +15,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from django.conf import settings
 
@@ -51,11 +50,11 @@ class LatestBook:
 def tracker_config() -> arbitrage.ArbitrageConfig:
     """Detector thresholds from settings (``ARBITRAGE_*``), with conservative defaults."""
     return arbitrage.ArbitrageConfig(
-        min_profit=Decimal(str(getattr(settings, "ARBITRAGE_MIN_PROFIT", "0"))),
-        min_edge_bps=Decimal(str(getattr(settings, "ARBITRAGE_MIN_EDGE_BPS", "0"))),
-        max_staleness_ns=int(getattr(settings, "ARBITRAGE_MAX_STALENESS_MS", 3000)) * 1_000_000,
-        discount_bps_per_second=Decimal(str(getattr(settings, "ARBITRAGE_DISCOUNT_BPS_PER_SECOND", "2"))),
-        max_base=(Decimal(str(settings.ARBITRAGE_MAX_BASE)) if getattr(settings, "ARBITRAGE_MAX_BASE", None) else None),
+        min_profit=settings.ARBITRAGE_MIN_PROFIT,
+        min_edge_bps=settings.ARBITRAGE_MIN_EDGE_BPS,
+        max_staleness_ns=settings.ARBITRAGE_MAX_STALENESS_MS * 1_000_000,
+        discount_bps_per_second=settings.ARBITRAGE_DISCOUNT_BPS_PER_SECOND,
+        max_base=settings.ARBITRAGE_MAX_BASE,
     )
 
 
@@ -98,7 +97,7 @@ def venue_books(latest: Iterable[LatestBook]) -> dict[str, list[arbitrage.VenueB
         (m.venue, m.symbol): m
         for m in Market.objects.filter(venue__in={b.venue for b in latest}, symbol__in={b.symbol for b in latest})
     }
-    default_latency_ns = int(getattr(settings, "ARBITRAGE_DEFAULT_LATENCY_MS", 50)) * 1_000_000
+    default_latency_ns = settings.ARBITRAGE_DEFAULT_LATENCY_MS * 1_000_000
     grouped: dict[str, list[arbitrage.VenueBook]] = defaultdict(list)
     for item in latest:
         market = markets.get((item.venue, item.symbol))

@@ -227,7 +227,7 @@ def _latency_ns(venue: str | None) -> int:
         measured = venue_defaults(venue)
         if measured.latency_ns is not None:
             return measured.latency_ns
-    return int(getattr(settings, "BACKTEST_DEFAULT_LATENCY_MS", 10)) * 1_000_000
+    return settings.BACKTEST_DEFAULT_LATENCY_MS * 1_000_000
 
 
 class _Counted:

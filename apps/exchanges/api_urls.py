@@ -1,6 +1,6 @@
-"""REST API routes of the exchanges app (mounted under /api/v1/), plus the audit log of accounts."""
+"""REST API routes of the exchanges app (mounted under /api/v1/)."""
 
-from django.urls import include, path, re_path
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from apps.exchanges.api import ExchangeAccountViewSet, MarketViewSet
@@ -15,7 +15,5 @@ urlpatterns = [
         ExchangeAccountViewSet.as_view({"post": "kill"}),
         name="account-kill",
     ),
-    # mmsite/api_urls.py has no include for apps.accounts routes other than auth: mount them here.
-    path("", include("apps.accounts.api_urls")),
     *router.urls,
 ]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -46,22 +45,14 @@ def _redis():
     return redis_client()
 
 
-def _setting(name: str, default: float) -> float:
-    """A number from settings, else the environment (worker processes), else ``default``."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
-
-
 def max_attempts() -> int:
-    return int(_setting("NOTIFICATIONS_MAX_ATTEMPTS", 5))
+    return settings.NOTIFICATIONS_MAX_ATTEMPTS
 
 
 def backoff_seconds(attempt: int) -> float:
     """Wait before retry ``attempt`` (1-based): base * 2^(attempt-1), +/-20 % jitter, capped."""
-    base = _setting("NOTIFICATIONS_RETRY_BASE_SECONDS", 5.0)
-    cap = _setting("NOTIFICATIONS_RETRY_MAX_SECONDS", 600.0)
+    base = settings.NOTIFICATIONS_RETRY_BASE_SECONDS
+    cap = settings.NOTIFICATIONS_RETRY_MAX_SECONDS
     return min(cap, base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 

@@ -28,7 +28,6 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 DISCORD_LIMIT = 2000
 TELEGRAM_LIMIT = 4096
 SIGNATURE_HEADER = "X-MM-Signature"
@@ -60,7 +59,7 @@ def http_post(
     """POST ``body`` to ``url`` (the one way notifications talk HTTP). 2xx returns the response;
     408/429/5xx and network errors raise a retryable :class:`TransportError`, other statuses a
     permanent one."""
-    timeout = timeout if timeout is not None else float(getattr(settings, "NOTIFICATIONS_HTTP_TIMEOUT", 10))
+    timeout = timeout if timeout is not None else settings.NOTIFICATIONS_HTTP_TIMEOUT
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"User-Agent": USER_AGENT, **(headers or {})}
     )
@@ -122,7 +121,7 @@ def send_email(config: dict, secret: str, message: dict) -> str:
 
 
 def send_telegram(config: dict, secret: str, message: dict) -> str:
-    base = (config.get("api_base") or getattr(settings, "TELEGRAM_API_BASE", DEFAULT_TELEGRAM_API)).rstrip("/")
+    base = (config.get("api_base") or settings.TELEGRAM_API_BASE).rstrip("/")
     answer = http_post(
         f"{base}/bot{secret}/sendMessage",
         body=_json_body({"chat_id": config["chat_id"], "text": text_of(message)[:TELEGRAM_LIMIT]}),

@@ -166,6 +166,23 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 EMAIL_TIMEOUT = env.env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
 DEFAULT_FROM_EMAIL = env.env_str("DEFAULT_FROM_EMAIL", "MarketMakerSuite <noreply@localhost>")
 
+# --- Arbitrage tracker, backtests, notifications, dashboard -----------------------------------
+ARBITRAGE_MIN_PROFIT = env.env_decimal("ARBITRAGE_MIN_PROFIT", "0", minimum="0")  # quote currency
+ARBITRAGE_MIN_EDGE_BPS = env.env_decimal("ARBITRAGE_MIN_EDGE_BPS", "0", minimum="0")
+ARBITRAGE_MAX_STALENESS_MS = env.env_int("ARBITRAGE_MAX_STALENESS_MS", 3000, minimum=1, maximum=600_000)
+ARBITRAGE_DISCOUNT_BPS_PER_SECOND = env.env_decimal("ARBITRAGE_DISCOUNT_BPS_PER_SECOND", "2", minimum="0")
+ARBITRAGE_MAX_BASE = env.env_decimal("ARBITRAGE_MAX_BASE", None, minimum="0")  # cap on size, base units
+# Used until the fee/latency observatory has measured a venue.
+ARBITRAGE_DEFAULT_LATENCY_MS = env.env_int("ARBITRAGE_DEFAULT_LATENCY_MS", 50, minimum=0, maximum=60_000)
+ARBITRAGE_WATCH_VENUES = env.env_list("ARBITRAGE_WATCH_VENUES", []) or None  # None: every venue with a feed
+BACKTEST_DEFAULT_LATENCY_MS = env.env_int("BACKTEST_DEFAULT_LATENCY_MS", 10, minimum=0, maximum=60_000)
+DASHBOARD_BOOK_PUSH_PER_S = env.env_float("DASHBOARD_BOOK_PUSH_PER_S", 10.0, minimum=0.1, maximum=100)
+NOTIFICATIONS_HTTP_TIMEOUT = env.env_float("NOTIFICATIONS_HTTP_TIMEOUT", 10.0, minimum=0.1, maximum=120)
+NOTIFICATIONS_MAX_ATTEMPTS = env.env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.env_float("NOTIFICATIONS_RETRY_BASE_SECONDS", 5.0, minimum=0.01, maximum=3600)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.env_float("NOTIFICATIONS_RETRY_MAX_SECONDS", 600.0, minimum=0.01, maximum=86400)
+TELEGRAM_API_BASE = env.env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
+
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
