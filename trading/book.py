@@ -63,9 +63,7 @@ class OrderBook:
 
     def __init__(self, depth_limit: int | None = None) -> None:
         if depth_limit is not None and depth_limit <= 0:
-            raise ValueError(
-                f"depth_limit: {depth_limit!r} must be a positive number of levels or None"
-            )
+            raise ValueError(f"depth_limit: {depth_limit!r} must be a positive number of levels or None")
         self._bids: dict[int, int] = {}
         self._asks: dict[int, int] = {}
         self._bid_px: list[int] = []  # ascending; best bid last
@@ -123,8 +121,7 @@ class OrderBook:
                 if delta.first_sequence > seq + 1:
                     self._synced = False
                     raise SequenceGap(
-                        f"first delta after snapshot {seq} starts at {delta.first_sequence}; "
-                        f"it must cover {seq + 1}",
+                        f"first delta after snapshot {seq} starts at {delta.first_sequence}; it must cover {seq + 1}",
                         expected=seq + 1,
                         received=delta.first_sequence,
                     )
@@ -171,11 +168,8 @@ class OrderBook:
                     insort(px, p)
                 book[p] = q
             elif q:
-                raise ValueError(
-                    f"qty: {q!r} at bid price {p} is negative; give 0 to remove a level"
-                )
-            elif p in book:
-                del book[p]
+                raise ValueError(f"qty: {q!r} at bid price {p} is negative; give 0 to remove a level")
+            elif book.pop(p, None) is not None:  # one lookup for a removal (or a no-op)
                 del px[bisect_left(px, p)]
         limit = self.depth_limit
         if limit is not None and len(px) > limit + (limit >> 1) + 8:
@@ -193,11 +187,8 @@ class OrderBook:
                     insort(neg, -p)
                 book[p] = q
             elif q:
-                raise ValueError(
-                    f"qty: {q!r} at ask price {p} is negative; give 0 to remove a level"
-                )
-            elif p in book:
-                del book[p]
+                raise ValueError(f"qty: {q!r} at ask price {p} is negative; give 0 to remove a level")
+            elif book.pop(p, None) is not None:
                 del neg[bisect_left(neg, -p)]
         limit = self.depth_limit
         if limit is not None and len(neg) > limit + (limit >> 1) + 8:
@@ -253,18 +244,12 @@ class OrderBook:
 
     def is_crossed(self) -> bool:
         """Whether best bid >= best ask (crossed or locked)."""
-        return bool(
-            self._bid_px
-            and self._ask_negpx
-            and self._bid_px[-1] >= -self._ask_negpx[-1]
-        )
+        return bool(self._bid_px and self._ask_negpx and self._bid_px[-1] >= -self._ask_negpx[-1])
 
     def check_not_crossed(self) -> None:
         """Raise :class:`CrossedBook` when the book is crossed or locked."""
         if self.is_crossed():
-            raise CrossedBook(
-                f"best bid {self.best_bid()} >= best ask {self.best_ask()}"
-            )
+            raise CrossedBook(f"best bid {self.best_bid()} >= best ask {self.best_ask()}")
 
     def qty_at(self, side: Side, price: int) -> int:
         """Lots resting at ``price`` on ``side`` (0 when there is no level)."""
@@ -287,9 +272,7 @@ class OrderBook:
 
     def levels(self, side: Side) -> list[Level]:
         """Every level on ``side``, best first."""
-        return self.top(len(self._bids) if side is Side.BUY else len(self._asks))[
-            0 if side is Side.BUY else 1
-        ]
+        return self.top(len(self._bids) if side is Side.BUY else len(self._asks))[0 if side is Side.BUY else 1]
 
     def depth_within(self, pct: float) -> tuple[int, int]:
         """Lots resting within ``pct`` percent of mid: ``(bid lots, ask lots)``.
@@ -358,9 +341,7 @@ class OrderBook:
         """The book as a :class:`BookSnapshot` (best first), optionally cut to ``depth`` levels."""
         n = depth if depth is not None else max(len(self._bids), len(self._asks))
         bids, asks = self.top(n)
-        return BookSnapshot(
-            ts=ts, bids=tuple(bids), asks=tuple(asks), sequence=self.sequence
-        )
+        return BookSnapshot(ts=ts, bids=tuple(bids), asks=tuple(asks), sequence=self.sequence)
 
     def __len__(self) -> int:
         return len(self._bids) + len(self._asks)
