@@ -216,6 +216,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" or "kind" field with different choices: name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "BacktestStatusEnum": "apps.backtests.models.RunStatus",
+        "OrderStatusEnum": "apps.orders.models.OrderStatus",
+        "DeliveryStatusEnum": "apps.notifications.models.DeliveryStatus",
+        "VerifyStatusEnum": "apps.exchanges.models.VerifyStatus",
+        "VenueKindEnum": "apps.exchanges.models.VenueKind",
+        "ChannelKindEnum": "apps.notifications.models.ChannelKind",
+        "EventKindEnum": "apps.notifications.models.EventKind",
+        "IncidentKindEnum": "apps.core.models.IncidentKind",
+    },
 }
 
 # --- Health ------------------------------------------------------------------------------------

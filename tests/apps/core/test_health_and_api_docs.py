@@ -55,3 +55,11 @@ def test_openapi_schema_is_valid():
     from drf_spectacular.validation import validate_schema
 
     validate_schema(SchemaGenerator().get_schema(request=None, public=True))
+
+
+def test_openapi_schema_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(target))
+    assert "/api/v1/bots/" in target.read_text()
