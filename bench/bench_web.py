@@ -46,6 +46,8 @@ from django.conf import settings  # noqa: E402
 
 VENUE = "bench:web"
 RATE = 10  # updates per second per market
+# permessage-deflate as browsers negotiate it; "--no-deflate" measures without compression.
+COMPRESSION = None if "--no-deflate" in sys.argv else "deflate"
 LEVELS = 20
 
 
@@ -191,18 +193,18 @@ async def run_client(c: Client, url: str, headers: dict, stop: asyncio.Event) ->
     import websockets
 
     try:
-        async with websockets.connect(url, additional_headers=headers, open_timeout=60, max_queue=None) as ws:
+        async with websockets.connect(
+            url, additional_headers=headers, open_timeout=60, max_queue=None, compression=COMPRESSION
+        ) as ws:
             c.ready.set()
-            while not stop.is_set():
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    continue
+            async for raw in ws:  # the process cancels this task when the step ends
                 now = time.time_ns()
                 seq, sent = _header(raw)
                 if seq is not None:
                     c.seqs.append(seq)
                     c.latencies_ms.append((now - sent) / 1e6)
+    except asyncio.CancelledError:
+        raise
     except Exception as exc:  # counted as a failed client
         c.error = f"{type(exc).__name__}: {exc}"
         c.ready.set()
@@ -231,6 +233,8 @@ def _client_process(port: int, cookie: str, symbols: list[str], offset: int, n: 
         while not stop.is_set():
             await asyncio.sleep(0.1)
         stop_local.set()
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         seq = count.value
         missing = 0
@@ -356,6 +360,7 @@ def main() -> None:
     parser.add_argument("--rest-concurrency", type=int, default=32)
     parser.add_argument("--skip-ws", action="store_true")
     parser.add_argument("--skip-rest", action="store_true")
+    parser.add_argument("--no-deflate", action="store_true", help="clients refuse permessage-deflate")
     parser.add_argument("--clients-per-process", type=int, default=250)
     parser.add_argument("--all-steps", action="store_true", help="run every step even after one fails")
     args = parser.parse_args()
