@@ -264,12 +264,27 @@ class ArbitrageConsumer(_LiveConsumer):
         return ["arbitrage"]
 
     async def arbitrage_opportunity(self, event: dict) -> None:
-        await self.throttle.offer("batch", {"type": "opportunities", "rows": [event.get("opportunity")]})
+        await self._queue([event.get("opportunity")])
 
     async def poll(self) -> None:
         rows, self.last_id = await database_sync_to_async(_opportunities_after)(self.scope["user"], self.last_id)
-        if rows:
-            await self.throttle.offer("batch", {"type": "opportunities", "rows": rows})
+        await self._queue(rows)
+
+    async def _queue(self, rows: list) -> None:
+        """Add rows (pushed or polled, each once by id) to the batch waiting to be sent."""
+        seen = self.__dict__.setdefault("seen", set())
+        fresh = [r for r in rows if isinstance(r, dict) and r.get("id") not in seen]
+        if not fresh:
+            return
+        for row in fresh:
+            seen.add(row.get("id"))
+            self.last_id = max(self.last_id, row.get("id") or 0)
+        if len(seen) > 5000:
+            seen.clear()
+        if "batch" not in self.throttle.pending:
+            self.batch = {"type": "opportunities", "rows": []}
+        self.batch["rows"] = (self.batch["rows"] + fresh)[-50:]
+        await self.throttle.offer("batch", self.batch)
 
 
 class BacktestConsumer(_LiveConsumer):

@@ -180,11 +180,21 @@ def test_arbitrage_socket_pushes_new_opportunities(asgi_server, people):
                     )
                 ]
             )
-            return await receive_until(s, lambda m: m["type"] == "opportunities", timeout=5)
+            first = await receive_until(s, lambda m: m["type"] == "opportunities", timeout=5)
+            # The tracker's push of the same row (and of a new one) after the poll found it.
+            layer = get_channel_layer()
+            same = dict(first["rows"][0])
+            await layer.group_send("arbitrage", {"type": "arbitrage.opportunity", "opportunity": same})
+            await layer.group_send(
+                "arbitrage", {"type": "arbitrage.opportunity", "opportunity": {**same, "id": same["id"] + 1000}}
+            )
+            second = await receive_until(s, lambda m: m["type"] == "opportunities", timeout=5)
+            return first, second
 
-    message = asyncio.run(scenario())
-    row = message["rows"][0]
+    first, second = asyncio.run(scenario())
+    row = first["rows"][0]
     assert row["buy_venue"] == "sim:alpha" and Decimal(row["sell_price"]) == Decimal("101")
+    assert [r["id"] for r in second["rows"]] == [row["id"] + 1000], "each opportunity reaches the page once"
 
 
 def test_throttle_sends_at_most_rate_and_keeps_the_latest_value():
