@@ -156,3 +156,32 @@ def test_trader_runs_a_paper_bot_on_the_replay_venue_live_in_the_browser(system,
     ops.goto(base + "/operators/")
     assert ops.locator("text=E2E replay bot").count() == 1
     shot(ops, "operators")
+
+
+def test_trader_runs_a_backtest_and_watches_progress_to_results(system, browser):
+    base = system
+    call_command("seed_demo", "--no-bots")
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, base, *DEMO)
+    page.goto(base + "/backtests/")
+    page.fill("#id_name", "E2E recording run")
+    page.select_option("#id_data_source", "recording")
+    page.fill("#id_data_params", '{"recording": "binance-spot-btcusdt", "max_events": 4000}')
+    page.fill("[name='params.order_amount']", "0.001")
+    page.fill("[name='params.bid_spread']", "0.00005")
+    page.fill("[name='params.ask_spread']", "0.00005")
+    page.click("text=Run backtest")
+    page.wait_for_url(re.compile(r".*/backtests/\d+/$"))
+    assert page.locator("#run-progress").count() == 1
+    # The page follows the run over its socket and reloads with the results when it ends.
+    page.wait_for_selector("#chart-equity", timeout=180_000)
+    assert page.locator("#run-status .badge").inner_text() == "succeeded"
+    assert page.locator("text=Metrics").count() == 1
+    shot(page, "backtest_result")
+    run_id = re.search(r"/backtests/(\d+)/", page.url).group(1)
+    page.goto(base + f"/backtests/compare/?run={run_id}")
+    page.wait_for_selector("#chart-compare")
+    shot(page, "backtest_compare")
+    assert not errors, f"JavaScript errors: {errors}"

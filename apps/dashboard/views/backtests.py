@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.backtests import services as bt_services
-from apps.backtests.selectors import backtest_fills, backtest_get, backtest_list
+from apps.backtests.selectors import backtest_fills, backtest_get, backtest_list, backtest_metrics_rows
 from apps.backtests.validation import BacktestInputError
 from apps.dashboard import figures
 from apps.dashboard.forms import BacktestForm, SchemaFieldset
@@ -86,7 +86,8 @@ def backtest_detail(request, run_id: int):
         "charts": charts,
         "decomposition_fig": figures.pnl_decomposition(run.pnl_decomposition) if run.pnl_decomposition else None,
         "fills": backtest_fills(run=run)[:200],
-        "metrics": sorted((run.metrics or {}).items()),
+        # Nested metrics flattened to ``outer.inner`` rows (run identity rows left out).
+        "metrics": [(k, v) for k, v in backtest_metrics_rows(run=run)[5:] if v != ""],
         "live_urls": {"backtest": f"/ws/backtest/{run.pk}/"},
     }
     return render(request, "dashboard/backtest_detail.html", context)
