@@ -66,6 +66,8 @@ def test_trader_runs_a_paper_bot_on_the_replay_venue_live_in_the_browser(system,
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
     # Sign in; add a paper account on the replay venue in Settings.
+    page.goto(base + "/accounts/login/")
+    shot(page, "login")
     sign_in(page, base, *DEMO)
     page.goto(base + "/settings/")
     page.click("text=Add an account")
