@@ -83,9 +83,8 @@ def account_add(request):
         except SERVICE_ERRORS as exc:
             _add_errors(form, exc)
         else:
-            messages.success(
-                request, f"Account {account.label} added. Its secrets are stored encrypted and will not be shown again."
-            )
+            note = " Its API secrets are stored encrypted and will not be shown again." if data["api_key"] else ""
+            messages.success(request, f"Account {account.label} added.{note}")
             return redirect("settings")
     return settings_page(request, account_form=form, status_code=400)
 
