@@ -39,6 +39,20 @@ async def close_code(url: str, headers: dict) -> int:
             return exc.rcvd.code
 
 
+async def in_thread(fn, **kwargs):
+    """Run a database call from async test code in a worker thread that closes its connection
+    (so the test database is free to be dropped at the end)."""
+    from django.db import connection
+
+    def call():
+        try:
+            return fn(**kwargs)
+        finally:
+            connection.close()
+
+    return await asyncio.to_thread(call)
+
+
 async def receive_until(socket, predicate, timeout: float = 5.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -143,10 +157,8 @@ def test_backtest_socket_is_private_and_reports_progress(asgi_server, people):
     async def scenario():
         async with websockets.connect(ws(asgi_server, f"/ws/backtest/{run.pk}/"), additional_headers=headers) as s:
             first = await receive_until(s, lambda m: m["type"] == "progress")
-            from asgiref.sync import sync_to_async
-
-            await sync_to_async(backtest_start)(run_id=run.pk)
-            await sync_to_async(backtest_progress_update)(run_id=run.pk, progress=42)
+            await in_thread(backtest_start, run_id=run.pk)
+            await in_thread(backtest_progress_update, run_id=run.pk, progress=42)
             later = await receive_until(s, lambda m: m.get("progress", 0) >= 42)
             return first, later
 
@@ -156,8 +168,6 @@ def test_backtest_socket_is_private_and_reports_progress(asgi_server, people):
 
 
 def test_arbitrage_socket_pushes_new_opportunities(asgi_server, people):
-    from asgiref.sync import sync_to_async
-
     from apps.arbitrage.services import DetectedOpportunity, opportunity_record_batch
 
     alice, _bob, _bot = people
@@ -167,7 +177,8 @@ def test_arbitrage_socket_pushes_new_opportunities(asgi_server, people):
     async def scenario():
         async with websockets.connect(ws(asgi_server, "/ws/arbitrage/"), additional_headers=headers) as s:
             await asyncio.sleep(0.3)
-            await sync_to_async(opportunity_record_batch)(
+            await in_thread(
+                opportunity_record_batch,
                 detected=[
                     DetectedOpportunity(
                         ts=timezone.now(),
@@ -178,7 +189,7 @@ def test_arbitrage_socket_pushes_new_opportunities(asgi_server, people):
                         sell_price=Decimal("101"),
                         size=Decimal("0.5"),
                     )
-                ]
+                ],
             )
             first = await receive_until(s, lambda m: m["type"] == "opportunities", timeout=5)
             # The tracker's push of the same row (and of a new one) after the poll found it.
