@@ -39,6 +39,7 @@ from workers.paper_venue import LeaseLost, PaperVenue
 logger = logging.getLogger(__name__)
 NS = 1_000_000_000
 STOP_CONFIRM_TIMEOUT_S = 10.0
+DESIRED_CHECK_S = 5.0  # control messages are pub/sub (may be lost): the loop also reads the database
 FLATTEN_CROSS_BPS = 50  # a kill-switch flatten takes liquidity up to 0.5 % through the touch
 
 
@@ -241,6 +242,7 @@ class BotRunner:
     async def _loop(self) -> None:
         engine = self.engine
         next_timer = time.monotonic() + 1.0
+        next_desired_check = time.monotonic() + DESIRED_CHECK_S
         while True:
             if not self.lease.held:
                 raise LeaseLost(self.lease.lost_reason or "lease not renewed")
@@ -282,6 +284,9 @@ class BotRunner:
                 await self._send(engine.on_event(Timer(ts)))
                 self._flush_notes()
                 self._snapshot(ts)
+                if now >= next_desired_check:
+                    next_desired_check = now + DESIRED_CHECK_S
+                    await self._check_desired_state()
 
     async def _send(self, commands: list) -> None:
         if not commands:
@@ -393,6 +398,21 @@ class BotRunner:
             self.host.db.submit(records.orders_update, [(cid, "rejected", "", None, ev.reason, inst)])
 
     # ----------------------------------------------------------------------------------------
+    async def _check_desired_state(self) -> None:
+        """Follow the desired state even if a control message was lost (Redis restart, ...)."""
+        try:
+            desired, kill = await self.host.db_setup.call(records.bot_desired_state, self.bot_id)
+            risk_paused = bool(await self.host.redis.exists(keys.risk_pause(self.bot_id)))
+        except Exception as exc:
+            logger.info("bot %s: desired state not read (%s)", self.bot_id, exc)
+            return
+        if desired == "stopped" or kill:
+            self.push_control("kill" if kill else "stop")
+        elif desired == "paused" and self.state == "running":
+            self.push_control("pause")
+        elif desired == "running" and self.state == "paused" and not risk_paused:
+            self.push_control("resume")
+
     async def _control(self, message: str) -> None:
         engine = self.engine
         ts = time.time_ns()

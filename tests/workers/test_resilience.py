@@ -45,6 +45,16 @@ def assert_nothing_lost_or_duplicated(redis, account, bots) -> None:
     assert not Order.objects.filter(bot__in=bots, status__in=OPEN).exists(), "orders left open in the database"
 
 
+def stopped(bots) -> bool:
+    """All stopped; meanwhile run the supervisor as beat would (it repeats lost commands)."""
+    from workers import supervisor
+
+    if all(s == "stopped" for s in states(bots)):
+        return True
+    supervisor.tick()
+    return False
+
+
 def stop_all(bots, *, kill: bool = False) -> None:
     from apps.bots.models import Bot
     from workers import lifecycle
@@ -101,7 +111,7 @@ def test_injected_timeouts_and_429_5xx_cause_no_duplicate_order_and_no_crash(wor
     assert running(bots), states(bots)
     assert not BotEvent.objects.filter(bot__in=bots, code="loop_failed").exists()
     stop_all(bots)
-    assert wait_until(lambda: all(s == "stopped" for s in states(bots)), 30), states(bots)
+    assert wait_until(lambda: stopped(bots), 30, interval=1.0), states(bots)
     assert_nothing_lost_or_duplicated(redis_client, account, bots)
 
 
@@ -127,7 +137,7 @@ def test_terminated_database_connections_are_survived_and_nothing_is_lost(worker
     assert wait_until(lambda: Fill.objects.filter(bot__in=bots).count() > before, 40), "no fills after the outage"
     assert running(bots), states(bots)
     stop_all(bots)
-    assert wait_until(lambda: all(s == "stopped" for s in states(bots)), 30), states(bots)
+    assert wait_until(lambda: stopped(bots), 30, interval=1.0), states(bots)
     assert_nothing_lost_or_duplicated(redis_client, account, bots)
 
 
@@ -193,5 +203,5 @@ def test_redis_restart_mid_run_is_survived_and_nothing_is_lost(workers, private_
     supervisor.tick()
     assert wait_until(lambda: running(bots), 20), states(bots)
     stop_all(bots)
-    assert wait_until(lambda: all(s == "stopped" for s in states(bots)), 30), states(bots)
+    assert wait_until(lambda: stopped(bots), 30, interval=1.0), states(bots)
     assert_nothing_lost_or_duplicated(client, account, bots)
