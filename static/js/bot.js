@@ -35,6 +35,19 @@
     var pnlEl = document.getElementById("chart-pnl"), invEl = document.getElementById("chart-inventory"),
         ddEl = document.getElementById("chart-drawdown");
     var lastPoint = 0, actual = null;
+    function updateRisk(used) {
+      // How close each limit is, from the live status (position, drawdown, open orders).
+      document.querySelectorAll("#risk-table tr[data-risk]").forEach(function (row) {
+        var key = row.dataset.risk, limit = Number(row.dataset.limit);
+        if (!key || !(key in used) || used[key] === undefined || !(limit > 0)) return;
+        var value = Math.abs(Number(used[key])), pct = Math.min(1000, value / limit * 100);
+        row.querySelector(".used").textContent = String(used[key]);
+        row.querySelector(".pct").textContent = pct.toFixed(0) + "%";
+        var bar = row.querySelector(".bar");
+        bar.style.width = Math.min(100, pct) + "%";
+        bar.className = "bar " + (pct < 70 ? "ok" : pct < 90 ? "warn" : "danger");
+      });
+    }
     new LiveSocket(urls.bot, function (msg) {
       if (msg.type === "status") {
         if (actual === "stopped" || actual === "error") return;  // a late status of a stopped loop
@@ -49,6 +62,7 @@
           var st = document.querySelector("#bot-state .badge");
           if (st) { st.textContent = msg.state; st.className = "badge state-" + msg.state; }
         }
+        updateRisk({ position: msg.position, drawdown: msg.drawdown, orders: quotes.length });
         var now = Date.now();
         if (window.Plotly && msg.ts && now - lastPoint > 1000) {
           lastPoint = now;

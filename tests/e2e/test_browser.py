@@ -99,6 +99,10 @@ def test_trader_runs_a_paper_bot_on_the_replay_venue_live_in_the_browser(system,
     page.wait_for_function("Number(document.getElementById('ladder').dataset.updates || 0) >= 5", timeout=90_000)
     page.wait_for_function("Number(document.getElementById('ladder').dataset.quotes || 0) > 0", timeout=90_000)
     assert page.locator("#ladder td.quoted").count() > 0
+    # How close the open-orders limit is follows the live status.
+    page.wait_for_function(
+        "Number(document.querySelector('#risk-table tr[data-risk=orders] .used').textContent) > 0", timeout=30_000
+    )
     assert page.locator("#live-status").inner_text() == "live"
     shot(page, "bot_live_quotes")
 

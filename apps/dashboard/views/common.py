@@ -87,15 +87,17 @@ def risk_usage(bot, status: dict[str, Any] | None, pnl_today: Decimal | None) ->
     drawdown = dec(status.get("drawdown"))
     rows = []
 
-    def add(name: str, used: Decimal | None, limit: Any, unit: str) -> None:
+    def add(name: str, used: Decimal | None, limit: Any, unit: str, key: str = "") -> None:
         limit_d = dec(limit)
         if limit_d is None or limit_d <= 0:
             return
         pct = None if used is None else float(min(abs(used) / limit_d, Decimal(10)) * 100)
         level = "ok" if pct is None or pct < 70 else "warn" if pct < 90 else "danger"
-        rows.append({"name": name, "used": used, "limit": limit_d, "unit": unit, "pct": pct, "level": level})
+        rows.append(
+            {"name": name, "used": used, "limit": limit_d, "unit": unit, "pct": pct, "level": level, "key": key}
+        )
 
-    add("Position", position, risk.get("max_position_base"), bot.market.base)
+    add("Position", position, risk.get("max_position_base"), bot.market.base, "position")
     if position is not None and status.get("equity") is not None and dec(status.get("position")) is not None:
         mid = None
         orders = status.get("orders") or []
@@ -103,8 +105,8 @@ def risk_usage(bot, status: dict[str, Any] | None, pnl_today: Decimal | None) ->
             prices = [dec(o["price"]) for o in orders if dec(o.get("price"))]
             mid = sum(prices) / len(prices) if prices else None
         add("Position value", None if mid is None else position * mid, risk.get("max_position_quote"), bot.market.quote)
-    add("Drawdown", drawdown, risk.get("max_drawdown"), bot.market.quote)
+    add("Drawdown", drawdown, risk.get("max_drawdown"), bot.market.quote, "drawdown")
     loss = None if pnl_today is None else max(-pnl_today, Decimal(0))
     add("Daily loss", loss, risk.get("daily_loss_limit"), bot.market.quote)
-    add("Open orders", Decimal(len(status.get("orders") or [])), risk.get("max_open_orders", 50), "orders")
+    add("Open orders", Decimal(len(status.get("orders") or [])), risk.get("max_open_orders", 50), "orders", "orders")
     return rows
