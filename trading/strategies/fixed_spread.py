@@ -129,6 +129,8 @@ class FixedSpreadStrategy(QuotingStrategy):
         self._bid_terms = [(r.numerator, 2 * r.denominator) for r in self._bid_ratios]
         self._ask_terms = [(r.numerator, 2 * r.denominator) for r in self._ask_ratios]
         self._min_spread = frac(config.minimum_spread)
+        self._min_num, self._min_den = self._min_spread.numerator, self._min_spread.denominator
+        self._level_terms = list(zip(self.level_lots, self._bid_terms, self._ask_terms, strict=True))
         self._refresh_ns = int(config.refresh_time * NS)
         self._next_refresh_ts: int | None = None
         self._fill_balance = 0  # buys minus sells (orders), for ping-pong
@@ -196,25 +198,19 @@ class FixedSpreadStrategy(QuotingStrategy):
         if cfg.inventory_skew_enabled:
             notes.append(f"inventory skew bid x{bid_mult:.2f} ask x{ask_mult:.2f}")
         # distance >= mid * minimum_spread, in integers: 2*distance*den >= mid2*num
-        min_num, min_den = self._min_spread.numerator, self._min_spread.denominator
-        min_dist2 = mid2 * min_num
+        min_den = self._min_den
+        min_dist2 = mid2 * self._min_num
+        ceiling = self.ceiling_ticks
+        floor = self.floor_ticks
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
-        bid_terms = self._bid_terms
-        ask_terms = self._ask_terms
-        for i, lots in enumerate(self.level_lots):
+        for lots, (b_num, b_den2), (a_num, a_den2) in self._level_terms:
             # floor(mid * bid ratio) and ceil(mid * ask ratio), exact (see mid_times_floor/ceil)
-            num, den2 = bid_terms[i]
-            bid_price = (mid2 * num) // den2
-            num, den2 = ask_terms[i]
-            ask_price = -((-mid2 * num) // den2)
-            if (mid2 - 2 * bid_price) * min_den >= min_dist2 and (
-                self.ceiling_ticks is None or bid_price <= self.ceiling_ticks
-            ):
+            bid_price = (mid2 * b_num) // b_den2
+            ask_price = -((-mid2 * a_num) // a_den2)
+            if (mid2 - 2 * bid_price) * min_den >= min_dist2 and (ceiling is None or bid_price <= ceiling):
                 bids.append((bid_price, lots if bid_mult == 1.0 else scaled_lots(lots, bid_mult)))
-            if (2 * ask_price - mid2) * min_den >= min_dist2 and (
-                self.floor_ticks is None or ask_price >= self.floor_ticks
-            ):
+            if (2 * ask_price - mid2) * min_den >= min_dist2 and (floor is None or ask_price >= floor):
                 asks.append((ask_price, lots if ask_mult == 1.0 else scaled_lots(lots, ask_mult)))
         if cfg.ping_pong and self._fill_balance > 0:
             bids = []
