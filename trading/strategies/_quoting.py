@@ -65,14 +65,14 @@ def read_market(book: Any) -> Market | None:
 
 def bid_ticks(price: Fraction | float) -> int:
     """Round a bid price (in ticks) down to a whole tick."""
-    if isinstance(price, Fraction):
+    if type(price) is not float and isinstance(price, Fraction):  # (an ABC check: floats skip it)
         return math.floor(price)
     return math.floor(price + _FLOAT_SLACK)
 
 
 def ask_ticks(price: Fraction | float) -> int:
     """Round an ask price (in ticks) up to a whole tick."""
-    if isinstance(price, Fraction):
+    if type(price) is not float and isinstance(price, Fraction):
         return math.ceil(price)
     return math.ceil(price - _FLOAT_SLACK)
 
@@ -146,7 +146,8 @@ def build_quote_set(
     post-only quotes never cross; non-positive prices, empty sizes and quotes under the minimum
     notional are dropped.
     """
-    min_pq = min_price_times_qty(instrument)
+    entry = _MIN_PQ_BY_ID.get(id(instrument))
+    min_pq = entry[1] if entry is not None and entry[0] is instrument else _remember_min_pq(instrument)
     highest_bid = market.best_ask - 1
     lowest_ask = market.best_bid + 1
     out_bids: list[Quote] = []
@@ -189,6 +190,19 @@ def _new_quote(cache: dict[tuple[int, int, int], Quote], key: tuple[int, int, in
         cache.clear()
     quote = cache[key] = Quote(side, key[0], key[1], key[2])
     return quote
+
+
+# By identity (an Instrument's own hash is a Python-level dataclass __hash__); each entry keeps its
+# instrument alive, so an id cannot be reused while its entry exists.
+_MIN_PQ_BY_ID: dict[int, tuple[Instrument, int]] = {}
+
+
+def _remember_min_pq(instrument: Instrument) -> int:
+    if len(_MIN_PQ_BY_ID) >= 256:
+        _MIN_PQ_BY_ID.clear()
+    value = min_price_times_qty(instrument)
+    _MIN_PQ_BY_ID[id(instrument)] = (instrument, value)
+    return value
 
 
 @functools.lru_cache(maxsize=256)
