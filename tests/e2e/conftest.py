@@ -103,4 +103,9 @@ def browser():
             yield browser
         finally:
             browser.close()
+            # ORM calls made while Playwright runs use their own connection (its context);
+            # close it so the test database can be dropped at the end of the session.
+            from django.db import connections
+
+            connections.close_all()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
