@@ -395,10 +395,12 @@ class Host:
 
     # ----------------------------------------------------------------------------------------
     def stats(self) -> dict:
-        cycles = sorted(x for r in self.bots.values() for x in r.cycle_ns)
+        """Latency figures (safe to call from another thread: copies are taken in C)."""
+        runners = list(self.bots.values())
+        cycles = sorted(x for r in runners for x in list(r.cycle_ns))
         lat = sorted(self.feed_latency_ns)
         e2e = sorted(self.bot_latency_ns)
-        sending = sorted(x for r in self.bots.values() for x in r.send_cycle_ns)
+        sending = sorted(x for r in runners for x in list(r.send_cycle_ns))
         rows = sorted(self.order_row_wait_ns)
         return {
             "order_rows_p50_ms": _pct(rows, 0.5) / 1e6,
