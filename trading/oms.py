@@ -17,6 +17,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from trading.events import (
     AmendOrder,
@@ -66,7 +67,7 @@ class ClientOrderIds:
     resume after a restart without reusing an id.
     """
 
-    __slots__ = ("_head", "_seq", "prefix")
+    __slots__ = ("_head", "_high", "_high_text", "_seq", "prefix")
 
     def __init__(self, prefix: str, start: int = 0) -> None:
         if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
@@ -83,6 +84,10 @@ class ClientOrderIds:
         self.prefix = prefix
         self._seq = start
         self._head = prefix + "-"
+        # to_base36(n) == to_base36(n // 1296) + two digits of n % 1296 for n >= 1296: the id's
+        # text up to its last two digits changes once every 1296 ids and is kept here.
+        self._high = -1
+        self._high_text = ""
 
     @property
     def sequence(self) -> int:
@@ -91,8 +96,16 @@ class ClientOrderIds:
 
     def next(self) -> str:
         """Return a fresh id and advance the sequence."""
-        cid = self._head + to_base36(self._seq)
-        self._seq += 1
+        seq = self._seq
+        if seq >= 1296:
+            high, low = divmod(seq, 1296)
+            if high != self._high:
+                self._high = high
+                self._high_text = self._head + to_base36(high)
+            cid = self._high_text + _BASE36_PAIRS[low]
+        else:
+            cid = self._head + to_base36(seq)
+        self._seq = seq + 1
         if len(cid) > MAX_CLIENT_ORDER_ID_LENGTH:  # pragma: no cover - needs 2.8e12 orders
             raise OverflowError(f"client order id {cid!r} exceeds {MAX_CLIENT_ORDER_ID_LENGTH} characters")
         return cid
@@ -394,8 +407,7 @@ def _ask_key(order: WorkingOrder) -> int:
     return order.price  # best (lowest) ask first
 
 
-def _quote_price(q: Quote) -> int:
-    return q.price
+_PRICE = attrgetter("price")  # sort key of orders and quotes (C-level, same order as a lambda)
 
 
 def _placement_key(q: Quote) -> tuple[int, int, int]:
@@ -426,11 +438,11 @@ def _match_side(
         return drop, []
     if not orders:
         return drop, list(quotes)
-    orders.sort(key=_ask_key)
+    orders.sort(key=_PRICE)  # lowest price first
     if len(orders) == len(quotes):
         # Fast path for the common case: pairing both sides in price order already keeps
         # every order (a perfect matching cannot be improved on).
-        for o, q in zip(orders, sorted(quotes, key=_quote_price), strict=True):
+        for o, q in zip(orders, sorted(quotes, key=_PRICE), strict=True):
             dp = o.price - q.price
             if (dp if dp >= 0 else -dp) > refresh_tolerance * q.price:
                 break
@@ -443,15 +455,18 @@ def _match_side(
     # orders from the lowest price and giving each to the open quote whose range ends first
     # keeps the largest possible number of orders (the classic points-to-intervals greedy).
     # With few levels (<= ~20) the quadratic scan is cheaper than anything clever.
-    open_q = [(q.price * (1.0 + refresh_tolerance), q.price * (1.0 - refresh_tolerance), q) for q in quotes]
+    # The range test is the same as the fast path's (|price - quote| <= tolerance * quote), so
+    # both paths agree at the edges; ``hi`` only orders quotes by where their range ends.
+    open_q = [(q.price * (1.0 + refresh_tolerance), refresh_tolerance * q.price, q) for q in quotes]
     kept: dict[int, tuple[WorkingOrder, Quote]] = {}  # price of a kept order -> (order, its quote)
     for o in orders:
         p = o.price
         rem = o.qty - o.filled
         best = -1
         best_hi = 0.0
-        for j, (hi, lo, q) in enumerate(open_q):
-            if lo <= p <= hi and (best < 0 or hi < best_hi):
+        for j, (hi, slack, q) in enumerate(open_q):
+            dp = p - q.price
+            if (dp if dp >= 0 else -dp) <= slack and (best < 0 or hi < best_hi):
                 ds = rem - q.qty
                 if ds == 0 or (ds if ds > 0 else -ds) <= size_tolerance * q.qty:
                     best, best_hi = j, hi
