@@ -70,6 +70,7 @@ class BotRunner:
         self._last_group = 0.0
         self.places = 0
         self.place_errors = 0
+        self._mismatch: str | None = None
         self.fills = 0
 
     # ----------------------------------------------------------------------------------------
@@ -406,12 +407,20 @@ class BotRunner:
         except Exception as exc:
             logger.info("bot %s: desired state not read (%s)", self.bot_id, exc)
             return
+        wanted = None
         if desired == "stopped" or kill:
-            self.push_control("kill" if kill else "stop")
+            wanted = "kill" if kill else "stop"
         elif desired == "paused" and self.state == "running":
-            self.push_control("pause")
+            wanted = "pause"
         elif desired == "running" and self.state == "paused" and not risk_paused:
-            self.push_control("resume")
+            wanted = "resume"
+        # Act only on a mismatch seen twice in a row: the control message (which may carry
+        # more, e.g. flatten) normally arrives first.
+        if wanted is not None and wanted == self._mismatch:
+            self._event("lifecycle", "desired_state", f"{wanted}: following the desired state (no command came)")
+            self.push_control(wanted)
+            wanted = None
+        self._mismatch = wanted
 
     async def _control(self, message: str) -> None:
         engine = self.engine
@@ -429,11 +438,11 @@ class BotRunner:
             if cid in engine.orders.orders:
                 await self._send([CancelOrder(cid, "cancelled by user")])
             elif any(o.client_order_id == cid for o in await self.venue.fetch_open_orders()):
-                if cid in self.venue._orders:
+                if self.venue.matches(cid):
                     for ev in await self.venue.cancel(cid, "cancelled by user"):
                         await self._order_event_db(ev)
                 else:
-                    await self.venue._delete(cid, "cancel")
+                    await self.venue.remove(cid, "cancel")
                 self.host.db.submit(
                     records.orders_update, [(cid, "cancelled", "", None, "cancelled by user", self.setup.instrument)]
                 )
@@ -481,11 +490,11 @@ class BotRunner:
         """Cancel one order the venue holds (known to the matching engine or not)."""
         venue = self.venue
         try:
-            if cid in venue._orders:
+            if venue.matches(cid):
                 for ev in await venue.cancel(cid, reason):
                     await self._order_event_db(ev)
             else:
-                await venue._delete(cid, "cancel")
+                await venue.remove(cid, "cancel")
         except (LeaseLost, asyncio.CancelledError):
             raise
         except Exception as exc:  # injected/temporary venue error: the confirm loop tries again
@@ -496,7 +505,11 @@ class BotRunner:
         engine = self.engine
         pos = engine.portfolio.position
         bid, ask = engine.book.best_bid(), engine.book.best_ask()
-        if not pos or bid is None or ask is None:
+        if not pos:
+            self._event("lifecycle", "flatten", "flatten: the position is already flat")
+            return
+        if bid is None or ask is None:
+            self._event("lifecycle", "flatten_failed", "flatten: no book to price the taker order; position kept")
             return
         side = Side.SELL if pos > 0 else Side.BUY
         cross = max(5, (bid + ask) * FLATTEN_CROSS_BPS // 20_000)  # ticks through the touch

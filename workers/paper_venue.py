@@ -286,6 +286,15 @@ class PaperVenue:
         return await self._persist(out) if out else out
 
     # ----------------------------------------------------------------------------------------
+    def matches(self, client_order_id: str) -> bool:
+        """Whether the order is open in this process's matching engine."""
+        return client_order_id in self._orders
+
+    async def remove(self, client_order_id: str, action: str = "cancel") -> None:
+        """Take an order off the venue directly (fenced and logged): for an order the matching
+        engine does not hold (e.g. left by an earlier owner and not restored)."""
+        await self._delete(client_order_id, action)
+
     async def _delete(self, cid: str, action: str = "") -> None:
         ok = await self.redis.eval(
             DELETE,

@@ -94,7 +94,8 @@ def test_kill_switch_with_flatten_cancels_everything_and_closes_the_position(hos
     lifecycle.apply(bot.pk, kill=True, flatten=True)
     assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 20)
     assert wait_until(lambda: position() == 0, 10), f"position left: {position()}"
-    assert BotEvent.objects.filter(bot=bot, code="flatten").exists()
-    assert Fill.objects.filter(bot=bot, liquidity="taker").exists()
+    event = BotEvent.objects.get(bot=bot, code="flatten")
+    if "already flat" not in event.message:  # a fill may have closed the position just before
+        assert Fill.objects.filter(bot=bot, liquidity="taker").exists()
     assert redis_client.hlen(keys.paper(account.pk, "BTC/USDT", "orders")) == 0
     assert not Order.objects.filter(bot=bot, status__in=["pending_new", "open", "partially_filled"]).exists()
