@@ -120,7 +120,9 @@ def database_from_url(name: str, default: str) -> dict:
         "HOST": parsed.hostname or "",
         "PORT": str(port or ""),
         "OPTIONS": options,
-        "CONN_MAX_AGE": 60,
+        # Under ASGI every sync view runs in a worker thread; persistent connections per thread
+        # would pile up to PostgreSQL's limit, so the default is a connection per request.
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0, minimum=0, maximum=3600),
         "CONN_HEALTH_CHECKS": True,
         "TEST": {"NAME": env_str("TEST_DATABASE_NAME", f"test_{db_name}")},
     }

@@ -129,7 +129,14 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi", "capacity": 500, "expiry": 30},
+        "CONFIG": {
+            # The socket timeout must outlast channels_redis' 5 s blocking receive (BZPOPMIN),
+            # or every quiet websocket dies with a read timeout.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+            "prefix": f"{REDIS_PREFIX}:asgi",
+            "capacity": 500,
+            "expiry": 30,
+        },
     }
 }
 
