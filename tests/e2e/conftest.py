@@ -87,6 +87,9 @@ def browser():
     reason = chromium_missing_reason()
     if reason:
         print("\n" + "!" * 100 + "\n" + reason + "\n" + "!" * 100)
+        if os.environ.get("CI"):
+            # In CI a missing browser is a failure, never a quiet skip presented as a pass.
+            pytest.fail(reason)
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
