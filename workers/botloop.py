@@ -15,6 +15,8 @@ import time
 from collections import deque
 from decimal import Decimal
 
+from redis.exceptions import RedisError
+
 from trading.engine import Engine
 from trading.events import (
     BookSnapshot,
@@ -98,6 +100,10 @@ class BotRunner:
             self._event("lifecycle", "lease_lost", f"stopped sending orders: {exc}")
         except asyncio.CancelledError:
             raise
+        except (RedisError, OSError, TimeoutError) as exc:  # infrastructure, not the bot: start again
+            logger.warning("bot %s loop interrupted (%s); it will be claimed again", self.bot_id, exc)
+            self._event("lifecycle", "loop_restart", f"interrupted by {type(exc).__name__}: {exc}; restarting")
+            self.host.retry_later(self.bot_id, 2.0)
         except Exception as exc:
             logger.exception("bot %s loop failed", self.bot_id)
             self._event("error", "loop_failed", f"{type(exc).__name__}: {exc}")
@@ -280,9 +286,14 @@ class BotRunner:
             if now >= next_timer:
                 next_timer = now + 1.0
                 ts = time.time_ns()
-                for ev in await self.venue.advance():
-                    await self._handle_order_event(ev)
-                await self._send(engine.on_event(Timer(ts)))
+                try:
+                    for ev in await self.venue.advance():
+                        await self._handle_order_event(ev)
+                    await self._send(engine.on_event(Timer(ts)))
+                except (LeaseLost, StopLoop, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # Redis blip: the lease decides whether we go on
+                    logger.warning("bot %s: timer step failed: %s", self.bot_id, exc)
                 self._flush_notes()
                 self._snapshot(ts)
                 if now >= next_desired_check:
