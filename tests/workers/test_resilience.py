@@ -5,6 +5,7 @@ duplicating anything. Real Celery workers, real Redis, real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -175,6 +176,7 @@ def private_redis(settings):
     yield url, redis.Redis(port=port), restart
     state["process"].terminate()
     state["process"].wait(10)
+    shutil.rmtree(workdir, ignore_errors=True)
     settings.REDIS_URL = old_url
     health._redis_client = old_client
 
