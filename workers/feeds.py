@@ -27,6 +27,26 @@ TOP_N = 20
 STREAM_MAXLEN = 10_000
 
 
+def apply_to_book(book: OrderBook, event) -> bool:
+    """Apply a book event; return whether the book changed. Raises ``SequenceGap`` on a gap.
+
+    A ticker (top of book) only drives a book that has no depth stream behind it; on a synced
+    depth book it would wipe every level below the touch, so it is ignored there.
+    """
+    t = type(event)
+    if t is BookSnapshot:
+        book.apply_snapshot(event)
+    elif t is BookDelta:
+        return book.apply_delta(event) is not False
+    elif t is TopOfBook:
+        if book.is_synced:
+            return False
+        book.clear()
+        book.set_level(Side.BUY, event.bid_price, event.bid_qty)
+        book.set_level(Side.SELL, event.ask_price, event.ask_qty)
+    return True
+
+
 class FeedLoop:
     """Publish one venue/symbol while this host holds the feed's lease."""
 
@@ -98,19 +118,12 @@ class FeedLoop:
                     self._pending_db.append(ev)
                 else:
                     try:
-                        if t is BookSnapshot:
-                            book.apply_snapshot(ev)
-                        elif t is BookDelta:
-                            book.apply_delta(ev)
-                        elif t is TopOfBook:
-                            book.clear()
-                            book.set_level(Side.BUY, ev.bid_price, ev.bid_qty)
-                            book.set_level(Side.SELL, ev.ask_price, ev.ask_qty)
+                        changed = apply_to_book(book, ev)
                     except SequenceGap:
                         self.health = "resyncing"
                         continue
                     self.health = "live"
-                    bids, asks = book.top(TOP_N)
+                    bids, asks = book.top(TOP_N) if changed else ((), ())
                     if bids and asks:
                         pending_stream.append(codec.encode_snapshot(ev.ts, bids, asks))
                 now = time.monotonic()
