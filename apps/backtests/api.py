@@ -87,7 +87,9 @@ class BacktestRunViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return BacktestRun.objects.none()
-        return selectors.backtest_list(user=self.request.user)
+        runs = selectors.backtest_list(user=self.request.user)
+        # A list leaves the equity curve out (up to 1,000 points a run): do not load it either.
+        return runs.defer("equity_curve") if self.action == "list" else runs
 
     def get_serializer_class(self):
         return BacktestRunListSerializer if self.action == "list" else BacktestRunSerializer

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Prefetch
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -115,12 +117,14 @@ class BotViewSet(viewsets.ModelViewSet):
     queryset = Bot.objects.none()
     serializer_class = BotSerializer
     lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
-    permission_classes = [CanTrade]
+    permission_classes = [IsAuthenticated, CanTrade]  # CanTrade alone lets anonymous reads through
     filterset_class = BotFilter
     ordering_fields = ["id", "name", "created", "updated"]
 
     def get_queryset(self):
-        return bot_list(user=self.request.user)
+        # The viewers' names in one query for the whole page (not one per bot).
+        viewers = Prefetch("shared_with", queryset=get_user_model().objects.only("id", "username"))
+        return bot_list(user=self.request.user).prefetch_related(viewers)
 
     def _changeable(self) -> Bot:
         bot = self.get_object()

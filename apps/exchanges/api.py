@@ -7,6 +7,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from apps.accounts.api_support import CanTrade, service_errors
@@ -100,7 +101,7 @@ class ExchangeAccountViewSet(
     queryset = ExchangeAccount.objects.none()
     serializer_class = ExchangeAccountSerializer
     lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
-    permission_classes = [CanTrade]
+    permission_classes = [IsAuthenticated, CanTrade]  # CanTrade alone lets anonymous reads through
     filterset_fields = ["kind", "venue"]
     ordering_fields = ["id", "label", "venue", "created"]
 

@@ -8,6 +8,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from apps.accounts.api_support import CanTrade, service_errors
@@ -67,7 +68,7 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = OrderSerializer
     lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     filterset_class = OrderFilter
-    permission_classes = [CanTrade]
+    permission_classes = [IsAuthenticated, CanTrade]  # CanTrade alone lets anonymous reads through
     ordering_fields = ["created", "updated", "price", "quantity", "status", "id"]
 
     def get_queryset(self):
