@@ -10,7 +10,9 @@
 
 Reproduce (uses the database in DATABASE_URL, migrated; Redis keys under a private prefix):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mmsite .venv/bin/python -m bench.bench_web
-    options: --steps 100,250,500,1000 --seconds 8 --groups 10 --web-workers 1 --rest-seconds 5
+    options: --steps 100,250,500,1000 --seconds 8 --groups 10 --web-workers 2 --rest-seconds 5
+    --rest-users 8 --rest-concurrency 32 --server-deflate --skip-ws --skip-rest; env BENCH_DB_POOL=<n>,
+    BENCH_CONN_MAX_AGE=<s> (see bench/web_settings.py)
 """
 
 from __future__ import annotations
@@ -138,12 +140,15 @@ def setup_rest_users(count: int) -> list[str]:
     return tokens
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
+def start_server(
+    port: int, workers: int, app: str = "mmsite.asgi:application", ws_deflate: bool = False
+) -> subprocess.Popen:
+    """uvicorn as the Procfile's web line runs it (2 workers, permessage-deflate off by default)."""
     cmd = [
         sys.executable,
         "-m",
         "uvicorn",
-        "mmsite.asgi:application",
+        app,
         "--host",
         "127.0.0.1",
         "--port",
@@ -156,6 +161,8 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
     ]
     if workers > 1:
         cmd += ["--workers", str(workers)]
+    if not ws_deflate:
+        cmd += ["--ws-per-message-deflate", "false"]
     process = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -412,7 +419,11 @@ def main() -> None:
     parser.add_argument("--steps", default="100,250,500,1000")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--groups", type=int, default=10)
-    parser.add_argument("--web-workers", type=int, default=1)
+    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn worker processes (Procfile: 2)")
+    parser.add_argument(
+        "--server-deflate", action="store_true", help="let uvicorn accept permessage-deflate (Procfile: off)"
+    )
+    parser.add_argument("--app", default="mmsite.asgi:application", help="ASGI application uvicorn serves")
     parser.add_argument("--rest-seconds", type=float, default=5.0)
     parser.add_argument("--rest-concurrency", type=int, default=32)
     parser.add_argument("--rest-users", type=int, default=8, help="REST clients spread over this many users")
@@ -428,10 +439,11 @@ def main() -> None:
     cookie, _, symbols = setup_data(args.groups)
     tokens = setup_rest_users(args.rest_users) if not args.skip_rest else []
     port = free_port()
-    server = start_server(port, args.web_workers)
+    server = start_server(port, args.web_workers, args.app, args.server_deflate)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load {os.getloadavg()[0]:.1f}; python {platform.python_version()}; uvicorn workers {args.web_workers}"
+        f"load {os.getloadavg()[0]:.1f}; python {platform.python_version()}; uvicorn workers {args.web_workers}, "
+        f"server permessage-deflate {'on' if args.server_deflate else 'off'}"
     )
     try:
         held = 0

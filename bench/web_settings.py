@@ -17,6 +17,6 @@ if _POOL:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 (required with a pool)
     DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 2, "max_size": _POOL, "timeout": 10}  # noqa: F405
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("BENCH_CONN_MAX_AGE", "0"))  # noqa: F405
 if os.environ.get("BENCH_NO_WHITENOISE"):
     MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405
