@@ -175,6 +175,45 @@ def start_server(
     raise RuntimeError("uvicorn did not start")
 
 
+def _threadpool_api_app():
+    """Experiment (``--app bench.bench_web:threadpool_api_app``): the project's ASGI application,
+    except that ``/api/`` HTTP requests run through Django's WSGI handler on asgiref's shared,
+    fixed-size thread pool. Django's ASGI handler runs every request's sync view in a new thread
+    (a thread, a database connection and a Redis connection per request); here the threads, and
+    with ``BENCH_CONN_MAX_AGE`` their database connections, are reused."""
+    from asgiref.sync import sync_to_async
+    from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance
+    from django.core.wsgi import get_wsgi_application
+
+    import mmsite.asgi
+
+    run_wsgi_app = WsgiToAsgiInstance.__dict__["run_wsgi_app"].func  # the undecorated method
+
+    class PooledInstance(WsgiToAsgiInstance):
+        async def run_wsgi_app(self, body):
+            return await sync_to_async(run_wsgi_app, thread_sensitive=False)(self, body)
+
+    class PooledWsgi(WsgiToAsgi):
+        async def __call__(self, scope, receive, send):
+            await PooledInstance(self.wsgi_application)(scope, receive, send)
+
+    api = PooledWsgi(get_wsgi_application())
+
+    async def application(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            return await api(scope, receive, send)
+        return await mmsite.asgi.application(scope, receive, send)
+
+    return application
+
+
+def __getattr__(name: str):
+    if name == "threadpool_api_app":
+        globals()[name] = app = _threadpool_api_app()
+        return app
+    raise AttributeError(name)
+
+
 def book_payload(symbol: str, seq: int) -> dict:
     mid = 100_000 + (seq % 50)
     return {
