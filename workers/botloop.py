@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from redis.exceptions import RedisError
 
+from connectors.errors import AuthFailure, RetryBudgetExhausted
 from trading.engine import Engine
 from trading.events import (
     BookSnapshot,
@@ -25,6 +26,7 @@ from trading.events import (
     Liquidity,
     OrderAccepted,
     OrderCancelled,
+    OrderEvent,
     OrderFilled,
     OrderRejected,
     PlaceOrder,
@@ -98,9 +100,14 @@ class BotRunner:
         except LeaseLost as exc:
             logger.warning("bot %s lost its lease: %s", self.bot_id, exc)
             self._event("lifecycle", "lease_lost", f"stopped sending orders: {exc}")
+        except AuthFailure as exc:  # a live account's key was refused: only a person can fix it
+            logger.warning("bot %s: %s", self.bot_id, exc)
+            self._event("error", "auth_failed", str(exc))
+            await self.host.db.call(records.bot_state_set, self.bot_id, "error", str(exc))
+            await self.host.release_bot(self.bot_id)
         except asyncio.CancelledError:
             raise
-        except (RedisError, OSError, TimeoutError) as exc:  # infrastructure, not the bot: start again
+        except (RedisError, OSError, TimeoutError, RetryBudgetExhausted) as exc:  # infrastructure: start again
             logger.warning("bot %s loop interrupted (%s); it will be claimed again", self.bot_id, exc)
             self._event("lifecycle", "loop_restart", f"interrupted by {type(exc).__name__}: {exc}; restarting")
             self.host.retry_later(self.bot_id, 2.0)
@@ -109,6 +116,12 @@ class BotRunner:
             self._event("error", "loop_failed", f"{type(exc).__name__}: {exc}")
             self.host.db.submit(records.bot_state_set, self.bot_id, "error", f"loop failed: {exc}")
         finally:
+            close = getattr(self.venue, "close", None)  # a live venue's connections and event pump
+            if close is not None:
+                try:
+                    await close()
+                except Exception as exc:
+                    logger.info("bot %s: closing the venue: %s", self.bot_id, exc)
             self.host.runner_done(self)
 
     async def _start(self) -> None:
@@ -120,11 +133,6 @@ class BotRunner:
             raise StopLoop(f"cannot load the bot, retrying: {exc}") from exc
         self.setup = setup
         inst = setup.instrument
-        if setup.account_kind != "paper":
-            reason = "live accounts are not run by this host yet: only paper accounts are supported"
-            await host.db.call(records.bot_state_set, self.bot_id, "error", reason)
-            await host.release_bot(self.bot_id)
-            raise StopLoop(reason)
         try:
             strategy = build_strategy(setup.strategy, setup.params, inst)
             risk = RiskLimits.from_dict(setup.risk)
@@ -147,16 +155,19 @@ class BotRunner:
             client_id_prefix=setup.prefix,
             client_id_start=setup.client_id_start,
         )
-        self.venue = PaperVenue(
-            host.redis,
-            account_id=setup.account_id,
-            instrument=inst,
-            bot_id=self.bot_id,
-            prefix=setup.prefix,
-            lease_key=self.lease.key,
-            lease_value=self.lease.value,
-            token=self.lease.token,
-        )
+        if setup.account_kind == "paper":
+            self.venue = PaperVenue(
+                host.redis,
+                account_id=setup.account_id,
+                instrument=inst,
+                bot_id=self.bot_id,
+                prefix=setup.prefix,
+                lease_key=self.lease.key,
+                lease_value=self.lease.value,
+                token=self.lease.token,
+            )
+        else:
+            await self._start_live(setup)
         await self._take_over()
         self.stream = (setup.venue, setup.symbol)
         host.subscribe(self, setup.venue, setup.symbol)
@@ -172,6 +183,50 @@ class BotRunner:
             records.bot_state_set, self.bot_id, self.state, f"risk: {risk_reason.decode()}" if risk_reason else ""
         )
         self._event("lifecycle", "owner", f"loop started on {host.host_id} with fencing token {self.lease.token}")
+
+    async def _start_live(self, setup: records.BotSetup) -> None:
+        """A live exchange account: a fenced :class:`LiveVenue` on the account's ccxt gateway."""
+        from workers import live_venue
+
+        host = self.host
+        try:
+            exchange_id, credentials = await host.db_setup.call(live_venue.account_credentials, setup.account_id)
+            gateway = live_venue.build_gateway(
+                exchange_id, credentials, account_id=setup.account_id, redis_url=host.redis_url
+            )
+        except Exception as exc:  # undecryptable key, unknown exchange id, refused test address
+            reason = f"live account cannot be used: {type(exc).__name__}: {exc}"
+            await host.db.call(records.bot_state_set, self.bot_id, "error", reason)
+            await host.release_bot(self.bot_id)
+            raise StopLoop(reason) from exc
+        venue = live_venue.LiveVenue(
+            host.redis,
+            gateway,
+            instrument=setup.instrument,
+            bot_id=self.bot_id,
+            prefix=setup.prefix,
+            lease_key=self.lease.key,
+            lease_value=self.lease.value,
+            token=self.lease.token,
+            deliver=self.push_order_event,
+        )
+        self.venue = venue
+        try:
+            await venue.start()
+        except RetryBudgetExhausted as exc:  # the exchange is unreachable for now: try again later
+            host.retry_later(self.bot_id, 10.0)
+            raise StopLoop(f"exchange unreachable, retrying: {exc}") from exc
+        except ValueError as exc:  # the exchange's market differs from the bot's
+            reason = f"configuration refused: {exc}"
+            await host.db.call(records.bot_state_set, self.bot_id, "error", reason)
+            await host.release_bot(self.bot_id)
+            raise StopLoop(reason) from exc
+
+    def push_order_event(self, event: OrderEvent | None) -> None:
+        """An order event from a live gateway (None only wakes the loop)."""
+        if event is not None:
+            self.inbox.append((event, 0))
+        self.wake.set()
 
     async def _take_over(self) -> None:
         """Reconcile with the venue before quoting (see the module docstring)."""
@@ -266,13 +321,23 @@ class BotRunner:
                 event, published = self.inbox.popleft()
                 if published:
                     self.host.bot_latency_ns.append(time.time_ns() - published)
+                if isinstance(event, OrderEvent):  # from a live gateway: to the database and engine
+                    try:
+                        await self._handle_order_event(event)
+                    except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
+                        raise
+                    except Exception as exc:
+                        logger.exception("bot %s: order event failed", self.bot_id)
+                        self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
+                    self._flush_notes()
+                    continue
                 started = time.perf_counter_ns()
                 places_before = self.places
                 try:
                     for ev in await self.venue.on_market(event):
                         await self._handle_order_event(ev)
                     await self._send(engine.on_event(event))
-                except (LeaseLost, StopLoop, asyncio.CancelledError):
+                except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
                     raise
                 except Exception as exc:  # one bad event never kills the loop
                     logger.exception("bot %s: event failed", self.bot_id)
@@ -290,7 +355,7 @@ class BotRunner:
                     for ev in await self.venue.advance():
                         await self._handle_order_event(ev)
                     await self._send(engine.on_event(Timer(ts)))
-                except (LeaseLost, StopLoop, asyncio.CancelledError):
+                except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
                     raise
                 except Exception as exc:  # Redis blip: the lease decides whether we go on
                     logger.warning("bot %s: timer step failed: %s", self.bot_id, exc)
@@ -339,7 +404,7 @@ class BotRunner:
         for _attempt in range(5):
             try:
                 return await self.venue.place(cmd)
-            except (LeaseLost, asyncio.CancelledError):
+            except (LeaseLost, AuthFailure, asyncio.CancelledError):
                 raise
             except Exception as exc:
                 error = exc
@@ -359,7 +424,7 @@ class BotRunner:
         for _attempt in range(5):
             try:
                 return await self.venue.cancel(cmd.client_order_id, cmd.reason)
-            except (LeaseLost, asyncio.CancelledError):
+            except (LeaseLost, AuthFailure, asyncio.CancelledError):
                 raise
             except Exception as exc:
                 error = exc
@@ -479,6 +544,7 @@ class BotRunner:
                 await asyncio.sleep(0.05)
         if how == "kill_flatten":
             await self._flatten()
+        await self._drain_order_events()
         if left:
             reason = f"{len(left)} orders still open on the venue after {STOP_CONFIRM_TIMEOUT_S:.0f}s"
             self._event("lifecycle", "stop_unconfirmed", reason)
@@ -497,6 +563,17 @@ class BotRunner:
         await self.host.release_bot(self.bot_id)
         raise StopLoop(how)
 
+    async def _drain_order_events(self) -> None:
+        """Record the order events a live gateway delivered while stopping (cancels, late fills)."""
+        if not any(isinstance(item[0], OrderEvent) for item in self.inbox):
+            return  # paper: order events never go through the inbox
+        await asyncio.sleep(0)
+        for event, _published in list(self.inbox):
+            if isinstance(event, OrderEvent):
+                await self._order_event_db(event)
+                self.engine.on_event(event)  # position/PnL only: commands are no longer sent
+        self.inbox.clear()
+
     async def _cancel_on_venue(self, cid: str, reason: str) -> None:
         """Cancel one order the venue holds (known to the matching engine or not)."""
         venue = self.venue
@@ -506,7 +583,7 @@ class BotRunner:
                     await self._order_event_db(ev)
             else:
                 await venue.remove(cid, "cancel")
-        except (LeaseLost, asyncio.CancelledError):
+        except (LeaseLost, AuthFailure, asyncio.CancelledError):
             raise
         except Exception as exc:  # injected/temporary venue error: the confirm loop tries again
             self.place_errors += 1

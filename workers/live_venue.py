@@ -1,0 +1,284 @@
+"""Live order entry for one bot: the paper venue's interface backed by :class:`CcxtGateway`.
+
+The bot loop (:mod:`workers.botloop`) talks to a venue object with ``restore``, ``place`` /
+``recover_place``, ``cancel``, ``fetch_open_orders``, ``fetch_my_trades``, ``on_market``,
+``advance``, ``matches`` and ``remove``; :class:`LiveVenue` implements them on a real exchange
+account:
+
+- **fencing**: an exchange cannot run our Lua script, so before EVERY place and cancel a Redis
+  script compares the bot's lease key with our lease value (and logs the action with our
+  fencing token, as the paper venue does); a mismatch raises :class:`LeaseLost` and nothing is
+  sent;
+- **order events**: the gateway's events (accepted, fills, cancels, rejects) are pumped by a task
+  into the bot's inbox, so they reach the engine and the database exactly like paper ones (fills
+  are deduplicated by trade id in the gateway and stored with ``ON CONFLICT DO NOTHING``);
+- **take-over**: open orders, our trades and balances come from the exchange, filtered by the
+  bot's client-id prefix;
+- **authentication**: an :class:`AuthFailure` (raised by a place/cancel or reported by the
+  gateway's stream/poll) reaches the loop, which puts the bot in ``error`` with the message.
+
+Tests point the exchange at a local fake server with ``MM_LIVE_HTTP_BASE`` (the URL rewrite of
+:func:`connectors.ccxt_venue.point_urls_at`); it is honoured only for loopback addresses, so
+production code never sends orders or keys anywhere but the exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from connectors import ccxt_normalize as norm
+from connectors.ccxt_gateway import CcxtGateway
+from connectors.ccxt_venue import make_exchange
+from connectors.errors import AuthFailure
+from connectors.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter, rate_limit_key
+from trading.events import CancelOrder, OrderEvent, PlaceOrder
+from trading.instruments import Instrument
+from trading.ports import FillReport, OrderReport
+from workers import keys
+from workers.paper_venue import LeaseLost
+
+logger = logging.getLogger(__name__)
+
+TEST_URL_ENV = "MM_LIVE_HTTP_BASE"
+
+FENCE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('xadd', KEYS[2], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[2], 'token', ARGV[3], 'cid', ARGV[4],
+           'action', ARGV[5])
+return 1
+"""
+
+
+def test_http_base() -> str | None:
+    """The local fake-exchange address from ``MM_LIVE_HTTP_BASE``, or None.
+
+    Only loopback hosts are accepted: anything else raises ValueError naming what is accepted."""
+    value = os.environ.get(TEST_URL_ENV, "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme not in ("http", "https") or not loopback:
+        raise ValueError(
+            f"{TEST_URL_ENV}: {value!r} is refused; only a loopback test server such as "
+            "'http://127.0.0.1:8080' is accepted (production talks to the exchange itself)"
+        )
+    return value
+
+
+def account_credentials(account_id: int) -> tuple[str, tuple[str, str, str]]:
+    """(ccxt exchange id, (api key, secret, passphrase)) of a live account, decrypted (never log them)."""
+    from apps.exchanges.models import ExchangeAccount
+    from apps.exchanges.services import exchange_account_credentials
+
+    account = ExchangeAccount.objects.get(pk=account_id)
+    creds = exchange_account_credentials(account=account)
+    return account.venue, (creds.api_key, creds.secret, creds.passphrase)
+
+
+def build_gateway(
+    exchange_id: str,
+    credentials: tuple[str, str, str],
+    *,
+    account_id: int,
+    redis_url: str | None = None,
+    exchange_factory: Callable[..., Any] | None = None,
+) -> CcxtGateway:
+    """A :class:`CcxtGateway` for one live account (rate limit shared by the account's bots)."""
+    api_key, secret, passphrase = credentials
+    http_base = test_http_base()
+    exchange = (exchange_factory or make_exchange)(
+        exchange_id,
+        api_key=api_key or None,
+        secret=secret or None,
+        password=passphrase or None,
+        streaming=http_base is None,  # the fake server has no user-data stream: poll instead
+        http_base=http_base,
+        enable_rate_limit=http_base is None,
+    )
+    rate = 1000.0 / float(getattr(exchange, "rateLimit", 100) or 100)
+    limiter: RateLimiter
+    if redis_url:
+        limiter = RedisRateLimiter(redis_url, rate_limit_key(exchange_id, str(account_id)), rate, max(1.0, rate))
+    else:
+        limiter = LocalRateLimiter(rate, max(1.0, rate))
+    return CcxtGateway(
+        exchange,
+        limiter=limiter,
+        streaming=None if http_base is None else False,
+        poll_interval_s=2.0 if http_base is None else 0.2,
+    )
+
+
+class LiveVenue:
+    """Order entry on a live exchange account for one bot (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis,
+        gateway: CcxtGateway,
+        *,
+        instrument: Instrument,
+        bot_id: int,
+        prefix: str,
+        lease_key: str,
+        lease_value: str,
+        token: int,
+        deliver: Callable[[OrderEvent], None],
+    ) -> None:
+        self.redis = redis
+        self.gateway = gateway
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+        self.bot_id = bot_id
+        self.prefix = prefix
+        self.lease_key = lease_key
+        self.lease_value = lease_value
+        self.token = token
+        self._deliver = deliver
+        self._k_log = keys.place_log()
+        self._pump: asyncio.Task | None = None
+        self.failure: AuthFailure | None = None  # reported by the gateway's poll/stream
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect (load markets, start polling/streaming), check the market matches the bot's
+        instrument, and start pumping order events to the bot. Raises AuthFailure or ValueError."""
+        await self.gateway.connect()
+        venue_inst = await self.gateway.instrument(self.symbol)
+        mine = self.instrument
+        if (venue_inst.tick_size, venue_inst.lot_size) != (mine.tick_size, mine.lot_size):
+            raise ValueError(
+                f"market {self.symbol}: the exchange has tick {venue_inst.tick_size} / lot "
+                f"{venue_inst.lot_size} but the bot's market has tick {mine.tick_size} / lot {mine.lot_size}; "
+                "refresh the market metadata before starting the bot"
+            )
+        self._pump = asyncio.create_task(self._pump_events(), name=f"live-events-{self.bot_id}")
+
+    async def close(self) -> None:
+        """Stop the pump and close the exchange connections."""
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+            self._pump = None
+        await self.gateway.close()
+
+    async def _pump_events(self) -> None:
+        async for item in self.gateway.events():
+            if isinstance(item, AuthFailure):
+                self.failure = item
+                self._deliver_failure()
+                continue
+            if isinstance(item, BaseException):
+                logger.warning("bot %s: gateway reported %s", self.bot_id, item)
+                continue
+            self._deliver(item)
+
+    def _deliver_failure(self) -> None:
+        """Wake the loop so it sees ``failure`` on its next step."""
+        self._deliver(None)
+
+    def check(self) -> None:
+        """Raise the authentication failure the gateway reported, if any."""
+        if self.failure is not None:
+            raise self.failure
+
+    async def _fence(self, cid: str, action: str) -> None:
+        ok = await self.redis.eval(
+            FENCE, 2, self.lease_key, self._k_log, self.lease_value, self.bot_id, self.token, cid, action
+        )
+        if not ok:
+            raise LeaseLost(f"{action} {cid} not sent: lease no longer ours")
+
+    # --- reads ------------------------------------------------------------------------------
+    def _ours(self, cid: str) -> bool:
+        return cid.startswith(self.prefix + "-")
+
+    async def restore(self) -> list[OrderReport]:
+        """Our open orders at the exchange, tracked so their fills map back to them."""
+        self.check()
+        reports = await self.fetch_open_orders()
+        for rep in reports:
+            if rep.client_order_id not in self.gateway.tracker.orders:
+                self.gateway.tracker.adopt(self.symbol, rep)
+        return reports
+
+    async def fetch_open_orders(self) -> list[OrderReport]:
+        """The exchange's open orders on the bot's symbol with the bot's prefix."""
+        reports = await self.gateway.fetch_open_orders(self.symbol)
+        return [r for r in reports if self._ours(r.client_order_id)]
+
+    async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
+        """Our trades (this prefix) since ``since_ts`` from the exchange, fees in cash units."""
+        trades = await self.gateway.fetch_my_trades(self.symbol, since_ts)
+        inst = self.instrument
+        out = []
+        for t in trades:
+            if not self._ours(t.client_order_id) or t.ts < since_ts:
+                continue
+            out.append(
+                FillReport(
+                    trade_id=t.trade_id,
+                    client_order_id=t.client_order_id,
+                    venue_order_id=t.venue_order_id,
+                    symbol=t.symbol,
+                    side=t.side,
+                    price=t.price,
+                    qty=t.qty,
+                    fee=Decimal(norm.fee_cash_units(inst, t)),
+                    fee_currency=t.fee_currency,
+                    maker=t.maker,
+                    ts=t.ts,
+                )
+            )
+        return out
+
+    async def fetch_balances(self) -> dict[str, Decimal]:
+        return await self.gateway.fetch_balances()
+
+    # --- order entry ------------------------------------------------------------------------
+    async def place(self, command: PlaceOrder) -> list[OrderEvent]:
+        """Fenced place; its outcome (accepted, rejected, fills) arrives through the pump."""
+        self.check()
+        await self._fence(command.client_order_id, "place")
+        await self.gateway.place(self.symbol, command)
+        return []
+
+    async def recover_place(self, command: PlaceOrder) -> list[OrderEvent] | None:
+        """The gateway already looks an order up by client id before re-sending; here: is it there?"""
+        report = await self.gateway.fetch_order(self.symbol, command.client_order_id)
+        return [] if report is not None else None
+
+    async def cancel(self, client_order_id: str, reason: str = "cancel") -> list[OrderEvent]:
+        """Fenced cancel; the confirmation arrives through the pump."""
+        self.check()
+        await self._fence(client_order_id, "cancel")
+        await self.gateway.cancel(self.symbol, CancelOrder(client_order_id, reason))
+        return []
+
+    async def on_market(self, event) -> list[OrderEvent]:
+        """The exchange matches orders itself: nothing to simulate."""
+        return []
+
+    async def advance(self) -> list[OrderEvent]:
+        self.check()
+        return []
+
+    def matches(self, client_order_id: str) -> bool:
+        """Whether the gateway tracks the order (placed or adopted by this process)."""
+        return client_order_id in self.gateway.tracker.orders
+
+    async def remove(self, client_order_id: str, action: str = "cancel") -> None:
+        """Cancel an order this process does not track (e.g. left by an earlier owner)."""
+        await self.cancel(client_order_id, action)
