@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from connectors import ccxt_normalize as norm
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
-from connectors.errors import AuthFailure
+from connectors.errors import AuthFailure, ErrorKind, classify, describe
 from connectors.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter, rate_limit_key
 from trading.events import CancelOrder, OrderEvent, PlaceOrder
 from trading.instruments import Instrument
@@ -150,6 +150,7 @@ class LiveVenue:
         self._k_log = keys.place_log()
         self._pump: asyncio.Task | None = None
         self.failure: AuthFailure | None = None  # reported by the gateway's poll/stream
+        self._order_client_ids: dict[str, str] = {}  # venue order id -> our client id
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -225,12 +226,13 @@ class LiveVenue:
         inst = self.instrument
         out = []
         for t in trades:
-            if not self._ours(t.client_order_id) or t.ts < since_ts:
+            cid = t.client_order_id or await self._client_id_of_order(t.venue_order_id)
+            if not self._ours(cid) or t.ts < since_ts:
                 continue
             out.append(
                 FillReport(
                     trade_id=t.trade_id,
-                    client_order_id=t.client_order_id,
+                    client_order_id=cid,
                     venue_order_id=t.venue_order_id,
                     symbol=t.symbol,
                     side=t.side,
@@ -243,6 +245,26 @@ class LiveVenue:
                 )
             )
         return out
+
+    async def _client_id_of_order(self, venue_order_id: str) -> str:
+        """Our client id of an order this process never tracked (a trade row of an order that
+        filled while no one owned the bot carries only the venue's order id): asked once each."""
+        if not venue_order_id:
+            return ""
+        if venue_order_id not in self._order_client_ids:
+            gateway = self.gateway
+            try:
+                await gateway.limiter.acquire(1)
+                order = await gateway.exchange.fetch_order(venue_order_id, self.symbol)
+                cid = gateway.codec.decode(order.get("clientOrderId"))
+            except Exception as exc:
+                if classify(exc) is ErrorKind.AUTH:
+                    raise AuthFailure(gateway.venue, describe(exc)) from exc
+                # Anything else: the trade stays unattributed (the next take-over asks again).
+                logger.info("bot %s: order %s not looked up: %s", self.bot_id, venue_order_id, describe(exc))
+                return ""
+            self._order_client_ids[venue_order_id] = cid
+        return self._order_client_ids[venue_order_id]
 
     async def fetch_balances(self) -> dict[str, Decimal]:
         return await self.gateway.fetch_balances()

@@ -233,3 +233,70 @@ def test_lost_lease_stops_sending_at_once(host, fake_binance, redis_client):
     assert fake_binance.run(lambda: len(fake_binance.spot.created)) == sent_before
     cancelled = fake_binance.run(lambda: sum(o["status"] == "CANCELED" for o in fake_binance.spot.orders.values()))
     assert cancelled == cancelled_before
+
+
+async def test_take_over_attributes_a_trade_of_an_order_this_process_never_tracked_to_our_client_id():
+    """An order that filled while no one owned the bot: Binance's trade rows carry only the
+    venue order id; the new owner's venue looks the order up once and finds our client id."""
+    from connectors.ccxt_venue import make_exchange
+    from tests.connectors.conftest import binance_markets
+    from tests.connectors.servers.binance_spot import FakeBinanceSpot
+    from tests.connectors.servers.fake_exchange import FakeExchange, Reply
+    from trading.events import PlaceOrder, TimeInForce
+    from trading.instruments import Side
+    from workers.live_venue import LiveVenue, build_gateway
+
+    server = await FakeExchange().start()
+    spot = FakeBinanceSpot(server).install()
+
+    def fetch_by_any_id(req):  # the real API also answers GET /api/v3/order?orderId=...
+        q = req.query
+        order = next((o for o in spot.orders.values() if o["orderId"] == q.get("orderId")), None)
+        order = order or spot.orders.get(q.get("origClientOrderId", ""))
+        if order is None:
+            return Reply(status=400, body={"code": -2013, "msg": "Order does not exist."})
+        return Reply(body=spot._as_query_order(order))
+
+    server.route("GET", "/api/v3/order", fetch_by_any_id)
+    markets = binance_markets()
+
+    def exchange(exchange_id, **kwargs):
+        kwargs.update(http_base=server.http_base, streaming=False)
+        return make_exchange(exchange_id, markets=markets, **kwargs)
+
+    creds = ("test-key", "test-secret", "")
+    first = build_gateway("binance", creds, account_id=1, exchange_factory=exchange)
+    second = build_gateway("binance", creds, account_id=1, exchange_factory=exchange)
+    try:
+        inst = await first.instrument(SYMBOL)
+        await first.place(SYMBOL, PlaceOrder("mm7-0", Side.SELL, 6_001_000, 1000, TimeInForce.GTC))
+        await first.place(SYMBOL, PlaceOrder("other-0", Side.BUY, 5_999_000, 1000, TimeInForce.GTC))
+        ours = spot.fill("mm7-0", "0.01")
+        spot.fill("other-0", "0.01")  # another bot's order on the same account: not ours
+        venue = LiveVenue(
+            None,
+            second,
+            instrument=inst,
+            bot_id=7,
+            prefix="mm7",
+            lease_key="",
+            lease_value="",
+            token=1,
+            deliver=lambda event: None,
+        )
+        (fill,) = await venue.fetch_my_trades(0)
+        assert (fill.trade_id, fill.client_order_id, fill.side, fill.price, fill.qty) == (
+            ours["id"],
+            "mm7-0",
+            Side.SELL,
+            6_001_000,
+            1000,
+        )
+        assert fill.fee == inst.cash_units(inst.price(6_001_000) * inst.quantity(1000) / 1000)  # 0.1 % in USDT
+        lookups = len(server.calls("GET", "/api/v3/order"))
+        await venue.fetch_my_trades(0)
+        assert len(server.calls("GET", "/api/v3/order")) == lookups, "an order is looked up once"
+    finally:
+        await first.close()
+        await second.close()
+        await server.stop()
