@@ -26,15 +26,19 @@ MAX_EXECUTION_WAIT_S = 1.0
 
 
 def watched_markets(redis) -> list[tuple[str, str]]:
-    """(venue, symbol) pairs worth scanning: symbols with at least two venues."""
+    """(venue, symbol) pairs worth scanning: symbols with at least two venues.
+
+    A replay venue shows a market from the past: set beside live or simulated venues it would
+    report gaps that never existed, so it is scanned only when ``ARBITRAGE_WATCH_VENUES`` names it.
+    """
     from apps.exchanges.models import Market
 
+    watch = settings.ARBITRAGE_WATCH_VENUES
     pairs = set()
     for raw in redis.smembers(keys.feeds_wanted()):
         venue, _, symbol = raw.decode().partition("|")
-        if symbol:
+        if symbol and (not venue.startswith("replay:") or (watch is not None and venue in watch)):
             pairs.add((venue, symbol))
-    watch = getattr(settings, "ARBITRAGE_WATCH_VENUES", None)
     qs = Market.objects.filter(active=True)
     qs = qs.filter(venue__in=watch) if watch is not None else qs.filter(venue__startswith="sim:")
     per_symbol: dict[str, set[str]] = defaultdict(set)

@@ -43,4 +43,9 @@ DEFAULT_SCHEDULES: list[dict] = [
         "task": "workers.notifications.daily_summary",
         "every_seconds": 86400,
     },
+    {
+        "name": "Fill markouts at 1 s, 10 s and 60 s",
+        "task": "workers.markouts.settle",
+        "every_seconds": 10,
+    },
 ]

@@ -144,6 +144,17 @@ def test_scan_once_reads_the_feed_keys_from_redis_and_keeps_sim_feeds_alive(sent
     assert clean_redis.get(keys.feed_interest("sim:alpha", "BTC/USDT")) == b"sim:alpha|BTC/USDT"
 
 
+def test_replay_feeds_are_not_compared_with_live_or_simulated_venues(clean_redis, settings):
+    from workers import keys as worker_keys
+
+    clean_redis.sadd(worker_keys.feeds_wanted(), "replay:binance-spot|BTC/USDT", "sim:alpha|BTC/USDT")
+    markets = watched_markets(clean_redis)
+    assert ("replay:binance-spot", "BTC/USDT") not in markets
+    assert ("sim:alpha", "BTC/USDT") in markets and ("sim:beta", "BTC/USDT") in markets
+    settings.ARBITRAGE_WATCH_VENUES = ["replay:binance-spot", "sim:alpha"]
+    assert watched_markets(clean_redis) == [("replay:binance-spot", "BTC/USDT"), ("sim:alpha", "BTC/USDT")]
+
+
 def test_scans_queued_behind_a_busy_worker_collapse_into_one(sent, clean_redis):
     from workers.arbitrage import scan
 
