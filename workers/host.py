@@ -49,7 +49,7 @@ class Host:
         self.host_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.run_bots = run_bots
         self.run_feeds = run_feeds
-        self.capacity = capacity if capacity is not None else int(os.environ.get("MM_HOST_CAPACITY", "500"))
+        self.capacity = capacity if capacity is not None else settings.BOT_HOST_CAPACITY
         self.ttl_ms = ttl_ms
         self.redis_url = redis_url or settings.REDIS_URL
         self.redis = None

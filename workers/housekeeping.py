@@ -8,11 +8,11 @@ top-of-book snapshots here.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from workers import keys, lifecycle
@@ -43,7 +43,7 @@ def run() -> dict[str, int]:
     if not timescale_enabled(connection):
         from apps.marketdata.models import DepthSnapshot, TopOfBookSnapshot
 
-        cutoff = timezone.now() - timedelta(days=int(os.environ.get("MM_RETENTION_DAYS", "30")))
+        cutoff = timezone.now() - timedelta(days=settings.MARKETDATA_RETENTION_DAYS)
         for model in (DepthSnapshot, TopOfBookSnapshot):
             deleted += model.objects.filter(ts__lt=cutoff).delete()[0]
     return {"trade_logs_trimmed": trimmed, "dead_hosts": dead, "rows_deleted": deleted}

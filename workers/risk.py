@@ -13,24 +13,17 @@ risk-breach and a pause notification —, ``state_reason`` and an incident); bot
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import defaultdict
 from decimal import Decimal
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from workers import keys, lifecycle, records
 
 logger = logging.getLogger(__name__)
-
-
-def _limit(name: str) -> Decimal | None:
-    from django.conf import settings
-
-    value = getattr(settings, name, None) or os.environ.get(name)
-    return Decimal(str(value)) if value not in (None, "") else None
 
 
 def _pause_key(bot_id: int) -> str:
@@ -79,8 +72,8 @@ def sweep() -> dict[str, int]:
             drawdown = peak - latest.equity
             if drawdown > Decimal(str(max_dd)):
                 breaches[bot.pk] = f"drawdown {drawdown:.2f} from peak equity {peak:.2f} above the limit {max_dd}"
-    user_limit = _limit("MM_USER_DAILY_LOSS_LIMIT")
-    account_limit = _limit("MM_ACCOUNT_MAX_EXPOSURE")
+    user_limit = settings.USER_DAILY_LOSS_LIMIT
+    account_limit = settings.ACCOUNT_MAX_EXPOSURE
     for bot in bots:
         if bot.pk in breaches:
             continue

@@ -173,6 +173,16 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 EMAIL_TIMEOUT = env.env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
 DEFAULT_FROM_EMAIL = env.env_str("DEFAULT_FROM_EMAIL", "MarketMakerSuite <noreply@localhost>")
 
+# --- Workers ------------------------------------------------------------------------------------
+# Bots one worker process hosts at most; more processes or machines simply take more bots.
+BOT_HOST_CAPACITY = env.env_int("MM_HOST_CAPACITY", 500, minimum=1, maximum=100_000)
+# Plain PostgreSQL only (TimescaleDB uses its retention policies): book snapshots kept this long.
+MARKETDATA_RETENTION_DAYS = env.env_int("MM_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+# Risk sweeps across bots: a user's combined daily loss, and an exchange account's exposure, in
+# quote currency; unset means no such limit (per-bot limits live on each bot).
+USER_DAILY_LOSS_LIMIT = env.env_decimal("MM_USER_DAILY_LOSS_LIMIT", None, minimum="0")
+ACCOUNT_MAX_EXPOSURE = env.env_decimal("MM_ACCOUNT_MAX_EXPOSURE", None, minimum="0")
+
 # --- Arbitrage tracker, backtests, notifications, dashboard -----------------------------------
 ARBITRAGE_MIN_PROFIT = env.env_decimal("ARBITRAGE_MIN_PROFIT", "0", minimum="0")  # quote currency
 ARBITRAGE_MIN_EDGE_BPS = env.env_decimal("ARBITRAGE_MIN_EDGE_BPS", "0", minimum="0")
