@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from apps.exchanges.markets import market_to_instrument as market_instrument
 from trading.events import TimeInForce
 from trading.instruments import Instrument, Side
 from trading.oms import to_base36
@@ -28,21 +29,6 @@ def ns_to_dt(ts: int) -> datetime:
 
 def dt_to_ns(dt: datetime) -> int:
     return int(dt.timestamp()) * NS + dt.microsecond * 1000
-
-
-def market_instrument(market) -> Instrument:
-    """The trading instrument of a Market row."""
-    return Instrument.create(
-        symbol=market.symbol,
-        base=market.base,
-        quote=market.quote,
-        tick_size=market.tick_size,
-        lot_size=market.lot_size,
-        min_notional=market.min_notional,
-        maker_fee=market.maker_fee.normalize(),
-        taker_fee=market.taker_fee.normalize(),
-        venue=market.venue,
-    )
 
 
 def bot_prefix(bot) -> str:

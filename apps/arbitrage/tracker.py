@@ -26,6 +26,7 @@ from apps.arbitrage.services import (
     opportunity_record_execution,
 )
 from apps.core.observatory import venue_defaults
+from apps.exchanges.markets import market_to_instrument as market_instrument
 from apps.exchanges.models import Market
 from trading import arbitrage
 from trading.book import OrderBook
@@ -55,21 +56,6 @@ def tracker_config() -> arbitrage.ArbitrageConfig:
         max_staleness_ns=settings.ARBITRAGE_MAX_STALENESS_MS * 1_000_000,
         discount_bps_per_second=settings.ARBITRAGE_DISCOUNT_BPS_PER_SECOND,
         max_base=settings.ARBITRAGE_MAX_BASE,
-    )
-
-
-def market_instrument(market: Market) -> Instrument:
-    """The trading instrument of a Market row."""
-    return Instrument.create(
-        symbol=market.symbol,
-        base=market.base,
-        quote=market.quote,
-        tick_size=market.tick_size,
-        lot_size=market.lot_size,
-        min_notional=market.min_notional,
-        maker_fee=market.maker_fee.normalize(),
-        taker_fee=market.taker_fee.normalize(),
-        venue=market.venue,
     )
 
 

@@ -35,6 +35,7 @@ from apps.backtests.services import (
     backtest_store_result,
 )
 from apps.core.observatory import venue_defaults
+from apps.exchanges.markets import market_to_instrument as market_instrument
 from trading import analytics
 from trading.engine import Engine
 from trading.events import BookSnapshot, Event, OrderFilled, TopOfBook, TradeTick
@@ -97,20 +98,6 @@ def _market(venue: str, symbol: str):
     from apps.exchanges.models import Market
 
     return Market.objects.filter(venue=venue, symbol=symbol).first()
-
-
-def market_instrument(market) -> Instrument:
-    return Instrument.create(
-        symbol=market.symbol,
-        base=market.base,
-        quote=market.quote,
-        tick_size=market.tick_size,
-        lot_size=market.lot_size,
-        min_notional=market.min_notional,
-        maker_fee=market.maker_fee.normalize(),
-        taker_fee=market.taker_fee.normalize(),
-        venue=market.venue,
-    )
 
 
 def stored_events(market, start: datetime, end: datetime) -> tuple[Instrument, list[Event]]:

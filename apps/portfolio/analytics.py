@@ -17,6 +17,7 @@ from django.db.models import Q
 
 from apps.bots.models import Bot
 from apps.bots.selectors import bot_list
+from apps.exchanges.markets import market_to_instrument
 from trading import analytics
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import Instrument, Side
@@ -29,20 +30,6 @@ COMPARED = ("total", "spread_capture", "inventory_pnl", "fees")
 
 def _ns(dt: datetime) -> int:
     return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1_000
-
-
-def _instrument(market) -> Instrument:
-    return Instrument.create(
-        symbol=market.symbol,
-        base=market.base,
-        quote=market.quote,
-        tick_size=market.tick_size,
-        lot_size=market.lot_size,
-        min_notional=market.min_notional,
-        maker_fee=market.maker_fee.normalize(),
-        taker_fee=market.taker_fee.normalize(),
-        venue=market.venue,
-    )
 
 
 def check_period(start: datetime | None, end: datetime | None) -> None:
@@ -77,7 +64,7 @@ def bot_analytics(*, user, bot_id: int, start: datetime, end: datetime) -> dict[
 
     check_period(start, end)
     bot = bot_list(user=user).select_related("market").get(pk=bot_id)
-    inst = _instrument(bot.market)
+    inst = market_to_instrument(bot.market)
     fills = [_fill_event(inst, f) for f in Fill.objects.filter(bot=bot, ts__gte=start, ts__lt=end).order_by("ts")]
     before = Fill.objects.filter(bot=bot, ts__lt=start).values_list("side", "quantity")
     initial = sum(inst.lots(q, round_down=True) * (1 if s == "buy" else -1) for s, q in before)
