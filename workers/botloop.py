@@ -446,7 +446,7 @@ class BotRunner:
         t = type(ev)
         cid = ev.client_order_id
         if t is OrderAccepted:
-            self.host.db.submit(records.orders_update, [(cid, "open", ev.venue_order_id, None, "", inst)])
+            self.host.db.submit(records.orders_update, [(cid, "open", ev.venue_order_id, None, "", inst, ev.ts)])
         elif t is OrderFilled:
             self.fills += 1
             filled = self.filled.get(cid, 0) + ev.qty

@@ -131,6 +131,10 @@ def _side(side: Side) -> str:
 
 
 @batchable
+def _ns_to_dt(ts_ns: int) -> datetime:
+    return datetime.fromtimestamp(ts_ns // NS, tz=UTC).replace(microsecond=(ts_ns % NS) // 1000)
+
+
 def orders_create(items: list[tuple]) -> int:
     """Create order rows (pending_new) for places about to be sent: items are (bot id, account
     id, market id, instrument, PlaceOrder); existing client ids are kept."""
@@ -159,27 +163,31 @@ def orders_create(items: list[tuple]) -> int:
 @batchable
 def orders_update(updates: list[tuple]) -> None:
     """Apply (client id, status, venue order id, cumulative filled lots or None, reason,
-    instrument) updates: coalesced per order (last status wins, venue id / fill / reason kept)
-    and written with one ``UPDATE ... FROM (VALUES ...)``. A closed order is only changed to
-    ``filled`` (a late fill after a cancel request)."""
+    instrument[, acknowledged at ns]) updates: coalesced per order (last status wins, venue id /
+    fill / reason / first acknowledgement kept) and written with one ``UPDATE ... FROM (VALUES
+    ...)``. A closed order is only changed to ``filled`` (a late fill after a cancel request).
+    The acknowledgement time feeds the order-entry latency of the fee and latency observatory."""
     from django.db import connection
 
     merged: dict[str, list] = {}
-    for cid, status, voi, filled_lots, reason, inst in updates:
+    for update in updates:
+        cid, status, voi, filled_lots, reason, inst = update[:6]
+        acked = _ns_to_dt(update[6]) if len(update) > 6 and update[6] else None
         row = merged.get(cid)
         filled = None if filled_lots is None else inst.quantity(filled_lots)
         if row is None:
-            merged[cid] = [cid, status, voi or "", filled, (reason or "")[:500]]
+            merged[cid] = [cid, status, voi or "", filled, (reason or "")[:500], acked]
             continue
         row[1] = status
         row[2] = voi or row[2]
         row[3] = filled if filled is not None else row[3]
         row[4] = (reason or "")[:500] or row[4]
+        row[5] = row[5] or acked
     if not merged:
         return
     rows = list(merged.values())
     closed = ["filled", "cancelled", "rejected", "expired"]
-    values = ", ".join(["(%s, %s, %s, %s::numeric, %s)"] * len(rows))
+    values = ", ".join(["(%s, %s, %s, %s::numeric, %s, %s::timestamptz)"] * len(rows))
     params = [x for row in rows for x in row]
     sql = f"""
         UPDATE orders_order AS o SET
@@ -188,8 +196,9 @@ def orders_update(updates: list[tuple]) -> None:
             filled_quantity = COALESCE(v.filled, o.filled_quantity),
             reason = CASE WHEN v.reason <> '' THEN v.reason ELSE o.reason END,
             closed_at = CASE WHEN v.status = ANY(%s) THEN now() ELSE o.closed_at END,
+            acked_at = COALESCE(o.acked_at, v.acked),
             updated = now()
-        FROM (VALUES {values}) AS v(cid, status, voi, filled, reason)
+        FROM (VALUES {values}) AS v(cid, status, voi, filled, reason, acked)
         WHERE o.client_order_id = v.cid AND (v.status = 'filled' OR o.status <> ALL(%s))
     """
     with connection.cursor() as cursor:

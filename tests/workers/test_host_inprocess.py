@@ -32,6 +32,8 @@ def test_started_paper_bots_quote_on_the_venue_and_stop_leaves_no_open_order(hos
     k_orders = keys.paper(account.pk, "BTC/USDT", "orders")
     assert wait_until(lambda: redis_client.hlen(k_orders) >= 4, 20), "bots never quoted"
     assert Order.objects.filter(bot__in=bots).count() >= 4
+    # The venue's acknowledgements are stamped (order-entry latency for the observatory).
+    assert wait_until(lambda: Order.objects.filter(bot__in=bots, acked_at__isnull=False).exists(), 10)
     for bot in bots:
         Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
         lifecycle.apply(bot.pk)
@@ -56,7 +58,7 @@ def test_order_updates_are_coalesced_and_a_closed_order_only_becomes_filled():
                            (bot.pk, account.pk, bot.market_id, inst, PlaceOrder("t-2", Side.SELL, 6_000_100, 100))])  # fmt: skip
     records.orders_update(
         [
-            ("t-1", "open", "v1", None, "", inst),
+            ("t-1", "open", "v1", None, "", inst, 1_700_000_000_123_456_000),
             ("t-1", "partially_filled", "", 40, "", inst),
             ("t-2", "open", "v2", None, "", inst),
             ("t-2", "cancelled", "", None, "requote", inst),
@@ -65,6 +67,7 @@ def test_order_updates_are_coalesced_and_a_closed_order_only_becomes_filled():
     records.orders_update([("t-2", "open", "", None, "", inst)])  # stale: a closed order stays closed
     one, two = Order.objects.get(client_order_id="t-1"), Order.objects.get(client_order_id="t-2")
     assert (one.status, one.venue_order_id, one.filled_quantity) == ("partially_filled", "v1", Decimal("0.004"))
+    assert one.acked_at.timestamp() == 1_700_000_000.123456 and two.acked_at is None
     assert (two.status, two.venue_order_id, two.reason) == ("cancelled", "v2", "requote")
     assert two.closed_at is not None
     records.orders_update([("t-2", "filled", "", 100, "", inst)])  # a late fill after the cancel request
