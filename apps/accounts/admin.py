@@ -24,3 +24,12 @@ class AuditLogAdmin(ReadOnlyAdmin):
     list_filter = ("action", "object_type", "ts")
     search_fields = ("actor_name", "object_type", "object_id", "message")
     date_hierarchy = "ts"
+
+
+# DRF registers its token model in the admin, and a token's key is its primary key: it shows in
+# every list row and URL. Anyone with admin access could copy a trader's key and act as them, so
+# tokens are not in the admin at all (deactivate the user to cut off their API access).
+from rest_framework.authtoken.models import TokenProxy  # noqa: E402
+
+if admin.site.is_registered(TokenProxy):  # rest_framework.authtoken comes first in INSTALLED_APPS
+    admin.site.unregister(TokenProxy)

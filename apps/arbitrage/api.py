@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from apps.arbitrage import selectors, services
 from apps.arbitrage.models import ArbitrageSettings, Opportunity
+from apps.core.fields import QueryDateTimeField
 
 
 class OpportunitySerializer(serializers.ModelSerializer):
@@ -43,8 +44,8 @@ class OpportunityQuery(serializers.Serializer):
     symbol = serializers.CharField(required=False, max_length=64)
     venues = serializers.CharField(required=False, help_text="comma-separated; both legs on these venues")
     min_net_edge_bps = serializers.DecimalField(required=False, max_digits=18, decimal_places=4)
-    start = serializers.DateTimeField(required=False)
-    end = serializers.DateTimeField(required=False)
+    start = QueryDateTimeField(required=False)
+    end = QueryDateTimeField(required=False)
     executed = serializers.BooleanField(required=False, allow_null=True, default=None)
 
     def validate_venues(self, value: str) -> list[str]:

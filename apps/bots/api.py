@@ -17,6 +17,7 @@ from apps.accounts.api_support import CanTrade, IsOperator, service_errors
 from apps.bots import services
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
+from apps.core.fields import QueryDateTimeField
 from apps.exchanges.models import ExchangeAccount
 from apps.exchanges.selectors import exchange_account_list, market_list
 from trading.strategies import STRATEGIES
@@ -107,8 +108,8 @@ class BotFilter(filters.FilterSet):
 
 class EventQuerySerializer(serializers.Serializer):
     kind = serializers.CharField(required=False, max_length=32)
-    start = serializers.DateTimeField(required=False)
-    end = serializers.DateTimeField(required=False)
+    start = QueryDateTimeField(required=False)
+    end = QueryDateTimeField(required=False)
 
 
 class BotViewSet(viewsets.ModelViewSet):

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.fields import QueryDateTimeField
 from apps.core.timeseries import parse_interval
 from apps.exchanges.models import Market
 from apps.marketdata import selectors
@@ -36,8 +37,8 @@ class MarketField(serializers.PrimaryKeyRelatedField):
 
 class RangeQuery(serializers.Serializer):
     market = MarketField(help_text="market id")
-    start = serializers.DateTimeField(required=False, help_text="ISO 8601; default: end minus 500 buckets")
-    end = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive; default: now")
+    start = QueryDateTimeField(required=False, help_text="ISO 8601; default: end minus 500 buckets")
+    end = QueryDateTimeField(required=False, help_text="ISO 8601, exclusive; default: now")
 
     width_field = "interval"
     default_width = timedelta(minutes=1)
@@ -84,12 +85,12 @@ class HeatmapQuery(RangeQuery):
 class TradesQuery(serializers.Serializer):
     market = MarketField(help_text="market id")
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
-    before = serializers.DateTimeField(required=False)
+    before = QueryDateTimeField(required=False)
 
 
 class DepthQuery(serializers.Serializer):
     market = MarketField(help_text="market id")
-    at = serializers.DateTimeField(required=False, help_text="latest snapshot at or before this time")
+    at = QueryDateTimeField(required=False, help_text="latest snapshot at or before this time")
 
 
 class CandleSerializer(serializers.Serializer):

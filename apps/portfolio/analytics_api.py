@@ -18,14 +18,15 @@ from rest_framework.views import APIView
 
 from apps.accounts.api_support import CanTrade, IsOperator, service_errors
 from apps.bots.models import Bot
+from apps.core.fields import QueryDateTimeField
 from apps.portfolio.analytics import bot_analytics, flatten, shadow_backtest_create, shadow_comparison
 
 BOT_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="bot id")
 
 
 class PeriodSerializer(serializers.Serializer):
-    start = serializers.DateTimeField(required=False, help_text="default: 24 hours before end")
-    end = serializers.DateTimeField(required=False, help_text="default: now")
+    start = QueryDateTimeField(required=False, help_text="default: 24 hours before end")
+    end = QueryDateTimeField(required=False, help_text="default: now")
 
     def validate(self, attrs):
         end = attrs.get("end") or timezone.now()

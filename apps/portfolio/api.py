@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.api_support import service_errors
 from apps.bots.models import Bot
+from apps.core.fields import QueryDateTimeField
 from apps.portfolio.models import Balance
 from apps.portfolio.selectors import PNL_INTERVALS, balance_list, pnl_series
 
@@ -17,8 +18,8 @@ MONEY = {"max_digits": 38, "decimal_places": 18, "allow_null": True}
 
 class PnlQuerySerializer(serializers.Serializer):
     interval = serializers.ChoiceField(choices=PNL_INTERVALS, default="1h")
-    start = serializers.DateTimeField(required=False, help_text="default: one span before end")
-    end = serializers.DateTimeField(required=False, help_text="default: now")
+    start = QueryDateTimeField(required=False, help_text="default: one span before end")
+    end = QueryDateTimeField(required=False, help_text="default: now")
 
 
 class PnlPointSerializer(serializers.Serializer):

@@ -199,6 +199,9 @@ NOTIFICATIONS_MAX_ATTEMPTS = env.env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5, minimu
 NOTIFICATIONS_RETRY_BASE_SECONDS = env.env_float("NOTIFICATIONS_RETRY_BASE_SECONDS", 5.0, minimum=0.01, maximum=3600)
 NOTIFICATIONS_RETRY_MAX_SECONDS = env.env_float("NOTIFICATIONS_RETRY_MAX_SECONDS", 600.0, minimum=0.01, maximum=86400)
 TELEGRAM_API_BASE = env.env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
+# Notification URLs that resolve to loopback/private/link-local addresses are refused (SSRF);
+# only the test suite's local protocol servers turn this on.
+NOTIFICATIONS_ALLOW_PRIVATE_HOSTS = env.env_bool("NOTIFICATIONS_ALLOW_PRIVATE_HOSTS", False)
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -208,7 +211,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

@@ -14,3 +14,5 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "10000/mi
 # Tests serve static files through the finders; no collectstatic output is needed.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# The notification tests talk to local SMTP/HTTP servers on 127.0.0.1.
+NOTIFICATIONS_ALLOW_PRIVATE_HOSTS = True
