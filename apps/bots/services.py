@@ -25,7 +25,7 @@ from apps.exchanges.models import ExchangeAccount, Market
 from apps.exchanges.services import market_to_instrument
 from trading.config import ConfigError
 from trading.instruments import InstrumentError
-from trading.risk import RiskLimits
+from trading.risk import RiskLimits, RiskManager
 from trading.strategies import build_strategy
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,11 @@ def bot_config_validate(
                     errors.setdefault("params", {})[name] = [message]
         except InstrumentError as exc:
             errors.setdefault("params", {})["__all__"] = [str(exc)]
+        except ArithmeticError as exc:  # decimal overflow from an absurd magnitude such as 1e999999
+            errors.setdefault("params", {})["__all__"] = [
+                f"a value is too large or too precise for {market.symbol} ({type(exc).__name__}); "
+                "give amounts and prices of realistic size"
+            ]
     if risk is not None and not isinstance(risk, Mapping):
         errors["risk"] = ["must be an object of limit -> value"]
     elif risk is not None:
@@ -79,6 +84,13 @@ def bot_config_validate(
             problems = limits.validate()
             if problems:
                 errors["risk"] = {name: [message] for name, message in problems.items()}
+            else:
+                try:  # the engine converts limits to ticks/lots/cash units when the bot starts
+                    RiskManager(limits, market_to_instrument(market))
+                except (ArithmeticError, InstrumentError, ValueError) as exc:
+                    errors["risk"] = {
+                        "__all__": [f"a limit cannot be used on {market.symbol}: {exc or type(exc).__name__}"]
+                    }
     if errors:
         raise FieldErrors(errors)
 

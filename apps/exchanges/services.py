@@ -203,7 +203,12 @@ def exchange_account_rotate_keys(
     """Replace an account's API key, secret and passphrase; verification is reset."""
     if not api_key or not api_secret:
         raise ValidationError({"api_key": "give both the new API key and its secret"})
-    old_mask = crypto.mask(exchange_account_credentials(account=account).api_key)
+    try:
+        old_mask = crypto.mask(exchange_account_credentials(account=account).api_key)
+    except crypto.CredentialDecryptError:
+        # The stored key cannot be read (encrypted with a key no longer configured): that is
+        # exactly when a rotation is needed, so it must not fail.
+        old_mask = "(unreadable)"
     account.api_key_enc = crypto.encrypt(api_key)
     account.api_secret_enc = crypto.encrypt(api_secret)
     account.passphrase_enc = crypto.encrypt(passphrase)

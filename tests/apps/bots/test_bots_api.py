@@ -174,3 +174,20 @@ def test_a_running_bot_cannot_be_deleted_a_stopped_one_can(trader, sent_tasks):
     assert refused.status_code == 400 and "desired_state" in refused.json()
     client.post(f"/api/v1/bots/{bot.pk}/stop/")
     assert client.delete(f"/api/v1/bots/{bot.pk}/").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("change", "section"),
+    [
+        ({"params": {**FIXED_SPREAD, "order_amount": "1e999999"}}, "params"),
+        ({"params": {**FIXED_SPREAD, "price_ceiling": "1e999999"}}, "params"),
+        ({"risk": {"max_position_base": "1e999999"}}, "risk"),
+        ({"risk": {"daily_loss_limit": "1e999999"}}, "risk"),
+    ],
+)
+def test_absurd_magnitudes_are_a_400_not_a_crash_at_start(trader, sent_tasks, change, section):
+    bot = make_bot(trader)
+    response = api(trader).patch(f"/api/v1/bots/{bot.pk}/", change, format="json")
+    assert response.status_code == 400, response.content
+    assert section in response.json()
+    assert Bot.objects.get(pk=bot.pk).config_version == 1

@@ -158,3 +158,17 @@ def test_account_with_a_bot_cannot_be_deleted(trader):
     bot = make_bot(trader)
     response = api(trader).delete(f"/api/v1/exchange-accounts/{bot.exchange_account_id}/")
     assert response.status_code == 400 and "bot" in response.json()["account"][0]
+
+
+def test_keys_encrypted_with_a_lost_key_can_still_be_rotated(trader, settings):
+    client = api(trader)
+    account_id = _create_live(client).json()["id"]
+    settings.CREDENTIALS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key is gone
+    response = client.post(
+        f"/api/v1/exchange-accounts/{account_id}/rotate-keys/",
+        {"api_key": "NEWKEY-000000000000wxyz", "api_secret": "NEWSECRET-11111111111"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    creds = exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account_id))
+    assert creds.api_key == "NEWKEY-000000000000wxyz"
