@@ -6,9 +6,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.api_support import CanTrade
 from apps.arbitrage import selectors, services
 from apps.arbitrage.models import ArbitrageSettings, Opportunity
 from apps.core.fields import QueryDateTimeField
@@ -96,7 +98,9 @@ class ArbitrageSettingsSerializer(serializers.ModelSerializer):
 
 
 class ArbitrageSettingsView(APIView):
-    """The signed-in user's tracker settings (defaults until saved)."""
+    """The signed-in user's tracker settings (defaults until saved); viewers may only read them."""
+
+    permission_classes = [IsAuthenticated, CanTrade]
 
     @extend_schema(responses=ArbitrageSettingsSerializer)
     def get(self, request):

@@ -142,3 +142,10 @@ def test_api_settings_are_per_user(trader, trader2, api_for):
     bad = api.put("/api/v1/arbitrage/settings/", {"min_profit": "-5"}, format="json")
     assert bad.status_code == 400 and "min_profit" in bad.json()
     assert ArbitrageSettings.objects.get(owner=trader).notify_threshold_bps == Decimal(25)
+
+
+def test_viewers_can_read_but_not_change_tracker_settings(viewer, api_for):
+    api = api_for(viewer)
+    assert api.get("/api/v1/arbitrage/settings/").status_code == 200
+    assert api.patch("/api/v1/arbitrage/settings/", {"paper_execute": True}, format="json").status_code == 403
+    assert not ArbitrageSettings.objects.filter(owner=viewer, paper_execute=True).exists()
