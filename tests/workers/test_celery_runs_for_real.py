@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from tests.conftest import child_env
@@ -78,7 +79,10 @@ def test_worker_and_beat_report_healthy_and_the_worker_runs_tasks(celery_process
         worker.stderr.read1(4000).decode() if worker.poll() is not None else "running"
     )
     assert body["checks"]["workers"]["count"] >= 1
-    assert set(body["checks"]["workers"]["workers"][0]["queues"]) >= {"default", "feeds", "bots", "backtests"}
+    operator = Client()
+    operator.force_login(get_user_model().objects.create_superuser("healthops", password="x-long-password-1"))
+    details = operator.get("/healthz").json()
+    assert set(details["checks"]["workers"]["workers"][0]["queues"]) >= {"default", "feeds", "bots", "backtests"}
 
     from workers.maintenance import ping
 
