@@ -7,8 +7,10 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from apps.accounts.api_support import CanTrade
 from apps.notifications import selectors, services
 from apps.notifications.models import ChannelKind, Delivery, EventKind, NotificationChannel, NotificationRule
 
@@ -25,7 +27,11 @@ class ChannelSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     kind = ChannelKindField()
     config = serializers.JSONField(
-        help_text="email: {address}; telegram: {chat_id}; discord and webhook: {url}", required=False
+        help_text=(
+            "email: {address}; telegram: {chat_id}; webhook: {url}; discord: {url} on write "
+            "(stored encrypted), shown as {url_hint}"
+        ),
+        required=False,
     )
     secret = serializers.CharField(
         write_only=True,
@@ -33,7 +39,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         allow_blank=True,
         trim_whitespace=True,
         style={"input_type": "password"},
-        help_text="Telegram bot token or webhook HMAC secret; write-only",
+        help_text="Telegram bot token (digits:letters) or webhook HMAC secret; write-only",
     )
     has_secret = serializers.BooleanField(read_only=True)
 
@@ -104,7 +110,9 @@ def _input_error(exc: services.NotificationInputError) -> ValidationError:
 
 
 class ChannelViewSet(viewsets.ModelViewSet):
-    """Your notification channels (operators: everyone's)."""
+    """Your notification channels (operators: everyone's). Viewers may read, not write."""
+
+    permission_classes = [IsAuthenticated, CanTrade]
 
     lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     serializer_class = ChannelSerializer
@@ -161,7 +169,9 @@ class ChannelViewSet(viewsets.ModelViewSet):
 
 
 class RuleViewSet(viewsets.ModelViewSet):
-    """Your notification rules (operators: everyone's)."""
+    """Your notification rules (operators: everyone's). Viewers may read, not write."""
+
+    permission_classes = [IsAuthenticated, CanTrade]
 
     lookup_value_regex = "[^/]+"  # ids like "0.5" reach the view and get a JSON 404
     serializer_class = RuleSerializer

@@ -6,10 +6,13 @@ minute), a Redis claim so two workers never send the same delivery, the transpor
 delivery log (attempts, status, last error). The task retries with exponential backoff
 (:func:`backoff_seconds`) until ``NOTIFICATIONS_MAX_ATTEMPTS``.
 
-:func:`notify_recent_events` scans what happened since the last scan — new fills, bot events
+:func:`notify_recent_events` scans (all of, page by page) what happened since the last scan — new fills, bot events
 (risk breaches, pauses, errors, stops) and feeds that are down — and calls
 :func:`apps.notifications.services.notify` with a key per event, so each is sent once.
 :func:`daily_summaries` sends each subscribed user a summary of the last day.
+
+Bot events go to the bot's owner only: rules on bots shared with you are refused at creation
+(``apps.notifications.services``), so no accepted rule silently never fires.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from apps.notifications.services import channel_secret, delivery_record_attempt,
 
 logger = logging.getLogger(__name__)
 SCAN_OVERLAP = timedelta(seconds=60)
+SCAN_PAGE = 1000  # rows per query; scans page through everything before moving the cursor
 FEED_DOWN_STATES = ("reconnecting", "error", "resyncing")
 
 
@@ -153,6 +157,20 @@ def _since(redis, name: str, now: datetime) -> datetime:
     return datetime.fromisoformat(raw.decode()) - SCAN_OVERLAP
 
 
+def _pages(queryset):
+    """Every row of ``queryset`` in (ts, id) order, SCAN_PAGE rows per query (keyset paging)."""
+    from django.db.models import Q
+
+    queryset = queryset.order_by("ts", "id")
+    page = list(queryset[:SCAN_PAGE])
+    while page:
+        yield from page
+        if len(page) < SCAN_PAGE:
+            return
+        last = page[-1]
+        page = list(queryset.filter(Q(ts__gt=last.ts) | Q(ts=last.ts, id__gt=last.id))[:SCAN_PAGE])
+
+
 def _fills(since: datetime, now: datetime) -> int:
     from apps.orders.models import Fill
 
@@ -163,7 +181,7 @@ def _fills(since: datetime, now: datetime) -> int:
     fills = Fill.objects.filter(ts__gte=since, ts__lte=now, bot__owner_id__in=users).select_related(
         "bot", "bot__market"
     )
-    for fill in fills.order_by("ts")[:1000]:
+    for fill in _pages(fills):
         notional = fill.price * fill.quantity
         result = notify(
             user=fill.bot.owner,
@@ -191,7 +209,7 @@ def _bot_events(since: datetime, now: datetime) -> int:
     if not users:
         return 0
     events = BotEvent.objects.filter(ts__gte=since, ts__lte=now, bot__owner_id__in=users).select_related("bot")
-    for event in events.order_by("ts")[:1000]:
+    for event in _pages(events):
         for kind in _bot_event_kinds(event.kind, event.code):
             result = notify(
                 user=event.bot.owner,

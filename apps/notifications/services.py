@@ -4,6 +4,8 @@ enqueues ``workers.notifications.deliver`` by name after commit."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -25,10 +27,12 @@ from apps.notifications.models import (
     NotificationChannel,
     NotificationRule,
 )
+from apps.notifications.transports import address_refusal, allow_private_hosts
 
 DELIVER_TASK = "workers.notifications.deliver"
 RATE_WINDOW = timedelta(minutes=1)
 MAX_RATE_LIMIT = 600
+TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
 
 class NotificationInputError(ValueError):
@@ -40,10 +44,46 @@ class NotificationInputError(ValueError):
 
 
 # --- channels ----------------------------------------------------------------------------------
-def _check_url(url: Any, errors: dict, key: str = "url") -> None:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        errors[key] = f"{url!r} is not accepted; give an http(s) URL such as https://example.com/hook"
+def _check_url(url: Any, errors: dict, key: str = "url", *, shown: str | None = None) -> None:
+    """An http(s) URL to a public host (a literal private/loopback/link-local IP or ``localhost``
+    is refused unless NOTIFICATIONS_ALLOW_PRIVATE_HOSTS; names are resolved again at send time).
+    ``shown`` replaces the URL in messages (for secret URLs)."""
+    label = shown if shown is not None else repr(url)
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        host = parts.hostname if parts is not None else None
+        parts is not None and parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        parts = host = None
+    if parts is None or parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
+        errors[key] = f"{label} is not accepted; give an http(s) URL such as https://example.com/hook"
+        return
+    if allow_private_hosts():
+        return
+    if host == "localhost" or host.endswith(".localhost"):
+        errors[key] = f"{label} is not accepted: host {host} is local; give a public host"
+        return
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return
+    reason = address_refusal(host)
+    if reason is not None:
+        errors[key] = f"{label} is not accepted: {reason} is not public; give a public host"
+
+
+def discord_url_hint(url: str) -> str:
+    """A masked Discord webhook URL for display: scheme, host and the last 4 characters."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/…{url.rstrip('/')[-4:]}"
+
+
+def _seal_discord(config: dict, secret: str | None) -> tuple[dict, str | None]:
+    """Discord: move ``config["url"]`` into the secret; config keeps a masked ``url_hint``."""
+    url = config.get("url") or secret
+    if not url:
+        return {k: v for k, v in config.items() if k not in ("url", "url_hint")}, secret
+    return {"url_hint": discord_url_hint(url)}, url
 
 
 def _validate_config(kind: str, config: Any, secret: str | None, *, has_secret: bool) -> dict[str, str]:
@@ -55,8 +95,8 @@ def _validate_config(kind: str, config: Any, secret: str | None, *, has_secret: 
     config_errors: dict[str, str] = {}
     accepted = {
         ChannelKind.EMAIL: ("address",),
-        ChannelKind.TELEGRAM: ("chat_id", "api_base"),
-        ChannelKind.DISCORD: ("url",),
+        ChannelKind.TELEGRAM: ("chat_id",),
+        ChannelKind.DISCORD: ("url", "url_hint"),
         ChannelKind.WEBHOOK: ("url",),
     }[ChannelKind(kind)]
     for key in config:
@@ -71,8 +111,16 @@ def _validate_config(kind: str, config: Any, secret: str | None, *, has_secret: 
         chat_id = config.get("chat_id")
         if not (isinstance(chat_id, int | str) and not isinstance(chat_id, bool) and str(chat_id).strip()):
             config_errors["chat_id"] = f"{chat_id!r} is not accepted; give the Telegram chat id, e.g. -1001234567890"
-        if "api_base" in config:
-            _check_url(config["api_base"], config_errors, "api_base")
+        if secret and not TELEGRAM_TOKEN_RE.match(secret):
+            errors["secret"] = "is not a Telegram bot token; accepted: digits, ':', then letters, digits, '_' or '-'"
+    elif kind == ChannelKind.DISCORD:
+        # The webhook URL is a credential: given as config.url (or as the secret), stored encrypted.
+        if "url" in config:
+            _check_url(config.get("url"), config_errors, shown="the Discord webhook URL")
+        elif secret:
+            _check_url(secret, errors, "secret", shown="the Discord webhook URL")
+        elif not has_secret:
+            config_errors["url"] = "required for discord: the webhook URL (stored encrypted, shown masked)"
     else:
         _check_url(config.get("url"), config_errors)
     if config_errors:
@@ -80,8 +128,10 @@ def _validate_config(kind: str, config: Any, secret: str | None, *, has_secret: 
     needs_secret = {ChannelKind.TELEGRAM: "the Telegram bot token", ChannelKind.WEBHOOK: "the HMAC signing secret"}
     if kind in needs_secret and not (secret or has_secret):
         errors["secret"] = f"required for {kind}: {needs_secret[ChannelKind(kind)]}"
-    if secret and kind in (ChannelKind.EMAIL, ChannelKind.DISCORD):
+    if secret and kind == ChannelKind.EMAIL:
         errors["secret"] = f"{kind} channels take no secret"
+    if secret and kind == ChannelKind.DISCORD and "url" in config:
+        errors["secret"] = "give the Discord webhook URL once, as config.url"
     return errors
 
 
@@ -115,6 +165,8 @@ def channel_create(
         errors["name"] = f"{name!r} is already the name of one of your channels"
     if errors:
         raise NotificationInputError(errors)
+    if kind == ChannelKind.DISCORD:
+        config, secret = _seal_discord(config, secret)
     return NotificationChannel.objects.create(
         owner=owner,
         kind=kind,
@@ -149,6 +201,10 @@ def channel_update(
             errors["name"] = f"{name!r} is already the name of one of your channels"
     if errors:
         raise NotificationInputError(errors)
+    if channel.kind == ChannelKind.DISCORD and (config is not None or secret):
+        config, secret = _seal_discord(channel.config if config is None else config, secret)
+        if "url_hint" not in config and channel.config.get("url_hint"):
+            config = {**config, "url_hint": channel.config["url_hint"]}
     if name is not None:
         channel.name = name.strip()
     if config is not None:
@@ -187,6 +243,9 @@ def _validate_rule(*, owner, event_kind, channels, bot, threshold) -> tuple[dict
         errors["channels"] = "every channel must be one of your own channels"
     if bot is not None and not bot_list(user=owner).filter(pk=bot.pk).exists():
         errors["bot"] = f"bot {bot.pk} is not one of the bots you can see"
+    elif bot is not None and bot.owner_id != owner.pk:
+        # Events are notified to the bot's owner only: a rule on a bot shared with you would never fire.
+        errors["bot"] = f"bot {bot.pk} is not yours; rules can only follow bots you own"
     value = None
     if threshold is not None:
         try:

@@ -9,15 +9,22 @@
   and reject old timestamps (replays).
 
 All outbound HTTP goes through :func:`http_post`. Failures raise :class:`TransportError`;
-``permanent`` ones (bad token, 4xx other than 408/429) are not retried.
+``permanent`` ones (bad token, 4xx other than 408/429, redirects, private hosts) are not retried.
+Outbound requests are guarded against SSRF: the host is resolved at send time and refused when
+any address is private, loopback, link-local, multicast, reserved or unspecified (unless
+``settings.NOTIFICATIONS_ALLOW_PRIVATE_HOSTS``); redirects are never followed; errors keep only
+the status code and host, never a response body (it could echo secrets or internal data).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import smtplib
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -53,35 +60,106 @@ class HttpResponse:
         return json.loads(self.body or b"null")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: urllib then raises the 3xx as an HTTPError."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def allow_private_hosts() -> bool:
+    """True when notifications may reach private/loopback hosts (tests, trusted intranets)."""
+    return bool(getattr(settings, "NOTIFICATIONS_ALLOW_PRIVATE_HOSTS", False))
+
+
+def address_refusal(address: str) -> str | None:
+    """Why ``address`` (an IP literal) may not be reached, or None when it is public."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for attribute, label in (
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_unspecified", "unspecified"),
+        ("is_reserved", "reserved"),
+        ("is_private", "private"),
+    ):
+        if getattr(ip, attribute):
+            return f"{label} address {ip}"
+    if not ip.is_global:
+        return f"non-public address {ip}"
+    return None
+
+
+def check_destination(url: str) -> None:
+    """Refuse (permanently) a URL whose host resolves to a non-public address."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise TransportError(f"refused: {_host(url)!r} is not an http(s) URL host", permanent=True)
+    if allow_private_hosts():
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
+    except (OSError, UnicodeError) as exc:
+        raise TransportError(f"cannot resolve {host}: {type(exc).__name__}") from None
+    for info in infos:
+        reason = address_refusal(str(info[4][0]))
+        if reason is not None:
+            raise TransportError(f"refused: {host} resolves to a {reason}", permanent=True)
+
+
 def http_post(
     url: str, *, body: bytes, headers: dict[str, str] | None = None, timeout: float | None = None
 ) -> HttpResponse:
     """POST ``body`` to ``url`` (the one way notifications talk HTTP). 2xx returns the response;
-    408/429/5xx and network errors raise a retryable :class:`TransportError`, other statuses a
-    permanent one."""
+    408/429/5xx and network errors raise a retryable :class:`TransportError`, other statuses,
+    redirects and non-public hosts a permanent one. Messages name only the host and status."""
     timeout = timeout if timeout is not None else settings.NOTIFICATIONS_HTTP_TIMEOUT
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"User-Agent": USER_AGENT, **(headers or {})}
-    )
+    host = _host(url)
+    check_destination(url)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"User-Agent": USER_AGENT, **(headers or {})}
+        )
+        with _OPENER.open(request, timeout=timeout) as answer:
             return HttpResponse(answer.status, answer.read(65_536))
     except urllib.error.HTTPError as exc:
-        detail = exc.read(500).decode("utf-8", "replace") if exc.fp else ""
+        exc.close()
+        if 300 <= exc.code < 400:
+            raise TransportError(f"HTTP {exc.code} from {host}: redirect refused", permanent=True) from None
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
         retryable = exc.code in (408, 429) or exc.code >= 500
         raise TransportError(
-            f"HTTP {exc.code} from {_host(url)}: {detail[:300]}",
-            permanent=not retryable,
-            retry_after=_seconds(retry_after),
-        ) from exc
+            f"HTTP {exc.code} from {host}", permanent=not retryable, retry_after=_seconds(retry_after)
+        ) from None
     except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TransportError(f"cannot reach {_host(url)}: {reason}") from exc
+        kind = type(reason).__name__ if isinstance(reason, BaseException) else "error"
+        raise TransportError(f"cannot reach {host}: {kind}") from None
+    except (ValueError, http.client.InvalidURL):  # a control character or space in the URL
+        raise TransportError(f"invalid URL for {host}", permanent=True) from None
+    except http.client.HTTPException as exc:  # e.g. a malformed status line
+        raise TransportError(f"bad HTTP answer from {host}: {type(exc).__name__}") from None
 
 
 def _host(url: str) -> str:
-    return urllib.parse.urlsplit(url).netloc
+    """The host (and port) of ``url`` only: no credentials, path or query."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or "?"
+        return f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "?"
 
 
 def _seconds(value: str | None) -> float | None:
@@ -121,7 +199,7 @@ def send_email(config: dict, secret: str, message: dict) -> str:
 
 
 def send_telegram(config: dict, secret: str, message: dict) -> str:
-    base = (config.get("api_base") or settings.TELEGRAM_API_BASE).rstrip("/")
+    base = settings.TELEGRAM_API_BASE.rstrip("/")  # never from the channel config (SSRF)
     answer = http_post(
         f"{base}/bot{secret}/sendMessage",
         body=_json_body({"chat_id": config["chat_id"], "text": text_of(message)[:TELEGRAM_LIMIT]}),
@@ -132,13 +210,16 @@ def send_telegram(config: dict, secret: str, message: dict) -> str:
     except ValueError as exc:
         raise TransportError("Telegram answered with something other than JSON") from exc
     if not (isinstance(data, dict) and data.get("ok")):
-        raise TransportError(f"Telegram refused: {data!r:.300}", permanent=True)
+        raise TransportError(f"Telegram refused the message (HTTP {answer.status} from {_host(base)})", permanent=True)
     return f"telegram message {data.get('result', {}).get('message_id')}"
 
 
 def send_discord(config: dict, secret: str, message: dict) -> str:
+    """The webhook URL is the channel's (encrypted) secret; ``config["url"]`` only for channels
+    stored before URLs were sealed."""
+    url = secret or config.get("url") or ""
     answer = http_post(
-        config["url"],
+        url,
         body=_json_body({"content": text_of(message)[:DISCORD_LIMIT]}),
         headers={"Content-Type": "application/json"},
     )

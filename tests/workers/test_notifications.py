@@ -28,13 +28,18 @@ def user():
 
 
 def test_delivery_retries_with_backoff_then_fails_and_successes_are_sent_once(user, server, celery_worker):
-    celery_worker(NOTIFICATIONS_MAX_ATTEMPTS="3", NOTIFICATIONS_RETRY_BASE_SECONDS="0.3")
+    celery_worker(
+        NOTIFICATIONS_MAX_ATTEMPTS="3",
+        NOTIFICATIONS_RETRY_BASE_SECONDS="0.3",
+        TELEGRAM_API_BASE=server.base,
+        NOTIFICATIONS_ALLOW_PRIVATE_HOSTS="1",
+    )
     failing = channel_create(owner=user, kind="discord", name="down", config={"url": f"{server.base}/fail"})
     telegram = channel_create(
         owner=user,
         kind="telegram",
         name="tg",
-        config={"chat_id": "42", "api_base": server.base},
+        config={"chat_id": "42"},
         secret=TELEGRAM_TOKEN,
     )
     rule_create(owner=user, event_kind="fill", channels=[failing, telegram])

@@ -33,7 +33,8 @@ class SmtpInbox:
 
 class ProtocolServer:
     """Telegram (``/bot<token>/sendMessage``), Discord (``/discord/<id>``), webhook receiver
-    (``/hook``, verifies the HMAC signature) and ``/fail`` (always 500). Records every request."""
+        (``/hook``, verifies the HMAC signature), ``/redirect`` (307 to ``/discord/redirected``) and
+    ``/fail`` (always 500). Records every request."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
@@ -56,6 +57,11 @@ class ProtocolServer:
                 elif self.path.startswith("/discord/"):
                     data = json.loads(body)
                     self._answer(204 if isinstance(data.get("content"), str) else 400, None)
+                elif self.path == "/redirect":
+                    self.send_response(307)
+                    self.send_header("Location", "/discord/redirected")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif self.path == "/hook":
                     good = verify(
                         WEBHOOK_SECRET,

@@ -65,12 +65,13 @@ def test_email_goes_through_django_smtp_backend_to_a_real_smtp_server(trader, se
     assert delivery.status == DeliveryStatus.SENT and delivery.attempts == 1 and delivery.sent_at
 
 
-def test_telegram_bot_api_send_message_with_token_in_path(trader, sent, protocol_server, clean_redis):
+def test_telegram_bot_api_send_message_with_token_in_path(trader, sent, protocol_server, clean_redis, settings):
+    settings.TELEGRAM_API_BASE = protocol_server.base
     channel = channel_create(
         owner=trader,
         kind="telegram",
         name="tg",
-        config={"chat_id": "-100123", "api_base": protocol_server.base},
+        config={"chat_id": "-100123"},
         secret=TELEGRAM_TOKEN,
     )
     delivery = _queued(trader, channel)
@@ -80,16 +81,15 @@ def test_telegram_bot_api_send_message_with_token_in_path(trader, sent, protocol
     assert json.loads(request["body"]) == {"chat_id": "-100123", "text": "Filled\n\nbought 1 BTC"}
 
 
-def test_telegram_wrong_token_fails_permanently_without_retry(trader, sent, protocol_server, clean_redis):
-    channel = channel_create(
-        owner=trader, kind="telegram", name="tg", config={"chat_id": 5, "api_base": protocol_server.base}, secret="bad"
-    )
+def test_telegram_wrong_token_fails_permanently_without_retry(trader, sent, protocol_server, clean_redis, settings):
+    settings.TELEGRAM_API_BASE = protocol_server.base
+    channel = channel_create(owner=trader, kind="telegram", name="tg", config={"chat_id": 5}, secret="1:bad")
     delivery = _queued(trader, channel)
     outcome = deliver_one(delivery_id=delivery.pk)
     assert outcome.status == "failed" and "401" in outcome.detail
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 1
-    assert "bad" not in delivery.last_error  # the token is not logged
+    assert "bad" not in delivery.last_error and "Unauthorized" not in delivery.last_error  # no token, no body
 
 
 def test_discord_webhook_gets_content(trader, sent, protocol_server, clean_redis):

@@ -44,7 +44,9 @@ def test_channel_secret_is_encrypted_at_rest_and_decryptable_for_the_worker(trad
     [
         ("email", {"address": "not-an-email"}, "", {"config"}),
         ("telegram", {"chat_id": "-1"}, "", {"secret"}),
-        ("telegram", {}, "tok", {"config"}),
+        ("telegram", {}, "1:tok", {"config"}),
+        ("telegram", {"chat_id": "-1"}, "123:abc def", {"secret"}),
+        ("telegram", {"chat_id": "-1", "api_base": "https://evil.example"}, "1:tok", {"config"}),
         ("discord", {"url": "ftp://x"}, "", {"config"}),
         ("webhook", {"url": "https://hooks.example.com/x"}, "", {"secret"}),
         ("pager", {}, "", {"kind"}),
@@ -214,14 +216,18 @@ def test_isolation_second_trader_and_viewer_see_nothing_operator_sees_all(
         for kind, url in urls.items():
             assert api.get(f"/api/v1/notifications/{kind}/").json()["results"] == []
             assert api.get(url).status_code == 404
-        assert api.patch(urls["channels"], {"name": "pwned"}, format="json").status_code == 404
-        assert api.delete(urls["rules"]).status_code == 404
-        assert api.post(f"{urls['channels']}test/").status_code == 404
+        denied = 403 if outsider is viewer else 404  # viewers may not write at all
+        assert api.patch(urls["channels"], {"name": "pwned"}, format="json").status_code == denied
+        assert api.delete(urls["rules"]).status_code == denied
+        assert api.post(f"{urls['channels']}test/").status_code == denied
         # Nor can they attach the victim's channel to their own rule.
         response = api.post(
             "/api/v1/notifications/rules/", {"event_kind": "fill", "channels": [mail.pk]}, format="json"
         )
-        assert response.status_code == 400 and "channels" in response.json()
+        if outsider is viewer:
+            assert response.status_code == 403
+        else:
+            assert response.status_code == 400 and "channels" in response.json()
         assert list(selectors.channel_list(user=outsider)) == []
     mail.refresh_from_db()
     assert mail.name == "mail" and Delivery.objects.count() == 1
