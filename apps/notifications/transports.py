@@ -67,7 +67,63 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class PrivateHostRefused(OSError):
+    """The connection would reach a non-public address (checked on the address actually dialled)."""
+
+
+def _guarded_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, **kwargs):
+    """``socket.create_connection`` that dials only addresses passing :func:`address_refusal`, so a
+    DNS answer changing between the check and the connection (rebinding) cannot reach a private host."""
+    if allow_private_hosts():
+        return socket.create_connection(address, timeout, source_address, **kwargs)
+    host, port = address
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in infos:
+        reason = address_refusal(str(sockaddr[0]))
+        if reason is not None:
+            raise PrivateHostRefused(f"refused: {host} resolves to a {reason}")
+        sock = socket.socket(family, kind, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error or OSError(f"no address for {host}")
+
+
+class _GuardedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_create_connection
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_create_connection
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_GuardedHTTPConnection, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_GuardedHTTPSConnection, req, context=self._context)
+
+
+# No redirects, and every dialled address checked; proxies from the environment are not used
+# (a proxy would resolve the host itself, out of reach of the check).
+_OPENER = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), _NoRedirect, _GuardedHTTPHandler, _GuardedHTTPSHandler
+)
 
 
 def allow_private_hosts() -> bool:
@@ -144,6 +200,8 @@ def http_post(
         ) from None
     except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, PrivateHostRefused):
+            raise TransportError(str(reason), permanent=True) from None
         kind = type(reason).__name__ if isinstance(reason, BaseException) else "error"
         raise TransportError(f"cannot reach {host}: {kind}") from None
     except (ValueError, http.client.InvalidURL):  # a control character or space in the URL

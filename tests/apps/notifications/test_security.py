@@ -247,3 +247,20 @@ def test_scan_pages_through_every_fill_before_moving_the_cursor(trader, sent, ma
     assert notify_recent_events(now=now, redis=clean_redis)["fills"] == 5
     keys = sorted(Delivery.objects.values_list("dedupe_key", flat=True))
     assert keys == [f"fill:{bot.exchange_account_id}:t-{i}" for i in range(5)]
+
+
+def test_address_is_checked_again_when_dialling_so_dns_rebinding_cannot_reach_loopback(
+    protocol_server, settings, monkeypatch
+):
+    settings.NOTIFICATIONS_ALLOW_PRIVATE_HOSTS = False
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: real("127.0.0.1", *a, **k) if host == "hooks.example.com" else real(host, *a, **k),
+    )
+    monkeypatch.setattr(transports, "check_destination", lambda url: None)  # the first answer was public
+    with pytest.raises(transports.TransportError) as err:
+        transports.http_post(f"http://hooks.example.com:{protocol_server.port}/hook", body=b"{}")
+    assert err.value.permanent and "loopback" in str(err.value)
+    assert protocol_server.requests == []
