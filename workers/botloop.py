@@ -35,6 +35,7 @@ from trading.events import (
 )
 from trading.instruments import Side
 from trading.oms import OrderState
+from trading.ports import OrderStatus
 from trading.risk import RiskLimits
 from trading.strategies import build_strategy
 from workers import keys, records
@@ -44,7 +45,16 @@ logger = logging.getLogger(__name__)
 NS = 1_000_000_000
 STOP_CONFIRM_TIMEOUT_S = 10.0
 DESIRED_CHECK_S = 5.0  # control messages are pub/sub (may be lost): the loop also reads the database
+STOP_TRADES_MARGIN_NS = 10 * NS  # trades read at a stop: from a little before it began
 FLATTEN_CROSS_BPS = 50  # a kill-switch flatten takes liquidity up to 0.5 % through the touch
+
+# The order row status for what the venue reports once nothing is open any more.
+VENUE_FINAL_STATUS = {
+    OrderStatus.FILLED: "filled",
+    OrderStatus.REJECTED: "rejected",
+    OrderStatus.EXPIRED: "expired",
+    OrderStatus.CANCELLED: "cancelled",
+}
 
 
 class StopLoop(Exception):
@@ -69,6 +79,7 @@ class BotRunner:
         self.cycle_ns: deque[int] = deque(maxlen=2000)  # every market event handled
         self.send_cycle_ns: deque[int] = deque(maxlen=500)  # the ones that placed orders
         self.filled: dict[str, int] = {}
+        self.recorded_trade_ids: set[str] = set()  # read from the venue's trade list and stored
         self._last_pnl = 0.0
         self._last_status = 0.0
         self._last_group = 0.0
@@ -101,9 +112,11 @@ class BotRunner:
             logger.warning("bot %s lost its lease: %s", self.bot_id, exc)
             self._event("lifecycle", "lease_lost", f"stopped sending orders: {exc}")
         except AuthFailure as exc:  # a live account's key was refused: only a person can fix it
-            logger.warning("bot %s: %s", self.bot_id, exc)
-            self._event("error", "auth_failed", str(exc))
-            await self.host.db.call(records.bot_state_set, self.bot_id, "error", str(exc))
+            scrub = getattr(self.venue, "scrub", None)
+            reason = scrub(str(exc)) if scrub is not None else str(exc)  # never a credential
+            logger.warning("bot %s: %s", self.bot_id, reason)
+            self._event("error", "auth_failed", reason)
+            await self.host.db.call(records.bot_state_set, self.bot_id, "error", reason)
             await self.host.release_bot(self.bot_id)
         except asyncio.CancelledError:
             raise
@@ -209,6 +222,7 @@ class BotRunner:
             lease_value=self.lease.value,
             token=self.lease.token,
             deliver=self.push_order_event,
+            secrets=tuple(credentials),
         )
         self.venue = venue
         try:
@@ -250,16 +264,8 @@ class BotRunner:
                 cancelled.append(rep.client_order_id)
         # Trades the venue made for us that the database does not have yet: record them once.
         since = setup.fills[-1][0] if setup.fills else 0
-        known = {f[7] for f in setup.fills}
-        missing = [f for f in await venue.fetch_my_trades(since) if f.trade_id not in known]
+        missing = await self._record_venue_trades(since)
         if missing:
-            rows = [
-                records.fill_row(
-                    setup, f.ts, f.client_order_id, f.side, f.price, f.qty, int(f.fee), f.maker, f.trade_id
-                )
-                for f in missing
-            ]
-            await self.host.db.call(records.fills_record, rows)
             for f in missing:
                 setup.fills.append(
                     (
@@ -299,6 +305,27 @@ class BotRunner:
             f"position {setup.instrument.quantity(engine.portfolio.position)} {setup.instrument.base}",
             {"adopted": adopted, "cancelled": cancelled, "missed_fills": [f.trade_id for f in missing]},
         )
+
+    async def _record_venue_trades(self, since: int) -> list:
+        """Record (once) the venue's trades for us since ``since`` (ns) that the database lacks:
+        the take-over's missed fills and the fills of orders that traded while a stop cancelled
+        them. Stored fills are unique on (account, venue trade id, ts), so a repeat is harmless."""
+        setup = self.setup
+        trades = await self.venue.fetch_my_trades(since)
+        known = {f[7] for f in setup.fills} | self.recorded_trade_ids
+        if trades:  # stored by the event pump (its fills carry our clock's ts, not the venue's)
+            known |= await self.host.db.call(records.stored_trade_ids, setup.account_id, [f.trade_id for f in trades])
+        missing = [f for f in trades if f.trade_id not in known]
+        self.recorded_trade_ids.update(f.trade_id for f in missing)
+        if missing:
+            rows = [
+                records.fill_row(
+                    setup, f.ts, f.client_order_id, f.side, f.price, f.qty, int(f.fee), f.maker, f.trade_id
+                )
+                for f in missing
+            ]
+            await self.host.db.call(records.fills_record, rows)
+        return missing
 
     # ----------------------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -455,7 +482,8 @@ class BotRunner:
             row = records.fill_row(
                 setup, ev.ts, cid, ev.side, ev.price, ev.qty, ev.fee, ev.liquidity is Liquidity.MAKER, ev.trade_id
             )
-            self.host.db.submit(records.fills_record, [row])
+            if ev.trade_id not in self.recorded_trade_ids:  # else stored from the venue's trade list
+                self.host.db.submit(records.fills_record, [row])
             self.host.db.submit(records.orders_update, [(cid, status, ev.venue_order_id, filled, "", inst)])
             self.host.publish_bot(
                 self.bot_id,
@@ -519,21 +547,29 @@ class BotRunner:
                         await self._order_event_db(ev)
                 else:
                     await self.venue.remove(cid, "cancel")
-                self.host.db.submit(
-                    records.orders_update, [(cid, "cancelled", "", None, "cancelled by user", self.setup.instrument)]
-                )
+                if isinstance(self.venue, PaperVenue):  # paper cancels at once
+                    self.host.db.submit(
+                        records.orders_update,
+                        [(cid, "cancelled", "", None, "cancelled by user", self.setup.instrument)],
+                    )
+                else:  # live: the order may have filled meanwhile; write what the venue says
+                    await self._close_orders_from_venue("cancelled by user", [cid])
         elif message in ("stop", "kill", "kill_flatten"):
             await self._stop(message)
         elif message == "reload":  # configuration changed: start again from the database
             await self._stop("reload")
 
     async def _stop(self, how: str) -> None:
-        """Cancel everything, confirm with the venue that nothing with our prefix is open."""
+        """Cancel everything (and place the flatten order first when asked), confirm with the venue
+        that nothing with our prefix is open, record the fills that happened meanwhile, and close
+        each order row with the status the venue reports."""
         engine, venue = self.engine, self.venue
         ts = time.time_ns()
         self.host.db.submit(records.bot_state_set, self.bot_id, "stopping", "")
         commands = engine.kill(ts, "kill switch") if how.startswith("kill") else engine.stop(ts, how)
         await self._send(commands)
+        if how == "kill_flatten":  # before the confirm loop: an IOC must be done before we check
+            await self._flatten()
         deadline = time.monotonic() + STOP_CONFIRM_TIMEOUT_S
         left = await venue.fetch_open_orders()
         while left and time.monotonic() < deadline:
@@ -542,14 +578,38 @@ class BotRunner:
             left = await venue.fetch_open_orders()
             if left:
                 await asyncio.sleep(0.05)
-        if how == "kill_flatten":
-            await self._flatten()
-        await self._drain_order_events()
+        live = not isinstance(venue, PaperVenue)
+        traded: set[str] = set()  # orders with a fill read from the venue's trade list
+        await self._drain_order_events(settle_s=self._pump_settle_s() if live else 0.0)
+        if live:  # fills made while cancelling that the pump did not bring: the venue's trade list
+            try:
+                for f in await self._record_venue_trades(ts - STOP_TRADES_MARGIN_NS):
+                    traded.add(f.client_order_id)
+                    engine.portfolio.on_fill(
+                        OrderFilled(
+                            f.ts,
+                            f.client_order_id,
+                            f.side,
+                            f.price,
+                            f.qty,
+                            0,
+                            int(f.fee),
+                            Liquidity.MAKER if f.maker else Liquidity.TAKER,
+                            f.trade_id,
+                        )
+                    )
+            except (LeaseLost, AuthFailure, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # the next take-over reads the trade list again
+                logger.warning("bot %s: trades not read at stop: %s", self.bot_id, exc)
+            await self._drain_order_events()  # anything the pump brought meanwhile (not stored twice)
         if left:
             reason = f"{len(left)} orders still open on the venue after {STOP_CONFIRM_TIMEOUT_S:.0f}s"
             self._event("lifecycle", "stop_unconfirmed", reason)
             await self.host.db.call(records.bot_state_set, self.bot_id, "error", reason)
             raise StopLoop(reason)
+        if live:
+            await self._close_orders_from_venue(how, extra=traded)
         await self.host.db.call(records.open_orders_close, self.bot_id, set(), "cancelled", how)
         if how == "reload":
             self._event("lifecycle", "reload", "configuration reloaded; no order left on the venue")
@@ -563,16 +623,54 @@ class BotRunner:
         await self.host.release_bot(self.bot_id)
         raise StopLoop(how)
 
-    async def _drain_order_events(self) -> None:
-        """Record the order events a live gateway delivered while stopping (cancels, late fills)."""
-        if not any(isinstance(item[0], OrderEvent) for item in self.inbox):
-            return  # paper: order events never go through the inbox
-        await asyncio.sleep(0)
-        for event, _published in list(self.inbox):
-            if isinstance(event, OrderEvent):
-                await self._order_event_db(event)
-                self.engine.on_event(event)  # position/PnL only: commands are no longer sent
-        self.inbox.clear()
+    def _pump_settle_s(self) -> float:
+        """How long a live gateway may take to deliver an event (one poll, bounded)."""
+        interval = getattr(getattr(self.venue, "gateway", None), "poll_interval_s", 0.2)
+        return min(3.0, max(0.2, 1.5 * float(interval)))
+
+    async def _drain_order_events(self, settle_s: float = 0.0) -> None:
+        """Record the order events a live gateway delivered while stopping (cancels, late fills):
+        keep draining until no event came for ``settle_s`` (paper: nothing comes this way)."""
+        quiet_until = time.monotonic() + settle_s
+        while True:
+            await asyncio.sleep(0)
+            if not self.inbox:
+                if time.monotonic() >= quiet_until:
+                    return
+                await asyncio.sleep(0.05)
+                continue
+            while self.inbox:
+                event, _published = self.inbox.popleft()
+                if isinstance(event, OrderEvent):
+                    await self._order_event_db(event)
+                    self.engine.on_event(event)  # position/PnL only: commands are no longer sent
+            quiet_until = time.monotonic() + settle_s
+
+    async def _close_orders_from_venue(
+        self, how: str, cids: list[str] | None = None, extra: set[str] | frozenset = frozenset()
+    ) -> None:
+        """Give each order row still open in the database (or each of ``cids``), and the orders
+        in ``extra``, the venue's final status (filled, cancelled, ...) instead of assuming it was
+        cancelled; an order the venue still has open, or cannot tell about, is left as it is (a
+        closed row only ever changes to ``filled``)."""
+        inst = self.setup.instrument
+        updates = []
+        if cids is None:
+            cids = await self.host.db.call(records.open_order_ids, self.bot_id)
+        for cid in sorted(set(cids) | set(extra)):
+            try:
+                rep = await self.venue.fetch_order(cid)
+            except (LeaseLost, AuthFailure, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # unknown: leave it to the blanket close below
+                logger.info("bot %s: order %s not looked up at stop: %s", self.bot_id, cid, exc)
+                continue
+            if rep is None or rep.status not in VENUE_FINAL_STATUS:
+                continue  # unknown to the venue (cancelled by the caller) or still open: left as is
+            status = VENUE_FINAL_STATUS[rep.status]
+            updates.append((cid, status, rep.venue_order_id, rep.filled_qty, how, inst))
+        if updates:
+            await self.host.db.call(records.orders_update, updates)
 
     async def _cancel_on_venue(self, cid: str, reason: str) -> None:
         """Cancel one order the venue holds (known to the matching engine or not)."""

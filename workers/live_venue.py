@@ -136,8 +136,10 @@ class LiveVenue:
         lease_value: str,
         token: int,
         deliver: Callable[[OrderEvent], None],
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self.redis = redis
+        self._secrets = tuple(s for s in secrets if s)  # masked out of every message we build
         self.gateway = gateway
         self.instrument = instrument
         self.symbol = instrument.symbol
@@ -178,11 +180,11 @@ class LiveVenue:
     async def _pump_events(self) -> None:
         async for item in self.gateway.events():
             if isinstance(item, AuthFailure):
-                self.failure = item
+                self.failure = self.auth_failure(item)
                 self._deliver_failure()
                 continue
             if isinstance(item, BaseException):
-                logger.warning("bot %s: gateway reported %s", self.bot_id, item)
+                logger.warning("bot %s: gateway reported %s", self.bot_id, self.scrub(str(item)))
                 continue
             self._deliver(item)
 
@@ -194,6 +196,26 @@ class LiveVenue:
         """Raise the authentication failure the gateway reported, if any."""
         if self.failure is not None:
             raise self.failure
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the account's key/secret/passphrase masked (as the account check does)
+        and key-like fields redacted: safe for logs, events and the bot's state reason."""
+        from apps.exchanges.crypto import mask
+        from apps.exchanges.log_redaction import redact
+
+        for secret in self._secrets:
+            text = text.replace(secret, mask(secret))
+        return redact(text)
+
+    def auth_failure(self, exc: BaseException) -> AuthFailure:
+        """An :class:`AuthFailure` whose message carries no credential."""
+        if isinstance(exc, AuthFailure):
+            return AuthFailure(exc.venue, self.scrub(exc.detail))
+        return AuthFailure(self.gateway.venue, self.scrub(describe(exc)))
+
+    async def fetch_order(self, client_order_id: str) -> OrderReport | None:
+        """The exchange's view of one of our orders by client id (None: the exchange does not know it)."""
+        return await self.gateway.fetch_order(self.symbol, client_order_id)
 
     async def _fence(self, cid: str, action: str) -> None:
         ok = await self.redis.eval(
@@ -259,9 +281,11 @@ class LiveVenue:
                 cid = gateway.codec.decode(order.get("clientOrderId"))
             except Exception as exc:
                 if classify(exc) is ErrorKind.AUTH:
-                    raise AuthFailure(gateway.venue, describe(exc)) from exc
+                    raise self.auth_failure(exc) from exc
                 # Anything else: the trade stays unattributed (the next take-over asks again).
-                logger.info("bot %s: order %s not looked up: %s", self.bot_id, venue_order_id, describe(exc))
+                logger.info(
+                    "bot %s: order %s not looked up: %s", self.bot_id, venue_order_id, self.scrub(describe(exc))
+                )
                 return ""
             self._order_client_ids[venue_order_id] = cid
         return self._order_client_ids[venue_order_id]

@@ -301,6 +301,28 @@ def open_orders_close(bot_id: int, keep: set[str], status: str, reason: str) -> 
     )
 
 
+def stored_trade_ids(account_id: int, trade_ids: list[str]) -> set[str]:
+    """Which of ``trade_ids`` the account's stored fills already have (whatever their ts)."""
+    from apps.orders.models import Fill
+
+    return set(
+        Fill.objects.filter(account_id=account_id, venue_trade_id__in=trade_ids).values_list(
+            "venue_trade_id", flat=True
+        )
+    )
+
+
+def open_order_ids(bot_id: int) -> list[str]:
+    """Client ids of a bot's orders the database still has open."""
+    from apps.orders.models import CLOSED_STATUSES, Order
+
+    return list(
+        Order.objects.filter(bot_id=bot_id)
+        .exclude(status__in=CLOSED_STATUSES)
+        .values_list("client_order_id", flat=True)
+    )
+
+
 def cid_sequence_text(prefix: str, seq: int) -> str:
     return f"{prefix}-{to_base36(seq)}"
 

@@ -300,3 +300,102 @@ async def test_take_over_attributes_a_trade_of_an_order_this_process_never_track
         await first.close()
         await second.close()
         await server.stop()
+
+
+def _order_of(spot, req):
+    """The fake's order a cancel/lookup request names (by client id or by exchange id)."""
+    q = req.query
+    if "origClientOrderId" in q:
+        return spot.orders.get(q["origClientOrderId"])
+    return next((o for o in spot.orders.values() if o["orderId"] == q.get("orderId")), None)
+
+
+def test_an_order_that_fills_while_the_stop_cancels_it_is_recorded_filled_with_its_fill(
+    host, fake_binance, redis_client
+):
+    from apps.bots.models import Bot
+    from apps.orders.models import Fill, Order
+    from workers import lifecycle, supervisor
+
+    _user, _account, bot = make_live_bot()
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(fake_binance.open_orders()) >= 2, 20), "the bot never quoted"
+    spot = fake_binance.spot
+    filled: list[tuple[str, str]] = []
+
+    def fill_then_cancel(req):  # the exchange matched the bid just before our cancel reached it
+        order = _order_of(spot, req)
+        if order is not None and order["side"] == "BUY" and order["status"] == "NEW" and not filled:
+            trade = spot.fill(order["clientOrderId"], order["origQty"])
+            filled.append((order["clientOrderId"], trade["id"]))
+        return spot._cancel(req)
+
+    fake_binance.run(fake_binance.server.route, "DELETE", "/api/v3/order", fill_then_cancel)
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    lifecycle.apply(bot.pk)
+    assert wait_until(lambda: bot_state(bot) == "stopped", 25), bot_state(bot)
+    assert filled, "the stop sent no cancel for the bid"
+    cid, trade_id = filled[0]
+    assert Fill.objects.filter(bot=bot, venue_trade_id=trade_id).count() == 1, "the fill made while cancelling was lost"
+    order = Order.objects.get(client_order_id=cid)
+    assert order.status == "filled", (order.status, order.reason)
+    assert order.filled_quantity == order.quantity
+    others = Order.objects.filter(bot=bot).exclude(client_order_id=cid)
+    assert others.exists() and set(others.values_list("status", flat=True)) == {"cancelled"}
+    assert fake_binance.open_orders() == []
+
+
+def test_kill_with_flatten_records_the_fill_of_its_taker_order(host, fake_binance, redis_client):
+    from apps.bots.models import Bot
+    from apps.orders.models import Fill, Order
+    from workers import lifecycle, supervisor
+
+    _user, _account, bot = make_live_bot()
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(fake_binance.open_orders()) >= 2, 20), "the bot never quoted"
+    buy = next(o for o in fake_binance.open_orders() if o["side"] == "BUY")
+    trade = fake_binance.run(fake_binance.spot.fill, buy["clientOrderId"], "0.004")
+    assert wait_until(lambda: Fill.objects.filter(bot=bot, venue_trade_id=trade["id"]).exists(), 10)
+    time.sleep(0.5)  # the engine has the position too (same event)
+    spot = fake_binance.spot
+    create = spot._create
+
+    def ioc_fills_at_once(req):  # an IOC through the touch takes liquidity immediately
+        reply = create(req)
+        p = req.query or req.body
+        if p.get("timeInForce") == "IOC" and p["newClientOrderId"] in spot.orders:
+            spot.fill(p["newClientOrderId"], p["quantity"], maker=False)
+        return reply
+
+    fake_binance.run(fake_binance.server.route, "POST", "/api/v3/order", ioc_fills_at_once)
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    lifecycle.apply(bot.pk, kill=True, flatten=True)
+    assert wait_until(lambda: bot_state(bot) == "stopped", 25), bot_state(bot)
+    flatten = Order.objects.filter(bot=bot, side="sell", time_in_force__iexact="ioc")
+    assert flatten.count() == 1, list(Order.objects.filter(bot=bot).values("side", "status", "reason"))
+    order = flatten.get()
+    fills = Fill.objects.filter(bot=bot, client_order_id=order.client_order_id)
+    assert fills.count() == 1, "the flatten order's fill was not recorded"
+    fill = fills.get()
+    assert (fill.side, str(fill.quantity.normalize()), fill.liquidity) == ("sell", "0.004", "taker")
+    assert order.status == "filled", (order.status, order.reason)
+
+
+def test_a_refused_key_is_masked_in_the_reason_the_event_and_the_log(host, fake_binance, redis_client, caplog):
+    from apps.bots.models import Bot, BotEvent
+    from tests.connectors.servers.fake_exchange import Reply
+    from workers import supervisor
+
+    # An exchange that echoes the key it refused (some do): the key must not reach our records.
+    refused = Reply(status=401, body={"code": -2015, "msg": "Invalid API-key test-key, IP, or permissions."})
+    for method, path in (("GET", "/api/v3/openOrders"), ("GET", "/api/v3/myTrades"), ("POST", "/api/v3/order")):
+        fake_binance.run(fake_binance.server.route, method, path, refused)
+    _user, _account, bot = make_live_bot()
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: bot_state(bot) == "error", 20)
+    reason = Bot.objects.get(pk=bot.pk).state_reason
+    assert "refused the API key" in reason and "Invalid API-key" in reason, reason
+    assert "test-key" not in reason and "test-secret" not in reason, reason
+    messages = list(BotEvent.objects.filter(bot=bot, code="auth_failed").values_list("message", flat=True))
+    assert messages and not any("test-key" in m for m in messages), messages
+    assert not any("test-key" in r.getMessage() for r in caplog.records if r.name.startswith("workers"))
