@@ -604,9 +604,13 @@ class BotRunner:
                 logger.warning("bot %s: trades not read at stop: %s", self.bot_id, exc)
             await self._drain_order_events()  # anything the pump brought meanwhile (not stored twice)
         if left:
-            reason = f"{len(left)} orders still open on the venue after {STOP_CONFIRM_TIMEOUT_S:.0f}s"
+            reason = (
+                f"{records.STOP_UNCONFIRMED}: {len(left)} orders still open on the venue after "
+                f"{STOP_CONFIRM_TIMEOUT_S:.0f}s; retried without an owner"
+            )
             self._event("lifecycle", "stop_unconfirmed", reason)
             await self.host.db.call(records.bot_state_set, self.bot_id, "error", reason)
+            await self.host.release_bot(self.bot_id)  # the supervisor retries the stop without an owner
             raise StopLoop(reason)
         if live:
             await self._close_orders_from_venue(how, extra=traded)

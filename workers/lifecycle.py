@@ -61,6 +61,12 @@ def stop_unowned(redis, bot, reason: str) -> int:
     if not lease.acquire():
         return -1
     try:
+        if bot.exchange_account.kind == "live":
+            from django.conf import settings
+
+            from workers import live_venue
+
+            return live_venue.stop_unowned_live(bot.pk, lease, reason, settings.REDIS_URL)
         prefix = records.bot_prefix(bot)
         k_orders = keys.paper(bot.exchange_account_id, bot.market.symbol, "orders")
         cancelled = 0
@@ -110,9 +116,19 @@ def apply(bot_id: int, *, kill: bool = False, reload_config: bool = False, flatt
         records.bot_state_set(bot_id, "stopping", bot.state_reason)
         control(redis, bot_id, how)
         return how
-    cancelled = stop_unowned(redis, bot, how)
+    try:
+        cancelled = stop_unowned(redis, bot, how)
+    except Exception as exc:  # a live exchange unreachable / orders still open: the supervisor retries
+        logger.warning("bot %s: stop without an owner failed: %s", bot_id, exc)
+        if bot.actual_state != "error":  # once, not at every retry
+            records.bot_state_set(bot_id, "error", f"{records.STOP_UNCONFIRMED}: {exc}"[:500])
+            records.bot_events_record(
+                [(bot_id, time.time_ns(), "lifecycle", "stop_unconfirmed", f"{how}: no owner; {exc}"[:1000], None)]
+            )
+        return f"{how} (unowned) failed"
     if cancelled >= 0:
-        records.bot_state_set(bot_id, "stopped", bot.state_reason)
+        retried = bot.actual_state == "error" and (bot.state_reason or "").startswith(records.STOP_UNCONFIRMED)
+        records.bot_state_set(bot_id, "stopped", "" if retried else bot.state_reason)
         records.bot_events_record(
             [(bot_id, time.time_ns(), "lifecycle", how, f"{how}: no owner; {cancelled} venue orders cancelled", None)]
         )

@@ -47,6 +47,7 @@ from workers.paper_venue import LeaseLost
 logger = logging.getLogger(__name__)
 
 TEST_URL_ENV = "MM_LIVE_HTTP_BASE"
+UNOWNED_STOP_TIMEOUT_S = 30.0  # a stop without an owner gives up (and is retried) after this
 
 FENCE = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -328,3 +329,91 @@ class LiveVenue:
     async def remove(self, client_order_id: str, action: str = "cancel") -> None:
         """Cancel an order this process does not track (e.g. left by an earlier owner)."""
         await self.cancel(client_order_id, action)
+
+
+async def _cancel_unowned(venue: LiveVenue, since: int, cids: list[str]) -> tuple[int, list, list, dict]:
+    """Cancel our open orders, then read our trades since ``since`` and the final state of
+    ``cids`` (and of every traded order). Returns (cancelled, still open, trades, reports by cid)."""
+    await venue.start()
+    try:
+        cancelled = 0
+        left = await venue.restore()
+        for _attempt in range(3):
+            for rep in left:
+                await venue.cancel(rep.client_order_id, "stop")
+                cancelled += 1
+            left = await venue.fetch_open_orders()
+            if not left:
+                break
+            await asyncio.sleep(0.2)
+        trades = await venue.fetch_my_trades(since)
+        reports = {}
+        for cid in sorted(set(cids) | {t.client_order_id for t in trades}):
+            reports[cid] = await venue.fetch_order(cid)
+        return cancelled, left, trades, reports
+    finally:
+        await venue.close()
+
+
+def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
+    """Stop a LIVE bot no one owns (e.g. its owner's stop was not confirmed) under ``lease``
+    (a held :class:`workers.leases.SyncLease`): cancel its open orders on the exchange (fenced),
+    record the trades it made meanwhile once, and close each order row with the exchange's status.
+    Returns how many orders were cancelled; raises RuntimeError when some are still open."""
+    import redis.asyncio as aioredis
+
+    from trading.ports import OrderStatus
+    from workers import records
+
+    setup = records.bot_setup(bot_id)
+    exchange_id, credentials = account_credentials(setup.account_id)
+    since = max(0, setup.fills[-1][0] - 10 * 1_000_000_000) if setup.fills else 0
+    open_cids = records.open_order_ids(bot_id)
+
+    async def run() -> tuple[int, list, list, dict]:
+        client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=3)
+        venue = LiveVenue(
+            client,
+            build_gateway(exchange_id, credentials, account_id=setup.account_id, redis_url=redis_url),
+            instrument=setup.instrument,
+            bot_id=bot_id,
+            prefix=setup.prefix,
+            lease_key=lease.key,
+            lease_value=lease.value,
+            token=lease.token,
+            deliver=lambda _event: None,  # the venue is read directly below
+            secrets=tuple(credentials),
+        )
+        try:  # bounded: the supervisor calling this must never hang on an exchange
+            return await asyncio.wait_for(_cancel_unowned(venue, since, open_cids), UNOWNED_STOP_TIMEOUT_S)
+        except AuthFailure as exc:
+            raise venue.auth_failure(exc) from None
+        finally:
+            await client.aclose()
+
+    cancelled, left, trades, reports = asyncio.run(run())
+    known = records.stored_trade_ids(setup.account_id, [t.trade_id for t in trades]) if trades else set()
+    rows = [
+        records.fill_row(setup, t.ts, t.client_order_id, t.side, t.price, t.qty, int(t.fee), t.maker, t.trade_id)
+        for t in trades
+        if t.trade_id not in known
+    ]
+    if rows:
+        records.fills_record(rows)
+    final = {
+        OrderStatus.FILLED: "filled",
+        OrderStatus.REJECTED: "rejected",
+        OrderStatus.EXPIRED: "expired",
+        OrderStatus.CANCELLED: "cancelled",
+    }
+    updates = [
+        (cid, final[rep.status], rep.venue_order_id, rep.filled_qty, reason, setup.instrument)
+        for cid, rep in reports.items()
+        if rep is not None and rep.status in final
+    ]
+    if updates:
+        records.orders_update(updates)
+    if left:
+        raise RuntimeError(f"{len(left)} orders still open on the exchange after cancelling")
+    records.open_orders_close(bot_id, set(), "cancelled", reason)
+    return cancelled

@@ -271,6 +271,11 @@ def pnl_snapshots_record(rows: list[dict]) -> None:
     PnlSnapshot.objects.bulk_create([PnlSnapshot(**r) for r in rows])
 
 
+# The state reason of a bot left in ``error`` because the venue did not confirm its stop: the
+# supervisor retries the stop of such bots while their desired state is stopped.
+STOP_UNCONFIRMED = "stop not confirmed"
+
+
 def bot_state_set(bot_id: int, actual_state: str, reason: str | None = None) -> None:
     """Set a bot's actual state (and reason) without touching anything else."""
     from apps.bots.models import Bot

@@ -80,7 +80,9 @@ def tick() -> dict[str, int]:
             if lease:
                 lifecycle.control(redis, bot_id, "kill" if kill else "stop")
                 counters["stop_sent"] += 1
-            elif actual not in ("stopped", "error"):
+            elif actual not in ("stopped", "error") or (
+                actual == "error" and (reason or "").startswith(records.STOP_UNCONFIRMED)
+            ):  # an unconfirmed stop is retried here until the venue confirms it
                 lifecycle.apply(bot_id, kill=kill)
                 counters["cleaned"] += 1
     # Feeds wanted by dashboards / the arbitrage tracker.

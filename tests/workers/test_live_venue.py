@@ -399,3 +399,32 @@ def test_a_refused_key_is_masked_in_the_reason_the_event_and_the_log(host, fake_
     messages = list(BotEvent.objects.filter(bot=bot, code="auth_failed").values_list("message", flat=True))
     assert messages and not any("test-key" in m for m in messages), messages
     assert not any("test-key" in r.getMessage() for r in caplog.records if r.name.startswith("workers"))
+
+
+def test_a_live_stop_the_exchange_did_not_confirm_is_retried_by_the_supervisor(
+    host, fake_binance, redis_client, monkeypatch
+):
+    from apps.bots.models import Bot
+    from apps.orders.models import Order
+    from tests.connectors.servers.fake_exchange import Reply
+    from workers import botloop, lifecycle, records, supervisor
+
+    monkeypatch.setattr(botloop, "STOP_CONFIRM_TIMEOUT_S", 1.0)
+    _user, _account, bot = make_live_bot()
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(fake_binance.open_orders()) >= 2, 20), "the bot never quoted"
+    busy = Reply(status=503, raw="<html>busy</html>")
+    fake_binance.run(fake_binance.server.route, "DELETE", "/api/v3/order", busy)  # cancels fail for now
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    lifecycle.apply(bot.pk)
+    assert wait_until(lambda: bot_state(bot) == "error", 30), bot_state(bot)
+    assert Bot.objects.get(pk=bot.pk).state_reason.startswith(records.STOP_UNCONFIRMED)
+    assert len(fake_binance.open_orders()) >= 2
+    supervisor.tick()  # still refused: stays in error, nothing lost
+    assert bot_state(bot) == "error"
+    fake_binance.run(fake_binance.server.route, "DELETE", "/api/v3/order", fake_binance.spot._cancel)
+    supervisor.tick()  # the exchange answers again: the retry cancels and closes the rows
+    assert bot_state(bot) == "stopped", Bot.objects.get(pk=bot.pk).state_reason
+    assert fake_binance.open_orders() == []
+    assert not Order.objects.filter(bot=bot, status__in=["pending_new", "open", "partially_filled"]).exists()
+    assert Order.objects.filter(bot=bot, status="cancelled").count() >= 2
