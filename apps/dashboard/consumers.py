@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,8 @@ from django.conf import settings
 
 from apps.dashboard.fanout import hub
 from apps.dashboard.live import bot_status_key, feed_book_key, group_name
+
+logger = logging.getLogger(__name__)
 
 BOOK_RATE = getattr(settings, "DASHBOARD_BOOK_PUSH_PER_S", 10.0)
 BOT_STATUS_RATE = 4.0
@@ -149,7 +152,7 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failed poll is retried next time; the socket stays up
-                pass
+                logger.warning("%s poll failed; retrying", type(self).__name__, exc_info=True)
             await asyncio.sleep(self.poll_interval)
 
     async def authorize(self, user, kwargs: dict) -> bool:
