@@ -8,11 +8,11 @@ Orders are created (status ``pending_new``) before a place is sent; fills are in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.utils import timezone
 
+from apps.core.timeseries import dt_to_ns, ns_to_dt
 from apps.exchanges.markets import market_to_instrument as market_instrument
 from trading.events import TimeInForce
 from trading.instruments import Instrument, Side
@@ -20,15 +20,6 @@ from trading.oms import to_base36
 from workers.dbwriter import batchable
 
 NS = 1_000_000_000
-
-
-def ns_to_dt(ts: int) -> datetime:
-    seconds, rest = divmod(ts, NS)
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
-
-
-def dt_to_ns(dt: datetime) -> int:
-    return int(dt.timestamp()) * NS + dt.microsecond * 1000
 
 
 def bot_prefix(bot) -> str:
@@ -131,10 +122,6 @@ def _side(side: Side) -> str:
 
 
 @batchable
-def _ns_to_dt(ts_ns: int) -> datetime:
-    return datetime.fromtimestamp(ts_ns // NS, tz=UTC).replace(microsecond=(ts_ns % NS) // 1000)
-
-
 def orders_create(items: list[tuple]) -> int:
     """Create order rows (pending_new) for places about to be sent: items are (bot id, account
     id, market id, instrument, PlaceOrder); existing client ids are kept."""
@@ -172,7 +159,7 @@ def orders_update(updates: list[tuple]) -> None:
     merged: dict[str, list] = {}
     for update in updates:
         cid, status, voi, filled_lots, reason, inst = update[:6]
-        acked = _ns_to_dt(update[6]) if len(update) > 6 and update[6] else None
+        acked = ns_to_dt(update[6]) if len(update) > 6 and update[6] else None
         row = merged.get(cid)
         filled = None if filled_lots is None else inst.quantity(filled_lots)
         if row is None:

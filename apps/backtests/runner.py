@@ -35,6 +35,7 @@ from apps.backtests.services import (
     backtest_store_result,
 )
 from apps.core.observatory import venue_defaults
+from apps.core.timeseries import dt_to_ns
 from apps.exchanges.markets import market_to_instrument as market_instrument
 from trading import analytics
 from trading.engine import Engine
@@ -116,10 +117,10 @@ def stored_events(market, start: datetime, end: datetime) -> tuple[Instrument, l
 
     events: list[tuple[int, int, Event]] = []
     for row in DepthSnapshot.objects.filter(market=market, ts__gte=start, ts__lt=end).order_by("ts").iterator():
-        ts = _ns(row.ts)
+        ts = dt_to_ns(row.ts)
         events.append((ts, 0, BookSnapshot(ts=ts, bids=levels(row.bids, Side.BUY), asks=levels(row.asks, Side.SELL))))
     for row in Trade.objects.filter(market=market, ts__gte=start, ts__lt=end).order_by("ts").iterator():
-        ts = _ns(row.ts)
+        ts = dt_to_ns(row.ts)
         aggressor = Side.BUY if row.aggressor == "buy" else Side.SELL
         lots = inst.lots(row.qty, round_down=True)
         if lots:
@@ -138,10 +139,6 @@ def stored_events(market, start: datetime, end: datetime) -> tuple[Instrument, l
             )
     events.sort(key=lambda item: (item[0], item[1]))
     return inst, [e for _, _, e in events]
-
-
-def _ns(dt: datetime) -> int:
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1_000
 
 
 def _stored(data: dict) -> Prepared:

@@ -35,6 +35,17 @@ NAMED_INTERVALS = {
 }
 
 
+def ns_to_dt(ts: int) -> datetime:
+    """Nanoseconds since the epoch (the trading core's time) to an aware UTC datetime (microseconds)."""
+    seconds, rest = divmod(ts, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
+
+
+def dt_to_ns(dt: datetime) -> int:
+    """An aware datetime to nanoseconds since the epoch."""
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+
+
 def parse_interval(value: str | timedelta, *, field: str = "interval") -> timedelta:
     """Accept a timedelta or one of NAMED_INTERVALS; raise ValueError naming what is accepted."""
     if isinstance(value, timedelta):

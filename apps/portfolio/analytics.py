@@ -17,6 +17,7 @@ from django.db.models import Q
 
 from apps.bots.models import Bot
 from apps.bots.selectors import bot_list
+from apps.core.timeseries import dt_to_ns
 from apps.exchanges.markets import market_to_instrument
 from trading import analytics
 from trading.events import Liquidity, OrderFilled
@@ -26,10 +27,6 @@ MAX_PERIOD = timedelta(days=31)
 MAX_SAMPLES = 20_000
 MARKOUT_TAIL = timedelta(seconds=61)
 COMPARED = ("total", "spread_capture", "inventory_pnl", "fees")
-
-
-def _ns(dt: datetime) -> int:
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1_000
 
 
 def check_period(start: datetime | None, end: datetime | None) -> None:
@@ -44,7 +41,7 @@ def check_period(start: datetime | None, end: datetime | None) -> None:
 def _fill_event(inst: Instrument, f) -> OrderFilled:
     side = Side.BUY if f.side == "buy" else Side.SELL
     return OrderFilled(
-        ts=_ns(f.ts),
+        ts=dt_to_ns(f.ts),
         client_order_id=f.client_order_id,
         side=side,
         price=inst.ticks(f.price, side=side),
@@ -69,7 +66,7 @@ def bot_analytics(*, user, bot_id: int, start: datetime, end: datetime) -> dict[
     before = Fill.objects.filter(bot=bot, ts__lt=start).values_list("side", "quantity")
     initial = sum(inst.lots(q, round_down=True) * (1 if s == "buy" else -1) for s, q in before)
     tops = [
-        analytics.Top(_ns(ts), inst.ticks(bid, side=Side.BUY), inst.ticks(ask, side=Side.SELL))
+        analytics.Top(dt_to_ns(ts), inst.ticks(bid, side=Side.BUY), inst.ticks(ask, side=Side.SELL))
         for ts, bid, ask in TopOfBookSnapshot.objects.filter(
             market=bot.market, ts__gte=start - timedelta(minutes=5), ts__lt=end + MARKOUT_TAIL
         )
@@ -77,14 +74,14 @@ def bot_analytics(*, user, bot_id: int, start: datetime, end: datetime) -> dict[
         .values_list("ts", "bid", "ask")
         if bid > 0 and ask > 0
     ]
-    end_ns, start_ns = _ns(end), _ns(start)
-    portfolio = analytics.replay_pnl(inst, fills, tops, end_ns=_ns(end + MARKOUT_TAIL))
+    end_ns, start_ns = dt_to_ns(end), dt_to_ns(start)
+    portfolio = analytics.replay_pnl(inst, fills, tops, end_ns=dt_to_ns(end + MARKOUT_TAIL))
     quotes = [
         analytics.QuoteInterval(
             Side.BUY if side == "buy" else Side.SELL,
             inst.ticks(price, side=Side.BUY if side == "buy" else Side.SELL),
-            _ns(created),
-            None if closed is None else _ns(closed),
+            dt_to_ns(created),
+            None if closed is None else dt_to_ns(closed),
         )
         for side, price, created, closed in Order.objects.filter(bot=bot, created__lt=end)
         .filter(Q(closed_at__isnull=True) | Q(closed_at__gt=start))
