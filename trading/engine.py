@@ -67,7 +67,9 @@ class Engine:
     Balances are integers: ``initial_base`` in lots, ``initial_quote`` in cash units.
     ``refresh_tolerance``, ``max_order_age_ns`` and ``target_base_ratio`` default to the
     strategy config's ``refresh_tolerance``, ``max_order_age`` (seconds) and
-    ``target_base_ratio`` when it has them.
+    ``target_base_ratio`` when it has them. With ``external_book=True`` the ``book`` given is
+    kept up to date by the caller (one book per feed shared by many engines): market events
+    then only make the engine look at it again, they are not applied to it.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Engine:
         client_id_prefix: str | None = None,
         flatten_cross_ticks: int = 5,
         book: OrderBook | None = None,
+        external_book: bool = False,
         max_notes: int = 1000,
         reject_backoff_ns: int = 100_000_000,
     ) -> None:
@@ -99,6 +102,9 @@ class Engine:
         self.instrument = instrument
         self.bot_id = str(bot_id)
         self.book = book if book is not None else OrderBook()
+        # The book is kept by the caller (e.g. one book per feed shared by a host's bots, read
+        # only here): market events no longer update it, they only make the engine look again.
+        self.external_book = external_book
         self.ids = ClientOrderIds(client_id_prefix or f"mm{self.bot_id}", client_id_start)
         self.orders = OrderBookkeeper()
         self.portfolio = Portfolio(
@@ -168,17 +174,19 @@ class Engine:
         book = self.book
         port = self.portfolio
         if t is BookDelta:
-            try:
-                book.apply_delta(event)
-            except SequenceGap as exc:
-                return self._on_gap(ts, str(exc))
+            if not self.external_book:
+                try:
+                    book.apply_delta(event)
+                except SequenceGap as exc:
+                    return self._on_gap(ts, str(exc))
         elif t is BookSnapshot:
-            book.apply_snapshot(event)
+            if not self.external_book:
+                book.apply_snapshot(event)
             if not self.book_ok:
                 self.book_ok = True
                 self._note(ts, "feed", "book_resynced", "order book rebuilt from a snapshot; quoting resumes")
         elif t is TopOfBook:
-            if not book.is_synced:  # a top-of-book-only feed: the book is just the touch
+            if not self.external_book and not book.is_synced:  # a top-of-book-only feed: the touch
                 book.clear()
                 book.set_level(Side.BUY, event.bid_price, event.bid_qty)
                 book.set_level(Side.SELL, event.ask_price, event.ask_qty)

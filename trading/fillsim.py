@@ -125,6 +125,8 @@ class SimulatedExchange:
         self._trade_seq = 0
         self._has_depth = False
         self.venue_ts = 0  # the venue's clock: the last time it processed anything
+        self._shared: OrderBook | None = None  # a book kept by someone else (use_shared_book)
+        self._seen: dict[tuple[Side, int], int] = {}  # shared book: size last seen at our levels
 
     # -------------------------------------------------------------------------------------
     # Our side of the wire
@@ -206,6 +208,22 @@ class SimulatedExchange:
         """
         if self._orders or self._inbound or self._outbound:
             raise RuntimeError("share_book: orders are already working; share the book before trading starts")
+        self.book = book
+
+    def use_shared_book(self, book: OrderBook) -> None:
+        """Match against ``book``, kept up to date by its owner (e.g. one book per feed shared by
+        every paper bot of a process), instead of applying market events to a book of our own.
+
+        Book events then only make the venue look at the book again: queue positions move by the
+        size change at our levels since we last looked, and orders the opposite best now crosses
+        fill. A taker order of ours takes liquidity off a private copy of the book (never off
+        the shared one) until the next book event. Allowed with orders working (after a restore):
+        their levels count as last seen in the current book.
+        """
+        self._seen = {
+            (side, price): self.book.qty_at(side, price) for side in (BUY, SELL) for price in self._resting.prices(side)
+        }
+        self._shared = book
         self.book = book
 
     def pending_commands(self) -> int:
@@ -300,11 +318,19 @@ class SimulatedExchange:
             self._close(order, OrderStatus.CANCELLED)
             self._emit(ts, OrderCancelled, cid, "ioc remainder not filled")
             return
-        self._resting.add(order, self.book.qty_at(order.side, order.price))
+        self._rest(order)
+
+    def _rest(self, order: SimOrder) -> None:
+        qty = self.book.qty_at(order.side, order.price)
+        self._resting.add(order, qty)
+        if self._shared is not None:
+            self._seen[(order.side, order.price)] = qty
 
     def _take(self, order: SimOrder, ts: int) -> None:
         """Walk the opposite side as a taker up to the order's limit."""
         book = self.book
+        if book is self._shared:  # never change a shared book: take from a copy of it
+            book = self.book = _copy_book(book, ts)
         opposite = order.side.opposite
         bids, asks = book.top(50)
         levels = asks if order.side is BUY else bids
@@ -364,7 +390,7 @@ class SimulatedExchange:
             self._take(order, ts)
             if order.leaves <= 0:
                 return
-        self._resting.add(order, self.book.qty_at(order.side, order.price))
+        self._rest(order)
         if keeps_priority:
             order.queue_ahead = queue_ahead
 
@@ -416,7 +442,31 @@ class SimulatedExchange:
     # -------------------------------------------------------------------------------------
     # Venue internals: market data
     # -------------------------------------------------------------------------------------
+    def _on_shared_book(self, ts: int) -> None:
+        """The shared book changed (its owner applied the event): see :meth:`use_shared_book`."""
+        shared = self._shared
+        self.book = shared  # type: ignore[assignment]  # what our taker orders took is replenished
+        self._has_depth = True
+        resting = self._resting
+        if not resting.count:
+            return
+        seen = self._seen
+        now: dict[tuple[Side, int], int] = {}
+        qty_at = shared.qty_at  # type: ignore[union-attr]
+        for side in (BUY, SELL):
+            for price in resting.prices(side):
+                new_qty = qty_at(side, price)
+                prev_qty = seen.get((side, price), new_qty)
+                if prev_qty != new_qty:
+                    resting.level_changed(side, price, prev_qty, new_qty)
+                now[(side, price)] = new_qty
+        self._seen = now
+        self._fill_crossed(ts)
+
     def _on_snapshot(self, event: BookSnapshot) -> None:
+        if self._shared is not None:
+            self._on_shared_book(event.ts)
+            return
         book = self.book
         resting = self._resting
         before = [(side, price, book.qty_at(side, price)) for side in (BUY, SELL) for price in resting.prices(side)]
@@ -437,6 +487,9 @@ class SimulatedExchange:
             self.bad_event_samples.append(f"{type(event).__name__} at {event.ts}: {exc}")
 
     def _on_delta(self, event: BookDelta) -> None:
+        if self._shared is not None:
+            self._on_shared_book(event.ts)
+            return
         book = self.book
         resting = self._resting
         changes: list[tuple[Side, int, int, int]] = []
@@ -468,7 +521,9 @@ class SimulatedExchange:
             self._fill_crossed(event.ts)
 
     def _on_top(self, event: TopOfBook) -> None:
-        if not self._has_depth:
+        if self._shared is not None:
+            self.book = self._shared  # its owner applied the ticker
+        elif not self._has_depth:
             # Venues that only publish the top of the book: it is the whole book we know.
             book = self.book
             book.clear()
@@ -514,3 +569,9 @@ class SimulatedExchange:
             self._fill(order, order.leaves, order.price, True, event.ts)
         for order, qty in resting.traded_at(side, price, event.qty):
             self._fill(order, qty, order.price, True, event.ts)
+
+
+def _copy_book(book: OrderBook, ts: int) -> OrderBook:
+    copy = OrderBook(book.depth_limit)
+    copy.apply_snapshot(book.snapshot(ts))
+    return copy
