@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from decimal import Decimal
@@ -20,7 +21,6 @@ from redis.exceptions import RedisError
 from connectors.errors import AuthFailure, RetryBudgetExhausted
 from trading.engine import Engine
 from trading.events import (
-    BookSnapshot,
     CancelAll,
     CancelOrder,
     Liquidity,
@@ -32,6 +32,7 @@ from trading.events import (
     PlaceOrder,
     TimeInForce,
     Timer,
+    TradeTick,
 )
 from trading.instruments import Side
 from trading.oms import OrderState
@@ -68,7 +69,9 @@ class BotRunner:
         self.host = host
         self.bot_id = bot_id
         self.lease = lease
-        self.inbox: deque = deque()
+        self.inbox: deque = deque()  # trades and order events, in arrival order
+        self.pending_book: tuple | None = None  # the newest book event not handled yet
+        self.conflated = 0  # book events superseded before the bot got to them
         self.controls: deque[str] = deque()
         self.wake = asyncio.Event()
         self.setup: records.BotSetup | None = None
@@ -76,7 +79,7 @@ class BotRunner:
         self.venue: PaperVenue | None = None
         self.stream: tuple[str, str] | None = None
         self.state = "starting"
-        self.cycle_ns: deque[int] = deque(maxlen=2000)  # every market event handled
+        self.cycle_ns: deque[int] = deque(maxlen=2000)  # every cycle (see ``_loop``)
         self.send_cycle_ns: deque[int] = deque(maxlen=500)  # the ones that placed orders
         self.filled: dict[str, int] = {}
         self.recorded_trade_ids: set[str] = set()  # read from the venue's trade list and stored
@@ -90,11 +93,12 @@ class BotRunner:
 
     # ----------------------------------------------------------------------------------------
     def push_market(self, event, published_ns: int = 0) -> None:
-        inbox = self.inbox
-        if inbox and type(event) is BookSnapshot and type(inbox[-1][0]) is BookSnapshot:
-            inbox[-1] = (event, published_ns)  # a newer full book supersedes an unprocessed one
-        else:
-            inbox.append((event, published_ns))
+        if type(event) is TradeTick:
+            self.inbox.append((event, published_ns))
+        else:  # the host applied it to the shared book: only the newest one needs handling
+            if self.pending_book is not None:
+                self.conflated += 1
+            self.pending_book = (event, published_ns)
         self.wake.set()
 
     def push_control(self, message: str) -> None:
@@ -158,9 +162,13 @@ class BotRunner:
         balances = setup.paper_balances
         base = inst.lots(Decimal(str(balances.get(inst.base, "0"))), round_down=True)
         quote = inst.cash_units(Decimal(str(balances.get(inst.quote, "0"))))
+        # The host keeps one book per feed for all its bots: engine and paper matching read it.
+        book = host.book(setup.venue, setup.symbol)
         self.engine = Engine(
             strategy,
             inst,
+            book=book,
+            external_book=True,
             bot_id=str(self.bot_id),
             risk=risk,
             initial_base=base,
@@ -178,6 +186,7 @@ class BotRunner:
                 lease_key=self.lease.key,
                 lease_value=self.lease.value,
                 token=self.lease.token,
+                book=book,
             )
         else:
             await self._start_live(setup)
@@ -330,50 +339,27 @@ class BotRunner:
     # ----------------------------------------------------------------------------------------
     async def _loop(self) -> None:
         engine = self.engine
-        next_timer = time.monotonic() + 1.0
+        loop = asyncio.get_running_loop()
+        wake = self.wake
+        # Timers at a random phase: bots claimed together do not all step in the same instant.
+        next_timer = time.monotonic() + random.random()
         next_desired_check = time.monotonic() + DESIRED_CHECK_S
         while True:
             if not self.lease.held:
                 raise LeaseLost(self.lease.lost_reason or "lease not renewed")
             timeout = max(0.0, next_timer - time.monotonic())
-            if not self.inbox and not self.controls:
+            if not self.inbox and self.pending_book is None and not self.controls:
                 self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), timeout)
-                except TimeoutError:
-                    pass
+                if timeout > 0:
+                    # A timer handle, not ``wait_for`` (which makes a task per wait: measurable
+                    # with hundreds of bots waking ~10 times a second).
+                    timer = loop.call_later(timeout, wake.set)
+                    await wake.wait()
+                    timer.cancel()
             while self.controls:
                 await self._control(self.controls.popleft())
-            while self.inbox and not self.controls:  # a lifecycle command goes before market data
-                event, published = self.inbox.popleft()
-                if published:
-                    self.host.bot_latency_ns.append(time.time_ns() - published)
-                if isinstance(event, OrderEvent):  # from a live gateway: to the database and engine
-                    try:
-                        await self._handle_order_event(event)
-                    except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
-                        raise
-                    except Exception as exc:
-                        logger.exception("bot %s: order event failed", self.bot_id)
-                        self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
-                    self._flush_notes()
-                    continue
-                started = time.perf_counter_ns()
-                places_before = self.places
-                try:
-                    for ev in await self.venue.on_market(event):
-                        await self._handle_order_event(ev)
-                    await self._send(engine.on_event(event))
-                except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
-                    raise
-                except Exception as exc:  # one bad event never kills the loop
-                    logger.exception("bot %s: event failed", self.bot_id)
-                    self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
-                took = time.perf_counter_ns() - started
-                self.cycle_ns.append(took)
-                if self.places != places_before:
-                    self.send_cycle_ns.append(took)
-                self._flush_notes()
+            if (self.inbox or self.pending_book is not None) and not self.controls:
+                await self._cycle()
             now = time.monotonic()
             if now >= next_timer:
                 next_timer = now + 1.0
@@ -392,6 +378,57 @@ class BotRunner:
                     next_desired_check = now + DESIRED_CHECK_S
                     await self._check_desired_state()
 
+    async def _cycle(self) -> None:
+        """One cycle: what arrived since the last one, i.e. the queued trades (and a live
+        gateway's order events) in order, then the newest book once. Trades go through paper
+        matching (so no fill is lost) and the engine; book events the bot fell behind on were
+        already applied to the host's shared book, so only the newest one is matched against
+        and quoted on. Its duration (including the awaited order rows and venue writes) is
+        the cycle latency."""
+        engine = self.engine
+        started = time.perf_counter_ns()
+        places_before = self.places
+        latency = self.host.bot_latency_ns
+        inbox = self.inbox
+        for _ in range(len(inbox)):  # what is queued now; later arrivals wait for the next cycle
+            if self.controls:  # a lifecycle command goes before market data
+                return
+            event, published = inbox.popleft()
+            if published:
+                latency.append(time.time_ns() - published)
+            try:
+                if isinstance(event, OrderEvent):  # from a live gateway: to the database and engine
+                    await self._handle_order_event(event)
+                else:
+                    for ev in await self.venue.on_market(event):
+                        await self._handle_order_event(ev)
+                    await self._send(engine.on_event(event))
+            except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # one bad event never kills the loop
+                logger.exception("bot %s: event failed", self.bot_id)
+                self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
+        book = self.pending_book
+        if book is not None and not self.controls:
+            self.pending_book = None
+            event, published = book
+            if published:
+                latency.append(time.time_ns() - published)
+            try:
+                for ev in await self.venue.on_market(event):
+                    await self._handle_order_event(ev)
+                await self._send(engine.on_event(event))
+            except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                logger.exception("bot %s: event failed", self.bot_id)
+                self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
+        took = time.perf_counter_ns() - started
+        self.cycle_ns.append(took)
+        if self.places != places_before:
+            self.send_cycle_ns.append(took)
+        self._flush_notes()
+
     async def _send(self, commands: list) -> None:
         if not commands:
             return
@@ -407,6 +444,21 @@ class BotRunner:
                 [(self.bot_id, setup.account_id, setup.market_id, setup.instrument, c) for c in places],
             )
             self.host.order_row_wait_ns.append(time.perf_counter_ns() - t0)
+        venue = self.venue
+        if type(venue) is PaperVenue and all(type(c) in (PlaceOrder, CancelOrder) for c in commands):
+            # One Redis round trip for all of them; a command that failed is then recovered and
+            # retried alone, exactly as below.
+            self.places += len(places)
+            events, failed = await venue.send_many(commands)
+            for cmd, exc in failed:
+                self.place_errors += 1
+                if type(cmd) is PlaceOrder:
+                    events += await self._place(cmd, failed=exc)
+                else:
+                    events += await self._cancel(cmd)
+            for ev in events:
+                await self._handle_order_event(ev)
+            return
         for cmd in commands:
             t = type(cmd)
             if t is PlaceOrder:
@@ -423,12 +475,18 @@ class BotRunner:
             for ev in events:
                 await self._handle_order_event(ev)
 
-    async def _place(self, cmd: PlaceOrder) -> list:
-        """Place with retries; after any failure look the order up by client id first, so a
-        retry never makes a second order."""
+    async def _place(self, cmd: PlaceOrder, failed: Exception | None = None) -> list:
+        """Place with retries; after any failure (``failed``: the first attempt's, made by the
+        caller) look the order up by client id first, so a retry never makes a second order."""
         delay = 0.05
-        error: Exception | None = None
-        for _attempt in range(5):
+        error: Exception | None = failed
+        if failed is not None:
+            found = await self.venue.recover_place(cmd)
+            if found is not None:
+                return found
+            await asyncio.sleep(delay)
+            delay *= 2
+        for _attempt in range(5 if failed is None else 4):
             try:
                 return await self.venue.place(cmd)
             except (LeaseLost, AuthFailure, asyncio.CancelledError):

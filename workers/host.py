@@ -12,6 +12,7 @@ commands (``<prefix>:bot:<id>:control``). Database writes go through one writer 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -23,7 +24,10 @@ import time
 import uuid
 from collections import deque
 
+from trading.book import OrderBook, SequenceGap
+from trading.events import TradeTick
 from workers import codec, keys
+from workers.books import apply_to_book
 from workers.dbwriter import DbWriter
 from workers.leases import DEFAULT_TTL_MS, Lease, renew_many
 
@@ -56,7 +60,7 @@ class Host:
         self.db = DbWriter(f"db-writer-{os.getpid()}")
         # Order rows the loops wait for (before a place) get their own connection, so they never
         # queue behind telemetry; their later updates go through ``db`` after the row exists.
-        self.db_orders = DbWriter(f"db-orders-{os.getpid()}")
+        self.db_orders = DbWriter(f"db-orders-{os.getpid()}", one_statement=True)
         self.db_setup = DbWriter(f"db-setup-{os.getpid()}")  # loading bots at take-over
         self.loop: asyncio.AbstractEventLoop | None = None
         self.bots: dict[int, object] = {}
@@ -64,6 +68,10 @@ class Host:
         self.feeds: dict[tuple[str, str], object] = {}
         self.feed_tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.subscribers: dict[str, set] = {}  # stream key -> runners
+        # One order book per feed stream, applied once here and read by every bot of the stream
+        # (their engines and paper matching): see ``_dispatch``.
+        self.books: dict[str, OrderBook] = {}
+        self.book_errors = 0
         self._streams_in_use: frozenset[str] = frozenset()
         self._reader_stop = threading.Event()
         self.feed_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> XREAD returned
@@ -85,6 +93,7 @@ class Host:
         # busy, getting it back waits up to the switch interval (5 ms by default). 1 ms keeps
         # quote cycles short (measured with bench/bench_bots.py).
         sys.setswitchinterval(float(os.environ.get("MM_SWITCH_INTERVAL", "0.001")))
+        _tune_gc()
         self._thread = threading.Thread(target=self._thread_main, name="mm-host", daemon=True)
         self._thread.start()
 
@@ -271,6 +280,15 @@ class Host:
     # ----------------------------------------------------------------------------------------
     # Market data fan-out
     # ----------------------------------------------------------------------------------------
+    def book(self, venue: str, symbol: str) -> OrderBook:
+        """The host's book of one feed (created empty; filled once a bot subscribes to the feed).
+        Read-only for the bots: only :meth:`_dispatch` changes it."""
+        stream = keys.feed_stream(venue, symbol)
+        book = self.books.get(stream)
+        if book is None:
+            book = self.books[stream] = OrderBook()
+        return book
+
     def subscribe(self, runner, venue: str, symbol: str) -> None:
         stream = keys.feed_stream(venue, symbol)
         self.subscribers.setdefault(stream, set()).add(runner)
@@ -278,6 +296,9 @@ class Host:
 
     def _refresh_streams(self) -> None:
         self._streams_in_use = frozenset(s for s, subs in self.subscribers.items() if subs)
+        for stream, book in self.books.items():
+            if stream not in self._streams_in_use:
+                book.clear()  # no longer read: stale until the next subscriber's first snapshot
 
     def _reader_thread_main(self) -> None:
         """Blocking XREAD over every stream in use, on its own thread (so a busy event loop
@@ -327,9 +348,25 @@ class Host:
         client.close()
 
     def _dispatch(self, batch: list) -> None:
+        """Apply book events to the stream's shared book (once for all its bots), then hand
+        every event to the stream's bots (a bot that is behind keeps only the newest book)."""
         subscribers = self.subscribers
+        books = self.books
         for stream, event, published in batch:
-            for runner in subscribers.get(stream, ()):
+            runners = subscribers.get(stream)
+            if not runners:
+                continue
+            if type(event) is not TradeTick:
+                book = books.get(stream)
+                if book is None:
+                    book = books[stream] = OrderBook()
+                try:
+                    apply_to_book(book, event)
+                except (SequenceGap, ValueError) as exc:  # bad entry: the next snapshot repairs it
+                    self.book_errors += 1
+                    logger.warning("feed book %s: %s", stream, exc)
+                    continue
+            for runner in runners:
                 runner.push_market(event, published)
 
     # ----------------------------------------------------------------------------------------
@@ -416,6 +453,21 @@ class Host:
             "feed_to_bot_p99_ms": _pct(lat, 0.99) / 1e6,
             "feed_to_bot_p50_ms": _pct(lat, 0.5) / 1e6,
         }
+
+
+def _tune_gc() -> None:
+    """The cyclic garbage collector stops every thread of the process while it runs: with the
+    default thresholds a host with hundreds of bots collected its young objects ~20 times a
+    second and the whole heap (Django included) every few seconds, each full pass holding every
+    loop for 100-350 ms (measured with bench/bench_bots.py). Objects alive now (modules, Django,
+    settings) are moved out of the collector's sight (``gc.freeze``) and collections run less
+    often (``MM_GC_THRESHOLD``, default 50000,20,100); nearly all garbage here is freed by
+    reference counting anyway (``MM_GC_THRESHOLD=`` keeps Python's defaults)."""
+    spec = os.environ.get("MM_GC_THRESHOLD", "50000,20,100")
+    if not spec:
+        return
+    gc.freeze()
+    gc.set_threshold(*(int(x) for x in spec.split(",")))
 
 
 def _pct(values: list[int], q: float) -> float:

@@ -20,6 +20,7 @@ import random
 import time
 from decimal import Decimal
 
+from trading.book import OrderBook
 from trading.events import (
     CancelOrder,
     OrderAccepted,
@@ -130,6 +131,7 @@ class PaperVenue:
         lease_value: str = "",
         token: int = 0,
         faults: PaperFaults | None = None,
+        book: OrderBook | None = None,
     ) -> None:
         self.redis = redis
         self.account_id = account_id
@@ -149,6 +151,11 @@ class PaperVenue:
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
         self._last_ts = 0
         self.faults = faults if faults is not None else PaperFaults.from_env()
+        # The host's book for this feed, shared by its bots and kept up to date by the host: the
+        # matching engine reads it instead of applying every snapshot itself. It is attached
+        # after ``restore`` (restored orders rest as if on an empty book, as a new owner's
+        # would, and fill as makers on the next book event if they are crossed by then).
+        self._shared_book = book
 
     # ----------------------------------------------------------------------------------------
     def _ts(self) -> int:
@@ -170,7 +177,13 @@ class PaperVenue:
             if leaves > 0:
                 self.sim.submit(PlaceOrder(cid, Side(o["side"]), o["price"], leaves, TimeInForce.GTC), ts)
         self.sim.advance(ts)  # acknowledgements of restored orders are not news
+        self._attach_book()
         return self.open_orders()
+
+    def _attach_book(self) -> None:
+        if self._shared_book is not None:
+            self.sim.use_shared_book(self._shared_book)
+            self._shared_book = None
 
     def open_orders(self) -> list[OrderReport]:
         return [_report(self.symbol, o) for o in self._orders.values()]
@@ -204,29 +217,8 @@ class PaperVenue:
         if self.faults is not None:
             await self.faults.before("place")
         ts = self._ts()
-        record = {
-            "cid": command.client_order_id,
-            "voi": f"P{self.account_id}-{command.client_order_id}",
-            "side": int(command.side),
-            "price": command.price,
-            "qty": command.qty,
-            "filled": 0,
-            "tif": command.time_in_force.value,
-            "ts": ts,
-        }
-        ok = await self.redis.eval(
-            PUT,
-            3,
-            self.lease_key,
-            self._k_orders,
-            self._k_log,
-            self.lease_value,
-            command.client_order_id,
-            json.dumps(record),
-            "place",
-            self.bot_id,
-            self.token,
-        )
+        record = self._record(command, ts)
+        (ok,) = await self._exec([self._put_op(record)])
         if not ok:
             raise LeaseLost(f"place {command.client_order_id} refused: lease no longer ours")
         self._orders[command.client_order_id] = record
@@ -234,6 +226,60 @@ class PaperVenue:
             raise TimeoutError(f"place {command.client_order_id}: response lost (injected timeout)")
         self.sim.submit(command, ts)
         return await self._persist(self.sim.advance(ts))
+
+    async def send_many(self, commands: list) -> tuple[list[OrderEvent], list[tuple[object, Exception]]]:
+        """Send places and cancels (in order) with one Redis round trip; return the order events
+        that result and the commands that failed, each with its error.
+
+        The matching engine runs first, locally; then one pipeline carries, in order, every
+        fenced write: each place (stored and logged with our token), each cancel (removed and
+        logged), and what matching made of them (a post-only order that would cross is removed
+        again, fills are recorded). A refused write (lease lost) raises :class:`LeaseLost`, a
+        Redis error escapes: either way the loop stops and the next owner restores from Redis,
+        the venue's truth, which holds a prefix of these writes (as with one call per command).
+        A failed command (injected 429/5xx before anything happened, or a lost response after
+        the venue took the order) is the caller's to recover as after :meth:`place`."""
+        failed: list[tuple[object, Exception]] = []
+        unknown: list[str] = []  # cancels of orders not open at the venue: answered as cancel() does
+        ops: list[tuple] = []
+        last = 0
+        for cmd in commands:
+            cid = cmd.client_order_id
+            is_place = type(cmd) is PlaceOrder
+            if not is_place and cid not in self._orders:
+                unknown.append(cid)
+                continue
+            if self.faults is not None:
+                try:
+                    await self.faults.before("place" if is_place else "cancel")
+                except InjectedVenueError as exc:
+                    failed.append((cmd, exc))
+                    continue
+            ts = last = self._ts()
+            if is_place:
+                record = self._record(cmd, ts)
+                ops.append(self._put_op(record))
+                self._orders[cid] = record
+                if self.faults is not None and self.faults.lose_response():
+                    failed.append((cmd, TimeoutError(f"place {cid}: response lost (injected timeout)")))
+                    continue  # the venue has it, this process does not know: recover_place
+                self.sim.submit(cmd, ts)
+            else:
+                ops.append(self._delete_op(cid, "cancel"))
+                self._orders.pop(cid, None)
+                self.sim.submit(CancelOrder(cid, cmd.reason), ts)
+        sent = len(ops)
+        events = self.sim.advance(last) if last else []
+        more, pending = self._persist_ops(events)
+        replies = await self._exec(ops + more)
+        for i, ok in enumerate(replies):
+            if not ok:
+                what = "place/cancel" if i < sent else "order update"
+                raise LeaseLost(f"{what} refused: lease no longer ours")
+        out = self._persist_done(pending, replies[sent:])
+        for cid in unknown:
+            out.append(OrderRejected(self._ts(), cid, f"unknown order {cid!r}", "unknown_order"))
+        return out, failed
 
     async def recover_place(self, command: PlaceOrder) -> list[OrderEvent] | None:
         """After a failed place: if the venue has the order, carry on with it and return its
@@ -278,6 +324,8 @@ class PaperVenue:
         """Feed a market event to the matching engine; persist and return resulting order events."""
         if event.ts > self._last_ts:
             self._last_ts = event.ts
+        if self._shared_book is not None:  # no restore (not a bot loop's take-over)
+            self._attach_book()
         out = self.sim.on_market(event)
         return await self._persist(out) if out else out
 
@@ -296,48 +344,122 @@ class PaperVenue:
         await self._delete(client_order_id, action)
 
     async def _delete(self, cid: str, action: str = "") -> None:
-        ok = await self.redis.eval(
-            DELETE,
+        (ok,) = await self._exec([self._delete_op(cid, action)])
+        if not ok:
+            raise LeaseLost(f"removing {cid} refused: lease no longer ours")
+        self._orders.pop(cid, None)
+
+    # ----------------------------------------------------------------------------------------
+    # Fenced writes: (script, number of keys, keys and arguments...) run by ``_exec``
+    # ----------------------------------------------------------------------------------------
+    async def _exec(self, ops: list[tuple]) -> list:
+        """Run fenced scripts in order: one call, or one pipelined round trip for several."""
+        if not ops:
+            return []
+        if len(ops) == 1:
+            return [await self.redis.eval(*ops[0])]
+        pipe = self.redis.pipeline(transaction=False)
+        for op in ops:
+            pipe.eval(*op)
+        return await pipe.execute()
+
+    def _record(self, command: PlaceOrder, ts: int) -> dict:
+        return {
+            "cid": command.client_order_id,
+            "voi": f"P{self.account_id}-{command.client_order_id}",
+            "side": int(command.side),
+            "price": command.price,
+            "qty": command.qty,
+            "filled": 0,
+            "tif": command.time_in_force.value,
+            "ts": ts,
+        }
+
+    def _put_op(self, record: dict) -> tuple:
+        return (
+            PUT,
             3,
             self.lease_key,
             self._k_orders,
             self._k_log,
             self.lease_value,
-            cid,
-            action,
+            record["cid"],
+            json.dumps(record),
+            "place",
             self.bot_id,
             self.token,
         )
-        if not ok:
-            raise LeaseLost(f"removing {cid} refused: lease no longer ours")
-        self._orders.pop(cid, None)
+
+    def _delete_op(self, cid: str, action: str) -> tuple:
+        return (DELETE, 3, self.lease_key, self._k_orders, self._k_log, self.lease_value, cid, action, self.bot_id,
+                self.token)  # fmt: skip
 
     async def _persist(self, events: list[OrderEvent]) -> list[OrderEvent]:
-        out: list[OrderEvent] = []
+        ops, pending = self._persist_ops(events)
+        replies = await self._exec(ops)
+        if not all(replies):
+            raise LeaseLost("order update refused: lease no longer ours")
+        return self._persist_done(pending, replies)
+
+    def _persist_ops(self, events: list[OrderEvent]) -> tuple[list[tuple], list]:
+        """The writes that record what the matching engine did (fills; orders it closed), in
+        order, with our copy of the open orders updated as they will be; ``_persist_done`` then
+        makes the events the caller gets (fills with their venue trade ids)."""
+        ops: list[tuple] = []
+        pending: list = []
         for ev in events:
             t = type(ev)
             cid = ev.client_order_id
             if t is OrderAccepted:
                 # The venue order id was fixed at place time (stored with the order): no write.
                 o = self._orders.get(cid)
-                out.append(OrderAccepted(ev.ts, cid, o["voi"]) if o is not None else ev)
+                pending.append(OrderAccepted(ev.ts, cid, o["voi"]) if o is not None else ev)
             elif t is OrderFilled:
-                out.append(await self._record_fill(ev))
+                op, voi = self._fill_op(ev)
+                pending.append((len(ops), ev, voi))
+                ops.append(op)
             elif t in (OrderCancelled, OrderRejected):
                 if cid in self._orders:
-                    await self._delete(cid)
-                out.append(ev)
+                    ops.append(self._delete_op(cid, ""))
+                    self._orders.pop(cid, None)
+                pending.append(ev)
             else:
-                out.append(ev)
+                pending.append(ev)
+        return ops, pending
+
+    def _persist_done(self, pending: list, replies: list) -> list[OrderEvent]:
+        out: list[OrderEvent] = []
+        for item in pending:
+            if type(item) is not tuple:
+                out.append(item)
+                continue
+            index, ev, voi = item
+            trade_id = replies[index]
+            out.append(
+                OrderFilled(
+                    ts=ev.ts,
+                    client_order_id=ev.client_order_id,
+                    side=ev.side,
+                    price=ev.price,
+                    qty=ev.qty,
+                    leaves_qty=ev.leaves_qty,
+                    fee=ev.fee,
+                    liquidity=ev.liquidity,
+                    trade_id=trade_id.decode() if isinstance(trade_id, bytes) else str(trade_id),
+                    venue_order_id=voi,
+                )
+            )
         return out
 
-    async def _record_fill(self, ev: OrderFilled) -> OrderFilled:
+    def _fill_op(self, ev: OrderFilled) -> tuple[tuple, str]:
         o = self._orders.get(ev.client_order_id)
         blob = ""
         if o is not None:
             o["filled"] += ev.qty
             if ev.leaves_qty > 0:
                 blob = json.dumps(o)
+            else:
+                self._orders.pop(ev.client_order_id, None)
         base = ev.qty * int(ev.side)
         notional = -ev.price * ev.qty * int(ev.side)  # ticks x lots (x FEE_SCALE = cash units)
         voi = o["voi"] if o is not None else ev.venue_order_id
@@ -352,7 +474,7 @@ class PaperVenue:
             "maker": ev.liquidity.value == "maker",
             "ts": ev.ts,
         }
-        trade_id = await self.redis.eval(
+        op = (
             FILL,
             5,
             self.lease_key,
@@ -369,22 +491,7 @@ class PaperVenue:
             f"p{self.account_id}-{self.symbol}",
             ev.fee,
         )
-        if not trade_id:
-            raise LeaseLost(f"fill of {ev.client_order_id} not recorded: lease no longer ours")
-        if o is not None and ev.leaves_qty <= 0:
-            self._orders.pop(ev.client_order_id, None)
-        return OrderFilled(
-            ts=ev.ts,
-            client_order_id=ev.client_order_id,
-            side=ev.side,
-            price=ev.price,
-            qty=ev.qty,
-            leaves_qty=ev.leaves_qty,
-            fee=ev.fee,
-            liquidity=ev.liquidity,
-            trade_id=trade_id.decode() if isinstance(trade_id, bytes) else str(trade_id),
-            venue_order_id=voi,
-        )
+        return op, voi
 
 
 def _report(symbol: str, o: dict) -> OrderReport:

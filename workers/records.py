@@ -124,27 +124,41 @@ def _side(side: Side) -> str:
 @batchable
 def orders_create(items: list[tuple]) -> int:
     """Create order rows (pending_new) for places about to be sent: items are (bot id, account
-    id, market id, instrument, PlaceOrder); existing client ids are kept."""
+    id, market id, instrument, PlaceOrder); existing client ids are kept. One ``INSERT ... ON
+    CONFLICT DO NOTHING`` without model instances: every place waits for it, and the Python
+    work of building models held the GIL against the bot loops (bench/bench_bots.py)."""
+    from django.db import connection
+
     from apps.orders.models import Order, OrderStatus
 
-    rows = [
-        Order(
-            bot_id=bot_id,
-            account_id=account_id,
-            market_id=market_id,
-            client_order_id=c.client_order_id,
-            side=_side(c.side),
-            price=inst.price(c.price),
-            quantity=inst.quantity(c.qty),
-            status=OrderStatus.PENDING_NEW,
-            reason=c.reason,
-            time_in_force="ioc" if c.time_in_force is TimeInForce.IOC else "gtc",
-            post_only=c.time_in_force is TimeInForce.POST_ONLY,
+    if not items:
+        return 0
+    pending = str(OrderStatus.PENDING_NEW.value)
+    params: list = []
+    for bot_id, account_id, market_id, inst, c in items:
+        tif = c.time_in_force
+        params += (
+            bot_id,
+            account_id,
+            market_id,
+            c.client_order_id,
+            _side(c.side),
+            inst.price(c.price),
+            inst.quantity(c.qty),
+            pending,
+            c.reason,
+            "ioc" if tif is TimeInForce.IOC else "gtc",
+            tif is TimeInForce.POST_ONLY,
         )
-        for bot_id, account_id, market_id, inst, c in items
-    ]
-    Order.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows)
+    values = ", ".join(["(%s, %s, %s, %s, '', %s, %s, %s, 0, %s, %s, %s, %s, now(), now())"] * len(items))
+    sql = (
+        f"INSERT INTO {Order._meta.db_table} (bot_id, account_id, market_id, client_order_id, venue_order_id, side, "
+        "price, quantity, filled_quantity, status, reason, time_in_force, post_only, created, updated) "
+        f"VALUES {values} ON CONFLICT (client_order_id) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    return len(items)
 
 
 @batchable

@@ -1,0 +1,150 @@
+"""A host keeps one book per feed for all its bots (engines and paper matching read it), a bot
+that falls behind handles every trade but only the newest book, and still records every fill;
+a cycle's places and cancels reach the paper venue in one fenced round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from tests.workers.helpers import make_paper_bots, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def host(clean_redis, settings):
+    from workers.host import Host
+
+    h = Host(ttl_ms=3000)
+    h.start_thread()
+    assert h.started.wait(5)
+    yield h
+    h.stop()
+
+
+def on_loop(host, fn):
+    """Run ``fn()`` on the host's loop thread (nothing else runs there meanwhile)."""
+    return asyncio.run_coroutine_threadsafe(_call(fn), host.loop).result(10)
+
+
+async def _call(fn):
+    return fn()
+
+
+def test_bots_of_one_feed_read_one_book_and_a_bot_behind_records_every_fill(host, redis_client):
+    from apps.bots.models import Bot
+    from apps.orders.models import Fill
+    from trading.events import TradeTick
+    from trading.instruments import Side
+    from workers import keys, lifecycle, supervisor
+
+    _user, account, bots = make_paper_bots(2)
+    supervisor.tick()
+    assert wait_until(lambda: all(Bot.objects.get(pk=b.pk).actual_state == "running" for b in bots), 20)
+    runners = [host.bots[b.pk] for b in bots]
+    assert wait_until(lambda: all(len(r.venue.sim.open_orders()) >= 2 for r in runners), 20), "bots never quoted"
+    book = host.book("sim:alpha", "BTC/USDT")
+    assert all(r.engine.book is book and r.venue.sim.book is book for r in runners)
+    assert book.best_bid() is not None and book.best_ask() is not None
+
+    stream = keys.feed_stream("sim:alpha", "BTC/USDT")
+    runner = runners[0]
+
+    def fall_behind():
+        """Queue, while the bot cannot run: 20 copies of the book and one trade through each of
+        the bot's resting orders between them (each fills that order whole)."""
+        ts = time.time_ns()
+        batch = []
+        for i, order in enumerate(runner.venue.sim.open_orders()):
+            through = order.price - 1 if order.side is Side.BUY else order.price + 1
+            aggressor = Side.SELL if order.side is Side.BUY else Side.BUY
+            batch.append((stream, book.snapshot(ts + 2 * i), ts))
+            batch.append((stream, TradeTick(ts + 2 * i + 1, through, 10**6, aggressor, f"x{i}"), ts))
+        batch += [(stream, book.snapshot(ts + 1000 + i), ts) for i in range(20)]
+        before = runner.conflated
+        host._dispatch(batch)
+        return before
+
+    conflated_before = on_loop(host, fall_behind)
+    k_trades = keys.paper(account.pk, "BTC/USDT", "trades")
+
+    def recorded() -> bool:
+        venue = sorted(json.loads(b)["id"] for b in redis_client.lrange(k_trades, 0, -1))
+        stored = sorted(Fill.objects.filter(account=account).values_list("venue_trade_id", flat=True))
+        return len(venue) >= 2 and venue == stored
+
+    assert wait_until(recorded, 20), "a fill on the venue is missing from the database"
+    assert runner.conflated - conflated_before >= 20  # superseded books were not handled one by one
+    for bot in bots:
+        Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+        lifecycle.apply(bot.pk)
+    assert wait_until(lambda: all(Bot.objects.get(pk=b.pk).actual_state == "stopped" for b in bots), 20)
+    assert wait_until(recorded, 10)
+
+
+def test_places_and_cancels_go_in_one_fenced_round_trip(clean_redis):
+    import redis.asyncio as aioredis
+    from django.conf import settings
+
+    from trading.book import OrderBook
+    from trading.events import BookSnapshot, CancelOrder, OrderAccepted, OrderCancelled, OrderRejected, PlaceOrder
+    from trading.events import TimeInForce as Tif
+    from trading.instruments import Instrument, Side
+    from workers import keys
+    from workers.paper_venue import LeaseLost, PaperVenue
+
+    inst = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.0001")
+    book = OrderBook()
+    book.apply_snapshot(BookSnapshot(ts=1, bids=((100_00, 5),), asks=((100_02, 5),)))
+
+    async def scenario():
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        lease = keys.bot_lease(999)
+        await client.set(lease, "me:1")
+        venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
+                           lease_value="me:1", token=1, book=book)  # fmt: skip
+        await venue.restore()
+        sent = []
+        real_exec = venue._exec
+
+        async def counting(ops):
+            sent.append(len(ops))
+            return await real_exec(ops)
+
+        venue._exec = counting
+        events, failed = await venue.send_many(
+            [
+                PlaceOrder("t9-1", Side.BUY, 100_00, 3, Tif.POST_ONLY),
+                PlaceOrder("t9-2", Side.SELL, 100_02, 3, Tif.POST_ONLY),
+                PlaceOrder("t9-3", Side.BUY, 100_02, 3, Tif.POST_ONLY),  # would cross: rejected
+            ]
+        )
+        assert failed == [] and sent == [4]  # three places and the reject's removal, one round trip
+        assert [(type(e), e.client_order_id) for e in events] == [
+            (OrderAccepted, "t9-1"),
+            (OrderAccepted, "t9-2"),
+            (OrderRejected, "t9-3"),
+        ]
+        stored = await client.hkeys(keys.paper(7, "BTC/USDT", "orders"))
+        assert sorted(stored) == [b"t9-1", b"t9-2"]
+        events, failed = await venue.send_many([CancelOrder("t9-1", "requote"), CancelOrder("t9-3", "requote")])
+        assert [(type(e), e.client_order_id) for e in events] == [(OrderCancelled, "t9-1"), (OrderRejected, "t9-3")]
+        assert await client.hkeys(keys.paper(7, "BTC/USDT", "orders")) == [b"t9-2"]
+        log = [entry[1] for entry in await client.xrange(keys.place_log())]
+        assert [(e[b"cid"], e[b"action"], e[b"token"]) for e in log] == [
+            (b"t9-1", b"place", b"1"),
+            (b"t9-2", b"place", b"1"),
+            (b"t9-3", b"place", b"1"),
+            (b"t9-1", b"cancel", b"1"),
+        ]
+        await client.set(lease, "someone-else:2")  # the lease moved on: nothing is written
+        with pytest.raises(LeaseLost):
+            await venue.send_many([PlaceOrder("t9-4", Side.BUY, 99_00, 3, Tif.POST_ONLY)])
+        assert await client.hkeys(keys.paper(7, "BTC/USDT", "orders")) == [b"t9-2"]
+        await client.aclose()
+
+    asyncio.run(scenario())
