@@ -1,14 +1,18 @@
 """Paper bots on this machine fed by the replay and sim venues, through Redis.
 
-How many bots one host (one worker process) runs with a quote-cycle latency p99 under 100 ms,
-and the feed-to-bot latency through Redis (XADD by the feed loop -> XREAD by the host's stream
-reader). A quote cycle is one market event handled by one bot: paper matching, engine
-(strategy, risk, order diff), order rows written before the places, fenced Redis writes.
+How many bots this machine runs with a quote-cycle latency p99 under 100 ms, with ``--procs``
+host processes (each one the production ``workers.host.Host`` of a ``bots,feeds`` worker, in
+``bench/bots_host.py``), and the feed-to-bot latency through Redis (XADD by the feed loop ->
+XREAD by a host's stream reader). A cycle is one pass of one bot over what arrived since its
+last pass: every queued trade (paper matching, engine) and then the newest book once (the host
+applied the book events to its shared book; the ones superseded before the bot got to them are
+counted, not handled); it includes the awaited order rows and fenced Redis writes. Before
+2026-11-21 (one book per bot) a cycle was one market event.
 
 Needs PostgreSQL and Redis; uses its own database (created and migrated if missing) and a
 private Redis prefix that it deletes afterwards.
 
-    .venv/bin/python bench/bench_bots.py --bots 100,300,500 --seconds 20
+    .venv/bin/python bench/bench_bots.py --bots 100,300,500 --seconds 20 --procs 2
 """
 
 from __future__ import annotations
@@ -79,47 +83,114 @@ def _setup(n: int):
     return chosen
 
 
-def _run(n: int, seconds: float) -> dict:
+def _pct(values: list[int], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] / 1e6
+
+
+def _run(n: int, seconds: float, procs: int) -> dict:
+    """``procs`` host processes (the production Host, each as a bots/feeds worker runs it) share
+    the ``n`` bots (capacity n/procs each, so they spread evenly); their samples are merged."""
+    import json
+    import math
+    import subprocess
+    import tempfile
+
     from apps.bots.models import Bot
     from workers import lifecycle, supervisor
-    from workers.host import Host
 
     bots = _setup(n)
     supervisor.tick()
-    host = Host(capacity=n + 10)
-    host.start_thread()
-    host.started.wait(10)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(host.bots) < n:
-        time.sleep(0.5)
-    time.sleep(3)  # warm up: take-over, first quotes
-    for runner in list(host.bots.values()):
-        runner.cycle_ns.clear()
-    host.feed_latency_ns.clear()
-    host.bot_latency_ns.clear()
-    host.order_row_wait_ns.clear()
-    for runner in list(host.bots.values()):
-        runner.send_cycle_ns.clear()
-        runner.places = 0
-    started = time.process_time()
-    time.sleep(seconds)
-    cpu = time.process_time() - started
-    stats = host.stats()
-    print(f"  order rows written before places: p50 {stats['order_rows_p50_ms']:.1f} ms, "
-          f"p99 {stats['order_rows_p99_ms']:.1f} ms")  # fmt: skip
-    print("  db writer (calls, rows, seconds):", {k: (v[0], v[1], round(v[2], 2)) for k, v in host.db.timing.items()})
-    cycles = sum(len(r.cycle_ns) for r in host.bots.values())
-    places = sum(r.places for r in host.bots.values())
-    stats.update(requested=n, cycles=cycles, cycles_per_s=cycles / seconds, cpu_share=cpu / seconds,
-                 places=places, db_backlog=host.db.pending())  # fmt: skip
-    for bot in bots:
-        Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
-        lifecycle.apply(bot.pk)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and host.bots:
-        time.sleep(0.5)
-    host.stop()
-    return stats
+    children = []
+    outs = []
+    for _ in range(procs):
+        handle, out = tempfile.mkstemp(prefix="bench-bots-", suffix=".json")
+        os.close(handle)
+        outs.append(out)
+        children.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "bots_host.py"), "--capacity", str(math.ceil(n / procs)),
+                 "--out", out],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            )
+        )  # fmt: skip
+
+    def ask(command: str) -> list[str]:
+        for child in children:
+            child.stdin.write(command + "\n")
+            child.stdin.flush()
+        return [child.stdout.readline().strip() for child in children]
+
+    try:
+        for child in children:
+            assert child.stdout.readline().strip() == "ready"
+        ids = [b.pk for b in bots]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if Bot.objects.filter(pk__in=ids, actual_state="running").count() >= n:
+                break
+            time.sleep(0.5)
+        time.sleep(3)  # warm up: take-over, first quotes
+        ask("start")
+        time.sleep(seconds)
+        ask("stop")
+        parts = [json.loads(Path(out).read_text()) for out in outs]
+    finally:
+        for bot in bots:
+            Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+            lifecycle.apply(bot.pk)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (
+                not Bot.objects.filter(pk__in=[b.pk for b in bots])
+                .exclude(actual_state__in=["stopped", "error"])
+                .exists()
+            ):
+                break
+            time.sleep(0.5)
+        for child in children:
+            try:
+                child.stdin.write("exit\n")
+                child.stdin.flush()
+                child.wait(30)
+            except Exception:
+                child.kill()
+        for out in outs:
+            os.unlink(out)
+
+    def merged(name: str) -> list[int]:
+        return [x for p in parts for x in p[name]]
+
+    cycles = merged("cycle_ns")
+    sending = merged("send_cycle_ns")
+    rows = merged("order_row_wait_ns")
+    redis_lat = merged("feed_latency_ns")
+    e2e = merged("bot_latency_ns")
+    print(f"  order rows written before places: p50 {_pct(rows, 0.5):.1f} ms, p99 {_pct(rows, 0.99):.1f} ms")
+    lag = merged("loop_lag_ns")
+    print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")
+    for p in parts:
+        print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f}, "
+              f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; db writer (calls, rows, s): "
+              f"{p['db_timing']}")  # fmt: skip
+    return {
+        "requested": n,
+        "bots": sum(p["bots"] for p in parts),
+        "cycles_per_s": len(cycles) / seconds,
+        "cycle_p99_ms": _pct(cycles, 0.99),
+        "send_cycle_p99_ms": _pct(sending, 0.99),
+        "send_cycles": len(sending),
+        "feed_to_bot_p50_ms": _pct(redis_lat, 0.5),
+        "feed_to_bot_p99_ms": _pct(redis_lat, 0.99),
+        "feed_to_engine_p50_ms": _pct(e2e, 0.5),
+        "feed_to_engine_p99_ms": _pct(e2e, 0.99),
+        "cpu_share": sum(p["cpu_s"] / p["wall_s"] for p in parts),
+        "places": sum(p["places"] for p in parts),
+        "conflated": sum(p["conflated"] for p in parts),
+        "db_backlog": sum(p["db_backlog"] for p in parts),
+    }
 
 
 class _Sink:
@@ -153,6 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bots", default="100,300,500", help="comma-separated bot counts")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--procs", type=int, default=2, help="host processes (bots/feeds workers) sharing the bots")
     args = parser.parse_args()
     _ensure_database()
     import logging
@@ -169,8 +241,8 @@ def main() -> None:
 
     print(f"bench_bots: {os.cpu_count()} cores, venues {', '.join(VENUES)}, {args.seconds:.0f} s per run")
     print(
-        "bots  running  events/s  cycle p99 ms  placing-cycle p99 ms (n)  redis p50/p99 ms  "
-        "feed->engine p50/p99 ms  cpu  places  db backlog"
+        "bots  running  cycles/s  cycle p99 ms  placing-cycle p99 ms (n)  redis p50/p99 ms  "
+        "feed->engine p50/p99 ms  cpu  places  superseded  db backlog"
     )
     try:
         raw = _raw(min(args.seconds, 10))
@@ -180,20 +252,23 @@ def main() -> None:
             flush=True,
         )
         for n in [int(x) for x in args.bots.split(",")]:
-            s = _run(n, args.seconds)
+            s = _run(n, args.seconds, args.procs)
             print(
                 f"{n:4d}  {s['bots']:7d}  {s['cycles_per_s']:8.0f}  {s['cycle_p99_ms']:12.2f}  "
                 f"{s['send_cycle_p99_ms']:14.2f} ({s['send_cycles']:5d})  "
                 f"{s['feed_to_bot_p50_ms']:6.2f}/{s['feed_to_bot_p99_ms']:6.2f}  "
                 f"{s['feed_to_engine_p50_ms']:9.2f}/{s['feed_to_engine_p99_ms']:7.2f}  {s['cpu_share']:.2f}"
-                f"  {s['places']:6d}  {s['db_backlog']:10d}",
+                f"  {s['places']:6d}  {s['conflated']:10d}  {s['db_backlog']:10d}",
                 flush=True,
             )
     finally:
         client = redis.Redis.from_url(settings.REDIS_URL)
         for key in client.scan_iter(match=f"{settings.REDIS_PREFIX}:*", count=1000):
             client.delete(key)
-    print(f"reproduce: .venv/bin/python bench/bench_bots.py --bots {args.bots} --seconds {args.seconds:g}")
+    print(
+        f"reproduce: .venv/bin/python bench/bench_bots.py --bots {args.bots} --seconds {args.seconds:g} "
+        f"--procs {args.procs}"
+    )
 
 
 if __name__ == "__main__":

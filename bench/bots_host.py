@@ -1,0 +1,114 @@
+"""One bot host process for ``bench/bench_bots.py`` (the production :class:`workers.host.Host`, as a
+``bots,feeds`` worker process runs it), driven by its parent through stdin:
+
+``start``: forget what was measured so far (after the warm-up); ``stop``: write the raw samples
+measured since ``start`` as JSON to ``--out``; ``exit``: stop the host (leases released) and leave.
+Each answer is one line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mmsite.settings.local")
+
+
+LOOP_LAG_NS: list[int] = []
+
+
+async def _watch_loop() -> None:
+    """How late the host's event loop runs a 10 ms timer (how long a ready task waits)."""
+    import asyncio
+
+    while True:
+        t0 = time.perf_counter_ns()
+        await asyncio.sleep(0.01)
+        LOOP_LAG_NS.append(time.perf_counter_ns() - t0 - 10_000_000)
+
+
+def _clear(host) -> None:
+    LOOP_LAG_NS.clear()
+    host.db.timing.clear()
+    host.db_orders.timing.clear()
+    for runner in list(host.bots.values()):
+        runner.cycle_ns.clear()
+        runner.send_cycle_ns.clear()
+        runner.places = 0
+        runner.conflated = 0
+    host.feed_latency_ns.clear()
+    host.bot_latency_ns.clear()
+    host.order_row_wait_ns.clear()
+
+
+def _samples(host) -> dict:
+    runners = list(host.bots.values())
+    return {
+        "pid": os.getpid(),
+        "bots": len(runners),
+        "feeds": len(host.feeds),
+        "cycle_ns": [x for r in runners for x in list(r.cycle_ns)],
+        "send_cycle_ns": [x for r in runners for x in list(r.send_cycle_ns)],
+        "feed_latency_ns": list(host.feed_latency_ns),
+        "bot_latency_ns": list(host.bot_latency_ns),
+        "order_row_wait_ns": list(host.order_row_wait_ns),
+        "places": sum(r.places for r in runners),
+        "conflated": sum(r.conflated for r in runners),
+        "db_backlog": host.db.pending(),
+        "loop_lag_ns": list(LOOP_LAG_NS),
+        "db_timing": {k: (v[0], v[1], round(v[2], 2)) for w in (host.db, host.db_orders) for k, v in w.timing.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--capacity", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    import logging
+
+    import django
+
+    django.setup()
+    logging.getLogger("workers").setLevel(logging.WARNING)
+    from workers.host import Host
+
+    if os.environ.get("BENCH_PROFILE_DIR"):  # cProfile each host's loop thread to <dir>/host-<pid>.prof
+        os.environ["MM_HOST_PROFILE"] = os.path.join(os.environ["BENCH_PROFILE_DIR"], f"host-{os.getpid()}.prof")
+
+    host = Host(capacity=args.capacity)
+    host.start_thread()
+    host.started.wait(10)
+    import asyncio
+
+    asyncio.run_coroutine_threadsafe(_watch_loop(), host.loop)
+    print("ready", flush=True)
+    cpu0 = wall0 = 0.0
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "start":
+            _clear(host)
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            print("started", flush=True)
+        elif command == "stop":
+            data = _samples(host)
+            data["cpu_s"] = time.process_time() - cpu0
+            data["wall_s"] = time.monotonic() - wall0
+            Path(args.out).write_text(json.dumps(data))
+            print("stopped", flush=True)
+        elif command == "count":
+            print(len(host.bots), flush=True)
+        elif command == "exit":
+            break
+    host.stop()
+    print("exited", flush=True)
+
+
+if __name__ == "__main__":
+    main()
