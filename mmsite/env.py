@@ -45,6 +45,20 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name}={value!r} is not a boolean; accepted: 1/0, true/false, yes/no, on/off")
 
 
+def env_rate(name: str, default: str) -> str:
+    """A request rate such as ``6000/min``: a positive whole number, ``/``, and a period
+    (``s``/``sec``, ``m``/``min``, ``h``/``hour``, ``d``/``day``)."""
+    value = _raw(name) or default
+    num, _, period = value.partition("/")
+    units = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+    if not num.strip().isdigit() or int(num) < 1 or period.strip() not in units:
+        raise ConfigurationError(
+            f"{name}={value!r} is not a rate; accepted: <requests>/<period>, period one of s, min, hour, day "
+            "(e.g. '6000/min')"
+        )
+    return f"{int(num)}/{period.strip()}"
+
+
 def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     value = _raw(name)
     if value is None:
@@ -122,7 +136,7 @@ def database_from_url(name: str, default: str) -> dict:
         "OPTIONS": options,
         # Under ASGI every sync view runs in a worker thread; persistent connections per thread
         # would pile up to PostgreSQL's limit, so the default is a connection per request.
-        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0, minimum=0, maximum=3600),
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60, minimum=0, maximum=3600),
         "CONN_HEALTH_CHECKS": True,
         "TEST": {"NAME": env_str("TEST_DATABASE_NAME", f"test_{db_name}")},
     }

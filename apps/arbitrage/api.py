@@ -14,9 +14,10 @@ from apps.accounts.api_support import CanTrade
 from apps.arbitrage import selectors, services
 from apps.arbitrage.models import ArbitrageSettings, Opportunity
 from apps.core.fields import QueryDateTimeField
+from apps.core.serializers import ModelSerializer
 
 
-class OpportunitySerializer(serializers.ModelSerializer):
+class OpportunitySerializer(ModelSerializer):
     class Meta:
         model = Opportunity
         fields = [
@@ -87,7 +88,7 @@ class OpportunityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return super().list(request, *args, **kwargs)
 
 
-class ArbitrageSettingsSerializer(serializers.ModelSerializer):
+class ArbitrageSettingsSerializer(ModelSerializer):
     symbols = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
     venues = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
 

@@ -17,9 +17,10 @@ from rest_framework.response import Response
 from apps.backtests import selectors, services
 from apps.backtests.models import BacktestFill, BacktestRun, DataSource, RunStatus
 from apps.backtests.validation import BacktestInputError
+from apps.core.serializers import ModelSerializer
 
 
-class BacktestRunSerializer(serializers.ModelSerializer):
+class BacktestRunSerializer(ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
 
     class Meta:
@@ -67,7 +68,7 @@ class BacktestCreateSerializer(serializers.Serializer):
     data_params = serializers.JSONField(required=False, default=dict)
 
 
-class BacktestFillSerializer(serializers.ModelSerializer):
+class BacktestFillSerializer(ModelSerializer):
     class Meta:
         model = BacktestFill
         fields = ["ts", "side", "price", "qty", "fee", "liquidity"]

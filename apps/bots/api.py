@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import OuterRef
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -18,16 +19,17 @@ from apps.bots import services
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.core.fields import QueryDateTimeField
+from apps.core.serializers import ModelSerializer
 from apps.exchanges.models import ExchangeAccount
 from apps.exchanges.selectors import exchange_account_list, market_list
 from trading.strategies import STRATEGIES
 
 
-class BotSerializer(serializers.ModelSerializer):
+class BotSerializer(ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     venue = serializers.CharField(source="market.venue", read_only=True)
     symbol = serializers.CharField(source="market.symbol", read_only=True)
-    shared_with = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    shared_with = serializers.SerializerMethodField(help_text="usernames this bot is shared with (read-only)")
 
     class Meta:
         model = Bot
@@ -54,6 +56,13 @@ class BotSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_shared_with(self, bot) -> list[str]:
+        names = getattr(bot, "shared_usernames", None)  # annotated by the list query
+        if names is None:
+            names = sorted(u.username for u in bot.shared_with.all())
+        return names
+
 
 class BotWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=80)
@@ -79,7 +88,7 @@ class KillBotSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
-class BotConfigVersionSerializer(serializers.ModelSerializer):
+class BotConfigVersionSerializer(ModelSerializer):
     author = serializers.CharField(source="author.username", read_only=True, default=None)
 
     class Meta:
@@ -88,7 +97,7 @@ class BotConfigVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BotEventSerializer(serializers.ModelSerializer):
+class BotEventSerializer(ModelSerializer):
     class Meta:
         model = BotEvent
         fields = ["ts", "kind", "code", "message", "data"]
@@ -112,6 +121,13 @@ class EventQuerySerializer(serializers.Serializer):
     end = QueryDateTimeField(required=False)
 
 
+_LIST_COLUMNS = [f for f in BotSerializer.Meta.fields if f not in ("owner", "venue", "symbol", "shared_with")] + [
+    "owner__username",
+    "market__venue",
+    "market__symbol",
+]
+
+
 class BotViewSet(viewsets.ModelViewSet):
     """Your bots and the bots shared with you (read-only). Another user's bot is a 404."""
 
@@ -123,9 +139,16 @@ class BotViewSet(viewsets.ModelViewSet):
     ordering_fields = ["id", "name", "created", "updated"]
 
     def get_queryset(self):
-        # The viewers' names in one query for the whole page (not one per bot).
-        viewers = Prefetch("shared_with", queryset=get_user_model().objects.only("id", "username"))
-        return bot_list(user=self.request.user).prefetch_related(viewers)
+        # The viewers' names come with each bot row (a correlated array subquery): no query per
+        # bot, and no second query for the page either.
+        viewers = get_user_model().objects.filter(shared_bots=OuterRef("pk")).order_by("username").values("username")
+        bots = bot_list(user=self.request.user).annotate(shared_usernames=ArraySubquery(viewers))
+        if self.action == "list":
+            # A list row shows the owner's name and the market's venue and symbol, and the
+            # account only by id: load just those columns of the related rows (the whole owner,
+            # account and market rows were most of the list's decoding work).
+            bots = bots.select_related(None).select_related("owner", "market").only(*_LIST_COLUMNS)
+        return bots
 
     def _changeable(self) -> Bot:
         bot = self.get_object()

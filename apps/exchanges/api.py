@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from apps.accounts.api_support import CanTrade, service_errors
 from apps.bots.services import account_kill_switch
+from apps.core.serializers import ModelSerializer
 from apps.exchanges import crypto
 from apps.exchanges.models import ExchangeAccount, Market, VenueKind
 from apps.exchanges.selectors import exchange_account_list, market_list
@@ -26,7 +27,7 @@ from apps.exchanges.services import (
 SECRET = {"write_only": True, "required": False, "allow_blank": True, "max_length": 512, "trim_whitespace": False}
 
 
-class ExchangeAccountSerializer(serializers.ModelSerializer):
+class ExchangeAccountSerializer(ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     api_key_hint = serializers.SerializerMethodField(help_text="masked API key, e.g. '••••abcd'")
     has_credentials = serializers.BooleanField(read_only=True)
@@ -167,7 +168,7 @@ class ExchangeAccountViewSet(
         return Response({"bots_killed": killed})
 
 
-class MarketSerializer(serializers.ModelSerializer):
+class MarketSerializer(ModelSerializer):
     class Meta:
         model = Market
         fields = [

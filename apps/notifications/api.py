@@ -11,6 +11,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from apps.accounts.api_support import CanTrade
+from apps.core.serializers import ModelSerializer
 from apps.notifications import selectors, services
 from apps.notifications.models import ChannelKind, Delivery, EventKind, NotificationChannel, NotificationRule
 
@@ -23,7 +24,7 @@ class ChannelKindField(serializers.ChoiceField):
         super().__init__(choices=ChannelKind.choices, **kwargs)
 
 
-class ChannelSerializer(serializers.ModelSerializer):
+class ChannelSerializer(ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     kind = ChannelKindField()
     config = serializers.JSONField(
@@ -61,7 +62,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         extra_kwargs = {"name": {"validators": []}}
 
 
-class RuleSerializer(serializers.ModelSerializer):
+class RuleSerializer(ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     event_kind = serializers.ChoiceField(choices=[c for c in EventKind.choices if c[0] != EventKind.TEST])
 
@@ -83,7 +84,7 @@ class RuleSerializer(serializers.ModelSerializer):
         return fields
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(ModelSerializer):
     channel_name = serializers.CharField(source="channel.name", read_only=True)
 
     class Meta:

@@ -12,12 +12,13 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from apps.accounts.api_support import CanTrade, service_errors
+from apps.core.serializers import ModelSerializer
 from apps.orders.models import Fill, Liquidity, Order, OrderSide, OrderStatus
 from apps.orders.selectors import fill_list, order_list
 from apps.orders.services import order_cancel_request
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(ModelSerializer):
     symbol = serializers.CharField(source="market.symbol", read_only=True)
     venue = serializers.CharField(source="market.venue", read_only=True)
 
@@ -86,7 +87,7 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(OrderSerializer(order).data)
 
 
-class FillSerializer(serializers.ModelSerializer):
+class FillSerializer(ModelSerializer):
     class Meta:
         model = Fill
         fields = [

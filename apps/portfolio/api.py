@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from apps.accounts.api_support import service_errors
 from apps.bots.models import Bot
 from apps.core.fields import QueryDateTimeField
+from apps.core.serializers import ModelSerializer
 from apps.portfolio.models import Balance
 from apps.portfolio.selectors import PNL_INTERVALS, balance_list, pnl_series
 
@@ -73,7 +74,7 @@ class BotPnlView(APIView):
         return Response(PnlSeriesSerializer(payload).data)
 
 
-class BalanceSerializer(serializers.ModelSerializer):
+class BalanceSerializer(ModelSerializer):
     class Meta:
         model = Balance
         fields = ["id", "account", "asset", "free", "total", "updated_at"]

@@ -206,7 +206,7 @@ NOTIFICATIONS_ALLOW_PRIVATE_HOSTS = env.env_bool("NOTIFICATIONS_ALLOW_PRIVATE_HO
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.accounts.authentication.FastTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -214,16 +214,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "apps.core.filters.FilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "apps.core.throttling.AnonRateThrottle",
+        "apps.core.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env.env_str("API_THROTTLE_ANON", "60/min"),
-        "user": env.env_str("API_THROTTLE_USER", "6000/min"),
+        "anon": env.env_rate("API_THROTTLE_ANON", "60/min"),
+        "user": env.env_rate("API_THROTTLE_USER", "6000/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -248,6 +248,12 @@ SPECTACULAR_SETTINGS = {
         "IncidentKindEnum": "apps.core.models.IncidentKind",
     },
 }
+
+# --- Web server (mmsite.http) ------------------------------------------------------------------
+# HTTP requests run on this many threads per web process, each keeping its database connection.
+WEB_THREADS = env.env_int("WEB_THREADS", 8, minimum=1, maximum=256)
+# Largest request body accepted (413 above it); the API takes JSON documents only.
+WEB_MAX_BODY_BYTES = env.env_int("WEB_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024, maximum=1024**3)
 
 # --- Health ------------------------------------------------------------------------------------
 # A worker or beat heartbeat older than this is reported as down by /healthz.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import select
 
 from timescale.db.backends.postgresql.base import DatabaseWrapper as TimescaleDatabaseWrapper
 from timescale.db.backends.postgresql.schema import TimescaleSchemaEditor
@@ -53,6 +54,23 @@ class SchemaEditor(TimescaleSchemaEditor):
 
 class DatabaseWrapper(TimescaleDatabaseWrapper):
     SchemaEditorClass = SchemaEditor
+
+    def is_usable(self):
+        """Health check of a reused connection without a round trip when nothing is wrong.
+
+        Django's check (``CONN_HEALTH_CHECKS``) sends ``SELECT 1`` at the start of every request
+        that reuses a connection: one more round trip per request. An idle, healthy connection
+        has nothing to read; one the server closed (restart, ``pg_terminate_backend``) is
+        readable at once (its error message or EOF). So: a connection psycopg knows is broken is
+        unusable; a readable one is checked with Django's ``SELECT 1``; anything else is fine."""
+        conn = self.connection
+        if conn is None or conn.closed or conn.broken:
+            return False
+        try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return super().is_usable() if readable else True
 
     def prepare_database(self):
         # Skip the parent's unconditional CREATE EXTENSION: on plain PostgreSQL it would fail.
