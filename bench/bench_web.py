@@ -11,8 +11,7 @@
 Reproduce (uses the database in DATABASE_URL, migrated; Redis keys under a private prefix):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mmsite .venv/bin/python -m bench.bench_web
     options: --steps 100,250,500,1000 --seconds 8 --groups 10 --web-workers 2 --rest-seconds 5
-    --rest-users 8 --rest-concurrency 32 --server-deflate --skip-ws --skip-rest; env BENCH_DB_POOL=<n>,
-    BENCH_CONN_MAX_AGE=<s> (see bench/web_settings.py)
+    --rest-users 8 --rest-concurrency 32 --server-deflate --skip-ws --skip-rest
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.web_settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mmsite.settings.local")
 # Production-like: DEBUG off (no query log, no debug pages) with throwaway keys for the bench.
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "bench-web-" + "x" * 48)
@@ -37,7 +36,6 @@ os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
 os.environ.setdefault("CREDENTIALS_ENCRYPTION_KEYS", "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZC0=")
 # The REST part spreads its clients over several users so the production per-user throttle
 # (6000/min) stays on and in the measured path; set API_THROTTLE_USER to measure another rate.
-# BENCH_DB_POOL=<n> (see bench/web_settings.py) serves from a psycopg connection pool.
 os.environ.setdefault("REDIS_PREFIX", f"mmbench-web-{os.getpid()}")
 sys.path.insert(0, str(ROOT))
 
@@ -140,78 +138,39 @@ def setup_rest_users(count: int) -> list[str]:
     return tokens
 
 
-def start_server(
-    port: int, workers: int, app: str = "mmsite.asgi:application", ws_deflate: bool = False
-) -> subprocess.Popen:
-    """uvicorn as the Procfile's web line runs it (2 workers, permessage-deflate off by default)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "off",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
-    if not ws_deflate:
-        cmd += ["--ws-per-message-deflate", "false"]
+def start_server(port: int, workers: int, ws_deflate: bool = False) -> subprocess.Popen:
+    """The web server as the Procfile runs it (``python -m mmsite.serve``: one SO_REUSEPORT
+    socket per process, permessage-deflate off). ``ws_deflate`` runs plain uvicorn with
+    permessage-deflate on instead (the experiment in docs/web.md)."""
+    if ws_deflate:
+        cmd = [sys.executable, "-m", "uvicorn", "mmsite.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+               "--lifespan", "off", "--no-access-log", "--log-level", "warning", "--workers", str(workers)]  # fmt: skip
+    else:
+        cmd = [sys.executable, "-m", "mmsite.serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
     process = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
+    wanted = 1 if ws_deflate else workers  # one listening socket per process with SO_REUSEPORT
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=1)
-            return process
+            if _listening(port) >= wanted:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=1)
+                return process
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     process.kill()
-    raise RuntimeError("uvicorn did not start")
+    raise RuntimeError("the web server did not start")
 
 
-def _threadpool_api_app():
-    """Experiment (``--app bench.bench_web:threadpool_api_app``): the project's ASGI application,
-    except that ``/api/`` HTTP requests run through Django's WSGI handler on asgiref's shared,
-    fixed-size thread pool. Django's ASGI handler runs every request's sync view in a new thread
-    (a thread, a database connection and a Redis connection per request); here the threads, and
-    with ``BENCH_CONN_MAX_AGE`` their database connections, are reused."""
-    from asgiref.sync import sync_to_async
-    from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance
-    from django.core.wsgi import get_wsgi_application
-
-    import mmsite.asgi
-
-    run_wsgi_app = WsgiToAsgiInstance.__dict__["run_wsgi_app"].func  # the undecorated method
-
-    class PooledInstance(WsgiToAsgiInstance):
-        async def run_wsgi_app(self, body):
-            return await sync_to_async(run_wsgi_app, thread_sensitive=False)(self, body)
-
-    class PooledWsgi(WsgiToAsgi):
-        async def __call__(self, scope, receive, send):
-            await PooledInstance(self.wsgi_application)(scope, receive, send)
-
-    api = PooledWsgi(get_wsgi_application())
-
-    async def application(scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            return await api(scope, receive, send)
-        return await mmsite.asgi.application(scope, receive, send)
-
-    return application
-
-
-def __getattr__(name: str):
-    if name == "threadpool_api_app":
-        globals()[name] = app = _threadpool_api_app()
-        return app
-    raise AttributeError(name)
+def _listening(port: int) -> int:
+    """Listening TCP sockets on ``port`` (IPv4), from /proc/net/tcp."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            count += 1
+    return count
 
 
 def book_payload(symbol: str, seq: int) -> dict:
@@ -290,6 +249,14 @@ async def run_client(c: Client, url: str, headers: dict, stop: asyncio.Event) ->
     except Exception as exc:  # counted as a failed client
         c.error = f"{type(exc).__name__}: {exc}"
         c.ready.set()
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (/proc/stat, all cores)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / hz, sum(fields) / hz
 
 
 def cpu_seconds(pid: int) -> float:
@@ -438,9 +405,13 @@ async def rest_bench(port: int, tokens: list[str], seconds: float, concurrency: 
     async with aiohttp.ClientSession(connector=connector) as session:
         t0 = time.monotonic()
         cpu0 = cpu_seconds(server_pid)
+        client0 = time.process_time()
+        busy0, _ = machine_busy()
         await asyncio.gather(*(worker(i, session) for i in range(concurrency)))
         elapsed = time.monotonic() - t0
+        machine_cpu = (machine_busy()[0] - busy0) / elapsed
         server_cpu = (cpu_seconds(server_pid) - cpu0) / elapsed
+        client_cpu = (time.process_time() - client0) / elapsed
     lat.sort()
     return {
         "requests": counts["ok"] + counts["bad"],
@@ -450,6 +421,8 @@ async def rest_bench(port: int, tokens: list[str], seconds: float, concurrency: 
         "p50_ms": round(statistics.median(lat), 1) if lat else None,
         "p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 1) if lat else None,
         "server_cpu": round(server_cpu, 2),
+        "client_cpu": round(client_cpu, 2),
+        "machine_cpu": round(machine_cpu, 2),
     }
 
 
@@ -458,11 +431,10 @@ def main() -> None:
     parser.add_argument("--steps", default="100,250,500,1000")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--groups", type=int, default=10)
-    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn worker processes (Procfile: 2)")
+    parser.add_argument("--web-workers", type=int, default=2, help="web server processes (Procfile: 2)")
     parser.add_argument(
         "--server-deflate", action="store_true", help="let uvicorn accept permessage-deflate (Procfile: off)"
     )
-    parser.add_argument("--app", default="mmsite.asgi:application", help="ASGI application uvicorn serves")
     parser.add_argument("--rest-seconds", type=float, default=5.0)
     parser.add_argument("--rest-concurrency", type=int, default=32)
     parser.add_argument("--rest-users", type=int, default=8, help="REST clients spread over this many users")
@@ -478,10 +450,10 @@ def main() -> None:
     cookie, _, symbols = setup_data(args.groups)
     tokens = setup_rest_users(args.rest_users) if not args.skip_rest else []
     port = free_port()
-    server = start_server(port, args.web_workers, args.app, args.server_deflate)
+    server = start_server(port, args.web_workers, args.server_deflate)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load {os.getloadavg()[0]:.1f}; python {platform.python_version()}; uvicorn workers {args.web_workers}, "
+        f"load {os.getloadavg()[0]:.1f}; python {platform.python_version()}; web processes {args.web_workers}, "
         f"server permessage-deflate {'on' if args.server_deflate else 'off'}"
     )
     try:
@@ -506,9 +478,11 @@ def main() -> None:
             r = asyncio.run(rest_bench(port, tokens, args.rest_seconds, args.rest_concurrency, server.pid))
             print(
                 f"REST lists (bots, markets, exchange-accounts; token auth; {args.rest_concurrency} concurrent over "
-                f"{len(tokens)} users; DB pool {os.environ.get('BENCH_DB_POOL') or 'off'}): "
+                f"{len(tokens)} users; {args.web_workers} web processes x {settings.WEB_THREADS} threads): "
                 f"{r['req_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, {r['requests']} requests, "
-                f"{r['non_200']} non-200 {r['statuses'] or ''}, server CPU {r['server_cpu']} cores -> "
+                f"{r['non_200']} non-200 {r['statuses'] or ''}, server CPU {r['server_cpu']} cores "
+                f"({1000 * r['server_cpu'] / max(r['req_per_s'], 1):.2f} ms a request), bench client CPU {r['client_cpu']} cores, "
+                f"whole machine {r['machine_cpu']} of {os.cpu_count()} cores busy -> "
                 f"{'MET' if r['req_per_s'] >= 500 and not r['non_200'] else 'NOT met'} (target 500 req/s)"
             )
     finally:
