@@ -259,6 +259,20 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields) - idle) / hz, sum(fields) / hz
 
 
+def cpu_of(names: tuple[str, ...]) -> float:
+    """CPU seconds so far of every process whose command name is one of ``names``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if stat[stat.index("(") + 1 : stat.rindex(")")] in names:
+                total += sum(int(x) for x in stat.rsplit(")", 1)[1].split()[11:13])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a process and its live children (``uvicorn --workers``
     runs each worker as a child process) (Linux /proc)."""
@@ -407,9 +421,11 @@ async def rest_bench(port: int, tokens: list[str], seconds: float, concurrency: 
         cpu0 = cpu_seconds(server_pid)
         client0 = time.process_time()
         busy0, _ = machine_busy()
+        db0 = cpu_of(("postgres", "redis-server"))
         await asyncio.gather(*(worker(i, session) for i in range(concurrency)))
         elapsed = time.monotonic() - t0
         machine_cpu = (machine_busy()[0] - busy0) / elapsed
+        db_cpu = (cpu_of(("postgres", "redis-server")) - db0) / elapsed
         server_cpu = (cpu_seconds(server_pid) - cpu0) / elapsed
         client_cpu = (time.process_time() - client0) / elapsed
     lat.sort()
@@ -423,6 +439,7 @@ async def rest_bench(port: int, tokens: list[str], seconds: float, concurrency: 
         "server_cpu": round(server_cpu, 2),
         "client_cpu": round(client_cpu, 2),
         "machine_cpu": round(machine_cpu, 2),
+        "db_cpu": round(db_cpu, 2),
     }
 
 
@@ -482,6 +499,7 @@ def main() -> None:
                 f"{r['req_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, {r['requests']} requests, "
                 f"{r['non_200']} non-200 {r['statuses'] or ''}, server CPU {r['server_cpu']} cores "
                 f"({1000 * r['server_cpu'] / max(r['req_per_s'], 1):.2f} ms a request), bench client CPU {r['client_cpu']} cores, "
+                f"PostgreSQL + Redis {r['db_cpu']} cores, "
                 f"whole machine {r['machine_cpu']} of {os.cpu_count()} cores busy -> "
                 f"{'MET' if r['req_per_s'] >= 500 and not r['non_200'] else 'NOT met'} (target 500 req/s)"
             )

@@ -191,3 +191,33 @@ def test_absurd_magnitudes_are_a_400_not_a_crash_at_start(trader, sent_tasks, ch
     assert response.status_code == 400, response.content
     assert section in response.json()
     assert Bot.objects.get(pk=bot.pk).config_version == 1
+
+
+def test_bot_serializer_fast_path_equals_drf_field_by_field(trader):
+    """``BotSerializer.to_representation`` builds the dict directly; it must give exactly what
+    DRF's generic path gives, for every field, for list rows (annotated, only some columns
+    loaded) and for a bot loaded plainly (detail, create responses)."""
+    from apps.accounts.models import Role
+    from apps.bots.api import BotSerializer, BotViewSet
+    from apps.bots.services import bot_share
+    from tests.apps.bots.factories import make_user
+
+    account = make_account(trader)
+    plain = make_bot(trader, account=account, name="plain")
+    shared = make_bot(trader, account=account, name="shared", params={**FIXED_SPREAD, "order_levels": 3})
+    bot_share(bot=shared, actor=trader, users=[make_user("zoe", Role.VIEWER), make_user("ann", Role.VIEWER)])
+    Bot.objects.filter(pk=plain.pk).update(state_reason="paused: daily loss", auto_resume=True)
+
+    class Request:
+        user = trader
+
+    view = BotViewSet(request=Request(), action="list", format_kwarg=None)
+    listed = list(view.get_queryset())
+    assert [b.name for b in listed] == ["plain", "shared"]
+    for bot in [*listed, Bot.objects.get(pk=plain.pk), Bot.objects.get(pk=shared.pk)]:
+        serializer = BotSerializer()
+        fast, generic = serializer.to_representation(bot), serializer.generic_representation(bot)
+        assert fast == generic
+        assert list(fast) == list(generic) == BotSerializer.Meta.fields  # same keys, same order
+    assert BotSerializer().to_representation(listed[1])["shared_with"] == ["ann", "zoe"]
+    assert BotSerializer().to_representation(listed[0])["created"].endswith("Z")
