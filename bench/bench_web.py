@@ -443,6 +443,41 @@ async def rest_bench(port: int, tokens: list[str], seconds: float, concurrency: 
     }
 
 
+def in_process(tokens: list[str], requests: int) -> None:
+    """CPU per request of each REST list through Django's WSGI handler called directly (no
+    server, no sockets but the database's and Redis'), one thread: the figures in docs/web.md."""
+    import io
+
+    from django.core.wsgi import get_wsgi_application
+
+    app = get_wsgi_application()
+
+    def call(path: str, token: str) -> int:
+        environ = {
+            "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
+            "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Token {token}", "REMOTE_ADDR": "127.0.0.1",
+        }  # fmt: skip
+        status = []
+        result = app(environ, lambda s, h, e=None: status.append(s))
+        size = len(b"".join(result))
+        result.close()
+        assert status[0].startswith("200"), (path, status)
+        return size
+
+    total = 0.0
+    for path in REST_PATHS:
+        for i in range(100):  # warm caches and connections
+            call(path, tokens[i % len(tokens)])
+        started = time.process_time()
+        for i in range(requests):
+            size = call(path, tokens[i % len(tokens)])
+        cpu_ms = (time.process_time() - started) / requests * 1000
+        total += cpu_ms
+        print(f"in-process {path}: {cpu_ms:.2f} ms CPU a request ({size} bytes)")
+    print(f"in-process mean over the {len(REST_PATHS)} lists: {total / len(REST_PATHS):.2f} ms CPU a request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", default="100,250,500,1000")
@@ -460,12 +495,17 @@ def main() -> None:
     parser.add_argument("--no-deflate", action="store_true", help="clients refuse permessage-deflate")
     parser.add_argument("--clients-per-process", type=int, default=250)
     parser.add_argument("--all-steps", action="store_true", help="run every step even after one fails")
+    parser.add_argument("--in-process", type=int, default=0, metavar="N",
+                        help="only time N requests per list in-process (no server) and exit")  # fmt: skip
     args = parser.parse_args()
 
     from tests.conftest import free_port
 
     cookie, _, symbols = setup_data(args.groups)
     tokens = setup_rest_users(args.rest_users) if not args.skip_rest else []
+    if args.in_process:
+        in_process(tokens, args.in_process)
+        return
     port = free_port()
     server = start_server(port, args.web_workers, args.server_deflate)
     print(

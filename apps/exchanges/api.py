@@ -28,6 +28,7 @@ SECRET = {"write_only": True, "required": False, "allow_blank": True, "max_lengt
 
 
 class ExchangeAccountSerializer(ModelSerializer):
+    fast_read = True
     owner = serializers.CharField(source="owner.username", read_only=True)
     api_key_hint = serializers.SerializerMethodField(help_text="masked API key, e.g. '••••abcd'")
     has_credentials = serializers.BooleanField(read_only=True)
@@ -169,6 +170,8 @@ class ExchangeAccountViewSet(
 
 
 class MarketSerializer(ModelSerializer):
+    fast_read = True
+
     class Meta:
         model = Market
         fields = [

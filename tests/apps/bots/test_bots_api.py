@@ -194,12 +194,13 @@ def test_absurd_magnitudes_are_a_400_not_a_crash_at_start(trader, sent_tasks, ch
 
 
 def test_bot_serializer_fast_path_equals_drf_field_by_field(trader):
-    """``BotSerializer.to_representation`` builds the dict directly; it must give exactly what
-    DRF's generic path gives, for every field, for list rows (annotated, only some columns
-    loaded) and for a bot loaded plainly (detail, create responses)."""
+    """``BotSerializer`` rows come from the read plan (apps/core/serializers.py); they must be
+    exactly what DRF's generic path gives, for every field, for list rows (annotated, only some
+    columns loaded) and for a bot loaded plainly (detail, create responses)."""
     from apps.accounts.models import Role
     from apps.bots.api import BotSerializer, BotViewSet
     from apps.bots.services import bot_share
+    from apps.core.serializers import _read_plan
     from tests.apps.bots.factories import make_user
 
     account = make_account(trader)
@@ -211,6 +212,7 @@ def test_bot_serializer_fast_path_equals_drf_field_by_field(trader):
     class Request:
         user = trader
 
+    assert _read_plan(BotSerializer), "the bot serializer fell back to DRF's path"
     view = BotViewSet(request=Request(), action="list", format_kwarg=None)
     listed = list(view.get_queryset())
     assert [b.name for b in listed] == ["plain", "shared"]

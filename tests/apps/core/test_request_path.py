@@ -142,6 +142,63 @@ def test_distinct_querysets_fall_back_to_a_separate_count(sent_tasks):  # noqa: 
     assert paginator.count == 3 and len(page) == 3
 
 
+# --- serializers' read plan -------------------------------------------------------------------
+def test_market_and_account_rows_from_the_read_plan_equal_drfs_output(sent_tasks):  # noqa: F811
+    from apps.core.serializers import _read_plan
+    from apps.exchanges.api import ExchangeAccountSerializer, MarketSerializer
+    from apps.exchanges.models import ExchangeAccount, Market
+    from apps.exchanges.services import exchange_account_create
+
+    alice = make_user("alice")
+    make_account(alice)
+    exchange_account_create(
+        owner=alice, label="live", venue="binance", kind="live", api_key="AKIAexample1234", api_secret="s3cret-value"
+    )
+    assert _read_plan(MarketSerializer) and _read_plan(ExchangeAccountSerializer)
+    markets = list(Market.objects.all())
+    accounts = list(ExchangeAccount.objects.select_related("owner"))
+    assert markets and len(accounts) == 2
+    for serializer, rows in ((MarketSerializer(), markets), (ExchangeAccountSerializer(), accounts)):
+        for row in rows:
+            assert serializer.to_representation(row) == serializer.generic_representation(row)
+    live = next(a for a in accounts if a.kind == "live")
+    assert ExchangeAccountSerializer().to_representation(live)["api_key_hint"].endswith("1234")
+
+
+def test_read_plan_leaves_unplanned_fields_and_null_paths_to_drf(sent_tasks):  # noqa: F811
+    from rest_framework import serializers
+
+    from apps.bots.models import Bot
+    from apps.core.serializers import ModelSerializer, _read_plan
+
+    class Nested(ModelSerializer):
+        fast_read = True
+        viewers = serializers.SlugRelatedField(source="shared_with", slug_field="username", many=True, read_only=True)
+
+        class Meta:
+            model = Bot
+            fields = ["id", "viewers"]
+
+    class Dotted(ModelSerializer):
+        fast_read = True
+        owner_email = serializers.CharField(source="owner.email", read_only=True, allow_null=True, default="none")
+
+        class Meta:
+            model = Bot
+            fields = ["id", "owner_email"]
+
+    alice = make_user("alice")
+    bot = make_bot(alice, account=make_account(alice), name="b")
+    assert _read_plan(Nested) is None  # a many relation: DRF's path for the whole class
+    assert Nested().to_representation(bot) == {"id": bot.id, "viewers": []}
+    assert _read_plan(Dotted)
+    assert Dotted().to_representation(bot) == Dotted().generic_representation(bot)
+    bot.owner = None  # a missing relation midway: the row goes through DRF's path
+    assert (
+        Dotted().to_representation(bot) == Dotted().generic_representation(bot) == {"id": bot.id, "owner_email": None}
+    )
+
+
 # --- connection health check --------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_the_server_closed_is_replaced_before_it_is_used():
