@@ -79,8 +79,12 @@ def main() -> None:
     logging.getLogger("workers").setLevel(logging.WARNING)
     from workers.host import Host
 
-    if os.environ.get("BENCH_PROFILE_DIR"):  # cProfile each host's loop thread to <dir>/host-<pid>.prof
-        os.environ["MM_HOST_PROFILE"] = os.path.join(os.environ["BENCH_PROFILE_DIR"], f"host-{os.getpid()}.prof")
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")  # cProfile the loop thread while measuring
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
 
     host = Host(capacity=args.capacity)
     host.start_thread()
@@ -94,9 +98,15 @@ def main() -> None:
         command = line.strip()
         if command == "start":
             _clear(host)
+            if profiler is not None:
+                host.loop.call_soon_threadsafe(profiler.enable)
             cpu0, wall0 = time.process_time(), time.monotonic()
             print("started", flush=True)
         elif command == "stop":
+            if profiler is not None:
+                host.loop.call_soon_threadsafe(profiler.disable)
+                time.sleep(0.2)
+                profiler.dump_stats(os.path.join(profile_dir, f"host-{os.getpid()}.prof"))
             data = _samples(host)
             data["cpu_s"] = time.process_time() - cpu0
             data["wall_s"] = time.monotonic() - wall0

@@ -93,13 +93,13 @@ class BotRunner:
 
     # ----------------------------------------------------------------------------------------
     def push_market(self, event, published_ns: int = 0) -> None:
+        """Queue a market event (the host wakes the loop: see ``Host._waker``)."""
         if type(event) is TradeTick:
             self.inbox.append((event, published_ns))
         else:  # the host applied it to the shared book: only the newest one needs handling
             if self.pending_book is not None:
                 self.conflated += 1
             self.pending_book = (event, published_ns)
-        self.wake.set()
 
     def push_control(self, message: str) -> None:
         self.controls.append(message)

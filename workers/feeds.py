@@ -81,9 +81,13 @@ class FeedLoop:
             self.host.feed_done(self)
 
     async def _run_source(self) -> None:
+        import redis.asyncio as aioredis
+
         feed = build_feed(self.venue, self.instrument)
         book = OrderBook()
-        redis = self.host.redis
+        # Its own connection for the stream: the publish time is stamped just before the XADD,
+        # which must not then wait for a connection of the pool the bot loops keep busy.
+        redis = aioredis.Redis.from_url(self.host.redis_url, socket_timeout=5, socket_connect_timeout=3)
         last_group = last_db = last_health = last_check = 0.0
         pending_stream: list[bytes] = []
         await feed.connect()
@@ -130,6 +134,7 @@ class FeedLoop:
                         return
         finally:
             await feed.close()
+            await redis.aclose()
 
     async def _publish_book(self, book: OrderBook, ts: int) -> None:
         inst = self.instrument

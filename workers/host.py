@@ -72,6 +72,11 @@ class Host:
         # (their engines and paper matching): see ``_dispatch``.
         self.books: dict[str, OrderBook] = {}
         self.book_errors = 0
+        # Bots with new market data, woken a few per loop turn (``_waker``).
+        self._to_wake: deque = deque()
+        self._queued: set = set()
+        self._waker_wake = asyncio.Event()
+        self.wake_batch = int(os.environ.get("MM_WAKE_BATCH", "16"))
         self._streams_in_use: frozenset[str] = frozenset()
         self._reader_stop = threading.Event()
         self.feed_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> XREAD returned
@@ -127,6 +132,7 @@ class Host:
 
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._waker_wake = asyncio.Event()
         # A blocking pool: with hundreds of bot tasks, a call waits for a free connection
         # instead of failing when all are busy.
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -137,6 +143,7 @@ class Host:
         # Lease renewals have their own connection: they never wait behind busy bot loops.
         self.redis_lease = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         tasks = [
+            asyncio.create_task(self._guard(self._waker), name="waker"),
             asyncio.create_task(self._guard(self._claim_loop), name="claim"),
             asyncio.create_task(self._guard(self._renew_loop), name="renew"),
             asyncio.create_task(self._guard(self._control_loop), name="control"),
@@ -352,6 +359,7 @@ class Host:
         every event to the stream's bots (a bot that is behind keeps only the newest book)."""
         subscribers = self.subscribers
         books = self.books
+        queued, to_wake = self._queued, self._to_wake
         for stream, event, published in batch:
             runners = subscribers.get(stream)
             if not runners:
@@ -368,6 +376,28 @@ class Host:
                     continue
             for runner in runners:
                 runner.push_market(event, published)
+                if runner not in queued:
+                    queued.add(runner)
+                    to_wake.append(runner)
+        if to_wake:
+            self._waker_wake.set()
+
+    async def _waker(self) -> None:
+        """Wake the bots that have new market data ``wake_batch`` at a time, one batch per turn
+        of the loop. A book event makes every bot of its feed ready at once; woken together
+        they would all run before anything else, and every bot in the middle of a cycle (its
+        order rows or venue write answered) would wait behind all of them for each await. In
+        batches, a cycle in flight waits for one batch at most."""
+        to_wake, queued = self._to_wake, self._queued
+        while True:
+            await self._waker_wake.wait()
+            self._waker_wake.clear()
+            while to_wake:
+                for _ in range(min(self.wake_batch, len(to_wake))):
+                    runner = to_wake.popleft()
+                    queued.discard(runner)
+                    runner.wake.set()
+                await asyncio.sleep(0)
 
     # ----------------------------------------------------------------------------------------
     # Control channel
