@@ -251,7 +251,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Web server (mmsite.http) ------------------------------------------------------------------
 # HTTP requests run on this many threads per web process, each keeping its database connection.
-WEB_THREADS = env.env_int("WEB_THREADS", 8, minimum=1, maximum=256)
+WEB_THREADS = env.env_int("WEB_THREADS", 2, minimum=1, maximum=256)
 # Largest request body accepted (413 above it); the API takes JSON documents only.
 WEB_MAX_BODY_BYTES = env.env_int("WEB_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024, maximum=1024**3)
 
