@@ -103,3 +103,16 @@ def test_a_port_in_use_is_one_line_and_exit_1():
         )  # fmt: skip
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_bad_setting_is_one_line_and_exit_2():
+    env = child_env(DJANGO_SETTINGS_MODULE="mmsite.settings.production", ALLOWED_HOSTS="example.com")
+    env.pop("SECRET_KEY", None)
+    env["DEBUG"] = "0"
+    done = subprocess.run(
+        [sys.executable, "-m", "mmsite.serve", "--port", str(free_port()), "--workers", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line, no traceback
+    assert "configuration error: SECRET_KEY" in done.stderr
