@@ -31,13 +31,17 @@ def batchable(fn: Callable) -> Callable:
 class DbWriter:
     """Run callables on a dedicated thread with a Django connection, retrying DB errors."""
 
-    def __init__(self, name: str = "db-writer", *, one_statement: bool = False) -> None:
+    def __init__(self, name: str = "db-writer", *, one_statement: bool = False, linger_s: float = 0.0) -> None:
         # ``one_statement``: each batchable function here writes with a single statement, so a
         # batch of one function runs as that statement alone (its own transaction, committed
         # asynchronously: ``synchronous_commit`` is off for the whole session): one round trip
         # to PostgreSQL instead of four (BEGIN, SET LOCAL, the statement, COMMIT), each of which
         # had to win the GIL back from the bot loops.
         self.one_statement = one_statement
+        # ``linger_s``: a batchable write first waits this long for more to join its batch (one
+        # transaction for many calls: fewer round trips, each of which has to win the GIL back
+        # from the bot loops). For telemetry that nobody awaits, not for the order rows.
+        self.linger_s = linger_s
         self._session = None  # the connection the session setting was made on
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -139,6 +143,8 @@ class DbWriter:
             if item is None:
                 break
             fn = item[0]
+            if self.linger_s and getattr(fn, "batchable", False):
+                time.sleep(self.linger_s)
             work = [("batch", self._collect(item))] if getattr(fn, "batchable", False) else [("call", item)]
             delay = 0.05
             while work:

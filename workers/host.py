@@ -57,7 +57,7 @@ class Host:
         self.ttl_ms = ttl_ms
         self.redis_url = redis_url or settings.REDIS_URL
         self.redis = None
-        self.db = DbWriter(f"db-writer-{os.getpid()}")
+        self.db = DbWriter(f"db-writer-{os.getpid()}", linger_s=0.05)
         # Order rows the loops wait for (before a place) get their own connection, so they never
         # queue behind telemetry; their later updates go through ``db`` after the row exists.
         self.db_orders = DbWriter(f"db-orders-{os.getpid()}", one_statement=True)
@@ -209,6 +209,9 @@ class Host:
             wanted = [int(b) for b in await redis.smembers(keys.bots_wanted())]
             now = time.monotonic()
             free = [b for b in wanted if b not in self.bots and self._retry_after.get(b, 0) <= now]
+            if free:  # one round trip to skip the bots other hosts own (not one failed acquire each)
+                leases = await redis.mget([keys.bot_lease(b) for b in free])
+                free = [b for b, owner in zip(free, leases, strict=True) if owner is None]
             random.shuffle(free)
             if free and self.bots:
                 # A busier host waits a little, so new bots spread over the live hosts.
