@@ -1,6 +1,7 @@
 """The default beat schedules. ``manage.py install_schedules`` writes them to the database
 (django-celery-beat) idempotently: existing entries keep any interval an operator changed in
-the admin; missing ones are created."""
+the admin; missing ones are created. An entry runs ``every_seconds``, or at a fixed time of
+day (``daily_at_hour``: minute 5 of that hour, UTC; the hour from a setting)."""
 
 DEFAULT_SCHEDULES: list[dict] = [
     {
@@ -41,7 +42,10 @@ DEFAULT_SCHEDULES: list[dict] = [
     {
         "name": "Notifications: daily summary",
         "task": "workers.notifications.daily_summary",
-        "every_seconds": 86400,
+        "daily_at_hour": "NOTIFICATIONS_DAILY_SUMMARY_HOUR",
+        # Installs before 2026-11-21 ran it every 86,400 s from the install time; such an entry
+        # (still at that default) is moved to the fixed hour.
+        "replaces_every_seconds": 86400,
     },
     {
         "name": "Fill markouts at 1 s, 10 s and 60 s",

@@ -202,6 +202,9 @@ TELEGRAM_API_BASE = env.env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
 # Notification URLs that resolve to loopback/private/link-local addresses are refused (SSRF);
 # only the test suite's local protocol servers turn this on.
 NOTIFICATIONS_ALLOW_PRIVATE_HOSTS = env.env_bool("NOTIFICATIONS_ALLOW_PRIVATE_HOSTS", False)
+# The daily summary goes out at minute 5 of this hour, UTC (written to the beat schedule by
+# ``install_schedules``; an operator can change it in the admin afterwards).
+NOTIFICATIONS_DAILY_SUMMARY_HOUR = env.env_int("NOTIFICATIONS_DAILY_SUMMARY_HOUR", 0, minimum=0, maximum=23)
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
