@@ -18,6 +18,8 @@ from apps.core.serializers import ModelSerializer
 
 
 class OpportunitySerializer(ModelSerializer):
+    fast_read = True  # long time-series pages (apps/core/serializers.py)
+
     class Meta:
         model = Opportunity
         fields = [

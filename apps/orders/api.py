@@ -19,6 +19,7 @@ from apps.orders.services import order_cancel_request
 
 
 class OrderSerializer(ModelSerializer):
+    fast_read = True  # long time-series pages (apps/core/serializers.py)
     symbol = serializers.CharField(source="market.symbol", read_only=True)
     venue = serializers.CharField(source="market.venue", read_only=True)
 
@@ -88,6 +89,8 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class FillSerializer(ModelSerializer):
+    fast_read = True  # long time-series pages (apps/core/serializers.py)
+
     class Meta:
         model = Fill
         fields = [

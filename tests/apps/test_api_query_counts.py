@@ -4,11 +4,13 @@ For each endpoint the list is read once with ONE object and once with 30 objects
 related rows: owners, markets, bots, shared viewers, rule channels); the 30-object list may not cost
 more queries than the one-object list (``django_assert_max_num_queries``). A row that triggers a
 query per object (an N+1) fails with 29 extra queries. The object's detail page is held to the
-same count as the one-object list (it needs no per-row query either).
+same count as the one-object list (it needs no per-row query either). Lists whose serializer
+uses a read plan (``fast_read``) are also checked row by row against DRF's own output.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -16,6 +18,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import resolve
 
 from apps.accounts.models import AuditAction, AuditLog, Role
 from apps.arbitrage.models import Opportunity
@@ -226,3 +229,27 @@ def test_an_anonymous_read_of_a_trading_list_is_refused_not_a_server_error(db, u
     response = api(None).get(url)
     assert response.status_code in (401, 403)
     assert "detail" in response.json()
+
+
+FAST_READ = [
+    (url, build) for url, build, _ in ENDPOINTS if getattr(resolve(url).func.cls.serializer_class, "fast_read", False)
+]
+
+
+@pytest.mark.parametrize(("url", "build"), FAST_READ, ids=[e[0].split("/v1/")[1] for e in FAST_READ])
+def test_rows_from_a_read_plan_equal_drfs_field_by_field_output(alice, viewers, url, build):
+    """Lists whose serializer uses a read plan (``fast_read``): every row of the API's answer is
+    exactly DRF's generic representation of the same object."""
+    from rest_framework.renderers import JSONRenderer
+
+    from apps.core.serializers import _read_plan
+
+    serializer_class = resolve(url).func.cls.serializer_class
+    assert _read_plan(serializer_class), f"{serializer_class.__name__} fell back to DRF's path"
+    build(alice, 0, 3, viewers=viewers)
+    rows = api(alice).get(url).json()["results"]
+    assert len(rows) >= 3
+    objects = serializer_class.Meta.model.objects.in_bulk([row["id"] for row in rows])
+    serializer = serializer_class()
+    for row in rows:
+        assert row == json.loads(JSONRenderer().render(serializer.generic_representation(objects[row["id"]])))
