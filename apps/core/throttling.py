@@ -44,6 +44,7 @@ if cur == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return {1, cur, prev}
 """
 _script = None
+_last_warning = -60.0
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -108,8 +109,12 @@ class _RedisRateThrottle(BaseThrottle):
         key = f"{settings.REDIS_PREFIX}:throttle:{self.scope}:{ident}"
         try:
             allowed, self._wait = hit(key, self.limit, self.period)
-        except Exception as exc:  # Redis down: let the request through, say so
-            logger.warning("API throttle %s not checked (Redis: %s); request allowed", self.scope, exc)
+        except Exception as exc:  # Redis down: let the request through, say so (once a minute)
+            global _last_warning
+            now = time.monotonic()
+            if now - _last_warning >= 60:
+                _last_warning = now
+                logger.warning("API throttle %s not checked (Redis: %s); requests allowed", self.scope, exc)
             return True
         return allowed
 

@@ -295,3 +295,18 @@ def test_pooled_wsgi_closes_the_response_so_request_finished_runs():
 
     assert _call(PooledWsgi(app, threads=1, max_body=10))[1]["body"] == b"ok"
     assert closed == [True]
+
+
+def test_without_redis_the_api_still_answers(clean_redis, monkeypatch):
+    """The rate limit protects capacity; with Redis unreachable requests go through (and the
+    outage is logged), they are not refused."""
+    import redis
+
+    from apps.core import health
+
+    alice = make_user("alice")
+    key = Token.objects.create(user=alice).key
+    monkeypatch.setattr(throttling, "_script", None)
+    monkeypatch.setattr(health, "_redis_client", redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    response = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 200
