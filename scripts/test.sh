@@ -17,4 +17,5 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check . >/dev/null || { .venv/bin/ruff format --check .; echo "ruff format: run .venv/bin/ruff format on the files above"; exit 1; }
 exec .venv/bin/python -m pytest "$@"

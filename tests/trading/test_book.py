@@ -38,9 +38,7 @@ def test_snapshot_sets_best_prices_sizes_and_sequence() -> None:
 
 def test_snapshot_replaces_previous_book() -> None:
     book = _book()
-    book.apply_snapshot(
-        BookSnapshot(ts=2, bids=((50, 1),), asks=((60, 1), (61, 0)), sequence=20)
-    )
+    book.apply_snapshot(BookSnapshot(ts=2, bids=((50, 1),), asks=((60, 1), (61, 0)), sequence=20))
     assert book.top(10) == ([(50, 1)], [(60, 1)])
     assert book.qty_at(Side.BUY, 100) == 0
 
@@ -78,9 +76,7 @@ def test_empty_book_queries_return_none_or_zero() -> None:
 
 
 def test_microprice_leans_toward_the_thinner_side() -> None:
-    book = (
-        _book()
-    )  # 5 lots bid at 100, 2 lots ask at 101: buyers dominate, price leans up
+    book = _book()  # 5 lots bid at 100, 2 lots ask at 101: buyers dominate, price leans up
     assert book.microprice() == pytest.approx((100 * 2 + 101 * 5) / 7)
     assert book.microprice() > book.mid()
 
@@ -136,65 +132,40 @@ def test_depth_limit_trims_far_levels_and_keeps_best() -> None:
 # --- sequences ------------------------------------------------------------------------------
 def test_spot_first_delta_must_cover_snapshot_plus_one() -> None:
     book = _book()  # sequence 10
-    assert book.apply_delta(
-        BookDelta(ts=2, bids=((100, 6),), asks=(), first_sequence=8, last_sequence=12)
-    )
+    assert book.apply_delta(BookDelta(ts=2, bids=((100, 6),), asks=(), first_sequence=8, last_sequence=12))
     assert book.sequence == 12 and book.best_bid_qty() == 6
 
 
 def test_first_delta_beyond_snapshot_plus_one_is_a_gap() -> None:
     book = _book()
     with pytest.raises(SequenceGap) as info:
-        book.apply_delta(
-            BookDelta(ts=2, bids=(), asks=(), first_sequence=12, last_sequence=15)
-        )
+        book.apply_delta(BookDelta(ts=2, bids=(), asks=(), first_sequence=12, last_sequence=15))
     assert info.value.expected == 11
     assert not book.is_synced
 
 
 def test_stale_deltas_are_ignored_and_leave_book_unchanged() -> None:
     book = _book()
-    assert (
-        book.apply_delta(
-            BookDelta(
-                ts=2, bids=((100, 99),), asks=(), first_sequence=3, last_sequence=10
-            )
-        )
-        is False
-    )
+    assert book.apply_delta(BookDelta(ts=2, bids=((100, 99),), asks=(), first_sequence=3, last_sequence=10)) is False
     assert book.best_bid_qty() == 5 and book.sequence == 10
 
 
 def test_spot_deltas_must_be_contiguous() -> None:
     book = _book()
-    book.apply_delta(
-        BookDelta(ts=2, bids=(), asks=(), first_sequence=11, last_sequence=12)
-    )
-    book.apply_delta(
-        BookDelta(ts=3, bids=(), asks=(), first_sequence=13, last_sequence=14)
-    )
+    book.apply_delta(BookDelta(ts=2, bids=(), asks=(), first_sequence=11, last_sequence=12))
+    book.apply_delta(BookDelta(ts=3, bids=(), asks=(), first_sequence=13, last_sequence=14))
     with pytest.raises(SequenceGap):
-        book.apply_delta(
-            BookDelta(ts=4, bids=(), asks=(), first_sequence=16, last_sequence=18)
-        )
+        book.apply_delta(BookDelta(ts=4, bids=(), asks=(), first_sequence=16, last_sequence=18))
     # unsynced until the next snapshot, even for a delta that would have chained
     with pytest.raises(SequenceGap):
-        book.apply_delta(
-            BookDelta(ts=5, bids=(), asks=(), first_sequence=15, last_sequence=18)
-        )
+        book.apply_delta(BookDelta(ts=5, bids=(), asks=(), first_sequence=15, last_sequence=18))
     book.apply_snapshot(BookSnapshot(ts=6, bids=((1, 1),), asks=((2, 1),), sequence=20))
-    assert book.apply_delta(
-        BookDelta(ts=7, bids=(), asks=(), first_sequence=21, last_sequence=21)
-    )
+    assert book.apply_delta(BookDelta(ts=7, bids=(), asks=(), first_sequence=21, last_sequence=21))
 
 
 def test_futures_deltas_chain_on_prev_sequence() -> None:
     book = _book()  # sequence 10
-    book.apply_delta(
-        BookDelta(
-            ts=2, bids=(), asks=(), first_sequence=9, last_sequence=40, prev_sequence=7
-        )
-    )
+    book.apply_delta(BookDelta(ts=2, bids=(), asks=(), first_sequence=9, last_sequence=40, prev_sequence=7))
     book.apply_delta(
         BookDelta(
             ts=3,
@@ -222,9 +193,7 @@ def test_futures_deltas_chain_on_prev_sequence() -> None:
 
 def test_delta_before_any_snapshot_is_a_gap() -> None:
     with pytest.raises(SequenceGap):
-        OrderBook().apply_delta(
-            BookDelta(ts=1, bids=(), asks=(), first_sequence=1, last_sequence=2)
-        )
+        OrderBook().apply_delta(BookDelta(ts=1, bids=(), asks=(), first_sequence=1, last_sequence=2))
 
 
 def test_unsequenced_deltas_apply_without_checks() -> None:

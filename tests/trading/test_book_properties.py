@@ -34,11 +34,7 @@ def test_book_matches_naive_model(snap_bids, snap_asks, deltas) -> None:
     asks: dict[int, int] = {}
     _model_apply(bids, snap_bids)
     _model_apply(asks, snap_asks)
-    book.apply_snapshot(
-        BookSnapshot(
-            ts=0, bids=tuple(bids.items()), asks=tuple(asks.items()), sequence=100
-        )
-    )
+    book.apply_snapshot(BookSnapshot(ts=0, bids=tuple(bids.items()), asks=tuple(asks.items()), sequence=100))
     seq = 100
     for i, (db, da) in enumerate(deltas):
         assert book.apply_delta(
@@ -106,9 +102,7 @@ def test_missing_update_ids_are_always_detected(spans, skip_at) -> None:
     seq = 0
     for i, span in enumerate(spans):
         first = seq + 1 + (1 if i == skip_at else 0)
-        delta = BookDelta(
-            ts=i, bids=(), asks=(), first_sequence=first, last_sequence=first + span
-        )
+        delta = BookDelta(ts=i, bids=(), asks=(), first_sequence=first, last_sequence=first + span)
         if i == skip_at:
             try:
                 book.apply_delta(delta)

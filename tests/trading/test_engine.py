@@ -410,7 +410,9 @@ def test_quote_rejected_by_the_venue_is_not_resent_at_that_price_until_the_backo
     cmds = e.on_event(snap())
     bid_order = next(c for c in cmds if c.side is Side.BUY)
     # The venue saw a newer book: our post-only bid would cross, so it is refused.
-    again = e.on_event(OrderRejected(2, bid_order.client_order_id, "post_only_would_cross", code="post_only_would_cross"))
+    again = e.on_event(
+        OrderRejected(2, bid_order.client_order_id, "post_only_would_cross", code="post_only_would_cross")
+    )
     assert not any(isinstance(c, PlaceOrder) and c.side is Side.BUY for c in again)
     # Within the backoff nothing is re-sent on that side at that price, even on timers...
     assert not any(isinstance(c, PlaceOrder) and c.side is Side.BUY for c in e.on_event(Timer(50_000_000)))
