@@ -33,6 +33,7 @@ def celery_worker_fixture(clean_redis):
     logs = []
 
     def start(queues: str = "default,backtests", **env: str) -> subprocess.Popen:
+        (ROOT / "var").mkdir(exist_ok=True)  # git-ignored; a fresh clone has none
         log = (ROOT / "var" / f"test-h10-worker-{os.getpid()}-{len(processes)}.log").open("wb")
         logs.append(log)
         process = subprocess.Popen(
