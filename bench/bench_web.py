@@ -259,37 +259,32 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields) - idle) / hz, sum(fields) / hz
 
 
-def cpu_of(names: tuple[str, ...]) -> float:
-    """CPU seconds so far of every process whose command name is one of ``names``."""
+def _proc_cpu(keep, reaped: bool = False) -> float:
+    """User + system CPU seconds so far of the processes whose (pid, command name, parent pid)
+    ``keep`` accepts (Linux /proc); ``reaped`` adds the time of their children that exited."""
     total = 0
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if stat[stat.index("(") + 1 : stat.rindex(")")] in names:
-                total += sum(int(x) for x in stat.rsplit(")", 1)[1].split()[11:13])
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        if keep(entry, name, fields[1]):
+            total += sum(int(x) for x in fields[11 : 15 if reaped else 13])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(names: tuple[str, ...]) -> float:
+    """CPU seconds so far of every process whose command name is one of ``names``."""
+    return _proc_cpu(lambda pid, name, ppid: name in names)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of a process and its live children (``uvicorn --workers``
-    runs each worker as a child process) (Linux /proc)."""
-
-    def stat(p: str) -> list[str] | None:
-        try:
-            return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-
-    total = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = stat(entry)
-            if fields and (entry == str(pid) or fields[1] == str(pid)):
-                total += sum(int(x) for x in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
+    """CPU seconds so far of a process and its live children (the web server's processes)."""
+    return _proc_cpu(lambda p, name, ppid: str(pid) in (p, ppid), reaped=True)
 
 
 def _client_process(port: int, cookie: str, symbols: list[str], offset: int, n: int, ready, stop, count, out) -> None:

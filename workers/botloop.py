@@ -385,7 +385,6 @@ class BotRunner:
         already applied to the host's shared book, so only the newest one is matched against
         and quoted on. Its duration (including the awaited order rows and venue writes) is
         the cycle latency."""
-        engine = self.engine
         started = time.perf_counter_ns()
         places_before = self.places
         latency = self.host.bot_latency_ns
@@ -396,38 +395,35 @@ class BotRunner:
             event, published = inbox.popleft()
             if published:
                 latency.append(time.time_ns() - published)
-            try:
-                if isinstance(event, OrderEvent):  # from a live gateway: to the database and engine
-                    await self._handle_order_event(event)
-                else:
-                    for ev in await self.venue.on_market(event):
-                        await self._handle_order_event(ev)
-                    await self._send(engine.on_event(event))
-            except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
-                raise
-            except Exception as exc:  # one bad event never kills the loop
-                logger.exception("bot %s: event failed", self.bot_id)
-                self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
+            await self._step(event)
         book = self.pending_book
         if book is not None and not self.controls:
             self.pending_book = None
             event, published = book
             if published:
                 latency.append(time.time_ns() - published)
-            try:
-                for ev in await self.venue.on_market(event):
-                    await self._handle_order_event(ev)
-                await self._send(engine.on_event(event))
-            except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                logger.exception("bot %s: event failed", self.bot_id)
-                self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
+            await self._step(event)
         took = time.perf_counter_ns() - started
         self.cycle_ns.append(took)
         if self.places != places_before:
             self.send_cycle_ns.append(took)
         self._flush_notes()
+
+    async def _step(self, event) -> None:
+        """One event: a market event through paper matching and the engine, a live gateway's
+        order event to the database and the engine. One bad event never kills the loop."""
+        try:
+            if isinstance(event, OrderEvent):
+                await self._handle_order_event(event)
+            else:
+                for ev in await self.venue.on_market(event):
+                    await self._handle_order_event(ev)
+                await self._send(self.engine.on_event(event))
+        except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            logger.exception("bot %s: event failed", self.bot_id)
+            self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
 
     async def _send(self, commands: list) -> None:
         if not commands:

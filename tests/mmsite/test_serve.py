@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import child_env, free_port
+from tests.workers.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,16 +38,6 @@ def _workers(port: int) -> list[int]:
     return _pids("-l", f"( sport = :{port} )")
 
 
-def _wait(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def _serving_pid(port: int) -> int | None:
     """Pid of the process that answered on a fresh connection (from /proc: the socket's owner)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -70,8 +60,9 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(clean_redis):
         cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        _wait(lambda: len(_listeners(port)) == 2)
-        workers = _wait(lambda: len(_workers(port)) == 2 and _workers(port))
+        assert wait_until(lambda: len(_listeners(port)) == 2, 60)
+        workers = wait_until(lambda: len(_workers(port)) == 2 and _workers(port), 60)
+        assert workers
         served_by = set()
         for _ in range(40):  # new connections are spread by the kernel: both processes answer
             served_by.add(_serving_pid(port))
@@ -80,7 +71,8 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(clean_redis):
         assert set(workers) <= served_by, (workers, served_by)
 
         os.kill(workers[0], signal.SIGKILL)
-        now = _wait(lambda: len(_workers(port)) == 2 and workers[0] not in _workers(port) and _workers(port))
+        now = wait_until(lambda: len(_workers(port)) == 2 and workers[0] not in _workers(port) and _workers(port), 60)
+        assert now
         assert workers[1] in now  # the other process kept serving
         assert _serving_pid(port) in now
     finally:

@@ -81,3 +81,15 @@ def workers(clean_redis):
     w = Workers()
     yield w
     w.stop_all()
+
+
+@pytest.fixture
+def host(clean_redis, settings):
+    """A bot/feed host in this process (its own loop thread) against the real Redis and PostgreSQL."""
+    from workers.host import Host
+
+    h = Host(ttl_ms=3000)
+    h.start_thread()
+    assert h.started.wait(5)
+    yield h
+    h.stop()

@@ -15,25 +15,10 @@ def wait_until(predicate, timeout: float, interval: float = 0.2):
     return predicate()
 
 
-def make_paper_bots(
-    n: int, *, venue: str = "sim:alpha", username: str = "trader", spread: str = "0.0001", start: bool = True
-):
-    """Create a user, a paper account on ``venue`` and ``n`` fixed-spread bots (started)."""
-    from apps.accounts.models import User
-    from apps.bots.services import bot_create, bot_start
+def ensure_market(venue: str):
+    """The venue's BTC/USDT market (transactional tests flush the seeded markets: put it back)."""
     from apps.exchanges.models import Market
-    from apps.exchanges.services import exchange_account_create
 
-    user = User.objects.filter(username=username).first() or User.objects.create_user(
-        username=username, password="pw-12345678"
-    )
-    account = exchange_account_create(
-        owner=user,
-        label=f"paper {venue} {time.time_ns()}",
-        venue=venue,
-        paper_balances={"BTC": "10", "USDT": "1000000"},
-    )
-    # transactional tests flush the seeded markets: put the sim/replay market back if needed
     market, _ = Market.objects.get_or_create(
         venue=venue,
         symbol="BTC/USDT",
@@ -48,6 +33,27 @@ def make_paper_bots(
         },
     )
     market.refresh_from_db()  # decimals, not the strings given
+    return market
+
+
+def make_paper_bots(
+    n: int, *, venue: str = "sim:alpha", username: str = "trader", spread: str = "0.0001", start: bool = True
+):
+    """Create a user, a paper account on ``venue`` and ``n`` fixed-spread bots (started)."""
+    from apps.accounts.models import User
+    from apps.bots.services import bot_create, bot_start
+    from apps.exchanges.services import exchange_account_create
+
+    user = User.objects.filter(username=username).first() or User.objects.create_user(
+        username=username, password="pw-12345678"
+    )
+    account = exchange_account_create(
+        owner=user,
+        label=f"paper {venue} {time.time_ns()}",
+        venue=venue,
+        paper_balances={"BTC": "10", "USDT": "1000000"},
+    )
+    market = ensure_market(venue)
     bots = []
     for i in range(n):
         bot = bot_create(

@@ -13,6 +13,7 @@ from apps.arbitrage.models import Opportunity
 from apps.arbitrage.services import arbitrage_settings_update
 from apps.exchanges.models import Market
 from tests.workers.h10_worker import celery_worker_fixture, wait_for  # noqa: F401 (fixture)
+from tests.workers.helpers import ensure_market
 from workers import keys
 from workers.simvenue import SimFeed, sim_mid
 
@@ -21,19 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 def _markets():
     for venue in ("sim:alpha", "sim:beta"):
-        Market.objects.get_or_create(
-            venue=venue,
-            symbol="BTC/USDT",
-            defaults={
-                "base": "BTC",
-                "quote": "USDT",
-                "tick_size": "0.01",
-                "lot_size": "0.0001",
-                "min_notional": "0",
-                "maker_fee": "0.0001",
-                "taker_fee": "0.0005",
-            },
-        )
+        ensure_market(venue)
 
 
 def _diverged_books(redis):

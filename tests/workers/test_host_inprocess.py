@@ -10,17 +10,6 @@ from tests.workers.helpers import make_paper_bots, wait_until
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def host(clean_redis, settings):
-    from workers.host import Host
-
-    h = Host(ttl_ms=3000)
-    h.start_thread()
-    assert h.started.wait(5)
-    yield h
-    h.stop()
-
-
 def test_started_paper_bots_quote_on_the_venue_and_stop_leaves_no_open_order(host, redis_client):
     from apps.bots.models import Bot
     from apps.orders.models import Order

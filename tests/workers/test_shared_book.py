@@ -15,17 +15,6 @@ from tests.workers.helpers import make_paper_bots, wait_until
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def host(clean_redis, settings):
-    from workers.host import Host
-
-    h = Host(ttl_ms=3000)
-    h.start_thread()
-    assert h.started.wait(5)
-    yield h
-    h.stop()
-
-
 def on_loop(host, fn):
     """Run ``fn()`` on the host's loop thread (nothing else runs there meanwhile)."""
     return asyncio.run_coroutine_threadsafe(_call(fn), host.loop).result(10)
