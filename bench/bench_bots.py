@@ -172,7 +172,8 @@ def _run(n: int, seconds: float, procs: int) -> dict:
     lag = merged("loop_lag_ns")
     print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")
     for p in parts:
-        print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f}, "
+        print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f} "
+              f"(+ {p['db_cpu_s'] / p['wall_s']:.2f} its database writer process), "
               f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; db writer (calls, rows, s): "
               f"{p['db_timing']}")  # fmt: skip
     return {
@@ -186,7 +187,7 @@ def _run(n: int, seconds: float, procs: int) -> dict:
         "feed_to_bot_p99_ms": _pct(redis_lat, 0.99),
         "feed_to_engine_p50_ms": _pct(e2e, 0.5),
         "feed_to_engine_p99_ms": _pct(e2e, 0.99),
-        "cpu_share": sum(p["cpu_s"] / p["wall_s"] for p in parts),
+        "cpu_share": sum((p["cpu_s"] + p["db_cpu_s"]) / p["wall_s"] for p in parts),
         "places": sum(p["places"] for p in parts),
         "conflated": sum(p["conflated"] for p in parts),
         "db_backlog": sum(p["db_backlog"] for p in parts),
@@ -195,6 +196,11 @@ def _run(n: int, seconds: float, procs: int) -> dict:
 
 class _Sink:
     """A subscriber that does nothing: measures feed -> Redis -> host reader alone."""
+
+    class wake:  # what the host's waker calls on a subscriber with new data
+        @staticmethod
+        def set() -> None:
+            pass
 
     def push_market(self, event, published_ns: int = 0) -> None:
         pass

@@ -35,8 +35,6 @@ async def _watch_loop() -> None:
 
 def _clear(host) -> None:
     LOOP_LAG_NS.clear()
-    host.db.timing.clear()
-    host.db_orders.timing.clear()
     for runner in list(host.bots.values()):
         runner.cycle_ns.clear()
         runner.send_cycle_ns.clear()
@@ -60,10 +58,32 @@ def _samples(host) -> dict:
         "order_row_wait_ns": list(host.order_row_wait_ns),
         "places": sum(r.places for r in runners),
         "conflated": sum(r.conflated for r in runners),
-        "db_backlog": host.db.pending(),
+        "db_backlog": host.dbproc.pending(),
         "loop_lag_ns": list(LOOP_LAG_NS),
-        "db_timing": {k: (v[0], v[1], round(v[2], 2)) for w in (host.db, host.db_orders) for k, v in w.timing.items()},
     }
+
+
+def _child_cpu_s(host) -> float:
+    """CPU seconds used so far by the host's database writer process (from /proc)."""
+    try:
+        fields = Path(f"/proc/{host.dbproc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, AttributeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _db_timing(host) -> dict:
+    """The database writer process's timings (cumulative): function -> (calls, rows, seconds)."""
+    import asyncio
+
+    stats = asyncio.run_coroutine_threadsafe(host.dbproc.stats(), host.loop).result(10)
+    out: dict = {}
+    for writer in stats.values():
+        for k, v in writer.items():
+            total = out.setdefault(k, [0, 0, 0.0])
+            for i in range(3):
+                total[i] += v[i]
+    return out
 
 
 def main() -> None:
@@ -94,13 +114,17 @@ def main() -> None:
     asyncio.run_coroutine_threadsafe(_watch_loop(), host.loop)
     print("ready", flush=True)
     cpu0 = wall0 = 0.0
+    timing0: dict = {}
+    child0 = 0.0
     for line in sys.stdin:
         command = line.strip()
         if command == "start":
             _clear(host)
+            timing0 = _db_timing(host)
             if profiler is not None:
                 host.loop.call_soon_threadsafe(profiler.enable)
             cpu0, wall0 = time.process_time(), time.monotonic()
+            child0 = _child_cpu_s(host)
             print("started", flush=True)
         elif command == "stop":
             if profiler is not None:
@@ -108,7 +132,14 @@ def main() -> None:
                 time.sleep(0.2)
                 profiler.dump_stats(os.path.join(profile_dir, f"host-{os.getpid()}.prof"))
             data = _samples(host)
+            timing = _db_timing(host)
+            data["db_timing"] = {
+                k: (v[0] - timing0.get(k, (0, 0, 0))[0], v[1] - timing0.get(k, (0, 0, 0))[1],
+                    round(v[2] - timing0.get(k, (0, 0, 0))[2], 2))
+                for k, v in timing.items()
+            }  # fmt: skip
             data["cpu_s"] = time.process_time() - cpu0
+            data["db_cpu_s"] = _child_cpu_s(host) - child0
             data["wall_s"] = time.monotonic() - wall0
             Path(args.out).write_text(json.dumps(data))
             print("stopped", flush=True)

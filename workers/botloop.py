@@ -45,8 +45,11 @@ from workers.paper_venue import LeaseLost, PaperVenue
 logger = logging.getLogger(__name__)
 NS = 1_000_000_000
 STOP_CONFIRM_TIMEOUT_S = 10.0
-DESIRED_CHECK_S = 5.0  # control messages are pub/sub (may be lost): the loop also reads the database
 STOP_TRADES_MARGIN_NS = 10 * NS  # trades read at a stop: from a little before it began
+# Paper order rows are written behind the venue (not awaited) while the database writer has
+# fewer than this many writes outstanding; beyond, places wait for their rows again, so a slow or
+# unreachable database slows quoting down instead of queueing without bound.
+ROWS_BEHIND_MAX_BACKLOG = 5000
 FLATTEN_CROSS_BPS = 50  # a kill-switch flatten takes liquidity up to 0.5 % through the touch
 
 # The order row status for what the venue reports once nothing is open any more.
@@ -187,6 +190,7 @@ class BotRunner:
                 lease_value=self.lease.value,
                 token=self.lease.token,
                 book=book,
+                mux=host.redis_mux,
             )
         else:
             await self._start_live(setup)
@@ -256,6 +260,8 @@ class BotRunner:
         setup, engine, venue = self.setup, self.engine, self.venue
         ts = time.time_ns()
         on_venue = await venue.restore()
+        if isinstance(venue, PaperVenue):
+            await self._rows_for_paper_orders(on_venue)
         adopted, cancelled = [], []
         for rep in on_venue:
             if rep.client_order_id in setup.open_orders:  # known: its row was written before the place
@@ -315,6 +321,59 @@ class BotRunner:
             {"adopted": adopted, "cancelled": cancelled, "missed_fills": [f.trade_id for f in missing]},
         )
 
+    async def _rows_for_paper_orders(self, on_venue: list) -> None:
+        """Paper order rows are written behind the venue (``_send``): an order the previous owner
+        placed just before it died may have none yet. Its row is written now from the venue's
+        record (a paper venue only holds orders a fenced owner of this bot placed), so it is
+        adopted like any other; an order whose row is closed is left to be cancelled."""
+        setup = self.setup
+        unknown = [rep for rep in on_venue if rep.client_order_id not in setup.open_orders]
+        if not unknown:
+            return
+        known = await self.host.db.call(records.order_ids_known, [rep.client_order_id for rep in unknown])
+        rows = []
+        for rep in unknown:
+            if rep.client_order_id in known:
+                continue
+            cmd = PlaceOrder(rep.client_order_id, rep.side, rep.price, rep.qty, TimeInForce.GTC, reason="quote")
+            rows.append(
+                (self.bot_id, setup.account_id, setup.market_id, setup.instrument, cmd, rep.venue_order_id, rep.ts)
+            )
+            setup.open_orders[rep.client_order_id] = (rep.side, rep.price, rep.qty, rep.filled_qty)
+        if rows:
+            await self.host.db.call(records.orders_create, rows)
+            self._event(
+                "reconcile",
+                "order_rows_written",
+                f"{len(rows)} open orders on the venue had no row yet (written behind the venue when the "
+                "previous owner stopped); recorded from the venue and adopted",
+                {"orders": [r[4].client_order_id for r in rows]},
+            )
+
+    async def _rows_for_traded_orders(self, trades: list) -> None:
+        """An order that traded and left the paper venue before its row was written (its owner
+        died within the writer's few ms): its row is written from its trades, as filled."""
+        setup = self.setup
+        by_cid: dict[str, list] = {}
+        for f in trades:
+            if f.client_order_id not in setup.open_orders:
+                by_cid.setdefault(f.client_order_id, []).append(f)
+        if not by_cid:
+            return
+        known = await self.host.db.call(records.order_ids_known, list(by_cid))
+        rows, updates = [], []
+        for cid, fills in by_cid.items():
+            if cid in known:
+                continue
+            qty = sum(f.qty for f in fills)
+            first = min(fills, key=lambda f: f.ts)
+            cmd = PlaceOrder(cid, first.side, first.price, qty, TimeInForce.GTC, reason="quote")
+            rows.append((self.bot_id, setup.account_id, setup.market_id, setup.instrument, cmd, "", first.ts))
+            updates.append((cid, "filled", "", qty, "recorded at take-over from the venue's trades", setup.instrument))
+        if rows:
+            await self.host.db.call(records.orders_create, rows)
+            await self.host.db.call(records.orders_update, updates)
+
     async def _record_venue_trades(self, since: int) -> list:
         """Record (once) the venue's trades for us since ``since`` (ns) that the database lacks:
         the take-over's missed fills and the fills of orders that traded while a stop cancelled
@@ -326,6 +385,8 @@ class BotRunner:
             known |= await self.host.db.call(records.stored_trade_ids, setup.account_id, [f.trade_id for f in trades])
         missing = [f for f in trades if f.trade_id not in known]
         self.recorded_trade_ids.update(f.trade_id for f in missing)
+        if missing and isinstance(self.venue, PaperVenue):
+            await self._rows_for_traded_orders(missing)
         if missing:
             rows = [
                 records.fill_row(
@@ -343,7 +404,6 @@ class BotRunner:
         wake = self.wake
         # Timers at a random phase: bots claimed together do not all step in the same instant.
         next_timer = time.monotonic() + random.random()
-        next_desired_check = time.monotonic() + DESIRED_CHECK_S
         while True:
             if not self.lease.held:
                 raise LeaseLost(self.lease.lost_reason or "lease not renewed")
@@ -374,9 +434,6 @@ class BotRunner:
                     logger.warning("bot %s: timer step failed: %s", self.bot_id, exc)
                 self._flush_notes()
                 self._snapshot(ts)
-                if now >= next_desired_check:
-                    next_desired_check = now + DESIRED_CHECK_S
-                    await self._check_desired_state()
 
     async def _cycle(self) -> None:
         """One cycle: what arrived since the last one, i.e. the queued trades (and a live
@@ -432,7 +489,10 @@ class BotRunner:
             raise LeaseLost(self.lease.lost_reason or "lease not held")
         setup = self.setup
         places = [c for c in commands if type(c) is PlaceOrder]
-        if places:
+        venue = self.venue
+        paper_batch = type(venue) is PaperVenue and all(type(c) in (PlaceOrder, CancelOrder) for c in commands)
+        rows_behind = paper_batch and self.host.db.pending() < ROWS_BEHIND_MAX_BACKLOG
+        if places and not rows_behind:
             # The order rows exist before anything reaches the venue.
             t0 = time.perf_counter_ns()
             await self.host.db_orders.call(
@@ -440,12 +500,25 @@ class BotRunner:
                 [(self.bot_id, setup.account_id, setup.market_id, setup.instrument, c) for c in places],
             )
             self.host.order_row_wait_ns.append(time.perf_counter_ns() - t0)
-        venue = self.venue
-        if type(venue) is PaperVenue and all(type(c) in (PlaceOrder, CancelOrder) for c in commands):
+        if paper_batch:
             # One Redis round trip for all of them; a command that failed is then recovered and
             # retried alone, exactly as below.
             self.places += len(places)
             events, failed = await venue.send_many(commands)
+            acked: set[str] = set()
+            if places and rows_behind:
+                # Paper: the venue (Redis) holds every order it took, so the rows follow on the
+                # writer instead of being awaited first, already acknowledged where the venue
+                # took the order; the order's later updates and fills are queued after them on
+                # the same writer. A process that dies first leaves the rows to take-over.
+                accepted = {ev.client_order_id: ev for ev in events if type(ev) is OrderAccepted}
+                rows = []
+                for c in places:
+                    ev = accepted.get(c.client_order_id)
+                    row = (self.bot_id, setup.account_id, setup.market_id, setup.instrument, c)
+                    rows.append(row if ev is None else (*row, ev.venue_order_id, ev.ts))
+                self.host.db.submit(records.orders_create, rows)
+                acked = set(accepted)
             for cmd, exc in failed:
                 self.place_errors += 1
                 if type(cmd) is PlaceOrder:
@@ -453,6 +526,12 @@ class BotRunner:
                 else:
                     events += await self._cancel(cmd)
             for ev in events:
+                if type(ev) is OrderAccepted and ev.client_order_id in acked:
+                    acked.discard(ev.client_order_id)  # its row says so already
+                    more = self.engine.on_event(ev)
+                    if more:
+                        await self._send(more)
+                    continue
                 await self._handle_order_event(ev)
             return
         for cmd in commands:
@@ -557,13 +636,10 @@ class BotRunner:
             self.host.db.submit(records.orders_update, [(cid, "rejected", "", None, ev.reason, inst)])
 
     # ----------------------------------------------------------------------------------------
-    async def _check_desired_state(self) -> None:
-        """Follow the desired state even if a control message was lost (Redis restart, ...)."""
-        try:
-            desired, kill = await self.host.db_setup.call(records.bot_desired_state, self.bot_id)
-            risk_paused = bool(await self.host.redis.exists(keys.risk_pause(self.bot_id)))
-        except Exception as exc:
-            logger.info("bot %s: desired state not read (%s)", self.bot_id, exc)
+    def check_desired_state(self, desired: str, kill: bool, risk_paused: bool) -> None:
+        """Follow the desired state even if a control message was lost (Redis restart, ...).
+        Called by the host every few seconds with what it read for all its bots at once."""
+        if self.engine is None or self.state not in ("running", "paused"):
             return
         wanted = None
         if desired == "stopped" or kill:

@@ -46,33 +46,38 @@ class DbWriter:
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._stop = threading.Event()
-        self._held: tuple | None = None
+        self._held: list = []  # the item ``_collect`` read past (it runs next): at most one
         self.errors = 0
         self.timing: dict[str, list] = {}  # function name -> [calls, rows, seconds]
         self._thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Fire and forget (still retried until it succeeds)."""
-        self._queue.put((fn, args, None, None))
+    def submit(self, fn: Callable[..., Any], *args: Any, done: Callable | None = None) -> None:
+        """Fire and forget (still retried until it succeeds). ``done(result, exc)``, if given, is
+        called on the writer thread once the write is committed (or failed for good)."""
+        self._queue.put((fn, args, done))
 
     def call(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
         """Run ``fn(*args)`` on the writer thread; await the returned future for the result."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put((fn, args, loop, future))
+        self._queue.put((fn, args, lambda result, exc: _hand_back(loop, future, result, exc)))
         return future
 
     def stop(self) -> None:
         self._stop.set()
         self._queue.put(None)
 
+    def drain(self, timeout: float | None = None) -> None:
+        """Finish everything queued so far (retrying until the database takes it), then end."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
     def pending(self) -> int:
         return self._queue.qsize()
 
     def _next(self) -> tuple | None:
-        if self._held is not None:
-            item, self._held = self._held, None
-            return item
+        if self._held:
+            return self._held.pop()
         return self._queue.get()
 
     def _collect(self, first: tuple) -> list[tuple]:
@@ -81,11 +86,11 @@ class DbWriter:
         groups: dict[Callable, tuple[list, list]] = {}
 
         def add(item: tuple) -> None:
-            fn, args, loop, future = item
+            fn, args, done = item
             rows, waiters = groups.setdefault(fn, ([], []))
             rows.extend(args[0])
-            if future is not None:
-                waiters.append((loop, future))
+            if done is not None:
+                waiters.append(done)
 
         add(first)
         total = len(first[1][0])
@@ -95,11 +100,14 @@ class DbWriter:
             except queue.Empty:
                 break
             if nxt is None or not getattr(nxt[0], "batchable", False):
-                self._held = nxt
+                self._held.append(nxt)  # may be None: the end
                 break
             add(nxt)
             total += len(nxt[1][0])
-        return [(fn, rows, waiters) for fn, (rows, waiters) in groups.items()]
+        # Functions marked ``batch_first`` (row creation) go first: a later write of the batch
+        # may refer to a row they create; otherwise in order of first appearance.
+        ordered = sorted(groups.items(), key=lambda kv: not getattr(kv[0], "batch_first", False))
+        return [(fn, rows, waiters) for fn, (rows, waiters) in ordered]
 
     def _run_batch(self, groups: list[tuple]) -> None:
         """One transaction, one commit for the whole batch, with ``synchronous_commit`` off:
@@ -123,8 +131,8 @@ class DbWriter:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
                 results = [self._timed(fn, rows) for fn, rows, _ in groups]
         for (_fn, _rows, waiters), result in zip(groups, results, strict=True):
-            for loop, future in waiters:
-                _hand_back(loop, future, result, None)
+            for done in waiters:
+                done(result, None)
 
     def _timed(self, fn: Callable, rows: list) -> Any:
         t0 = time.perf_counter()
@@ -153,10 +161,10 @@ class DbWriter:
                     if kind == "batch":
                         self._run_batch(payload)
                     else:
-                        fn, args, loop, future = payload
+                        fn, args, done = payload
                         result = fn(*args)
-                        if future is not None:
-                            _hand_back(loop, future, result, None)
+                        if done is not None:
+                            done(result, None)
                     work.pop(0)
                 except (db.OperationalError, db.InterfaceError) as exc:
                     self.errors += 1
@@ -173,10 +181,10 @@ class DbWriter:
                         work[:0] = [("batch", [group]) for group in payload]  # retry one by one
                         continue
                     logger.exception("database write failed")
-                    waiters = payload[0][2] if kind == "batch" else [(payload[2], payload[3])]
-                    for loop, future in waiters:
-                        if future is not None:
-                            _hand_back(loop, future, None, exc)
+                    waiters = payload[0][2] if kind == "batch" else [payload[2]]
+                    for done in waiters:
+                        if done is not None:
+                            done(None, exc)
         db.connection.close()
 
 

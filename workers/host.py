@@ -6,7 +6,8 @@ claims work through Redis leases (:mod:`workers.leases`): every second it looks 
 bots and feeds (kept by the supervisor) and takes any whose lease is free, up to its capacity;
 it renews all its leases every ttl/3. One stream reader per host fans market events out to the
 bot loops (one XREAD for all streams in use), and one pub/sub subscription carries lifecycle
-commands (``<prefix>:bot:<id>:control``). Database writes go through one writer thread.
+commands (``<prefix>:bot:<id>:control``). Database writes go to a child process
+(:mod:`workers.dbproc`), so they never compete with the loop for the GIL.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from trading.book import OrderBook, SequenceGap
 from trading.events import TradeTick
 from workers import codec, keys
 from workers.books import apply_to_book
-from workers.dbwriter import DbWriter
+from workers.dbproc import DbProcess
 from workers.leases import DEFAULT_TTL_MS, Lease, renew_many
+from workers.redismux import RedisMux
 
 logger = logging.getLogger(__name__)
+DESIRED_CHECK_S = 5.0  # how often each bot's desired state is read from the database
 _host: Host | None = None
 _host_lock = threading.Lock()
 
@@ -57,11 +60,17 @@ class Host:
         self.ttl_ms = ttl_ms
         self.redis_url = redis_url or settings.REDIS_URL
         self.redis = None
-        self.db = DbWriter(f"db-writer-{os.getpid()}", linger_s=0.05)
-        # Order rows the loops wait for (before a place) get their own connection, so they never
-        # queue behind telemetry; their later updates go through ``db`` after the row exists.
-        self.db_orders = DbWriter(f"db-orders-{os.getpid()}", one_statement=True)
-        self.db_setup = DbWriter(f"db-setup-{os.getpid()}")  # loading bots at take-over
+        self.redis_mux: RedisMux | None = None
+        # Three writers (each a thread with its own connection) in one child process. Order rows
+        # the loops wait for (before a place) get their own, so they never queue behind
+        # telemetry; their later updates go through ``db`` after the row exists.
+        self.dbproc = DbProcess(
+            f"db-{os.getpid()}",
+            {"db": {"linger_s": 0.05}, "orders": {"one_statement": True}, "setup": {}},
+        )
+        self.db = self.dbproc.writer("db")
+        self.db_orders = self.dbproc.writer("orders")
+        self.db_setup = self.dbproc.writer("setup")  # loading bots at take-over
         self.loop: asyncio.AbstractEventLoop | None = None
         self.bots: dict[int, object] = {}
         self.bot_tasks: dict[int, asyncio.Task] = {}
@@ -123,9 +132,7 @@ class Host:
             self.loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
-        self.db.stop()
-        self.db_orders.stop()
-        self.db_setup.stop()
+        self.dbproc.stop()
 
     async def main(self) -> None:
         import redis.asyncio as aioredis
@@ -133,6 +140,7 @@ class Host:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._waker_wake = asyncio.Event()
+        await self.dbproc.start()
         # A blocking pool: with hundreds of bot tasks, a call waits for a free connection
         # instead of failing when all are busy.
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -140,6 +148,8 @@ class Host:
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self.redis_block = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
+        # The bots' fenced venue writes: one pipelined connection shared by all (workers.redismux).
+        self.redis_mux = RedisMux(self.redis_url)
         # Lease renewals have their own connection: they never wait behind busy bot loops.
         self.redis_lease = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         tasks = [
@@ -148,6 +158,7 @@ class Host:
             asyncio.create_task(self._guard(self._renew_loop), name="renew"),
             asyncio.create_task(self._guard(self._control_loop), name="control"),
             asyncio.create_task(self._guard(self._status_loop), name="status"),
+            asyncio.create_task(self._guard(self._desired_loop), name="desired"),
         ]
         self._reader_stop.clear()
         reader = threading.Thread(target=self._reader_thread_main, name="mm-host-reader", daemon=True)
@@ -164,9 +175,11 @@ class Host:
             if lease is not None:
                 await lease.release()
         await self.redis.hdel(keys.host_registry(), self.host_id)
+        await self.dbproc.aclose()  # every write the bots handed over is in the database
         await self.redis.aclose()
         await self.redis_block.aclose()
         await self.redis_lease.aclose()
+        await self.redis_mux.aclose()
 
     async def _guard(self, fn) -> None:
         """Keep a host task alive through Redis outages and bugs."""
@@ -424,6 +437,29 @@ class Host:
                     runner.push_control(msg["data"].decode())
         finally:
             await pubsub.aclose()
+
+    async def _desired_loop(self) -> None:
+        """Control messages are pub/sub (may be lost): every ``DESIRED_CHECK_S`` the host reads
+        the desired state of all its bots in one query (and their risk-pause flags in one MGET)
+        and lets each bot compare (:meth:`BotRunner.check_desired_state`)."""
+        from workers import records
+
+        while not self._stop.is_set():
+            await asyncio.sleep(DESIRED_CHECK_S * (0.9 + 0.2 * random.random()))
+            ids = list(self.bots)
+            if not ids:
+                continue
+            try:
+                states = await self.db_setup.call(records.bots_desired_states, ids)
+                paused = await self.redis.mget([keys.risk_pause(b) for b in ids])
+            except Exception as exc:
+                logger.info("desired states not read (%s)", exc)
+                continue
+            for bot_id, risk in zip(ids, paused, strict=True):
+                runner = self.bots.get(bot_id)
+                if runner is not None and bot_id in states:
+                    desired, kill = states[bot_id]
+                    runner.check_desired_state(desired, kill, risk is not None)
 
     # ----------------------------------------------------------------------------------------
     # Publishing for the UI

@@ -132,8 +132,12 @@ class PaperVenue:
         token: int = 0,
         faults: PaperFaults | None = None,
         book: OrderBook | None = None,
+        mux=None,
     ) -> None:
         self.redis = redis
+        # The host's shared pipelined connection for the fenced writes (``workers.redismux``);
+        # None: through ``redis`` (redis-py), as tools and tests outside a host use it.
+        self.mux = mux
         self.account_id = account_id
         self.instrument = instrument
         self.symbol = instrument.symbol
@@ -356,6 +360,8 @@ class PaperVenue:
         """Run fenced scripts in order: one call, or one pipelined round trip for several."""
         if not ops:
             return []
+        if self.mux is not None:
+            return await self.mux.execute([("EVAL", *op) for op in ops])
         if len(ops) == 1:
             return [await self.redis.eval(*ops[0])]
         pipe = self.redis.pipeline(transaction=False)

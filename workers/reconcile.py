@@ -87,8 +87,11 @@ def reconcile_bot(redis, bot) -> dict[str, int]:
     for t in ours:
         filled_by_cid[t["cid"]] = filled_by_cid.get(t["cid"], 0) + t["qty"]
     # Orphans: on the venue, not open in the database.
-    for cid in venue_open:
+    now_ns = timezone.now().timestamp() * 1e9
+    for cid, record in venue_open.items():
         row = db_orders.get(cid)
+        if row is None and now_ns - record.get("ts", 0) < GRACE_S * 1e9:
+            continue  # a paper order's row is written just behind the venue: not an orphan yet
         if row is None or row.status in CLOSED_STATUSES:
             out["orphans"] += 1
             _incident(

@@ -123,50 +123,71 @@ def _side(side: Side) -> str:
 
 @batchable
 def orders_create(items: list[tuple]) -> int:
-    """Create order rows (pending_new) for places about to be sent: items are (bot id, account
-    id, market id, instrument, PlaceOrder); existing client ids are kept. One ``INSERT ... ON
-    CONFLICT DO NOTHING`` without model instances: every place waits for it, and the Python
-    work of building models held the GIL against the bot loops (bench/bench_bots.py)."""
+    """Create order rows: items are (bot id, account id, market id, instrument, PlaceOrder[,
+    venue order id, acknowledged at ns]). Without the last two the row is ``pending_new`` (a
+    place about to be sent); with them it is ``open``, acknowledged (a paper place the venue
+    has already taken: see ``BotRunner._send``). Existing client ids are kept.
+
+    One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING``, the same statement text
+    whatever the number of rows, without model instances (bench/bench_bots.py)."""
     from django.db import connection
 
-    from apps.orders.models import Order, OrderStatus
+    from apps.orders.models import OrderStatus
 
     if not items:
         return 0
-    pending = str(OrderStatus.PENDING_NEW.value)
-    params: list = []
-    for bot_id, account_id, market_id, inst, c in items:
+    pending, open_ = str(OrderStatus.PENDING_NEW.value), str(OrderStatus.OPEN.value)
+    cols: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [], [], [])
+    bots, accounts, markets, cids, sides, prices, qtys, reasons, tifs, post_only, statuses, vois, acked = cols
+    for item in items:
+        bot_id, account_id, market_id, inst, c = item[:5]
         tif = c.time_in_force
-        params += (
-            bot_id,
-            account_id,
-            market_id,
-            c.client_order_id,
-            _side(c.side),
-            inst.price(c.price),
-            inst.quantity(c.qty),
-            pending,
-            c.reason,
-            "ioc" if tif is TimeInForce.IOC else "gtc",
-            tif is TimeInForce.POST_ONLY,
-        )
-    values = ", ".join(["(%s, %s, %s, %s, '', %s, %s, %s, 0, %s, %s, %s, %s, now(), now())"] * len(items))
-    sql = (
-        f"INSERT INTO {Order._meta.db_table} (bot_id, account_id, market_id, client_order_id, venue_order_id, side, "
-        "price, quantity, filled_quantity, status, reason, time_in_force, post_only, created, updated) "
-        f"VALUES {values} ON CONFLICT (client_order_id) DO NOTHING"
-    )
+        bots.append(bot_id)
+        accounts.append(account_id)
+        markets.append(market_id)
+        cids.append(c.client_order_id)
+        sides.append(_side(c.side))
+        prices.append(inst.price(c.price))
+        qtys.append(inst.quantity(c.qty))
+        reasons.append(c.reason)
+        tifs.append("ioc" if tif is TimeInForce.IOC else "gtc")
+        post_only.append(tif is TimeInForce.POST_ONLY)
+        if len(item) > 5:
+            statuses.append(open_)
+            vois.append(item[5])
+            acked.append(ns_to_dt(item[6]) if item[6] else None)
+        else:
+            statuses.append(pending)
+            vois.append("")
+            acked.append(None)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_ORDERS_CREATE_SQL, cols)
     return len(items)
+
+
+# Runs before the other writes of a batch it is merged into (``DbWriter._collect``): the updates
+# and fills queued after a create refer to its row.
+orders_create.batch_first = True
+
+_ORDERS_CREATE_SQL = """
+    INSERT INTO orders_order (bot_id, account_id, market_id, client_order_id, venue_order_id, side, price,
+                              quantity, filled_quantity, status, reason, time_in_force, post_only, acked_at,
+                              created, updated)
+    SELECT v.bot, v.account, v.market, v.cid, v.voi, v.side, v.price, v.qty, 0, v.status, v.reason, v.tif, v.po,
+           v.acked, now(), now()
+    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::numeric[], %s::numeric[],
+                %s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[], %s::timestamptz[])
+        AS v(bot, account, market, cid, side, price, qty, reason, tif, po, status, voi, acked)
+    ON CONFLICT (client_order_id) DO NOTHING
+"""
 
 
 @batchable
 def orders_update(updates: list[tuple]) -> None:
     """Apply (client id, status, venue order id, cumulative filled lots or None, reason,
     instrument[, acknowledged at ns]) updates: coalesced per order (last status wins, venue id /
-    fill / reason / first acknowledgement kept) and written with one ``UPDATE ... FROM (VALUES
-    ...)``. A closed order is only changed to ``filled`` (a late fill after a cancel request).
+    fill / reason / first acknowledgement kept) and written with one ``UPDATE ... FROM
+    unnest(arrays)``. A closed order is only changed to ``filled`` (a late fill after a cancel request).
     The acknowledgement time feeds the order-entry latency of the fee and latency observatory."""
     from django.db import connection
 
@@ -186,24 +207,27 @@ def orders_update(updates: list[tuple]) -> None:
         row[5] = row[5] or acked
     if not merged:
         return
-    rows = list(merged.values())
     closed = ["filled", "cancelled", "rejected", "expired"]
-    values = ", ".join(["(%s, %s, %s, %s::numeric, %s, %s::timestamptz)"] * len(rows))
-    params = [x for row in rows for x in row]
-    sql = f"""
-        UPDATE orders_order AS o SET
-            status = v.status,
-            venue_order_id = CASE WHEN v.voi <> '' THEN v.voi ELSE o.venue_order_id END,
-            filled_quantity = COALESCE(v.filled, o.filled_quantity),
-            reason = CASE WHEN v.reason <> '' THEN v.reason ELSE o.reason END,
-            closed_at = CASE WHEN v.status = ANY(%s) THEN now() ELSE o.closed_at END,
-            acked_at = COALESCE(o.acked_at, v.acked),
-            updated = now()
-        FROM (VALUES {values}) AS v(cid, status, voi, filled, reason, acked)
-        WHERE o.client_order_id = v.cid AND (v.status = 'filled' OR o.status <> ALL(%s))
-    """
+    columns = [list(col) for col in zip(*merged.values(), strict=True)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [closed, *params, closed])
+        cursor.execute(_ORDERS_UPDATE_SQL, [closed, *columns, closed])
+
+
+# Fixed statement text (arrays, not one VALUES row per update): psycopg and PostgreSQL parse it
+# once, where a VALUES list of a different length each time was parsed afresh on every call.
+_ORDERS_UPDATE_SQL = """
+    UPDATE orders_order AS o SET
+        status = v.status,
+        venue_order_id = CASE WHEN v.voi <> '' THEN v.voi ELSE o.venue_order_id END,
+        filled_quantity = COALESCE(v.filled, o.filled_quantity),
+        reason = CASE WHEN v.reason <> '' THEN v.reason ELSE o.reason END,
+        closed_at = CASE WHEN v.status = ANY(%s) THEN now() ELSE o.closed_at END,
+        acked_at = COALESCE(o.acked_at, v.acked),
+        updated = now()
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::timestamptz[])
+        AS v(cid, status, voi, filled, reason, acked)
+    WHERE o.client_order_id = v.cid AND (v.status = 'filled' OR o.status <> ALL(%s))
+"""
 
 
 @batchable
@@ -214,12 +238,12 @@ def fills_record(rows: list[dict], count_new: bool = False) -> int:
 
     if not rows:
         return 0
+    if not count_new:
+        _fills_insert(rows)
+        return len(rows)
     cids = {r["client_order_id"] for r in rows}
     order_ids = dict(Order.objects.filter(client_order_id__in=cids).values_list("client_order_id", "id"))
     objs = [Fill(order_id=order_ids.get(r["client_order_id"]), **r) for r in rows]
-    if not count_new:
-        Fill.objects.bulk_create(objs, ignore_conflicts=True)
-        return len(rows)
     keys = [(r["account_id"], r["venue_trade_id"]) for r in rows]
 
     def stored() -> int:
@@ -231,6 +255,30 @@ def fills_record(rows: list[dict], count_new: bool = False) -> int:
     before = stored()
     Fill.objects.bulk_create(objs, ignore_conflicts=True)
     return stored() - before
+
+
+_FILL_COLUMNS = (
+    "ts", "client_order_id", "venue_trade_id", "side", "price", "quantity", "fee", "fee_currency", "liquidity",
+    "account_id", "bot_id",
+)  # fmt: skip
+_FILLS_INSERT_SQL = """
+    INSERT INTO orders_fill (ts, client_order_id, venue_trade_id, side, price, quantity, fee, fee_currency,
+                             liquidity, account_id, bot_id, order_id)
+    SELECT v.ts, v.cid, v.tid, v.side, v.price, v.qty, v.fee, v.cur, v.liq, v.account, v.bot,
+           (SELECT o.id FROM orders_order o WHERE o.client_order_id = v.cid)
+    FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::numeric[], %s::numeric[],
+                %s::numeric[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])
+        AS v(ts, cid, tid, side, price, qty, fee, cur, liq, account, bot)
+    ON CONFLICT (account_id, venue_trade_id, ts) DO NOTHING
+"""
+
+
+def _fills_insert(rows: list[dict]) -> None:
+    """The loops' fills in one fixed statement (order ids looked up by client id in SQL)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_FILLS_INSERT_SQL, [[r[c] for r in rows] for c in _FILL_COLUMNS])
 
 
 def fill_row(
@@ -265,11 +313,27 @@ def bot_events_record(rows: list[tuple]) -> None:
     )
 
 
+_PNL_COLUMNS = (
+    "ts", "bot_id", "position", "cash", "mid", "realized", "unrealized", "fees", "equity", "peak_equity", "drawdown",
+)  # fmt: skip
+_PNL_INSERT_SQL = """
+    INSERT INTO portfolio_pnlsnapshot (ts, bot_id, position, cash, mid, realized, unrealized, fees, equity,
+                                       peak_equity, drawdown)
+    SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[],
+                         %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])
+"""
+
+
 @batchable
 def pnl_snapshots_record(rows: list[dict]) -> None:
-    from apps.portfolio.models import PnlSnapshot
+    """Insert PnL snapshots (dicts of :class:`apps.portfolio.models.PnlSnapshot` fields) in one
+    fixed statement; the table's insert triggers keep the minute roll-up as for any insert."""
+    from django.db import connection
 
-    PnlSnapshot.objects.bulk_create([PnlSnapshot(**r) for r in rows])
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_PNL_INSERT_SQL, [[r[c] for r in rows] for c in _PNL_COLUMNS])
 
 
 # The state reason of a bot left in ``error`` because the venue did not confirm its stop: the
@@ -287,12 +351,18 @@ def bot_state_set(bot_id: int, actual_state: str, reason: str | None = None) -> 
     Bot.objects.filter(pk=bot_id).update(**fields)
 
 
-def bot_desired_state(bot_id: int) -> tuple[str, bool]:
-    """(desired state, account kill switch on)."""
+def bots_desired_states(bot_ids: list[int]) -> dict[int, tuple[str, bool]]:
+    """bot id -> (desired state, account kill switch on), for all of a host's bots in one query
+    (a bot that no longer exists reads as stopped)."""
     from apps.bots.models import Bot
 
-    row = Bot.objects.filter(pk=bot_id).values_list("desired_state", "exchange_account__kill_switch").first()
-    return row if row is not None else ("stopped", False)
+    found = {
+        pk: (desired, bool(kill))
+        for pk, desired, kill in Bot.objects.filter(pk__in=bot_ids).values_list(
+            "id", "desired_state", "exchange_account__kill_switch"
+        )
+    }
+    return {pk: found.get(pk, ("stopped", False)) for pk in bot_ids}
 
 
 def open_orders_close(bot_id: int, keep: set[str], status: str, reason: str) -> int:
@@ -316,6 +386,13 @@ def stored_trade_ids(account_id: int, trade_ids: list[str]) -> set[str]:
             "venue_trade_id", flat=True
         )
     )
+
+
+def order_ids_known(cids: list[str]) -> set[str]:
+    """Which of these client order ids have a row (whatever its status)."""
+    from apps.orders.models import Order
+
+    return set(Order.objects.filter(client_order_id__in=cids).values_list("client_order_id", flat=True))
 
 
 def open_order_ids(bot_id: int) -> list[str]:
