@@ -171,6 +171,11 @@ def _run(n: int, seconds: float, procs: int) -> dict:
     print(f"  order rows written before places: p50 {_pct(rows, 0.5):.1f} ms, p99 {_pct(rows, 0.99):.1f} ms")
     lag = merged("loop_lag_ns")
     print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")
+    for gen in ("0", "1", "2"):
+        pauses = [x for p in parts for x in p["gc_pauses_ns"][gen]]
+        if pauses:
+            print(f"  garbage collections of generation {gen}: {len(pauses)}, "
+                  f"p50 {_pct(pauses, 0.5):.1f} ms, max {max(pauses) / 1e6:.1f} ms")  # fmt: skip
     for p in parts:
         print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f} "
               f"(+ {p['db_cpu_s'] / p['wall_s']:.2f} its database writer process), "

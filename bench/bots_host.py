@@ -21,6 +21,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mmsite.settings.local")
 
 
 LOOP_LAG_NS: list[int] = []
+GC_PAUSES: dict[int, list[int]] = {0: [], 1: [], 2: []}  # generation -> collection times (ns)
+_gc_started = [0]
+
+
+def _gc_callback(phase: str, info: dict) -> None:
+    """How long each garbage collection holds the GIL (every thread of the host waits)."""
+    if phase == "start":
+        _gc_started[0] = time.perf_counter_ns()
+    else:
+        GC_PAUSES[info["generation"]].append(time.perf_counter_ns() - _gc_started[0])
 
 
 async def _watch_loop() -> None:
@@ -35,6 +45,8 @@ async def _watch_loop() -> None:
 
 def _clear(host) -> None:
     LOOP_LAG_NS.clear()
+    for pauses in GC_PAUSES.values():
+        pauses.clear()
     for runner in list(host.bots.values()):
         runner.cycle_ns.clear()
         runner.send_cycle_ns.clear()
@@ -60,6 +72,7 @@ def _samples(host) -> dict:
         "conflated": sum(r.conflated for r in runners),
         "db_backlog": host.dbproc.pending(),
         "loop_lag_ns": list(LOOP_LAG_NS),
+        "gc_pauses_ns": {str(g): list(p) for g, p in GC_PAUSES.items()},
     }
 
 
@@ -106,6 +119,9 @@ def main() -> None:
 
         profiler = cProfile.Profile()
 
+    import gc
+
+    gc.callbacks.append(_gc_callback)
     host = Host(capacity=args.capacity)
     host.start_thread()
     host.started.wait(10)

@@ -49,7 +49,7 @@ STOP_TRADES_MARGIN_NS = 10 * NS  # trades read at a stop: from a little before i
 # Paper order rows are written behind the venue (not awaited) while the database writer has
 # fewer than this many writes outstanding; beyond, places wait for their rows again, so a slow or
 # unreachable database slows quoting down instead of queueing without bound.
-ROWS_BEHIND_MAX_BACKLOG = 5000
+ROWS_BEHIND_MAX_BACKLOG = 50_000
 FLATTEN_CROSS_BPS = 50  # a kill-switch flatten takes liquidity up to 0.5 % through the touch
 
 # The order row status for what the venue reports once nothing is open any more.

@@ -329,6 +329,9 @@ def child_main(name: str) -> None:
     # Frames go to the parent on the original stdout; anything printed goes to stderr instead.
     out_fd = os.dup(1)
     os.dup2(2, 1)
+    # Background writes: when the machine is busy, the bot loops' threads (latency-sensitive)
+    # are scheduled first. Nobody waits on these writes except a live account's order rows.
+    os.nice(int(os.environ.get("MM_DB_PROCESS_NICE", "5")))
     stdin = sys.stdin.buffer
     init = _read_frame(stdin)
     if init is None:
