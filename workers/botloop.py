@@ -1,8 +1,8 @@
 """One bot's quoting loop inside a :class:`workers.host.Host`.
 
-Market events (from the host's stream reader) → ``trading.engine.Engine`` → commands → order
-rows created (pending_new) → the fenced paper venue (or a live gateway) → order events → engine
-and database. Before quoting, a new owner reconciles: venue open orders with the bot's prefix are
+Market events (from the host's stream reader) → ``trading.engine.Engine`` → commands → the
+fenced paper venue (or a live gateway, after the order rows are written) → order rows and order
+events → engine and database. Before quoting, a new owner reconciles: venue open orders with the bot's prefix are
 adopted (known in the database) or cancelled (unknown), trades missed while no one owned the bot
 are recorded once, and position/PnL are rebuilt from the recorded fills.
 """

@@ -12,6 +12,8 @@ import json
 from trading.events import BookSnapshot, TradeTick
 from trading.instruments import Side
 
+SNAPSHOT_PREFIX = b'["S",'  # how every encoded book snapshot starts (the host skips superseded ones)
+
 
 def encode_snapshot(ts: int, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> bytes:
     flat_b = [x for level in bids for x in level]

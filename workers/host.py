@@ -26,7 +26,7 @@ import uuid
 from collections import deque
 
 from trading.book import OrderBook, SequenceGap
-from trading.events import BookSnapshot, TradeTick
+from trading.events import TradeTick
 from workers import codec, keys
 from workers.books import apply_to_book
 from workers.dbproc import DbProcess
@@ -325,10 +325,16 @@ class Host:
 
     def _reader_thread_main(self) -> None:
         """Blocking XREAD over every stream in use, on its own thread (so a busy event loop
-        does not delay reading); hands each batch to the loop in one call."""
+        does not delay reading); hands each batch to the loop in one call.
+
+        The hot read is a raw socket parsed by hiredis in C, and entries are handed over
+        undecoded (the loop decodes them, skipping superseded snapshots): every moment this
+        thread holds the GIL it competes with the loop, and each time it loses the GIL it waits
+        for the loop thread to run again (the feed-to-bot latency, bench/bench_bots.py)."""
         import redis
 
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=3, socket_timeout=10)
+        stream_reader = _StreamSocket(self.redis_url)
         ids: dict[str, bytes] = {}
         while not self._reader_stop.is_set():
             try:
@@ -343,23 +349,23 @@ class Host:
                     if s not in ids:  # start at the newest entry: nothing between reads is skipped
                         info = client.xinfo_stream(s) if client.exists(s) else None
                         ids[s] = info["last-generated-id"] if info else b"0-0"
-                result = client.xread(ids, count=1000, block=200)
+                result = stream_reader.xread(ids, count=1000, block_ms=200)
                 if not result:
                     continue
                 now = time.time_ns()
                 batch = []
+                latency = self.feed_latency_ns
                 for stream, entries in result:
-                    stream = stream.decode() if isinstance(stream, bytes) else stream
+                    stream = stream.decode()
                     for entry_id, fields in entries:
                         ids[stream] = entry_id
-                        try:
-                            event = codec.decode(fields[b"e"])
-                        except ValueError as exc:
-                            logger.warning("bad feed entry on %s: %s", stream, exc)
+                        raw, published = _entry_fields(fields)
+                        if raw is None:
+                            logger.warning("feed entry %s on %s has no event", entry_id, stream)
                             continue
-                        published = int(fields.get(b"p", now))
-                        self.feed_latency_ns.append(now - published)
-                        batch.append((stream, event, published))
+                        published = published or now
+                        latency.append(now - published)
+                        batch.append((stream, raw, published))
                 if batch and self.loop is not None:
                     try:
                         self.loop.call_soon_threadsafe(self._dispatch, batch)
@@ -367,29 +373,38 @@ class Host:
                         break
             except Exception as exc:  # Redis restarting: retry
                 logger.warning("stream reader: %s; retrying", exc)
+                stream_reader.close()
                 time.sleep(0.5)
+        stream_reader.close()
         client.close()
 
     def _dispatch(self, batch: list) -> None:
-        """Apply book events to the stream's shared book (once for all its bots), then hand
-        every event to the stream's bots (a bot that is behind keeps only the newest book)."""
+        """Decode the reader's entries, apply book events to the stream's shared book (once for
+        all its bots), then hand every event to the stream's bots (a bot that is behind keeps
+        only the newest book)."""
         subscribers = self.subscribers
         books = self.books
         queued, to_wake = self._queued, self._to_wake
         # A snapshot replaces the whole book: of several for one stream in this batch (the reader
-        # catching up after a stall), only the newest is applied and handed to the bots, which
-        # would keep only the newest anyway; trades all go through, in order.
+        # catching up after a stall), only the newest is decoded, applied and handed to the bots,
+        # which would keep only the newest anyway; trades all go through, in order.
         newest: dict[str, int] = {}
-        for i, (stream, event, _published) in enumerate(batch):
-            if type(event) is BookSnapshot:
+        for i, (stream, raw, _published) in enumerate(batch):
+            if raw.startswith(codec.SNAPSHOT_PREFIX):
                 newest[stream] = i
-        for i, (stream, event, published) in enumerate(batch):
+        for i, (stream, raw, published) in enumerate(batch):
             runners = subscribers.get(stream)
             if not runners:
                 continue
-            if type(event) is BookSnapshot and newest[stream] != i:
+            if newest.get(stream, -1) > i and raw.startswith(codec.SNAPSHOT_PREFIX):
                 for runner in runners:
                     runner.conflated += 1
+                continue
+            try:
+                event = codec.decode(raw)
+            except ValueError as exc:  # one bad entry: logged, the rest goes on
+                self.book_errors += 1
+                logger.warning("bad feed entry on %s: %s", stream, exc)
                 continue
             if type(event) is not TradeTick:
                 book = books.get(stream)
@@ -537,6 +552,80 @@ class Host:
             "feed_to_bot_p99_ms": _pct(lat, 0.99) / 1e6,
             "feed_to_bot_p50_ms": _pct(lat, 0.5) / 1e6,
         }
+
+
+def _entry_fields(fields: list) -> tuple[bytes | None, int]:
+    """(event bytes, publish time ns or 0) of a stream entry's flat field list."""
+    raw, published = None, 0
+    for i in range(0, len(fields) - 1, 2):
+        name = fields[i]
+        if name == b"e":
+            raw = fields[i + 1]
+        elif name == b"p":
+            try:
+                published = int(fields[i + 1])
+            except ValueError:
+                published = 0
+    return raw, published
+
+
+class _StreamSocket:
+    """A blocking Redis connection for the stream reader's XREAD only: RESP written directly and
+    parsed by hiredis (no redis-py layers on the hot path); reconnects on the next call after
+    an error."""
+
+    def __init__(self, url: str) -> None:
+        from redis.connection import parse_url
+
+        self.options = parse_url(url)
+        self.sock: socket.socket | None = None
+        self.reader = None
+
+    def _connect(self) -> None:
+        import hiredis
+        from redis.exceptions import ResponseError
+
+        opts = self.options
+        self.sock = socket.create_connection((opts.get("host", "127.0.0.1"), int(opts.get("port", 6379))), timeout=3)
+        self.sock.settimeout(10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = hiredis.Reader(replyError=ResponseError)
+        if opts.get("password"):
+            user = opts.get("username")
+            self._call(("AUTH", user, opts["password"]) if user else ("AUTH", opts["password"]))
+        if int(opts.get("db", 0) or 0):
+            self._call(("SELECT", int(opts["db"])))
+
+    def _call(self, command: tuple):
+        from redis.exceptions import ResponseError
+
+        from workers.redismux import pack
+
+        self.sock.sendall(pack(command))
+        while True:
+            reply = self.reader.gets()
+            if reply is not False:
+                if isinstance(reply, ResponseError):
+                    raise reply
+                return reply
+            data = self.sock.recv(262144)
+            if not data:
+                raise ConnectionError("Redis closed the stream reader's connection")
+            self.reader.feed(data)
+
+    def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int):
+        if self.sock is None:
+            self._connect()
+        streams = list(ids)
+        return self._call(("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams)))
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
 
 
 def _tune_gc() -> None:

@@ -1,6 +1,8 @@
-"""Synchronous database reads and writes for the loops (run on the host's DB writer thread).
+"""Synchronous database reads and writes for the loops (run by the host's database writer
+process, :mod:`workers.dbproc`).
 
-Orders are created (status ``pending_new``) before a place is sent; fills are inserted with
+A live order's row is created (``pending_new``) before the place is sent; a paper order's row
+follows the venue, already acknowledged (see ``BotRunner._send``); fills are inserted with
 ``ON CONFLICT DO NOTHING`` on (account, venue trade id, ts), so recording the same fill twice
 — by a loop and by take-over reconciliation — stores it once.
 """

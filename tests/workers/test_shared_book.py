@@ -29,7 +29,7 @@ def test_bots_of_one_feed_read_one_book_and_a_bot_behind_records_every_fill(host
     from apps.orders.models import Fill
     from trading.events import TradeTick
     from trading.instruments import Side
-    from workers import keys, lifecycle, supervisor
+    from workers import codec, keys, lifecycle, supervisor
 
     _user, account, bots = make_paper_bots(2)
     supervisor.tick()
@@ -48,17 +48,25 @@ def test_bots_of_one_feed_read_one_book_and_a_bot_behind_records_every_fill(host
         the bot's resting orders between them (each fills that order whole)."""
         ts = time.time_ns()
         batch = []
+
+        def snap(at: int) -> bytes:  # as the reader hands entries over: encoded
+            s = book.snapshot(at)
+            return codec.encode_snapshot(s.ts, s.bids, s.asks)
+
         for i, order in enumerate(runner.venue.sim.open_orders()):
             through = order.price - 1 if order.side is Side.BUY else order.price + 1
             aggressor = Side.SELL if order.side is Side.BUY else Side.BUY
-            batch.append((stream, book.snapshot(ts + 2 * i), ts))
-            batch.append((stream, TradeTick(ts + 2 * i + 1, through, 10**6, aggressor, f"x{i}"), ts))
-        batch += [(stream, book.snapshot(ts + 1000 + i), ts) for i in range(20)]
-        before = runner.conflated
+            batch.append((stream, snap(ts + 2 * i), ts))
+            batch.append(
+                (stream, codec.encode_trade(TradeTick(ts + 2 * i + 1, through, 10**6, aggressor, f"x{i}")), ts)
+            )
+        batch.append((stream, b'["X",1]', ts))  # one bad entry: logged and skipped, the rest goes on
+        batch += [(stream, snap(ts + 1000 + i), ts) for i in range(20)]
+        before = runner.conflated, host.book_errors
         host._dispatch(batch)
         return before
 
-    conflated_before = on_loop(host, fall_behind)
+    conflated_before, errors_before = on_loop(host, fall_behind)
     k_trades = keys.paper(account.pk, "BTC/USDT", "trades")
 
     def recorded() -> bool:
@@ -68,6 +76,7 @@ def test_bots_of_one_feed_read_one_book_and_a_bot_behind_records_every_fill(host
 
     assert wait_until(recorded, 20), "a fill on the venue is missing from the database"
     assert runner.conflated - conflated_before >= 20  # superseded books were not handled one by one
+    assert host.book_errors == errors_before + 1
     for bot in bots:
         Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
         lifecycle.apply(bot.pk)
