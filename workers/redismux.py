@@ -94,14 +94,19 @@ class RedisMux:
         self._flush_scheduled = False
         self.reconnects = 0
 
-    def _flush(self) -> None:
+    def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
         data, self._wbuf = b"".join(self._wbuf), []
         if data and self._transport is not None:
             self._transport.write(data)
 
-    async def execute(self, commands: list[tuple]) -> list:
-        """Send the commands in one write; return their replies in order."""
+    async def execute(self, commands: list[tuple], *, now: bool = False) -> list:
+        """Send the commands in one write; return their replies in order. The write is made at
+        the end of this loop turn with every other request of the turn, or at once (``now``:
+        a feed's publish, stamped just before)."""
         if self._transport is None:
             await self._connect()
         loop = asyncio.get_running_loop()
@@ -110,9 +115,11 @@ class RedisMux:
         # Written once per loop turn for every request made in it: one system call (each one
         # gives up the GIL and may wait to get it back) instead of one per quote cycle.
         self._wbuf.extend(pack(c) for c in commands)
-        if not self._flush_scheduled:
+        if now:
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._scheduled_flush)
         if self._watchdog is None:
             self._watchdog = loop.call_later(self.timeout_s / 2, self._check_timeouts)
         return await future
