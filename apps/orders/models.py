@@ -40,11 +40,19 @@ class Liquidity(models.TextChoices):
 class Order(models.Model):
     """An order placed by a bot (or found on the venue by reconciliation)."""
 
-    bot = models.ForeignKey("bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
-    account = models.ForeignKey("exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="orders")
+    # Every index is paid on every order insert and status update (hundreds a second per bot
+    # host): the (bot, status) and (account, status) indexes serve the foreign keys too, and the
+    # client and venue order ids get plain b-tree indexes, without the LIKE-pattern copies Django
+    # adds for an indexed or unique CharField (no query here matches them by pattern).
+    bot = models.ForeignKey(
+        "bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="orders", db_index=False
+    )
+    account = models.ForeignKey(
+        "exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     market = models.ForeignKey("exchanges.Market", on_delete=models.PROTECT, related_name="orders")
-    client_order_id = models.CharField(max_length=64, unique=True)
-    venue_order_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    client_order_id = models.CharField(max_length=64)
+    venue_order_id = models.CharField(max_length=128, blank=True, default="")
     side = models.CharField(max_length=4, choices=OrderSide.choices)
     price = models.DecimalField(**MONEY)
     quantity = models.DecimalField(**MONEY)
@@ -66,7 +74,12 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["bot", "status"]), models.Index(fields=["account", "status"])]
+        indexes = [
+            models.Index(fields=["bot", "status"]),
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["venue_order_id"], name="order_venue_order_id_idx"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["client_order_id"], name="order_client_order_id_uniq")]
 
     def __str__(self) -> str:
         return f"{self.client_order_id} {self.side} {self.quantity}@{self.price} {self.status}"
