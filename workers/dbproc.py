@@ -187,6 +187,8 @@ class DbProcess:
     def _on_child_gone(self) -> None:
         if self._gone is not None:
             self._gone.set()
+        if self._write is not None:
+            self._write.close()  # the pipe to the dead child
         self._write = None
         if self._closing or self.loop is None or self.loop.is_closed():
             return
