@@ -1,5 +1,5 @@
-"""One database thread per host: the asyncio loops hand it writes and (when they must wait,
-e.g. an order row before the place is sent) await the result.
+"""A database writer thread; a host's writers run in its database process
+(:mod:`workers.dbproc`), which hands them the loops' writes and reports each one done.
 
 Writes are retried until they succeed: a dropped connection (PostgreSQL restarted, the backend
 terminated) is closed and reopened, so nothing handed to the writer is lost while the process
@@ -10,7 +10,6 @@ with :func:`batchable`) are merged into one call, in order.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -45,7 +44,6 @@ class DbWriter:
         self._session = None  # the connection the session setting was made on
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._stop = threading.Event()
         self._held: list = []  # the item ``_collect`` read past (it runs next): at most one
         self.errors = 0
         self.timing: dict[str, list] = {}  # function name -> [calls, rows, seconds]
@@ -55,17 +53,6 @@ class DbWriter:
         """Fire and forget (still retried until it succeeds). ``done(result, exc)``, if given, is
         called on the writer thread once the write is committed (or failed for good)."""
         self._queue.put((fn, args, done))
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
-        """Run ``fn(*args)`` on the writer thread; await the returned future for the result."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._queue.put((fn, args, lambda result, exc: _hand_back(loop, future, result, exc)))
-        return future
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._queue.put(None)
 
     def drain(self, timeout: float | None = None) -> None:
         """Finish everything queued so far (retrying until the database takes it), then end."""
@@ -146,7 +133,7 @@ class DbWriter:
     def _run(self) -> None:
         from django import db
 
-        while not self._stop.is_set():
+        while True:
             item = self._next()
             if item is None:
                 break
@@ -172,8 +159,6 @@ class DbWriter:
                     db.connection.close()
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
-                    if self._stop.is_set():
-                        break
                 except Exception as exc:  # a bug or bad data: isolate it, never kill the thread
                     self.errors += 1
                     work.pop(0)
@@ -186,19 +171,3 @@ class DbWriter:
                         if done is not None:
                             done(None, exc)
         db.connection.close()
-
-
-def _hand_back(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
-    try:
-        loop.call_soon_threadsafe(_resolve, future, result, exc)
-    except RuntimeError:  # the host's loop is gone (shutting down): nobody waits any more
-        pass
-
-
-def _resolve(future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
-    if future.done():
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(result)

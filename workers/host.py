@@ -25,13 +25,16 @@ import time
 import uuid
 from collections import deque
 
+import hiredis
+from redis.exceptions import ResponseError
+
 from trading.book import OrderBook, SequenceGap
 from trading.events import TradeTick
 from workers import codec, keys
 from workers.books import apply_to_book
 from workers.dbproc import DbProcess
 from workers.leases import DEFAULT_TTL_MS, Lease, renew_many
-from workers.redismux import RedisMux
+from workers.redismux import RedisMux, connection_setup, pack
 
 logger = logging.getLogger(__name__)
 DESIRED_CHECK_S = 5.0  # how often each bot's desired state is read from the database
@@ -582,25 +585,15 @@ class _StreamSocket:
         self.reader = None
 
     def _connect(self) -> None:
-        import hiredis
-        from redis.exceptions import ResponseError
-
         opts = self.options
         self.sock = socket.create_connection((opts.get("host", "127.0.0.1"), int(opts.get("port", 6379))), timeout=3)
         self.sock.settimeout(10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = hiredis.Reader(replyError=ResponseError)
-        if opts.get("password"):
-            user = opts.get("username")
-            self._call(("AUTH", user, opts["password"]) if user else ("AUTH", opts["password"]))
-        if int(opts.get("db", 0) or 0):
-            self._call(("SELECT", int(opts["db"])))
+        for command in connection_setup(opts):
+            self._call(command)
 
     def _call(self, command: tuple):
-        from redis.exceptions import ResponseError
-
-        from workers.redismux import pack
-
         self.sock.sendall(pack(command))
         while True:
             reply = self.reader.gets()

@@ -46,6 +46,17 @@ def pack(args: tuple) -> bytes:
     return b"".join(out)
 
 
+def connection_setup(options: dict) -> list[tuple]:
+    """The commands a new connection sends first (AUTH, SELECT) for ``parse_url`` options."""
+    setup: list[tuple] = []
+    if options.get("password"):
+        user = options.get("username")
+        setup.append(("AUTH", user, options["password"]) if user else ("AUTH", options["password"]))
+    if int(options.get("db", 0) or 0):
+        setup.append(("SELECT", int(options["db"])))
+    return setup
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, mux: RedisMux) -> None:
         self.mux = mux
@@ -141,16 +152,15 @@ class RedisMux:
                 self.timeout_s,
             )
             self._transport, self._protocol = transport, protocol
-            setup = []
-            if opts.get("password"):
-                user = opts.get("username")
-                setup.append(("AUTH", user, opts["password"]) if user else ("AUTH", opts["password"]))
-            if int(opts.get("db", 0) or 0):
-                setup.append(("SELECT", int(opts["db"])))
+            setup = connection_setup(opts)
             if setup:
                 self._connecting.set_result(None)
                 self._connecting = None
-                await self.execute(setup)
+                try:
+                    await self.execute(setup)
+                except ResponseError:  # refused (wrong password, no such database): not usable
+                    self._fail(RedisConnectionError("Redis refused the connection's AUTH/SELECT"))
+                    raise
         except (OSError, TimeoutError) as exc:
             self._transport = None
             raise RedisConnectionError(f"Redis connection failed: {exc}") from exc
