@@ -96,6 +96,7 @@ class Engine:
         external_book: bool = False,
         max_notes: int = 1000,
         reject_backoff_ns: int = 100_000_000,
+        max_markouts: int = 10_000,
     ) -> None:
         cfg = getattr(strategy, "config", None)
         self.strategy = strategy
@@ -112,6 +113,7 @@ class Engine:
             initial_base=initial_base,
             initial_quote=initial_quote,
             markout_horizons_ns=markout_horizons_ns,
+            max_markouts=max_markouts,
         )
         self.risk = RiskManager(risk, instrument)
         self.risk_state = RiskState()

@@ -93,16 +93,26 @@ class BotRunner:
         self.place_errors = 0
         self._mismatch: str | None = None
         self.fills = 0
+        # Order events whose venue writes are queued but not yet confirmed (fills of a market
+        # event: ``PaperVenue._persist``): their rows and pushes wait for the confirmation, in
+        # order, so nothing is recorded that the venue then refused.
+        self._held: list | None = None
+        # Commands the engine made during the current cycle, sent together at its end (paper).
+        self._deferred: list | None = None
+        self.round_trips: deque[int] = deque(maxlen=2000)  # venue round trips of each cycle
 
     # ----------------------------------------------------------------------------------------
-    def push_market(self, event, published_ns: int = 0) -> None:
-        """Queue a market event (the host wakes the loop: see ``Host._waker``)."""
-        if type(event) is TradeTick:
-            self.inbox.append((event, published_ns))
+    def push_market(self, item: tuple) -> None:
+        """Queue a market event, ``(event, published ns)`` (the host wakes the loop: see
+        ``Host._waker``). The host gives every bot of the feed the same tuple: one object per
+        event, not one per bot (a burst of trades for a hundred bots made tens of thousands,
+        and every young-generation garbage collection walked them)."""
+        if type(item[0]) is TradeTick:
+            self.inbox.append(item)
         else:  # the host applied it to the shared book: only the newest one needs handling
             if self.pending_book is not None:
                 self.conflated += 1
-            self.pending_book = (event, published_ns)
+            self.pending_book = item
 
     def push_control(self, message: str) -> None:
         self.controls.append(message)
@@ -178,6 +188,10 @@ class BotRunner:
             initial_quote=quote,
             client_id_prefix=setup.prefix,
             client_id_start=setup.client_id_start,
+            # Settled markouts are summed by the portfolio (its status reads the sums); the
+            # list of the last ones is for backtest reports: 10,000 per bot made millions of
+            # objects in a host, for every garbage collection to walk.
+            max_markouts=64,
         )
         if setup.account_kind == "paper":
             self.venue = PaperVenue(
@@ -444,10 +458,14 @@ class BotRunner:
         the cycle latency."""
         started = time.perf_counter_ns()
         places_before = self.places
+        trips_before = getattr(self.venue, "round_trips", 0)
         latency = self.host.bot_latency_ns
         inbox = self.inbox
+        if type(self.venue) is PaperVenue:
+            self._deferred = []
         for _ in range(len(inbox)):  # what is queued now; later arrivals wait for the next cycle
             if self.controls:  # a lifecycle command goes before market data
+                await self._end_cycle()
                 return
             event, published = inbox.popleft()
             if published:
@@ -460,30 +478,98 @@ class BotRunner:
             if published:
                 latency.append(time.time_ns() - published)
             await self._step(event)
+        await self._end_cycle()
         took = time.perf_counter_ns() - started
         self.cycle_ns.append(took)
+        self.round_trips.append(getattr(self.venue, "round_trips", 0) - trips_before)
         if self.places != places_before:
             self.send_cycle_ns.append(took)
         self._flush_notes()
 
     async def _step(self, event) -> None:
         """One event: a market event through paper matching and the engine, a live gateway's
-        order event to the database and the engine. One bad event never kills the loop."""
+        order event to the database and the engine. One bad event never kills the loop.
+
+        Paper: fills a market event makes are queued on the venue's connection, not awaited,
+        and the engine's commands wait for the end of the cycle (``_end_cycle``), where they
+        go out in one round trip with those fills; the fills' rows wait (``_held``) until
+        the venue has confirmed them."""
         try:
             if isinstance(event, OrderEvent):
                 await self._handle_order_event(event)
             else:
-                for ev in await self.venue.on_market(event):
-                    await self._handle_order_event(ev)
+                venue = self.venue
+                events = await venue.on_market(event)
+                if events:
+                    if type(venue) is PaperVenue and venue.unconfirmed and self._held is None:
+                        self._held = []
+                    for ev in events:
+                        await self._handle_order_event(ev)
                 await self._send(self.engine.on_event(event))
         except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
+            self._deferred = None  # the loop ends: nothing more is sent
+            await self._settle_held()
             raise
         except Exception as exc:
             logger.exception("bot %s: event failed", self.bot_id)
             self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
+            await self._settle_held()
+
+    async def _end_cycle(self) -> None:
+        """Send what the engine decided during the cycle, in the order it decided it, in one
+        round trip with the fills still queued (``_held``: confirmed by it, then stored); with
+        nothing to send, the fills are confirmed alone. A failure is handled as one in a step.
+
+        A paper bot's cycle so waits for Redis once: each event of the cycle (queued trades,
+        then the newest book) goes through matching and the engine at once, and the engine's
+        commands wait for the end of the cycle instead of each being sent and answered before
+        the next event. For the engine this is venue latency as on any exchange: orders it
+        placed for one event may be cancelled by its answer to the next before they are
+        acknowledged (the venue takes the place, then the cancel, in that order)."""
+        commands, self._deferred = self._deferred, None
+        if not commands and self._held is None:
+            return
+        try:
+            if commands:
+                await self._send(commands)
+            if self._held is not None:
+                await self._release_held()
+        except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
+            self._held = None
+            raise
+        except Exception as exc:
+            logger.warning("bot %s: end of cycle failed: %s", self.bot_id, exc)
+            self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
+            await self._settle_held()
+
+    async def _settle_held(self) -> None:
+        """After a failed step: the held events whose writes the venue confirms are recorded
+        (the fill happened whatever failed after it); if the venue refused them or cannot be
+        reached, they are dropped, exactly as when an awaited fill write failed (the venue's
+        trade list is then the truth: take-over and reconciliation record what it holds)."""
+        if self._held is None:
+            return
+        try:
+            await self._release_held()
+        except asyncio.CancelledError:
+            self._held = None
+            raise
+        except Exception as exc:
+            self._held = None
+            logger.warning("bot %s: fills not confirmed by the venue, left to its trade list: %s", self.bot_id, exc)
+
+    async def _release_held(self) -> None:
+        """The venue confirms its queued writes; the events held for them go to the database."""
+        held, self._held = self._held, None
+        await self.venue.confirm()  # refused or failed: the held events are dropped with it
+        for ev in held:
+            await self._order_event_db(ev)
 
     async def _send(self, commands: list) -> None:
         if not commands:
+            return
+        if self._deferred is not None:  # in a paper cycle: sent at its end (``_end_cycle``)
+            self._deferred.extend(commands)
             return
         if not self.lease.held:
             raise LeaseLost(self.lease.lost_reason or "lease not held")
@@ -505,6 +591,8 @@ class BotRunner:
             # retried alone, exactly as below.
             self.places += len(places)
             events, failed = await venue.send_many(commands)
+            if self._held is not None:  # confirmed with these writes: their rows go first
+                await self._release_held()
             acked: set[str] = set()
             if places and rows_behind:
                 # Paper: the venue (Redis) holds every order it took, so the rows follow on the
@@ -534,6 +622,8 @@ class BotRunner:
                     continue
                 await self._handle_order_event(ev)
             return
+        if self._held is not None:
+            await self._release_held()
         for cmd in commands:
             t = type(cmd)
             if t is PlaceOrder:
@@ -601,6 +691,9 @@ class BotRunner:
             await self._send(more)
 
     async def _order_event_db(self, ev) -> None:
+        if self._held is not None:
+            self._held.append(ev)
+            return
         setup = self.setup
         inst = setup.instrument
         t = type(ev)

@@ -419,8 +419,9 @@ class Host:
                     self.book_errors += 1
                     logger.warning("feed book %s: %s", stream, exc)
                     continue
+            item = (event, published)
             for runner in runners:
-                runner.push_market(event, published)
+                runner.push_market(item)
                 if runner not in queued:
                     queued.add(runner)
                     to_wake.append(runner)

@@ -57,13 +57,16 @@ return 1
 FILL = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[3] == '' then redis.call('hdel', KEYS[2], ARGV[2]) else redis.call('hset', KEYS[2], ARGV[2], ARGV[3]) end
-local id = ARGV[7] .. '-' .. redis.call('incr', KEYS[5])
+local id = ARGV[7]
 redis.call('rpush', KEYS[3], ARGV[4] .. ',"id":"' .. id .. '"}')
 redis.call('hincrby', KEYS[4], 'base', ARGV[5])
 redis.call('hincrby', KEYS[4], 'notional', ARGV[6])
 redis.call('hincrby', KEYS[4], 'fees', ARGV[8])
 return id
 """
+
+
+CLOSED_KEPT = 16  # closed orders the matching engine of one bot remembers
 
 
 def _now() -> int:
@@ -146,11 +149,22 @@ class PaperVenue:
         self.lease_key = lease_key
         self.lease_value = lease_value
         self.token = token
-        self.sim = SimulatedExchange(instrument, venue_prefix=f"paper{account_id}")
+        # The matching engine remembers recently closed orders (a cancel that crosses a fill is
+        # answered "already filled"); a backtest keeps 10,000, a bot loop needs far fewer: this
+        # venue answers cancels of orders it no longer holds itself, and 10,000 closed orders
+        # per bot (500 bots: millions of objects) made every garbage collection of the host slow.
+        self.sim = SimulatedExchange(instrument, venue_prefix=f"paper{account_id}", keep_closed=CLOSED_KEPT)
         self._k_orders = keys.paper(account_id, self.symbol, "orders")
         self._k_trades = keys.paper(account_id, self.symbol, "trades")
         self._k_delta = keys.paper(account_id, self.symbol, "delta")
-        self._k_seq = keys.paper(account_id, self.symbol, "tradeseq")
+        # Venue trade ids are made here, not by Redis, so that a fill needs no answer before
+        # the engine sees it (see ``_persist``): unique per owner (bot, fencing token and the
+        # millisecond this owner started, in case Redis lost its counters) and fill.
+        self._trade_ids = f"p{account_id}-{bot_id}.{token}.{_base36(time.time_ns() // 1_000_000)}-"
+        self._trades_made = 0
+        # Fill writes queued on the shared connection and not yet answered (``confirm``).
+        self._unconfirmed: list[asyncio.Future] = []
+        self.round_trips = 0  # waits for Redis (a statistic: a quote cycle makes 0-3)
         self._k_log = keys.place_log()
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
         self._last_ts = 0
@@ -166,6 +180,29 @@ class PaperVenue:
         ts = max(_now(), self._last_ts + 1)
         self._last_ts = ts
         return ts
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Fill writes are queued that Redis has not answered yet (see :meth:`confirm`)."""
+        return bool(self._unconfirmed)
+
+    async def confirm(self) -> None:
+        """Wait for the queued fill writes; raise :class:`LeaseLost` if one was refused (a
+        Redis error escapes as from any write). Every other call of this venue confirms
+        first, so nothing reads or writes around an unanswered fill."""
+        while self._unconfirmed:
+            future = self._unconfirmed[0]
+            if not future.done():
+                self.round_trips += 1
+            try:
+                replies = await future
+            except BaseException:
+                self._unconfirmed.clear()  # the connection failed them all
+                raise
+            self._unconfirmed.pop(0)
+            if not all(replies):
+                self._unconfirmed.clear()
+                raise LeaseLost("fill refused: lease no longer ours")
 
     async def restore(self) -> list[OrderReport]:
         """Load our open orders from Redis into the matching engine; return them."""
@@ -194,6 +231,8 @@ class PaperVenue:
 
     async def fetch_open_orders(self) -> list[OrderReport]:
         """The venue's open orders with our prefix, read from Redis (the venue's truth)."""
+        if self._unconfirmed:
+            await self.confirm()
         raw = await self.redis.hgetall(self._k_orders)
         out = []
         for cid, blob in raw.items():
@@ -203,6 +242,8 @@ class PaperVenue:
 
     async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
         """Our trades (this prefix) since ``since_ts`` from the venue's trade log."""
+        if self._unconfirmed:
+            await self.confirm()
         raw = await self.redis.lrange(self._k_trades, 0, -1)
         out = []
         for blob in raw:
@@ -218,6 +259,8 @@ class PaperVenue:
         May raise (injected 429/5xx before anything happened, or a lost response after the venue
         took the order): the caller then looks the order up by client id with
         :meth:`recover_place` before any retry, so an order is never placed twice."""
+        if self._unconfirmed:
+            await self.confirm()
         if self.faults is not None:
             await self.faults.before("place")
         ts = self._ts()
@@ -243,6 +286,8 @@ class PaperVenue:
         the venue's truth, which holds a prefix of these writes (as with one call per command).
         A failed command (injected 429/5xx before anything happened, or a lost response after
         the venue took the order) is the caller's to recover as after :meth:`place`."""
+        if self._unconfirmed and self.mux is None:
+            await self.confirm()
         failed: list[tuple[object, Exception]] = []
         unknown: list[str] = []  # cancels of orders not open at the venue: answered as cancel() does
         ops: list[tuple] = []
@@ -276,11 +321,13 @@ class PaperVenue:
         events = self.sim.advance(last) if last else []
         more, pending = self._persist_ops(events)
         replies = await self._exec(ops + more)
+        if self._unconfirmed:  # queued before these, so answered by now (one connection, in order)
+            await self.confirm()
         for i, ok in enumerate(replies):
             if not ok:
                 what = "place/cancel" if i < sent else "order update"
                 raise LeaseLost(f"{what} refused: lease no longer ours")
-        out = self._persist_done(pending, replies[sent:])
+        out = self._persist_done(pending)
         for cid in unknown:
             out.append(OrderRejected(self._ts(), cid, f"unknown order {cid!r}", "unknown_order"))
         return out, failed
@@ -289,6 +336,8 @@ class PaperVenue:
         """After a failed place: if the venue has the order, carry on with it and return its
         events; ``None`` if the venue never got it (safe to send again with the same id)."""
         cid = command.client_order_id
+        if self._unconfirmed:
+            await self.confirm()
         raw = await self.redis.hget(self._k_orders, cid)
         if raw is None:
             self._orders.pop(cid, None)
@@ -301,6 +350,8 @@ class PaperVenue:
         return []
 
     async def cancel(self, client_order_id: str, reason: str = "cancel") -> list[OrderEvent]:
+        if self._unconfirmed:
+            await self.confirm()
         ts = self._ts()
         if client_order_id not in self._orders:
             # Not open at the venue (already done, or never arrived): answer as a venue would.
@@ -331,9 +382,11 @@ class PaperVenue:
         if self._shared_book is not None:  # no restore (not a bot loop's take-over)
             self._attach_book()
         out = self.sim.on_market(event)
-        return await self._persist(out) if out else out
+        return await self._persist(out, queue=True) if out else out
 
     async def advance(self) -> list[OrderEvent]:
+        if self._unconfirmed:
+            await self.confirm()
         out = self.sim.advance(self._ts())
         return await self._persist(out) if out else out
 
@@ -348,6 +401,8 @@ class PaperVenue:
         await self._delete(client_order_id, action)
 
     async def _delete(self, cid: str, action: str = "") -> None:
+        if self._unconfirmed:
+            await self.confirm()
         (ok,) = await self._exec([self._delete_op(cid, action)])
         if not ok:
             raise LeaseLost(f"removing {cid} refused: lease no longer ours")
@@ -360,6 +415,7 @@ class PaperVenue:
         """Run fenced scripts in order: one call, or one pipelined round trip for several."""
         if not ops:
             return []
+        self.round_trips += 1
         if self.mux is not None:
             return await self.mux.execute([("EVAL", *op) for op in ops])
         if len(ops) == 1:
@@ -400,17 +456,33 @@ class PaperVenue:
         return (DELETE, 3, self.lease_key, self._k_orders, self._k_log, self.lease_value, cid, action, self.bot_id,
                 self.token)  # fmt: skip
 
-    async def _persist(self, events: list[OrderEvent]) -> list[OrderEvent]:
+    async def _persist(self, events: list[OrderEvent], queue: bool = False) -> list[OrderEvent]:
+        """Record what the matching engine did (fenced) and return the events.
+
+        ``queue`` (market events, on the host's shared connection): the writes are queued
+        without waiting and the events returned at once; the caller must :meth:`confirm`
+        before anything outside this venue learns of them (the bot loop holds their database
+        rows until then), and the next write of this venue confirms them anyway. A quote
+        cycle whose trade fills an order so makes one round trip (fill and the engine's
+        answer together) instead of two."""
         ops, pending = self._persist_ops(events)
-        replies = await self._exec(ops)
-        if not all(replies):
-            raise LeaseLost("order update refused: lease no longer ours")
-        return self._persist_done(pending, replies)
+        if ops:
+            future = self.mux.submit([("EVAL", *op) for op in ops]) if queue and self.mux is not None else None
+            if future is not None:
+                future.add_done_callback(_retrieve)
+                self._unconfirmed.append(future)
+            else:
+                if self._unconfirmed:
+                    await self.confirm()
+                replies = await self._exec(ops)
+                if not all(replies):
+                    raise LeaseLost("order update refused: lease no longer ours")
+        return self._persist_done(pending)
 
     def _persist_ops(self, events: list[OrderEvent]) -> tuple[list[tuple], list]:
         """The writes that record what the matching engine did (fills; orders it closed), in
         order, with our copy of the open orders updated as they will be; ``_persist_done`` then
-        makes the events the caller gets (fills with their venue trade ids)."""
+        makes the events the caller gets (fills with their venue trade ids, made here)."""
         ops: list[tuple] = []
         pending: list = []
         for ev in events:
@@ -421,8 +493,10 @@ class PaperVenue:
                 o = self._orders.get(cid)
                 pending.append(OrderAccepted(ev.ts, cid, o["voi"]) if o is not None else ev)
             elif t is OrderFilled:
-                op, voi = self._fill_op(ev)
-                pending.append((len(ops), ev, voi))
+                self._trades_made += 1
+                trade_id = f"{self._trade_ids}{self._trades_made}"
+                op, voi = self._fill_op(ev, trade_id)
+                pending.append((trade_id, ev, voi))
                 ops.append(op)
             elif t in (OrderCancelled, OrderRejected):
                 if cid in self._orders:
@@ -433,14 +507,13 @@ class PaperVenue:
                 pending.append(ev)
         return ops, pending
 
-    def _persist_done(self, pending: list, replies: list) -> list[OrderEvent]:
+    def _persist_done(self, pending: list) -> list[OrderEvent]:
         out: list[OrderEvent] = []
         for item in pending:
             if type(item) is not tuple:
                 out.append(item)
                 continue
-            index, ev, voi = item
-            trade_id = replies[index]
+            trade_id, ev, voi = item
             out.append(
                 OrderFilled(
                     ts=ev.ts,
@@ -451,13 +524,13 @@ class PaperVenue:
                     leaves_qty=ev.leaves_qty,
                     fee=ev.fee,
                     liquidity=ev.liquidity,
-                    trade_id=trade_id.decode() if isinstance(trade_id, bytes) else str(trade_id),
+                    trade_id=trade_id,
                     venue_order_id=voi,
                 )
             )
         return out
 
-    def _fill_op(self, ev: OrderFilled) -> tuple[tuple, str]:
+    def _fill_op(self, ev: OrderFilled, trade_id: str) -> tuple[tuple, str]:
         o = self._orders.get(ev.client_order_id)
         blob = ""
         if o is not None:
@@ -482,22 +555,38 @@ class PaperVenue:
         }
         op = (
             FILL,
-            5,
+            4,
             self.lease_key,
             self._k_orders,
             self._k_trades,
             self._k_delta,
-            self._k_seq,
             self.lease_value,
             ev.client_order_id,
             blob,
             json.dumps(fill)[:-1],  # the script appends the venue trade id
             base,
             notional,
-            f"p{self.account_id}-{self.symbol}",
+            trade_id,
             ev.fee,
         )
         return op, voi
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """A queued write's failure is raised by ``confirm``; if its bot stopped first, it is
+    not reported again as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if not n:
+            return out
 
 
 def _report(symbol: str, o: dict) -> OrderReport:

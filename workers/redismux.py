@@ -120,6 +120,17 @@ class RedisMux:
         a feed's publish, stamped just before)."""
         if self._transport is None:
             await self._connect()
+        return await self._enqueue(commands, now)
+
+    def submit(self, commands: list[tuple]) -> asyncio.Future | None:
+        """Queue the commands as :meth:`execute` does, without waiting: the future gets their
+        replies. ``None`` when not connected (then :meth:`execute` connects first): a request
+        queued here is always written before any request made after it."""
+        if self._transport is None:
+            return None
+        return self._enqueue(commands, False)
+
+    def _enqueue(self, commands: list[tuple], now: bool) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._waiters.append([future, len(commands), [], time.monotonic()])
@@ -133,7 +144,7 @@ class RedisMux:
             loop.call_soon(self._scheduled_flush)
         if self._watchdog is None:
             self._watchdog = loop.call_later(self.timeout_s / 2, self._check_timeouts)
-        return await future
+        return future
 
     async def _connect(self) -> None:
         if self._connecting is not None:  # another loop is connecting: wait for it

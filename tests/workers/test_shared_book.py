@@ -146,3 +146,66 @@ def test_places_and_cancels_go_in_one_fenced_round_trip(clean_redis):
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_market_event_fill_goes_out_with_the_engines_answer_and_is_confirmed_before_it_counts(clean_redis):
+    """Fills a market event makes are queued on the host's connection (trade ids are made by the
+    venue object, unique per owner), so the cancels and places that answer them travel in the
+    same round trip; ``confirm`` then says whether Redis took them (fenced like every write)."""
+    import redis.asyncio as aioredis
+    from django.conf import settings
+
+    from trading.book import OrderBook
+    from trading.events import BookSnapshot, CancelOrder, OrderFilled, PlaceOrder, TradeTick
+    from trading.events import TimeInForce as Tif
+    from trading.instruments import Instrument, Side
+    from workers import keys
+    from workers.paper_venue import LeaseLost, PaperVenue
+    from workers.redismux import RedisMux
+
+    inst = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.0001")
+    book = OrderBook()
+    book.apply_snapshot(BookSnapshot(ts=1, bids=((100_00, 5),), asks=((100_03, 5),)))
+    trades_key = keys.paper(7, "BTC/USDT", "trades")
+
+    async def scenario():
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        mux = RedisMux(settings.REDIS_URL)
+        lease = keys.bot_lease(999)
+        await client.set(lease, "me:1")
+        venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
+                           lease_value="me:1", token=1, book=book, mux=mux)  # fmt: skip
+        await venue.restore()
+        await venue.send_many(
+            [PlaceOrder("t9-1", Side.BUY, 100_01, 3, Tif.POST_ONLY), PlaceOrder("t9-2", Side.BUY, 100_01, 3, Tif.GTC)]
+        )
+        trips = venue.round_trips
+        events = await venue.on_market(TradeTick(ts=time.time_ns(), price=100_01, qty=2, aggressor=Side.SELL))
+        fills = [e for e in events if type(e) is OrderFilled]
+        assert [(f.client_order_id, f.qty) for f in fills] == [("t9-1", 2)]
+        assert fills[0].trade_id.startswith("p7-999.1.")
+        assert venue.unconfirmed and venue.round_trips == trips  # queued, nobody waited
+        # The engine's answer (cancel the rest) goes in one round trip with the fill.
+        await venue.send_many([CancelOrder("t9-1", "requote")])
+        assert venue.round_trips == trips + 1 and not venue.unconfirmed
+        stored = [json.loads(b) for b in await client.lrange(trades_key, 0, -1)]
+        assert [(f["cid"], f["qty"], f["id"]) for f in stored] == [("t9-1", 2, fills[0].trade_id)]
+        assert await client.hkeys(keys.paper(7, "BTC/USDT", "orders")) == [b"t9-2"]
+
+        # The next owner's trade ids cannot collide with this one's.
+        other = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
+                           lease_value="me:1", token=2, book=book, mux=mux)  # fmt: skip
+        assert other._trade_ids != venue._trade_ids and other._trade_ids.startswith("p7-999.2.")
+
+        # A fill queued after the lease moved on is refused by Redis and confirm says so.
+        await client.set(lease, "someone-else:2")
+        events = await venue.on_market(TradeTick(ts=time.time_ns(), price=100_00, qty=9, aggressor=Side.SELL))
+        assert [e.client_order_id for e in events if type(e) is OrderFilled] == ["t9-2"]
+        with pytest.raises(LeaseLost, match="fill refused"):
+            await venue.confirm()
+        assert not venue.unconfirmed
+        assert len(await client.lrange(trades_key, 0, -1)) == 1  # nothing written for it
+        await mux.aclose()
+        await client.aclose()
+
+    asyncio.run(scenario())
