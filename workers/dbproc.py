@@ -15,9 +15,14 @@ updates only move forward). When the host dies, the child sees end-of-file on it
 every write it has received and exits.
 
 Protocol (both directions): frames of a 4-byte big-endian length and a pickle. Parent -> child:
-first an init dict (database settings, writer options), then lists of requests ``(seq, writer,
-fn, args, wants_result)``; ``fn`` is a module-level function (pickled by reference). Child ->
-parent: lists of ``(seq, result or None, error text or None)``.
+first an init dict (database settings, writer options), then lists of requests, each pickled on
+its own: ``(seq, writer, fn, args, wants_result)``; ``fn`` is a module-level function (pickled by
+reference). Child -> parent: lists of ``(seq, result or None, error text or None)``.
+
+A request is pickled when it is made and only its bytes are kept until the child confirms it:
+the rows themselves are freed at once. Kept as objects, the thousands of row tuples waiting in
+a busy host were what its young-generation garbage collections spent their time on (each one
+stops every bot of the host).
 """
 
 from __future__ import annotations
@@ -95,10 +100,10 @@ class DbProcess:
         self.proc: subprocess.Popen | None = None
         self._write = None  # the pipe transport to the child's stdin
         self._seq = 0
-        self._outbox: list[tuple] = []
+        self._outbox: list[bytes] = []
         self._flush_scheduled = False
-        # seq -> (request, future or None): handed over, not yet reported done by the child.
-        self._unacked: dict[int, tuple] = {}
+        # seq -> (pickled request, writer, future or None): not yet reported done by the child.
+        self._unacked: dict[int, tuple[bytes, str, asyncio.Future | None]] = {}
         self._pending: dict[str, int] = {}  # writer -> requests not yet reported done
         self._closing = False
         self._gone: asyncio.Event | None = None
@@ -143,12 +148,12 @@ class DbProcess:
         # restart, what the dead child had not confirmed (the outbox is part of it).
         self._outbox = []
         if self._unacked:
-            self._frame([req for req, _ in self._unacked.values()])
+            self._frame([req for req, _, _ in self._unacked.values()])
 
     def _send(self, writer: str, fn: Callable, args: tuple, future: asyncio.Future | None) -> None:
         self._seq += 1
-        request = (self._seq, writer, fn, args, future is not None)
-        self._unacked[self._seq] = (request, future)
+        request = pickle.dumps((self._seq, writer, fn, args, future is not None), pickle.HIGHEST_PROTOCOL)
+        self._unacked[self._seq] = (request, writer, future)
         self._pending[writer] = self._pending.get(writer, 0) + 1
         self._outbox.append(request)
         self._schedule_flush()
@@ -172,9 +177,9 @@ class DbProcess:
 
     def _on_replies(self, replies: list) -> None:
         for seq, result, error in replies:
-            request, future = self._unacked.pop(seq, (None, None))
+            request, writer, future = self._unacked.pop(seq, (None, None, None))
             if request is not None:
-                self._pending[request[1]] -= 1
+                self._pending[writer] -= 1
             if error is not None:
                 self.errors += 1
             if future is None or future.done():
@@ -360,7 +365,12 @@ def child_main(name: str) -> None:
             break
         if requests is None:
             break
-        for seq, writer, fn, args, wants_result in requests:
+        for raw in requests:
+            try:
+                seq, writer, fn, args, wants_result = pickle.loads(raw)
+            except Exception as exc:  # its seq is unknown: the parent resends it after a restart
+                logger.error("database writer process %s: bad request: %s", name, exc)
+                continue
             if writer == STATS:
                 replies.add(seq, {w: dict(x.timing) for w, x in writers.items()}, None)
                 continue
