@@ -10,10 +10,18 @@ counted, not handled); it includes the fenced Redis writes (and the order rows w
 awaited: paper rows are written behind the venue unless the database writer is far behind).
 Before 2026-11-21 (one book per bot) a cycle was one market event.
 
+Also printed: how late each host loop runs a 10 ms timer, the wall and CPU time of its turns
+(a turn's wall time far above its CPU time: the machine is saturated), and the cycles by the
+number of times they waited for Redis (a paper cycle waits once when it sends: 2026-11-21).
+
+The measured window is 60 s by default: the replay venue plays the recording from its start
+when the first bot needs it, and its trade rate varies 2-3x from one 10 s stretch to the next,
+so a 20 s window lands on a quieter or busier stretch depending on how long the take-over took.
+
 Needs PostgreSQL and Redis; uses its own database (created and migrated if missing) and a
 private Redis prefix that it deletes afterwards.
 
-    .venv/bin/python bench/bench_bots.py --bots 100,300,500 --seconds 20 --procs 2
+    .venv/bin/python bench/bench_bots.py --bots 100,300,500 --seconds 60 --procs 2
 """
 
 from __future__ import annotations
@@ -195,6 +203,24 @@ def _run(n: int, seconds: float, procs: int) -> dict:
           f"share under 5 ms {sum(1 for x in redis_lat if x < 5_000_000) / max(1, len(redis_lat)):.3f}")  # fmt: skip
     lag = merged("loop_lag_ns")
     print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")
+    turns = [t for p in parts for t in p["turns_ns"]]
+    if turns:
+        walls = sorted(w for w, _ in turns)
+        slow = [t for t in turns if t[0] >= walls[int(0.99 * len(walls))]]
+        print(f"  host loop turns with work ({len(turns)}): wall p50 {_pct(walls, 0.5):.1f} / p99 "
+              f"{_pct(walls, 0.99):.1f} ms, cpu p50 {_pct([c for _, c in turns], 0.5):.1f} / p99 "
+              f"{_pct([c for _, c in turns], 0.99):.1f} ms; the slowest 1 %: cpu "
+              f"{sum(c for _, c in slow) / max(1, sum(w for w, _ in slow)):.0%} of their wall time")  # fmt: skip
+    by_trips: dict[int, list[int]] = {}
+    paired = [t for p in parts for t in p["cycle_round_trips"]]
+    slowest = sorted(c for c, _ in paired)[int(0.99 * len(paired))] if paired else 0
+    for took, trips in paired:
+        by_trips.setdefault(min(trips, 3), []).append(took)
+    for trips, tooks in sorted(by_trips.items()):
+        print(f"  cycles with {trips}{'+' if trips == 3 else ''} Redis round trips: {len(tooks) / len(paired):.1%}, "
+              f"p50 {_pct(tooks, 0.5):.1f} / p99 {_pct(tooks, 0.99):.1f} ms, "
+              f"{sum(1 for t in tooks if t >= slowest) / max(1, sum(1 for t, _ in paired if t >= slowest)):.0%} "
+              "of the slowest 1 %")  # fmt: skip
     for gen in ("0", "1", "2"):
         pauses = [x for p in parts for x in p["gc_pauses_ns"][gen]]
         if pauses:
@@ -234,7 +260,7 @@ class _Sink:
         def set() -> None:
             pass
 
-    def push_market(self, event, published_ns: int = 0) -> None:
+    def push_market(self, item: tuple) -> None:
         pass
 
 
@@ -261,7 +287,7 @@ def _raw(seconds: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bots", default="100,300,500", help="comma-separated bot counts")
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--procs", type=int, default=2, help="host processes (bots/feeds workers) sharing the bots")
     args = parser.parse_args()
     _ensure_database()

@@ -21,6 +21,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mmsite.settings.local")
 
 
 LOOP_LAG_NS: list[int] = []
+TURNS: list[tuple[int, int]] = []  # (wall ns, loop-thread CPU ns) of each event-loop turn with work
 GC_PAUSES: dict[int, list[int]] = {0: [], 1: [], 2: []}  # generation -> collection times (ns)
 _gc_started = [0]
 
@@ -43,12 +44,37 @@ async def _watch_loop() -> None:
         LOOP_LAG_NS.append(time.perf_counter_ns() - t0 - 10_000_000)
 
 
+def _time_turns(loop) -> None:
+    """Wall and CPU time of each turn of the host's loop (``_run_once``: select, then every
+    ready callback): a turn whose wall time is far above its CPU time was preempted (the
+    machine is saturated); one whose CPU time is long simply had much to do."""
+    run_once, select = loop._run_once, loop._selector.select
+    wall, cpu = time.perf_counter_ns, time.thread_time_ns
+    after_select = [0, 0]
+
+    def timed_select(timeout=None):
+        events = select(timeout)
+        after_select[0], after_select[1] = wall(), cpu()
+        return events
+
+    def timed() -> None:
+        run_once()
+        w = wall() - after_select[0]
+        if w > 20_000:  # a turn that ran callbacks (not just a select that found nothing)
+            TURNS.append((w, cpu() - after_select[1]))
+
+    loop._selector.select = timed_select
+    loop._run_once = timed
+
+
 def _clear(host) -> None:
     LOOP_LAG_NS.clear()
+    TURNS.clear()
     for pauses in GC_PAUSES.values():
         pauses.clear()
     for runner in list(host.bots.values()):
         runner.cycle_ns.clear()
+        runner.round_trips.clear()
         runner.send_cycle_ns.clear()
         runner.places = 0
         runner.conflated = 0
@@ -64,6 +90,9 @@ def _samples(host) -> dict:
         "bots": len(runners),
         "feeds": len(host.feeds),
         "cycle_ns": [x for r in runners for x in list(r.cycle_ns)],
+        # (cycle ns, venue round trips in it): both deques are appended together per cycle (a
+        # cycle ending while they are copied may leave one longer: the pairs stop there)
+        "cycle_round_trips": [x for r in runners for x in zip(list(r.cycle_ns), list(r.round_trips), strict=False)],
         "send_cycle_ns": [x for r in runners for x in list(r.send_cycle_ns)],
         "feed_latency_ns": list(host.feed_latency_ns),
         "bot_latency_ns": list(host.bot_latency_ns),
@@ -72,6 +101,7 @@ def _samples(host) -> dict:
         "conflated": sum(r.conflated for r in runners),
         "db_backlog": host.dbproc.pending(),
         "loop_lag_ns": list(LOOP_LAG_NS),
+        "turns_ns": list(TURNS),
         "gc_pauses_ns": {str(g): list(p) for g, p in GC_PAUSES.items()},
     }
 
@@ -128,6 +158,7 @@ def main() -> None:
     import asyncio
 
     asyncio.run_coroutine_threadsafe(_watch_loop(), host.loop)
+    host.loop.call_soon_threadsafe(_time_turns, host.loop)
     print("ready", flush=True)
     cpu0 = wall0 = 0.0
     timing0: dict = {}
