@@ -86,7 +86,7 @@ def host_registry() -> str:
 
 
 def paper(account_id: int, symbol: str, what: str) -> str:
-    """Paper venue state of one exchange account and symbol (orders, trades, deltas, seq)."""
+    """Paper venue state of one exchange account and symbol (orders, trades, deltas)."""
     return f"{prefix()}:paper:{account_id}:{symbol}:{what}"
 
 

@@ -66,6 +66,8 @@ return id
 """
 
 
+TRADES_CHUNK = 1000  # trade log entries read per call (``fetch_my_trades``)
+TRADES_CLOCK_MARGIN_NS = 60 * 1_000_000_000
 CLOSED_KEPT = 16  # closed orders the matching engine of one bot remembers
 
 
@@ -241,16 +243,34 @@ class PaperVenue:
         return out
 
     async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
-        """Our trades (this prefix) since ``since_ts`` from the venue's trade log."""
+        """Our trades (this prefix) since ``since_ts`` from the venue's trade log, oldest first.
+
+        The log is shared by every bot of the account and symbol (up to 50,000 entries, see
+        ``workers.housekeeping``) and appended in time order, so it is read from its end, a
+        chunk at a time, until a chunk ends before ``since_ts`` (less a minute for owners on
+        other machines whose clocks differ): a take-over reads what it may have missed, not
+        the whole log, which with hundreds of bots taking over at once timed out."""
         if self._unconfirmed:
             await self.confirm()
-        raw = await self.redis.lrange(self._k_trades, 0, -1)
-        out = []
-        for blob in raw:
-            f = json.loads(blob)
-            if f["cid"].startswith(self.prefix + "-") and f["ts"] >= since_ts:
-                out.append(_fill_report(self.symbol, f))
-        return out
+        prefix = self.prefix + "-"
+        stop_before = since_ts - TRADES_CLOCK_MARGIN_NS
+        out: list[FillReport] = []
+        seen: set[str] = set()  # entries appended meanwhile shift the chunks: some come twice
+        end = -1
+        while True:
+            raw = await self.redis.lrange(self._k_trades, end - TRADES_CHUNK + 1, end)
+            chunk = []
+            for blob in raw:
+                f = json.loads(blob)
+                if f["cid"].startswith(prefix) and f["ts"] >= since_ts and f["id"] not in seen:
+                    seen.add(f["id"])
+                    chunk.append(_fill_report(self.symbol, f))
+            out[:0] = chunk
+            if len(raw) < TRADES_CHUNK:  # the start of the log
+                return out
+            if since_ts and json.loads(raw[0])["ts"] < stop_before:  # what comes before is older
+                return out
+            end -= TRADES_CHUNK
 
     # ----------------------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> list[OrderEvent]:
