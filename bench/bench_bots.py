@@ -63,6 +63,16 @@ def _forget_previous_runs() -> None:
         cursor.execute(
             "TRUNCATE orders_fill, orders_order, portfolio_pnlsnapshot, bots_botevent, core_incident CASCADE"
         )
+    # And the paper venues' state of the previous run (this run's private Redis prefix): else
+    # each take-over finds the previous run's trades missing from the emptied tables and
+    # records them again, and the logs grow from run to run.
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for pattern in ("paper:*", "placelog"):
+        for key in client.scan_iter(match=f"{settings.REDIS_PREFIX}:{pattern}", count=1000):
+            client.delete(key)
 
 
 def _setup(n: int):
