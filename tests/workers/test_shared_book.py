@@ -209,3 +209,46 @@ def test_a_market_event_fill_goes_out_with_the_engines_answer_and_is_confirmed_b
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_fill_the_venue_refuses_is_never_recorded(host, redis_client):
+    """A bot's fill is queued with its cycle's answer and its row held until Redis confirms: when
+    the lease has moved on, Redis refuses the fill (fenced) and the database never has it."""
+    from apps.bots.models import Bot, BotEvent
+    from apps.orders.models import Fill
+    from trading.events import TradeTick
+    from trading.instruments import Side
+    from workers import codec, keys, supervisor
+
+    _user, account, (bot,) = make_paper_bots(1)
+    supervisor.tick()
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "running", 20)
+    runner = host.bots[bot.pk]
+    assert wait_until(lambda: len(runner.venue.sim.open_orders()) >= 2, 20), "bot never quoted"
+    stream = keys.feed_stream("sim:alpha", "BTC/USDT")
+    k_trades = keys.paper(account.pk, "BTC/USDT", "trades")
+    target: list[str] = []
+
+    def lose_lease_and_trade_through():
+        """On the loop thread, so nothing of the bot runs between the two: another owner takes
+        the lease, then a trade goes through one of the bot's resting orders."""
+        order = runner.venue.sim.open_orders()[0]
+        target.append(order.client_order_id)
+        redis_client.set(keys.bot_lease(bot.pk), "another-host:999")
+        through = order.price - 1 if order.side is Side.BUY else order.price + 1
+        aggressor = Side.SELL if order.side is Side.BUY else Side.BUY
+        trade = TradeTick(time.time_ns(), through, 10**6, aggressor, "refused-1")
+        host._dispatch([(stream, codec.encode_trade(trade), time.time_ns())])
+
+    on_loop(host, lose_lease_and_trade_through)
+    assert wait_until(lambda: bot.pk not in host.bots, 15), "the bot kept running without its lease"
+    time.sleep(0.5)  # anything still on the writer lands
+    stored = set(Fill.objects.filter(account=account).values_list("venue_trade_id", flat=True))
+    venue = {json.loads(b)["id"] for b in redis_client.lrange(k_trades, 0, -1)}
+    assert stored <= venue  # nothing recorded that the venue does not have
+    assert not any(json.loads(b)["cid"] == target[0] for b in redis_client.lrange(k_trades, 0, -1))
+    assert not Fill.objects.filter(client_order_id=target[0]).exists()  # the refused fill
+    # The loop stopped because Redis refused that fill (not because the renewal noticed first).
+    assert wait_until(
+        lambda: BotEvent.objects.filter(bot=bot, code="lease_lost", message__contains="fill refused").exists(), 10
+    )
