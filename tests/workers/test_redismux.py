@@ -82,3 +82,24 @@ def test_no_answer_within_the_timeout_fails_the_request(clean_redis, settings):
         return again
 
     assert asyncio.run(scenario()) == [b"PONG"]
+
+
+def test_submitted_requests_are_written_before_later_ones_and_need_a_connection(clean_redis, settings):
+    """``submit`` queues without waiting (a paper fill ahead of its cycle's answer): written in
+    order with what follows, answered through its future; with no connection it declines."""
+    key = f"{settings.REDIS_PREFIX}:mux:order"
+
+    async def scenario():
+        mux = RedisMux(settings.REDIS_URL)
+        assert mux.submit([("RPUSH", key, "never")]) is None  # not connected yet
+        await mux.execute([("PING",)])
+        first = mux.submit([("RPUSH", key, "fill")])
+        second = await mux.execute([("RPUSH", key, "answer"), ("LRANGE", key, 0, -1)])
+        assert first.done()  # answered before the request made after it
+        got = first.result(), second
+        await mux.aclose()
+        return got
+
+    first, second = asyncio.run(scenario())
+    assert first == [1] and second == [2, [b"fill", b"answer"]]
+    assert clean_redis.lrange(key, 0, -1) == [b"fill", b"answer"]
