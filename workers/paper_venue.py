@@ -33,6 +33,7 @@ from trading.events import (
 )
 from trading.fillsim import SimulatedExchange
 from trading.instruments import FEE_SCALE, Instrument, Side
+from trading.oms import to_base36
 from trading.ports import FillReport, OrderReport, OrderStatus
 from workers import keys
 
@@ -162,7 +163,7 @@ class PaperVenue:
         # Venue trade ids are made here, not by Redis, so that a fill needs no answer before
         # the engine sees it (see ``_persist``): unique per owner (bot, fencing token and the
         # millisecond this owner started, in case Redis lost its counters) and fill.
-        self._trade_ids = f"p{account_id}-{bot_id}.{token}.{_base36(time.time_ns() // 1_000_000)}-"
+        self._trade_ids = f"p{account_id}-{bot_id}.{token}.{to_base36(time.time_ns() // 1_000_000)}-"
         self._trades_made = 0
         # Fill writes queued on the shared connection and not yet answered (``confirm``).
         self._unconfirmed: list[asyncio.Future] = []
@@ -306,8 +307,6 @@ class PaperVenue:
         the venue's truth, which holds a prefix of these writes (as with one call per command).
         A failed command (injected 429/5xx before anything happened, or a lost response after
         the venue took the order) is the caller's to recover as after :meth:`place`."""
-        if self._unconfirmed and self.mux is None:
-            await self.confirm()
         failed: list[tuple[object, Exception]] = []
         unknown: list[str] = []  # cancels of orders not open at the venue: answered as cancel() does
         ops: list[tuple] = []
@@ -597,16 +596,6 @@ def _retrieve(future: asyncio.Future) -> None:
     not reported again as never retrieved."""
     if not future.cancelled():
         future.exception()
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if not n:
-            return out
 
 
 def _report(symbol: str, o: dict) -> OrderReport:
