@@ -27,6 +27,7 @@ private Redis prefix that it deletes afterwards.
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import sys
 import time
@@ -211,6 +212,11 @@ def _run(n: int, seconds: float, procs: int) -> dict:
     print(f"  feed XADD -> host XREAD ({len(redis_lat)} entries): p90 {_pct(redis_lat, 0.9):.2f} ms, "
           f"p95 {_pct(redis_lat, 0.95):.2f} ms, p99.9 {_pct(redis_lat, 0.999):.2f} ms, "
           f"share under 5 ms {sum(1 for x in redis_lat if x < 5_000_000) / max(1, len(redis_lat)):.3f}")  # fmt: skip
+    socket_lat = merged("feed_socket_ns")
+    if socket_lat:
+        print(f"  of which publish -> reply at the reader's socket (feed write, Redis): p50 {_pct(socket_lat, 0.5):.2f} ms, "
+              f"p99 {_pct(socket_lat, 0.99):.2f} ms")  # fmt: skip
+        _print_reader_wakes(parts)
     lag = merged("loop_lag_ns")
     print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")
     turns = [t for p in parts for t in p["turns_ns"]]
@@ -262,6 +268,48 @@ def _run(n: int, seconds: float, procs: int) -> dict:
     }
 
 
+def _machine_speed() -> str:
+    """One core's speed for plain Python, so runs on different machines can be compared: the
+    VMs this bench runs on have differed by 2.5x or more between sessions (bench/README.md)."""
+    import platform
+
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - t0)
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"2,000,000 Python additions in {best * 1000:.0f} ms of CPU (best of 3); {model or platform.processor()}"
+
+
+def _print_reader_wakes(parts: list[dict]) -> None:
+    """Reply at the socket -> XREAD returned in the reader thread (waking, getting the GIL back),
+    and how many of the slow ones (over 2 ms) overlapped a garbage collection of their host."""
+    wakes, slow, in_gc = [], 0, 0
+    for p in parts:
+        windows = sorted(p["gc_windows"])
+        starts = [w[0] for w in windows]
+        for arrived, returned in p["reader_wakes"]:
+            wakes.append(returned - arrived)
+            if returned - arrived > 2_000_000:
+                slow += 1
+                i = bisect.bisect_right(starts, returned) - 1
+                if i >= 0 and windows[i][1] >= arrived:
+                    in_gc += 1
+    if wakes:
+        print(f"  of which reply at the socket -> XREAD returned ({len(wakes)} replies): p50 {_pct(wakes, 0.5):.2f} ms, "
+              f"p99 {_pct(wakes, 0.99):.2f} ms; over 2 ms: {slow}, {in_gc} of them during a garbage collection")  # fmt: skip
+
+
 class _Sink:
     """A subscriber that does nothing: measures feed -> Redis -> host reader alone."""
 
@@ -288,6 +336,8 @@ def _raw(seconds: float) -> dict:
         host.loop.call_soon_threadsafe(host.subscribe, sink, venue, "BTC/USDT")
     time.sleep(4)
     host.feed_latency_ns.clear()
+    host.feed_socket_ns.clear()
+    host.reader_wakes.clear()
     time.sleep(seconds)
     stats = host.stats()
     host.stop()
@@ -314,6 +364,7 @@ def main() -> None:
     from django.conf import settings
 
     print(f"bench_bots: {os.cpu_count()} cores, venues {', '.join(VENUES)}, {args.seconds:.0f} s per run")
+    print(f"machine speed: {_machine_speed()}")
     print(
         "bots  running  cycles/s  cycle p99 ms  placing-cycle p99 ms (n)  redis p50/p99 ms  "
         "feed->engine p50/p99 ms  cpu  places  superseded  db backlog"
@@ -322,7 +373,8 @@ def main() -> None:
         raw = _raw(min(args.seconds, 10))
         print(
             f"   0  reader only (3 feeds, no bots): feed XADD -> host XREAD p50 {raw['feed_to_bot_p50_ms']:.2f} ms, "
-            f"p99 {raw['feed_to_bot_p99_ms']:.2f} ms",
+            f"p99 {raw['feed_to_bot_p99_ms']:.2f} ms (publish -> reply at the reader's socket p99 "
+            f"{raw['feed_to_socket_p99_ms']:.2f} ms, socket -> XREAD returned p99 {raw['reader_wake_p99_ms']:.2f} ms)",
             flush=True,
         )
         for n in [int(x) for x in args.bots.split(",")]:

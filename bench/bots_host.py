@@ -23,15 +23,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mmsite.settings.local")
 LOOP_LAG_NS: list[int] = []
 TURNS: list[tuple[int, int]] = []  # (wall ns, loop-thread CPU ns) of each event-loop turn with work
 GC_PAUSES: dict[int, list[int]] = {0: [], 1: [], 2: []}  # generation -> collection times (ns)
-_gc_started = [0]
+GC_WINDOWS: list[tuple[int, int]] = []  # (start, end) of each collection, ns since the epoch
+_gc_started = [0, 0]
 
 
 def _gc_callback(phase: str, info: dict) -> None:
     """How long each garbage collection holds the GIL (every thread of the host waits)."""
     if phase == "start":
-        _gc_started[0] = time.perf_counter_ns()
+        _gc_started[0], _gc_started[1] = time.perf_counter_ns(), time.time_ns()
     else:
         GC_PAUSES[info["generation"]].append(time.perf_counter_ns() - _gc_started[0])
+        GC_WINDOWS.append((_gc_started[1], time.time_ns()))
 
 
 async def _watch_loop() -> None:
@@ -70,6 +72,7 @@ def _time_turns(loop) -> None:
 def _clear(host) -> None:
     LOOP_LAG_NS.clear()
     TURNS.clear()
+    GC_WINDOWS.clear()
     for pauses in GC_PAUSES.values():
         pauses.clear()
     for runner in list(host.bots.values()):
@@ -79,6 +82,8 @@ def _clear(host) -> None:
         runner.places = 0
         runner.conflated = 0
     host.feed_latency_ns.clear()
+    host.feed_socket_ns.clear()
+    host.reader_wakes.clear()
     host.bot_latency_ns.clear()
     host.order_row_wait_ns.clear()
 
@@ -95,6 +100,9 @@ def _samples(host) -> dict:
         "cycle_round_trips": [x for r in runners for x in zip(list(r.cycle_ns), list(r.round_trips), strict=False)],
         "send_cycle_ns": [x for r in runners for x in list(r.send_cycle_ns)],
         "feed_latency_ns": list(host.feed_latency_ns),
+        "feed_socket_ns": list(host.feed_socket_ns),
+        "reader_wakes": list(host.reader_wakes),
+        "gc_windows": list(GC_WINDOWS),
         "bot_latency_ns": list(host.bot_latency_ns),
         "order_row_wait_ns": list(host.order_row_wait_ns),
         "places": sum(r.places for r in runners),

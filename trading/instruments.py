@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from functools import lru_cache
 
 FEE_SCALE = 10**8
 
@@ -118,6 +119,25 @@ class Instrument:
             venue=venue,
         )
 
+    def __reduce__(self):
+        # Instruments travel with every order update to the database writer process: as plain
+        # fields they pickle in ~2/3 of the time of the dataclass default, and the receiving
+        # process rebuilds each distinct instrument once (``_instrument_from_fields``).
+        return (
+            _instrument_from_fields,
+            (
+                self.symbol,
+                self.base,
+                self.quote,
+                str(self.tick_size),
+                str(self.lot_size),
+                str(self.min_notional),
+                self.maker_fee_e8,
+                self.taker_fee_e8,
+                self.venue,
+            ),
+        )
+
     # --- price <-> ticks -------------------------------------------------------------------
     def ticks(self, price: object, *, side: Side | None = None, field: str = "price") -> int:
         """Convert a price to ticks. Off-grid prices round in the safe direction for ``side``
@@ -178,3 +198,11 @@ class Instrument:
     def min_notional_ok(self, price_ticks: int, qty_lots: int) -> bool:
         """Whether an order meets the minimum notional."""
         return price_ticks * qty_lots * self.tick_size * self.lot_size >= self.min_notional
+
+
+@lru_cache(maxsize=1024)
+def _instrument_from_fields(
+    symbol: str, base: str, quote: str, tick: str, lot: str, notional: str, maker: int, taker: int, venue: str
+) -> Instrument:
+    """Unpickle an :class:`Instrument` (one object per distinct instrument: it is immutable)."""
+    return Instrument(symbol, base, quote, Decimal(tick), Decimal(lot), Decimal(notional), maker, taker, venue)

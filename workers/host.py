@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import struct
 import sys
 import threading
 import time
@@ -91,7 +92,15 @@ class Host:
         self.wake_batch = int(os.environ.get("MM_WAKE_BATCH", "16"))
         self._streams_in_use: frozenset[str] = frozenset()
         self._reader_stop = threading.Event()
+        self._inbox: list[list] = []  # reader batches not yet taken by the loop
+        self._inbox_lock = threading.Lock()
+        self._inbox_scheduled = False
         self.feed_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> XREAD returned
+        # The same split at the moment the reply reached the reader's socket (kernel receive
+        # time): publish -> socket is the feed's write and Redis; socket -> XREAD returned is
+        # the reader thread waking and getting the GIL back (or waiting out a garbage collection).
+        self.feed_socket_ns: deque[int] = deque(maxlen=20000)
+        self.reader_wakes: deque[tuple[int, int]] = deque(maxlen=20000)  # (socket ns, returned ns)
         self.bot_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> the bot starts on it
         self.order_row_wait_ns: deque[int] = deque(maxlen=20000)  # awaiting order rows before places
         self._wanted_feeds: set[str] = set()
@@ -109,7 +118,7 @@ class Host:
         # The loop thread gives up the GIL on every socket call; with the DB and reader threads
         # busy, getting it back waits up to the switch interval (5 ms by default). 1 ms keeps
         # quote cycles short (measured with bench/bench_bots.py).
-        sys.setswitchinterval(float(os.environ.get("MM_SWITCH_INTERVAL", "0.001")))
+        sys.setswitchinterval(float(os.environ.get("MM_SWITCH_INTERVAL", "0.0002")))
         _tune_gc()
         self._thread = threading.Thread(target=self._thread_main, name="mm-host", daemon=True)
         self._thread.start()
@@ -328,12 +337,16 @@ class Host:
 
     def _reader_thread_main(self) -> None:
         """Blocking XREAD over every stream in use, on its own thread (so a busy event loop
-        does not delay reading); hands each batch to the loop in one call.
+        does not delay reading); hands the batches to the loop.
 
         The hot read is a raw socket parsed by hiredis in C, and entries are handed over
         undecoded (the loop decodes them, skipping superseded snapshots): every moment this
-        thread holds the GIL it competes with the loop, and each time it loses the GIL it waits
-        for the loop thread to run again (the feed-to-bot latency, bench/bench_bots.py)."""
+        thread holds the GIL it competes with the loop, and every system call gives the GIL
+        away: getting it back waits for the loop thread to reach a switch point (the
+        feed-to-bot latency, bench/bench_bots.py). So the loop is woken (a write to its
+        self-pipe) only when it has taken every earlier batch. (Sending the next XREAD before
+        handing a batch over was tried on 2026-11-21: no better p99 within the machine's
+        run-to-run noise, and a read in flight that every change of streams must handle.)"""
         import redis
 
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=3, socket_timeout=10)
@@ -345,19 +358,15 @@ class Host:
                 if not wanted:
                     time.sleep(0.05)
                     continue
-                for s in list(ids):
-                    if s not in wanted:
-                        del ids[s]
-                for s in wanted:
-                    if s not in ids:  # start at the newest entry: nothing between reads is skipped
-                        info = client.xinfo_stream(s) if client.exists(s) else None
-                        ids[s] = info["last-generated-id"] if info else b"0-0"
+                self._reader_sync_ids(client, ids, wanted)
                 result = stream_reader.xread(ids, count=1000, block_ms=200)
                 if not result:
                     continue
                 now = time.time_ns()
+                arrived = stream_reader.arrived_ns or now
+                self.reader_wakes.append((arrived, now))
                 batch = []
-                latency = self.feed_latency_ns
+                latency, to_socket = self.feed_latency_ns, self.feed_socket_ns
                 for stream, entries in result:
                     stream = stream.decode()
                     for entry_id, fields in entries:
@@ -368,18 +377,47 @@ class Host:
                             continue
                         published = published or now
                         latency.append(now - published)
+                        to_socket.append(arrived - published)
                         batch.append((stream, raw, published))
-                if batch and self.loop is not None:
-                    try:
-                        self.loop.call_soon_threadsafe(self._dispatch, batch)
-                    except RuntimeError:  # the loop closed: the host is shutting down
-                        break
+                if batch and not self._hand_over(batch):
+                    break
             except Exception as exc:  # Redis restarting: retry
                 logger.warning("stream reader: %s; retrying", exc)
                 stream_reader.close()
                 time.sleep(0.5)
         stream_reader.close()
         client.close()
+
+    @staticmethod
+    def _reader_sync_ids(client, ids: dict[str, bytes], wanted: frozenset[str]) -> None:
+        for s in list(ids):
+            if s not in wanted:
+                del ids[s]
+        for s in wanted:
+            if s not in ids:  # start at the newest entry: nothing between reads is skipped
+                info = client.xinfo_stream(s) if client.exists(s) else None
+                ids[s] = info["last-generated-id"] if info else b"0-0"
+
+    def _hand_over(self, batch: list) -> bool:
+        """Queue a reader batch for the loop; wake the loop only if it has taken every earlier
+        batch (otherwise the call already scheduled takes this one too). False: the loop closed."""
+        with self._inbox_lock:
+            self._inbox.append(batch)
+            if self._inbox_scheduled:
+                return True
+            self._inbox_scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._take_inbox)
+        except (RuntimeError, AttributeError):  # the loop closed: the host is shutting down
+            return False
+        return True
+
+    def _take_inbox(self) -> None:
+        with self._inbox_lock:
+            batches, self._inbox = self._inbox, []
+            self._inbox_scheduled = False
+        for batch in batches:
+            self._dispatch(batch)
 
     def _dispatch(self, batch: list) -> None:
         """Decode the reader's entries, apply book events to the stream's shared book (once for
@@ -542,6 +580,8 @@ class Host:
         e2e = sorted(self.bot_latency_ns)
         sending = sorted(x for r in runners for x in list(r.send_cycle_ns))
         rows = sorted(self.order_row_wait_ns)
+        to_socket = sorted(self.feed_socket_ns)
+        wakes = sorted(now - arrived for arrived, now in list(self.reader_wakes))
         return {
             "order_rows_p50_ms": _pct(rows, 0.5) / 1e6,
             "order_rows_p99_ms": _pct(rows, 0.99) / 1e6,
@@ -555,6 +595,8 @@ class Host:
             "cycle_p50_ms": _pct(cycles, 0.5) / 1e6,
             "feed_to_bot_p99_ms": _pct(lat, 0.99) / 1e6,
             "feed_to_bot_p50_ms": _pct(lat, 0.5) / 1e6,
+            "feed_to_socket_p99_ms": _pct(to_socket, 0.99) / 1e6,
+            "reader_wake_p99_ms": _pct(wakes, 0.99) / 1e6,
         }
 
 
@@ -573,6 +615,10 @@ def _entry_fields(fields: list) -> tuple[bytes | None, int]:
     return raw, published
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; SCM_TIMESTAMPNS has the same value
+_TIMESTAMP_SPACE = socket.CMSG_SPACE(16)  # struct timespec
+
+
 class _StreamSocket:
     """A blocking Redis connection for the stream reader's XREAD only: RESP written directly and
     parsed by hiredis (no redis-py layers on the hot path); reconnects on the next call after
@@ -584,34 +630,56 @@ class _StreamSocket:
         self.options = parse_url(url)
         self.sock: socket.socket | None = None
         self.reader = None
+        self.arrived_ns = 0  # kernel receive time (ns since the epoch) of the last reply's first bytes
 
     def _connect(self) -> None:
         opts = self.options
         self.sock = socket.create_connection((opts.get("host", "127.0.0.1"), int(opts.get("port", 6379))), timeout=3)
         self.sock.settimeout(10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:  # the kernel stamps each received packet (Linux): see ``arrived_ns``
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            pass
         self.reader = hiredis.Reader(replyError=ResponseError)
         for command in connection_setup(opts):
             self._call(command)
 
     def _call(self, command: tuple):
         self.sock.sendall(pack(command))
+        return self.read_reply()
+
+    def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int):
+        self.send_xread(ids, count=count, block_ms=block_ms)
+        return self.read_reply()
+
+    def send_xread(self, ids: dict[str, bytes], *, count: int, block_ms: int) -> None:
+        """Send an XREAD without waiting for its reply (:meth:`read_reply`)."""
+        if self.sock is None:
+            self._connect()
+        streams = list(ids)
+        self.sock.sendall(
+            pack(("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams)))
+        )
+
+    def read_reply(self):
+        """The reply to the oldest request sent; ``arrived_ns`` is when its first bytes came."""
+        self.arrived_ns = 0
         while True:
             reply = self.reader.gets()
             if reply is not False:
                 if isinstance(reply, ResponseError):
                     raise reply
                 return reply
-            data = self.sock.recv(262144)
+            data, ancillary, _flags, _addr = self.sock.recvmsg(262144, _TIMESTAMP_SPACE)
             if not data:
                 raise ConnectionError("Redis closed the stream reader's connection")
+            if not self.arrived_ns:
+                for level, kind, stamp in ancillary:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) >= 16:
+                        sec, nsec = struct.unpack_from("qq", stamp)
+                        self.arrived_ns = sec * 1_000_000_000 + nsec
             self.reader.feed(data)
-
-    def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int):
-        if self.sock is None:
-            self._connect()
-        streams = list(ids)
-        return self._call(("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams)))
 
     def close(self) -> None:
         if self.sock is not None:

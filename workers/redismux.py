@@ -30,20 +30,19 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def pack(args: tuple) -> bytes:
-    """One command as RESP bytes (arguments: bytes, str or int)."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        t = type(a)
-        if t is bytes:
-            b = a
-        elif t is str:
-            b = a.encode()
-        elif t is int:
-            b = b"%d" % a
-        else:
-            raise TypeError(f"Redis argument {a!r}: accepted bytes, str or int")
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
+    """One command as RESP bytes (arguments: bytes, str or int; amounts are integer units, so
+    no float is ever sent). hiredis packs in C: half the time of the same loop in Python, on
+    every fenced venue write (bench/bench_bots.py)."""
+    try:
+        return _pack_command(args)
+    except TypeError:  # name the argument (hiredis does not)
+        for a in args:
+            if type(a) not in (bytes, str, int, float):  # bool is refused by hiredis too
+                raise TypeError(f"Redis argument {a!r}: accepted bytes, str or int") from None
+        raise
+
+
+_pack_command = hiredis.pack_command
 
 
 def connection_setup(options: dict) -> list[tuple]:

@@ -15,8 +15,9 @@ from workers.redismux import RedisMux, pack
 def test_pack_writes_resp_and_refuses_what_redis_cannot_take():
     assert pack(("SET", b"k", 12)) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n"
     assert pack(("ECHO", "é")) == b"*2\r\n$4\r\nECHO\r\n$2\r\n\xc3\xa9\r\n"
-    with pytest.raises(TypeError, match="accepted bytes, str or int"):
-        pack(("SET", "k", 1.5))
+    for bad in (None, [1], True):
+        with pytest.raises(TypeError, match=r"Redis argument .* accepted bytes, str or int"):
+            pack(("SET", "k", bad))
 
 
 def test_many_requests_in_flight_get_their_own_replies_in_order(clean_redis, settings):

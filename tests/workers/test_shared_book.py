@@ -252,3 +252,42 @@ def test_a_fill_the_venue_refuses_is_never_recorded(host, redis_client):
     assert wait_until(
         lambda: BotEvent.objects.filter(bot=bot, code="lease_lost", message__contains="fill refused").exists(), 10
     )
+
+
+def test_reader_batches_queued_while_the_loop_is_busy_wake_it_once_and_arrive_in_order(host):
+    """The stream reader wakes the loop (a self-pipe write, which gives the GIL away) only when
+    the loop has taken every earlier batch; batches queued meanwhile all arrive, in order."""
+    import threading
+
+    from trading.events import TradeTick
+    from trading.instruments import Side
+    from workers import codec, keys
+
+    class Subscriber:  # what the host hands market items to (a bot runner's two members)
+        def __init__(self) -> None:
+            self.items: list = []
+            self.wake = threading.Event()
+
+        def push_market(self, item) -> None:
+            self.items.append(item)
+
+    sub = Subscriber()
+    on_loop(host, lambda: host.subscribe(sub, "sim:test", "X/Y"))  # no feed publishes there
+    stream = keys.feed_stream("sim:test", "X/Y")
+    busy, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        busy.set()
+        release.wait(10)
+
+    host.loop.call_soon_threadsafe(block)
+    assert busy.wait(5)
+    trades = [TradeTick(i + 1, 100 + i, 10, Side.BUY, f"t{i}") for i in range(3)]
+    for trade in trades:  # as the reader thread does, while the loop is busy
+        assert host._hand_over([(stream, codec.encode_trade(trade), time.time_ns())])
+    assert host._inbox_scheduled and len(host._inbox) == 3  # one wake-up scheduled for all three
+    release.set()
+    assert wait_until(lambda: len(sub.items) == 3, 5)
+    assert [event for event, _published in sub.items] == trades
+    assert sub.wake.is_set()
+    assert not host._inbox and not host._inbox_scheduled
