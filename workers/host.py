@@ -40,6 +40,7 @@ from workers.redismux import RedisMux, connection_setup, pack
 logger = logging.getLogger(__name__)
 DESIRED_CHECK_S = 5.0  # how often each bot's desired state is read from the database
 _host: Host | None = None
+_STATUS_ENCODER = json.JSONEncoder(default=str)  # one encoder, not one per json.dumps call
 _host_lock = threading.Lock()
 
 
@@ -535,7 +536,7 @@ class Host:
     def set_bot_status(self, bot_id: int, status: dict) -> None:
         """Queue a bot's live status (encoded now, at the bot's own timer, so the cost is spread
         over the second); :meth:`_status_loop` writes them in pipelines."""
-        self._statuses[bot_id] = (status, json.dumps(status, default=str))
+        self._statuses[bot_id] = (status, _STATUS_ENCODER.encode(status))
 
     async def _status_loop(self) -> None:
         while not self._stop.is_set():
@@ -544,12 +545,13 @@ class Host:
             items = list(statuses.items())
             # In chunks, giving the loop back in between: hundreds of statuses at once held
             # every bot of the host for 20-30 ms (bench/bench_bots.py).
+            # Through the shared connection (RESP packed in C): through a redis-py pipeline the
+            # statuses had cost ~7 % of a 250-bot host's loop (cProfile, bench/bench_bots.py).
             for start in range(0, len(items), 50):
                 chunk = items[start : start + 50]
-                pipe = self.redis.pipeline(transaction=False)
-                for bot_id, (_status, encoded) in chunk:
-                    pipe.set(keys.bot_status(bot_id), encoded, ex=30)
-                await pipe.execute()
+                await self.redis_mux.execute(
+                    [("SET", keys.bot_status(bot_id), encoded, "EX", 30) for bot_id, (_status, encoded) in chunk]
+                )
                 for bot_id, (status, _encoded) in chunk:
                     await self.group_send(keys.group_name("bot", str(bot_id)), {"type": "bot.update", "data": status})
 

@@ -24,6 +24,23 @@ def test_started_paper_bots_quote_on_the_venue_and_stop_leaves_no_open_order(hos
     assert wait_until(lambda: Order.objects.filter(bot__in=bots).count() >= 4, 10)
     # The venue's acknowledgements are stamped (order-entry latency for the observatory).
     assert wait_until(lambda: Order.objects.filter(bot__in=bots, acked_at__isnull=False).exists(), 10)
+    # Each running bot's live status, as the dashboards read it, comes from its owner: its
+    # state, resting quotes (the venue's prices) and PnL figures.
+    from decimal import Decimal
+
+    from apps.dashboard import live
+
+    def statuses_shown() -> bool:
+        shown = live.bot_status_many(bot_ids=[b.pk for b in bots])
+        return all((shown.get(b.pk) or {}).get("state") == "running" and len(shown[b.pk]["orders"]) >= 2 for b in bots)
+
+    assert wait_until(statuses_shown, 10), live.bot_status_many(bot_ids=[b.pk for b in bots])
+    status = live.bot_status(bot_id=bots[0].pk)
+    assert status["owner"] == host.host_id and status["token"] == host.bots[bots[0].pk].lease.token
+    resting = {Decimal(o["price"]) for o in status["orders"]}
+    # every quote shown is one of the bot's order rows (rows follow the venue: waited for)
+    assert wait_until(lambda: resting <= set(Order.objects.filter(bot=bots[0]).values_list("price", flat=True)), 10)
+    assert {"equity", "position", "realized", "drawdown", "risk"} <= set(status)
     for bot in bots:
         Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
         lifecycle.apply(bot.pk)
