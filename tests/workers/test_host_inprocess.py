@@ -41,6 +41,18 @@ def test_started_paper_bots_quote_on_the_venue_and_stop_leaves_no_open_order(hos
     # every quote shown is one of the bot's order rows (rows follow the venue: waited for)
     assert wait_until(lambda: resting <= set(Order.objects.filter(bot=bots[0]).values_list("price", flat=True)), 10)
     assert {"equity", "position", "realized", "drawdown", "risk"} <= set(status)
+    # The PnL snapshot of the same instant is persisted with the same figures (exact decimals).
+    from apps.core.timeseries import ns_to_dt
+    from apps.portfolio.models import PnlSnapshot
+
+    def persisted():
+        return PnlSnapshot.objects.filter(bot=bots[0], ts=ns_to_dt(status["ts"])).first()
+
+    assert wait_until(lambda: persisted() is not None, 10), "the PnL snapshot was not persisted"
+    row = persisted()
+    for field in ("position", "equity", "realized", "unrealized", "drawdown"):
+        assert getattr(row, field) == Decimal(status[field]), field
+    assert all(PnlSnapshot.objects.filter(bot=b).exists() for b in bots)
     for bot in bots:
         Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
         lifecycle.apply(bot.pk)
