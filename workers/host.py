@@ -419,7 +419,11 @@ class Host:
             batches, self._inbox = self._inbox, []
             self._inbox_scheduled = False
         for batch in batches:
-            self._dispatch(batch)
+            try:
+                self._dispatch(batch)
+            except Exception:  # a bug on one batch must not drop the batches behind it
+                self.book_errors += 1
+                logger.exception("feed batch of %d entries not dispatched", len(batch))
 
     def _dispatch(self, batch: list) -> None:
         """Decode the reader's entries, apply book events to the stream's shared book (once for
@@ -536,7 +540,7 @@ class Host:
     # ----------------------------------------------------------------------------------------
     def set_bot_status(self, bot_id: int, status: dict) -> None:
         """Queue a bot's live status (encoded now, at the bot's own timer, so the cost is spread
-        over the second); :meth:`_status_loop` writes them in pipelines."""
+        over the second); :meth:`_status_loop` writes them in chunks on the shared connection."""
         self._statuses[bot_id] = (status, _STATUS_ENCODER.encode(status))
 
     async def _status_loop(self) -> None:

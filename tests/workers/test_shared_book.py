@@ -256,7 +256,8 @@ def test_a_fill_the_venue_refuses_is_never_recorded(host, redis_client):
 
 def test_reader_batches_queued_while_the_loop_is_busy_wake_it_once_and_arrive_in_order(host):
     """The stream reader wakes the loop (a self-pipe write, which gives the GIL away) only when
-    the loop has taken every earlier batch; batches queued meanwhile all arrive, in order."""
+    the loop has taken every earlier batch; batches queued meanwhile all arrive, in order, even
+    past one the loop fails on."""
     import threading
 
     from trading.events import TradeTick
@@ -283,11 +284,14 @@ def test_reader_batches_queued_while_the_loop_is_busy_wake_it_once_and_arrive_in
     host.loop.call_soon_threadsafe(block)
     assert busy.wait(5)
     trades = [TradeTick(i + 1, 100 + i, 10, Side.BUY, f"t{i}") for i in range(3)]
+    errors = host.book_errors
+    assert host._hand_over([(stream, None, time.time_ns())])  # a batch the loop fails on
     for trade in trades:  # as the reader thread does, while the loop is busy
         assert host._hand_over([(stream, codec.encode_trade(trade), time.time_ns())])
-    assert host._inbox_scheduled and len(host._inbox) == 3  # one wake-up scheduled for all three
+    assert host._inbox_scheduled and len(host._inbox) == 4  # one wake-up scheduled for all four
     release.set()
-    assert wait_until(lambda: len(sub.items) == 3, 5)
+    assert wait_until(lambda: len(sub.items) == 3, 5)  # the failed batch did not drop the others
+    assert host.book_errors == errors + 1
     assert [event for event, _published in sub.items] == trades
     assert sub.wake.is_set()
     assert not host._inbox and not host._inbox_scheduled
