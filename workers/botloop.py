@@ -950,20 +950,11 @@ class BotRunner:
         """PnL snapshot (every second) and the live status for the UI."""
         engine, inst = self.engine, self.setup.instrument
         snap = engine.portfolio.snapshot(ts)
-        row = {
-            "ts": records.ns_to_dt(ts),
-            "bot_id": self.bot_id,
-            "position": inst.quantity(snap.position),
-            "cash": inst.cash(snap.cash),
-            "mid": None if snap.mid is None else inst.price(1) * Decimal(str(snap.mid)),
-            "realized": inst.cash(snap.realized),
-            "unrealized": inst.cash(snap.unrealized),
-            "fees": inst.cash(snap.fees),
-            "equity": inst.cash(snap.equity),
-            "peak_equity": inst.cash(snap.peak),
-            "drawdown": inst.cash(snap.drawdown),
-        }
-        self.host.db.submit(records.pnl_snapshots_record, [row])
+        self.host.db.submit(
+            records.pnl_snapshots_record,
+            [(ts, self.bot_id, inst, snap.position, snap.cash, snap.mid, snap.realized, snap.unrealized, snap.fees,
+              snap.equity, snap.peak, snap.drawdown)],
+        )  # fmt: skip
         quotes = [
             {
                 "side": "buy" if o.side is Side.BUY else "sell",
@@ -977,11 +968,11 @@ class BotRunner:
             "state": self.state,
             "owner": self.host.host_id,
             "token": self.lease.token,
-            "position": str(row["position"]),
-            "equity": str(row["equity"]),
-            "realized": str(row["realized"]),
-            "unrealized": str(row["unrealized"]),
-            "drawdown": str(row["drawdown"]),
+            "position": str(inst.quantity(snap.position)),
+            "equity": str(inst.cash(snap.equity)),
+            "realized": str(inst.cash(snap.realized)),
+            "unrealized": str(inst.cash(snap.unrealized)),
+            "drawdown": str(inst.cash(snap.drawdown)),
             "orders": quotes,
             "risk": engine.status.action.name.lower(),
             "ts": ts,

@@ -315,9 +315,6 @@ def bot_events_record(rows: list[tuple]) -> None:
     )
 
 
-_PNL_COLUMNS = (
-    "ts", "bot_id", "position", "cash", "mid", "realized", "unrealized", "fees", "equity", "peak_equity", "drawdown",
-)  # fmt: skip
 _PNL_INSERT_SQL = """
     INSERT INTO portfolio_pnlsnapshot (ts, bot_id, position, cash, mid, realized, unrealized, fees, equity,
                                        peak_equity, drawdown)
@@ -327,15 +324,31 @@ _PNL_INSERT_SQL = """
 
 
 @batchable
-def pnl_snapshots_record(rows: list[dict]) -> None:
-    """Insert PnL snapshots (dicts of :class:`apps.portfolio.models.PnlSnapshot` fields) in one
-    fixed statement; the table's insert triggers keep the minute roll-up as for any insert."""
+def pnl_snapshots_record(rows: list[tuple]) -> None:
+    """Insert PnL snapshots in one fixed statement; the table's insert triggers keep the minute
+    roll-up as for any insert. Rows are in the engine's integer units, converted here (in the
+    database writer, not in the bot loop): (ts ns, bot id, instrument, position lots, cash
+    units, mid in ticks or None (may end in .5), realized, unrealized, fees, equity, peak
+    equity, drawdown (cash units))."""
     from django.db import connection
 
     if not rows:
         return
+    columns: list[list] = [[] for _ in range(11)]
+    for ts, bot_id, inst, position, *amounts in rows:
+        mid = amounts[1]
+        values = (
+            ns_to_dt(ts),
+            bot_id,
+            inst.quantity(position),
+            inst.cash(amounts[0]),
+            None if mid is None else inst.price(1) * Decimal(str(mid)),
+            *(inst.cash(x) for x in amounts[2:]),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
     with connection.cursor() as cursor:
-        cursor.execute(_PNL_INSERT_SQL, [[r[c] for r in rows] for c in _PNL_COLUMNS])
+        cursor.execute(_PNL_INSERT_SQL, columns)
 
 
 # The state reason of a bot left in ``error`` because the venue did not confirm its stop: the
