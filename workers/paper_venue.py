@@ -170,6 +170,9 @@ class PaperVenue:
         self.round_trips = 0  # waits for Redis (a statistic: a quote cycle makes 0-3)
         self._k_log = keys.place_log()
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
+        # Places the venue took whose answer was lost (injected timeouts): ``recover_place`` must
+        # not call them "never arrived" once they are gone (cancelled in the same batch).
+        self._answer_lost: set[str] = set()
         self._last_ts = 0
         self.faults = faults if faults is not None else PaperFaults.from_env()
         # The host's book for this feed, shared by its bots and kept up to date by the host: the
@@ -291,6 +294,7 @@ class PaperVenue:
             raise LeaseLost(f"place {command.client_order_id} refused: lease no longer ours")
         self._orders[command.client_order_id] = record
         if self.faults is not None and self.faults.lose_response():
+            self._answer_lost.add(command.client_order_id)
             raise TimeoutError(f"place {command.client_order_id}: response lost (injected timeout)")
         self.sim.submit(command, ts)
         return await self._persist(self.sim.advance(ts))
@@ -329,6 +333,7 @@ class PaperVenue:
                 ops.append(self._put_op(record))
                 self._orders[cid] = record
                 if self.faults is not None and self.faults.lose_response():
+                    self._answer_lost.add(cid)
                     failed.append((cmd, TimeoutError(f"place {cid}: response lost (injected timeout)")))
                     continue  # the venue has it, this process does not know: recover_place
                 self.sim.submit(cmd, ts)
@@ -358,8 +363,15 @@ class PaperVenue:
         if self._unconfirmed:
             await self.confirm()
         raw = await self.redis.hget(self._k_orders, cid)
+        taken = cid in self._answer_lost
+        self._answer_lost.discard(cid)
         if raw is None:
             self._orders.pop(cid, None)
+            if taken:
+                # The venue took it (its answer was lost) and it is gone since: cancelled in the
+                # same batch that placed it. As an exchange reports a closed order looked up by
+                # client id; "never arrived" would send it again (placed twice).
+                return [OrderCancelled(self._ts(), cid, "cancelled before its lost answer was recovered")]
             return None
         self._orders[cid] = json.loads(raw)
         if self.sim.order(cid) is None:

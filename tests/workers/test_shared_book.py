@@ -295,3 +295,45 @@ def test_reader_batches_queued_while_the_loop_is_busy_wake_it_once_and_arrive_in
     assert [event for event, _published in sub.items] == trades
     assert sub.wake.is_set()
     assert not host._inbox and not host._inbox_scheduled
+
+
+def test_a_place_whose_answer_was_lost_and_that_the_same_batch_cancelled_is_never_placed_again(clean_redis):
+    """The engine may cancel an order in the same batch that places it. If the place's answer is
+    lost, the venue still took it and the cancel removed it: recovery must report it cancelled,
+    not "never arrived" (which would send it again: the same order placed twice)."""
+    import redis.asyncio as aioredis
+    from django.conf import settings
+
+    from trading.book import OrderBook
+    from trading.events import BookSnapshot, CancelOrder, OrderCancelled, PlaceOrder
+    from trading.events import TimeInForce as Tif
+    from trading.instruments import Instrument, Side
+    from workers import keys
+    from workers.paper_venue import PaperFaults, PaperVenue
+
+    inst = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.0001")
+    book = OrderBook()
+    book.apply_snapshot(BookSnapshot(ts=1, bids=((100_00, 5),), asks=((100_02, 5),)))
+
+    async def scenario():
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        lease = keys.bot_lease(999)
+        await client.set(lease, "me:1")
+        venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
+                           lease_value="me:1", token=1, book=book, faults=PaperFaults(timeout=1.0))  # fmt: skip
+        await venue.restore()
+        place = PlaceOrder("t9-1", Side.BUY, 100_00, 3, Tif.POST_ONLY)
+        _events, failed = await venue.send_many([place, CancelOrder("t9-1", "requote")])
+        assert [(cmd.client_order_id, type(exc).__name__) for cmd, exc in failed] == [("t9-1", "TimeoutError")]
+        recovered = await venue.recover_place(place)
+        assert recovered is not None, "the venue took the order: it must not be sent again"
+        assert [(type(e), e.client_order_id) for e in recovered] == [(OrderCancelled, "t9-1")]
+        log = [f for _id, f in await client.xrange(keys.place_log()) if f[b"cid"] == b"t9-1"]
+        assert [f[b"action"] for f in log] == [b"place", b"cancel"]
+        assert await client.hlen(keys.paper(7, "BTC/USDT", "orders")) == 0
+        # An order whose place never reached the venue is still reported as such (sent again).
+        lost = PlaceOrder("t9-2", Side.BUY, 100_00, 3, Tif.POST_ONLY)
+        assert await venue.recover_place(lost) is None
+        await client.aclose()
+
+    asyncio.run(scenario())
