@@ -301,18 +301,33 @@ class Host:
     # Leases
     # ----------------------------------------------------------------------------------------
     async def _renew_loop(self) -> None:
+        due = 0.0
         while not self._stop.is_set():
             started = time.monotonic()
+            if due and started - due > self.ttl_ms / 3000:
+                # Leases expire in Redis a ttl after their last renewal: a renewal this late
+                # means the loop was held (a bot that loses its lease here stops and is claimed
+                # again), worth knowing when it happens.
+                logger.warning("lease renewal ran %.1f s late: the host's loop was held", started - due)
             holders = list(self.bots.values()) + list(self.feeds.values())
             for start in range(0, len(holders), 500):
                 chunk = holders[start : start + 500]
+                sent = time.monotonic()
                 await renew_many(self.redis_lease, [h.lease for h in chunk], self.ttl_ms)
+                if time.monotonic() - sent > self.ttl_ms / 3000:
+                    logger.warning(
+                        "renewing %d leases took %.1f s (answer read late or Redis slow)",
+                        len(chunk),
+                        time.monotonic() - sent,
+                    )
                 for holder in chunk:
                     if not holder.lease.held:
                         logger.warning("lease %s lost: %s", holder.lease.key, holder.lease.lost_reason)
                         if hasattr(holder, "wake"):
                             holder.wake.set()  # the loop sees the lost lease at once and stops sending
-            await asyncio.sleep(max(0.05, self.ttl_ms / 3000 - (time.monotonic() - started)))
+            pause = max(0.05, self.ttl_ms / 3000 - (time.monotonic() - started))
+            due = time.monotonic() + pause
+            await asyncio.sleep(pause)
 
     # ----------------------------------------------------------------------------------------
     # Market data fan-out
