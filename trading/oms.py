@@ -110,6 +110,18 @@ class ClientOrderIds:
             raise OverflowError(f"client order id {cid!r} exceeds {MAX_CLIENT_ORDER_ID_LENGTH} characters")
         return cid
 
+    def skip_past(self, client_order_id: str) -> None:
+        """Never issue ``client_order_id`` nor any id before it: an id of this prefix seen
+        elsewhere (an order the venue holds whose row the sequence was resumed from lacks)."""
+        if not client_order_id.startswith(self._head):
+            return
+        try:
+            seq = int(client_order_id[len(self._head) :], 36)
+        except ValueError:
+            return
+        if seq >= self._seq:
+            self._seq = seq + 1
+
     def owns(self, client_order_id: str) -> bool:
         """Whether an id was made with this prefix (for orphan-order reconciliation)."""
         return client_order_id.startswith(self._head)

@@ -278,6 +278,10 @@ class BotRunner:
             await self._rows_for_paper_orders(on_venue)
         adopted, cancelled = [], []
         for rep in on_venue:
+            # The id sequence resumes after the bot's order rows; paper rows are written behind
+            # the venue, so the venue may hold later ids: never reuse one (it would overwrite
+            # that order at the venue).
+            engine.ids.skip_past(rep.client_order_id)
             if rep.client_order_id in setup.open_orders:  # known: its row was written before the place
                 cmd = PlaceOrder(rep.client_order_id, rep.side, rep.price, rep.qty, TimeInForce.GTC)
                 wo = engine.orders.on_place_sent(cmd, ts)
@@ -294,6 +298,8 @@ class BotRunner:
         # Trades the venue made for us that the database does not have yet: record them once.
         since = setup.fills[-1][0] if setup.fills else 0
         missing = await self._record_venue_trades(since)
+        for f in missing:  # an order that traded and left the venue before its row was written
+            engine.ids.skip_past(f.client_order_id)
         if missing:
             for f in missing:
                 setup.fills.append(

@@ -61,6 +61,16 @@ def test_client_ids_resume_from_persisted_sequence_without_reuse():
     assert ClientOrderIds("mm1", start=0).next() == issued[0]  # deterministic
 
 
+def test_client_ids_skip_past_an_id_seen_elsewhere_and_never_go_back():
+    ids = ClientOrderIds("mm7", start=3)
+    ids.skip_past("mm7-z")  # 35: an order the venue holds that the resumed sequence did not know
+    assert ids.next() == "mm7-10"
+    ids.skip_past("mm7-5")  # earlier: nothing changes
+    ids.skip_past("mm8-zz")  # another prefix
+    ids.skip_past("mm7-not base36!")
+    assert ids.next() == "mm7-11"
+
+
 def test_client_ids_reject_bad_prefix_with_readable_error():
     with pytest.raises(ValueError, match="prefix"):
         ClientOrderIds("mm 1")

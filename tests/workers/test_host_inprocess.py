@@ -123,3 +123,34 @@ def test_kill_switch_with_flatten_cancels_everything_and_closes_the_position(hos
         assert Fill.objects.filter(bot=bot, liquidity="taker").exists()
     assert redis_client.hlen(keys.paper(account.pk, "BTC/USDT", "orders")) == 0
     assert not Order.objects.filter(bot=bot, status__in=["pending_new", "open", "partially_filled"]).exists()
+
+
+def test_take_over_never_reuses_the_id_of_an_order_the_venue_holds_without_a_row(host, redis_client):
+    """Paper order rows are written behind the venue, so after a crash the venue may hold an
+    order with a later id than any row: the new owner adopts it and never issues that id again
+    (a place with it would overwrite the order at the venue)."""
+    import json
+    import time
+
+    from apps.bots.models import Bot
+    from apps.bots.services import bot_start
+    from apps.orders.models import Order
+    from workers import keys, records, supervisor
+
+    user, account, bots = make_paper_bots(1, start=False)
+    bot = bots[0]
+    prefix = records.bot_prefix(bot)
+    held = f"{prefix}-z"  # sequence 35; the database has no order row of this bot
+    k_orders = keys.paper(account.pk, "BTC/USDT", "orders")
+    record = {"cid": held, "voi": f"P{account.pk}-{held}", "side": 1, "price": 100, "qty": 100, "filled": 0,
+              "tif": "GTC", "ts": time.time_ns()}  # fmt: skip
+    redis_client.hset(k_orders, held, json.dumps(record))
+    bot_start(bot=bot, actor=user)
+    supervisor.tick()
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "running", 20)
+    assert wait_until(lambda: Order.objects.filter(bot=bot).exclude(client_order_id=held).count() >= 2, 20)
+    # Adopted: its row written from the venue (the strategy may then cancel it, far from its quotes).
+    assert Order.objects.filter(client_order_id=held, bot=bot).exists()
+    placed = [f[b"cid"].decode() for _id, f in redis_client.xrange(keys.place_log()) if f[b"action"] == b"place"]
+    assert placed and held not in placed
+    assert all(int(cid.rsplit("-", 1)[1], 36) > 35 for cid in placed)
