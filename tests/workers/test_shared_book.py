@@ -84,6 +84,19 @@ def test_bots_of_one_feed_read_one_book_and_a_bot_behind_records_every_fill(host
     assert wait_until(recorded, 10)
 
 
+async def paper_venue(client, inst, book, **extra):
+    """Bot 999's paper venue (account 7, prefix t9) holding the bot's lease (token 1)."""
+    from workers import keys
+    from workers.paper_venue import PaperVenue
+
+    lease = keys.bot_lease(999)
+    await client.set(lease, "me:1")
+    venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
+                       lease_value="me:1", token=1, book=book, **extra)  # fmt: skip
+    await venue.restore()
+    return venue
+
+
 def test_places_and_cancels_go_in_one_fenced_round_trip(clean_redis):
     import redis.asyncio as aioredis
     from django.conf import settings
@@ -93,7 +106,7 @@ def test_places_and_cancels_go_in_one_fenced_round_trip(clean_redis):
     from trading.events import TimeInForce as Tif
     from trading.instruments import Instrument, Side
     from workers import keys
-    from workers.paper_venue import LeaseLost, PaperVenue
+    from workers.paper_venue import LeaseLost
 
     inst = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.0001")
     book = OrderBook()
@@ -101,11 +114,8 @@ def test_places_and_cancels_go_in_one_fenced_round_trip(clean_redis):
 
     async def scenario():
         client = aioredis.Redis.from_url(settings.REDIS_URL)
+        venue = await paper_venue(client, inst, book)
         lease = keys.bot_lease(999)
-        await client.set(lease, "me:1")
-        venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
-                           lease_value="me:1", token=1, book=book)  # fmt: skip
-        await venue.restore()
         sent = []
         real_exec = venue._exec
 
@@ -309,7 +319,7 @@ def test_a_place_whose_answer_was_lost_and_that_the_same_batch_cancelled_is_neve
     from trading.events import TimeInForce as Tif
     from trading.instruments import Instrument, Side
     from workers import keys
-    from workers.paper_venue import PaperFaults, PaperVenue
+    from workers.paper_venue import PaperFaults
 
     inst = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.0001")
     book = OrderBook()
@@ -317,11 +327,7 @@ def test_a_place_whose_answer_was_lost_and_that_the_same_batch_cancelled_is_neve
 
     async def scenario():
         client = aioredis.Redis.from_url(settings.REDIS_URL)
-        lease = keys.bot_lease(999)
-        await client.set(lease, "me:1")
-        venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
-                           lease_value="me:1", token=1, book=book, faults=PaperFaults(timeout=1.0))  # fmt: skip
-        await venue.restore()
+        venue = await paper_venue(client, inst, book, faults=PaperFaults(timeout=1.0))
         place = PlaceOrder("t9-1", Side.BUY, 100_00, 3, Tif.POST_ONLY)
         _events, failed = await venue.send_many([place, CancelOrder("t9-1", "requote")])
         assert [(cmd.client_order_id, type(exc).__name__) for cmd, exc in failed] == [("t9-1", "TimeoutError")]
