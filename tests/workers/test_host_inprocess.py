@@ -54,7 +54,7 @@ def test_started_paper_bots_quote_on_the_venue_and_stop_leaves_no_open_order(hos
         assert getattr(row, field) == Decimal(status[field]), field
     assert row.drawdown == max(Decimal(0), row.peak_equity - row.equity)
     assert Decimal("1000") < row.mid < Decimal("1000000")  # a BTC/USDT price, not an amount
-    assert all(PnlSnapshot.objects.filter(bot=b).exists() for b in bots)
+    assert wait_until(lambda: all(PnlSnapshot.objects.filter(bot=b).exists() for b in bots), 10)
     for bot in bots:
         Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
         lifecycle.apply(bot.pk)
