@@ -314,12 +314,9 @@ class Host:
                 chunk = holders[start : start + 500]
                 sent = time.monotonic()
                 await renew_many(self.redis_lease, [h.lease for h in chunk], self.ttl_ms)
-                if time.monotonic() - sent > self.ttl_ms / 3000:
-                    logger.warning(
-                        "renewing %d leases took %.1f s (answer read late or Redis slow)",
-                        len(chunk),
-                        time.monotonic() - sent,
-                    )
+                took = time.monotonic() - sent
+                if took > self.ttl_ms / 3000:
+                    logger.warning("renewing %d leases took %.1f s (answer read late or Redis slow)", len(chunk), took)
                 for holder in chunk:
                     if not holder.lease.held:
                         logger.warning("lease %s lost: %s", holder.lease.key, holder.lease.lost_reason)
@@ -661,7 +658,7 @@ class _StreamSocket:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:  # the kernel stamps each received packet (Linux): see ``arrived_ns``
             self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        except OSError:
+        except OSError:  # no stamps: ``arrived_ns`` stays 0 and the reader uses its own clock
             pass
         self.reader = hiredis.Reader(replyError=ResponseError)
         for command in connection_setup(opts):
@@ -672,17 +669,10 @@ class _StreamSocket:
         return self.read_reply()
 
     def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int):
-        self.send_xread(ids, count=count, block_ms=block_ms)
-        return self.read_reply()
-
-    def send_xread(self, ids: dict[str, bytes], *, count: int, block_ms: int) -> None:
-        """Send an XREAD without waiting for its reply (:meth:`read_reply`)."""
         if self.sock is None:
             self._connect()
         streams = list(ids)
-        self.sock.sendall(
-            pack(("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams)))
-        )
+        return self._call(("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams)))
 
     def read_reply(self):
         """The reply to the oldest request sent; ``arrived_ns`` is when its first bytes came."""

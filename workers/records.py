@@ -335,15 +335,14 @@ def pnl_snapshots_record(rows: list[tuple]) -> None:
     if not rows:
         return
     columns: list[list] = [[] for _ in range(11)]
-    for ts, bot_id, inst, position, *amounts in rows:
-        mid = amounts[1]
+    for ts, bot_id, inst, position, cash, mid, *amounts in rows:  # amounts: realized .. drawdown
         values = (
             ns_to_dt(ts),
             bot_id,
             inst.quantity(position),
-            inst.cash(amounts[0]),
+            inst.cash(cash),
             None if mid is None else inst.price(1) * Decimal(str(mid)),
-            *(inst.cash(x) for x in amounts[2:]),
+            *(inst.cash(x) for x in amounts),
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
