@@ -216,6 +216,7 @@ def _run(n: int, seconds: float, procs: int) -> dict:
     if socket_lat:
         print(f"  of which publish -> reply at the reader's socket (feed write, Redis): p50 {_pct(socket_lat, 0.5):.2f} ms, "
               f"p99 {_pct(socket_lat, 0.99):.2f} ms")  # fmt: skip
+        _print_unwaited(merged("feed_socket_ns"), merged("feed_unwaited_ns"))
         _print_reader_wakes(parts)
     lag = merged("loop_lag_ns")
     print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")
@@ -245,8 +246,9 @@ def _run(n: int, seconds: float, procs: int) -> dict:
     for p in parts:
         print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f} "
               f"(+ {p['db_cpu_s'] / p['wall_s']:.2f} its database writer process), "
-              f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; db writer (calls, rows, s): "
-              f"{p['db_timing']}")  # fmt: skip
+              f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; stream reader: "
+              f"{'C exchange' if p['reader_native'] else 'Python'}, {'real-time' if p['reader_realtime'] else 'normal'} "
+              f"priority; db writer (calls, rows, s): {p['db_timing']}")  # fmt: skip
     return {
         "requested": n,
         "bots": sum(p["bots"] for p in parts),
@@ -289,6 +291,19 @@ def _machine_speed() -> str:
     except OSError:
         pass
     return f"2,000,000 Python additions in {best * 1000:.0f} ms of CPU (best of 3); {model or platform.processor()}"
+
+
+def _print_unwaited(to_socket: list[int], unwaited: list[int]) -> None:
+    """Publish -> reply at the socket, split: entries published before the reader had sent its
+    XREAD (it was handing the previous batch over, or getting the GIL back) wait for that send;
+    the rest is the feed's write, Redis and the scheduler."""
+    if len(unwaited) != len(to_socket) or not unwaited:
+        return
+    late = [u for u in unwaited if u > 0]
+    waited = [s for s, u in zip(to_socket, unwaited, strict=True) if u == 0]
+    print(f"    published before the reader's XREAD went out: {len(late) / len(unwaited):.1%} of entries, "
+          f"waiting for it p50 {_pct(late, 0.5):.2f} / p99 {_pct(late, 0.99):.2f} ms; the others "
+          f"(feed write, Redis, scheduler) p99 {_pct(waited, 0.99):.2f} ms")  # fmt: skip
 
 
 def _print_reader_wakes(parts: list[dict]) -> None:
@@ -337,6 +352,7 @@ def _raw(seconds: float) -> dict:
     time.sleep(4)
     host.feed_latency_ns.clear()
     host.feed_socket_ns.clear()
+    host.feed_unwaited_ns.clear()
     host.reader_wakes.clear()
     time.sleep(seconds)
     stats = host.stats()

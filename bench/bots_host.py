@@ -83,6 +83,7 @@ def _clear(host) -> None:
         runner.conflated = 0
     host.feed_latency_ns.clear()
     host.feed_socket_ns.clear()
+    host.feed_unwaited_ns.clear()
     host.reader_wakes.clear()
     host.bot_latency_ns.clear()
     host.order_row_wait_ns.clear()
@@ -101,6 +102,9 @@ def _samples(host) -> dict:
         "send_cycle_ns": [x for r in runners for x in list(r.send_cycle_ns)],
         "feed_latency_ns": list(host.feed_latency_ns),
         "feed_socket_ns": list(host.feed_socket_ns),
+        "feed_unwaited_ns": list(host.feed_unwaited_ns),
+        "reader_native": host.reader_native,
+        "reader_realtime": host.reader_realtime,
         "reader_wakes": list(host.reader_wakes),
         "gc_windows": list(GC_WINDOWS),
         "bot_latency_ns": list(host.bot_latency_ns),

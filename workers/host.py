@@ -27,6 +27,11 @@ import uuid
 from collections import deque
 
 import hiredis
+
+try:  # the stream reader's exchange in C (native/): one GIL hand-off per read instead of three
+    import mm_streamio
+except ImportError:  # not built: the pure-Python path (same results, more GIL waits)
+    mm_streamio = None
 from redis.exceptions import ResponseError
 
 from trading.book import OrderBook, SequenceGap
@@ -96,12 +101,21 @@ class Host:
         self._inbox: list[list] = []  # reader batches not yet taken by the loop
         self._inbox_lock = threading.Lock()
         self._inbox_scheduled = False
+        # The reader wakes the loop with a byte on this socket pair (the loop reads ``_wake_r``),
+        # written by the reader's next exchange with Redis in the same GIL-free call (``_wake_owed``).
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._wake_owed = False
+        self.reader_realtime = False  # the reader thread runs SCHED_FIFO (``_reader_realtime``)
+        self.reader_native = False  # the reader's exchange with Redis is in C (``mm_streamio``)
         self.feed_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> XREAD returned
         # The same split at the moment the reply reached the reader's socket (kernel receive
         # time): publish -> socket is the feed's write and Redis; socket -> XREAD returned is
         # the reader thread waking and getting the GIL back (or waiting out a garbage collection).
         self.feed_socket_ns: deque[int] = deque(maxlen=20000)
         self.reader_wakes: deque[tuple[int, int]] = deque(maxlen=20000)  # (socket ns, returned ns)
+        # Of publish -> socket, the part before the reader had sent its XREAD (0: it was waiting).
+        self.feed_unwaited_ns: deque[int] = deque(maxlen=20000)
         self.bot_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> the bot starts on it
         self.order_row_wait_ns: deque[int] = deque(maxlen=20000)  # awaiting order rows before places
         self._wanted_feeds: set[str] = set()
@@ -116,11 +130,12 @@ class Host:
     # Thread and loop
     # ----------------------------------------------------------------------------------------
     def start_thread(self) -> None:
-        # The loop thread gives up the GIL on every socket call; with the DB and reader threads
-        # busy, getting it back waits up to the switch interval (5 ms by default). 1 ms keeps
-        # quote cycles short (measured with bench/bench_bots.py); 0.2 ms made no difference to
-        # the stream reader's latency in interleaved runs (2026-11-21).
-        sys.setswitchinterval(float(os.environ.get("MM_SWITCH_INTERVAL", "0.001")))
+        # The loop thread gives up the GIL on every socket call, and the stream reader needs it
+        # back after each read: a waiting thread asks the holder to let go only after the
+        # switch interval (Python's default 5 ms). 0.2 ms, with the reader's exchange in C and
+        # at real-time priority: Redis p99 at 500 bots 4.4 vs 6.0 ms at 1 ms, quote cycles no
+        # slower (bench/bench_bots.py, 2026-11-21; before the C exchange 0.2 ms made no difference).
+        sys.setswitchinterval(float(os.environ.get("MM_SWITCH_INTERVAL", "0.0002")))
         _tune_gc()
         self._thread = threading.Thread(target=self._thread_main, name="mm-host", daemon=True)
         self._thread.start()
@@ -152,6 +167,9 @@ class Host:
         import redis.asyncio as aioredis
 
         self.loop = asyncio.get_running_loop()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._stop = asyncio.Event()
         self._waker_wake = asyncio.Event()
         await self.dbproc.start()
@@ -175,11 +193,13 @@ class Host:
             asyncio.create_task(self._guard(self._desired_loop), name="desired"),
         ]
         self._reader_stop.clear()
+        self.loop.add_reader(self._wake_r.fileno(), self._take_inbox)
         reader = threading.Thread(target=self._reader_thread_main, name="mm-host-reader", daemon=True)
         reader.start()
         self.started.set()
         await self._stop.wait()
         self._reader_stop.set()
+        self.loop.remove_reader(self._wake_r.fileno())
         for t in tasks:
             t.cancel()
         for task in list(self.bot_tasks.values()) + list(self.feed_tasks.values()):
@@ -194,6 +214,12 @@ class Host:
         await self.redis_block.aclose()
         await self.redis_lease.aclose()
         await self.redis_mux.aclose()
+        # The wake-up sockets are closed only once the reader has stopped writing to them (a
+        # closed descriptor's number may be reused by another connection).
+        await asyncio.to_thread(reader.join, 5)
+        if not reader.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
 
     async def _guard(self, fn) -> None:
         """Keep a host task alive through Redis outages and bugs."""
@@ -353,34 +379,46 @@ class Host:
         """Blocking XREAD over every stream in use, on its own thread (so a busy event loop
         does not delay reading); hands the batches to the loop.
 
-        The hot read is a raw socket parsed by hiredis in C, and entries are handed over
-        undecoded (the loop decodes them, skipping superseded snapshots): every moment this
-        thread holds the GIL it competes with the loop, and every system call gives the GIL
-        away: getting it back waits for the loop thread to reach a switch point (the
-        feed-to-bot latency, bench/bench_bots.py). So the loop is woken (a write to its
-        self-pipe) only when it has taken every earlier batch. (Sending the next XREAD before
-        handing a batch over was tried on 2026-11-21: no better p99 within the machine's
-        run-to-run noise, and a read in flight that every change of streams must handle.)"""
+        Every moment this thread holds the GIL it competes with the loop, and every system call
+        gives the GIL away: getting it back waits for the loop thread to reach a switch point
+        (at least the switch interval), and an entry published meanwhile waits too (the
+        feed-to-bot latency, bench/bench_bots.py). So a read is one call into C with the GIL
+        released (``mm_streamio.exchange``: wake the loop if a batch is waiting for it, send the
+        XREAD, receive the whole reply), parsed by hiredis; entries are handed over undecoded
+        (the loop decodes them, skipping superseded snapshots), and the loop is woken only when
+        it has taken every earlier batch. Without the extension the same steps run in Python
+        (three GIL hand-offs per read)."""
         import redis
 
+        self.reader_realtime = _reader_realtime()
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=3, socket_timeout=10)
         stream_reader = _StreamSocket(self.redis_url)
+        self.reader_native = stream_reader.native and mm_streamio is not None
+        if not self.reader_native:
+            logger.warning(
+                "stream reader: the C exchange (native/, mm_streamio) is %s; reading in Python (slower)",
+                "not built" if mm_streamio is None else "turned off (MM_STREAMIO=0)",
+            )
         ids: dict[str, bytes] = {}
         while not self._reader_stop.is_set():
             try:
                 wanted = self._streams_in_use
                 if not wanted:
+                    self._pay_wake()
                     time.sleep(0.05)
                     continue
                 self._reader_sync_ids(client, ids, wanted)
-                result = stream_reader.xread(ids, count=1000, block_ms=200)
+                wake_fd = self._wake_w.fileno() if self._wake_owed else -1
+                self._wake_owed = False  # written by the exchange (even one that then fails)
+                sent = time.time_ns()
+                result = stream_reader.xread(ids, count=1000, block_ms=200, wake_fd=wake_fd)
                 if not result:
                     continue
                 now = time.time_ns()
                 arrived = stream_reader.arrived_ns or now
                 self.reader_wakes.append((arrived, now))
                 batch = []
-                latency, to_socket = self.feed_latency_ns, self.feed_socket_ns
+                latency, to_socket, unwaited = self.feed_latency_ns, self.feed_socket_ns, self.feed_unwaited_ns
                 for stream, entries in result:
                     stream = stream.decode()
                     for entry_id, fields in entries:
@@ -392,13 +430,16 @@ class Host:
                         published = published or now
                         latency.append(now - published)
                         to_socket.append(arrived - published)
+                        unwaited.append(sent - published if published < sent else 0)
                         batch.append((stream, raw, published))
-                if batch and not self._hand_over(batch):
+                if batch and not self._hand_over(batch, wake_now=False):
                     break
             except Exception as exc:  # Redis restarting: retry
+                self._pay_wake()
                 logger.warning("stream reader: %s; retrying", exc)
                 stream_reader.close()
                 time.sleep(0.5)
+        self._pay_wake()
         stream_reader.close()
         client.close()
 
@@ -412,21 +453,48 @@ class Host:
                 info = client.xinfo_stream(s) if client.exists(s) else None
                 ids[s] = info["last-generated-id"] if info else b"0-0"
 
-    def _hand_over(self, batch: list) -> bool:
+    def _hand_over(self, batch: list, *, wake_now: bool = True) -> bool:
         """Queue a reader batch for the loop; wake the loop only if it has taken every earlier
-        batch (otherwise the call already scheduled takes this one too). False: the loop closed."""
+        batch (otherwise the wake-up already sent takes this one too): at once, or, with
+        ``wake_now=False`` (the reader), in its next exchange with Redis (``_wake_owed``).
+        False: the loop closed."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return False
         with self._inbox_lock:
             self._inbox.append(batch)
             if self._inbox_scheduled:
                 return True
             self._inbox_scheduled = True
-        try:
-            self.loop.call_soon_threadsafe(self._take_inbox)
-        except (RuntimeError, AttributeError):  # the loop closed: the host is shutting down
-            return False
+        if wake_now:
+            self._wake_loop()
+        else:
+            self._wake_owed = True
         return True
 
+    def _pay_wake(self) -> None:
+        """Send a wake-up the reader owes before it does anything but its next exchange."""
+        if self._wake_owed:
+            self._wake_owed = False
+            self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, InterruptedError):  # a wake-up byte is already waiting
+            pass
+        except OSError as exc:  # the host is shutting down
+            logger.debug("waking the host loop: %s", exc)
+
     def _take_inbox(self) -> None:
+        """On the loop, when the wake-up socket is readable: drain it first (a byte written
+        after this belongs to a batch taken now or later; either way no wake-up is lost), then
+        dispatch every batch in order."""
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
         with self._inbox_lock:
             batches, self._inbox = self._inbox, []
             self._inbox_scheduled = False
@@ -616,6 +684,8 @@ class Host:
             "feed_to_bot_p50_ms": _pct(lat, 0.5) / 1e6,
             "feed_to_socket_p99_ms": _pct(to_socket, 0.99) / 1e6,
             "reader_wake_p99_ms": _pct(wakes, 0.99) / 1e6,
+            "reader_native": self.reader_native,
+            "reader_realtime": self.reader_realtime,
         }
 
 
@@ -650,6 +720,8 @@ class _StreamSocket:
         self.sock: socket.socket | None = None
         self.reader = None
         self.arrived_ns = 0  # kernel receive time (ns since the epoch) of the last reply's first bytes
+        # mm_streamio when it is built; MM_STREAMIO=0 (or tests) takes the pure-Python path
+        self.native = os.environ.get("MM_STREAMIO", "1") != "0"
 
     def _connect(self) -> None:
         opts = self.options
@@ -668,11 +740,28 @@ class _StreamSocket:
         self.sock.sendall(pack(command))
         return self.read_reply()
 
-    def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int):
+    def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int, wake_fd: int = -1):
+        """XREAD the streams from ``ids``; ``wake_fd`` (if >= 0) gets one byte first. With the
+        C extension all of it is one call with the GIL released (``mm_streamio.exchange``)."""
         if self.sock is None:
             self._connect()
         streams = list(ids)
-        return self._call(("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams)))
+        command = ("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams))
+        if mm_streamio is None or not self.native:
+            if wake_fd >= 0:
+                try:
+                    os.write(wake_fd, b"\0")
+                except (BlockingIOError, InterruptedError):
+                    pass
+            return self._call(command)
+        data, self.arrived_ns = mm_streamio.exchange(self.sock.fileno(), wake_fd, pack(command), 10_000)
+        self.reader.feed(data)
+        reply = self.reader.gets()
+        if reply is False or self.reader.has_data():  # exchange() returns exactly one reply
+            raise ConnectionError(f"stream reader: {len(data)} bytes are not one RESP reply")
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
 
     def read_reply(self):
         """The reply to the oldest request sent; ``arrived_ns`` is when its first bytes came."""
@@ -700,6 +789,30 @@ class _StreamSocket:
             except OSError:
                 pass
         self.sock = None
+
+
+def _reader_realtime() -> bool:
+    """Run the calling thread (the stream reader) at real-time priority 1 (SCHED_FIFO), if allowed.
+
+    On a busy 2-core machine a woken reader waited for a core behind the bots' loops, the
+    database and Redis; at real-time priority it runs as soon as its reply arrives (bench at 500
+    bots: Redis p99 ~6-9 ms -> ~4-6 ms, docs/workers.md). It is safe: the thread only blocks in
+    the exchange with Redis, takes the GIL (sleeping while it waits) and hands a batch over, a
+    few tens of microseconds of CPU per read; the kernel's real-time throttling caps it anyway.
+    Needs root, CAP_SYS_NICE or ``ulimit -r 1`` (docker/compose.yml sets ``rtprio: 1``);
+    without them the reader runs at normal priority. ``MM_READER_REALTIME=0`` turns it off."""
+    if os.environ.get("MM_READER_REALTIME", "1") == "0":
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (OSError, AttributeError) as exc:  # not permitted here, or not Linux
+        logger.info(
+            "stream reader: real-time priority not available (%s); it runs at normal priority "
+            "(allow it with ulimit -r 1, compose's ulimits rtprio: 1, or CAP_SYS_NICE)",
+            exc,
+        )
+        return False
+    return True
 
 
 def _tune_gc() -> None:
