@@ -480,9 +480,7 @@ class Host:
 
     def _wake_loop(self) -> None:
         try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, InterruptedError):  # a wake-up byte is already waiting
-            pass
+            _send_wake(self._wake_w.fileno())
         except OSError as exc:  # the host is shutting down
             logger.debug("waking the host loop: %s", exc)
 
@@ -708,6 +706,14 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; SCM_TIMESTAMPNS
 _TIMESTAMP_SPACE = socket.CMSG_SPACE(16)  # struct timespec
 
 
+def _send_wake(fd: int) -> None:
+    """One wake-up byte to the host loop's socket pair; a full buffer means one is waiting."""
+    try:
+        os.write(fd, b"\0")
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
 class _StreamSocket:
     """A blocking Redis connection for the stream reader's XREAD only: RESP written directly and
     parsed by hiredis (no redis-py layers on the hot path); reconnects on the next call after
@@ -741,18 +747,19 @@ class _StreamSocket:
         return self.read_reply()
 
     def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int, wake_fd: int = -1):
-        """XREAD the streams from ``ids``; ``wake_fd`` (if >= 0) gets one byte first. With the
-        C extension all of it is one call with the GIL released (``mm_streamio.exchange``)."""
-        if self.sock is None:
-            self._connect()
+        """XREAD the streams from ``ids``; ``wake_fd`` (if >= 0) gets one byte first, whatever
+        happens after. With the C extension all of it is one call with the GIL released
+        (``mm_streamio.exchange``)."""
+        native = mm_streamio is not None and self.native
+        if self.sock is None or not native:  # the wake-up must not wait for (or fail with) a connect
+            if wake_fd >= 0:
+                _send_wake(wake_fd)
+                wake_fd = -1
+            if self.sock is None:
+                self._connect()
         streams = list(ids)
         command = ("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams))
-        if mm_streamio is None or not self.native:
-            if wake_fd >= 0:
-                try:
-                    os.write(wake_fd, b"\0")
-                except (BlockingIOError, InterruptedError):
-                    pass
+        if not native:
             return self._call(command)
         data, self.arrived_ns = mm_streamio.exchange(self.sock.fileno(), wake_fd, pack(command), 10_000)
         self.reader.feed(data)

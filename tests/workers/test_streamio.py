@@ -282,3 +282,24 @@ def test_real_time_priority_can_be_turned_off_and_its_refusal_is_logged(monkeypa
     with caplog.at_level(logging.INFO, logger="workers.host"):
         assert _in_thread(_reader_realtime)[:2] == (False, os.SCHED_OTHER)
     assert "real-time priority not available" in caplog.text and "ulimit -r 1" in caplog.text
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["C", "python"])
+def test_the_wake_byte_goes_out_even_when_redis_cannot_be_reached(native):
+    """The reader owes the loop a wake-up when it reads again: if that read cannot even connect
+    (Redis restarting), the loop must still be woken, or the batches it holds would wait."""
+    unused = socket.create_server(("127.0.0.1", 0))
+    port = unused.getsockname()[1]
+    unused.close()  # nothing listens there now
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    reader = _StreamSocket(f"redis://127.0.0.1:{port}/0")
+    reader.native = native
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            reader.xread({"s": b"0-0"}, count=1, block_ms=1, wake_fd=wake_w.fileno())
+        assert wake_r.recv(16) == b"\0"
+    finally:
+        reader.close()
+        wake_r.close()
+        wake_w.close()
