@@ -270,6 +270,26 @@ def _run(n: int, seconds: float, procs: int) -> dict:
     }
 
 
+def _redis_scheduling(client) -> str:
+    """The Redis server's scheduling policy when it runs on this machine: at real-time priority
+    its share of the feed-to-bot latency drops several-fold on a busy machine (docs/workers.md),
+    so the figures depend on it. Read-only: the bench does not change it."""
+    try:
+        info = client.info("server")
+        pid = int(info["process_id"])
+        if "redis" not in Path(f"/proc/{pid}/comm").read_text():  # Redis elsewhere (another host or namespace)
+            return f"scheduling policy unknown (its pid {pid} is not a redis process here)"
+        policy = os.sched_getscheduler(pid)
+    except (OSError, KeyError, ValueError) as exc:
+        return f"scheduling policy unknown ({exc})"
+    names = {
+        os.SCHED_OTHER: "normal (SCHED_OTHER)",
+        os.SCHED_FIFO: "real-time (SCHED_FIFO)",
+        os.SCHED_RR: "real-time (SCHED_RR)",
+    }
+    return f"pid {pid}, {names.get(policy, str(policy))} priority {os.sched_getparam(pid).sched_priority}"
+
+
 def _machine_speed() -> str:
     """One core's speed for plain Python, so runs on different machines can be compared: the
     VMs this bench runs on have differed by 2.5x or more between sessions (bench/README.md)."""
@@ -381,6 +401,7 @@ def main() -> None:
 
     print(f"bench_bots: {os.cpu_count()} cores, venues {', '.join(VENUES)}, {args.seconds:.0f} s per run")
     print(f"machine speed: {_machine_speed()}")
+    print(f"redis: {_redis_scheduling(redis.Redis.from_url(settings.REDIS_URL))}")
     print(
         "bots  running  cycles/s  cycle p99 ms  placing-cycle p99 ms (n)  redis p50/p99 ms  "
         "feed->engine p50/p99 ms  cpu  places  superseded  db backlog"
