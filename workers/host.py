@@ -39,7 +39,7 @@ from trading.events import TradeTick
 from workers import codec, keys
 from workers.books import apply_to_book
 from workers.dbproc import DbProcess
-from workers.leases import DEFAULT_TTL_MS, Lease, renew_many
+from workers.leases import DEFAULT_TTL_MS, Lease, renew_many, renewal_client
 from workers.redismux import RedisMux, connection_setup, pack
 
 logger = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class Host:
         # The bots' fenced venue writes: one pipelined connection shared by all (workers.redismux).
         self.redis_mux = RedisMux(self.redis_url)
         # Lease renewals have their own connection: they never wait behind busy bot loops.
-        self.redis_lease = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self.redis_lease = renewal_client(self.redis_url)
         tasks = [
             asyncio.create_task(self._guard(self._waker), name="waker"),
             asyncio.create_task(self._guard(self._claim_loop), name="claim"),

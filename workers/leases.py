@@ -10,7 +10,10 @@ writes it (see :mod:`workers.paper_venue`), so a stale owner cannot write after 
 
 from __future__ import annotations
 
+import logging
 import time
+
+logger = logging.getLogger(__name__)
 
 ACQUIRE = """
 if redis.call('exists', KEYS[1]) == 1 then return 0 end
@@ -41,6 +44,23 @@ return out
 DEFAULT_TTL_MS = 6000
 
 
+def renewal_client(url: str, timeout_s: float = 2.0):
+    """The ``redis.asyncio`` client for renewals: one attempt per call, no retries.
+
+    redis-py retries a timed-out or refused call 3 times with backoff by default (2.8 s for a
+    refused connection here; several times ``timeout_s`` for a stalled one), which could carry
+    one renewal round past the lease's ttl: the lease expired meanwhile and the late success
+    came back "taken over or expired". The renewal rounds are the retry (every ttl/3, and a
+    lease is kept until its local deadline), so each call fails fast instead."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return aioredis.Redis.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+    )
+
+
 async def renew_many(redis, leases: list[Lease], ttl_ms: int) -> None:
     """Renew many leases in one round trip; each one held or lost as :meth:`Lease.renew`."""
     held = [lease for lease in leases if lease.token > 0]
@@ -50,6 +70,9 @@ async def renew_many(redis, leases: list[Lease], ttl_ms: int) -> None:
     try:
         result = await redis.eval(RENEW_MANY, len(held), *[x.key for x in held], ttl_ms, *[x.value for x in held])
     except Exception as exc:
+        # Kept until their deadlines (the next round may succeed); said, because a lease later
+        # found expired is explained by the rounds that failed before it.
+        logger.warning("renewing %d leases failed: %s", len(held), exc)
         for lease in held:
             if time.monotonic() >= lease._deadline:
                 lease.lose(f"renewal failed past the lease deadline: {exc}")
@@ -57,8 +80,9 @@ async def renew_many(redis, leases: list[Lease], ttl_ms: int) -> None:
     for lease, ok in zip(held, result, strict=True):
         if ok:
             lease._deadline = started + ttl_ms / 1000 * 0.9
+            lease.renewed_at = started
         else:
-            lease.lose("lease taken over or expired")
+            lease.lose(f"lease taken over or expired ({started - lease.renewed_at:.1f} s after its last renewal)")
 
 
 class Lease:
@@ -73,6 +97,7 @@ class Lease:
         self.token = 0
         self.value = ""
         self._deadline = 0.0  # monotonic time after which we no longer trust we hold it
+        self.renewed_at = 0.0  # monotonic time the last acquire or renewal was sent
         self.lost_reason = ""
 
     @property
@@ -89,6 +114,7 @@ class Lease:
         self.token = token
         self.value = f"{self.owner}:{token}"
         self._deadline = started + self.ttl_ms / 1000 * 0.9
+        self.renewed_at = started
         self.lost_reason = ""
         return True
 
@@ -104,9 +130,10 @@ class Lease:
                 self.lose(f"renewal failed past the lease deadline: {exc}")
             return self.held
         if not ok:
-            self.lose("lease taken over or expired")
+            self.lose(f"lease taken over or expired ({started - self.renewed_at:.1f} s after its last renewal)")
             return False
         self._deadline = started + self.ttl_ms / 1000 * 0.9
+        self.renewed_at = started
         return True
 
     async def check(self) -> bool:
