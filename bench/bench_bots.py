@@ -216,7 +216,7 @@ def _run(n: int, seconds: float, procs: int) -> dict:
     if socket_lat:
         print(f"  of which publish -> reply at the reader's socket (feed write, Redis): p50 {_pct(socket_lat, 0.5):.2f} ms, "
               f"p99 {_pct(socket_lat, 0.99):.2f} ms")  # fmt: skip
-        _print_unwaited(merged("feed_socket_ns"), merged("feed_unwaited_ns"))
+        _print_unwaited(socket_lat, merged("feed_unwaited_ns"))
         _print_reader_wakes(parts)
     lag = merged("loop_lag_ns")
     print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")

@@ -111,6 +111,24 @@ static int wait_for(int fd, short events, long long deadline)
 
 enum outcome { DONE, OS_ERROR, TIMED_OUT, CLOSED, PROTOCOL, NO_MEMORY };
 
+/* After a send or receive on fd failed (errno set): 1 to try again (interrupted, or fd became
+ * ready for `events`), 0 to stop with *outcome and *saved_errno set. */
+static int try_again(int fd, short events, long long deadline, enum outcome *outcome, int *saved_errno)
+{
+    if (errno == EINTR)
+        return 1;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        int ready = wait_for(fd, events, deadline);
+        if (ready == 1)
+            return 1;
+        *outcome = ready == 0 ? TIMED_OUT : OS_ERROR;
+    } else {
+        *outcome = OS_ERROR;
+    }
+    *saved_errno = errno;
+    return 0;
+}
+
 static PyObject *exchange(PyObject *self, PyObject *args)
 {
     int fd, wake_fd, timeout_ms;
@@ -141,22 +159,10 @@ static PyObject *exchange(PyObject *self, PyObject *args)
     Py_ssize_t sent = 0;
     while (sent < request.len) {
         ssize_t w = send(fd, out + sent, (size_t)(request.len - sent), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w >= 0) {
+        if (w >= 0)
             sent += w;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int r = wait_for(fd, POLLOUT, deadline);
-            if (r == 1)
-                continue;
-            outcome = r == 0 ? TIMED_OUT : OS_ERROR;
-        } else {
-            outcome = OS_ERROR;
-        }
-        saved_errno = errno;
-        break;
+        else if (!try_again(fd, POLLOUT, deadline, &outcome, &saved_errno))
+            break;
     }
     char control[CMSG_SPACE(sizeof(struct timespec))];
     while (outcome == DONE) {
@@ -178,17 +184,8 @@ static PyObject *exchange(PyObject *self, PyObject *args)
         msg.msg_controllen = sizeof control;
         ssize_t r = recvmsg(fd, &msg, MSG_DONTWAIT);
         if (r < 0) {
-            if (errno == EINTR)
+            if (try_again(fd, POLLIN, deadline, &outcome, &saved_errno))
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                int ready = wait_for(fd, POLLIN, deadline);
-                if (ready == 1)
-                    continue;
-                outcome = ready == 0 ? TIMED_OUT : OS_ERROR;
-            } else {
-                outcome = OS_ERROR;
-            }
-            saved_errno = errno;
             break;
         }
         if (r == 0) {

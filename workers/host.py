@@ -393,7 +393,7 @@ class Host:
         self.reader_realtime = _reader_realtime()
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=3, socket_timeout=10)
         stream_reader = _StreamSocket(self.redis_url)
-        self.reader_native = stream_reader.native and mm_streamio is not None
+        self.reader_native = stream_reader.native
         if not self.reader_native:
             logger.warning(
                 "stream reader: the C exchange (native/, mm_streamio) is %s; reading in Python (slower)",
@@ -727,7 +727,7 @@ class _StreamSocket:
         self.reader = None
         self.arrived_ns = 0  # kernel receive time (ns since the epoch) of the last reply's first bytes
         # mm_streamio when it is built; MM_STREAMIO=0 (or tests) takes the pure-Python path
-        self.native = os.environ.get("MM_STREAMIO", "1") != "0"
+        self.native = mm_streamio is not None and os.environ.get("MM_STREAMIO", "1") != "0"
 
     def _connect(self) -> None:
         opts = self.options
@@ -750,7 +750,7 @@ class _StreamSocket:
         """XREAD the streams from ``ids``; ``wake_fd`` (if >= 0) gets one byte first, whatever
         happens after. With the C extension all of it is one call with the GIL released
         (``mm_streamio.exchange``)."""
-        native = mm_streamio is not None and self.native
+        native = self.native
         if self.sock is None or not native:  # the wake-up must not wait for (or fail with) a connect
             if wake_fd >= 0:
                 _send_wake(wake_fd)

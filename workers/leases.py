@@ -79,10 +79,9 @@ async def renew_many(redis, leases: list[Lease], ttl_ms: int) -> None:
         return
     for lease, ok in zip(held, result, strict=True):
         if ok:
-            lease._deadline = started + ttl_ms / 1000 * 0.9
-            lease.renewed_at = started
+            lease._renewed(started, ttl_ms)
         else:
-            lease.lose(f"lease taken over or expired ({started - lease.renewed_at:.1f} s after its last renewal)")
+            lease._refused(started)
 
 
 class Lease:
@@ -113,8 +112,7 @@ class Lease:
             return False
         self.token = token
         self.value = f"{self.owner}:{token}"
-        self._deadline = started + self.ttl_ms / 1000 * 0.9
-        self.renewed_at = started
+        self._renewed(started, self.ttl_ms)
         self.lost_reason = ""
         return True
 
@@ -130,11 +128,19 @@ class Lease:
                 self.lose(f"renewal failed past the lease deadline: {exc}")
             return self.held
         if not ok:
-            self.lose(f"lease taken over or expired ({started - self.renewed_at:.1f} s after its last renewal)")
+            self._refused(started)
             return False
-        self._deadline = started + self.ttl_ms / 1000 * 0.9
-        self.renewed_at = started
+        self._renewed(started, self.ttl_ms)
         return True
+
+    def _renewed(self, started: float, ttl_ms: int) -> None:
+        """Redis extended it by ``ttl_ms`` from no earlier than ``started`` (monotonic): trusted
+        until 0.9 of that."""
+        self._deadline = started + ttl_ms / 1000 * 0.9
+        self.renewed_at = started
+
+    def _refused(self, started: float) -> None:
+        self.lose(f"lease taken over or expired ({started - self.renewed_at:.1f} s after its last renewal)")
 
     async def check(self) -> bool:
         """Ask Redis whether we still hold it (one GET)."""
