@@ -3,7 +3,9 @@
 How many bots this machine runs with a quote-cycle latency p99 under 100 ms, with ``--procs``
 host processes (each one the production ``workers.host.Host`` of a ``bots,feeds`` worker, in
 ``bench/bots_host.py``), and the feed-to-bot latency through Redis (XADD by the feed loop ->
-XREAD by a host's stream reader). A cycle is one pass of one bot over what arrived since its
+the XREAD reply holding the entry whole in the host's stream reader, queued for its loop; since
+2026-11-21 (seventh session) the reader is a C loop that needs no GIL, so this is the transport
+alone; the wait for the loop to take the entry follows it in the output). A cycle is one pass of one bot over what arrived since its
 last pass: every queued trade (paper matching, engine) and then the newest book once (the host
 applied the book events to its shared book; the ones superseded before the bot got to them are
 counted, not handled); it includes the fenced Redis writes (and the order rows where they are
@@ -209,7 +211,7 @@ def _run(n: int, seconds: float, procs: int) -> dict:
               f"p99 {_pct(rows, 0.99):.1f} ms")  # fmt: skip
     else:
         print("  order rows awaited before places: none (paper rows written behind the venue)")
-    print(f"  feed XADD -> host XREAD ({len(redis_lat)} entries): p90 {_pct(redis_lat, 0.9):.2f} ms, "
+    print(f"  feed XADD -> reply whole in the host ({len(redis_lat)} entries): p90 {_pct(redis_lat, 0.9):.2f} ms, "
           f"p95 {_pct(redis_lat, 0.95):.2f} ms, p99.9 {_pct(redis_lat, 0.999):.2f} ms, "
           f"share under 5 ms {sum(1 for x in redis_lat if x < 5_000_000) / max(1, len(redis_lat)):.3f}")  # fmt: skip
     socket_lat = merged("feed_socket_ns")
@@ -218,6 +220,10 @@ def _run(n: int, seconds: float, procs: int) -> dict:
               f"p99 {_pct(socket_lat, 0.99):.2f} ms")  # fmt: skip
         _print_unwaited(socket_lat, merged("feed_unwaited_ns"))
         _print_reader_wakes(parts)
+    taken = merged("feed_taken_ns")
+    if taken:
+        print(f"  then the loop takes it: publish -> taken by the host loop p50 {_pct(taken, 0.5):.2f} ms, "
+              f"p99 {_pct(taken, 0.99):.2f} ms (the loop finishing what it was doing)")  # fmt: skip
     lag = merged("loop_lag_ns")
     print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")
     turns = [t for p in parts for t in p["turns_ns"]]
@@ -247,7 +253,7 @@ def _run(n: int, seconds: float, procs: int) -> dict:
         print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f} "
               f"(+ {p['db_cpu_s'] / p['wall_s']:.2f} its database writer process), "
               f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; stream reader: "
-              f"{'C exchange' if p['reader_native'] else 'Python'}, {'real-time' if p['reader_realtime'] else 'normal'} "
+              f"{'C pump' if p['reader_native'] else 'Python'}, {'real-time' if p['reader_realtime'] else 'normal'} "
               f"priority; db writer (calls, rows, s): {p['db_timing']}")  # fmt: skip
     return {
         "requested": n,
@@ -327,7 +333,7 @@ def _print_unwaited(to_socket: list[int], unwaited: list[int]) -> None:
 
 
 def _print_reader_wakes(parts: list[dict]) -> None:
-    """Reply at the socket -> XREAD returned in the reader thread (waking, getting the GIL back),
+    """Reply at the socket -> whole in the reader (waking; on the Python path getting the GIL back),
     and how many of the slow ones (over 2 ms) overlapped a garbage collection of their host."""
     wakes, slow, in_gc = [], 0, 0
     for p in parts:
@@ -341,7 +347,7 @@ def _print_reader_wakes(parts: list[dict]) -> None:
                 if i >= 0 and windows[i][1] >= arrived:
                     in_gc += 1
     if wakes:
-        print(f"  of which reply at the socket -> XREAD returned ({len(wakes)} replies): p50 {_pct(wakes, 0.5):.2f} ms, "
+        print(f"  of which reply at the socket -> whole in the reader ({len(wakes)} replies): p50 {_pct(wakes, 0.5):.2f} ms, "
               f"p99 {_pct(wakes, 0.99):.2f} ms; over 2 ms: {slow}, {in_gc} of them during a garbage collection")  # fmt: skip
 
 
@@ -374,6 +380,7 @@ def _raw(seconds: float) -> dict:
     host.feed_socket_ns.clear()
     host.feed_unwaited_ns.clear()
     host.reader_wakes.clear()
+    host.feed_taken_ns.clear()
     time.sleep(seconds)
     stats = host.stats()
     host.stop()
@@ -409,9 +416,10 @@ def main() -> None:
     try:
         raw = _raw(min(args.seconds, 10))
         print(
-            f"   0  reader only (3 feeds, no bots): feed XADD -> host XREAD p50 {raw['feed_to_bot_p50_ms']:.2f} ms, "
+            f"   0  reader only (3 feeds, no bots): feed XADD -> reply whole in the host p50 {raw['feed_to_bot_p50_ms']:.2f} ms, "
             f"p99 {raw['feed_to_bot_p99_ms']:.2f} ms (publish -> reply at the reader's socket p99 "
-            f"{raw['feed_to_socket_p99_ms']:.2f} ms, socket -> XREAD returned p99 {raw['reader_wake_p99_ms']:.2f} ms)",
+            f"{raw['feed_to_socket_p99_ms']:.2f} ms, socket -> whole p99 {raw['reader_wake_p99_ms']:.2f} ms; "
+            f"taken by the loop p99 {raw['feed_taken_p99_ms']:.2f} ms)",
             flush=True,
         )
         for n in [int(x) for x in args.bots.split(",")]:

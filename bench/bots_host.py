@@ -85,6 +85,7 @@ def _clear(host) -> None:
     host.feed_socket_ns.clear()
     host.feed_unwaited_ns.clear()
     host.reader_wakes.clear()
+    host.feed_taken_ns.clear()
     host.bot_latency_ns.clear()
     host.order_row_wait_ns.clear()
 
@@ -103,6 +104,7 @@ def _samples(host) -> dict:
         "feed_latency_ns": list(host.feed_latency_ns),
         "feed_socket_ns": list(host.feed_socket_ns),
         "feed_unwaited_ns": list(host.feed_unwaited_ns),
+        "feed_taken_ns": list(host.feed_taken_ns),
         "reader_native": host.reader_native,
         "reader_realtime": host.reader_realtime,
         "reader_wakes": list(host.reader_wakes),

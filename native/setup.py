@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 
 setup(
     name="mm-streamio",
-    version="1.0.0",
-    description="MarketMakerSuite: a Redis request/reply exchange with the GIL released",
+    version="2.0.0",
+    description="MarketMakerSuite: the bot hosts' Redis stream reader loop, without the GIL",
     ext_modules=[Extension("mm_streamio", ["mm_streamio.c"], extra_compile_args=["-O2", "-Wall"])],
 )

@@ -28,7 +28,7 @@ from collections import deque
 
 import hiredis
 
-try:  # the stream reader's exchange in C (native/): one GIL hand-off per read instead of three
+try:  # the stream reader's XREAD loop in C (native/): the reader never needs the GIL
     import mm_streamio
 except ImportError:  # not built: the pure-Python path (same results, more GIL waits)
     mm_streamio = None
@@ -101,21 +101,28 @@ class Host:
         self._inbox: list[list] = []  # reader batches not yet taken by the loop
         self._inbox_lock = threading.Lock()
         self._inbox_scheduled = False
-        # The reader wakes the loop with a byte on this socket pair (the loop reads ``_wake_r``),
-        # written by the reader's next exchange with Redis in the same GIL-free call (``_wake_owed``).
+        # The reader wakes the loop with a byte on this socket pair (the loop reads ``_wake_r``).
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
-        self._wake_owed = False
+        # The reader's XREAD loop in C (``mm_streamio.Pump``, built by the reader thread): it
+        # queues whole replies, which the loop takes and parses (``_take_inbox``).
+        self._pump = None
+        self._reply_parser = hiredis.Reader(replyError=ResponseError)  # the loop's, for the pump's replies
         self.reader_realtime = False  # the reader thread runs SCHED_FIFO (``_reader_realtime``)
-        self.reader_native = False  # the reader's exchange with Redis is in C (``mm_streamio``)
-        self.feed_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> XREAD returned
+        self.reader_native = False  # the reader's XREAD loop is in C (``mm_streamio``)
+        # publish -> the XREAD reply holding the entry is whole in this process, queued for the
+        # loop (the reader's transport: the feed's write, Redis, the reader's read).
+        self.feed_latency_ns: deque[int] = deque(maxlen=20000)
         # The same split at the moment the reply reached the reader's socket (kernel receive
-        # time): publish -> socket is the feed's write and Redis; socket -> XREAD returned is
-        # the reader thread waking and getting the GIL back (or waiting out a garbage collection).
+        # time): publish -> socket is the feed's write and Redis; socket -> whole is the reader
+        # thread waking (and, on the Python path, getting the GIL back).
         self.feed_socket_ns: deque[int] = deque(maxlen=20000)
-        self.reader_wakes: deque[tuple[int, int]] = deque(maxlen=20000)  # (socket ns, returned ns)
+        self.reader_wakes: deque[tuple[int, int]] = deque(maxlen=20000)  # (socket ns, whole ns)
         # Of publish -> socket, the part before the reader had sent its XREAD (0: it was waiting).
         self.feed_unwaited_ns: deque[int] = deque(maxlen=20000)
+        # publish -> the loop takes the entry (the transport above, then the wait for the loop
+        # to finish what it was doing): what a bot can see at best.
+        self.feed_taken_ns: deque[int] = deque(maxlen=20000)
         self.bot_latency_ns: deque[int] = deque(maxlen=20000)  # publish -> the bot starts on it
         self.order_row_wait_ns: deque[int] = deque(maxlen=20000)  # awaiting order rows before places
         self._wanted_feeds: set[str] = set()
@@ -130,11 +137,11 @@ class Host:
     # Thread and loop
     # ----------------------------------------------------------------------------------------
     def start_thread(self) -> None:
-        # The loop thread gives up the GIL on every socket call, and the stream reader needs it
-        # back after each read: a waiting thread asks the holder to let go only after the
-        # switch interval (Python's default 5 ms). 0.2 ms, with the reader's exchange in C and
-        # at real-time priority: Redis p99 at 500 bots 4.4 vs 6.0 ms at 1 ms, quote cycles no
-        # slower (bench/bench_bots.py, 2026-11-21; before the C exchange 0.2 ms made no difference).
+        # A thread waiting for the GIL asks the holder to let go only after the switch interval
+        # (Python's default 5 ms). With the C reader (``mm_streamio.Pump``) no thread of the host
+        # waits for it on the hot path; the pure-Python reader does after each read, and so did
+        # its C predecessor once per read, for which 0.2 ms gave Redis p99 at 500 bots 4.4 vs
+        # 6.0 ms at 1 ms, quote cycles no slower (bench/bench_bots.py, 2026-11-21).
         sys.setswitchinterval(float(os.environ.get("MM_SWITCH_INTERVAL", "0.0002")))
         _tune_gc()
         self._thread = threading.Thread(target=self._thread_main, name="mm-host", daemon=True)
@@ -198,7 +205,7 @@ class Host:
         reader.start()
         self.started.set()
         await self._stop.wait()
-        self._reader_stop.set()
+        self._stop_reader()
         self.loop.remove_reader(self._wake_r.fileno())
         for t in tasks:
             t.cancel()
@@ -370,24 +377,36 @@ class Host:
         self._refresh_streams()
 
     def _refresh_streams(self) -> None:
-        self._streams_in_use = frozenset(s for s, subs in self.subscribers.items() if subs)
+        in_use = frozenset(s for s, subs in self.subscribers.items() if subs)
+        changed, self._streams_in_use = in_use != self._streams_in_use, in_use
+        pump = self._pump
+        if changed and pump is not None:  # its XREAD in flight ends within its BLOCK; then the new streams
+            pump.interrupt()
         for stream, book in self.books.items():
             if stream not in self._streams_in_use:
                 book.clear()  # no longer read: stale until the next subscriber's first snapshot
 
+    def _stop_reader(self) -> None:
+        self._reader_stop.set()
+        pump = self._pump
+        if pump is not None:
+            pump.interrupt()
+
     def _reader_thread_main(self) -> None:
         """Blocking XREAD over every stream in use, on its own thread (so a busy event loop
-        does not delay reading); hands the batches to the loop.
+        does not delay reading); hands the replies to the loop.
 
-        Every moment this thread holds the GIL it competes with the loop, and every system call
+        Every moment this thread needs the GIL it competes with the loop, and every system call
         gives the GIL away: getting it back waits for the loop thread to reach a switch point
-        (at least the switch interval), and an entry published meanwhile waits too (the
-        feed-to-bot latency, bench/bench_bots.py). So a read is one call into C with the GIL
-        released (``mm_streamio.exchange``: wake the loop if a batch is waiting for it, send the
-        XREAD, receive the whole reply), parsed by hiredis; entries are handed over undecoded
-        (the loop decodes them, skipping superseded snapshots), and the loop is woken only when
-        it has taken every earlier batch. Without the extension the same steps run in Python
-        (three GIL hand-offs per read)."""
+        (at least the switch interval, longer when the loop thread is not even running on a busy
+        machine), and an entry published meanwhile waits too (the feed-to-bot latency,
+        bench/bench_bots.py). So the reading is one call into C that keeps the GIL released
+        while it repeats XREAD (``mm_streamio.Pump.run``: it notes each stream's last id itself,
+        queues the whole replies and wakes the loop when the queue was empty); the loop parses
+        them with hiredis (``_take_inbox``) and decodes the entries, skipping superseded
+        snapshots. This thread returns to Python only to change the streams (``interrupt``),
+        reconnect or stop. Without the extension the same steps run in Python, one read at a
+        time (three GIL hand-offs per read)."""
         import redis
 
         self.reader_realtime = _reader_realtime()
@@ -396,52 +415,74 @@ class Host:
         self.reader_native = stream_reader.native
         if not self.reader_native:
             logger.warning(
-                "stream reader: the C exchange (native/, mm_streamio) is %s; reading in Python (slower)",
+                "stream reader: the C reader (native/, mm_streamio) is %s; reading in Python (slower)",
                 "not built" if mm_streamio is None else "turned off (MM_STREAMIO=0)",
             )
+        else:
+            self._pump = mm_streamio.Pump(self._wake_w.fileno())
         ids: dict[str, bytes] = {}
         while not self._reader_stop.is_set():
             try:
                 wanted = self._streams_in_use
                 if not wanted:
-                    self._pay_wake()
                     time.sleep(0.05)
                     continue
-                self._reader_sync_ids(client, ids, wanted)
-                wake_fd = self._wake_w.fileno() if self._wake_owed else -1
-                self._wake_owed = False  # written by the exchange (even one that then fails)
-                sent = time.time_ns()
-                result = stream_reader.xread(ids, count=1000, block_ms=200, wake_fd=wake_fd)
-                if not result:
-                    continue
-                now = time.time_ns()
-                arrived = stream_reader.arrived_ns or now
-                self.reader_wakes.append((arrived, now))
-                batch = []
-                latency, to_socket, unwaited = self.feed_latency_ns, self.feed_socket_ns, self.feed_unwaited_ns
-                for stream, entries in result:
-                    stream = stream.decode()
-                    for entry_id, fields in entries:
-                        ids[stream] = entry_id
-                        raw, published = _entry_fields(fields)
-                        if raw is None:
-                            logger.warning("feed entry %s on %s has no event", entry_id, stream)
-                            continue
-                        published = published or now
-                        latency.append(now - published)
-                        to_socket.append(arrived - published)
-                        unwaited.append(sent - published if published < sent else 0)
-                        batch.append((stream, raw, published))
-                if batch and not self._hand_over(batch, wake_now=False):
-                    break
+                if self._pump is not None:
+                    self._pump_streams(client, stream_reader, ids, wanted)
+                else:
+                    self._read_streams(client, stream_reader, ids, wanted)
             except Exception as exc:  # Redis restarting: retry
-                self._pay_wake()
                 logger.warning("stream reader: %s; retrying", exc)
                 stream_reader.close()
                 time.sleep(0.5)
-        self._pay_wake()
         stream_reader.close()
         client.close()
+
+    def _pump_streams(self, client, stream_reader: _StreamSocket, ids: dict[str, bytes], wanted) -> None:
+        """Read ``wanted`` with the C pump until interrupted (streams changed, stop) or failed;
+        ``ids`` carries each stream's position from one run to the next."""
+        pump = self._pump
+        ids.update((name.decode(), last) for name, last in pump.streams())
+        self._reader_sync_ids(client, ids, wanted)
+        pump.set_streams([(s.encode(), ids[s]) for s in wanted])
+        try:
+            pump.run(stream_reader.connected().fileno(), 1000, 200, 10_000)
+        finally:  # failed too: the positions of every reply queued so far
+            ids.update((name.decode(), last) for name, last in pump.streams())
+
+    def _read_streams(self, client, stream_reader: _StreamSocket, ids: dict[str, bytes], wanted) -> None:
+        """One XREAD of ``wanted`` in Python, handed over to the loop."""
+        self._reader_sync_ids(client, ids, wanted)
+        sent = time.time_ns()
+        result = stream_reader.xread(ids, count=1000, block_ms=200)
+        if not result:
+            return
+        now = time.time_ns()
+        batch = self._reply_batch(result, sent, stream_reader.arrived_ns or now, now, ids)
+        if batch:
+            self._hand_over(batch)
+
+    def _reply_batch(self, reply, sent: int, arrived: int, now: int, ids: dict | None = None) -> list:
+        """The (stream, event bytes, publish ns) entries of one XREAD reply (RESP2 list or
+        RESP3 map), with their latency figures; ``ids`` (if given) gets each stream's last id."""
+        self.reader_wakes.append((arrived, now))
+        batch = []
+        latency, to_socket, unwaited = self.feed_latency_ns, self.feed_socket_ns, self.feed_unwaited_ns
+        for stream, entries in reply.items() if isinstance(reply, dict) else reply:
+            stream = stream.decode()
+            for entry_id, fields in entries:
+                if ids is not None:
+                    ids[stream] = entry_id
+                raw, published = _entry_fields(fields or [])
+                if raw is None:
+                    logger.warning("feed entry %s on %s has no event", entry_id, stream)
+                    continue
+                published = published or now
+                latency.append(now - published)
+                to_socket.append(arrived - published)
+                unwaited.append(sent - published if published < sent else 0)
+                batch.append((stream, raw, published))
+        return batch
 
     @staticmethod
     def _reader_sync_ids(client, ids: dict[str, bytes], wanted: frozenset[str]) -> None:
@@ -453,11 +494,9 @@ class Host:
                 info = client.xinfo_stream(s) if client.exists(s) else None
                 ids[s] = info["last-generated-id"] if info else b"0-0"
 
-    def _hand_over(self, batch: list, *, wake_now: bool = True) -> bool:
+    def _hand_over(self, batch: list) -> bool:
         """Queue a reader batch for the loop; wake the loop only if it has taken every earlier
-        batch (otherwise the wake-up already sent takes this one too): at once, or, with
-        ``wake_now=False`` (the reader), in its next exchange with Redis (``_wake_owed``).
-        False: the loop closed."""
+        batch (otherwise the wake-up already sent takes this one too). False: the loop closed."""
         loop = self.loop
         if loop is None or loop.is_closed():
             return False
@@ -466,17 +505,8 @@ class Host:
             if self._inbox_scheduled:
                 return True
             self._inbox_scheduled = True
-        if wake_now:
-            self._wake_loop()
-        else:
-            self._wake_owed = True
+        self._wake_loop()
         return True
-
-    def _pay_wake(self) -> None:
-        """Send a wake-up the reader owes before it does anything but its next exchange."""
-        if self._wake_owed:
-            self._wake_owed = False
-            self._wake_loop()
 
     def _wake_loop(self) -> None:
         try:
@@ -496,12 +526,39 @@ class Host:
         with self._inbox_lock:
             batches, self._inbox = self._inbox, []
             self._inbox_scheduled = False
+        pump = self._pump
+        if pump is not None:
+            for data, sent, arrived, received in pump.take():
+                batch = self._parse_reply(data, sent, arrived or received, received)
+                if batch:
+                    batches.append(batch)
+        taken = time.time_ns()
+        waits = self.feed_taken_ns
+        for batch in batches:
+            for _stream, _raw, published in batch:
+                waits.append(taken - published)
         for batch in batches:
             try:
                 self._dispatch(batch)
             except Exception:  # a bug on one batch must not drop the batches behind it
                 self.book_errors += 1
                 logger.exception("feed batch of %d entries not dispatched", len(batch))
+
+    def _parse_reply(self, data: bytes, sent: int, arrived: int, received: int) -> list:
+        """The batch of one XREAD reply the pump queued ([] if it cannot be parsed: counted,
+        logged, and the entries behind it go on; the pump already checked its shape)."""
+        parser = self._reply_parser
+        try:
+            parser.feed(data)
+            reply = parser.gets()
+            if reply is False or parser.has_data():
+                raise ValueError(f"{len(data)} bytes are not one whole reply")
+            return self._reply_batch(reply, sent, arrived, received)
+        except Exception as exc:
+            self.book_errors += 1
+            self._reply_parser = hiredis.Reader(replyError=ResponseError)
+            logger.warning("feed reply of %d bytes not parsed: %s", len(data), exc)
+            return []
 
     def _dispatch(self, batch: list) -> None:
         """Decode the reader's entries, apply book events to the stream's shared book (once for
@@ -681,6 +738,7 @@ class Host:
             "feed_to_bot_p99_ms": _pct(lat, 0.99) / 1e6,
             "feed_to_bot_p50_ms": _pct(lat, 0.5) / 1e6,
             "feed_to_socket_p99_ms": _pct(to_socket, 0.99) / 1e6,
+            "feed_taken_p99_ms": _pct(sorted(self.feed_taken_ns), 0.99) / 1e6,
             "reader_wake_p99_ms": _pct(wakes, 0.99) / 1e6,
             "reader_native": self.reader_native,
             "reader_realtime": self.reader_realtime,
@@ -746,29 +804,17 @@ class _StreamSocket:
         self.sock.sendall(pack(command))
         return self.read_reply()
 
-    def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int, wake_fd: int = -1):
-        """XREAD the streams from ``ids``; ``wake_fd`` (if >= 0) gets one byte first, whatever
-        happens after. With the C extension all of it is one call with the GIL released
-        (``mm_streamio.exchange``)."""
-        native = self.native
-        if self.sock is None or not native:  # the wake-up must not wait for (or fail with) a connect
-            if wake_fd >= 0:
-                _send_wake(wake_fd)
-                wake_fd = -1
-            if self.sock is None:
-                self._connect()
+    def connected(self) -> socket.socket:
+        """The socket, connected (and set up) if it was not."""
+        if self.sock is None:
+            self._connect()
+        return self.sock
+
+    def xread(self, ids: dict[str, bytes], *, count: int, block_ms: int):
+        """XREAD the streams from ``ids`` (the pure-Python path; ``mm_streamio.Pump`` is the C one)."""
+        self.connected()
         streams = list(ids)
-        command = ("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams))
-        if not native:
-            return self._call(command)
-        data, self.arrived_ns = mm_streamio.exchange(self.sock.fileno(), wake_fd, pack(command), 10_000)
-        self.reader.feed(data)
-        reply = self.reader.gets()
-        if reply is False or self.reader.has_data():  # exchange() returns exactly one reply
-            raise ConnectionError(f"stream reader: {len(data)} bytes are not one RESP reply")
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
+        return self._call(("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams, *(ids[s] for s in streams)))
 
     def read_reply(self):
         """The reply to the oldest request sent; ``arrived_ns`` is when its first bytes came."""
@@ -803,9 +849,9 @@ def _reader_realtime() -> bool:
 
     On a busy 2-core machine a woken reader waited for a core behind the bots' loops, the
     database and Redis; at real-time priority it runs as soon as its reply arrives (bench at 500
-    bots: Redis p99 ~6-9 ms -> ~4-6 ms, docs/workers.md). It is safe: the thread only blocks in
-    the exchange with Redis, takes the GIL (sleeping while it waits) and hands a batch over, a
-    few tens of microseconds of CPU per read; the kernel's real-time throttling caps it anyway.
+    bots: Redis p99 ~6-9 ms -> ~4-6 ms, docs/workers.md). It is safe: the thread blocks in the C
+    XREAD loop, which spends a few microseconds of CPU per read (noting the ids, queueing the
+    reply, waking the loop); the kernel's real-time throttling caps it anyway.
     Needs root, CAP_SYS_NICE or ``ulimit -r 1`` (docker/compose.yml sets ``rtprio: 1``);
     without them the reader runs at normal priority. ``MM_READER_REALTIME=0`` turns it off."""
     if os.environ.get("MM_READER_REALTIME", "1") == "0":

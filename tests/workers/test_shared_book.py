@@ -307,6 +307,60 @@ def test_reader_batches_queued_while_the_loop_is_busy_wake_it_once_and_arrive_in
     assert not host._inbox and not host._inbox_scheduled
 
 
+@pytest.fixture(params=["C", "python"])
+def reader_path(request, monkeypatch):
+    """The host's stream reader: the C pump, or the pure-Python path (set before ``host``)."""
+    monkeypatch.setenv("MM_STREAMIO", "1" if request.param == "C" else "0")
+    return request.param
+
+
+def test_the_host_reader_follows_streams_subscribed_later_and_hands_every_entry_over_in_order(
+    reader_path, host, redis_client
+):
+    """The reader (the C pump where it is built) reads the streams in use when they change, from
+    their newest entry on, and hands every entry to the loop in order, a bad one skipped."""
+    import threading
+
+    from trading.events import TradeTick
+    from trading.instruments import Side
+    from workers import codec, keys
+
+    class Subscriber:  # what the host hands market items to (a bot runner's two members)
+        def __init__(self) -> None:
+            self.items: list = []
+            self.wake = threading.Event()
+
+        def push_market(self, item) -> None:
+            self.items.append(item)
+
+    def publish(stream: str, i: int) -> None:
+        trade = TradeTick(i, 100 + i, 10, Side.BUY, f"t{i}")
+        redis_client.xadd(stream, {"e": codec.encode_trade(trade), "p": str(time.time_ns())})
+
+    first, second = Subscriber(), Subscriber()
+    s1, s2 = keys.feed_stream("sim:a", "X/Y"), keys.feed_stream("sim:b", "X/Y")
+    publish(s2, 99)  # before anyone reads s2: not handed over (reading starts at the newest)
+    on_loop(host, lambda: host.subscribe(first, "sim:a", "X/Y"))
+    assert wait_until(lambda: host._streams_in_use == {s1}, 5)
+    time.sleep(0.3)  # the reader's next XREAD covers s1
+    for i in range(1, 4):
+        publish(s1, i)
+    assert wait_until(lambda: len(first.items) == 3, 5)
+    on_loop(host, lambda: host.subscribe(second, "sim:b", "X/Y"))
+    time.sleep(0.5)  # the XREAD in flight (BLOCK 200 ms) ends; the next one covers both
+    errors = host.book_errors
+    redis_client.xadd(s2, {"e": b"not an event", "p": str(time.time_ns())})
+    for i in range(4, 10):
+        publish(s1 if i % 2 else s2, i)
+    assert wait_until(lambda: len(first.items) == 6 and len(second.items) == 3, 5), (first.items, second.items)
+    assert [e.trade_id for e, _ in first.items] == ["t1", "t2", "t3", "t5", "t7", "t9"]
+    assert [e.trade_id for e, _ in second.items] == ["t4", "t6", "t8"]
+    assert host.book_errors == errors + 1  # the bad entry, logged and skipped
+    assert host.reader_native is (reader_path == "C")
+    stats = host.stats()
+    assert 0 < stats["feed_to_bot_p99_ms"] <= stats["feed_taken_p99_ms"] < 5000
+
+
 def test_a_place_whose_answer_was_lost_and_that_the_same_batch_cancelled_is_never_placed_again(clean_redis):
     """The engine may cancel an order in the same batch that places it. If the place's answer is
     lost, the venue still took it and the cancel removed it: recovery must report it cancelled,

@@ -1,6 +1,7 @@
-"""The stream reader's exchange in C (native/mm_streamio.c) against the real Redis and against a
-local server that misbehaves the ways a connection can: replies cut into pieces, cut off,
-never sent, or not RESP at all. The pure-Python path must give the same results."""
+"""The stream reader's XREAD loop in C (native/mm_streamio.c, ``Pump``) against the real Redis
+and against a local server that misbehaves the ways a connection can: replies cut into pieces,
+cut off, never sent, not RESP, or not shaped like XREAD's. The pure-Python path must give the
+same entries."""
 
 from __future__ import annotations
 
@@ -56,44 +57,165 @@ def _xadd_many(clean_redis, stream: str, n: int, size: int) -> None:
     pipe.execute()
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["C", "python"])
-def test_xread_returns_every_entry_of_a_reply_larger_than_any_buffer(clean_redis, settings, native):
-    stream = f"{settings.REDIS_PREFIX}:streamio:big"
-    _xadd_many(clean_redis, stream, 300, 9000)  # ~2.7 MB: many receives, the buffer grows
+class _Running:
+    """``pump.run(fd, ...)`` on its own thread, as the host's reader runs it."""
+
+    def __init__(self, pump, fd: int, *, count: int = 1000, block_ms: int = 50, timeout_ms: int = 3000) -> None:
+        self.pump, self.error = pump, None
+        self.thread = threading.Thread(target=self._run, args=(fd, count, block_ms, timeout_ms))
+        self.thread.start()
+
+    def _run(self, *args) -> None:
+        try:
+            self.pump.run(*args)
+        except BaseException as exc:  # handed to the test
+            self.error = exc
+
+    def wait_for(self, entries: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pump.counts()[1] < entries and self.thread.is_alive():
+            assert time.monotonic() < deadline, f"only {self.pump.counts()} (replies, entries) within {timeout} s"
+            time.sleep(0.005)
+
+    def stop(self) -> BaseException | None:
+        self.pump.interrupt()
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "run() did not return after interrupt()"
+        return self.error
+
+
+def _entries(replies) -> list[tuple[bytes, bytes, list]]:
+    """(stream, id, fields) of every entry of the pump's replies, in order."""
+    out = []
+    for data, *_stamps in replies:
+        parser = hiredis.Reader()
+        parser.feed(data)
+        reply = parser.gets()
+        assert reply is not False and not parser.has_data()
+        for stream, entries in reply:
+            out.extend((stream, entry_id, fields) for entry_id, fields in entries)
+    return out
+
+
+def _connected(settings) -> socket.socket:
     reader = _StreamSocket(settings.REDIS_URL)
-    reader.native = native
+    sock = reader.connected()
+    # Linux turns packet receive stamps on a moment after the first socket asks for them
+    # (deferred work): a reply read at once may carry none (then the reader uses its clock).
+    time.sleep(0.1)
+    return sock
+
+
+def test_the_pump_queues_every_entry_of_replies_larger_than_any_buffer_as_the_python_path_reads_them(
+    clean_redis, settings
+):
+    big, small = f"{settings.REDIS_PREFIX}:streamio:big", f"{settings.REDIS_PREFIX}:streamio:small"
+    _xadd_many(clean_redis, big, 300, 9000)  # ~2.7 MB: many receives, the buffer grows
+    clean_redis.xadd(small, {"e": b"s", "p": "7"})
+    wake_r, wake_w = socket.socketpair()
+    sock = _connected(settings)
+    pump = mm_streamio.Pump(wake_w.fileno())
+    pump.set_streams([(big.encode(), b"0-0"), (small.encode(), b"0-0")])
+    before = time.time_ns()
+    running = _Running(pump, sock.fileno())
     try:
-        # Linux turns packet receive stamps on a moment after the first socket asks for them
-        # (deferred work): a reply read at once may carry none (then the reader uses its clock).
-        reader._connect()
-        time.sleep(0.1)
-        before = time.time_ns()
-        result = reader.xread({stream: b"0-0"}, count=1000, block_ms=100)
-        after = time.time_ns()
-        [(name, entries)] = result
-        assert name == stream.encode()
-        assert len(entries) == 300
-        assert [fields[3] for _id, fields in entries] == [str(i).encode() for i in range(300)]
-        assert all(fields[1] == bytes([65 + i % 26]) * 9000 for i, (_id, fields) in enumerate(entries))
-        assert before <= reader.arrived_ns <= after  # the kernel's stamp of the reply's first bytes
-        # nothing newer: the blocking read times out empty, and the connection is still in step
-        last = entries[-1][0]
-        assert reader.xread({stream: last}, count=10, block_ms=50) is None
-        clean_redis.xadd(stream, {"e": b"x", "p": "300"})
-        [(_, [(_, fields)])] = reader.xread({stream: last}, count=10, block_ms=50)
-        assert fields == [b"e", b"x", b"p", b"300"]
+        running.wait_for(301)
+        clean_redis.xadd(small, {"e": b"later", "p": "8"})  # the pump goes on from where it was
+        running.wait_for(302)
     finally:
-        reader.close()
+        assert running.stop() is None
+    after = time.time_ns()
+    replies = pump.take()
+    got = _entries(replies)
+    assert len(got) == 302
+    assert [f[3] for s, _i, f in got if s == big.encode()] == [str(i).encode() for i in range(300)]
+    assert all(
+        f[1] == bytes([65 + i % 26]) * 9000 for i, (_s, _i, f) in enumerate(x for x in got if x[0] == big.encode())
+    )
+    assert [f for s, _i, f in got if s == small.encode()] == [[b"e", b"s", b"p", b"7"], [b"e", b"later", b"p", b"8"]]
+    for _data, sent, arrived, received in replies:
+        assert before <= sent <= arrived <= received <= after  # arrived: the kernel's stamp
+    # each stream's position is its last entry's id: nothing is read twice, nothing skipped
+    last = {s: i for s, i, _f in got}
+    assert dict(pump.streams()) == last
+    assert pump.take() == []
+    # the pure-Python path reads the same entries
+    python = _StreamSocket(settings.REDIS_URL)
+    try:
+        result = python.xread({big: b"0-0", small: b"0-0"}, count=1000, block_ms=10)
+        same = [(s, i, f) for s, entries in result for i, f in entries]
+        assert sorted(same) == sorted(got)
+        assert python.xread({big: last[big.encode()], small: last[small.encode()]}, count=10, block_ms=10) is None
+    finally:
+        python.close()
+        sock.close()
+        wake_r.close()
+        wake_w.close()
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["C", "python"])
-def test_an_error_reply_is_raised_and_the_connection_stays_usable(clean_redis, settings, native):
+def test_the_loop_is_woken_once_per_take_and_a_full_wake_socket_is_no_error(clean_redis, settings):
+    stream = f"{settings.REDIS_PREFIX}:streamio:wake"
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    sock = _connected(settings)
+    pump = mm_streamio.Pump(wake_w.fileno())
+    pump.set_streams([(stream.encode(), b"0-0")])
+    running = _Running(pump, sock.fileno())
+    try:
+        for n in range(1, 4):  # three replies before the loop takes any: one wake-up
+            clean_redis.xadd(stream, {"e": b"x", "p": str(n)})
+            running.wait_for(n)
+        assert wake_r.recv(16) == b"\0"
+        assert len(pump.take()) == 3
+        clean_redis.xadd(stream, {"e": b"x", "p": "4"})  # taken: the next reply wakes it again
+        running.wait_for(4)
+        time.sleep(0.05)
+        assert wake_r.recv(16) == b"\0"
+        assert len(pump.take()) == 1
+        filled = 0
+        while True:  # nobody reads the loop's side: its buffer fills up
+            try:
+                filled += wake_w.send(b"\0" * 4096)
+            except BlockingIOError:
+                break
+        clean_redis.xadd(stream, {"e": b"x", "p": "5"})
+        running.wait_for(5)
+        assert filled > 0 and [f[3] for _s, _i, f in _entries(pump.take())] == [b"5"]
+    finally:
+        assert running.stop() is None
+        sock.close()
+        wake_r.close()
+        wake_w.close()
+
+
+def test_an_error_reply_is_raised_naming_it_and_nothing_is_queued(clean_redis, settings):
+    key = f"{settings.REDIS_PREFIX}:streamio:not-a-stream"
+    clean_redis.set(key, "x")
+    stream = f"{settings.REDIS_PREFIX}:streamio:ok"
+    clean_redis.xadd(stream, {"e": b"1", "p": "1"})
+    sock = _connected(settings)
+    pump = mm_streamio.Pump(-1)
+    try:
+        pump.set_streams([(key.encode(), b"0-0")])
+        with pytest.raises(RuntimeError, match="Redis answered XREAD with an error: WRONGTYPE"):
+            pump.run(sock.fileno(), 10, 10, 3000)
+        assert pump.take() == [] and pump.counts() == (0, 0)
+        pump.set_streams([(stream.encode(), b"0-0")])  # the connection is still in step
+        running = _Running(pump, sock.fileno())
+        running.wait_for(1)
+        assert running.stop() is None
+        assert [f for _s, _i, f in _entries(pump.take())] == [[b"e", b"1", b"p", b"1"]]
+    finally:
+        sock.close()
+
+
+def test_the_python_path_raises_an_error_reply_and_its_connection_stays_usable(clean_redis, settings):
     key = f"{settings.REDIS_PREFIX}:streamio:not-a-stream"
     clean_redis.set(key, "x")
     stream = f"{settings.REDIS_PREFIX}:streamio:ok"
     clean_redis.xadd(stream, {"e": b"1", "p": "1"})
     reader = _StreamSocket(settings.REDIS_URL)
-    reader.native = native
     try:
         with pytest.raises(ResponseError, match="WRONGTYPE"):
             reader.xread({key: b"0-0"}, count=10, block_ms=10)
@@ -103,61 +225,59 @@ def test_an_error_reply_is_raised_and_the_connection_stays_usable(clean_redis, s
         reader.close()
 
 
-def test_the_wake_byte_goes_out_first_and_a_full_wake_socket_is_no_error(clean_redis, settings):
-    stream = f"{settings.REDIS_PREFIX}:streamio:wake"
-    clean_redis.xadd(stream, {"e": b"1", "p": "1"})
-    wake_r, wake_w = socket.socketpair()
-    wake_w.setblocking(False)
-    reader = _StreamSocket(settings.REDIS_URL)
-    try:
-        reader.xread({stream: b"0-0"}, count=10, block_ms=10, wake_fd=wake_w.fileno())
-        assert wake_r.recv(16) == b"\0"
-        filled = 0
-        while True:  # nobody reads the loop's side: its buffer fills up
-            try:
-                filled += wake_w.send(b"\0" * 4096)
-            except BlockingIOError:
-                break
-        [(_, entries)] = reader.xread({stream: b"0-0"}, count=10, block_ms=10, wake_fd=wake_w.fileno())
-        assert len(entries) == 1 and filled > 0
-    finally:
-        reader.close()
-        wake_r.close()
-        wake_w.close()
-
-
-def test_the_gil_is_free_while_the_exchange_waits_for_redis(clean_redis, settings):
-    """A blocking XREAD of 300 ms: another Python thread keeps running all the while."""
+def test_the_gil_is_free_while_the_pump_runs_and_streams_change_only_between_runs(clean_redis, settings):
+    """Another Python thread keeps running all the while; interrupt() ends the run within its
+    BLOCK; the streams cannot change under a running pump."""
     stream = f"{settings.REDIS_PREFIX}:streamio:empty"
     clean_redis.xadd(stream, {"e": b"1", "p": "1"})
     last = clean_redis.xinfo_stream(stream)["last-generated-id"]
-    reader = _StreamSocket(settings.REDIS_URL)
+    sock = _connected(settings)
+    pump = mm_streamio.Pump(-1)
+    pump.set_streams([(stream.encode(), last)])
     counts, stop = [0], threading.Event()
 
     def spin() -> None:
         while not stop.is_set():
             counts[0] += 1
 
-    reader.xread({stream: last}, count=1, block_ms=1)  # connected
     spinner = threading.Thread(target=spin)
     spinner.start()
+    running = _Running(pump, sock.fileno(), block_ms=100)
     try:
         time.sleep(0.05)
         started = counts[0]
-        t0 = time.monotonic()
-        assert reader.xread({stream: last}, count=1, block_ms=300) is None
-        waited = time.monotonic() - t0
+        time.sleep(0.3)
         during = counts[0] - started
+        with pytest.raises(RuntimeError, match="while run"):
+            pump.set_streams([(b"other", b"0-0")])
+        t0 = time.monotonic()
     finally:
+        error = running.stop()
         stop.set()
         spinner.join()
-        reader.close()
-    assert waited >= 0.29
+        sock.close()
+    assert error is None
+    assert time.monotonic() - t0 < 1.0  # its XREAD in flight (BLOCK 100 ms), then it returned
     assert during > 10_000  # the spinner ran (with the GIL held, it would not have moved at all)
+    assert pump.streams() == [(stream.encode(), last)] and pump.take() == []
+
+
+def test_bad_arguments_are_refused_naming_what_is_accepted():
+    pump = mm_streamio.Pump(-1)
+    with pytest.raises(ValueError, match="at least one stream"):
+        pump.run(0, 10, 10, 100)
+    with pytest.raises(ValueError, match=r"stream 1: .*entry id of 1 to 47 bytes .*got 1 and 0 bytes"):
+        pump.set_streams([(b"a", b"0-0"), (b"b", b"")])
+    with pytest.raises(TypeError):
+        pump.set_streams([("text", b"0-0")])
+    assert pump.streams() == []  # a refused list changes nothing
+    pump.set_streams([(b"a", b"0-0")])
+    with pytest.raises(ValueError, match=r"count must be > 0.*got 0"):
+        pump.run(0, 0, 10, 100)
 
 
 class _Server:
-    """A local TCP server that answers each request with ``script(conn)``."""
+    """A local TCP server: ``script(conn)`` talks to the one client (its requests unread)."""
 
     def __init__(self, script) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -169,7 +289,6 @@ class _Server:
     def _serve(self) -> None:
         conn, _ = self.listener.accept()
         with conn:
-            conn.recv(65536)
             self.script(conn)
 
     def client(self) -> socket.socket:
@@ -182,67 +301,85 @@ class _Server:
         self.thread.join(5)
 
 
-def test_a_reply_arriving_in_pieces_is_returned_whole():
-    reply = pack(("a", "bb", "x" * 70000))  # a RESP array of bulk strings, as a reply can be
+def _xread_reply(stream: bytes, entries: list[tuple[bytes, list[bytes]]]) -> bytes:
+    parts = [b"*1\r\n*2\r\n", pack((stream,))[4:], b"*%d\r\n" % len(entries)]  # pack: *1 header, then $name
+    for entry_id, fields in entries:
+        parts.append(b"*2\r\n$%d\r\n%s\r\n" % (len(entry_id), entry_id) + pack(tuple(fields)))
+    return b"".join(parts)
 
-    def dribble(conn):
-        for i in range(0, 40):  # the first 40 bytes one at a time, then the rest in two parts
-            conn.sendall(reply[i : i + 1])
-            time.sleep(0.001)
-        conn.sendall(reply[40:5000])
-        time.sleep(0.02)
-        conn.sendall(reply[5000:])
-        time.sleep(0.2)
 
-    server = _Server(dribble)
+def _pump_against(server: _Server, timeout_ms: int = 3000):
+    """Run a pump on one stream ``s`` against ``server`` until it fails: (error, replies, streams)."""
     sock = server.client()
+    pump = mm_streamio.Pump(-1)
+    pump.set_streams([(b"s", b"0-0")])
     try:
-        data, arrived = mm_streamio.exchange(sock.fileno(), -1, b"PING\r\n", 3000)
-        assert data == reply
-        assert arrived == 0  # this socket does not stamp receive times
-        parser = hiredis.Reader()
-        parser.feed(data)
-        assert parser.gets() == [b"a", b"bb", b"x" * 70000]
+        with pytest.raises(Exception) as failed:
+            pump.run(sock.fileno(), 100, 100, timeout_ms)
+        return failed.value, pump.take(), pump.streams()
     finally:
         sock.close()
         server.close()
+
+
+def test_replies_arriving_in_pieces_are_queued_whole_and_a_server_gone_keeps_them():
+    first = _xread_reply(b"s", [(b"5-0", [b"e", b"x" * 70000, b"p", b"1"])])
+    second = _xread_reply(b"s", [(b"6-0", [b"e", b"y", b"p", b"2"]), (b"6-1", [b"e", b"z", b"p", b"3"])])
+
+    def dribble(conn):
+        conn.recv(65536)
+        for i in range(0, 40):  # the first 40 bytes one at a time, then the rest in two parts
+            conn.sendall(first[i : i + 1])
+            time.sleep(0.001)
+        conn.sendall(first[40:5000])
+        time.sleep(0.02)
+        conn.sendall(first[5000:])
+        request = conn.recv(65536)
+        assert b"$3\r\n5-0\r\n" in request, request  # the next XREAD goes on after the last id
+        conn.sendall(b"*-1\r\n")  # BLOCK ran out: nothing is queued
+        conn.recv(65536)
+        conn.sendall(second)
+        conn.recv(65536)  # then the server goes away
+
+    error, replies, streams = _pump_against(_Server(dribble))
+    assert isinstance(error, ConnectionError) and "Redis closed the connection (0 bytes" in str(error)
+    assert [data for data, *_ in replies] == [first, second]  # both kept through the failure
+    assert [(i, f[3]) for _s, i, f in _entries(replies)] == [(b"5-0", b"1"), (b"6-0", b"2"), (b"6-1", b"3")]
+    assert streams == [(b"s", b"6-1")]  # a new connection goes on from there
 
 
 def test_a_reply_cut_off_is_a_connection_error_naming_what_arrived():
-    server = _Server(lambda conn: conn.sendall(b"*2\r\n$3\r\nabc\r\n"))  # then the server hangs up
-    sock = server.client()
-    try:
-        with pytest.raises(ConnectionError, match=r"Redis closed the connection \(13 bytes"):
-            mm_streamio.exchange(sock.fileno(), -1, b"PING\r\n", 3000)
-    finally:
-        sock.close()
-        server.close()
+    error, replies, _ = _pump_against(
+        _Server(lambda conn: (conn.recv(65536), conn.sendall(b"*1\r\n*2\r\n$1\r\ns\r\n")))
+    )
+    assert isinstance(error, ConnectionError) and "Redis closed the connection (15 bytes" in str(error)
+    assert replies == []
 
 
 def test_no_reply_within_the_timeout_is_a_timeout_error():
-    done = threading.Event()
-    server = _Server(lambda conn: done.wait(5))  # reads the request, never answers
-    sock = server.client()
-    try:
-        t0 = time.monotonic()
-        with pytest.raises(TimeoutError, match=r"no complete reply from Redis within 200 ms \(0 bytes"):
-            mm_streamio.exchange(sock.fileno(), -1, b"PING\r\n", 200)
-        assert 0.19 <= time.monotonic() - t0 < 2
-    finally:
-        done.set()
-        sock.close()
-        server.close()
+    server = _Server(lambda conn: (conn.recv(65536), time.sleep(0.8)))  # reads the request, never answers
+    t0 = time.monotonic()
+    error, replies, _ = _pump_against(server, timeout_ms=300)
+    assert isinstance(error, TimeoutError)
+    assert "no complete reply from Redis within 300 ms (0 bytes" in str(error)
+    assert 0.79 <= time.monotonic() - t0 < 3 and replies == []  # 0.3 s, then the server's 0.8 s end
 
 
-def test_bytes_that_are_not_resp_are_a_connection_error():
-    server = _Server(lambda conn: (conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n"), time.sleep(0.2)))
-    sock = server.client()
-    try:
-        with pytest.raises(ConnectionError, match="not a RESP reply"):
-            mm_streamio.exchange(sock.fileno(), -1, b"PING\r\n", 3000)
-    finally:
-        sock.close()
-        server.close()
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "not a RESP reply: unexpected type byte"),
+        (b"+OK\r\n", "not an XREAD reply: 5 bytes of an unexpected shape"),
+        (b"*1\r\n*2\r\n:1\r\n*0\r\n", "not an XREAD reply"),  # a stream name that is not a string
+        (b"*-1\r\n+PONG\r\n", "not an XREAD reply: 12 bytes"),  # a reply to nothing behind it: out of step
+    ],
+)
+def test_bytes_that_are_not_an_xread_reply_are_a_connection_error(answer, message):
+    error, replies, streams = _pump_against(
+        _Server(lambda conn: (conn.recv(65536), conn.sendall(answer), time.sleep(0.3)))
+    )
+    assert isinstance(error, ConnectionError) and message in str(error), error
+    assert replies == [] and streams == [(b"s", b"0-0")]
 
 
 def _in_thread(fn):
@@ -286,24 +423,3 @@ def test_real_time_priority_can_be_turned_off_and_its_refusal_is_logged(monkeypa
     with caplog.at_level(logging.INFO, logger="workers.host"):
         assert _in_thread(_reader_realtime)[:2] == (False, os.SCHED_OTHER)
     assert "real-time priority not available" in caplog.text and "ulimit -r 1" in caplog.text
-
-
-@pytest.mark.parametrize("native", [True, False], ids=["C", "python"])
-def test_the_wake_byte_goes_out_even_when_redis_cannot_be_reached(native):
-    """The reader owes the loop a wake-up when it reads again: if that read cannot even connect
-    (Redis restarting), the loop must still be woken, or the batches it holds would wait."""
-    unused = socket.create_server(("127.0.0.1", 0))
-    port = unused.getsockname()[1]
-    unused.close()  # nothing listens there now
-    wake_r, wake_w = socket.socketpair()
-    wake_w.setblocking(False)
-    reader = _StreamSocket(f"redis://127.0.0.1:{port}/0")
-    reader.native = native
-    try:
-        with pytest.raises(ConnectionRefusedError):
-            reader.xread({"s": b"0-0"}, count=1, block_ms=1, wake_fd=wake_w.fileno())
-        assert wake_r.recv(16) == b"\0"
-    finally:
-        reader.close()
-        wake_r.close()
-        wake_w.close()
