@@ -273,6 +273,11 @@ class BotRunner:
         """Reconcile with the venue before quoting (see the module docstring)."""
         setup, engine, venue = self.setup, self.engine, self.venue
         ts = time.time_ns()
+        # The latest id the bot placed under any owner (set with each fenced place): an order
+        # cancelled before its row was written leaves no row, venue order or trade to skip past.
+        last_place = await venue.redis.get(keys.bot_last_place(setup.bot_id))
+        if last_place:
+            engine.ids.skip_past(last_place.decode() if isinstance(last_place, bytes) else last_place)
         on_venue = await venue.restore()
         if isinstance(venue, PaperVenue):
             await self._rows_for_paper_orders(on_venue)

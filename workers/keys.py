@@ -94,6 +94,13 @@ def paper_account(account_id: int, what: str) -> str:
     return f"{prefix()}:paper:{account_id}:{what}"
 
 
+def bot_last_place(bot_id: int) -> str:
+    """The client id of the bot's latest place (set by the fenced place scripts): a new owner
+    never issues it or an earlier one again, even when no row, venue order or trade of it is
+    left (an order cancelled before its row was written)."""
+    return f"{prefix()}:bot:{bot_id}:lastplace"
+
+
 def place_log() -> str:
     """Audit stream of every order place/cancel with the fencing token that sent it."""
     return f"{prefix()}:placelog"

@@ -53,6 +53,7 @@ FENCE = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('xadd', KEYS[2], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[2], 'token', ARGV[3], 'cid', ARGV[4],
            'action', ARGV[5])
+if ARGV[5] == 'place' then redis.call('set', KEYS[3], ARGV[4]) end
 return 1
 """
 
@@ -220,7 +221,16 @@ class LiveVenue:
 
     async def _fence(self, cid: str, action: str) -> None:
         ok = await self.redis.eval(
-            FENCE, 2, self.lease_key, self._k_log, self.lease_value, self.bot_id, self.token, cid, action
+            FENCE,
+            3,
+            self.lease_key,
+            self._k_log,
+            keys.bot_last_place(self.bot_id),
+            self.lease_value,
+            self.bot_id,
+            self.token,
+            cid,
+            action,
         )
         if not ok:
             raise LeaseLost(f"{action} {cid} not sent: lease no longer ours")

@@ -44,6 +44,7 @@ if ARGV[4] ~= '' then
   redis.call('xadd', KEYS[3], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[5], 'token', ARGV[6], 'cid', ARGV[2],
              'action', ARGV[4])
 end
+if ARGV[4] == 'place' then redis.call('set', KEYS[4], ARGV[2]) end
 return 1
 """
 DELETE = """
@@ -169,6 +170,7 @@ class PaperVenue:
         self._unconfirmed: list[asyncio.Future] = []
         self.round_trips = 0  # waits for Redis (a statistic: a quote cycle makes 0-3)
         self._k_log = keys.place_log()
+        self._k_last_place = keys.bot_last_place(bot_id)
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
         # Places the venue took whose answer was lost (injected timeouts): ``recover_place`` must
         # not call them "never arrived" once they are gone (cancelled in the same batch).
@@ -471,10 +473,11 @@ class PaperVenue:
     def _put_op(self, record: dict) -> tuple:
         return (
             PUT,
-            3,
+            4,
             self.lease_key,
             self._k_orders,
             self._k_log,
+            self._k_last_place,
             self.lease_value,
             record["cid"],
             json.dumps(record),

@@ -154,3 +154,57 @@ def test_take_over_never_reuses_the_id_of_an_order_the_venue_holds_without_a_row
     placed = [f[b"cid"].decode() for _id, f in redis_client.xrange(keys.place_log()) if f[b"action"] == b"place"]
     assert placed and held not in placed
     assert all(int(cid.rsplit("-", 1)[1], 36) > 35 for cid in placed)
+
+
+def test_take_over_never_reuses_the_id_of_an_order_cancelled_before_its_row_was_written(host, redis_client):
+    """An owner that placed an order and cancelled it within the few ms before its row was
+    written, then died, leaves no row, venue order or trade of it: the new owner learns the id
+    from the bot's last-place mark (set by the same fenced script as the place) and never
+    issues it, or any id before it, again."""
+    import json
+    import time
+
+    from apps.bots.models import Bot
+    from apps.bots.services import bot_start
+    from apps.orders.models import Order
+    from workers import keys, records, supervisor
+    from workers.leases import SyncLease
+    from workers.paper_venue import DELETE, PUT
+
+    user, account, bots = make_paper_bots(1, start=False)
+    bot = bots[0]
+    prefix = records.bot_prefix(bot)
+    gone = f"{prefix}-z"  # sequence 35: placed and cancelled by a previous owner, no row
+    k_orders = keys.paper(account.pk, "BTC/USDT", "orders")
+    record = {"cid": gone, "voi": f"P{account.pk}-{gone}", "side": 1, "price": 100, "qty": 100, "filled": 0,
+              "tif": "GTC", "ts": time.time_ns()}  # fmt: skip
+    lease = SyncLease(redis_client, keys.bot_lease(bot.pk), keys.bot_fence(bot.pk), "previous-owner")
+    assert lease.acquire()
+    last_place = keys.bot_last_place(bot.pk)
+    args = (lease.key, k_orders, keys.place_log(), last_place, lease.value, gone)
+    assert redis_client.eval(PUT, 4, *args, json.dumps(record), "place", bot.pk, lease.token) == 1
+    assert redis_client.eval(DELETE, 3, *args[:3], lease.value, gone, "cancel", bot.pk, lease.token) == 1
+    lease.release()
+    assert redis_client.get(last_place) == gone.encode() and not redis_client.hexists(k_orders, gone)
+    assert not Order.objects.filter(bot=bot).exists()
+    bot_start(bot=bot, actor=user)
+    supervisor.tick()
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "running", 20)
+    assert wait_until(lambda: Order.objects.filter(bot=bot).count() >= 2, 20)
+    placed = placed_now(redis_client, bot.pk)
+    assert placed[0] == gone and len(placed) >= 3  # the previous owner's, then the new owner's
+    assert all(int(cid.rsplit("-", 1)[1], 36) > 35 for cid in placed[1:])
+    # every place moves the mark: it is the newest id placed so far
+    mark = redis_client.get(last_place).decode()
+    assert mark in placed_now(redis_client, bot.pk)
+    assert int(mark.rsplit("-", 1)[1], 36) >= max(int(cid.rsplit("-", 1)[1], 36) for cid in placed)
+
+
+def placed_now(redis_client, bot_id: int) -> list[str]:
+    from workers import keys
+
+    return [
+        f[b"cid"].decode()
+        for _id, f in redis_client.xrange(keys.place_log())
+        if f[b"action"] == b"place" and f[b"bot"] == str(bot_id).encode()
+    ]
