@@ -614,6 +614,11 @@ static PyObject *Pump_run(Pump *p, PyObject *args)
             free(buf);
             continue;
         }
+        if (len < 32768) { /* a small reply keeps a small buffer while it waits for the loop */
+            char *fitted = realloc(buf, (size_t)len);
+            if (fitted != NULL)
+                buf = fitted;
+        }
         reply_node *node = malloc(sizeof *node);
         if (node == NULL) {
             free(buf);
