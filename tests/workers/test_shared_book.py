@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 
 import pytest
@@ -22,6 +23,17 @@ def on_loop(host, fn):
 
 async def _call(fn):
     return fn()
+
+
+class _Subscriber:
+    """What the host hands market items to (a bot runner's two members)."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.wake = threading.Event()
+
+    def push_market(self, item) -> None:
+        self.items.append(item)
 
 
 def test_bots_of_one_feed_read_one_book_and_a_bot_behind_records_every_fill(host, redis_client):
@@ -268,21 +280,11 @@ def test_reader_batches_queued_while_the_loop_is_busy_wake_it_once_and_arrive_in
     """The stream reader wakes the loop (a self-pipe write, which gives the GIL away) only when
     the loop has taken every earlier batch; batches queued meanwhile all arrive, in order, even
     past one the loop fails on."""
-    import threading
-
     from trading.events import TradeTick
     from trading.instruments import Side
     from workers import codec, keys
 
-    class Subscriber:  # what the host hands market items to (a bot runner's two members)
-        def __init__(self) -> None:
-            self.items: list = []
-            self.wake = threading.Event()
-
-        def push_market(self, item) -> None:
-            self.items.append(item)
-
-    sub = Subscriber()
+    sub = _Subscriber()
     on_loop(host, lambda: host.subscribe(sub, "sim:test", "X/Y"))  # no feed publishes there
     stream = keys.feed_stream("sim:test", "X/Y")
     busy, release = threading.Event(), threading.Event()
@@ -319,25 +321,16 @@ def test_the_host_reader_follows_streams_subscribed_later_and_hands_every_entry_
 ):
     """The reader (the C pump where it is built) reads the streams in use when they change, from
     their newest entry on, and hands every entry to the loop in order, a bad one skipped."""
-    import threading
 
     from trading.events import TradeTick
     from trading.instruments import Side
     from workers import codec, keys
 
-    class Subscriber:  # what the host hands market items to (a bot runner's two members)
-        def __init__(self) -> None:
-            self.items: list = []
-            self.wake = threading.Event()
-
-        def push_market(self, item) -> None:
-            self.items.append(item)
-
     def publish(stream: str, i: int) -> None:
         trade = TradeTick(i, 100 + i, 10, Side.BUY, f"t{i}")
         redis_client.xadd(stream, {"e": codec.encode_trade(trade), "p": str(time.time_ns())})
 
-    first, second = Subscriber(), Subscriber()
+    first, second = _Subscriber(), _Subscriber()
     s1, s2 = keys.feed_stream("sim:a", "X/Y"), keys.feed_stream("sim:b", "X/Y")
     publish(s2, 99)  # before anyone reads s2: not handed over (reading starts at the newest)
     on_loop(host, lambda: host.subscribe(first, "sim:a", "X/Y"))

@@ -189,11 +189,18 @@ def test_the_loop_is_woken_once_per_take_and_a_full_wake_socket_is_no_error(clea
         wake_w.close()
 
 
-def test_an_error_reply_is_raised_naming_it_and_nothing_is_queued(clean_redis, settings):
+@pytest.fixture
+def not_a_stream_and_a_stream(clean_redis, settings) -> tuple[str, str]:
+    """A key XREAD refuses (WRONGTYPE) and a stream with one entry."""
     key = f"{settings.REDIS_PREFIX}:streamio:not-a-stream"
     clean_redis.set(key, "x")
     stream = f"{settings.REDIS_PREFIX}:streamio:ok"
     clean_redis.xadd(stream, {"e": b"1", "p": "1"})
+    return key, stream
+
+
+def test_an_error_reply_is_raised_naming_it_and_nothing_is_queued(not_a_stream_and_a_stream, settings):
+    key, stream = not_a_stream_and_a_stream
     sock = _connected(settings)
     pump = mm_streamio.Pump(-1)
     try:
@@ -210,11 +217,8 @@ def test_an_error_reply_is_raised_naming_it_and_nothing_is_queued(clean_redis, s
         sock.close()
 
 
-def test_the_python_path_raises_an_error_reply_and_its_connection_stays_usable(clean_redis, settings):
-    key = f"{settings.REDIS_PREFIX}:streamio:not-a-stream"
-    clean_redis.set(key, "x")
-    stream = f"{settings.REDIS_PREFIX}:streamio:ok"
-    clean_redis.xadd(stream, {"e": b"1", "p": "1"})
+def test_the_python_path_raises_an_error_reply_and_its_connection_stays_usable(not_a_stream_and_a_stream, settings):
+    key, stream = not_a_stream_and_a_stream
     reader = _StreamSocket(settings.REDIS_URL)
     try:
         with pytest.raises(ResponseError, match="WRONGTYPE"):
