@@ -8,7 +8,9 @@
  * waits too. Pump.run() repeats XREAD with the GIL released, notes where each stream goes on,
  * queues whole replies and wakes the loop, which parses them (it holds the GIL anyway).
  *
- * Pump(wake_fd)                    wake_fd: a socket the loop watches (one byte per wake-up), or -1
+ * Pump(wake_fd, max_queued_bytes=64 MiB)
+ *                                  wake_fd: a socket the loop watches (one byte per wake-up), or -1;
+ *                                  run() holds off while this much is queued and not taken
  *   .set_streams([(name, id)...])  the streams to read, each after entry id (bytes)
  *   .streams()                     [(name, id)...]: where each stream's next read starts
  *   .run(fd, count, block_ms, timeout_ms)
@@ -20,7 +22,7 @@
  *                                  arrived_ns: the kernel's receive time of the reply's first
  *                                  bytes (SO_TIMESTAMPNS), 0 when the socket does not stamp
  *   .interrupt()                   the run in progress (or the next) returns after its exchange
- *   .counts()                      (replies queued, entries in them) so far
+ *   .counts()                      (replies queued, entries in them, times run() held off) so far
  *
  * reply_length(data) -> length of the first complete RESP reply in data, 0 if incomplete
  *   (exposed for tests; raises ValueError on a type byte RESP does not have).
@@ -277,15 +279,17 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    pthread_mutex_t lock; /* guards head, tail, scheduled, counts and the streams' ids */
+    pthread_mutex_t lock; /* guards head, tail, scheduled, queued_bytes, counts and the streams' ids */
+    pthread_cond_t taken; /* signalled by take() and interrupt(): a run holding off goes on */
     reply_node *head, *tail;
+    Py_ssize_t queued_bytes, max_queued; /* run() holds off while the loop has not taken this much */
     int scheduled;   /* a wake byte went out and the loop has not taken since */
     int wake_fd;
     int interrupted; /* __atomic */
     int running;     /* __atomic: run() is in progress (streams may not change) */
     stream_pos *streams;
     Py_ssize_t nstreams;
-    long long replies, entries; /* totals, for stats and tests */
+    long long replies, entries, held_off; /* totals, for stats and tests */
 } Pump;
 
 static long long now_ns(void)
@@ -306,15 +310,21 @@ static void free_streams(Pump *p)
 
 static int Pump_init(Pump *p, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"wake_fd", NULL};
+    static char *kwlist[] = {"wake_fd", "max_queued_bytes", NULL};
     int wake_fd;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i", kwlist, &wake_fd))
+    Py_ssize_t max_queued = 64 * 1024 * 1024;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|n", kwlist, &wake_fd, &max_queued))
         return -1;
     if (p->wake_fd != -2) {
         PyErr_SetString(PyExc_RuntimeError, "Pump is already initialised");
         return -1;
     }
+    if (max_queued <= 0) {
+        PyErr_Format(PyExc_ValueError, "max_queued_bytes must be > 0 (got %zd)", max_queued);
+        return -1;
+    }
     p->wake_fd = wake_fd;
+    p->max_queued = max_queued;
     return 0;
 }
 
@@ -324,6 +334,7 @@ static PyObject *Pump_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (p == NULL)
         return NULL;
     pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->taken, NULL);
     p->wake_fd = -2; /* not yet initialised */
     return (PyObject *)p;
 }
@@ -338,6 +349,7 @@ static void Pump_dealloc(Pump *p)
         n = next;
     }
     free_streams(p);
+    pthread_cond_destroy(&p->taken);
     pthread_mutex_destroy(&p->lock);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
@@ -568,6 +580,27 @@ static PyObject *Pump_run(Pump *p, PyObject *args)
 
     Py_BEGIN_ALLOW_THREADS
     while (!__atomic_exchange_n(&p->interrupted, 0, __ATOMIC_SEQ_CST)) {
+        /* The loop is far behind (stuck?): leave the entries in Redis until it takes what it has
+         * (a stream is capped there; a book snapshot repairs what it trims) rather than growing
+         * without bound here. */
+        pthread_mutex_lock(&p->lock);
+        int held = 0;
+        while (p->queued_bytes >= p->max_queued && !__atomic_load_n(&p->interrupted, __ATOMIC_SEQ_CST)) {
+            if (!held)
+                p->held_off++;
+            held = 1;
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 100 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p->taken, &p->lock, &until);
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (held)
+            continue; /* check for an interrupt() that came meanwhile, then read on */
         Py_ssize_t cmd_len;
         char *cmd = xread_command(p, count, block_ms, &cmd_len);
         if (cmd == NULL) {
@@ -639,6 +672,7 @@ static PyObject *Pump_run(Pump *p, PyObject *args)
         p->tail = node;
         p->replies++;
         p->entries += entries;
+        p->queued_bytes += len;
         int wake = !p->scheduled;
         p->scheduled = 1;
         pthread_mutex_unlock(&p->lock);
@@ -672,6 +706,8 @@ static PyObject *Pump_take(Pump *p, PyObject *unused)
     reply_node *n = p->head;
     p->head = p->tail = NULL;
     p->scheduled = 0;
+    p->queued_bytes = 0;
+    pthread_cond_signal(&p->taken);
     pthread_mutex_unlock(&p->lock);
     PyObject *out = PyList_New(0);
     while (n != NULL) {
@@ -692,15 +728,18 @@ static PyObject *Pump_take(Pump *p, PyObject *unused)
 static PyObject *Pump_interrupt(Pump *p, PyObject *unused)
 {
     __atomic_store_n(&p->interrupted, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&p->lock); /* a run holding off wakes at once */
+    pthread_cond_signal(&p->taken);
+    pthread_mutex_unlock(&p->lock);
     Py_RETURN_NONE;
 }
 
 static PyObject *Pump_counts(Pump *p, PyObject *unused)
 {
     pthread_mutex_lock(&p->lock);
-    long long replies = p->replies, entries = p->entries;
+    long long replies = p->replies, entries = p->entries, held_off = p->held_off;
     pthread_mutex_unlock(&p->lock);
-    return Py_BuildValue("(LL)", replies, entries);
+    return Py_BuildValue("(LLL)", replies, entries, held_off);
 }
 
 static PyMethodDef pump_methods[] = {
@@ -715,14 +754,15 @@ static PyMethodDef pump_methods[] = {
      "take() -> [(reply, sent_ns, arrived_ns, received_ns), ...]: the queued replies, oldest first."},
     {"interrupt", (PyCFunction)Pump_interrupt, METH_NOARGS,
      "interrupt(): the running (or next) run() returns after its exchange in flight."},
-    {"counts", (PyCFunction)Pump_counts, METH_NOARGS, "counts() -> (replies queued, entries in them) so far."},
+    {"counts", (PyCFunction)Pump_counts, METH_NOARGS,
+     "counts() -> (replies queued, entries in them, times run() held off for the loop) so far."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject PumpType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "mm_streamio.Pump",
-    .tp_doc = "Pump(wake_fd): the stream reader's XREAD loop in C (see mm_streamio.c).",
+    .tp_doc = "Pump(wake_fd, max_queued_bytes=64 MiB): the stream reader's XREAD loop in C (see mm_streamio.c).",
     .tp_basicsize = sizeof(Pump),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = Pump_new,

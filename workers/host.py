@@ -34,6 +34,7 @@ except ImportError:  # not built: the pure-Python path (same results, more GIL w
     mm_streamio = None
 from redis.exceptions import ResponseError
 
+from mmsite.env import env_int
 from trading.book import OrderBook, SequenceGap
 from trading.events import TradeTick
 from workers import codec, keys
@@ -44,6 +45,9 @@ from workers.redismux import RedisMux, connection_setup, pack
 
 logger = logging.getLogger(__name__)
 DESIRED_CHECK_S = 5.0  # how often each bot's desired state is read from the database
+# The C reader holds off while the loop has not taken this much (a stuck loop must not make it
+# queue without bound; the entries wait in Redis, capped there).
+READER_MAX_QUEUED = env_int("MM_READER_MAX_QUEUED_BYTES", 64 << 20, minimum=1)
 _host: Host | None = None
 _STATUS_ENCODER = json.JSONEncoder(default=str)  # one encoder, not one per json.dumps call
 _host_lock = threading.Lock()
@@ -110,6 +114,7 @@ class Host:
         self._reply_parser = hiredis.Reader(replyError=ResponseError)  # the loop's, for the pump's replies
         self.reader_realtime = False  # the reader thread runs SCHED_FIFO (``_reader_realtime``)
         self.reader_native = False  # the reader's XREAD loop is in C (``mm_streamio``)
+        self.reader_held_off = 0  # times the C reader waited for the loop to take its replies
         # publish -> the XREAD reply holding the entry is whole in this process, queued for the
         # loop (the reader's transport: the feed's write, Redis, the reader's read).
         self.feed_latency_ns: deque[int] = deque(maxlen=20000)
@@ -419,7 +424,7 @@ class Host:
                 "not built" if mm_streamio is None else "turned off (MM_STREAMIO=0)",
             )
         else:
-            self._pump = mm_streamio.Pump(self._wake_w.fileno())
+            self._pump = mm_streamio.Pump(self._wake_w.fileno(), max_queued_bytes=READER_MAX_QUEUED)
         ids: dict[str, bytes] = {}
         while not self._reader_stop.is_set():
             try:
@@ -532,6 +537,15 @@ class Host:
                 batch = self._parse_reply(data, sent, arrived or received, received)
                 if batch:
                     batches.append(batch)
+            held_off = pump.counts()[2]
+            if held_off != self.reader_held_off:  # the loop was stuck or far behind
+                logger.warning(
+                    "stream reader waited %d time(s) for the loop to take %d MiB of replies; "
+                    "the entries meanwhile waited in Redis",
+                    held_off - self.reader_held_off,
+                    READER_MAX_QUEUED >> 20,
+                )
+                self.reader_held_off = held_off
         taken = time.time_ns()
         waits = self.feed_taken_ns
         for batch in batches:
@@ -742,6 +756,7 @@ class Host:
             "reader_wake_p99_ms": _pct(wakes, 0.99) / 1e6,
             "reader_native": self.reader_native,
             "reader_realtime": self.reader_realtime,
+            "reader_held_off": self.reader_held_off,
         }
 
 

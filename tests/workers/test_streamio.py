@@ -74,7 +74,9 @@ class _Running:
     def wait_for(self, entries: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         while self.pump.counts()[1] < entries and self.thread.is_alive():
-            assert time.monotonic() < deadline, f"only {self.pump.counts()} (replies, entries) within {timeout} s"
+            assert time.monotonic() < deadline, (
+                f"only {self.pump.counts()} (replies, entries, held off) within {timeout} s"
+            )
             time.sleep(0.005)
 
     def stop(self) -> BaseException | None:
@@ -207,7 +209,7 @@ def test_an_error_reply_is_raised_naming_it_and_nothing_is_queued(not_a_stream_a
         pump.set_streams([(key.encode(), b"0-0")])
         with pytest.raises(RuntimeError, match="Redis answered XREAD with an error: WRONGTYPE"):
             pump.run(sock.fileno(), 10, 10, 3000)
-        assert pump.take() == [] and pump.counts() == (0, 0)
+        assert pump.take() == [] and pump.counts() == (0, 0, 0)
         pump.set_streams([(stream.encode(), b"0-0")])  # the connection is still in step
         running = _Running(pump, sock.fileno())
         running.wait_for(1)
@@ -266,7 +268,37 @@ def test_the_gil_is_free_while_the_pump_runs_and_streams_change_only_between_run
     assert pump.streams() == [(stream.encode(), last)] and pump.take() == []
 
 
+def test_the_pump_holds_off_while_the_loop_has_not_taken_its_share_and_loses_nothing(clean_redis, settings):
+    """A loop that stops taking (stuck) must not make the reader queue without bound: past
+    ``max_queued_bytes`` the pump waits, the entries wait in Redis, and after a take it goes on
+    from where it was; interrupt() ends a run that is holding off at once."""
+    stream = f"{settings.REDIS_PREFIX}:streamio:held"
+    sock = _connected(settings)
+    pump = mm_streamio.Pump(-1, max_queued_bytes=1)  # one reply of any size fills it
+    pump.set_streams([(stream.encode(), b"0-0")])
+    running = _Running(pump, sock.fileno())
+    try:
+        clean_redis.xadd(stream, {"e": b"x", "p": "1"})
+        running.wait_for(1)
+        for n in range(2, 5):
+            clean_redis.xadd(stream, {"e": b"x", "p": str(n)})
+        time.sleep(0.3)
+        assert pump.counts() == (1, 1, 1)  # held off: the three newer entries wait in Redis
+        assert [f[3] for _s, _i, f in _entries(pump.take())] == [b"1"]
+        running.wait_for(4)  # taken: it reads on, all three in one reply
+        assert pump.counts()[:2] == (2, 4)
+        t0 = time.monotonic()
+    finally:
+        error = running.stop()
+        sock.close()
+    assert error is None and time.monotonic() - t0 < 0.5  # holding off again: interrupted at once
+    assert [f[3] for _s, _i, f in _entries(pump.take())] == [b"2", b"3", b"4"]
+    assert pump.counts()[2] == 2
+
+
 def test_bad_arguments_are_refused_naming_what_is_accepted():
+    with pytest.raises(ValueError, match=r"max_queued_bytes must be > 0 \(got 0\)"):
+        mm_streamio.Pump(-1, max_queued_bytes=0)
     pump = mm_streamio.Pump(-1)
     with pytest.raises(ValueError, match="at least one stream"):
         pump.run(0, 10, 10, 100)
