@@ -445,9 +445,8 @@ class Host:
 
     def _pump_streams(self, client, stream_reader: _StreamSocket, ids: dict[str, bytes], wanted) -> None:
         """Read ``wanted`` with the C pump until interrupted (streams changed, stop) or failed;
-        ``ids`` carries each stream's position from one run to the next."""
+        ``ids`` carries each stream's position from one run to the next (updated on the way out)."""
         pump = self._pump
-        ids.update((name.decode(), last) for name, last in pump.streams())
         self._reader_sync_ids(client, ids, wanted)
         pump.set_streams([(s.encode(), ids[s]) for s in wanted])
         try:
