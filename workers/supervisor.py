@@ -110,8 +110,12 @@ def tick() -> dict[str, int]:
 
 @shared_task(name="workers.supervisor.tick")
 def supervisor_tick() -> dict[str, int]:
-    """Beat entry point (every 5 s)."""
-    return tick()
+    """Beat entry point (every 5 s); stamps its run for /healthz (``apps.core.health``)."""
+    from apps.core.health import write_stamp
+
+    counters = tick()
+    write_stamp("supervisor", {"worker": getattr(supervisor_tick.request, "hostname", None), **counters})
+    return counters
 
 
 def register_feed_interest(venue: str, symbol: str, ttl_s: int = 60) -> None:

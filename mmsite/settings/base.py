@@ -152,7 +152,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "global_keyprefix": f"{REDIS_PREFIX}:celery:"}
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, stamping each pass for /healthz.
+CELERY_BEAT_SCHEDULER = "apps.core.beat:StampedDatabaseScheduler"
 CELERY_TASK_ROUTES = {
     "workers.feeds.*": {"queue": "feeds"},
     "workers.bots.*": {"queue": "bots"},
@@ -259,7 +260,8 @@ WEB_THREADS = env.env_int("WEB_THREADS", 2, minimum=1, maximum=256)
 WEB_MAX_BODY_BYTES = env.env_int("WEB_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024, maximum=1024**3)
 
 # --- Health ------------------------------------------------------------------------------------
-# A worker or beat heartbeat older than this is reported as down by /healthz.
+# A worker heartbeat, beat's last tick or the supervisor's last run older than this (seconds)
+# is reported as down by /healthz.
 HEALTH_HEARTBEAT_MAX_AGE = 30
 
 LOGGING = {

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from apps.bots.selectors import bot_list
 from apps.bots.services import global_kill_switch
-from apps.core.health import check_health
+from apps.core.health import CONTROL_PLANE, check_health, control_plane
 from apps.core.selectors import incident_list
 from apps.dashboard import live
 
@@ -25,9 +25,12 @@ def operators(request):
     _require_operator(request.user)
     bots = list(bot_list(user=request.user))
     statuses = live.bot_status_many(bot_ids=[b.pk for b in bots])
+    health = check_health()  # the same report /healthz answers with
     context = {
         "rows": [{"bot": b, "status": statuses.get(b.pk)} for b in bots],
-        "health": check_health(),
+        "health": health,
+        "control_plane": control_plane(health),
+        "control_plane_checks": CONTROL_PLANE,
         "feeds": live.feed_health_all(),
         "incidents": incident_list(user=request.user).order_by("-ts")[:50],
     }

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.test import Client
 
-from apps.core.health import write_heartbeat
+from apps.core.health import write_heartbeat, write_stamp
 
 pytestmark = pytest.mark.django_db
 
@@ -16,19 +17,31 @@ def test_healthz_reports_services_and_missing_workers(clean_redis):
     assert response.status_code == 503 and body["status"] == "degraded"
     checks = body["checks"]
     assert checks["database"]["up"] and checks["redis"]["up"]
-    assert checks["timescaledb"]["present"] is False
+    assert checks["timescaledb"] == {"present": False}
     assert checks["workers"]["up"] is False and checks["beat"]["up"] is False
+    assert checks["supervisor"]["up"] is False and checks["default_consumer"]["up"] is False
 
 
-def test_healthz_is_ok_with_fresh_worker_and_beat_heartbeats(clean_redis, admin_user):
-    write_heartbeat("worker", "w1@host", {"queues": ["default", "bots"]})
+def _control_plane_alive(queues=("default", "backtests")) -> None:
+    write_heartbeat("worker", "w1@host", {"queues": list(queues)})
     write_heartbeat("beat", "host", {})
-    body = Client().get("/healthz").json()
-    assert body["status"] == "ok" and body["checks"]["workers"] == {"up": True, "count": 1}
+    write_stamp("beat", {"host": "host"})
+    write_stamp("supervisor", {"worker": "w1@host", "wanted": 3, "owned": 2, "claim_pending": 1})
+
+
+def test_healthz_is_ok_with_a_default_worker_beat_ticking_and_the_supervisor_running(clean_redis, admin_user):
+    _control_plane_alive(queues=("default", "bots"))
+    response = Client().get("/healthz")
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "ok", body
+    assert body["checks"]["workers"] == {"up": True, "count": 1}
+    assert body["checks"]["default_consumer"] == {"up": True, "count": 1}
     operator = Client()
     operator.force_login(admin_user)
-    details = operator.get("/healthz").json()
-    assert details["checks"]["workers"]["workers"][0]["queues"] == ["default", "bots"]
+    details = operator.get("/healthz").json()["checks"]
+    assert details["workers"]["workers"][0]["queues"] == ["default", "bots"]
+    assert details["supervisor"]["worker"] == "w1@host" and details["supervisor"]["wanted"] == 3
+    assert details["default_consumer"]["workers"] == ["w1@host"]
 
 
 def test_stale_heartbeats_count_as_down(clean_redis, settings):
@@ -39,6 +52,42 @@ def test_stale_heartbeats_count_as_down(clean_redis, settings):
     clean_redis.set(heartbeat_key("beat", "host"), old)
     body = Client().get("/healthz").json()
     assert body["checks"]["workers"]["up"] is False and body["checks"]["beat"]["up"] is False
+
+
+@pytest.mark.parametrize("silent", ["beat", "supervisor"])
+def test_a_silent_beat_or_supervisor_makes_healthz_fail(clean_redis, silent):
+    """Processes alive (heartbeats fresh) but beat not ticking or the supervisor not running."""
+    from apps.core.health import stamp_key
+
+    _control_plane_alive()
+    clean_redis.set(stamp_key(silent), json.dumps({"ts": time.time() - 31}))
+    response = Client().get("/healthz")
+    checks = response.json()["checks"]
+    assert response.status_code == 503 and checks[silent]["up"] is False
+    assert checks["workers"]["up"] and checks["default_consumer"]["up"]
+
+
+def test_bot_hosts_alone_do_not_make_healthz_ok(clean_redis):
+    """Issue 23: the default worker died, the bot hosts still beat; /healthz stayed 200."""
+    _control_plane_alive(queues=("bots", "feeds"))
+    response = Client().get("/healthz")
+    checks = response.json()["checks"]
+    assert response.status_code == 503
+    assert checks["workers"] == {"up": True, "count": 1} and checks["default_consumer"] == {"up": False, "count": 0}
+
+
+def test_operators_page_shows_the_control_plane_and_timescaledb_as_healthz_does(clean_redis, admin_user):
+    _control_plane_alive(queues=("bots", "feeds"))
+    operator = Client()
+    operator.force_login(admin_user)
+    html = operator.get("/operators/").content.decode()
+    health_card = html[html.index("System health") : html.index('id="control-plane"')]
+    assert 'timescaledb</td><td><span class="badge">absent</span>' in health_card
+    control = html[html.index('id="control-plane"') :]
+    control = control[: control.index("</section>")]
+    assert 'Control plane <span class="badge state-error">down</span>' in control
+    assert "no live worker consumes the default queue" in control
+    assert "2 owned, 1 waiting for a host" in control and "on w1@host" in control
 
 
 def test_openapi_schema_and_interactive_docs_render_without_a_cdn(django_user_model):
