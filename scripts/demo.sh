@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The run command: set everything up, then run web, Celery worker(s) and beat under one
-# process manager (honcho). Ctrl-C stops them all.
+# The run command: set everything up, then run every Procfile process (web, Celery worker, bot
+# hosts, beat) under supervisord, which restarts any process that dies (scripts/run_procfile.py,
+# docs/operations.md). Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -22,7 +23,8 @@ cat <<MSG
   MarketMakerSuite is starting at  http://$HOST:$PORT/
   Sign in as  demo / demo-trader-2026   (operator: ops / ops-operator-2026, admin at /admin/)
   Health: http://$HOST:$PORT/healthz   API docs: http://$HOST:$PORT/api/v1/docs/
+  Logs: var/supervisor/log/<process>.log   A process that dies is started again.
   Press Ctrl-C to stop everything.
 
 MSG
-exec .venv/bin/honcho --no-colour -f Procfile start
+exec .venv/bin/python scripts/run_procfile.py
