@@ -138,17 +138,24 @@ def setup_rest_users(count: int) -> list[str]:
     return tokens
 
 
-def start_server(port: int, workers: int, ws_deflate: bool = False) -> subprocess.Popen:
-    """The web server as the Procfile runs it (``python -m mmsite.serve``: one SO_REUSEPORT
-    socket per process, permessage-deflate off). ``ws_deflate`` runs plain uvicorn with
-    permessage-deflate on instead (the experiment in docs/web.md)."""
+def start_server(port: int, workers: int, ws_deflate: bool = False, app: str = "") -> subprocess.Popen:
+    """The web server as the Procfile runs it (its ``web:`` line: gunicorn with uvicorn workers,
+    one SO_REUSEPORT socket per worker, permessage-deflate off), with ``app`` instead of
+    ``mmsite.asgi:application`` when given (a comparison, e.g. ``bench.asgi_django:application``).
+    ``ws_deflate`` runs plain uvicorn with permessage-deflate on instead (the experiment in
+    docs/web.md)."""
+    env = dict(os.environ, HOST="127.0.0.1", PORT=str(port), WEB_WORKERS=str(workers))
     if ws_deflate:
-        cmd = [sys.executable, "-m", "uvicorn", "mmsite.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-               "--lifespan", "off", "--no-access-log", "--log-level", "warning", "--workers", str(workers)]  # fmt: skip
+        cmd = [sys.executable, "-m", "uvicorn", app or "mmsite.asgi:application", "--host", "127.0.0.1",
+               "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+               "--workers", str(workers)]  # fmt: skip
     else:
-        cmd = [sys.executable, "-m", "mmsite.serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
-    process = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ))
+        web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+        command = web.split(":", 1)[1].strip() + " --log-level warning"
+        if app:
+            command = command.replace("mmsite.asgi:application", app)
+        cmd = ["/bin/sh", "-c", "exec " + command]
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
     wanted = 1 if ws_deflate else workers  # one listening socket per process with SO_REUSEPORT
     while time.monotonic() < deadline:
@@ -482,6 +489,7 @@ def main() -> None:
     parser.add_argument(
         "--server-deflate", action="store_true", help="let uvicorn accept permessage-deflate (Procfile: off)"
     )
+    parser.add_argument("--app", default="", help="ASGI application to serve instead of mmsite.asgi:application")
     parser.add_argument("--rest-seconds", type=float, default=5.0)
     parser.add_argument("--rest-concurrency", type=int, default=32)
     parser.add_argument("--rest-users", type=int, default=8, help="REST clients spread over this many users")
@@ -502,11 +510,11 @@ def main() -> None:
         in_process(tokens, args.in_process)
         return
     port = free_port()
-    server = start_server(port, args.web_workers, args.server_deflate)
+    server = start_server(port, args.web_workers, args.server_deflate, args.app)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"load {os.getloadavg()[0]:.1f}; python {platform.python_version()}; web processes {args.web_workers}, "
-        f"server permessage-deflate {'on' if args.server_deflate else 'off'}"
+        f"server permessage-deflate {'on' if args.server_deflate else 'off'}, app {args.app or 'mmsite.asgi:application'}"
     )
     try:
         held = 0

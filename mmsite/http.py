@@ -8,6 +8,16 @@ with the thread hand-offs that was 30-40 % of a request's CPU (``docs/web.md``).
 thread keeps its database connection (``DB_CONN_MAX_AGE``, health-checked) and the process
 shares one Redis pool, so connections are bounded by threads x processes.
 
+Why it is kept although gunicorn + uvicorn now run the processes: the REST target (>= 500
+authenticated list requests a second on the 2-core box, ``bench/bench_web.py``) needs it. Served
+by the Procfile's gunicorn command, a list request cost 5.0-5.3 ms of server CPU through this
+pool against 7.8-8.6 ms through Django's own ASGI handler (``bench/asgi_django.py``; five
+alternating runs each, 2026-12-07, on a machine loaded by parallel work, bench/README.md): at
+the ~1.5 cores the web tier gets on a quiet box, that is the difference between ~540 req/s
+measured with this pool (2.6-2.7 ms a request then) and ~340 req/s by the same ratio without it.
+Delete this module if a quiet-machine run of ``bench_web --app bench.asgi_django:application``
+shows Django's handler meeting the target.
+
 The request body is read on the event loop (at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` plus
 ``FILE_UPLOAD_MAX_MEMORY_SIZE``, else 413), the view runs on a pool thread, and the response
 is collected there and sent from the loop in one go (no cross-thread hop per chunk). Every view
