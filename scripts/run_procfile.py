@@ -8,7 +8,7 @@ replaces itself with ``supervisord -n`` in the foreground: a process that exits 
 is started again (``autorestart``), the others keep running; Ctrl-C or SIGTERM stops them all.
 Each process's output goes to ``<state-dir>/log/<name>.log`` (rotated at 10 MB, 3 kept);
 supervisord itself prints every start and exit. ``supervisorctl -c <state-dir>/supervisord.conf
-status`` lists the processes and their pids while it runs. Why Supervisor rather than honcho,
+status`` lists the processes (``procfile:<name>``) and their pids while it runs. Why Supervisor rather than honcho,
 circus or a wrapper of our own: docs/operations.md.
 """
 
@@ -65,6 +65,9 @@ def supervisord_config(processes: list[tuple[str, str]], state_dir: Path, workdi
         f"serverurl=unix://{_value(str(state_dir / 'supervisor.sock'))}",
         "",
     ]
+    # One group: on Ctrl-C supervisord stops a group's processes together (separate programs
+    # would be stopped one after another, each allowed its stopwaitsecs).
+    lines += ["[group:procfile]", f"programs={','.join(name for name, _command in processes)}", ""]
     for name, command in processes:
         lines += [
             f"[program:{name}]",

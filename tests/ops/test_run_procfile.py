@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def _status(config: Path) -> dict[str, tuple[str, int | None]]:
-    """``{name: (state, pid)}`` from ``supervisorctl status``."""
+    """``{name: (state, pid)}`` from ``supervisorctl status`` (names ``procfile:<name>`` there)."""
     out = subprocess.run(
         [str(Path(sys.executable).with_name("supervisorctl")), "-c", str(config), "status"],
         capture_output=True, text=True, timeout=20,
@@ -30,7 +30,7 @@ def _status(config: Path) -> dict[str, tuple[str, int | None]]:
         fields = line.split()
         if len(fields) >= 2:
             pid = int(fields[3].rstrip(",")) if len(fields) > 3 and fields[2] == "pid" else None
-            found[fields[0]] = (fields[1], pid)
+            found[fields[0].removeprefix("procfile:")] = (fields[1], pid)
     return found
 
 
