@@ -55,11 +55,11 @@ class PnlSnapshot(models.Model):
 class PnlMinute(models.Model):
     """PnL per bot and minute: last values, equity high/low and the largest drawdown.
 
-    Not managed by Django: on plain PostgreSQL it is a table that a statement-level trigger on
-    ``portfolio_pnlsnapshot`` keeps up to date for every insert (COPY, bulk_create, single
-    rows); on TimescaleDB it is a view over the ``pnl_1m`` continuous aggregate. Either way,
-    re-bucketing these rows gives exactly what bucketing the raw snapshots gives, many times
-    faster. Read it through :func:`apps.portfolio.selectors.pnl_series`.
+    Not managed by Django: the same table on both databases, kept up to date for every insert
+    (COPY, bulk_create, single rows) by a trigger on ``portfolio_pnlsnapshot``: statement-level
+    on plain PostgreSQL, row-level on TimescaleDB (migrations 0005-0007). Re-bucketing these
+    rows gives exactly what bucketing the raw snapshots gives, many times faster. Read it
+    through :func:`apps.portfolio.selectors.pnl_series`.
     """
 
     pk = models.CompositePrimaryKey("bot", "minute")

@@ -83,3 +83,19 @@ def pnl_snapshots_bulk_insert(rows: Iterable[Mapping[str, Any]], *, validate: bo
             copy.write_row(_pnl_row(row) if validate else [row[c] for c in PNL_COLUMNS])
             count += 1
     return count
+
+
+def pnl_delete_for_bot(*, bot_id: int) -> int:
+    """Delete a bot's PnL snapshots and its minute rollup; returns the snapshots deleted.
+
+    Run before the bot's own delete (``pre_delete``, same transaction). The filter is on
+    ``bot_id`` alone, the compression ``segmentby`` column, so on TimescaleDB compressed chunks
+    lose whole batches without decompressing a row (no continuous aggregate and no row-level
+    DELETE trigger on the table, either of which would force decompression and hit
+    ``timescaledb.max_tuples_decompressed_per_dml_transaction``). The rollup rows go
+    explicitly: on plain PostgreSQL a trigger would do it, on TimescaleDB nothing else does."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM portfolio_pnlsnapshot WHERE bot_id = %s", [bot_id])
+        deleted = cursor.rowcount
+        cursor.execute("DELETE FROM portfolio_pnlminute WHERE bot_id = %s", [bot_id])
+    return deleted
