@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
 from timescale.db.models.fields import TimescaleDateTimeField
 
@@ -25,6 +27,25 @@ class Balance(models.Model):
         return f"{self.account_id} {self.asset} {self.total}"
 
 
+class PnlSnapshotQuerySet(models.QuerySet):
+    def delete(self):
+        """Delete, keeping the minute rollup right on TimescaleDB too (plain PostgreSQL's
+        AFTER DELETE trigger does it there; see ``pnl_minutes_recompute``)."""
+        from django.db import connections, transaction
+
+        from apps.core.timeseries import Bucket, timescale_enabled
+        from apps.portfolio.services import pnl_minutes_recompute
+
+        if not timescale_enabled(connections[self.db]):
+            return super().delete()
+        with transaction.atomic(using=self.db):
+            minute = Bucket(models.F("ts"), timedelta(minutes=1))
+            keys = list(self.annotate(minute=minute).values_list("bot_id", "minute").distinct().order_by())
+            result = super().delete()
+            pnl_minutes_recompute(keys)
+        return result
+
+
 class PnlSnapshot(models.Model):
     """A bot's position and PnL at one moment (quote currency). Time series."""
 
@@ -43,6 +64,8 @@ class PnlSnapshot(models.Model):
     equity = models.DecimalField(**MONEY)
     peak_equity = models.DecimalField(**MONEY)
     drawdown = models.DecimalField(**MONEY)
+
+    objects = PnlSnapshotQuerySet.as_manager()
 
     class Meta:
         ordering = ["-ts"]

@@ -85,6 +85,34 @@ def pnl_snapshots_bulk_insert(rows: Iterable[Mapping[str, Any]], *, validate: bo
     return count
 
 
+_ROLLUP_VALUES = ("position", "cash", "mid", "realized", "unrealized", "fees", "equity", "peak_equity")
+_KEYS = "(SELECT DISTINCT * FROM unnest(%s::bigint[], %s::timestamptz[]) AS k (bot_id, bucket)) AS keys"
+_FORGET_SQL = f"DELETE FROM portfolio_pnlminute m USING {_KEYS} WHERE m.bot_id = keys.bot_id AND m.bucket = keys.bucket"
+_RECOMPUTE_SQL = f"""
+INSERT INTO portfolio_pnlminute
+    (bot_id, bucket, last_ts, {", ".join(_ROLLUP_VALUES)}, equity_high, equity_low, max_drawdown)
+SELECT s.bot_id, keys.bucket, max(s.ts),
+       {", ".join(f"(array_agg(s.{name} ORDER BY s.ts DESC))[1]" for name in _ROLLUP_VALUES)},
+       max(s.equity), min(s.equity), max(s.drawdown)
+FROM {_KEYS} JOIN portfolio_pnlsnapshot s
+  ON s.bot_id = keys.bot_id AND s.ts >= keys.bucket AND s.ts < keys.bucket + INTERVAL '1 minute'
+GROUP BY s.bot_id, keys.bucket
+"""
+
+
+def pnl_minutes_recompute(keys: Iterable[tuple[int, datetime]]) -> None:
+    """Recompute the rollup of these (bot id, minute start) pairs from the snapshots left:
+    what the AFTER DELETE trigger does on plain PostgreSQL, for TimescaleDB (where a row-level
+    DELETE trigger would make every delete decompress the batches it touches)."""
+    keys = list(keys)
+    if not keys:
+        return
+    params = [[k[0] for k in keys], [k[1] for k in keys]]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_FORGET_SQL, params)
+        cursor.execute(_RECOMPUTE_SQL, params)
+
+
 def pnl_delete_for_bot(*, bot_id: int) -> int:
     """Delete a bot's PnL snapshots and its minute rollup; returns the snapshots deleted.
 

@@ -7,7 +7,7 @@ so the compression policy applies to all of it) and the half hour before ``recen
 couple of minutes ago, inside any refresh window), lets every TimescaleDB background job run
 once (compression, retention, and whatever refresh policies exist), then writes what a
 refresh window never covers: a backfill before the history, late snapshots into compressed
-chunks, a single ORM insert. No job runs after that (a scheduler outage). It reads
+chunks, a single ORM insert, an ORM delete of a few minutes. No job runs after that (a scheduler outage). It reads
 ``pnl_series`` (1m, 1h, 1d, bounds on and off whole minutes) and the raw-snapshot reference
 for the same ranges, deletes one bot with TimescaleDB's decompression limit lowered to 1,000
 rows (the bot has 8,640 compressed snapshots), and reads candles of trades that share
@@ -107,6 +107,12 @@ def run(anchor: datetime, recent: datetime) -> dict:
     ]
     PnlSnapshot.objects.bulk_create([PnlSnapshot(**row) for row in late])
     pnl_snapshot_record(**_snapshot(bot.pk, start + timedelta(hours=12, seconds=59, microseconds=5), 900_005))
+    # An ORM delete inside compressed chunks: the minutes it touches are recomputed.
+    PnlSnapshot.objects.filter(
+        bot_id=bot.pk,
+        ts__gte=start + timedelta(hours=30, minutes=59, seconds=10),
+        ts__lt=start + timedelta(hours=31, minutes=2),
+    ).delete()
 
     ranges = {
         "1m": (start + timedelta(hours=29, minutes=58, seconds=17), start + timedelta(hours=31, seconds=3)),
