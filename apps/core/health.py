@@ -13,6 +13,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from apps.core.db.backend.base import timescale_status
 from apps.core.timeseries import timescale_enabled
 
 _redis_client: redis.Redis | None = None
@@ -57,7 +58,8 @@ def check_health() -> dict:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["database"] = {"up": True}
-        checks["timescaledb"] = {"up": True, "present": timescale_enabled(connection)}
+        status = timescale_status(connection)
+        checks["timescaledb"] = {"up": True, "present": timescale_enabled(connection), "reason": status.reason}
     except Exception as exc:  # report, never raise: this is the health page
         checks["database"] = {"up": False, "error": str(exc).splitlines()[0][:200]}
         checks["timescaledb"] = {"up": False, "present": None}

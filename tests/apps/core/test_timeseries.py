@@ -10,6 +10,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.db.models import Count, Max, Min
+from django.test import Client
 
 from apps.core.timeseries import First, Last, bucketed, parse_interval, timescale_enabled
 
@@ -35,7 +36,7 @@ def python_buckets(offsets_s: list[int], width: timedelta) -> dict[datetime, int
     return dict(counts)
 
 
-def test_detection_matches_the_server():
+def test_detection_matches_the_server_and_operators_see_why(admin_user):
     from apps.core.db.backend.base import timescale_status
 
     with connection.cursor() as cursor:
@@ -47,6 +48,10 @@ def test_detection_matches_the_server():
     if not installed:
         assert status == (False, "not usable: the timescaledb extension is not installed on the server")
     assert timescale_enabled(connection) is (status.usable and created)
+    operator = Client()
+    operator.force_login(admin_user)
+    health = operator.get("/healthz").json()["checks"]["timescaledb"]
+    assert health == {"up": True, "present": timescale_enabled(connection), "reason": status.reason}
 
 
 @pytest.mark.parametrize(

@@ -57,8 +57,8 @@ def timescale_status(connection) -> TimescaleStatus:
         else:
             cached = TimescaleStatus(
                 False,
-                "not usable: the timescaledb extension is installed but not in shared_preload_libraries "
-                f"(now {preload!r}), so TimescaleDB would refuse to load; add it and restart PostgreSQL",
+                "not usable: the timescaledb extension is installed but not in shared_preload_libraries, "
+                "so TimescaleDB would refuse to load; add it there and restart PostgreSQL",
             )
         connection._mm_timescale_status = cached
     return cached
