@@ -120,3 +120,19 @@ def test_timescaledb_installed_but_not_preloaded_is_not_used_and_migrate_makes_p
         "SELECT relname, relkind FROM pg_class WHERE relname IN ('portfolio_pnlsnapshot', 'portfolio_pnlminute')",
     )
     assert sorted(kinds) == [("portfolio_pnlminute", "r"), ("portfolio_pnlsnapshot", "r")]
+
+
+def test_flush_truncates_the_minute_rollup_with_the_snapshots(timescaledb):
+    """Django's test flush TRUNCATEs the snapshots hypertable; its TRUNCATE trigger empties the rollup."""
+    timescaledb.python(
+        "-c",
+        "import django; django.setup(); from datetime import datetime, UTC; "
+        "from tests.workers.helpers import make_paper_bots; from tests.timescale.scenario import _snapshot; "
+        "from apps.portfolio.services import pnl_snapshot_record; "
+        "_u, _a, (bot,) = make_paper_bots(1, username='flush', start=False); "
+        "pnl_snapshot_record(**_snapshot(bot.pk, datetime(2026, 11, 2, tzinfo=UTC), 1))",
+    )
+    count = "SELECT (SELECT count(*) FROM portfolio_pnlsnapshot), (SELECT count(*) FROM portfolio_pnlminute)"
+    assert all(n > 0 for n in _query(timescaledb, count)[0])
+    timescaledb.manage("flush", "--no-input")
+    assert _query(timescaledb, count) == [(0, 0)]
