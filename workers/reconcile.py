@@ -3,7 +3,9 @@
 The venue is the truth. Open orders with the bot's prefix on the venue but closed or unknown in
 the database are orphans: cancelled (through the owner, fenced). Orders open in the database
 for more than a grace period but not on the venue are closed (filled if the venue's trades
-cover them). Venue trades missing from the database are recorded (idempotent). Balances are
+cover them). Venue trades missing from the database for more than the same grace period are
+recorded (idempotent); younger ones are still on their way through the bot's database writer
+and are left to it. Balances are
 replaced by the venue's (paper: initial balances plus the fills' movements). Every discrepancy
 is an :class:`apps.core.models.Incident` visible to the owner and operators.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -23,7 +26,7 @@ from workers import keys, lifecycle, records
 from workers.paper_venue import delta_quote_units
 
 logger = logging.getLogger(__name__)
-GRACE_S = 30
+GRACE_S = 30  # orders and fills younger than this are still in flight, never discrepancies
 
 
 def _incident(bot, kind: str, message: str, data: dict) -> None:
@@ -57,7 +60,10 @@ def reconcile_bot(redis, bot) -> dict[str, int]:
                 account_id=bot.exchange_account_id, venue_trade_id__in=[t["id"] for t in ours]
             ).values_list("venue_trade_id", flat=True)
         )
-        missing = [t for t in ours if t["id"] not in known]
+        # A fill the venue reported less than GRACE_S ago is normally still queued in the bot's
+        # database writer: recording it here would raise a false incident.
+        settled_ns = time.time_ns() - GRACE_S * 1_000_000_000
+        missing = [t for t in ours if t["id"] not in known and t["ts"] <= settled_ns]
         if missing:
             rows = [
                 {

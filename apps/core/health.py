@@ -18,6 +18,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from apps.core.db.backend.base import timescale_status
 from apps.core.timeseries import timescale_enabled
 
 _redis_client: redis.Redis | None = None
@@ -92,7 +93,8 @@ def check_health() -> dict:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["database"] = {"up": True}
-        checks["timescaledb"] = {"present": timescale_enabled(connection)}
+        status = timescale_status(connection)
+        checks["timescaledb"] = {"present": timescale_enabled(connection), "reason": status.reason}
     except Exception as exc:  # report, never raise: this is the health page
         checks["database"] = {"up": False, "error": str(exc).splitlines()[0][:200]}
         checks["timescaledb"] = {"present": None}

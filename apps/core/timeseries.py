@@ -7,7 +7,10 @@ explicit origin, put every row in the same bucket; the origin defaults to Timesc
 are refused: ``date_bin`` cannot express them.
 
 ``First``/``Last`` pick the value at the earliest/latest time in a group (TimescaleDB's
-``first``/``last``, or an ordered ``array_agg`` on plain PostgreSQL).
+``first``/``last``, or an ordered ``array_agg`` on plain PostgreSQL). Rows sharing that time
+make the pick arbitrary on both; with ``tiebreak`` (e.g. a trade id) the order is
+(time, tiebreak) and both databases run the same ordered ``array_agg``, so the pick is
+deterministic and equal.
 """
 
 from __future__ import annotations
@@ -89,24 +92,29 @@ class Bucket(models.Func):
 
 
 class _Ordered(models.Aggregate):
-    """Value at the first/last time of a group."""
+    """Value at the first/last (time[, tiebreak...]) of a group."""
 
     timescale_function = ""
     direction = ""
 
-    def __init__(self, value, time, **extra):
-        super().__init__(value, time, **extra)
+    def __init__(self, value, time, *tiebreak, **extra):
+        self.tiebreaks = len(tiebreak)
+        super().__init__(value, time, *tiebreak, **extra)
 
     def _resolve_output_field(self):
         return self.get_source_expressions()[0].output_field
 
     def as_sql(self, compiler, connection, **extra_context):
-        if timescale_enabled(connection):
+        if timescale_enabled(connection) and not self.tiebreaks:
             return super().as_sql(compiler, connection, function=self.timescale_function, **extra_context)
-        value_sql, value_params = compiler.compile(self.source_expressions[0])
-        time_sql, time_params = compiler.compile(self.source_expressions[1])
-        sql = f"(array_agg({value_sql} ORDER BY {time_sql} {self.direction}))[1]"
-        return sql, (*value_params, *time_params)
+        value_sql, params = compiler.compile(self.source_expressions[0])
+        keys = []
+        for expression in self.source_expressions[1:]:
+            key_sql, key_params = compiler.compile(expression)
+            keys.append(f"{key_sql} {self.direction}")
+            params = (*params, *key_params)
+        sql = f"(array_agg({value_sql} ORDER BY {', '.join(keys)}))[1]"
+        return sql, tuple(params)
 
 
 class First(_Ordered):

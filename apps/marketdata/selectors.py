@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, F, Max, Min, QuerySet, Sum
+from django.db.models.functions import Length
 
 from apps.core.timeseries import Bucket, First, Last, bucketed, parse_interval
 from apps.exchanges.models import Market
@@ -15,16 +16,22 @@ from apps.marketdata.models import DepthSnapshot, TopOfBookSnapshot, Trade
 
 def candles(*, market: Market, interval: str | timedelta, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """OHLCV candles from stored trades in ``[start, end)``: rows ``{bucket, open, high, low,
-    close, volume, trades}`` ordered by time; buckets without trades are absent."""
+    close, volume, trades}`` ordered by time; buckets without trades are absent.
+
+    Trades sharing a timestamp are ordered by trade id (numeric ids numerically: shorter first,
+    then by text), so open and close are the same on every run and on both databases. Always
+    computed from the trades themselves (there is no continuous aggregate of candles), so a
+    late or backfilled trade counts as soon as it is stored."""
     trades = Trade.objects.filter(market=market, ts__gte=start, ts__lt=end)
+    order = ("ts", Length("trade_id"), "trade_id")
     rows = bucketed(
         trades,
         time_field="ts",
         interval=interval,
-        open=First("price", "ts"),
+        open=First("price", *order),
         high=Max("price"),
         low=Min("price"),
-        close=Last("price", "ts"),
+        close=Last("price", *order),
         volume=Sum("qty"),
         trades=Count("id"),
     )

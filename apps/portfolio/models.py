@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
 from timescale.db.models.fields import TimescaleDateTimeField
 
@@ -25,6 +27,25 @@ class Balance(models.Model):
         return f"{self.account_id} {self.asset} {self.total}"
 
 
+class PnlSnapshotQuerySet(models.QuerySet):
+    def delete(self):
+        """Delete, keeping the minute rollup right on TimescaleDB too (plain PostgreSQL's
+        AFTER DELETE trigger does it there; see ``pnl_minutes_recompute``)."""
+        from django.db import connections, transaction
+
+        from apps.core.timeseries import Bucket, timescale_enabled
+        from apps.portfolio.services import pnl_minutes_recompute
+
+        if not timescale_enabled(connections[self.db]):
+            return super().delete()
+        with transaction.atomic(using=self.db):
+            minute = Bucket(models.F("ts"), timedelta(minutes=1))
+            keys = list(self.annotate(minute=minute).values_list("bot_id", "minute").distinct().order_by())
+            result = super().delete()
+            pnl_minutes_recompute(keys)
+        return result
+
+
 class PnlSnapshot(models.Model):
     """A bot's position and PnL at one moment (quote currency). Time series."""
 
@@ -44,6 +65,8 @@ class PnlSnapshot(models.Model):
     peak_equity = models.DecimalField(**MONEY)
     drawdown = models.DecimalField(**MONEY)
 
+    objects = PnlSnapshotQuerySet.as_manager()
+
     class Meta:
         ordering = ["-ts"]
         indexes = [models.Index(fields=["bot", "ts"], name="pnlsnapshot_bot_ts")]
@@ -55,11 +78,11 @@ class PnlSnapshot(models.Model):
 class PnlMinute(models.Model):
     """PnL per bot and minute: last values, equity high/low and the largest drawdown.
 
-    Not managed by Django: on plain PostgreSQL it is a table that a statement-level trigger on
-    ``portfolio_pnlsnapshot`` keeps up to date for every insert (COPY, bulk_create, single
-    rows); on TimescaleDB it is a view over the ``pnl_1m`` continuous aggregate. Either way,
-    re-bucketing these rows gives exactly what bucketing the raw snapshots gives, many times
-    faster. Read it through :func:`apps.portfolio.selectors.pnl_series`.
+    Not managed by Django: the same table on both databases, kept up to date for every insert
+    (COPY, bulk_create, single rows) by a trigger on ``portfolio_pnlsnapshot``: statement-level
+    on plain PostgreSQL, row-level on TimescaleDB (migrations 0005-0007). Re-bucketing these
+    rows gives exactly what bucketing the raw snapshots gives, many times faster. Read it
+    through :func:`apps.portfolio.selectors.pnl_series`.
     """
 
     pk = models.CompositePrimaryKey("bot", "minute")

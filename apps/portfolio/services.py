@@ -83,3 +83,47 @@ def pnl_snapshots_bulk_insert(rows: Iterable[Mapping[str, Any]], *, validate: bo
             copy.write_row(_pnl_row(row) if validate else [row[c] for c in PNL_COLUMNS])
             count += 1
     return count
+
+
+_ROLLUP_VALUES = ("position", "cash", "mid", "realized", "unrealized", "fees", "equity", "peak_equity")
+_KEYS = "(SELECT DISTINCT * FROM unnest(%s::bigint[], %s::timestamptz[]) AS k (bot_id, bucket)) AS keys"
+_FORGET_SQL = f"DELETE FROM portfolio_pnlminute m USING {_KEYS} WHERE m.bot_id = keys.bot_id AND m.bucket = keys.bucket"
+_RECOMPUTE_SQL = f"""
+INSERT INTO portfolio_pnlminute
+    (bot_id, bucket, last_ts, {", ".join(_ROLLUP_VALUES)}, equity_high, equity_low, max_drawdown)
+SELECT s.bot_id, keys.bucket, max(s.ts),
+       {", ".join(f"(array_agg(s.{name} ORDER BY s.ts DESC))[1]" for name in _ROLLUP_VALUES)},
+       max(s.equity), min(s.equity), max(s.drawdown)
+FROM {_KEYS} JOIN portfolio_pnlsnapshot s
+  ON s.bot_id = keys.bot_id AND s.ts >= keys.bucket AND s.ts < keys.bucket + INTERVAL '1 minute'
+GROUP BY s.bot_id, keys.bucket
+"""
+
+
+def pnl_minutes_recompute(keys: Iterable[tuple[int, datetime]]) -> None:
+    """Recompute the rollup of these (bot id, minute start) pairs from the snapshots left:
+    what the AFTER DELETE trigger does on plain PostgreSQL, for TimescaleDB (where a row-level
+    DELETE trigger would make every delete decompress the batches it touches)."""
+    keys = list(keys)
+    if not keys:
+        return
+    params = [[k[0] for k in keys], [k[1] for k in keys]]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_FORGET_SQL, params)
+        cursor.execute(_RECOMPUTE_SQL, params)
+
+
+def pnl_delete_for_bot(*, bot_id: int) -> int:
+    """Delete a bot's PnL snapshots and its minute rollup; returns the snapshots deleted.
+
+    Run before the bot's own delete (``pre_delete``, same transaction). The filter is on
+    ``bot_id`` alone, the compression ``segmentby`` column, so on TimescaleDB compressed chunks
+    lose whole batches without decompressing a row (no continuous aggregate and no row-level
+    DELETE trigger on the table, either of which would force decompression and hit
+    ``timescaledb.max_tuples_decompressed_per_dml_transaction``). The rollup rows go
+    explicitly: on plain PostgreSQL a trigger would do it, on TimescaleDB nothing else does."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM portfolio_pnlsnapshot WHERE bot_id = %s", [bot_id])
+        deleted = cursor.rowcount
+        cursor.execute("DELETE FROM portfolio_pnlminute WHERE bot_id = %s", [bot_id])
+    return deleted

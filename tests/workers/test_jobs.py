@@ -137,7 +137,7 @@ def test_reconciliation_cancels_orphans_records_missing_fills_and_closes_vanishe
         [(bot.pk, account.pk, bot.market_id, inst, PlaceOrder(f"{prefix}-1", Side.BUY, 6_000_000, 100))]
     )
     Order.objects.filter(client_order_id=f"{prefix}-1").update(updated=timezone.now() - timedelta(minutes=5))
-    ts = time.time_ns()
+    ts = time.time_ns() - (reconcile.GRACE_S + 5) * 1_000_000_000  # past the fills' grace period
     clean_redis.rpush(k_trades, json.dumps({"cid": f"{prefix}-1", "voi": "v", "side": 1, "price": 6_000_000,
                                             "qty": 100, "leaves": 0, "fee": 0, "maker": True, "ts": ts, "id": "p-1"}))  # fmt: skip
     result = reconcile.run()
@@ -156,6 +156,47 @@ def test_reconciliation_cancels_orphans_records_missing_fills_and_closes_vanishe
     assert Balance.objects.filter(account=account, asset="USDT").exists()
     again = reconcile.run()  # nothing new: idempotent
     assert again["orphans"] == 0 and again["fills"] == 0 and again["closed"] == 0
+
+
+def test_reconciliation_leaves_fills_still_in_flight_to_the_writer_until_the_grace_period_ends(clean_redis):
+    from apps.core.models import Incident
+    from apps.orders.models import Fill
+    from workers import keys, reconcile
+
+    _user, account, (bot,) = make_paper_bots(1)
+    bot.refresh_from_db()
+    k_trades = keys.paper(account.pk, "BTC/USDT", "trades")
+    now = time.time_ns()
+    for trade_id, age_s in (("young-1", 0.02), ("young-2", 0.35), ("young-3", reconcile.GRACE_S - 5)):
+        clean_redis.rpush(k_trades, json.dumps({"cid": f"{bot.client_id_prefix}-1", "voi": "v", "side": 1,
+                                                "price": 6_000_000, "qty": 10, "leaves": 90, "fee": 0,
+                                                "maker": True, "ts": now - int(age_s * 1e9), "id": trade_id}))  # fmt: skip
+    result = reconcile.run()
+    assert result["bots"] == 1 and result["fills"] == 0
+    assert not Fill.objects.filter(account=account).exists()
+    assert not Incident.objects.filter(bot=bot, kind="missing_fill").exists()
+    # Later (the same trades, stamped GRACE_S + 1 s back instead of waiting): the writer has
+    # recorded one of them; the other two are missing for real and are recorded with an incident.
+    from workers import records
+
+    inst = records.market_instrument(bot.market)
+    old = now - (reconcile.GRACE_S + 1) * 1_000_000_000
+    clean_redis.delete(k_trades)
+    for trade_id in ("young-1", "young-2", "young-3"):
+        clean_redis.rpush(k_trades, json.dumps({"cid": f"{bot.client_id_prefix}-1", "voi": "v", "side": 1,
+                                                "price": 6_000_000, "qty": 10, "leaves": 90, "fee": 0,
+                                                "maker": True, "ts": old, "id": trade_id}))  # fmt: skip
+    records.fills_record(
+        [{"ts": records.ns_to_dt(old), "account_id": account.pk, "bot_id": bot.pk,
+          "client_order_id": f"{bot.client_id_prefix}-1", "venue_trade_id": "young-1", "side": "buy",
+          "price": inst.price(6_000_000), "quantity": inst.quantity(10), "fee": inst.cash(0),
+          "fee_currency": inst.quote, "liquidity": "maker"}],
+        count_new=True,
+    )  # fmt: skip
+    result = reconcile.run()
+    assert result["fills"] == 2
+    incident = Incident.objects.get(bot=bot, kind="missing_fill")
+    assert incident.data["trade_ids"] == ["young-2", "young-3"]
 
 
 def test_seed_demo_creates_running_paper_bots_once_and_schedules_install(clean_redis):

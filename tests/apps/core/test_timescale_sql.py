@@ -1,6 +1,8 @@
-"""The TimescaleDB policy and continuous-aggregate SQL our migrations run.
+"""The TimescaleDB policy and continuous-aggregate SQL our migrations run, checked on plain
+PostgreSQL (on TimescaleDB these checks are skipped: ``tests/timescale`` runs the migrations
+and their statements for real there).
 
-TimescaleDB is not installed here, so the statements cannot run for real. Instead: (1) their
+Without TimescaleDB the statements cannot run for real. Instead: (1) their
 key parts are asserted as TimescaleDB 2.x documents them; (2) they are parsed and type-checked
 by this PostgreSQL against stand-ins with the exact TimescaleDB 2.x signatures (named
 arguments and types) — the ``timescaledb.*`` storage options fail only at execution with
@@ -19,6 +21,15 @@ from django.db.utils import DatabaseError
 from apps.core import timescale
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _plain_postgres_only(db):
+    from apps.core.timeseries import timescale_enabled
+
+    if timescale_enabled(connection):
+        pytest.skip("stand-ins for TimescaleDB's functions need plain PostgreSQL; tests/timescale runs the real ones")
+
 
 marketdata_policies = importlib.import_module("apps.marketdata.migrations.0002_timescale_policies")
 arbitrage_policies = importlib.import_module("apps.arbitrage.migrations.0002_timescale_policies")

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.db.models import Count, Max, Min
+from django.test import Client
 
 from apps.core.timeseries import First, Last, bucketed, parse_interval, timescale_enabled
 
@@ -35,8 +36,39 @@ def python_buckets(offsets_s: list[int], width: timedelta) -> dict[datetime, int
     return dict(counts)
 
 
-def test_plain_postgres_is_detected_here():
-    assert timescale_enabled(connection) is False
+def test_detection_matches_the_server_and_operators_see_why(admin_user):
+    from apps.core.db.backend.base import timescale_status
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')")
+        (installed,) = cursor.fetchone()
+        cursor.execute("SELECT to_regclass('timescaledb_information.hypertables') IS NOT NULL")
+        (created,) = cursor.fetchone()
+    status = timescale_status(connection)
+    if not installed:
+        assert status == (False, "not usable: the timescaledb extension is not installed on the server")
+    assert timescale_enabled(connection) is (status.usable and created)
+    operator = Client()
+    operator.force_login(admin_user)
+    health = operator.get("/healthz").json()["checks"]["timescaledb"]
+    assert health == {"up": True, "present": timescale_enabled(connection), "reason": status.reason}
+
+
+@pytest.mark.parametrize(
+    ("setting", "preloaded"),
+    [
+        ("timescaledb", True),
+        ("pg_stat_statements, timescaledb", True),
+        ('"$libdir/timescaledb.so",auto_explain', True),
+        ("", False),
+        ("pg_stat_statements", False),
+        ("timescaledb_toolkit", False),
+    ],
+)
+def test_preloaded_reads_shared_preload_libraries(setting, preloaded):
+    from apps.core.db.backend.base import preloaded as is_preloaded
+
+    assert is_preloaded(setting) is preloaded
 
 
 @pytest.mark.parametrize("interval", ["1m", "15m", "1h", "1d"])
@@ -74,8 +106,9 @@ def test_weekly_buckets_start_on_monday_like_timescaledb():
 
 def test_timescaledb_path_renders_time_bucket_with_the_same_arguments(monkeypatch):
     queryset = bucketed(Session.objects.all(), time_field="expire_date", interval="1h", n=Count("pk"))
+    monkeypatch.setattr(connection, "_mm_timescale_enabled", False, raising=False)
     plain_sql = str(queryset.query)
-    monkeypatch.setattr(connection, "_mm_timescale_enabled", True, raising=False)
+    connection._mm_timescale_enabled = True  # restored by monkeypatch
     timescale_sql = str(queryset.query)
     assert "date_bin(" in plain_sql and "time_bucket(" not in plain_sql
     assert timescale_sql == plain_sql.replace("date_bin(", "time_bucket(")
@@ -84,3 +117,21 @@ def test_timescaledb_path_renders_time_bucket_with_the_same_arguments(monkeypatc
 def test_unknown_interval_is_refused_with_the_accepted_values():
     with pytest.raises(ValueError, match="accepted: 1s, 5s"):
         parse_interval("1month")
+
+
+def test_first_and_last_break_ties_by_the_extra_keys_with_the_same_sql_on_both(monkeypatch):
+    make_rows([10, 10, 10, 70, 70])  # three rows share a time, then two
+    queryset = bucketed(
+        Session.objects.all(),
+        time_field="expire_date",
+        interval="1m",
+        first=First("session_data", "expire_date", "session_key"),
+        last=Last("session_data", "expire_date", "session_key"),
+    )
+    assert [(r["first"], r["last"]) for r in queryset] == [("0", "2"), ("3", "4")]
+    monkeypatch.setattr(connection, "_mm_timescale_enabled", False, raising=False)
+    plain_sql = str(queryset.query)
+    connection._mm_timescale_enabled = True  # restored by monkeypatch
+    timescale_sql = str(queryset.query)
+    assert "ORDER BY" in plain_sql and "first(" not in timescale_sql and "last(" not in timescale_sql
+    assert timescale_sql == plain_sql.replace("date_bin(", "time_bucket(")

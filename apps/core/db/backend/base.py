@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import select
+from typing import NamedTuple
 
 from timescale.db.backends.postgresql.base import DatabaseWrapper as TimescaleDatabaseWrapper
 from timescale.db.backends.postgresql.schema import TimescaleSchemaEditor
@@ -9,22 +10,72 @@ from timescale.db.backends.postgresql.schema import TimescaleSchemaEditor
 logger = logging.getLogger(__name__)
 
 
-def extension_available(connection) -> bool:
-    """Whether the server can load TimescaleDB (installed in the cluster, maybe not yet enabled)."""
-    cached = getattr(connection, "_mm_timescale_available", None)
+class TimescaleStatus(NamedTuple):
+    usable: bool
+    reason: str
+
+
+def preloaded(shared_preload_libraries: str) -> bool:
+    """Whether a ``shared_preload_libraries`` value lists TimescaleDB's library (by name or path)."""
+    for item in shared_preload_libraries.split(","):
+        name = item.strip().strip('"').rsplit("/", 1)[-1]
+        if name.removesuffix(".so") == "timescaledb":
+            return True
+    return False
+
+
+# pg_settings rather than current_setting(): a role without pg_read_all_settings gets no value
+# for shared_preload_libraries instead of an error. ``timescaledb.disable_load`` is a boolean
+# setting of TimescaleDB's loader library, registered once the library is loaded (a placeholder
+# from postgresql.conf would be a string).
+_STATUS_SQL = """
+SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
+       (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'),
+       EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.disable_load' AND vartype = 'bool')
+"""
+
+
+def timescale_status(connection) -> TimescaleStatus:
+    """Whether TimescaleDB can be used on this server, and why (or why not).
+
+    Installed is not enough: TimescaleDB refuses to load unless its library is in
+    ``shared_preload_libraries`` (``extension "timescaledb" must be preloaded``, a FATAL error
+    that ends the session), so it is not even tried then. Usable means installed and either
+    preloaded or its loader already loaded in this server process (an embedded build such as
+    PGlite's loads it in-process). Nothing is created or loaded here."""
+    cached = getattr(connection, "_mm_timescale_status", None)
     if cached is None:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-            cached = cursor.fetchone() is not None
-        connection._mm_timescale_available = cached
+            cursor.execute(_STATUS_SQL)
+            available, preload, loaded = cursor.fetchone()
+        if not available:
+            cached = TimescaleStatus(False, "not usable: the timescaledb extension is not installed on the server")
+        elif preloaded(preload or ""):
+            cached = TimescaleStatus(True, "usable: installed and in shared_preload_libraries")
+        elif loaded:
+            cached = TimescaleStatus(True, "usable: installed and loaded by the server without preloading")
+        else:
+            cached = TimescaleStatus(
+                False,
+                "not usable: the timescaledb extension is installed but not in shared_preload_libraries, "
+                "so TimescaleDB would refuse to load; add it there and restart PostgreSQL",
+            )
+        connection._mm_timescale_status = cached
     return cached
 
 
+def extension_available(connection) -> bool:
+    """Whether TimescaleDB can be enabled here (installed and loadable, maybe not yet enabled)."""
+    return timescale_status(connection).usable
+
+
 def extension_enabled(connection) -> bool:
-    """Whether TimescaleDB is enabled in this database."""
+    """Whether TimescaleDB is enabled in this database and usable."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-        return cursor.fetchone() is not None
+        if cursor.fetchone() is None:
+            return False
+    return timescale_status(connection).usable
 
 
 class SchemaEditor(TimescaleSchemaEditor):
@@ -75,7 +126,10 @@ class DatabaseWrapper(TimescaleDatabaseWrapper):
     def prepare_database(self):
         # Skip the parent's unconditional CREATE EXTENSION: on plain PostgreSQL it would fail.
         super(TimescaleDatabaseWrapper, self).prepare_database()
-        if extension_available(self):
+        status = timescale_status(self)
+        if status.usable:
             with self.cursor() as cursor:
                 cursor.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            logger.info("TimescaleDB is available: time-series tables become hypertables")
+            logger.info("TimescaleDB %s: time-series tables become hypertables", status.reason)
+        else:
+            logger.info("TimescaleDB %s: time-series tables stay plain tables", status.reason)
