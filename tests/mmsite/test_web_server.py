@@ -58,7 +58,7 @@ def _workers(port: int) -> list[int]:
 
 def _serving_pid(port: int) -> int | None:
     """Pid of the process that answered on a fresh connection (from /proc: the socket's owner)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # a fresh worker loads Django first
     conn.request("GET", "/accounts/login/")
     response = conn.getresponse()
     response.read()
