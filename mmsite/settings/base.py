@@ -270,3 +270,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Request hardening (apps.core.jsondepth) ----------------------------------------------------
+# JSON documents (API bodies, any view's JSON body, websocket messages, JSON typed into forms)
+# nesting arrays/objects deeper than this are refused with 400 before they are parsed.
+JSON_MAX_DEPTH = env.env_int("JSON_MAX_DEPTH", 64, minimum=8, maximum=500)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "apps.core.jsondepth.JSONDepthMiddleware"
+)
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "apps.core.jsondepth.JSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+]
