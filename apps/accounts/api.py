@@ -10,6 +10,7 @@ from apps.accounts import throttle
 from apps.accounts.models import AuditAction, AuditLog
 from apps.accounts.selectors import audit_log_list
 from apps.accounts.services import audit_record
+from apps.core.clientaddr import audit_address
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -39,14 +40,14 @@ class ObtainTokenView(APIView):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         username = data.validated_data["username"]
-        remaining = throttle.lockout_remaining(username, throttle.client_address(request))
-        if remaining:
-            return Response(
-                {"detail": f"Too many failed attempts; try again in {remaining} s.", "code": "locked_out"},
-                status=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(remaining)},
-            )
         user = authenticate(request, username=username, password=data.validated_data["password"])
+        refusal = throttle.refusal_of(request)
+        if user is None and refusal is not None:
+            return Response(
+                {"detail": refusal.message(), "code": "locked_out" if refusal.reason == "locked" else "rate_limited"},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(refusal.seconds)},
+            )
         if user is None:
             return Response(
                 {"detail": "username or password is wrong.", "code": "invalid_credentials"},
@@ -59,7 +60,7 @@ class ObtainTokenView(APIView):
             actor=user,
             owner=user,
             obj=user,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=audit_address(request),
             message="API token issued",
         )
         return Response({"token": token.key})

@@ -104,7 +104,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
-# Login throttling: this many failures per (username, client address) within the window lock it out.
+# Login throttling (apps.accounts.throttle): this many failures lock a username (or a known
+# username+address pair) out, with backoff up to LOGIN_LOCKOUT_SECONDS; more settings below.
 LOGIN_MAX_FAILURES = env.env_int("LOGIN_MAX_FAILURES", 5, minimum=1, maximum=100)
 LOGIN_LOCKOUT_SECONDS = env.env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1, maximum=86400)
 
@@ -283,3 +284,26 @@ REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
     "rest_framework.parsers.FormParser",
     "rest_framework.parsers.MultiPartParser",
 ]
+
+# --- Sign-in throttle (apps.accounts.throttle) and the client address (apps.core.clientaddr) -----
+# LOGIN_MAX_FAILURES (above) failures lock a username for LOGIN_BACKOFF_BASE_SECONDS, doubling
+# with each further failure up to LOGIN_LOCKOUT_SECONDS; the count is forgotten this long after
+# the last failure. A (username, address) pair that signed in within LOGIN_KNOWN_ADDRESS_DAYS is
+# locked on its own and is not address-rate-limited.
+LOGIN_BACKOFF_BASE_SECONDS = env.env_int("LOGIN_BACKOFF_BASE_SECONDS", 30, minimum=1, maximum=86400)
+LOGIN_FAILURE_MEMORY_SECONDS = env.env_int("LOGIN_FAILURE_MEMORY_SECONDS", 86400, minimum=60, maximum=30 * 86400)
+LOGIN_KNOWN_ADDRESS_DAYS = env.env_int("LOGIN_KNOWN_ADDRESS_DAYS", 30, minimum=1, maximum=365)
+# Sign-in attempts per client address (other than from known pairs): over it, a short wait.
+LOGIN_ADDRESS_RATE = env.env_rate("LOGIN_ADDRESS_RATE", "30/min")
+# Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed;
+# from any other peer the header is ignored. Empty: the connection's address is the client's.
+TRUSTED_PROXIES = env.env_list("TRUSTED_PROXIES", [])
+try:
+    import ipaddress as _ipaddress
+
+    for _proxy in TRUSTED_PROXIES:
+        _ipaddress.ip_network(_proxy, strict=False)
+except ValueError as _exc:
+    raise env.ConfigurationError(
+        f"TRUSTED_PROXIES: {_exc}; accepted: comma-separated addresses or networks, e.g. '10.0.0.5,172.18.0.0/16'"
+    ) from None
