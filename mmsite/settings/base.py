@@ -279,11 +279,6 @@ JSON_MAX_DEPTH = env.env_int("JSON_MAX_DEPTH", 64, minimum=8, maximum=500)
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "apps.core.jsondepth.JSONDepthMiddleware"
 )
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
-    "apps.core.jsondepth.JSONParser",
-    "rest_framework.parsers.FormParser",
-    "rest_framework.parsers.MultiPartParser",
-]
 
 # --- Sign-in throttle (apps.accounts.throttle) and the client address (apps.core.clientaddr) -----
 # LOGIN_MAX_FAILURES (above) failures lock a username for LOGIN_BACKOFF_BASE_SECONDS, doubling
@@ -307,3 +302,13 @@ except ValueError as _exc:
     raise env.ConfigurationError(
         f"TRUSTED_PROXIES: {_exc}; accepted: comma-separated addresses or networks, e.g. '10.0.0.5,172.18.0.0/16'"
     ) from None
+# The schema lists each operation's error responses too (apps/core/schema.py).
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "apps.core.schema.AutoSchema"
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "apps.core.schema.postprocess",
+]
+# The API takes JSON bodies (form encodings cannot carry its nested objects and lists); the token
+# endpoint also takes a form (apps/accounts/api.py).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["apps.core.jsondepth.JSONParser"]
+REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = ["apps.core.filters.FilterBackend", "apps.core.filters.OrderingFilter"]

@@ -46,18 +46,17 @@ def test_fifty_failures_from_one_address_do_not_lock_out_a_known_user_there(user
 
 
 def test_address_rate_limit_is_a_short_wait_not_a_lock_out(users, settings):
-    settings.LOGIN_ADDRESS_RATE = "6/s"
+    settings.LOGIN_ADDRESS_RATE = "6/min"
+    assert sign_in("192.0.2.8", "alice").status_code == 302  # alice signs in from here as usual
     for i in range(6):
         sign_in("192.0.2.8", f"nobody{i}", "wrong")
     refused = token("192.0.2.8", "bob")  # a correct password from a new address, over the rate
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
-    wait = int(refused["Retry-After"])
-    assert 1 <= wait <= 2, wait
+    assert 1 <= int(refused["Retry-After"]) <= 60  # the window's rest, never a 15-minute lock-out
     page = sign_in("192.0.2.8", "bob")
     assert b"Too many sign-in attempts from your address" in page.content
-    time.sleep(wait + 0.2)
-    assert token("192.0.2.8", "bob").status_code == 200  # the refused attempts were not counted
-    # Another address is not affected at all.
+    # Known users at that address are not limited, nor is anyone elsewhere.
+    assert sign_in("192.0.2.8", "alice").status_code == 302
     assert sign_in("198.51.100.1", "carol").status_code == 302
 
 
