@@ -17,7 +17,9 @@ Every attempt (sign-in page, admin, API token endpoint: all go through
 - **Address rate limit.** Attempts that are not from a known pair are rate-limited per client
   address (``LOGIN_ADDRESS_RATE``, a sliding window, :func:`apps.core.throttling.hit`). Over
   the rate an attempt waits seconds, not a lock-out: a refused attempt is not counted, and the
-  wait is the time until the window has room again.
+  wait is the time until the window has room again. An attempt without a client address
+  (an in-process call, or a server that gives none) is not address-limited: one shared
+  "unknown" bucket would lock everyone out again.
 
 The client address is :func:`apps.core.clientaddr.client_address` (``X-Forwarded-For`` only
 from ``TRUSTED_PROXIES``).
@@ -34,7 +36,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from apps.core import throttling
-from apps.core.clientaddr import client_address
+from apps.core.clientaddr import UNKNOWN, client_address
 
 __all__ = ["Refusal", "client_address", "gate", "record_failure", "record_success", "refusal_of"]
 
@@ -85,7 +87,7 @@ def gate(username: str, address: str, request=None) -> Refusal | None:
     remaining = _lock_remaining(scope, now)
     if remaining:
         refusal = Refusal(remaining, "locked")
-    elif scope[0] == "user":
+    elif scope[0] == "user" and address != UNKNOWN:
         limit, period = throttling.parse_rate(settings.LOGIN_ADDRESS_RATE)
         key = f"{settings.REDIS_PREFIX}:login:address:{address}"
         try:
