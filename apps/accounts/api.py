@@ -2,6 +2,7 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.authtoken.models import Token
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +11,8 @@ from apps.accounts import throttle
 from apps.accounts.models import AuditAction, AuditLog
 from apps.accounts.selectors import audit_log_list
 from apps.accounts.services import audit_record
+from apps.core.clientaddr import audit_address
+from apps.core.jsondepth import JSONParser
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -20,7 +23,7 @@ class TokenRequestSerializer(serializers.Serializer):
 class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="an email address, or empty when none is set")
     role = serializers.CharField()
     is_operator = serializers.BooleanField()
 
@@ -30,6 +33,7 @@ class ObtainTokenView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     @extend_schema(
         request=TokenRequestSerializer,
@@ -39,14 +43,14 @@ class ObtainTokenView(APIView):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         username = data.validated_data["username"]
-        remaining = throttle.lockout_remaining(username, throttle.client_address(request))
-        if remaining:
-            return Response(
-                {"detail": f"Too many failed attempts; try again in {remaining} s.", "code": "locked_out"},
-                status=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(remaining)},
-            )
         user = authenticate(request, username=username, password=data.validated_data["password"])
+        refusal = throttle.refusal_of(request)
+        if user is None and refusal is not None:
+            return Response(
+                {"detail": refusal.message(), "code": "locked_out" if refusal.reason == "locked" else "rate_limited"},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(refusal.seconds)},
+            )
         if user is None:
             return Response(
                 {"detail": "username or password is wrong.", "code": "invalid_credentials"},
@@ -59,7 +63,7 @@ class ObtainTokenView(APIView):
             actor=user,
             owner=user,
             obj=user,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=audit_address(request),
             message="API token issued",
         )
         return Response({"token": token.key})

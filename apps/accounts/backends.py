@@ -5,10 +5,14 @@ from apps.accounts import throttle
 
 
 class ThrottledModelBackend(ModelBackend):
-    """The model backend, refusing every attempt while a lock-out is in force (admin, API, site)."""
+    """The model backend behind the sign-in throttle (:mod:`apps.accounts.throttle`): an attempt
+    the throttle refuses is not checked (admin, API token endpoint, sign-in page alike)."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        if username is not None and throttle.lockout_remaining(str(username), throttle.client_address(request)):
-            # PermissionDenied stops Django trying other backends and counts as a failure.
-            raise PermissionDenied("locked out")
+        if username is not None:
+            refusal = throttle.gate(str(username), throttle.client_address(request), request)
+            if refusal is not None:
+                # PermissionDenied stops Django trying other backends; the failure it then
+                # signals is not counted (the receiver sees the refusal on the request).
+                raise PermissionDenied(refusal.message())
         return super().authenticate(request, username=username, password=password, **kwargs)

@@ -4,27 +4,25 @@ from django.dispatch import receiver
 from apps.accounts import throttle
 from apps.accounts.models import AuditAction
 from apps.accounts.services import audit_record
-
-
-def _ip(request) -> str | None:
-    address = throttle.client_address(request)
-    return None if address == "unknown" else address
+from apps.core.clientaddr import audit_address
 
 
 @receiver(user_login_failed)
 def _count_failure(sender, credentials, request=None, **kwargs):
     username = str(credentials.get("username", ""))
-    throttle.record_failure(username, throttle.client_address(request))
+    refusal = throttle.refusal_of(request)
+    if refusal is None:  # an attempt the throttle refused was not checked: it is no new failure
+        throttle.record_failure(username, throttle.client_address(request))
     audit_record(
         action=AuditAction.LOGIN_FAILED,
         actor_name=username[:150],
         object_type="accounts.user",
-        ip=_ip(request),
-        message="sign-in failed",
+        ip=audit_address(request),
+        message="sign-in failed" if refusal is None else f"sign-in refused ({refusal.reason}, {refusal.seconds} s)",
     )
 
 
 @receiver(user_logged_in)
 def _clear_failures(sender, request, user, **kwargs):
     throttle.record_success(user.get_username(), throttle.client_address(request))
-    audit_record(action=AuditAction.LOGIN, actor=user, owner=user, obj=user, ip=_ip(request))
+    audit_record(action=AuditAction.LOGIN, actor=user, owner=user, obj=user, ip=audit_address(request))

@@ -93,6 +93,7 @@ class OpportunityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 class ArbitrageSettingsSerializer(ModelSerializer):
     symbols = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
     venues = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
+    updated = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null until first saved (defaults)")
 
     class Meta:
         model = ArbitrageSettings

@@ -19,6 +19,7 @@ from apps.bots import services
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.core.fields import QueryDateTimeField
+from apps.core.filters import IdFilter
 from apps.core.serializers import ModelSerializer
 from apps.exchanges.models import ExchangeAccount
 from apps.exchanges.selectors import exchange_account_list, market_list
@@ -109,7 +110,7 @@ class BotFilter(filters.FilterSet):
     desired_state = filters.ChoiceFilter(choices=DesiredState.choices)
     actual_state = filters.ChoiceFilter(choices=ActualState.choices)
     strategy = filters.CharFilter()
-    exchange_account = filters.NumberFilter(field_name="exchange_account_id")
+    exchange_account = IdFilter(field_name="exchange_account_id")
 
     class Meta:
         model = Bot

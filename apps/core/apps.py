@@ -5,3 +5,8 @@ class CoreConfig(AppConfig):
     name = "apps.core"
     label = "core"
     verbose_name = "Core infrastructure"
+
+    def ready(self) -> None:
+        from apps.core import strict_fields
+
+        strict_fields.install()

@@ -1,7 +1,31 @@
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from apps.core import jsondepth
 
-class PingConsumer(AsyncJsonWebsocketConsumer):
+
+class SafeJsonWebsocketConsumer(AsyncJsonWebsocketConsumer):
+    """A JSON websocket consumer that answers a bad message with ``{"type": "error", ...}`` and
+    keeps the connection: not JSON, nested deeper than ``JSON_MAX_DEPTH`` (refused before it is
+    parsed), or not an object. Channels' own consumer would raise and drop the socket."""
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        raw = text_data if text_data is not None else bytes_data
+        try:
+            if raw is None:
+                raise ValueError("empty frame")
+            content = jsondepth.loads(raw)
+        except ValueError as exc:  # JSONDecodeError, JSONTooDeep, UnicodeDecodeError
+            await self.send_json({"type": "error", "error": f"message: not accepted ({exc})"})
+            return
+        if not isinstance(content, dict):
+            await self.send_json(
+                {"type": "error", "error": f"message: a JSON object is accepted, not {type(content).__name__}"}
+            )
+            return
+        await self.receive_json(content, **kwargs)
+
+
+class PingConsumer(SafeJsonWebsocketConsumer):
     """Answers ``{"type": "ping"}`` with ``{"type": "pong", "user": ...}``; refuses anonymous users.
 
     Used by the health checks and tests to prove websockets, session auth and the channel layer work.

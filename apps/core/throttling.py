@@ -27,6 +27,7 @@ from django.conf import settings
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+from apps.core.clientaddr import client_address
 from apps.core.health import redis_client
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,6 @@ class AnonRateThrottle(_RedisRateThrottle):
         user = request.user
         if user and user.is_authenticated:
             return None
-        # REMOTE_ADDR, as the sign-in lock-out uses: DRF's get_ident would trust a client's own
-        # X-Forwarded-For header unless NUM_PROXIES is configured.
-        return request.META.get("REMOTE_ADDR") or "unknown"
+        # The sign-in throttle's address (X-Forwarded-For only from TRUSTED_PROXIES): DRF's
+        # get_ident would trust a client's own X-Forwarded-For header.
+        return client_address(request)

@@ -12,6 +12,7 @@ from django import forms
 from django.http import QueryDict
 
 from apps.backtests.models import DataSource
+from apps.core import jsondepth
 from apps.notifications.models import ChannelKind, EventKind
 from trading.config import describe
 from trading.risk import RiskLimits
@@ -138,7 +139,7 @@ class SchemaFieldset:
                     out[name] = raw
             elif kind == "json":
                 try:
-                    out[name] = json.loads(raw)
+                    out[name] = jsondepth.loads(raw)
                 except ValueError:
                     out[name] = raw
             else:
@@ -180,7 +181,9 @@ class ExchangeAccountForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
+            value = jsondepth.loads(raw)
+        except jsondepth.JSONTooDeep as exc:
+            raise forms.ValidationError(str(exc)) from None
         except ValueError:
             raise forms.ValidationError(f'{raw!r} is not JSON; give an object like {{"USDT": "10000"}}') from None
         if not isinstance(value, dict):
@@ -235,7 +238,9 @@ class BacktestForm(forms.Form):
     def clean_data_params(self) -> dict:
         raw = self.cleaned_data["data_params"]
         try:
-            value = json.loads(raw)
+            value = jsondepth.loads(raw)
+        except jsondepth.JSONTooDeep as exc:
+            raise forms.ValidationError(str(exc)) from None
         except ValueError as exc:
             raise forms.ValidationError(f"not JSON ({exc.msg} at column {exc.colno}); give an object") from None
         if not isinstance(value, dict):

@@ -43,6 +43,12 @@ class ChannelSerializer(ModelSerializer):
         help_text="Telegram bot token (digits:letters) or webhook HMAC secret; write-only",
     )
     has_secret = serializers.BooleanField(read_only=True)
+    # Checked by the service (a clear message); the bounds are documented here.
+    rate_limit_per_minute = extend_schema_field({"type": "integer", "minimum": 1, "maximum": services.MAX_RATE_LIMIT})(
+        serializers.IntegerField(
+            required=False, help_text=f"deliveries a minute at most, 1 to {services.MAX_RATE_LIMIT}"
+        )
+    )
 
     class Meta:
         model = NotificationChannel

@@ -12,6 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from apps.accounts.api_support import CanTrade, service_errors
+from apps.core.filters import IdFilter
 from apps.core.serializers import ModelSerializer
 from apps.orders.models import Fill, Liquidity, Order, OrderSide, OrderStatus
 from apps.orders.selectors import fill_list, order_list
@@ -52,8 +53,8 @@ class OrderSerializer(ModelSerializer):
 
 
 class OrderFilter(filters.FilterSet):
-    bot = filters.NumberFilter(field_name="bot_id")
-    account = filters.NumberFilter(field_name="account_id")
+    bot = IdFilter(field_name="bot_id")
+    account = IdFilter(field_name="account_id")
     status = filters.MultipleChoiceFilter(choices=OrderStatus.choices)
     side = filters.ChoiceFilter(choices=OrderSide.choices)
     client_order_id = filters.CharFilter()
@@ -131,8 +132,8 @@ class UtcDateTimeFilter(filters.IsoDateTimeFilter):
 
 
 class FillFilter(filters.FilterSet):
-    bot = filters.NumberFilter(field_name="bot_id")
-    account = filters.NumberFilter(field_name="account_id")
+    bot = IdFilter(field_name="bot_id")
+    account = IdFilter(field_name="account_id")
     side = filters.ChoiceFilter(choices=OrderSide.choices)
     liquidity = filters.ChoiceFilter(choices=Liquidity.choices)
     start = UtcDateTimeFilter(param="start", field_name="ts", lookup_expr="gte", help_text="from this time (inclusive)")

@@ -41,8 +41,8 @@ class PnlPointSerializer(serializers.Serializer):
 class PnlSeriesSerializer(serializers.Serializer):
     bot = serializers.IntegerField()
     interval = serializers.CharField()
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+    start = serializers.DateTimeField(allow_null=True, help_text="null when there are no points and no start/end given")
+    end = serializers.DateTimeField(allow_null=True, help_text="null when there are no points and no start/end given")
     points = PnlPointSerializer(many=True)
 
 

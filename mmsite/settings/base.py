@@ -104,7 +104,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
-# Login throttling: this many failures per (username, client address) within the window lock it out.
+# Login throttling (apps.accounts.throttle): this many failures lock a username (or a known
+# username+address pair) out, with backoff up to LOGIN_LOCKOUT_SECONDS; more settings below.
 LOGIN_MAX_FAILURES = env.env_int("LOGIN_MAX_FAILURES", 5, minimum=1, maximum=100)
 LOGIN_LOCKOUT_SECONDS = env.env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1, maximum=86400)
 
@@ -272,3 +273,44 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Request hardening (apps.core.jsondepth) ----------------------------------------------------
+# JSON documents (API bodies, any view's JSON body, websocket messages, JSON typed into forms)
+# nesting arrays/objects deeper than this are refused with 400 before they are parsed.
+JSON_MAX_DEPTH = env.env_int("JSON_MAX_DEPTH", 64, minimum=8, maximum=500)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "apps.core.jsondepth.JSONDepthMiddleware"
+)
+
+# --- Sign-in throttle (apps.accounts.throttle) and the client address (apps.core.clientaddr) -----
+# LOGIN_MAX_FAILURES (above) failures lock a username for LOGIN_BACKOFF_BASE_SECONDS, doubling
+# with each further failure up to LOGIN_LOCKOUT_SECONDS; the count is forgotten this long after
+# the last failure. A (username, address) pair that signed in within LOGIN_KNOWN_ADDRESS_DAYS is
+# locked on its own and is not address-rate-limited.
+LOGIN_BACKOFF_BASE_SECONDS = env.env_int("LOGIN_BACKOFF_BASE_SECONDS", 30, minimum=1, maximum=86400)
+LOGIN_FAILURE_MEMORY_SECONDS = env.env_int("LOGIN_FAILURE_MEMORY_SECONDS", 86400, minimum=60, maximum=30 * 86400)
+LOGIN_KNOWN_ADDRESS_DAYS = env.env_int("LOGIN_KNOWN_ADDRESS_DAYS", 30, minimum=1, maximum=365)
+# Sign-in attempts per client address (other than from known pairs): over it, a short wait.
+LOGIN_ADDRESS_RATE = env.env_rate("LOGIN_ADDRESS_RATE", "30/min")
+# Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed;
+# from any other peer the header is ignored. Empty: the connection's address is the client's.
+TRUSTED_PROXIES = env.env_list("TRUSTED_PROXIES", [])
+try:
+    import ipaddress as _ipaddress
+
+    for _proxy in TRUSTED_PROXIES:
+        _ipaddress.ip_network(_proxy, strict=False)
+except ValueError as _exc:
+    raise env.ConfigurationError(
+        f"TRUSTED_PROXIES: {_exc}; accepted: comma-separated addresses or networks, e.g. '10.0.0.5,172.18.0.0/16'"
+    ) from None
+# The schema lists each operation's error responses too (apps/core/schema.py).
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "apps.core.schema.AutoSchema"
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "apps.core.schema.postprocess",
+]
+# The API takes JSON bodies (form encodings cannot carry its nested objects and lists); the token
+# endpoint also takes a form (apps/accounts/api.py).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["apps.core.jsondepth.JSONParser"]
+REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = ["apps.core.filters.FilterBackend", "apps.core.filters.OrderingFilter"]

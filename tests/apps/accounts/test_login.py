@@ -52,12 +52,18 @@ def test_lockout_applies_to_the_api_token_endpoint_too(trader, settings):
     assert response.json()["code"] == "locked_out" and int(response["Retry-After"]) > 0
 
 
-def test_lockout_is_per_address_so_others_cannot_lock_a_trader_out(trader, settings):
+def test_others_cannot_lock_a_trader_out_of_the_address_they_sign_in_from(trader, settings):
+    owner = Client(REMOTE_ADDR="127.0.0.1")
+    assert owner.post(reverse("login"), {"username": "alice", "password": "correct-horse-42"}).status_code == 302
     attacker = Client(REMOTE_ADDR="10.9.9.9")
     for _ in range(settings.LOGIN_MAX_FAILURES + 2):
         attacker.post(reverse("login"), {"username": "alice", "password": "wrong"})
-    owner = Client(REMOTE_ADDR="127.0.0.1")
-    assert owner.post(reverse("login"), {"username": "alice", "password": "correct-horse-42"}).status_code == 302
+    # The account is locked for the attacker's address (and any new one)...
+    refused = attacker.post(reverse("login"), {"username": "alice", "password": "correct-horse-42"})
+    assert b"Too many failed sign-in attempts" in refused.content
+    # ...but not for the address alice signed in from before.
+    again = Client(REMOTE_ADDR="127.0.0.1")
+    assert again.post(reverse("login"), {"username": "alice", "password": "correct-horse-42"}).status_code == 302
 
 
 def test_api_token_authenticates_requests(trader):

@@ -27,10 +27,14 @@ def test_a_time_near_year_one_is_a_field_error(trader, path):
     assert "end" in response.json() and "1970" in str(response.json()["end"])
 
 
-def test_a_huge_page_size_is_cut_to_the_maximum(rf):
+def test_a_huge_page_size_is_refused_naming_the_maximum(rf):
+    from rest_framework.exceptions import ValidationError
     from rest_framework.request import Request
 
     from apps.core.pagination import BoundedLimitOffsetPagination
 
     request = Request(rf.get("/api/v1/fills/", {"limit": "100000000"}))
-    assert BoundedLimitOffsetPagination().get_limit(request) == 1000
+    with pytest.raises(ValidationError) as info:
+        BoundedLimitOffsetPagination().get_limit(request)
+    assert "from 1 to 1000" in str(info.value.detail["limit"])
+    assert BoundedLimitOffsetPagination().get_limit(Request(rf.get("/", {"limit": "1000"}))) == 1000
