@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
-from trading.config import parse_config
+from trading.amounts import instrument_errors
+from trading.config import ConfigError, parse_config
 from trading.events import AmendOrder, Command, PlaceOrder
 from trading.instruments import FEE_SCALE, Instrument, Side
 
@@ -85,9 +86,14 @@ class RiskLimits:
         return errors
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RiskLimits:
-        """Parse and validate; raises :class:`trading.config.ConfigError` naming every bad field."""
-        return parse_config(cls, data)
+    def from_dict(cls, data: dict[str, Any], instrument: Instrument | None = None) -> RiskLimits:
+        """Parse and validate (on ``instrument`` when given: amounts within int64 lots, ticks and
+        notional units); raises :class:`trading.config.ConfigError` naming every bad field."""
+        limits = parse_config(cls, data)
+        errors = {} if instrument is None else instrument_errors(limits, instrument)
+        if errors:
+            raise ConfigError(errors)
+        return limits
 
 
 def _plain(d: Decimal) -> str:
@@ -171,6 +177,9 @@ class RiskManager:
     """Apply :class:`RiskLimits` to one bot on one instrument (integer hot path)."""
 
     def __init__(self, limits: RiskLimits, instrument: Instrument) -> None:
+        errors = instrument_errors(limits, instrument)
+        if errors:  # the config loaders check this first (``bot_config_validate``, the bot loop)
+            raise ConfigError(errors)
         self.limits = limits
         self.instrument = instrument
         lots = instrument.lots

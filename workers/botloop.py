@@ -165,7 +165,7 @@ class BotRunner:
         inst = setup.instrument
         try:
             strategy = build_strategy(setup.strategy, setup.params, inst)
-            risk = RiskLimits.from_dict(setup.risk)
+            risk = RiskLimits.from_dict(setup.risk, inst)
         except Exception as exc:
             errors = getattr(exc, "errors", None) or str(exc)
             reason = f"configuration refused: {errors}"

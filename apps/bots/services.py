@@ -25,7 +25,7 @@ from apps.exchanges.models import ExchangeAccount, Market
 from apps.exchanges.services import market_to_instrument
 from trading.config import ConfigError
 from trading.instruments import InstrumentError
-from trading.risk import RiskLimits, RiskManager
+from trading.risk import RiskLimits
 from trading.strategies import build_strategy
 
 logger = logging.getLogger(__name__)
@@ -77,20 +77,9 @@ def bot_config_validate(
         errors["risk"] = ["must be an object of limit -> value"]
     elif risk is not None:
         try:
-            limits = RiskLimits.from_dict(dict(risk))
+            RiskLimits.from_dict(dict(risk), market_to_instrument(market))
         except ConfigError as exc:
             errors["risk"] = {name: [message] for name, message in exc.errors.items()}
-        else:
-            problems = limits.validate()
-            if problems:
-                errors["risk"] = {name: [message] for name, message in problems.items()}
-            else:
-                try:  # the engine converts limits to ticks/lots/cash units when the bot starts
-                    RiskManager(limits, market_to_instrument(market))
-                except (ArithmeticError, InstrumentError, ValueError) as exc:
-                    errors["risk"] = {
-                        "__all__": [f"a limit cannot be used on {market.symbol}: {exc or type(exc).__name__}"]
-                    }
     if errors:
         raise FieldErrors(errors)
 
