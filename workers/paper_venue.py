@@ -86,8 +86,8 @@ end
 """
 _ORDER_GUARD = """
 local function order_fits(record)
-  local price = string.match(record, '"price": (%-?%d+)')
-  local qty = string.match(record, '"qty": (%-?%d+)')
+  local price = string.match(record, '"price":%s*(%-?%d+)')
+  local qty = string.match(record, '"qty":%s*(%-?%d+)')
   if not price or not qty then return 'the order has no integer price or qty' end
   for name, v in pairs({price = price, qty = qty}) do
     local _, _, err = halves(v, name)

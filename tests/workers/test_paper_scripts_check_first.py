@@ -120,3 +120,11 @@ def test_a_lost_lease_still_answers_0_before_anything_is_checked(clean_redis, ve
     r.set(k["lease"], "owner-2")
     assert _put(r, k, "t9-5", _order("t9-5", 100, 2**63)) == 0
     assert _state(r, k) == ({}, [], {}, 0, None)
+
+
+def test_compact_json_records_are_read_as_well(clean_redis, venue_keys):
+    r, k = clean_redis, venue_keys
+    record = json.dumps(json.loads(_order("t9-6", 100, 10)), separators=(",", ":"))
+    assert _put(r, k, "t9-6", record) == 1
+    with pytest.raises(ResponseError, match="beyond int64"):
+        _put(r, k, "t9-7", record.replace('"qty":10', f'"qty":{2**64}'))
