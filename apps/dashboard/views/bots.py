@@ -174,6 +174,9 @@ def bot_config(request, bot_id: int):
                     meta.add_error(name, str(m))
         return bot_detail(request, bot_id, config_ctx=ctx, status_code=400)
     messages.success(request, "Configuration saved.")
+    warning = strategy_warning(strategy, params, bot.market)
+    if warning:
+        messages.warning(request, warning)
     return redirect("bot-detail", bot_id=bot.pk)
 
 

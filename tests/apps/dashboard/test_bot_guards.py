@@ -115,3 +115,16 @@ def test_an_avellaneda_stoikov_spread_that_would_be_capped_is_warned_about(trade
     data["params.gamma"] = ""  # the default: risk_aversion 1, scaled to the price
     body = client.post(reverse("bot-create"), data, follow=True).content.decode()
     assert "seldom fill" not in body and Bot.objects.filter(name="as-bot").exists()
+
+
+def test_saving_a_capped_avellaneda_stoikov_config_on_the_bot_page_warns_too(trader, priced):
+    from apps.bots.services import bot_create
+
+    account, market = priced
+    bot = bot_create(owner=trader, name="as-edit", exchange_account=account, market=market,
+                     strategy="avellaneda_stoikov", params={"order_amount": "0.001"})  # fmt: skip
+    data = {"name": "as-edit", "strategy": "avellaneda_stoikov", "params.order_amount": "0.001",
+            "params.gamma": "0.1"}  # fmt: skip
+    response = client_for(trader).post(reverse("bot-config", args=[bot.pk]), data, follow=True)
+    body = response.content.decode()
+    assert "Configuration saved." in body and "seldom fill" in body
