@@ -118,3 +118,16 @@ def test_the_engine_config_loader_applies_the_same_rules():
         RiskLimits.from_dict({"max_position_quote": "10000000000000"}, inst)
     assert "units of 0.000001 USDT" in info.value.errors["max_position_quote"]
     assert "at most 9223372036854.775807 USDT" in info.value.errors["max_position_quote"]
+
+
+@pytest.mark.parametrize("raw", ["1e999", "1_000", "\u0663", "1" + "0" * 30])
+def test_notification_thresholds_and_arbitrage_settings_follow_the_same_rule(trader, raw):
+    from apps.arbitrage.services import ArbitrageInputError, arbitrage_settings_update
+    from apps.notifications.services import NotificationInputError, rule_create
+
+    with pytest.raises(NotificationInputError) as info:
+        rule_create(owner=trader, event_kind="fill", channels=[], threshold=raw)
+    assert "accepted" in info.value.errors["threshold"]
+    with pytest.raises(ArbitrageInputError) as arb:
+        arbitrage_settings_update(user=trader, min_profit=raw)
+    assert "min_profit" in str(arb.value)
