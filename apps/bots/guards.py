@@ -1,7 +1,8 @@
 """Fat-finger guards for bot configurations, from what is known of the account and the market.
 
 * An order larger than the whole account (its balances valued at the market's last price) is
-  refused, naming the order's value and the balance.
+  refused, naming the order's value and the balance; one below the market's minimum order
+  value likewise (every order would be refused by pre-trade risk).
 * An order above ``MM_LARGE_ORDER_FRACTION`` of the account's value needs a confirmation that
   names its value (the new-bot form asks; the API's callers confirm by calling).
 * A new bot without a maximum order size or position gets them from the account's value
@@ -21,7 +22,7 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -124,7 +125,15 @@ def check_order_size(
         if amount is None:
             continue
         notional = amount * price
-        if notional > value:
+        if name == "order_amount" and notional < m.min_notional:
+            lot = m.lot_size.normalize()
+            least = ((m.min_notional / price / lot).to_integral_value(rounding=ROUND_CEILING) * lot).normalize()
+            errors.setdefault(group, {})[name] = [
+                f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote} at {_fmt(price)}, below the "
+                f"market's minimum order value {_fmt(m.min_notional)} {m.quote}; accepted: at least {_fmt(least)} "
+                f"{m.base}"
+            ]
+        elif notional > value:
             errors.setdefault(group, {})[name] = [
                 f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote}; the account holds "
                 f"{view.describe()}; accepted: at most {_fmt(accepted)} {m.base}"

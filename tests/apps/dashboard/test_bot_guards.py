@@ -128,3 +128,18 @@ def test_saving_a_capped_avellaneda_stoikov_config_on_the_bot_page_warns_too(tra
     response = client_for(trader).post(reverse("bot-config", args=[bot.pk]), data, follow=True)
     body = response.content.decode()
     assert "Configuration saved." in body and "seldom fill" in body
+
+
+def test_an_order_below_the_markets_minimum_value_is_refused_with_the_least_accepted(trader, priced):
+    account, market = priced
+    market.min_notional = Decimal("5")
+    market.save()
+    response = _post(client_for(trader), account, market, "0.0001")  # 6 USDT: fine
+    assert response.status_code == 302
+    Bot.objects.all().delete()
+    response = _post(client_for(trader), account, market, "0.00001")  # below one lot of 0.0001
+    assert response.status_code == 400 and "lot size" in response.content.decode()
+    market.lot_size = Decimal("0.00001")
+    market.save()
+    body = _post(client_for(trader), account, market, "0.00005").content.decode()  # 3 USDT
+    assert "below the market&#x27;s minimum order value 5 USDT; accepted: at least 0.00009 BTC" in body
