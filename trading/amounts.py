@@ -46,10 +46,11 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def plain_decimal(value: object) -> Decimal:
+def plain_decimal(value: object, *, stored: bool = True) -> Decimal:
     """Parse a trader's number (text, int, float or Decimal) into a finite, representable Decimal.
 
-    Raises :class:`AmountError` with a message naming the value and what is accepted."""
+    ``stored=False`` (model parameters kept as floats, never in a NUMERIC column) drops the
+    18-decimals rule. Raises :class:`AmountError` naming the value and what is accepted."""
     if isinstance(value, bool):
         raise AmountError(f"{value!r} is a boolean; give a number, {_ACCEPTED}")
     if isinstance(value, str):
@@ -75,7 +76,7 @@ def plain_decimal(value: object) -> Decimal:
         result = value
     else:
         raise AmountError(f"{_show(value)} is a {type(value).__name__}; give a number, {_ACCEPTED}")
-    return representable(result, value)
+    return representable(result, value) if stored else _bounded(result, value)
 
 
 def _range_text() -> str:
@@ -85,9 +86,8 @@ def _range_text() -> str:
 def representable(d: Decimal, shown: object = None) -> Decimal:
     """Check that ``d`` fits ``numeric(38,18)``; return it."""
     shown = d if shown is None else shown
+    _bounded(d, shown)
     try:
-        if abs(d) >= DB_MAX:
-            raise AmountError(f"{_show(shown)} is too large; accepted: {_range_text()}")
         exponent = d.as_tuple().exponent
         if isinstance(exponent, int) and exponent < -DB_DECIMALS and d != d.quantize(Decimal(1).scaleb(-DB_DECIMALS)):
             raise AmountError(f"{_show(shown)} has more than {DB_DECIMALS} decimals; accepted: {_range_text()}")
@@ -96,10 +96,16 @@ def representable(d: Decimal, shown: object = None) -> Decimal:
     return d
 
 
+def _bounded(d: Decimal, shown: object) -> Decimal:
+    if abs(d) >= DB_MAX:
+        raise AmountError(f"{_show(shown)} is too large; accepted: {_range_text()}")
+    return d
+
+
 def plain_float(value: object) -> float:
     """Parse a model parameter (e.g. a volatility or a time): the rules of
     :func:`plain_decimal`, then at most ``1e15`` in size."""
-    d = plain_decimal(value)
+    d = plain_decimal(value, stored=False)
     if abs(d) > Decimal(repr(FLOAT_MAX)):
         raise AmountError(f"{_show(value)} is too large; accepted: at most {FLOAT_MAX:.0e} in size")
     return float(d)
