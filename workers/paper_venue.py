@@ -40,9 +40,10 @@ from workers import keys
 
 # Every script checks everything before its first write and answers an error naming what it
 # refused (scripts do not roll back: a trade logged whose balance counter then failed to move
-# would stay logged). ``_GUARDS`` is their shared prelude: key types, and int64 counters added
-# to exactly (Lua numbers are doubles: the check works on 9-digit halves, each exact). Each
-# script takes the parts it needs, without indentation: the body travels with every call.
+# would stay logged): the type of every key written after the first write (the first write
+# fails cleanly by itself; SET never fails), an order's price and size, and each int64 counter
+# added to exactly (Lua numbers are doubles: the check works on 9-digit halves, each exact).
+# Each script takes the parts it needs, without indentation: the body travels with every call.
 def _lua(*parts: str) -> str:
     return "\n".join(line.strip() for part in parts for line in part.strip().splitlines() if line.strip())
 
@@ -60,6 +61,13 @@ local function halves(s, name)
   if type(s) ~= 'string' or not string.match(s, '^%-?%d+$') then
     return nil, nil, name .. ' ' .. tostring(s) .. ' is not an integer'
   end
+  if #s < 16 then -- below 1e15: exact as a double
+    local v = tonumber(s)
+    local a = math.abs(v)
+    local lo = a % 1e9
+    if v < 0 then return -(a - lo) / 1e9, -lo end
+    return (a - lo) / 1e9, lo
+  end
   local sign = 1
   if string.sub(s, 1, 1) == '-' then sign = -1; s = string.sub(s, 2) end
   s = string.match(s, '^0*(%d-)$')
@@ -72,7 +80,8 @@ local function halves(s, name)
   return sign * hi, sign * lo
 end
 local function add_fits(current, delta, name)
-  local ch, cl, err = halves(current or '0', name .. ' counter')
+  current = current or '0'
+  local ch, cl, err = halves(current, name .. ' counter')
   if err then return err end
   local dh, dl, err2 = halves(delta, name)
   if err2 then return err2 end
@@ -80,14 +89,14 @@ local function add_fits(current, delta, name)
   if l >= 1e9 then h = h + 1; l = l - 1e9 elseif l <= -1e9 then h = h - 1; l = l + 1e9 end
   if h > 0 and l < 0 then h = h - 1; l = l + 1e9 elseif h < 0 and l > 0 then h = h + 1; l = l - 1e9 end
   if h > MAX_HI or (h == MAX_HI and l > MAX_LO) or -h > MAX_HI or (-h == MAX_HI and -l > MAX_LO + 1) then
-    return name .. ' ' .. (current or '0') .. ' + ' .. delta .. ' overflows a 64-bit counter'
+    return name .. ' ' .. current .. ' + ' .. delta .. ' overflows a 64-bit counter'
   end
 end
 """
 _ORDER_GUARD = """
 local function order_fits(record)
-  local price = string.match(record, '"price":%s*(%-?%d+)')
-  local qty = string.match(record, '"qty":%s*(%-?%d+)')
+  local price = string.match(record, '"price":%s*(%-?%d+)%s*[,}]')
+  local qty = string.match(record, '"qty":%s*(%-?%d+)%s*[,}]')
   if not price or not qty then return 'the order has no integer price or qty' end
   for name, v in pairs({price = price, qty = qty}) do
     local _, _, err = halves(v, name)
@@ -105,8 +114,7 @@ PUT = _lua(
     _ORDER_GUARD,
     """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-local bad = key_is(KEYS[2], 'hash') or key_is(KEYS[3], 'stream') or key_is(KEYS[4], 'string')
-  or order_fits(ARGV[3])
+local bad = order_fits(ARGV[3]) or (ARGV[4] ~= '' and key_is(KEYS[3], 'stream'))
 if bad then return refuse('place ' .. ARGV[2] .. ': ' .. bad) end
 redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
 if ARGV[4] ~= '' then
@@ -121,7 +129,7 @@ DELETE = _lua(
     _KEYS_GUARD,
     """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-local bad = key_is(KEYS[2], 'hash') or (ARGV[3] ~= '' and key_is(KEYS[3], 'stream'))
+local bad = ARGV[3] ~= '' and key_is(KEYS[3], 'stream')
 if bad then return refuse('remove ' .. ARGV[2] .. ': ' .. bad) end
 redis.call('hdel', KEYS[2], ARGV[2])
 if ARGV[3] ~= '' then
@@ -138,12 +146,15 @@ FILL = _lua(
     """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 local id = ARGV[7]
-local bad = key_is(KEYS[2], 'hash') or key_is(KEYS[3], 'list') or key_is(KEYS[4], 'hash')
-  or (ARGV[3] ~= '' and order_fits(ARGV[3]))
+local bad = key_is(KEYS[3], 'list') or (ARGV[3] ~= '' and order_fits(ARGV[3]))
 if not bad then
-  local now = redis.call('hmget', KEYS[4], 'base', 'notional', 'fees')
-  bad = add_fits(now[1], ARGV[5], 'base') or add_fits(now[2], ARGV[6], 'notional')
-    or add_fits(now[3], ARGV[8], 'fees')
+  local now = redis.pcall('hmget', KEYS[4], 'base', 'notional', 'fees')
+  if now.err then
+    bad = 'key ' .. KEYS[4] .. ': ' .. now.err
+  else
+    bad = add_fits(now[1], ARGV[5], 'base') or add_fits(now[2], ARGV[6], 'notional')
+      or add_fits(now[3], ARGV[8], 'fees')
+  end
 end
 if bad then return refuse('fill ' .. id .. ' of ' .. ARGV[2] .. ': ' .. bad) end
 if ARGV[3] == '' then redis.call('hdel', KEYS[2], ARGV[2]) else redis.call('hset', KEYS[2], ARGV[2], ARGV[3]) end

@@ -128,3 +128,31 @@ def test_compact_json_records_are_read_as_well(clean_redis, venue_keys):
     assert _put(r, k, "t9-6", record) == 1
     with pytest.raises(ResponseError, match="beyond int64"):
         _put(r, k, "t9-7", record.replace('"qty":10', f'"qty":{2**64}'))
+
+
+def test_the_overflow_check_is_exact_at_every_magnitude(clean_redis, venue_keys):
+    import random
+
+    r, k = clean_redis, venue_keys
+    rng = random.Random(23)
+    edges = [0, 1, 10**9 - 1, 10**9, 10**15 - 1, 10**15, 2**53, 2**62, 2**63 - 1]
+    values = edges + [-e for e in edges] + [-(2**63)]
+    cases = [(rng.choice(values) + rng.randint(-3, 3), rng.choice(values) + rng.randint(-3, 3)) for _ in range(150)]
+    cases += [(2**63 - 1 - d, d) for d in (5, 6)] + [(-(2**63) + 5, -5), (-(2**63) + 5, -6), (5, 2**63 - 6)]
+    seen = {True: 0, False: 0}
+    for n, (current, delta) in enumerate(cases):
+        if not -(2**63) <= current < 2**63:
+            continue  # a counter Redis would never hold
+        r.delete(k["delta"], k["trades"])
+        r.hset(k["delta"], "base", current)
+        fits = -(2**63) <= delta < 2**63 and -(2**63) <= current + delta < 2**63
+        seen[fits] += 1
+        try:
+            _fill(r, k, "t9-8", "", delta, 0, 0, f"x{n}")
+        except ResponseError as exc:
+            assert not fits, (current, delta, str(exc))
+            assert int(r.hget(k["delta"], "base")) == current and r.llen(k["trades"]) == 0
+        else:
+            assert fits, (current, delta)
+            assert int(r.hget(k["delta"], "base")) == current + delta
+    assert seen[True] > 30 and seen[False] > 10, seen
