@@ -14,8 +14,10 @@ A config is a frozen dataclass with type hints. Per-field rules live in the fiel
 :func:`parse_config` checks every field and raises one :class:`ConfigError` listing *all* bad
 fields, each with a message naming the value and what is accepted. Supported annotations: ``int``,
 ``float``, ``Decimal``, ``bool``, ``str``, ``Literal[...]``, ``enum.Enum`` subclasses, ``dict``
-(a nested mapping, checked by ``validate``) and ``X | None``. ``bool`` is never accepted as a
-number; strings are accepted for ``Decimal``/``float`` fields only when they parse as a number.
+(a nested mapping, checked by ``validate``) and ``X | None``. Numbers follow
+:mod:`trading.amounts`: ``bool`` is never a number; text must be a plain decimal (ASCII digits,
+one ``.``; no exponent, separators or other numerals); every value must be finite and
+representable (``numeric(38,18)``, int64, floats up to 1e15).
 Metadata keys: ``min``, ``max``, ``exclusive_min``, ``exclusive_max`` (bools), ``help``, ``unit``,
 and ``schema`` (for a ``dict`` field holding a nested config: its class, shown by :func:`describe`).
 """
@@ -27,8 +29,10 @@ import enum
 import math
 import types
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from trading.amounts import AmountError, plain_decimal, plain_float, plain_int
 
 C = TypeVar("C")
 
@@ -77,20 +81,12 @@ def _type_name(tp: Any) -> str:
 
 
 def _as_number(value: Any) -> Decimal:
-    """Parse a number for Decimal/float fields; strings only if they parse; bools never."""
-    if isinstance(value, bool):
-        raise _FieldError(f"{value!r} is a boolean; give a number")
-    if isinstance(value, float):
-        value = repr(value)  # shortest repr, never the binary expansion
-    elif not isinstance(value, (int, Decimal, str)):
-        raise _FieldError(f"{value!r} is a {type(value).__name__}; give a number")
+    """Parse a number for Decimal fields by the shared rules of :mod:`trading.amounts`
+    (plain decimal text or a finite JSON number, representable in ``numeric(38,18)``)."""
     try:
-        result = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise _FieldError(f"{value!r} is not a number; give a number such as '0.5'") from None
-    if not result.is_finite():
-        raise _FieldError(f"{value!r} is not finite; give a finite number")
-    return result
+        return plain_decimal(value)
+    except AmountError as exc:
+        raise _FieldError(str(exc)) from None
 
 
 def _coerce(value: Any, tp: Any) -> Any:
@@ -117,13 +113,17 @@ def _coerce(value: Any, tp: Any) -> Any:
             return value
         raise _FieldError(f"{value!r} is not a boolean; give true or false")
     if inner is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _FieldError(f"{value!r} is not an integer; give a whole number such as 3")
+        try:
+            return plain_int(value)
+        except AmountError as exc:
+            raise _FieldError(str(exc)) from None
     if inner is Decimal:
         return _as_number(value)
     if inner is float:
-        return float(_as_number(value))
+        try:
+            return plain_float(value)
+        except AmountError as exc:
+            raise _FieldError(str(exc)) from None
     if inner is str:
         if isinstance(value, str):
             return value

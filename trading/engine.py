@@ -97,6 +97,7 @@ class Engine:
         max_notes: int = 1000,
         reject_backoff_ns: int = 100_000_000,
         max_markouts: int = 10_000,
+        balance_check: bool = False,
     ) -> None:
         cfg = getattr(strategy, "config", None)
         self.strategy = strategy
@@ -117,6 +118,9 @@ class Engine:
         )
         self.risk = RiskManager(risk, instrument)
         self.risk_state = RiskState()
+        # ``initial_base``/``initial_quote`` are the account's real balances: pre-trade risk
+        # refuses (spot) an order they cannot pay for.
+        self.balance_check = balance_check
         self.refresh_tolerance = (
             refresh_tolerance if refresh_tolerance is not None else _config_number(cfg, "refresh_tolerance") or 0.0
         )
@@ -401,16 +405,22 @@ class Engine:
             rs.action = max(action, RiskAction.PAUSE)
         orders = self.orders.orders
         cancelling = {c.client_order_id for c in commands if type(c) is CancelOrder}
-        open_orders = buy = sell = 0
+        open_orders = buy = sell = buy_cost = 0
+        balances = self.balance_check
         for o in orders.values():
             if o.status is OrderState.PENDING_CANCEL or o.client_order_id in cancelling:
                 continue
             open_orders += 1
             if o.side is Side.BUY:
                 buy += o.qty - o.filled
+                if balances:
+                    buy_cost += self.risk.order_cost(o.price, o.qty - o.filled)
             else:
                 sell += o.qty - o.filled
         rs.open_orders, rs.working_buy, rs.working_sell = open_orders, buy, sell
+        if balances:
+            port = self.portfolio
+            rs.cash, rs.base, rs.working_buy_cost = port.cash, port.base_balance, buy_cost
         approved: list[Command] = []
         check = self.risk.check
         for cmd in commands:
@@ -426,6 +436,8 @@ class Engine:
                 rs.open_orders += 1
                 if cmd.side is Side.BUY:
                     rs.working_buy += cmd.qty
+                    if balances:
+                        rs.working_buy_cost += self.risk.order_cost(cmd.price, cmd.qty)
                 else:
                     rs.working_sell += cmd.qty
         if approved:

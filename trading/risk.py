@@ -5,7 +5,9 @@ fractions, seconds), parsed and validated by :func:`trading.config.parse_config`
 :class:`RiskManager` compiles it against an :class:`~trading.instruments.Instrument` into
 integer lots and cash units for the hot path and
 
-* checks every order before it is sent (:meth:`RiskManager.check`), and
+* checks every order before it is sent (:meth:`RiskManager.check`), including, on spot when
+  the engine knows the balances, that a bid's cost (notional plus fee) fits the free quote
+  balance and an ask the free base balance, and
 * evaluates running limits on every event (:meth:`RiskManager.evaluate`): daily loss (resets
   at the UTC day boundary of the event time), trailing drawdown from peak equity, inventory
   deviation from the target ratio, a volatility pause and the kill switch.
@@ -21,7 +23,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
-from trading.config import parse_config
+from trading.amounts import instrument_errors
+from trading.config import ConfigError, parse_config
 from trading.events import AmendOrder, Command, PlaceOrder
 from trading.instruments import FEE_SCALE, Instrument, Side
 
@@ -85,9 +88,14 @@ class RiskLimits:
         return errors
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RiskLimits:
-        """Parse and validate; raises :class:`trading.config.ConfigError` naming every bad field."""
-        return parse_config(cls, data)
+    def from_dict(cls, data: dict[str, Any], instrument: Instrument | None = None) -> RiskLimits:
+        """Parse and validate (on ``instrument`` when given: amounts within int64 lots, ticks and
+        notional units); raises :class:`trading.config.ConfigError` naming every bad field."""
+        limits = parse_config(cls, data)
+        errors = {} if instrument is None else instrument_errors(limits, instrument)
+        if errors:
+            raise ConfigError(errors)
+        return limits
 
 
 def _plain(d: Decimal) -> str:
@@ -155,7 +163,18 @@ NORMAL = RiskStatus()
 class RiskState:
     """What pre-trade checks look at; the engine keeps it current (mutable, reused)."""
 
-    __slots__ = ("action", "mid2", "open_orders", "position", "ts", "working_buy", "working_sell")
+    __slots__ = (
+        "action",
+        "base",
+        "cash",
+        "mid2",
+        "open_orders",
+        "position",
+        "ts",
+        "working_buy",
+        "working_buy_cost",
+        "working_sell",
+    )
 
     def __init__(self) -> None:
         self.ts = 0
@@ -165,12 +184,20 @@ class RiskState:
         self.working_buy = 0  # lots still working on our bids
         self.working_sell = 0
         self.action = RiskAction.NONE
+        # Spot balances, when known (None: not checked): quote cash units and base lots held,
+        # and what our working bids would cost (notional plus taker fee, cash units).
+        self.cash: int | None = None
+        self.base: int | None = None
+        self.working_buy_cost = 0
 
 
 class RiskManager:
     """Apply :class:`RiskLimits` to one bot on one instrument (integer hot path)."""
 
     def __init__(self, limits: RiskLimits, instrument: Instrument) -> None:
+        errors = instrument_errors(limits, instrument)
+        if errors:  # the config loaders check this first (``bot_config_validate``, the bot loop)
+            raise ConfigError(errors)
         self.limits = limits
         self.instrument = instrument
         lots = instrument.lots
@@ -190,6 +217,8 @@ class RiskManager:
         self.rate_window_ns = int(limits.order_rate_window_s * 1e9)
         self.vol_window_ns = int(limits.volatility_window_s * 1e9)
         self.kill_switch = limits.kill_switch
+        # Derivatives (``BTC/USDT:USDT``) trade on margin: the spot balance check does not apply.
+        self.derivative = ":" in instrument.symbol
         self._sent: deque[int] = deque()
         # running-limit state
         self.day = -1
@@ -262,6 +291,10 @@ class RiskManager:
                 "reduce_only",
                 f"reduce-only: {verb} {self._base(qty)} would not reduce position {self._base(pos)}",
             )
+        if state.cash is not None and not self.derivative:
+            d = self._check_balance(s, price, qty, state, verb)
+            if d is not ALLOWED:
+                return d
         if reduces:
             return ALLOWED
         working = state.working_buy if s > 0 else state.working_sell
@@ -282,6 +315,40 @@ class RiskManager:
                     "max_position_quote",
                     f"max_position_quote: {verb} {self._base(qty)} would take position value to "
                     f"{self._quote(value)}, limit {self._quote(self.max_pos_value)}",
+                )
+        return ALLOWED
+
+    def order_cost(self, price: int, qty: int) -> int:
+        """What buying ``qty`` lots at ``price`` ticks takes from the quote balance: the notional
+        plus the taker fee (the worst case), in cash units."""
+        return price * qty * (FEE_SCALE + max(self.instrument.taker_fee_e8, self.instrument.maker_fee_e8, 0))
+
+    def _check_balance(self, s: int, price: int, qty: int, state: RiskState, verb: str) -> RiskDecision:
+        """Spot: a bid must be paid from the free quote balance, an ask from the free base."""
+        inst = self.instrument
+        if s > 0:
+            cost = self.order_cost(price, qty)
+            free = state.cash - state.working_buy_cost
+            if cost > free:
+                held = (
+                    f" ({self._quote(state.working_buy_cost)} held by working bids)" if state.working_buy_cost else ""
+                )
+                return RiskDecision(
+                    False,
+                    "insufficient_balance",
+                    f"{verb} {self._base(qty)} at {inst.price(price)} costs {self._quote(cost)} with fees; "
+                    f"free {inst.quote} balance is {self._quote(max(free, 0))}{held}",
+                )
+        elif state.base is not None:
+            free_base = state.base - state.working_sell
+            if qty > free_base:
+                held = f" ({self._base(state.working_sell)} held by working asks)" if state.working_sell else ""
+                notional = self._quote(price * qty * FEE_SCALE)
+                return RiskDecision(
+                    False,
+                    "insufficient_balance",
+                    f"{verb} {self._base(qty)} at {inst.price(price)} (value {notional}) needs that much "
+                    f"{inst.base}; free {inst.base} balance is {self._base(max(free_base, 0))}{held}",
                 )
         return ALLOWED
 

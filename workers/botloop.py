@@ -165,7 +165,7 @@ class BotRunner:
         inst = setup.instrument
         try:
             strategy = build_strategy(setup.strategy, setup.params, inst)
-            risk = RiskLimits.from_dict(setup.risk)
+            risk = RiskLimits.from_dict(setup.risk, inst)
         except Exception as exc:
             errors = getattr(exc, "errors", None) or str(exc)
             reason = f"configuration refused: {errors}"
@@ -192,6 +192,9 @@ class BotRunner:
             # list of the last ones is for backtest reports: 10,000 per bot made millions of
             # objects in a host, for every garbage collection to walk.
             max_markouts=64,
+            # A paper account's balances are known: an order it cannot pay for is refused
+            # before it leaves (spot). A live account's come from the exchange, which refuses.
+            balance_check=setup.account_kind == "paper" and bool(balances),
         )
         if setup.account_kind == "paper":
             self.venue = PaperVenue(

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 
 from apps.arbitrage.models import ArbitrageSettings, Opportunity
+from trading.amounts import AmountError, plain_decimal
 
 BPS = Decimal(10_000)
 EDGE_PLACES = Decimal("0.0001")
@@ -160,11 +161,11 @@ def opportunity_notify(*, opportunity: Opportunity) -> int:
 # --- settings ----------------------------------------------------------------------------------
 def _decimal(value: Any, name: str, errors: dict, *, low: Decimal, high: Decimal) -> Decimal | None:
     try:
-        number = Decimal(str(value))
-        if not number.is_finite() or not low <= number <= high:
-            raise InvalidOperation
+        number = plain_decimal(value)
+        if not low <= number <= high:
+            raise AmountError(f"{value!r} is out of range")
         return number
-    except (InvalidOperation, ValueError):
+    except AmountError:
         errors[name] = f"{value!r} is not accepted; give a number from {low} to {high}"
         return None
 

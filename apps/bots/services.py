@@ -20,12 +20,13 @@ from django.utils import timezone
 from apps.accounts.errors import FieldErrors
 from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
+from apps.bots import guards
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.exchanges.models import ExchangeAccount, Market
 from apps.exchanges.services import market_to_instrument
 from trading.config import ConfigError
 from trading.instruments import InstrumentError
-from trading.risk import RiskLimits, RiskManager
+from trading.risk import RiskLimits
 from trading.strategies import build_strategy
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,17 @@ def _snapshot(bot: Bot) -> dict[str, Any]:
 
 
 def bot_config_validate(
-    *, strategy: str, params: Mapping[str, Any], risk: Mapping[str, Any] | None, market: Market
+    *,
+    strategy: str,
+    params: Mapping[str, Any],
+    risk: Mapping[str, Any] | None,
+    market: Market,
+    account: ExchangeAccount | None = None,
+    confirm_large: bool = True,
 ) -> None:
-    """Check strategy parameters (on the market's instrument) and risk limits.
+    """Check strategy parameters (on the market's instrument) and risk limits, and, with the
+    ``account``, the order size against the account's value (:mod:`apps.bots.guards`; without
+    ``confirm_large`` a large order raises :class:`~apps.bots.guards.LargeOrderConfirmation`).
 
     Raises :class:`FieldErrors` like ``{"params": {"field": ["message"]}, "risk": {...}}``."""
     errors: dict[str, Any] = {}
@@ -77,22 +86,15 @@ def bot_config_validate(
         errors["risk"] = ["must be an object of limit -> value"]
     elif risk is not None:
         try:
-            limits = RiskLimits.from_dict(dict(risk))
+            RiskLimits.from_dict(dict(risk), market_to_instrument(market))
         except ConfigError as exc:
             errors["risk"] = {name: [message] for name, message in exc.errors.items()}
-        else:
-            problems = limits.validate()
-            if problems:
-                errors["risk"] = {name: [message] for name, message in problems.items()}
-            else:
-                try:  # the engine converts limits to ticks/lots/cash units when the bot starts
-                    RiskManager(limits, market_to_instrument(market))
-                except (ArithmeticError, InstrumentError, ValueError) as exc:
-                    errors["risk"] = {
-                        "__all__": [f"a limit cannot be used on {market.symbol}: {exc or type(exc).__name__}"]
-                    }
     if errors:
         raise FieldErrors(errors)
+    if account is not None and isinstance(params, Mapping):
+        guards.check_order_size(
+            params=params, risk=risk, view=guards.account_view(account, market), confirm_large=confirm_large
+        )
 
 
 def _check_account_market(*, owner: User, account: ExchangeAccount, market: Market) -> None:
@@ -118,8 +120,10 @@ def bot_create(
     risk: Mapping[str, Any] | None = None,
     auto_resume: bool = False,
     actor: User | None = None,
+    confirm_large: bool = True,
 ) -> Bot:
-    """Create a stopped bot with configuration version 1."""
+    """Create a stopped bot with configuration version 1. Without a maximum order size or
+    position in ``risk`` it gets them from the account's value (:mod:`apps.bots.guards`)."""
     actor = actor or owner
     name = (name or "").strip()
     if not name:
@@ -129,6 +133,12 @@ def bot_create(
     _check_account_market(owner=owner, account=exchange_account, market=market)
     risk = dict(risk or {})
     bot_config_validate(strategy=strategy, params=params, risk=risk, market=market)
+    view = guards.account_view(exchange_account, market)
+    guards.check_order_size(params=params, risk=risk, view=view, confirm_large=confirm_large)
+    defaults = guards.default_limits(params=params, risk=risk, view=view)
+    if defaults != risk:
+        risk = defaults
+        bot_config_validate(strategy=strategy, params=params, risk=risk, market=market)
     bot = Bot.objects.create(
         owner=owner,
         name=name,
@@ -200,7 +210,13 @@ def bot_update_config(
     }
     config_changed = any(new[k] != getattr(bot, k) for k in CONFIG_FIELDS)
     if config_changed or moving:
-        bot_config_validate(strategy=new["strategy"], params=new["params"], risk=new["risk"], market=bot.market)
+        bot_config_validate(
+            strategy=new["strategy"],
+            params=new["params"],
+            risk=new["risk"],
+            market=bot.market,
+            account=bot.exchange_account,
+        )
     if config_changed:
         bot.strategy, bot.params, bot.risk = new["strategy"], new["params"], new["risk"]
         bot.config_version += 1

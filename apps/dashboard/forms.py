@@ -12,6 +12,7 @@ from django import forms
 from django.http import QueryDict
 
 from apps.backtests.models import DataSource
+from apps.bots.guards import avellaneda_stoikov_warning
 from apps.core import jsondepth
 from apps.notifications.models import ChannelKind, EventKind
 from trading.config import describe
@@ -146,6 +147,14 @@ class SchemaFieldset:
                 out[name] = raw
         self.values = out
         return out
+
+
+def strategy_warning(strategy: str, params: dict[str, Any], market) -> str:
+    """A warning shown with a strategy's parameters on ``market`` (an Avellaneda-Stoikov spread
+    that would be clamped to its cap: :func:`apps.bots.guards.avellaneda_stoikov_warning`)."""
+    if strategy != "avellaneda_stoikov":
+        return ""
+    return avellaneda_stoikov_warning(params=params, market=market)
 
 
 class BotCreateForm(forms.Form):

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import ccxt
@@ -19,6 +19,7 @@ from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
 from apps.exchanges import crypto
 from apps.exchanges.models import ExchangeAccount, VenueKind, VerifyStatus
+from trading.amounts import AmountError, plain_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +68,13 @@ def paper_balances_clean(balances: Mapping[str, Any] | None) -> dict[str, str]:
         if not _ASSET.match(name):
             raise ValidationError({"paper_balances": f"asset {asset!r} is not an asset code; e.g. 'BTC', 'USDT'"})
         try:
-            value = Decimal(repr(amount) if isinstance(amount, float) else str(amount))
-        except (InvalidOperation, ValueError):
-            value = Decimal("NaN")
-        if not value.is_finite() or value < 0:
+            value = plain_decimal(amount)
+        except AmountError as exc:
+            raise ValidationError({"paper_balances": f"{name}: {exc}"}) from None
+        if value < 0:
             raise ValidationError(
-                {"paper_balances": f"{name}: {amount!r} is not an amount; accepted: a decimal of 0 or more"}
+                {"paper_balances": f"{name}: {amount!r} is negative; accepted: a decimal of 0 or more"}
             )
-        if abs(value) >= Decimal(10) ** 20:
-            raise ValidationError({"paper_balances": f"{name}: {amount!r} is too large; accepted: below 1e20"})
         out[name] = str(value)
     return out
 

@@ -8,7 +8,7 @@ import ipaddress
 import re
 import uuid
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ from apps.notifications.models import (
     NotificationRule,
 )
 from apps.notifications.transports import address_refusal, allow_private_hosts
+from trading.amounts import AmountError, plain_decimal
 
 DELIVER_TASK = "workers.notifications.deliver"
 RATE_WINDOW = timedelta(minutes=1)
@@ -249,11 +250,9 @@ def _validate_rule(*, owner, event_kind, channels, bot, threshold) -> tuple[dict
     value = None
     if threshold is not None:
         try:
-            value = Decimal(str(threshold))
-            if not value.is_finite():
-                raise InvalidOperation
-        except (InvalidOperation, ValueError):
-            errors["threshold"] = f"{threshold!r} is not a number"
+            value = plain_decimal(threshold)
+        except AmountError as exc:
+            errors["threshold"] = str(exc)
     return errors, value
 
 

@@ -184,6 +184,12 @@ MARKETDATA_RETENTION_DAYS = env.env_int("MM_RETENTION_DAYS", 30, minimum=1, maxi
 # quote currency; unset means no such limit (per-bot limits live on each bot).
 USER_DAILY_LOSS_LIMIT = env.env_decimal("MM_USER_DAILY_LOSS_LIMIT", None, minimum="0")
 ACCOUNT_MAX_EXPOSURE = env.env_decimal("MM_ACCOUNT_MAX_EXPOSURE", None, minimum="0")
+# Fat-finger guards (apps/bots/guards.py), as fractions of the account's value on the market: a
+# new bot's default maximum order size and position, and the order size the new-bot form asks
+# to confirm (naming the order's value).
+DEFAULT_MAX_ORDER_FRACTION = env.env_decimal("MM_DEFAULT_MAX_ORDER_FRACTION", "0.25", minimum="0")
+DEFAULT_MAX_POSITION_FRACTION = env.env_decimal("MM_DEFAULT_MAX_POSITION_FRACTION", "0.5", minimum="0")
+LARGE_ORDER_FRACTION = env.env_decimal("MM_LARGE_ORDER_FRACTION", "0.1", minimum="0")
 
 # --- Arbitrage tracker, backtests, notifications, dashboard -----------------------------------
 ARBITRAGE_MIN_PROFIT = env.env_decimal("ARBITRAGE_MIN_PROFIT", "0", minimum="0")  # quote currency

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from trading.amounts import instrument_errors
 from trading.config import ConfigError, describe, parse_config
 from trading.instruments import Instrument, InstrumentError
 from trading.strategies.auto import AutoConfig, AutoStrategy
@@ -47,10 +48,14 @@ def validate_params(name: str, params: Mapping[str, Any]) -> Any:
 def build_strategy(name: str, params: Mapping[str, Any], instrument: Instrument) -> Strategy:
     """Validate ``params`` and build the strategy for ``instrument``.
 
-    Values that cannot be represented on the instrument (e.g. an amount below one lot) raise
-    ConfigError naming the field.
+    Values that cannot be represented on the instrument (an amount below one lot, or beyond
+    int64 lots or ticks: :func:`trading.amounts.instrument_errors`) raise ConfigError naming
+    the field.
     """
     config = validate_params(name, params)
+    errors = instrument_errors(config, instrument)
+    if errors:
+        raise ConfigError(errors)
     _, strategy_cls = STRATEGIES[name]
     try:
         return strategy_cls(config, instrument)

@@ -8,6 +8,13 @@ Units (documented because the formulas are unit-sensitive):
   ``order_amount`` (``(position - inventory_target) / order_amount``);
 * time in seconds.
 
+Traders set ``risk_aversion``, a pure number, instead of ``gamma``: the model's absolute risk
+aversion is ``risk_aversion`` per one order's value (``mid x order_amount``), so per unit of q
+``gamma = risk_aversion / mid``. The inventory term of the spread is then
+``risk_aversion x (sigma / mid)^2 x tau`` as a fraction of the mid, the same on any price level
+and order size (BTC/USDT at 60,000 with sigma 8 USDT/sqrt(s) and tau 3600 s: 0.006% at
+``risk_aversion`` 1). ``gamma`` can still be given directly (absolute, per quote unit per q).
+
 Finite horizon (the paper's eqs. 29–30), with ``tau = T - t``::
 
     r = s - q * gamma * sigma^2 * tau
@@ -63,7 +70,19 @@ class AvellanedaStoikovConfig(ConfigBase):
     order_amount: Decimal = field(
         metadata={"min": Decimal(0), "exclusive_min": True, "unit": "base", "help": "size per quote; q unit"}
     )
-    gamma: float = field(default=0.1, metadata={**_POSITIVE, "help": "risk aversion (per quote unit per q)"})
+    risk_aversion: float = field(
+        default=1.0,
+        metadata={
+            **_POSITIVE,
+            "max": 1e6,
+            "help": "risk aversion per one order's value (a pure number; the same on any price and size); "
+            "higher = wider quotes and a stronger lean against inventory",
+        },
+    )
+    gamma: float | None = field(
+        default=None,
+        metadata={**_POSITIVE, "unit": "1/quote per q", "help": "absolute risk aversion; empty = from risk_aversion"},
+    )
     sigma: float | None = field(
         default=None, metadata={**_POSITIVE, "unit": "quote/sqrt(s)", "help": "volatility; empty = estimate"}
     )
@@ -103,6 +122,23 @@ class AvellanedaStoikovConfig(ConfigBase):
         if self.min_spread > self.max_spread:
             return {"min_spread": f"{self.min_spread} must not exceed max_spread {self.max_spread}"}
         return {}
+
+    def gamma_at(self, mid: float) -> float:
+        """The model's ``gamma`` (per quote unit per q) at ``mid``: given, or ``risk_aversion / mid``."""
+        return self.gamma if self.gamma is not None else self.risk_aversion / mid
+
+
+def spread_preview(config: AvellanedaStoikovConfig, mid: float, sigma: float, k: float | None) -> dict[str, float]:
+    """The spread the model asks for at the start of a session with no inventory (the widest of
+    the finite-horizon session; the infinite-horizon form has no sigma term), in quote currency,
+    and the floor and cap it is clamped to. ``k`` unknown (``None``): the liquidity term is left
+    out, so ``spread`` is a lower bound. ``capped``: 1.0 when the model's spread exceeds the cap."""
+    gamma = config.gamma_at(mid)
+    liquidity = 0.0 if k is None else (2.0 / gamma) * math.log(1.0 + gamma / k)
+    inventory = 0.0 if config.infinite_horizon else gamma * sigma**2 * config.horizon
+    spread = inventory + liquidity
+    cap = float(config.max_spread) * mid
+    return {"spread": spread, "floor": float(config.min_spread) * mid, "cap": cap, "capped": float(spread > cap)}
 
 
 def finite_horizon_quotes(
@@ -211,12 +247,13 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
             return pulled(f"warming up: estimating {', '.join(missing)}")
         s = market.mid_float * self.tick
         q = (ctx.position - self.target_lots) / self.order_lots
+        gamma = cfg.gamma if cfg.gamma is not None else cfg.risk_aversion / s
         if cfg.infinite_horizon:
-            r, spread, bid, ask = infinite_horizon_quotes(s, q, cfg.gamma, sigma, k, cfg.q_max)
+            r, spread, bid, ask = infinite_horizon_quotes(s, q, gamma, sigma, k, cfg.q_max)
             tau_note = "infinite horizon"
         else:
             tau = self.time_left(ctx.ts)
-            r, spread, bid, ask = finite_horizon_quotes(s, q, cfg.gamma, sigma, k, tau)
+            r, spread, bid, ask = finite_horizon_quotes(s, q, gamma, sigma, k, tau)
             tau_note = f"T-t {tau:.0f}s"
         self.reservation_price, self.optimal_spread = r, spread
         if not math.isfinite(bid):

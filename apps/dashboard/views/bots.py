@@ -16,9 +16,10 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.errors import FieldErrors
 from apps.bots import services as bot_services
+from apps.bots.guards import LargeOrderConfirmation
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.dashboard import figures, live
-from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset
+from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset, strategy_warning
 from apps.dashboard.selectors import risk_defaults_get
 from apps.dashboard.views.common import (
     error_text,
@@ -173,6 +174,9 @@ def bot_config(request, bot_id: int):
                     meta.add_error(name, str(m))
         return bot_detail(request, bot_id, config_ctx=ctx, status_code=400)
     messages.success(request, "Configuration saved.")
+    warning = strategy_warning(strategy, params, bot.market)
+    if warning:
+        messages.warning(request, warning)
     return redirect("bot-detail", bot_id=bot.pk)
 
 
@@ -188,12 +192,15 @@ def bot_create(request):
     params_set = SchemaFieldset.for_strategy(strategy)
     risk_set = SchemaFieldset.for_risk(risk_defaults_get(user=request.user))
     status_code = 200
+    confirm = None  # a large order's value to confirm (apps/bots/guards.py)
+    warning = ""
     if request.method == "POST" and request.POST.get("refresh") != "1":
         params = params_set.parse(request.POST)
         risk = risk_set.parse(request.POST)
         if form.is_valid():
             account = next(a for a in accounts if str(a.pk) == form.cleaned_data["exchange_account"])
             market = next(m for m in markets if str(m.pk) == form.cleaned_data["market"])
+            warning = strategy_warning(strategy, params, market)
             try:
                 bot = bot_services.bot_create(
                     owner=request.user,
@@ -204,7 +211,11 @@ def bot_create(request):
                     params=params,
                     risk=risk,
                     actor=request.user,
+                    confirm_large=request.POST.get("confirm_large") == "1",
                 )
+            except LargeOrderConfirmation as exc:
+                confirm = {"message": field_errors(exc)["params"]["order_amount"][0], "notional": exc.notional,
+                           "value": exc.value, "quote": exc.quote}  # fmt: skip
             except (FieldErrors, ValidationError) as exc:
                 errors = field_errors(exc)
                 params_set.errors = errors.get("params") or {}
@@ -215,6 +226,8 @@ def bot_create(request):
                             form.add_error(name, str(m))
             else:
                 messages.success(request, f"Bot {bot.name} created. Start it when ready.")
+                if warning:
+                    messages.warning(request, warning)
                 return redirect("bot-detail", bot_id=bot.pk)
         status_code = 400
     elif request.method == "POST":
@@ -223,7 +236,14 @@ def bot_create(request):
     return render(
         request,
         "dashboard/bot_create.html",
-        {"form": form, "params_fields": params_set, "risk_fields": risk_set, "strategy": strategy},
+        {
+            "form": form,
+            "params_fields": params_set,
+            "risk_fields": risk_set,
+            "strategy": strategy,
+            "confirm": confirm,
+            "warning": warning,
+        },
         status=status_code,
     )
 

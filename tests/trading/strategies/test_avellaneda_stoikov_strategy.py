@@ -148,3 +148,40 @@ def test_online_sigma_and_k_converge_on_synthetic_market(volatility: dict) -> No
     assert k == pytest.approx(true_k, rel=0.15)
     assert s.arrival_rate is not None
     assert qs is not None and len(qs.bids) == 1 and len(qs.asks) == 1
+
+
+def test_risk_aversion_is_scaled_to_price_so_the_spread_fraction_is_the_same_on_any_price() -> None:
+    # Same relative volatility (sigma / mid) and the same k x mid at 10,000 and at 100: the
+    # default risk aversion (no gamma) gives the same spread as a fraction of the mid.
+    from trading.strategies.avellaneda_stoikov import AvellanedaStoikovConfig
+
+    fractions = []
+    for mid_ticks, scale in ((1_000_000, 1.0), (10_000, 0.01)):
+        params = {"order_amount": "0.01", "sigma": 1.0 * scale, "k": 1.5 / scale, "horizon": 100.0}
+        s = build_strategy("avellaneda_stoikov", params, INSTRUMENT)
+        s.on_event(Timer(NS), make_ctx(two_sided(mid_ticks - 1000, mid_ticks + 1000), NS))
+        fractions.append(s.optimal_spread / (mid_ticks / 100))
+    assert fractions[0] == pytest.approx(fractions[1])
+    cfg = AvellanedaStoikovConfig(order_amount=1)  # type: ignore[arg-type]
+    assert cfg.gamma_at(10_000.0) == pytest.approx(1.0 / 10_000.0)  # risk_aversion 1 per order value
+
+
+def test_an_explicit_gamma_still_overrides_risk_aversion() -> None:
+    a = strategy(risk_aversion=50.0)  # PARAMS give gamma 0.01: risk_aversion is not used
+    b = strategy()
+    a.on_event(Timer(NS), make_ctx(BOOK, NS))
+    b.on_event(Timer(NS), make_ctx(BOOK, NS))
+    assert a.optimal_spread == pytest.approx(b.optimal_spread)
+
+
+def test_spread_preview_warns_when_the_model_spread_would_be_capped() -> None:
+    from trading.strategies import validate_params
+    from trading.strategies.avellaneda_stoikov import spread_preview
+
+    defaults = validate_params("avellaneda_stoikov", {"order_amount": "0.001"})
+    # BTC/USDT-like: mid 60,000, sigma 8 USDT/sqrt(s), k 0.1 per USDT
+    fine = spread_preview(defaults, 60_000.0, 8.0, 0.1)
+    assert not fine["capped"] and fine["spread"] < fine["cap"] and fine["spread"] > 20.0
+    old_default = validate_params("avellaneda_stoikov", {"order_amount": "0.001", "gamma": 0.1})
+    capped = spread_preview(old_default, 60_000.0, 8.0, None)  # lower bound without k: already capped
+    assert capped["capped"] and capped["spread"] == pytest.approx(0.1 * 64 * 3600)

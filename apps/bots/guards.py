@@ -1,0 +1,218 @@
+"""Fat-finger guards for bot configurations, from what is known of the account and the market.
+
+* An order larger than the whole account (its balances valued at the market's last price) is
+  refused, naming the order's value and the balance; one below the market's minimum order
+  value likewise (every order would be refused by pre-trade risk).
+* An order above ``MM_LARGE_ORDER_FRACTION`` of the account's value needs a confirmation that
+  names its value (the new-bot form asks; the API's callers confirm by calling).
+* A new bot without a maximum order size or position gets them from the account's value
+  (``MM_DEFAULT_MAX_ORDER_FRACTION``, ``MM_DEFAULT_MAX_POSITION_FRACTION``), never below its own
+  order size; the user's risk defaults or explicit limits take precedence.
+* Avellaneda-Stoikov: a warning when the model's spread would be clamped to ``max_spread``.
+
+Balances: the account's latest known free balances (reconciliation keeps paper accounts'), else
+a paper account's initial balances. Price: the market's last recorded trade, else the mid of
+its latest depth snapshot. Unknown either way: no guard applies (pre-trade risk still refuses
+what a paper balance cannot pay for, and an exchange refuses the rest).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
+from typing import Any
+
+from django.conf import settings
+
+from apps.accounts.errors import FieldErrors
+from apps.exchanges.models import ExchangeAccount, Market
+
+
+class LargeOrderConfirmation(FieldErrors):
+    """An order above the large-order fraction of the account: valid once confirmed."""
+
+    def __init__(self, errors: dict, *, notional: Decimal, value: Decimal, quote: str) -> None:
+        super().__init__(errors)
+        self.notional, self.value, self.quote = notional, value, quote
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What is known of one account on one market: balances (None = unknown) and a price."""
+
+    base: Decimal | None
+    quote: Decimal | None
+    price: Decimal | None
+    market: Market
+
+    @property
+    def known(self) -> bool:
+        return self.price is not None and self.price > 0 and (self.base is not None or self.quote is not None)
+
+    @property
+    def value(self) -> Decimal:
+        """The account's value on this market in quote currency (its base at the price)."""
+        return (self.base or 0) * (self.price or 0) + (self.quote or 0)
+
+    def describe(self) -> str:
+        m = self.market
+        parts = [f"{_fmt(self.base)} {m.base}"] if self.base is not None else []
+        parts += [f"{_fmt(self.quote)} {m.quote}"] if self.quote is not None else []
+        return f"{' + '.join(parts)} = {_money(self.value)} {m.quote} at {_fmt(self.price)}"
+
+
+def _fmt(d: Decimal | None) -> str:
+    return "?" if d is None else f"{d.normalize():f}"
+
+
+def _round_lots(amount: Decimal, lot: Decimal) -> Decimal:
+    """``amount`` rounded down to whole lots, without trailing zeros."""
+    lot = lot.normalize()
+    return ((amount / lot).to_integral_value(rounding=ROUND_DOWN) * lot).normalize()
+
+
+def _money(d: Decimal) -> str:
+    return f"{d.quantize(Decimal('0.01')):,}"
+
+
+def _last_price(market: Market) -> Decimal | None:
+    from apps.marketdata.selectors import latest_depth, recent_trades
+
+    trade = recent_trades(market=market, limit=1).first()
+    if trade is not None:
+        return trade.price
+    depth = latest_depth(market=market)
+    return None if depth is None else depth.mid
+
+
+def account_view(account: ExchangeAccount, market: Market) -> AccountView:
+    from apps.portfolio.models import Balance
+
+    free = {
+        b.asset.upper(): b.free for b in Balance.objects.filter(account=account, asset__in=[market.base, market.quote])
+    }
+    if not free and account.kind == "paper":
+        free = {str(k).upper(): Decimal(str(v)) for k, v in (account.paper_balances or {}).items()}
+    return AccountView(free.get(market.base.upper()), free.get(market.quote.upper()), _last_price(market), market)
+
+
+def _order_amount(params: Mapping[str, Any]) -> Decimal | None:
+    from trading.amounts import AmountError, plain_decimal
+
+    try:
+        amount = plain_decimal(params.get("order_amount"))
+    except AmountError:
+        return None  # the config parser names it
+    return amount if amount > 0 else None
+
+
+def check_order_size(
+    *, params: Mapping[str, Any], risk: Mapping[str, Any] | None, view: AccountView, confirm_large: bool
+) -> None:
+    """Refuse an order larger than the account; ask to confirm a large one (see the module)."""
+    if not view.known:
+        return
+    m, price, value = view.market, view.price, view.value
+    accepted = _round_lots(value / price, m.lot_size)
+    errors: dict[str, Any] = {}
+    checks = [("params", "order_amount", _order_amount(params))]
+    if isinstance(risk, Mapping):
+        checks.append(("risk", "max_order_size", _order_amount({"order_amount": risk.get("max_order_size")})))
+    for group, name, amount in checks:
+        if amount is None:
+            continue
+        notional = amount * price
+        if name == "order_amount" and notional < m.min_notional:
+            lot = m.lot_size.normalize()
+            least = ((m.min_notional / price / lot).to_integral_value(rounding=ROUND_CEILING) * lot).normalize()
+            errors.setdefault(group, {})[name] = [
+                f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote} at {_fmt(price)}, below the "
+                f"market's minimum order value {_fmt(m.min_notional)} {m.quote}; accepted: at least {_fmt(least)} "
+                f"{m.base}"
+            ]
+        elif notional > value:
+            errors.setdefault(group, {})[name] = [
+                f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote}; the account holds "
+                f"{view.describe()}; accepted: at most {_fmt(accepted)} {m.base}"
+            ]
+    if errors:
+        raise FieldErrors(errors)
+    amount = checks[0][2]
+    fraction = Decimal(str(settings.LARGE_ORDER_FRACTION))
+    if amount is not None and not confirm_large and value > 0 and amount * price > fraction * value:
+        notional = amount * price
+        raise LargeOrderConfirmation(
+            {
+                "params": {
+                    "order_amount": [
+                        f"each order is worth {_money(notional)} {m.quote}, {notional / value:.0%} of the "
+                        f"account's {_money(value)} {m.quote}: confirm orders of {_money(notional)} {m.quote} to go on"
+                    ]
+                }
+            },
+            notional=notional,
+            value=value,
+            quote=m.quote,
+        )
+
+
+def default_limits(*, params: Mapping[str, Any], risk: Mapping[str, Any], view: AccountView) -> dict[str, Any]:
+    """``risk`` with a maximum order size and position filled in from the account's value where
+    the user gave none (a key present, even null, is the user's choice)."""
+    out = dict(risk)
+    if not view.known:
+        return out
+    m, price = view.market, view.price
+    amount = _order_amount(params) or Decimal(0)
+    for key, setting in (
+        ("max_order_size", settings.DEFAULT_MAX_ORDER_FRACTION),
+        ("max_position_base", settings.DEFAULT_MAX_POSITION_FRACTION),
+    ):
+        if key in out:
+            continue
+        size = _round_lots(view.value * Decimal(str(setting)) / price, m.lot_size)
+        size = max(size, amount)
+        if size > 0:
+            out[key] = f"{size.normalize():f}"
+    return out
+
+
+def avellaneda_stoikov_warning(*, params: Mapping[str, Any], market: Market) -> str:
+    """A warning when the model's spread (at the start of a session, no inventory) exceeds
+    ``max_spread``: quotes are then clamped to the cap and seldom fill. Sigma and k come from
+    the params or, when empty, from the market's recent trades (sigma: realised variance per
+    second; k unknown: the spread shown is a lower bound). Empty when unknown or fine."""
+    from trading.config import ConfigError
+    from trading.strategies import validate_params
+    from trading.strategies.avellaneda_stoikov import spread_preview
+
+    try:
+        cfg = validate_params("avellaneda_stoikov", dict(params))
+    except ConfigError:
+        return ""
+    from apps.marketdata.selectors import recent_trades
+
+    trades = list(recent_trades(market=market, limit=500).values_list("ts", "price"))
+    if not trades:
+        return ""
+    mid = float(trades[0][1])
+    sigma = cfg.sigma
+    if sigma is None:
+        trades.reverse()
+        span = (trades[-1][0] - trades[0][0]).total_seconds()
+        if len(trades) < 20 or span <= 0:
+            return ""
+        sigma = math.sqrt(sum(float(b[1] - a[1]) ** 2 for a, b in itertools.pairwise(trades)) / span)
+    preview = spread_preview(cfg, mid, sigma, cfg.k)
+    if not preview["capped"]:
+        return ""
+    bound = "" if cfg.k is not None else "at least "
+    return (
+        f"At a mid of {mid:,.2f} {market.quote} and sigma {sigma:.3g} {market.quote}/sqrt(s) the model asks for a "
+        f"spread of {bound}{preview['spread']:,.2f} {market.quote} ({preview['spread'] / mid:.2%} of the mid), above "
+        f"max_spread {float(cfg.max_spread):.2%} ({preview['cap']:,.2f} {market.quote}): quotes would be clamped to "
+        "the cap and seldom fill. Lower risk_aversion (or gamma), shorten horizon, or raise max_spread."
+    )

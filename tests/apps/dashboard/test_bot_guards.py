@@ -1,0 +1,145 @@
+"""Fat-finger guards on the new-bot form and the API (issue 21 item 2): an order larger than the
+account is refused with its value and the balance; a large one is created only once the trader
+confirms its value; a new bot gets a maximum order size and position from the account's value;
+an Avellaneda-Stoikov spread that would be capped is warned about."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.bots.models import Bot
+from apps.exchanges.services import exchange_account_create
+from apps.marketdata.models import Trade
+from tests.apps.bots.factories import api, sim_market
+from tests.apps.dashboard.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def priced(trader):
+    """A paper account holding 1 BTC and 10,000 USDT on a market whose last trade was 60,000."""
+    market = sim_market()
+    now = timezone.now()
+    for i in range(30):  # realised volatility about 7 USDT/sqrt(s)
+        Trade.objects.create(market=market, ts=now - timedelta(seconds=30 - i), price=Decimal(60_000 + ((29 - i) % 3) * 5),
+                             qty=Decimal("0.01"), aggressor="buy", trade_id=f"t{i}")  # fmt: skip
+    account = exchange_account_create(
+        owner=trader, label="guarded", venue=market.venue, kind="paper", paper_balances={"BTC": "1", "USDT": "10000"}
+    )
+    return account, market
+
+
+def _post(client, account, market, order_amount: str, **extra):
+    data = {
+        "name": "guarded-bot",
+        "exchange_account": account.pk,
+        "market": market.pk,
+        "strategy": "fixed_spread",
+        "params.order_amount": order_amount,
+        "params.bid_spread": "0.001",
+        "params.ask_spread": "0.001",
+        **extra,
+    }
+    return client.post(reverse("bot-create"), data)
+
+
+def test_the_form_refuses_a_million_btc_order_with_its_value_and_the_balance(trader, priced):
+    account, market = priced
+    response = _post(client_for(trader), account, market, "1000000")
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "1000000 BTC is an order of 60,000,000,000.00 USDT" in body
+    assert "the account holds 1 BTC + 10000 USDT = 70,000.00 USDT at 60000" in body
+    assert "accepted: at most 1.1666 BTC" in body
+    assert not Bot.objects.exists()
+
+
+def test_the_api_refuses_it_too_and_names_the_field(trader, priced):
+    account, market = priced
+    payload = {"name": "api-bot", "exchange_account": account.pk, "market": market.pk, "strategy": "fixed_spread",
+               "params": {"order_amount": "1000000", "bid_spread": "0.001", "ask_spread": "0.001"}}  # fmt: skip
+    response = api(trader).post("/api/v1/bots/", payload, format="json")
+    assert response.status_code == 400
+    assert "60,000,000,000.00 USDT" in response.json()["params"]["order_amount"][0]
+
+
+def test_a_large_order_needs_a_confirmation_naming_its_value(trader, priced):
+    account, market = priced
+    client = client_for(trader)
+    response = _post(client, account, market, "0.5")  # 30,000 USDT: 43% of 70,000
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="confirm-large"' in body and "each order is worth 30,000.00 USDT, 43% of the account" in body
+    assert "I confirm orders of 30000.00 USDT each" in body
+    assert not Bot.objects.exists()
+    response = _post(client, account, market, "0.5", confirm_large="1")
+    assert response.status_code == 302
+    assert Bot.objects.get().params["order_amount"] == "0.5"
+
+
+@override_settings(DEFAULT_MAX_ORDER_FRACTION=Decimal("0.25"), DEFAULT_MAX_POSITION_FRACTION=Decimal("0.5"))
+def test_a_new_bot_gets_a_maximum_order_size_and_position_from_the_account(trader, priced):
+    account, market = priced
+    assert _post(client_for(trader), account, market, "0.01").status_code == 302
+    risk = Bot.objects.get().risk
+    # 70,000 USDT of value at 60,000 (the last trade): 1.16666 BTC; a quarter and a half of it
+    assert (Decimal(risk["max_order_size"]), Decimal(risk["max_position_base"])) == (
+        Decimal("0.2916"),
+        Decimal("0.5833"),
+    )
+
+
+def test_limits_the_trader_gave_are_kept(trader, priced):
+    account, market = priced
+    assert _post(client_for(trader), account, market, "0.01", **{"risk.max_order_size": "0.05"}).status_code == 302
+    risk = Bot.objects.get().risk
+    assert Decimal(risk["max_order_size"]) == Decimal("0.05") and "max_position_base" in risk
+
+
+def test_an_avellaneda_stoikov_spread_that_would_be_capped_is_warned_about(trader, priced):
+    account, market = priced
+    client = client_for(trader)
+    data = {"name": "as-bot", "exchange_account": account.pk, "market": market.pk, "strategy": "avellaneda_stoikov",
+            "params.order_amount": "0.001", "params.gamma": "0.1", "confirm_large": "1"}  # fmt: skip
+    response = client.post(reverse("bot-create"), data, follow=True)
+    body = response.content.decode()
+    assert "seldom fill" in body and "above max_spread 5.00%" in body
+    Bot.objects.all().delete()
+    data["params.gamma"] = ""  # the default: risk_aversion 1, scaled to the price
+    body = client.post(reverse("bot-create"), data, follow=True).content.decode()
+    assert "seldom fill" not in body and Bot.objects.filter(name="as-bot").exists()
+
+
+def test_saving_a_capped_avellaneda_stoikov_config_on_the_bot_page_warns_too(trader, priced):
+    from apps.bots.services import bot_create
+
+    account, market = priced
+    bot = bot_create(owner=trader, name="as-edit", exchange_account=account, market=market,
+                     strategy="avellaneda_stoikov", params={"order_amount": "0.001"})  # fmt: skip
+    data = {"name": "as-edit", "strategy": "avellaneda_stoikov", "params.order_amount": "0.001",
+            "params.gamma": "0.1"}  # fmt: skip
+    response = client_for(trader).post(reverse("bot-config", args=[bot.pk]), data, follow=True)
+    body = response.content.decode()
+    assert "Configuration saved." in body and "seldom fill" in body
+
+
+def test_an_order_below_the_markets_minimum_value_is_refused_with_the_least_accepted(trader, priced):
+    account, market = priced
+    market.min_notional = Decimal("5")
+    market.save()
+    response = _post(client_for(trader), account, market, "0.0001")  # 6 USDT: fine
+    assert response.status_code == 302
+    Bot.objects.all().delete()
+    response = _post(client_for(trader), account, market, "0.00001")  # below one lot of 0.0001
+    assert response.status_code == 400 and "lot size" in response.content.decode()
+    market.lot_size = Decimal("0.00001")
+    market.save()
+    body = _post(client_for(trader), account, market, "0.00005").content.decode()  # 3 USDT
+    assert "below the market&#x27;s minimum order value 5 USDT; accepted: at least 0.00009 BTC" in body
