@@ -35,6 +35,7 @@ from trading.events import BookDelta, BookSnapshot, MarketEvent, TopOfBook, Trad
 from trading.instruments import Instrument, Side
 
 __all__ = [
+    "BINANCE_COINM_BTCUSD",
     "BINANCE_SPOT_BTCUSDT",
     "BINANCE_USDM_BTCUSDT",
     "RECORDINGS",
@@ -56,6 +57,12 @@ BINANCE_SPOT_BTCUSDT = Instrument.create(
 )
 BINANCE_USDM_BTCUSDT = Instrument.create(
     symbol="BTC/USDT:USDT", tick_size="0.1", lot_size="0.001", min_notional="100", venue="binanceusdm"
+)
+
+# COIN-M: a lot is one contract of 100 USD (inverse; see trading.contracts). The shipped file is
+# converted from the USD-M recording (scripts/make_coinm_recording.py, data/recordings/SOURCE.md).
+BINANCE_COINM_BTCUSD = Instrument.create(
+    symbol="BTC/USD:BTC", tick_size="0.1", lot_size="1", base="BTC", quote="USD", venue="binancecoinm"
 )
 
 
@@ -81,6 +88,11 @@ RECORDINGS: dict[str, Recording] = {
         "binance-usdm-btcusdt",
         BINANCE_USDM_BTCUSDT,
         (RECORDINGS_DIR / "binance-usdm" / "btcusdt_20240808.gz",),
+    ),
+    "binance-coinm-btcusd": Recording(
+        "binance-coinm-btcusd",
+        BINANCE_COINM_BTCUSD,
+        (RECORDINGS_DIR / "binance-coinm" / "btcusd_perp_20240808.gz",),
     ),
 }
 
@@ -188,7 +200,8 @@ def fixed_decimals_format(step: Decimal, sample: str) -> tuple[int, int | None, 
     k = -exponent
     dot = sample.find(".")
     if dot < 0:
-        return None
+        # Whole numbers (COIN-M contracts, a lot of 1): ``(0, None, "")``, no dot to find.
+        return (0, None, "") if k == 0 and sample.isascii() and sample.isdigit() else None
     d = len(sample) - dot - 1
     if d < k or d == 0:
         return None

@@ -418,8 +418,18 @@ def result_records(result: BacktestResult, instrument: Instrument) -> dict[str, 
         "fills": fills,
     }
     if result.perp is not None:
-        records["perp"] = perp_records(result.perp, instrument)
-        decomposition["funding"] = records["perp"]["funding"]
+        perp = records["perp"] = perp_records(result.perp, instrument)
+        decomposition["funding"] = perp["funding"]
+        if perp["kind"] == "inverse":
+            # The engine's own PnL is spot arithmetic in the quote; an inverse contract's PnL,
+            # fees and funding are the ledger's, in the settle coin.
+            records["pnl_decomposition"] = {
+                "currency": perp["settle"],
+                "total": perp["net_pnl"],
+                **{key: perp[key] for key in ("realized", "unrealized", "fees", "funding")},
+            }
+            metrics["total_pnl"] = perp["net_pnl"]
+            metrics["pnl_currency"] = perp["settle"]
     return records
 
 

@@ -9,13 +9,14 @@ from fractions import Fraction
 
 import pytest
 
-from connectors.binance_recording import BINANCE_USDM_BTCUSDT, RECORDINGS_DIR, iter_recording
+from connectors.binance_recording import BINANCE_USDM_BTCUSDT, RECORDINGS, RECORDINGS_DIR, ReaderStats, iter_recording
 from trading.backtest import Backtest, result_records
 from trading.contracts import ContractSpec, MarginMode
 from trading.engine import Engine
 from trading.fillsim import SimulatedExchange
 from trading.instruments import Instrument, InstrumentError
 from trading.latency import ConstantLatency
+from trading.margin import BINANCE_COINM_BTCUSD as COINM_TIERS
 from trading.margin import BINANCE_USDM_BTCUSDT as TIERS
 from trading.perp_ledger import FundingSchedule, PerpLedger
 from trading.risk import RiskLimits
@@ -54,16 +55,15 @@ def _run(events, ledger: PerpLedger, amount: str = "0.002"):
     return Backtest(engine, events, exchange, timer_interval_ns=100 * MS, perp=ledger).run(), engine
 
 
+def _funded_ledger(events) -> tuple[int, PerpLedger]:
+    """5,000 USDT at 10x with one funding time 20 s into the data at 0.01 %."""
+    funding_at = events[0].ts + 20 * 1_000 * MS
+    schedule = FundingSchedule.create(series=[(funding_at, "0.0001")])
+    return funding_at, PerpLedger(INSTRUMENT, LINEAR, TIERS, wallet=Decimal(5000), leverage=10, funding=schedule)
+
+
 def test_linear_perp_backtest_reports_position_margin_pnl_and_funding(events):
-    funding_at = events[0].ts + 20 * 1_000 * MS  # a funding time 20 s into the data, rate 0.01 %
-    ledger = PerpLedger(
-        INSTRUMENT,
-        LINEAR,
-        TIERS,
-        wallet=Decimal(5000),
-        leverage=10,
-        funding=FundingSchedule.create(series=[(funding_at, "0.0001")]),
-    )
+    funding_at, ledger = _funded_ledger(events)
     result, engine = _run(events, ledger)
     perp = result.perp
     assert result.fill_count > 20
@@ -90,15 +90,7 @@ def test_linear_perp_backtest_reports_position_margin_pnl_and_funding(events):
 
 
 def test_funding_payment_sign_follows_the_position(events):
-    funding_at = events[0].ts + 20 * 1_000 * MS
-    ledger = PerpLedger(
-        INSTRUMENT,
-        LINEAR,
-        TIERS,
-        wallet=Decimal(5000),
-        leverage=10,
-        funding=FundingSchedule.create(series=[(funding_at, "0.0001")]),
-    )
+    _, ledger = _funded_ledger(events)
     _run(events, ledger)
     (payment,) = ledger.fundings
     # the position at the funding time is what the amount implies: -position x mark x rate
@@ -123,3 +115,51 @@ def test_bad_funding_and_wallet_inputs_are_refused_by_name():
         PerpLedger(INSTRUMENT, LINEAR, TIERS, wallet=Decimal(0))
     with pytest.raises(InstrumentError, match="leverage"):
         PerpLedger(INSTRUMENT, LINEAR, TIERS, wallet=Decimal(10), leverage=200)
+
+
+def test_coinm_recording_backtests_with_inverse_pnl_in_the_settle_coin():
+    recording = RECORDINGS["binance-coinm-btcusd"]
+    instrument = Instrument.create(
+        symbol=recording.instrument.symbol,
+        base="BTC",
+        quote="USD",
+        tick_size=recording.instrument.tick_size,
+        lot_size=recording.instrument.lot_size,
+        maker_fee="0.0001",
+        taker_fee="0.0005",
+    )
+    spec = ContractSpec.create(kind="inverse", contract_size=100, settle="BTC")
+    stats = ReaderStats()
+    events = list(iter_recording(recording.paths, instrument, stats=stats))
+    assert not stats.bad_lines and stats.deltas > 1500
+    ledger = PerpLedger(instrument, spec, COINM_TIERS, wallet=Decimal("0.5"), leverage=20)
+    strategy = build_strategy(
+        "fixed_spread",
+        {"order_amount": "2", "bid_spread": "0.00005", "ask_spread": "0.00005", "refresh_time": "0.1"},
+        instrument,
+    )
+    engine = Engine(
+        strategy, instrument, bot_id="coinm", risk=RiskLimits(), initial_quote=instrument.cash_units("100000")
+    )
+    exchange = SimulatedExchange(instrument, latency=ConstantLatency(MS, MS))
+    result = Backtest(engine, events, exchange, timer_interval_ns=100 * MS, perp=ledger).run()
+    perp = result.perp
+    assert result.fill_count > 5 and perp["settle"] == "BTC"
+    # realized + unrealized is path independent for inverse contracts:
+    # sum(q_i x 100 / p_i) - (sum q_i) x 100 / mark, in BTC, whatever the order of the fills
+    mark = perp["mark_price"]
+    signed = [(f.qty if f.side.name == "BUY" else -f.qty, Fraction(instrument.price(f.price))) for f in result.fills]
+    expected = sum(q * 100 / p for q, p in signed) - sum(q for q, _ in signed) * 100 / mark
+    assert perp["realized"] + perp["unrealized"] == expected
+    # fees in BTC: contracts x 100 / price x the maker or taker rate
+    fees = sum(
+        f.qty
+        * Fraction(100)
+        / Fraction(instrument.price(f.price))
+        * (Fraction(1, 10_000) if f.liquidity.value == "maker" else Fraction(5, 10_000))
+        for f in result.fills
+    )
+    assert perp["fees"] == fees
+    records = result_records(result, instrument)
+    assert records["pnl_decomposition"]["currency"] == "BTC"
+    assert records["metrics"]["total_pnl"] == records["perp"]["net_pnl"]
