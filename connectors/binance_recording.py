@@ -31,8 +31,11 @@ from pathlib import Path
 import orjson
 
 from connectors.binance_lines import LineDecoder
+from trading import margin
+from trading.contracts import SPOT, ContractSpec
 from trading.events import BookDelta, BookSnapshot, MarketEvent, TopOfBook, TradeTick
 from trading.instruments import Instrument, Side
+from trading.margin import BracketTable
 
 __all__ = [
     "BINANCE_COINM_BTCUSD",
@@ -68,11 +71,14 @@ BINANCE_COINM_BTCUSD = Instrument.create(
 
 @dataclass(frozen=True)
 class Recording:
-    """A shipped recording: which instrument it is and the files, in order."""
+    """A shipped recording: which instrument it is, the files in order, and the contract
+    (spot, or a linear / inverse perpetual with its maintenance-margin tiers)."""
 
     name: str
     instrument: Instrument
     paths: tuple[Path, ...]
+    contract: ContractSpec = SPOT
+    tiers: BracketTable | None = None
 
 
 RECORDINGS: dict[str, Recording] = {
@@ -88,11 +94,15 @@ RECORDINGS: dict[str, Recording] = {
         "binance-usdm-btcusdt",
         BINANCE_USDM_BTCUSDT,
         (RECORDINGS_DIR / "binance-usdm" / "btcusdt_20240808.gz",),
+        ContractSpec.create(kind="linear", contract_size=1, settle="USDT", max_leverage=125),
+        margin.BINANCE_USDM_BTCUSDT,
     ),
     "binance-coinm-btcusd": Recording(
         "binance-coinm-btcusd",
         BINANCE_COINM_BTCUSD,
         (RECORDINGS_DIR / "binance-coinm" / "btcusd_perp_20240808.gz",),
+        ContractSpec.create(kind="inverse", contract_size=100, settle="BTC", max_leverage=125),
+        margin.BINANCE_COINM_BTCUSD,
     ),
 }
 

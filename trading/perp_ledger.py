@@ -174,13 +174,15 @@ class PerpLedger:
 
 
 def perp_records(report: dict[str, Any], instrument: Instrument) -> dict[str, Any]:
-    """A :meth:`PerpLedger.report` as JSON-ready decimal strings (8 decimals, the settle
-    currency for money), distances as fractions, funding payments with their times."""
+    """A :meth:`PerpLedger.report` as JSON-ready values: decimal strings (8 decimals, the settle
+    currency for money), distances as fractions, times as ISO 8601 strings (UTC)."""
 
     def dec(value: Any) -> str | None:
         return None if value is None else f"{to_decimal(Fraction(value), 8):f}"
 
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    def iso(ts_ns: int) -> str:
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts_ns // 1000)).isoformat()
+
     out: dict[str, Any] = {
         key: dec(report[key])
         for key in (
@@ -207,12 +209,10 @@ def perp_records(report: dict[str, Any], instrument: Instrument) -> dict[str, An
         position_contracts=str(instrument.quantity(report["position_lots"])),
         net_pnl=dec(report["realized"] + report["unrealized"] + report["funding"] - report["fees"]),
         min_liquidation_distance=None if distance is None else float(distance),
-        liquidated_at=None
-        if report["liquidated_at"] is None
-        else epoch + timedelta(microseconds=report["liquidated_at"] // 1000),
+        liquidated_at=None if report["liquidated_at"] is None else iso(report["liquidated_at"]),
         fundings=[
             {
-                "ts": epoch + timedelta(microseconds=f.ts // 1000),
+                "ts": iso(f.ts),
                 "rate": f"{to_decimal(f.rate, 8):f}",
                 "mark": dec(f.mark),
                 "amount": dec(f.amount),
