@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.marketdata",
     "apps.arbitrage",
     "apps.backtests",
+    "apps.research",
     "apps.notifications",
     "apps.dashboard",
 ]

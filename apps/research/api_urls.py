@@ -1,0 +1,9 @@
+"""REST API routes of the research app (mounted under /api/v1/)."""
+
+from rest_framework.routers import SimpleRouter
+
+from apps.research.api import OptimisationViewSet
+
+router = SimpleRouter()
+router.register("optimisations", OptimisationViewSet, basename="optimisation")
+urlpatterns = router.urls
