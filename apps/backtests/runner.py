@@ -71,6 +71,8 @@ class Prepared:
 def _recording(data: dict) -> Prepared:
     from connectors.binance_recording import RECORDINGS, iter_recording
 
+    if str(data["recording"]).startswith("user:"):
+        return _user_recording(data)
     rec = RECORDINGS[data["recording"]]
     market = _market(f"replay:{rec.name.rsplit('-', 1)[0]}", rec.instrument.symbol)
     instrument = rec.instrument
@@ -105,6 +107,23 @@ def _perp_ledger(instrument: Instrument, rec, settings_: dict):
         margin_mode=MarginMode(settings_.get("margin_mode", "isolated")),
         funding=FundingSchedule.create(constant=settings_.get("funding_rate", "0.0001")),
     )
+
+
+def _user_recording(data: dict) -> Prepared:
+    """An uploaded recording (validated for its owner when the run was created)."""
+    from apps.research.models import UserRecording
+    from apps.research.recordings import recording_paths
+    from connectors.binance_recording import iter_recording
+
+    rec = UserRecording.objects.select_related("market").get(pk=int(data["recording"].removeprefix("user:")))
+    instrument = market_instrument(rec.market)
+    paths = recording_paths(rec)
+    events: Iterable[Event] = (e for e in iter_recording(paths, instrument) if type(e) is not TopOfBook)
+    total = rec.counts.get("snapshots", 0) + rec.counts.get("deltas", 0) + rec.counts.get("trades", 0)
+    if data.get("max_events"):
+        events, total = _take(events, data["max_events"]), min(total, data["max_events"])
+    extras = {"recording": rec.name, "data_unsynced_seconds": rec.unsynced_seconds, "data_bad_lines": rec.bad_lines}
+    return Prepared(instrument, events, total, venue=rec.market.venue, extras=extras)
 
 
 def _take(events: Iterable[Event], n: int) -> Iterator[Event]:

@@ -61,14 +61,25 @@ def _unknown(data: dict, accepted: tuple[str, ...], errors: dict) -> None:
             errors[key] = f"unknown parameter; accepted: {', '.join(accepted)}"
 
 
-def _recording(data: dict) -> dict:
+def _recording(data: dict, owner=None) -> dict:
     from connectors.binance_recording import RECORDINGS
 
     errors: dict[str, Any] = {}
     _unknown(data, ("recording", "max_events", "perp"), errors)
     name = data.get("recording")
+    if isinstance(name, str) and name.startswith("user:"):
+        if user_recording(name, owner) is None:
+            errors["recording"] = (
+                f"{name!r} is not one of your recordings; accepted: user:<id> from /api/v1/recordings/"
+            )
+        if "perp" in data:
+            errors["perp"] = "perpetual settings apply to the shipped perpetual recordings only"
+        _int(data, "max_events", errors, default=None, low=1, high=50_000_000)
+        return errors
     if name not in RECORDINGS:
-        errors["recording"] = f"{name!r} is not a shipped recording; accepted: {', '.join(RECORDINGS)}"
+        errors["recording"] = (
+            f"{name!r} is not a recording; accepted: {', '.join(RECORDINGS)} or user:<id> (your uploaded recordings)"
+        )
     _int(data, "max_events", errors, default=None, low=1, high=50_000_000)
     if "perp" in data and name in RECORDINGS:
         recording = RECORDINGS[name]
@@ -176,8 +187,19 @@ DATA_VALIDATORS = {
 }
 
 
+def user_recording(name: str, owner):
+    """The uploaded recording ``user:<id>`` when ``owner`` may use it (operators: any), else None."""
+    from apps.research.models import UserRecording
+
+    raw = name.removeprefix("user:")
+    if owner is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    qs = UserRecording.objects.select_related("market").filter(pk=int(raw))
+    return (qs if getattr(owner, "is_operator", False) else qs.filter(owner=owner)).first()
+
+
 def validate_backtest_input(
-    *, strategy: str, params: dict, risk: dict, data_source: str, data_params: dict
+    *, strategy: str, params: dict, risk: dict, data_source: str, data_params: dict, owner=None
 ) -> dict[str, Any]:
     """Return ``{}`` when everything is valid, else the errors per section and field."""
     errors: dict[str, Any] = {}
@@ -203,7 +225,7 @@ def validate_backtest_input(
     elif not isinstance(data_params, dict):
         errors["data_params"] = "must be an object"
     else:
-        data_errors = validator(data_params)
+        data_errors = validator(data_params, owner) if validator is _recording else validator(data_params)
         if data_errors:
             errors["data_params"] = data_errors
     return errors

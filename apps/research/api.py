@@ -7,11 +7,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.core.serializers import ModelSerializer
 from apps.research import selectors, services
-from apps.research.models import Optimisation
+from apps.research.models import Optimisation, UserRecording
 
 
 class OptimisationSerializer(ModelSerializer):
@@ -104,3 +105,84 @@ class OptimisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         except FieldErrors as exc:
             raise ValidationError(exc.errors)
         return Response({"bot": bot.pk, "config_version": version, "params": best})
+
+
+class RecordingSerializer(ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    market = serializers.CharField(source="market.__str__", read_only=True)
+    backtest_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UserRecording
+        fields = [
+            "id", "owner", "name", "market", "backtest_name", "size_bytes", "first_ts", "last_ts", "lines",
+            "counts", "bad_lines", "bad_samples", "gaps", "unsynced_seconds", "created",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_backtest_name(self, obj) -> str:
+        return f"user:{obj.pk}"
+
+
+class RecordingUploadSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=128)
+    market = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    files = serializers.ListField(child=serializers.FileField(), min_length=1, max_length=100)
+
+
+class RecordingViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """Recordings the user uploaded (operators: everyone's); backtests take ``user:<id>``."""
+
+    lookup_value_regex = "[^/]+"
+    serializer_class = RecordingSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return UserRecording.objects.none()
+        qs = UserRecording.objects.select_related("owner", "market")
+        return qs if self.request.user.is_operator else qs.filter(owner=self.request.user)
+
+    def get_object(self) -> UserRecording:
+        raw = str(self.kwargs["pk"])
+        rec = (
+            self.get_queryset().filter(pk=int(raw)).first()
+            if raw.isascii() and raw.isdigit() and len(raw) < 19
+            else None
+        )
+        if rec is None:
+            raise NotFound("recording not found")
+        return rec
+
+    @extend_schema(request={"multipart/form-data": RecordingUploadSerializer}, responses={201: RecordingSerializer})
+    def create(self, request, *args, **kwargs):
+        from apps.exchanges.models import Market
+        from apps.research.recordings import RecordingRefused, register
+
+        if not request.user.can_trade:
+            return Response({"detail": "viewers cannot upload recordings"}, status=status.HTTP_403_FORBIDDEN)
+        data = RecordingUploadSerializer(data={**request.data.dict(), "files": request.FILES.getlist("files")})
+        data.is_valid(raise_exception=True)
+        market = Market.objects.filter(pk=data.validated_data["market"]).first()
+        if market is None:
+            raise ValidationError(
+                {"market": [f"{data.validated_data['market']} is not a market id; see /api/v1/markets/"]}
+            )
+        uploads = [(f.name, f) for f in data.validated_data["files"]]
+        try:
+            rec = register(owner=request.user, name=data.validated_data["name"], market=market, uploads=uploads)
+        except RecordingRefused as exc:
+            raise ValidationError(exc.errors)
+        return Response(RecordingSerializer(rec).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: UserRecording) -> None:
+        import shutil
+
+        from apps.research.recordings import recording_paths
+
+        folders = {p.parent for p in recording_paths(instance)}
+        instance.delete()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)

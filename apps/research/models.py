@@ -42,3 +42,30 @@ class Optimisation(models.Model):
 
     def study_name(self, fold: int) -> str:
         return f"mm-opt-{self.pk}-fold-{fold}"
+
+
+class UserRecording(models.Model):
+    """A recording a user uploaded (or ``record_feed`` wrote): gzip files of ``<local_ns> <json>``
+    lines of one market, validated and measured when registered (``apps.research.recordings``)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recordings")
+    name = models.CharField(max_length=128)
+    market = models.ForeignKey("exchanges.Market", on_delete=models.PROTECT, related_name="+")
+    files = models.JSONField(default=list)  # paths relative to settings.RECORDINGS_DIR, in order
+    size_bytes = models.BigIntegerField(default=0)
+    first_ts = models.DateTimeField(null=True)
+    last_ts = models.DateTimeField(null=True)
+    lines = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict)  # snapshots, deltas, tops, trades, unknown
+    bad_lines = models.BigIntegerField(default=0)  # all of them
+    bad_samples = models.JSONField(default=list)  # the first 20: {"file", "line", "reason"}
+    gaps = models.IntegerField(default=0)  # times the book lost its sequence
+    unsynced_seconds = models.FloatField(default=0.0)  # time without a synced book
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created",)
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="recording_owner_name_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.market})"

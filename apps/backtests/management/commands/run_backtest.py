@@ -43,8 +43,18 @@ class Command(BaseCommand):
         params = _json(options["params"], "params")
         risk = _json(options["risk"], "risk")
         data = _json(options["data"], "data")
+        owner = None
+        if options["owner"]:
+            from apps.accounts.models import User
+
+            owner = User.objects.filter(username=options["owner"]).first()
         errors = validate_backtest_input(
-            strategy=options["strategy"], params=params, risk=risk, data_source=options["source"], data_params=data
+            strategy=options["strategy"],
+            params=params,
+            risk=risk,
+            data_source=options["source"],
+            data_params=data,
+            owner=owner,
         )
         if errors:
             raise CommandError(json.dumps(errors, indent=2))
