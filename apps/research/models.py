@@ -16,7 +16,7 @@ class Optimisation(models.Model):
     sampler = models.CharField(max_length=8, default="tpe")  # tpe | grid
     objective = models.CharField(max_length=40)
     constraints = models.JSONField(default=dict, blank=True)
-    recording = models.CharField(max_length=64)
+    recording = models.CharField(max_length=64)  # a shipped recording's name or user:<id>
     max_events = models.PositiveIntegerField(null=True, blank=True)
     folds = models.PositiveSmallIntegerField(default=0)  # 0: one study on everything, no out-of-sample
     n_trials = models.PositiveIntegerField()

@@ -33,7 +33,7 @@ def normalise_space(strategy: str, space: dict) -> dict:
 
 
 def optimisation_create(*, owner, data: dict[str, Any]) -> Optimisation:
-    errors = validate_optimisation(data)
+    errors = validate_optimisation(data, owner)
     if errors:
         raise OptimisationInputError(errors)
     oos = data.get("oos_min")

@@ -99,7 +99,7 @@ def _space_errors(strategy: str, space: object, sampler: str, base: dict) -> dic
     return errors
 
 
-def validate_optimisation(data: dict[str, Any]) -> dict[str, Any]:
+def validate_optimisation(data: dict[str, Any], owner=None) -> dict[str, Any]:
     """``{}`` when the optimisation request is valid, else the errors by field."""
     from connectors.binance_recording import RECORDINGS
 
@@ -134,8 +134,18 @@ def validate_optimisation(data: dict[str, Any]) -> dict[str, Any]:
                 errors[f"constraints.{key}"] = f"unknown constraint; accepted: {', '.join(CONSTRAINTS)}"
             elif (d := plain_decimal(value)) is None or d <= 0:
                 errors[f"constraints.{key}"] = f"{value!r} is not accepted; give a plain decimal above 0"
-    if data.get("recording") not in RECORDINGS:
-        errors["recording"] = f"{data.get('recording')!r} is not a recording; accepted: {', '.join(RECORDINGS)}"
+    recording = data.get("recording")
+    if isinstance(recording, str) and recording.startswith("user:"):
+        from apps.backtests.validation import user_recording
+
+        if user_recording(recording, owner) is None:
+            errors["recording"] = (
+                f"{recording!r} is not one of your recordings; accepted: user:<id> from /api/v1/recordings/"
+            )
+    elif recording not in RECORDINGS:
+        errors["recording"] = (
+            f"{recording!r} is not a recording; accepted: {', '.join(RECORDINGS)} or user:<id> (your uploaded recordings)"
+        )
     for key, low, high, default in (
         ("n_trials", 1, 2_000, None),
         ("folds", 0, 12, 0),

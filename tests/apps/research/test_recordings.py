@@ -141,3 +141,22 @@ def test_another_users_recording_is_neither_visible_nor_usable(market):
     )
     assert "not one of your recordings" in errors["data_params"]["recording"]
     assert owner.delete(f"/api/v1/recordings/{rec_id}/").status_code == 204
+
+
+def test_optimisations_take_the_owners_recordings_only(market):
+    from apps.accounts.models import User
+    from apps.research.validation import validate_optimisation
+
+    rec_id = _upload(_client("opt-rec-a"), market, ("a.gz", SPOT.paths[0].read_bytes())).json()["id"]
+    _client("opt-rec-b")
+    request = {
+        "strategy": "fixed_spread",
+        "params": {"order_amount": "0.001"},
+        "search_space": {"bid_spread": {"low": "0.0001", "high": "0.001"}},
+        "objective": "net_pnl",
+        "recording": f"user:{rec_id}",
+        "n_trials": 3,
+    }
+    assert validate_optimisation(request, User.objects.get(username="opt-rec-a")) == {}
+    refused = validate_optimisation(request, User.objects.get(username="opt-rec-b"))
+    assert "not one of your recordings" in refused["recording"]
