@@ -132,17 +132,18 @@ def suggest(trial: optuna.Trial, space: dict) -> dict:
     return out
 
 
-def _sampler(opt: Optimisation) -> optuna.samplers.BaseSampler:
+def _sampler(opt: Optimisation, fold: int) -> optuna.samplers.BaseSampler:
+    seed = opt.pk * 100 + fold  # reproducible, and each fold explores on its own
     if opt.sampler == "grid":
-        return optuna.samplers.GridSampler({k: v["values"] for k, v in opt.search_space.items()}, seed=opt.pk)
-    return optuna.samplers.TPESampler(seed=opt.pk)
+        return optuna.samplers.GridSampler({k: v["values"] for k, v in opt.search_space.items()}, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def create_study(opt: Optimisation, fold: int) -> optuna.Study:
     return optuna.create_study(
         study_name=opt.study_name(fold),
         storage=storage(),
-        sampler=_sampler(opt),
+        sampler=_sampler(opt, fold),
         direction="maximize",
         load_if_exists=True,
     )
@@ -156,7 +157,7 @@ def run_trials(opt_id: int, fold: int) -> None:
         return
     _prepared, events = recording_events(opt.recording, opt.max_events)
     start, end = segments(len(events), opt.folds)[fold]
-    study = optuna.load_study(study_name=opt.study_name(fold), storage=storage(), sampler=_sampler(opt))
+    study = optuna.load_study(study_name=opt.study_name(fold), storage=storage(), sampler=_sampler(opt, fold))
 
     def objective(trial: optuna.Trial) -> float:
         params = {**opt.base_params, **suggest(trial, opt.search_space)}
