@@ -81,6 +81,7 @@ class PerpLedger:
     margin_mode: MarginMode = MarginMode.ISOLATED
     mode: PositionMode = PositionMode.ONE_WAY
     funding: FundingSchedule = field(default_factory=FundingSchedule)
+    funding_source: str = "constant rate"
     position: PerpPosition = field(init=False)
     fundings: list[FundingEvent] = field(default_factory=list)
     mark: Fraction | None = None

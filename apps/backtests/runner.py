@@ -94,10 +94,17 @@ def _recording(data: dict) -> Prepared:
 
 def _perp_ledger(instrument: Instrument, rec, settings_: dict):
     """The perpetual account a recording of a perp market trades against (validated settings;
-    defaults: 10x, 10,000 of the settle currency isolated, 0.01 % funding every 8 h)."""
+    defaults: 10x, 10,000 of the settle currency isolated; funding: the given constant rate, else
+    the stored series of the market (``apps.derivatives``), else 0.01 % every 8 h)."""
+    from apps.derivatives.services import funding_schedule
     from trading.contracts import MarginMode
     from trading.perp_ledger import FundingSchedule, PerpLedger
 
+    stored = (
+        None
+        if "funding_rate" in settings_
+        else funding_schedule(venue=rec.instrument.venue, symbol=rec.instrument.symbol)
+    )
     return PerpLedger(
         instrument,
         rec.contract,
@@ -105,7 +112,8 @@ def _perp_ledger(instrument: Instrument, rec, settings_: dict):
         wallet=Decimal(settings_.get("wallet", "10000")),
         leverage=settings_.get("leverage", 10),
         margin_mode=MarginMode(settings_.get("margin_mode", "isolated")),
-        funding=FundingSchedule.create(constant=settings_.get("funding_rate", "0.0001")),
+        funding=stored or FundingSchedule.create(constant=settings_.get("funding_rate", "0.0001")),
+        funding_source="stored series" if stored else "constant rate",
     )
 
 
@@ -355,6 +363,7 @@ def result_payload(result, engine: Engine, bt: analytics.AnalyticsBacktest, prep
     decomposition = quality["pnl"]
     if result.perp is not None:
         perp = metrics["perp"] = perp_records(result.perp, inst)
+        perp["funding_source"] = prepared.perp.funding_source
         decomposition = {**decomposition, "funding": perp["funding"]}
         if perp["kind"] == "inverse":  # the engine's PnL is quote arithmetic; the coin's is the ledger's
             decomposition = {"currency": perp["settle"], "total": perp["net_pnl"]} | {

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.arbitrage",
     "apps.backtests",
     "apps.research",
+    "apps.derivatives",
     "apps.notifications",
     "apps.dashboard",
 ]
