@@ -39,8 +39,10 @@ _SELL = Side.SELL
 _UINT = rb"(0|[1-9][0-9]{0,17}+)"
 _UINT_NC = rb"(?:0|[1-9][0-9]{0,17}+)"
 _INT = rb"(-?(?:0|[1-9][0-9]{0,17}+))"
-_SYMBOL = rb'"[A-Z0-9]{1,40}+"'
-_STREAM = rb'\{"stream":"[a-z0-9]{1,40}+@'
+_SYMBOL = rb'"[A-Z0-9_]{1,40}+"'
+# COIN-M messages name the pair after the symbol ("s":"BTCUSD_PERP","ps":"BTCUSD").
+_PAIR = rb'(?:,"ps":"[A-Z0-9]{1,40}+")?'
+_STREAM = rb'\{"stream":"[a-z0-9_]{1,40}+@'
 _TRAILING = rb"[ \t\r\n]*+"
 # Quantifiers are possessive (``{m,n}+``, ``*+``; Python 3.11+): nothing after a run of digits
 # (or of levels) can match the run's own characters, so giving some back never helps a match;
@@ -51,6 +53,8 @@ Format = tuple[int, int | None, str]  # (dot index from the end, cut, zero tail)
 
 def _number(fmt: Format, *, capture: bool) -> tuple[bytes, int]:
     """Regex for a JSON string holding a number of the learned shape, and its zero-tail length."""
+    if fmt[0] == 0:  # whole numbers (see fixed_decimals_format): an empty fraction group
+        return (rb'"([0-9]{1,30}+)()"' if capture else rb'"[0-9]{1,30}+"'), 0
     decimals = -fmt[0] - 1
     zeros = len(fmt[2])
     significant = decimals - zeros
@@ -104,7 +108,7 @@ class LineDecoder:
         levels = rb"(\[(?:" + level + rb"(?:," + level + rb")*+)?\])"
         #: ``fullmatch`` of a ``bookTicker`` line of the known shape (``None`` for any other line).
         self.match_top = re.compile(
-            _STREAM + rb'bookTicker","data":\{(?:"e":"bookTicker",)?"u":' + _UINT + rb',"s":' + _SYMBOL
+            _STREAM + rb'bookTicker","data":\{(?:"e":"bookTicker",)?"u":' + _UINT + rb',"s":' + _SYMBOL + _PAIR
             + rb',"b":' + price + rb',"B":' + qty + rb',"a":' + price + rb',"A":' + qty
             + rb'(?:,"T":' + _UINT_NC + rb")?(?:,\"E\":" + _UINT + rb")?\}\}" + _TRAILING
         ).fullmatch  # fmt: skip
@@ -117,7 +121,7 @@ class LineDecoder:
         self._depth = re.compile(
             _STREAM + rb'depth(?:@[0-9]{1,6}ms)?","data":\{"e":"depthUpdate","E":' + _UINT
             + rb',(?:"T":' + _UINT_NC + rb",)?"
-            + rb'"s":' + _SYMBOL + rb',"U":' + _UINT + rb',"u":' + _UINT + rb",(?:\"pu\":" + _INT + rb",)?"
+            + rb'"s":' + _SYMBOL + _PAIR + rb',"U":' + _UINT + rb',"u":' + _UINT + rb",(?:\"pu\":" + _INT + rb",)?"
             + rb'"b":' + levels + rb',"a":' + levels + rb"\}\}" + _TRAILING
         ).fullmatch  # fmt: skip
         # The zero tail of a price is always followed by '","', that of a quantity by '"]'.

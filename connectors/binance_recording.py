@@ -31,10 +31,14 @@ from pathlib import Path
 import orjson
 
 from connectors.binance_lines import LineDecoder
+from trading import margin
+from trading.contracts import SPOT, ContractSpec
 from trading.events import BookDelta, BookSnapshot, MarketEvent, TopOfBook, TradeTick
 from trading.instruments import Instrument, Side
+from trading.margin import BracketTable
 
 __all__ = [
+    "BINANCE_COINM_BTCUSD",
     "BINANCE_SPOT_BTCUSDT",
     "BINANCE_USDM_BTCUSDT",
     "RECORDINGS",
@@ -58,14 +62,23 @@ BINANCE_USDM_BTCUSDT = Instrument.create(
     symbol="BTC/USDT:USDT", tick_size="0.1", lot_size="0.001", min_notional="100", venue="binanceusdm"
 )
 
+# COIN-M: a lot is one contract of 100 USD (inverse; see trading.contracts). The shipped file is
+# converted from the USD-M recording (scripts/make_coinm_recording.py, data/recordings/SOURCE.md).
+BINANCE_COINM_BTCUSD = Instrument.create(
+    symbol="BTC/USD:BTC", tick_size="0.1", lot_size="1", base="BTC", quote="USD", venue="binancecoinm"
+)
+
 
 @dataclass(frozen=True)
 class Recording:
-    """A shipped recording: which instrument it is and the files, in order."""
+    """A shipped recording: which instrument it is, the files in order, and the contract
+    (spot, or a linear / inverse perpetual with its maintenance-margin tiers)."""
 
     name: str
     instrument: Instrument
     paths: tuple[Path, ...]
+    contract: ContractSpec = SPOT
+    tiers: BracketTable | None = None
 
 
 RECORDINGS: dict[str, Recording] = {
@@ -81,6 +94,15 @@ RECORDINGS: dict[str, Recording] = {
         "binance-usdm-btcusdt",
         BINANCE_USDM_BTCUSDT,
         (RECORDINGS_DIR / "binance-usdm" / "btcusdt_20240808.gz",),
+        ContractSpec.create(kind="linear", contract_size=1, settle="USDT", max_leverage=125),
+        margin.BINANCE_USDM_BTCUSDT,
+    ),
+    "binance-coinm-btcusd": Recording(
+        "binance-coinm-btcusd",
+        BINANCE_COINM_BTCUSD,
+        (RECORDINGS_DIR / "binance-coinm" / "btcusd_perp_20240808.gz",),
+        ContractSpec.create(kind="inverse", contract_size=100, settle="BTC", max_leverage=125),
+        margin.BINANCE_COINM_BTCUSD,
     ),
 }
 
@@ -188,7 +210,8 @@ def fixed_decimals_format(step: Decimal, sample: str) -> tuple[int, int | None, 
     k = -exponent
     dot = sample.find(".")
     if dot < 0:
-        return None
+        # Whole numbers (COIN-M contracts, a lot of 1): ``(0, None, "")``, no dot to find.
+        return (0, None, "") if k == 0 and sample.isascii() and sample.isdigit() else None
     d = len(sample) - dot - 1
     if d < k or d == 0:
         return None

@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("apps.marketdata.api_urls")),
     path("", include("apps.arbitrage.api_urls")),
     path("", include("apps.backtests.api_urls")),
+    path("", include("apps.research.api_urls")),
     path("", include("apps.notifications.api_urls")),
 ]

@@ -40,6 +40,7 @@ from trading.metrics import (
     max_drawdown,
     sharpe_ratio,
 )
+from trading.perp_ledger import PerpLedger, perp_records
 
 SECOND_NS = 1_000_000_000
 MAX_ROUNDS = 20  # venue round trips at one instant before the rest waits for the next event
@@ -85,6 +86,7 @@ class BacktestResult:
     inventory: InventoryStats
     quoting: QuotingStats
     notes: tuple[Any, ...] = field(default=())
+    perp: dict[str, Any] | None = None  # PerpLedger.report() for a perpetual market
 
     @property
     def total_pnl(self) -> int:
@@ -120,6 +122,7 @@ class Backtest:
         should_stop: Callable[[], bool] | None = None,
         max_fills_kept: int = 100_000,
         share_book: bool = True,
+        perp: PerpLedger | None = None,
     ) -> None:
         for name, value in (
             ("timer_interval_ns", timer_interval_ns),
@@ -148,6 +151,7 @@ class Backtest:
         self._equity: list[tuple[int, int]] = []
         self._tracker = TimeWeightedTracker()
         self._now = 0
+        self.perp = perp
 
     def cancel(self) -> None:
         """Ask a running backtest to stop at its next check."""
@@ -177,6 +181,8 @@ class Backtest:
                 self._on_timer(next_timer)
                 timers += 1
                 next_timer += interval
+            if self.perp is not None and self.perp.liquidated_at is not None:
+                break
             self._now = ts
             # Answers that reached us before this event come first, and whatever the engine
             # sends in reply reaches the venue before the event if its latency allows.
@@ -201,6 +207,8 @@ class Backtest:
                     break
         if count:
             self._dispatch(exchange.advance(last_ts))
+            if self.perp is not None:
+                self._mark_perp(last_ts)
             self._observe(last_ts)
             self._sample(last_ts)
         if self.progress is not None and not self._cancelled:
@@ -210,6 +218,8 @@ class Backtest:
     # -----------------------------------------------------------------------------------------
     def _on_timer(self, ts: int) -> None:
         self._now = ts
+        if self.perp is not None:
+            self._mark_perp(ts)
         answers = self.exchange.advance(ts)
         if answers:
             self._dispatch(answers)
@@ -252,6 +262,8 @@ class Backtest:
             for answer in pending:
                 if type(answer) is OrderFilled:
                     self._fill_count += 1
+                    if self.perp is not None:
+                        self.perp.on_fill(answer)
                     if len(self._fills) < self.max_fills_kept:
                         self._fills.append(answer)
                 commands = engine_on(answer)
@@ -264,6 +276,15 @@ class Backtest:
             if not sent or rounds >= MAX_ROUNDS:
                 return
             pending = self.exchange.advance(self._now)
+
+    def _mark_perp(self, ts: int) -> None:
+        """Mark the perpetual position at the book's mid (the recordings carry no mark price
+        stream); a liquidation ends the run, as the account has nothing left to trade."""
+        book = self.exchange.book
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is None or ask is None:
+            return
+        self.perp.on_mark(ts, self.perp.instrument.price(bid + ask) / 2)
 
     def _observe(self, ts: int) -> None:
         ex = self.exchange
@@ -324,6 +345,7 @@ class Backtest:
             inventory=self._tracker.inventory(),
             quoting=self._tracker.quoting(),
             notes=notes,
+            perp=self.perp.report() if self.perp is not None else None,
         )
 
 
@@ -389,12 +411,26 @@ def result_records(result: BacktestResult, instrument: Instrument) -> dict[str, 
         }
         for f in result.fills
     ]
-    return {
+    records: dict[str, Any] = {
         "metrics": metrics,
         "pnl_decomposition": decomposition,
         "equity_curve": [[ts // 1_000_000, str(cash(e))] for ts, e in result.equity_curve],
         "fills": fills,
     }
+    if result.perp is not None:
+        perp = records["perp"] = perp_records(result.perp, instrument)
+        decomposition["funding"] = perp["funding"]
+        if perp["kind"] == "inverse":
+            # The engine's own PnL is spot arithmetic in the quote; an inverse contract's PnL,
+            # fees and funding are the ledger's, in the settle coin.
+            records["pnl_decomposition"] = {
+                "currency": perp["settle"],
+                "total": perp["net_pnl"],
+                **{key: perp[key] for key in ("realized", "unrealized", "fees", "funding")},
+            }
+            metrics["total_pnl"] = perp["net_pnl"]
+            metrics["pnl_currency"] = perp["settle"]
+    return records
 
 
 def _len_or_none(events: Iterable[Event]) -> int | None:

@@ -10,7 +10,9 @@ one C-level ``bisect`` plus a short ``memmove``.
 Sequence rules follow Binance (and fit any venue with monotonic update ids):
 
 * after a snapshot with id ``S`` the first delta must cover ``S + 1``
-  (``first_sequence <= S + 1 <= last_sequence``);
+  (``first_sequence <= S + 1 <= last_sequence``), or, on a venue that sends ``prev_sequence``,
+  chain on ``S`` itself (Binance futures: the event whose ``u`` equals ``S`` is already in the
+  snapshot and the next one has ``pu == S`` with a ``U`` far past ``S + 1``);
 * afterwards a delta with ``prev_sequence`` (Binance futures ``pu``) must chain on the
   previous delta's ``last_sequence``; one without must start at ``last_sequence + 1``;
 * a delta entirely at or before the book's sequence is stale and is ignored;
@@ -118,7 +120,11 @@ class OrderBook:
             if last <= seq:
                 return False
             if self._fresh:
-                if delta.first_sequence > seq + 1:
+                # The first delta after a snapshot covers ``S + 1``, or (futures) chains on the
+                # snapshot id through ``pu``: futures ids are not contiguous, and the event whose
+                # ``u`` equals ``S`` was already in the snapshot (ignored above as stale).
+                chains = delta.prev_sequence != 0 and delta.prev_sequence == seq
+                if delta.first_sequence > seq + 1 and not chains:
                     self._synced = False
                     raise SequenceGap(
                         f"first delta after snapshot {seq} starts at {delta.first_sequence}; it must cover {seq + 1}",

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +44,7 @@ from trading.events import BookSnapshot, Event, OrderFilled, TopOfBook, TradeTic
 from trading.fillsim import SimulatedExchange
 from trading.instruments import Instrument, Side
 from trading.latency import ConstantLatency
+from trading.perp_ledger import perp_records
 from trading.risk import RiskLimits
 from trading.strategies import build_strategy
 
@@ -63,11 +65,14 @@ class Prepared:
     total: int | None
     venue: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    perp: Any = None  # a trading.perp_ledger.PerpLedger for a perpetual market
 
 
 def _recording(data: dict) -> Prepared:
     from connectors.binance_recording import RECORDINGS, iter_recording
 
+    if str(data["recording"]).startswith("user:"):
+        return _user_recording(data)
     rec = RECORDINGS[data["recording"]]
     market = _market(f"replay:{rec.name.rsplit('-', 1)[0]}", rec.instrument.symbol)
     instrument = rec.instrument
@@ -81,7 +86,52 @@ def _recording(data: dict) -> Prepared:
     if limit:
         events = _take(events, limit)
         total = min(total, limit)
-    return Prepared(instrument, events, total, venue=market.venue if market else instrument.venue)
+    prepared = Prepared(instrument, events, total, venue=market.venue if market else instrument.venue)
+    if rec.contract.is_perpetual:
+        prepared.perp = _perp_ledger(instrument, rec, data.get("perp") or {})
+    return prepared
+
+
+def _perp_ledger(instrument: Instrument, rec, settings_: dict):
+    """The perpetual account a recording of a perp market trades against (validated settings;
+    defaults: 10x, 10,000 of the settle currency isolated; funding: the given constant rate, else
+    the stored series of the market (``apps.derivatives``), else 0.01 % every 8 h)."""
+    from apps.derivatives.services import funding_schedule
+    from trading.contracts import MarginMode
+    from trading.perp_ledger import FundingSchedule, PerpLedger
+
+    stored = (
+        None
+        if "funding_rate" in settings_
+        else funding_schedule(venue=rec.instrument.venue, symbol=rec.instrument.symbol)
+    )
+    return PerpLedger(
+        instrument,
+        rec.contract,
+        rec.tiers,
+        wallet=Decimal(settings_.get("wallet", "10000")),
+        leverage=settings_.get("leverage", 10),
+        margin_mode=MarginMode(settings_.get("margin_mode", "isolated")),
+        funding=stored or FundingSchedule.create(constant=settings_.get("funding_rate", "0.0001")),
+        funding_source="stored series" if stored else "constant rate",
+    )
+
+
+def _user_recording(data: dict) -> Prepared:
+    """An uploaded recording (validated for its owner when the run was created)."""
+    from apps.research.models import UserRecording
+    from apps.research.recordings import recording_paths
+    from connectors.binance_recording import iter_recording
+
+    rec = UserRecording.objects.select_related("market").get(pk=int(data["recording"].removeprefix("user:")))
+    instrument = market_instrument(rec.market)
+    paths = recording_paths(rec)
+    events: Iterable[Event] = (e for e in iter_recording(paths, instrument) if type(e) is not TopOfBook)
+    total = rec.counts.get("snapshots", 0) + rec.counts.get("deltas", 0) + rec.counts.get("trades", 0)
+    if data.get("max_events"):
+        events, total = _take(events, data["max_events"]), min(total, data["max_events"])
+    extras = {"recording": rec.name, "data_unsynced_seconds": rec.unsynced_seconds, "data_bad_lines": rec.bad_lines}
+    return Prepared(instrument, events, total, venue=rec.market.venue, extras=extras)
 
 
 def _take(events: Iterable[Event], n: int) -> Iterator[Event]:
@@ -281,6 +331,7 @@ def simulate(
         exchange,
         progress_every=PROGRESS_EVERY,
         should_stop=(lambda: should_stop(counted.count)) if should_stop else None,
+        perp=prepared.perp,
     )
     return bt.run(), engine, bt
 
@@ -309,10 +360,20 @@ def result_payload(result, engine: Engine, bt: analytics.AnalyticsBacktest, prep
         **prepared.extras,
     }
     equity = [[ts // 1_000_000, str(inst.cash(e))] for ts, e in result.equity_curve]
+    decomposition = quality["pnl"]
+    if result.perp is not None:
+        perp = metrics["perp"] = perp_records(result.perp, inst)
+        perp["funding_source"] = prepared.perp.funding_source
+        decomposition = {**decomposition, "funding": perp["funding"]}
+        if perp["kind"] == "inverse":  # the engine's PnL is quote arithmetic; the coin's is the ledger's
+            decomposition = {"currency": perp["settle"], "total": perp["net_pnl"]} | {
+                k: perp[k] for k in ("realized", "unrealized", "fees", "funding")
+            }
+            metrics["total_pnl"], metrics["pnl_currency"] = perp["net_pnl"], perp["settle"]
     return {
         "metrics": metrics,
         "equity_curve": equity,
-        "pnl_decomposition": quality["pnl"],
+        "pnl_decomposition": decomposition,
         "fills": [_fill_row(inst, f) for f in result.fills],
         "cancelled": result.cancelled,
     }

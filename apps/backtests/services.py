@@ -42,7 +42,7 @@ def backtest_create(
     """Validate and queue a backtest; raises :class:`BacktestInputError` naming every bad field."""
     risk = {} if risk is None else risk
     errors = validate_backtest_input(
-        strategy=strategy, params=params, risk=risk, data_source=data_source, data_params=data_params
+        strategy=strategy, params=params, risk=risk, data_source=data_source, data_params=data_params, owner=owner
     )
     if not isinstance(name, str) or not name.strip() or len(name) > 128:
         errors["name"] = f"{name!r} is not accepted; give 1 to 128 characters"

@@ -7,6 +7,7 @@ Every problem is collected as ``{field: message}`` (nested under ``params``, ``r
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from trading.risk import RiskLimits
 from trading.strategies import STRATEGIES, validate_params
 
 MAX_STORED_RANGE = timedelta(days=31)
+# Plain ASCII decimals only: no exponent, underscores, other scripts' digits, NaN or Infinity.
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 MAX_MONTE_CARLO_PATHS = 2_000
 AS_FLOAT_FIELDS = ("s0", "horizon", "sigma", "dt", "arrival_a", "decay_k", "gamma")
 
@@ -58,15 +61,71 @@ def _unknown(data: dict, accepted: tuple[str, ...], errors: dict) -> None:
             errors[key] = f"unknown parameter; accepted: {', '.join(accepted)}"
 
 
-def _recording(data: dict) -> dict:
+def _recording(data: dict, owner=None) -> dict:
     from connectors.binance_recording import RECORDINGS
 
-    errors: dict[str, str] = {}
-    _unknown(data, ("recording", "max_events"), errors)
+    errors: dict[str, Any] = {}
+    _unknown(data, ("recording", "max_events", "perp"), errors)
     name = data.get("recording")
+    if isinstance(name, str) and name.startswith("user:"):
+        if user_recording(name, owner) is None:
+            errors["recording"] = (
+                f"{name!r} is not one of your recordings; accepted: user:<id> from /api/v1/recordings/"
+            )
+        if "perp" in data:
+            errors["perp"] = "perpetual settings apply to the shipped perpetual recordings only"
+        _int(data, "max_events", errors, default=None, low=1, high=50_000_000)
+        return errors
     if name not in RECORDINGS:
-        errors["recording"] = f"{name!r} is not a shipped recording; accepted: {', '.join(RECORDINGS)}"
+        errors["recording"] = (
+            f"{name!r} is not a recording; accepted: {', '.join(RECORDINGS)} or user:<id> (your uploaded recordings)"
+        )
     _int(data, "max_events", errors, default=None, low=1, high=50_000_000)
+    if "perp" in data and name in RECORDINGS:
+        recording = RECORDINGS[name]
+        if not recording.contract.is_perpetual:
+            perps = ", ".join(k for k, r in RECORDINGS.items() if r.contract.is_perpetual)
+            errors["perp"] = f"{name} is a spot market; perpetual settings apply to: {perps}"
+        else:
+            perp_errors = validate_perp(data["perp"], recording.contract)
+            if perp_errors:
+                errors["perp"] = perp_errors
+    return errors
+
+
+PERP_FIELDS = ("leverage", "wallet", "margin_mode", "funding_rate")
+
+
+def validate_perp(data: object, contract) -> dict[str, str]:
+    """Perpetual settings of a backtest: leverage (1 to the market's maximum), wallet (the
+    margin, in the settle currency), margin mode, funding rate per 8 h (constant)."""
+    from trading.contracts import frac
+    from trading.instruments import InstrumentError
+
+    if not isinstance(data, dict):
+        return {"perp": f"must be an object with any of: {', '.join(PERP_FIELDS)}"}
+    errors: dict[str, str] = {}
+    _unknown(data, PERP_FIELDS, errors)
+    _int(data, "leverage", errors, default=10, low=1, high=contract.max_leverage)
+    for key, low, high, default in (
+        ("wallet", "0", "1000000000", "10000"),
+        ("funding_rate", "-0.03", "0.03", "0.0001"),
+    ):
+        raw = data.get(key, default)
+        text = raw if isinstance(raw, str) else None
+        try:
+            if text is None or not _PLAIN_DECIMAL.fullmatch(text.strip()):
+                raise InstrumentError("not a plain decimal")
+            value = frac(text.strip(), key)
+            if not (value > frac(low) if key == "wallet" else value >= frac(low)) or value > frac(high):
+                raise InstrumentError("out of range")
+        except InstrumentError:
+            bound = f"above {low}" if key == "wallet" else f"from {low}"
+            errors[key] = (
+                f"{raw!r} is not accepted; give a decimal string {bound} up to {high} ({contract.settle or 'per 8 h'})"
+            )
+    if data.get("margin_mode", "isolated") not in ("isolated", "cross"):
+        errors["margin_mode"] = f"{data.get('margin_mode')!r} is not accepted; accepted: isolated, cross"
     return errors
 
 
@@ -128,8 +187,19 @@ DATA_VALIDATORS = {
 }
 
 
+def user_recording(name: str, owner):
+    """The uploaded recording ``user:<id>`` when ``owner`` may use it (operators: any), else None."""
+    from apps.research.models import UserRecording
+
+    raw = name.removeprefix("user:")
+    if owner is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    qs = UserRecording.objects.select_related("market").filter(pk=int(raw))
+    return (qs if getattr(owner, "is_operator", False) else qs.filter(owner=owner)).first()
+
+
 def validate_backtest_input(
-    *, strategy: str, params: dict, risk: dict, data_source: str, data_params: dict
+    *, strategy: str, params: dict, risk: dict, data_source: str, data_params: dict, owner=None
 ) -> dict[str, Any]:
     """Return ``{}`` when everything is valid, else the errors per section and field."""
     errors: dict[str, Any] = {}
@@ -155,7 +225,7 @@ def validate_backtest_input(
     elif not isinstance(data_params, dict):
         errors["data_params"] = "must be an object"
     else:
-        data_errors = validator(data_params)
+        data_errors = validator(data_params, owner) if validator is _recording else validator(data_params)
         if data_errors:
             errors["data_params"] = data_errors
     return errors

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.dashboard.views import backtests, bots, markets, operators, settings
+from apps.dashboard.views import backtests, bots, markets, operators, research, settings
 
 urlpatterns = [
     path("", bots.overview, name="overview"),
@@ -16,6 +16,15 @@ urlpatterns = [
     path("backtests/compare/", backtests.backtest_compare, name="backtest-compare"),
     path("backtests/<int:run_id>/", backtests.backtest_detail, name="backtest-detail"),
     path("backtests/<int:run_id>/cancel/", backtests.backtest_cancel, name="backtest-cancel"),
+    path("research/", research.research_index, name="research"),
+    path("research/recordings/", research.recording_upload, name="recording-upload"),
+    path("research/recordings/<int:rec_id>/", research.recording_detail, name="recording-detail"),
+    path("research/optimisations/<int:opt_id>/", research.optimisation_detail, name="optimisation-detail"),
+    path(
+        "research/optimisations/<int:opt_id>/<str:action>/",
+        research.optimisation_action,
+        name="optimisation-action",
+    ),
     path("settings/", settings.settings_page, name="settings"),
     path("settings/accounts/add/", settings.account_add, name="account-add"),
     path("settings/accounts/<int:account_id>/verify/", settings.account_verify, name="account-verify"),

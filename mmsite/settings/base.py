@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "apps.marketdata",
     "apps.arbitrage",
     "apps.backtests",
+    "apps.research",
+    "apps.derivatives",
     "apps.notifications",
     "apps.dashboard",
 ]
@@ -201,6 +203,9 @@ ARBITRAGE_MAX_BASE = env.env_decimal("ARBITRAGE_MAX_BASE", None, minimum="0")  #
 ARBITRAGE_DEFAULT_LATENCY_MS = env.env_int("ARBITRAGE_DEFAULT_LATENCY_MS", 50, minimum=0, maximum=60_000)
 ARBITRAGE_WATCH_VENUES = env.env_list("ARBITRAGE_WATCH_VENUES", []) or None  # None: every venue with a feed
 BACKTEST_DEFAULT_LATENCY_MS = env.env_int("BACKTEST_DEFAULT_LATENCY_MS", 10, minimum=0, maximum=60_000)
+# Recordings users upload: where the files live and how large one upload may be.
+RECORDINGS_DIR = Path(env.env_str("RECORDINGS_DIR", str(BASE_DIR / "var" / "recordings")))
+RECORDING_MAX_UPLOAD_MB = env.env_int("RECORDING_MAX_UPLOAD_MB", 200, minimum=1, maximum=100_000)
 DASHBOARD_BOOK_PUSH_PER_S = env.env_float("DASHBOARD_BOOK_PUSH_PER_S", 10.0, minimum=0.1, maximum=100)
 NOTIFICATIONS_HTTP_TIMEOUT = env.env_float("NOTIFICATIONS_HTTP_TIMEOUT", 10.0, minimum=0.1, maximum=120)
 NOTIFICATIONS_MAX_ATTEMPTS = env.env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5, minimum=1, maximum=50)

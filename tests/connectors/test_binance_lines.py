@@ -231,7 +231,7 @@ def test_value_off_the_tick_grid_is_left_to_the_general_path_which_names_it() ->
         parser.book_ticker(1, orjson.loads(line)["data"])
 
 
-@pytest.mark.parametrize("name", ["binance-spot-btcusdt", "binance-usdm-btcusdt"])
+@pytest.mark.parametrize("name", ["binance-spot-btcusdt", "binance-usdm-btcusdt", "binance-coinm-btcusd"])
 def test_recorded_lines_take_the_fast_path_and_equal_the_general_path(name) -> None:
     recording = RECORDINGS[name]
     parser = BinanceMessageParser(recording.instrument)

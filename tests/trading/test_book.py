@@ -207,3 +207,25 @@ def test_snapshot_round_trip() -> None:
     copy = OrderBook()
     copy.apply_snapshot(book.snapshot(ts=9))
     assert copy.top(10) == book.top(10) and copy.sequence == book.sequence
+
+
+def test_futures_snapshot_id_equal_to_an_events_final_id_syncs() -> None:
+    """Binance futures: the event whose ``u`` equals the snapshot id is already in the snapshot;
+    the next one chains on it through ``pu`` although its ``U`` is far past ``S + 1`` (futures
+    update ids are not contiguous). Such a stream must sync."""
+    book = _book()  # snapshot id 10
+    assert (
+        book.apply_delta(BookDelta(ts=2, bids=(), asks=(), first_sequence=4, last_sequence=10, prev_sequence=3))
+        is False
+    )
+    applied = book.apply_delta(
+        BookDelta(ts=3, bids=((100, 6),), asks=(), first_sequence=17, last_sequence=25, prev_sequence=10)
+    )
+    assert applied and book.is_synced and book.sequence == 25 and book.best_bid_qty() == 6
+
+
+def test_futures_first_event_after_snapshot_must_chain_or_cover_it() -> None:
+    book = _book()  # snapshot id 10
+    with pytest.raises(SequenceGap):
+        book.apply_delta(BookDelta(ts=3, bids=(), asks=(), first_sequence=17, last_sequence=25, prev_sequence=12))
+    assert not book.is_synced

@@ -43,8 +43,18 @@ class Command(BaseCommand):
         params = _json(options["params"], "params")
         risk = _json(options["risk"], "risk")
         data = _json(options["data"], "data")
+        owner = None
+        if options["owner"]:
+            from apps.accounts.models import User
+
+            owner = User.objects.filter(username=options["owner"]).first()
         errors = validate_backtest_input(
-            strategy=options["strategy"], params=params, risk=risk, data_source=options["source"], data_params=data
+            strategy=options["strategy"],
+            params=params,
+            risk=risk,
+            data_source=options["source"],
+            data_params=data,
+            owner=owner,
         )
         if errors:
             raise CommandError(json.dumps(errors, indent=2))
@@ -114,6 +124,21 @@ class Command(BaseCommand):
             ("final position", metrics["final_position"]),
             ("wall time (s)", f"{seconds:.2f}"),
         ]
+        perp = metrics.get("perp")
+        if perp:
+            settle = perp["settle"]
+            rows += [
+                (f"perpetual ({perp['kind']}, {perp['margin_mode']}, {perp['leverage']}x)", f"settles in {settle}"),
+                *[
+                    (f"  {key}", f"{perp[key]} {settle}" if perp[key] is not None else "n/a")
+                    for key in ("wallet", "realized", "unrealized", "funding", "fees", "net_pnl", "margin_used")
+                ],
+                ("  position (contracts)", perp["position_contracts"]),
+                ("  entry / mark", f"{perp['entry_price']} / {perp['mark_price']}"),
+                ("  liquidation_price", perp["liquidation_price"] or "none"),
+                ("  closest to liquidation", _pct(perp["min_liquidation_distance"])),
+                ("  liquidated at", perp["liquidated_at"] or "no"),
+            ]
         width = max(len(k) for k, _ in rows)
         for key, value in rows:
             self.stdout.write(f"{key:<{width}}  {value}")

@@ -1,0 +1,224 @@
+"""A perpetual account beside the engine: position, margin, funding and liquidation over time.
+
+The backtester (and the paper venue) hand every fill and every market event to a
+:class:`PerpLedger`. It keeps the :class:`~trading.positions.PerpPosition` in the settle
+currency (inverse contracts: PnL, fees and funding in the coin), marks it at the mark price —
+the venue's when it streams one, else the book's mid — books funding at each funding time
+(:class:`FundingSchedule`: a stored series or a constant rate every 8 hours at 00:00, 08:00 and
+16:00 UTC, Binance's times), and watches the liquidation price. When the mark reaches it the
+position is liquidated at the bankruptcy price (isolated margin: the position's margin is lost)
+and the ledger says so; the backtester stops there, as the account has nothing left to trade.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from trading.contracts import ContractSpec, MarginMode, PositionMode, frac, to_decimal
+from trading.events import Liquidity, OrderFilled
+from trading.instruments import FEE_SCALE, Instrument, InstrumentError
+from trading.margin import BracketTable, bankruptcy_price
+from trading.positions import PerpPosition
+
+HOUR_NS = 3_600 * 10**9
+FUNDING_INTERVAL_NS = 8 * HOUR_NS
+
+
+@dataclass(frozen=True)
+class FundingSchedule:
+    """Funding rates by time: ``series`` of ``(ts_ns, rate)`` (each rate applies at its own
+    funding time), else ``constant`` every ``interval_ns`` from 00:00 UTC."""
+
+    constant: Fraction = Fraction(0)
+    series: tuple[tuple[int, Fraction], ...] = ()
+    interval_ns: int = FUNDING_INTERVAL_NS
+
+    @classmethod
+    def create(
+        cls, *, constant: object = 0, series: Sequence[tuple[int, object]] = (), interval_ns: int = FUNDING_INTERVAL_NS
+    ) -> FundingSchedule:
+        rate = frac(constant, "funding_rate")
+        if abs(rate) > Fraction(3, 100):
+            raise InstrumentError(f"funding_rate: {constant!r} is out of range; accepted: -0.03 to 0.03 per interval")
+        points = tuple(sorted((int(ts), frac(r, "funding_rate")) for ts, r in series))
+        for ts, r in points:
+            if abs(r) > Fraction(3, 100):
+                raise InstrumentError(f"funding_rate at {ts}: {r} is out of range; accepted: -0.03 to 0.03")
+        if interval_ns <= 0:
+            raise InstrumentError(f"interval_ns: {interval_ns!r} must be above 0")
+        return cls(rate, points, interval_ns)
+
+    def times_between(self, after_ns: int, until_ns: int) -> list[tuple[int, Fraction]]:
+        """Funding times in ``(after_ns, until_ns]`` with their rates."""
+        if self.series:
+            times = [ts for ts, _ in self.series]
+            lo, hi = bisect_right(times, after_ns), bisect_right(times, until_ns)
+            return list(self.series[lo:hi])
+        first = (after_ns // self.interval_ns + 1) * self.interval_ns
+        return [(ts, self.constant) for ts in range(first, until_ns + 1, self.interval_ns)]
+
+
+@dataclass
+class FundingEvent:
+    ts: int
+    rate: Fraction
+    mark: Fraction
+    amount: Fraction  # received (+) / paid (-), settle currency
+
+
+@dataclass
+class PerpLedger:
+    instrument: Instrument
+    spec: ContractSpec
+    table: BracketTable
+    wallet: Fraction  # the position's margin (isolated) or the cross wallet, settle currency
+    leverage: int = 1
+    margin_mode: MarginMode = MarginMode.ISOLATED
+    mode: PositionMode = PositionMode.ONE_WAY
+    funding: FundingSchedule = field(default_factory=FundingSchedule)
+    funding_source: str = "constant rate"
+    position: PerpPosition = field(init=False)
+    fundings: list[FundingEvent] = field(default_factory=list)
+    mark: Fraction | None = None
+    last_ts: int = 0
+    liquidated_at: int | None = None
+    liquidation_price_hit: Fraction | None = None
+    min_liquidation_distance: Fraction | None = None  # |mark - liq| / mark, smallest seen
+    max_margin_used: Fraction = Fraction(0)
+
+    def __post_init__(self) -> None:
+        self.wallet = frac(self.wallet, "wallet")
+        if self.wallet <= 0:
+            raise InstrumentError(f"wallet: {self.wallet} must be above 0 (the margin the position starts with)")
+        self.position = PerpPosition(self.instrument, self.spec, self.mode, self.margin_mode, self.leverage)
+
+    # --- inputs -------------------------------------------------------------------------------
+    def on_fill(self, fill: OrderFilled) -> None:
+        if self.liquidated_at is not None:
+            return  # the venue cancelled everything when it liquidated the position
+        price = frac(self.instrument.price(fill.price))
+        rate = self.instrument.maker_fee_e8 if fill.liquidity is Liquidity.MAKER else self.instrument.taker_fee_e8
+        fee = self.spec.notional(self.position.contracts(fill.qty), price) * rate / FEE_SCALE
+        self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
+
+    def on_mark(self, ts: int, mark: object) -> None:
+        """A new mark price at ``ts``: book funding due since the last one, then check margin."""
+        if self.liquidated_at is not None:
+            return
+        m = frac(mark, "mark")
+        if self.last_ts:
+            for when, rate in self.funding.times_between(self.last_ts, ts):
+                amount = self.position.book_funding(self.mark if self.mark is not None else m, rate)
+                self.fundings.append(FundingEvent(when, rate, self.mark if self.mark is not None else m, amount))
+        self.mark, self.last_ts = m, ts
+        if self.position.net_lots == 0 and all(leg.lots == 0 for leg in self.position.legs.values()):
+            return
+        self.max_margin_used = max(self.max_margin_used, self.position.margin_used(m))
+        liq = self.liquidation_price()
+        if liq is None:
+            return
+        distance = abs(m - liq) / m
+        if self.min_liquidation_distance is None or distance < self.min_liquidation_distance:
+            self.min_liquidation_distance = distance
+        long = self.position.net_lots > 0
+        if (long and m <= liq) or (not long and m >= liq):
+            self._liquidate(ts, liq)
+
+    # --- state --------------------------------------------------------------------------------
+    def liquidation_price(self) -> Fraction | None:
+        return self.position.liquidation_price(self.table, self.wallet)
+
+    def equity(self) -> Fraction:
+        return self.position.equity(self.wallet, self.mark) if self.mark is not None else self.wallet
+
+    def _liquidate(self, ts: int, liq: Fraction) -> None:
+        pos = self.position
+        contracts = pos.contracts(pos.net_lots)
+        entry = pos.entry_price()
+        wb = self.wallet + pos.realized + pos.funding - pos.fees
+        price = bankruptcy_price(self.spec, wb, contracts, entry) or liq
+        pos.realized += self.spec.pnl(contracts, entry, price)
+        for leg in pos.legs.values():
+            leg.lots, leg.basis = 0, Fraction(0)
+        self.liquidated_at, self.liquidation_price_hit = ts, liq
+
+    def report(self) -> dict[str, object]:
+        """Figures for results, as exact fractions (the caller formats them)."""
+        pos = self.position
+        return {
+            "settle": self.spec.settle,
+            "kind": self.spec.kind.value,
+            "contract_size": self.spec.contract_size,
+            "leverage": self.leverage,
+            "margin_mode": self.margin_mode.value,
+            "wallet": self.wallet,
+            "position_lots": pos.net_lots,
+            "entry_price": pos.entry_price() if self.mode is PositionMode.ONE_WAY else None,
+            "mark_price": self.mark,
+            "realized": pos.realized,
+            "unrealized": pos.unrealized(self.mark) if self.mark is not None else Fraction(0),
+            "funding": pos.funding,
+            "fees": pos.fees,
+            "equity": self.equity(),
+            "margin_used": pos.margin_used(self.mark) if self.mark is not None else Fraction(0),
+            "max_margin_used": self.max_margin_used,
+            "liquidation_price": self.liquidation_price(),
+            "min_liquidation_distance": self.min_liquidation_distance,
+            "liquidated_at": self.liquidated_at,
+            "fundings": list(self.fundings),
+        }
+
+
+def perp_records(report: dict[str, Any], instrument: Instrument) -> dict[str, Any]:
+    """A :meth:`PerpLedger.report` as JSON-ready values: decimal strings (8 decimals, the settle
+    currency for money), distances as fractions, times as ISO 8601 strings (UTC)."""
+
+    def dec(value: Any) -> str | None:
+        return None if value is None else f"{to_decimal(Fraction(value), 8):f}"
+
+    def iso(ts_ns: int) -> str:
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts_ns // 1000)).isoformat()
+
+    out: dict[str, Any] = {
+        key: dec(report[key])
+        for key in (
+            "wallet",
+            "entry_price",
+            "mark_price",
+            "realized",
+            "unrealized",
+            "funding",
+            "fees",
+            "equity",
+            "margin_used",
+            "max_margin_used",
+            "liquidation_price",
+        )
+    }
+    distance = report["min_liquidation_distance"]
+    out.update(
+        settle=report["settle"],
+        kind=report["kind"],
+        contract_size=str(report["contract_size"]),
+        leverage=report["leverage"],
+        margin_mode=report["margin_mode"],
+        position_contracts=str(instrument.quantity(report["position_lots"])),
+        net_pnl=dec(report["realized"] + report["unrealized"] + report["funding"] - report["fees"]),
+        min_liquidation_distance=None if distance is None else float(distance),
+        liquidated_at=None if report["liquidated_at"] is None else iso(report["liquidated_at"]),
+        fundings=[
+            {
+                "ts": iso(f.ts),
+                "rate": f"{to_decimal(f.rate, 8):f}",
+                "mark": dec(f.mark),
+                "amount": dec(f.amount),
+            }
+            for f in report["fundings"]
+        ],
+    )
+    return out
