@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -97,3 +98,13 @@ def bot_status_many(*, bot_ids: list[int]) -> dict[int, dict[str, Any]]:
             except ValueError:
                 continue
     return out
+
+
+def book_mid(*, venue: str, symbol: str) -> Decimal | None:
+    """The mid of the feed's latest book (``None`` without a two-sided book)."""
+    book = latest_book(venue=venue, symbol=symbol) or {}
+    try:
+        bid, ask = Decimal(str(book["bids"][0][0])), Decimal(str(book["asks"][0][0]))
+    except (KeyError, IndexError, TypeError, ValueError, ArithmeticError):
+        return None
+    return (bid + ask) / 2 if bid > 0 and ask > 0 else None

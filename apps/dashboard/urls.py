@@ -9,6 +9,7 @@ urlpatterns = [
     path("bots/<int:bot_id>/config/", bots.bot_config, name="bot-config"),
     path("bots/<int:bot_id>/<str:action>/", bots.bot_action, name="bot-action"),
     path("accounts/<int:account_id>/kill/", bots.account_kill, name="account-kill"),
+    path("accounts/<int:account_id>/close-all/", bots.account_close_all_view, name="account-close-all"),
     path("markets/", markets.market_index, name="markets"),
     path("markets/<int:market_id>/", markets.market_detail, name="market-detail"),
     path("arbitrage/", markets.arbitrage, name="arbitrage"),
@@ -26,4 +27,5 @@ urlpatterns = [
     path("settings/rules/add/", settings.rule_add, name="rule-add"),
     path("operators/", operators.operators, name="operators"),
     path("operators/kill/", operators.global_kill, name="global-kill"),
+    path("operators/kill/lift/", operators.global_kill_lift_view, name="global-kill-lift"),
 ]

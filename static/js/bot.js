@@ -53,9 +53,6 @@
         if (actual === "stopped" || actual === "error") return;  // a late status of a stopped loop
         quotes = msg.orders || [];
         document.getElementById("kpi-equity").textContent = fmt(msg.equity, 2);
-        document.getElementById("kpi-realized").textContent = fmt(msg.realized, 2);
-        document.getElementById("kpi-unrealized").textContent = fmt(msg.unrealized, 2);
-        document.getElementById("kpi-position").textContent = fmt(msg.position);
         document.getElementById("kpi-risk").textContent = msg.risk || "—";
         document.getElementById("kpi-orders").textContent = String(quotes.length);
         if (msg.state) {
@@ -73,6 +70,14 @@
           if (pnlEl) pnlEl.dataset.points = String(Number(pnlEl.dataset.points || 0) + 1);
         }
         schedule();
+      } else if (msg.type === "pnl") {
+        document.querySelectorAll("#bot-pnl .pnl-today").forEach(function (el) { MMPnl.fill(el, msg.today); });
+        document.querySelectorAll("#bot-pnl .pnl-since").forEach(function (el) { MMPnl.fill(el, msg.since_start); });
+        document.getElementById("kpi-position").textContent = fmt(msg.position);
+        document.getElementById("kpi-avg-cost").textContent = fmt(msg.avg_cost);
+        document.getElementById("kpi-mark").textContent = fmt(msg.mark);
+        document.getElementById("kpi-mark-source").textContent = msg.mark_source || "";
+        document.getElementById("bot-pnl").dataset.updates = String(Number(document.getElementById("bot-pnl").dataset.updates || 0) + 1);
       } else if (msg.type === "fill" && fillsBody) {
         var empty = fillsBody.querySelector(".empty-row");
         if (empty) empty.remove();
@@ -80,7 +85,8 @@
         tr.className = "new";
         var t = new Date().toLocaleTimeString();
         tr.innerHTML = "<td>" + t + '</td><td class="' + (msg.side === "buy" ? "bid" : "ask") + '">' + msg.side +
-          '</td><td class="r">' + msg.price + '</td><td class="r">' + msg.qty + '</td><td class="r"></td>';
+          '</td><td class="r">' + msg.price + '</td><td class="r">' + msg.qty + '</td><td class="r fee">' +
+          (msg.fee === undefined ? "" : fmt(msg.fee, 6)) + '</td><td class="r muted">…</td>';
         fillsBody.insertBefore(tr, fillsBody.firstChild);
         while (fillsBody.rows.length > 50) fillsBody.deleteRow(fillsBody.rows.length - 1);
       } else if (msg.type === "state") {

@@ -42,9 +42,9 @@ def num(value, places: int | None = None):
 
 
 @register.filter
-def signed(value):
-    """``+1.5`` / ``-2`` / ``0`` with a sign class for colouring."""
-    text = num(value, 2)
+def signed(value, places: int = 2):
+    """``+1.5`` / ``-2`` / ``0`` with a sign class for colouring (rounded to ``places``)."""
+    text = num(value, places)
     if text in ("—", "0"):
         return format_html('<span class="muted">{}</span>', text)
     cls = "pos" if not text.startswith("-") else "neg"
