@@ -218,6 +218,7 @@ def test_operators_lift_the_global_kill_with_a_reason_traders_see(trader, operat
     assert bot.exchange_account.kill_switch
     body = client_for(trader).get(reverse("overview")).content.decode()
     assert "Global kill switch <strong>ON</strong>" in body and "venue outage" in body and operator.username in body
+    assert 'id="global-lift"' in ops.get(reverse("operators")).content.decode()
     # A lift needs a reason.
     response = ops.post(reverse("global-kill-lift"), {"reason": " "}, follow=True)
     assert "reason: required" in response.content.decode()
