@@ -100,11 +100,8 @@ def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """PnL (equity, realized, unrealized), inventory and drawdown figures from ``pnl_series`` rows."""
     times = [r["bucket"].isoformat() if hasattr(r["bucket"], "isoformat") else r["bucket"] for r in rows]
     pnl = go.Figure()
-    pnl.add_trace(
-        go.Scatter(
-            x=times, y=[_f(r["equity"]) for r in rows], name="equity (right)", line={"color": ACCENT}, yaxis="y2"
-        )
-    )
+    total = [None if r["realized"] is None else (_f(r["realized"]) + _f(r["unrealized"]) - _f(r["fees"])) for r in rows]
+    pnl.add_trace(go.Scatter(x=times, y=total, name="bot PnL", line={"color": ACCENT}))
     pnl.add_trace(go.Scatter(x=times, y=[_f(r["realized"]) for r in rows], name="realized", line={"color": BID}))
     pnl.add_trace(go.Scatter(x=times, y=[_f(r["unrealized"]) for r in rows], name="unrealized", line={"color": WARN}))
     inventory = go.Figure(
@@ -123,12 +120,7 @@ def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         )
     )
     return {
-        "pnl": _dict(
-            pnl.update_layout(
-                **_layout("PnL (quote)", showlegend=True, margin={"l": 48, "r": 56, "t": 28, "b": 32}),
-                yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "zeroline": False},
-            )
-        ),
+        "pnl": _dict(pnl.update_layout(**_layout("Bot PnL (quote): realized + unrealized − fees", showlegend=True))),
         "inventory": _dict(inventory.update_layout(**_layout("Inventory (base)"))),
         "drawdown": _dict(drawdown.update_layout(**_layout("Drawdown (quote)"))),
     }
@@ -143,8 +135,11 @@ def sparkline(values: Sequence[Any]) -> dict[str, Any]:
     return _dict(fig.update_layout(**layout))
 
 
-def candlestick(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """OHLC candles from ``marketdata.selectors.candles`` rows."""
+def candlestick(
+    rows: Sequence[dict[str, Any]], *, fills: Sequence[dict[str, Any]] = (), timeframe: str = "1m"
+) -> dict[str, Any]:
+    """OHLC candles from ``marketdata.selectors.candles`` rows; ``fills`` (``{ts, side, price,
+    quantity}``) are drawn on them as triangles (buys up, sells down)."""
     fig = go.Figure(
         go.Candlestick(
             x=[r["bucket"].isoformat() for r in rows],
@@ -154,11 +149,26 @@ def candlestick(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             close=[_f(r["close"]) for r in rows],
             increasing={"line": {"color": BID}},
             decreasing={"line": {"color": ASK}},
+            name="candles",
         )
     )
-    layout = _layout("Candles", height=300)
-    layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True}
-    layout["xaxis"] = {**layout["xaxis"], "rangeslider": {"visible": False}}
+    for side, symbol, color in (("buy", "triangle-up", BID), ("sell", "triangle-down", ASK)):
+        mine = [f for f in fills if f["side"] == side]
+        if mine:
+            fig.add_trace(
+                go.Scatter(
+                    x=[f["ts"].isoformat() for f in mine],
+                    y=[_f(f["price"]) for f in mine],
+                    mode="markers",
+                    name=f"my {side}s",
+                    marker={"symbol": symbol, "size": 9, "color": color, "line": {"color": "#1d2330", "width": 1}},
+                    text=[f"my {side} {f['quantity']} @ {f['price']}" for f in mine],
+                    hoverinfo="text",
+                )
+            )
+    layout = _layout(f"Candles ({timeframe})", height=300, showlegend=bool(fills))
+    layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True, "autorange": True}
+    layout["xaxis"] = {**layout["xaxis"], "rangeslider": {"visible": False}, "autorange": True}
     return _dict(fig.update_layout(**layout))
 
 

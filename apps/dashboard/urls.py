@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/<int:account_id>/close-all/", bots.account_close_all_view, name="account-close-all"),
     path("markets/", markets.market_index, name="markets"),
     path("markets/<int:market_id>/", markets.market_detail, name="market-detail"),
+    path("markets/<int:market_id>/live/", markets.market_live, name="market-live"),
     path("arbitrage/", markets.arbitrage, name="arbitrage"),
     path("backtests/", backtests.backtest_index, name="backtests"),
     path("backtests/compare/", backtests.backtest_compare, name="backtest-compare"),

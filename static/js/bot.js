@@ -35,6 +35,11 @@
     var pnlEl = document.getElementById("chart-pnl"), invEl = document.getElementById("chart-inventory"),
         ddEl = document.getElementById("chart-drawdown");
     var lastPoint = 0, actual = null;
+    function extend(el, update, traces) {
+      // New points, then both axes fitted again so no line runs off the plot.
+      Plotly.extendTraces(el, update, traces, 2000);
+      Plotly.relayout(el, { "xaxis.autorange": true, "yaxis.autorange": true });
+    }
     function updateRisk(used) {
       // How close each limit is, from the live status (position, drawdown, open orders).
       document.querySelectorAll("#risk-table tr[data-risk]").forEach(function (row) {
@@ -64,13 +69,17 @@
         if (window.Plotly && msg.ts && now - lastPoint > 1000) {
           lastPoint = now;
           var x = new Date(msg.ts / 1e6).toISOString();
-          if (pnlEl && pnlEl.data) Plotly.extendTraces(pnlEl, { x: [[x], [x], [x]], y: [[Number(msg.equity)], [Number(msg.realized)], [Number(msg.unrealized)]] }, [0, 1, 2], 2000);
-          if (invEl && invEl.data) Plotly.extendTraces(invEl, { x: [[x]], y: [[Number(msg.position)]] }, [0], 2000);
-          if (ddEl && ddEl.data) Plotly.extendTraces(ddEl, { x: [[x]], y: [[-Number(msg.drawdown)]] }, [0], 2000);
-          if (pnlEl) pnlEl.dataset.points = String(Number(pnlEl.dataset.points || 0) + 1);
+          if (invEl && invEl.data) extend(invEl, { x: [[x]], y: [[Number(msg.position)]] }, [0]);
+          if (ddEl && ddEl.data) extend(ddEl, { x: [[x]], y: [[-Number(msg.drawdown)]] }, [0]);
         }
         schedule();
       } else if (msg.type === "pnl") {
+        var s = msg.since_start;
+        if (window.Plotly && pnlEl && pnlEl.data && s.total !== null) {
+          var px = new Date().toISOString();
+          extend(pnlEl, { x: [[px], [px], [px]], y: [[Number(s.total)], [Number(s.realized)], [Number(s.unrealized)]] }, [0, 1, 2]);
+          pnlEl.dataset.points = String(Number(pnlEl.dataset.points || 0) + 1);
+        }
         document.querySelectorAll("#bot-pnl .pnl-today").forEach(function (el) { MMPnl.fill(el, msg.today); });
         document.querySelectorAll("#bot-pnl .pnl-since").forEach(function (el) { MMPnl.fill(el, msg.since_start); });
         document.getElementById("kpi-position").textContent = fmt(msg.position);
