@@ -10,6 +10,17 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     var urls = json("live-urls");
+    // Event log filter: by kind and by text (code or message).
+    var kindSel = document.getElementById("event-kind"), search = document.getElementById("event-search");
+    function filterEvents() {
+      var kind = kindSel ? kindSel.value : "", text = search ? search.value.toLowerCase() : "";
+      document.querySelectorAll("#events tr[data-kind]").forEach(function (tr) {
+        var show = (!kind || tr.dataset.kind === kind) && (!text || tr.textContent.toLowerCase().indexOf(text) >= 0);
+        tr.hidden = !show;
+      });
+    }
+    if (kindSel) kindSel.addEventListener("change", filterEvents);
+    if (search) search.addEventListener("input", filterEvents);
     var book = json("initial-book") || { bids: [], asks: [] };
     var quotes = json("initial-quotes") || [];
     var ladder = document.getElementById("ladder");

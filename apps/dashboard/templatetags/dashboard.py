@@ -52,6 +52,14 @@ def signed(value, places: int = 2):
 
 
 @register.filter
+def public(text):
+    """Text safe to show: no signed URL, key or signature (``apps.dashboard.redaction``)."""
+    from apps.dashboard.redaction import public_text
+
+    return public_text(text)
+
+
+@register.filter
 def state_badge(state: str):
     return format_html('<span class="badge state-{}">{}</span>', state or "unknown", state or "unknown")
 

@@ -26,6 +26,7 @@ from apps.dashboard.templatetags.dashboard import num
 from apps.dashboard.views.common import (
     error_text,
     field_errors,
+    group_events,
     require_change,
     risk_usage,
     safe_next,
@@ -120,7 +121,7 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
         "charts": figures.pnl_charts(series),
         "fills": fills_with_realized(user=request.user, bot_id=bot.pk, limit=30),
-        "events": bot_event_list(bot=bot)[:40],
+        "events": group_events(bot_event_list(bot=bot)[:500]),
         "history": bot_config_history(bot=bot)[:15],
         "risk_rows": risk_usage(bot, status, pnl_today),
         "account_equity_today": pnl_today,

@@ -68,3 +68,72 @@ def test_another_users_bot_fills_are_not_marked(trader, other_trader):
     bot = make_bot(trader, name="private-bot")
     url = reverse("market-live", args=[sim_market().pk])
     assert client_for(other_trader).get(url, {"bot": bot.pk}).status_code == 404
+
+
+def test_backtest_metrics_are_formatted_with_units_and_no_raw_dumps(trader):
+    from apps.backtests.models import BacktestRun
+
+    metrics = {
+        "total_pnl": "0E-8",
+        "fill_ratio": 0.4588235294117647,
+        "sharpe": -600.7123,
+        "max_drawdown": "12.345678901",
+        "fills": 12345,
+        "duration_s": 5400.0,
+        "quality": {"markouts": {"1s": {"total": "-0.00012345", "avg_ticks": 1.23456}}, "quote_uptime": 0.9},
+    }
+    run = BacktestRun.objects.create(
+        owner=trader, name="fmt", strategy="fixed_spread", data_source="recording", status="succeeded",
+        progress=100, metrics=metrics, equity_curve=[[0, "0"], [1000, "1"]],
+    )  # fmt: skip
+    body = client_for(trader).get(reverse("backtest-detail", args=[run.pk])).content.decode()
+    table = body[body.index('id="metrics"') : body.index("</table>", body.index('id="metrics"'))]
+    for shown in ("45.88 %", "-600.71", "annualised by sqrt(samples per 365-day year)", "12,345", "1.50 h"):
+        assert shown in table, shown
+    assert "12.3457" in table and "quality · markouts · 1s · Total" in table and "1.23 ticks" in table
+    for raw in ("0E-8", "0.4588235294117647", "{'", "{&#x27;"):
+        assert raw not in table, raw
+
+
+def test_errors_shown_to_people_carry_no_signed_url_key_or_signature(trader):
+    from apps.dashboard.redaction import public_text
+    from apps.exchanges.models import ExchangeAccount
+
+    signature = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    ccxt_error = (
+        "binance GET https://api.binance.com/api/v3/account?timestamp=1765100000000&recvWindow=10000"
+        f'&signature={signature} 401 Unauthorized {{"code":-2015,"msg":"Invalid API-key, IP, or permissions"}}'
+    )
+    shown = public_text(ccxt_error)
+    assert signature not in shown and "timestamp=" not in shown
+    assert "https://api.binance.com/api/v3/account?…" in shown and "Invalid API-key, IP, or permissions" in shown
+    assert "bot••••/sendMessage" in public_text(
+        "https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage"
+    )
+    assert "X-MBX-APIKEY: ••••" in public_text("headers X-MBX-APIKEY: abcDEF123")
+    # The settings page shows a failed verification without the signed URL.
+    bot_account = ExchangeAccount.objects.create(
+        owner=trader, label="live-acct", venue="binance", kind="live", verify_status="auth_error",
+        verify_message=ccxt_error,
+    )  # fmt: skip
+    body = client_for(trader).get(reverse("settings")).content.decode()
+    assert "live-acct" in body and signature[:20] not in body and "recvWindow" not in body
+    assert bot_account.pk
+
+
+def test_event_log_collapses_repeated_rejects_with_a_count(trader):
+    from apps.bots.models import BotEvent
+
+    bot = make_bot(trader, name="noisy")
+    now = timezone.now()
+    rows = []
+    for i in range(30):  # alternating pairs, as a post-only quote crossing the book produces
+        code = "post_only_would_cross" if i % 2 else "reject_unknown"
+        rows.append(BotEvent(bot=bot, ts=now - timedelta(seconds=60 - i), kind="order", code=code, message=f"#{i}"))
+    rows.append(BotEvent(bot=bot, ts=now, kind="lifecycle", code="owner", message="loop started"))
+    BotEvent.objects.bulk_create(rows)
+    body = client_for(trader).get(reverse("bot-detail", args=[bot.pk])).content.decode()
+    log = body[body.index('id="events"') : body.index("</table>", body.index('id="events"'))]
+    assert log.count("<tr ") == 3
+    assert log.count("×15") == 2 and "loop started" in log
+    assert '<option value="order">order</option>' in body
