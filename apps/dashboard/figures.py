@@ -96,8 +96,9 @@ def depth_chart(
     return _dict(fig.update_layout(**layout))
 
 
-def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """PnL (equity, realized, unrealized), inventory and drawdown figures from ``pnl_series`` rows."""
+def pnl_charts(rows: Sequence[dict[str, Any]], *, target: Any = None) -> dict[str, dict[str, Any]]:
+    """Bot PnL (total, realized, unrealized), inventory against its target and drawdown figures
+    from ``pnl_series`` rows."""
     times = [r["bucket"].isoformat() if hasattr(r["bucket"], "isoformat") else r["bucket"] for r in rows]
     pnl = go.Figure()
     total = [None if r["realized"] is None else (_f(r["realized"]) + _f(r["unrealized"]) - _f(r["fees"])) for r in rows]
@@ -114,6 +115,17 @@ def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             fill="tozeroy",
         )
     )
+    if times:
+        level = _f(target) or 0.0
+        inventory.add_trace(
+            go.Scatter(
+                x=[times[0], times[-1]],
+                y=[level, level],
+                name="target",
+                mode="lines",
+                line={"color": ACCENT, "dash": "dot", "width": 1},
+            )
+        )
     drawdown = go.Figure(
         go.Scatter(
             x=times, y=[-(_f(r["drawdown"]) or 0.0) for r in rows], name="drawdown", line={"color": ASK}, fill="tozeroy"
@@ -121,7 +133,7 @@ def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     )
     return {
         "pnl": _dict(pnl.update_layout(**_layout("Bot PnL (quote): realized + unrealized − fees", showlegend=True))),
-        "inventory": _dict(inventory.update_layout(**_layout("Inventory (base)"))),
+        "inventory": _dict(inventory.update_layout(**_layout("Inventory vs target (base)"))),
         "drawdown": _dict(drawdown.update_layout(**_layout("Drawdown (quote)"))),
     }
 
@@ -252,3 +264,49 @@ def pnl_decomposition(decomposition: dict[str, Any]) -> dict[str, Any]:
     colors = [BID if (v or 0) >= 0 else ASK for v in values]
     fig = go.Figure(go.Bar(x=names, y=values, marker={"color": colors}))
     return _dict(fig.update_layout(**_layout("PnL decomposition")))
+
+
+def histograms(series: dict[str, Sequence[float]], *, title: str, bins: int = 30) -> dict[str, Any] | None:
+    """Overlaid distributions, binned here (bars: the finance Plotly bundle has no histogram
+    binning of its own to rely on); ``None`` when every series is empty."""
+    values = [v for vs in series.values() for v in vs]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    width = (high - low) / bins or 1.0
+    colors = [ACCENT, WARN, BID, ASK]
+    fig = go.Figure()
+    for i, (name, vs) in enumerate(series.items()):
+        if not vs:
+            continue
+        counts = [0] * bins
+        for v in vs:
+            counts[min(int((v - low) / width), bins - 1)] += 1
+        fig.add_trace(
+            go.Bar(
+                x=[low + width * (k + 0.5) for k in range(bins)],
+                y=counts,
+                name=f"{name} (n={len(vs)})",
+                opacity=0.6,
+                marker={"color": colors[i % len(colors)]},
+            )
+        )
+    layout = _layout(title, showlegend=True, barmode="overlay", bargap=0.05)
+    layout["yaxis"] = {**layout["yaxis"], "title": {"text": "count"}}
+    return _dict(fig.update_layout(**layout))
+
+
+def inventory_histogram(buckets: Sequence[dict[str, Any]], *, base: str) -> dict[str, Any] | None:
+    """Share of time spent per position bucket."""
+    if not buckets:
+        return None
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{b['low']}…{b['high']}" for b in buckets],
+            y=[b["share"] * 100 for b in buckets],
+            marker={"color": MUTED},
+        )
+    )
+    layout = _layout(f"Time per position ({base})")
+    layout["yaxis"] = {**layout["yaxis"], "title": {"text": "% of time"}}
+    return _dict(fig.update_layout(**layout))

@@ -30,9 +30,11 @@
       pending = false;
       MMBook.renderLadder(ladder, book, quotes);
       MMBook.updateDepth(depth, book, quotes);
+      if (window.MMQueue) MMQueue.render(document.querySelector("#queue tbody"), book, quotes);
     }
     function schedule() { if (!pending) { pending = true; requestAnimationFrame(draw); } }
     MMBook.renderLadder(ladder, book, quotes);
+    setTimeout(schedule, 0);  // the queue table once every script has loaded
 
     new LiveSocket(urls.book, function (msg) {
       if (msg.type !== "book") return;

@@ -21,6 +21,7 @@ from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_li
 from apps.dashboard import figures, live
 from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset
 from apps.dashboard.pnl import bot_pnl_live, pnl_message
+from apps.dashboard.quality import WINDOW_CHOICES, quality_context
 from apps.dashboard.selectors import risk_defaults_get
 from apps.dashboard.templatetags.dashboard import num
 from apps.dashboard.views.common import (
@@ -33,6 +34,7 @@ from apps.dashboard.views.common import (
     today_pnl,
     today_rows,
 )
+from apps.dashboard.views.markets import TIMEFRAMES
 from apps.exchanges.selectors import exchange_account_list, market_list
 from apps.portfolio.bot_pnl import fills_with_realized
 from apps.portfolio.selectors import pnl_series
@@ -119,7 +121,7 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "quotes": quotes,
         "can_change": bot_can_change(user=request.user, bot=bot),
         "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
-        "charts": figures.pnl_charts(series),
+        "charts": figures.pnl_charts(series, target=(bot.params or {}).get("inventory_target")),
         "fills": fills_with_realized(user=request.user, bot_id=bot.pk, limit=30),
         "events": group_events(bot_event_list(bot=bot)[:500]),
         "history": bot_config_history(bot=bot)[:15],
@@ -130,7 +132,10 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "live_urls": {
             "book": f"/ws/book/{bot.market.venue}/{bot.market.symbol}/",
             "bot": f"/ws/bot/{bot.pk}/",
+            "charts": reverse("market-live", args=[bot.market_id]) + f"?bot={bot.pk}",
         },
+        "timeframes": list(TIMEFRAMES),
+        "quality_windows": WINDOW_CHOICES,
     }
     context.update(config_ctx or _config_context(bot))
     return render(request, "dashboard/bot_detail.html", context, status=status_code)
@@ -283,4 +288,31 @@ def account_close_all_view(request, account_id: int):
             messages.success(request, f"{account.label}: closing every position ({closing}).")
         else:
             messages.info(request, f"{account.label}: no bot holds a position.")
+    return redirect(safe_next(request, reverse("overview")))
+
+
+@login_required
+def bot_quality(request, bot_id: int):
+    """The quality panel (a fragment the bot page loads after it has rendered)."""
+
+    bot = _bot_or_404(request, bot_id)
+    context = quality_context(user=request.user, bot=bot, window=request.GET.get("window", "1h"))
+    context["can_change"] = bot_can_change(user=request.user, bot=bot)
+    return render(request, "dashboard/_quality.html", context)
+
+
+@login_required
+@require_POST
+def incident_resolve(request, incident_id: int):
+    from apps.core.selectors import incident_list
+
+    incident = get_object_or_404(incident_list(user=request.user), pk=incident_id)
+    if incident.bot is not None:
+        require_change(request.user, incident.bot)
+    elif not (request.user.is_operator or incident.owner_id == request.user.pk):
+        raise Http404("no such incident")
+    if not incident.resolved:
+        incident.resolved = True
+        incident.save(update_fields=["resolved"])
+        messages.success(request, f"Incident #{incident.pk} ({incident.get_kind_display()}) resolved.")
     return redirect(safe_next(request, reverse("overview")))

@@ -137,3 +137,42 @@ def test_event_log_collapses_repeated_rejects_with_a_count(trader):
     assert log.count("<tr ") == 3
     assert log.count("×15") == 2 and "loop started" in log
     assert '<option value="order">order</option>' in body
+
+
+def test_quality_panel_windows_latency_markouts_and_incident_resolve(trader, other_trader):
+    from apps.core.models import Incident
+    from apps.orders.models import Order
+
+    bot = make_bot(trader, name="q-bot")
+    now = timezone.now()
+    for i in range(4):
+        order = Order.objects.create(
+            bot=bot, account=bot.exchange_account, market=bot.market, client_order_id=f"q-{i}", side="buy",
+            price=Decimal("100"), quantity=Decimal("0.01"), filled_quantity=Decimal("0.005") if i < 2 else 0,
+            status="cancelled", cancel_requested_at=now - timedelta(seconds=30),
+        )  # fmt: skip
+        Order.objects.filter(pk=order.pk).update(
+            created=now - timedelta(minutes=5),
+            acked_at=now - timedelta(minutes=5) + timedelta(milliseconds=10 * (i + 1)),
+            closed_at=now - timedelta(seconds=30) + timedelta(milliseconds=5),
+        )
+    Fill.objects.create(
+        ts=now - timedelta(minutes=4), account=bot.exchange_account, bot=bot, venue_trade_id="qf", side="buy",
+        price=Decimal("100"), quantity=Decimal("0.01"), fee=Decimal("0.001"), markout_1s=Decimal("0.5"),
+        markout_10s=Decimal("-1"), markout_60s=Decimal("2"),
+    )  # fmt: skip
+    incident = Incident.objects.create(owner=trader, bot=bot, kind="orphan_order", message="orphan q-9 cancelled")
+    client = client_for(trader)
+    page = client.get(reverse("bot-detail", args=[bot.pk])).content.decode()
+    assert reverse("bot-quality", args=[bot.pk]) in page and 'id="queue"' in page
+    body = client.get(reverse("bot-quality", args=[bot.pk]), {"window": "15m"}).content.decode()
+    assert "Fill ratio (filled / placed qty)" in body and "25 %" in body  # 0.01 of 0.04 placed
+    assert "place → ack" in body and "cancel → ack" in body and "5.0 ms" in body
+    assert 'data-fig="fig-quality-markouts"' in body and 'data-fig="fig-quality-latency"' in body
+    assert "Orphan order on the venue" in body and "Reconciliation cancelled it" in body
+    assert f'data-resolve="{incident.pk}"' in body
+    assert client_for(other_trader).get(reverse("bot-quality", args=[bot.pk])).status_code == 404
+    assert client_for(other_trader).post(reverse("incident-resolve", args=[incident.pk])).status_code == 404
+    client.post(reverse("incident-resolve", args=[incident.pk]))
+    incident.refresh_from_db()
+    assert incident.resolved
