@@ -1,7 +1,8 @@
 """Reads of the live state the workers keep in Redis: latest books, feed health, bot status.
 
 The key layout is the workers' (``workers.keys``), repeated here because apps never import
-workers: ``<prefix>:feed:<venue>:<symbol>:book|health`` and ``<prefix>:bot:<id>:status``.
+workers: ``<prefix>:feed:<venue>:<symbol>:book|health|interest``, ``<prefix>:feeds:wanted`` and
+``<prefix>:bot:<id>:status``.
 Channel-layer groups: ``book.<venue>.<symbol>`` and ``bot.<id>`` (unsafe characters → ``_``).
 """
 
@@ -108,3 +109,20 @@ def book_mid(*, venue: str, symbol: str) -> Decimal | None:
     except (KeyError, IndexError, TypeError, ValueError, ArithmeticError):
         return None
     return (bid + ask) / 2 if bid > 0 and ask > 0 else None
+
+
+FEED_INTEREST_TTL_S = 60
+
+
+def register_feed_interest(*, venue: str, symbol: str) -> None:
+    """Keep the market's feed running while someone watches its page (the supervisor runs a
+    feed with an interest key, as for the arbitrage tracker; the key expires a minute after the
+    last page refresh or chart poll)."""
+    member = f"{venue}|{symbol}"
+    try:
+        pipe = redis_client().pipeline()
+        pipe.set(f"{settings.REDIS_PREFIX}:feed:{venue}:{symbol}:interest", member, ex=FEED_INTEREST_TTL_S)
+        pipe.sadd(f"{settings.REDIS_PREFIX}:feeds:wanted", member)
+        pipe.execute()
+    except Exception:  # Redis down: the page renders without a live feed
+        return

@@ -58,6 +58,7 @@ def market_live(request, market_id: int):
     if tf not in TIMEFRAMES:
         return JsonResponse({"error": f"tf: {tf!r} is not a timeframe; accepted: {', '.join(TIMEFRAMES)}"}, status=400)
     now = timezone.now()
+    live.register_feed_interest(venue=market.venue, symbol=market.symbol)
     fills = []
     if request.GET.get("bot"):
         bot = bot_list(user=request.user).filter(pk=request.GET["bot"], market=market).first()
@@ -85,6 +86,7 @@ def market_detail(request, market_id: int):
     if market is None:
         raise Http404("no such market")
     now = timezone.now()
+    live.register_feed_interest(venue=market.venue, symbol=market.symbol)
     book = live.latest_book(venue=market.venue, symbol=market.symbol)
     if book is None:
         depth = md.latest_depth(market=market)

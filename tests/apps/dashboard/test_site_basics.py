@@ -176,3 +176,17 @@ def test_quality_panel_windows_latency_markouts_and_incident_resolve(trader, oth
     client.post(reverse("incident-resolve", args=[incident.pk]))
     incident.refresh_from_db()
     assert incident.resolved
+
+
+def test_market_page_keeps_its_feed_wanted(trader, clean_redis):
+    from django.conf import settings
+
+    from apps.core.health import redis_client
+
+    market = sim_market()
+    client_for(trader).get(reverse("market-detail", args=[market.pk]))
+    redis = redis_client()
+    key = f"{settings.REDIS_PREFIX}:feed:{market.venue}:{market.symbol}:interest"
+    assert redis.get(key) == f"{market.venue}|{market.symbol}".encode()
+    assert 0 < redis.ttl(key) <= 60
+    assert redis.sismember(f"{settings.REDIS_PREFIX}:feeds:wanted", f"{market.venue}|{market.symbol}")
