@@ -302,11 +302,34 @@ def inventory_histogram(buckets: Sequence[dict[str, Any]], *, base: str) -> dict
         return None
     fig = go.Figure(
         go.Bar(
-            x=[f"{b['low']}…{b['high']}" for b in buckets],
+            x=[f"{_f(b['low']):g}…{_f(b['high']):g}" for b in buckets],
             y=[b["share"] * 100 for b in buckets],
             marker={"color": MUTED},
         )
     )
     layout = _layout(f"Time per position ({base})")
     layout["yaxis"] = {**layout["yaxis"], "title": {"text": "% of time"}}
+    return _dict(fig.update_layout(**layout))
+
+
+def allocation(values: dict[str, Any], *, title: str) -> dict[str, Any] | None:
+    """A donut of positive values (quote currency)."""
+    items = [(k, _f(v)) for k, v in values.items() if _f(v) and _f(v) > 0]
+    if not items:
+        return None
+    fig = go.Figure(
+        go.Pie(labels=[k for k, _ in items], values=[v for _, v in items], hole=0.5, textinfo="label+percent")
+    )
+    return _dict(fig.update_layout(**_layout(title, height=240, showlegend=False)))
+
+
+def value_over_time(series: dict[str, Sequence[tuple[Any, Any]]]) -> dict[str, Any]:
+    """Each account's equity over time (one line per account)."""
+    fig = go.Figure()
+    for name, points in series.items():
+        fig.add_trace(
+            go.Scatter(x=[t.isoformat() for t, _ in points], y=[_f(v) for _, v in points], name=name, mode="lines")
+        )
+    layout = _layout("Account equity over time (quote)", height=240, showlegend=True)
+    layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True}
     return _dict(fig.update_layout(**layout))

@@ -15,7 +15,7 @@
     Plotly.react(el, fig.data, fig.layout, window.MMCharts ? MMCharts.config : { displayModeBar: false, responsive: true });
     el.dataset.changes = String(Number(el.dataset.changes || 0) + 1);
   }
-  function fmtTime(iso) { var d = new Date(iso); return d.toLocaleTimeString() + "." + String(d.getMilliseconds()).padStart(3, "0"); }
+  function fmtTime(iso) { return new Date(iso).toISOString().substr(11, 12); }  // HH:MM:SS.mmm UTC, as the server renders
   function trades(tbody, rows) {
     if (!tbody || !rows) return;
     var sig = rows.length ? rows[0].ts + rows[0].price + rows.length : "";

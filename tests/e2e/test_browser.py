@@ -270,6 +270,7 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
     live_fee = page.locator("#fills tbody tr").first.locator("td.fee").inner_text()
     assert live_fee.strip() != "", "a live fill row shows its fee"
     page.wait_for_function("Number(document.getElementById('quality-panel').dataset.loaded || 0) >= 1", timeout=60_000)
+    page.wait_for_function("Number(document.getElementById('chart-candles').dataset.changes || 0) >= 1", timeout=30_000)
     shot(page, "cockpit_bot_live")
 
     # The identity, from what the page shows: total = sum of the fills' realized PnL + the
@@ -308,6 +309,7 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
     page.wait_for_function("document.querySelector('#bot-state .badge').textContent === 'stopped'", timeout=90_000)
     page.reload()
     assert Decimal(page.locator("#kpi-position").inner_text()) == bot_position(bot.pk) != 0
+    page.wait_for_function("Number(document.getElementById('chart-candles').dataset.changes || 0) >= 1", timeout=30_000)
     shot(page, "cockpit_stopped_with_position")
     page.click("button[data-action=flatten]")
     page.wait_for_selector("text=flatten requested")

@@ -21,6 +21,7 @@ from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_li
 from apps.dashboard import figures, live
 from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset
 from apps.dashboard.pnl import bot_pnl_live, pnl_message
+from apps.dashboard.portfolio import portfolio_overview
 from apps.dashboard.quality import WINDOW_CHOICES, quality_context
 from apps.dashboard.selectors import risk_defaults_get
 from apps.dashboard.templatetags.dashboard import num
@@ -79,7 +80,12 @@ def overview(request):
     accounts = exchange_account_list(user=request.user) if request.user.can_trade else []
     if request.user.is_operator:
         accounts = [a for a in accounts if a.owner_id == request.user.pk]
-    context = {"rows": rows, "accounts": accounts, "global_kill": global_kill_state()}
+    context = {
+        "rows": rows,
+        "accounts": accounts,
+        "global_kill": global_kill_state(),
+        "portfolio": portfolio_overview(user=request.user, accounts=accounts) if accounts else None,
+    }
     return render(request, "dashboard/overview.html", context)
 
 

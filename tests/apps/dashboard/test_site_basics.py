@@ -190,3 +190,23 @@ def test_market_page_keeps_its_feed_wanted(trader, clean_redis):
     assert redis.get(key) == f"{market.venue}|{market.symbol}".encode()
     assert 0 < redis.ttl(key) <= 60
     assert redis.sismember(f"{settings.REDIS_PREFIX}:feeds:wanted", f"{market.venue}|{market.symbol}")
+
+
+def test_overview_portfolio_holdings_allocation_and_value(trader):
+    bot = make_bot(trader, name="pf-bot")  # paper account: 10000 USDT and 0.5 BTC
+    now = timezone.now()
+    Fill.objects.create(
+        ts=now, account=bot.exchange_account, bot=bot, venue_trade_id="pf1", side="buy",
+        price=Decimal("100"), quantity=Decimal("0.5"), fee=Decimal("0.05"),
+    )  # fmt: skip
+    from apps.marketdata.models import TopOfBookSnapshot
+
+    TopOfBookSnapshot.objects.create(
+        market=bot.market, ts=now, bid=Decimal("99"), bid_qty=1, ask=Decimal("101"), ask_qty=1
+    )
+    body = client_for(trader).get(reverse("overview")).content.decode()
+    card = body[body.index('id="portfolio"') :]
+    # BTC 0.5 + 0.5 = 1 at mid 100 = 100; USDT 10000 - 50 - 0.05 = 9949.95; total 10049.95
+    assert "total 10049.95 USDT" in card
+    assert ">1</td>" in card and "9949.95" in card
+    assert 'data-fig="fig-portfolio-assets"' in card and 'data-fig="fig-portfolio-accounts"' in card
