@@ -140,7 +140,7 @@ def pnl_charts(rows: Sequence[dict[str, Any]], *, target: Any = None) -> dict[st
         )
     )
     return {
-        "pnl": _finish(pnl, _layout("Bot PnL (quote): realized + unrealized − fees", showlegend=True)),
+        "pnl": _finish(pnl, _layout("Bot PnL (quote)", showlegend=True)),
         "inventory": _finish(inventory, _layout("Inventory vs target (base)")),
         "drawdown": _finish(drawdown, _layout("Drawdown (quote)")),
     }
@@ -187,6 +187,11 @@ def candlestick(
                 )
             )
     layout = _layout(f"Candles ({timeframe})", height=300, showlegend=bool(fills))
+    if not rows:
+        layout["annotations"] = [
+            {"text": "no trades stored in this period yet", "showarrow": False, "xref": "paper", "yref": "paper",
+             "x": 0.5, "y": 0.5, "font": {"color": MUTED}}
+        ]  # fmt: skip
     layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True, "autorange": True}
     layout["xaxis"] = {**layout["xaxis"], "rangeslider": {"visible": False}, "autorange": True}
     return _finish(fig, layout)
@@ -239,7 +244,9 @@ def equity_and_drawdown(curve: Sequence[Sequence[Any]]) -> dict[str, dict[str, A
     eq = go.Figure(go.Scatter(x=times, y=equity, name="equity", line={"color": ACCENT}))
     dd = go.Figure(go.Scatter(x=times, y=drawdown, name="drawdown", line={"color": ASK}, fill="tozeroy"))
     return {
-        "equity": _finish(eq, _layout("Equity")),
+        "equity": _finish(
+            eq, _layout("Equity", yaxis={"gridcolor": "#eef0f4", "exponentformat": "none", "separatethousands": True})
+        ),
         "drawdown": _finish(dd, _layout("Drawdown")),
     }
 

@@ -110,7 +110,9 @@ def metric_rows(metrics: dict[str, Any], *, quote: str = "", base: str = "", pre
     """``[{name, label, value, note}]`` for a (nested) metrics dict: known names get their label,
     unit and precision; nested dicts become rows named ``outer · inner``; lists are left out."""
     rows: list[dict[str, str]] = []
-    for key, value in metrics.items():
+    order = {name: i for i, name in enumerate(KNOWN)}
+    # The database's JSON keeps no key order: known metrics first, in KNOWN's order.
+    for key, value in sorted(metrics.items(), key=lambda item: (isinstance(item[1], dict), order.get(item[0], 999))):
         if key in SKIPPED or isinstance(value, list):
             continue
         label, kind = KNOWN.get(key, (key.replace("_", " "), "auto"))

@@ -105,7 +105,7 @@
         if (empty) empty.remove();
         var tr = document.createElement("tr");
         tr.className = "new";
-        var t = new Date().toLocaleTimeString();
+        var t = new Date().toISOString().substr(11, 8);  // HH:MM:SS UTC, as the server renders
         tr.innerHTML = "<td>" + t + '</td><td class="' + (msg.side === "buy" ? "bid" : "ask") + '">' + msg.side +
           '</td><td class="r">' + msg.price + '</td><td class="r">' + msg.qty + '</td><td class="r fee">' +
           (msg.fee === undefined ? "" : fmt(msg.fee, 6)) + '</td><td class="r muted">…</td>';
