@@ -116,11 +116,8 @@ def global_kill_lift(*, actor: User, reason: str) -> int:
     if state is None or not state["on"]:
         raise FieldErrors({"global": ["the global kill switch is not on"]})
     cleared = 0
-    ids = state["accounts"]
-    accounts = ExchangeAccount.objects.filter(kill_switch=True)
-    if ids:
-        accounts = accounts.filter(pk__in=ids)
-    for account in accounts:
+    # Only the switches that kill turned on: a trader's own account kill stays on.
+    for account in ExchangeAccount.objects.filter(kill_switch=True, pk__in=state["accounts"]):
         account_kill_switch(account=account, actor=actor, on=False, reason=f"global kill lifted: {reason}")
         cleared += 1
     audit_record(

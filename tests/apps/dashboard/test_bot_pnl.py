@@ -224,9 +224,15 @@ def test_operators_lift_the_global_kill_with_a_reason_traders_see(trader, operat
     assert "reason: required" in response.content.decode()
     bot.exchange_account.refresh_from_db()
     assert bot.exchange_account.kill_switch
+    # A trader's own account kill, set apart from the global kill, stays on after the lift.
+    from apps.bots.services import account_kill_switch
+
+    own = make_bot(trader, name="own-kill").exchange_account
+    account_kill_switch(account=own, actor=trader, on=True, reason="mine")
     ops.post(reverse("global-kill-lift"), {"reason": "venue back, checked by ops"})
     bot.exchange_account.refresh_from_db()
-    assert not bot.exchange_account.kill_switch
+    own.refresh_from_db()
+    assert not bot.exchange_account.kill_switch and own.kill_switch
     body = client_for(trader).get(reverse("overview")).content.decode()
     assert "Global kill switch lifted" in body and "venue back, checked by ops" in body
     # Traders cannot lift it.
