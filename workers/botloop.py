@@ -732,6 +732,7 @@ class BotRunner:
                     "side": row["side"],
                     "price": str(row["price"]),
                     "qty": str(row["quantity"]),
+                    "fee": str(row["fee"]),
                     "cid": cid,
                 },
             )

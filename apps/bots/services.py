@@ -423,13 +423,15 @@ def global_kill_switch(*, actor: User, reason: str = "") -> int:
         )
     )
     killed = 0
+    ids = []
     for account in accounts:
         killed += account_kill_switch(account=account, actor=actor, on=True, reason=reason or "global kill switch")
+        ids.append(account.pk)
     audit_record(
         action=AuditAction.KILL_SWITCH,
         actor=actor,
         object_type="global",
-        after={"bots_killed": killed},
+        after={"bots_killed": killed, "accounts": ids},
         message=reason or "global kill switch",
     )
     return killed

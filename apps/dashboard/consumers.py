@@ -5,7 +5,8 @@ through a per-connection :class:`Throttle` that coalesces to the latest value pe
 fast market never floods a page.
 
 Groups (published by the workers): ``book.<venue>.<symbol>`` (``book.update`` with ``book``),
-``bot.<id>`` (``bot.update`` with ``data`` of type ``status`` or ``fill``), ``arbitrage``
+``bot.<id>`` (``bot.update`` with ``data`` of type ``status`` or ``fill``; the consumer adds the
+bot's own PnL, ``pnl``, every ``BOT_PNL_SECONDS``), ``arbitrage``
 (``arbitrage.opportunity`` with ``opportunity``) and ``backtest.<id>`` (``backtest.progress``).
 Bot, backtest and arbitrage consumers also poll the database for state changes, so a page is
 right even when no worker publishes."""
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 BOOK_RATE = getattr(settings, "DASHBOARD_BOOK_PUSH_PER_S", 10.0)
 BOT_STATUS_RATE = 4.0
+BOT_PNL_SECONDS = 2.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -228,6 +230,15 @@ class BotConsumer(_LiveConsumer):
         if raw:
             await self.throttle.offer("status", raw)
         await self._send_state()
+        await self._send_pnl()
+
+    async def _send_pnl(self) -> None:
+        """The bot's own PnL (fills and position at the live mid), when it changed."""
+        self.pnl_at = time.monotonic()
+        message = await database_sync_to_async(_bot_pnl)(self.scope["user"], self.bot_id)
+        if message is not None and message != getattr(self, "last_pnl", None):
+            self.last_pnl = message
+            await self.throttle.offer("pnl", message)
 
     async def _send_state(self) -> None:
         actual, desired, orders = self.state
@@ -251,6 +262,8 @@ class BotConsumer(_LiveConsumer):
             self.state = state
             await self._send_state()
         self.state = state
+        if time.monotonic() - getattr(self, "pnl_at", 0.0) >= BOT_PNL_SECONDS:
+            await self._send_pnl()
 
 
 class ArbitrageConsumer(_LiveConsumer):
@@ -341,6 +354,16 @@ def _bot_state(user, bot_id: int) -> tuple[str, str, list[dict]] | None:
         .values("side", "price", "quantity", "filled_quantity")[:200]
     ]
     return row[0], row[1], orders
+
+
+def _bot_pnl(user, bot_id: int) -> dict | None:
+    from apps.bots.selectors import bot_list
+    from apps.dashboard.pnl import bot_pnl_live, pnl_message
+
+    bot = bot_list(user=user).select_related("market").filter(pk=bot_id).first()
+    if bot is None:
+        return None
+    return pnl_message(bot_pnl_live(user=user, bot=bot))
 
 
 def _latest_opportunity_id(user) -> int:

@@ -43,6 +43,14 @@ def _dict(fig: go.Figure) -> dict[str, Any]:
     return json.loads(pio.to_json(fig, validate=False, engine="json"))
 
 
+def _finish(fig: go.Figure, layout: dict[str, Any]) -> dict[str, Any]:
+    """The figure as a dict with ``layout`` set on it (plain values from ``_layout``):
+    Plotly's ``update_layout`` validates every key and cost ~50 ms a figure."""
+    out = _dict(fig)
+    out["layout"] = {**out.get("layout", {}), **layout}
+    return out
+
+
 def _f(value: Any) -> float | None:
     if value is None or value == "":
         return None
@@ -93,18 +101,16 @@ def depth_chart(
     )
     layout = _layout("Depth", showlegend=True)
     layout["xaxis"] = {**layout["xaxis"], "exponentformat": "none", "separatethousands": True}
-    return _dict(fig.update_layout(**layout))
+    return _finish(fig, layout)
 
 
-def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """PnL (equity, realized, unrealized), inventory and drawdown figures from ``pnl_series`` rows."""
+def pnl_charts(rows: Sequence[dict[str, Any]], *, target: Any = None) -> dict[str, dict[str, Any]]:
+    """Bot PnL (total, realized, unrealized), inventory against its target and drawdown figures
+    from ``pnl_series`` rows."""
     times = [r["bucket"].isoformat() if hasattr(r["bucket"], "isoformat") else r["bucket"] for r in rows]
     pnl = go.Figure()
-    pnl.add_trace(
-        go.Scatter(
-            x=times, y=[_f(r["equity"]) for r in rows], name="equity (right)", line={"color": ACCENT}, yaxis="y2"
-        )
-    )
+    total = [None if r["realized"] is None else (_f(r["realized"]) + _f(r["unrealized"]) - _f(r["fees"])) for r in rows]
+    pnl.add_trace(go.Scatter(x=times, y=total, name="bot PnL", line={"color": ACCENT}))
     pnl.add_trace(go.Scatter(x=times, y=[_f(r["realized"]) for r in rows], name="realized", line={"color": BID}))
     pnl.add_trace(go.Scatter(x=times, y=[_f(r["unrealized"]) for r in rows], name="unrealized", line={"color": WARN}))
     inventory = go.Figure(
@@ -117,20 +123,26 @@ def pnl_charts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             fill="tozeroy",
         )
     )
+    if times:
+        level = _f(target) or 0.0
+        inventory.add_trace(
+            go.Scatter(
+                x=[times[0], times[-1]],
+                y=[level, level],
+                name="target",
+                mode="lines",
+                line={"color": ACCENT, "dash": "dot", "width": 1},
+            )
+        )
     drawdown = go.Figure(
         go.Scatter(
             x=times, y=[-(_f(r["drawdown"]) or 0.0) for r in rows], name="drawdown", line={"color": ASK}, fill="tozeroy"
         )
     )
     return {
-        "pnl": _dict(
-            pnl.update_layout(
-                **_layout("PnL (quote)", showlegend=True, margin={"l": 48, "r": 56, "t": 28, "b": 32}),
-                yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "zeroline": False},
-            )
-        ),
-        "inventory": _dict(inventory.update_layout(**_layout("Inventory (base)"))),
-        "drawdown": _dict(drawdown.update_layout(**_layout("Drawdown (quote)"))),
+        "pnl": _finish(pnl, _layout("Bot PnL (quote)", showlegend=True)),
+        "inventory": _finish(inventory, _layout("Inventory vs target (base)")),
+        "drawdown": _finish(drawdown, _layout("Drawdown (quote)")),
     }
 
 
@@ -140,11 +152,14 @@ def sparkline(values: Sequence[Any]) -> dict[str, Any]:
     layout = _layout(height=36, margin={"l": 0, "r": 0, "t": 0, "b": 0})
     layout["xaxis"] = {"visible": False}
     layout["yaxis"] = {"visible": False}
-    return _dict(fig.update_layout(**layout))
+    return _finish(fig, layout)
 
 
-def candlestick(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """OHLC candles from ``marketdata.selectors.candles`` rows."""
+def candlestick(
+    rows: Sequence[dict[str, Any]], *, fills: Sequence[dict[str, Any]] = (), timeframe: str = "1m"
+) -> dict[str, Any]:
+    """OHLC candles from ``marketdata.selectors.candles`` rows; ``fills`` (``{ts, side, price,
+    quantity}``) are drawn on them as triangles (buys up, sells down)."""
     fig = go.Figure(
         go.Candlestick(
             x=[r["bucket"].isoformat() for r in rows],
@@ -154,12 +169,32 @@ def candlestick(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             close=[_f(r["close"]) for r in rows],
             increasing={"line": {"color": BID}},
             decreasing={"line": {"color": ASK}},
+            name="candles",
         )
     )
-    layout = _layout("Candles", height=300)
-    layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True}
-    layout["xaxis"] = {**layout["xaxis"], "rangeslider": {"visible": False}}
-    return _dict(fig.update_layout(**layout))
+    for side, symbol, color in (("buy", "triangle-up", BID), ("sell", "triangle-down", ASK)):
+        mine = [f for f in fills if f["side"] == side]
+        if mine:
+            fig.add_trace(
+                go.Scatter(
+                    x=[f["ts"].isoformat() for f in mine],
+                    y=[_f(f["price"]) for f in mine],
+                    mode="markers",
+                    name=f"my {side}s",
+                    marker={"symbol": symbol, "size": 9, "color": color, "line": {"color": "#1d2330", "width": 1}},
+                    text=[f"my {side} {f['quantity']} @ {f['price']}" for f in mine],
+                    hoverinfo="text",
+                )
+            )
+    layout = _layout(f"Candles ({timeframe})", height=300, showlegend=bool(fills))
+    if not rows:
+        layout["annotations"] = [
+            {"text": "no trades stored in this period yet", "showarrow": False, "xref": "paper", "yref": "paper",
+             "x": 0.5, "y": 0.5, "font": {"color": MUTED}}
+        ]  # fmt: skip
+    layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True, "autorange": True}
+    layout["xaxis"] = {**layout["xaxis"], "rangeslider": {"visible": False}, "autorange": True}
+    return _finish(fig, layout)
 
 
 def heatmap(data: dict[str, Any], *, rows: int = 40) -> dict[str, Any]:
@@ -193,7 +228,7 @@ def heatmap(data: dict[str, Any], *, rows: int = 40) -> dict[str, Any]:
                 line={"color": "#1d2330", "width": 1},
             )
         )
-    return _dict(fig.update_layout(**_layout("Order-book heat map", height=300)))
+    return _finish(fig, _layout("Order-book heat map", height=300))
 
 
 def equity_and_drawdown(curve: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:
@@ -209,8 +244,10 @@ def equity_and_drawdown(curve: Sequence[Sequence[Any]]) -> dict[str, dict[str, A
     eq = go.Figure(go.Scatter(x=times, y=equity, name="equity", line={"color": ACCENT}))
     dd = go.Figure(go.Scatter(x=times, y=drawdown, name="drawdown", line={"color": ASK}, fill="tozeroy"))
     return {
-        "equity": _dict(eq.update_layout(**_layout("Equity"))),
-        "drawdown": _dict(dd.update_layout(**_layout("Drawdown"))),
+        "equity": _finish(
+            eq, _layout("Equity", yaxis={"gridcolor": "#eef0f4", "exponentformat": "none", "separatethousands": True})
+        ),
+        "drawdown": _finish(dd, _layout("Drawdown")),
     }
 
 
@@ -227,7 +264,7 @@ def equity_comparison(runs: Sequence[Any]) -> dict[str, Any]:
                 x=[(ts - t0) / 1000 for ts, _ in curve], y=[_f(e) for _, e in curve], name=f"#{run.pk} {run.name}"
             )
         )
-    return _dict(fig.update_layout(**_layout("Equity (seconds from start)", height=320, showlegend=True)))
+    return _finish(fig, _layout("Equity (seconds from start)", height=320, showlegend=True))
 
 
 def pnl_decomposition(decomposition: dict[str, Any]) -> dict[str, Any]:
@@ -241,4 +278,73 @@ def pnl_decomposition(decomposition: dict[str, Any]) -> dict[str, Any]:
             continue
     colors = [BID if (v or 0) >= 0 else ASK for v in values]
     fig = go.Figure(go.Bar(x=names, y=values, marker={"color": colors}))
-    return _dict(fig.update_layout(**_layout("PnL decomposition")))
+    return _finish(fig, _layout("PnL decomposition"))
+
+
+def histograms(series: dict[str, Sequence[float]], *, title: str, bins: int = 30) -> dict[str, Any] | None:
+    """Overlaid distributions, binned here (bars: the finance Plotly bundle has no histogram
+    binning of its own to rely on); ``None`` when every series is empty."""
+    values = [v for vs in series.values() for v in vs]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    width = (high - low) / bins or 1.0
+    colors = [ACCENT, WARN, BID, ASK]
+    fig = go.Figure()
+    for i, (name, vs) in enumerate(series.items()):
+        if not vs:
+            continue
+        counts = [0] * bins
+        for v in vs:
+            counts[min(int((v - low) / width), bins - 1)] += 1
+        fig.add_trace(
+            go.Bar(
+                x=[low + width * (k + 0.5) for k in range(bins)],
+                y=counts,
+                name=f"{name} (n={len(vs)})",
+                opacity=0.6,
+                marker={"color": colors[i % len(colors)]},
+            )
+        )
+    layout = _layout(title, showlegend=True, barmode="overlay", bargap=0.05)
+    layout["yaxis"] = {**layout["yaxis"], "title": {"text": "count"}}
+    return _finish(fig, layout)
+
+
+def inventory_histogram(buckets: Sequence[dict[str, Any]], *, base: str) -> dict[str, Any] | None:
+    """Share of time spent per position bucket."""
+    if not buckets:
+        return None
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{_f(b['low']):g}…{_f(b['high']):g}" for b in buckets],
+            y=[b["share"] * 100 for b in buckets],
+            marker={"color": MUTED},
+        )
+    )
+    layout = _layout(f"Time per position ({base})")
+    layout["yaxis"] = {**layout["yaxis"], "title": {"text": "% of time"}}
+    return _finish(fig, layout)
+
+
+def allocation(values: dict[str, Any], *, title: str) -> dict[str, Any] | None:
+    """A donut of positive values (quote currency)."""
+    items = [(k, _f(v)) for k, v in values.items() if _f(v) and _f(v) > 0]
+    if not items:
+        return None
+    fig = go.Figure(
+        go.Pie(labels=[k for k, _ in items], values=[v for _, v in items], hole=0.5, textinfo="label+percent")
+    )
+    return _finish(fig, _layout(title, height=240, showlegend=False))
+
+
+def value_over_time(series: dict[str, Sequence[tuple[Any, Any]]]) -> dict[str, Any]:
+    """Each account's equity over time (one line per account)."""
+    fig = go.Figure()
+    for name, points in series.items():
+        fig.add_trace(
+            go.Scatter(x=[t.isoformat() for t, _ in points], y=[_f(v) for _, v in points], name=name, mode="lines")
+        )
+    layout = _layout("Account equity over time (quote)", height=240, showlegend=True)
+    layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True}
+    return _finish(fig, layout)

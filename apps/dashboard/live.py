@@ -1,7 +1,8 @@
 """Reads of the live state the workers keep in Redis: latest books, feed health, bot status.
 
 The key layout is the workers' (``workers.keys``), repeated here because apps never import
-workers: ``<prefix>:feed:<venue>:<symbol>:book|health`` and ``<prefix>:bot:<id>:status``.
+workers: ``<prefix>:feed:<venue>:<symbol>:book|health|interest``, ``<prefix>:feeds:wanted`` and
+``<prefix>:bot:<id>:status``.
 Channel-layer groups: ``book.<venue>.<symbol>`` and ``bot.<id>`` (unsafe characters → ``_``).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -97,3 +99,30 @@ def bot_status_many(*, bot_ids: list[int]) -> dict[int, dict[str, Any]]:
             except ValueError:
                 continue
     return out
+
+
+def book_mid(*, venue: str, symbol: str) -> Decimal | None:
+    """The mid of the feed's latest book (``None`` without a two-sided book)."""
+    book = latest_book(venue=venue, symbol=symbol) or {}
+    try:
+        bid, ask = Decimal(str(book["bids"][0][0])), Decimal(str(book["asks"][0][0]))
+    except (KeyError, IndexError, TypeError, ValueError, ArithmeticError):
+        return None
+    return (bid + ask) / 2 if bid > 0 and ask > 0 else None
+
+
+FEED_INTEREST_TTL_S = 60
+
+
+def register_feed_interest(*, venue: str, symbol: str) -> None:
+    """Keep the market's feed running while someone watches its page (the supervisor runs a
+    feed with an interest key, as for the arbitrage tracker; the key expires a minute after the
+    last page refresh or chart poll)."""
+    member = f"{venue}|{symbol}"
+    try:
+        pipe = redis_client().pipeline()
+        pipe.set(f"{settings.REDIS_PREFIX}:feed:{venue}:{symbol}:interest", member, ex=FEED_INTEREST_TTL_S)
+        pipe.sadd(f"{settings.REDIS_PREFIX}:feeds:wanted", member)
+        pipe.execute()
+    except Exception:  # Redis down: the page renders without a live feed
+        return

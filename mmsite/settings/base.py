@@ -325,3 +325,15 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 # endpoint also takes a form (apps/accounts/api.py).
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["apps.core.jsondepth.JSONParser"]
 REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = ["apps.core.filters.FilterBackend", "apps.core.filters.OrderingFilter"]
+
+# --- Static files: compressed copies -----------------------------------------------------------
+# collectstatic (scripts/demo.sh and the Docker build run it) writes a gzip copy beside every
+# text asset; whitenoise sends it to browsers that accept gzip (plotly.min.js 4.8 MB -> 1.4 MB,
+# the finance bundle most pages load 1.3 MB -> 0.4 MB).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# With DEBUG the demo served static/ through the finders, uncompressed; once collectstatic has
+# run, the collected, compressed copies are served instead (run it again after editing static/).
+WHITENOISE_USE_FINDERS = DEBUG and not (STATIC_ROOT / "vendor" / "plotly.min.js.gz").exists()

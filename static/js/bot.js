@@ -10,6 +10,17 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     var urls = json("live-urls");
+    // Event log filter: by kind and by text (code or message).
+    var kindSel = document.getElementById("event-kind"), search = document.getElementById("event-search");
+    function filterEvents() {
+      var kind = kindSel ? kindSel.value : "", text = search ? search.value.toLowerCase() : "";
+      document.querySelectorAll("#events tr[data-kind]").forEach(function (tr) {
+        var show = (!kind || tr.dataset.kind === kind) && (!text || tr.textContent.toLowerCase().indexOf(text) >= 0);
+        tr.hidden = !show;
+      });
+    }
+    if (kindSel) kindSel.addEventListener("change", filterEvents);
+    if (search) search.addEventListener("input", filterEvents);
     var book = json("initial-book") || { bids: [], asks: [] };
     var quotes = json("initial-quotes") || [];
     var ladder = document.getElementById("ladder");
@@ -19,9 +30,11 @@
       pending = false;
       MMBook.renderLadder(ladder, book, quotes);
       MMBook.updateDepth(depth, book, quotes);
+      if (window.MMQueue) MMQueue.render(document.querySelector("#queue tbody"), book, quotes);
     }
     function schedule() { if (!pending) { pending = true; requestAnimationFrame(draw); } }
     MMBook.renderLadder(ladder, book, quotes);
+    setTimeout(schedule, 0);  // the queue table once every script has loaded
 
     new LiveSocket(urls.book, function (msg) {
       if (msg.type !== "book") return;
@@ -35,6 +48,11 @@
     var pnlEl = document.getElementById("chart-pnl"), invEl = document.getElementById("chart-inventory"),
         ddEl = document.getElementById("chart-drawdown");
     var lastPoint = 0, actual = null;
+    function extend(el, update, traces) {
+      // New points, then both axes fitted again so no line runs off the plot.
+      Plotly.extendTraces(el, update, traces, 2000);
+      Plotly.relayout(el, { "xaxis.autorange": true, "yaxis.autorange": true });
+    }
     function updateRisk(used) {
       // How close each limit is, from the live status (position, drawdown, open orders).
       document.querySelectorAll("#risk-table tr[data-risk]").forEach(function (row) {
@@ -53,9 +71,6 @@
         if (actual === "stopped" || actual === "error") return;  // a late status of a stopped loop
         quotes = msg.orders || [];
         document.getElementById("kpi-equity").textContent = fmt(msg.equity, 2);
-        document.getElementById("kpi-realized").textContent = fmt(msg.realized, 2);
-        document.getElementById("kpi-unrealized").textContent = fmt(msg.unrealized, 2);
-        document.getElementById("kpi-position").textContent = fmt(msg.position);
         document.getElementById("kpi-risk").textContent = msg.risk || "—";
         document.getElementById("kpi-orders").textContent = String(quotes.length);
         if (msg.state) {
@@ -67,20 +82,33 @@
         if (window.Plotly && msg.ts && now - lastPoint > 1000) {
           lastPoint = now;
           var x = new Date(msg.ts / 1e6).toISOString();
-          if (pnlEl && pnlEl.data) Plotly.extendTraces(pnlEl, { x: [[x], [x], [x]], y: [[Number(msg.equity)], [Number(msg.realized)], [Number(msg.unrealized)]] }, [0, 1, 2], 2000);
-          if (invEl && invEl.data) Plotly.extendTraces(invEl, { x: [[x]], y: [[Number(msg.position)]] }, [0], 2000);
-          if (ddEl && ddEl.data) Plotly.extendTraces(ddEl, { x: [[x]], y: [[-Number(msg.drawdown)]] }, [0], 2000);
-          if (pnlEl) pnlEl.dataset.points = String(Number(pnlEl.dataset.points || 0) + 1);
+          if (invEl && invEl.data) extend(invEl, { x: [[x]], y: [[Number(msg.position)]] }, [0]);
+          if (ddEl && ddEl.data) extend(ddEl, { x: [[x]], y: [[-Number(msg.drawdown)]] }, [0]);
         }
         schedule();
+      } else if (msg.type === "pnl") {
+        var s = msg.since_start;
+        if (window.Plotly && pnlEl && pnlEl.data && s.total !== null) {
+          var px = new Date().toISOString();
+          extend(pnlEl, { x: [[px], [px], [px]], y: [[Number(s.total)], [Number(s.realized)], [Number(s.unrealized)]] }, [0, 1, 2]);
+          pnlEl.dataset.points = String(Number(pnlEl.dataset.points || 0) + 1);
+        }
+        document.querySelectorAll("#bot-pnl .pnl-today").forEach(function (el) { MMPnl.fill(el, msg.today); });
+        document.querySelectorAll("#bot-pnl .pnl-since").forEach(function (el) { MMPnl.fill(el, msg.since_start); });
+        document.getElementById("kpi-position").textContent = fmt(msg.position);
+        document.getElementById("kpi-avg-cost").textContent = fmt(msg.avg_cost);
+        document.getElementById("kpi-mark").textContent = fmt(msg.mark);
+        document.getElementById("kpi-mark-source").textContent = msg.mark_source || "";
+        document.getElementById("bot-pnl").dataset.updates = String(Number(document.getElementById("bot-pnl").dataset.updates || 0) + 1);
       } else if (msg.type === "fill" && fillsBody) {
         var empty = fillsBody.querySelector(".empty-row");
         if (empty) empty.remove();
         var tr = document.createElement("tr");
         tr.className = "new";
-        var t = new Date().toLocaleTimeString();
+        var t = new Date().toISOString().substr(11, 8);  // HH:MM:SS UTC, as the server renders
         tr.innerHTML = "<td>" + t + '</td><td class="' + (msg.side === "buy" ? "bid" : "ask") + '">' + msg.side +
-          '</td><td class="r">' + msg.price + '</td><td class="r">' + msg.qty + '</td><td class="r"></td>';
+          '</td><td class="r">' + msg.price + '</td><td class="r">' + msg.qty + '</td><td class="r fee">' +
+          (msg.fee === undefined ? "" : fmt(msg.fee, 6)) + '</td><td class="r muted">…</td>';
         fillsBody.insertBefore(tr, fillsBody.firstChild);
         while (fillsBody.rows.length > 50) fillsBody.deleteRow(fillsBody.rows.length - 1);
       } else if (msg.type === "state") {

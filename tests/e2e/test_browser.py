@@ -7,6 +7,8 @@ Screenshots of every page go to ``artifacts/screenshots/``."""
 from __future__ import annotations
 
 import re
+import time
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -191,3 +193,204 @@ def test_trader_runs_a_backtest_and_watches_progress_to_results(system, browser)
     page.wait_for_selector("#chart-compare")
     shot(page, "backtest_compare")
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def _shown_pnl(page) -> dict:
+    """The bot page's PnL figures as a person reads them (one websocket update's worth)."""
+    return page.evaluate(
+        """() => {
+            const q = (s) => document.querySelector(s).textContent.trim().replace(/,/g, "").replace("+", "");
+            return {total: q("#kpi-total"), realized: q("#kpi-realized"), unrealized: q("#kpi-unrealized"),
+                    fees: q("#kpi-fees"), position: q("#kpi-position"), mark: q("#kpi-mark"),
+                    fills: q("#bot-pnl .pnl-since .fills")};
+        }"""
+    )
+
+
+def _first_load_seconds(browser, base: str, path: str, storage_state) -> float:
+    """A first visit in a fresh browser (no cache): navigation start to the load event."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, storage_state=storage_state)
+    page = context.new_page()
+    page.goto(base + path, wait_until="load")
+    timing = page.evaluate(
+        """() => {
+            const n = performance.getEntriesByType('navigation')[0];
+            const slow = performance.getEntriesByType('resource').sort((a, b) => b.duration - a.duration).slice(0, 3)
+                .map((r) => `${r.name.split('/').pop()} ${Math.round(r.duration)} ms ${Math.round(r.transferSize / 1024)} KiB`);
+            return {load: n.loadEventEnd / 1000, first_byte: n.responseStart / 1000, html: n.responseEnd / 1000,
+                    dom: n.domContentLoadedEventEnd / 1000, slow: slow};
+        }"""
+    )
+    context.close()
+    print(f"first load of {path}: {timing}")
+    return timing["load"]
+
+
+def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser):
+    """The cockpit: the bot's PnL equals its fills' realized PnL plus the position at the mark
+    minus fees; a stopped bot's position is shown and flattened to zero; every chart of the
+    market page changes within 10 s; the bot page's first load is timed; every page is shot."""
+    from apps.bots.controls import bot_position
+    from apps.orders.models import Fill
+    from apps.portfolio.bot_pnl import FillBook
+
+    base = system
+    ensure_replay_market()
+    call_command("seed_demo", "--no-bots")
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmations a person clicks through
+    sign_in(page, base, *DEMO)
+    page.goto(base + "/settings/")
+    page.click("text=Add an account")
+    page.fill("#id_label", "Cockpit paper")
+    page.select_option("#id_kind", "paper")
+    page.fill("#id_venue", "replay:binance-spot")
+    page.fill("#id_paper_balances", '{"BTC": "1", "USDT": "100000"}')
+    page.click("text=Add account")
+    page.wait_for_selector("text=Cockpit paper")
+    page.goto(base + "/bots/new/")
+    page.fill("#id_name", "Cockpit bot")
+    page.select_option("#id_exchange_account", label="Cockpit paper · replay:binance-spot")
+    page.select_option("#id_market", label="BTC/USDT · replay:binance-spot")
+    page.fill("[name='params.order_amount']", "0.001")
+    page.fill("[name='params.bid_spread']", "0")
+    page.fill("[name='params.ask_spread']", "0")
+    page.click("text=Create bot")
+    page.wait_for_url(re.compile(r".*/bots/\d+/$"))
+    bot = Bot.objects.get(name="Cockpit bot")
+    page.click("button[data-action=start]")
+    page.wait_for_selector("button[data-action=stop]")
+
+    # Fills arrive; the bot's PnL follows over the websocket.
+    page.wait_for_selector("#fills tbody tr:not(.empty-row)", timeout=180_000)
+    page.wait_for_function("Number(document.getElementById('bot-pnl').dataset.updates || 0) >= 2", timeout=30_000)
+    live_fee = page.locator("#fills tbody tr").first.locator("td.fee").inner_text()
+    assert live_fee.strip() != "", "a live fill row shows its fee"
+    page.wait_for_function("Number(document.getElementById('quality-panel').dataset.loaded || 0) >= 1", timeout=60_000)
+    page.wait_for_function("Number(document.getElementById('chart-candles').dataset.changes || 0) >= 1", timeout=30_000)
+    shot(page, "cockpit_bot_live")
+
+    # The identity, from what the page shows: total = sum of the fills' realized PnL + the
+    # position at the mark - fees, with the fills the page counted.
+    shown = _shown_pnl(page)
+    n = int(shown["fills"])
+    assert n >= 1
+    rows = Fill.objects.filter(bot=bot).order_by("ts", "id").values_list("side", "price", "quantity", "fee")[:n]
+    book = FillBook()
+    realized_each = [book.apply(*row) for row in rows]
+    mark = Decimal(shown["mark"])
+    expected = sum(realized_each) + (book.position * mark - book.cost) - book.fees
+    cent = Decimal("0.0001")
+    assert Decimal(shown["position"]) == book.position
+    assert abs(Decimal(shown["total"]) - expected) <= cent, (shown, expected)
+    assert abs(Decimal(shown["fees"]) - book.fees) <= cent
+    parts = Decimal(shown["realized"]) + Decimal(shown["unrealized"]) - Decimal(shown["fees"])
+    assert abs(parts - Decimal(shown["total"])) <= 2 * cent
+    print(f"\nbot PnL shown {shown['total']} = expected {expected:.6f} from {n} fills at mark {mark}")
+
+    # The overview's PnL column follows the socket too, with the account's equity apart.
+    page.goto(base + "/")
+    page.wait_for_function(
+        f"document.querySelector('tr[data-bot=\"{bot.pk}\"] .pnl-today').dataset.updated !== undefined",
+        timeout=30_000,
+    )
+    assert page.locator("th", has_text="Account equity").count() >= 1
+    shot(page, "cockpit_overview")
+
+    # Stop with a position, see it, flatten it (confirmed): the position ends at zero.
+    page.goto(base + f"/bots/{bot.pk}/")
+    page.wait_for_function(
+        "Number(document.getElementById('kpi-position').textContent) !== 0", timeout=180_000, polling=500
+    )
+    page.click("button[data-action=stop]")
+    page.wait_for_function("document.querySelector('#bot-state .badge').textContent === 'stopped'", timeout=90_000)
+    page.reload()
+    assert Decimal(page.locator("#kpi-position").inner_text()) == bot_position(bot.pk) != 0
+    page.wait_for_function("Number(document.getElementById('chart-candles').dataset.changes || 0) >= 1", timeout=30_000)
+    shot(page, "cockpit_stopped_with_position")
+    page.click("button[data-action=flatten]")
+    page.wait_for_selector("text=flatten requested")
+    deadline = time.monotonic() + 150
+    while bot_position(bot.pk) != 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert bot_position(bot.pk) == 0, "flatten leaves the position at zero"
+    page.reload()
+    page.wait_for_function("document.getElementById('kpi-position').textContent.trim() === '0'", timeout=30_000)
+    bot.refresh_from_db()
+    assert bot.desired_state == "stopped"
+    shot(page, "cockpit_flattened")
+
+    # The bot page's first load in a fresh browser (reported; asserted loosely: the machine is shared).
+    state = context.storage_state()
+    seconds = _first_load_seconds(browser, base, f"/bots/{bot.pk}/", state)
+    print(f"bot page first load (fresh browser, loopback): {seconds:.3f} s")
+    # Loose on purpose: 8 engineers share this 2-core machine (load average 15-20 while measured).
+    assert seconds < 15.0
+
+    # Every chart of the market page changes within 10 s.
+    market = bot.market
+    page.goto(base + f"/markets/{market.pk}/")
+    charts = ["#chart-candles", "#chart-heatmap", "#chart-depth", "#trades"]
+    # The page keeps the market's feed running (the bot that used it is stopped): wait for it live.
+    page.wait_for_function("Number(document.querySelector('#chart-depth').dataset.changes || 0) >= 2", timeout=90_000)
+    page.wait_for_function(
+        "(ids) => ids.every((id) => Number(document.querySelector(id).dataset.changes || 0) >= 1)",
+        arg=charts,
+        timeout=30_000,
+    )
+    before = page.evaluate("(ids) => ids.map((id) => Number(document.querySelector(id).dataset.changes))", charts)
+    started = time.monotonic()
+    try:
+        page.wait_for_function(
+            "([ids, before]) => ids.every((id, i) => Number(document.querySelector(id).dataset.changes) > before[i])",
+            arg=[charts, before],
+            timeout=10_000,
+        )
+    finally:
+        after = page.evaluate("(ids) => ids.map((id) => Number(document.querySelector(id).dataset.changes))", charts)
+        polls = page.evaluate(
+            "() => performance.getEntriesByType('resource').filter((r) => r.name.includes('/live/'))"
+            ".map((r) => Math.round(r.duration))"
+        )
+        print(f"market charts {charts}: changes {before} -> {after}; chart requests (ms): {polls}")
+    print(f"every market chart changed within {time.monotonic() - started:.1f} s")
+    page.select_option("#timeframe", "5m")
+    page.wait_for_function("document.querySelector('#chart-candles .gtitle').textContent === 'Candles (5m)'")
+    shot(page, "cockpit_market")
+
+    # Every other page, for review.
+    for name, path in [
+        ("cockpit_markets", "/markets/"),
+        ("cockpit_arbitrage", "/arbitrage/"),
+        ("cockpit_backtests", "/backtests/"),
+        ("cockpit_settings", "/settings/"),
+        ("cockpit_bot_create", "/bots/new/"),
+        ("cockpit_api_root", "/api/v1/"),
+    ]:
+        response = page.goto(base + path)
+        assert response.status == 200, path
+        shot(page, name)
+    assert page.goto(base + "/favicon.ico").status == 200
+    assert not errors, f"JavaScript errors: {errors}"
+
+    # An operator kills everything with a reason and lifts it with another; traders see both.
+    ops = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    ops.on("dialog", lambda dialog: dialog.accept())
+    sign_in(ops, base, *OPS)
+    ops.goto(base + "/operators/")
+    ops.fill(".killform input[name=reason]", "exchange maintenance")
+    ops.fill(".killform input[name=confirm]", "KILL")
+    ops.click("text=Global kill switch")
+    ops.wait_for_selector("#global-lift")
+    shot(ops, "cockpit_operators_killed")
+    page.goto(base + "/")
+    assert "exchange maintenance" in page.locator("#global-kill").inner_text()
+    ops.fill("#global-lift input[name=reason]", "maintenance over")
+    ops.click("#global-lift button")
+    ops.wait_for_selector("text=Global kill lifted")
+    page.goto(base + "/")
+    assert "maintenance over" in page.locator("#global-kill").inner_text()
+    shot(page, "cockpit_overview_after_lift")

@@ -42,13 +42,21 @@ def num(value, places: int | None = None):
 
 
 @register.filter
-def signed(value):
-    """``+1.5`` / ``-2`` / ``0`` with a sign class for colouring."""
-    text = num(value, 2)
+def signed(value, places: int = 2):
+    """``+1.5`` / ``-2`` / ``0`` with a sign class for colouring (rounded to ``places``)."""
+    text = num(value, places)
     if text in ("—", "0"):
         return format_html('<span class="muted">{}</span>', text)
     cls = "pos" if not text.startswith("-") else "neg"
     return format_html('<span class="{}">{}{}</span>', cls, "+" if cls == "pos" else "", text)
+
+
+@register.filter
+def public(text):
+    """Text safe to show: no signed URL, key or signature (``apps.dashboard.redaction``)."""
+    from apps.dashboard.redaction import public_text
+
+    return public_text(text)
 
 
 @register.filter

@@ -11,10 +11,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.backtests import services as bt_services
-from apps.backtests.selectors import backtest_fills, backtest_get, backtest_list, backtest_metrics_rows
+from apps.backtests.selectors import backtest_fills, backtest_get, backtest_list
 from apps.backtests.validation import BacktestInputError
 from apps.dashboard import figures
 from apps.dashboard.forms import BacktestForm, SchemaFieldset
+from apps.dashboard.metric_format import metric_rows
 from apps.dashboard.views.common import error_text
 
 
@@ -86,8 +87,7 @@ def backtest_detail(request, run_id: int):
         "charts": charts,
         "decomposition_fig": figures.pnl_decomposition(run.pnl_decomposition) if run.pnl_decomposition else None,
         "fills": backtest_fills(run=run)[:200],
-        # Nested metrics flattened to ``outer.inner`` rows (run identity rows left out).
-        "metrics": [(k, v) for k, v in backtest_metrics_rows(run=run)[5:] if v != ""],
+        "metrics": metric_rows(run.metrics or {}),
         "live_urls": {"backtest": f"/ws/backtest/{run.pk}/"},
     }
     return render(request, "dashboard/backtest_detail.html", context)
@@ -111,8 +111,9 @@ def backtest_cancel(request, run_id: int):
 def backtest_compare(request):
     ids = [i for i in request.GET.getlist("run") if i.isdigit()][:6]
     runs = [r for r in (backtest_get(user=request.user, run_id=i) for i in ids) if r is not None]
-    metric_names = sorted({k for r in runs for k in (r.metrics or {})})
-    table = [(name, [(r.metrics or {}).get(name, "") for r in runs]) for name in metric_names]
+    per_run = [{row["label"]: row["value"] for row in metric_rows(r.metrics or {})} for r in runs]
+    labels = list(dict.fromkeys(label for rows in per_run for label in rows))
+    table = [(label, [rows.get(label, "—") for rows in per_run]) for label in labels]
     return render(
         request,
         "dashboard/backtest_compare.html",

@@ -16,22 +16,29 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.errors import FieldErrors
 from apps.bots import services as bot_services
+from apps.bots.controls import account_close_all, bot_flatten, global_kill_state
 from apps.bots.guards import LargeOrderConfirmation
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.dashboard import figures, live
 from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset, strategy_warning
+from apps.dashboard.pnl import bot_pnl_live, pnl_message
+from apps.dashboard.portfolio import portfolio_overview
+from apps.dashboard.quality import WINDOW_CHOICES, quality_context
 from apps.dashboard.selectors import risk_defaults_get
+from apps.dashboard.templatetags.dashboard import num
 from apps.dashboard.views.common import (
     error_text,
     field_errors,
+    group_events,
     require_change,
     risk_usage,
     safe_next,
     today_pnl,
     today_rows,
 )
+from apps.dashboard.views.markets import TIMEFRAMES
 from apps.exchanges.selectors import exchange_account_list, market_list
-from apps.orders.selectors import fill_list
+from apps.portfolio.bot_pnl import fills_with_realized
 from apps.portfolio.selectors import pnl_series
 
 ACTIONS = {
@@ -40,6 +47,7 @@ ACTIONS = {
     "resume": bot_services.bot_resume,
     "stop": bot_services.bot_stop,
     "kill": bot_services.bot_kill,
+    "flatten": bot_flatten,
 }
 
 
@@ -60,7 +68,8 @@ def overview(request):
             {
                 "bot": bot,
                 "status": status,
-                "today_pnl": today_pnl(pnl_rows),
+                "pnl": pnl_message(bot_pnl_live(user=request.user, bot=bot)),
+                "account_equity": (status or {}).get("equity"),
                 "spark_id": f"spark-{bot.pk}",
                 "spark": figures.sparkline(_downsample([r["equity"] for r in pnl_rows])) if pnl_rows else None,
                 "feed": live.feed_health(venue=bot.market.venue, symbol=bot.market.symbol),
@@ -72,7 +81,13 @@ def overview(request):
     accounts = exchange_account_list(user=request.user) if request.user.can_trade else []
     if request.user.is_operator:
         accounts = [a for a in accounts if a.owner_id == request.user.pk]
-    return render(request, "dashboard/overview.html", {"rows": rows, "accounts": accounts})
+    context = {
+        "rows": rows,
+        "accounts": accounts,
+        "global_kill": global_kill_state(),
+        "portfolio": portfolio_overview(user=request.user, accounts=accounts) if accounts else None,
+    }
+    return render(request, "dashboard/overview.html", context)
 
 
 def _bot_or_404(request, bot_id: int):
@@ -104,24 +119,30 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
     )
     rows_today = today_rows(user=request.user, bot=bot)
     pnl_today = today_pnl(rows_today)
+    pnl = pnl_message(bot_pnl_live(user=request.user, bot=bot))
     context = {
         "bot": bot,
         "status": status,
+        "pnl": pnl,
         "book": book,
         "quotes": quotes,
         "can_change": bot_can_change(user=request.user, bot=bot),
         "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
-        "charts": figures.pnl_charts(series),
-        "fills": fill_list(user=request.user, bot_id=bot.pk)[:30],
-        "events": bot_event_list(bot=bot)[:40],
+        "charts": figures.pnl_charts(series, target=(bot.params or {}).get("inventory_target")),
+        "fills": fills_with_realized(user=request.user, bot_id=bot.pk, limit=30),
+        "events": group_events(bot_event_list(bot=bot)[:500]),
         "history": bot_config_history(bot=bot)[:15],
         "risk_rows": risk_usage(bot, status, pnl_today),
-        "today_pnl": pnl_today,
+        "account_equity_today": pnl_today,
+        "global_kill": global_kill_state(),
         "feed": live.feed_health(venue=bot.market.venue, symbol=bot.market.symbol),
         "live_urls": {
             "book": f"/ws/book/{bot.market.venue}/{bot.market.symbol}/",
             "bot": f"/ws/bot/{bot.pk}/",
+            "charts": reverse("market-live", args=[bot.market_id]) + f"?bot={bot.pk}",
         },
+        "timeframes": list(TIMEFRAMES),
+        "quality_windows": WINDOW_CHOICES,
     }
     context.update(config_ctx or _config_context(bot))
     return render(request, "dashboard/bot_detail.html", context, status=status_code)
@@ -136,8 +157,12 @@ def bot_action(request, bot_id: int, action: str):
     if service is None:
         raise Http404(f"no action {action!r}")
     try:
-        service(bot=bot, actor=request.user)
-        messages.success(request, f"{bot.name}: {action} requested.")
+        done = service(bot=bot, actor=request.user)
+        if action == "flatten":
+            closing = f"closing {num(done)} {bot.market.base} with a reduce-only order"
+            messages.success(request, f"{bot.name}: flatten requested: {closing}.")
+        else:
+            messages.success(request, f"{bot.name}: {action} requested.")
     except (FieldErrors, ValidationError) as exc:
         messages.error(request, f"{bot.name}: {error_text(exc)}")
     return redirect(safe_next(request, reverse("bot-detail", args=[bot.pk])))
@@ -248,11 +273,19 @@ def bot_create(request):
     )
 
 
+def _account_to_act_on(request, account_id: int):
+    """The account (404 if not visible) when the user may act on it (owner trader, operator), else ``None``."""
+    account = get_object_or_404(exchange_account_list(user=request.user), pk=account_id)
+    if request.user.is_operator or (account.owner_id == request.user.pk and request.user.can_trade):
+        return account
+    return None
+
+
 @login_required
 @require_POST
 def account_kill(request, account_id: int):
-    account = get_object_or_404(exchange_account_list(user=request.user), pk=account_id)
-    if not (request.user.is_operator or (account.owner_id == request.user.pk and request.user.can_trade)):
+    account = _account_to_act_on(request, account_id)
+    if account is None:
         return HttpResponseBadRequest("viewers cannot use the kill switch")
     on = request.POST.get("on", "1") == "1"
     killed = bot_services.account_kill_switch(
@@ -262,4 +295,50 @@ def account_kill(request, account_id: int):
         messages.warning(request, f"Kill switch ON for {account.label}: {killed} bot(s) killed.")
     else:
         messages.success(request, f"Kill switch cleared for {account.label}.")
+    return redirect(safe_next(request, reverse("overview")))
+
+
+@login_required
+@require_POST
+def account_close_all_view(request, account_id: int):
+    account = _account_to_act_on(request, account_id)
+    if account is None:
+        return HttpResponseBadRequest("viewers cannot close positions")
+    try:
+        done = account_close_all(account=account, actor=request.user)
+    except (FieldErrors, ValidationError) as exc:
+        messages.error(request, f"{account.label}: {error_text(exc)}")
+    else:
+        if done:
+            closing = ", ".join(f"{b.name} {num(p)} {b.market.base}" for b, p in done)
+            messages.success(request, f"{account.label}: closing every position ({closing}).")
+        else:
+            messages.info(request, f"{account.label}: no bot holds a position.")
+    return redirect(safe_next(request, reverse("overview")))
+
+
+@login_required
+def bot_quality(request, bot_id: int):
+    """The quality panel (a fragment the bot page loads after it has rendered)."""
+
+    bot = _bot_or_404(request, bot_id)
+    context = quality_context(user=request.user, bot=bot, window=request.GET.get("window", "1h"))
+    context["can_change"] = bot_can_change(user=request.user, bot=bot)
+    return render(request, "dashboard/_quality.html", context)
+
+
+@login_required
+@require_POST
+def incident_resolve(request, incident_id: int):
+    from apps.core.selectors import incident_list
+
+    incident = get_object_or_404(incident_list(user=request.user), pk=incident_id)
+    if incident.bot is not None:
+        require_change(request.user, incident.bot)
+    elif not (request.user.is_operator or incident.owner_id == request.user.pk):
+        raise Http404("no such incident")
+    if not incident.resolved:
+        incident.resolved = True
+        incident.save(update_fields=["resolved"])
+        messages.success(request, f"Incident #{incident.pk} ({incident.get_kind_display()}) resolved.")
     return redirect(safe_next(request, reverse("overview")))

@@ -110,3 +110,31 @@ def risk_usage(bot, status: dict[str, Any] | None, pnl_today: Decimal | None) ->
     add("Daily loss", loss, risk.get("daily_loss_limit"), bot.market.quote)
     add("Open orders", Decimal(len(status.get("orders") or [])), risk.get("max_open_orders", 50), "orders", "orders")
     return rows
+
+
+def group_events(events, *, lookback: int = 3, limit: int = 40) -> list[dict[str, Any]]:
+    """Bot events (newest first) with repeats collapsed: an event whose ``(kind, code)`` matches
+    one of the last ``lookback`` groups joins it (so alternating pairs such as
+    ``post_only_would_cross`` / ``reject_unknown`` become two rows with counts). Each group:
+    ``{kind, code, message (the newest), ts (newest), first_ts, count}``."""
+    groups: list[dict[str, Any]] = []
+    for event in events:
+        key = (event.kind, event.code)
+        match = next((g for g in groups[-lookback:] if (g["kind"], g["code"]) == key), None)
+        if match is not None and event.code:
+            match["count"] += 1
+            match["first_ts"] = event.ts
+            continue
+        if len(groups) >= limit:
+            break
+        groups.append(
+            {
+                "kind": event.kind,
+                "code": event.code,
+                "message": event.message,
+                "ts": event.ts,
+                "first_ts": event.ts,
+                "count": 1,
+            }
+        )
+    return groups

@@ -8,6 +8,8 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from apps.accounts.errors import FieldErrors
+from apps.bots.controls import global_kill_lift, global_kill_state
 from apps.bots.selectors import bot_list
 from apps.bots.services import global_kill_switch
 from apps.core.health import CONTROL_PLANE, check_health, control_plane
@@ -33,6 +35,7 @@ def operators(request):
         "control_plane_checks": CONTROL_PLANE,
         "feeds": live.feed_health_all(),
         "incidents": incident_list(user=request.user).order_by("-ts")[:50],
+        "global_kill": global_kill_state(),
     }
     return render(request, "dashboard/operators.html", context)
 
@@ -46,4 +49,17 @@ def global_kill(request):
         return redirect("operators")
     killed = global_kill_switch(actor=request.user, reason=request.POST.get("reason", ""))
     messages.warning(request, f"Global kill switch: {killed} bot(s) killed; their accounts' kill switches are on.")
+    return redirect("operators")
+
+
+@login_required
+@require_POST
+def global_kill_lift_view(request):
+    _require_operator(request.user)
+    try:
+        cleared = global_kill_lift(actor=request.user, reason=request.POST.get("reason", ""))
+    except FieldErrors as exc:
+        messages.error(request, str(exc))
+        return redirect("operators")
+    messages.success(request, f"Global kill lifted: {cleared} account kill switch(es) cleared; bots stay stopped.")
     return redirect("operators")
