@@ -5,3 +5,6 @@ class CoreConfig(AppConfig):
     name = "apps.core"
     label = "core"
     verbose_name = "Core infrastructure"
+
+    def ready(self) -> None:
+        from apps.core import metrics  # noqa: F401 - metrics mode and Celery signal handlers, in every process

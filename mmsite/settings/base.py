@@ -270,3 +270,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Metrics (apps/core/metrics.py, docs/metrics.md) -------------------------------------------
+# Every process (web, Celery workers, bot hosts, beat, the Telegram poller) writes its Prometheus
+# metrics to files in this directory (prometheus_client's multiprocess mode); the web endpoint
+# ``/metrics`` collects them all. Empty: each process keeps its metrics in memory (the endpoint
+# then shows the web process's own only).
+METRICS_DIR = env.env_str("METRICS_DIR", str(BASE_DIR / "var" / "metrics") if DEBUG else "")
+# ``/metrics`` answers a request carrying ``Authorization: Bearer <METRICS_TOKEN>`` or coming from
+# one of METRICS_ALLOWED_NETWORKS; with neither set it refuses everyone.
+METRICS_TOKEN = env.env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise env.ConfigurationError("METRICS_TOKEN is shorter than 16 characters; accepted: a random string of 16+")
+METRICS_ALLOWED_NETWORKS = env.env_networks("METRICS_ALLOWED_NETWORKS", [])
+MIDDLEWARE = ["apps.core.metrics.MetricsMiddleware", *MIDDLEWARE]

@@ -1,0 +1,230 @@
+"""Prometheus metrics of the bot hosts: bots, feeds, the host itself (docs/metrics.md).
+
+Most figures are read from the host's objects once a second by :func:`sampler` (one host task:
+bots owned, loop lag, per bot position / PnL / fees / quoting / placed orders / lease renewals /
+take-overs, per feed staleness and sync state), so the bot and feed loops carry only a few
+one-line hooks for what happens between samples: :func:`order_event` (fills, cancels, rejects),
+:func:`requote` and :func:`order_entry` (latency histograms), :func:`feed_message` and
+:func:`feed_resync`. Bot labels are bounded: bot id, strategy, venue, market.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from apps.core.metrics import process_started
+from trading.events import OrderCancelled, OrderFilled, OrderRejected
+from trading.instruments import Side
+
+BOT = ("bot", "strategy", "venue", "market")
+FEED = ("venue", "market")
+FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+ORDERS_PLACED = Counter("mm_bot_orders_placed_total", "Orders sent to the venue", BOT)
+ORDERS_CANCELLED = Counter("mm_bot_orders_cancelled_total", "Orders the venue confirmed cancelled", BOT)
+ORDERS_REJECTED = Counter("mm_bot_orders_rejected_total", "Orders or cancels the venue refused", BOT)
+FILLS = Counter("mm_bot_fills_total", "Fills of the bot's orders", BOT)
+POSITION = Gauge("mm_bot_position", "Position in base units", BOT, multiprocess_mode="mostrecent")
+REALIZED = Gauge("mm_bot_realized_pnl", "Realized PnL, quote currency", BOT, multiprocess_mode="mostrecent")
+UNREALIZED = Gauge(
+    "mm_bot_unrealized_pnl", "Unrealized PnL at mid, quote currency", BOT, multiprocess_mode="mostrecent"
+)
+FEES = Gauge("mm_bot_fees", "Fees paid since start, quote currency", BOT, multiprocess_mode="mostrecent")
+RUNNING = Gauge("mm_bot_running", "1 while the bot's loop is running (not paused)", BOT, multiprocess_mode="mostrecent")
+QUOTING = Gauge("mm_bot_quoting", "1 while the bot has a bid and an ask working", BOT, multiprocess_mode="mostrecent")
+RUNNING_SECONDS = Counter("mm_bot_running_seconds_total", "Seconds the bot's loop ran (not paused)", BOT)
+QUOTING_SECONDS = Counter("mm_bot_quoting_seconds_total", "Seconds with a bid and an ask working", BOT)
+REQUOTE = Histogram(
+    "mm_bot_requote_latency_seconds", "Bot cycles that sent orders: event taken to venue answer", BOT,
+    buckets=FAST_BUCKETS,
+)  # fmt: skip
+ORDER_ENTRY = Histogram(
+    "mm_bot_order_entry_latency_seconds", "Sending orders to the venue until it answered", BOT, buckets=FAST_BUCKETS
+)
+LEASE_RENEWALS = Counter("mm_bot_lease_renewals_total", "Lease renewals of the bot by its owner", BOT)
+TAKEOVERS = Counter("mm_bot_takeovers_total", "Times a host took the bot over (started it as its owner)", BOT)
+
+FEED_MESSAGES = Counter("mm_feed_messages_total", "Market data events received", FEED)
+FEED_PUBLISHED = Counter("mm_feed_published_total", "Entries written to the feed's stream for bots", FEED)
+FEED_RESYNCS = Counter("mm_feed_resyncs_total", "Sequence gaps: the book resynchronises", FEED)
+FEED_ERRORS = Counter("mm_feed_errors_total", "Source failures (rebuilt with backoff)", FEED)
+FEED_STALENESS = Gauge(
+    "mm_feed_staleness_seconds", "Seconds since the feed's last event", FEED, multiprocess_mode="livemostrecent"
+)
+FEED_SYNCED = Gauge(
+    "mm_feed_book_synced", "1 when the feed's book is live and in sequence", FEED, multiprocess_mode="livemostrecent"
+)
+
+HOST = ("host",)
+HOST_BOTS = Gauge("mm_host_bots", "Bots owned by the host", HOST, multiprocess_mode="livemostrecent")
+HOST_FEEDS = Gauge("mm_host_feeds", "Feeds owned by the host", HOST, multiprocess_mode="livemostrecent")
+LOOP_LAG = Gauge(
+    "mm_host_loop_lag_seconds", "Largest event-loop lag over the last second", HOST, multiprocess_mode="livemostrecent"
+)
+LEASES_LOST = Counter("mm_leases_lost_total", "Leases found lost (taken over or expired)", ["kind"])
+LEASE_ROUNDS_FAILED = Counter("mm_lease_renewal_failures_total", "Lease renewal rounds that failed (Redis)")
+for _kind in ("bot", "feed"):
+    LEASES_LOST.labels(_kind)
+
+
+def bot_labels(runner) -> tuple[str, str, str, str] | None:
+    setup = runner.setup
+    if setup is None:
+        return None
+    labels = getattr(runner, "_metric_labels", None)
+    if labels is None:
+        labels = (str(runner.bot_id), str(setup.strategy), str(setup.venue), str(setup.symbol))
+        runner._metric_labels = labels
+    return labels
+
+
+# --- hooks called by the loops ------------------------------------------------------------------
+def order_event(runner, ev) -> None:
+    """An order event recorded for ``runner`` (workers.botloop ``_order_event_db``)."""
+    t = type(ev)
+    metric = FILLS if t is OrderFilled else ORDERS_CANCELLED if t is OrderCancelled else None
+    if t is OrderRejected:
+        metric = ORDERS_REJECTED
+    labels = bot_labels(runner) if metric is not None else None
+    if labels is not None:
+        metric.labels(*labels).inc()
+
+
+def requote(runner, took_ns: int) -> None:
+    labels = bot_labels(runner)
+    if labels is not None:
+        REQUOTE.labels(*labels).observe(took_ns / 1e9)
+
+
+def order_entry(runner, started_ns: int, placed: bool = True) -> None:
+    """Orders went to the venue at ``started_ns`` (``time.perf_counter_ns``) and it answered now."""
+    labels = bot_labels(runner) if placed else None
+    if labels is not None:
+        ORDER_ENTRY.labels(*labels).observe((time.perf_counter_ns() - started_ns) / 1e9)
+
+
+def feed_message(feed) -> None:
+    feed._metrics_last_event = time.monotonic()
+    FEED_MESSAGES.labels(feed.venue, feed.symbol).inc()
+
+
+def feed_resync(feed) -> None:
+    FEED_RESYNCS.labels(feed.venue, feed.symbol).inc()
+
+
+def lease_lost(key: str) -> None:
+    LEASES_LOST.labels("feed" if ":feed:" in key else "bot").inc()
+
+
+def lease_round_failed() -> None:
+    LEASE_ROUNDS_FAILED.inc()
+
+
+# --- the sampler ----------------------------------------------------------------------------------
+class _Seen:
+    """What a runner or feed had at the previous sample (counters are exported as deltas)."""
+
+    __slots__ = ("at", "errors", "places", "published", "renewals")
+
+    def __init__(self) -> None:
+        self.places = self.renewals = self.published = self.errors = 0
+        self.at = time.monotonic()
+
+
+def _sample_bot(runner, seen: _Seen, now: float) -> None:
+    labels = bot_labels(runner)
+    engine = runner.engine
+    if labels is None or engine is None:
+        return
+    inst = runner.setup.instrument
+    if runner.places > seen.places:
+        ORDERS_PLACED.labels(*labels).inc(runner.places - seen.places)
+    seen.places = runner.places
+    renewals = getattr(runner.lease, "renewals", 0)
+    if renewals > seen.renewals:
+        LEASE_RENEWALS.labels(*labels).inc(renewals - seen.renewals)
+    seen.renewals = renewals
+    portfolio = engine.portfolio
+    snap = portfolio.snapshot(time.time_ns())
+    POSITION.labels(*labels).set(float(inst.quantity(snap.position)))
+    REALIZED.labels(*labels).set(float(inst.cash(snap.realized)))
+    UNREALIZED.labels(*labels).set(float(inst.cash(snap.unrealized)))
+    FEES.labels(*labels).set(float(inst.cash(snap.fees)))
+    running = runner.state == "running"
+    sides = {o.side for o in engine.orders.orders.values()}
+    quoting = running and Side.BUY in sides and Side.SELL in sides
+    RUNNING.labels(*labels).set(1 if running else 0)
+    QUOTING.labels(*labels).set(1 if quoting else 0)
+    elapsed = max(0.0, now - seen.at)
+    if running:
+        RUNNING_SECONDS.labels(*labels).inc(elapsed)
+    if quoting:
+        QUOTING_SECONDS.labels(*labels).inc(elapsed)
+    seen.at = now
+
+
+def _bot_gone(runner) -> None:
+    labels = bot_labels(runner)
+    if labels is not None:
+        RUNNING.labels(*labels).set(0)
+        QUOTING.labels(*labels).set(0)
+
+
+def _sample_feed(feed, seen: _Seen, now: float) -> None:
+    labels = (feed.venue, feed.symbol)
+    if feed.published > seen.published:
+        FEED_PUBLISHED.labels(*labels).inc(feed.published - seen.published)
+    seen.published = feed.published
+    if feed.errors > seen.errors:
+        FEED_ERRORS.labels(*labels).inc(feed.errors - seen.errors)
+    seen.errors = feed.errors
+    last = getattr(feed, "_metrics_last_event", None)
+    FEED_STALENESS.labels(*labels).set(now - last if last is not None else now - seen.at)
+    FEED_SYNCED.labels(*labels).set(1 if feed.health == "live" else 0)
+
+
+def sampler(host, interval_s: float = 1.0, tick_s: float = 0.1):
+    """The host task exporting the host's figures every ``interval_s`` (loop lag measured as the
+    largest overshoot of ``tick_s`` sleeps in between)."""
+
+    async def metrics_sampler() -> None:
+        process_started("bots")
+        host_label = (host.host_id,)
+        bots: dict[int, tuple[object, _Seen]] = {}
+        feeds: dict[tuple[str, str], tuple[object, _Seen]] = {}
+        while True:
+            lag = 0.0
+            until = time.monotonic() + interval_s
+            while time.monotonic() < until:
+                asked = time.monotonic()
+                await asyncio.sleep(tick_s)
+                lag = max(lag, time.monotonic() - asked - tick_s)
+            now = time.monotonic()
+            LOOP_LAG.labels(*host_label).set(lag)
+            HOST_BOTS.labels(*host_label).set(len(host.bots))
+            HOST_FEEDS.labels(*host_label).set(len(host.feeds))
+            for bot_id, runner in list(host.bots.items()):
+                entry = bots.get(bot_id)
+                if entry is None or entry[0] is not runner:
+                    if runner.engine is None or runner.state not in ("running", "paused"):
+                        continue  # still starting: counted once it quotes
+                    entry = bots[bot_id] = (runner, _Seen())
+                    labels = bot_labels(runner)
+                    if labels is not None:
+                        TAKEOVERS.labels(*labels).inc()
+                _sample_bot(runner, entry[1], now)
+            for bot_id in [b for b, (r, _s) in bots.items() if host.bots.get(b) is not r]:
+                _bot_gone(bots.pop(bot_id)[0])
+            for key, feed in list(host.feeds.items()):
+                entry = feeds.get(key)
+                if entry is None or entry[0] is not feed:
+                    entry = feeds[key] = (feed, _Seen())
+                _sample_feed(feed, entry[1], now)
+            for key in [k for k, (f, _s) in feeds.items() if host.feeds.get(k) is not f]:
+                feeds.pop(key)
+                FEED_SYNCED.labels(*key).set(0)
+
+    return metrics_sampler
