@@ -4,12 +4,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.accounts.views import LoginView
-from apps.core.metrics import metrics_view
 from apps.core.views import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

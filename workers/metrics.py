@@ -70,6 +70,12 @@ for _kind in ("bot", "feed"):
     LEASES_LOST.labels(_kind)
 
 
+_BOT_EVENTS = (
+    ORDERS_PLACED, ORDERS_CANCELLED, ORDERS_REJECTED, FILLS, REQUOTE, ORDER_ENTRY, LEASE_RENEWALS,
+    RUNNING_SECONDS, QUOTING_SECONDS,
+)  # fmt: skip
+
+
 def bot_labels(runner) -> tuple[str, str, str, str] | None:
     setup = runner.setup
     if setup is None:
@@ -215,6 +221,8 @@ def sampler(host, interval_s: float = 1.0, tick_s: float = 0.1):
                     labels = bot_labels(runner)
                     if labels is not None:
                         TAKEOVERS.labels(*labels).inc()
+                        for metric in _BOT_EVENTS:  # every series exists from the start, at 0
+                            metric.labels(*labels)
                 _sample_bot(runner, entry[1], now)
             for bot_id in [b for b, (r, _s) in bots.items() if host.bots.get(b) is not r]:
                 _bot_gone(bots.pop(bot_id)[0])
@@ -222,6 +230,8 @@ def sampler(host, interval_s: float = 1.0, tick_s: float = 0.1):
                 entry = feeds.get(key)
                 if entry is None or entry[0] is not feed:
                     entry = feeds[key] = (feed, _Seen())
+                    for metric in (FEED_MESSAGES, FEED_PUBLISHED, FEED_RESYNCS, FEED_ERRORS):
+                        metric.labels(*key)
                 _sample_feed(feed, entry[1], now)
             for key in [k for k, (f, _s) in feeds.items() if host.feeds.get(k) is not f]:
                 feeds.pop(key)

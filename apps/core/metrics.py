@@ -126,7 +126,9 @@ _connect_incidents()
 # --- web ----------------------------------------------------------------------------------------
 class MetricsMiddleware:
     """Latency, count and errors of every web request, labelled by view (the URL pattern's name,
-    or ``unmatched``): bounded labels, never the raw path."""
+    or ``unmatched``): bounded labels, never the raw path. It also answers ``/metrics`` itself,
+    first of all middleware: a scraper inside a private network (``http://web:8000/metrics``)
+    need not be among ALLOWED_HOSTS; the token or network check guards it."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -134,18 +136,28 @@ class MetricsMiddleware:
 
     def __call__(self, request):
         started = time.perf_counter()
+        if request.path_info == METRICS_PATH:
+            response = metrics_view(request)
+            self._count(request.method, "metrics", response.status_code, started)
+            return response
         try:
             response = self.get_response(request)
         except Exception:
             HTTP_ERRORS.labels(_view_of(request)).inc()
             raise
-        view = _view_of(request)
-        method = request.method if request.method in _METHODS else "other"
-        HTTP_DURATION.labels(method, view).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(method, view, f"{response.status_code // 100}xx").inc()
-        if response.status_code >= 500:
-            HTTP_ERRORS.labels(view).inc()
+        self._count(request.method, _view_of(request), response.status_code, started)
         return response
+
+    def _count(self, method: str, view: str, status: int, started: float) -> None:
+        method = method if method in _METHODS else "other"
+        HTTP_DURATION.labels(method, view).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(method, view, f"{status // 100}xx").inc()
+        errors = HTTP_ERRORS.labels(view)  # every view's error series exists, at 0 until one
+        if status >= 500:
+            errors.inc()
+
+
+METRICS_PATH = "/metrics"
 
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -188,6 +200,9 @@ def _connect_celery() -> None:
     def _worker(sender=None, **kwargs):
         queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender is not None else set()
         process_started("bots" if queues & {"bots", "feeds"} else "worker")
+        for name in sender.app.tasks if sender is not None else ():
+            if not name.startswith("celery."):  # every task's failure series exists, at 0 until one
+                TASK_FAILURES.labels(name)
 
     @beat_init.connect(weak=False)
     def _beat(**kwargs):
