@@ -284,3 +284,11 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise env.ConfigurationError("METRICS_TOKEN is shorter than 16 characters; accepted: a random string of 16+")
 METRICS_ALLOWED_NETWORKS = env.env_networks("METRICS_ALLOWED_NETWORKS", [])
 MIDDLEWARE = ["apps.core.metrics.MetricsMiddleware", *MIDDLEWARE]
+
+# --- Telegram control (apps/telegram, docs/desk.md) --------------------------------------------
+# The bot token the poller (manage.py telegram_poll) reads commands with; empty: the poller
+# refuses to start. Users link their chat from Settings with a one-time code.
+TELEGRAM_CONTROL_BOT_TOKEN = env.env_str("TELEGRAM_CONTROL_BOT_TOKEN", "")
+TELEGRAM_CONTROL_CODE_TTL_S = env.env_int("TELEGRAM_CONTROL_CODE_TTL_S", 600, minimum=30, maximum=86400)
+TELEGRAM_CONTROL_CONFIRM_TTL_S = env.env_int("TELEGRAM_CONTROL_CONFIRM_TTL_S", 60, minimum=5, maximum=3600)
+INSTALLED_APPS = [*INSTALLED_APPS, "apps.telegram"]
