@@ -4,7 +4,7 @@ Once a second it asks Redis whether the bot's lease is still ours (and how long 
 ``PTTL``), over its own connection with short timeouts. Then:
 
 - **countdown venues** — while the lease is ours it (re)arms the exchange's countdown
-  cancel-all for ``MM_DEADMAN_COUNTDOWN_MS`` (default 15 s): Binance USD-M / COIN-M futures
+  cancel-all for ``settings.DEADMAN_COUNTDOWN_MS`` (``MM_DEADMAN_COUNTDOWN_MS``, default 15 s): Binance USD-M / COIN-M futures
   ``countdownCancelAll`` for the bot's symbol, or ccxt ``cancelAllOrdersAfter`` where the
   exchange has it (Bybit, OKX, Kraken...; account-wide there). A host that freezes (SIGSTOP, a
   long GC, a VM pause) or loses Redis stops re-arming, and the exchange cancels the orders itself
@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 from connectors.errors import describe
 
 logger = logging.getLogger(__name__)
 
-COUNTDOWN_ENV = "MM_DEADMAN_COUNTDOWN_MS"
-DEFAULT_COUNTDOWN_MS = 15_000
 CHECK_INTERVAL_S = 1.0
 CHECK = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return -3 end
@@ -39,12 +36,9 @@ return redis.call('pttl', KEYS[1])
 
 
 def countdown_ms() -> int:
-    value = os.environ.get(COUNTDOWN_ENV, "").strip()
-    if not value:
-        return DEFAULT_COUNTDOWN_MS
-    if not value.isdigit() or not 1000 <= int(value) <= 600_000:
-        raise ValueError(f"{COUNTDOWN_ENV}: {value!r} is refused; accepted: milliseconds from 1000 to 600000")
-    return int(value)
+    from django.conf import settings
+
+    return int(settings.DEADMAN_COUNTDOWN_MS)
 
 
 def countdown_method(exchange, symbol: str) -> str | None:

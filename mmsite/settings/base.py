@@ -292,3 +292,8 @@ TELEGRAM_CONTROL_BOT_TOKEN = env.env_str("TELEGRAM_CONTROL_BOT_TOKEN", "")
 TELEGRAM_CONTROL_CODE_TTL_S = env.env_int("TELEGRAM_CONTROL_CODE_TTL_S", 600, minimum=30, maximum=86400)
 TELEGRAM_CONTROL_CONFIRM_TTL_S = env.env_int("TELEGRAM_CONTROL_CONFIRM_TTL_S", 60, minimum=5, maximum=3600)
 INSTALLED_APPS = [*INSTALLED_APPS, "apps.telegram"]
+
+# --- Live bots' dead man's switch (workers/deadman.py) ------------------------------------------
+# The exchange cancels a live bot's orders this long after its host last re-armed the countdown
+# (venues with a countdown cancel-all); re-armed every second while the bot's lease is held.
+DEADMAN_COUNTDOWN_MS = env.env_int("MM_DEADMAN_COUNTDOWN_MS", 15_000, minimum=1000, maximum=600_000)

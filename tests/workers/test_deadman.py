@@ -48,3 +48,79 @@ def test_without_a_countdown_the_host_cancels_its_orders_when_it_cannot_renew_it
         down.join(30)
     finally:
         host.stop()
+
+
+USDM_SYMBOL = "BTC/USDT:USDT"
+COUNTDOWN_MS = 4000
+
+
+def publish_usdm_book(redis_client) -> None:
+    from workers import codec, keys
+
+    mid, now = 600_000, time.time_ns()  # 60 000.0 USDT at a 0.1 tick
+    blob = codec.encode_snapshot(now, [(mid - 5, 1_000)], [(mid + 5, 1_000)])
+    redis_client.xadd(keys.feed_stream("binanceusdm", USDM_SYMBOL), {"e": blob, "p": now})
+
+
+def test_a_frozen_host_leaves_no_open_order_once_the_exchange_countdown_runs_out(
+    fake_binance,  # noqa: F811 - the imported fixture
+    redis_client,
+    clean_redis,
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import child_env
+    from tests.connectors.servers.binance_usdm import FakeBinanceUsdm
+    from tests.workers.conftest import ROOT
+    from workers import supervisor
+
+    usdm = fake_binance.run(lambda: FakeBinanceUsdm(fake_binance.server).install())
+
+    def open_orders() -> list[dict]:
+        return fake_binance.run(lambda: [o for o in usdm.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")])
+
+    usdm_market = {"tick_size": "0.1", "lot_size": "0.001", "maker_fee": "0.0002", "taker_fee": "0.0005"}
+    _user, _account, bot = make_live_bot(venue="binanceusdm", symbol=USDM_SYMBOL, market=usdm_market)
+    supervisor.tick()
+    log = (ROOT / "var" / f"test-deadman-{os.getpid()}.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.workers.live_worker", f"deadman-{os.getpid()}@%h"],
+        cwd=ROOT,
+        env=child_env(
+            MM_NO_CHANNEL_LAYER="1",
+            MM_LIVE_HTTP_BASE=fake_binance.server.http_base,
+            MM_DEADMAN_COUNTDOWN_MS=str(COUNTDOWN_MS),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+
+        def quoting() -> bool:
+            publish_usdm_book(redis_client)
+            return len(open_orders()) >= 2 and len(usdm.countdowns) >= 2
+
+        assert wait_until(quoting, 60, interval=0.3), (open_orders(), usdm.countdowns)
+        assert all(o["clientOrderId"].startswith(f"mm{bot.pk}") for o in open_orders())
+        assert {(symbol, ms) for _t, symbol, ms in usdm.countdowns} == {("BTCUSDT", COUNTDOWN_MS)}
+        worker.send_signal(signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        last_arm = usdm.countdowns[-1][0]
+        assert wait_until(lambda: open_orders() == [], COUNTDOWN_MS / 1000 + 5, interval=0.1), open_orders()
+        gone_after = time.monotonic() - frozen_at
+        fired_at, _symbol, cancelled = usdm.fired[-1]
+        assert cancelled >= 2
+        # The venue cancelled them when the last countdown the host sent ran out, not before.
+        assert COUNTDOWN_MS / 1000 - 0.2 <= fired_at - last_arm <= COUNTDOWN_MS / 1000 + 0.5
+        assert gone_after <= COUNTDOWN_MS / 1000 + 1.0
+    finally:
+        worker.send_signal(signal.SIGCONT)
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
