@@ -25,6 +25,7 @@ import logging
 import time
 
 from connectors.errors import describe
+from workers import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -156,9 +157,11 @@ class DeadMan:
                 else:
                     await exchange.dapiPrivatePostCountdownCancelAll(params)
             self.armed += 1
+            metrics.DEADMAN_ARMS.inc()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the next round tries again; the switch set before still runs
+            metrics.DEADMAN_ARM_FAILURES.inc()
             logger.warning(
                 "bot %s: countdown cancel-all not re-armed: %s", self.venue.bot_id, self.venue.scrub(describe(exc))
             )
@@ -191,6 +194,7 @@ class DeadMan:
             try:
                 await exchange.cancel_order(order["id"], venue.symbol)
                 self.fallback_cancels += 1
+                metrics.DEADMAN_FALLBACK_CANCELS.inc()
             except Exception as exc:
                 logger.error(
                     "bot %s: cancel of order %s failed: %s", venue.bot_id, order["id"], venue.scrub(describe(exc))

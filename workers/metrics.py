@@ -66,6 +66,11 @@ LOOP_LAG = Gauge(
 )
 LEASES_LOST = Counter("mm_leases_lost_total", "Leases found lost (taken over or expired)", ["kind"])
 LEASE_ROUNDS_FAILED = Counter("mm_lease_renewal_failures_total", "Lease renewal rounds that failed (Redis)")
+DEADMAN_ARMS = Counter("mm_deadman_arms_total", "Exchange countdown cancel-all (re)armed by live bots")
+DEADMAN_ARM_FAILURES = Counter("mm_deadman_arm_failures_total", "Countdown re-arms the exchange refused or missed")
+DEADMAN_FALLBACK_CANCELS = Counter(
+    "mm_deadman_fallback_cancels_total", "Orders a host cancelled itself: lease unconfirmable, venue without countdown"
+)
 for _kind in ("bot", "feed"):
     LEASES_LOST.labels(_kind)
 

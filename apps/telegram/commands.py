@@ -35,11 +35,16 @@ NOT_LINKED = (
 )
 
 
-def handle(chat_id: int, text: str) -> str:
-    """The reply to ``text`` sent from ``chat_id``."""
+def handle(chat_id: int, text: str, *, private: bool = True) -> str:
+    """The reply to ``text`` sent from ``chat_id`` (``private``: a one-to-one chat with the bot;
+    in a group anyone present could send commands, so groups are never obeyed)."""
     words = (text or "").strip().split()
     command = words[0].split("@", 1)[0].lower() if words else ""
     args = words[1:]
+    if not private:
+        audit_record(action=AuditAction.TELEGRAM_COMMAND, actor_name=f"telegram:{chat_id}",
+                     message=f"refused (not a private chat): {command or '(no command)'}")  # fmt: skip
+        return "Commands are taken only in a private chat with the bot, not in a group."
     found = services.linked_user(chat_id)
     if command == "/link":
         return _link(chat_id, args)

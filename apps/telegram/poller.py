@@ -49,11 +49,12 @@ class Poller:
         for update in updates or []:
             self.offset = max(self.offset, int(update.get("update_id", 0)) + 1)  # acknowledged next call
             message = update.get("message") or {}
-            chat_id, text = (message.get("chat") or {}).get("id"), message.get("text")
+            chat = message.get("chat") or {}
+            chat_id, text = chat.get("id"), message.get("text")
             if not isinstance(chat_id, int) or not isinstance(text, str):
                 continue
             try:
-                reply = commands.handle(chat_id, text)
+                reply = commands.handle(chat_id, text, private=chat.get("type") == "private")
             except Exception:  # one bad message never stops the poller
                 logger.exception("telegram command from chat %s failed", chat_id)
                 reply = "Something went wrong handling that command; it was logged."

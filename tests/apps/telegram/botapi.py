@@ -58,10 +58,10 @@ class BotApiServer:
                 self._cond.wait(min(float(data.get("timeout") or 0), 2.0))
             return list(self.updates)
 
-    def say(self, chat_id: int, text: str) -> None:
+    def say(self, chat_id: int, text: str, chat_type: str = "private") -> None:
         with self._cond:
             self._next_id += 1
-            message = {"message_id": self._next_id, "chat": {"id": chat_id, "type": "private"}, "text": text}
+            message = {"message_id": self._next_id, "chat": {"id": chat_id, "type": chat_type}, "text": text}
             self.updates.append({"update_id": self._next_id, "message": message})
             self._cond.notify_all()
 

@@ -134,6 +134,17 @@ def test_unlinking_from_settings_stops_the_chat(chat, client, trader, make_bot):
 
 
 @pytest.mark.django_db
+def test_a_group_chat_is_never_obeyed(botapi, client, trader):
+    from apps.telegram.poller import Poller
+
+    code = code_from_settings(client, trader)
+    botapi.say(-100777, f"/link {code}", chat_type="group")
+    assert Poller(timeout_s=1).poll_once() == 1
+    assert "only in a private chat" in botapi.sent[-1]["text"]
+    assert commands_logged(message__contains="not a private chat") == 1
+
+
+@pytest.mark.django_db
 def test_the_poller_command_needs_a_token(settings):
     from django.core.management import CommandError, call_command
 
