@@ -1,17 +1,20 @@
 """Prometheus metrics of the bot hosts: bots, feeds, the host itself (docs/metrics.md).
 
-Most figures are read from the host's objects once a second by :func:`sampler` (one host task:
-bots owned, loop lag, per bot position / PnL / fees / quoting / placed orders / lease renewals /
-take-overs, per feed staleness and sync state), so the bot and feed loops carry only a few
-one-line hooks for what happens between samples: :func:`order_event` (fills, cancels, rejects),
-:func:`requote` and :func:`order_entry` (latency histograms), :func:`feed_message` and
-:func:`feed_resync`. Bot labels are bounded: bot id, strategy, venue, market.
+Most figures are read from the host's objects by :func:`sampler` (one host task: bots owned,
+loop lag and feeds every second; per bot position / PnL / fees / quoting / placed orders /
+lease renewals / take-overs every ``BOT_EVERY`` seconds), so the bot and feed loops carry only a
+few one-line hooks for what happens between samples: :func:`order_event` (fills, cancels,
+rejects), :func:`requote` and :func:`order_entry` (latency histograms), :func:`feed_message` and
+:func:`feed_resync`. The hooks only note in memory (an append or an addition); the sampler writes
+(a metric write costs microseconds: a lock and the memory-mapped file). Bot labels are bounded:
+bot id, strategy, venue, market.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -20,6 +23,10 @@ from trading.events import OrderCancelled, OrderFilled, OrderRejected
 from trading.instruments import Side
 
 BOT = ("bot", "strategy", "venue", "market")
+# Bots are sampled every BOT_EVERY seconds, SAMPLE_CHUNK per turn of the host's loop: about ten
+# metric writes per bot, each a few microseconds (a lock and the memory-mapped file).
+BOT_EVERY = 5
+SAMPLE_CHUNK = 10
 FEED = ("venue", "market")
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -75,51 +82,100 @@ for _kind in ("bot", "feed"):
     LEASES_LOST.labels(_kind)
 
 
-_BOT_EVENTS = (
-    ORDERS_PLACED, ORDERS_CANCELLED, ORDERS_REJECTED, FILLS, REQUOTE, ORDER_ENTRY, LEASE_RENEWALS,
-    RUNNING_SECONDS, QUOTING_SECONDS,
-)  # fmt: skip
+class BotSeries:
+    """One bot's metric children, bound once (a ``labels()`` lookup per event would cost more
+    than the write) and kept on the runner (``runner._metric_series``)."""
+
+    __slots__ = (
+        "cancelled", "entry", "entry_pending", "events_pending", "fees", "fills", "placed", "position", "quoting",
+        "quoting_s", "realized", "rejected", "renewals", "requote", "requote_pending", "running", "running_s",
+        "takeovers", "unrealized",
+    )  # fmt: skip
+
+    def __init__(self, labels: tuple[str, str, str, str]) -> None:
+        self.placed, self.cancelled = ORDERS_PLACED.labels(*labels), ORDERS_CANCELLED.labels(*labels)
+        self.rejected, self.fills = ORDERS_REJECTED.labels(*labels), FILLS.labels(*labels)
+        self.position, self.realized = POSITION.labels(*labels), REALIZED.labels(*labels)
+        self.unrealized, self.fees = UNREALIZED.labels(*labels), FEES.labels(*labels)
+        self.running, self.quoting = RUNNING.labels(*labels), QUOTING.labels(*labels)
+        self.running_s, self.quoting_s = RUNNING_SECONDS.labels(*labels), QUOTING_SECONDS.labels(*labels)
+        self.requote, self.entry = REQUOTE.labels(*labels), ORDER_ENTRY.labels(*labels)
+        self.renewals, self.takeovers = LEASE_RENEWALS.labels(*labels), TAKEOVERS.labels(*labels)
+        # What the loop's hooks noted since the last flush: a metric write costs microseconds
+        # (a lock and the memory-mapped file), an append well under one; the sampler flushes.
+        self.requote_pending: list[float] = []
+        self.entry_pending: list[float] = []
+        self.events_pending = [0, 0, 0]  # fills, cancelled, rejected
+
+    def flush(self) -> None:
+        """Write what the hooks noted: counters by their sums, histograms bucket by bucket."""
+        fills, cancelled, rejected = self.events_pending
+        if fills:
+            self.fills.inc(fills)
+        if cancelled:
+            self.cancelled.inc(cancelled)
+        if rejected:
+            self.rejected.inc(rejected)
+        self.events_pending = [0, 0, 0]
+        _flush_histogram(self.requote, self.requote_pending)
+        _flush_histogram(self.entry, self.entry_pending)
 
 
-def bot_labels(runner) -> tuple[str, str, str, str] | None:
-    setup = runner.setup
-    if setup is None:
-        return None
-    labels = getattr(runner, "_metric_labels", None)
-    if labels is None:
-        labels = (str(runner.bot_id), str(setup.strategy), str(setup.venue), str(setup.symbol))
-        runner._metric_labels = labels
-    return labels
+def _flush_histogram(child, pending: list[float]) -> None:
+    """``child.observe(x)`` for every ``x`` of ``pending`` in one write per bucket used (through
+    the child's bucket values: prometheus_client 0.26, pinned, observes the same way)."""
+    if not pending:
+        return
+    bounds = child._upper_bounds
+    counts = [0] * len(bounds)
+    for value in pending:
+        counts[bisect_left(bounds, value)] += 1
+    child._sum.inc(sum(pending))
+    for i, count in enumerate(counts):
+        if count:
+            child._buckets[i].inc(count)
+    pending.clear()
+
+
+def series(runner) -> BotSeries | None:
+    """The bot's metric children (None until its setup is loaded)."""
+    found = getattr(runner, "_metric_series", None)
+    if found is None:
+        setup = runner.setup
+        if setup is None:
+            return None
+        found = BotSeries((str(runner.bot_id), str(setup.strategy), str(setup.venue), str(setup.symbol)))
+        runner._metric_series = found
+    return found
 
 
 # --- hooks called by the loops ------------------------------------------------------------------
 def order_event(runner, ev) -> None:
     """An order event recorded for ``runner`` (workers.botloop ``_order_event_db``)."""
     t = type(ev)
-    metric = FILLS if t is OrderFilled else ORDERS_CANCELLED if t is OrderCancelled else None
-    if t is OrderRejected:
-        metric = ORDERS_REJECTED
-    labels = bot_labels(runner) if metric is not None else None
-    if labels is not None:
-        metric.labels(*labels).inc()
+    index = 0 if t is OrderFilled else 1 if t is OrderCancelled else 2 if t is OrderRejected else -1
+    bound = series(runner) if index >= 0 else None
+    if bound is not None:
+        bound.events_pending[index] += 1
 
 
 def requote(runner, took_ns: int) -> None:
-    labels = bot_labels(runner)
-    if labels is not None:
-        REQUOTE.labels(*labels).observe(took_ns / 1e9)
+    bound = series(runner)
+    if bound is not None:
+        bound.requote_pending.append(took_ns / 1e9)
 
 
 def order_entry(runner, started_ns: int, placed: bool = True) -> None:
     """Orders went to the venue at ``started_ns`` (``time.perf_counter_ns``) and it answered now."""
-    labels = bot_labels(runner) if placed else None
-    if labels is not None:
-        ORDER_ENTRY.labels(*labels).observe((time.perf_counter_ns() - started_ns) / 1e9)
+    bound = series(runner) if placed else None
+    if bound is not None:
+        bound.entry_pending.append((time.perf_counter_ns() - started_ns) / 1e9)
 
 
 def feed_message(feed) -> None:
+    """One source event (counted here, written by the sampler)."""
     feed._metrics_last_event = time.monotonic()
-    FEED_MESSAGES.labels(feed.venue, feed.symbol).inc()
+    feed._metrics_messages = getattr(feed, "_metrics_messages", 0) + 1
 
 
 def feed_resync(feed) -> None:
@@ -138,54 +194,59 @@ def lease_round_failed() -> None:
 class _Seen:
     """What a runner or feed had at the previous sample (counters are exported as deltas)."""
 
-    __slots__ = ("at", "errors", "places", "published", "renewals")
+    __slots__ = ("at", "errors", "messages", "places", "published", "renewals")
 
     def __init__(self) -> None:
-        self.places = self.renewals = self.published = self.errors = 0
+        self.places = self.renewals = self.published = self.errors = self.messages = 0
         self.at = time.monotonic()
 
 
 def _sample_bot(runner, seen: _Seen, now: float) -> None:
-    labels = bot_labels(runner)
+    bound = series(runner)
     engine = runner.engine
-    if labels is None or engine is None:
+    if bound is None or engine is None:
         return
+    bound.flush()
     inst = runner.setup.instrument
     if runner.places > seen.places:
-        ORDERS_PLACED.labels(*labels).inc(runner.places - seen.places)
+        bound.placed.inc(runner.places - seen.places)
     seen.places = runner.places
     renewals = getattr(runner.lease, "renewals", 0)
     if renewals > seen.renewals:
-        LEASE_RENEWALS.labels(*labels).inc(renewals - seen.renewals)
+        bound.renewals.inc(renewals - seen.renewals)
     seen.renewals = renewals
-    portfolio = engine.portfolio
-    snap = portfolio.snapshot(time.time_ns())
-    POSITION.labels(*labels).set(float(inst.quantity(snap.position)))
-    REALIZED.labels(*labels).set(float(inst.cash(snap.realized)))
-    UNREALIZED.labels(*labels).set(float(inst.cash(snap.unrealized)))
-    FEES.labels(*labels).set(float(inst.cash(snap.fees)))
+    snap = engine.portfolio.snapshot(time.time_ns())
+    bound.position.set(float(inst.quantity(snap.position)))
+    bound.realized.set(float(inst.cash(snap.realized)))
+    bound.unrealized.set(float(inst.cash(snap.unrealized)))
+    bound.fees.set(float(inst.cash(snap.fees)))
     running = runner.state == "running"
     sides = {o.side for o in engine.orders.orders.values()}
     quoting = running and Side.BUY in sides and Side.SELL in sides
-    RUNNING.labels(*labels).set(1 if running else 0)
-    QUOTING.labels(*labels).set(1 if quoting else 0)
+    bound.running.set(1 if running else 0)
+    bound.quoting.set(1 if quoting else 0)
     elapsed = max(0.0, now - seen.at)
     if running:
-        RUNNING_SECONDS.labels(*labels).inc(elapsed)
+        bound.running_s.inc(elapsed)
     if quoting:
-        QUOTING_SECONDS.labels(*labels).inc(elapsed)
+        bound.quoting_s.inc(elapsed)
     seen.at = now
 
 
 def _bot_gone(runner) -> None:
-    labels = bot_labels(runner)
-    if labels is not None:
-        RUNNING.labels(*labels).set(0)
-        QUOTING.labels(*labels).set(0)
+    bound = series(runner)
+    if bound is not None:
+        bound.flush()
+        bound.running.set(0)
+        bound.quoting.set(0)
 
 
 def _sample_feed(feed, seen: _Seen, now: float) -> None:
     labels = (feed.venue, feed.symbol)
+    messages = getattr(feed, "_metrics_messages", 0)
+    if messages > seen.messages:
+        FEED_MESSAGES.labels(*labels).inc(messages - seen.messages)
+    seen.messages = messages
     if feed.published > seen.published:
         FEED_PUBLISHED.labels(*labels).inc(feed.published - seen.published)
     seen.published = feed.published
@@ -206,6 +267,7 @@ def sampler(host, interval_s: float = 1.0, tick_s: float = 0.1):
         host_label = (host.host_id,)
         bots: dict[int, tuple[object, _Seen]] = {}
         feeds: dict[tuple[str, str], tuple[object, _Seen]] = {}
+        rounds = -1
         while True:
             lag = 0.0
             until = time.monotonic() + interval_s
@@ -217,17 +279,18 @@ def sampler(host, interval_s: float = 1.0, tick_s: float = 0.1):
             LOOP_LAG.labels(*host_label).set(lag)
             HOST_BOTS.labels(*host_label).set(len(host.bots))
             HOST_FEEDS.labels(*host_label).set(len(host.feeds))
-            for bot_id, runner in list(host.bots.items()):
+            rounds += 1
+            for n, (bot_id, runner) in enumerate(list(host.bots.items()) if rounds % BOT_EVERY == 0 else ()):
+                if n and n % SAMPLE_CHUNK == 0:
+                    await asyncio.sleep(0)  # hundreds of bots: give the loop back between chunks
                 entry = bots.get(bot_id)
                 if entry is None or entry[0] is not runner:
                     if runner.engine is None or runner.state not in ("running", "paused"):
                         continue  # still starting: counted once it quotes
                     entry = bots[bot_id] = (runner, _Seen())
-                    labels = bot_labels(runner)
-                    if labels is not None:
-                        TAKEOVERS.labels(*labels).inc()
-                        for metric in _BOT_EVENTS:  # every series exists from the start, at 0
-                            metric.labels(*labels)
+                    bound = series(runner)  # binding creates every series, at 0
+                    if bound is not None:
+                        bound.takeovers.inc()
                 _sample_bot(runner, entry[1], now)
             for bot_id in [b for b, (r, _s) in bots.items() if host.bots.get(b) is not r]:
                 _bot_gone(bots.pop(bot_id)[0])
