@@ -177,3 +177,21 @@ def fernet_keys(name: str, default: str | None) -> list[str]:
                 f"{name}: key #{index + 1} is not a Fernet key; accepted: 32 url-safe base64-encoded bytes (44 characters)"
             )
     return keys
+
+
+def env_networks(name: str, default: list[str] | None = None) -> list[str]:
+    """Comma-separated IP networks (CIDR, or single addresses) such as ``10.0.0.0/8,127.0.0.1``."""
+    import ipaddress
+
+    value = _raw(name)
+    items = [x.strip() for x in value.split(",") if x.strip()] if value is not None else list(default or [])
+    out = []
+    for item in items:
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}: {item!r} is not an IP network; accepted: comma-separated addresses or CIDR "
+                "networks such as '127.0.0.1,10.0.0.0/8,fd00::/8'"
+            ) from None
+    return out

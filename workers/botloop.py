@@ -40,6 +40,7 @@ from trading.ports import OrderStatus
 from trading.risk import RiskLimits
 from trading.strategies import build_strategy
 from workers import keys, records
+from workers import metrics as bot_metrics
 from workers.paper_venue import LeaseLost, PaperVenue
 
 logger = logging.getLogger(__name__)
@@ -498,6 +499,7 @@ class BotRunner:
         self.round_trips.append(getattr(self.venue, "round_trips", 0) - trips_before)
         if self.places != places_before:
             self.send_cycle_ns.append(took)
+            bot_metrics.requote(self, took)
         self._flush_notes()
 
     async def _step(self, event) -> None:
@@ -604,7 +606,9 @@ class BotRunner:
             # One Redis round trip for all of them; a command that failed is then recovered and
             # retried alone, exactly as below.
             self.places += len(places)
+            entry_started = time.perf_counter_ns()
             events, failed = await venue.send_many(commands)
+            bot_metrics.order_entry(self, entry_started, bool(places))
             if self._held is not None:  # confirmed with these writes: their rows go first
                 await self._release_held()
             acked: set[str] = set()
@@ -642,7 +646,9 @@ class BotRunner:
             t = type(cmd)
             if t is PlaceOrder:
                 self.places += 1
+                entry_started = time.perf_counter_ns()
                 events = await self._place(cmd)
+                bot_metrics.order_entry(self, entry_started)
             elif t is CancelOrder:
                 events = await self._cancel(cmd)
             elif t is CancelAll:
@@ -708,6 +714,7 @@ class BotRunner:
         if self._held is not None:
             self._held.append(ev)
             return
+        bot_metrics.order_event(self, ev)
         setup = self.setup
         inst = setup.instrument
         t = type(ev)

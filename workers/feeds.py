@@ -19,6 +19,7 @@ import time
 from trading.book import OrderBook, SequenceGap
 from trading.events import BookSnapshot, TopOfBook, TradeTick
 from workers import codec, keys, records
+from workers import metrics as feed_metrics
 from workers.books import apply_to_book
 from workers.venues import Converter, build_feed
 
@@ -98,6 +99,7 @@ class FeedLoop:
         try:
             async for raw in feed.events():
                 ev = conv.event(raw)
+                feed_metrics.feed_message(self)
                 t = type(ev)
                 if t is TradeTick:
                     pending_stream.append(codec.encode_trade(ev))
@@ -107,6 +109,7 @@ class FeedLoop:
                         changed = apply_to_book(book, ev)
                     except SequenceGap:
                         self.health = "resyncing"
+                        feed_metrics.feed_resync(self)
                         continue
                     self.health = "live"
                     bids, asks = book.top(TOP_N) if changed else ((), ())

@@ -38,6 +38,7 @@ from mmsite.env import env_int
 from trading.book import OrderBook, SequenceGap
 from trading.events import TradeTick
 from workers import codec, keys
+from workers import metrics as host_metrics
 from workers.books import apply_to_book
 from workers.dbproc import DbProcess
 from workers.leases import DEFAULT_TTL_MS, Lease, renew_many, renewal_client
@@ -203,6 +204,7 @@ class Host:
             asyncio.create_task(self._guard(self._control_loop), name="control"),
             asyncio.create_task(self._guard(self._status_loop), name="status"),
             asyncio.create_task(self._guard(self._desired_loop), name="desired"),
+            asyncio.create_task(self._guard(host_metrics.sampler(self)), name="metrics"),
         ]
         self._reader_stop.clear()
         self.loop.add_reader(self._wake_r.fileno(), self._take_inbox)

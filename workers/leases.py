@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import time
 
+from workers import metrics
+
 logger = logging.getLogger(__name__)
 
 ACQUIRE = """
@@ -73,6 +75,7 @@ async def renew_many(redis, leases: list[Lease], ttl_ms: int) -> None:
         # Kept until their deadlines (the next round may succeed); said, because a lease later
         # found expired is explained by the rounds that failed before it.
         logger.warning("renewing %d leases failed: %s", len(held), exc)
+        metrics.lease_round_failed()
         for lease in held:
             if time.monotonic() >= lease._deadline:
                 lease.lose(f"renewal failed past the lease deadline: {exc}")
@@ -80,6 +83,7 @@ async def renew_many(redis, leases: list[Lease], ttl_ms: int) -> None:
     for lease, ok in zip(held, result, strict=True):
         if ok:
             lease._renewed(started, ttl_ms)
+            lease.renewals += 1
         else:
             lease._refused(started)
 
@@ -98,6 +102,7 @@ class Lease:
         self._deadline = 0.0  # monotonic time after which we no longer trust we hold it
         self.renewed_at = 0.0  # monotonic time the last acquire or renewal was sent
         self.lost_reason = ""
+        self.renewals = 0  # successful renewals (exported by workers.metrics)
 
     @property
     def held(self) -> bool:
@@ -131,6 +136,7 @@ class Lease:
             self._refused(started)
             return False
         self._renewed(started, self.ttl_ms)
+        self.renewals += 1
         return True
 
     def _renewed(self, started: float, ttl_ms: int) -> None:
@@ -156,6 +162,8 @@ class Lease:
         return True
 
     def lose(self, reason: str) -> None:
+        if self.token > 0 and reason != "released":
+            metrics.lease_lost(self.key)
         self.token = 0
         self._deadline = 0.0
         self.lost_reason = reason

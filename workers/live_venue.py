@@ -14,6 +14,9 @@ account:
   are deduplicated by trade id in the gateway and stored with ``ON CONFLICT DO NOTHING``);
 - **take-over**: open orders, our trades and balances come from the exchange, filtered by the
   bot's client-id prefix;
+- **dead man's switch** (:mod:`workers.deadman`): the exchange's countdown cancel-all re-armed
+  while the lease is ours, or, where the venue has none, the host cancelling the bot's orders
+  when the lease cannot be confirmed before it expires;
 - **authentication**: an :class:`AuthFailure` (raised by a place/cancel or reported by the
   gateway's stream/poll) reaches the loop, which puts the bot in ``error`` with the message.
 
@@ -42,6 +45,7 @@ from trading.events import CancelOrder, OrderEvent, PlaceOrder
 from trading.instruments import Instrument
 from trading.ports import FillReport, OrderReport
 from workers import keys
+from workers.deadman import DeadMan
 from workers.paper_venue import LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -155,6 +159,7 @@ class LiveVenue:
         self._pump: asyncio.Task | None = None
         self.failure: AuthFailure | None = None  # reported by the gateway's poll/stream
         self._order_client_ids: dict[str, str] = {}  # venue order id -> our client id
+        self.deadman: DeadMan | None = None  # exchange countdown or host fallback (workers.deadman)
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -170,9 +175,14 @@ class LiveVenue:
                 "refresh the market metadata before starting the bot"
             )
         self._pump = asyncio.create_task(self._pump_events(), name=f"live-events-{self.bot_id}")
+        self.deadman = DeadMan(self).start()
 
     async def close(self) -> None:
-        """Stop the pump and close the exchange connections."""
+        """Stop the dead man's switch (an armed countdown is left to run: a bot stopped cleanly
+        has no order left for it to cancel), the pump, and close the exchange connections."""
+        if self.deadman is not None:
+            await self.deadman.stop()
+            self.deadman = None
         if self._pump is not None:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)

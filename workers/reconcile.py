@@ -185,4 +185,9 @@ def run() -> dict[str, int]:
 @shared_task(name="workers.reconcile.run")
 def reconcile_run() -> dict[str, int]:
     """Beat entry point (every 30 s)."""
-    return run()
+    from apps.core import metrics
+
+    totals = run()
+    for kind in ("orphans", "closed", "fills"):
+        metrics.reconcile_mismatch(kind, totals.get(kind, 0))
+    return totals

@@ -260,6 +260,7 @@ def _transition(
     allowed_from: Iterable[str],
     reason: str,
     kill: bool = False,
+    flatten: bool = False,
 ) -> Bot:
     bot = Bot.objects.select_for_update().select_related("exchange_account").get(pk=bot.pk)
     if bot.desired_state == desired and not kill:
@@ -290,7 +291,11 @@ def _transition(
         after={"desired_state": desired},
         message=reason,
     )
-    _enqueue(APPLY_TASK, args=[bot.pk], kwargs={"kill": True} if kill else {})
+    _enqueue(
+        APPLY_TASK,
+        args=[bot.pk],
+        kwargs=({"kill": True, "flatten": True} if flatten else {"kill": True}) if kill else {},
+    )
     return bot
 
 
@@ -351,8 +356,9 @@ def bot_stop(*, bot: Bot, actor: User) -> Bot:
 
 
 @transaction.atomic
-def bot_kill(*, bot: Bot, actor: User, reason: str = "") -> Bot:
-    """Stop now: the worker cancels every order at once (``kill=True``). Works from any state."""
+def bot_kill(*, bot: Bot, actor: User, reason: str = "", flatten: bool = False) -> Bot:
+    """Stop now: the worker cancels every order at once (``kill=True``), and with ``flatten``
+    also closes the position with a reduce-only taker order. Works from any state."""
     return _transition(
         bot,
         actor=actor,
@@ -362,6 +368,7 @@ def bot_kill(*, bot: Bot, actor: User, reason: str = "") -> Bot:
         allowed_from=tuple(DesiredState.values),
         reason=f"killed by {actor.username}" + (f": {reason}" if reason else ""),
         kill=True,
+        flatten=flatten,
     )
 
 

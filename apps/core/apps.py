@@ -10,3 +10,5 @@ class CoreConfig(AppConfig):
         from apps.core import strict_fields
 
         strict_fields.install()
+
+        from apps.core import metrics  # noqa: F401 - metrics mode and Celery signal handlers, in every process

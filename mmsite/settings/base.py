@@ -337,3 +337,30 @@ STORAGES = {
 # With DEBUG the demo served static/ through the finders, uncompressed; once collectstatic has
 # run, the collected, compressed copies are served instead (run it again after editing static/).
 WHITENOISE_USE_FINDERS = DEBUG and not (STATIC_ROOT / "vendor" / "plotly.min.js.gz").exists()
+
+# --- Metrics (apps/core/metrics.py, docs/metrics.md) -------------------------------------------
+# Every process (web, Celery workers, bot hosts, beat, the Telegram poller) writes its Prometheus
+# metrics to files in this directory (prometheus_client's multiprocess mode); the web endpoint
+# ``/metrics`` collects them all. Empty: each process keeps its metrics in memory (the endpoint
+# then shows the web process's own only).
+METRICS_DIR = env.env_str("METRICS_DIR", str(BASE_DIR / "var" / "metrics") if DEBUG else "")
+# ``/metrics`` answers a request carrying ``Authorization: Bearer <METRICS_TOKEN>`` or coming from
+# one of METRICS_ALLOWED_NETWORKS; with neither set it refuses everyone.
+METRICS_TOKEN = env.env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise env.ConfigurationError("METRICS_TOKEN is shorter than 16 characters; accepted: a random string of 16+")
+METRICS_ALLOWED_NETWORKS = env.env_networks("METRICS_ALLOWED_NETWORKS", [])
+MIDDLEWARE = ["apps.core.metrics.MetricsMiddleware", *MIDDLEWARE]
+
+# --- Telegram control (apps/telegram, docs/desk.md) --------------------------------------------
+# The bot token the poller (manage.py telegram_poll) reads commands with; empty: the poller
+# refuses to start. Users link their chat from Settings with a one-time code.
+TELEGRAM_CONTROL_BOT_TOKEN = env.env_str("TELEGRAM_CONTROL_BOT_TOKEN", "")
+TELEGRAM_CONTROL_CODE_TTL_S = env.env_int("TELEGRAM_CONTROL_CODE_TTL_S", 600, minimum=30, maximum=86400)
+TELEGRAM_CONTROL_CONFIRM_TTL_S = env.env_int("TELEGRAM_CONTROL_CONFIRM_TTL_S", 60, minimum=5, maximum=3600)
+INSTALLED_APPS = [*INSTALLED_APPS, "apps.telegram"]
+
+# --- Live bots' dead man's switch (workers/deadman.py) ------------------------------------------
+# The exchange cancels a live bot's orders this long after its host last re-armed the countdown
+# (venues with a countdown cancel-all); re-armed every second while the bot's lease is held.
+DEADMAN_COUNTDOWN_MS = env.env_int("MM_DEADMAN_COUNTDOWN_MS", 15_000, minimum=1000, maximum=600_000)

@@ -15,6 +15,24 @@ from tests.conftest import child_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def worker_argv(hostname: str, loglevel: str = "WARNING") -> list[str]:
+    """``celery worker`` arguments of a bots/feeds host (solo pool) for the tests."""
+    return [
+        "worker",
+        "--pool",
+        "solo",
+        "--queues",
+        "bots,feeds",
+        "--hostname",
+        hostname,
+        "--loglevel",
+        loglevel,
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+    ]
+
+
 class Workers:
     """Start and kill Celery worker processes that host bots and feeds."""
 
@@ -24,25 +42,7 @@ class Workers:
 
     def start(self, name: str, **env: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mmsite",
-                "worker",
-                "--pool",
-                "solo",
-                "--queues",
-                "bots,feeds",
-                "--hostname",
-                f"{name}-{os.getpid()}@%h",
-                "--loglevel",
-                "WARNING",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-            ],
+            [sys.executable, "-m", "celery", "-A", "mmsite", *worker_argv(f"{name}-{os.getpid()}@%h")],
             cwd=ROOT,
             env=child_env(MM_NO_CHANNEL_LAYER="1", **env),
             stdout=subprocess.DEVNULL,

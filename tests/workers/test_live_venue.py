@@ -82,8 +82,13 @@ def host(clean_redis, fake_binance):
     h.stop()
 
 
-def make_live_bot(spread: str = "0.001"):
-    """A user, a live Binance account (encrypted keys) and one fixed-spread bot, started."""
+BINANCE_SPOT_MARKET = {"tick_size": "0.01", "lot_size": "0.00001", "maker_fee": "0.001", "taker_fee": "0.001"}
+
+
+def make_live_bot(
+    spread: str = "0.001", *, venue: str = "binance", symbol: str = SYMBOL, market: dict = BINANCE_SPOT_MARKET
+):
+    """A user, a live account on ``venue`` (encrypted keys) and one fixed-spread bot, started."""
     from apps.accounts.models import User
     from apps.bots.services import bot_create, bot_start
     from apps.exchanges.models import Market
@@ -91,20 +96,10 @@ def make_live_bot(spread: str = "0.001"):
 
     user = User.objects.create_user(username=f"live{time.time_ns()}", password="pw-12345678")
     account = exchange_account_create(
-        owner=user, label="binance live", kind="live", venue="binance", api_key="test-key", api_secret="test-secret"
+        owner=user, label=f"{venue} live", kind="live", venue=venue, api_key="test-key", api_secret="test-secret"
     )
     market, _ = Market.objects.update_or_create(
-        venue="binance",
-        symbol=SYMBOL,
-        defaults={
-            "base": "BTC",
-            "quote": "USDT",
-            "tick_size": "0.01",
-            "lot_size": "0.00001",
-            "min_notional": "5",
-            "maker_fee": "0.001",
-            "taker_fee": "0.001",
-        },
+        venue=venue, symbol=symbol, defaults={"base": "BTC", "quote": "USDT", "min_notional": "5", **market}
     )
     market.refresh_from_db()  # decimals, not the strings given
     bot = bot_create(

@@ -39,13 +39,18 @@ class FakeBinanceSpot:
 
     def install(self) -> FakeBinanceSpot:
         s = self.server
-        s.route("POST", "/api/v3/order", self._create)
-        s.route("GET", "/api/v3/order", self._fetch)
-        s.route("DELETE", "/api/v3/order", self._cancel)
-        s.route("GET", "/api/v3/openOrders", self._open_orders)
-        s.route("GET", "/api/v3/myTrades", lambda r: [t for t in self.trades if t["symbol"] == r.query["symbol"]])
+        self._install_orders("/api/v3", "myTrades")
         s.route("GET", "/api/v3/account", case("response", "binance", "fetchBalance", "Spot balance")["httpResponse"])
         return self
+
+    def _install_orders(self, base: str, trades: str) -> None:
+        """The order routes under ``base`` (``/api/v3`` spot, ``/fapi/v1`` USD-M)."""
+        s = self.server
+        s.route("POST", f"{base}/order", self._create)
+        s.route("GET", f"{base}/order", self._fetch)
+        s.route("DELETE", f"{base}/order", self._cancel)
+        s.route("GET", f"{base}/openOrders", self._open_orders)
+        s.route("GET", f"{base}/{trades}", lambda r: [t for t in self.trades if t["symbol"] == r.query["symbol"]])
 
     # --- venue actions tests can trigger ----------------------------------------------------
     def fill(self, client_order_id: str, qty: str, *, maker: bool = True) -> dict:
