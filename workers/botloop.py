@@ -76,6 +76,7 @@ class BotRunner:
         self.pending_book: tuple | None = None  # the newest book event not handled yet
         self.conflated = 0  # book events superseded before the bot got to them
         self.controls: deque[str] = deque()
+        self.refused_reason: str | None = None  # set when the database refused one of its rows
         self.wake = asyncio.Event()
         self.setup: records.BotSetup | None = None
         self.engine: Engine | None = None
@@ -117,6 +118,13 @@ class BotRunner:
     def push_control(self, message: str) -> None:
         self.controls.append(message)
         self.wake.set()
+
+    def writes_refused(self, reason: str) -> None:
+        """The database refused one of this bot's rows for good (a value it cannot hold): the
+        bot stops quoting, cancels its orders and goes to ``error`` with the reason."""
+        if self.refused_reason is None:
+            self.refused_reason = reason
+            self.push_control("write_refused")
 
     # ----------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -204,7 +212,7 @@ class BotRunner:
                 lease_value=self.lease.value,
                 token=self.lease.token,
                 book=book,
-                mux=host.redis_mux,
+                defer_fills=True,
             )
         else:
             await self._start_live(setup)
@@ -595,6 +603,7 @@ class BotRunner:
             await self.host.db_orders.call(
                 records.orders_create,
                 [(self.bot_id, setup.account_id, setup.market_id, setup.instrument, c) for c in places],
+                owner=self.bot_id,
             )
             self.host.order_row_wait_ns.append(time.perf_counter_ns() - t0)
         if paper_batch:
@@ -616,7 +625,7 @@ class BotRunner:
                     ev = accepted.get(c.client_order_id)
                     row = (self.bot_id, setup.account_id, setup.market_id, setup.instrument, c)
                     rows.append(row if ev is None else (*row, ev.venue_order_id, ev.ts))
-                self.host.db.submit(records.orders_create, rows)
+                self.host.db.submit(records.orders_create, rows, owner=self.bot_id)
                 acked = set(accepted)
             for cmd, exc in failed:
                 self.place_errors += 1
@@ -710,7 +719,9 @@ class BotRunner:
         t = type(ev)
         cid = ev.client_order_id
         if t is OrderAccepted:
-            self.host.db.submit(records.orders_update, [(cid, "open", ev.venue_order_id, None, "", inst, ev.ts)])
+            self.host.db.submit(
+                records.orders_update, [(cid, "open", ev.venue_order_id, None, "", inst, ev.ts)], owner=self.bot_id
+            )
         elif t is OrderFilled:
             self.fills += 1
             filled = self.filled.get(cid, 0) + ev.qty
@@ -720,8 +731,10 @@ class BotRunner:
                 setup, ev.ts, cid, ev.side, ev.price, ev.qty, ev.fee, ev.liquidity is Liquidity.MAKER, ev.trade_id
             )
             if ev.trade_id not in self.recorded_trade_ids:  # else stored from the venue's trade list
-                self.host.db.submit(records.fills_record, [row])
-            self.host.db.submit(records.orders_update, [(cid, status, ev.venue_order_id, filled, "", inst)])
+                self.host.db.submit(records.fills_record, [row], owner=self.bot_id)
+            self.host.db.submit(
+                records.orders_update, [(cid, status, ev.venue_order_id, filled, "", inst)], owner=self.bot_id
+            )
             self.host.publish_bot(
                 self.bot_id,
                 {
@@ -735,9 +748,13 @@ class BotRunner:
         elif t is OrderCancelled:
             if self.filled.get(cid, 0) or cid not in self.filled:
                 self.filled.pop(cid, None)
-            self.host.db.submit(records.orders_update, [(cid, "cancelled", "", None, ev.reason, inst)])
+            self.host.db.submit(
+                records.orders_update, [(cid, "cancelled", "", None, ev.reason, inst)], owner=self.bot_id
+            )
         elif t is OrderRejected and ev.code not in ("unknown_order", "already_filled", "already_closed"):
-            self.host.db.submit(records.orders_update, [(cid, "rejected", "", None, ev.reason, inst)])
+            self.host.db.submit(
+                records.orders_update, [(cid, "rejected", "", None, ev.reason, inst)], owner=self.bot_id
+            )
 
     # ----------------------------------------------------------------------------------------
     def check_desired_state(self, desired: str, kill: bool, risk_paused: bool) -> None:
@@ -792,6 +809,8 @@ class BotRunner:
             await self._stop(message)
         elif message == "reload":  # configuration changed: start again from the database
             await self._stop("reload")
+        elif message == "write_refused":
+            await self._stop("write_refused")
 
     async def _stop(self, how: str) -> None:
         """Cancel everything (and place the flatten order first when asked), confirm with the venue
@@ -800,6 +819,8 @@ class BotRunner:
         engine, venue = self.engine, self.venue
         ts = time.time_ns()
         self.host.db.submit(records.bot_state_set, self.bot_id, "stopping", "")
+        if how == "write_refused":
+            self._event("error", "write_refused", self.refused_reason)
         commands = engine.kill(ts, "kill switch") if how.startswith("kill") else engine.stop(ts, how)
         await self._send(commands)
         if how == "kill_flatten":  # before the confirm loop: an IOC must be done before we check
@@ -854,10 +875,13 @@ class BotRunner:
             await self.host.db.call(records.bot_state_set, self.bot_id, "starting", "")
             await self.host.release_bot(self.bot_id, keep_wanted=True)
             raise StopLoop("reload")
-        state = "stopped"
         self._event("lifecycle", how, "stopped; venue confirms no open order with the bot's prefix")
         self._snapshot(time.time_ns())
-        await self.host.db.call(records.bot_state_set, self.bot_id, state, "kill switch" if how != "stop" else "")
+        if how == "write_refused":
+            state, reason = "error", self.refused_reason
+        else:
+            state, reason = "stopped", "kill switch" if how != "stop" else ""
+        await self.host.db.call(records.bot_state_set, self.bot_id, state, reason)
         await self.host.release_bot(self.bot_id)
         raise StopLoop(how)
 
@@ -965,6 +989,7 @@ class BotRunner:
             records.pnl_snapshots_record,
             [(ts, self.bot_id, inst, snap.position, snap.cash, snap.mid, snap.realized, snap.unrealized, snap.fees,
               snap.equity, snap.peak, snap.drawdown)],
+            owner=self.bot_id,
         )  # fmt: skip
         quotes = [
             {

@@ -6,16 +6,17 @@ released so another worker takes over at once). ``MM_HOST=0`` disables hosting."
 from __future__ import annotations
 
 import logging
-import os
 
 from celery.signals import worker_ready, worker_shutdown
+
+from mmsite import env
 
 logger = logging.getLogger(__name__)
 
 
 @worker_ready.connect
 def _start_host(sender=None, **kwargs):
-    if os.environ.get("MM_HOST", "1") == "0" or sender is None:
+    if not env.host_enabled() or sender is None:
         return
     queues = {q.name for q in sender.app.amqp.queues.consume_from.values()}
     run_bots, run_feeds = "bots" in queues, "feeds" in queues

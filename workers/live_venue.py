@@ -25,19 +25,17 @@ production code never sends orders or keys anywhere but the exchange.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import os
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from connectors import ccxt_normalize as norm
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
 from connectors.errors import AuthFailure, ErrorKind, classify, describe
 from connectors.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter, rate_limit_key
+from mmsite import env
 from trading.events import CancelOrder, OrderEvent, PlaceOrder
 from trading.instruments import Instrument
 from trading.ports import FillReport, OrderReport
@@ -46,7 +44,6 @@ from workers.paper_venue import LeaseLost
 
 logger = logging.getLogger(__name__)
 
-TEST_URL_ENV = "MM_LIVE_HTTP_BASE"
 UNOWNED_STOP_TIMEOUT_S = 30.0  # a stop without an owner gives up (and is retried) after this
 
 FENCE = """
@@ -56,27 +53,6 @@ redis.call('xadd', KEYS[2], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[2], 'token
 if ARGV[5] == 'place' then redis.call('set', KEYS[3], ARGV[4]) end
 return 1
 """
-
-
-def test_http_base() -> str | None:
-    """The local fake-exchange address from ``MM_LIVE_HTTP_BASE``, or None.
-
-    Only loopback hosts are accepted: anything else raises ValueError naming what is accepted."""
-    value = os.environ.get(TEST_URL_ENV, "").strip()
-    if not value:
-        return None
-    parts = urlsplit(value)
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme not in ("http", "https") or not loopback:
-        raise ValueError(
-            f"{TEST_URL_ENV}: {value!r} is refused; only a loopback test server such as "
-            "'http://127.0.0.1:8080' is accepted (production talks to the exchange itself)"
-        )
-    return value
 
 
 def account_credentials(account_id: int) -> tuple[str, tuple[str, str, str]]:
@@ -99,7 +75,7 @@ def build_gateway(
 ) -> CcxtGateway:
     """A :class:`CcxtGateway` for one live account (rate limit shared by the account's bots)."""
     api_key, secret, passphrase = credentials
-    http_base = test_http_base()
+    http_base = env.live_http_base()
     exchange = (exchange_factory or make_exchange)(
         exchange_id,
         api_key=api_key or None,

@@ -20,6 +20,7 @@ import random
 import time
 from decimal import Decimal
 
+from mmsite import env
 from trading.book import OrderBook
 from trading.events import (
     CancelOrder,
@@ -97,10 +98,9 @@ class PaperFaults:
 
     @classmethod
     def from_env(cls) -> PaperFaults | None:
-        spec = os.environ.get("MM_PAPER_FAULTS", "")
-        if not spec:
+        values = env.paper_faults()
+        if values is None:
             return None
-        values = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
         return cls(
             error=float(values.get("error", 0)),
             timeout=float(values.get("timeout", 0)),
@@ -139,12 +139,12 @@ class PaperVenue:
         token: int = 0,
         faults: PaperFaults | None = None,
         book: OrderBook | None = None,
-        mux=None,
+        defer_fills: bool = False,
     ) -> None:
         self.redis = redis
-        # The host's shared pipelined connection for the fenced writes (``workers.redismux``);
-        # None: through ``redis`` (redis-py), as tools and tests outside a host use it.
-        self.mux = mux
+        # ``defer_fills`` (a bot loop): the writes recording fills that market events made are
+        # kept here and sent with the next write (see ``_persist``); else written at once.
+        self.defer_fills = defer_fills
         self.account_id = account_id
         self.instrument = instrument
         self.symbol = instrument.symbol
@@ -166,8 +166,8 @@ class PaperVenue:
         # millisecond this owner started, in case Redis lost its counters) and fill.
         self._trade_ids = f"p{account_id}-{bot_id}.{token}.{to_base36(time.time_ns() // 1_000_000)}-"
         self._trades_made = 0
-        # Fill writes queued on the shared connection and not yet answered (``confirm``).
-        self._unconfirmed: list[asyncio.Future] = []
+        # Fenced writes of fills that market events made, not yet sent (``confirm``, ``send_many``).
+        self._unconfirmed: list[tuple] = []
         self.round_trips = 0  # waits for Redis (a statistic: a quote cycle makes 0-3)
         self._k_log = keys.place_log()
         self._k_last_place = keys.bot_last_place(bot_id)
@@ -195,22 +195,16 @@ class PaperVenue:
         return bool(self._unconfirmed)
 
     async def confirm(self) -> None:
-        """Wait for the queued fill writes; raise :class:`LeaseLost` if one was refused (a
-        Redis error escapes as from any write). Every other call of this venue confirms
-        first, so nothing reads or writes around an unanswered fill."""
-        while self._unconfirmed:
-            future = self._unconfirmed[0]
-            if not future.done():
-                self.round_trips += 1
-            try:
-                replies = await future
-            except BaseException:
-                self._unconfirmed.clear()  # the connection failed them all
-                raise
-            self._unconfirmed.pop(0)
-            if not all(replies):
-                self._unconfirmed.clear()
-                raise LeaseLost("fill refused: lease no longer ours")
+        """Send the deferred fill writes and wait for Redis; raise :class:`LeaseLost` if one was
+        refused (a Redis error escapes as from any write). Every other call of this venue
+        confirms first (or sends them ahead of its own writes, in the same pipeline), so
+        nothing reads or writes around an unconfirmed fill."""
+        if not self._unconfirmed:
+            return
+        ops, self._unconfirmed = self._unconfirmed, []
+        replies = await self._exec(ops)
+        if not all(replies):
+            raise LeaseLost("fill refused: lease no longer ours")
 
     async def restore(self) -> list[OrderReport]:
         """Load our open orders from Redis into the matching engine; return them."""
@@ -343,15 +337,15 @@ class PaperVenue:
                 ops.append(self._delete_op(cid, "cancel"))
                 self._orders.pop(cid, None)
                 self.sim.submit(CancelOrder(cid, cmd.reason), ts)
-        sent = len(ops)
+        # The deferred fill writes go first, in the same pipeline: one round trip, in order.
+        deferred, self._unconfirmed = self._unconfirmed, []
+        sent = len(deferred) + len(ops)
         events = self.sim.advance(last) if last else []
         more, pending = self._persist_ops(events)
-        replies = await self._exec(ops + more)
-        if self._unconfirmed:  # queued before these, so answered by now (one connection, in order)
-            await self.confirm()
+        replies = await self._exec(deferred + ops + more)
         for i, ok in enumerate(replies):
             if not ok:
-                what = "place/cancel" if i < sent else "order update"
+                what = "fill" if i < len(deferred) else "place/cancel" if i < sent else "order update"
                 raise LeaseLost(f"{what} refused: lease no longer ours")
         out = self._persist_done(pending)
         for cid in unknown:
@@ -449,8 +443,6 @@ class PaperVenue:
         if not ops:
             return []
         self.round_trips += 1
-        if self.mux is not None:
-            return await self.mux.execute([("EVAL", *op) for op in ops])
         if len(ops) == 1:
             return [await self.redis.eval(*ops[0])]
         pipe = self.redis.pipeline(transaction=False)
@@ -493,18 +485,16 @@ class PaperVenue:
     async def _persist(self, events: list[OrderEvent], queue: bool = False) -> list[OrderEvent]:
         """Record what the matching engine did (fenced) and return the events.
 
-        ``queue`` (market events, on the host's shared connection): the writes are queued
-        without waiting and the events returned at once; the caller must :meth:`confirm`
-        before anything outside this venue learns of them (the bot loop holds their database
-        rows until then), and the next write of this venue confirms them anyway. A quote
-        cycle whose trade fills an order so makes one round trip (fill and the engine's
-        answer together) instead of two."""
+        ``queue`` (market events, with ``defer_fills``): the writes are kept and the events
+        returned at once; they go to Redis with this venue's next write (ahead of it, in one
+        pipeline) or with :meth:`confirm`, and the caller must not let anything outside this
+        venue learn of them before (the bot loop holds their database rows until then). A quote
+        cycle whose trade fills an order so makes one round trip (fill and the engine's answer
+        together) instead of two."""
         ops, pending = self._persist_ops(events)
         if ops:
-            future = self.mux.submit([("EVAL", *op) for op in ops]) if queue and self.mux is not None else None
-            if future is not None:
-                future.add_done_callback(_retrieve)
-                self._unconfirmed.append(future)
+            if queue and self.defer_fills:
+                self._unconfirmed.extend(ops)
             else:
                 if self._unconfirmed:
                     await self.confirm()
@@ -604,13 +594,6 @@ class PaperVenue:
             ev.fee,
         )
         return op, voi
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    """A queued write's failure is raised by ``confirm``; if its bot stopped first, it is
-    not reported again as never retrieved."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _report(symbol: str, o: dict) -> OrderReport:
