@@ -1,9 +1,6 @@
-"""Live order entry for one bot: the paper venue's interface backed by :class:`CcxtGateway`.
-
-The bot loop (:mod:`workers.botloop`) talks to a venue object with ``restore``, ``place`` /
-``recover_place``, ``cancel``, ``fetch_open_orders``, ``fetch_my_trades``, ``on_market``,
-``advance``, ``matches`` and ``remove``; :class:`LiveVenue` implements them on a real exchange
-account:
+"""Live order entry for one bot: the venue port :class:`trading.ports.BotVenue`, which the bot
+loop (:mod:`workers.botloop`) drives and the paper venue implements too, backed by
+:class:`CcxtGateway` on a real exchange account:
 
 - **fencing**: an exchange cannot run our Lua script, so before EVERY place and cancel a Redis
   script compares the bot's lease key with our lease value (and logs the action with our
@@ -100,7 +97,13 @@ def build_gateway(
 
 
 class LiveVenue:
-    """Order entry on a live exchange account for one bot (see the module docstring)."""
+    """Order entry on a live exchange account for one bot: a :class:`trading.ports.BotVenue`
+    (see the module docstring)."""
+
+    holds_orders = False  # order rows are written before the place reaches the exchange
+    reports_later = True  # order events arrive through the gateway's pump
+    unconfirmed = False  # nothing is deferred: every call waits for the exchange
+    round_trips = 0  # places and cancels sent (each waits for the exchange)
 
     def __init__(
         self,
@@ -190,6 +193,14 @@ class LiveVenue:
         if isinstance(exc, AuthFailure):
             return AuthFailure(exc.venue, self.scrub(exc.detail))
         return AuthFailure(self.gateway.venue, self.scrub(describe(exc)))
+
+    @property
+    def settle_s(self) -> float:
+        """How long the gateway may take to deliver an event (one poll, bounded)."""
+        return min(3.0, max(0.2, 1.5 * float(self.gateway.poll_interval_s)))
+
+    async def confirm(self) -> None:
+        """Nothing is deferred here (see ``unconfirmed``)."""
 
     async def fetch_order(self, client_order_id: str) -> OrderReport | None:
         """The exchange's view of one of our orders by client id (None: the exchange does not know it)."""
@@ -281,10 +292,29 @@ class LiveVenue:
         return await self.gateway.fetch_balances()
 
     # --- order entry ------------------------------------------------------------------------
+    async def send_many(self, commands: list) -> tuple[list[OrderEvent], list[tuple[object, Exception]]]:
+        """Places and cancels in order, each fenced and sent on its own (an exchange takes no
+        batch of mixed commands); a failed one is returned with its error for the caller to
+        recover by client id, as with :meth:`place`. A refused fence or credential stops all."""
+        events: list[OrderEvent] = []
+        failed: list[tuple[object, Exception]] = []
+        for cmd in commands:
+            try:
+                if type(cmd) is PlaceOrder:
+                    events += await self.place(cmd)
+                else:
+                    events += await self.cancel(cmd.client_order_id, cmd.reason)
+            except (LeaseLost, AuthFailure, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                failed.append((cmd, exc))
+        return events, failed
+
     async def place(self, command: PlaceOrder) -> list[OrderEvent]:
         """Fenced place; its outcome (accepted, rejected, fills) arrives through the pump."""
         self.check()
         await self._fence(command.client_order_id, "place")
+        self.round_trips += 1
         await self.gateway.place(self.symbol, command)
         return []
 
@@ -297,6 +327,7 @@ class LiveVenue:
         """Fenced cancel; the confirmation arrives through the pump."""
         self.check()
         await self._fence(client_order_id, "cancel")
+        self.round_trips += 1
         await self.gateway.cancel(self.symbol, CancelOrder(client_order_id, reason))
         return []
 

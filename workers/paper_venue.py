@@ -8,19 +8,15 @@ logs each place/cancel with its fencing token. A new owner finds the open orders
 
 Keys per exchange account and symbol (see :mod:`workers.keys`): ``orders`` (hash client id ->
 JSON), ``trades`` (list of JSON fills with venue trade ids), ``delta`` (hash: base lots and
-ticks x lots of notional and cash units of fees moved by fills) and ``tradeseq`` (venue trade id counter).
+ticks x lots of notional and cash units of fees moved by fills).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import random
 import time
 from decimal import Decimal
 
-from mmsite import env
 from trading.book import OrderBook
 from trading.events import (
     CancelOrder,
@@ -33,10 +29,13 @@ from trading.events import (
     TimeInForce,
 )
 from trading.fillsim import SimulatedExchange
-from trading.instruments import FEE_SCALE, Instrument, Side
+from trading.instruments import Instrument, Side
 from trading.oms import to_base36
-from trading.ports import FillReport, OrderReport, OrderStatus
+from trading.ports import FillReport, OrderReport
 from workers import keys
+from workers.paper_faults import InjectedVenueError, PaperFaults
+from workers.paper_reports import delta_quote_units as delta_quote_units  # read from here by reconcile
+from workers.paper_reports import moved_balances, order_record, order_report, read_trades, trade_record, with_trade_ids
 
 PUT = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -69,8 +68,6 @@ return id
 """
 
 
-TRADES_CHUNK = 1000  # trade log entries read per call (``fetch_my_trades``)
-TRADES_CLOCK_MARGIN_NS = 60 * 1_000_000_000
 CLOSED_KEPT = 16  # closed orders the matching engine of one bot remembers
 
 
@@ -78,53 +75,18 @@ def _now() -> int:
     return time.time_ns()
 
 
-class InjectedVenueError(Exception):
-    """A fault injected for tests: the venue answered 429/5xx (nothing was done)."""
-
-
-class PaperFaults:
-    """Fault injection for tests: ``MM_PAPER_FAULTS="error=0.1,timeout=0.1,delay_ms=50,seed=1"``.
-
-    ``error``: fraction of places/cancels answered with a 429/503 before anything is done;
-    ``timeout``: fraction of places whose response is lost *after* the venue took the order;
-    ``delay_ms``: time each place spends in flight.
-    """
-
-    def __init__(self, error: float = 0.0, timeout: float = 0.0, delay_ms: float = 0.0, seed: int = 1) -> None:
-        self.error = error
-        self.timeout = timeout
-        self.delay_ms = delay_ms
-        self._rng = random.Random(seed)
-
-    @classmethod
-    def from_env(cls) -> PaperFaults | None:
-        values = env.paper_faults()
-        if values is None:
-            return None
-        return cls(
-            error=float(values.get("error", 0)),
-            timeout=float(values.get("timeout", 0)),
-            delay_ms=float(values.get("delay_ms", 0)),
-            seed=int(values.get("seed", os.getpid())),
-        )
-
-    async def before(self, what: str) -> None:
-        if self.delay_ms and what == "place":
-            await asyncio.sleep(self.delay_ms / 1000)
-        if self._rng.random() < self.error:
-            code = self._rng.choice(("429 Too Many Requests", "503 Service Unavailable", "502 Bad Gateway"))
-            raise InjectedVenueError(f"{what}: HTTP {code} (injected)")
-
-    def lose_response(self) -> bool:
-        return self._rng.random() < self.timeout
-
-
 class LeaseLost(Exception):
     """The bot's lease is no longer ours: the write was refused and the loop must stop."""
 
 
 class PaperVenue:
-    """Paper order entry for one bot (client-id prefix) on one account and symbol."""
+    """Paper order entry for one bot (client-id prefix) on one account and symbol: a
+    :class:`trading.ports.BotVenue` whose orders, trades and balance movements live in Redis."""
+
+    holds_orders = True  # Redis keeps every order it took: order rows may follow the venue
+    reports_later = False  # every order event answers a call
+    settle_s = 0.0
+    round_trips = 0  # waits for Redis (a statistic: a quote cycle makes 0-3)
 
     def __init__(
         self,
@@ -140,11 +102,13 @@ class PaperVenue:
         faults: PaperFaults | None = None,
         book: OrderBook | None = None,
         defer_fills: bool = False,
+        balances: dict[str, Decimal] | None = None,
     ) -> None:
         self.redis = redis
         # ``defer_fills`` (a bot loop): the writes recording fills that market events made are
         # kept here and sent with the next write (see ``_persist``); else written at once.
         self.defer_fills = defer_fills
+        self.balances = dict(balances or {})  # the account's paper balances before any fill
         self.account_id = account_id
         self.instrument = instrument
         self.symbol = instrument.symbol
@@ -168,7 +132,6 @@ class PaperVenue:
         self._trades_made = 0
         # Fenced writes of fills that market events made, not yet sent (``confirm``, ``send_many``).
         self._unconfirmed: list[tuple] = []
-        self.round_trips = 0  # waits for Redis (a statistic: a quote cycle makes 0-3)
         self._k_log = keys.place_log()
         self._k_last_place = keys.bot_last_place(bot_id)
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
@@ -221,15 +184,12 @@ class PaperVenue:
                 self.sim.submit(PlaceOrder(cid, Side(o["side"]), o["price"], leaves, TimeInForce.GTC), ts)
         self.sim.advance(ts)  # acknowledgements of restored orders are not news
         self._attach_book()
-        return self.open_orders()
+        return [order_report(self.symbol, o) for o in self._orders.values()]
 
     def _attach_book(self) -> None:
         if self._shared_book is not None:
             self.sim.use_shared_book(self._shared_book)
             self._shared_book = None
-
-    def open_orders(self) -> list[OrderReport]:
-        return [_report(self.symbol, o) for o in self._orders.values()]
 
     async def fetch_open_orders(self) -> list[OrderReport]:
         """The venue's open orders with our prefix, read from Redis (the venue's truth)."""
@@ -239,38 +199,35 @@ class PaperVenue:
         out = []
         for cid, blob in raw.items():
             if cid.decode().startswith(self.prefix + "-"):
-                out.append(_report(self.symbol, json.loads(blob)))
+                out.append(order_report(self.symbol, json.loads(blob)))
         return out
 
-    async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
-        """Our trades (this prefix) since ``since_ts`` from the venue's trade log, oldest first.
-
-        The log is shared by every bot of the account and symbol (up to 50,000 entries, see
-        ``workers.housekeeping``) and appended in time order, so it is read from its end, a
-        chunk at a time, until a chunk ends before ``since_ts`` (less a minute for owners on
-        other machines whose clocks differ): a take-over reads what it may have missed, not
-        the whole log, which with hundreds of bots taking over at once timed out."""
+    async def fetch_order(self, client_order_id: str) -> OrderReport | None:
+        """One of our orders while the venue holds it (open or partly filled), else None."""
         if self._unconfirmed:
             await self.confirm()
-        prefix = self.prefix + "-"
-        stop_before = since_ts - TRADES_CLOCK_MARGIN_NS
-        out: list[FillReport] = []
-        seen: set[str] = set()  # entries appended meanwhile shift the chunks: some come twice
-        end = -1
-        while True:
-            raw = await self.redis.lrange(self._k_trades, end - TRADES_CHUNK + 1, end)
-            chunk = []
-            for blob in raw:
-                f = json.loads(blob)
-                if f["cid"].startswith(prefix) and f["ts"] >= since_ts and f["id"] not in seen:
-                    seen.add(f["id"])
-                    chunk.append(_fill_report(self.symbol, f))
-            out[:0] = chunk
-            if len(raw) < TRADES_CHUNK:  # the start of the log
-                return out
-            if since_ts and json.loads(raw[0])["ts"] < stop_before:  # what comes before is older
-                return out
-            end -= TRADES_CHUNK
+        blob = await self.redis.hget(self._k_orders, client_order_id)
+        return None if blob is None else order_report(self.symbol, json.loads(blob))
+
+    async def fetch_balances(self) -> dict[str, Decimal]:
+        """The account's paper balances of this symbol's two currencies: as configured, moved by
+        every fill of the account on this symbol (``delta``, kept by the fill script)."""
+        if self._unconfirmed:
+            await self.confirm()
+        return moved_balances(self.balances, self.instrument, await self.redis.hgetall(self._k_delta))
+
+    def scrub(self, text: str) -> str:
+        return text  # a paper account has no credential
+
+    async def close(self) -> None:
+        """Nothing to release: the venue's state is in Redis and the connections are the host's."""
+
+    async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
+        """Our trades (this prefix) since ``since_ts`` from the venue's trade log, oldest first
+        (:func:`workers.paper_reports.read_trades`)."""
+        if self._unconfirmed:
+            await self.confirm()
+        return await read_trades(self.redis, self._k_trades, self.prefix, self.symbol, since_ts)
 
     # ----------------------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> list[OrderEvent]:
@@ -284,7 +241,7 @@ class PaperVenue:
         if self.faults is not None:
             await self.faults.before("place")
         ts = self._ts()
-        record = self._record(command, ts)
+        record = order_record(self.account_id, command, ts)
         (ok,) = await self._exec([self._put_op(record)])
         if not ok:
             raise LeaseLost(f"place {command.client_order_id} refused: lease no longer ours")
@@ -325,7 +282,7 @@ class PaperVenue:
                     continue
             ts = last = self._ts()
             if is_place:
-                record = self._record(cmd, ts)
+                record = order_record(self.account_id, cmd, ts)
                 ops.append(self._put_op(record))
                 self._orders[cid] = record
                 if self.faults is not None and self.faults.lose_response():
@@ -347,7 +304,7 @@ class PaperVenue:
             if not ok:
                 what = "fill" if i < len(deferred) else "place/cancel" if i < sent else "order update"
                 raise LeaseLost(f"{what} refused: lease no longer ours")
-        out = self._persist_done(pending)
+        out = with_trade_ids(pending)
         for cid in unknown:
             out.append(OrderRejected(self._ts(), cid, f"unknown order {cid!r}", "unknown_order"))
         return out, failed
@@ -391,16 +348,6 @@ class PaperVenue:
         await self._delete(client_order_id, "cancel")
         self.sim.submit(CancelOrder(client_order_id, reason), ts)
         return await self._persist(self.sim.advance(ts))
-
-    async def cancel_all(self) -> int:
-        """Cancel every open order with our prefix; return how many were open."""
-        cids = [o.client_order_id for o in await self.fetch_open_orders()]
-        for cid in cids:
-            if cid in self._orders:
-                await self.cancel(cid, "cancel all")
-            else:  # on the venue but not in our matching engine: remove it directly
-                await self._delete(cid, "cancel")
-        return len(cids)
 
     async def on_market(self, event) -> list[OrderEvent]:
         """Feed a market event to the matching engine; persist and return resulting order events."""
@@ -450,18 +397,6 @@ class PaperVenue:
             pipe.eval(*op)
         return await pipe.execute()
 
-    def _record(self, command: PlaceOrder, ts: int) -> dict:
-        return {
-            "cid": command.client_order_id,
-            "voi": f"P{self.account_id}-{command.client_order_id}",
-            "side": int(command.side),
-            "price": command.price,
-            "qty": command.qty,
-            "filled": 0,
-            "tif": command.time_in_force.value,
-            "ts": ts,
-        }
-
     def _put_op(self, record: dict) -> tuple:
         return (
             PUT,
@@ -501,11 +436,11 @@ class PaperVenue:
                 replies = await self._exec(ops)
                 if not all(replies):
                     raise LeaseLost("order update refused: lease no longer ours")
-        return self._persist_done(pending)
+        return with_trade_ids(pending)
 
     def _persist_ops(self, events: list[OrderEvent]) -> tuple[list[tuple], list]:
         """The writes that record what the matching engine did (fills; orders it closed), in
-        order, with our copy of the open orders updated as they will be; ``_persist_done`` then
+        order, with our copy of the open orders updated as they will be; ``with_trade_ids`` then
         makes the events the caller gets (fills with their venue trade ids, made here)."""
         ops: list[tuple] = []
         pending: list = []
@@ -531,29 +466,6 @@ class PaperVenue:
                 pending.append(ev)
         return ops, pending
 
-    def _persist_done(self, pending: list) -> list[OrderEvent]:
-        out: list[OrderEvent] = []
-        for item in pending:
-            if type(item) is not tuple:
-                out.append(item)
-                continue
-            trade_id, ev, voi = item
-            out.append(
-                OrderFilled(
-                    ts=ev.ts,
-                    client_order_id=ev.client_order_id,
-                    side=ev.side,
-                    price=ev.price,
-                    qty=ev.qty,
-                    leaves_qty=ev.leaves_qty,
-                    fee=ev.fee,
-                    liquidity=ev.liquidity,
-                    trade_id=trade_id,
-                    venue_order_id=voi,
-                )
-            )
-        return out
-
     def _fill_op(self, ev: OrderFilled, trade_id: str) -> tuple[tuple, str]:
         o = self._orders.get(ev.client_order_id)
         blob = ""
@@ -566,17 +478,7 @@ class PaperVenue:
         base = ev.qty * int(ev.side)
         notional = -ev.price * ev.qty * int(ev.side)  # ticks x lots (x FEE_SCALE = cash units)
         voi = o["voi"] if o is not None else ev.venue_order_id
-        fill = {
-            "cid": ev.client_order_id,
-            "voi": voi,
-            "side": int(ev.side),
-            "price": ev.price,
-            "qty": ev.qty,
-            "leaves": ev.leaves_qty,
-            "fee": ev.fee,
-            "maker": ev.liquidity.value == "maker",
-            "ts": ev.ts,
-        }
+        fill = trade_record(ev, voi)
         op = (
             FILL,
             4,
@@ -594,45 +496,3 @@ class PaperVenue:
             ev.fee,
         )
         return op, voi
-
-
-def _report(symbol: str, o: dict) -> OrderReport:
-    filled = o["filled"]
-    return OrderReport(
-        client_order_id=o["cid"],
-        venue_order_id=o.get("voi", ""),
-        symbol=symbol,
-        side=Side(o["side"]),
-        price=o["price"],
-        qty=o["qty"],
-        filled_qty=filled,
-        status=OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN,
-        ts=o.get("ts", 0),
-    )
-
-
-def _fill_report(symbol: str, f: dict) -> FillReport:
-    return FillReport(
-        trade_id=f["id"],
-        client_order_id=f["cid"],
-        venue_order_id=f.get("voi", ""),
-        symbol=symbol,
-        side=Side(f["side"]),
-        price=f["price"],
-        qty=f["qty"],
-        fee=Decimal(f["fee"]),  # cash units; converted by the caller with the instrument
-        fee_currency="",
-        maker=bool(f.get("maker", True)),
-        ts=f["ts"],
-    )
-
-
-async def paper_balance_deltas(redis, account_id: int, symbol: str) -> tuple[int, int]:
-    """(base lots, quote cash units) that fills moved on one account and symbol."""
-    raw = await redis.hgetall(keys.paper(account_id, symbol, "delta"))
-    return int(raw.get(b"base", 0)), delta_quote_units(raw)
-
-
-def delta_quote_units(raw: dict) -> int:
-    """Quote cash units moved by fills: notional (ticks x lots) x FEE_SCALE minus fees."""
-    return int(raw.get(b"notional", 0)) * FEE_SCALE - int(raw.get(b"fees", 0))

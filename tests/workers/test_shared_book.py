@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.workers.helpers import make_paper_bots, venue_fills_recorded, wait_until
+from tests.workers.helpers import make_paper_bots, paper_venue, venue_fills_recorded, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -90,19 +90,6 @@ def test_bots_of_one_feed_read_one_book_and_a_bot_behind_records_every_fill(host
         lifecycle.apply(bot.pk)
     assert wait_until(lambda: all(Bot.objects.get(pk=b.pk).actual_state == "stopped" for b in bots), 20)
     assert wait_until(recorded, 10)
-
-
-async def paper_venue(client, inst, book, **extra):
-    """Bot 999's paper venue (account 7, prefix t9) holding the bot's lease (token 1)."""
-    from workers import keys
-    from workers.paper_venue import PaperVenue
-
-    lease = keys.bot_lease(999)
-    await client.set(lease, "me:1")
-    venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
-                       lease_value="me:1", token=1, book=book, **extra)  # fmt: skip
-    await venue.restore()
-    return venue
 
 
 def test_places_and_cancels_go_in_one_fenced_round_trip(clean_redis):
