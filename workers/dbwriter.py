@@ -177,8 +177,7 @@ class DbWriter:
             return
         for (_fn, calls), result in zip(groups, results, strict=True):
             for call in calls:
-                if call.done is not None:
-                    call.done(result, None)
+                _notify(call, result, None)
 
     def _write_call(self, fn: Callable, call: _Call) -> None:
         """One call of a refused batch; if refused too, each of its rows alone: only the rows the
@@ -189,8 +188,7 @@ class DbWriter:
         except Exception as exc:
             if len(rows) == 1:
                 self._refuse(fn, call, rows[0], exc)
-                if call.done is not None:
-                    call.done(None, RowsRefused(f"{fn.__name__}: 1 row refused: {exc}"))
+                _notify(call, None, RowsRefused(f"{fn.__name__}: 1 row refused: {exc}"))
                 return
             refused = 0
             for row in rows:
@@ -199,11 +197,9 @@ class DbWriter:
                 except Exception as row_exc:
                     refused += 1
                     self._refuse(fn, call, row, row_exc)
-            if call.done is not None:
-                call.done(None, RowsRefused(f"{fn.__name__}: {refused} of {len(rows)} rows refused: {exc}"))
+            _notify(call, None, RowsRefused(f"{fn.__name__}: {refused} of {len(rows)} rows refused: {exc}"))
             return
-        if call.done is not None:
-            call.done(result, None)
+        _notify(call, result, None)
 
     def _refuse(self, fn: Callable, call: _Call, row: Any, exc: BaseException) -> None:
         self.refused += 1
@@ -233,12 +229,20 @@ class DbWriter:
             except Exception as exc:  # a bug or bad data: reported to the caller, never kills the thread
                 self.errors += 1
                 logger.exception("database call %s failed", getattr(item.fn, "__name__", item.fn))
-                if item.done is not None:
-                    item.done(None, exc)
+                _notify(item, None, exc)
                 continue
-            if item.done is not None:
-                item.done(result, None)
+            _notify(item, result, None)
         db.connection.close()
+
+
+def _notify(call: _Call, result: Any, exc: BaseException | None) -> None:
+    """Tell the caller its call is done; a failing callback never stops the writer thread."""
+    if call.done is None:
+        return
+    try:
+        call.done(result, exc)
+    except Exception:
+        logger.exception("completion callback of %s failed", getattr(call.fn, "__name__", call.fn))
 
 
 class AsyncWriter:
@@ -264,7 +268,8 @@ class AsyncWriter:
 
         def done(result: Any, exc: BaseException | None) -> None:
             self._completed += 1
-            loop.call_soon_threadsafe(_settle, future, result, exc)
+            if not loop.is_closed():  # else nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, result, exc)
 
         self._submitted += 1
         self.writer.submit(fn, *args, done=done, owner=owner)

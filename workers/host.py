@@ -1,7 +1,7 @@
 """The asyncio host inside a Celery worker process: runs many bot loops and feed loops.
 
-Exactly one host per OS process (started from the ``worker_ready`` signal in a worker that
-consumes the ``bots`` or ``feeds`` queue, in a daemon thread with its own event loop). It
+Exactly one host per OS process (started by the worker bootstep :class:`workers.hosting.HostStep` in a
+worker that consumes the ``bots`` or ``feeds`` queue, in a daemon thread with its own event loop). It
 claims work through Redis leases (:mod:`workers.leases`): every second it looks at the wanted
 bots and feeds (kept by the supervisor) and takes any whose lease is free, up to its capacity;
 it renews all its leases every ttl/3. One stream reader per host fans market events out to the
@@ -127,7 +127,10 @@ class Host(MarketFanout):
         what = describe(row) if describe is not None else fn.__name__
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         reason = f"the database refused its {what}: {first_line}"
-        self.loop.call_soon_threadsafe(self._writes_refused, owner, reason)
+        try:
+            self.loop.call_soon_threadsafe(self._writes_refused, owner, reason)
+        except RuntimeError:  # the loop closed meanwhile: the next owner meets the same row
+            logger.warning("bot %s: %s (not reported: the host is stopping)", owner, reason)
 
     def _writes_refused(self, bot_id: int, reason: str) -> None:
         runner = self.bots.get(bot_id)
