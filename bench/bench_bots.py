@@ -2,10 +2,9 @@
 
 How many bots this machine runs with a quote-cycle latency p99 under 100 ms, with ``--procs``
 host processes (each one the production ``workers.host.Host`` of a ``bots,feeds`` worker, in
-``bench/bots_host.py``), and the feed-to-bot latency through Redis (XADD by the feed loop ->
-the XREAD reply holding the entry whole in the host's stream reader, queued for its loop; since
-2026-11-21 (seventh session) the reader is a C loop that needs no GIL, so this is the transport
-alone; the wait for the loop to take the entry follows it in the output). A cycle is one pass of one bot over what arrived since its
+``bench/bots_host.py``), the feed-to-bot latency through Redis (XADD by the feed loop -> the
+entry read and decoded on the host's loop by its stream reader, redis-py asyncio) and feed
+publish -> the engine starting on it (feed->engine, what a bot feels). A cycle is one pass of one bot over what arrived since its
 last pass: every queued trade (paper matching, engine) and then the newest book once (the host
 applied the book events to its shared book; the ones superseded before the bot got to them are
 counted, not handled); it includes the fenced Redis writes (and the order rows where they are
@@ -29,7 +28,6 @@ private Redis prefix that it deletes afterwards.
 from __future__ import annotations
 
 import argparse
-import bisect
 import os
 import sys
 import time
@@ -211,19 +209,9 @@ def _run(n: int, seconds: float, procs: int) -> dict:
               f"p99 {_pct(rows, 0.99):.1f} ms")  # fmt: skip
     else:
         print("  order rows awaited before places: none (paper rows written behind the venue)")
-    print(f"  feed XADD -> reply whole in the host ({len(redis_lat)} entries): p90 {_pct(redis_lat, 0.9):.2f} ms, "
+    print(f"  feed XADD -> read and decoded on the host loop ({len(redis_lat)} entries): p90 {_pct(redis_lat, 0.9):.2f} ms, "
           f"p95 {_pct(redis_lat, 0.95):.2f} ms, p99.9 {_pct(redis_lat, 0.999):.2f} ms, "
           f"share under 5 ms {sum(1 for x in redis_lat if x < 5_000_000) / max(1, len(redis_lat)):.3f}")  # fmt: skip
-    socket_lat = merged("feed_socket_ns")
-    if socket_lat:
-        print(f"  of which publish -> reply at the reader's socket (feed write, Redis): p50 {_pct(socket_lat, 0.5):.2f} ms, "
-              f"p99 {_pct(socket_lat, 0.99):.2f} ms")  # fmt: skip
-        _print_unwaited(socket_lat, merged("feed_unwaited_ns"))
-        _print_reader_wakes(parts)
-    taken = merged("feed_taken_ns")
-    if taken:
-        print(f"  then the loop takes it: publish -> taken by the host loop p50 {_pct(taken, 0.5):.2f} ms, "
-              f"p99 {_pct(taken, 0.99):.2f} ms (the loop finishing what it was doing)")  # fmt: skip
     lag = merged("loop_lag_ns")
     print(f"  host event loops: a 10 ms timer runs late by p50 {_pct(lag, 0.5):.1f} ms, p99 {_pct(lag, 0.99):.1f} ms")
     turns = [t for p in parts for t in p["turns_ns"]]
@@ -251,10 +239,9 @@ def _run(n: int, seconds: float, procs: int) -> dict:
                   f"p50 {_pct(pauses, 0.5):.1f} ms, max {max(pauses) / 1e6:.1f} ms")  # fmt: skip
     for p in parts:
         print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f} "
-              f"(+ {p['db_cpu_s'] / p['wall_s']:.2f} its database writer process), "
-              f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; stream reader: "
-              f"{'C pump' if p['reader_native'] else 'Python'}, {'real-time' if p['reader_realtime'] else 'normal'} "
-              f"priority; db writer (calls, rows, s): {p['db_timing']}")  # fmt: skip
+              "(its database writer threads included), "
+              f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; "
+              f"db writer (calls, rows, s): {p['db_timing']}")  # fmt: skip
     return {
         "requested": n,
         "bots": sum(p["bots"] for p in parts),
@@ -269,31 +256,11 @@ def _run(n: int, seconds: float, procs: int) -> dict:
         "feed_to_bot_n": len(redis_lat),
         "feed_to_engine_p50_ms": _pct(e2e, 0.5),
         "feed_to_engine_p99_ms": _pct(e2e, 0.99),
-        "cpu_share": sum((p["cpu_s"] + p["db_cpu_s"]) / p["wall_s"] for p in parts),
+        "cpu_share": sum(p["cpu_s"] / p["wall_s"] for p in parts),
         "places": sum(p["places"] for p in parts),
         "conflated": sum(p["conflated"] for p in parts),
         "db_backlog": sum(p["db_backlog"] for p in parts),
     }
-
-
-def _redis_scheduling(client) -> str:
-    """The Redis server's scheduling policy when it runs on this machine: at real-time priority
-    its share of the feed-to-bot latency drops several-fold on a busy machine (docs/workers.md),
-    so the figures depend on it. Read-only: the bench does not change it."""
-    try:
-        info = client.info("server")
-        pid = int(info["process_id"])
-        if "redis" not in Path(f"/proc/{pid}/comm").read_text():  # Redis elsewhere (another host or namespace)
-            return f"scheduling policy unknown (its pid {pid} is not a redis process here)"
-        policy = os.sched_getscheduler(pid)
-    except (OSError, KeyError, ValueError) as exc:
-        return f"scheduling policy unknown ({exc})"
-    names = {
-        os.SCHED_OTHER: "normal (SCHED_OTHER)",
-        os.SCHED_FIFO: "real-time (SCHED_FIFO)",
-        os.SCHED_RR: "real-time (SCHED_RR)",
-    }
-    return f"pid {pid}, {names.get(policy, str(policy))} priority {os.sched_getparam(pid).sched_priority}"
 
 
 def _machine_speed() -> str:
@@ -317,38 +284,6 @@ def _machine_speed() -> str:
     except OSError:
         pass
     return f"2,000,000 Python additions in {best * 1000:.0f} ms of CPU (best of 3); {model or platform.processor()}"
-
-
-def _print_unwaited(to_socket: list[int], unwaited: list[int]) -> None:
-    """Publish -> reply at the socket, split: entries published before the reader had sent its
-    XREAD (it was handing the previous batch over, or getting the GIL back) wait for that send;
-    the rest is the feed's write, Redis and the scheduler."""
-    if len(unwaited) != len(to_socket) or not unwaited:
-        return
-    late = [u for u in unwaited if u > 0]
-    waited = [s for s, u in zip(to_socket, unwaited, strict=True) if u == 0]
-    print(f"    published before the reader's XREAD went out: {len(late) / len(unwaited):.1%} of entries, "
-          f"waiting for it p50 {_pct(late, 0.5):.2f} / p99 {_pct(late, 0.99):.2f} ms; the others "
-          f"(feed write, Redis, scheduler) p99 {_pct(waited, 0.99):.2f} ms")  # fmt: skip
-
-
-def _print_reader_wakes(parts: list[dict]) -> None:
-    """Reply at the socket -> whole in the reader (waking; on the Python path getting the GIL back),
-    and how many of the slow ones (over 2 ms) overlapped a garbage collection of their host."""
-    wakes, slow, in_gc = [], 0, 0
-    for p in parts:
-        windows = sorted(p["gc_windows"])
-        starts = [w[0] for w in windows]
-        for arrived, returned in p["reader_wakes"]:
-            wakes.append(returned - arrived)
-            if returned - arrived > 2_000_000:
-                slow += 1
-                i = bisect.bisect_right(starts, returned) - 1
-                if i >= 0 and windows[i][1] >= arrived:
-                    in_gc += 1
-    if wakes:
-        print(f"  of which reply at the socket -> whole in the reader ({len(wakes)} replies): p50 {_pct(wakes, 0.5):.2f} ms, "
-              f"p99 {_pct(wakes, 0.99):.2f} ms; over 2 ms: {slow}, {in_gc} of them during a garbage collection")  # fmt: skip
 
 
 class _Sink:
@@ -377,10 +312,6 @@ def _raw(seconds: float) -> dict:
         host.loop.call_soon_threadsafe(host.subscribe, sink, venue, "BTC/USDT")
     time.sleep(4)
     host.feed_latency_ns.clear()
-    host.feed_socket_ns.clear()
-    host.feed_unwaited_ns.clear()
-    host.reader_wakes.clear()
-    host.feed_taken_ns.clear()
     time.sleep(seconds)
     stats = host.stats()
     host.stop()
@@ -408,7 +339,7 @@ def main() -> None:
 
     print(f"bench_bots: {os.cpu_count()} cores, venues {', '.join(VENUES)}, {args.seconds:.0f} s per run")
     print(f"machine speed: {_machine_speed()}")
-    print(f"redis: {_redis_scheduling(redis.Redis.from_url(settings.REDIS_URL))}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     print(
         "bots  running  cycles/s  cycle p99 ms  placing-cycle p99 ms (n)  redis p50/p99 ms  "
         "feed->engine p50/p99 ms  cpu  places  superseded  db backlog"
@@ -416,10 +347,8 @@ def main() -> None:
     try:
         raw = _raw(min(args.seconds, 10))
         print(
-            f"   0  reader only (3 feeds, no bots): feed XADD -> reply whole in the host p50 {raw['feed_to_bot_p50_ms']:.2f} ms, "
-            f"p99 {raw['feed_to_bot_p99_ms']:.2f} ms (publish -> reply at the reader's socket p99 "
-            f"{raw['feed_to_socket_p99_ms']:.2f} ms, socket -> whole p99 {raw['reader_wake_p99_ms']:.2f} ms; "
-            f"taken by the loop p99 {raw['feed_taken_p99_ms']:.2f} ms)",
+            f"   0  reader only (3 feeds, no bots): feed XADD -> read on the host loop p50 "
+            f"{raw['feed_to_bot_p50_ms']:.2f} ms, p99 {raw['feed_to_bot_p99_ms']:.2f} ms",
             flush=True,
         )
         for n in [int(x) for x in args.bots.split(",")]:

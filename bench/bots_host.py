@@ -82,10 +82,6 @@ def _clear(host) -> None:
         runner.places = 0
         runner.conflated = 0
     host.feed_latency_ns.clear()
-    host.feed_socket_ns.clear()
-    host.feed_unwaited_ns.clear()
-    host.reader_wakes.clear()
-    host.feed_taken_ns.clear()
     host.bot_latency_ns.clear()
     host.order_row_wait_ns.clear()
 
@@ -102,41 +98,23 @@ def _samples(host) -> dict:
         "cycle_round_trips": [x for r in runners for x in zip(list(r.cycle_ns), list(r.round_trips), strict=False)],
         "send_cycle_ns": [x for r in runners for x in list(r.send_cycle_ns)],
         "feed_latency_ns": list(host.feed_latency_ns),
-        "feed_socket_ns": list(host.feed_socket_ns),
-        "feed_unwaited_ns": list(host.feed_unwaited_ns),
-        "feed_taken_ns": list(host.feed_taken_ns),
-        "reader_native": host.reader_native,
-        "reader_realtime": host.reader_realtime,
-        "reader_wakes": list(host.reader_wakes),
         "gc_windows": list(GC_WINDOWS),
         "bot_latency_ns": list(host.bot_latency_ns),
         "order_row_wait_ns": list(host.order_row_wait_ns),
         "places": sum(r.places for r in runners),
         "conflated": sum(r.conflated for r in runners),
-        "db_backlog": host.dbproc.pending(),
+        "db_backlog": host.db.pending() + host.db_orders.pending() + host.db_setup.pending(),
         "loop_lag_ns": list(LOOP_LAG_NS),
         "turns_ns": list(TURNS),
         "gc_pauses_ns": {str(g): list(p) for g, p in GC_PAUSES.items()},
     }
 
 
-def _child_cpu_s(host) -> float:
-    """CPU seconds used so far by the host's database writer process (from /proc)."""
-    try:
-        fields = Path(f"/proc/{host.dbproc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, AttributeError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _db_timing(host) -> dict:
-    """The database writer process's timings (cumulative): function -> (calls, rows, seconds)."""
-    import asyncio
-
-    stats = asyncio.run_coroutine_threadsafe(host.dbproc.stats(), host.loop).result(10)
+    """The database writer threads' timings (cumulative): function -> (calls, rows, seconds)."""
     out: dict = {}
-    for writer in stats.values():
-        for k, v in writer.items():
+    for writer in (host.db, host.db_orders, host.db_setup):
+        for k, v in dict(writer.writer.timing).items():
             total = out.setdefault(k, [0, 0, 0.0])
             for i in range(3):
                 total[i] += v[i]
@@ -176,7 +154,6 @@ def main() -> None:
     print("ready", flush=True)
     cpu0 = wall0 = 0.0
     timing0: dict = {}
-    child0 = 0.0
     for line in sys.stdin:
         command = line.strip()
         if command == "start":
@@ -185,7 +162,6 @@ def main() -> None:
             if profiler is not None:
                 host.loop.call_soon_threadsafe(profiler.enable)
             cpu0, wall0 = time.process_time(), time.monotonic()
-            child0 = _child_cpu_s(host)
             print("started", flush=True)
         elif command == "stop":
             if profiler is not None:
@@ -200,7 +176,6 @@ def main() -> None:
                 for k, v in timing.items()
             }  # fmt: skip
             data["cpu_s"] = time.process_time() - cpu0
-            data["db_cpu_s"] = _child_cpu_s(host) - child0
             data["wall_s"] = time.monotonic() - wall0
             Path(args.out).write_text(json.dumps(data))
             print("stopped", flush=True)

@@ -195,3 +195,97 @@ def env_networks(name: str, default: list[str] | None = None) -> list[str]:
                 "networks such as '127.0.0.1,10.0.0.0/8,fd00::/8'"
             ) from None
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Bot hosts (workers/): read when a host starts or a bot's venue is built, not at import, so a
+# test can set them per case. Each names the setting and what is accepted when refused.
+# --------------------------------------------------------------------------------------------
+def host_enabled() -> bool:
+    """``MM_HOST``: whether a Celery worker consuming ``bots``/``feeds`` starts a bot host (default on)."""
+    return env_bool("MM_HOST", True)
+
+
+def host_wake_batch() -> int:
+    """``MM_WAKE_BATCH``: bots with new market data woken per turn of the host's loop (default 16)."""
+    return env_int("MM_WAKE_BATCH", 16, minimum=1, maximum=100_000)
+
+
+def host_profile_path() -> str | None:
+    """``MM_HOST_PROFILE``: a file to write a cProfile of the host's loop thread to (a bench aid)."""
+    return _raw("MM_HOST_PROFILE")
+
+
+def host_gc_threshold() -> tuple[int, int, int] | None:
+    """``MM_GC_THRESHOLD``: the bot host's garbage-collector thresholds, three whole numbers
+    ``gen0,gen1,gen2`` (default ``50000,20,100``); ``default`` keeps Python's own."""
+    value = _raw("MM_GC_THRESHOLD") or "50000,20,100"
+    if value.strip().lower() == "default":
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts) or int(parts[0]) < 1:
+        raise ConfigurationError(
+            f"MM_GC_THRESHOLD={value!r} is refused; accepted: three whole numbers 'gen0,gen1,gen2' with gen0 "
+            "at least 1 (e.g. '50000,20,100'), or 'default' for Python's thresholds"
+        )
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def channel_layer_disabled() -> bool:
+    """``MM_NO_CHANNEL_LAYER``: bot hosts push nothing to the channel layer (benchmarks; default off)."""
+    return env_bool("MM_NO_CHANNEL_LAYER", False)
+
+
+_PAPER_FAULT_KEYS = {"error": (0.0, 1.0), "timeout": (0.0, 1.0), "delay_ms": (0.0, 60_000.0)}
+
+
+def paper_faults() -> dict | None:
+    """``MM_PAPER_FAULTS`` (tests): fault injection for paper venues, e.g.
+    ``error=0.2,timeout=0.15,delay_ms=300,seed=5``; ``None`` when unset."""
+    value = _raw("MM_PAPER_FAULTS")
+    if value is None:
+        return None
+    accepted = "comma-separated error=<0..1>, timeout=<0..1>, delay_ms=<0..60000>, seed=<whole number>"
+    out: dict = {}
+    for part in value.split(","):
+        name, sep, raw = (x.strip() for x in part.partition("="))
+        if not sep or (name not in _PAPER_FAULT_KEYS and name != "seed"):
+            raise ConfigurationError(f"MM_PAPER_FAULTS={value!r}: {part.strip()!r} is refused; accepted: {accepted}")
+        try:
+            if name == "seed":
+                out[name] = int(raw)
+                continue
+            number = float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"MM_PAPER_FAULTS={value!r}: {name}={raw!r} is not a number; accepted: {accepted}"
+            ) from None
+        low, high = _PAPER_FAULT_KEYS[name]
+        if not low <= number <= high:
+            raise ConfigurationError(f"MM_PAPER_FAULTS={value!r}: {name}={raw!r} is out of range; accepted: {accepted}")
+        out[name] = number
+    return out
+
+
+def live_http_base() -> str | None:
+    """``MM_LIVE_HTTP_BASE`` (tests): a loopback fake-exchange address live venues are pointed at,
+    e.g. ``http://127.0.0.1:8080``; anything but http(s) on a loopback host is refused."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    value = _raw("MM_LIVE_HTTP_BASE")
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme not in ("http", "https") or not loopback:
+        raise ConfigurationError(
+            f"MM_LIVE_HTTP_BASE={value!r} is refused; only a loopback test server such as "
+            "'http://127.0.0.1:8080' is accepted (production talks to the exchange itself)"
+        )
+    return value

@@ -22,7 +22,7 @@ fi
 want="requirements.txt"
 [ "${1:-}" = "dev" ] && want="requirements-dev.txt"
 stamp=".venv/.installed-$(basename "$want" .txt)"
-digest=$(cat requirements.txt "$want" native/mm_streamio.c native/setup.py | sha256sum | cut -d' ' -f1)
+digest=$(cat requirements.txt "$want" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   echo "installing $want into .venv"
   if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$want" >.venv/pip.log 2>&1; then
@@ -31,11 +31,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     exit 1
   fi
   .venv/bin/python -c "import django, celery, channels, ccxt" || { echo "error: installing $want failed; see pip's output above" >&2; exit 1; }
-  # The project's one C extension (the bot hosts' stream reader, native/mm_streamio.c): needs a
-  # C compiler and the Python headers; without it the code runs the slower pure-Python path.
-  if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check ./native >.venv/pip-native.log 2>&1; then
-    tail -20 .venv/pip-native.log >&2
-    echo "WARNING: native/ (mm_streamio) did not build (log: .venv/pip-native.log); bot hosts use the slower Python reader and its tests fail" >&2
-  fi
   echo "$digest" > "$stamp"
 fi

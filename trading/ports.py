@@ -1,6 +1,6 @@
-"""Ports: the two interfaces every venue adapter implements (in ``connectors/``).
+"""Ports: the interfaces every venue adapter implements (``connectors/``, ``workers/``).
 
-``trading`` defines them; it never implements I/O. Both are asyncio. A live ccxt venue, the
+``trading`` defines them; it never implements I/O. All are asyncio. A live ccxt venue, the
 replay venue, the simulated venues and the paper gateway all satisfy these protocols, so the
 engine cannot tell them apart — that is what makes backtest, paper and live one engine.
 """
@@ -132,3 +132,65 @@ class OrderGateway(Protocol):
     async def cancel_batch(self, symbol: str, commands: Sequence[CancelOrder]) -> None: ...
 
     def events(self) -> AsyncIterator[OrderEvent]: ...
+
+
+@runtime_checkable
+class BotVenue(Protocol):
+    """One bot's order entry on one venue account and symbol, as a bot runner drives it: the
+    same for a paper venue and a live exchange account, so the runner never asks which it holds.
+
+    Commands: ``send_many`` (places and cancels, in order: the order events that result at once
+    and the commands that failed, each with its error, for the runner to recover by client id
+    with ``recover_place`` before any retry), ``place``, ``cancel``, ``remove`` (an order the
+    venue holds that this process does not track). Reports: ``restore`` (open orders at
+    take-over), ``fetch_open_orders``, ``fetch_order``, ``fetch_my_trades``, ``fetch_balances``;
+    order events either answer the calls or, with ``reports_later``, arrive on their own (the
+    runner's inbox). ``on_market``/``advance`` let a simulated venue match (a real one answers
+    nothing). ``confirm`` waits for writes the venue deferred (``unconfirmed``); nothing outside
+    the venue may learn of their events first. ``close`` releases connections and tasks.
+
+    ``holds_orders``: the venue itself keeps every order it took with everything its database
+    row needs (paper: Redis), so the rows may follow the venue instead of preceding the place.
+    ``settle_s``: how long a late report may take to arrive after the last command."""
+
+    holds_orders: bool
+    reports_later: bool
+    settle_s: float
+    round_trips: int
+
+    @property
+    def unconfirmed(self) -> bool: ...
+
+    async def restore(self) -> list[OrderReport]: ...
+
+    async def send_many(self, commands: list) -> tuple[list[OrderEvent], list[tuple[object, Exception]]]: ...
+
+    async def place(self, command: PlaceOrder) -> list[OrderEvent]: ...
+
+    async def recover_place(self, command: PlaceOrder) -> list[OrderEvent] | None: ...
+
+    async def cancel(self, client_order_id: str, reason: str = "cancel") -> list[OrderEvent]: ...
+
+    async def remove(self, client_order_id: str, action: str = "cancel") -> None: ...
+
+    def matches(self, client_order_id: str) -> bool: ...
+
+    async def fetch_open_orders(self) -> list[OrderReport]: ...
+
+    async def fetch_order(self, client_order_id: str) -> OrderReport | None: ...
+
+    async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]: ...
+
+    async def fetch_balances(self) -> dict[str, Decimal]: ...
+
+    async def on_market(self, event: MarketEvent) -> list[OrderEvent]: ...
+
+    async def advance(self) -> list[OrderEvent]: ...
+
+    async def confirm(self) -> None: ...
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any credential of the account (safe for logs and events)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,15 +1,27 @@
-"""A database writer thread; a host's writers run in its database process
-(:mod:`workers.dbproc`), which hands them the loops' writes and reports each one done.
+"""The bot host's database writers: plain threads, each with its own Django connection.
 
-Writes are retried until they succeed: a dropped connection (PostgreSQL restarted, the backend
-terminated) is closed and reopened, so nothing handed to the writer is lost while the process
-lives. What a dead process had not written yet is recovered by take-over reconciliation.
-Consecutive calls of the same *batchable* function (one list argument, marked
-with :func:`batchable`) are merged into one call, in order.
+A host has three (:class:`workers.host.Host`): telemetry and order updates (``db``), order rows
+a place waits for (``orders``) and setup reads (``setup``), so an awaited row never queues
+behind telemetry. The loop hands a write over with :meth:`AsyncWriter.submit` (fire and forget)
+or :meth:`AsyncWriter.call` (a future for the result); the writer thread runs them in order.
+
+- **Batched**: consecutive calls of the same *batchable* function (one list argument, marked
+  with :func:`batchable`; the hot ones are fixed ``unnest(array)`` statements in
+  :mod:`workers.records`) are merged into one statement, row creation first
+  (``batch_first``), in one transaction with ``synchronous_commit`` off.
+- **Retried**: a dropped connection (``OperationalError``/``InterfaceError``: PostgreSQL
+  restarted, the backend terminated) is closed and the same batch retried, with backoff, until
+  the database takes it; nothing handed over is lost while the process lives (what a dead
+  process had not written is recovered by take-over reconciliation).
+- **Isolated**: any other error (a value the database refuses, e.g. one overflowing
+  ``numeric(38,18)``) splits the batch: each call alone, then each row of a failing call alone.
+  Only the rows the database refuses are dropped (logged, and reported to ``on_refused`` with
+  the call's ``owner``, the bot that made it); every other bot's rows are written at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -27,32 +39,56 @@ def batchable(fn: Callable) -> Callable:
     return fn
 
 
-class DbWriter:
-    """Run callables on a dedicated thread with a Django connection, retrying DB errors."""
+class RowsRefused(Exception):
+    """The database refused some rows of a call for good (the others were written)."""
 
-    def __init__(self, name: str = "db-writer", *, one_statement: bool = False, linger_s: float = 0.0) -> None:
+
+class _Call:
+    """One submitted call: function, arguments, completion callback and owner (a bot id)."""
+
+    __slots__ = ("args", "done", "fn", "owner")
+
+    def __init__(self, fn: Callable, args: tuple, done: Callable | None, owner: int | None) -> None:
+        self.fn, self.args, self.done, self.owner = fn, args, done, owner
+
+
+class DbWriter:
+    """Run callables on a dedicated thread with a Django connection (see the module docstring).
+
+    ``on_refused(owner, fn, row, error)`` is called on the writer thread for each row the
+    database refused for good."""
+
+    def __init__(
+        self,
+        name: str = "db-writer",
+        *,
+        one_statement: bool = False,
+        linger_s: float = 0.0,
+        on_refused: Callable[[int | None, Callable, Any, BaseException], None] | None = None,
+    ) -> None:
         # ``one_statement``: each batchable function here writes with a single statement, so a
-        # batch of one function runs as that statement alone (its own transaction, committed
-        # asynchronously: ``synchronous_commit`` is off for the whole session): one round trip
-        # to PostgreSQL instead of four (BEGIN, SET LOCAL, the statement, COMMIT), each of which
-        # had to win the GIL back from the bot loops.
+        # batch of one function runs as that statement alone (autocommit, ``synchronous_commit``
+        # off for the session): one round trip instead of four (BEGIN, SET LOCAL, it, COMMIT).
         self.one_statement = one_statement
         # ``linger_s``: a batchable write first waits this long for more to join its batch (one
-        # transaction for many calls: fewer round trips, each of which has to win the GIL back
-        # from the bot loops). For telemetry that nobody awaits, not for the order rows.
+        # transaction for many calls). For telemetry that nobody awaits, not for order rows.
         self.linger_s = linger_s
+        self.on_refused = on_refused
         self._session = None  # the connection the session setting was made on
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._held: list = []  # the item ``_collect`` read past (it runs next): at most one
         self.errors = 0
+        self.refused = 0  # rows dropped because the database refused them
         self.timing: dict[str, list] = {}  # function name -> [calls, rows, seconds]
         self._thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any, done: Callable | None = None) -> None:
-        """Fire and forget (still retried until it succeeds). ``done(result, exc)``, if given, is
-        called on the writer thread once the write is committed (or failed for good)."""
-        self._queue.put((fn, args, done))
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, done: Callable | None = None, owner: int | None = None
+    ) -> None:
+        """Queue ``fn(*args)``. ``done(result, exc)``, if given, is called on the writer thread
+        once the write is committed (or failed for good)."""
+        self._queue.put(_Call(fn, args, done, owner))
 
     def drain(self, timeout: float | None = None) -> None:
         """Finish everything queued so far (retrying until the database takes it), then end."""
@@ -62,46 +98,34 @@ class DbWriter:
     def pending(self) -> int:
         return self._queue.qsize()
 
-    def _next(self) -> tuple | None:
+    def _next(self) -> _Call | None:
         if self._held:
             return self._held.pop()
         return self._queue.get()
 
-    def _collect(self, first: tuple) -> list[tuple]:
-        """Drain the queued batchable calls after ``first`` (stopping at the first call that is
-        not batchable, which runs next): grouped per function, rows concatenated in order."""
-        groups: dict[Callable, tuple[list, list]] = {}
-
-        def add(item: tuple) -> None:
-            fn, args, done = item
-            rows, waiters = groups.setdefault(fn, ([], []))
-            rows.extend(args[0])
-            if done is not None:
-                waiters.append(done)
-
-        add(first)
-        total = len(first[1][0])
+    def _collect(self, first: _Call) -> list[tuple[Callable, list[_Call]]]:
+        """The queued batchable calls after ``first`` (stopping at the first call that is not
+        batchable, which runs next), grouped per function in order; ``batch_first`` functions
+        (row creation) go first: a later write of the batch may refer to a row they create."""
+        groups: dict[Callable, list[_Call]] = {first.fn: [first]}
+        total = len(first.args[0])
         while total < MAX_BATCH:
             try:
                 nxt = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if nxt is None or not getattr(nxt[0], "batchable", False):
+            if nxt is None or not getattr(nxt.fn, "batchable", False):
                 self._held.append(nxt)  # may be None: the end
                 break
-            add(nxt)
-            total += len(nxt[1][0])
-        # Functions marked ``batch_first`` (row creation) go first: a later write of the batch
-        # may refer to a row they create; otherwise in order of first appearance.
-        ordered = sorted(groups.items(), key=lambda kv: not getattr(kv[0], "batch_first", False))
-        return [(fn, rows, waiters) for fn, (rows, waiters) in ordered]
+            groups.setdefault(nxt.fn, []).append(nxt)
+            total += len(nxt.args[0])
+        return sorted(groups.items(), key=lambda kv: not getattr(kv[0], "batch_first", False))
 
-    def _run_batch(self, groups: list[tuple]) -> None:
-        """One transaction, one commit for the whole batch, with ``synchronous_commit`` off:
-        the commit does not wait for the WAL flush (on this shared machine a flush takes 0.1-1 s).
-        Only a PostgreSQL crash can lose the last few hundred ms of rows, and everything here is
-        recoverable from the venue: orders on the venue unknown to the database are cancelled by
-        take-over and by reconciliation, missing fills are recorded from the venue's trades."""
+    def _run_batch(self, groups: list[tuple[Callable, list[_Call]]]) -> list:
+        """One transaction, one commit for the whole batch, with ``synchronous_commit`` off: the
+        commit does not wait for the WAL flush. Only a PostgreSQL crash can lose the last few
+        hundred ms of rows, and everything here is recoverable from the venue (take-over and
+        reconciliation). Returns each group's result."""
         from django.db import connection, transaction
 
         if self.one_statement and len(groups) == 1:
@@ -110,16 +134,12 @@ class DbWriter:
                 with connection.cursor() as cursor:
                     cursor.execute("SET synchronous_commit TO OFF")
                 self._session = connection.connection
-            fn, rows, _ = groups[0]
-            results = [self._timed(fn, rows)]
-        else:
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                results = [self._timed(fn, rows) for fn, rows, _ in groups]
-        for (_fn, _rows, waiters), result in zip(groups, results, strict=True):
-            for done in waiters:
-                done(result, None)
+            fn, calls = groups[0]
+            return [self._timed(fn, [row for c in calls for row in c.args[0]])]
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            return [self._timed(fn, [row for c in calls for row in c.args[0]]) for fn, calls in groups]
 
     def _timed(self, fn: Callable, rows: list) -> Any:
         t0 = time.perf_counter()
@@ -130,6 +150,68 @@ class DbWriter:
         stat[2] += time.perf_counter() - t0
         return result
 
+    def _retrying(self, work: Callable[[], Any]) -> Any:
+        """``work()``, retried after a dropped connection until the database takes it."""
+        from django import db
+
+        delay = 0.05
+        while True:
+            try:
+                return work()
+            except (db.OperationalError, db.InterfaceError) as exc:
+                self.errors += 1
+                logger.warning("database write failed (%s); reconnecting and retrying", exc)
+                db.connection.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _write_batch(self, groups: list[tuple[Callable, list[_Call]]]) -> None:
+        """Write a merged batch; if the database refuses it, each call alone (``_write_call``)."""
+        try:
+            results = self._retrying(lambda: self._run_batch(groups))
+        except Exception:
+            self.errors += 1
+            for fn, calls in groups:
+                for call in calls:
+                    self._write_call(fn, call)
+            return
+        for (_fn, calls), result in zip(groups, results, strict=True):
+            for call in calls:
+                _notify(call, result, None)
+
+    def _write_call(self, fn: Callable, call: _Call) -> None:
+        """One call of a refused batch; if refused too, each of its rows alone: only the rows the
+        database refuses are dropped (reported to ``on_refused``), the others are written."""
+        rows = call.args[0]
+        try:
+            result = self._retrying(lambda: self._run_batch([(fn, [call])]))
+        except Exception as exc:
+            if len(rows) == 1:
+                self._refuse(fn, call, rows[0], exc)
+                _notify(call, None, RowsRefused(f"{fn.__name__}: 1 row refused: {exc}"))
+                return
+            refused = 0
+            for row in rows:
+                try:
+                    self._retrying(lambda row=row: self._run_batch([(fn, [_Call(fn, ([row],), None, None)])]))
+                except Exception as row_exc:
+                    refused += 1
+                    self._refuse(fn, call, row, row_exc)
+            _notify(call, None, RowsRefused(f"{fn.__name__}: {refused} of {len(rows)} rows refused: {exc}"))
+            return
+        _notify(call, result, None)
+
+    def _refuse(self, fn: Callable, call: _Call, row: Any, exc: BaseException) -> None:
+        self.refused += 1
+        describe = getattr(fn, "describe", None)
+        what = describe(row) if describe is not None else repr(row)[:300]
+        logger.error("database refused a %s row of bot %s (%s): %s", fn.__name__, call.owner, what, exc)
+        if self.on_refused is not None:
+            try:
+                self.on_refused(call.owner, fn, row, exc)
+            except Exception:
+                logger.exception("reporting a refused row failed")
+
     def _run(self) -> None:
         from django import db
 
@@ -137,37 +219,74 @@ class DbWriter:
             item = self._next()
             if item is None:
                 break
-            fn = item[0]
-            if self.linger_s and getattr(fn, "batchable", False):
-                time.sleep(self.linger_s)
-            work = [("batch", self._collect(item))] if getattr(fn, "batchable", False) else [("call", item)]
-            delay = 0.05
-            while work:
-                kind, payload = work[0]
-                try:
-                    if kind == "batch":
-                        self._run_batch(payload)
-                    else:
-                        fn, args, done = payload
-                        result = fn(*args)
-                        if done is not None:
-                            done(result, None)
-                    work.pop(0)
-                except (db.OperationalError, db.InterfaceError) as exc:
-                    self.errors += 1
-                    logger.warning("database write failed (%s); reconnecting and retrying", exc)
-                    db.connection.close()
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                except Exception as exc:  # a bug or bad data: isolate it, never kill the thread
-                    self.errors += 1
-                    work.pop(0)
-                    if kind == "batch" and len(payload) > 1:
-                        work[:0] = [("batch", [group]) for group in payload]  # retry one by one
-                        continue
-                    logger.exception("database write failed")
-                    waiters = payload[0][2] if kind == "batch" else [payload[2]]
-                    for done in waiters:
-                        if done is not None:
-                            done(None, exc)
+            if getattr(item.fn, "batchable", False):
+                if self.linger_s:
+                    time.sleep(self.linger_s)
+                self._write_batch(self._collect(item))
+                continue
+            try:
+                result = self._retrying(lambda item=item: item.fn(*item.args))
+            except Exception as exc:  # a bug or bad data: reported to the caller, never kills the thread
+                self.errors += 1
+                logger.exception("database call %s failed", getattr(item.fn, "__name__", item.fn))
+                _notify(item, None, exc)
+                continue
+            _notify(item, result, None)
         db.connection.close()
+
+
+def _notify(call: _Call, result: Any, exc: BaseException | None) -> None:
+    """Tell the caller its call is done; a failing callback never stops the writer thread."""
+    if call.done is None:
+        return
+    try:
+        call.done(result, exc)
+    except Exception:
+        logger.exception("completion callback of %s failed", getattr(call.fn, "__name__", call.fn))
+
+
+class AsyncWriter:
+    """A :class:`DbWriter` as the host's event loop uses it (``submit`` / ``call`` / ``pending``)."""
+
+    def __init__(self, writer: DbWriter) -> None:
+        self.writer = writer
+        self._submitted = 0  # counted on the loop thread
+        self._completed = 0  # counted on the writer thread
+
+    def _count(self, result: Any, exc: BaseException | None) -> None:
+        self._completed += 1
+
+    def submit(self, fn: Callable[..., Any], *args: Any, owner: int | None = None) -> None:
+        """Fire and forget (retried until the database takes it or refuses its rows)."""
+        self._submitted += 1
+        self.writer.submit(fn, *args, done=self._count, owner=owner)
+
+    def call(self, fn: Callable[..., Any], *args: Any, owner: int | None = None) -> asyncio.Future:
+        """Run ``fn(*args)`` on the writer; await the returned future for the result."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            self._completed += 1
+            if not loop.is_closed():  # else nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, result, exc)
+
+        self._submitted += 1
+        self.writer.submit(fn, *args, done=done, owner=owner)
+        return future
+
+    def pending(self) -> int:
+        """Writes handed over and not yet committed (or failed for good)."""
+        return self._submitted - self._completed
+
+    def drain(self, timeout: float | None = None) -> None:
+        self.writer.drain(timeout)
+
+
+def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

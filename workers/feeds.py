@@ -82,15 +82,15 @@ class FeedLoop:
             self.host.feed_done(self)
 
     async def _run_source(self) -> None:
-        from workers.redismux import RedisMux
+        import redis.asyncio as aioredis
 
         feed = build_feed(self.venue, self.instrument)
         book = OrderBook()
-        # Its own connection for the stream, written at once: the publish time is stamped just
-        # before the XADD. Through redis-py the XADD first waited for a pool connection and its
-        # health check, which gives the loop away: a whole turn of a busy bot host (measured as
-        # most of the feed-to-bot latency at 500 bots, bench/bench_bots.py).
-        redis = RedisMux(self.host.redis_url)
+        # Its own connection for the stream: the publish time is stamped just before the XADD,
+        # which does not then wait for a pool connection the bots keep busy.
+        redis = aioredis.Redis.from_url(
+            self.host.redis_url, single_connection_client=True, socket_connect_timeout=3, socket_timeout=5
+        )
         last_group = last_db = last_health = last_check = 0.0
         pending_stream: list[bytes] = []
         await feed.connect()
@@ -119,10 +119,10 @@ class FeedLoop:
                 if pending_stream:
                     pub = time.time_ns()
                     stream = self.k_stream
-                    await redis.execute(
-                        [("XADD", stream, "MAXLEN", "~", STREAM_MAXLEN, "*", "e", b, "p", pub) for b in pending_stream],
-                        now=True,
-                    )
+                    pipe = redis.pipeline(transaction=False)
+                    for b in pending_stream:
+                        pipe.xadd(stream, {"e": b, "p": pub}, maxlen=STREAM_MAXLEN, approximate=True)
+                    await pipe.execute()
                     self.published += len(pending_stream)
                     pending_stream.clear()
                 if now - last_group >= 0.25:

@@ -1,9 +1,6 @@
-"""Live order entry for one bot: the paper venue's interface backed by :class:`CcxtGateway`.
-
-The bot loop (:mod:`workers.botloop`) talks to a venue object with ``restore``, ``place`` /
-``recover_place``, ``cancel``, ``fetch_open_orders``, ``fetch_my_trades``, ``on_market``,
-``advance``, ``matches`` and ``remove``; :class:`LiveVenue` implements them on a real exchange
-account:
+"""Live order entry for one bot: the venue port :class:`trading.ports.BotVenue`, which the bot
+loop (:mod:`workers.botloop`) drives and the paper venue implements too, backed by
+:class:`CcxtGateway` on a real exchange account:
 
 - **fencing**: an exchange cannot run our Lua script, so before EVERY place and cancel a Redis
   script compares the bot's lease key with our lease value (and logs the action with our
@@ -28,19 +25,17 @@ production code never sends orders or keys anywhere but the exchange.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import os
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from connectors import ccxt_normalize as norm
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
 from connectors.errors import AuthFailure, ErrorKind, classify, describe
 from connectors.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter, rate_limit_key
+from mmsite import env
 from trading.events import CancelOrder, OrderEvent, PlaceOrder
 from trading.instruments import Instrument
 from trading.ports import FillReport, OrderReport
@@ -50,7 +45,6 @@ from workers.paper_venue import LeaseLost
 
 logger = logging.getLogger(__name__)
 
-TEST_URL_ENV = "MM_LIVE_HTTP_BASE"
 UNOWNED_STOP_TIMEOUT_S = 30.0  # a stop without an owner gives up (and is retried) after this
 
 FENCE = """
@@ -60,27 +54,6 @@ redis.call('xadd', KEYS[2], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[2], 'token
 if ARGV[5] == 'place' then redis.call('set', KEYS[3], ARGV[4]) end
 return 1
 """
-
-
-def test_http_base() -> str | None:
-    """The local fake-exchange address from ``MM_LIVE_HTTP_BASE``, or None.
-
-    Only loopback hosts are accepted: anything else raises ValueError naming what is accepted."""
-    value = os.environ.get(TEST_URL_ENV, "").strip()
-    if not value:
-        return None
-    parts = urlsplit(value)
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme not in ("http", "https") or not loopback:
-        raise ValueError(
-            f"{TEST_URL_ENV}: {value!r} is refused; only a loopback test server such as "
-            "'http://127.0.0.1:8080' is accepted (production talks to the exchange itself)"
-        )
-    return value
 
 
 def account_credentials(account_id: int) -> tuple[str, tuple[str, str, str]]:
@@ -103,7 +76,7 @@ def build_gateway(
 ) -> CcxtGateway:
     """A :class:`CcxtGateway` for one live account (rate limit shared by the account's bots)."""
     api_key, secret, passphrase = credentials
-    http_base = test_http_base()
+    http_base = env.live_http_base()
     exchange = (exchange_factory or make_exchange)(
         exchange_id,
         api_key=api_key or None,
@@ -128,7 +101,13 @@ def build_gateway(
 
 
 class LiveVenue:
-    """Order entry on a live exchange account for one bot (see the module docstring)."""
+    """Order entry on a live exchange account for one bot: a :class:`trading.ports.BotVenue`
+    (see the module docstring)."""
+
+    holds_orders = False  # order rows are written before the place reaches the exchange
+    reports_later = True  # order events arrive through the gateway's pump
+    unconfirmed = False  # nothing is deferred: every call waits for the exchange
+    round_trips = 0  # places and cancels sent (each waits for the exchange)
 
     def __init__(
         self,
@@ -225,6 +204,14 @@ class LiveVenue:
             return AuthFailure(exc.venue, self.scrub(exc.detail))
         return AuthFailure(self.gateway.venue, self.scrub(describe(exc)))
 
+    @property
+    def settle_s(self) -> float:
+        """How long the gateway may take to deliver an event (one poll, bounded)."""
+        return min(3.0, max(0.2, 1.5 * float(self.gateway.poll_interval_s)))
+
+    async def confirm(self) -> None:
+        """Nothing is deferred here (see ``unconfirmed``)."""
+
     async def fetch_order(self, client_order_id: str) -> OrderReport | None:
         """The exchange's view of one of our orders by client id (None: the exchange does not know it)."""
         return await self.gateway.fetch_order(self.symbol, client_order_id)
@@ -315,10 +302,29 @@ class LiveVenue:
         return await self.gateway.fetch_balances()
 
     # --- order entry ------------------------------------------------------------------------
+    async def send_many(self, commands: list) -> tuple[list[OrderEvent], list[tuple[object, Exception]]]:
+        """Places and cancels in order, each fenced and sent on its own (an exchange takes no
+        batch of mixed commands); a failed one is returned with its error for the caller to
+        recover by client id, as with :meth:`place`. A refused fence or credential stops all."""
+        events: list[OrderEvent] = []
+        failed: list[tuple[object, Exception]] = []
+        for cmd in commands:
+            try:
+                if type(cmd) is PlaceOrder:
+                    events += await self.place(cmd)
+                else:
+                    events += await self.cancel(cmd.client_order_id, cmd.reason)
+            except (LeaseLost, AuthFailure, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                failed.append((cmd, exc))
+        return events, failed
+
     async def place(self, command: PlaceOrder) -> list[OrderEvent]:
         """Fenced place; its outcome (accepted, rejected, fills) arrives through the pump."""
         self.check()
         await self._fence(command.client_order_id, "place")
+        self.round_trips += 1
         await self.gateway.place(self.symbol, command)
         return []
 
@@ -331,6 +337,7 @@ class LiveVenue:
         """Fenced cancel; the confirmation arrives through the pump."""
         self.check()
         await self._fence(client_order_id, "cancel")
+        self.round_trips += 1
         await self.gateway.cancel(self.symbol, CancelOrder(client_order_id, reason))
         return []
 

@@ -8,15 +8,12 @@ logs each place/cancel with its fencing token. A new owner finds the open orders
 
 Keys per exchange account and symbol (see :mod:`workers.keys`): ``orders`` (hash client id ->
 JSON), ``trades`` (list of JSON fills with venue trade ids), ``delta`` (hash: base lots and
-ticks x lots of notional and cash units of fees moved by fills) and ``tradeseq`` (venue trade id counter).
+ticks x lots of notional and cash units of fees moved by fills).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import random
 import time
 from decimal import Decimal
 
@@ -32,143 +29,15 @@ from trading.events import (
     TimeInForce,
 )
 from trading.fillsim import SimulatedExchange
-from trading.instruments import FEE_SCALE, Instrument, Side
+from trading.instruments import Instrument, Side
 from trading.oms import to_base36
-from trading.ports import FillReport, OrderReport, OrderStatus
+from trading.ports import FillReport, OrderReport
 from workers import keys
+from workers.paper_faults import InjectedVenueError, PaperFaults
+from workers.paper_reports import delta_quote_units as delta_quote_units  # read from here by reconcile
+from workers.paper_reports import moved_balances, order_record, order_report, read_trades, trade_record, with_trade_ids
+from workers.paper_scripts import DELETE, FILL, PUT
 
-
-# Every script checks everything before its first write and answers an error naming what it
-# refused (scripts do not roll back: a trade logged whose balance counter then failed to move
-# would stay logged): the type of every key written after the first write (the first write
-# fails cleanly by itself; SET never fails), an order's price and size, and each int64 counter
-# added to exactly (Lua numbers are doubles: the check works on 9-digit halves, each exact).
-# Each script takes the parts it needs, without indentation: the body travels with every call.
-def _lua(*parts: str) -> str:
-    return "\n".join(line.strip() for part in parts for line in part.strip().splitlines() if line.strip())
-
-
-_KEYS_GUARD = """
-local function refuse(what) return redis.error_reply('ERR paper venue refused before writing: ' .. what) end
-local function key_is(key, want)
-  local t = redis.call('type', key).ok
-  if t ~= 'none' and t ~= want then return 'key ' .. key .. ' holds a ' .. t .. ', not a ' .. want end
-end
-"""
-_INT_GUARD = """
-local MAX_HI, MAX_LO = 9223372036, 854775807
-local function halves(s, name)
-  if type(s) ~= 'string' or not string.match(s, '^%-?%d+$') then
-    return nil, nil, name .. ' ' .. tostring(s) .. ' is not an integer'
-  end
-  if #s < 16 then -- below 1e15: exact as a double
-    local v = tonumber(s)
-    local a = math.abs(v)
-    local lo = a % 1e9
-    if v < 0 then return -(a - lo) / 1e9, -lo end
-    return (a - lo) / 1e9, lo
-  end
-  local sign = 1
-  if string.sub(s, 1, 1) == '-' then sign = -1; s = string.sub(s, 2) end
-  s = string.match(s, '^0*(%d-)$')
-  local lo = tonumber(string.sub(s, -9)) or 0
-  local hi = 0
-  if #s > 9 then hi = tonumber(string.sub(s, 1, #s - 9)) end
-  if #s > 19 or hi > MAX_HI or (hi == MAX_HI and lo > MAX_LO + (1 - sign) / 2) then
-    return nil, nil, name .. ' ' .. (sign < 0 and '-' or '') .. s .. ' is beyond int64'
-  end
-  return sign * hi, sign * lo
-end
-local function add_fits(current, delta, name)
-  current = current or '0'
-  local ch, cl, err = halves(current, name .. ' counter')
-  if err then return err end
-  local dh, dl, err2 = halves(delta, name)
-  if err2 then return err2 end
-  local h, l = ch + dh, cl + dl
-  if l >= 1e9 then h = h + 1; l = l - 1e9 elseif l <= -1e9 then h = h - 1; l = l + 1e9 end
-  if h > 0 and l < 0 then h = h - 1; l = l + 1e9 elseif h < 0 and l > 0 then h = h + 1; l = l - 1e9 end
-  if h > MAX_HI or (h == MAX_HI and l > MAX_LO) or -h > MAX_HI or (-h == MAX_HI and -l > MAX_LO + 1) then
-    return name .. ' ' .. current .. ' + ' .. delta .. ' overflows a 64-bit counter'
-  end
-end
-"""
-_ORDER_GUARD = """
-local function order_fits(record)
-  local price = string.match(record, '"price":%s*(%-?%d+)%s*[,}]')
-  local qty = string.match(record, '"qty":%s*(%-?%d+)%s*[,}]')
-  if not price or not qty then return 'the order has no integer price or qty' end
-  for name, v in pairs({price = price, qty = qty}) do
-    local _, _, err = halves(v, name)
-    if err then return err end
-    if string.sub(v, 1, 1) == '-' or tonumber(v) == 0 then return name .. ' ' .. v .. ' is not positive' end
-  end
-  if tonumber(price) * tonumber(qty) >= 9.2e18 then -- ticks x lots, counted in 64 bits by fills
-    return 'notional ' .. price .. ' ticks x ' .. qty .. ' lots is beyond 9.2e18 (64-bit counters)'
-  end
-end
-"""
-PUT = _lua(
-    _KEYS_GUARD,
-    _INT_GUARD,
-    _ORDER_GUARD,
-    """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-local bad = order_fits(ARGV[3]) or (ARGV[4] ~= '' and key_is(KEYS[3], 'stream'))
-if bad then return refuse('place ' .. ARGV[2] .. ': ' .. bad) end
-redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
-if ARGV[4] ~= '' then
-  redis.call('xadd', KEYS[3], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[5], 'token', ARGV[6], 'cid', ARGV[2],
-             'action', ARGV[4])
-end
-if ARGV[4] == 'place' then redis.call('set', KEYS[4], ARGV[2]) end
-return 1
-""",
-)
-DELETE = _lua(
-    _KEYS_GUARD,
-    """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-local bad = ARGV[3] ~= '' and key_is(KEYS[3], 'stream')
-if bad then return refuse('remove ' .. ARGV[2] .. ': ' .. bad) end
-redis.call('hdel', KEYS[2], ARGV[2])
-if ARGV[3] ~= '' then
-  redis.call('xadd', KEYS[3], 'MAXLEN', '~', '100000', '*', 'bot', ARGV[4], 'token', ARGV[5], 'cid', ARGV[2],
-             'action', ARGV[3])
-end
-return 1
-""",
-)
-FILL = _lua(
-    _KEYS_GUARD,
-    _INT_GUARD,
-    _ORDER_GUARD,
-    """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-local id = ARGV[7]
-local bad = key_is(KEYS[3], 'list') or (ARGV[3] ~= '' and order_fits(ARGV[3]))
-if not bad then
-  local now = redis.pcall('hmget', KEYS[4], 'base', 'notional', 'fees')
-  if now.err then
-    bad = 'key ' .. KEYS[4] .. ': ' .. now.err
-  else
-    bad = add_fits(now[1], ARGV[5], 'base') or add_fits(now[2], ARGV[6], 'notional')
-      or add_fits(now[3], ARGV[8], 'fees')
-  end
-end
-if bad then return refuse('fill ' .. id .. ' of ' .. ARGV[2] .. ': ' .. bad) end
-if ARGV[3] == '' then redis.call('hdel', KEYS[2], ARGV[2]) else redis.call('hset', KEYS[2], ARGV[2], ARGV[3]) end
-redis.call('rpush', KEYS[3], ARGV[4] .. ',"id":"' .. id .. '"}')
-redis.call('hincrby', KEYS[4], 'base', ARGV[5])
-redis.call('hincrby', KEYS[4], 'notional', ARGV[6])
-redis.call('hincrby', KEYS[4], 'fees', ARGV[8])
-return id
-""",
-)
-
-
-TRADES_CHUNK = 1000  # trade log entries read per call (``fetch_my_trades``)
-TRADES_CLOCK_MARGIN_NS = 60 * 1_000_000_000
 CLOSED_KEPT = 16  # closed orders the matching engine of one bot remembers
 
 
@@ -176,54 +45,18 @@ def _now() -> int:
     return time.time_ns()
 
 
-class InjectedVenueError(Exception):
-    """A fault injected for tests: the venue answered 429/5xx (nothing was done)."""
-
-
-class PaperFaults:
-    """Fault injection for tests: ``MM_PAPER_FAULTS="error=0.1,timeout=0.1,delay_ms=50,seed=1"``.
-
-    ``error``: fraction of places/cancels answered with a 429/503 before anything is done;
-    ``timeout``: fraction of places whose response is lost *after* the venue took the order;
-    ``delay_ms``: time each place spends in flight.
-    """
-
-    def __init__(self, error: float = 0.0, timeout: float = 0.0, delay_ms: float = 0.0, seed: int = 1) -> None:
-        self.error = error
-        self.timeout = timeout
-        self.delay_ms = delay_ms
-        self._rng = random.Random(seed)
-
-    @classmethod
-    def from_env(cls) -> PaperFaults | None:
-        spec = os.environ.get("MM_PAPER_FAULTS", "")
-        if not spec:
-            return None
-        values = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
-        return cls(
-            error=float(values.get("error", 0)),
-            timeout=float(values.get("timeout", 0)),
-            delay_ms=float(values.get("delay_ms", 0)),
-            seed=int(values.get("seed", os.getpid())),
-        )
-
-    async def before(self, what: str) -> None:
-        if self.delay_ms and what == "place":
-            await asyncio.sleep(self.delay_ms / 1000)
-        if self._rng.random() < self.error:
-            code = self._rng.choice(("429 Too Many Requests", "503 Service Unavailable", "502 Bad Gateway"))
-            raise InjectedVenueError(f"{what}: HTTP {code} (injected)")
-
-    def lose_response(self) -> bool:
-        return self._rng.random() < self.timeout
-
-
 class LeaseLost(Exception):
     """The bot's lease is no longer ours: the write was refused and the loop must stop."""
 
 
 class PaperVenue:
-    """Paper order entry for one bot (client-id prefix) on one account and symbol."""
+    """Paper order entry for one bot (client-id prefix) on one account and symbol: a
+    :class:`trading.ports.BotVenue` whose orders, trades and balance movements live in Redis."""
+
+    holds_orders = True  # Redis keeps every order it took: order rows may follow the venue
+    reports_later = False  # every order event answers a call
+    settle_s = 0.0
+    round_trips = 0  # waits for Redis (a statistic: a quote cycle makes 0-3)
 
     def __init__(
         self,
@@ -238,12 +71,14 @@ class PaperVenue:
         token: int = 0,
         faults: PaperFaults | None = None,
         book: OrderBook | None = None,
-        mux=None,
+        defer_fills: bool = False,
+        balances: dict[str, Decimal] | None = None,
     ) -> None:
         self.redis = redis
-        # The host's shared pipelined connection for the fenced writes (``workers.redismux``);
-        # None: through ``redis`` (redis-py), as tools and tests outside a host use it.
-        self.mux = mux
+        # ``defer_fills`` (a bot loop): the writes recording fills that market events made are
+        # kept here and sent with the next write (see ``_persist``); else written at once.
+        self.defer_fills = defer_fills
+        self.balances = dict(balances or {})  # the account's paper balances before any fill
         self.account_id = account_id
         self.instrument = instrument
         self.symbol = instrument.symbol
@@ -265,9 +100,8 @@ class PaperVenue:
         # millisecond this owner started, in case Redis lost its counters) and fill.
         self._trade_ids = f"p{account_id}-{bot_id}.{token}.{to_base36(time.time_ns() // 1_000_000)}-"
         self._trades_made = 0
-        # Fill writes queued on the shared connection and not yet answered (``confirm``).
-        self._unconfirmed: list[asyncio.Future] = []
-        self.round_trips = 0  # waits for Redis (a statistic: a quote cycle makes 0-3)
+        # Fenced writes of fills that market events made, not yet sent (``confirm``, ``send_many``).
+        self._unconfirmed: list[tuple] = []
         self._k_log = keys.place_log()
         self._k_last_place = keys.bot_last_place(bot_id)
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
@@ -294,22 +128,16 @@ class PaperVenue:
         return bool(self._unconfirmed)
 
     async def confirm(self) -> None:
-        """Wait for the queued fill writes; raise :class:`LeaseLost` if one was refused (a
-        Redis error escapes as from any write). Every other call of this venue confirms
-        first, so nothing reads or writes around an unanswered fill."""
-        while self._unconfirmed:
-            future = self._unconfirmed[0]
-            if not future.done():
-                self.round_trips += 1
-            try:
-                replies = await future
-            except BaseException:
-                self._unconfirmed.clear()  # the connection failed them all
-                raise
-            self._unconfirmed.pop(0)
-            if not all(replies):
-                self._unconfirmed.clear()
-                raise LeaseLost("fill refused: lease no longer ours")
+        """Send the deferred fill writes and wait for Redis; raise :class:`LeaseLost` if one was
+        refused (a Redis error escapes as from any write). Every other call of this venue
+        confirms first (or sends them ahead of its own writes, in the same pipeline), so
+        nothing reads or writes around an unconfirmed fill."""
+        if not self._unconfirmed:
+            return
+        ops, self._unconfirmed = self._unconfirmed, []
+        replies = await self._exec(ops)
+        if not all(replies):
+            raise LeaseLost("fill refused: lease no longer ours")
 
     async def restore(self) -> list[OrderReport]:
         """Load our open orders from Redis into the matching engine; return them."""
@@ -326,15 +154,12 @@ class PaperVenue:
                 self.sim.submit(PlaceOrder(cid, Side(o["side"]), o["price"], leaves, TimeInForce.GTC), ts)
         self.sim.advance(ts)  # acknowledgements of restored orders are not news
         self._attach_book()
-        return self.open_orders()
+        return [order_report(self.symbol, o) for o in self._orders.values()]
 
     def _attach_book(self) -> None:
         if self._shared_book is not None:
             self.sim.use_shared_book(self._shared_book)
             self._shared_book = None
-
-    def open_orders(self) -> list[OrderReport]:
-        return [_report(self.symbol, o) for o in self._orders.values()]
 
     async def fetch_open_orders(self) -> list[OrderReport]:
         """The venue's open orders with our prefix, read from Redis (the venue's truth)."""
@@ -344,38 +169,35 @@ class PaperVenue:
         out = []
         for cid, blob in raw.items():
             if cid.decode().startswith(self.prefix + "-"):
-                out.append(_report(self.symbol, json.loads(blob)))
+                out.append(order_report(self.symbol, json.loads(blob)))
         return out
 
-    async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
-        """Our trades (this prefix) since ``since_ts`` from the venue's trade log, oldest first.
-
-        The log is shared by every bot of the account and symbol (up to 50,000 entries, see
-        ``workers.housekeeping``) and appended in time order, so it is read from its end, a
-        chunk at a time, until a chunk ends before ``since_ts`` (less a minute for owners on
-        other machines whose clocks differ): a take-over reads what it may have missed, not
-        the whole log, which with hundreds of bots taking over at once timed out."""
+    async def fetch_order(self, client_order_id: str) -> OrderReport | None:
+        """One of our orders while the venue holds it (open or partly filled), else None."""
         if self._unconfirmed:
             await self.confirm()
-        prefix = self.prefix + "-"
-        stop_before = since_ts - TRADES_CLOCK_MARGIN_NS
-        out: list[FillReport] = []
-        seen: set[str] = set()  # entries appended meanwhile shift the chunks: some come twice
-        end = -1
-        while True:
-            raw = await self.redis.lrange(self._k_trades, end - TRADES_CHUNK + 1, end)
-            chunk = []
-            for blob in raw:
-                f = json.loads(blob)
-                if f["cid"].startswith(prefix) and f["ts"] >= since_ts and f["id"] not in seen:
-                    seen.add(f["id"])
-                    chunk.append(_fill_report(self.symbol, f))
-            out[:0] = chunk
-            if len(raw) < TRADES_CHUNK:  # the start of the log
-                return out
-            if since_ts and json.loads(raw[0])["ts"] < stop_before:  # what comes before is older
-                return out
-            end -= TRADES_CHUNK
+        blob = await self.redis.hget(self._k_orders, client_order_id)
+        return None if blob is None else order_report(self.symbol, json.loads(blob))
+
+    async def fetch_balances(self) -> dict[str, Decimal]:
+        """The account's paper balances of this symbol's two currencies: as configured, moved by
+        every fill of the account on this symbol (``delta``, kept by the fill script)."""
+        if self._unconfirmed:
+            await self.confirm()
+        return moved_balances(self.balances, self.instrument, await self.redis.hgetall(self._k_delta))
+
+    def scrub(self, text: str) -> str:
+        return text  # a paper account has no credential
+
+    async def close(self) -> None:
+        """Nothing to release: the venue's state is in Redis and the connections are the host's."""
+
+    async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
+        """Our trades (this prefix) since ``since_ts`` from the venue's trade log, oldest first
+        (:func:`workers.paper_reports.read_trades`)."""
+        if self._unconfirmed:
+            await self.confirm()
+        return await read_trades(self.redis, self._k_trades, self.prefix, self.symbol, since_ts)
 
     # ----------------------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> list[OrderEvent]:
@@ -389,7 +211,7 @@ class PaperVenue:
         if self.faults is not None:
             await self.faults.before("place")
         ts = self._ts()
-        record = self._record(command, ts)
+        record = order_record(self.account_id, command, ts)
         (ok,) = await self._exec([self._put_op(record)])
         if not ok:
             raise LeaseLost(f"place {command.client_order_id} refused: lease no longer ours")
@@ -430,7 +252,7 @@ class PaperVenue:
                     continue
             ts = last = self._ts()
             if is_place:
-                record = self._record(cmd, ts)
+                record = order_record(self.account_id, cmd, ts)
                 ops.append(self._put_op(record))
                 self._orders[cid] = record
                 if self.faults is not None and self.faults.lose_response():
@@ -442,17 +264,17 @@ class PaperVenue:
                 ops.append(self._delete_op(cid, "cancel"))
                 self._orders.pop(cid, None)
                 self.sim.submit(CancelOrder(cid, cmd.reason), ts)
-        sent = len(ops)
+        # The deferred fill writes go first, in the same pipeline: one round trip, in order.
+        deferred, self._unconfirmed = self._unconfirmed, []
+        sent = len(deferred) + len(ops)
         events = self.sim.advance(last) if last else []
         more, pending = self._persist_ops(events)
-        replies = await self._exec(ops + more)
-        if self._unconfirmed:  # queued before these, so answered by now (one connection, in order)
-            await self.confirm()
+        replies = await self._exec(deferred + ops + more)
         for i, ok in enumerate(replies):
             if not ok:
-                what = "place/cancel" if i < sent else "order update"
+                what = "fill" if i < len(deferred) else "place/cancel" if i < sent else "order update"
                 raise LeaseLost(f"{what} refused: lease no longer ours")
-        out = self._persist_done(pending)
+        out = with_trade_ids(pending)
         for cid in unknown:
             out.append(OrderRejected(self._ts(), cid, f"unknown order {cid!r}", "unknown_order"))
         return out, failed
@@ -497,16 +319,6 @@ class PaperVenue:
         self.sim.submit(CancelOrder(client_order_id, reason), ts)
         return await self._persist(self.sim.advance(ts))
 
-    async def cancel_all(self) -> int:
-        """Cancel every open order with our prefix; return how many were open."""
-        cids = [o.client_order_id for o in await self.fetch_open_orders()]
-        for cid in cids:
-            if cid in self._orders:
-                await self.cancel(cid, "cancel all")
-            else:  # on the venue but not in our matching engine: remove it directly
-                await self._delete(cid, "cancel")
-        return len(cids)
-
     async def on_market(self, event) -> list[OrderEvent]:
         """Feed a market event to the matching engine; persist and return resulting order events."""
         if event.ts > self._last_ts:
@@ -548,26 +360,12 @@ class PaperVenue:
         if not ops:
             return []
         self.round_trips += 1
-        if self.mux is not None:
-            return await self.mux.execute([("EVAL", *op) for op in ops])
         if len(ops) == 1:
             return [await self.redis.eval(*ops[0])]
         pipe = self.redis.pipeline(transaction=False)
         for op in ops:
             pipe.eval(*op)
         return await pipe.execute()
-
-    def _record(self, command: PlaceOrder, ts: int) -> dict:
-        return {
-            "cid": command.client_order_id,
-            "voi": f"P{self.account_id}-{command.client_order_id}",
-            "side": int(command.side),
-            "price": command.price,
-            "qty": command.qty,
-            "filled": 0,
-            "tif": command.time_in_force.value,
-            "ts": ts,
-        }
 
     def _put_op(self, record: dict) -> tuple:
         return (
@@ -592,29 +390,27 @@ class PaperVenue:
     async def _persist(self, events: list[OrderEvent], queue: bool = False) -> list[OrderEvent]:
         """Record what the matching engine did (fenced) and return the events.
 
-        ``queue`` (market events, on the host's shared connection): the writes are queued
-        without waiting and the events returned at once; the caller must :meth:`confirm`
-        before anything outside this venue learns of them (the bot loop holds their database
-        rows until then), and the next write of this venue confirms them anyway. A quote
-        cycle whose trade fills an order so makes one round trip (fill and the engine's
-        answer together) instead of two."""
+        ``queue`` (market events, with ``defer_fills``): the writes are kept and the events
+        returned at once; they go to Redis with this venue's next write (ahead of it, in one
+        pipeline) or with :meth:`confirm`, and the caller must not let anything outside this
+        venue learn of them before (the bot loop holds their database rows until then). A quote
+        cycle whose trade fills an order so makes one round trip (fill and the engine's answer
+        together) instead of two."""
         ops, pending = self._persist_ops(events)
         if ops:
-            future = self.mux.submit([("EVAL", *op) for op in ops]) if queue and self.mux is not None else None
-            if future is not None:
-                future.add_done_callback(_retrieve)
-                self._unconfirmed.append(future)
+            if queue and self.defer_fills:
+                self._unconfirmed.extend(ops)
             else:
                 if self._unconfirmed:
                     await self.confirm()
                 replies = await self._exec(ops)
                 if not all(replies):
                     raise LeaseLost("order update refused: lease no longer ours")
-        return self._persist_done(pending)
+        return with_trade_ids(pending)
 
     def _persist_ops(self, events: list[OrderEvent]) -> tuple[list[tuple], list]:
         """The writes that record what the matching engine did (fills; orders it closed), in
-        order, with our copy of the open orders updated as they will be; ``_persist_done`` then
+        order, with our copy of the open orders updated as they will be; ``with_trade_ids`` then
         makes the events the caller gets (fills with their venue trade ids, made here)."""
         ops: list[tuple] = []
         pending: list = []
@@ -640,29 +436,6 @@ class PaperVenue:
                 pending.append(ev)
         return ops, pending
 
-    def _persist_done(self, pending: list) -> list[OrderEvent]:
-        out: list[OrderEvent] = []
-        for item in pending:
-            if type(item) is not tuple:
-                out.append(item)
-                continue
-            trade_id, ev, voi = item
-            out.append(
-                OrderFilled(
-                    ts=ev.ts,
-                    client_order_id=ev.client_order_id,
-                    side=ev.side,
-                    price=ev.price,
-                    qty=ev.qty,
-                    leaves_qty=ev.leaves_qty,
-                    fee=ev.fee,
-                    liquidity=ev.liquidity,
-                    trade_id=trade_id,
-                    venue_order_id=voi,
-                )
-            )
-        return out
-
     def _fill_op(self, ev: OrderFilled, trade_id: str) -> tuple[tuple, str]:
         o = self._orders.get(ev.client_order_id)
         blob = ""
@@ -675,17 +448,7 @@ class PaperVenue:
         base = ev.qty * int(ev.side)
         notional = -ev.price * ev.qty * int(ev.side)  # ticks x lots (x FEE_SCALE = cash units)
         voi = o["voi"] if o is not None else ev.venue_order_id
-        fill = {
-            "cid": ev.client_order_id,
-            "voi": voi,
-            "side": int(ev.side),
-            "price": ev.price,
-            "qty": ev.qty,
-            "leaves": ev.leaves_qty,
-            "fee": ev.fee,
-            "maker": ev.liquidity.value == "maker",
-            "ts": ev.ts,
-        }
+        fill = trade_record(ev, voi)
         op = (
             FILL,
             4,
@@ -703,52 +466,3 @@ class PaperVenue:
             ev.fee,
         )
         return op, voi
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    """A queued write's failure is raised by ``confirm``; if its bot stopped first, it is
-    not reported again as never retrieved."""
-    if not future.cancelled():
-        future.exception()
-
-
-def _report(symbol: str, o: dict) -> OrderReport:
-    filled = o["filled"]
-    return OrderReport(
-        client_order_id=o["cid"],
-        venue_order_id=o.get("voi", ""),
-        symbol=symbol,
-        side=Side(o["side"]),
-        price=o["price"],
-        qty=o["qty"],
-        filled_qty=filled,
-        status=OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN,
-        ts=o.get("ts", 0),
-    )
-
-
-def _fill_report(symbol: str, f: dict) -> FillReport:
-    return FillReport(
-        trade_id=f["id"],
-        client_order_id=f["cid"],
-        venue_order_id=f.get("voi", ""),
-        symbol=symbol,
-        side=Side(f["side"]),
-        price=f["price"],
-        qty=f["qty"],
-        fee=Decimal(f["fee"]),  # cash units; converted by the caller with the instrument
-        fee_currency="",
-        maker=bool(f.get("maker", True)),
-        ts=f["ts"],
-    )
-
-
-async def paper_balance_deltas(redis, account_id: int, symbol: str) -> tuple[int, int]:
-    """(base lots, quote cash units) that fills moved on one account and symbol."""
-    raw = await redis.hgetall(keys.paper(account_id, symbol, "delta"))
-    return int(raw.get(b"base", 0)), delta_quote_units(raw)
-
-
-def delta_quote_units(raw: dict) -> int:
-    """Quote cash units moved by fills: notional (ticks x lots) x FEE_SCALE minus fees."""
-    return int(raw.get(b"notional", 0)) * FEE_SCALE - int(raw.get(b"fees", 0))

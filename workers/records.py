@@ -1,5 +1,5 @@
 """Synchronous database reads and writes for the loops (run by the host's database writer
-process, :mod:`workers.dbproc`).
+threads, :mod:`workers.dbwriter`).
 
 A live order's row is created (``pending_new``) before the place is sent; a paper order's row
 follows the venue, already acknowledged (see ``BotRunner._send``); fills are inserted with
@@ -22,6 +22,20 @@ from trading.oms import to_base36
 from workers.dbwriter import batchable
 
 NS = 1_000_000_000
+# NUMERIC(38, 18) (money and sizes in the database) holds absolute values below 10^20.
+NUMERIC_LIMIT = Decimal(10) ** 20
+
+
+def _values(**values) -> str:
+    """``name value`` pairs for a refused row's description, naming the values the database
+    cannot hold (NUMERIC(38, 18): below 10^20 in absolute value)."""
+    parts = []
+    for name, value in values.items():
+        if isinstance(value, Decimal) and value.is_finite() and abs(value) >= NUMERIC_LIMIT:
+            parts.append(f"{name} {value} (beyond NUMERIC(38, 18): below 1E+20 accepted)")
+        else:
+            parts.append(f"{name} {value}")
+    return ", ".join(parts)
 
 
 def bot_prefix(bot) -> str:
@@ -171,6 +185,14 @@ def orders_create(items: list[tuple]) -> int:
 # and fills queued after a create refer to its row.
 orders_create.batch_first = True
 
+
+def _describe_order(item: tuple) -> str:
+    inst, c = item[3], item[4]
+    return f"order {c.client_order_id} ({_values(price=inst.price(c.price), quantity=inst.quantity(c.qty))})"
+
+
+orders_create.describe = _describe_order
+
 _ORDERS_CREATE_SQL = """
     INSERT INTO orders_order (bot_id, account_id, market_id, client_order_id, venue_order_id, side, price,
                               quantity, filled_quantity, status, reason, time_in_force, post_only, acked_at,
@@ -215,6 +237,14 @@ def orders_update(updates: list[tuple]) -> None:
         cursor.execute(_ORDERS_UPDATE_SQL, [closed, *columns, closed])
 
 
+def _describe_update(update: tuple) -> str:
+    cid, status, _voi, filled_lots, _reason, inst = update[:6]
+    filled = None if filled_lots is None else inst.quantity(filled_lots)
+    return f"order update {cid} ({_values(status=status, filled=filled)})"
+
+
+orders_update.describe = _describe_update
+
 # Fixed statement text (arrays, not one VALUES row per update): psycopg and PostgreSQL parse it
 # once, where a VALUES list of a different length each time was parsed afresh on every call.
 _ORDERS_UPDATE_SQL = """
@@ -258,6 +288,12 @@ def fills_record(rows: list[dict], count_new: bool = False) -> int:
     Fill.objects.bulk_create(objs, ignore_conflicts=True)
     return stored() - before
 
+
+def _describe_fill(row: dict) -> str:
+    return f"fill {row['venue_trade_id']} ({_values(price=row['price'], quantity=row['quantity'], fee=row['fee'])})"
+
+
+fills_record.describe = _describe_fill
 
 _FILL_COLUMNS = (
     "ts", "client_order_id", "venue_trade_id", "side", "price", "quantity", "fee", "fee_currency", "liquidity",
@@ -349,6 +385,22 @@ def pnl_snapshots_record(rows: list[tuple]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_PNL_INSERT_SQL, columns)
 
+
+def _describe_snapshot(row: tuple) -> str:
+    _ts, _bot, inst, position, cash, _mid, realized, _unrealized, _fees, equity, *_ = row
+    return (
+        "PnL snapshot ("
+        + _values(
+            position=inst.quantity(position),
+            cash=inst.cash(cash),
+            realized=inst.cash(realized),
+            equity=inst.cash(equity),
+        )
+        + ")"
+    )
+
+
+pnl_snapshots_record.describe = _describe_snapshot
 
 # The state reason of a bot left in ``error`` because the venue did not confirm its stop: the
 # supervisor retries the stop of such bots while their desired state is stopped.

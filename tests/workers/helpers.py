@@ -75,3 +75,30 @@ def make_paper_bots(
             bot_start(bot=bot, actor=user)
         bots.append(bot)
     return user, account, bots
+
+
+def venue_fills_recorded(redis_client, account, symbol: str = "BTC/USDT") -> bool:
+    """Whether the paper venue's trade log of ``account`` has at least two fills and the
+    database holds exactly those (no fill missing, none recorded that the venue lacks)."""
+    import json
+
+    from apps.orders.models import Fill
+    from workers import keys
+
+    k_trades = keys.paper(account.pk, symbol, "trades")
+    venue = sorted(json.loads(b)["id"] for b in redis_client.lrange(k_trades, 0, -1))
+    stored = sorted(Fill.objects.filter(account=account).values_list("venue_trade_id", flat=True))
+    return len(venue) >= 2 and venue == stored
+
+
+async def paper_venue(client, inst, book, **extra):
+    """Bot 999's paper venue (account 7, prefix t9) holding the bot's lease (token 1)."""
+    from workers import keys
+    from workers.paper_venue import PaperVenue
+
+    lease = keys.bot_lease(999)
+    await client.set(lease, "me:1")
+    venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
+                       lease_value="me:1", token=1, book=book, **extra)  # fmt: skip
+    await venue.restore()
+    return venue

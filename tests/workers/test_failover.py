@@ -39,7 +39,7 @@ def test_kill9_owner_is_taken_over_within_15s_without_double_owner_lost_fill_or_
     first = workers.start("w1")
     assert wait_until(lambda: all(owners(redis_client, bots).values()), 30), "first worker never claimed the bots"
     second = workers.start("w2")
-    assert wait_until(lambda: redis_client.hlen(keys.host_registry()) >= 2, 30)
+    assert wait_until(lambda: redis_client.hlen(keys.host_registry()) >= 2, 60)
     assert all(pid_of(v) == first.pid for v in owners(redis_client, bots).values())
     # Let the bots quote and trade for a while.
     assert wait_until(lambda: Fill.objects.filter(bot__in=bots).count() >= 3, 40), "no fills on the sim venue"

@@ -402,9 +402,9 @@ def test_a_live_stop_the_exchange_did_not_confirm_is_retried_by_the_supervisor(
     from apps.bots.models import Bot
     from apps.orders.models import Order
     from tests.connectors.servers.fake_exchange import Reply
-    from workers import botloop, lifecycle, records, supervisor
+    from workers import bot_control, lifecycle, records, supervisor
 
-    monkeypatch.setattr(botloop, "STOP_CONFIRM_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(bot_control, "STOP_CONFIRM_TIMEOUT_S", 1.0)
     _user, _account, bot = make_live_bot()
     supervisor.tick()
     assert feed_until(redis_client, lambda: len(fake_binance.open_orders()) >= 2, 20), "the bot never quoted"

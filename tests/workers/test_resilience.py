@@ -76,7 +76,7 @@ def test_stop_and_kill_switch_leave_no_open_order_even_with_places_in_flight(wor
     workers.start("inflight", MM_PAPER_FAULTS="delay_ms=300,seed=3")
     user, account, bots = make_paper_bots(3, spread="0.00003")
     supervisor.tick()
-    assert wait_until(lambda: running(bots), 30), states(bots)
+    assert wait_until(lambda: running(bots), 60), states(bots)  # includes the worker starting up
     k_orders = keys.paper(account.pk, "BTC/USDT", "orders")
     assert wait_until(lambda: redis_client.hlen(k_orders) >= 4, 20)
     first, rest = bots[0], bots[1:]
@@ -106,7 +106,7 @@ def test_injected_timeouts_and_429_5xx_cause_no_duplicate_order_and_no_crash(wor
     worker = workers.start("faulty", MM_PAPER_FAULTS="error=0.2,timeout=0.15,seed=5")
     _user, account, bots = make_paper_bots(3, spread="0.00003")
     supervisor.tick()
-    assert wait_until(lambda: running(bots), 30), states(bots)
+    assert wait_until(lambda: running(bots), 60), states(bots)  # includes the worker starting up
     assert wait_until(lambda: Order.objects.filter(bot__in=bots).count() >= 40, 30)
     assert worker.poll() is None, "the worker crashed"
     assert running(bots), states(bots)
@@ -125,7 +125,7 @@ def test_terminated_database_connections_are_survived_and_nothing_is_lost(worker
     workers.start("pgkill")
     _user, account, bots = make_paper_bots(2, spread="0.00003")
     supervisor.tick()
-    assert wait_until(lambda: running(bots), 30), states(bots)
+    assert wait_until(lambda: running(bots), 60), states(bots)  # includes the worker starting up
     assert wait_until(lambda: Fill.objects.filter(bot__in=bots).count() >= 2, 40)
     for _ in range(3):  # terminate every other backend on the test database, three times
         with connection.cursor() as cursor:
@@ -196,7 +196,7 @@ def test_redis_restart_mid_run_is_survived_and_nothing_is_lost(workers, private_
     workers.start("redisrestart", REDIS_URL=url, CELERY_BROKER_URL=url)
     _user, account, bots = make_paper_bots(2, spread="0.00003")
     supervisor.tick()
-    assert wait_until(lambda: running(bots), 30), states(bots)
+    assert wait_until(lambda: running(bots), 60), states(bots)  # includes the worker starting up
     assert wait_until(lambda: Fill.objects.filter(bot__in=bots).count() >= 2, 40)
     restart(down_s=8.0)  # longer than the lease TTL: loops must stop sending, then resume
     supervisor.tick()

@@ -1,0 +1,111 @@
+"""What a :class:`workers.botloop.BotRunner` writes: order rows and fills from its order events,
+bot events from the engine's notes, a PnL snapshot every second (all on the host's database
+writer ``db``, in order, with the bot as their owner: a row the database refuses puts the bot
+into ``error``) and its live status for the UI (``Host.set_bot_status``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from trading.events import Liquidity, OrderAccepted, OrderCancelled, OrderFilled, OrderRejected
+from trading.instruments import Side
+from workers import metrics as bot_metrics
+from workers import records
+
+
+class BotRecords:
+    async def _order_event_db(self, ev) -> None:
+        if self._held is not None:
+            self._held.append(ev)
+            return
+        bot_metrics.order_event(self, ev)
+        setup = self.setup
+        inst = setup.instrument
+        t = type(ev)
+        cid = ev.client_order_id
+        if t is OrderAccepted:
+            self.host.db.submit(
+                records.orders_update, [(cid, "open", ev.venue_order_id, None, "", inst, ev.ts)], owner=self.bot_id
+            )
+        elif t is OrderFilled:
+            self.fills += 1
+            filled = self.filled.get(cid, 0) + ev.qty
+            self.filled[cid] = filled
+            status = "filled" if ev.leaves_qty <= 0 else "partially_filled"
+            row = records.fill_row(
+                setup, ev.ts, cid, ev.side, ev.price, ev.qty, ev.fee, ev.liquidity is Liquidity.MAKER, ev.trade_id
+            )
+            if ev.trade_id not in self.recorded_trade_ids:  # else stored from the venue's trade list
+                self.host.db.submit(records.fills_record, [row], owner=self.bot_id)
+            self.host.db.submit(
+                records.orders_update, [(cid, status, ev.venue_order_id, filled, "", inst)], owner=self.bot_id
+            )
+            self.host.publish_bot(
+                self.bot_id,
+                {
+                    "type": "fill",
+                    "side": row["side"],
+                    "price": str(row["price"]),
+                    "qty": str(row["quantity"]),
+                    "fee": str(row["fee"]),
+                    "cid": cid,
+                },
+            )
+        elif t is OrderCancelled:
+            if self.filled.get(cid, 0) or cid not in self.filled:
+                self.filled.pop(cid, None)
+            self.host.db.submit(
+                records.orders_update, [(cid, "cancelled", "", None, ev.reason, inst)], owner=self.bot_id
+            )
+        elif t is OrderRejected and ev.code not in ("unknown_order", "already_filled", "already_closed"):
+            self.host.db.submit(
+                records.orders_update, [(cid, "rejected", "", None, ev.reason, inst)], owner=self.bot_id
+            )
+
+    def _event(self, kind: str, code: str, message: str, data: dict | None = None) -> None:
+        self.host.db.submit(records.bot_events_record, [(self.bot_id, time.time_ns(), kind, code, message, data)])
+
+    def _flush_notes(self) -> None:
+        notes = self.engine.notes
+        if not notes:
+            return
+        rows = []
+        while notes:
+            n = notes.popleft()
+            rows.append((self.bot_id, n.ts, n.kind, n.code, n.message, None))
+        self.host.db.submit(records.bot_events_record, rows)
+
+    def _snapshot(self, ts: int) -> None:
+        """PnL snapshot (every second) and the live status for the UI."""
+        engine, inst = self.engine, self.setup.instrument
+        snap = engine.portfolio.snapshot(ts)
+        self.host.db.submit(
+            records.pnl_snapshots_record,
+            [(ts, self.bot_id, inst, snap.position, snap.cash, snap.mid, snap.realized, snap.unrealized, snap.fees,
+              snap.equity, snap.peak, snap.drawdown)],
+            owner=self.bot_id,
+        )  # fmt: skip
+        quotes = [
+            {
+                "side": "buy" if o.side is Side.BUY else "sell",
+                "price": str(inst.price(o.price)),
+                "qty": str(inst.quantity(o.remaining)),
+            }
+            for o in engine.orders.orders.values()
+        ]
+        status = {
+            "type": "status",
+            "state": self.state,
+            "owner": self.host.host_id,
+            "token": self.lease.token,
+            "position": str(inst.quantity(snap.position)),
+            "equity": str(inst.cash(snap.equity)),
+            "realized": str(inst.cash(snap.realized)),
+            "unrealized": str(inst.cash(snap.unrealized)),
+            "drawdown": str(inst.cash(snap.drawdown)),
+            "orders": quotes,
+            "risk": engine.status.action.name.lower(),
+            "ts": ts,
+        }
+        self.host.set_bot_status(self.bot_id, status)
