@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 import optuna
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -35,6 +36,8 @@ from apps.backtests.models import RunStatus
 from apps.research.models import Optimisation
 
 logger = logging.getLogger(__name__)
+# Queued by name (apps never import workers): routed to the backtests queue by its prefix.
+TRIALS_TASK = "workers.backtests.optimise_trials"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 _events_cache: dict[tuple[str, int | None], tuple[Any, list]] = {}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
@@ -195,8 +198,6 @@ def _progress(opt_id: int, fold: int, finished_in_fold: int) -> None:
 
 def finish_fold(opt_id: int, fold: int) -> None:
     """Evaluate a finished fold once (row lock), then start the next fold or conclude."""
-    from workers.backtests import optimise_trials
-
     with transaction.atomic():
         opt = Optimisation.objects.select_for_update().get(pk=opt_id)
         done_folds = {f["fold"] for f in opt.results.get("folds", [])}
@@ -220,7 +221,7 @@ def finish_fold(opt_id: int, fold: int) -> None:
     if not last:
         create_study(opt, fold + 1)
         for _ in range(opt.parallel):
-            optimise_trials.delay(opt_id, fold + 1)
+            current_app.send_task(TRIALS_TASK, args=[opt_id, fold + 1])
 
 
 def _fold_result(opt: Optimisation, fold: int, study: optuna.Study) -> dict:
@@ -277,8 +278,6 @@ def _conclusion(opt: Optimisation) -> dict:
 
 def start(opt_id: int) -> None:
     """Start an optimisation: mark it running, create fold 0's study, queue its trial tasks."""
-    from workers.backtests import optimise_trials
-
     updated = Optimisation.objects.filter(pk=opt_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started=timezone.now()
     )
@@ -295,4 +294,4 @@ def start(opt_id: int) -> None:
         return
     logger.info("optimisation %s ready in %.1f s", opt_id, time.monotonic() - started)
     for _ in range(opt.parallel):
-        optimise_trials.delay(opt_id, 0)
+        current_app.send_task(TRIALS_TASK, args=[opt_id, 0])

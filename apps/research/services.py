@@ -58,9 +58,9 @@ def optimisation_create(*, owner, data: dict[str, Any]) -> Optimisation:
 
 
 def _enqueue(opt_id: int) -> None:
-    from workers.backtests import optimise
+    from celery import current_app
 
-    optimise.delay(opt_id)
+    current_app.send_task("workers.backtests.optimise", args=[opt_id])
 
 
 def optimisation_cancel(*, optimisation: Optimisation) -> Optimisation:
