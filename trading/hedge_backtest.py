@@ -67,10 +67,11 @@ class ExposureTracker:
             self.series.append((ts, exposure))
         self._last = exposure
         self.max_abs = max(self.max_abs, abs(exposure))
+        if self._above_since is not None:
+            self.longest_above_ns = max(self.longest_above_ns, ts - self._above_since)
         if abs(exposure) > self.half_lot:
             if self._above_since is None:
                 self._above_since = ts
-            self.longest_above_ns = max(self.longest_above_ns, ts - self._above_since)
         else:
             self._above_since = None
 

@@ -93,21 +93,21 @@ def test_bad_input_is_refused_by_field_value_and_what_is_accepted():
 
 
 # --- the hedge venue's faults, on a small market ----------------------------------------------
-def market(seconds: int = 10, *, hedge_bid: int = 10000):
-    """A quiet maker book with one seller hitting our bid at t = 1 s, and a hedge book refreshed
-    every 100 ms."""
+def market(seconds: int = 10, *, hedge_bid: int = 10000, trades=((1_000, 50),)):
+    """A quiet maker book with sellers hitting our bid (by default 50 lots at t = 1 s), and a
+    hedge book refreshed every 100 ms."""
     maker = [BookSnapshot(0, ((9900, 100),), ((10100, 100),))]
-    maker.append(TradeTick(1_000 * MS, 9980, 50, Side.SELL))
+    maker += [TradeTick(at * MS, 9990, qty, Side.SELL) for at, qty in trades]  # at our bid
     maker.append(BookSnapshot(seconds * 1_000 * MS, ((9900, 100),), ((10100, 100),)))
     hedge = [BookSnapshot(t * 100 * MS + 1, ((hedge_bid, 100),), ((hedge_bid + 10, 100),)) for t in range(seconds * 10)]
     return maker, hedge
 
 
-def run(cfg, faults=None, *, seconds=10, drop_hedge_feed=None):
+def run(cfg, faults=None, *, seconds=10, **market_args):
     m = SimulatedExchange(SPOT, latency=ConstantLatency(5 * MS, 5 * MS))
     h = SimulatedExchange(PERP, latency=ConstantLatency(3 * MS, 3 * MS), venue_prefix="simh")
     bot = HedgedMaker(LEGS, cfg, m.book, h.book)
-    maker, hedge = market(seconds)
+    maker, hedge = market(seconds, **market_args)
     result = HedgedBacktest(bot, maker, hedge, m, h, faults=faults).run()
     return bot, result
 
@@ -131,6 +131,32 @@ def test_a_maker_fill_is_hedged_at_once_and_attributed():
     assert record.realized_edge() == (100 - bid) * Fraction(5, 1000) - Fraction(5, 10_000) * 100 * Fraction(5, 1000)
     assert record.realized_edge() == record.expected_edge()
     assert "quoting_stopped" not in codes(bot)
+
+
+def test_partial_maker_fills_are_hedged_in_whole_contracts_and_the_residue_carried():
+    # 0.0034 then 0.0016 X of a 0.005 quote: 3 contracts of 0.001 at once (0.0004 carried, below
+    # half a contract), then 2 when the rest fills
+    bot, result = run(config(), trades=((1_000, 34), (1_500, 16)))
+    assert [f.qty for f in result.maker_fills] == [34, 16]
+    assert [f.qty for f in result.hedge_fills] == [3, 2]
+    assert [h.ts - m.ts for m, h in zip(result.maker_fills, result.hedge_fills, strict=True)] == [6 * MS, 6 * MS]
+    first, second = bot.ledger.records
+    assert first.covered == Fraction(34, 10_000) and first.done_ts == result.hedge_fills[1].ts
+    assert second.covered == Fraction(16, 10_000) and bot.exposure() == 0
+    assert result.exposure.longest_above_ns == 6 * MS  # the 0.0004 residue is not above half a contract
+
+
+def test_a_hedge_lost_while_the_hedge_feed_is_stale_is_retried_and_quoting_waits_for_a_fresh_book():
+    faults = HedgeFaults(stale=((1_050 * MS, 3_000 * MS),), drop=((900 * MS, 1_100 * MS),))
+    bot, result = run(config(hedge_timeout_ms=300, retry_backoff_ms=100, stale_after_ms=500), faults)
+    seen = codes(bot)
+    assert seen[:3] == ["hedge_timeout", "hedge_failed", "quoting_stopped"]
+    assert bot.notes[2].exposure == "0.005" and "0.005 X" in bot.notes[2].message
+    (hedge,) = result.hedge_fills  # the retry went out and filled while the feed was still stale
+    assert 1_400 * MS < hedge.ts < 3_000 * MS and hedge.qty == 5
+    resumed = next(n for n in bot.notes if n.code == "quoting_resumed")
+    assert 3_000 * MS <= resumed.ts <= 3_200 * MS  # flat since the retry, but the book was stale
+    assert bot.exposure() == 0 and bot.halted is None
 
 
 def test_rejected_hedges_stop_quoting_report_the_exposure_and_are_retried():

@@ -77,6 +77,26 @@ def backtest_index(request):
     )
 
 
+def hedged_context(hedged: dict | None) -> dict | None:
+    """The two legs of a hedged run: figures, attribution distribution and rows, notes, hedge fills."""
+    if not hedged:
+        return None
+    figures_ = [
+        (k, hedged.get(k))
+        for k in (
+            "maker", "hedge", "maker_pnl", "hedge_pnl", "maker_fees", "hedge_fees", "maker_fills", "hedge_fills",
+            "exposure_max", "exposure_limit", "exposure_time_weighted", "exposure_final", "longest_unhedged_ms", "halted",
+        )
+    ]  # fmt: skip
+    return {
+        "figures": figures_,
+        "distribution": list((hedged.get("attribution") or {}).items()),
+        "fills": (hedged.get("attribution_fills") or [])[:200],
+        "notes": hedged.get("notes") or [],
+        "hedge_fills": (hedged.get("hedge_fill_rows") or [])[:200],
+    }
+
+
 @login_required
 def backtest_detail(request, run_id: int):
     run = _run_or_404(request, run_id)
@@ -87,7 +107,8 @@ def backtest_detail(request, run_id: int):
         "decomposition_fig": figures.pnl_decomposition(run.pnl_decomposition) if run.pnl_decomposition else None,
         "fills": backtest_fills(run=run)[:200],
         # Nested metrics flattened to ``outer.inner`` rows (run identity rows left out).
-        "metrics": [(k, v) for k, v in backtest_metrics_rows(run=run)[5:] if v != ""],
+        "metrics": [(k, v) for k, v in backtest_metrics_rows(run=run)[5:] if v != "" and not k.startswith("hedged")],
+        "hedged": hedged_context(run.metrics.get("hedged")) if isinstance(run.metrics, dict) else None,
         "live_urls": {"backtest": f"/ws/backtest/{run.pk}/"},
     }
     return render(request, "dashboard/backtest_detail.html", context)

@@ -1,0 +1,98 @@
+"""Hedged backtests (spot maker, USD-M hedge) from the service layer, the API, the backtest page
+and ``run_backtest``; bad hedged inputs refused by field, value and what is accepted."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from apps.backtests import runner
+from apps.backtests.models import RunStatus
+from apps.backtests.validation import validate_backtest_input
+
+pytestmark = pytest.mark.django_db
+DATA = {
+    "maker": "binance-spot-btcusdt",
+    "hedge": "binance-usdm-btcusdt",
+    "maker_fees": {"maker": "0", "taker": "0.001"},
+    "maker_latency_ms": 10,
+    "hedge_latency_ms": 5,
+    "bot": {"order_amount": "0.002", "min_profitability": "0.0006", "max_unhedged": "0.004"},
+}
+
+
+def errors(data=None, strategy="hedged_maker", params=None):
+    return validate_backtest_input(
+        strategy=strategy, params=params or {}, risk={}, data_source="hedged_recordings", data_params=data or DATA
+    )
+
+
+def test_bad_hedged_inputs_are_refused_by_name():
+    assert errors() == {}
+    bad = errors({**DATA, "hedge": "binance-coinm-btcusd"})["data_params"]
+    assert bad["hedge"].startswith("BTC/USD:BTC is an inverse perpetual")
+    bad = errors({**DATA, "hedge": "kraken-btcusd"})["data_params"]
+    assert bad["hedge"].startswith("'kraken-btcusd' is not a shipped recording; accepted: binance-spot-btcusdt")
+    bad = errors({**DATA, "bot": {**DATA["bot"], "order_amount": "0.0025"}})["data_params"]["bot"]
+    assert "'0.0025' is not a whole number of BTC/USDT:USDT contracts" in bad["order_amount"]
+    # default fees: spot maker 0.1 % + USD-M taker 0.05 % = 0.15 %
+    bad = errors({k: v for k, v in DATA.items() if k != "maker_fees"})["data_params"]["bot"]
+    assert bad["min_profitability"].startswith("'0.0006' is below the two venues' fees")
+    assert "accepted: at least 0.0015" in bad["min_profitability"]
+    assert errors(strategy="fixed_spread")["strategy"].startswith("'fixed_spread' does not run on hedged_recordings")
+    wrong_source = validate_backtest_input(
+        strategy="hedged_maker", params={}, risk={}, data_source="recording", data_params={}
+    )
+    assert wrong_source == {"data_source": "'recording' is not accepted for hedged_maker; accepted: hedged_recordings"}
+    bad = errors({**DATA, "hedge_latency_ms": -1, "color": "red"})["data_params"]
+    assert bad["hedge_latency_ms"].startswith("-1 is not accepted") and bad["color"].startswith("unknown parameter")
+
+
+def test_hedged_run_from_the_api_and_the_backtest_page(trader, api_for, client):
+    response = api_for(trader).post(
+        "/api/v1/backtests/",
+        {
+            "name": "hedged",
+            "strategy": "hedged_maker",
+            "params": {},
+            "data_source": "hedged_recordings",
+            "data_params": DATA,
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    done = runner.backtest_execute(run_id=response.json()["id"])
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    h = done.metrics["hedged"]
+    assert h["maker_fills"] > 5 and h["hedge_fills"] >= h["maker_fills"] // 2
+    assert Decimal(h["exposure_max"]) <= Decimal("0.004") == Decimal(h["exposure_limit"])
+    total = Decimal(done.metrics["total_pnl"])
+    assert total == Decimal(h["maker_pnl"]) + Decimal(h["hedge_pnl"])
+    assert Decimal(h["hedge_fees"]) > 0 and Decimal(h["maker_fees"]) == 0
+    assert h["attribution"]["hedge_latency_ms"]["max"] <= 5 + 5 + 500  # hedge venue round trip + timeout
+    assert len(h["attribution_fills"]) == h["maker_fills"] and done.fills.count() == h["maker_fills"]
+    json.dumps(done.metrics)
+    client.force_login(trader)
+    page = client.get(f"/backtests/{done.pk}/").content.decode()
+    assert "Hedged legs" in page and "expected edge" in page and h["hedge_pnl"] in page
+
+
+def test_run_backtest_prints_the_hedged_figures():
+    out = io.StringIO()
+    data = {**DATA, "max_events": 15_000}
+    call_command(
+        "run_backtest",
+        "--strategy=hedged_maker",
+        "--params={}",
+        "--source=hedged_recordings",
+        f"--data={json.dumps(data)}",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    text = out.getvalue()
+    for label in ("maker_pnl", "hedge_pnl", "maker_fees", "hedge_fees", "exposure max / limit", "slippage_bps"):
+        assert label in text
