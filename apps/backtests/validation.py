@@ -212,8 +212,9 @@ def validate_backtest_input(
         errors = hedged.validate(strategy, params, data_params) if isinstance(data_params, dict) else {}
         if not isinstance(data_params, dict):
             errors["data_params"] = "must be an object"
-        if not isinstance(risk, dict) or risk:
-            errors["risk"] = f"{hedged.STRATEGY} has its own limits in data_params.bot; give risk {{}}"
+        limits = {k: v for k, v in risk.items() if v not in (None, False, "")} if isinstance(risk, dict) else risk
+        if limits:  # the form sends kill_switch: false; any limit actually set is refused
+            errors["risk"] = f"{limits!r}: {hedged.STRATEGY} has its own limits in data_params.bot; give risk {{}}"
         return errors
     errors: dict[str, Any] = {}
     if strategy not in STRATEGIES:

@@ -48,6 +48,14 @@ def test_bad_hedged_inputs_are_refused_by_name():
         strategy="hedged_maker", params={}, risk={}, data_source="recording", data_params={}
     )
     assert wrong_source == {"data_source": "'recording' is not accepted for hedged_maker; accepted: hedged_recordings"}
+    limits = validate_backtest_input(
+        strategy="hedged_maker",
+        params={},
+        risk={"max_position": "1"},
+        data_source="hedged_recordings",
+        data_params=DATA,
+    )
+    assert limits == {"risk": "{'max_position': '1'}: hedged_maker has its own limits in data_params.bot; give risk {}"}
     bad = errors({**DATA, "hedge_latency_ms": -1, "color": "red"})["data_params"]
     assert bad["hedge_latency_ms"].startswith("-1 is not accepted") and bad["color"].startswith("unknown parameter")
 
@@ -96,3 +104,21 @@ def test_run_backtest_prints_the_hedged_figures():
     text = out.getvalue()
     for label in ("maker_pnl", "hedge_pnl", "maker_fees", "hedge_fees", "exposure max / limit", "slippage_bps"):
         assert label in text
+
+
+def test_hedged_run_from_the_backtest_form(trader, client, django_capture_on_commit_callbacks):
+    client.force_login(trader)
+    form = {"name": "hedged form", "strategy": "hedged_maker", "data_source": "hedged_recordings"}
+    bad = {**DATA, "bot": {**DATA["bot"], "min_profitability": "0.0001"}}
+    response = client.post("/backtests/", {**form, "data_params": json.dumps(bad)})
+    assert response.status_code == 400
+    assert "below the two venues&#x27; fees" in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post("/backtests/", {**form, "data_params": json.dumps(DATA)})
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    run = trader.backtest_runs.get(name="hedged form")
+    assert (run.strategy, run.data_source, run.data_params["hedge"]) == (
+        "hedged_maker",
+        "hedged_recordings",
+        "binance-usdm-btcusdt",
+    )
