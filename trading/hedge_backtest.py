@@ -13,6 +13,9 @@ orders are rejected (``429 rate_limited``), where they vanish unanswered (a time
 the hedge feed stops reaching the bot (a stale book; the venue keeps matching against the real
 market).
 
+A perpetual leg can carry a :class:`~trading.perp_ledger.PerpLedger` (``perp``): its fills and
+a mark at the book's mid every timer give margin used, funding and the liquidation watch.
+
 Exposure (maker + hedge base) is tracked at every change: its maximum, time-weighted mean of
 its absolute value, the longest stretch above half a hedge lot, and a series for charts.
 """
@@ -28,6 +31,7 @@ from typing import Any
 from trading.events import Event, OrderFilled, OrderRejected, PlaceOrder
 from trading.fillsim import SimulatedExchange
 from trading.hedger import HEDGE, MAKER, HedgedMaker, VenueCommand
+from trading.perp_ledger import PerpLedger
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,7 @@ class HedgedResult:
     maker_stats: Any
     hedge_stats: Any
     cancelled: bool = False
+    perp: dict[str, dict[str, Any]] = field(default_factory=dict)  # PerpLedger.report() per perp leg
 
 
 class HedgedBacktest:
@@ -109,6 +114,7 @@ class HedgedBacktest:
         faults: HedgeFaults | None = None,
         should_stop: Any = None,
         progress_every: int = 10_000,
+        perp: dict[str, PerpLedger] | None = None,
     ) -> None:
         if bot.maker_book is not maker.book or bot.hedge_book is not hedge.book:
             raise ValueError("bot: read the venues' books (maker.book, hedge.book); the venues keep them")
@@ -123,6 +129,7 @@ class HedgedBacktest:
         self.exposure = ExposureTracker(bot.legs.hedge.base_per_lot / 2)
         self.fills: dict[str, list[OrderFilled]] = {MAKER: [], HEDGE: []}
         self._injected: list[tuple[int, OrderRejected]] = []  # fault answers due to the bot
+        self.perp = perp or {}  # a PerpLedger per perpetual leg: margin, funding, liquidation watch
         self.count = 0
 
     def _merged(self) -> Iterator[tuple[int, int, str, Event]]:
@@ -144,6 +151,7 @@ class HedgedBacktest:
             while ts >= next_timer:
                 self._deliver(next_timer)
                 self._send(bot.on_timer(next_timer), next_timer)
+                self._mark(next_timer)
                 next_timer += interval
             self._deliver(ts)
             answers = self.venues[venue].on_market(event)
@@ -158,6 +166,7 @@ class HedgedBacktest:
                 break
         if self.count:
             self._deliver(last_ts)
+            self._mark(last_ts)
             self.exposure.note(last_ts, bot.exposure())
         return HedgedResult(
             events=self.count,
@@ -170,6 +179,7 @@ class HedgedBacktest:
             maker_stats=self.venues[MAKER].stats,
             hedge_stats=self.venues[HEDGE].stats,
             cancelled=cancelled,
+            perp={venue: ledger.report() for venue, ledger in self.perp.items()},
         )
 
     # -----------------------------------------------------------------------------------------
@@ -187,11 +197,21 @@ class HedgedBacktest:
         for answer in answers:
             if type(answer) is OrderFilled:
                 self.fills[venue].append(answer)
+                if venue in self.perp:
+                    self.perp[venue].on_fill(answer)
             commands = self.bot.on_order(venue, answer)
             if type(answer) is OrderFilled:
                 self.exposure.note(answer.ts, self.bot.exposure())
             if commands:
                 self._send(commands, answer.ts)
+
+    def _mark(self, ts: int) -> None:
+        """Mark each perpetual leg at its book's mid (the recordings carry no mark price stream)."""
+        for venue, ledger in self.perp.items():
+            book = self.venues[venue].book
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is not None and ask is not None:
+                ledger.on_mark(ts, ledger.instrument.price(bid + ask) / 2)
 
     def _send(self, commands: list[VenueCommand], ts: int) -> None:
         if not commands:

@@ -5,6 +5,7 @@
     {"maker": "binance-spot-btcusdt", "hedge": "binance-usdm-btcusdt",
      "maker_fees": {"maker": "0.001", "taker": "0.001"}, "hedge_fees": {"maker": "0.0002", "taker": "0.0005"},
      "maker_latency_ms": 10, "hedge_latency_ms": 5, "max_events": 200000,
+     "hedge_perp": {"leverage": 10, "wallet": "10000", "margin_mode": "isolated", "funding_rate": "0.0001"},
      "bot": {"order_amount": "0.002", "min_profitability": "0.002", ...}}
 
 The strategy is ``hedged_maker`` (its settings are ``data_params.bot``, see
@@ -30,9 +31,21 @@ from trading.hedger import HedgedMaker
 from trading.hedging import HedgeLegs, Leg, validate_hedge_config
 from trading.instruments import Instrument, InstrumentError, fee_rate_e8
 from trading.latency import ConstantLatency
+from trading.perp_ledger import perp_records
 
 STRATEGY = "hedged_maker"
-FIELDS = ("maker", "hedge", "maker_fees", "hedge_fees", "maker_latency_ms", "hedge_latency_ms", "max_events", "bot")
+FIELDS = (
+    "maker",
+    "hedge",
+    "maker_fees",
+    "hedge_fees",
+    "maker_latency_ms",
+    "hedge_latency_ms",
+    "max_events",
+    "bot",
+    "maker_perp",
+    "hedge_perp",
+)
 DEFAULT_FEES = {"spot": {"maker": "0.001", "taker": "0.001"}, "perp": {"maker": "0.0002", "taker": "0.0005"}}
 MS = 1_000_000
 
@@ -88,6 +101,17 @@ def validate(strategy: str, params: object, data: dict) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             data_errors[key] = f"{value!r} is not accepted; give a whole number from {low} to {high}"
     legs = _legs(data, data_errors)
+    if legs is not None:
+        from apps.backtests.validation import validate_perp
+
+        for name, leg in (("maker", legs.maker), ("hedge", legs.hedge)):
+            key = f"{name}_perp"
+            if key in data and not leg.contract.is_perpetual:
+                data_errors[key] = f"{data[name]} is a spot market; perpetual settings apply to perpetual legs only"
+            elif key in data:
+                perp_errors = validate_perp(data[key], leg.contract)
+                if perp_errors:
+                    data_errors[key] = perp_errors
     bot = data.get("bot", {})
     if not isinstance(bot, dict):
         data_errors["bot"] = "must be an object of hedged-maker settings"
@@ -121,6 +145,13 @@ def run(data: dict, should_stop: Callable[[int], bool] | None = None) -> tuple[H
         legs.hedge.instrument, latency=ConstantLatency(hedge_ms * MS, hedge_ms * MS), venue_prefix="simh"
     )
     bot = HedgedMaker(legs, config, maker.book, hedge.book, prefix="bth")
+    from apps.backtests.runner import _perp_ledger
+
+    perp = {
+        name: _perp_ledger(leg.instrument, RECORDINGS[data[name]], data.get(f"{name}_perp") or {})
+        for name, leg in (("maker", legs.maker), ("hedge", legs.hedge))
+        if leg.contract.is_perpetual
+    }
     backtest = HedgedBacktest(
         bot,
         events(data["maker"], legs.maker.instrument),
@@ -129,6 +160,7 @@ def run(data: dict, should_stop: Callable[[int], bool] | None = None) -> tuple[H
         hedge,
         should_stop=should_stop,
         progress_every=2_000,
+        perp=perp,
     )
     return backtest.run(), legs
 
@@ -161,13 +193,15 @@ def payload(result: HedgedResult, legs: HedgeLegs, data: dict) -> dict[str, Any]
     maker = _leg_pnl(maker_inst, legs.maker, result.maker_fills, _mid(bot.maker_book))
     hedge = _leg_pnl(hedge_inst, legs.hedge, result.hedge_fills, _mid(bot.hedge_book))
     exposure = result.exposure
-    total = maker["net"] + hedge["net"]
+    funding = sum((report["funding"] for report in result.perp.values()), Fraction(0))
+    total = maker["net"] + hedge["net"] + funding
     attribution = attribution_records(bot.ledger.records, limit=500)
     hedged = {
         "maker": f"{data['maker']} ({maker_inst.symbol})",
         "hedge": f"{data['hedge']} ({hedge_inst.symbol})",
         "maker_pnl": _dec(maker["net"]),
         "hedge_pnl": _dec(hedge["net"]),
+        "funding": _dec(funding),
         "maker_fees": _dec(maker["fees"]),
         "hedge_fees": _dec(hedge["fees"]),
         "maker_fills": len(result.maker_fills),
@@ -190,6 +224,8 @@ def payload(result: HedgedResult, legs: HedgeLegs, data: dict) -> dict[str, Any]
             for f in result.hedge_fills[:500]
         ],
     }
+    for name, report in result.perp.items():
+        hedged[f"{name}_perp"] = perp_records(report, legs.maker.instrument if name == "maker" else hedge_inst)
     metrics = {
         "events": result.events,
         "duration_s": (result.last_ts - result.first_ts) / 1e9,
@@ -207,6 +243,7 @@ def payload(result: HedgedResult, legs: HedgeLegs, data: dict) -> dict[str, Any]
         "maker_leg": _dec(maker["gross"]),
         "hedge_leg": _dec(hedge["gross"]),
         "fees": _dec(maker["fees"] + hedge["fees"]),
+        "funding": _dec(funding),
     }
     return {
         "metrics": metrics,

@@ -185,6 +185,19 @@ def test_an_unanswered_hedge_times_out_is_cancelled_and_retried():
     assert bot.exposure() == 0 and [f.qty for f in result.hedge_fills] == [5]
 
 
+def test_exposure_held_longer_than_the_limit_stops_quoting():
+    # the hedge is lost and its timeout (3 s) is longer than the exposure time limit (1 s)
+    faults = HedgeFaults(drop=((900 * MS, 1_100 * MS),))
+    bot, result = run(config(hedge_timeout_ms=3_000, max_unhedged_ms=1_000, retry_backoff_ms=100), faults)
+    stop = next(n for n in bot.notes if n.code == "quoting_stopped")
+    assert stop.message.startswith("unhedged for ") and stop.exposure == "0.005"
+    assert 2_005 * MS <= stop.ts <= 2_200 * MS  # the fill reached us at 1.005 s
+    assert [n.code for n in bot.notes][1:4] == ["hedge_timeout", "hedge_failed", "hedge_retry"]
+    assert bot.exposure() == 0 and "quoting_resumed" in codes(bot) and bot.halted is None
+    # the cancel of the lost hedge goes at 4.005 s; the retry fills after it
+    assert [f.qty for f in result.hedge_fills] == [5] and result.hedge_fills[0].ts > 4_005 * MS
+
+
 def test_retry_budget_spent_leaves_the_exposure_reported_until_the_trader_resumes():
     faults = HedgeFaults(reject=((900 * MS, 9_000 * MS),))
     bot, result = run(config(retry_budget=2, retry_backoff_ms=100), faults)

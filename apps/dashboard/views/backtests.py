@@ -84,10 +84,14 @@ def hedged_context(hedged: dict | None) -> dict | None:
     figures_ = [
         (k, hedged.get(k))
         for k in (
-            "maker", "hedge", "maker_pnl", "hedge_pnl", "maker_fees", "hedge_fees", "maker_fills", "hedge_fills",
+            "maker", "hedge", "maker_pnl", "hedge_pnl", "funding", "maker_fees", "hedge_fees", "maker_fills", "hedge_fills",
             "exposure_max", "exposure_limit", "exposure_time_weighted", "exposure_final", "longest_unhedged_ms", "halted",
         )
     ]  # fmt: skip
+    for leg in ("maker", "hedge"):
+        perp = hedged.get(f"{leg}_perp") or {}
+        keys = ("margin_used", "max_margin_used", "liquidation_price", "min_liquidation_distance", "funding")
+        figures_ += [(f"{leg} perp {k}", perp.get(k)) for k in keys if perp]
     return {
         "figures": figures_,
         "distribution": list((hedged.get("attribution") or {}).items()),

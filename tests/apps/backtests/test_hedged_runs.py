@@ -22,6 +22,7 @@ DATA = {
     "maker_latency_ms": 10,
     "hedge_latency_ms": 5,
     "bot": {"order_amount": "0.002", "min_profitability": "0.0006", "max_unhedged": "0.004"},
+    "hedge_perp": {"leverage": 20, "wallet": "1000"},
 }
 
 
@@ -56,6 +57,9 @@ def test_bad_hedged_inputs_are_refused_by_name():
         data_params=DATA,
     )
     assert limits == {"risk": "{'max_position': '1'}: hedged_maker has its own limits in data_params.bot; give risk {}"}
+    bad = errors({**DATA, "hedge_perp": {"leverage": 500}, "maker_perp": {}})["data_params"]
+    assert bad["hedge_perp"]["leverage"] == "500 is not accepted; give a whole number from 1 to 125"
+    assert bad["maker_perp"].startswith("binance-spot-btcusdt is a spot market")
     bad = errors({**DATA, "hedge_latency_ms": -1, "color": "red"})["data_params"]
     assert bad["hedge_latency_ms"].startswith("-1 is not accepted") and bad["color"].startswith("unknown parameter")
 
@@ -79,7 +83,11 @@ def test_hedged_run_from_the_api_and_the_backtest_page(trader, api_for, client):
     assert h["maker_fills"] > 5 and h["hedge_fills"] >= h["maker_fills"] // 2
     assert Decimal(h["exposure_max"]) <= Decimal("0.004") == Decimal(h["exposure_limit"])
     total = Decimal(done.metrics["total_pnl"])
-    assert total == Decimal(h["maker_pnl"]) + Decimal(h["hedge_pnl"])
+    assert total == Decimal(h["maker_pnl"]) + Decimal(h["hedge_pnl"]) + Decimal(h["funding"])
+    perp = h["hedge_perp"]  # the USD-M leg's account: 20x, 1,000 USDT isolated
+    assert (perp["settle"], perp["kind"], perp["leverage"], Decimal(perp["wallet"])) == ("USDT", "linear", 20, 1000)
+    assert Decimal(perp["max_margin_used"]) > 0 and perp["liquidated_at"] is None
+    assert Decimal(perp["fees"]) == Decimal(h["hedge_fees"]) and "maker_perp" not in h
     assert Decimal(h["hedge_fees"]) > 0 and Decimal(h["maker_fees"]) == 0
     assert h["attribution"]["hedge_latency_ms"]["max"] <= 5 + 5 + 500  # hedge venue round trip + timeout
     assert len(h["attribution_fills"]) == h["maker_fills"] and done.fills.count() == h["maker_fills"]
@@ -87,6 +95,7 @@ def test_hedged_run_from_the_api_and_the_backtest_page(trader, api_for, client):
     client.force_login(trader)
     page = client.get(f"/backtests/{done.pk}/").content.decode()
     assert "Hedged legs" in page and "expected edge" in page and h["hedge_pnl"] in page
+    assert "hedge perp max_margin_used" in page
 
 
 def test_run_backtest_prints_the_hedged_figures():

@@ -119,7 +119,12 @@ class Command(BaseCommand):
             ("maker venue", h["maker"]),
             ("hedge venue", h["hedge"]),
             ("total PnL", metrics["total_pnl"]),
-            *[(f"  {k}", h[k]) for k in ("maker_pnl", "hedge_pnl", "maker_fees", "hedge_fees")],
+            *[(f"  {k}", h[k]) for k in ("maker_pnl", "hedge_pnl", "funding", "maker_fees", "hedge_fees")],
+            *[
+                (f"{leg} perp margin used max / liquidation", f"{p['max_margin_used']} / {p['liquidation_price']}")
+                for leg, p in ((leg, h.get(f"{leg}_perp")) for leg in ("maker", "hedge"))
+                if p
+            ],
             ("maker fills / hedge fills", f"{h['maker_fills']} / {h['hedge_fills']}"),
             ("exposure max / limit", f"{h['exposure_max']} / {h['exposure_limit']}"),
             ("exposure time-weighted", h["exposure_time_weighted"]),
