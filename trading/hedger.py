@@ -319,8 +319,8 @@ class HedgedMaker:
         legs, config = self.legs, self.config
         exposure = self.exposure()
         bid, ask = self.maker_book.best_bid(), self.maker_book.best_ask()
-        if bid is None or ask is None:
-            return self._cancel_quotes()
+        if bid is None or ask is None or not self.maker_book.is_synced:
+            return self._cancel_quotes()  # no quote on a maker book we cannot trust
         for side in (Side.BUY, Side.SELL):
             live = [(cid, o) for cid, o in self.maker_orders.items() if o.side is side and not o.cancelling]
             resting = sum(o.leaves for o in self.maker_orders.values() if o.side is side)

@@ -198,6 +198,32 @@ def test_exposure_held_longer_than_the_limit_stops_quoting():
     assert [f.qty for f in result.hedge_fills] == [5] and result.hedge_fills[0].ts > 4_005 * MS
 
 
+def test_an_aggressive_limit_hedge_that_does_not_fill_is_cancelled_at_the_timeout_and_retried():
+    # the hedge bids fall 1 % away just as the maker fill arrives: the limit sell (0.05 % under
+    # the walked bid) rests, is cancelled at the timeout, and the retry sells at the lower bid
+    m = SimulatedExchange(SPOT, latency=ConstantLatency(5 * MS, 5 * MS))
+    h = SimulatedExchange(PERP, latency=ConstantLatency(3 * MS, 3 * MS), venue_prefix="simh")
+    bot = HedgedMaker(LEGS, config(hedge_mode="limit", hedge_timeout_ms=300, retry_backoff_ms=100), m.book, h.book)
+    maker, _ = market(10)
+
+    def bid(t):
+        return 9900 if 1_006 <= t * 100 < 2_000 else 10000
+
+    hedge = [BookSnapshot(t * 100 * MS + 1, ((bid(t), 100),), ((10010, 100),)) for t in range(100)]
+    hedge.insert(11, BookSnapshot(1_006 * MS, ((9900, 100),), ((10010, 100),)))
+    result = HedgedBacktest(bot, maker, hedge, m, h).run()
+    seen = codes(bot)
+    assert seen[:4] == ["hedge_timeout", "hedge_failed", "quoting_stopped", "hedge_retry"]
+    assert "cancelled" in bot.notes[1].message and "5 lots not filled" in bot.notes[1].message
+    (fill,) = result.hedge_fills
+    # timeout seen at the 1.4 s timer, cancel answered at 1.406 s, retry at the first timer after
+    # the 100 ms backoff (1.6 s), filled one round trip later
+    assert fill.ts == 1_606 * MS and fill.price == 9900 and fill.qty == 5
+    assert bot.exposure() == 0 and "quoting_resumed" in seen
+    (record,) = bot.ledger.records
+    assert record.slippage_bps() == 100.0 and record.realized_edge() < 0 < record.expected_edge()
+
+
 def test_retry_budget_spent_leaves_the_exposure_reported_until_the_trader_resumes():
     faults = HedgeFaults(reject=((900 * MS, 9_000 * MS),))
     bot, result = run(config(retry_budget=2, retry_backoff_ms=100), faults)
