@@ -242,3 +242,22 @@ def pnl_decomposition(decomposition: dict[str, Any]) -> dict[str, Any]:
     colors = [BID if (v or 0) >= 0 else ASK for v in values]
     fig = go.Figure(go.Bar(x=names, y=values, marker={"color": colors}))
     return _dict(fig.update_layout(**_layout("PnL decomposition")))
+
+
+def exposure_chart(series: Sequence[Sequence[Any]], limit: Any) -> dict[str, Any]:
+    """A hedged run's net unhedged exposure ``[[ts_ms, base], ...]`` as steps, with the +/- limit."""
+    from datetime import UTC, datetime
+
+    times = [datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat() for ts, _ in series]
+    fig = go.Figure(
+        go.Scatter(x=times, y=[_f(v) for _, v in series], name="exposure", line={"color": ACCENT, "shape": "hv"})
+    )
+    bound = _f(limit)
+    if bound is not None and times:
+        for sign in (1, -1):
+            fig.add_trace(
+                go.Scatter(
+                    x=[times[0], times[-1]], y=[sign * bound] * 2, name="limit", line={"color": WARN, "dash": "dot"}
+                )
+            )
+    return _dict(fig.update_layout(**_layout("Unhedged exposure (base)")))

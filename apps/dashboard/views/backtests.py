@@ -98,6 +98,7 @@ def hedged_context(hedged: dict | None) -> dict | None:
         "fills": (hedged.get("attribution_fills") or [])[:200],
         "notes": hedged.get("notes") or [],
         "hedge_fills": (hedged.get("hedge_fill_rows") or [])[:200],
+        "exposure_fig": figures.exposure_chart(hedged.get("exposure_series") or [], hedged.get("exposure_limit")),
     }
 
 

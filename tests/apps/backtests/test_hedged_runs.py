@@ -95,7 +95,7 @@ def test_hedged_run_from_the_api_and_the_backtest_page(trader, api_for, client):
     client.force_login(trader)
     page = client.get(f"/backtests/{done.pk}/").content.decode()
     assert "Hedged legs" in page and "expected edge" in page and h["hedge_pnl"] in page
-    assert "hedge perp max_margin_used" in page
+    assert "hedge perp max_margin_used" in page and 'id="chart-exposure"' in page and "Unhedged exposure" in page
 
 
 def test_run_backtest_prints_the_hedged_figures():
