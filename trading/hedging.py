@@ -29,6 +29,7 @@ perpetuals are refused as either leg (their delta in base units changes with the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 from trading.book import OrderBook
@@ -132,9 +133,8 @@ def validate_hedge_config(legs: HedgeLegs, config: dict) -> tuple[HedgeConfig | 
                 f"{leg.instrument.symbol} is an inverse perpetual; its delta in {leg.instrument.base} changes "
                 "with the price; accepted: spot or linear perpetual legs"
             )
-    if maker.base != hedge.base or maker.quote != hedge.quote:
-        errors.setdefault("hedge", "")
-        errors["hedge"] = errors["hedge"] or (
+    if (maker.base, maker.quote) != (hedge.base, hedge.quote) and "hedge" not in errors:
+        errors["hedge"] = (
             f"{hedge.symbol} ({hedge.venue}) does not list {maker.base}/{maker.quote}; "
             f"accepted: a hedge market of the same base and quote as {maker.symbol}"
         )
@@ -223,7 +223,7 @@ def validate_hedge_config(legs: HedgeLegs, config: dict) -> tuple[HedgeConfig | 
 
 
 def _rate(e8: int) -> str:
-    return str(Fraction(e8, FEE_SCALE).limit_denominator(FEE_SCALE).__float__())
+    return format((Decimal(e8) / FEE_SCALE).normalize(), "f")
 
 
 @dataclass(frozen=True, slots=True)
