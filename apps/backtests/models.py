@@ -11,6 +11,7 @@ class DataSource(models.TextChoices):
     STORED = "stored", "Stored market data"
     SYNTHETIC_AS = "synthetic_as", "Avellaneda-Stoikov 2008 synthetic market"
     SYNTHETIC_MULTIVENUE = "synthetic_multivenue", "Synthetic multi-venue market"
+    HEDGED_RECORDINGS = "hedged_recordings", "Two shipped recordings: maker venue + hedge venue"
 
 
 class RunStatus(models.TextChoices):

@@ -8,7 +8,9 @@ Data sources (``BacktestRun.data_source``):
 - ``stored``: depth snapshots and trades the feeds stored for a market (time-series tables);
 - ``synthetic_as``: the Avellaneda-Stoikov 2008 market, plus its Monte Carlo summary of the
   paper's inventory/symmetric strategies when ``monte_carlo_paths`` > 0;
-- ``synthetic_multivenue``: the correlated multi-venue market; the bot trades the first venue.
+- ``synthetic_multivenue``: the correlated multi-venue market; the bot trades the first venue;
+- ``hedged_recordings``: the ``hedged_maker`` over two shipped recordings, maker and hedge venue
+  (``apps.backtests.hedged``, ``trading.hedge_backtest``).
 
 Fees and latency: the market's fee schedule when the data belongs to a stored market, the
 observatory's measured taker fee and order-entry latency when there is enough data
@@ -388,6 +390,8 @@ def backtest_execute(*, run_id: int) -> BacktestRun | None:
     started = time.monotonic()
     state = {"saved": 0.0, "stop": False}
     try:
+        if run.data_source == DataSource.HEDGED_RECORDINGS:
+            return _execute_hedged(run)
         prepared = prepare(run)
 
         def should_stop(seen: int) -> bool:
@@ -414,4 +418,27 @@ def backtest_execute(*, run_id: int) -> BacktestRun | None:
         _push(run_id, {"status": "failed", "progress": 0, "eta_seconds": None, "error": str(exc)})
         return BacktestRun.objects.get(pk=run_id)
     _push(run_id, {"status": stored.status, "progress": stored.progress, "eta_seconds": 0})
+    return stored
+
+
+def _execute_hedged(run: BacktestRun) -> BacktestRun:
+    """A hedged maker over two recordings (``apps.backtests.hedged``); progress by maker-venue time."""
+    from apps.backtests import hedged
+
+    data = dict(run.data_params or {})
+    total = 2 * data["max_events"] if data.get("max_events") else None
+    state = {"saved": 0.0, "stop": False}
+
+    def should_stop(seen: int) -> bool:
+        now = time.monotonic()
+        if now - state["saved"] >= SAVE_EVERY_S:
+            state["saved"] = now
+            fraction = min(seen / total, 0.99) if total else 0.0
+            state["stop"] = backtest_progress_update(run_id=run.pk, progress=fraction * 100, eta_seconds=None)
+            _push(run.pk, {"status": "running", "progress": int(fraction * 100), "eta_seconds": None})
+        return state["stop"]
+
+    result, legs = hedged.run(data, should_stop)
+    stored = backtest_store_result(run_id=run.pk, **hedged.payload(result, legs, data))
+    _push(run.pk, {"status": stored.status, "progress": stored.progress, "eta_seconds": 0})
     return stored

@@ -202,6 +202,20 @@ def validate_backtest_input(
     *, strategy: str, params: dict, risk: dict, data_source: str, data_params: dict, owner=None
 ) -> dict[str, Any]:
     """Return ``{}`` when everything is valid, else the errors per section and field."""
+    from apps.backtests import hedged
+
+    if data_source == DataSource.HEDGED_RECORDINGS or strategy == hedged.STRATEGY:
+        if data_source != DataSource.HEDGED_RECORDINGS:
+            return {
+                "data_source": f"{data_source!r} is not accepted for {hedged.STRATEGY}; accepted: hedged_recordings"
+            }
+        errors = hedged.validate(strategy, params, data_params) if isinstance(data_params, dict) else {}
+        if not isinstance(data_params, dict):
+            errors["data_params"] = "must be an object"
+        limits = {k: v for k, v in risk.items() if v not in (None, False, "")} if isinstance(risk, dict) else risk
+        if limits:  # the form sends kill_switch: false; any limit actually set is refused
+            errors["risk"] = f"{limits!r}: {hedged.STRATEGY} has its own limits in data_params.bot; give risk {{}}"
+        return errors
     errors: dict[str, Any] = {}
     if strategy not in STRATEGIES:
         errors["strategy"] = f"{strategy!r} is not a strategy; accepted: {', '.join(STRATEGIES)}"

@@ -348,3 +348,22 @@ def value_over_time(series: dict[str, Sequence[tuple[Any, Any]]]) -> dict[str, A
     layout = _layout("Account equity over time (quote)", height=240, showlegend=True)
     layout["yaxis"] = {**layout["yaxis"], "exponentformat": "none", "separatethousands": True}
     return _finish(fig, layout)
+
+
+def exposure_chart(series: Sequence[Sequence[Any]], limit: Any) -> dict[str, Any]:
+    """A hedged run's net unhedged exposure ``[[ts_ms, base], ...]`` as steps, with the +/- limit."""
+    from datetime import UTC, datetime
+
+    times = [datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat() for ts, _ in series]
+    fig = go.Figure(
+        go.Scatter(x=times, y=[_f(v) for _, v in series], name="exposure", line={"color": ACCENT, "shape": "hv"})
+    )
+    bound = _f(limit)
+    if bound is not None and times:
+        for sign in (1, -1):
+            fig.add_trace(
+                go.Scatter(
+                    x=[times[0], times[-1]], y=[sign * bound] * 2, name="limit", line={"color": WARN, "dash": "dot"}
+                )
+            )
+    return _finish(fig, _layout("Unhedged exposure (base)"))

@@ -236,7 +236,8 @@ class RuleForm(forms.Form):
 
 class BacktestForm(forms.Form):
     name = forms.CharField(max_length=128)
-    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES)
+    # hedged_maker: two legs, data source hedged_recordings (its settings in data_params.bot)
+    strategy = forms.ChoiceField(choices=[*STRATEGY_CHOICES, ("hedged_maker", "hedged maker (two venues)")])
     data_source = forms.ChoiceField(choices=DataSource.choices)
     data_params = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -78,6 +78,31 @@ def backtest_index(request):
     )
 
 
+def hedged_context(hedged: dict | None) -> dict | None:
+    """The two legs of a hedged run: figures, attribution distribution and rows, notes, hedge fills."""
+    if not hedged:
+        return None
+    figures_ = [
+        (k, hedged.get(k))
+        for k in (
+            "maker", "hedge", "maker_pnl", "hedge_pnl", "funding", "maker_fees", "hedge_fees", "maker_fills", "hedge_fills",
+            "exposure_max", "exposure_limit", "exposure_time_weighted", "exposure_final", "longest_unhedged_ms", "halted",
+        )
+    ]  # fmt: skip
+    for leg in ("maker", "hedge"):
+        perp = hedged.get(f"{leg}_perp") or {}
+        keys = ("margin_used", "max_margin_used", "liquidation_price", "min_liquidation_distance", "funding")
+        figures_ += [(f"{leg} perp {k}", perp.get(k)) for k in keys if perp]
+    return {
+        "figures": figures_,
+        "distribution": list((hedged.get("attribution") or {}).items()),
+        "fills": (hedged.get("attribution_fills") or [])[:200],
+        "notes": hedged.get("notes") or [],
+        "hedge_fills": (hedged.get("hedge_fill_rows") or [])[:200],
+        "exposure_fig": figures.exposure_chart(hedged.get("exposure_series") or [], hedged.get("exposure_limit")),
+    }
+
+
 @login_required
 def backtest_detail(request, run_id: int):
     run = _run_or_404(request, run_id)
@@ -87,7 +112,8 @@ def backtest_detail(request, run_id: int):
         "charts": charts,
         "decomposition_fig": figures.pnl_decomposition(run.pnl_decomposition) if run.pnl_decomposition else None,
         "fills": backtest_fills(run=run)[:200],
-        "metrics": metric_rows(run.metrics or {}),
+        "metrics": [r for r in metric_rows(run.metrics or {}) if not r["name"].lower().startswith("hedged")],
+        "hedged": hedged_context(run.metrics.get("hedged")) if isinstance(run.metrics, dict) else None,
         "live_urls": {"backtest": f"/ws/backtest/{run.pk}/"},
     }
     return render(request, "dashboard/backtest_detail.html", context)

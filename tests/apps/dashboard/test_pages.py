@@ -344,7 +344,7 @@ def test_backtest_form_errors_and_queue(trader, django_capture_on_commit_callbac
         },
     )
     assert response.status_code == 400
-    assert "is not a shipped recording" in response.content.decode()
+    assert "is not a recording" in response.content.decode()
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(
             reverse("backtests"),

@@ -63,6 +63,8 @@ class Command(BaseCommand):
         from apps.backtests import runner
 
         started = time.monotonic()
+        if options["source"] == DataSource.HEDGED_RECORDINGS:
+            return self._hedged(data, started)
         prepared = runner.prepare_source(options["source"], data)
         bar = _Bar(self.stderr, prepared.total, started)
         result, engine, bt = runner.simulate(
@@ -96,8 +98,51 @@ class Command(BaseCommand):
         finished = runner.backtest_execute(run_id=run.pk)
         if finished.status != "succeeded":
             raise CommandError(f"run {run.pk} {finished.status}: {finished.error}")
-        self._table(finished.metrics, time.monotonic() - started)
+        table = self._hedged_table if "hedged" in finished.metrics else self._table
+        table(finished.metrics, time.monotonic() - started)
         self.stdout.write(f"stored as run {run.pk}")
+
+    def _hedged(self, data: dict, started: float) -> None:
+        from apps.backtests import hedged
+
+        bar = _Bar(self.stderr, 2 * data["max_events"] if data.get("max_events") else None, started)
+        result, legs = hedged.run(data, bar.update)
+        bar.done()
+        metrics = hedged.payload(result, legs, data)["metrics"]
+        self._hedged_table(metrics, time.monotonic() - started)
+
+    def _hedged_table(self, metrics: dict, seconds: float) -> None:
+        h = metrics["hedged"]
+        rows = [
+            ("events (both venues)", metrics["events"]),
+            ("simulated time (s)", f"{metrics['duration_s']:.1f}"),
+            ("maker venue", h["maker"]),
+            ("hedge venue", h["hedge"]),
+            ("total PnL", metrics["total_pnl"]),
+            *[(f"  {k}", h[k]) for k in ("maker_pnl", "hedge_pnl", "funding", "maker_fees", "hedge_fees")],
+            *[
+                (f"{leg} perp margin used max / liquidation", f"{p['max_margin_used']} / {p['liquidation_price']}")
+                for leg, p in ((leg, h.get(f"{leg}_perp")) for leg in ("maker", "hedge"))
+                if p
+            ],
+            ("maker fills / hedge fills", f"{h['maker_fills']} / {h['hedge_fills']}"),
+            ("exposure max / limit", f"{h['exposure_max']} / {h['exposure_limit']}"),
+            ("exposure time-weighted", h["exposure_time_weighted"]),
+            ("exposure final", h["exposure_final"]),
+            ("longest unhedged (ms)", h["longest_unhedged_ms"]),
+            *[
+                (f"{name} median / max", f"{_fmt(d['median'])} / {_fmt(d['max'])} (n={d['count']})")
+                for name, d in h["attribution"].items()
+            ],
+            ("quoting stopped", h["halted"] or "no"),
+            ("notes", len(h["notes"])),
+            ("wall time (s)", f"{seconds:.2f}"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        for key, value in rows:
+            self.stdout.write(f"{key:<{width}}  {value}")
+        for note in h["notes"][:20]:
+            self.stdout.write(f"  {note['ts_ms']} {note['code']}: {note['message']}")
 
     def _table(self, metrics: dict, seconds: float) -> None:
         quality = metrics.get("quality", {})

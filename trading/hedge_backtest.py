@@ -1,0 +1,235 @@
+"""Backtests of a hedged maker over two venues' synchronized event streams.
+
+The two streams are merged by timestamp (``heapq.merge``; at one instant the maker venue's event
+comes first). Each venue is its own :class:`~trading.fillsim.SimulatedExchange` — its own book,
+latency and fees — so both legs go through the one fill simulation paper and the single-venue
+backtester use. Per event: both venues deliver the answers that have reached the bot by then,
+the event's venue applies it to its book, the bot looks, and its commands go to their venues
+stamped with that time. Timers at ``timer_interval_ns`` drive requotes, hedge timeouts,
+retries and the safety checks.
+
+:class:`HedgeFaults` injects hedge-venue faults for tests and what-if runs: windows where hedge
+orders are rejected (``429 rate_limited``), where they vanish unanswered (a timeout), and where
+the hedge feed stops reaching the bot (a stale book; the venue keeps matching against the real
+market).
+
+A perpetual leg can carry a :class:`~trading.perp_ledger.PerpLedger` (``perp``): its fills and
+a mark at the book's mid every timer give margin used, funding and the liquidation watch.
+
+Exposure (maker + hedge base) is tracked at every change: its maximum, time-weighted mean of
+its absolute value, the longest stretch above half a hedge lot, and a series for charts.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from trading.events import Event, OrderFilled, OrderRejected, PlaceOrder
+from trading.fillsim import SimulatedExchange
+from trading.hedger import HEDGE, MAKER, HedgedMaker, VenueCommand
+from trading.perp_ledger import PerpLedger
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeFaults:
+    """Hedge-venue fault windows, each ``(start_ns, end_ns)`` in event time."""
+
+    reject: tuple[tuple[int, int], ...] = ()  # hedge orders answered 429
+    drop: tuple[tuple[int, int], ...] = ()  # hedge orders lost: never answered
+    stale: tuple[tuple[int, int], ...] = ()  # the hedge feed stops reaching the bot
+
+    @staticmethod
+    def _in(windows: tuple[tuple[int, int], ...], ts: int) -> bool:
+        return any(start <= ts < end for start, end in windows)
+
+
+@dataclass(slots=True)
+class ExposureTracker:
+    """Net exposure over time (base units, exact)."""
+
+    half_lot: Fraction
+    max_abs: Fraction = Fraction(0)
+    longest_above_ns: int = 0
+    series: list[tuple[int, Fraction]] = field(default_factory=list)
+    _area: Fraction = Fraction(0)
+    _last_ts: int | None = None
+    _last: Fraction = Fraction(0)
+    _above_since: int | None = None
+    first_ts: int | None = None
+
+    def note(self, ts: int, exposure: Fraction) -> None:
+        if self._last_ts is not None:
+            self._area += abs(self._last) * (ts - self._last_ts)
+        else:
+            self.first_ts = ts
+        self._last_ts = ts
+        if exposure != self._last or not self.series:
+            self.series.append((ts, exposure))
+        self._last = exposure
+        self.max_abs = max(self.max_abs, abs(exposure))
+        if self._above_since is not None:
+            self.longest_above_ns = max(self.longest_above_ns, ts - self._above_since)
+        if abs(exposure) > self.half_lot:
+            if self._above_since is None:
+                self._above_since = ts
+        else:
+            self._above_since = None
+
+    def time_weighted(self) -> Fraction:
+        span = (self._last_ts or 0) - (self.first_ts or 0)
+        return self._area / span if span > 0 else Fraction(0)
+
+
+@dataclass(frozen=True, slots=True)
+class HedgedResult:
+    events: int
+    first_ts: int
+    last_ts: int
+    maker_fills: tuple[OrderFilled, ...]
+    hedge_fills: tuple[OrderFilled, ...]
+    exposure: ExposureTracker
+    bot: HedgedMaker
+    maker_stats: Any
+    hedge_stats: Any
+    cancelled: bool = False
+    perp: dict[str, dict[str, Any]] = field(default_factory=dict)  # PerpLedger.report() per perp leg
+
+
+class HedgedBacktest:
+    """Replay ``maker_events`` and ``hedge_events`` through two simulated venues and ``bot``."""
+
+    def __init__(
+        self,
+        bot: HedgedMaker,
+        maker_events: Iterable[Event],
+        hedge_events: Iterable[Event],
+        maker: SimulatedExchange,
+        hedge: SimulatedExchange,
+        *,
+        timer_interval_ns: int = 100_000_000,
+        faults: HedgeFaults | None = None,
+        should_stop: Any = None,
+        progress_every: int = 10_000,
+        perp: dict[str, PerpLedger] | None = None,
+    ) -> None:
+        if bot.maker_book is not maker.book or bot.hedge_book is not hedge.book:
+            raise ValueError("bot: read the venues' books (maker.book, hedge.book); the venues keep them")
+        self.bot = bot
+        self.maker_events = maker_events
+        self.hedge_events = hedge_events
+        self.venues = {MAKER: maker, HEDGE: hedge}
+        self.timer_interval_ns = timer_interval_ns
+        self.faults = faults or HedgeFaults()
+        self.should_stop = should_stop
+        self.progress_every = progress_every
+        self.exposure = ExposureTracker(bot.legs.hedge.base_per_lot / 2)
+        self.fills: dict[str, list[OrderFilled]] = {MAKER: [], HEDGE: []}
+        self._injected: list[tuple[int, OrderRejected]] = []  # fault answers due to the bot
+        self.perp = perp or {}  # a PerpLedger per perpetual leg: margin, funding, liquidation watch
+        self.count = 0
+
+    def _merged(self) -> Iterator[tuple[int, int, str, Event]]:
+        def tag(events: Iterable[Event], rank: int, venue: str) -> Iterator[tuple[int, int, str, Event]]:
+            for event in events:
+                yield event.ts, rank, venue, event
+
+        return heapq.merge(tag(self.maker_events, 0, MAKER), tag(self.hedge_events, 1, HEDGE), key=lambda x: x[:2])
+
+    def run(self) -> HedgedResult:
+        bot = self.bot
+        interval = self.timer_interval_ns
+        next_timer: int | None = None
+        first_ts = last_ts = 0
+        cancelled = False
+        for ts, _, venue, event in self._merged():
+            if next_timer is None:
+                first_ts, next_timer = ts, ts + interval
+            while ts >= next_timer:
+                self._deliver(next_timer)
+                self._send(bot.on_timer(next_timer), next_timer)
+                self._mark(next_timer)
+                next_timer += interval
+            self._deliver(ts)
+            answers = self.venues[venue].on_market(event)
+            if answers:
+                self._answer(venue, answers)
+            if not (venue == HEDGE and HedgeFaults._in(self.faults.stale, ts)):
+                self._send(bot.on_market(venue, ts), ts)
+            last_ts = ts
+            self.count += 1
+            if self.should_stop is not None and self.count % self.progress_every == 0 and self.should_stop(self.count):
+                cancelled = True
+                break
+        if self.count:
+            self._deliver(last_ts)
+            self._mark(last_ts)
+            self.exposure.note(last_ts, bot.exposure())
+        return HedgedResult(
+            events=self.count,
+            first_ts=first_ts,
+            last_ts=last_ts,
+            maker_fills=tuple(self.fills[MAKER]),
+            hedge_fills=tuple(self.fills[HEDGE]),
+            exposure=self.exposure,
+            bot=bot,
+            maker_stats=self.venues[MAKER].stats,
+            hedge_stats=self.venues[HEDGE].stats,
+            cancelled=cancelled,
+            perp={venue: ledger.report() for venue, ledger in self.perp.items()},
+        )
+
+    # -----------------------------------------------------------------------------------------
+    def _deliver(self, ts: int) -> None:
+        for venue, exchange in self.venues.items():
+            if exchange.answers_due(ts):
+                self._answer(venue, exchange.advance(ts))
+        injected = self._injected
+        if injected and injected[0][0] <= ts:
+            due = [a for t, a in injected if t <= ts]
+            self._injected = [(t, a) for t, a in injected if t > ts]
+            self._answer(HEDGE, due)
+
+    def _answer(self, venue: str, answers: list) -> None:
+        for answer in answers:
+            if type(answer) is OrderFilled:
+                self.fills[venue].append(answer)
+                if venue in self.perp:
+                    self.perp[venue].on_fill(answer)
+            commands = self.bot.on_order(venue, answer)
+            if type(answer) is OrderFilled:
+                self.exposure.note(answer.ts, self.bot.exposure())
+            if commands:
+                self._send(commands, answer.ts)
+
+    def _mark(self, ts: int) -> None:
+        """Mark each perpetual leg at its book's mid (the recordings carry no mark price stream)."""
+        for venue, ledger in self.perp.items():
+            book = self.venues[venue].book
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is not None and ask is not None:
+                ledger.on_mark(ts, ledger.instrument.price(bid + ask) / 2)
+
+    def _send(self, commands: list[VenueCommand], ts: int) -> None:
+        if not commands:
+            return
+        touched = set()
+        hedge = self.venues[HEDGE]
+        for venue, command in commands:
+            if venue == HEDGE and type(command) is PlaceOrder:
+                if HedgeFaults._in(self.faults.reject, ts):
+                    due = ts + hedge.latency.entry_ns(ts) + hedge.latency.response_ns(ts)
+                    rejected = OrderRejected(due, command.client_order_id, "429 Too Many Requests", "rate_limited")
+                    self._injected.append((due, rejected))
+                    continue
+                if HedgeFaults._in(self.faults.drop, ts):
+                    continue
+            self.venues[venue].submit(command, ts)
+            touched.add(venue)
+        for venue in touched:  # with no latency the venue answers at once
+            exchange = self.venues[venue]
+            if exchange.answers_due(ts):
+                self._answer(venue, exchange.advance(ts))
