@@ -7,9 +7,12 @@ Each is stored as its quantile table (p0 .. p100, ns) and replayed by
 :class:`trading.latency.EmpiricalLatency`, which draws round trips from it by seeded inverse CDF,
 so a backtest with the same profile and seed is identical. When the period holds fewer than
 ``MIN_CANCEL_SAMPLES`` measured cancels, the cancel table is the place table and
-``cancel_source`` says so. The queue model (risk-averse, or probabilistic with a power) is the
-trader's choice stored with the profile; the live fill ratio and fill rate are stored next to it
-for comparison.
+``cancel_source`` says so. The queue model is the trader's choice (risk-averse, or probabilistic with a power) or, with
+``queue_model="fit"``, fitted: the bot's strategy, parameters and risk are replayed over the stored
+market data of the period once per candidate (``QUEUE_CANDIDATES``) with the fitted latency, and
+the candidate whose simulated fill rate (fills per order placed) is nearest the bot's live one is
+kept; every candidate's figure is stored in ``live["queue_fit"]``. The replay runs in the request,
+so a fit is refused above ``MAX_FIT_EVENTS`` market events (name a shorter period).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from trading.queue import ProbQueueModel, RiskAverseQueueModel
 
 MIN_PLACE_SAMPLES = 20
 MIN_CANCEL_SAMPLES = 20
-QUEUE_MODELS = ("risk_averse", "probabilistic")
+QUEUE_MODELS = ("risk_averse", "probabilistic", "fit")
+QUEUE_CANDIDATES = (("risk_averse", None), ("probabilistic", 1.0), ("probabilistic", 2.0), ("probabilistic", 3.0))
+MAX_FIT_EVENTS = 200_000
 
 
 def _durations_ns(pairs) -> list[int]:
@@ -78,6 +83,8 @@ def profile_fit_from_bot(
             raise ValidationError({"queue_power": str(exc)}) from None
     elif queue_power is not None:
         raise ValidationError({"queue_power": "applies to queue_model 'probabilistic' only"})
+    if queue_model == "fit" and len(QUEUE_CANDIDATES) < 2:
+        raise ValidationError({"queue_model": "no candidates to fit"})
     if SimulatorProfile.objects.filter(owner=user, name=name).exists():
         raise ValidationError({"name": f"{name!r} is taken; choose another profile name"})
     bot = bot_list(user=user).get(pk=bot_id)
@@ -113,6 +120,9 @@ def profile_fit_from_bot(
         "fill_rate": filled_orders / orders.count() if orders.exists() else None,
         "filled_orders_per_hour": filled_orders / hours,
     }
+    cancel_table = list(quantile_table(cancel)) if measured_cancels else place_table
+    if queue_model == "fit":
+        queue_model, queue_power, live["queue_fit"] = _fit_queue(bot, start, end, place_table, cancel_table, live)
     return SimulatorProfile.objects.create(
         owner=user,
         name=name,
@@ -120,7 +130,7 @@ def profile_fit_from_bot(
         start=start,
         end=end,
         place_ack_ns=place_table,
-        cancel_ack_ns=list(quantile_table(cancel)) if measured_cancels else place_table,
+        cancel_ack_ns=cancel_table,
         place_samples=len(place),
         cancel_samples=len(cancel),
         cancel_source="measured" if measured_cancels else "place_ack",
@@ -128,6 +138,40 @@ def profile_fit_from_bot(
         queue_power=queue_power,
         live=live,
     )
+
+
+def _fit_queue(bot, start, end, place_table, cancel_table, live) -> tuple[str, float | None, list[dict]]:
+    """Replay the period per queue-model candidate; keep the one nearest the live fill rate
+    (orders with a fill per order placed, as ``live["fill_rate"]``)."""
+    from apps.backtests import runner
+
+    if live["fill_rate"] is None:
+        raise ValidationError({"queue_model": "the bot placed no orders in the period: nothing to fit"})
+    prepared = runner.prepare_source(
+        "stored", {"market": bot.market_id, "start": start.isoformat(), "end": end.isoformat()}
+    )
+    if not prepared.total:
+        raise ValidationError({"queue_model": "no stored market data in the period to replay"})
+    if prepared.total > MAX_FIT_EVENTS:
+        raise ValidationError(
+            {"end": f"the period holds {prepared.total} market events; a queue fit replays at most {MAX_FIT_EVENTS}"}
+        )
+    tried = []
+    for name, power in QUEUE_CANDIDATES:
+        queue = ProbQueueModel(power) if name == "probabilistic" else RiskAverseQueueModel()
+        latency = EmpiricalLatency(place_table, cancel_table, seed=0)
+        result, _, _ = runner.simulate(
+            strategy=bot.strategy,
+            params=dict(bot.params or {}),
+            risk=dict(bot.risk or {}),
+            prepared=prepared,
+            models=(latency, queue),
+        )
+        filled = len({f.client_order_id for f in result.fills})
+        rate = filled / result.orders_placed if result.orders_placed else 0.0
+        tried.append({"queue_model": name, "queue_power": power, "orders": result.orders_placed, "fill_rate": rate})
+    best = min(tried, key=lambda t: abs(t["fill_rate"] - live["fill_rate"]))
+    return best["queue_model"], best["queue_power"], tried
 
 
 def profile_models(profile: SimulatorProfile, seed: int = 0):

@@ -30,7 +30,7 @@ def bot(users):
         exchange_account=account,
         market=Market.objects.get(venue="sim:alpha", symbol="BTC/USDT"),
         strategy="fixed_spread",
-        params={"order_amount": "0.01", "bid_spread": "0.0001", "ask_spread": "0.0001", "refresh_time": "1"},
+        params={"order_amount": "0.01", "bid_spread": "0.00005", "ask_spread": "0.00005", "refresh_time": "30"},
     )
 
 
@@ -189,16 +189,11 @@ def test_shadow_backtest_with_a_profile_reports_live_vs_simulated(users, bot, hi
     from apps.backtests import runner
     from apps.backtests.services import current_app
     from apps.marketdata.models import TopOfBookSnapshot
-    from apps.marketdata.services import batch_from_events, marketdata_ingest_batch
     from apps.orders.services import fill_record
-    from workers.simvenue import SimFeed
 
     monkeypatch.setattr(current_app, "send_task", lambda *a, **k: None)
     profile_id = _fit(users["alice"], bot).json()["id"]
-    inst = runner.market_instrument(bot.market)
-    t0 = int(T0.timestamp()) * 10**9
-    books = [SimFeed("sim:alpha", inst).book_at(t0 + i * 10**9) for i in range(120)]
-    marketdata_ingest_batch(depths=batch_from_events(market_id=bot.market_id, instrument=inst, events=books).depths)
+    _stored_market(bot)
     for s in range(0, 180):
         TopOfBookSnapshot.objects.create(
             ts=T0 + timedelta(seconds=s),
@@ -238,3 +233,58 @@ def test_shadow_backtest_with_a_profile_reports_live_vs_simulated(users, bot, hi
     assert set(live["markouts_avg_ticks"]) == set(simulated["markouts_avg_ticks"]) == {"1s", "10s", "60s"}
     bad = alice.post(f"/api/v1/bots/{bot.pk}/shadow-backtests/", {**PERIOD, "profile": 424242}, format="json")
     assert bad.status_code == 400 and "profile" in bad.json()["data_params"]
+
+
+def _stored_market(bot):
+    """Two minutes of a steady book stored for the bot's market: the touch 0.5 bp either side of
+    60000 (where the bot quotes), sizes redrawn every second (seeded), and trades at the touch
+    five times a second; the queue at the bot's price is all that decides its fills."""
+    from apps.backtests import runner
+    from apps.marketdata.services import batch_from_events, marketdata_ingest_batch
+    from trading.events import BookSnapshot, TradeTick
+    from trading.instruments import Side
+
+    inst = runner.market_instrument(bot.market)
+    centre = inst.ticks(Decimal(60000), side=Side.BUY)
+    half = round(centre * 0.00005)
+    t0 = int(T0.timestamp()) * 10**9
+    rng = random.Random(5)
+    events = []
+    for i in range(120):
+        sizes = [rng.randint(20, 200) for _ in range(10)]
+        bids = tuple((centre - half - k, sizes[k]) for k in range(5))
+        asks = tuple((centre + half + k, sizes[5 + k]) for k in range(5))
+        events.append(BookSnapshot(ts=t0 + i * 10**9, bids=bids, asks=asks))
+        for j in range(1, 5):
+            sell = rng.random() < 0.5
+            price, qty = (bids if sell else asks)[0]
+            events.append(
+                TradeTick(
+                    ts=t0 + i * 10**9 + j * 200_000_000,
+                    price=price,
+                    qty=rng.randint(1, qty // 3),
+                    aggressor=Side.SELL if sell else Side.BUY,
+                    trade_id=f"{i}-{j}",
+                )
+            )
+    batch = batch_from_events(market_id=bot.market_id, instrument=inst, events=events)
+    marketdata_ingest_batch(depths=batch.depths, trades=batch.trades)
+
+
+def test_queue_model_fit_replays_each_candidate_and_keeps_the_nearest_live_fill_rate(users, bot, history):
+    from apps.research.profiles import QUEUE_CANDIDATES
+
+    no_data = _fit(users["alice"], bot, name="nodata", queue_model="fit")
+    assert no_data.status_code == 400 and "no stored market data" in str(no_data.json()["queue_model"])
+    _stored_market(bot)
+    response = _fit(users["alice"], bot, queue_model="fit")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    live_rate = body["live"]["fill_rate"]
+    assert live_rate == pytest.approx(1 / 5)
+    tried = body["live"]["queue_fit"]
+    assert [(t["queue_model"], t["queue_power"]) for t in tried] == list(QUEUE_CANDIDATES)
+    assert all(t["orders"] > 0 for t in tried)
+    assert len({t["fill_rate"] for t in tried}) > 1  # the data tells the candidates apart
+    best = min(tried, key=lambda t: abs(t["fill_rate"] - live_rate))
+    assert (body["queue_model"], body["queue_power"]) == (best["queue_model"], best["queue_power"])
