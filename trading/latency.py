@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Protocol
 
 
@@ -97,3 +98,92 @@ class RecordedLatency:
 
     def response_ns(self, ts: int) -> int:
         return self._draw(self._response)
+
+
+QUANTILE_POINTS = 101  # p0, p1, ..., p100
+
+
+def quantile_table(samples: Sequence[int], points: int = QUANTILE_POINTS) -> tuple[int, ...]:
+    """``points`` evenly spaced quantiles (p0 .. p100) of ``samples``, linear between order
+    statistics (numpy's default method), rounded to whole nanoseconds."""
+    values = sorted(_check_ns("samples", v) for v in samples)
+    if not values:
+        raise ValueError("samples: empty; give at least one measured latency in nanoseconds")
+    if points < 2:
+        raise ValueError(f"points: {points!r} is not accepted; give at least 2")
+    out = []
+    last = len(values) - 1
+    for i in range(points):
+        pos = last * i / (points - 1)
+        lo = int(pos)
+        hi = min(lo + 1, last)
+        out.append(round(values[lo] + (values[hi] - values[lo]) * (pos - lo)))
+    return tuple(out)
+
+
+class EmpiricalLatency:
+    """Round trips drawn from measured distributions, reproducibly by seed.
+
+    ``place_ack`` and ``cancel_ack`` are quantile tables (see :func:`quantile_table`) of the
+    measured time from sending a place (a cancel) to its acknowledgement; a draw is the inverse
+    CDF at a seeded uniform, linear between table points. The answer comes back in
+    ``response_ns`` (constant, by default half the fastest place round trip) and the rest of the
+    drawn round trip is spent on the way in, so a simulated place is acknowledged after exactly
+    the drawn round trip and the simulated round trips have the measured distribution.
+    """
+
+    def __init__(
+        self,
+        place_ack: Sequence[int],
+        cancel_ack: Sequence[int] | None = None,
+        *,
+        response_ns: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.place_ack = self._table("place_ack", place_ack)
+        self.cancel_ack = self.place_ack if cancel_ack is None else self._table("cancel_ack", cancel_ack)
+        fastest = min(self.place_ack[0], self.cancel_ack[0])
+        self._response = fastest // 2 if response_ns is None else _check_ns("response_ns", response_ns)
+        if self._response > fastest:
+            raise ValueError(
+                f"response_ns: {response_ns} is not accepted; give at most the fastest round trip ({fastest} ns)"
+            )
+        self.seed = seed
+        self._rng = random.Random(seed)
+
+    @staticmethod
+    def _table(field: str, table: Sequence[int]) -> tuple[int, ...]:
+        values = tuple(table)
+        if len(values) < 2:
+            raise ValueError(f"{field}: give a quantile table of at least 2 points (p0 .. p100) in nanoseconds")
+        for v in values:
+            _check_ns(field, v)
+        if any(b < a for a, b in pairwise(values)):
+            raise ValueError(f"{field}: quantiles must not decrease from p0 to p100")
+        return values
+
+    def _draw(self, table: tuple[int, ...]) -> int:
+        pos = self._rng.random() * (len(table) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(table) - 1)
+        return round(table[lo] + (table[hi] - table[lo]) * (pos - lo))
+
+    def round_trip_ns(self, table: tuple[int, ...]) -> int:
+        """One draw from ``table`` (for checks and reports)."""
+        return self._draw(table)
+
+    def entry_ns(self, ts: int) -> int:
+        return self._draw(self.place_ack) - self._response
+
+    def cancel_ns(self, ts: int) -> int:
+        return self._draw(self.cancel_ack) - self._response
+
+    def response_ns(self, ts: int) -> int:
+        return self._response
+
+    def __repr__(self) -> str:
+        p = self.place_ack
+        return (
+            f"EmpiricalLatency(place_ack p50={p[len(p) // 2]} ns, cancel_ack p50={self.cancel_ack[len(self.cancel_ack) // 2]}"
+            f" ns, response_ns={self._response}, seed={self.seed})"
+        )

@@ -310,8 +310,11 @@ def simulate(
     prepared: Prepared,
     should_stop: Callable[[int], bool] | None = None,
     latency_ns: int | None = None,
+    models: tuple[Any, Any] | None = None,
 ) -> tuple[Any, Engine, analytics.AnalyticsBacktest]:
-    """Run the engine over ``prepared`` events; ``should_stop(events_seen)`` is polled."""
+    """Run the engine over ``prepared`` events; ``should_stop(events_seen)`` is polled.
+    ``models`` = (latency model, queue model) of a simulator profile replace the constant
+    latency and the default queue model."""
     inst = prepared.instrument
     if prepared.venue:
         measured = venue_defaults(prepared.venue)
@@ -324,8 +327,11 @@ def simulate(
         risk=RiskLimits.from_dict(risk),
         initial_quote=inst.cash_units(DEFAULT_QUOTE_BALANCE),
     )
-    latency = _latency_ns(prepared.venue) if latency_ns is None else latency_ns
-    exchange = SimulatedExchange(inst, latency=ConstantLatency(latency, latency))
+    if models is not None:
+        exchange = SimulatedExchange(inst, latency=models[0], queue=models[1])
+    else:
+        latency = _latency_ns(prepared.venue) if latency_ns is None else latency_ns
+        exchange = SimulatedExchange(inst, latency=ConstantLatency(latency, latency))
     counted = _Counted(prepared.events)
     bt = analytics.AnalyticsBacktest(
         engine,
@@ -381,6 +387,20 @@ def result_payload(result, engine: Engine, bt: analytics.AnalyticsBacktest, prep
     }
 
 
+def _profile_models(data: dict) -> tuple[tuple[Any, Any] | None, dict | None]:
+    """The seeded latency and queue models of the run's simulator profile, and its summary."""
+    from apps.research.models import SimulatorProfile
+    from apps.research.profiles import profile_models, profile_summary
+
+    if data.get("profile") is None:
+        return None, None
+    profile = SimulatorProfile.objects.filter(pk=data["profile"]).first()
+    if profile is None:
+        raise ValueError(f"profile: simulator profile {data['profile']} no longer exists")
+    seed = data.get("profile_seed", 0)
+    return profile_models(profile, seed), {**profile_summary(profile), "seed": seed}
+
+
 def backtest_execute(*, run_id: int) -> BacktestRun | None:
     """Claim a queued run and execute it, saving and pushing progress; ``None`` if the run was
     not queued (claimed elsewhere, cancelled or gone). Errors mark the run failed."""
@@ -405,10 +425,18 @@ def backtest_execute(*, run_id: int) -> BacktestRun | None:
                 _push(run_id, {"status": "running", "progress": int(fraction * 100), "eta_seconds": eta and round(eta)})
             return state["stop"]
 
+        models, profile = _profile_models(run.data_params or {})
         result, engine, bt = simulate(
-            strategy=run.strategy, params=run.params, risk=run.risk, prepared=prepared, should_stop=should_stop
+            strategy=run.strategy,
+            params=run.params,
+            risk=run.risk,
+            prepared=prepared,
+            should_stop=should_stop,
+            models=models,
         )
         payload = result_payload(result, engine, bt, prepared)
+        if profile is not None:
+            payload["metrics"]["simulator_profile"] = profile
         stored = backtest_store_result(run_id=run_id, **payload)
     except BacktestStateError:
         return BacktestRun.objects.get(pk=run_id)

@@ -239,7 +239,34 @@ def validate_backtest_input(
     elif not isinstance(data_params, dict):
         errors["data_params"] = "must be an object"
     else:
+        data_params, profile_errors = _profile(data_source, data_params, owner)
         data_errors = validator(data_params, owner) if validator is _recording else validator(data_params)
+        data_errors = {**data_errors, **profile_errors}
         if data_errors:
             errors["data_params"] = data_errors
     return errors
+
+
+PROFILE_KEYS = ("profile", "profile_seed")
+PROFILE_SOURCES = (DataSource.RECORDING, DataSource.STORED)
+
+
+def _profile(data_source: str, data_params: dict, owner) -> tuple[dict, dict[str, str]]:
+    """Check the simulator profile fields (``profile``: an id from /api/v1/simulator-profiles/,
+    ``profile_seed``: the seed of its latency draws); return the other fields and the errors."""
+    from apps.research.profiles import profile_get
+
+    rest = {k: v for k, v in data_params.items() if k not in PROFILE_KEYS}
+    errors: dict[str, str] = {}
+    if not any(k in data_params for k in PROFILE_KEYS):
+        return rest, errors
+    if data_source not in PROFILE_SOURCES:
+        errors["profile"] = f"a simulator profile applies to these data sources only: {', '.join(PROFILE_SOURCES)}"
+        return rest, errors
+    profile = data_params.get("profile")
+    if owner is None or profile_get(user=owner, profile_id=profile) is None:
+        errors["profile"] = (
+            f"{profile!r} is not one of your simulator profiles; accepted: an id from /api/v1/simulator-profiles/"
+        )
+    _int(data_params, "profile_seed", errors, default=0, low=0, high=2**63 - 1)
+    return rest, errors

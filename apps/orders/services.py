@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 CANCEL_TASK = "workers.orders.cancel"
 
+_ACKED = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
 _RANK = {
     OrderStatus.PENDING_NEW: 0,
     OrderStatus.OPEN: 1,
@@ -81,7 +82,10 @@ def order_upsert_from_event(
     """Create or move forward the order ``client_order_id``; returns ``(order, created)``.
 
     Creating needs market, side, price and quantity (call this with ``pending_new`` before
-    sending the place). An event that would move the order backwards is ignored.
+    sending the place). An event that would move the order backwards is ignored. ``at`` is when
+    the event happened (default now): a new row is stamped ``created`` then, the first
+    open / partially filled / filled event stamps ``acked_at`` (order-entry latency is
+    ``acked_at - created``) and a closing event ``closed_at``.
     """
     if not client_order_id:
         raise ValidationError({"client_order_id": "is empty"})
@@ -126,9 +130,14 @@ def order_upsert_from_event(
         order.status = OrderStatus.FILLED
     if order.status in CLOSED_STATUSES and order.closed_at is None:
         order.closed_at = now
+    if order.acked_at is None and order.status in _ACKED:
+        order.acked_at = now
     try:
         with transaction.atomic():
             order.save()
+            if created and at is not None:  # ``created`` is auto_now_add: stamp the event's time
+                Order.objects.filter(pk=order.pk).update(created=at)
+                order.created = at
     except IntegrityError:
         # Created concurrently by another process: apply this event to that row instead.
         return order_upsert_from_event(
@@ -285,13 +294,14 @@ def fills_bulk_record(rows: Iterable[Mapping[str, Any]], *, validate: bool = Tru
 
 
 @transaction.atomic
-def order_cancel_request(*, order: Order, actor: User) -> Order:
-    """Ask the workers to cancel an open order (``workers.orders.cancel``, by name, on commit)."""
+def order_cancel_request(*, order: Order, actor: User, at: datetime | None = None) -> Order:
+    """Ask the workers to cancel an open order (``workers.orders.cancel``, by name, on commit);
+    ``at`` is when the request was made (default now; cancel latency = ``closed_at - at``)."""
     order = Order.objects.select_for_update().get(pk=order.pk)
     if order.status in CLOSED_STATUSES:
         raise ValidationError({"status": f"order {order.client_order_id} is already {order.status}"})
     if order.cancel_requested_at is None:
-        order.cancel_requested_at = timezone.now()
+        order.cancel_requested_at = at or timezone.now()
         order.save(update_fields=["cancel_requested_at", "updated"])
     audit_record(
         action=AuditAction.ORDER_CANCEL_REQUESTED,

@@ -124,9 +124,12 @@ def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 # --- shadow backtest ---------------------------------------------------------------------------
-def shadow_backtest_create(*, user, bot_id: int, start: datetime, end: datetime):
+def shadow_backtest_create(
+    *, user, bot_id: int, start: datetime, end: datetime, profile: int | None = None, profile_seed: int = 0
+):
     """Queue a backtest of the bot's strategy, parameters and risk over the stored market data
-    of ``[start, end)`` (the bot must be visible; the user must be allowed to run backtests)."""
+    of ``[start, end)`` (the bot must be visible; the user must be allowed to run backtests),
+    simulated with a simulator profile when one is named."""
     from apps.backtests.services import backtest_create
 
     check_period(start, end)
@@ -138,7 +141,8 @@ def shadow_backtest_create(*, user, bot_id: int, start: datetime, end: datetime)
         params=dict(bot.params or {}),
         risk=dict(bot.risk or {}),
         data_source="stored",
-        data_params={"market": bot.market_id, "start": start.isoformat(), "end": end.isoformat()},
+        data_params={"market": bot.market_id, "start": start.isoformat(), "end": end.isoformat()}
+        | ({} if profile is None else {"profile": profile, "profile_seed": profile_seed}),
     )
 
 
@@ -163,4 +167,21 @@ def shadow_comparison(*, user, bot_id: int, run) -> dict[str, Any]:
             "fills": live["fills"] - simulated["fills"],
             "quote_uptime": live["quote_uptime"] - simulated["quote_uptime"],
         }
+        hours = (end - start).total_seconds() / 3600
+        out["calibration"] = {
+            "profile": (run.metrics or {}).get("simulator_profile"),
+            "live": _trust_figures(live, hours),
+            "simulated": _trust_figures(simulated, hours),
+        }
     return out
+
+
+def _trust_figures(report: dict[str, Any], hours: float) -> dict[str, Any]:
+    """Fill rate (fills per order placed), markouts (ticks per lot by horizon) and PnL per hour."""
+    placed = report.get("orders_placed") or 0
+    return {
+        "fill_rate": report["fills"] / placed if placed else None,
+        "fills_per_hour": report["fills"] / hours,
+        "markouts_avg_ticks": {h: m["avg_ticks"] for h, m in (report.get("markouts") or {}).items()},
+        "pnl_per_hour": str((Decimal(report["pnl"]["total"]) / Decimal(repr(hours))).quantize(Decimal("0.00000001"))),
+    }

@@ -82,6 +82,8 @@ class BotAnalyticsCsvView(APIView):
 class ShadowRequestSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
+    profile = serializers.IntegerField(required=False, help_text="a simulator profile id")
+    profile_seed = serializers.IntegerField(required=False, min_value=0, default=0)
 
 
 class ShadowBacktestView(APIView):

@@ -69,3 +69,31 @@ class UserRecording(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.market})"
+
+
+class SimulatorProfile(models.Model):
+    """A fill-simulation profile fitted from a bot's own orders: its place->ack and cancel->ack
+    round trips as quantile tables (p0 .. p100, ns) and the queue model to use, used by backtests
+    and shadow backtests that name it (``data_params.profile``)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="simulator_profiles")
+    name = models.CharField(max_length=128)
+    bot = models.ForeignKey("bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    place_ack_ns = models.JSONField(help_text="place->ack quantiles p0..p100, ns")
+    cancel_ack_ns = models.JSONField(help_text="cancel->ack quantiles p0..p100, ns")
+    place_samples = models.PositiveIntegerField()
+    cancel_samples = models.PositiveIntegerField()
+    cancel_source = models.CharField(max_length=16)  # measured | place_ack (no cancel timings)
+    queue_model = models.CharField(max_length=16, default="risk_averse")  # risk_averse | probabilistic
+    queue_power = models.FloatField(null=True, blank=True)
+    live = models.JSONField(default=dict, blank=True, help_text="the bot's own figures over the period")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="simprofile_owner_name_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (bot #{self.bot_id})"
