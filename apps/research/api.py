@@ -3,11 +3,12 @@ results, cancel, and apply the recommended parameters to a bot (a new config ver
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from apps.core.serializers import ModelSerializer
@@ -137,7 +138,7 @@ class RecordingViewSet(
 
     lookup_value_regex = "[^/]+"
     serializer_class = RecordingSerializer
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser]  # files travel as multipart; anything else is a 415
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -163,7 +164,12 @@ class RecordingViewSet(
 
         if not request.user.can_trade:
             return Response({"detail": "viewers cannot upload recordings"}, status=status.HTTP_403_FORBIDDEN)
-        data = RecordingUploadSerializer(data={**request.data.dict(), "files": request.FILES.getlist("files")})
+        try:
+            fields = {key: request.data.get(key) for key in ("name", "market")}
+            files = request.FILES.getlist("files")
+        except (TooManyFilesSent, TooManyFieldsSent, RequestDataTooBig) as exc:
+            raise ValidationError({"files": [f"{exc}; accepted: at most 100 files within the request size limit"]})
+        data = RecordingUploadSerializer(data={**fields, "files": files})
         data.is_valid(raise_exception=True)
         market = Market.objects.filter(pk=data.validated_data["market"]).first()
         if market is None:

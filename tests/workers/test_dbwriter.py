@@ -194,10 +194,13 @@ def test_reconciliation_leaves_a_fresh_paper_order_whose_row_is_on_its_way(clean
 
 
 def test_a_bot_whose_rows_the_database_refuses_goes_to_error_and_another_users_bot_keeps_every_row(host, redis_client):
-    """Two bots of two users on one host: one quotes a size NUMERIC(38, 18) cannot hold (10^21
-    BTC, set straight in the database as an older release could have stored it). Its refused
-    order row puts it into ``error`` with the value named, after cancelling its orders; the
-    other bot's order rows and fills are all written, at once."""
+    """Two bots of two users on one host: the database refuses every order row of one of them
+    (a CHECK constraint the test adds: input validation stops absurd sizes before a bot starts,
+    so the refusal comes from the database itself, as any constraint or an older release's
+    stored value would). Its refused row puts it into ``error`` naming the refusal, after
+    cancelling its orders; the other bot's order rows and fills are all written, at once."""
+    from django.db import connection
+
     from apps.bots.models import Bot, BotEvent
     from apps.bots.services import bot_start
     from apps.orders.models import Order
@@ -207,17 +210,24 @@ def test_a_bot_whose_rows_the_database_refuses_goes_to_error_and_another_users_b
 
     alice, account_a, (bot_a,) = make_paper_bots(1, username="alice", start=False)
     _bob, account_b, (bot_b,) = make_paper_bots(1, username="bob")
-    Bot.objects.filter(pk=bot_a.pk).update(params={**bot_a.params, "order_amount": "1" + "0" * 21}, risk={})
-    bot_start(bot=Bot.objects.get(pk=bot_a.pk), actor=alice)
-    supervisor.tick()
-    assert wait_until(lambda: Bot.objects.get(pk=bot_a.pk).actual_state == "error", 20), Bot.objects.get(
-        pk=bot_a.pk
-    ).actual_state
-    bot = Bot.objects.get(pk=bot_a.pk)
-    assert "the database refused its order" in bot.state_reason and "beyond NUMERIC(38, 18)" in bot.state_reason
-    event = BotEvent.objects.get(bot=bot_a, code="write_refused", kind="error")
-    assert "quantity 1000000000000000000000.0000 (beyond NUMERIC(38, 18)" in event.message
-    assert redis_client.hlen(keys.paper(account_a.pk, "BTC/USDT", "orders")) == 0  # its orders cancelled
+    table = Order._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT mm_test_refuse_bot CHECK (bot_id <> {int(bot_a.pk)}) NOT VALID"
+        )
+    try:
+        bot_start(bot=Bot.objects.get(pk=bot_a.pk), actor=alice)
+        supervisor.tick()
+        assert wait_until(lambda: Bot.objects.get(pk=bot_a.pk).actual_state == "error", 30), Bot.objects.get(
+            pk=bot_a.pk
+        ).actual_state
+        bot = Bot.objects.get(pk=bot_a.pk)
+        assert "the database refused its order" in bot.state_reason and "mm_test_refuse_bot" in bot.state_reason
+        assert BotEvent.objects.filter(bot=bot_a, code="write_refused", kind="error").exists()
+        assert wait_until(lambda: redis_client.hlen(keys.paper(account_a.pk, "BTC/USDT", "orders")) == 0, 10)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS mm_test_refuse_bot")
 
     assert wait_until(lambda: Bot.objects.get(pk=bot_b.pk).actual_state == "running", 20)
     runner = host.bots[bot_b.pk]
