@@ -1,0 +1,228 @@
+"""The whole Procfile (web, default worker, two bot hosts, beat) against its own Redis and
+PostgreSQL, with paper bots trading on the sim and replay venues: kill -9 each process kind,
+restart Redis, restart PostgreSQL, pull the kill switches under load. Nothing is lost or
+duplicated, no order is left without its owner, every process comes back, and ``/healthz``
+says the truth all along. The tests run in file order on one stack (module scope)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis as redis_lib
+
+from tests.reliability.conftest import logdir
+from tests.reliability.stack import (
+    Agent,
+    HealthWatcher,
+    Stack,
+    free_port,
+    http_status,
+    post_json,
+    stack_env,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.slow]
+PREFIX = "rel-crash"
+PROCESSES = ("web", "worker", "bots", "bots2", "beat")
+TAKEOVER_S = 15
+
+
+class Run:
+    """Everything a test of this module needs: the stack, the agent, the bots."""
+
+    def __init__(self, services) -> None:
+        self.services = services
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        services.pg.create_database("mm_crash")
+        env = stack_env(
+            database_url=services.pg.url("mm_crash"), redis_url=services.redis.url(0), prefix=PREFIX, port=port
+        )
+        self.logs = logdir("crash")
+        self.agent = Agent(env, self.logs / "agent.log")
+        self.setup = self.agent.call("setup", bots_per_venue=4, venues=["sim:alpha", "replay:binance-spot"])
+        self.accounts = self.setup["accounts"]
+        # Two of the sim bots stay in reserve (stopped): started later through the database
+        # only, they prove that beat -> worker -> supervisor -> host works again.
+        self.reserve = self.setup["bots"][2:4]
+        self.bots = [b for b in self.setup["bots"] if b not in self.reserve]
+        self.redis = redis_lib.Redis.from_url(services.redis.url(0), socket_timeout=3)
+        self.stack = Stack(env, self.logs)
+        self.outages: list[tuple[str, float, float]] = []  # (what, down at, back at)
+        for name in PROCESSES:
+            self.stack.start(name)
+        self.health = HealthWatcher(self.base)
+
+    def owners(self, bots=None) -> dict[int, int]:
+        """bot -> pid of the process holding its lease (0: none)."""
+        bots = bots or self.bots
+        values = self.redis.mget([f"{PREFIX}:bot:{b}:lease" for b in bots])
+        return {b: int(v.decode().split(":")[1]) if v else 0 for b, v in zip(bots, values, strict=True)}
+
+    def running(self, bots=None) -> bool:
+        states = self.agent.call("states", bot_ids=bots or self.bots)
+        return all(s == "running" for s in states.values())
+
+    def fills(self) -> int:
+        return self.agent.call("fills", account_ids=[a["id"] for a in self.accounts])
+
+    def trades_again(self, timeout: float = 45) -> bool:
+        before = self.fills()
+        return wait_until(lambda: self.fills() > before, timeout, interval=1.0)
+
+    def close(self) -> None:
+        self.health.stop()
+        self.stack.stop_all()
+        self.agent.close()
+
+
+@pytest.fixture(scope="module")
+def run(services):
+    r = Run(services)
+    yield r
+    r.close()
+
+
+def dead(run) -> list[str]:
+    return [name for name in PROCESSES if not run.stack.alive(name)]
+
+
+def test_the_stack_starts_from_the_procfile_and_trades(run):
+    assert run.agent.call("want", bot_ids=run.bots) == len(run.bots)
+    assert wait_until(lambda: http_status(run.base + "/healthz") == 200, 60, interval=1.0), "healthz never 200"
+    assert wait_until(lambda: all(run.owners().values()), 60, interval=1.0), f"bots not claimed: {run.owners()}"
+    assert wait_until(run.running, 30, interval=1.0)
+    assert wait_until(lambda: run.fills() >= 3, 60, interval=1.0), "no fills on the paper venues"
+    assert {run.stack.pid("bots"), run.stack.pid("bots2")} >= set(run.owners().values())
+    assert not dead(run)
+
+
+@pytest.mark.parametrize("victim,heir", [("bots", "bots2"), ("bots2", "bots")])
+def test_kill9_of_a_bot_host_moves_its_bots_and_the_restarted_host_takes_work(run, victim, heir):
+    # Whatever it owns (all bots after the previous case) moves to the heir within the limit.
+    owned = [b for b, pid in run.owners().items() if pid == run.stack.pid(victim)]
+    run.stack.kill9(victim)
+    killed_at = time.monotonic()
+    heir_pid = run.stack.pid(heir)
+    moved = wait_until(lambda: set(run.owners().values()) == {heir_pid}, TAKEOVER_S + 5, interval=0.2)
+    took = time.monotonic() - killed_at
+    assert moved and took < TAKEOVER_S, f"{len(owned)} bots of the killed host not moved in {took:.1f}s"
+    # The killed host's own children (its database writer) do not outlive it for long.
+    assert wait_until(lambda: not run.stack.leftovers(victim), 15), (
+        f"orphans of {victim}: {run.stack.leftovers(victim)}"
+    )
+    run.stack.start(victim)
+    assert wait_until(lambda: run.running(), 20, interval=1.0)
+    assert run.trades_again(), "no fills after the take-over"
+    # The restarted host registers and is able to take work (the next case kills the heir).
+    assert wait_until(
+        lambda: any(f'"pid": {run.stack.pid(victim)}'.encode() in v for v in run.redis.hvals(f"{PREFIX}:hosts")), 40
+    ), "the restarted host never registered"
+
+
+@pytest.mark.parametrize("victim", ["worker", "beat"])
+def test_kill9_of_the_control_plane_and_its_work_resumes_after_restart(run, victim):
+    """The default worker runs the supervisor that beat schedules: a bot wanted in the database
+    only runs once both are back."""
+    bot = run.reserve.pop()
+    run.stack.kill9(victim)
+    assert wait_until(lambda: not run.stack.leftovers(victim), 15), (
+        f"orphans of {victim}: {run.stack.leftovers(victim)}"
+    )
+    run.agent.call("want", bot_ids=[bot])
+    time.sleep(6)  # more than one supervisor period without the victim
+    assert run.owners([bot])[bot] == 0, f"{bot} was claimed with the {victim} dead: the check proves nothing"
+    run.stack.start(victim)
+    assert wait_until(lambda: run.owners([bot])[bot], 60, interval=1.0), f"the {victim}'s work did not resume"
+    assert wait_until(lambda: run.running([bot]), 20, interval=1.0)
+    run.bots.append(bot)
+    assert not dead(run)
+
+
+def test_kill9_of_the_web_server_and_it_serves_again(run):
+    run.stack.kill9("web")
+    down_at = time.monotonic()
+    # The web server's own processes (uvicorn children) are left behind by a kill -9 of its
+    # parent; a crashed container or unit takes them all: do that, then restart.
+    run.stack.kill_session("web")
+    assert wait_until(lambda: http_status(run.base + "/healthz") == 0, 10), "the web server still answers"
+    run.stack.start("web")
+    assert wait_until(lambda: http_status(run.base + "/healthz") == 200, 60, interval=0.5), "web not back"
+    run.outages.append(("web", down_at, time.monotonic()))
+    assert not dead(run)
+
+
+def _outage_is_reported(run, what: str, down_at: float, up_at: float) -> None:
+    # A dependency counts as down from 3 s after it went (timeouts of requests in flight) until
+    # it was started again: every answer meanwhile must be non-200.
+    statuses = run.health.between(down_at + 3, up_at)
+    assert statuses, f"no /healthz sample while {what} was down"
+    assert 200 not in statuses, f"/healthz said 200 while {what} was down: {statuses}"
+
+
+def test_redis_restart_is_survived_by_every_process(run):
+    assert wait_until(run.running, 30, interval=1.0)
+    run.services.redis.kill()
+    down_at = time.monotonic()
+    time.sleep(8)  # longer than the lease TTL: every owner loses its leases
+    run.services.redis.start()
+    up_at = time.monotonic()
+    run.outages.append(("redis", down_at, up_at))
+    _outage_is_reported(run, "Redis", down_at, up_at)
+    assert wait_until(lambda: http_status(run.base + "/healthz") == 200, 45, interval=1.0), "healthz not 200 again"
+    time.sleep(3)
+    assert not dead(run), f"died on the Redis restart: {dead(run)}"
+    assert wait_until(lambda: all(run.owners().values()), 45, interval=1.0), "bots not claimed again"
+    assert wait_until(run.running, 30, interval=1.0)
+    assert run.trades_again(), "no fills after the Redis restart"
+
+
+def test_postgres_restart_is_survived_by_every_process(run):
+    run.services.pg.stop("immediate")
+    down_at = time.monotonic()
+    time.sleep(6)
+    run.services.pg.start()
+    up_at = time.monotonic()
+    run.outages.append(("postgres", down_at, up_at))
+    _outage_is_reported(run, "PostgreSQL", down_at, up_at)
+    assert wait_until(lambda: http_status(run.base + "/healthz") == 200, 45, interval=1.0), "healthz not 200 again"
+    assert not dead(run), f"died on the PostgreSQL restart: {dead(run)}"
+    assert wait_until(run.running, 30, interval=1.0)
+    assert run.trades_again(), "no fills after the PostgreSQL restart"
+
+
+def test_kill_switches_under_load_leave_nothing_open_lost_or_duplicated(run):
+    token = run.setup["token"]
+    api = run.base + "/api/v1"
+    first = run.accounts[0]["id"]
+    status, body = post_json(f"{api}/exchange-accounts/{first}/kill/", token, {"on": True, "reason": "reliability"})
+    assert status == 200 and body["bots_killed"] >= 1, (status, body)
+    status, body = post_json(f"{api}/kill-all/", token, {"reason": "reliability"})
+    assert status == 200, (status, body)
+    assert wait_until(lambda: set(run.agent.call("states", bot_ids=run.bots).values()) == {"stopped"}, 30, 1.0), (
+        run.agent.call("states", bot_ids=run.bots)
+    )
+    time.sleep(2)  # a place still in flight would land now
+    run.agent.call("reconcile")
+    audit = run.agent.call("audit", accounts=run.accounts, bot_ids=run.bots)
+    assert audit["venue_fills"] > 0 and audit["places"] > 0
+    assert audit["lost"] == [] and audit["extra"] == [], f"fills lost {audit['lost']} / unknown {audit['extra']}"
+    assert audit["duplicated"] == [], f"fills recorded twice: {audit['duplicated']}"
+    assert audit["placed_twice"] == [], f"orders placed twice: {audit['placed_twice']}"
+    assert audit["orphans"] == [], f"venue orders without a row: {audit['orphans']}"
+    assert audit["venue_open"] == [] and audit["db_open"] == [], (audit["venue_open"], audit["db_open"])
+    for bot, tokens in audit["tokens"].items():
+        assert tokens == sorted(tokens), f"bot {bot}: two owners sent orders (tokens {tokens})"
+    assert not dead(run)
+
+
+def test_healthz_was_truthful_throughout(run):
+    """Non-200 (or no answer) during each outage, 200 when the stack was whole and settled."""
+    for what, down_at, up_at in run.outages:
+        if what != "web":
+            _outage_is_reported(run, what, down_at, up_at)
+    statuses = [s for _, s in run.health.samples]
+    assert statuses.count(200) > len(statuses) / 3, "the stack was rarely healthy"
+    assert http_status(run.base + "/healthz") == 200
