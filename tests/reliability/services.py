@@ -124,6 +124,10 @@ class PrivateRedis:
     def start(self) -> None:
         cmd = ["redis-server", "--port", str(self.port), "--bind", *self.addresses, "--dir", str(self.root),
                "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--maxclients", "2000"]  # fmt: skip
+        if self.addresses != ["127.0.0.1"]:
+            # Also bound to the namespaces' veth addresses (never a public interface): protected
+            # mode would refuse those clients.
+            cmd += ["--protected-mode", "no"]
         with (self.root / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         if not wait_until(lambda: port_open("127.0.0.1", self.port), 15):

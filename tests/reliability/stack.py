@@ -146,16 +146,18 @@ class Stack:
     def log_text(self, name: str) -> str:
         return (self.logdir / f"{name}.log").read_text(errors="replace")
 
-    def stop_all(self) -> None:
+    def stop_all(self, graceful: bool = False) -> None:
+        """SIGKILL every session (the services are thrown away next), or SIGTERM first."""
         for process in self.processes.values():
             if process.poll() is None:
                 try:
-                    os.killpg(process.pid, signal.SIGTERM)
+                    os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        deadline = time.monotonic() + (8 if graceful else 2)
         for name, process in self.processes.items():
             try:
-                process.wait(5)
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
             self.kill_session(name)
