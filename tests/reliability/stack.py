@@ -195,6 +195,18 @@ class HealthWatcher:
         self._thread.join(10)
 
 
+def settled_audit(agent: Agent, accounts: list[dict], bots: list[int], timeout: float = 20.0) -> dict:
+    """The agent's audit once the database writers have caught up: fills still on their way
+    (queued in a writer, retried after an outage) are not lost; they are lost if still missing
+    after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        audit = agent.call("audit", accounts=accounts, bot_ids=bots)
+        if not audit["lost"] or time.monotonic() > deadline:
+            return audit
+        time.sleep(1.0)
+
+
 def stack_env(*, database_url: str, redis_url: str, prefix: str, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))}
     env.update(
@@ -236,4 +248,14 @@ def post_json(url: str, token: str, body: dict) -> tuple[int, dict]:
         return exc.code, {"error": exc.read()[:500].decode(errors="replace")}
 
 
-__all__ = ["Agent", "HealthWatcher", "Stack", "free_port", "http_status", "post_json", "stack_env", "wait_until"]
+__all__ = [
+    "Agent",
+    "HealthWatcher",
+    "Stack",
+    "free_port",
+    "http_status",
+    "post_json",
+    "settled_audit",
+    "stack_env",
+    "wait_until",
+]

@@ -19,6 +19,7 @@ from tests.reliability.stack import (
     free_port,
     http_status,
     post_json,
+    settled_audit,
     stack_env,
     wait_until,
 )
@@ -51,6 +52,7 @@ class Run:
         self.redis = redis_lib.Redis.from_url(services.redis.url(0), socket_timeout=3)
         self.stack = Stack(env, self.logs)
         self.outages: list[tuple[str, float, float]] = []  # (what, down at, back at)
+        self.web_orphans: list[int] | None = None
         for name in PROCESSES:
             self.stack.start(name)
         self.health = HealthWatcher(self.base)
@@ -99,10 +101,17 @@ def test_the_stack_starts_from_the_procfile_and_trades(run):
     assert not dead(run)
 
 
-@pytest.mark.parametrize("victim,heir", [("bots", "bots2"), ("bots2", "bots")])
-def test_kill9_of_a_bot_host_moves_its_bots_and_the_restarted_host_takes_work(run, victim, heir):
-    # Whatever it owns (all bots after the previous case) moves to the heir within the limit.
-    owned = [b for b, pid in run.owners().items() if pid == run.stack.pid(victim)]
+@pytest.mark.parametrize("case", ["busier host", "the heir"])
+def test_kill9_of_a_bot_host_moves_its_bots_and_the_restarted_host_takes_work(run, case):
+    # First the host owning the most bots; then the other one, which owns them all by then.
+    hosts = {"bots": run.stack.pid("bots"), "bots2": run.stack.pid("bots2")}
+    owners = run.owners()
+    victim = max(hosts, key=lambda name: sum(pid == hosts[name] for pid in owners.values()))
+    heir = "bots2" if victim == "bots" else "bots"
+    owned = [b for b, pid in owners.items() if pid == hosts[victim]]
+    assert owned, f"no bot owned by either host: {owners}"
+    if case == "the heir":
+        assert len(owned) == len(run.bots), f"after the first kill, the heir does not own every bot: {owners}"
     run.stack.kill9(victim)
     killed_at = time.monotonic()
     heir_pid = run.stack.pid(heir)
@@ -132,6 +141,9 @@ def test_kill9_of_the_control_plane_and_its_work_resumes_after_restart(run, vict
     assert wait_until(lambda: not run.stack.leftovers(victim), 15), (
         f"orphans of {victim}: {run.stack.leftovers(victim)}"
     )
+    if victim == "beat":  # let ticks sent before the kill be run (the broker's queue drained)
+        assert wait_until(lambda: run.redis.llen(f"{PREFIX}:celery:default") == 0, 20)
+        time.sleep(2)
     run.agent.call("want", bot_ids=[bot])
     time.sleep(6)  # more than one supervisor period without the victim
     assert run.owners([bot])[bot] == 0, f"{bot} was claimed with the {victim} dead: the check proves nothing"
@@ -145,6 +157,8 @@ def test_kill9_of_the_control_plane_and_its_work_resumes_after_restart(run, vict
 def test_kill9_of_the_web_server_and_it_serves_again(run):
     run.stack.kill9("web")
     down_at = time.monotonic()
+    time.sleep(3)
+    run.web_orphans = run.stack.leftovers("web")
     # The web server's own processes (uvicorn children) are left behind by a kill -9 of its
     # parent; a crashed container or unit takes them all: do that, then restart.
     run.stack.kill_session("web")
@@ -207,7 +221,7 @@ def test_kill_switches_under_load_leave_nothing_open_lost_or_duplicated(run):
     )
     time.sleep(2)  # a place still in flight would land now
     run.agent.call("reconcile")
-    audit = run.agent.call("audit", accounts=run.accounts, bot_ids=run.bots)
+    audit = settled_audit(run.agent, run.accounts, run.bots)
     assert audit["venue_fills"] > 0 and audit["places"] > 0
     assert audit["lost"] == [] and audit["extra"] == [], f"fills lost {audit['lost']} / unknown {audit['extra']}"
     assert audit["duplicated"] == [], f"fills recorded twice: {audit['duplicated']}"
@@ -217,6 +231,17 @@ def test_kill_switches_under_load_leave_nothing_open_lost_or_duplicated(run):
     for bot, tokens in audit["tokens"].items():
         assert tokens == sorted(tokens), f"bot {bot}: two owners sent orders (tokens {tokens})"
     assert not dead(run)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="mmsite/serve.py: the uvicorn child (and multiprocessing's resource tracker) keep running "
+    "after a kill -9 of the parent; nothing tells them (no PR_SET_PDEATHSIG, no parent watch), and a "
+    "restarted server binds beside the orphan with SO_REUSEPORT. Under a manager that kills only "
+    "the main pid, orphans accumulate and old code keeps answering.",
+)
+def test_kill9_of_the_web_server_leaves_no_process_serving(run):
+    assert run.web_orphans == [], f"processes of the killed web server still running: {run.web_orphans}"
 
 
 def test_healthz_was_truthful_throughout(run):

@@ -17,7 +17,7 @@ import redis as redis_lib
 
 from tests.reliability.conftest import logdir
 from tests.reliability.services import Namespaces
-from tests.reliability.stack import Agent, Stack, free_port, stack_env, wait_until
+from tests.reliability.stack import Agent, Stack, free_port, settled_audit, stack_env, wait_until
 
 pytestmark = [pytest.mark.slow]
 PREFIX = "rel-part"
@@ -169,7 +169,7 @@ def test_a_cut_off_host_gives_up_its_bots_in_time_and_rejoins_without_duplicates
     assert wait_until(lambda: all_stopped(agent, bots), 40, 1.0), agent.call("states", bot_ids=bots)
     time.sleep(1)
     agent.call("reconcile")
-    audit = agent.call("audit", accounts=accounts, bot_ids=bots)
+    audit = settled_audit(agent, accounts, bots)
     for bot, tokens in audit["tokens"].items():
         assert tokens == sorted(tokens), f"bot {bot}: two owners sent orders (tokens {tokens})"
         # Every token that sent orders belonged to one host, and the victim's old tokens were
