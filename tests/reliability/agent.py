@@ -45,6 +45,29 @@ def op_want(bot_ids: list[int]) -> int:
     return Bot.objects.filter(pk__in=bot_ids).update(desired_state="running")
 
 
+def op_backtest(max_events: int) -> int:
+    """Queue a backtest on the shipped recording (the worker's ``backtests`` queue)."""
+    from apps.accounts.models import User
+    from apps.backtests.services import backtest_create
+
+    run = backtest_create(
+        owner=User.objects.get(username="trader"),
+        name="reliability",
+        strategy="fixed_spread",
+        params={"order_amount": "0.01", "bid_spread": "0.001"},
+        risk={"max_position_base": "1"},
+        data_source="recording",
+        data_params={"recording": "binance-spot-btcusdt", "max_events": max_events},
+    )
+    return run.pk
+
+
+def op_backtest_status(run_id: int) -> str:
+    from apps.backtests.models import BacktestRun
+
+    return BacktestRun.objects.get(pk=run_id).status
+
+
 def op_states(bot_ids: list[int]) -> dict:
     from apps.bots.models import Bot
 

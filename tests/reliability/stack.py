@@ -164,8 +164,8 @@ class Stack:
 
 
 class HealthWatcher:
-    """Polls ``/healthz`` twice a second from start to stop; ``samples`` are (monotonic time,
-    HTTP status or 0 when the web server did not answer)."""
+    """Polls ``/healthz`` twice a second from start to stop; ``samples`` are (monotonic time of
+    the answer, HTTP status or 0 when the web server did not answer)."""
 
     def __init__(self, base_url: str) -> None:
         self.url = base_url + "/healthz"
@@ -184,7 +184,7 @@ class HealthWatcher:
                 status = exc.code
             except OSError:
                 status = 0
-            self.samples.append((at, status))
+            self.samples.append((time.monotonic(), status))  # when the answer came
             self._stop.wait(max(0.0, 0.5 - (time.monotonic() - at)))
 
     def between(self, start: float, end: float) -> list[int]:
@@ -245,7 +245,8 @@ def post_json(url: str, token: str, body: dict) -> tuple[int, dict]:
         with urllib.request.urlopen(request, timeout=30) as reply:
             return reply.status, json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        return exc.code, {"error": exc.read()[:500].decode(errors="replace")}
+        text = exc.read().decode(errors="replace")
+        return exc.code, {"error": text[:500], "deadlock": "deadlock detected" in text}
 
 
 __all__ = [

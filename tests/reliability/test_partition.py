@@ -39,6 +39,7 @@ class LeaseWatch:
         self.redis, self.bots = redis, bots
         self.owner_of_token: dict[tuple[int, int], int] = {}
         self.samples: list[tuple[float, dict[int, int]]] = []
+        self.expiry: dict[int, list[tuple[float, float]]] = {b: [] for b in bots}  # (wall time, expires at)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -55,9 +56,21 @@ class LeaseWatch:
                 out[bot] = 0
         return out
 
+    def expires_at(self, bot: int, before: float) -> float:
+        """When Redis would expire the lease, as last seen before wall time ``before``."""
+        seen = [expires for at, expires in self.expiry[bot] if at < before]
+        return seen[-1] if seen else 0.0
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                pipe = self.redis.pipeline(transaction=False)
+                for bot in self.bots:
+                    pipe.pttl(f"{PREFIX}:bot:{bot}:lease")
+                sent = time.time()
+                for bot, pttl in zip(self.bots, pipe.execute(), strict=True):
+                    if pttl > 0:
+                        self.expiry[bot].append((sent, sent + pttl / 1000))
                 self.samples.append((time.monotonic(), self.now()))
             except redis_lib.RedisError:
                 pass
@@ -157,7 +170,13 @@ def test_a_cut_off_host_gives_up_its_bots_in_time_and_rejoins_without_duplicates
         assert not missing, f"the cut-off host never gave up bots {missing}"
         assert not late, f"leases given up only after they expired (s after the cut): {late}"
         given_up = sorted(round(lost[b] - cut_wall, 1) for b in victims_bots)
-        print(f"partition: {len(victims_bots)} bots moved in {moved_after:.1f} s; given up {given_up} s after the cut")
+        margins = sorted(round(watch.expires_at(b, cut_wall) - lost[b], 1) for b in victims_bots)
+        print(
+            f"partition: {len(victims_bots)} bots moved in {moved_after:.1f} s; given up {given_up} s after the cut, "
+            f"{margins} s before their leases expired in Redis"
+        )
+        # Redis's own expiry (the lease's PTTL as last seen before the cut) is the deadline.
+        assert min(margins) > 0, f"given up only after the lease expired in Redis (s before expiry: {margins})"
         ns.heal(HOSTS[victim])
         healed = time.time()
         assert wait_until(lambda: registered(redis, pids[victim], since=healed), 30, 1.0), "it never rejoined"
