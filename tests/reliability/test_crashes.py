@@ -181,7 +181,7 @@ def _outage_is_reported(run, what: str, down_at: float, up_at: float) -> None:
 def test_redis_restart_is_survived_by_every_process(run):
     assert wait_until(run.running, 30, interval=1.0)
     # The default worker is busy (a backtest in flight, unacknowledged) when Redis goes.
-    backtest = run.agent.call("backtest", max_events=5_000_000)
+    backtest = run.agent.call("backtest", max_events=2_000_000)
     assert wait_until(lambda: run.agent.call("backtest_status", run_id=backtest) != "queued", 30, 0.3)
     assert run.agent.call("backtest_status", run_id=backtest) == "running", "the backtest ended before Redis went"
     run.services.redis.kill()
