@@ -147,7 +147,7 @@ def start_private_postgres(port: int) -> str:
     data = home / "data"
     home.mkdir(parents=True, exist_ok=True)
     if is_root():
-        shutil.chown(home, "postgres", "postgres")
+        shutil.chown(home, "postgres")
     if not (data / "PG_VERSION").exists():
         made = subprocess.run(
             as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]),
