@@ -181,7 +181,7 @@ def _outage_is_reported(run, what: str, down_at: float, up_at: float) -> None:
 def test_redis_restart_is_survived_by_every_process(run):
     assert wait_until(run.running, 30, interval=1.0)
     # The default worker is busy (a backtest in flight, unacknowledged) when Redis goes.
-    backtest = run.agent.call("backtest", max_events=2_000_000)
+    backtest = run.agent.call("backtest", max_events=5_000_000)
     assert wait_until(lambda: run.agent.call("backtest_status", run_id=backtest) != "queued", 30, 0.3)
     assert run.agent.call("backtest_status", run_id=backtest) == "running", "the backtest ended before Redis went"
     run.services.redis.kill()
@@ -205,10 +205,14 @@ def test_redis_restart_is_survived_by_every_process(run):
     assert wait_until(lambda: all(run.owners().values()), 45, interval=1.0), "bots not claimed again"
     assert wait_until(run.running, 30, interval=1.0)
     assert run.trades_again(), "no fills after the Redis restart"
+    # Settled: every fill made around the restart is in the database (checked here, before the
+    # PostgreSQL restart, so each fault is judged on its own).
+    audit = settled_audit(run.agent, run.accounts, run.bots)
+    assert audit["lost"] == [] and audit["duplicated"] == [], (audit["lost"], audit["duplicated"])
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # 4 of 5 runs here; the worker survived once (timing of the ack)
     reason="issue 23 defect 1 (celery 5.7.0 / kombu 5.7.0 Redis transport): with a task in flight "
     "when Redis goes, the default worker logs 'Restoring 1 unacknowledged message(s)' then 'CRITICAL "
     "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")' "
