@@ -54,6 +54,7 @@ class Run:
         self.outages: list[tuple[str, float, float]] = []  # (what, down at, back at)
         self.web_orphans: list[int] | None = None
         self.worker_survived_redis: bool | None = None
+        self.known_lost: list[str] = []
         for name in PROCESSES:
             self.stack.start(name)
         self.health = HealthWatcher(self.base)
@@ -236,6 +237,36 @@ def test_postgres_restart_is_survived_by_every_process(run):
     assert run.trades_again(), "no fills after the PostgreSQL restart"
 
 
+@pytest.mark.xfail(
+    strict=False,  # whether a commit is in the unflushed window when PostgreSQL goes is timing
+    reason="workers/dbwriter.py commits the bots' writes (fills included) with synchronous_commit "
+    "OFF: the commit answers before its WAL is flushed, the loop counts the fill as written, and a "
+    "PostgreSQL crash (pg_ctl stop -m immediate) loses up to ~0.6 s of such commits for good (the "
+    "reconciliation job reports missing fills but does not write them). Seen in 4 runs, each time "
+    "with the crash a few seconds after the bots resumed trading at a burst of writes.",
+)
+def test_postgres_crash_right_after_a_redis_restart_loses_no_fill(run):
+    """A burst of writes (bots claimed again after a Redis restart, trading) when PostgreSQL
+    crashes: every fill must still end up in the database."""
+    run.services.redis.kill()
+    time.sleep(7)  # > lease TTL
+    run.services.redis.start()
+    assert wait_until(lambda: all(run.owners().values()), 45, interval=0.5), "bots not claimed again"
+    assert run.trades_again(30), "no fills after the Redis restart"
+    time.sleep(1.5)
+    run.services.pg.stop("immediate")
+    time.sleep(3)
+    run.services.pg.start()
+    assert wait_until(run.running, 45, interval=1.0)
+    if not run.stack.alive("worker"):  # issue 23 defect 1 again (xfail above): restart it
+        print("redis restart: THE DEFAULT WORKER DIED again; restarting it")
+        run.stack.start("worker")
+    assert not dead(run), dead(run)
+    audit = settled_audit(run.agent, run.accounts, run.bots)
+    run.known_lost = audit["lost"]  # the final audit still checks every other fill
+    assert audit["lost"] == [] and audit["duplicated"] == [], (audit["lost"], audit["duplicated"])
+
+
 def kill_switch(url: str, token: str, body: dict) -> tuple[int, dict]:
     """POST a kill switch; a 500 from the known lock conflict with the bots' database writers
     (test_kill_switch_locks.py, a strict xfail) is said loudly and pulled once more, as an
@@ -262,7 +293,10 @@ def test_kill_switches_under_load_leave_nothing_open_lost_or_duplicated(run):
     run.agent.call("reconcile")
     audit = settled_audit(run.agent, run.accounts, run.bots)
     assert audit["venue_fills"] > 0 and audit["places"] > 0
-    assert audit["lost"] == [] and audit["extra"] == [], f"fills lost {audit['lost']} / unknown {audit['extra']}"
+    if run.known_lost:
+        print(f"FILLS LOST ON THE POSTGRESQL CRASH (xfail above), left out of this audit: {run.known_lost}")
+    lost = [i for i in audit["lost"] if i not in run.known_lost]
+    assert lost == [] and audit["extra"] == [], f"fills lost {lost} / unknown {audit['extra']}"
     assert audit["duplicated"] == [], f"fills recorded twice: {audit['duplicated']}"
     assert audit["placed_twice"] == [], f"orders placed twice: {audit['placed_twice']}"
     assert audit["orphans"] == [], f"venue orders without a row: {audit['orphans']}"
