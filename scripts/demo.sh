@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-mmsite.settings.local}"
 export PYTHONUNBUFFERED=1
+# PostgreSQL and Redis: started if installed, installed with apt-get as root on Debian, or run as
+# private instances under var/ (it says which; scripts/ensure_services.py --stop stops those).
 .venv/bin/python scripts/ensure_services.py
 .venv/bin/python manage.py check --fail-level ERROR >/dev/null || { .venv/bin/python manage.py check; exit 1; }
 .venv/bin/python manage.py migrate --no-input >/dev/null

@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev
 export DJANGO_SETTINGS_MODULE=mmsite.settings.test
+# PostgreSQL and Redis: started if installed, installed with apt-get as root on Debian, or run as
+# private instances under var/ (it says which; scripts/ensure_services.py --stop stops those).
 .venv/bin/python scripts/ensure_services.py
 # The browser tests drive Debian's chromium (never a downloaded browser). Install it when we can;
 # otherwise tests/e2e skips with a loud message saying how to install it.

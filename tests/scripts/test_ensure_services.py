@@ -1,14 +1,16 @@
-"""The run and test commands check PostgreSQL and Redis first: one clear line when one is
-missing, and a stopped local Redis is started."""
+"""The run and test commands set PostgreSQL and Redis up first: one clear line when one is
+missing and cannot be set up; a private instance under var/ when the service is absent."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.conftest import free_port
@@ -16,11 +18,34 @@ from tests.conftest import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(**env: str) -> subprocess.CompletedProcess:
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
     full = {**os.environ, **env}
     return subprocess.run(
-        [sys.executable, "scripts/ensure_services.py"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=60
+        [sys.executable, "scripts/ensure_services.py", *args],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+
+
+def port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def var_dir():
+    """A var directory the ``postgres`` user can reach when the tests run as root (pytest's
+    tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="mm-ensure-var-"))
+    os.chmod(path, 0o755)
+    yield path
+    run("--stop", MMSITE_VAR_DIR=str(path))
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_unreachable_redis_gives_one_line_naming_it():
@@ -40,20 +65,52 @@ def test_unreachable_postgres_gives_one_line_naming_it():
     assert "PostgreSQL is not answering" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_stopped_local_redis_is_started(tmp_path):
-    port = free_port()
-    result = run(REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    client = redis.Redis(port=port)
-    try:
-        assert result.returncode == 0, result.stderr
-        assert f"starting Redis on port {port}" in result.stdout
-        assert client.ping()
-    finally:
-        try:
-            client.shutdown(nosave=True)
-        except redis.ConnectionError:
-            pass
-        time.sleep(0.2)
+def test_missing_servers_without_install_give_one_line_each(tmp_path):
+    """No server programs on this 'machine' and installing is off: one line saying so."""
+    bare = {"PATH": str(tmp_path), "MMSITE_NO_INSTALL": "1", "MMSITE_PG_BIN": str(tmp_path)}
+    pg = run(DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/mmsite", **bare)
+    assert pg.returncode == 1 and len(pg.stderr.strip().splitlines()) == 1, pg.stderr
+    assert "PostgreSQL server programs (initdb, pg_ctl) are not installed" in pg.stderr
+    rd = run(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", **bare)
+    assert rd.returncode == 1 and len(rd.stderr.strip().splitlines()) == 1, rd.stderr
+    assert "redis-server is not installed" in rd.stderr and "Traceback" not in rd.stderr
+
+
+@pytest.mark.slow
+def test_absent_services_get_private_instances_under_var_which_stop(var_dir):
+    """Shared services 'absent' (nothing answers at the URLs' ports): a private PostgreSQL and
+    Redis are started under the var directory, used, and stopped by ``--stop``."""
+    import psycopg
+
+    pg_port, redis_port = free_port(), free_port()
+    env = {
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/mm_private",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "MMSITE_VAR_DIR": str(var_dir),
+    }
+    result = run(**env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"started a private PostgreSQL on 127.0.0.1:{pg_port}" in result.stdout
+    assert "created database mm_private" in result.stdout
+    assert f"starting a private Redis on 127.0.0.1:{redis_port}" in result.stdout
+    assert (var_dir / f"postgres-{pg_port}" / "data" / "PG_VERSION").exists()
+    client = redis.Redis(port=redis_port)
+    assert client.set("k", "v") and client.config_get("appendonly") == {"appendonly": "yes"}
+    assert client.config_get("dir")["dir"] == str(var_dir / f"redis-{redis_port}")
+    with psycopg.connect(host="127.0.0.1", port=pg_port, user="postgres", dbname="mm_private") as conn:
+        assert conn.execute("SELECT current_setting('data_directory')").fetchone()[0] == str(
+            var_dir / f"postgres-{pg_port}" / "data"
+        )
+    # A second run finds both up and changes nothing.
+    again = run(**env)
+    assert again.returncode == 0 and "private" not in again.stdout, again.stdout
+    stopped = run("--stop", MMSITE_VAR_DIR=str(var_dir))
+    assert stopped.returncode == 0
+    assert "stopped the private PostgreSQL" in stopped.stdout and "stopped the private Redis" in stopped.stdout
+    assert not port_open(pg_port) and not port_open(redis_port)
+    # Started again from the same directories: the data is still there.
+    assert run(**env).returncode == 0
+    assert redis.Redis(port=redis_port).get("k") == b"v"
 
 
 def test_missing_database_is_created():
