@@ -36,6 +36,14 @@ class UvicornWorker(_UvicornWorker):
         "proxy_headers": False,
     }
 
+    def init_process(self) -> None:
+        """In the forked worker: die with the master. Gunicorn's uvicorn workers never look at
+        their parent, so a kill -9 of the master left them serving the port (SO_REUSEPORT),
+        beside the workers of a restarted master. ``PR_SET_PDEATHSIG`` has the kernel send
+        SIGTERM (graceful) the moment the master is gone."""
+        _die_with_parent(self.ppid)
+        super().init_process()
+
     @classmethod
     def check_config(cls, cfg, log) -> None:
         """Runs once in gunicorn's master before any worker starts."""
@@ -75,3 +83,19 @@ def _try_listen(address: tuple, reuse_port: bool) -> None:
         except OSError as exc:
             print(f"web server: cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
             sys.exit(1)
+
+
+def _die_with_parent(ppid: int) -> None:
+    """Ask Linux for SIGTERM when the parent exits (``prctl(PR_SET_PDEATHSIG)``); where that is not
+    available nothing changes. If the parent already died before the request, exit now."""
+    import ctypes
+    import os
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != ppid:
+        sys.exit(0)

@@ -38,7 +38,11 @@ def bot_position(bot_id: int) -> Decimal:
 def bot_flatten(*, bot: Bot, actor: User) -> Decimal:
     """Close the bot's position with a reduce-only IOC order and leave the bot stopped; returns
     the position being closed. Raises ``FieldErrors`` when flat or the account's kill switch is on."""
-    bot = Bot.objects.select_for_update().select_related("exchange_account", "market").get(pk=bot.pk)
+    bot = (
+        Bot.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("exchange_account", "market")
+        .get(pk=bot.pk)
+    )
     position = bot_position(bot.pk)
     if not position:
         raise FieldErrors({"position": [f"{bot.name} holds no {bot.market.base}: nothing to flatten"]})

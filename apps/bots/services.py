@@ -174,7 +174,7 @@ def bot_update_config(
     """Change a bot. A change of strategy, params or risk adds a configuration version and an
     audit entry with before/after; a running bot is told to reload. Account and market can
     change only while the bot is stopped."""
-    bot = Bot.objects.select_for_update().get(pk=bot.pk)
+    bot = Bot.objects.select_for_update(no_key=True).get(pk=bot.pk)
     before = _snapshot(bot)
     changed: list[str] = []
     if name is not None:
@@ -262,7 +262,10 @@ def _transition(
     kill: bool = False,
     flatten: bool = False,
 ) -> Bot:
-    bot = Bot.objects.select_for_update().select_related("exchange_account").get(pk=bot.pk)
+    # FOR NO KEY UPDATE of the bot row alone: the bots' database writers hold FOR KEY SHARE on the
+    # bot and its account while they insert orders, fills and events; FOR UPDATE (and a lock on
+    # the joined account) would wait for them, and a kill-all could deadlock with them.
+    bot = Bot.objects.select_for_update(no_key=True, of=("self",)).select_related("exchange_account").get(pk=bot.pk)
     if bot.desired_state == desired and not kill:
         return bot
     if bot.desired_state not in allowed_from:
@@ -396,7 +399,7 @@ def bot_share(*, bot: Bot, actor: User, users: Iterable[User], share: bool = Tru
 def account_kill_switch(*, account: ExchangeAccount, actor: User, on: bool = True, reason: str = "") -> int:
     """Turn an account's kill switch on (kill every active bot on it; no bot may start) or off.
     Returns the number of bots killed."""
-    account = ExchangeAccount.objects.select_for_update().get(pk=account.pk)
+    account = ExchangeAccount.objects.select_for_update(no_key=True).get(pk=account.pk)  # see _transition
     before = account.kill_switch
     account.kill_switch = on
     account.save(update_fields=["kill_switch", "updated"])

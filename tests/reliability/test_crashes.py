@@ -160,8 +160,8 @@ def test_kill9_of_the_web_server_and_it_serves_again(run):
     down_at = time.monotonic()
     time.sleep(3)
     run.web_orphans = run.stack.leftovers("web")
-    # The web server's own processes (uvicorn children) are left behind by a kill -9 of its
-    # parent; a crashed container or unit takes them all: do that, then restart.
+    # The master's workers must go with it (mmsite/webserver.py: they die with their parent).
+    # Whatever is left is recorded (the next test fails on it), then cleared, then restarted.
     run.stack.kill_session("web")
     assert wait_until(lambda: http_status(run.base + "/healthz") == 0, 10), "the web server still answers"
     run.stack.start("web")
@@ -194,9 +194,9 @@ def test_redis_restart_is_survived_by_every_process(run):
     assert wait_until(lambda: http_status(run.base + "/healthz") == 200, 45, interval=1.0), "healthz not 200 again"
     assert wait_until(lambda: run.agent.call("backtest_status", run_id=backtest) != "running", 60, 1.0)
     time.sleep(3)
-    # Issue 23 defect 1: kombu's Redis transport can end the default worker here (see the
-    # xfail below). Recorded; the worker is then restarted, as a supervisor would, so
-    # the rest of the suite still runs on a whole stack.
+    # Issue 23 defect 1 (fixed in mmsite/celery.py): kombu's Redis transport ended the default
+    # worker here. Recorded (the next test fails on it); the worker is then restarted, as a
+    # supervisor would, so the rest of the suite still runs on a whole stack.
     run.worker_survived_redis = run.stack.alive("worker")
     if not run.worker_survived_redis:
         print("redis restart: THE DEFAULT WORKER DIED (kombu restore_unacked); restarting it")
@@ -211,13 +211,6 @@ def test_redis_restart_is_survived_by_every_process(run):
     assert audit["lost"] == [] and audit["duplicated"] == [], (audit["lost"], audit["duplicated"])
 
 
-@pytest.mark.xfail(
-    strict=False,  # 4 of 5 runs here; the worker survived once (timing of the ack)
-    reason="issue 23 defect 1 (celery 5.7.0 / kombu 5.7.0 Redis transport): with a task in flight "
-    "when Redis goes, the default worker logs 'Restoring 1 unacknowledged message(s)' then 'CRITICAL "
-    "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")' "
-    "(QoS.restore_unacked -> Channel._connparams on a closed channel) and exits once the task ends",
-)
 def test_the_default_worker_survives_a_redis_restart_with_a_task_in_flight(run):
     assert run.worker_survived_redis, "the default worker exited after the Redis restart (see worker.log)"
 
@@ -252,7 +245,7 @@ def test_postgres_crash_right_after_a_redis_restart_loses_no_fill(run):
     time.sleep(3)
     run.services.pg.start()
     assert wait_until(run.running, 45, interval=1.0)
-    if not run.stack.alive("worker"):  # issue 23 defect 1 again (xfail above): restart it
+    if not run.stack.alive("worker"):  # issue 23 defect 1 again (test above): restart it
         print("redis restart: THE DEFAULT WORKER DIED again; restarting it")
         run.stack.start("worker")
     assert not dead(run), dead(run)
@@ -305,13 +298,6 @@ def test_kill_switches_under_load_leave_nothing_open_lost_or_duplicated(run):
     assert not dead(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mmsite/serve.py: the uvicorn child (and multiprocessing's resource tracker) keep running "
-    "after a kill -9 of the parent; nothing tells them (no PR_SET_PDEATHSIG, no parent watch), and a "
-    "restarted server binds beside the orphan with SO_REUSEPORT. Under a manager that kills only "
-    "the main pid, orphans accumulate and old code keeps answering.",
-)
 def test_kill9_of_the_web_server_leaves_no_process_serving(run):
     assert run.web_orphans == [], f"processes of the killed web server still running: {run.web_orphans}"
 

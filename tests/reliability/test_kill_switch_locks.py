@@ -4,7 +4,8 @@
 writer takes: inserting a row that references an account takes ``FOR KEY SHARE`` on that account,
 which ``SELECT ... FOR UPDATE`` (``account_kill_switch``, and ``_transition`` through
 ``select_related``) waits for, while the writer then waits for a bot row the kill-all already
-changed."""
+changed. The services lock with FOR NO KEY UPDATE (bot row only), which a writer's FOR KEY SHARE
+does not block."""
 
 from __future__ import annotations
 
@@ -18,14 +19,6 @@ from tests.workers.helpers import make_paper_bots, wait_until
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/bots/services.py: account_kill_switch and _transition lock the account with FOR UPDATE "
-    "(select_for_update, also through select_related), which conflicts with the FOR KEY SHARE lock of "
-    "any transaction inserting orders/fills/events for that account; FOR NO KEY UPDATE "
-    "(select_for_update(no_key=True, of=...)) would not. The kill-all is the transaction PostgreSQL "
-    "aborts: 500 and the remaining accounts are not killed.",
-)
 def test_kill_all_survives_a_writer_holding_the_account_key_share_lock(clean_redis):
     import psycopg
     from django.db import connection
