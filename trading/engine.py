@@ -392,6 +392,12 @@ class Engine:
         self._note(ts, "rebalance", "rebalance", plan.message)
         return [Rebalancer.order(plan, self.ids.next())]
 
+    def submit(self, ts: int, commands: list[Command]) -> list[Command]:
+        """Commands from outside the strategy (a trader's manual order): the same pre-trade risk
+        and order tracking as the engine's own; returns what may be sent (a refusal is noted)."""
+        self._last_reject = ("", 0)  # a manual refusal is always noted, never folded into the last
+        return self._send(ts, commands)
+
     def _send(
         self, ts: int, commands: list[Command], mid2: int | None = None, action: RiskAction = RiskAction.NONE
     ) -> list[Command]:

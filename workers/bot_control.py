@@ -17,7 +17,7 @@ from connectors.errors import AuthFailure
 from trading.events import CancelOrder, Liquidity, OrderEvent, OrderFilled, PlaceOrder, TimeInForce
 from trading.instruments import Side
 from trading.ports import OrderStatus
-from workers import records
+from workers import manual_orders, records
 from workers.paper_venue import LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class BotControl:
                     )
                 else:  # it may have filled meanwhile (live): write what the venue says
                     await self._close_orders_from_venue("cancelled by user", [cid])
+        elif message.startswith(manual_orders.PREFIX):
+            await manual_orders.place(self, message)
         elif message in ("stop", "kill", "kill_flatten"):
             await self._stop(message)
         elif message == "reload":  # configuration changed: start again from the database

@@ -23,3 +23,16 @@ def flatten(bot_id: int, attempt: int = 0) -> str:
     if done == "wait":
         flatten.apply_async(args=[bot_id, attempt + 1], countdown=flattening.STEP_SECONDS)
     return done
+
+
+@shared_task(name="workers.bots.manual_order")
+def manual_order(bot_id: int, payload: str) -> str:
+    """Hand a trader's manual order to the bot's owner (its loop applies the bot's risk)."""
+    from workers import lifecycle
+    from workers.manual_orders import PREFIX
+
+    redis = lifecycle.redis_client()
+    if not lifecycle.lease_value(redis, int(bot_id)):
+        return "the bot has no owner now: not sent"
+    heard = lifecycle.control(redis, int(bot_id), PREFIX + payload)
+    return "sent to owner" if heard else "no host heard it"

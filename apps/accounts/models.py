@@ -46,6 +46,7 @@ class AuditAction(models.TextChoices):
     KILL_SWITCH = "kill_switch", "Kill switch"
     CONFIG_CHANGED = "config_changed", "Configuration changed"
     ORDER_CANCEL_REQUESTED = "order_cancel_requested", "Order cancel requested"
+    ORDER_MANUAL = "order_manual", "Manual order sent"
     TELEGRAM_LINKED = "telegram_linked", "Telegram chat linked"
     TELEGRAM_COMMAND = "telegram_command", "Telegram command"
 

@@ -86,6 +86,14 @@ class ShareSerializer(serializers.Serializer):
     share = serializers.BooleanField(default=True, help_text="false takes access back")
 
 
+class ManualOrderSerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    price = serializers.CharField(max_length=60, help_text="plain decimal on the market's tick")
+    quantity = serializers.CharField(max_length=60, help_text="plain decimal on the market's lot")
+    type = serializers.ChoiceField(choices=["limit", "post_only"], default="limit")
+    reduce_only = serializers.BooleanField(default=False)
+
+
 class KillBotSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -225,6 +233,27 @@ class BotViewSet(viewsets.ModelViewSet):
         data = KillBotSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return self._lifecycle(request, services.bot_kill, reason=data.validated_data["reason"])
+
+    @extend_schema(
+        request=ManualOrderSerializer,
+        responses={202: inline_serializer("ManualOrderSent", {"sent": serializers.DictField()})},
+    )
+    @action(detail=True, methods=["post"], url_path="manual-order")
+    def manual_order(self, request, pk=None):
+        """Send a manual order (limit or post-only, optionally reduce-only) through the bot's own
+        loop and pre-trade risk; whether it was placed or refused is in the bot's event log."""
+        from apps.bots.manual import bot_manual_order
+
+        bot = self._changeable()
+        data = ManualOrderSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        with service_errors():
+            sent = bot_manual_order(
+                bot=bot, actor=request.user, side=v["side"], price=v["price"], quantity=v["quantity"],
+                order_type=v["type"], reduce_only=v["reduce_only"],
+            )  # fmt: skip
+        return Response({"sent": sent}, status=202)
 
     @extend_schema(request=ShareSerializer, responses=BotSerializer)
     @action(detail=True, methods=["post"])

@@ -7,6 +7,7 @@ urlpatterns = [
     path("bots/new/", bots.bot_create, name="bot-create"),
     path("bots/<int:bot_id>/", bots.bot_detail, name="bot-detail"),
     path("bots/<int:bot_id>/config/", bots.bot_config, name="bot-config"),
+    path("bots/<int:bot_id>/manual-order/", bots.bot_manual_order, name="bot-manual-order"),
     path("bots/<int:bot_id>/quality/", bots.bot_quality, name="bot-quality"),
     path("incidents/<int:incident_id>/resolve/", bots.incident_resolve, name="incident-resolve"),
     path("bots/<int:bot_id>/<str:action>/", bots.bot_action, name="bot-action"),

@@ -170,6 +170,28 @@ def bot_action(request, bot_id: int, action: str):
 
 @login_required
 @require_POST
+def bot_manual_order(request, bot_id: int):
+    from apps.bots.manual import bot_manual_order as send_manual_order
+
+    bot = _bot_or_404(request, bot_id)
+    require_change(request.user, bot)
+    post = request.POST
+    try:
+        sent = send_manual_order(
+            bot=bot, actor=request.user, side=post.get("side"), price=post.get("price", "").strip(),
+            quantity=post.get("quantity", "").strip(), order_type=post.get("type"), reduce_only=post.get("reduce_only") == "1",
+        )  # fmt: skip
+        messages.success(
+            request,
+            f"{bot.name}: manual {sent['side']} {sent['quantity']} at {sent['price']} sent to the bot (event log).",
+        )
+    except FieldErrors as exc:
+        messages.error(request, f"{bot.name}: manual order refused: {error_text(exc)}")
+    return redirect(reverse("bot-detail", args=[bot.pk]))
+
+
+@login_required
+@require_POST
 def bot_config(request, bot_id: int):
     bot = _bot_or_404(request, bot_id)
     require_change(request.user, bot)
