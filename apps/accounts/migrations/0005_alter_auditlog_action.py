@@ -4,15 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_alter_auditlog_action'),
+        ("accounts", "0004_alter_auditlog_action"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditlog',
-            name='action',
-            field=models.CharField(choices=[('login', 'Login'), ('login_failed', 'Login failed'), ('logout', 'Logout'), ('key_added', 'API key added'), ('key_rotated', 'API key rotated'), ('account_created', 'Exchange account created'), ('account_deleted', 'Exchange account deleted'), ('account_verified', 'Exchange account verified'), ('bot_created', 'Bot created'), ('bot_deleted', 'Bot deleted'), ('bot_started', 'Bot started'), ('bot_paused', 'Bot paused'), ('bot_resumed', 'Bot resumed'), ('bot_stopped', 'Bot stopped'), ('bot_killed', 'Bot killed'), ('bot_shared', 'Bot shared'), ('kill_switch', 'Kill switch'), ('config_changed', 'Configuration changed'), ('order_cancel_requested', 'Order cancel requested'), ('order_manual', 'Manual order sent'), ('telegram_linked', 'Telegram chat linked'), ('telegram_command', 'Telegram command')], db_index=True, max_length=32),
+            model_name="auditlog",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("login", "Login"),
+                    ("login_failed", "Login failed"),
+                    ("logout", "Logout"),
+                    ("key_added", "API key added"),
+                    ("key_rotated", "API key rotated"),
+                    ("account_created", "Exchange account created"),
+                    ("account_deleted", "Exchange account deleted"),
+                    ("account_verified", "Exchange account verified"),
+                    ("bot_created", "Bot created"),
+                    ("bot_deleted", "Bot deleted"),
+                    ("bot_started", "Bot started"),
+                    ("bot_paused", "Bot paused"),
+                    ("bot_resumed", "Bot resumed"),
+                    ("bot_stopped", "Bot stopped"),
+                    ("bot_killed", "Bot killed"),
+                    ("bot_shared", "Bot shared"),
+                    ("kill_switch", "Kill switch"),
+                    ("config_changed", "Configuration changed"),
+                    ("order_cancel_requested", "Order cancel requested"),
+                    ("order_manual", "Manual order sent"),
+                    ("telegram_linked", "Telegram chat linked"),
+                    ("telegram_command", "Telegram command"),
+                ],
+                db_index=True,
+                max_length=32,
+            ),
         ),
     ]
