@@ -52,6 +52,9 @@ class ApplySerializer(serializers.Serializer):
 class OptimisationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Optimisations of the signed-in user (operators: everyone's)."""
 
+    ordering_fields = ["created", "name"]
+    ordering = ["-created"]
+
     lookup_value_regex = "[^/]+"
     serializer_class = OptimisationSerializer
 
@@ -135,6 +138,9 @@ class RecordingViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     """Recordings the user uploaded (operators: everyone's); backtests take ``user:<id>``."""
+
+    ordering_fields = ["created", "name"]
+    ordering = ["-created"]
 
     lookup_value_regex = "[^/]+"
     serializer_class = RecordingSerializer

@@ -42,6 +42,9 @@ class ProfileFitSerializer(serializers.Serializer):
 class SimulatorProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Simulator profiles of the signed-in user (operators: everyone's)."""
 
+    ordering_fields = ["created", "name"]
+    ordering = ["-created"]
+
     lookup_value_regex = "[^/]+"
     serializer_class = SimulatorProfileSerializer
     permission_classes = [*viewsets.GenericViewSet.permission_classes, CanTrade]
