@@ -56,7 +56,8 @@ def test_a_killed_bot_host_is_restarted_and_the_others_keep_running(clean_redis,
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     config = state / "supervisord.conf"
-    names = {"web", "worker", "bots", "bots2", "beat"}
+    names = {line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines() if ":" in line}
+    assert {"web", "worker", "bots", "bots2", "beat"} <= names
     pids: set[int] = set()
     try:
         running = wait_until(lambda: _all_running(config), 90, 1)

@@ -99,7 +99,9 @@ def op_tick() -> dict:
 def op_reconcile() -> str:
     from workers import reconcile
 
-    return repr(reconcile.run())
+    # The audits run on a settled system (nothing is in flight): no grace for fills, rather than
+    # waiting out the 30 s the beat job gives a fill still queued in its bot's writer.
+    return repr(reconcile.run(fill_grace_s=0))
 
 
 def op_audit(accounts: list[dict], bot_ids: list[int]) -> dict:
