@@ -7,7 +7,7 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
 from django.db.models import OuterRef
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -190,10 +190,16 @@ class BotViewSet(viewsets.ModelViewSet):
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
 
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="the bot must be stopped first")})
     def destroy(self, request, *args, **kwargs):
+        """Delete a stopped bot; a bot that runs (or has not stopped yet) is a 409."""
+        from apps.accounts.errors import FieldErrors
+
         bot = self._changeable()
-        with service_errors():
+        try:
             services.bot_delete(bot=bot, actor=request.user)
+        except FieldErrors as exc:
+            return Response(exc.errors, status=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _lifecycle(self, request, service, **extra):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from apps.accounts.api_support import CanTrade, service_errors
@@ -70,5 +70,5 @@ class SimulatorProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
             with service_errors():
                 profile = profile_fit_from_bot(user=request.user, bot_id=data.pop("bot"), **data)
         except Bot.DoesNotExist:
-            raise NotFound("bot not found") from None
+            raise ValidationError({"bot": ["not one of your bots; accepted: an id from /api/v1/bots/"]}) from None
         return Response(SimulatorProfileSerializer(profile).data, status=status.HTTP_201_CREATED)

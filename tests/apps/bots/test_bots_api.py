@@ -171,7 +171,7 @@ def test_a_running_bot_cannot_be_deleted_a_stopped_one_can(trader, sent_tasks):
     client = api(trader)
     client.post(f"/api/v1/bots/{bot.pk}/start/")
     refused = client.delete(f"/api/v1/bots/{bot.pk}/")
-    assert refused.status_code == 400 and "desired_state" in refused.json()
+    assert refused.status_code == 409 and "desired_state" in refused.json()
     client.post(f"/api/v1/bots/{bot.pk}/stop/")
     assert client.delete(f"/api/v1/bots/{bot.pk}/").status_code == 204
 
