@@ -23,6 +23,7 @@ from apps.core.filters import IdFilter
 from apps.core.serializers import ModelSerializer
 from apps.exchanges.models import ExchangeAccount
 from apps.exchanges.selectors import exchange_account_list, market_list
+from apps.orders.models import OrderSide
 from trading.strategies import STRATEGIES
 
 
@@ -87,7 +88,7 @@ class ShareSerializer(serializers.Serializer):
 
 
 class ManualOrderSerializer(serializers.Serializer):
-    side = serializers.ChoiceField(choices=["buy", "sell"])
+    side = serializers.ChoiceField(choices=OrderSide.choices)
     price = serializers.CharField(max_length=60, help_text="plain decimal on the market's tick")
     quantity = serializers.CharField(max_length=60, help_text="plain decimal on the market's lot")
     type = serializers.ChoiceField(choices=["limit", "post_only"], default="limit")
