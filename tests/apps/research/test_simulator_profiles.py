@@ -121,7 +121,8 @@ def test_profiles_are_the_owners_and_bad_input_names_the_field(users, bot, histo
     assert listed["name"] == "mm live" and listed["bot"] == bot.pk
     assert bob.get("/api/v1/simulator-profiles/").json()["results"] == []
     assert bob.get(f"/api/v1/simulator-profiles/{listed['id']}/").status_code == 404
-    assert _fit(users["bob"], bot, name="theirs").status_code == 404  # not bob's bot
+    theirs = _fit(users["bob"], bot, name="theirs")  # not bob's bot: refused naming the field, like any bad id
+    assert theirs.status_code == 400 and "not one of your bots" in str(theirs.json()["bot"])
     taken = _fit(users["alice"], bot)
     assert taken.status_code == 400 and "taken" in str(taken.json()["name"])
     fifo = _fit(users["alice"], bot, name="q", queue_model="fifo")
