@@ -102,6 +102,10 @@ class PaperVenue:
         self._trades_made = 0
         # Fenced writes of fills that market events made, not yet sent (``confirm``, ``send_many``).
         self._unconfirmed: list[tuple] = []
+        # A pipeline that carried deferred fill writes failed (Redis error): whether Redis applied
+        # them is unknown, so the next confirm() raises it and the held fill events are dropped
+        # (the venue's trade list is the truth: take-over and reconciliation record what it holds).
+        self._unconfirmed_failed: BaseException | None = None
         self._k_log = keys.place_log()
         self._k_last_place = keys.bot_last_place(bot_id)
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
@@ -132,6 +136,9 @@ class PaperVenue:
         refused (a Redis error escapes as from any write). Every other call of this venue
         confirms first (or sends them ahead of its own writes, in the same pipeline), so
         nothing reads or writes around an unconfirmed fill."""
+        if self._unconfirmed_failed is not None:
+            failed, self._unconfirmed_failed = self._unconfirmed_failed, None
+            raise failed
         if not self._unconfirmed:
             return
         ops, self._unconfirmed = self._unconfirmed, []
@@ -269,7 +276,12 @@ class PaperVenue:
         sent = len(deferred) + len(ops)
         events = self.sim.advance(last) if last else []
         more, pending = self._persist_ops(events)
-        replies = await self._exec(deferred + ops + more)
+        try:
+            replies = await self._exec(deferred + ops + more)
+        except BaseException as exc:
+            if deferred:
+                self._unconfirmed_failed = exc
+            raise
         for i, ok in enumerate(replies):
             if not ok:
                 what = "fill" if i < len(deferred) else "place/cancel" if i < sent else "order update"

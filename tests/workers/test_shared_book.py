@@ -327,3 +327,45 @@ def test_a_place_whose_answer_was_lost_and_that_the_same_batch_cancelled_is_neve
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_deferred_fills_sent_in_a_pipeline_that_fails_are_never_confirmed(clean_redis):
+    """A cycle's fill writes travel with its commands (``send_many``); when that pipeline fails
+    (Redis gone mid-write) nobody knows whether Redis applied them, so ``confirm`` raises and the
+    loop drops the fills it held (the venue's trade list is the truth) instead of writing rows
+    for fills the venue may not have: the reliability suite saw such rows after a Redis kill."""
+    import redis.asyncio as aioredis
+    from django.conf import settings
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from trading.book import OrderBook
+    from trading.events import BookSnapshot, OrderFilled, PlaceOrder, TradeTick
+    from trading.events import TimeInForce as Tif
+    from trading.instruments import Instrument, Side
+    from workers import keys
+    from workers.paper_venue import PaperVenue
+
+    inst = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.0001")
+    book = OrderBook()
+    book.apply_snapshot(BookSnapshot(ts=1, bids=((100_00, 5),), asks=((100_03, 5),)))
+
+    async def scenario():
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        lease = keys.bot_lease(999)
+        await client.set(lease, "me:1")
+        venue = PaperVenue(client, account_id=7, instrument=inst, bot_id=999, prefix="t9", lease_key=lease,
+                           lease_value="me:1", token=1, book=book, defer_fills=True)  # fmt: skip
+        await venue.restore()
+        await venue.send_many([PlaceOrder("t9-1", Side.BUY, 100_01, 3, Tif.GTC)])
+        events = await venue.on_market(TradeTick(ts=time.time_ns(), price=100_01, qty=2, aggressor=Side.SELL))
+        assert [type(e) for e in events].count(OrderFilled) == 1 and venue.unconfirmed
+        # Redis goes away under the next pipeline (the connection refused from here on).
+        venue.redis = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+        with pytest.raises(RedisConnectionError):
+            await venue.send_many([PlaceOrder("t9-2", Side.BUY, 100_00, 3, Tif.GTC)])
+        with pytest.raises(RedisConnectionError):
+            await venue.confirm()  # the held fill is dropped by the loop, never written as a row
+        await venue.confirm()  # said once: later calls carry on
+        await client.aclose()
+
+    asyncio.run(scenario())
