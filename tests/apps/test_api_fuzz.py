@@ -164,6 +164,11 @@ def served_api(transactional_db, clean_redis, tmp_path):
 
 
 @pytest.mark.slow
+def _only_the_ast_recursion_bug(output: str) -> bool:
+    summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else ""
+    return "AST constructor recursion depth mismatch" in output and "Failures:" not in summary
+
+
 def test_schemathesis_checks_all_pass_on_the_whole_schema(served_api, tmp_path):
     base, server_log = served_api
     trader = make_user("fuzzer")
@@ -195,8 +200,16 @@ def test_schemathesis_checks_all_pass_on_the_whole_schema(served_api, tmp_path):
     ]
     started = time.monotonic()
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    elapsed = time.monotonic() - started
     output = run.stdout + run.stderr
+    if run.returncode != 0 and _only_the_ast_recursion_bug(output):
+        # CPython 3.11's ast.parse can fail with "AST constructor recursion depth mismatch" when
+        # hypothesis describes a filter lambda deep in schemathesis' coverage phase (a runtime
+        # error of the tool, not a finding about the API; seen in 2 of ~10 runs). Run it once more;
+        # any check failure, or the same error twice, still fails the test.
+        print("schemathesis hit CPython's AST recursion bug (no check failed); running it again")
+        run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        output = run.stdout + run.stderr
+    elapsed = time.monotonic() - started
     summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-3000:]
     print(f"schemathesis: {elapsed:.0f} s\n{summary}")
     assert "Tested: " in output, output[-3000:]
