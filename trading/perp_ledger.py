@@ -116,7 +116,7 @@ class PerpLedger:
                 amount = self.position.book_funding(self.mark if self.mark is not None else m, rate)
                 self.fundings.append(FundingEvent(when, rate, self.mark if self.mark is not None else m, amount))
         self.mark, self.last_ts = m, ts
-        if self.position.net_lots == 0 and all(leg.lots == 0 for leg in self.position.legs.values()):
+        if all(leg.lots == 0 for leg in self.position.legs.values()):
             return
         self.max_margin_used = max(self.max_margin_used, self.position.margin_used(m))
         liq = self.liquidation_price()

@@ -189,13 +189,9 @@ DATA_VALIDATORS = {
 
 def user_recording(name: str, owner):
     """The uploaded recording ``user:<id>`` when ``owner`` may use it (operators: any), else None."""
-    from apps.research.models import UserRecording
+    from apps.research.selectors import recording_get
 
-    raw = name.removeprefix("user:")
-    if owner is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        return None
-    qs = UserRecording.objects.select_related("market").filter(pk=int(raw))
-    return (qs if getattr(owner, "is_operator", False) else qs.filter(owner=owner)).first()
+    return None if owner is None else recording_get(user=owner, rec_id=name.removeprefix("user:"))
 
 
 def validate_backtest_input(

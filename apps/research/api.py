@@ -149,16 +149,10 @@ class RecordingViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return UserRecording.objects.none()
-        qs = UserRecording.objects.select_related("owner", "market")
-        return qs if self.request.user.is_operator else qs.filter(owner=self.request.user)
+        return selectors.recording_list(user=self.request.user)
 
     def get_object(self) -> UserRecording:
-        raw = str(self.kwargs["pk"])
-        rec = (
-            self.get_queryset().filter(pk=int(raw)).first()
-            if raw.isascii() and raw.isdigit() and len(raw) < 19
-            else None
-        )
+        rec = selectors.recording_get(user=self.request.user, rec_id=self.kwargs["pk"])
         if rec is None:
             raise NotFound("recording not found")
         return rec

@@ -15,16 +15,10 @@ from django.views.decorators.http import require_POST
 
 from apps.dashboard.views.common import error_text
 from apps.research import optimise_figures, selectors, services
-from apps.research.models import UserRecording
 from apps.research.validation import OBJECTIVES
 from trading.strategies import STRATEGIES
 
 EXAMPLE_SPACE = '{"bid_spread": {"low": "0.00002", "high": "0.0005", "log": true},\n "ask_spread": {"low": "0.00002", "high": "0.0005"}}'
-
-
-def _recordings(user):
-    qs = UserRecording.objects.select_related("market", "owner")
-    return qs if user.is_operator else qs.filter(owner=user)
 
 
 def _json_field(request, name: str, default):
@@ -77,7 +71,7 @@ def research_index(request):
         "strategies": list(STRATEGIES),
         "objectives": OBJECTIVES,
         "shipped": list(RECORDINGS),
-        "recordings": _recordings(request.user)[:50],
+        "recordings": selectors.recording_list(user=request.user)[:50],
         "markets": Market.objects.filter(active=True).order_by("venue", "symbol"),
         "optimisations": selectors.optimisation_list(user=request.user)[:30],
         "example_space": EXAMPLE_SPACE,
@@ -114,7 +108,7 @@ def recording_upload(request):
 
 @login_required
 def recording_detail(request, rec_id: int):
-    rec = _recordings(request.user).filter(pk=rec_id).first()
+    rec = selectors.recording_get(user=request.user, rec_id=rec_id)
     if rec is None:
         raise Http404("no such recording")
     return render(request, "dashboard/research_recording.html", {"rec": rec})
