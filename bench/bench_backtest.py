@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +110,7 @@ def ours_run(events: list, instrument):
     from trading.risk import RiskLimits
     from trading.strategies import build_strategy
 
-    spread = str(HALF_SPREAD)
+    spread = format(Decimal(str(HALF_SPREAD)), "f")
     strategy = build_strategy(
         "fixed_spread",
         {"order_amount": ORDER_QTY, "bid_spread": spread, "ask_spread": spread, "refresh_time": "0.1"},
