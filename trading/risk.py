@@ -217,6 +217,9 @@ class RiskManager:
         self.rate_window_ns = int(limits.order_rate_window_s * 1e9)
         self.vol_window_ns = int(limits.volatility_window_s * 1e9)
         self.kill_switch = limits.kill_switch
+        # (side, reason) set from outside while the owner's net in this base asset is over its
+        # limit (the portfolio sweep): orders on that side would grow the breach and are refused.
+        self.net_block: tuple[Side, str] | None = None
         # Derivatives (``BTC/USDT:USDT``) trade on margin: the spot balance check does not apply.
         self.derivative = ":" in instrument.symbol
         self._sent: deque[int] = deque()
@@ -261,6 +264,8 @@ class RiskManager:
             return RiskDecision(False, "kill_switch", "kill switch is on: no new orders")
         if state.action >= RiskAction.PAUSE and not cmd.reduce_only:
             return RiskDecision(False, "paused", f"quoting is paused ({state.action.name.lower()}); order not sent")
+        if self.net_block is not None and side is self.net_block[0]:
+            return RiskDecision(False, "portfolio_net_limit", self.net_block[1])
         d = self._limits_common(price, qty, state)
         if d is not ALLOWED:
             return d

@@ -10,6 +10,7 @@ and closes each order row with the status the venue reports.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -17,7 +18,7 @@ from connectors.errors import AuthFailure
 from trading.events import CancelOrder, Liquidity, OrderEvent, OrderFilled, PlaceOrder, TimeInForce
 from trading.instruments import Side
 from trading.ports import OrderStatus
-from workers import manual_orders, records
+from workers import keys, manual_orders, records
 from workers.paper_venue import LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class BotControl:
                     )
                 else:  # it may have filled meanwhile (live): write what the venue says
                     await self._close_orders_from_venue("cancelled by user", [cid])
+        elif message == "portfolio":  # the owner's net limit changed: re-read the blocked side
+            await self._read_portfolio_block()
         elif message.startswith(manual_orders.PREFIX):
             await manual_orders.place(self, message)
         elif message in ("stop", "kill", "kill_flatten"):
@@ -96,6 +99,23 @@ class BotControl:
             await self._stop("reload")
         elif message == "write_refused":
             await self._stop("write_refused")
+
+    async def _read_portfolio_block(self) -> None:
+        """Apply the portfolio sweep's blocked side (``keys.portfolio_block``) to pre-trade risk."""
+        raw = await self.host.redis.get(keys.portfolio_block(self.bot_id))
+        block = None
+        if raw:
+            try:
+                data = json.loads(raw)
+                block = (Side.BUY if data["side"] == "buy" else Side.SELL, str(data["message"]))
+            except (ValueError, KeyError, TypeError):
+                logger.warning("bot %s: unreadable portfolio block %r ignored", self.bot_id, raw)
+        if block != self.engine.risk.net_block:
+            self.engine.risk.net_block = block
+            if block is None:
+                self._event("portfolio", "portfolio_net_cleared", "portfolio net back within its limit")
+            else:
+                self._event("portfolio", "portfolio_net_limit", f"{block[0].name.lower()} orders refused: {block[1]}")
 
     async def _stop(self, how: str) -> None:
         """Cancel everything (and place the flatten order first when asked), confirm with the venue

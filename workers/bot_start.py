@@ -87,6 +87,7 @@ class BotStart:
         self.stream = (setup.venue, setup.symbol)
         host.subscribe(self, setup.venue, setup.symbol)
         desired = setup.desired_state
+        await self._read_portfolio_block()
         risk_reason = await host.redis.get(keys.risk_pause(self.bot_id))
         if desired == "paused" or risk_reason:
             reason = "desired state is paused" if desired == "paused" else f"risk: {risk_reason.decode()}"

@@ -33,6 +33,22 @@ def bot_status(bot_id: int) -> str:
     return f"{prefix()}:bot:{bot_id}:status"
 
 
+def portfolio_block(bot_id: int) -> str:
+    """JSON ``{"side", "message"}`` while the owner's net in the bot's base asset is over its
+    limit: the bot's pre-trade risk refuses orders on that side (``workers.portfolio``)."""
+    return f"{prefix()}:bot:{bot_id}:portfolioblock"
+
+
+def portfolio_breach(owner_id: int, asset: str) -> str:
+    """Set while the owner's net in ``asset`` is over its limit (the incident was raised)."""
+    return f"{prefix()}:portfolio:{owner_id}:{asset}:breach"
+
+
+def portfolio_hedge(owner_id: int, asset: str) -> str:
+    """Set (expiring) after a portfolio hedge order: no second one before its fills land."""
+    return f"{prefix()}:portfolio:{owner_id}:{asset}:hedge"
+
+
 def risk_pause(bot_id: int) -> str:
     """Set (with the reason) while the risk sweep holds a bot paused."""
     return f"{prefix()}:bot:{bot_id}:riskpause"

@@ -20,6 +20,16 @@ DEFAULT_SCHEDULES: list[dict] = [
         "every_seconds": 10,
     },
     {
+        "name": "Portfolio: net inventory per asset against each user's limits (incidents, pre-trade blocks)",
+        "task": "workers.portfolio.sweep",
+        "every_seconds": 10,
+    },
+    {
+        "name": "Portfolio hedge: nets outside their band back to the target (only where a user switched it on)",
+        "task": "workers.portfolio.hedge",
+        "every_seconds": 15,
+    },
+    {
         "name": "Reconciliation: venue orders, fills and balances vs database",
         "task": "workers.reconcile.run",
         "every_seconds": 30,

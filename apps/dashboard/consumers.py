@@ -7,7 +7,8 @@ fast market never floods a page.
 Groups (published by the workers): ``book.<venue>.<symbol>`` (``book.update`` with ``book``),
 ``bot.<id>`` (``bot.update`` with ``data`` of type ``status`` or ``fill``; the consumer adds the
 bot's own PnL, ``pnl``, every ``BOT_PNL_SECONDS``), ``arbitrage``
-(``arbitrage.opportunity`` with ``opportunity``) and ``backtest.<id>`` (``backtest.progress``).
+(``arbitrage.opportunity`` with ``opportunity``), ``backtest.<id>`` (``backtest.progress``) and
+``portfolio.<user id>`` (``portfolio.update`` with the user's inventory).
 Bot, backtest and arbitrage consumers also poll the database for state changes, so a page is
 right even when no worker publishes."""
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 BOOK_RATE = getattr(settings, "DASHBOARD_BOOK_PUSH_PER_S", 10.0)
 BOT_STATUS_RATE = 4.0
 BOT_PNL_SECONDS = 2.0
+PORTFOLIO_SECONDS = 2.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -266,6 +268,38 @@ class BotConsumer(_LiveConsumer):
             await self._send_pnl()
 
 
+class PortfolioConsumer(_LiveConsumer):
+    """``ws/portfolio/``: my net inventory per asset (the overview's table), pushed by the
+    portfolio sweep (``portfolio.<user id>``) and recomputed here every ``PORTFOLIO_SECONDS``
+    like the bots' PnL column, sent only when it changed."""
+
+    rate = 2.0
+    poll_interval = PORTFOLIO_SECONDS
+
+    async def authorize(self, user, kwargs: dict) -> bool:
+        return True  # every signed-in user sees their own inventory, nobody else's
+
+    def groups_to_join(self) -> list[str]:
+        return [group_name("portfolio", str(self.scope["user"].pk))]
+
+    async def on_open(self) -> None:
+        await self.poll()
+
+    async def _offer(self, message: dict) -> None:
+        if message != getattr(self, "last_inventory", None):
+            self.last_inventory = message
+            await self.throttle.offer("inventory", message)
+
+    async def portfolio_update(self, event: dict) -> None:
+        data = event.get("data") or {}
+        if data.get("owner") == self.scope["user"].pk:
+            await self._offer({"type": "inventory", **data})
+
+    async def poll(self) -> None:
+        data = await database_sync_to_async(_inventory)(self.scope["user"])
+        await self._offer({"type": "inventory", **data})
+
+
 class ArbitrageConsumer(_LiveConsumer):
     """``ws/arbitrage/``: new cross-venue opportunities (market-wide data for signed-in users)."""
 
@@ -364,6 +398,16 @@ def _bot_pnl(user, bot_id: int) -> dict | None:
     if bot is None:
         return None
     return pnl_message(bot_pnl_live(user=user, bot=bot))
+
+
+def _inventory(user) -> dict:
+    import json
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    from apps.portfolio.inventory import owner_inventory
+
+    return json.loads(json.dumps(owner_inventory(owner=user), cls=DjangoJSONEncoder))
 
 
 def _latest_opportunity_id(user) -> int:

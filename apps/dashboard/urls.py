@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.dashboard.views import backtests, bots, markets, operators, research, settings
+from apps.dashboard.views import backtests, bots, inventory, markets, operators, research, settings
 
 urlpatterns = [
     path("", bots.overview, name="overview"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("bots/<int:bot_id>/<str:action>/", bots.bot_action, name="bot-action"),
     path("accounts/<int:account_id>/kill/", bots.account_kill, name="account-kill"),
     path("accounts/<int:account_id>/close-all/", bots.account_close_all_view, name="account-close-all"),
+    path("portfolio/targets/", inventory.inventory_target, name="inventory-target"),
     path("markets/", markets.market_index, name="markets"),
     path("markets/<int:market_id>/", markets.market_detail, name="market-detail"),
     path("markets/<int:market_id>/live/", markets.market_live, name="market-live"),

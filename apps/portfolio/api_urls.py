@@ -11,9 +11,11 @@ from apps.portfolio.analytics_api import (
     VenueObservatoryView,
 )
 from apps.portfolio.api import BalanceViewSet, BotPnlView
+from apps.portfolio.inventory_api import InventoryTargetViewSet, InventoryView
 
 router = SimpleRouter()
 router.register("balances", BalanceViewSet, basename="balance")
+router.register("portfolio/targets", InventoryTargetViewSet, basename="inventory-target")
 
 urlpatterns = [
     re_path(r"^bots/(?P<pk>[^/]+)/pnl/$", BotPnlView.as_view(), name="bot-pnl"),
@@ -27,5 +29,6 @@ urlpatterns = [
         name="bot-shadow-comparison",
     ),
     re_path(r"^observatory/venues/$", VenueObservatoryView.as_view(), name="observatory-venues"),
+    re_path(r"^portfolio/inventory/$", InventoryView.as_view(), name="portfolio-inventory"),
     *router.urls,
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from timescale.db.models.fields import TimescaleDateTimeField
 
@@ -107,3 +108,25 @@ class PnlMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot_id} {self.minute:%Y-%m-%d %H:%M} equity={self.equity}"
+
+
+class InventoryTarget(models.Model):
+    """A user's target for one asset's net inventory over all their accounts and bots (base
+    units), the risk limit on that net, and the optional portfolio hedge that keeps the net
+    within ``band`` of the target by placing one order through ``hedge_bot``'s loop."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inventory_targets")
+    asset = models.CharField(max_length=32)
+    target = models.DecimalField(**MONEY, default=0)
+    max_net = models.DecimalField(**MONEY, null=True, blank=True)  # limit on |net|; null: no limit
+    band = models.DecimalField(**MONEY, null=True, blank=True)  # hedge band: |net - target| <= band
+    hedge_enabled = models.BooleanField(default=False)
+    hedge_bot = models.ForeignKey("bots.Bot", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["owner", "asset"]
+        constraints = [models.UniqueConstraint(fields=["owner", "asset"], name="inventory_target_owner_asset_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id} {self.asset} target {self.target}"

@@ -36,9 +36,11 @@ from apps.dashboard.views.common import (
     today_pnl,
     today_rows,
 )
+from apps.dashboard.views.inventory import InventoryTargetForm
 from apps.dashboard.views.markets import TIMEFRAMES
 from apps.exchanges.selectors import exchange_account_list, market_list
 from apps.portfolio.bot_pnl import fills_with_realized
+from apps.portfolio.inventory import owner_inventory
 from apps.portfolio.selectors import pnl_series
 
 ACTIONS = {
@@ -86,6 +88,8 @@ def overview(request):
         "accounts": accounts,
         "global_kill": global_kill_state(),
         "portfolio": portfolio_overview(user=request.user, accounts=accounts) if accounts else None,
+        "inventory": owner_inventory(owner=request.user),
+        "inventory_form": InventoryTargetForm(),
     }
     return render(request, "dashboard/overview.html", context)
 
