@@ -188,3 +188,16 @@ def test_most_severe_action_wins_and_status_object_is_stable():
 def test_min_order_size_rounds_up_to_whole_lots():
     rm = RiskManager(RiskLimits(min_order_size=Decimal("0.15")), INST)
     assert rm.min_qty == 2
+
+
+def test_a_portfolio_net_block_refuses_that_side_only_even_reduce_only_and_lifts():
+    rm = manager()
+    rm.net_block = (Side.BUY, "net BTC 12 beyond the limit of 10")
+    refused = rm.check(buy(1), state(position=-3))
+    assert not refused.allowed and refused.code == "portfolio_net_limit"
+    assert refused.message == "net BTC 12 beyond the limit of 10"
+    # reducing this bot's short would still grow the owner's net long: refused too
+    assert not rm.check(buy(1, reduce_only=True), state(position=-3)).allowed
+    assert rm.check(sell(1), state(position=-3)).allowed
+    rm.net_block = None
+    assert rm.check(buy(1), state(position=-3)).allowed
