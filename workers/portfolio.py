@@ -55,9 +55,11 @@ def push(owner_id: int, inventory: dict) -> None:
         logger.warning("portfolio: push for user %s failed: %s", owner_id, exc)
 
 
-def _set_blocks(redis, bots: list, side: str | None, message: str) -> None:
+def _set_blocks(redis, bots: list, side: str | None, message: str, seen: set[int] | None = None) -> None:
     value = None if side is None else json.dumps({"side": side, "message": message})
     for bot in bots:
+        if seen is not None and value is not None:
+            seen.add(bot.pk)
         key = keys.portfolio_block(bot.pk)
         old = redis.get(key)
         if value is None and old is None:
@@ -71,7 +73,7 @@ def _set_blocks(redis, bots: list, side: str | None, message: str) -> None:
         lifecycle.control(redis, bot.pk, "portfolio")
 
 
-def _breach(redis, owner, row: dict, bots: list) -> int:
+def _breach(redis, owner, row: dict, bots: list, seen: set[int]) -> int:
     """Raise the incident and notification of a new breach; (re)apply the blocks. Returns 1 if new."""
     from apps.core.models import Incident
     from apps.notifications.services import notify
@@ -82,7 +84,7 @@ def _breach(redis, owner, row: dict, bots: list) -> int:
         f"net {asset} {net.normalize():f} over all your accounts and bots is beyond the limit of "
         f"{limit.normalize():f} (|net| <= {limit.normalize():f}); {side} orders on {asset} would grow it"
     )
-    _set_blocks(redis, bots, side, message)
+    _set_blocks(redis, bots, side, message, seen)
     flag = keys.portfolio_breach(owner.pk, asset)
     if not redis.set(flag, str(time.time_ns()), nx=True):
         return 0
@@ -112,6 +114,8 @@ def sweep() -> dict[str, int]:
 
     redis = lifecycle.redis_client()
     counts = {"users": 0, "breaches": 0, "cleared": 0}
+    blocked: set[int] = set()  # bots blocked by this pass
+    flags: set[str] = set()  # breach flags still true
     for owner in User.objects.filter(inventory_targets__isnull=False).distinct().order_by("id"):
         counts["users"] += 1
         try:
@@ -123,12 +127,22 @@ def sweep() -> dict[str, int]:
         for row in inventory["assets"]:
             mine = [b for b in bots if b.market.base.upper() == row["asset"]]
             if row["max_net"] is not None and row["breached"]:
-                counts["breaches"] += _breach(redis, owner, row, mine)
+                counts["breaches"] += _breach(redis, owner, row, mine, blocked)
+                flags.add(keys.portfolio_breach(owner.pk, row["asset"]))
             else:
                 _set_blocks(redis, mine, None, "")
                 if redis.delete(keys.portfolio_breach(owner.pk, row["asset"])):
                     counts["cleared"] += 1
         push(owner.pk, inventory)
+    # Blocks and breaches nobody holds any more (a target deleted, a bot stopped, a user whose
+    # inventory failed this pass keeps none: the bots' own limits still apply).
+    for key in redis.scan_iter(match=keys.portfolio_block("*"), count=1000):
+        bot_id = int(key.decode().split(":bot:")[1].split(":")[0])
+        if bot_id not in blocked and redis.delete(key):
+            lifecycle.control(redis, bot_id, "portfolio")
+    for key in redis.scan_iter(match=keys.portfolio_breach("*", "*"), count=1000):
+        if key.decode() not in flags and redis.delete(key):
+            counts["cleared"] += 1
     return counts
 
 

@@ -26,7 +26,7 @@ def test_a_breach_raises_one_incident_and_notification_and_blocks_that_side_unti
     from apps.bots.models import Bot
     from apps.core.models import Incident
     from apps.notifications.models import Delivery
-    from apps.portfolio.targets import inventory_target_set
+    from apps.portfolio.targets import inventory_target_delete, inventory_target_set
     from workers import keys, portfolio
 
     alice, _account, (bot,) = make_paper_bots(1, username="alice", start=False)
@@ -63,6 +63,15 @@ def test_a_breach_raises_one_incident_and_notification_and_blocks_that_side_unti
     heard = pubsub.get_message(timeout=2)
     assert heard and heard["data"] == b"portfolio"
     assert not Incident.objects.filter(owner=bob).exists()
+
+    # a new breach is a new incident; deleting the target (alice has no target left) lifts the block
+    target = inventory_target_set(owner=alice, actor=alice, asset="BTC", max_net="9.5")
+    assert portfolio.sweep()["breaches"] == 1 and Incident.objects.filter(owner=alice).count() == 2
+    assert pubsub.get_message(timeout=2)["data"] == b"portfolio"
+    inventory_target_delete(target=target, actor=alice)
+    assert portfolio.sweep() == {"users": 1, "breaches": 0, "cleared": 1}
+    assert redis_client.get(keys.portfolio_block(bot.pk)) is None
+    assert pubsub.get_message(timeout=2)["data"] == b"portfolio"
     pubsub.close()
 
 
