@@ -217,8 +217,7 @@ class RiskManager:
         self.rate_window_ns = int(limits.order_rate_window_s * 1e9)
         self.vol_window_ns = int(limits.volatility_window_s * 1e9)
         self.kill_switch = limits.kill_switch
-        # (side, reason) set from outside while the owner's net in this base asset is over its
-        # limit (the portfolio sweep): orders on that side would grow the breach and are refused.
+        # (side, reason) while the owner's net in this base is over its limit: that side is refused.
         self.net_block: tuple[Side, str] | None = None
         # Derivatives (``BTC/USDT:USDT``) trade on margin: the spot balance check does not apply.
         self.derivative = ":" in instrument.symbol

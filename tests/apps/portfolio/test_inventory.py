@@ -209,3 +209,18 @@ def test_target_changes_are_in_the_audit_log():
     entries = list(AuditLog.objects.filter(object_type="inventory_target").order_by("id"))
     assert [e.after["max_net"] for e in entries] == [None, "3"]
     assert entries[1].before["target"] == "1"
+
+
+def test_the_overview_shows_the_table_and_its_form_saves_or_names_the_bad_field(client):
+    alice = make_user("alice")
+    make_account(alice, label="a")
+    client.force_login(alice)
+    page = client.get("/")
+    assert b'id="inventory-rows"' in page.content and b'data-asset="BTC"' in page.content
+    refused = client.post("/portfolio/targets/", {"asset": "BTC", "target": "1", "max_net": "-2"}, follow=True)
+    assert b"inventory target refused" in refused.content and b"max_net" in refused.content
+    assert not InventoryTarget.objects.exists()
+    saved = client.post("/portfolio/targets/", {"asset": "BTC", "target": "0.4", "max_net": "2"}, follow=True)
+    assert b"inventory target for BTC saved" in saved.content
+    target = InventoryTarget.objects.get(owner=alice, asset="BTC")
+    assert target.target == Decimal("0.4") and target.max_net == 2 and not target.hedge_enabled
