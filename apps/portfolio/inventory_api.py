@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -102,7 +103,7 @@ class InventoryTargetViewSet(viewsets.ModelViewSet):
 
     queryset = InventoryTarget.objects.none()
     serializer_class = InventoryTargetSerializer
-    permission_classes = [CanTrade]
+    permission_classes = [IsAuthenticated, CanTrade]
     lookup_value_regex = "[^/]+"
     filterset_fields = ["asset"]
     ordering_fields = ["asset", "updated_at"]

@@ -224,3 +224,9 @@ def test_the_overview_shows_the_table_and_its_form_saves_or_names_the_bad_field(
     assert b"inventory target for BTC saved" in saved.content
     target = InventoryTarget.objects.get(owner=alice, asset="BTC")
     assert target.target == Decimal("0.4") and target.max_net == 2 and not target.hedge_enabled
+
+
+def test_anonymous_requests_are_refused_not_crashed():
+    for path in ("/api/v1/portfolio/inventory/", "/api/v1/portfolio/targets/"):
+        assert api(None).get(path).status_code in (401, 403)
+    assert api(None).post("/api/v1/portfolio/targets/", {"asset": "BTC"}, format="json").status_code in (401, 403)
