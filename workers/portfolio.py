@@ -13,7 +13,7 @@ per asset), when the net of an asset is outside ``band`` of its target: one limi
 through the chosen bot's loop (``apps.bots.manual.bot_manual_order``, the service manual
 orders use, so the bot's pre-trade risk decides) for the lots that bring the net back to the
 target, priced ``HEDGE_CROSS`` through the mid so it takes liquidity; then none for that asset
-for ``HEDGE_COOLDOWN_S`` (its fills must land first). What it did or why it did not is a bot
+for ``HEDGE_COOLDOWN_S`` (its fills must land first), nor while that order is still working. What it did or why it did not is a bot
 event (``portfolio``/``portfolio_hedge``, ``portfolio_hedge_skipped``); the order itself is in
 the audit log as a manual order.
 """
@@ -171,6 +171,23 @@ def _hedge_order(row: dict, bot) -> tuple[str, Decimal, Decimal] | str:
     return side, price.normalize(), qty
 
 
+def _previous_hedge_working(bot) -> str | None:
+    """The client id of the bot's last portfolio hedge order if it is still working (its
+    ``manual_order`` event after the last ``portfolio_hedge`` event names it)."""
+    from apps.bots.models import BotEvent
+    from apps.orders.models import Order
+
+    last = BotEvent.objects.filter(bot=bot, code="portfolio_hedge").order_by("-ts").first()
+    if last is None:
+        return None
+    placed = BotEvent.objects.filter(bot=bot, code="manual_order", ts__gte=last.ts).values_list("message", flat=True)
+    cids = [m.split()[2] for m in placed if len(m.split()) > 2]
+    working = Order.objects.filter(
+        bot=bot, client_order_id__in=cids, status__in=["pending_new", "open", "partially_filled"]
+    )
+    return working.values_list("client_order_id", flat=True).first()
+
+
 def hedge() -> dict[str, int]:
     """One pass over the targets with the hedge on (see the module); returns counters."""
     from apps.accounts.errors import FieldErrors
@@ -193,7 +210,8 @@ def hedge() -> dict[str, int]:
         if redis.exists(keys.portfolio_hedge(owner.pk, target.asset)):
             continue  # the last hedge's fills may not have landed yet
         now = time.time_ns()
-        order = _hedge_order(row, bot)
+        working = _previous_hedge_working(bot)
+        order = f"the last hedge order {working} is still working" if working else _hedge_order(row, bot)
         why = f"net {target.asset} {row['net']:f} is {row['deviation']:f} from the target {row['target']:f}, band {row['band']:f}"
         if isinstance(order, str):
             redis.set(keys.portfolio_hedge(owner.pk, target.asset), "skipped", ex=HEDGE_COOLDOWN_S)

@@ -109,3 +109,28 @@ def test_a_running_bot_refuses_orders_that_grow_the_breach_and_quotes_again_once
     portfolio.sweep()
     assert wait_until(lambda: BotEvent.objects.filter(bot=bot, code="portfolio_net_cleared").exists(), 10)
     assert wait_until(lambda: sides() == {"buy", "sell"}, 20), sides()
+
+
+def test_no_second_hedge_while_the_last_hedge_order_is_still_working(clean_redis):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.bots.models import BotEvent
+    from apps.orders.models import Order
+    from workers.portfolio import _previous_hedge_working
+
+    _user, account, (bot,) = make_paper_bots(1, username="erin", start=False)
+    assert _previous_hedge_working(bot) is None
+    now = timezone.now()
+    BotEvent.objects.create(bot=bot, ts=now - timedelta(seconds=5), kind="lifecycle", code="manual_order",
+                            message="manual order old-1 sent: an earlier one")  # fmt: skip
+    BotEvent.objects.create(bot=bot, ts=now, kind="portfolio", code="portfolio_hedge", message="hedge")
+    BotEvent.objects.create(bot=bot, ts=now + timedelta(milliseconds=5), kind="lifecycle", code="manual_order",
+                            message="manual order h-1 sent: sell 0.3 BTC at 59880 limit by erin")  # fmt: skip
+    common = {"bot": bot, "account": account, "market": bot.market, "side": "sell", "price": 59880, "quantity": "0.3"}
+    Order.objects.create(client_order_id="old-1", status="open", **common)
+    order = Order.objects.create(client_order_id="h-1", status="partially_filled", **common)
+    assert _previous_hedge_working(bot) == "h-1"
+    Order.objects.filter(pk=order.pk).update(status="filled")
+    assert _previous_hedge_working(bot) is None  # the earlier manual order is not the hedge's
