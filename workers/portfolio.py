@@ -116,14 +116,17 @@ def sweep() -> dict[str, int]:
     counts = {"users": 0, "breaches": 0, "cleared": 0}
     blocked: set[int] = set()  # bots blocked by this pass
     flags: set[str] = set()  # breach flags still true
+    failed: set[str] = set()  # users whose inventory failed: their blocks and flags stay as they are
     for owner in User.objects.filter(inventory_targets__isnull=False).distinct().order_by("id"):
         counts["users"] += 1
+        bots = list(Bot.objects.filter(owner=owner, desired_state__in=lifecycle.RUN_STATES).select_related("market"))
         try:
             inventory = owner_inventory(owner=owner)
         except Exception:  # one user's data never stops the sweep for the others
             logger.exception("portfolio sweep: inventory of user %s failed", owner.pk)
+            blocked.update(b.pk for b in bots)
+            failed.add(str(owner.pk))
             continue
-        bots = list(Bot.objects.filter(owner=owner, desired_state__in=lifecycle.RUN_STATES).select_related("market"))
         for row in inventory["assets"]:
             mine = [b for b in bots if b.market.base.upper() == row["asset"]]
             if row["max_net"] is not None and row["breached"]:
@@ -134,14 +137,14 @@ def sweep() -> dict[str, int]:
                 if redis.delete(keys.portfolio_breach(owner.pk, row["asset"])):
                     counts["cleared"] += 1
         push(owner.pk, inventory)
-    # Blocks and breaches nobody holds any more (a target deleted, a bot stopped, a user whose
-    # inventory failed this pass keeps none: the bots' own limits still apply).
+    # Blocks and breaches nobody holds any more (a target deleted, a bot stopped).
     for key in redis.scan_iter(match=keys.portfolio_block("*"), count=1000):
         bot_id = int(key.decode().split(":bot:")[1].split(":")[0])
         if bot_id not in blocked and redis.delete(key):
             lifecycle.control(redis, bot_id, "portfolio")
     for key in redis.scan_iter(match=keys.portfolio_breach("*", "*"), count=1000):
-        if key.decode() not in flags and redis.delete(key):
+        owner_id = key.decode().split(":portfolio:")[1].split(":")[0]
+        if key.decode() not in flags and owner_id not in failed and redis.delete(key):
             counts["cleared"] += 1
     return counts
 
