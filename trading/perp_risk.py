@@ -181,6 +181,21 @@ class PerpRisk:
         self.next_funding_ts: int | None = None
         self._refresh_liquidation()
 
+    @classmethod
+    def from_ledger(cls, ledger: Any, limits: PerpRiskLimits | None = None) -> PerpRisk:
+        """The risk of the account a :class:`~trading.perp_ledger.PerpLedger` keeps (a backtest):
+        the same market, wallet, leverage, margin mode and funding schedule."""
+        return cls(
+            limits or PerpRiskLimits(),
+            ledger.instrument,
+            ledger.spec,
+            ledger.table,
+            wallet=ledger.wallet,
+            leverage=ledger.leverage,
+            margin_mode=ledger.margin_mode,
+            funding=ledger.funding,
+        )
+
     # --- inputs ------------------------------------------------------------------------------
     def on_fill(self, fill: OrderFilled) -> None:
         price = frac(self.instrument.price(fill.price))
