@@ -408,6 +408,34 @@ class PerpRisk:
                 )
         return ALLOWED
 
+    def snapshot(self) -> dict[str, Any]:
+        """The figures a perp bot's page shows, JSON-ready (decimal strings in the settle
+        currency, prices in the quote; ``None`` when unknown)."""
+        pos = self.position
+        mark, liq = self.mark, self.liquidation
+
+        def dec(value: Fraction | None, places: int = 8) -> str | None:
+            return None if value is None else f"{to_decimal(value, places):f}"
+
+        return {
+            "position_contracts": f"{to_decimal(pos.contracts(pos.net_lots), 8).normalize():f}",
+            "entry_price": dec(pos.entry_price()),
+            "mark_price": dec(mark),
+            "unrealized": dec(pos.unrealized(mark) if mark is not None else None),
+            "realized": dec(pos.realized),
+            "funding": dec(pos.funding),
+            "fees": dec(pos.fees),
+            "margin_balance": dec(self.margin_balance()),
+            "margin_used": dec(pos.margin_used(mark) if mark is not None else None),
+            "leverage": self.leverage,
+            "liquidation_price": dec(liq),
+            "liquidation_distance": None if liq is None or not mark else float(abs(mark - liq) / mark),
+            "liquidation_paused": self.too_close,
+            "funding_rate": dec(self.funding_rate),
+            "next_funding_ts": self.next_funding_ts if self.funding_rate is not None else None,
+            "settle": self.spec.settle,
+        }
+
     # --- formatting --------------------------------------------------------------------------
     def _contracts(self, lots: int) -> str:
         return f"{to_decimal(self.position.contracts(lots), 8).normalize():f} contracts"

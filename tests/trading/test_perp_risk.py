@@ -255,3 +255,18 @@ def test_engine_refuses_the_bid_past_the_contract_limit_and_pauses_near_liquidat
     assert any(isinstance(c, PlaceOrder) and c.side is Side.SELL for c in cmds)
     assert [n for n in e.notes if n.code == "liquidation_distance_cleared"]
     assert e.ctx.funding_rate is None  # no schedule, no venue figure
+
+
+def test_snapshot_has_the_figures_of_a_perp_bots_page():
+    r = risk({"min_liquidation_distance": "0.01"}, inst=NOFEE, wallet="1000", leverage=100)
+    r.on_fill(fill(Side.BUY, P60K, 1000))
+    r.set_funding("0.0001", 1_723_161_600 * 10**9)
+    r.evaluate(1, NORMAL, 2 * 598_000)  # mark 59,800: paused
+    snap = r.snapshot()
+    assert snap["position_contracts"] == "1" and snap["entry_price"] == "60000.00000000"
+    assert snap["mark_price"] == "59800.00000000" and snap["unrealized"] == "-200.00000000"
+    assert snap["margin_balance"] == "800.00000000" and snap["margin_used"] == "598.00000000"  # 59,800 / 100
+    assert snap["liquidation_price"] == "59246.23115578" and snap["liquidation_paused"] is True
+    assert snap["liquidation_distance"] == pytest.approx(float((59800 - _liq_of_long_one_btc()) / 59800))
+    assert snap["funding_rate"] == "0.00010000" and snap["next_funding_ts"] == 1_723_161_600 * 10**9
+    assert snap["leverage"] == 100 and snap["settle"] == "USDT"
