@@ -172,12 +172,17 @@ class PerpRisk:
         self.liquidation: Fraction | None = None  # price, quote currency
         self._pause2: Fraction | None = None  # thresholds on mark2
         self._resume2: Fraction | None = None
+        # The same thresholds as integers for the book's mid2 (an integer): the per-event test
+        # compares ints. Long: mid2 < P <=> mid2 < ceil(P); mid2 > R <=> mid2 > floor(R).
+        self._pause2_int = self._resume2_int = 0
+        self._long = True
         self.too_close = False
         self.breach: Breach | None = None
         self._merged: tuple[RiskStatus, Breach, RiskStatus] | None = None
         # Funding: a schedule (backtests) or the venue's figures (live).
         self.schedule = funding
         self.funding_rate: Fraction | None = None
+        self._rate_float: float | None = None  # the same, as the strategy context's float
         self.next_funding_ts: int | None = None
         self._refresh_liquidation()
 
@@ -219,6 +224,7 @@ class PerpRisk:
     def set_funding(self, rate: object, next_funding_ts: int | None) -> None:
         """The venue's current funding rate and next funding time (ns since the epoch)."""
         self.funding_rate = frac(rate, "funding_rate")
+        self._rate_float = float(self.funding_rate)
         self.next_funding_ts = next_funding_ts
 
     # --- state -------------------------------------------------------------------------------
@@ -255,6 +261,12 @@ class PerpRisk:
                 out.append(liq2 + n * tick2 if long else liq2 - n * tick2)
         pick = max if long else min
         self._pause2, self._resume2 = pick(pause), pick(resume)
+        p, r = self._pause2, self._resume2
+        self._long = long
+        if long:
+            self._pause2_int, self._resume2_int = -(-p.numerator // p.denominator), r.numerator // r.denominator
+        else:
+            self._pause2_int, self._resume2_int = p.numerator // p.denominator, -(-r.numerator // r.denominator)
 
     def _book_funding(self, ts: int) -> None:
         """Backtests: book every funding time passed at the current mark; then look ahead."""
@@ -269,10 +281,11 @@ class PerpRisk:
         if self.next_funding_ts is None:
             upcoming = schedule.next_after(ts)
             if upcoming is None:
-                self.funding_rate = None
+                self.funding_rate = self._rate_float = None
                 self.next_funding_ts = 1 << 62  # no more funding in the series
             else:
                 self.next_funding_ts, self.funding_rate = upcoming
+                self._rate_float = float(self.funding_rate)
 
     # --- running limit -----------------------------------------------------------------------
     def evaluate(self, ts: int, status: RiskStatus, mid2: int | None, ctx: Any = None) -> RiskStatus:
@@ -283,8 +296,8 @@ class PerpRisk:
         if self.schedule is not None:
             self._book_funding(ts)
         if ctx is not None:
-            ctx.funding_rate = None if self.funding_rate is None else float(self.funding_rate)
-            ctx.next_funding_ts = self.next_funding_ts if self.funding_rate is not None else None
+            rate = ctx.funding_rate = self._rate_float
+            ctx.next_funding_ts = None if rate is None else self.next_funding_ts
         breach = self._liquidation_breach()
         if breach is None:
             return status
@@ -296,16 +309,20 @@ class PerpRisk:
         return out
 
     def _liquidation_breach(self) -> Breach | None:
-        pause2 = self._pause2
-        m2 = self.venue_mark2 if self.venue_mark2 is not None else self.mark2
-        if pause2 is None or m2 is None:
+        if self._pause2 is None:
             self.too_close, self.breach = False, None
             return None
-        long = self.position.net_lots > 0
+        if self.venue_mark2 is not None:  # a Fraction: exact thresholds
+            m2, pause2, resume2 = self.venue_mark2, self._pause2, self._resume2
+        else:
+            m2, pause2, resume2 = self.mark2, self._pause2_int, self._resume2_int
+            if m2 is None:
+                return None
+        long = self._long
         if not self.too_close:
             if (m2 < pause2) if long else (m2 > pause2):
                 self.too_close = True
-        elif (m2 > self._resume2) if long else (m2 < self._resume2):
+        elif (m2 > resume2) if long else (m2 < resume2):
             self.too_close = False
         if not self.too_close:
             self.breach = None
