@@ -23,6 +23,7 @@ import enum
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
+from functools import lru_cache
 
 from trading.instruments import InstrumentError, _to_decimal
 
@@ -53,7 +54,15 @@ def frac(value: object, field: str = "value") -> Fraction:
         return value
     if isinstance(value, int):
         return Fraction(value)
+    if type(value) is Decimal and value.is_finite():
+        return _decimal_fraction(value)
     return Fraction(_to_decimal(field, value))
+
+
+@lru_cache(maxsize=4096)
+def _decimal_fraction(value: Decimal) -> Fraction:
+    # Prices, lot and contract sizes repeat: converting a Decimal costs several microseconds.
+    return Fraction(value)
 
 
 def to_decimal(value: Fraction, places: int = DECIMAL_PLACES) -> Decimal:

@@ -98,6 +98,7 @@ class Engine:
         reject_backoff_ns: int = 100_000_000,
         max_markouts: int = 10_000,
         balance_check: bool = False,
+        perp: Any = None,
     ) -> None:
         cfg = getattr(strategy, "config", None)
         self.strategy = strategy
@@ -118,6 +119,7 @@ class Engine:
         )
         self.risk = RiskManager(risk, instrument)
         self.risk_state = RiskState()
+        self.perp = perp  # a trading.perp_risk.PerpRisk on a perpetual market: its limits and funding
         # ``initial_base``/``initial_quote`` are the account's real balances: pre-trade risk
         # refuses (spot) an order they cannot pay for.
         self.balance_check = balance_check
@@ -204,6 +206,8 @@ class Engine:
             fill = self.orders.apply(event)
             if fill is not None:
                 port.on_fill(fill)
+                if self.perp is not None:
+                    self.perp.on_fill(fill)
                 if self.hanging_orders:
                     self._hang_opposite(fill)
             notes = self.orders.notes
@@ -224,9 +228,11 @@ class Engine:
             self.target_base_ratio,
             mid2,
         )
+        ctx = self.ctx
+        if self.perp is not None:
+            status = self.perp.evaluate(ts, status, mid2, ctx)
         if status is not self.status:
             self._on_status_change(ts, status)
-        ctx = self.ctx
         ctx.ts = ts
         ctx.position = port.position
         ctx.base_balance = port.initial_base + port.position
@@ -428,7 +434,7 @@ class Engine:
             port = self.portfolio
             rs.cash, rs.base, rs.working_buy_cost = port.cash, port.base_balance, buy_cost
         approved: list[Command] = []
-        check = self.risk.check
+        check = self.risk.check if self.perp is None else self.perp.checker(self.risk.check)
         for cmd in commands:
             if type(cmd) is CancelOrder:
                 approved.append(cmd)

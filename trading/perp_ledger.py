@@ -62,6 +62,13 @@ class FundingSchedule:
         first = (after_ns // self.interval_ns + 1) * self.interval_ns
         return [(ts, self.constant) for ts in range(first, until_ns + 1, self.interval_ns)]
 
+    def next_after(self, ts_ns: int) -> tuple[int, Fraction] | None:
+        """The first funding time after ``ts_ns`` with its rate (``None`` past the series' end)."""
+        if self.series:
+            i = bisect_right([t for t, _ in self.series], ts_ns)
+            return self.series[i] if i < len(self.series) else None
+        return (ts_ns // self.interval_ns + 1) * self.interval_ns, self.constant
+
 
 @dataclass
 class FundingEvent:

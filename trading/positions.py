@@ -57,6 +57,7 @@ class PerpPosition:
                 f"leverage: {self.leverage!r} is out of range for {self.instrument.symbol}; "
                 f"accepted: 1 to {self.spec.max_leverage}"
             )
+        self._lot = frac(self.instrument.lot_size)  # contracts per lot
         names = ("both",) if self.mode is PositionMode.ONE_WAY else ("long", "short")
         for name in names:
             self.legs.setdefault(name, Leg())
@@ -67,7 +68,7 @@ class PerpPosition:
         return sum(leg.lots for leg in self.legs.values())
 
     def contracts(self, lots: int) -> Fraction:
-        return lots * frac(self.instrument.lot_size)
+        return lots * self._lot
 
     def entry_price(self, name: str = "both") -> Fraction | None:
         return self.legs[name].entry(self.spec.inverse)

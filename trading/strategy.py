@@ -56,6 +56,10 @@ class StrategyContext:
     quote_balance: int  # cash units of quote available to the bot
     working_bids: int = 0  # number of our working buy orders
     working_asks: int = 0
+    # Perpetuals (``None`` on spot or while unknown): the funding rate that applies at the next
+    # funding time (positive: longs pay shorts) and that time, in ns since the epoch.
+    funding_rate: float | None = None
+    next_funding_ts: int | None = None
 
 
 class Strategy(Protocol):

@@ -135,6 +135,27 @@ def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
     return out
 
 
+def reconcile_position(bot, venue_positions, tolerance: Decimal = Decimal(0)) -> bool:
+    """Perpetuals: the bot's position from its recorded fills (contracts, from flat) against the
+    venue's (``connectors.ccxt_perp.PositionReport`` rows of the bot's market, from
+    ``fetchPositions``). Beyond ``tolerance`` contracts the difference is an incident; returns
+    whether they agree."""
+    from django.db.models import Sum
+
+    from apps.orders.models import Fill
+    from connectors.perp_venue import position_mismatch
+
+    sums = dict(Fill.objects.filter(bot=bot).values("side").annotate(q=Sum("quantity")).values_list("side", "q"))
+    ours = (sums.get("buy") or Decimal(0)) - (sums.get("sell") or Decimal(0))
+    message = position_mismatch(bot.market.symbol, ours, venue_positions, tolerance)
+    if message is None:
+        return True
+    venue = sum((p.contracts for p in venue_positions), Decimal(0))
+    figures = {"ours": ours, "venue": venue, "tolerance": tolerance}
+    _incident(bot, "position_mismatch", message, {k: f"{v.normalize():f}" for k, v in figures.items()})
+    return False
+
+
 def reconcile_balances(redis, account) -> None:
     """Paper balances on the venue = initial paper balances + every symbol's fill movements."""
     from apps.exchanges.models import Market

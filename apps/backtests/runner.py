@@ -47,6 +47,7 @@ from trading.fillsim import SimulatedExchange
 from trading.instruments import Instrument, Side
 from trading.latency import ConstantLatency
 from trading.perp_ledger import perp_records
+from trading.perp_risk import PerpRisk, PerpRiskLimits
 from trading.risk import RiskLimits
 from trading.strategies import build_strategy
 
@@ -68,6 +69,7 @@ class Prepared:
     venue: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     perp: Any = None  # a trading.perp_ledger.PerpLedger for a perpetual market
+    perp_limits: Any = None  # its trading.perp_risk.PerpRiskLimits (pre-trade risk in the engine)
 
 
 def _recording(data: dict) -> Prepared:
@@ -91,6 +93,7 @@ def _recording(data: dict) -> Prepared:
     prepared = Prepared(instrument, events, total, venue=market.venue if market else instrument.venue)
     if rec.contract.is_perpetual:
         prepared.perp = _perp_ledger(instrument, rec, data.get("perp") or {})
+        prepared.perp_limits = PerpRiskLimits.from_dict((data.get("perp") or {}).get("limits") or {})
     return prepared
 
 
@@ -326,6 +329,7 @@ def simulate(
         bot_id="bt",
         risk=RiskLimits.from_dict(risk),
         initial_quote=inst.cash_units(DEFAULT_QUOTE_BALANCE),
+        perp=None if prepared.perp is None else PerpRisk.from_ledger(prepared.perp, prepared.perp_limits),
     )
     if models is not None:
         exchange = SimulatedExchange(inst, latency=models[0], queue=models[1])

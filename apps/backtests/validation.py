@@ -93,14 +93,17 @@ def _recording(data: dict, owner=None) -> dict:
     return errors
 
 
-PERP_FIELDS = ("leverage", "wallet", "margin_mode", "funding_rate")
+PERP_FIELDS = ("leverage", "wallet", "margin_mode", "funding_rate", "limits")
 
 
 def validate_perp(data: object, contract) -> dict[str, str]:
     """Perpetual settings of a backtest: leverage (1 to the market's maximum), wallet (the
-    margin, in the settle currency), margin mode, funding rate per 8 h (constant)."""
+    margin, in the settle currency), margin mode, funding rate per 8 h (constant) and the
+    perpetual risk limits (``limits``: :class:`trading.perp_risk.PerpRiskLimits`)."""
+    from trading.config import ConfigError
     from trading.contracts import frac
     from trading.instruments import InstrumentError
+    from trading.perp_risk import PerpRiskLimits
 
     if not isinstance(data, dict):
         return {"perp": f"must be an object with any of: {', '.join(PERP_FIELDS)}"}
@@ -126,6 +129,11 @@ def validate_perp(data: object, contract) -> dict[str, str]:
             )
     if data.get("margin_mode", "isolated") not in ("isolated", "cross"):
         errors["margin_mode"] = f"{data.get('margin_mode')!r} is not accepted; accepted: isolated, cross"
+    if "limits" in data:
+        try:
+            PerpRiskLimits.from_dict(data["limits"])
+        except ConfigError as exc:
+            errors.update({f"limits.{k}": v for k, v in exc.errors.items()})
     return errors
 
 

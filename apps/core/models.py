@@ -11,6 +11,7 @@ class IncidentKind(models.TextChoices):
     MISSING_ORDER = "missing_order", "Order open in the database, not on the venue"
     MISSING_FILL = "missing_fill", "Fill on the venue, not in the database"
     BALANCE_MISMATCH = "balance_mismatch", "Balance differs from the venue"
+    POSITION_MISMATCH = "position_mismatch", "Perpetual position differs from the venue"
     STOP_UNCONFIRMED = "stop_unconfirmed", "Stop not confirmed by the venue"
     RISK = "risk", "Risk limit breached"
 

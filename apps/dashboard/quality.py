@@ -28,6 +28,8 @@ INCIDENT_HELP = {
     "list, so position and PnL include it. Resolve after checking the fill.",
     "balance_mismatch": "The account's balance on the venue differs from what the bots' fills imply (deposits, "
     "withdrawals, trades outside the bots). Check the account, then resolve.",
+    "position_mismatch": "The perpetual position on the venue differs from what the bot's recorded fills add up to "
+    "(a fill missed, or trades outside the bot). The venue's position is the truth: check the fills, then resolve.",
     "stop_unconfirmed": "A stop could not be confirmed: orders were still open on the venue when the loop stopped. "
     "The supervisor retries; resolve once the venue shows no open order.",
     "risk": "A risk limit was breached and the configured action (pause, flatten, stop) was taken.",

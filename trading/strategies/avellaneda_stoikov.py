@@ -43,6 +43,7 @@ from trading.config import ConfigBase
 from trading.events import TradeTick
 from trading.instruments import Instrument
 from trading.signals import ArrivalIntensity, MidVolatility
+from trading.strategies._funding import funding_note, funding_shift, funding_skew_field, funding_skew_minutes_field
 from trading.strategies._quoting import (
     NS,
     Market,
@@ -64,11 +65,18 @@ class AvellanedaStoikovConfig(ConfigBase):
     """Avellaneda–Stoikov quotes around a reservation price that leans against inventory.
 
     ``sigma``, ``A`` and ``k`` are estimated online (mid changes; trade distances from mid)
-    unless given.
+    unless given. On a perpetual, amounts are contracts and ``q`` is the position in contracts over
+    ``order_amount``; ``funding_skew`` leans the quotes against paying funding
+    (``trading.strategies._funding``).
     """
 
     order_amount: Decimal = field(
-        metadata={"min": Decimal(0), "exclusive_min": True, "unit": "base", "help": "size per quote; q unit"}
+        metadata={
+            "min": Decimal(0),
+            "exclusive_min": True,
+            "unit": "base",
+            "help": "size per quote (contracts on a perpetual); q unit",
+        }
     )
     risk_aversion: float = field(
         default=1.0,
@@ -100,7 +108,8 @@ class AvellanedaStoikovConfig(ConfigBase):
         default=10.0, metadata={**_POSITIVE, "help": "inventory bound (in order_amount units) for omega"}
     )
     inventory_target: Decimal = field(
-        default=Decimal(0), metadata={"unit": "base", "help": "position the quotes lean toward"}
+        default=Decimal(0),
+        metadata={"unit": "base", "help": "position the quotes lean toward (contracts on a perpetual)"},
     )
     min_spread: Decimal = field(
         default=Decimal(0), metadata={"min": Decimal(0), "max": Decimal(1), "help": "total spread floor, fraction"}
@@ -117,6 +126,8 @@ class AvellanedaStoikovConfig(ConfigBase):
     intensity_window: float = field(
         default=600.0, metadata={**_POSITIVE, "unit": "s", "help": "trades used to fit A and k"}
     )
+    funding_skew: float = funding_skew_field()
+    funding_skew_minutes: float = funding_skew_minutes_field()
 
     def validate(self) -> dict[str, str]:
         if self.min_spread > self.max_spread:
@@ -256,9 +267,11 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
             r, spread, bid, ask = finite_horizon_quotes(s, q, gamma, sigma, k, tau)
             tau_note = f"T-t {tau:.0f}s"
         self.reservation_price, self.optimal_spread = r, spread
+        shift = funding_shift(cfg, ctx, s)
+        skew_note = funding_note(ctx, shift, self.instrument.quote) if shift else ""
         if not math.isfinite(bid):
-            reason = f"avellaneda-stoikov: at inventory bound q {q:.2f} >= q_max {cfg.q_max:g}: asks only"
-            asks = [(ask_ticks(ask / self.tick), self.order_lots)]
+            reason = f"avellaneda-stoikov: at inventory bound q {q:.2f} >= q_max {cfg.q_max:g}: asks only{skew_note}"
+            asks = [(ask_ticks((ask + shift) / self.tick), self.order_lots)]
             return build_quote_set(self.instrument, market, [], asks, reason)
         min_spread, max_spread = self._spread_bounds
         lo, hi = s * min_spread, s * max_spread
@@ -270,8 +283,8 @@ class AvellanedaStoikovStrategy(QuotingStrategy):
         reason = (
             f"avellaneda-stoikov: r {r:.6g} (mid {s:.6g}, q {q:.2f}), spread {spread:.6g}"
             f"{' clamped to ' + format(clamped, '.6g') if clamped != spread else ''}; "
-            f"sigma {sigma:.4g}, k {k:.4g}, {tau_note}"
+            f"sigma {sigma:.4g}, k {k:.4g}, {tau_note}{skew_note}"
         )
-        bids = [(bid_ticks(bid / self.tick), self.order_lots)]
-        asks = [(ask_ticks(ask / self.tick), self.order_lots)]
+        bids = [(bid_ticks((bid + shift) / self.tick), self.order_lots)]
+        asks = [(ask_ticks((ask + shift) / self.tick), self.order_lots)]
         return build_quote_set(self.instrument, market, bids, asks, reason)

@@ -1,31 +1,193 @@
 """A fake of Binance USD-M futures' private REST API: the spot fake's order book-keeping on the
-``/fapi`` paths, plus the dead man's switch ``POST /fapi/v1/countdownCancelAll``
-(``symbol``, ``countdownTime`` ms; 0 disarms): when a symbol's countdown runs out before it is
-sent again, every open order of that symbol is cancelled by the venue, as Binance does.
-``countdowns`` records each call as ``(monotonic time, symbol, countdown ms)``; ``fired`` each
-expiry as ``(monotonic time, symbol, orders cancelled)``."""
+``/fapi`` paths, plus what a perpetual account needs:
+
+- the dead man's switch ``POST /fapi/v1/countdownCancelAll`` (``symbol``, ``countdownTime`` ms;
+  0 disarms): when a symbol's countdown runs out before it is sent again, every open order of
+  that symbol is cancelled by the venue, as Binance does. ``countdowns`` records each call as
+  ``(monotonic time, symbol, countdown ms)``; ``fired`` each expiry as ``(monotonic time,
+  symbol, orders cancelled)``;
+- positions: :meth:`fill` moves the symbol's one-way position (size and average entry) and
+  ``GET /fapi/v2|v3/positionRisk`` answers with the recorded real positionRisk row
+  (``fetchPositions`` "Fetch linear positions with symbols") carrying the fake's figures;
+- ``POST /fapi/v1/leverage`` (1 to 125, else Binance's -4028) and ``POST /fapi/v1/marginType``
+  (refused with Binance's -4048 while a position is open, -4046 when already set);
+- ``reduceOnly`` orders that would not reduce the position refused with Binance's -2022;
+- ``GET /fapi/v1/premiumIndex`` (mark price, last funding rate, next funding time) and
+  ``GET /fapi/v1/leverageBracket`` (ccxt reads it before parsing positions).
+
+The recorded files hold no leverage, marginType, premiumIndex or leverageBracket replies, so those
+four are built in the shapes Binance's API documentation gives (the same fields and string/number
+types); the brackets are the shipped BTCUSDT table (``trading.margin.BINANCE_USDM_BTCUSDT``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+from tests.connectors.conftest import case
 from tests.connectors.servers.binance_spot import FakeBinanceSpot
 from tests.connectors.servers.fake_exchange import Recorded, Reply
+from trading.margin import BINANCE_USDM_BTCUSDT
+
+
+@dataclass
+class FakePosition:
+    amount: Decimal = Decimal(0)  # signed, base units (contracts of 1)
+    entry: Decimal = Decimal(0)
+    leverage: int = 20
+    margin_type: str = "cross"  # cross / isolated
+    liquidation_price: str = "0"
 
 
 @dataclass
 class FakeBinanceUsdm(FakeBinanceSpot):
     countdowns: list[tuple[float, str, int]] = field(default_factory=list)
     fired: list[tuple[float, str, int]] = field(default_factory=list)
+    positions: dict[str, FakePosition] = field(default_factory=dict)
+    mark_prices: dict[str, str] = field(default_factory=dict)
+    funding: dict[str, tuple[str, int]] = field(default_factory=dict)  # symbol -> (rate, next funding ms)
     _timers: dict[str, Any] = field(default_factory=dict)
 
     def install(self) -> FakeBinanceUsdm:
+        s = self.server
         self._install_orders("/fapi/v1", "userTrades")
-        self.server.route("POST", "/fapi/v1/countdownCancelAll", self._countdown)
+        s.route("POST", "/fapi/v1/countdownCancelAll", self._countdown)
+        s.route("POST", "/fapi/v1/order", self._create_perp)
+        s.route("POST", "/fapi/v1/leverage", self._leverage)
+        s.route("POST", "/fapi/v1/marginType", self._margin_type)
+        s.route("GET", "/fapi/v1/leverageBracket", self._brackets)
+        s.route("GET", "/fapi/v2/positionRisk", self._position_risk)
+        s.route("GET", "/fapi/v3/positionRisk", self._position_risk)
+        s.route("GET", "/fapi/v1/premiumIndex", self._premium_index)
         return self
+
+    def position(self, symbol: str) -> FakePosition:
+        return self.positions.setdefault(symbol, FakePosition())
+
+    # --- venue actions tests can trigger ----------------------------------------------------
+    def fill(self, client_order_id: str, qty: str, *, maker: bool = True) -> dict:
+        trade = super().fill(client_order_id, qty, maker=maker)
+        order = self.orders[client_order_id]
+        pos = self.position(order["symbol"])
+        signed = Decimal(qty) * (1 if order["side"] == "BUY" else -1)
+        price = Decimal(order["price"])
+        if pos.amount == 0 or (pos.amount > 0) == (signed > 0):
+            total = pos.amount + signed
+            pos.entry = (pos.entry * abs(pos.amount) + price * abs(signed)) / abs(total)
+            pos.amount = total
+        else:
+            pos.amount += signed
+            if pos.amount == 0:
+                pos.entry = Decimal(0)
+            elif (pos.amount > 0) == (signed > 0):  # crossed through zero: the rest opened at the price
+                pos.entry = price
+        return trade
+
+    # --- handlers ---------------------------------------------------------------------------
+    def _create_perp(self, req: Recorded) -> Reply:
+        p = {**req.query, **req.body}
+        if str(p.get("reduceOnly", "")).lower() == "true":
+            pos = self.position(p.get("symbol", ""))
+            buying = p.get("side") == "BUY"
+            if pos.amount == 0 or (pos.amount > 0) == buying:
+                return Reply(status=400, body={"code": -2022, "msg": "ReduceOnly Order is rejected."})
+        reply = self._create(req)
+        if reply.status == 200 and isinstance(reply.body, dict) and "clientOrderId" in reply.body:
+            reply.body["reduceOnly"] = str(p.get("reduceOnly", "")).lower() == "true"
+        return reply
+
+    def _leverage(self, req: Recorded) -> Reply:
+        p = {**req.query, **req.body}
+        symbol, raw = p.get("symbol", ""), str(p.get("leverage", ""))
+        if not raw.isdigit() or not 1 <= int(raw) <= 125:
+            return Reply(status=400, body={"code": -4028, "msg": f"Leverage {raw} is not valid"})
+        self.position(symbol).leverage = int(raw)
+        cap = BINANCE_USDM_BTCUSDT.brackets[0]
+        for b in BINANCE_USDM_BTCUSDT.brackets:
+            if b.max_leverage >= int(raw):
+                cap = b
+        return Reply(body={"leverage": int(raw), "maxNotionalValue": str(int(cap.cap or 0)), "symbol": symbol})
+
+    def _margin_type(self, req: Recorded) -> Reply:
+        p = {**req.query, **req.body}
+        symbol, wanted = p.get("symbol", ""), str(p.get("marginType", "")).upper()
+        if wanted not in ("ISOLATED", "CROSSED"):
+            return Reply(status=400, body={"code": -1116, "msg": "Invalid marginType."})
+        pos = self.position(symbol)
+        mode = "isolated" if wanted == "ISOLATED" else "cross"
+        if mode == pos.margin_type:
+            return Reply(status=400, body={"code": -4046, "msg": "No need to change margin type."})
+        if pos.amount != 0:
+            return Reply(
+                status=400, body={"code": -4048, "msg": "Margin type cannot be changed if there exists position."}
+            )
+        pos.margin_type = mode
+        return Reply(body={"code": 200, "msg": "success"})
+
+    def _brackets(self, req: Recorded) -> list[dict]:
+        rows = []
+        for n, b in enumerate(BINANCE_USDM_BTCUSDT.brackets, 1):
+            rows.append(
+                {
+                    "bracket": n,
+                    "initialLeverage": b.max_leverage,
+                    "notionalCap": int(b.cap) if b.cap is not None else 9_223_372_036_854_775_807,
+                    "notionalFloor": int(b.floor),
+                    "maintMarginRatio": float(b.mmr),
+                    "cum": float(b.cum),
+                }
+            )
+        return [{"symbol": "BTCUSDT", "brackets": rows}]
+
+    def _position_risk(self, req: Recorded) -> list[dict]:
+        wanted = req.query.get("symbol")
+        out = []
+        for symbol, pos in self.positions.items():
+            if wanted and symbol != wanted:
+                continue
+            row = copy.deepcopy(
+                case("response", "binance", "fetchPositions", "Fetch linear positions with symbols")["httpResponse"][0]
+            )
+            mark = Decimal(self.mark_prices.get(symbol, pos.entry or "0"))
+            upnl = pos.amount * (mark - pos.entry) if pos.amount else Decimal(0)
+            row.update(
+                symbol=symbol,
+                positionAmt=f"{pos.amount:f}",
+                entryPrice=f"{pos.entry:f}",
+                breakEvenPrice=f"{pos.entry:f}",
+                markPrice=f"{mark:.8f}",
+                unRealizedProfit=f"{upnl:.8f}",
+                liquidationPrice=pos.liquidation_price,
+                notional=f"{pos.amount * mark:.8f}",
+                leverage=str(pos.leverage),
+                marginType=pos.margin_type,
+                updateTime=str(int(time.time() * 1000)),
+            )
+            out.append(row)
+        return out
+
+    def _premium_index(self, req: Recorded) -> Reply:
+        symbol = req.query.get("symbol", "")
+        if symbol not in self.mark_prices:
+            return Reply(status=400, body={"code": -1121, "msg": "Invalid symbol."})
+        rate, next_ms = self.funding.get(symbol, ("0.00010000", 0))
+        return Reply(
+            body={
+                "symbol": symbol,
+                "markPrice": self.mark_prices[symbol],
+                "indexPrice": self.mark_prices[symbol],
+                "estimatedSettlePrice": self.mark_prices[symbol],
+                "lastFundingRate": rate,
+                "interestRate": "0.00010000",
+                "nextFundingTime": next_ms,
+                "time": int(time.time() * 1000),
+            }
+        )
 
     def _countdown(self, req: Recorded) -> Reply:
         p = {**req.query, **req.body}
