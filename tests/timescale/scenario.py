@@ -152,8 +152,9 @@ def run(anchor: datetime, recent: datetime) -> dict:
             del row["last_ts"]
         reference[interval] = _plain(raw)
 
-    other_snapshots = PnlSnapshot.objects.filter(bot_id=other.pk).count()
-    other_fills = Fill.objects.filter(bot_id=other.pk).count()
+    other_id = other.pk  # Model.delete() sets other.pk to None
+    other_snapshots = PnlSnapshot.objects.filter(bot_id=other_id).count()
+    other_fills = Fill.objects.filter(bot_id=other_id).count()
     with connection.cursor() as cursor:
         if timescale:
             cursor.execute(f"SET timescaledb.max_tuples_decompressed_per_dml_transaction = {DECOMPRESSION_LIMIT}")
@@ -161,12 +162,12 @@ def run(anchor: datetime, recent: datetime) -> dict:
         if timescale:
             cursor.execute("RESET timescaledb.max_tuples_decompressed_per_dml_transaction")
     after_delete = {
-        "deleted_bot_snapshots": PnlSnapshot.objects.filter(bot_id=other.pk).count(),
-        "deleted_bot_minutes": PnlMinute.objects.filter(bot_id=other.pk).count(),
+        "deleted_bot_snapshots": PnlSnapshot.objects.filter(bot_id=other_id).count(),
+        "deleted_bot_minutes": PnlMinute.objects.filter(bot_id=other_id).count(),
         "kept_bot_snapshots": PnlSnapshot.objects.filter(bot_id=bot.pk).count(),
         # The deleted bot's fills stay, with its id (history), in the account.
-        "deleted_bot_fills": Fill.objects.filter(bot_id=other.pk).count(),
-        "deleted_bot_events": BotEvent.objects.filter(bot_id=other.pk).count(),
+        "deleted_bot_fills": Fill.objects.filter(bot_id=other_id).count(),
+        "deleted_bot_events": BotEvent.objects.filter(bot_id=other_id).count(),
         "account_fills": Fill.objects.filter(account_id=account.pk).count(),
         "account_fills_by_bot_row": dict(
             Counter(

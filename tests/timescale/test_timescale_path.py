@@ -94,6 +94,7 @@ def test_the_same_scenario_returns_the_same_rows_on_timescaledb_and_plain_postgr
     assert timescale["other_fills"] == plain["other_fills"] == timescale["snapshots"]
     assert timescale["after_delete"]["deleted_bot_fills"] == timescale["other_fills"]
     assert timescale["after_delete"]["deleted_bot_events"] == 0
+    assert timescale["after_delete"]["account_fills"] == 8640 + 432
     assert timescale["after_delete"]["account_fills_by_bot_row"] == {"bot gone": 8640, "bot present": 432}
     assert timescale["after_delete"] == plain["after_delete"]
     assert timescale["after_delete"]["deleted_bot_snapshots"] == 0
