@@ -61,7 +61,10 @@ class Run:
     def owners(self, bots=None) -> dict[int, int]:
         """bot -> pid of the process holding its lease (0: none)."""
         bots = bots or self.bots
-        values = self.redis.mget([f"{PREFIX}:bot:{b}:lease" for b in bots])
+        try:
+            values = self.redis.mget([f"{PREFIX}:bot:{b}:lease" for b in bots])
+        except redis_lib.exceptions.BusyLoadingError:  # just restarted, still loading its AOF
+            return dict.fromkeys(bots, 0)
         return {b: int(v.decode().split(":")[1]) if v else 0 for b, v in zip(bots, values, strict=True)}
 
     def running(self, bots=None) -> bool:
