@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 import redis as redis_lib
 
@@ -270,8 +271,15 @@ def test_bots_stopped_right_after_a_postgres_crash_lose_no_fill(run):
     try:
         assert wait_until(run.running, 45, interval=1.0)
         assert run.trades_again(30), "no fills after the PostgreSQL restart"
-        time.sleep(4)  # fills committed in the WAL writer's window
-        run.services.pg.stop("immediate")
+        time.sleep(2)
+        # The crash lands the moment a new fill is visible: its commit is the newest in the WAL.
+        with psycopg.connect(run.services.pg.url("mm_crash"), autocommit=True) as conn:
+            count = "SELECT count(*) FROM orders_fill"
+            before = conn.execute(count).fetchone()[0]
+            deadline = time.monotonic() + 20
+            while conn.execute(count).fetchone()[0] == before and time.monotonic() < deadline:
+                time.sleep(0.002)
+        run.services.pg.crash()
     finally:
         run.services.pg.extra_options = ""
     time.sleep(2)
