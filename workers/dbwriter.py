@@ -8,7 +8,9 @@ or :meth:`AsyncWriter.call` (a future for the result); the writer thread runs th
 - **Batched**: consecutive calls of the same *batchable* function (one list argument, marked
   with :func:`batchable`; the hot ones are fixed ``unnest(array)`` statements in
   :mod:`workers.records`) are merged into one statement, row creation first
-  (``batch_first``), in one transaction with ``synchronous_commit`` off.
+  (``batch_first``), in one transaction. The commit is synchronous (waits for the WAL flush)
+  when the batch holds a *durable* function (:func:`durable`: fills and order state changes),
+  else ``synchronous_commit`` is off (telemetry: a PostgreSQL crash may take its last ~0.6 s).
 - **Retried**: a dropped connection (``OperationalError``/``InterfaceError``: PostgreSQL
   restarted, the backend terminated) is closed and the same batch retried, with backoff, until
   the database takes it; nothing handed over is lost while the process lives (what a dead
@@ -37,6 +39,19 @@ def batchable(fn: Callable) -> Callable:
     """Mark a function taking one list as safe to merge with its queued neighbours."""
     fn.batchable = True
     return fn
+
+
+def durable(fn: Callable) -> Callable:
+    """Mark a batchable function whose rows must survive a PostgreSQL crash once committed
+    (fills; order state changes reconciliation reads): a batch holding it commits with
+    ``synchronous_commit`` on. Without it a commit can be acknowledged, the caller told, and
+    the rows still lost by a crash within ~3 x ``wal_writer_delay``."""
+    fn.durable = True
+    return fn
+
+
+def _is_durable(fn: Callable) -> bool:
+    return getattr(fn, "durable", False)
 
 
 class RowsRefused(Exception):
@@ -68,13 +83,15 @@ class DbWriter:
     ) -> None:
         # ``one_statement``: each batchable function here writes with a single statement, so a
         # batch of one function runs as that statement alone (autocommit, ``synchronous_commit``
-        # off for the session): one round trip instead of four (BEGIN, SET LOCAL, it, COMMIT).
+        # set for the session, off unless the function is durable): one round trip instead of
+        # four (BEGIN, SET LOCAL, it, COMMIT).
         self.one_statement = one_statement
         # ``linger_s``: a batchable write first waits this long for more to join its batch (one
         # transaction for many calls). For telemetry that nobody awaits, not for order rows.
         self.linger_s = linger_s
         self.on_refused = on_refused
         self._session = None  # the connection the session setting was made on
+        self._session_durable = False  # that setting: synchronous_commit on (True) or off
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._held: list = []  # the item ``_collect`` read past (it runs next): at most one
@@ -122,23 +139,25 @@ class DbWriter:
         return sorted(groups.items(), key=lambda kv: not getattr(kv[0], "batch_first", False))
 
     def _run_batch(self, groups: list[tuple[Callable, list[_Call]]]) -> list:
-        """One transaction, one commit for the whole batch, with ``synchronous_commit`` off: the
-        commit does not wait for the WAL flush. Only a PostgreSQL crash can lose the last few
-        hundred ms of rows, and everything here is recoverable from the venue (take-over and
-        reconciliation). Returns each group's result."""
+        """One transaction, one commit for the whole batch. Without a durable function in it,
+        ``synchronous_commit`` is off: the commit does not wait for the WAL flush, and only a
+        PostgreSQL crash can lose its last few hundred ms of rows (telemetry). With one (fills,
+        order updates) the commit waits for the flush: what was acknowledged survives a crash;
+        what was not is still queued here and retried. Returns each group's result."""
         from django.db import connection, transaction
 
+        durable_batch = any(_is_durable(fn) for fn, _calls in groups)
         if self.one_statement and len(groups) == 1:
             connection.ensure_connection()
-            if connection.connection is not self._session:  # a new connection: set it up once
+            if connection.connection is not self._session or self._session_durable != durable_batch:
                 with connection.cursor() as cursor:
-                    cursor.execute("SET synchronous_commit TO OFF")
-                self._session = connection.connection
+                    cursor.execute(f"SET synchronous_commit TO {'ON' if durable_batch else 'OFF'}")
+                self._session, self._session_durable = connection.connection, durable_batch
             fn, calls = groups[0]
             return [self._timed(fn, [row for c in calls for row in c.args[0]])]
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                cursor.execute(f"SET LOCAL synchronous_commit TO {'ON' if durable_batch else 'OFF'}")
             return [self._timed(fn, [row for c in calls for row in c.args[0]]) for fn, calls in groups]
 
     def _timed(self, fn: Callable, rows: list) -> Any:

@@ -1,4 +1,5 @@
-"""Reconciliation (beat, every 30 s): venue vs database for every running paper bot.
+"""Reconciliation (beat, every 30 s): venue vs database for every running paper bot (and
+every one stopped in the last ten minutes).
 
 The venue is the truth. Open orders with the bot's prefix on the venue but closed or unknown in
 the database are orphans: cancelled (through the owner, fenced). Orders open in the database
@@ -27,6 +28,9 @@ from workers.paper_venue import delta_quote_units
 
 logger = logging.getLogger(__name__)
 GRACE_S = 30  # orders and fills younger than this are still in flight, never discrepancies
+# A bot that stopped less than this ago is still reconciled: fills its host had not written
+# (a host killed, or PostgreSQL crashed, just before the stop) are recorded from the venue.
+RECENTLY_STOPPED_S = 600
 
 
 def _incident(bot, kind: str, message: str, data: dict) -> None:
@@ -178,15 +182,18 @@ def reconcile_balances(redis, account) -> None:
 
 
 def run(fill_grace_s: float = GRACE_S) -> dict[str, int]:
-    """Reconcile every paper bot that runs or has not settled. ``fill_grace_s``: venue fills
-    younger than this are left to their bot's writer (an audit of a settled system passes 0)."""
+    """Reconcile every paper bot that runs, has not settled, or changed state (stopped) in the
+    last ``RECENTLY_STOPPED_S``. ``fill_grace_s``: venue fills younger than this are left to
+    their bot's writer (an audit of a settled system passes 0)."""
     from apps.bots.models import Bot
 
     redis = lifecycle.redis_client()
     totals = {"bots": 0, "orphans": 0, "closed": 0, "fills": 0}
     accounts = {}
+    recent = timezone.now() - timedelta(seconds=RECENTLY_STOPPED_S)
     for bot in Bot.objects.filter(
-        Q(desired_state__in=lifecycle.RUN_STATES) | ~Q(actual_state="stopped"), exchange_account__kind="paper"
+        Q(desired_state__in=lifecycle.RUN_STATES) | ~Q(actual_state="stopped") | Q(updated__gte=recent),
+        exchange_account__kind="paper",
     ).select_related("market", "exchange_account"):
         try:
             result = reconcile_bot(redis, bot, fill_grace_s)

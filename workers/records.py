@@ -19,7 +19,7 @@ from apps.exchanges.markets import market_to_instrument as market_instrument
 from trading.events import TimeInForce
 from trading.instruments import Instrument, Side
 from trading.oms import to_base36
-from workers.dbwriter import batchable
+from workers.dbwriter import batchable, durable
 
 NS = 1_000_000_000
 # NUMERIC(38, 18) (money and sizes in the database) holds absolute values below 10^20.
@@ -206,6 +206,7 @@ _ORDERS_CREATE_SQL = """
 """
 
 
+@durable
 @batchable
 def orders_update(updates: list[tuple]) -> None:
     """Apply (client id, status, venue order id, cumulative filled lots or None, reason,
@@ -262,6 +263,7 @@ _ORDERS_UPDATE_SQL = """
 """
 
 
+@durable
 @batchable
 def fills_record(rows: list[dict], count_new: bool = False) -> int:
     """Insert fills, ignoring ones already stored (same account, venue trade id and ts).

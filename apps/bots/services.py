@@ -243,7 +243,8 @@ def bot_update_config(
 
 @transaction.atomic
 def bot_delete(*, bot: Bot, actor: User) -> None:
-    """Delete a stopped bot (its orders and fills stay, detached from the bot)."""
+    """Delete a stopped bot. Its orders and fills stay as they are, with its id (no row of them
+    is rewritten: docs/timescaledb.md, "Deleting a bot")."""
     if bot.desired_state != DesiredState.STOPPED or bot.actual_state not in (ActualState.STOPPED, ActualState.ERROR):
         raise FieldErrors({"desired_state": [f"the bot is {bot.actual_state}; stop it before deleting it"]})
     audit_record(action=AuditAction.BOT_DELETED, actor=actor, owner=bot.owner, obj=bot, before=_snapshot(bot))

@@ -44,8 +44,17 @@ class Order(models.Model):
     # host): the (bot, status) and (account, status) indexes serve the foreign keys too, and the
     # client and venue order ids get plain b-tree indexes, without the LIKE-pattern copies Django
     # adds for an indexed or unique CharField (no query here matches them by pattern).
+    # History keeps the id of the bot that placed it, also after the bot is deleted (no UPDATE of
+    # its rows, no database constraint): see Fill.bot. ``order.bot`` is None for a deleted bot
+    # under select_related; readers use ``bot_id``.
     bot = models.ForeignKey(
-        "bots.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="orders", db_index=False
+        "bots.Bot",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="orders",
+        db_index=False,
+        db_constraint=False,
     )
     account = models.ForeignKey(
         "exchanges.ExchangeAccount", on_delete=models.PROTECT, related_name="orders", db_index=False
@@ -96,6 +105,12 @@ class Fill(models.Model):
     # No single-column indexes on account/bot (the (account, ts) and (bot, ts) indexes cover them)
     # and no database FK checks per row: a fill is stored even if its bot or order row is not
     # (yet) there, and the bulk ingest stays fast. Django still applies PROTECT / SET_NULL.
+    # ``bot`` keeps the id of the bot that made the fill after that bot is deleted (DO_NOTHING):
+    # setting it to NULL would UPDATE every fill of the bot, which on TimescaleDB decompresses
+    # the account's compressed batches (compression is segmented by account) and fails past
+    # ``timescaledb.max_tuples_decompressed_per_dml_transaction`` (docs/timescaledb.md).
+    # Fills are scoped by ``account``; a dangling ``bot_id`` never matches a new bot (ids are
+    # never reused).
     account = models.ForeignKey(
         "exchanges.ExchangeAccount",
         on_delete=models.PROTECT,
@@ -107,7 +122,7 @@ class Fill(models.Model):
         "bots.Bot",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="fills",
         db_index=False,
         db_constraint=False,

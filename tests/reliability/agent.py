@@ -104,6 +104,42 @@ def op_reconcile() -> str:
     return repr(reconcile.run(fill_grace_s=0))
 
 
+def op_writer_fills(account_id: int, bot_id: int, prefix: str, batches: int) -> int:
+    """Hand ``batches`` fills (one per batch, with a PnL snapshot of the bot beside each, as
+    the hosts do) to a bot host's database writer and wait until each batch is acknowledged
+    (committed). Returns how many fills were acknowledged."""
+    import threading
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from workers import records
+    from workers.dbwriter import DbWriter
+
+    writer = DbWriter("agent-db", linger_s=0.0)
+    acknowledged = []
+    for i in range(batches):
+        done, failed = threading.Event(), []
+        now = datetime.now(UTC)
+        row = {"ts": now, "account_id": account_id, "bot_id": bot_id, "client_order_id": f"{prefix}-{i}",
+               "venue_trade_id": f"{prefix}-{i}", "side": "buy", "price": Decimal("60000.5"),
+               "quantity": Decimal("0.001"), "fee": Decimal("0.01"), "fee_currency": "USDT", "liquidity": "maker"}  # fmt: skip
+        writer.submit(
+            records.fills_record,
+            [row],
+            done=lambda result, exc, done=done, failed=failed: (failed.append(exc), done.set()),
+        )
+        if done.wait(10) and failed == [None]:
+            acknowledged.append(i)
+    writer.drain(10)
+    return len(acknowledged)
+
+
+def op_fills_with_prefix(account_id: int, prefix: str) -> int:
+    from apps.orders.models import Fill
+
+    return Fill.objects.filter(account_id=account_id, venue_trade_id__startswith=prefix).count()
+
+
 def op_audit(accounts: list[dict], bot_ids: list[int]) -> dict:
     """Venue (Redis) against database: lost and duplicated fills, open and orphan orders, and
     fencing tokens per bot in the place log in the order they were written."""

@@ -64,6 +64,7 @@ class PrivatePostgres:
         self.port = free_port()
         self.addresses = addresses
         self.log = root / "postgres.log"
+        self.extra_options = ""  # more ``-c name=value`` options for the next start()
         root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(root, "postgres")
@@ -83,8 +84,8 @@ class PrivatePostgres:
             f"-p {self.port} -k {self.root} -c listen_addresses={','.join(self.addresses)} "
             # fsync off is safe here (the machine does not crash, only PostgreSQL); commits stay
             # synchronous, so a commit that answered survives an immediate stop.
-            "-c fsync=off -c max_connections=300"
-        )
+            f"-c fsync=off -c max_connections=300 {self.extra_options}"
+        ).strip()
         cmd = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "-o", options]
         subprocess.run(_as_postgres([*cmd, "start"]), check=True, capture_output=True)
 
@@ -94,6 +95,13 @@ class PrivatePostgres:
             _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]),
             capture_output=True,
         )
+
+    def crash(self) -> None:
+        """SIGQUIT to the postmaster (what ``pg_ctl stop -m immediate`` sends), without waiting
+        for ``pg_ctl`` to start: the crash lands within a millisecond or so of the call."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGQUIT)
+        wait_until(lambda: not (self.data / "postmaster.pid").exists(), 30)
 
     def create_database(self, name: str) -> None:
         import psycopg

@@ -10,7 +10,8 @@ refresh window never covers: a backfill before the history, late snapshots into 
 chunks, a single ORM insert, an ORM delete of a few minutes. No job runs after that (a scheduler outage). It reads
 ``pnl_series`` (1m, 1h, 1d, bounds on and off whole minutes) and the raw-snapshot reference
 for the same ranges, deletes one bot with TimescaleDB's decompression limit lowered to 1,000
-rows (the bot has 8,640 compressed snapshots), and reads candles of trades that share
+rows (the bot has 8,640 compressed snapshots, 8,640 fills and 2,000 events in compressed chunks;
+its account's other bot has fills in the same compressed batches), and reads candles of trades that share
 timestamps. Everything returned is plain JSON without database ids.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -68,17 +70,19 @@ def _run_jobs() -> list[str]:
 def run(anchor: datetime, recent: datetime) -> dict:
     from django.db import connection
 
+    from apps.bots.models import BotEvent
     from apps.bots.services import bot_delete
     from apps.core.timeseries import timescale_enabled
     from apps.marketdata.models import Trade
     from apps.marketdata.selectors import candles
+    from apps.orders.models import Fill
     from apps.portfolio.models import PnlMinute, PnlSnapshot
     from apps.portfolio.selectors import _raw_series, pnl_series
     from apps.portfolio.services import pnl_snapshot_record
     from tests.workers.helpers import make_paper_bots
 
     timescale = timescale_enabled(connection)
-    user, _account, (bot, other) = make_paper_bots(2, username="scenario", start=False)
+    user, account, (bot, other) = make_paper_bots(2, username="scenario", start=False)
     start = anchor - timedelta(days=3)
     step = timedelta(seconds=30)
     count = int(timedelta(days=3) / step)
@@ -88,8 +92,21 @@ def run(anchor: datetime, recent: datetime) -> dict:
         PnlSnapshot.objects.bulk_create(rows, batch_size=200)
     fresh = [PnlSnapshot(**_snapshot(bot.pk, recent - (i + 1) * step, 500_000 + i)) for i in range(60)]
     PnlSnapshot.objects.bulk_create(fresh)
+    # Fills of both bots of the account, older than the fills' compression delay (30 days): one
+    # every 30 s for the bot deleted below, one every 10 minutes for the other; bot events of
+    # the deleted bot (compressed after 7 days).
+    fills_start = start - timedelta(days=15)
+    fills = [
+        Fill(ts=fills_start + i * step, account_id=account.pk, bot_id=b.pk, venue_trade_id=f"{b.pk}-{i}",
+             side="buy" if i % 2 else "sell", price=Decimal(60_000) + _value(i, 1000), quantity=Decimal("0.001"),
+             fee=Decimal("0.01"), fee_currency="USDT")
+        for b in (other, bot) for i in range(count) if b is other or i % 20 == 0
+    ]  # fmt: skip
+    Fill.objects.bulk_create(fills, batch_size=200)
+    events = [BotEvent(ts=start + i * step, bot=other, kind="state", code="tick", message=str(i)) for i in range(2000)]
+    BotEvent.objects.bulk_create(events, batch_size=200)
     jobs = _run_jobs() if timescale else []
-    compressed = 0
+    compressed, compressed_other = 0, {}
     if timescale:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -97,6 +114,11 @@ def run(anchor: datetime, recent: datetime) -> dict:
                 "WHERE hypertable_name = 'portfolio_pnlsnapshot' AND is_compressed"
             )
             compressed = cursor.fetchone()[0]
+            cursor.execute(
+                "SELECT hypertable_name, count(*) FROM timescaledb_information.chunks "
+                "WHERE hypertable_name IN ('orders_fill', 'bots_botevent') AND is_compressed GROUP BY 1"
+            )
+            compressed_other = dict(cursor.fetchall())
     # After the jobs: a backfill before the history, late rows into compressed chunks (some
     # the last of their minute, one in a minute of its own), one ORM insert.
     late = [
@@ -130,7 +152,9 @@ def run(anchor: datetime, recent: datetime) -> dict:
             del row["last_ts"]
         reference[interval] = _plain(raw)
 
-    other_snapshots = PnlSnapshot.objects.filter(bot_id=other.pk).count()
+    other_id = other.pk  # Model.delete() sets other.pk to None
+    other_snapshots = PnlSnapshot.objects.filter(bot_id=other_id).count()
+    other_fills = Fill.objects.filter(bot_id=other_id).count()
     with connection.cursor() as cursor:
         if timescale:
             cursor.execute(f"SET timescaledb.max_tuples_decompressed_per_dml_transaction = {DECOMPRESSION_LIMIT}")
@@ -138,9 +162,19 @@ def run(anchor: datetime, recent: datetime) -> dict:
         if timescale:
             cursor.execute("RESET timescaledb.max_tuples_decompressed_per_dml_transaction")
     after_delete = {
-        "deleted_bot_snapshots": PnlSnapshot.objects.filter(bot_id=other.pk).count(),
-        "deleted_bot_minutes": PnlMinute.objects.filter(bot_id=other.pk).count(),
+        "deleted_bot_snapshots": PnlSnapshot.objects.filter(bot_id=other_id).count(),
+        "deleted_bot_minutes": PnlMinute.objects.filter(bot_id=other_id).count(),
         "kept_bot_snapshots": PnlSnapshot.objects.filter(bot_id=bot.pk).count(),
+        # The deleted bot's fills stay, with its id (history), in the account.
+        "deleted_bot_fills": Fill.objects.filter(bot_id=other_id).count(),
+        "deleted_bot_events": BotEvent.objects.filter(bot_id=other_id).count(),
+        "account_fills": Fill.objects.filter(account_id=account.pk).count(),
+        "account_fills_by_bot_row": dict(
+            Counter(
+                "bot gone" if name is None else "bot present"
+                for name in Fill.objects.filter(account_id=account.pk).values_list("bot__name", flat=True)
+            )
+        ),
         "kept_bot_1h": _plain(pnl_series(user=user, bot_id=bot.pk, interval="1h", start=ranges["1h"][0], end=ranges["1h"][1])),
     }  # fmt: skip
 
@@ -161,6 +195,8 @@ def run(anchor: datetime, recent: datetime) -> dict:
         "compressed_chunks": compressed,
         "snapshots": count,
         "other_snapshots": other_snapshots,
+        "other_fills": other_fills,
+        "compressed_fill_and_event_chunks": compressed_other,
         "series": series,
         "reference": reference,
         "after_delete": after_delete,

@@ -87,7 +87,15 @@ def test_the_same_scenario_returns_the_same_rows_on_timescaledb_and_plain_postgr
             assert rows == result["reference"][interval], interval
     assert len(timescale["series"]["1h"]) == 72 + 1  # the 3 days' hours and the backfill's hour
     assert timescale["series"] == plain["series"]
-    # The deleted bot's 8,640 compressed snapshots went without decompressing (limit 1,000).
+    # The deleted bot's 8,640 compressed snapshots, 8,640 compressed fills and 2,000 compressed
+    # events went without decompressing (limit 1,000); its fills stay with its id.
+    assert timescale["compressed_fill_and_event_chunks"]["orders_fill"] >= 3
+    assert timescale["compressed_fill_and_event_chunks"]["bots_botevent"] >= 1
+    assert timescale["other_fills"] == plain["other_fills"] == timescale["snapshots"]
+    assert timescale["after_delete"]["deleted_bot_fills"] == timescale["other_fills"]
+    assert timescale["after_delete"]["deleted_bot_events"] == 0
+    assert timescale["after_delete"]["account_fills"] == 8640 + 432
+    assert timescale["after_delete"]["account_fills_by_bot_row"] == {"bot gone": 8640, "bot present": 432}
     assert timescale["after_delete"] == plain["after_delete"]
     assert timescale["after_delete"]["deleted_bot_snapshots"] == 0
     assert timescale["after_delete"]["deleted_bot_minutes"] == 0

@@ -253,3 +253,41 @@ def test_a_bot_whose_rows_the_database_refuses_goes_to_error_and_another_users_b
     assert wait_until(
         lambda: placed <= set(Order.objects.filter(bot=bot_b).values_list("client_order_id", flat=True)), 5
     )
+
+
+def test_batches_with_fills_or_order_updates_commit_synchronously_telemetry_does_not():
+    """``synchronous_commit`` as each kind of batch ran it, on both paths (a transaction per
+    merged batch; a lone statement in autocommit on a ``one_statement`` writer)."""
+    import threading
+
+    from workers import records
+    from workers.dbwriter import DbWriter, batchable, durable
+
+    def _setting() -> str:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    @batchable
+    def telemetry(rows: list) -> str:
+        return _setting()
+
+    @durable
+    @batchable
+    def fills(rows: list) -> str:
+        return _setting()
+
+    assert records.fills_record.durable and records.orders_update.durable
+    assert not getattr(records.pnl_snapshots_record, "durable", False)
+    for writer in (DbWriter("t-db"), DbWriter("t-orders", one_statement=True)):
+        seen = []
+        for fn in (telemetry, fills, telemetry, fills):
+            done = threading.Event()
+            writer.submit(
+                fn, [1], done=lambda result, exc, done=done, seen=seen: (seen.append(result or exc), done.set())
+            )
+            assert done.wait(10)
+        writer.drain(10)
+        assert seen == ["off", "on", "off", "on"], (writer, seen)

@@ -199,6 +199,30 @@ def test_reconciliation_leaves_fills_still_in_flight_to_the_writer_until_the_gra
     assert incident.data["trade_ids"] == ["young-2", "young-3"]
 
 
+def test_reconciliation_records_missing_fills_of_a_bot_stopped_recently_not_of_one_stopped_long_ago(clean_redis):
+    """A bot stopped right after a crash took some of its fills (PostgreSQL, or its host killed
+    before its writer caught up) is still reconciled for RECENTLY_STOPPED_S."""
+    from apps.bots.models import Bot
+    from apps.orders.models import Fill
+    from workers import keys, reconcile
+
+    _user, account, (recent, old) = make_paper_bots(2)
+    k_trades = keys.paper(account.pk, "BTC/USDT", "trades")
+    ts = time.time_ns() - (reconcile.GRACE_S + 5) * 1_000_000_000
+    for bot in (recent, old):
+        bot.refresh_from_db()
+        clean_redis.rpush(k_trades, json.dumps({"cid": f"{bot.client_id_prefix}-1", "voi": "v", "side": 1,
+                                                "price": 6_000_000, "qty": 10, "leaves": 90, "fee": 0,
+                                                "maker": True, "ts": ts, "id": f"lost-{bot.pk}"}))  # fmt: skip
+    Bot.objects.filter(pk__in=[recent.pk, old.pk]).update(desired_state="stopped", actual_state="stopped")
+    Bot.objects.filter(pk=old.pk).update(updated=timezone.now() - timedelta(seconds=reconcile.RECENTLY_STOPPED_S + 60))
+    result = reconcile.run()
+    assert result["bots"] == 1 and result["fills"] == 1
+    assert list(Fill.objects.filter(account=account).values_list("venue_trade_id", "bot_id")) == [
+        (f"lost-{recent.pk}", recent.pk)
+    ]
+
+
 def test_seed_demo_creates_running_paper_bots_once_and_schedules_install(clean_redis):
     from django.core.management import call_command
     from django_celery_beat.models import PeriodicTask
