@@ -33,6 +33,7 @@ from trading.events import (
     TimeInForce,
     Timer,
     TopOfBook,
+    TradeTick,
 )
 from trading.instruments import Instrument, Side
 from trading.oms import ClientOrderIds, OrderBookkeeper, OrderState, diff_quotes
@@ -155,6 +156,10 @@ class Engine:
         self.book_ok = True
         self._need_ratio = risk.max_inventory_deviation is not None and self.target_base_ratio is not None
         self._applied: tuple[Any, ...] | None = None
+        # The last diff sent everything it wanted, and nothing it depends on moves with time or
+        # the mid alone (widening, flattening, rebalancing, hanging orders): diffing again with
+        # the same inputs would send nothing, so a timer need not diff again either.
+        self._settled = False
         self._next_expiry: int | None = None
         self._last_reject: tuple[str, int] = ("", -(10**18))
         self._last_flatten_ts = -(10**18)
@@ -179,7 +184,9 @@ class Engine:
         t = type(event)
         book = self.book
         port = self.portfolio
-        if t is BookDelta:
+        if t is TradeTick:
+            pass  # a public print: the book and our orders are as they were
+        elif t is BookDelta:
             if not self.external_book:
                 try:
                     book.apply_delta(event)
@@ -201,6 +208,10 @@ class Engine:
                 rejected = self.orders.orders.get(event.client_order_id)
                 if rejected is not None and rejected.reason == "quote":
                     self._blocked[(rejected.side, rejected.price)] = ts + self.reject_backoff_ns
+            if t is OrderAccepted and not self._settled:
+                # An acknowledgement changes nothing a diff reads (the bookkeeper keeps its
+                # version); with a reject from the last diff pending, diff again as on any change.
+                self._applied = None
             fill = self.orders.apply(event)
             if fill is not None:
                 port.on_fill(fill)
@@ -315,7 +326,7 @@ class Engine:
             due = True
             for k in [k for k, until in blocked.items() if until <= ts]:
                 del blocked[k]
-        if key == self._applied and not due and not timer:
+        if key == self._applied and not due and (not timer or self._settled):
             return []
         quotes = self._effective_quotes(status, mid2)
         if blocked:
@@ -339,6 +350,13 @@ class Engine:
                 commands.extend(extra)
         out = self._send(ts, commands, mid2, status.action) if commands else commands
         self._applied = (self.desired, orders.version, status, self.paused, self.book_ok, mid2 is None)
+        action = status.action
+        self._settled = (
+            len(out) == len(commands)
+            and (action is RiskAction.NONE or action is RiskAction.PAUSE)
+            and self.rebalancer is None
+            and not self.hanging_orders
+        )
         if self.max_order_age_ns:
             placed = [
                 o.placed_ts

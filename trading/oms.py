@@ -235,7 +235,7 @@ class OrderBookkeeper:
         self._seen_trades: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._trade_id_memory = trade_id_memory
-        self.version = 0  # bumps on every change to the working set (lets the engine skip diffs)
+        self.version = 0  # bumps on every change a quote diff reads (lets the engine skip diffs)
 
     # --- what we sent ------------------------------------------------------------------------
     def on_place_sent(self, command: PlaceOrder, ts: int) -> WorkingOrder:
@@ -302,7 +302,8 @@ class OrderBookkeeper:
                 order.accepted = True
                 if event.venue_order_id:
                     order.venue_order_id = event.venue_order_id
-                self.version += 1
+                # No version bump: pending-new and open orders count alike everywhere the
+                # version is read (quote diffs, live order counts).
         elif isinstance(event, OrderCancelled):
             if order is None:
                 # Typically the order filled completely before the cancel reached the venue.
