@@ -1,11 +1,19 @@
 """L2 order book in integer ticks and lots, with venue sequence checking.
 
-Each side is a ``dict`` price -> quantity plus a sorted ``list`` of its prices kept with
+Each side is a ``dict`` price -> quantity plus a sorted ``list`` of its best prices kept with
 ``bisect``. Both lists keep their best price at the *end* (bids ascending; asks store the
-negated price ascending), so the churn near the touch — where nearly all updates land —
-moves only a few list slots. Quantity-only changes of an existing level touch just the dict.
-Best prices are therefore O(1), ``top(n)`` is a slice, and a level insert or removal costs
-one C-level ``bisect`` plus a short ``memmove``.
+negated price ascending), so the churn near the touch moves only a few list slots.
+Quantity-only changes of an existing level touch just the dict. Best prices are therefore
+O(1), ``top(n)`` is a slice, and a level insert or removal costs one C-level ``bisect`` plus
+a short ``memmove``.
+
+Without a ``depth_limit`` the list is a window: it holds every price at or better than its
+*floor* and nothing worse, so a level appearing or disappearing behind the floor (most of a
+venue's diffs land tens to thousands of levels deep) touches only the dict. The window is cut
+back to its best ``_WINDOW_KEEP`` prices when it grows past ``_WINDOW_HIGH`` and refilled from
+the dict when it shrinks below ``_WINDOW_LOW``; a query reaching behind the floor (``top(n)``
+with a large ``n``, ``levels``, ``depth_within``, ``cost_to_trade``, ``snapshot``) sorts the
+whole side first.
 
 Sequence rules follow Binance (and fit any venue with monotonic update ids):
 
@@ -25,11 +33,17 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable
+from heapq import nlargest, nsmallest
 
 from trading.events import BookDelta, BookSnapshot, Level
 from trading.instruments import Side
 
 __all__ = ["CrossedBook", "OrderBook", "SequenceGap"]
+
+_NO_FLOOR = -(1 << 62)  # below every price (bids) and every negated price (asks): the list is whole
+_WINDOW_KEEP = 64
+_WINDOW_HIGH = 160
+_WINDOW_LOW = 16
 
 
 class SequenceGap(Exception):
@@ -53,12 +67,15 @@ class OrderBook:
     """
 
     __slots__ = (
+        "_ask_floor",
         "_ask_negpx",
         "_asks",
+        "_bid_floor",
         "_bid_px",
         "_bids",
         "_fresh",
         "_synced",
+        "_window",
         "depth_limit",
         "sequence",
     )
@@ -70,6 +87,11 @@ class OrderBook:
         self._asks: dict[int, int] = {}
         self._bid_px: list[int] = []  # ascending; best bid last
         self._ask_negpx: list[int] = []  # negated ask prices ascending; best ask last
+        # Every bid price >= _bid_floor is in _bid_px (and no other); likewise every negated
+        # ask >= _ask_floor is in _ask_negpx. A book with a depth limit keeps whole lists.
+        self._bid_floor = _NO_FLOOR
+        self._ask_floor = _NO_FLOOR
+        self._window = depth_limit is None
         self.sequence = 0
         self.depth_limit = depth_limit
         self._synced = False  # a snapshot has been applied and no gap seen since
@@ -84,6 +106,8 @@ class OrderBook:
         self._asks.clear()
         self._bid_px.clear()
         self._ask_negpx.clear()
+        self._bid_floor = _NO_FLOOR
+        self._ask_floor = _NO_FLOOR
         self.sequence = 0
         self._synced = False
         self._fresh = False
@@ -168,40 +192,95 @@ class OrderBook:
     def _apply_bids(self, levels: Iterable[Level]) -> None:
         book = self._bids
         px = self._bid_px
-        for p, q in levels:
-            if q > 0:
-                if p not in book:
-                    insort(px, p)
-                book[p] = q
-            elif q:
-                raise ValueError(f"qty: {q!r} at bid price {p} is negative; give 0 to remove a level")
-            elif book.pop(p, None) is not None:  # one lookup for a removal (or a no-op)
-                del px[bisect_left(px, p)]
-        limit = self.depth_limit
-        if limit is not None and len(px) > limit + (limit >> 1) + 8:
-            cut = len(px) - limit
-            for p in px[:cut]:
-                del book[p]
-            del px[:cut]
+        floor = self._bid_floor
+        try:
+            for p, q in levels:
+                if q > 0:
+                    if p not in book and p >= floor:
+                        insort(px, p)
+                    book[p] = q
+                elif q:
+                    raise ValueError(f"qty: {q!r} at bid price {p} is negative; give 0 to remove a level")
+                elif book.pop(p, None) is not None and p >= floor:  # one lookup for a removal (or a no-op)
+                    del px[bisect_left(px, p)]
+        finally:
+            n = len(px)
+            if self._window:
+                if n > _WINDOW_HIGH:
+                    cut = n - _WINDOW_KEEP
+                    self._bid_floor = px[cut]
+                    del px[:cut]
+                elif n < _WINDOW_LOW and len(book) > n:
+                    self._refill_bids()
+            else:
+                limit = self.depth_limit
+                if limit is not None and n > limit + (limit >> 1) + 8:
+                    cut = n - limit
+                    for p in px[:cut]:
+                        del book[p]
+                    del px[:cut]
 
     def _apply_asks(self, levels: Iterable[Level]) -> None:
         book = self._asks
         neg = self._ask_negpx
-        for p, q in levels:
-            if q > 0:
-                if p not in book:
-                    insort(neg, -p)
-                book[p] = q
-            elif q:
-                raise ValueError(f"qty: {q!r} at ask price {p} is negative; give 0 to remove a level")
-            elif book.pop(p, None) is not None:
-                del neg[bisect_left(neg, -p)]
-        limit = self.depth_limit
-        if limit is not None and len(neg) > limit + (limit >> 1) + 8:
-            cut = len(neg) - limit
-            for k in neg[:cut]:
-                del book[-k]
-            del neg[:cut]
+        floor = self._ask_floor
+        try:
+            for p, q in levels:
+                if q > 0:
+                    if p not in book and -p >= floor:
+                        insort(neg, -p)
+                    book[p] = q
+                elif q:
+                    raise ValueError(f"qty: {q!r} at ask price {p} is negative; give 0 to remove a level")
+                elif book.pop(p, None) is not None and -p >= floor:
+                    del neg[bisect_left(neg, -p)]
+        finally:
+            n = len(neg)
+            if self._window:
+                if n > _WINDOW_HIGH:
+                    cut = n - _WINDOW_KEEP
+                    self._ask_floor = neg[cut]
+                    del neg[:cut]
+                elif n < _WINDOW_LOW and len(book) > n:
+                    self._refill_asks()
+            else:
+                limit = self.depth_limit
+                if limit is not None and n > limit + (limit >> 1) + 8:
+                    cut = n - limit
+                    for k in neg[:cut]:
+                        del book[-k]
+                    del neg[:cut]
+
+    def _refill_bids(self) -> None:
+        """Load the best ``_WINDOW_KEEP`` bid prices from the dict (the window ran low)."""
+        book = self._bids
+        best = nlargest(_WINDOW_KEEP, book)
+        best.reverse()
+        self._bid_px[:] = best
+        self._bid_floor = best[0] if len(book) > len(best) else _NO_FLOOR
+
+    def _refill_asks(self) -> None:
+        book = self._asks
+        best = [-p for p in nsmallest(_WINDOW_KEEP, book)]
+        best.reverse()
+        self._ask_negpx[:] = best
+        self._ask_floor = best[0] if len(book) > len(best) else _NO_FLOOR
+
+    def _whole_bids(self) -> list[int]:
+        """Every bid price ascending (sorts the side when the window leaves some out)."""
+        px = self._bid_px
+        if len(px) != len(self._bids):
+            px[:] = sorted(self._bids)
+            self._bid_floor = _NO_FLOOR
+        return px
+
+    def _whole_asks(self) -> list[int]:
+        """Every negated ask price ascending."""
+        neg = self._ask_negpx
+        if len(neg) != len(self._asks):
+            neg[:] = sorted([-p for p in self._asks])
+            self._ask_floor = _NO_FLOOR
+        return neg
 
     # ---------------------------------------------------------------------------------------
     # Queries
@@ -271,9 +350,11 @@ class OrderBook:
             return [], []
         bids = self._bids
         asks = self._asks
+        px = self._bid_px if n <= len(self._bid_px) else self._whole_bids()
+        neg = self._ask_negpx if n <= len(self._ask_negpx) else self._whole_asks()
         return (
-            [(p, bids[p]) for p in reversed(self._bid_px[-n:])],
-            [(-k, asks[-k]) for k in reversed(self._ask_negpx[-n:])],
+            [(p, bids[p]) for p in reversed(px[-n:])],
+            [(-k, asks[-k]) for k in reversed(neg[-n:])],
         )
 
     def levels(self, side: Side) -> list[Level]:
@@ -292,11 +373,11 @@ class OrderBook:
         band = mid * pct / 100.0
         lo = mid - band
         hi = mid + band
-        px = self._bid_px
+        px = self._bid_px if lo >= self._bid_floor else self._whole_bids()
         i = bisect_left(px, lo)  # first bid price >= lo
         bids = self._bids
         bid_lots = sum(bids[p] for p in px[i:])
-        neg = self._ask_negpx
+        neg = self._ask_negpx if -hi >= self._ask_floor else self._whole_asks()
         j = bisect_left(neg, -hi)  # first negated ask >= -hi, i.e. ask <= hi
         asks = self._asks
         ask_lots = sum(asks[-k] for k in neg[j:])
@@ -308,38 +389,26 @@ class OrderBook:
         Return ``(lots filled, sum of price * lots)``; lots filled is below ``qty`` when the
         book runs out.
         """
-        filled = 0
-        cost = 0
-        remaining = qty
-        if remaining <= 0:
+        if qty <= 0:
             return 0, 0
         if side is Side.BUY:
-            asks = self._asks
-            for k in reversed(self._ask_negpx):
-                price = -k
-                take = min(asks[price], remaining)
-                filled += take
-                cost += take * price
-                remaining -= take
-                if not remaining:
-                    break
+            filled, cost = _walk(self._asks, self._ask_negpx, -1, qty)
+            if filled < qty and len(self._ask_negpx) != len(self._asks):
+                filled, cost = _walk(self._asks, self._whole_asks(), -1, qty)  # deeper than the window
         else:
-            bids = self._bids
-            for price in reversed(self._bid_px):
-                take = min(bids[price], remaining)
-                filled += take
-                cost += take * price
-                remaining -= take
-                if not remaining:
-                    break
+            filled, cost = _walk(self._bids, self._bid_px, 1, qty)
+            if filled < qty and len(self._bid_px) != len(self._bids):
+                filled, cost = _walk(self._bids, self._whole_bids(), 1, qty)
         return filled, cost
 
     def imbalance(self, levels: int = 5) -> float:
         """(bid lots - ask lots) / (bid lots + ask lots) over the best ``levels`` per side, in [-1, 1]."""
         bids = self._bids
         asks = self._asks
-        bq = sum(bids[p] for p in self._bid_px[-levels:]) if levels > 0 else 0
-        aq = sum(asks[-k] for k in self._ask_negpx[-levels:]) if levels > 0 else 0
+        px = self._bid_px if levels <= len(self._bid_px) else self._whole_bids()
+        neg = self._ask_negpx if levels <= len(self._ask_negpx) else self._whole_asks()
+        bq = sum(bids[p] for p in px[-levels:]) if levels > 0 else 0
+        aq = sum(asks[-k] for k in neg[-levels:]) if levels > 0 else 0
         total = bq + aq
         return (bq - aq) / total if total else 0.0
 
@@ -357,3 +426,19 @@ class OrderBook:
             f"OrderBook(bid={self.best_bid()}x{self.best_bid_qty()}, ask={self.best_ask()}x{self.best_ask_qty()}, "
             f"levels={len(self._bids)}/{len(self._asks)}, sequence={self.sequence})"
         )
+
+
+def _walk(book: dict[int, int], keys: list[int], sign: int, qty: int) -> tuple[int, int]:
+    """Take up to ``qty`` lots from the best level down; ``keys`` are prices times ``sign``."""
+    filled = 0
+    cost = 0
+    remaining = qty
+    for k in reversed(keys):
+        price = k * sign
+        take = min(book[price], remaining)
+        filled += take
+        cost += take * price
+        remaining -= take
+        if not remaining:
+            break
+    return filled, cost

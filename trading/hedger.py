@@ -42,7 +42,7 @@ from trading.events import (
 from trading.hedge_attribution import AttributionLedger, MakerFillRecord
 from trading.hedging import FEE_SCALE, HedgeConfig, HedgeLegs, HedgePrice, hedge_limit_price, price_side
 from trading.instruments import Side
-from trading.oms import ClientOrderIds
+from trading.order_ids import ClientOrderIds
 
 MAKER = "maker"
 HEDGE = "hedge"

@@ -1,4 +1,5 @@
-"""Order management inside the engine: client order ids, working-order bookkeeping, quote diffing.
+"""Order management inside the engine: working-order bookkeeping and quote diffing (client
+order ids live in :mod:`trading.order_ids` and are re-exported here).
 
 The bookkeeper is the engine's view of its own orders. It applies lifecycle events from any
 gateway (live, paper, simulated) and copes with the races every venue produces: a fill that
@@ -13,12 +14,12 @@ places (or amends) against what is already working.
 from __future__ import annotations
 
 import enum
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
+from trading import order_ids
 from trading.events import (
     AmendOrder,
     CancelOrder,
@@ -35,96 +36,10 @@ from trading.events import (
 from trading.instruments import Side
 from trading.strategy import Quote, QuoteSet
 
-MAX_CLIENT_ORDER_ID_LENGTH = 32
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-_BASE36_PAIRS = [a + b for a in _BASE36 for b in _BASE36]
-
-
-def to_base36(n: int) -> str:
-    """Encode a non-negative integer in lower-case base 36."""
-    if n < 0:
-        raise ValueError(f"n: {n} is negative; base-36 sequence numbers start at 0")
-    if n < 36:
-        return _BASE36[n]
-    pairs = _BASE36_PAIRS
-    parts = []
-    while n >= 1296:
-        n, r = divmod(n, 1296)
-        parts.append(pairs[r])
-    parts.append(pairs[n] if n >= 36 else _BASE36[n])
-    parts.reverse()
-    return "".join(parts)
-
-
-class ClientOrderIds:
-    """Deterministic, unique client order ids ``<prefix>-<sequence in base 36>``.
-
-    Ids are at most 32 characters of ``[A-Za-z0-9_-]`` (valid on Binance, which allows 36, and
-    on every ccxt venue we target). Persist :attr:`sequence` and pass it back as ``start`` to
-    resume after a restart without reusing an id.
-    """
-
-    __slots__ = ("_head", "_high", "_high_text", "_seq", "prefix")
-
-    def __init__(self, prefix: str, start: int = 0) -> None:
-        if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
-            raise ValueError(f"prefix: {prefix!r} must be 1+ characters of A-Z, a-z, 0-9, '_' or '-'")
-        # Leave room for the dash and at least 8 base-36 digits (2.8e12 orders).
-        if len(prefix) > MAX_CLIENT_ORDER_ID_LENGTH - 9:
-            raise ValueError(
-                f"prefix: {prefix!r} is {len(prefix)} characters; at most "
-                f"{MAX_CLIENT_ORDER_ID_LENGTH - 9} are accepted so ids stay within "
-                f"{MAX_CLIENT_ORDER_ID_LENGTH} characters"
-            )
-        if not isinstance(start, int) or start < 0:
-            raise ValueError(f"start: {start!r} must be a non-negative integer sequence number")
-        self.prefix = prefix
-        self._seq = start
-        self._head = prefix + "-"
-        # to_base36(n) == to_base36(n // 1296) + two digits of n % 1296 for n >= 1296: the id's
-        # text up to its last two digits changes once every 1296 ids and is kept here.
-        self._high = -1
-        self._high_text = ""
-
-    @property
-    def sequence(self) -> int:
-        """The next sequence number to be used (persist this to resume)."""
-        return self._seq
-
-    def next(self) -> str:
-        """Return a fresh id and advance the sequence."""
-        seq = self._seq
-        if seq >= 1296:
-            high, low = divmod(seq, 1296)
-            if high != self._high:
-                self._high = high
-                self._high_text = self._head + to_base36(high)
-            cid = self._high_text + _BASE36_PAIRS[low]
-        else:
-            cid = self._head + to_base36(seq)
-        self._seq = seq + 1
-        if len(cid) > MAX_CLIENT_ORDER_ID_LENGTH:  # pragma: no cover - needs 2.8e12 orders
-            raise OverflowError(f"client order id {cid!r} exceeds {MAX_CLIENT_ORDER_ID_LENGTH} characters")
-        return cid
-
-    def skip_past(self, client_order_id: str) -> None:
-        """Never issue ``client_order_id`` nor any id before it: an id of this prefix seen
-        elsewhere (an order the venue holds whose row the sequence was resumed from lacks)."""
-        if not client_order_id.startswith(self._head):
-            return
-        try:
-            seq = int(client_order_id[len(self._head) :], 36)
-        except ValueError:
-            return
-        if seq >= self._seq:
-            self._seq = seq + 1
-
-    def owns(self, client_order_id: str) -> bool:
-        """Whether an id was made with this prefix (for orphan-order reconciliation)."""
-        return client_order_id.startswith(self._head)
+# Client order ids, re-exported for the callers that import them from here.
+ClientOrderIds = order_ids.ClientOrderIds
+MAX_CLIENT_ORDER_ID_LENGTH = order_ids.MAX_CLIENT_ORDER_ID_LENGTH
+to_base36 = order_ids.to_base36
 
 
 class OrderState(enum.Enum):
@@ -235,7 +150,7 @@ class OrderBookkeeper:
         self._seen_trades: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._trade_id_memory = trade_id_memory
-        self.version = 0  # bumps on every change to the working set (lets the engine skip diffs)
+        self.version = 0  # bumps on every change a quote diff reads (lets the engine skip diffs)
 
     # --- what we sent ------------------------------------------------------------------------
     def on_place_sent(self, command: PlaceOrder, ts: int) -> WorkingOrder:
@@ -302,7 +217,8 @@ class OrderBookkeeper:
                 order.accepted = True
                 if event.venue_order_id:
                     order.venue_order_id = event.venue_order_id
-                self.version += 1
+                # No version bump: pending-new and open orders count alike everywhere the
+                # version is read (quote diffs, live order counts).
         elif isinstance(event, OrderCancelled):
             if order is None:
                 # Typically the order filled completely before the cancel reached the venue.

@@ -225,6 +225,12 @@ class QuotingStrategy:
     """
 
     name = "base"
+    # Whether the class overrides :meth:`on_trade`; without it a trade print needs no book read.
+    _trade_hook = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._trade_hook = cls.on_trade is not QuotingStrategy.on_trade
 
     def __init__(self, config: Any, instrument: Instrument) -> None:
         self.config = config
@@ -233,10 +239,11 @@ class QuotingStrategy:
 
     def on_event(self, event: Event, ctx: StrategyContext) -> QuoteSet | None:
         """Return the quotes wanted now, or ``None`` to leave the working quotes alone."""
-        if isinstance(event, TradeTick):
-            market = read_market(ctx.book)
-            if market is not None:
-                self.on_trade(event, ctx, market)
+        if type(event) is TradeTick or isinstance(event, TradeTick):
+            if self._trade_hook:
+                market = read_market(ctx.book)
+                if market is not None:
+                    self.on_trade(event, ctx, market)
             return None
         if isinstance(event, OrderFilled):
             self.on_fill(event, ctx)

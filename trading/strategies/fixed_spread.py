@@ -161,16 +161,23 @@ class FixedSpreadStrategy(QuotingStrategy):
 
     def _working_quotes_invalid(self, market: Market) -> bool:
         """Whether the last quotes now sit closer to mid than ``minimum_spread`` or would cross."""
-        if self.last_quotes is None or not self.last_quotes.all:
+        last = self.last_quotes
+        if last is None or not (last.bids or last.asks):
             return True  # nothing working (e.g. pulled on a one-sided book): recompute now
-        mid2 = market.mid2
-        num, den = self._min_spread.numerator, self._min_spread.denominator
-        bad_bid = any(
-            q.price >= market.best_ask or (mid2 - 2 * q.price) * den < mid2 * num for q in self.last_quotes.bids
-        )
-        return bad_bid or any(
-            q.price <= market.best_bid or (2 * q.price - mid2) * den < mid2 * num for q in self.last_quotes.asks
-        )
+        best_bid = market.best_bid
+        best_ask = market.best_ask
+        mid2 = best_bid + best_ask
+        den = self._min_den
+        least = mid2 * self._min_num  # distance * 2 * den must reach mid2 * num
+        for q in last.bids:
+            price = q.price
+            if price >= best_ask or (mid2 - 2 * price) * den < least:
+                return True
+        for q in last.asks:
+            price = q.price
+            if price <= best_bid or (2 * price - mid2) * den < least:
+                return True
+        return False
 
     def quote(self, ctx: StrategyContext, market: Market) -> QuoteSet | None:
         due = self._next_refresh_ts is None or ctx.ts >= self._next_refresh_ts
