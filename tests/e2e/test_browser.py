@@ -303,6 +303,18 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
     assert abs(parts - Decimal(shown["total"])) <= 2 * cent
     print(f"\nbot PnL shown {shown['total']} = expected {expected:.6f} from {n} fills at mark {mark}")
 
+    # The candles stay drawn as they are redrawn (not just counted), and the quality panel's
+    # 30 s reload leaves the live PnL chart's points in place.
+    page.wait_for_function("Number(document.getElementById('chart-candles').dataset.changes || 0) >= 2", timeout=60_000)
+    assert page.locator("#chart-candles svg.main-svg").count() >= 1, "the candles chart is drawn"
+    assert page.locator("#chart-candles .xtick").count() >= 1, "the candles chart has its time axis"
+    page.wait_for_function("Number(document.getElementById('quality-panel').dataset.loaded || 0) >= 2", timeout=90_000)
+    kept = page.evaluate(
+        "() => { const el = document.getElementById('chart-pnl');"
+        " return [el.data[0].y.length, Number(el.dataset.points || 0)]; }"
+    )
+    assert kept[0] >= kept[1] >= 1, f"PnL chart points {kept[0]} after the quality reload, {kept[1]} added live"
+
     # The overview's PnL column follows the socket too, with the account's equity apart.
     page.goto(base + "/")
     page.wait_for_function(
