@@ -89,7 +89,9 @@ def _last_price(market: Market) -> tuple[Decimal | None, str]:
     return (None, "") if ref is None else (ref.price, ref.source)
 
 
-def account_view(account: ExchangeAccount, market: Market) -> AccountView:
+def account_view(account: ExchangeAccount, market: Market, *, price: Decimal | None = None) -> AccountView:
+    """The account's balances on ``market``, at ``price`` when given, else at the market's
+    reference price (see the module)."""
     from apps.portfolio.models import Balance
 
     free = {
@@ -97,7 +99,9 @@ def account_view(account: ExchangeAccount, market: Market) -> AccountView:
     }
     if not free and account.kind == "paper":
         free = {str(k).upper(): Decimal(str(v)) for k, v in (account.paper_balances or {}).items()}
-    price, source = _last_price(market)
+    source = ""
+    if price is None:
+        price, source = _last_price(market)
     return AccountView(free.get(market.base.upper()), free.get(market.quote.upper()), price, market, source)
 
 
@@ -158,6 +162,25 @@ def check_order_size(
             notional=notional,
             value=value,
             quote=m.quote,
+        )
+
+
+def check_manual_order(*, quantity: Decimal, price: Decimal, view: AccountView) -> None:
+    """Refuse a manual order worth more than the whole account (``view``: :func:`account_view`
+    at the order's own price), naming its value, the balance and the largest quantity accepted.
+    Balances unknown: no check (the bot's pre-trade risk still decides)."""
+    if not view.known:
+        return
+    m, value, notional = view.market, view.value, quantity * price
+    if notional > value:
+        raise FieldErrors(
+            {
+                "quantity": [
+                    f"{_fmt(quantity)} {m.base} at {_fmt(price)} is an order of {_money(notional)} {m.quote}; the "
+                    f"account holds {view.describe()}; accepted: at most {_fmt(_round_lots(value / price, m.lot_size))} "
+                    f"{m.base}"
+                ]
+            }
         )
 
 

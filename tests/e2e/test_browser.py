@@ -315,6 +315,21 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
     )
     assert kept[0] >= kept[1] >= 1, f"PnL chart points {kept[0]} after the quality reload, {kept[1]} added live"
 
+    # A 1,000,000 BTC manual order is refused at once, naming the field and its value.
+    price = mark.quantize(Decimal("0.01"))
+    page.select_option("#manual-order-form select[name=side]", "buy")
+    page.fill("#manual-order-form input[name=quantity]", "1000000")
+    page.fill("#manual-order-form input[name=price]", str(price))
+    page.click("#manual-order-form button[type=submit]")
+    refused = page.locator(".messages li.error", has_text="manual order refused")
+    refused.wait_for(timeout=30_000)
+    text = refused.inner_text()
+    notional = f"{(1_000_000 * price).quantize(Decimal('0.01')):,}"
+    shown_price = f"{price.normalize():f}"
+    assert f"manual order refused: quantity: 1000000 BTC at {shown_price} is an order of {notional} USDT" in text, text
+    assert "accepted: at most" in text, text
+    shot(page, "cockpit_manual_order_refused")
+
     # The overview's PnL column follows the socket too, with the account's equity apart.
     page.goto(base + "/")
     page.wait_for_function(
