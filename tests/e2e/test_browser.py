@@ -314,6 +314,13 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
         " return [el.data[0].y.length, Number(el.dataset.points || 0)]; }"
     )
     assert kept[0] >= kept[1] >= 1, f"PnL chart points {kept[0]} after the quality reload, {kept[1]} added live"
+    # The drawdown chart is the bot PnL's (below its best so far), not the account's equity's.
+    drawdown, pnl_line = page.evaluate(
+        "() => ['chart-drawdown', 'chart-pnl'].map((id) => document.getElementById(id).data[0].y"
+        ".filter((v) => v !== null).map(Number))"
+    )
+    assert drawdown and all(v <= 1e-9 for v in drawdown), drawdown
+    assert drawdown[-1] == pytest.approx(pnl_line[-1] - max([0.0, *pnl_line]), abs=1e-6), (drawdown, pnl_line)
 
     # A 1,000,000 BTC manual order is refused at once, naming the field and its value.
     price = mark.quantize(Decimal("0.01"))
