@@ -11,9 +11,11 @@
 * Avellaneda-Stoikov: a warning when the model's spread would be clamped to ``max_spread``.
 
 Balances: the account's latest known free balances (reconciliation keeps paper accounts'), else
-a paper account's initial balances. Price: the market's last recorded trade, else the mid of
-its latest depth snapshot. Unknown either way: no guard applies (pre-trade risk still refuses
-what a paper balance cannot pay for, and an exchange refuses the rest).
+a paper account's initial balances. Price: :func:`apps.marketdata.reference_price.reference_price`
+(the last recorded trade, the latest depth mid, the running feed's live book, else the price a
+replay or sim venue starts from), so a market that was never fed is judged too. Unknown either
+way (a live market never fed, an account without known balances): no guard applies (pre-trade
+risk still refuses what a paper balance cannot pay for, and an exchange refuses the rest).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class AccountView:
     quote: Decimal | None
     price: Decimal | None
     market: Market
+    price_source: str = ""  # which price (apps.marketdata.reference_price): "trade", "venue", ...
 
     @property
     def known(self) -> bool:
@@ -61,7 +64,8 @@ class AccountView:
         m = self.market
         parts = [f"{_fmt(self.base)} {m.base}"] if self.base is not None else []
         parts += [f"{_fmt(self.quote)} {m.quote}"] if self.quote is not None else []
-        return f"{' + '.join(parts)} = {_money(self.value)} {m.quote} at {_fmt(self.price)}"
+        source = f" ({self.price_source})" if self.price_source else ""
+        return f"{' + '.join(parts)} = {_money(self.value)} {m.quote} at {_fmt(self.price)}{source}"
 
 
 def _fmt(d: Decimal | None) -> str:
@@ -78,17 +82,16 @@ def _money(d: Decimal) -> str:
     return f"{d.quantize(Decimal('0.01')):,}"
 
 
-def _last_price(market: Market) -> Decimal | None:
-    from apps.marketdata.selectors import latest_depth, recent_trades
+def _last_price(market: Market) -> tuple[Decimal | None, str]:
+    from apps.marketdata.reference_price import reference_price
 
-    trade = recent_trades(market=market, limit=1).first()
-    if trade is not None:
-        return trade.price
-    depth = latest_depth(market=market)
-    return None if depth is None else depth.mid
+    ref = reference_price(market)
+    return (None, "") if ref is None else (ref.price, ref.source)
 
 
-def account_view(account: ExchangeAccount, market: Market) -> AccountView:
+def account_view(account: ExchangeAccount, market: Market, *, price: Decimal | None = None) -> AccountView:
+    """The account's balances on ``market``, at ``price`` when given, else at the market's
+    reference price (see the module)."""
     from apps.portfolio.models import Balance
 
     free = {
@@ -96,7 +99,10 @@ def account_view(account: ExchangeAccount, market: Market) -> AccountView:
     }
     if not free and account.kind == "paper":
         free = {str(k).upper(): Decimal(str(v)) for k, v in (account.paper_balances or {}).items()}
-    return AccountView(free.get(market.base.upper()), free.get(market.quote.upper()), _last_price(market), market)
+    source = ""
+    if price is None:
+        price, source = _last_price(market)
+    return AccountView(free.get(market.base.upper()), free.get(market.quote.upper()), price, market, source)
 
 
 def _order_amount(params: Mapping[str, Any]) -> Decimal | None:
@@ -156,6 +162,25 @@ def check_order_size(
             notional=notional,
             value=value,
             quote=m.quote,
+        )
+
+
+def check_manual_order(*, quantity: Decimal, price: Decimal, view: AccountView) -> None:
+    """Refuse a manual order worth more than the whole account (``view``: :func:`account_view`
+    at the order's own price), naming its value, the balance and the largest quantity accepted.
+    Balances unknown: no check (the bot's pre-trade risk still decides)."""
+    if not view.known:
+        return
+    m, value, notional = view.market, view.value, quantity * price
+    if notional > value:
+        raise FieldErrors(
+            {
+                "quantity": [
+                    f"{_fmt(quantity)} {m.base} at {_fmt(price)} is an order of {_money(notional)} {m.quote}; the "
+                    f"account holds {view.describe()}; accepted: at most {_fmt(_round_lots(value / price, m.lot_size))} "
+                    f"{m.base}"
+                ]
+            }
         )
 
 

@@ -1,7 +1,8 @@
 """Manual orders: a trader nudges a bot's inventory with a limit or post-only order (optionally
 reduce-only) on the bot's market. The order is placed by the bot's own loop
 (``workers.manual_orders``), so the bot's pre-trade risk decides; the answer — sent or refused
-with the reason — is in the bot's event log."""
+with the reason — is in the bot's event log. One worth more than the whole account is refused
+here, at once, with its value (:func:`apps.bots.guards.check_manual_order`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db import transaction
 from apps.accounts.errors import FieldErrors
 from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
+from apps.bots import guards
 from apps.bots.models import ActualState, Bot
 from apps.bots.selectors import bot_can_change
 from apps.bots.services import _enqueue
@@ -60,6 +62,8 @@ def bot_manual_order(
             errors[field] = [str(exc)]
     if errors:
         raise FieldErrors(errors)
+    view = guards.account_view(bot.exchange_account, bot.market, price=values["price"])
+    guards.check_manual_order(quantity=values["quantity"], price=values["price"], view=view)
     payload = {
         "side": side,
         "price": str(values["price"]),

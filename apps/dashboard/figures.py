@@ -105,8 +105,8 @@ def depth_chart(
 
 
 def pnl_charts(rows: Sequence[dict[str, Any]], *, target: Any = None) -> dict[str, dict[str, Any]]:
-    """Bot PnL (total, realized, unrealized), inventory against its target and drawdown figures
-    from ``pnl_series`` rows."""
+    """Bot PnL (total, realized, unrealized), inventory against its target and the bot PnL's
+    drawdown (:func:`bot_pnl_drawdown`) from ``pnl_series`` rows."""
     times = [r["bucket"].isoformat() if hasattr(r["bucket"], "isoformat") else r["bucket"] for r in rows]
     pnl = go.Figure()
     total = [None if r["realized"] is None else (_f(r["realized"]) + _f(r["unrealized"]) - _f(r["fees"])) for r in rows]
@@ -135,15 +135,27 @@ def pnl_charts(rows: Sequence[dict[str, Any]], *, target: Any = None) -> dict[st
             )
         )
     drawdown = go.Figure(
-        go.Scatter(
-            x=times, y=[-(_f(r["drawdown"]) or 0.0) for r in rows], name="drawdown", line={"color": ASK}, fill="tozeroy"
-        )
+        go.Scatter(x=times, y=bot_pnl_drawdown(total), name="drawdown", line={"color": ASK}, fill="tozeroy")
     )
     return {
         "pnl": _finish(pnl, _layout("Bot PnL (quote)", showlegend=True)),
         "inventory": _finish(inventory, _layout("Inventory vs target (base)")),
-        "drawdown": _finish(drawdown, _layout("Drawdown (quote)")),
+        "drawdown": _finish(drawdown, _layout("Bot PnL drawdown (quote)")),
     }
+
+
+def bot_pnl_drawdown(total: Sequence[float | None]) -> list[float | None]:
+    """How far the bot's PnL is below its best so far (0 or negative; the peak starts at 0, the
+    PnL before the first fill), from the bot's own PnL, never the account's equity (which moves
+    with everything the account holds). ``None`` (no PnL in a bucket) stays ``None``."""
+    peak, out = 0.0, []
+    for value in total:
+        if value is None:
+            out.append(None)
+            continue
+        peak = max(peak, value)
+        out.append(value - peak)
+    return out
 
 
 def sparkline(values: Sequence[Any]) -> dict[str, Any]:

@@ -47,7 +47,7 @@
     var fillsBody = document.querySelector("#fills tbody");
     var pnlEl = document.getElementById("chart-pnl"), invEl = document.getElementById("chart-inventory"),
         ddEl = document.getElementById("chart-drawdown");
-    var lastPoint = 0, actual = null;
+    var lastPoint = 0, actual = null, ddPeak = null;
     function extend(el, update, traces) {
       // New points, then both axes fitted again so no line runs off the plot.
       Plotly.extendTraces(el, update, traces, 2000);
@@ -83,7 +83,6 @@
           lastPoint = now;
           var x = new Date(msg.ts / 1e6).toISOString();
           if (invEl && invEl.data) extend(invEl, { x: [[x]], y: [[Number(msg.position)]] }, [0]);
-          if (ddEl && ddEl.data) extend(ddEl, { x: [[x]], y: [[-Number(msg.drawdown)]] }, [0]);
         }
         schedule();
       } else if (msg.type === "pnl") {
@@ -92,6 +91,12 @@
           var px = new Date().toISOString();
           extend(pnlEl, { x: [[px], [px], [px]], y: [[Number(s.total)], [Number(s.realized)], [Number(s.unrealized)]] }, [0, 1, 2]);
           pnlEl.dataset.points = String(Number(pnlEl.dataset.points || 0) + 1);
+          // The bot PnL's drawdown: below its best so far (figures.bot_pnl_drawdown), never the account's equity.
+          if (ddEl && ddEl.data) {
+            if (ddPeak === null) ddPeak = Math.max.apply(null, [0].concat(pnlEl.data[0].y.slice(0, -1).filter(function (v) { return v !== null; }).map(Number)));
+            ddPeak = Math.max(ddPeak, Number(s.total));
+            extend(ddEl, { x: [[px]], y: [[Number(s.total) - ddPeak]] }, [0]);
+          }
         }
         document.querySelectorAll("#bot-pnl .pnl-today").forEach(function (el) { MMPnl.fill(el, msg.today); });
         document.querySelectorAll("#bot-pnl .pnl-since").forEach(function (el) { MMPnl.fill(el, msg.since_start); });

@@ -4,8 +4,10 @@
   var config = { displayModeBar: false, responsive: true };
   window.MMCharts = {
     config: config,
-    renderAll: function () {
-      document.querySelectorAll("[data-fig]").forEach(function (el) {
+    // root: render only the figures inside it (a panel loaded later), never redraw the page's
+    // live charts from their initial data.
+    renderAll: function (root) {
+      (root && root.querySelectorAll ? root : document).querySelectorAll("[data-fig]").forEach(function (el) {
         var src = document.getElementById(el.dataset.fig);
         if (!src || !window.Plotly) return;
         var fig = JSON.parse(src.textContent);
@@ -13,5 +15,5 @@
       });
     },
   };
-  document.addEventListener("DOMContentLoaded", window.MMCharts.renderAll);
+  document.addEventListener("DOMContentLoaded", function () { window.MMCharts.renderAll(document); });
 })();

@@ -11,7 +11,9 @@
     if (sig === el._sig) return;
     el._sig = sig;
     el.classList.remove("empty");
-    if (!el.dataset.fig) el.textContent = "";
+    // A placeholder text ("loading candles…") goes before the first plot only: clearing the
+    // element later would remove Plotly's own drawing and leave the chart blank.
+    if (!el.dataset.fig && !el._fullLayout) el.textContent = "";
     Plotly.react(el, fig.data, fig.layout, window.MMCharts ? MMCharts.config : { displayModeBar: false, responsive: true });
     el.dataset.changes = String(Number(el.dataset.changes || 0) + 1);
   }

@@ -12,7 +12,7 @@
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
         .then(function (html) {
           panel.innerHTML = html;
-          if (window.MMCharts) MMCharts.renderAll();
+          if (window.MMCharts) MMCharts.renderAll(panel);
           panel.dataset.loaded = String(Number(panel.dataset.loaded || 0) + 1);
         })
         .catch(function (status) { panel.innerHTML = '<p class="error">Quality figures could not be loaded (' + status + ").</p>"; });

@@ -6,6 +6,7 @@ Screenshots of every page go to ``artifacts/screenshots/``."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from decimal import Decimal
@@ -222,7 +223,12 @@ def _first_load_seconds(browser, base: str, path: str, storage_state) -> float:
         }"""
     )
     context.close()
-    print(f"first load of {path}: {timing}")
+    load = os.getloadavg()
+    print(f"first load of {path}: {timing}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
+    with (SCREENSHOTS.parent / "first_load.txt").open("a") as report:
+        report.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {path} load {timing['load']:.3f} s "
+                     f"first byte {timing['first_byte']:.3f} s; load average {load[0]:.2f}; slowest {timing['slow']}\n")  # fmt: skip
     return timing["load"]
 
 
@@ -234,6 +240,7 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
     from apps.orders.models import Fill
     from apps.portfolio.bot_pnl import FillBook
 
+    test_started = time.time() - 1
     base = system
     ensure_replay_market()
     call_command("seed_demo", "--no-bots")
@@ -267,6 +274,11 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
     # Fills arrive; the bot's PnL follows over the websocket.
     page.wait_for_selector("#fills tbody tr:not(.empty-row)", timeout=180_000)
     page.wait_for_function("Number(document.getElementById('bot-pnl').dataset.updates || 0) >= 2", timeout=30_000)
+    # The fill row comes over the socket as the loop sees it; the PnL panel is computed from the
+    # database, which the writer commits a moment later: wait until the panel counts it.
+    page.wait_for_function(
+        "Number(document.querySelector('#bot-pnl .pnl-since .fills').textContent) >= 1", timeout=60_000, polling=500
+    )
     live_fee = page.locator("#fills tbody tr").first.locator("td.fee").inner_text()
     assert live_fee.strip() != "", "a live fill row shows its fee"
     page.wait_for_function("Number(document.getElementById('quality-panel').dataset.loaded || 0) >= 1", timeout=60_000)
@@ -290,6 +302,40 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
     parts = Decimal(shown["realized"]) + Decimal(shown["unrealized"]) - Decimal(shown["fees"])
     assert abs(parts - Decimal(shown["total"])) <= 2 * cent
     print(f"\nbot PnL shown {shown['total']} = expected {expected:.6f} from {n} fills at mark {mark}")
+
+    # The candles stay drawn as they are redrawn (not just counted), and the quality panel's
+    # 30 s reload leaves the live PnL chart's points in place.
+    page.wait_for_function("Number(document.getElementById('chart-candles').dataset.changes || 0) >= 2", timeout=60_000)
+    assert page.locator("#chart-candles svg.main-svg").count() >= 1, "the candles chart is drawn"
+    assert page.locator("#chart-candles .xtick").count() >= 1, "the candles chart has its time axis"
+    page.wait_for_function("Number(document.getElementById('quality-panel').dataset.loaded || 0) >= 2", timeout=90_000)
+    kept = page.evaluate(
+        "() => { const el = document.getElementById('chart-pnl');"
+        " return [el.data[0].y.length, Number(el.dataset.points || 0)]; }"
+    )
+    assert kept[0] >= kept[1] >= 1, f"PnL chart points {kept[0]} after the quality reload, {kept[1]} added live"
+    # The drawdown chart is the bot PnL's (below its best so far), not the account's equity's.
+    drawdown, pnl_line = page.evaluate(
+        "() => ['chart-drawdown', 'chart-pnl'].map((id) => document.getElementById(id).data[0].y"
+        ".filter((v) => v !== null).map(Number))"
+    )
+    assert drawdown and all(v <= 1e-9 for v in drawdown), drawdown
+    assert drawdown[-1] == pytest.approx(pnl_line[-1] - max([0.0, *pnl_line]), abs=1e-6), (drawdown, pnl_line)
+
+    # A 1,000,000 BTC manual order is refused at once, naming the field and its value.
+    price = mark.quantize(Decimal("0.01"))
+    page.select_option("#manual-order-form select[name=side]", "buy")
+    page.fill("#manual-order-form input[name=quantity]", "1000000")
+    page.fill("#manual-order-form input[name=price]", str(price))
+    page.click("#manual-order-form button[type=submit]")
+    refused = page.locator(".messages li.error", has_text="manual order refused")
+    refused.wait_for(timeout=30_000)
+    text = refused.inner_text()
+    notional = f"{(1_000_000 * price).quantize(Decimal('0.01')):,}"
+    shown_price = f"{price.normalize():f}"
+    assert f"manual order refused: quantity: 1000000 BTC at {shown_price} is an order of {notional} USDT" in text, text
+    assert "accepted: at most" in text, text
+    shot(page, "cockpit_manual_order_refused")
 
     # The overview's PnL column follows the socket too, with the account's equity apart.
     page.goto(base + "/")
@@ -366,6 +412,7 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
         ("cockpit_markets", "/markets/"),
         ("cockpit_arbitrage", "/arbitrage/"),
         ("cockpit_backtests", "/backtests/"),
+        ("cockpit_research", "/research/"),
         ("cockpit_settings", "/settings/"),
         ("cockpit_bot_create", "/bots/new/"),
         ("cockpit_api_root", "/api/v1/"),
@@ -394,3 +441,123 @@ def test_trader_cockpit_pnl_flatten_live_markets_and_every_page(system, browser)
     page.goto(base + "/")
     assert "maintenance over" in page.locator("#global-kill").inner_text()
     shot(page, "cockpit_overview_after_lift")
+    assert ops.goto(base + "/admin/").status == 200
+    ops.wait_for_selector("#site-name")
+    shot(ops, "cockpit_admin")
+    # Every page a trader or an operator opens is in the artifacts (the overview is the bots list).
+    pages = ["overview", "bot_live", "bot_create", "markets", "market", "backtests", "research", "settings"]
+    pages += ["operators_killed", "admin", "arbitrage", "api_root"]
+    files = [SCREENSHOTS / f"cockpit_{name}.png" for name in pages]
+    missing = [f.name for f in files if not f.exists() or f.stat().st_mtime < test_started or not f.stat().st_size]
+    assert not missing, missing
+
+
+def _add_replay_paper_account(page, base: str, label: str) -> None:
+    """Settings -> Add an account: a paper account on the replay venue as ``make demo`` seeds one."""
+    page.goto(base + "/settings/")
+    page.click("text=Add an account")
+    page.fill("#id_label", label)
+    page.select_option("#id_kind", "paper")
+    page.fill("#id_venue", "replay:binance-spot")
+    page.fill("#id_paper_balances", '{"BTC": "1", "USDT": "100000"}')
+    page.click("text=Add account")
+    page.wait_for_selector(f"text={label}")
+
+
+def test_a_million_btc_is_refused_and_a_default_avellaneda_stoikov_bot_fills(system, browser):
+    """On the demo's replay market before anything was recorded for it (no bot has run, no feed,
+    no trade or book in the database): the new-bot form refuses a 1,000,000 BTC order under the
+    order-amount field, with its value at the market's price, the account's balance and what is
+    accepted. Then an Avellaneda-Stoikov bot with default parameters (only the order size typed)
+    is created, started, and fills within two minutes."""
+    from apps.exchanges.models import Market
+    from apps.marketdata.models import DepthSnapshot, Trade
+    from apps.orders.models import Fill
+
+    base = system
+    ensure_replay_market()
+    call_command("seed_demo", "--no-bots")
+    market = Market.objects.get(venue="replay:binance-spot", symbol="BTC/USDT")
+    assert not Trade.objects.filter(market=market).exists() and not DepthSnapshot.objects.filter(market=market).exists()
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, base, *DEMO)
+    _add_replay_paper_account(page, base, "Fat finger paper")
+
+    # 1,000,000 BTC on an account holding 1 BTC + 100,000 USDT: refused in the form, with figures.
+    page.goto(base + "/bots/new/")
+    page.fill("#id_name", "Fat finger bot")
+    page.select_option("#id_exchange_account", label="Fat finger paper · replay:binance-spot")
+    page.select_option("#id_market", label="BTC/USDT · replay:binance-spot")
+    page.fill("[name='params.order_amount']", "1000000")
+    page.click("text=Create bot")
+    error = page.locator(".field-error[data-field='params.order_amount']")
+    error.wait_for(timeout=30_000)
+    assert page.url.endswith("/bots/new/")
+    field = page.locator(".field.has-error", has=error)
+    assert field.locator("label").inner_text().startswith("Order amount"), field.locator("label").inner_text()
+    text = error.inner_text().strip()
+    shot(page, "guard_million_btc_refused")
+    found = re.fullmatch(
+        r"1000000 BTC is an order of ([\d,]+\.\d\d) USDT; the account holds 1 BTC \+ 100000 USDT = ([\d,]+\.\d\d) "
+        r"USDT at ([\d.]+) \((.+)\); accepted: at most ([\d.]+) BTC",
+        text,
+    )
+    assert found, text
+    notional, value, price, source, accepted = found.groups()
+    price = Decimal(price)
+    assert price > 0
+    assert source == "the replay recording's opening price", text  # nothing recorded for the market yet
+    money = lambda d: f"{d.quantize(Decimal('0.01')):,}"  # noqa: E731
+    assert notional == money(1_000_000 * price), text
+    assert value == money(price + 100_000), text
+    lot = market.lot_size.normalize()
+    assert Decimal(accepted) == ((price + 100_000) / price // lot) * lot, text
+    print(f"\nrefused in the form: {text!r}")
+    assert not Bot.objects.filter(name="Fat finger bot").exists()
+
+    # Avellaneda-Stoikov with its defaults: only the order size is typed.
+    page.goto(base + "/bots/new/")
+    page.fill("#id_name", "AS defaults bot")
+    page.select_option("#id_exchange_account", label="Fat finger paper · replay:binance-spot")
+    page.select_option("#id_market", label="BTC/USDT · replay:binance-spot")
+    with page.expect_navigation():
+        page.select_option("#id_strategy", "avellaneda_stoikov")  # the form reloads its parameters
+    assert "Strategy parameters (avellaneda_stoikov)" in page.locator("h3", has_text="Strategy parameters").inner_text()
+    defaults = page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('#bot-create-form [name^=\"params.\"]')]"
+        ".map((e) => [e.name, e.type === 'checkbox' ? e.checked : e.value]))"
+    )
+    page.fill("[name='params.order_amount']", "0.001")
+    shot(page, "as_bot_create_defaults")
+    page.click("text=Create bot")
+    page.wait_for_url(re.compile(r".*/bots/\d+/$"), timeout=30_000)
+    bot = Bot.objects.get(name="AS defaults bot")
+    assert bot.strategy == "avellaneda_stoikov"
+    typed = {k.removeprefix("params."): v for k, v in defaults.items() if v not in ("", False)}
+    print(f"AS parameters as the form showed them (left as they were): {typed}; saved: {bot.params}")
+    assert bot.params["order_amount"] == "0.001"
+    page.click("button[data-action=start]")
+    page.wait_for_selector("button[data-action=stop]")
+    started = time.monotonic()
+    page.wait_for_function(
+        "document.querySelector('#bot-state .badge').textContent === 'running'", timeout=90_000, polling=500
+    )
+    running = time.monotonic()
+    try:
+        page.wait_for_selector("#fills tbody tr:not(.empty-row)", timeout=120_000)
+    finally:
+        shot(page, "as_bot_defaults_fill")
+    filled = time.monotonic()
+    print(
+        f"AS bot with defaults: running {running - started:.1f} s after start, first fill {filled - running:.1f} s later"
+    )
+    assert filled - running <= 120
+    deadline = time.monotonic() + 60  # the fill row came over the socket; its row is committed soon after
+    while not Fill.objects.filter(bot=bot).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert Fill.objects.filter(bot=bot).exists()
+    page.click("button[data-action=stop]")
+    page.wait_for_function("document.querySelector('#bot-state .badge').textContent === 'stopped'", timeout=90_000)
+    assert not errors, f"JavaScript errors: {errors}"

@@ -23,11 +23,15 @@ def test_a_paper_bot_cannot_place_what_its_balance_cannot_pay_for(host, redis_cl
     user = User.objects.create_user(username="fatfinger", password="pw-12345678")
     account = exchange_account_create(owner=user, label=f"small {time.time_ns()}", venue="sim:alpha",
                                       paper_balances={"BTC": "1", "USDT": "10000"})  # fmt: skip
-    # No price is recorded for the market yet, so the configuration guards cannot value the
-    # order: pre-trade risk in the bot loop is what stops it.
+    # The configuration guards refuse such an order when the bot is created (apps/bots/guards.py);
+    # a configuration that got past them (written before they existed, or straight into the
+    # database) is what pre-trade risk in the bot loop stops. No size limits: the balance decides.
     bot = bot_create(owner=user, name="huge", exchange_account=account, market=ensure_market("sim:alpha"),
-                     strategy="fixed_spread", params={"order_amount": "1000000", "bid_spread": "0.001",
-                                                      "ask_spread": "0.001"})  # fmt: skip
+                     strategy="fixed_spread", params={"order_amount": "0.001", "bid_spread": "0.001",
+                                                      "ask_spread": "0.001"},
+                     risk={"max_order_size": None, "max_position_base": None})  # fmt: skip
+    Bot.objects.filter(pk=bot.pk).update(params={**bot.params, "order_amount": "1000000"})
+    bot.refresh_from_db()
     bot_start(bot=bot, actor=user)
     supervisor.tick()
     assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "running", 20)
