@@ -16,7 +16,13 @@ random phase of the wall clock, a bot that falls behind quotes only on the newes
 
 What still differs, stated and bounded: every stamp of the paper venue is strictly increasing
 (``PaperVenue._ts``: one more ns per command after the clock's reading), so hosted fills are
-stamped up to a few ns after the backtest's, which stamps with the event's own time.
+stamped up to a few ns after the backtest's, which stamps with the event's own time (PostgreSQL
+keeps microseconds: 0 to 1 us + ``STAMP_SLACK_NS``). And a hosted bot sends what the engine
+replies to a market event's own fills at the end of its step (deferred sends), where the
+backtest's venue takes and acknowledges the reply before the engine sees the event: the engine
+may then number its orders differently (``tests/trading/test_runner.py`` states and bounds it on
+synthetic streams). On these minutes of the recording that changes nothing: the client ids are
+compared too, and are the same.
 """
 
 from __future__ import annotations
