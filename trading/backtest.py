@@ -1,10 +1,12 @@
 """The backtester: replay a stream of market events through the same engine and the same fill
 simulation that paper and live trading use.
 
-Per market event: the simulated venue sees it first (``exchange.on_market``) and answers with the
-order events that have reached us by then; the engine gets those, then the market event; every
-command it returns goes to the venue (``exchange.submit``) stamped with the time the engine
-decided. Timer events at ``timer_interval_ns`` drive quote refresh; quoting and inventory statistics are sampled at every
+A backtest is a simulated clock (the events' own time), an event source (any iterable), the
+simulated venue (``trading.fillsim.SimulatedExchange``) and the runner (``trading.runner.Runner``,
+the same per-event algorithm the hosted bots use): per market event the venue sees it first and
+answers with the order events that have reached us by then; the engine gets those, then the market
+event; every command it returns goes to the venue stamped with the time the engine decided. Timer
+events at ``timer_interval_ns`` drive quote refresh; quoting and inventory statistics are sampled at every
 timer (a regular sample of the time, so fractions and means are time-weighted estimates), and the
 inventory's minimum and maximum also count the position after every fill. The backtester takes any
 iterable of ``trading.events`` (recorded data is read by ``connectors``, which this module never
@@ -21,15 +23,8 @@ from typing import Any
 
 from trading.book import OrderBook
 from trading.events import (
-    AmendOrder,
-    CancelAll,
-    CancelOrder,
-    Command,
     Event,
-    OrderEvent,
     OrderFilled,
-    PlaceOrder,
-    Timer,
 )
 from trading.fillsim import SimulatedExchange
 from trading.instruments import Instrument, Side
@@ -41,9 +36,10 @@ from trading.metrics import (
     sharpe_ratio,
 )
 from trading.perp_ledger import PerpLedger, perp_records
+from trading.runner import MAX_ROUNDS as MAX_ROUNDS  # re-exported: the backtest's limit is the runner's
+from trading.runner import Runner
 
 SECOND_NS = 1_000_000_000
-MAX_ROUNDS = 20  # venue round trips at one instant before the rest waits for the next event
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,27 +142,33 @@ class Backtest:
         self.max_fills_kept = max_fills_kept
         self._cancelled = False
         self._fills: list[OrderFilled] = []
-        self._fill_count = 0
-        self._places = self._cancels = self._amends = 0
+        self.runner: Runner | None = None  # made by ``run``
         self._equity: list[tuple[int, int]] = []
         self._tracker = TimeWeightedTracker()
-        self._now = 0
         self.perp = perp
 
     def cancel(self) -> None:
         """Ask a running backtest to stop at its next check."""
         self._cancelled = True
 
+    def _on_fill(self, fill: OrderFilled) -> None:
+        """The runner's fill hook (after the engine booked it)."""
+        if self.perp is not None:
+            self.perp.on_fill(fill)
+        if len(self._fills) < self.max_fills_kept:
+            self._fills.append(fill)
+        self._tracker.note_position(self.engine.portfolio.position)
+
     # -----------------------------------------------------------------------------------------
     def run(self) -> BacktestResult:
-        """Replay every event (or until cancelled) and report."""
-        engine_on = self.engine.on_event
-        exchange = self.exchange
-        on_market = exchange.on_market
-        advance = exchange.advance
-        answers_due = exchange.answers_due
+        """Replay every event (or until cancelled) and report: the simulated clock is the events'
+        own time, the venue the simulated exchange, and :class:`trading.runner.Runner` does the
+        per-event work."""
+        runner = self.runner = Runner(self.engine, self.exchange, on_fill=self._on_fill)
+        market = runner.market
         interval = self.timer_interval_ns
         every = self.progress_every
+        perp = self.perp
         next_timer: int | None = None
         next_sample: int | None = None
         first_ts = last_ts = 0
@@ -181,19 +183,9 @@ class Backtest:
                 self._on_timer(next_timer)
                 timers += 1
                 next_timer += interval
-            if self.perp is not None and self.perp.liquidated_at is not None:
+            if perp is not None and perp.liquidated_at is not None:
                 break
-            self._now = ts
-            # Answers that reached us before this event come first, and whatever the engine
-            # sends in reply reaches the venue before the event if its latency allows.
-            if answers_due(ts):
-                self._dispatch(advance(ts))
-            answers = on_market(event)
-            if answers:
-                self._dispatch(answers)
-            commands = engine_on(event)
-            if commands:
-                self._send(commands, ts)
+            market(event, ts)
             if ts >= next_sample:
                 self._sample(ts)
                 next_sample = ts - (ts - first_ts) % self.equity_sample_ns + self.equity_sample_ns
@@ -206,8 +198,9 @@ class Backtest:
                     self._cancelled = True
                     break
         if count:
-            self._dispatch(exchange.advance(last_ts))
-            if self.perp is not None:
+            runner.now = last_ts
+            runner.reports(self.exchange.advance(last_ts))
+            if perp is not None:
                 self._mark_perp(last_ts)
             self._observe(last_ts)
             self._sample(last_ts)
@@ -217,65 +210,10 @@ class Backtest:
 
     # -----------------------------------------------------------------------------------------
     def _on_timer(self, ts: int) -> None:
-        self._now = ts
         if self.perp is not None:
             self._mark_perp(ts)
-        answers = self.exchange.advance(ts)
-        if answers:
-            self._dispatch(answers)
-        commands = self.engine.on_event(Timer(ts))
-        if commands:
-            self._send(commands, ts)
+        self.runner.timer(ts)
         self._observe(ts)
-
-    def _submit_all(self, commands: list[Command], ts: int) -> None:
-        submit = self.exchange.submit
-        for command in commands:
-            kind = type(command)
-            if kind is PlaceOrder:
-                self._places += 1
-            elif kind is CancelOrder or kind is CancelAll:
-                self._cancels += 1
-            elif kind is AmendOrder:
-                self._amends += 1
-            submit(command, ts)
-
-    def _send(self, commands: list[Command], ts: int) -> None:
-        self._submit_all(commands, ts)
-        # With no latency the venue answers at once; let the engine see it at the same time.
-        answers = self.exchange.advance(self._now)
-        if answers:
-            self._dispatch(answers)
-
-    def _dispatch(self, answers: list[OrderEvent]) -> None:
-        """Hand every answer to the engine; let the venue answer its replies at the same time.
-
-        After ``MAX_ROUNDS`` exchanges at one instant (an engine that answers every reject with
-        the same order), replies stay queued at the venue until the next event: nothing is
-        dropped, the loop just cannot spin forever.
-        """
-        engine_on = self.engine.on_event
-        pending = answers
-        rounds = 0
-        while pending:
-            sent = False
-            for answer in pending:
-                if type(answer) is OrderFilled:
-                    self._fill_count += 1
-                    if self.perp is not None:
-                        self.perp.on_fill(answer)
-                    if len(self._fills) < self.max_fills_kept:
-                        self._fills.append(answer)
-                commands = engine_on(answer)
-                if type(answer) is OrderFilled:
-                    self._tracker.note_position(self.engine.portfolio.position)
-                if commands:
-                    self._submit_all(commands, answer.ts)
-                    sent = True
-            rounds += 1
-            if not sent or rounds >= MAX_ROUNDS:
-                return
-            pending = self.exchange.advance(self._now)
 
     def _mark_perp(self, ts: int) -> None:
         """Mark the perpetual position at the book's mid (the recordings carry no mark price
@@ -333,13 +271,13 @@ class Backtest:
             max_drawdown=drawdown,
             max_drawdown_fraction=drawdown_fraction,
             fills=tuple(self._fills),
-            fill_count=self._fill_count,
+            fill_count=self.runner.fill_count,
             filled_qty=stats.qty_filled,
             placed_qty=stats.qty_placed,
             fill_ratio=stats.qty_filled / stats.qty_placed if stats.qty_placed else 0.0,
-            orders_placed=self._places,
-            cancels_sent=self._cancels,
-            amends_sent=self._amends,
+            orders_placed=self.runner.places,
+            cancels_sent=self.runner.cancels,
+            amends_sent=self.runner.amends,
             rejects=stats.rejects,
             final_position=portfolio.position,
             inventory=self._tracker.inventory(),

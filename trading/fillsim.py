@@ -180,6 +180,14 @@ class SimulatedExchange(MarketMatching):
         outbound = self._outbound
         return bool((inbound and inbound[0][0] <= ts) or (outbound and outbound[0][0] <= ts))
 
+    def next_due(self) -> int | None:
+        """When something is next due (a command reaching the venue or an answer reaching us)."""
+        inbound = self._inbound
+        outbound = self._outbound
+        if inbound:
+            return min(inbound[0][0], outbound[0][0]) if outbound else inbound[0][0]
+        return outbound[0][0] if outbound else None
+
     # -------------------------------------------------------------------------------------
     # Queries for the paper gateway and reports
     # -------------------------------------------------------------------------------------

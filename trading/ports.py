@@ -145,8 +145,10 @@ class BotVenue(Protocol):
     venue holds that this process does not track). Reports: ``restore`` (open orders at
     take-over), ``fetch_open_orders``, ``fetch_order``, ``fetch_my_trades``, ``fetch_balances``;
     order events either answer the calls or, with ``reports_later``, arrive on their own (the
-    runner's inbox). ``on_market``/``advance`` let a simulated venue match (a real one answers
-    nothing). ``confirm`` waits for writes the venue deferred (``unconfirmed``); nothing outside
+    runner's inbox). ``matching`` is the venue's synchronous matching side as
+    ``trading.runner.Runner`` drives it per market event and timer (a paper venue's simulated
+    exchange, its writes deferred; a live venue's ``NoMatching``); ``on_market``/``advance`` are
+    the same, awaited with their writes (for callers outside a runner). ``confirm`` waits for writes the venue deferred (``unconfirmed``); nothing outside
     the venue may learn of their events first. ``close`` releases connections and tasks.
 
     ``holds_orders``: the venue itself keeps every order it took with everything its database
@@ -157,6 +159,7 @@ class BotVenue(Protocol):
     reports_later: bool
     settle_s: float
     round_trips: int
+    matching: object  # trading.runner.Matching (trading.runner imports this module)
 
     @property
     def unconfirmed(self) -> bool: ...

@@ -16,14 +16,19 @@ from workers import records
 
 class BotRecords:
     async def _order_event_db(self, ev) -> None:
-        if self._held is not None:
-            self._held.append(ev)
+        self._record(ev)
+
+    def _record(self, ev) -> None:
+        """Record one order event (the runner's ``record`` hook; held while the venue has not
+        confirmed its writes): rows on the database writer, a fill pushed to the bot's group."""
+        t = type(ev)
+        cid = ev.client_order_id
+        if t is OrderAccepted and cid in self._acked:
+            self._acked.discard(cid)  # its row was written acknowledged
             return
         bot_metrics.order_event(self, ev)
         setup = self.setup
         inst = setup.instrument
-        t = type(ev)
-        cid = ev.client_order_id
         if t is OrderAccepted:
             self.host.db.submit(
                 records.orders_update, [(cid, "open", ev.venue_order_id, None, "", inst, ev.ts)], owner=self.bot_id

@@ -24,6 +24,36 @@ from workers.bot_control import StopLoop
 from workers.paper_venue import PaperVenue
 
 
+def engine_for(setup: records.BotSetup, book, *, external_book: bool = True) -> Engine:
+    """The bot's engine as its loop runs it (a backtest of the bot builds the same one): strategy
+    and risk limits from its configuration (refused with the reason), the account's paper
+    balances, its client-id prefix and sequence. ``book``: the host's book of the feed, which the
+    host keeps (``external_book``) and engine and paper matching read."""
+    inst = setup.instrument
+    strategy = build_strategy(setup.strategy, setup.params, inst)
+    risk = RiskLimits.from_dict(setup.risk, inst)
+    balances = setup.paper_balances
+    return Engine(
+        strategy,
+        inst,
+        book=book,
+        external_book=external_book,
+        bot_id=str(setup.bot_id),
+        risk=risk,
+        initial_base=inst.lots(Decimal(str(balances.get(inst.base, "0"))), round_down=True),
+        initial_quote=inst.cash_units(Decimal(str(balances.get(inst.quote, "0")))),
+        client_id_prefix=setup.prefix,
+        client_id_start=setup.client_id_start,
+        # Settled markouts are summed by the portfolio (its status reads the sums); the list of
+        # the last ones is for backtest reports: 10,000 per bot made millions of objects in a
+        # host, for every garbage collection to walk.
+        max_markouts=64,
+        # A paper account's balances are known: an order it cannot pay for is refused before it
+        # leaves (spot). A live account's come from the exchange, which refuses.
+        balance_check=setup.account_kind == "paper" and bool(balances),
+    )
+
+
 class BotStart:
     async def _start(self) -> None:
         host = self.host
@@ -33,10 +63,9 @@ class BotStart:
             host.retry_later(self.bot_id, 5.0)
             raise StopLoop(f"cannot load the bot, retrying: {exc}") from exc
         self.setup = setup
-        inst = setup.instrument
+        book = host.book(setup.venue, setup.symbol)  # the host's book of the feed, for all its bots
         try:
-            strategy = build_strategy(setup.strategy, setup.params, inst)
-            risk = RiskLimits.from_dict(setup.risk, inst)
+            self.engine = engine_for(setup, book)
         except Exception as exc:
             errors = getattr(exc, "errors", None) or str(exc)
             reason = f"configuration refused: {errors}"
@@ -44,29 +73,7 @@ class BotStart:
             await host.release_bot(self.bot_id)
             raise StopLoop(reason) from exc
         balances = setup.paper_balances
-        base = inst.lots(Decimal(str(balances.get(inst.base, "0"))), round_down=True)
-        quote = inst.cash_units(Decimal(str(balances.get(inst.quote, "0"))))
-        # The host keeps one book per feed for all its bots: engine and paper matching read it.
-        book = host.book(setup.venue, setup.symbol)
-        self.engine = Engine(
-            strategy,
-            inst,
-            book=book,
-            external_book=True,
-            bot_id=str(self.bot_id),
-            risk=risk,
-            initial_base=base,
-            initial_quote=quote,
-            client_id_prefix=setup.prefix,
-            client_id_start=setup.client_id_start,
-            # Settled markouts are summed by the portfolio (its status reads the sums); the
-            # list of the last ones is for backtest reports: 10,000 per bot made millions of
-            # objects in a host, for every garbage collection to walk.
-            max_markouts=64,
-            # A paper account's balances are known: an order it cannot pay for is refused
-            # before it leaves (spot). A live account's come from the exchange, which refuses.
-            balance_check=setup.account_kind == "paper" and bool(balances),
-        )
+        inst = setup.instrument
         if setup.account_kind == "paper":
             self.venue = PaperVenue(
                 host.redis,
@@ -80,9 +87,12 @@ class BotStart:
                 book=book,
                 defer_fills=True,
                 balances={currency: Decimal(str(amount)) for currency, amount in balances.items()},
+                clock=self.clock,
+                **self.fill_model,
             )
         else:
             await self._start_live(setup)
+        self._make_runner()
         await self._take_over()
         self.stream = (setup.venue, setup.symbol)
         host.subscribe(self, setup.venue, setup.symbol)

@@ -1,11 +1,13 @@
 """One bot's quoting loop inside a :class:`workers.host.Host`.
 
-Market events (from the host's stream reader) → ``trading.engine.Engine`` → commands → the
-fenced paper venue (or a live gateway, after the order rows are written) → order rows and order
-events → engine and database. The runner is put together from its parts: starting and take-over
+Market events (from the host's stream reader) -> :class:`trading.runner.Runner` (the backtester's
+per-event algorithm: the venue's matching, then ``trading.engine.Engine``) -> commands, deferred
+to the end of the cycle -> the fenced paper venue (or a live gateway, after the order rows are
+written) -> order rows and order events -> back through the runner to the engine and the
+database. The runner is put together from its parts: starting and take-over
 (:mod:`workers.bot_start`), lifecycle commands and stopping (:mod:`workers.bot_control`) and what
 it records (:mod:`workers.bot_records`); this module is the loop itself: cycles over what
-arrived, and sending the engine's commands to the venue.
+arrived, and sending what the engine decided to the venue.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from trading.events import (
     OrderEvent,
     OrderRejected,
     PlaceOrder,
-    Timer,
     TradeTick,
 )
 from trading.ports import BotVenue
+from trading.runner import Runner
 from workers import metrics as bot_metrics
 from workers import records
 from workers.bot_control import BotControl, StopLoop
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 # fewer than this many writes outstanding; beyond, places wait for their rows again, so a slow or
 # unreachable database slows quoting down instead of queueing without bound.
 ROWS_BEHIND_MAX_BACKLOG = 50_000
+MAX_FLUSH_ROUNDS = 20  # venue round trips of one flush (answers and the engine's replies)
 
 __all__ = ["BotRunner", "StopLoop"]
 
@@ -76,12 +79,12 @@ class BotRunner(BotStart, BotControl, BotRecords):
         self.place_errors = 0
         self._mismatch: str | None = None
         self.fills = 0
-        # Order events whose venue writes are queued but not yet confirmed (fills of a market
-        # event: ``PaperVenue._persist``): their rows and pushes wait for the confirmation, in
-        # order, so nothing is recorded that the venue then refused.
-        self._held: list | None = None
-        # Commands the engine made during the current cycle, sent together at its end (paper).
-        self._deferred: list | None = None
+        # The per-event work (``_make_runner``, once the engine and venue exist): it keeps the
+        # commands of a cycle until ``_flush`` and the records of unconfirmed fills (``held``).
+        self.runner: Runner | None = None
+        self.clock = time.time_ns  # ns, every stamp of the loop and its paper venue
+        self.fill_model: dict = {}  # the paper venue's latency/queue models (default: as a backtest's)
+        self._acked: set[str] = set()  # places whose row was written acknowledged (``_send_now``)
         self.round_trips: deque[int] = deque(maxlen=2000)  # venue round trips of each cycle
 
     # ----------------------------------------------------------------------------------------
@@ -149,8 +152,18 @@ class BotRunner(BotStart, BotControl, BotRecords):
         self.wake.set()
 
     # ----------------------------------------------------------------------------------------
+    def _make_runner(self) -> None:
+        """The per-event work is :class:`trading.runner.Runner`'s, as in a backtest: here with the
+        wall clock, the host's stream as the event source and the venue's matching side; the
+        runner defers the engine's commands (sent by :meth:`_flush`) and holds the records of
+        reports whose venue writes are not confirmed yet."""
+        self.runner = Runner(
+            self.engine, self.venue.matching, clock=self.clock, defer=True, hold=True, record=self._record
+        )
+
     async def _loop(self) -> None:
-        engine = self.engine
+        runner = self.runner
+        next_due = self.venue.matching.next_due
         loop = asyncio.get_running_loop()
         wake = self.wake
         # Timers at a random phase: bots claimed together do not all step in the same instant.
@@ -159,6 +172,9 @@ class BotRunner(BotStart, BotControl, BotRecords):
             if not self.lease.held:
                 raise LeaseLost(self.lease.lost_reason or "lease not renewed")
             timeout = max(0.0, next_timer - time.monotonic())
+            due = next_due()  # a simulated venue's answer in flight (a fill model with latency)
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - self.clock()) / 1e9))
             if not self.inbox and self.pending_book is None and not self.controls:
                 self.wake.clear()
                 if timeout > 0:
@@ -169,39 +185,54 @@ class BotRunner(BotStart, BotControl, BotRecords):
                     timer.cancel()
             while self.controls:
                 await self._control(self.controls.popleft())
+            if due is not None and not self.controls and self.clock() >= due:
+                await self._answers_due(self.clock())
             if (self.inbox or self.pending_book is not None) and not self.controls:
                 await self._cycle()
             now = time.monotonic()
             if now >= next_timer:
                 next_timer = now + 1.0
-                ts = time.time_ns()
+                ts = self.clock()
                 try:
-                    for ev in await self.venue.advance():
-                        await self._handle_order_event(ev)
-                    await self._send(engine.on_event(Timer(ts)))
+                    runner.timer(ts)  # the venue's answers due, then the engine's timer step
                 except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
+                    runner.take()
+                    await self._settle_held()
                     raise
-                except Exception as exc:  # Redis blip: the lease decides whether we go on
+                except Exception as exc:
                     logger.warning("bot %s: timer step failed: %s", self.bot_id, exc)
+                await self._flush()
                 self._flush_notes()
                 self._snapshot(ts)
 
+    async def _answers_due(self, now: int) -> None:
+        """The simulated venue's answers due by ``now``, through the runner, at the time they are
+        due (as a backtest's venue answers between market events), and the engine's replies."""
+        try:
+            self.runner.answers(now)
+        except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
+            self.runner.take()
+            await self._settle_held()
+            raise
+        except Exception as exc:
+            logger.warning("bot %s: venue answers failed: %s", self.bot_id, exc)
+        await self._flush()
+
     async def _cycle(self) -> None:
         """One cycle: what arrived since the last one, i.e. the queued trades (and a live
-        gateway's order events) in order, then the newest book once. Trades go through paper
-        matching (so no fill is lost) and the engine; book events the bot fell behind on were
-        already applied to the host's shared book, so only the newest one is matched against
-        and quoted on. Its duration (including the awaited order rows and venue writes) is
-        the cycle latency."""
+        gateway's order events) in order, then the newest book once, each through the runner
+        (matching, the engine); then what the engine decided goes out (:meth:`_flush`). Book
+        events the bot fell behind on were already applied to the host's shared book, so only
+        the newest one is matched against and quoted on. Its duration (including the awaited
+        order rows and venue writes) is the cycle latency."""
         started = time.perf_counter_ns()
         places_before = self.places
         trips_before = self.venue.round_trips
         latency = self.host.bot_latency_ns
         inbox = self.inbox
-        self._deferred = []
         for _ in range(len(inbox)):  # what is queued now; later arrivals wait for the next cycle
             if self.controls:  # a lifecycle command goes before market data
-                await self._end_cycle()
+                await self._flush()
                 return
             event, published = inbox.popleft()
             if published:
@@ -214,7 +245,7 @@ class BotRunner(BotStart, BotControl, BotRecords):
             if published:
                 latency.append(time.time_ns() - published)
             await self._step(event)
-        await self._end_cycle()
+        await self._flush()
         took = time.perf_counter_ns() - started
         self.cycle_ns.append(took)
         self.round_trips.append(self.venue.round_trips - trips_before)
@@ -224,27 +255,19 @@ class BotRunner(BotStart, BotControl, BotRecords):
         self._flush_notes()
 
     async def _step(self, event) -> None:
-        """One event: a market event through paper matching and the engine, a live gateway's
-        order event to the database and the engine. One bad event never kills the loop.
-
-        Paper: fills a market event makes are queued on the venue's connection, not awaited,
-        and the engine's commands wait for the end of the cycle (``_end_cycle``), where they
-        go out in one round trip with those fills; the fills' rows wait (``_held``) until
-        the venue has confirmed them."""
+        """One event through the runner: a market event through matching and the engine, a live
+        gateway's order event to its record and the engine. Nothing is awaited unless it fails:
+        the engine's commands wait for the end of the cycle, the records of fills whose venue
+        writes are queued wait for the venue's confirmation (``Runner.held``). One bad event
+        never kills the loop."""
+        runner = self.runner
         try:
             if isinstance(event, OrderEvent):
-                await self._handle_order_event(event)
+                runner.reports([event])
             else:
-                venue = self.venue
-                events = await venue.on_market(event)
-                if events:
-                    if venue.unconfirmed and self._held is None:
-                        self._held = []
-                    for ev in events:
-                        await self._handle_order_event(ev)
-                await self._send(self.engine.on_event(event))
+                runner.market(event, self.clock())
         except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
-            self._deferred = None  # the loop ends: nothing more is sent
+            runner.take()  # the loop ends: nothing more is sent
             await self._settle_held()
             raise
         except Exception as exc:
@@ -252,67 +275,76 @@ class BotRunner(BotStart, BotControl, BotRecords):
             self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
             await self._settle_held()
 
-    async def _end_cycle(self) -> None:
-        """Send what the engine decided during the cycle, in the order it decided it, in one
-        round trip with the fills still queued (``_held``: confirmed by it, then stored); with
-        nothing to send, the fills are confirmed alone. A failure is handled as one in a step.
+    async def _flush(self, catch: bool = True) -> None:
+        """Send what the engine decided, in the order it decided it, in one round trip (paper) with
+        the fills still held (confirmed by it, then recorded); with nothing to send, the held
+        fills are confirmed alone. The answers go back through the runner, and what the engine
+        replies goes out the same way, for at most ``MAX_FLUSH_ROUNDS`` rounds (the rest waits
+        for the next flush). A failure is handled as one in a step (``catch``) or raised.
 
-        A paper bot's cycle so waits for Redis once: each event of the cycle (queued trades,
-        then the newest book) goes through matching and the engine at once, and the engine's
-        commands wait for the end of the cycle instead of each being sent and answered before
-        the next event. For the engine this is venue latency as on any exchange: orders it
-        placed for one event may be cancelled by its answer to the next before they are
-        acknowledged (the venue takes the place, then the cancel, in that order)."""
-        commands, self._deferred = self._deferred, None
-        if not commands and self._held is None:
-            return
+        A paper bot's cycle so waits for Redis once; for the engine this is venue latency as on
+        any exchange: orders it placed for one event may be cancelled by its answer to the next
+        before they are acknowledged (the venue takes the place, then the cancel, in order)."""
+        runner = self.runner
         try:
-            if commands:
-                await self._send(commands)
-            if self._held is not None:
+            for _ in range(MAX_FLUSH_ROUNDS):
+                commands = runner.take()
+                if not commands:
+                    break
+                await self._send_now(commands)
+            if runner.held is not None:
                 await self._release_held()
         except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
-            self._held = None
+            runner.drop_held()
+            runner.take()
             raise
         except Exception as exc:
-            logger.warning("bot %s: end of cycle failed: %s", self.bot_id, exc)
+            if not catch:
+                await self._settle_held()
+                raise
+            logger.warning("bot %s: sending failed: %s", self.bot_id, exc)
             self._event("error", "event_failed", f"{type(exc).__name__}: {exc}")
             await self._settle_held()
 
     async def _settle_held(self) -> None:
-        """After a failed step: the held events whose writes the venue confirms are recorded
+        """After a failed step: the held records whose writes the venue confirms are written
         (the fill happened whatever failed after it); if the venue refused them or cannot be
         reached, they are dropped, exactly as when an awaited fill write failed (the venue's
         trade list is then the truth: take-over and reconciliation record what it holds)."""
-        if self._held is None:
+        if self.runner.held is None:
             return
         try:
             await self._release_held()
         except asyncio.CancelledError:
-            self._held = None
+            self.runner.drop_held()
             raise
         except Exception as exc:
-            self._held = None
+            self.runner.drop_held()
             logger.warning("bot %s: fills not confirmed by the venue, left to its trade list: %s", self.bot_id, exc)
 
     async def _release_held(self) -> None:
-        """The venue confirms its queued writes; the events held for them go to the database."""
-        held, self._held = self._held, None
-        await self.venue.confirm()  # refused or failed: the held events are dropped with it
-        for ev in held:
-            await self._order_event_db(ev)
+        """The venue confirms its queued writes; the reports held for them are recorded."""
+        try:
+            await self.venue.confirm()
+        except BaseException:
+            self.runner.drop_held()  # refused or failed: the held reports are dropped with it
+            raise
+        for ev in self.runner.release():
+            self._record(ev)
 
     async def _send(self, commands: list) -> None:
-        if not commands:
-            return
-        if self._deferred is not None:  # in a cycle: sent at its end (``_end_cycle``)
-            self._deferred.extend(commands)
-            return
+        """Commands made outside a cycle (pause, stop, a user's order): sent at once."""
+        if commands:
+            self.runner.command(commands)
+            await self._flush(catch=False)
+
+    async def _send_now(self, commands: list) -> None:
         if not self.lease.held:
             raise LeaseLost(self.lease.lost_reason or "lease not held")
         setup = self.setup
         places = [c for c in commands if type(c) is PlaceOrder]
         venue = self.venue
+        runner = self.runner
         batch = all(type(c) in (PlaceOrder, CancelOrder) for c in commands)
         rows_behind = batch and venue.holds_orders and self.host.db.pending() < ROWS_BEHIND_MAX_BACKLOG
         if places and not rows_behind:
@@ -331,14 +363,14 @@ class BotRunner(BotStart, BotControl, BotRecords):
             entry_started = time.perf_counter_ns()
             events, failed = await venue.send_many(commands)
             bot_metrics.order_entry(self, entry_started, bool(places))
-            if self._held is not None:  # confirmed with these writes: their rows go first
+            if runner.held is not None:  # confirmed with these writes: their records go first
                 await self._release_held()
-            acked: set[str] = set()
             if places and rows_behind:
                 # The venue (paper: Redis) holds every order it took, so the rows follow on the
                 # writer instead of being awaited first, already acknowledged where the venue
-                # took the order; the order's later updates and fills are queued after them on
-                # the same writer. A process that dies first leaves the rows to take-over.
+                # took the order (``_acked``: its row says so, no update); the order's later
+                # updates and fills are queued after them on the same writer. A process that
+                # dies first leaves the rows to take-over.
                 accepted = {ev.client_order_id: ev for ev in events if type(ev) is OrderAccepted}
                 rows = []
                 for c in places:
@@ -346,23 +378,17 @@ class BotRunner(BotStart, BotControl, BotRecords):
                     row = (self.bot_id, setup.account_id, setup.market_id, setup.instrument, c)
                     rows.append(row if ev is None else (*row, ev.venue_order_id, ev.ts))
                 self.host.db.submit(records.orders_create, rows, owner=self.bot_id)
-                acked = set(accepted)
+                self._acked.update(accepted)
             for cmd, exc in failed:
                 self.place_errors += 1
                 if type(cmd) is PlaceOrder:
                     events += await self._place(cmd, failed=exc)
                 else:
                     events += await self._cancel(cmd)
-            for ev in events:
-                if type(ev) is OrderAccepted and ev.client_order_id in acked:
-                    acked.discard(ev.client_order_id)  # its row says so already
-                    more = self.engine.on_event(ev)
-                    if more:
-                        await self._send(more)
-                    continue
-                await self._handle_order_event(ev)
+            runner.reports(events)
+            self._acked.clear()
             return
-        if self._held is not None:
+        if runner.held is not None:
             await self._release_held()
         for cmd in commands:
             t = type(cmd)
@@ -378,9 +404,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
                     await self._cancel_on_venue(rep.client_order_id, cmd.reason)
                 events = []
             else:  # AmendOrder: the paper venue takes cancel + new place through the diff instead
-                events = [OrderRejected(time.time_ns(), cmd.client_order_id, "amend not supported", "unsupported")]
-            for ev in events:
-                await self._handle_order_event(ev)
+                events = [OrderRejected(self.clock(), cmd.client_order_id, "amend not supported", "unsupported")]
+            runner.reports(events)
 
     async def _place(self, cmd: PlaceOrder, failed: Exception | None = None) -> list:
         """Place with retries; after any failure (``failed``: the first attempt's, made by the
@@ -425,9 +450,3 @@ class BotRunner(BotStart, BotControl, BotRecords):
                 delay *= 2
         self._event("order", "cancel_failed", f"{cmd.client_order_id}: {error}; will retry")
         return [OrderRejected(time.time_ns(), cmd.client_order_id, f"cancel failed: {error}", "cancel_failed")]
-
-    async def _handle_order_event(self, ev) -> None:
-        await self._order_event_db(ev)
-        more = self.engine.on_event(ev)
-        if more:
-            await self._send(more)

@@ -39,6 +39,7 @@ from mmsite import env
 from trading.events import CancelOrder, OrderEvent, PlaceOrder
 from trading.instruments import Instrument
 from trading.ports import FillReport, OrderReport
+from trading.runner import NoMatching
 from workers import keys
 from workers.deadman import DeadMan
 from workers.paper_venue import LeaseLost
@@ -139,6 +140,7 @@ class LiveVenue:
         self.failure: AuthFailure | None = None  # reported by the gateway's poll/stream
         self._order_client_ids: dict[str, str] = {}  # venue order id -> our client id
         self.deadman: DeadMan | None = None  # exchange countdown or host fallback (workers.deadman)
+        self._matching = NoMatching(self.check)
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -182,6 +184,11 @@ class LiveVenue:
     def _deliver_failure(self) -> None:
         """Wake the loop so it sees ``failure`` on its next step."""
         self._deliver(None)
+
+    @property
+    def matching(self) -> NoMatching:
+        """The exchange matches itself; the runner's timer steps check the event pump (``check``)."""
+        return self._matching
 
     def check(self) -> None:
         """Raise the authentication failure the gateway reported, if any."""
@@ -343,7 +350,7 @@ class LiveVenue:
 
     async def on_market(self, event) -> list[OrderEvent]:
         """The exchange matches orders itself: nothing to simulate."""
-        return []
+        return self._matching.on_market(event)
 
     async def advance(self) -> list[OrderEvent]:
         self.check()

@@ -30,19 +30,18 @@ from trading.events import (
 )
 from trading.fillsim import SimulatedExchange
 from trading.instruments import Instrument, Side
+from trading.latency import LatencyModel
 from trading.oms import to_base36
 from trading.ports import FillReport, OrderReport
+from trading.queue import QueueModel
 from workers import keys
 from workers.paper_faults import InjectedVenueError, PaperFaults
+from workers.paper_matching import PaperMatching
 from workers.paper_reports import delta_quote_units as delta_quote_units  # read from here by reconcile
 from workers.paper_reports import moved_balances, order_record, order_report, read_trades, trade_record, with_trade_ids
 from workers.paper_scripts import DELETE, FILL, PUT
 
 CLOSED_KEPT = 16  # closed orders the matching engine of one bot remembers
-
-
-def _now() -> int:
-    return time.time_ns()
 
 
 class LeaseLost(Exception):
@@ -73,8 +72,12 @@ class PaperVenue:
         book: OrderBook | None = None,
         defer_fills: bool = False,
         balances: dict[str, Decimal] | None = None,
+        clock=time.time_ns,
+        latency: LatencyModel | None = None,
+        queue: QueueModel | None = None,
     ) -> None:
         self.redis = redis
+        self._clock = clock  # ns; every stamp of this venue (a test gives a deterministic one)
         # ``defer_fills`` (a bot loop): the writes recording fills that market events made are
         # kept here and sent with the next write (see ``_persist``); else written at once.
         self.defer_fills = defer_fills
@@ -91,14 +94,18 @@ class PaperVenue:
         # answered "already filled"); a backtest keeps 10,000, a bot loop needs far fewer: this
         # venue answers cancels of orders it no longer holds itself, and 10,000 closed orders
         # per bot (500 bots: millions of objects) made every garbage collection of the host slow.
-        self.sim = SimulatedExchange(instrument, venue_prefix=f"paper{account_id}", keep_closed=CLOSED_KEPT)
+        # ``latency``/``queue``: the fill model's (none and risk-averse by default, as a backtest's).
+        self.sim = SimulatedExchange(
+            instrument, latency=latency, queue=queue, venue_prefix=f"paper{account_id}", keep_closed=CLOSED_KEPT
+        )
+        self._matching = PaperMatching(self)
         self._k_orders = keys.paper(account_id, self.symbol, "orders")
         self._k_trades = keys.paper(account_id, self.symbol, "trades")
         self._k_delta = keys.paper(account_id, self.symbol, "delta")
         # Venue trade ids are made here, not by Redis, so that a fill needs no answer before
         # the engine sees it (see ``_persist``): unique per owner (bot, fencing token and the
         # millisecond this owner started, in case Redis lost its counters) and fill.
-        self._trade_ids = f"p{account_id}-{bot_id}.{token}.{to_base36(time.time_ns() // 1_000_000)}-"
+        self._trade_ids = f"p{account_id}-{bot_id}.{token}.{to_base36(clock() // 1_000_000)}-"
         self._trades_made = 0
         # Fenced writes of fills that market events made, not yet sent (``confirm``, ``send_many``).
         self._unconfirmed: list[tuple] = []
@@ -122,9 +129,14 @@ class PaperVenue:
 
     # ----------------------------------------------------------------------------------------
     def _ts(self) -> int:
-        ts = max(_now(), self._last_ts + 1)
+        ts = max(self._clock(), self._last_ts + 1)
         self._last_ts = ts
         return ts
+
+    @property
+    def matching(self) -> PaperMatching:
+        """The matching engine as the runner drives it (its writes deferred: ``unconfirmed``)."""
+        return self._matching
 
     @property
     def unconfirmed(self) -> bool:
@@ -332,19 +344,21 @@ class PaperVenue:
         return await self._persist(self.sim.advance(ts))
 
     async def on_market(self, event) -> list[OrderEvent]:
-        """Feed a market event to the matching engine; persist and return resulting order events."""
-        if event.ts > self._last_ts:
-            self._last_ts = event.ts
-        if self._shared_book is not None:  # no restore (not a bot loop's take-over)
-            self._attach_book()
-        out = self.sim.on_market(event)
-        return await self._persist(out, queue=True) if out else out
+        """Feed a market event to the matching engine; return the resulting order events, their
+        writes queued (``defer_fills``) or written at once."""
+        out = self._matching.on_market(event)
+        if self._unconfirmed and not self.defer_fills:
+            await self.confirm()
+        return out
 
     async def advance(self) -> list[OrderEvent]:
+        """The matching engine's answers due now, written at once."""
         if self._unconfirmed:
             await self.confirm()
-        out = self.sim.advance(self._ts())
-        return await self._persist(out) if out else out
+        out = self._matching.advance(self._ts())
+        if self._unconfirmed:
+            await self.confirm()
+        return out
 
     # ----------------------------------------------------------------------------------------
     def matches(self, client_order_id: str) -> bool:
@@ -399,25 +413,26 @@ class PaperVenue:
         return (DELETE, 3, self.lease_key, self._k_orders, self._k_log, self.lease_value, cid, action, self.bot_id,
                 self.token)  # fmt: skip
 
-    async def _persist(self, events: list[OrderEvent], queue: bool = False) -> list[OrderEvent]:
-        """Record what the matching engine did (fenced) and return the events.
-
-        ``queue`` (market events, with ``defer_fills``): the writes are kept and the events
-        returned at once; they go to Redis with this venue's next write (ahead of it, in one
-        pipeline) or with :meth:`confirm`, and the caller must not let anything outside this
-        venue learn of them before (the bot loop holds their database rows until then). A quote
-        cycle whose trade fills an order so makes one round trip (fill and the engine's answer
-        together) instead of two."""
+    async def _persist(self, events: list[OrderEvent]) -> list[OrderEvent]:
+        """Record what the matching engine did (fenced, at once) and return the events."""
         ops, pending = self._persist_ops(events)
         if ops:
-            if queue and self.defer_fills:
-                self._unconfirmed.extend(ops)
-            else:
-                if self._unconfirmed:
-                    await self.confirm()
-                replies = await self._exec(ops)
-                if not all(replies):
-                    raise LeaseLost("order update refused: lease no longer ours")
+            if self._unconfirmed:
+                await self.confirm()
+            replies = await self._exec(ops)
+            if not all(replies):
+                raise LeaseLost("order update refused: lease no longer ours")
+        return with_trade_ids(pending)
+
+    def _queue(self, events: list[OrderEvent]) -> list[OrderEvent]:
+        """Queue the writes that record what the matching engine did (``PaperMatching``); they go
+        to Redis with this venue's next write (ahead of it, in one pipeline) or with
+        :meth:`confirm`, and the caller must not let anything outside this venue learn of the
+        events before (the runner holds their records until then). A quote cycle whose trade
+        fills an order so makes one round trip (fill and the engine's answer together)."""
+        ops, pending = self._persist_ops(events)
+        if ops:
+            self._unconfirmed.extend(ops)
         return with_trade_ids(pending)
 
     def _persist_ops(self, events: list[OrderEvent]) -> tuple[list[tuple], list]:
