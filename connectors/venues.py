@@ -5,24 +5,25 @@ A :class:`VenueSpec` names the kind and ids:
 - ``live``: ``venue`` is a ccxt exchange id (``binance``, ``backpack``, ...), credentials for
   order entry; the feed is :class:`CcxtFeed`, the gateway :class:`CcxtGateway` (rate limited
   per exchange account — through Redis when ``redis_url`` is given, so all bots on the account
-  share one budget) or, with ``paper=True``, a :class:`PaperGateway` on the live public data;
+  share one budget);
 - ``replay``: ``venue`` is a shipped recording name (``binance-spot-btcusdt``); feed
-  :class:`connectors.replay.ReplayFeed`; gateway always paper;
+  :class:`connectors.replay.ReplayFeed`;
 - ``sim``: ``venue`` is the simulated venue's name; feeds of the same ``seed`` (and ``venues``
-  list) share one generator, so several sim venues are correlated; gateway always paper.
+  list) share one generator, so several sim venues are correlated.
+
+Paper order entry (on any kind) is the hosted paper venue, :class:`workers.paper_venue.PaperVenue`;
+replay and sim specs have no gateway here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from connectors.ccxt_feed import CcxtFeed
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
 from connectors.markets import MarketCache
-from connectors.paper import PaperAccount, PaperGateway
 from connectors.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter, rate_limit_key
 from connectors.sim import SimFeed, SimMarket, multi_venue_market, single_venue_market
 from trading.instruments import Instrument
@@ -134,22 +135,12 @@ class VenueFactory:
             return RedisRateLimiter(self.redis_url, rate_limit_key(spec.venue, spec.account_id), rate, burst)
         return LocalRateLimiter(rate, burst)
 
-    async def gateway(
-        self,
-        spec: VenueSpec,
-        *,
-        paper: bool = False,
-        balances: dict[str, Decimal] | PaperAccount | None = None,
-        market: Any = None,
-    ) -> OrderGateway:
-        """An order gateway: live ccxt, or paper (always for replay/sim) filled by the simulator.
-
-        ``balances``: a paper account's balances, or a :class:`PaperAccount` shared by several
-        paper gateways. ``market`` is the paper gateway's event source (a feed or async iterable); leave it None
-        when the bot loop forwards market events through ``PaperGateway.on_market``."""
-        if paper or spec.kind != "live":
-            instrument = await self.instrument(spec)
-            account = balances if isinstance(balances, PaperAccount) else PaperAccount(balances)
-            return PaperGateway(instrument, market, account)
+    async def gateway(self, spec: VenueSpec) -> OrderGateway:
+        """A live ccxt order gateway, rate limited per exchange account."""
+        if spec.kind != "live":
+            raise ValueError(
+                f"kind: {spec.kind!r} has no order gateway; only 'live' does (paper order entry on "
+                "replay and sim venues is the hosted paper venue, workers.paper_venue.PaperVenue)"
+            )
         exchange = self._exchange(spec, streaming=True)
         return CcxtGateway(exchange, limiter=self.rate_limiter(spec, exchange))

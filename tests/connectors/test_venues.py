@@ -1,31 +1,17 @@
-"""VenueFactory: kind + ids -> feed and gateway; a paper bot's pieces running together."""
+"""VenueFactory: kind + ids -> feed and (live) gateway."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from decimal import Decimal
 
 import pytest
 
 from connectors.ccxt_feed import CcxtFeed
 from connectors.ccxt_gateway import CcxtGateway
-from connectors.paper import PaperGateway
 from connectors.ratelimit import LocalRateLimiter, RedisRateLimiter
 from connectors.sim import SimFeed
-from connectors.venues import SIM_INSTRUMENT, VenueFactory, VenueSpec
+from connectors.venues import VenueFactory, VenueSpec
 from tests.connectors.conftest import binance_markets
-from trading.events import (
-    BookSnapshot,
-    CancelOrder,
-    OrderAccepted,
-    OrderCancelled,
-    OrderFilled,
-    OrderRejected,
-    PlaceOrder,
-    TimeInForce,
-)
-from trading.instruments import Side
 from trading.ports import MarketDataFeed, OrderGateway
 
 
@@ -47,13 +33,14 @@ async def test_sim_specs_with_the_same_seed_share_one_generator() -> None:
     assert a.market is b.market and a.market is not c.market
 
 
-async def test_replay_spec_gives_the_replay_feed_and_a_paper_gateway() -> None:
+async def test_replay_spec_gives_the_replay_feed_and_no_gateway() -> None:
     factory = VenueFactory()
     spec = VenueSpec("replay", "binance-spot-btcusdt")
     feed = await factory.feed(spec)
-    gateway = await factory.gateway(spec, balances={"USDT": Decimal("1000")})
     assert type(feed).__name__ == "ReplayFeed"
-    assert isinstance(gateway, PaperGateway) and gateway.instrument.symbol == feed.instrument.symbol
+    assert (await factory.instrument(spec)).symbol == feed.instrument.symbol
+    with pytest.raises(ValueError, match=r"'replay' has no order gateway; only 'live'.*PaperVenue"):
+        await factory.gateway(spec)
     with pytest.raises(ValueError, match="binance-spot-btcusdt"):
         await factory.instrument(VenueSpec("replay", "nope"))
 
@@ -82,70 +69,12 @@ async def test_live_spec_builds_ccxt_feed_and_rate_limited_gateway(fake) -> None
     try:
         feed = await factory.feed(spec)
         gateway = await factory.gateway(spec)
-        paper = await factory.gateway(spec, paper=True, balances={"USDT": Decimal("5")})
     finally:
         venues_module.make_exchange = original
     assert isinstance(feed, CcxtFeed) and feed.instrument.tick_size == Decimal("0.01")
     assert isinstance(gateway, CcxtGateway) and isinstance(gateway, OrderGateway)
     assert isinstance(gateway.limiter, RedisRateLimiter) and gateway.limiter.key == "mms:ratelimit:binance:acct-1"
-    assert isinstance(paper, PaperGateway)
     assert isinstance(factory.rate_limiter(VenueSpec("live", "binance", symbol="X"), feed.exchange), LocalRateLimiter)
     await feed.exchange.close()
     await gateway.exchange.close()
     await gateway.limiter.close()
-
-
-async def test_paper_bot_on_a_sim_venue_quotes_and_requotes_for_seconds_without_error() -> None:
-    """Sim feed + paper gateway + a trivial quoting loop, at 20x speed for ~2 s of wall time."""
-    factory = VenueFactory()
-    spec = VenueSpec("sim", "sim", options={"seed": 11, "speed": 20})
-    feed = await factory.feed(spec)
-    paper = await factory.gateway(spec, balances={"USD": Decimal("100000"), "SIM": Decimal("1000")})
-    assert isinstance(paper, PaperGateway)
-    inst = SIM_INSTRUMENT
-    counts: dict[str, int] = {}
-    working: dict[Side, str] = {}
-    seq = 0
-
-    async def on_order_events() -> None:
-        async for ev in paper.events():
-            counts[type(ev).__name__] = counts.get(type(ev).__name__, 0) + 1
-            if isinstance(ev, OrderFilled | OrderCancelled | OrderRejected):
-                for side, cid in list(working.items()):
-                    if cid == ev.client_order_id and (not isinstance(ev, OrderFilled) or ev.is_final):
-                        del working[side]
-
-    async def quoting_loop() -> None:
-        nonlocal seq
-        async for event in feed.events():
-            paper.on_market(event)
-            if not isinstance(event, BookSnapshot) or not event.bids or not event.asks:
-                continue
-            bid, ask = event.bids[0][0], event.asks[0][0]
-            for side, price in ((Side.BUY, bid - 1), (Side.SELL, ask + 1)):
-                if side in working:
-                    await paper.cancel(inst.symbol, CancelOrder(working.pop(side)))
-                seq += 1
-                cid = f"bot1-{seq}"
-                working[side] = cid
-                await paper.place(inst.symbol, PlaceOrder(cid, side, price, 100, TimeInForce.POST_ONLY))
-
-    await feed.connect()
-    await paper.connect()
-    listener = asyncio.create_task(on_order_events())
-    loop = asyncio.create_task(quoting_loop())
-    started = time.monotonic()
-    await asyncio.sleep(2.0)
-    assert not loop.done(), loop.exception() if loop.done() else None
-    loop.cancel()
-    await asyncio.gather(loop, return_exceptions=True)
-    await paper.close()
-    await feed.close()
-    await asyncio.wait_for(listener, 2)
-    assert time.monotonic() - started >= 2.0
-    assert paper.market_events > 100  # 2 s at 20x: ~400 steps of the AS market
-    assert counts.get("OrderAccepted", 0) > 50 and counts.get("OrderCancelled", 0) > 50
-    assert counts.get("OrderFilled", 0) > 0  # the AS market trades through our quotes sometimes
-    balances = await paper.fetch_balances()
-    assert balances != {"USD": Decimal("100000"), "SIM": Decimal("1000")}
-    assert isinstance(OrderAccepted, type)
