@@ -2,7 +2,8 @@
 recording, as the replay feed publishes them (the market's instrument, top-20 snapshots and
 trades through ``workers.codec``), run once through the backtester and once through a hosted
 paper bot's loop, with the same fill model (latency, queue) and seed, give the same orders (side,
-price, size, in order) and the same fills.
+price, size, in order), the same cancels (in order) and the same fills; for a fixed-spread and an
+Avellaneda-Stoikov bot, at 0 and 1 ms latency.
 
 The hosted side is the production code of a paper bot: ``workers.botloop.BotRunner`` started by
 a real in-process :class:`workers.host.Host` against the real Redis and PostgreSQL (lease, fenced
@@ -22,7 +23,10 @@ replies to a market event's own fills at the end of its step (deferred sends), w
 backtest's venue takes and acknowledges the reply before the engine sees the event: the engine
 may then number its orders differently (``tests/trading/test_runner.py`` states and bounds it on
 synthetic streams). On these minutes of the recording that changes nothing: the client ids are
-compared too, and are the same.
+compared too, and are the same. At 0 latency it adds cancels: of post-only orders that would
+cross, which the backtest's venue rejects before the engine decides again and the hosted engine
+may cancel in the same step (the venue then logs the cancel and rejects the order); the test
+checks that every extra cancel is of such a rejected order and that there are none at 1 ms.
 """
 
 from __future__ import annotations
@@ -84,23 +88,26 @@ def backtest_run(setup, events: list, fill_model: dict):
     the simulated venue, in order, and the result."""
     from trading.backtest import Backtest
     from trading.book import OrderBook
-    from trading.events import PlaceOrder
+    from trading.events import CancelOrder, PlaceOrder
     from trading.fillsim import SimulatedExchange
     from workers.bot_start import engine_for
 
     engine = engine_for(setup, OrderBook(), external_book=False)
     exchange = SimulatedExchange(setup.instrument, seed=SEED, **fill_model)
     placed: list = []
+    cancelled: list = []
     submit = exchange.submit
 
     def logged(command, ts):
         if type(command) is PlaceOrder:
             placed.append(command)
+        elif type(command) is CancelOrder:
+            cancelled.append(command.client_order_id)
         submit(command, ts)
 
     exchange.submit = logged
     result = Backtest(engine, events, exchange, timer_interval_ns=TIMER_NS).run()
-    return placed, result
+    return placed, cancelled, result
 
 
 async def hosted_run(host, bot_id: int, events: list, fill_model: dict) -> None:
@@ -150,18 +157,29 @@ async def hosted_run(host, bot_id: int, events: list, fill_model: dict) -> None:
         await lease.release()
 
 
+STRATEGIES = {
+    "fixed_spread": None,  # the helper's bot: two levels each side
+    "avellaneda_stoikov": {"order_amount": "0.01", "risk_aversion": "1", "horizon": "600"},
+}
+
+
 @pytest.mark.parametrize("latency_ms", [0, 1])
-def test_backtest_and_hosted_paper_bot_send_the_same_orders_and_get_the_same_fills(host, latency_ms):
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_backtest_and_hosted_paper_bot_send_the_same_orders_and_get_the_same_fills(
+    host, redis_client, strategy, latency_ms
+):
     from apps.bots.models import Bot
     from apps.orders.models import Fill, Order
     from trading.events import Liquidity
     from trading.instruments import Side
     from trading.latency import ConstantLatency
     from trading.queue import RiskAverseQueueModel
-    from workers import records
+    from workers import keys, records
 
     _user, _account, (bot,) = make_paper_bots(1, venue="replay:binance-spot", spread="0.00005", start=False)
     Bot.objects.filter(pk=bot.pk).update(desired_state="running")  # the host's desired-state check agrees
+    if STRATEGIES[strategy] is not None:
+        Bot.objects.filter(pk=bot.pk).update(strategy=strategy, params=STRATEGIES[strategy])
     setup = records.bot_setup(bot.pk)
     inst = setup.instrument
     events = feed_events(inst)
@@ -171,7 +189,7 @@ def test_backtest_and_hosted_paper_bot_send_the_same_orders_and_get_the_same_fil
         ns = latency_ms * 1_000_000
         return {"latency": ConstantLatency(ns, ns), "queue": RiskAverseQueueModel()}
 
-    placed, result = backtest_run(setup, events, fill_model())
+    placed, cancelled, result = backtest_run(setup, events, fill_model())
     asyncio.run_coroutine_threadsafe(hosted_run(host, bot.pk, events, fill_model()), host.loop).result(600)
     host.drain_writers(60)
 
@@ -185,6 +203,24 @@ def test_backtest_and_hosted_paper_bot_send_the_same_orders_and_get_the_same_fil
     assert len(expected_orders) > 20, "too few orders for the comparison to mean anything"
     assert [_seq(o[0]) for o in expected_orders] == sorted(_seq(o[0]) for o in expected_orders)
     assert hosted_orders == expected_orders
+
+    # Cancels: the orders cancelled, in the order sent (the venue logs each with the bot's token).
+    log = redis_client.xrange(keys.place_log())
+    hosted_cancels = [
+        f[b"cid"].decode() for _id, f in log if f[b"bot"] == str(bot.pk).encode() and f[b"action"] == b"cancel"
+    ]
+    assert len(cancelled) > 10, "too few cancels for the comparison to mean anything"
+    # At 0 latency the backtest's venue rejects a post-only order that would cross the moment it
+    # is placed, before the engine decides again; a hosted bot sends its step's commands at the
+    # end of the step, so the engine may also have cancelled that order in the same step, and
+    # the venue logs the cancel before its matching rejects the order. Such cancels, of orders
+    # the venue rejected, are the only extra ones; the others are the backtest's, in order.
+    status = dict(Order.objects.filter(bot=bot).values_list("client_order_id", "status"))
+    in_backtest = set(cancelled)
+    rejected = [cid for cid in hosted_cancels if cid not in in_backtest]
+    assert all(status[cid] == "rejected" for cid in rejected), [(cid, status[cid]) for cid in rejected]
+    assert [cid for cid in hosted_cancels if cid in in_backtest] == cancelled
+    assert latency_ms == 0 or rejected == []
 
     # Fills: order, side, price, size, fee, maker/taker; stamps within the venue's slack.
     expected_fills = [
@@ -211,7 +247,8 @@ def test_backtest_and_hosted_paper_bot_send_the_same_orders_and_get_the_same_fil
     assert result.fill_count == len(hosted_fills)
     assert isinstance(hosted_fills[0][4], Decimal)
     print(
-        f"parity: {len(events)} events, {len(expected_orders)} orders, {len(hosted_fills)} fills, stamp drift {min(drift)}..{max(drift)} ns"
+        f"parity {strategy} {latency_ms} ms: {len(events)} events, {len(expected_orders)} orders, "
+        f"{len(cancelled)} cancels (+{len(rejected)} of rejected orders hosted), {len(hosted_fills)} fills, stamp drift {min(drift)}..{max(drift)} ns"
     )
 
 
