@@ -16,7 +16,7 @@ import time
 
 from workers import keys, records
 from workers.leases import SyncLease
-from workers.paper_venue import DELETE
+from workers.paper_scripts import DELETE
 
 logger = logging.getLogger(__name__)
 RUN_STATES = ("running", "paused")

@@ -13,7 +13,7 @@ def cancel(order_id: int) -> str:
     """Cancel one open order: through its bot's owner, or directly on the venue when unowned."""
     from apps.orders.models import CLOSED_STATUSES, Order
     from workers.leases import SyncLease
-    from workers.paper_venue import DELETE
+    from workers.paper_scripts import DELETE
 
     order = Order.objects.select_related("bot", "market").filter(pk=order_id).first()
     if order is None or order.status in CLOSED_STATUSES:

@@ -1,19 +1,15 @@
 """A paper venue whose state lives in Redis, so it survives the death of the process.
 
-Matching is ``trading.fillsim.SimulatedExchange`` (the backtester's fill model) run in the
-owning bot loop; every change it makes — an order accepted, filled, cancelled — is written to
-Redis by a Lua script that first checks the caller still holds the bot's lease (fencing), and
-logs each place/cancel with its fencing token. A new owner finds the open orders "on the venue"
-(``restore``), the trades it missed (``fetch_my_trades``) and the paper balance changes.
-
-Keys per exchange account and symbol (see :mod:`workers.keys`): ``orders`` (hash client id ->
-JSON), ``trades`` (list of JSON fills with venue trade ids), ``delta`` (hash: base lots and
-ticks x lots of notional and cash units of fees moved by fills).
+Matching is ``trading.fillsim.SimulatedExchange`` (the backtester's fill model, its state in
+memory) run in the owning bot loop; every change it makes — an order accepted, filled, cancelled —
+is recorded in Redis through a :class:`workers.paper_store.PaperStore` (fenced Lua writes: the
+caller must still hold the bot's lease; each place/cancel logged with its fencing token). A new
+owner finds the open orders "on the venue" (``restore``), the trades it missed
+(``fetch_my_trades``) and the paper balance changes (``fetch_balances``).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from decimal import Decimal
 
@@ -34,12 +30,10 @@ from trading.latency import LatencyModel
 from trading.oms import to_base36
 from trading.ports import FillReport, OrderReport
 from trading.queue import QueueModel
-from workers import keys
 from workers.paper_faults import InjectedVenueError, PaperFaults
 from workers.paper_matching import PaperMatching
-from workers.paper_reports import delta_quote_units as delta_quote_units  # read from here by reconcile
-from workers.paper_reports import moved_balances, order_record, order_report, read_trades, trade_record, with_trade_ids
-from workers.paper_scripts import DELETE, FILL, PUT
+from workers.paper_reports import moved_balances, order_record, order_report, trade_record, with_trade_ids
+from workers.paper_store import PaperStore
 
 CLOSED_KEPT = 16  # closed orders the matching engine of one bot remembers
 
@@ -76,7 +70,6 @@ class PaperVenue:
         latency: LatencyModel | None = None,
         queue: QueueModel | None = None,
     ) -> None:
-        self.redis = redis
         self._clock = clock  # ns; every stamp of this venue (a test gives a deterministic one)
         # ``defer_fills`` (a bot loop): the writes recording fills that market events made are
         # kept here and sent with the next write (see ``_persist``); else written at once.
@@ -99,9 +92,8 @@ class PaperVenue:
             instrument, latency=latency, queue=queue, venue_prefix=f"paper{account_id}", keep_closed=CLOSED_KEPT
         )
         self._matching = PaperMatching(self)
-        self._k_orders = keys.paper(account_id, self.symbol, "orders")
-        self._k_trades = keys.paper(account_id, self.symbol, "trades")
-        self._k_delta = keys.paper(account_id, self.symbol, "delta")
+        self.store = PaperStore(redis, account_id=account_id, symbol=self.symbol, bot_id=bot_id,
+                                lease_key=lease_key, lease_value=lease_value, token=token)  # fmt: skip
         # Venue trade ids are made here, not by Redis, so that a fill needs no answer before
         # the engine sees it (see ``_persist``): unique per owner (bot, fencing token and the
         # millisecond this owner started, in case Redis lost its counters) and fill.
@@ -113,8 +105,6 @@ class PaperVenue:
         # them is unknown, so the next confirm() raises it and the held fill events are dropped
         # (the venue's trade list is the truth: take-over and reconciliation record what it holds).
         self._unconfirmed_failed: BaseException | None = None
-        self._k_log = keys.place_log()
-        self._k_last_place = keys.bot_last_place(bot_id)
         self._orders: dict[str, dict] = {}  # our open orders as stored in Redis
         # Places the venue took whose answer was lost (injected timeouts): ``recover_place`` must
         # not call them "never arrived" once they are gone (cancelled in the same batch).
@@ -126,6 +116,15 @@ class PaperVenue:
         # after ``restore`` (restored orders rest as if on an empty book, as a new owner's
         # would, and fill as makers on the next book event if they are crossed by then).
         self._shared_book = book
+
+    @property
+    def redis(self):
+        """The Redis client of the venue's state (the store's)."""
+        return self.store.redis
+
+    @redis.setter
+    def redis(self, client) -> None:
+        self.store.redis = client
 
     # ----------------------------------------------------------------------------------------
     def _ts(self) -> int:
@@ -160,13 +159,8 @@ class PaperVenue:
 
     async def restore(self) -> list[OrderReport]:
         """Load our open orders from Redis into the matching engine; return them."""
-        raw = await self.redis.hgetall(self._k_orders)
         ts = self._ts()
-        for cid, blob in raw.items():
-            cid = cid.decode()
-            if not cid.startswith(self.prefix + "-"):
-                continue
-            o = json.loads(blob)
+        for cid, o in (await self.store.orders(self.prefix)).items():
             self._orders[cid] = o
             leaves = o["qty"] - o["filled"]
             if leaves > 0:
@@ -184,26 +178,21 @@ class PaperVenue:
         """The venue's open orders with our prefix, read from Redis (the venue's truth)."""
         if self._unconfirmed:
             await self.confirm()
-        raw = await self.redis.hgetall(self._k_orders)
-        out = []
-        for cid, blob in raw.items():
-            if cid.decode().startswith(self.prefix + "-"):
-                out.append(order_report(self.symbol, json.loads(blob)))
-        return out
+        return [order_report(self.symbol, o) for o in (await self.store.orders(self.prefix)).values()]
 
     async def fetch_order(self, client_order_id: str) -> OrderReport | None:
         """One of our orders while the venue holds it (open or partly filled), else None."""
         if self._unconfirmed:
             await self.confirm()
-        blob = await self.redis.hget(self._k_orders, client_order_id)
-        return None if blob is None else order_report(self.symbol, json.loads(blob))
+        o = await self.store.order(client_order_id)
+        return None if o is None else order_report(self.symbol, o)
 
     async def fetch_balances(self) -> dict[str, Decimal]:
         """The account's paper balances of this symbol's two currencies: as configured, moved by
         every fill of the account on this symbol (``delta``, kept by the fill script)."""
         if self._unconfirmed:
             await self.confirm()
-        return moved_balances(self.balances, self.instrument, await self.redis.hgetall(self._k_delta))
+        return moved_balances(self.balances, self.instrument, await self.store.moved())
 
     def scrub(self, text: str) -> str:
         return text  # a paper account has no credential
@@ -213,10 +202,10 @@ class PaperVenue:
 
     async def fetch_my_trades(self, since_ts: int = 0) -> list[FillReport]:
         """Our trades (this prefix) since ``since_ts`` from the venue's trade log, oldest first
-        (:func:`workers.paper_reports.read_trades`)."""
+        (fees in cash units)."""
         if self._unconfirmed:
             await self.confirm()
-        return await read_trades(self.redis, self._k_trades, self.prefix, self.symbol, since_ts)
+        return await self.store.trades(self.prefix, since_ts)
 
     # ----------------------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> list[OrderEvent]:
@@ -231,7 +220,7 @@ class PaperVenue:
             await self.faults.before("place")
         ts = self._ts()
         record = order_record(self.account_id, command, ts)
-        (ok,) = await self._exec([self._put_op(record)])
+        (ok,) = await self._exec([self.store.put(record)])
         if not ok:
             raise LeaseLost(f"place {command.client_order_id} refused: lease no longer ours")
         self._orders[command.client_order_id] = record
@@ -272,7 +261,7 @@ class PaperVenue:
             ts = last = self._ts()
             if is_place:
                 record = order_record(self.account_id, cmd, ts)
-                ops.append(self._put_op(record))
+                ops.append(self.store.put(record))
                 self._orders[cid] = record
                 if self.faults is not None and self.faults.lose_response():
                     self._answer_lost.add(cid)
@@ -280,7 +269,7 @@ class PaperVenue:
                     continue  # the venue has it, this process does not know: recover_place
                 self.sim.submit(cmd, ts)
             else:
-                ops.append(self._delete_op(cid, "cancel"))
+                ops.append(self.store.remove(cid, "cancel"))
                 self._orders.pop(cid, None)
                 self.sim.submit(CancelOrder(cid, cmd.reason), ts)
         # The deferred fill writes go first, in the same pipeline: one round trip, in order.
@@ -309,10 +298,10 @@ class PaperVenue:
         cid = command.client_order_id
         if self._unconfirmed:
             await self.confirm()
-        raw = await self.redis.hget(self._k_orders, cid)
+        stored = await self.store.order(cid)
         taken = cid in self._answer_lost
         self._answer_lost.discard(cid)
-        if raw is None:
+        if stored is None:
             self._orders.pop(cid, None)
             if taken:
                 # The venue took it (its answer was lost) and it is gone since: cancelled in the
@@ -320,7 +309,7 @@ class PaperVenue:
                 # client id; "never arrived" would send it again (placed twice).
                 return [OrderCancelled(self._ts(), cid, "cancelled before its lost answer was recovered")]
             return None
-        self._orders[cid] = json.loads(raw)
+        self._orders[cid] = stored
         if self.sim.order(cid) is None:
             ts = self._ts()
             self.sim.submit(command, ts)
@@ -373,45 +362,17 @@ class PaperVenue:
     async def _delete(self, cid: str, action: str = "") -> None:
         if self._unconfirmed:
             await self.confirm()
-        (ok,) = await self._exec([self._delete_op(cid, action)])
+        (ok,) = await self._exec([self.store.remove(cid, action)])
         if not ok:
             raise LeaseLost(f"removing {cid} refused: lease no longer ours")
         self._orders.pop(cid, None)
 
-    # ----------------------------------------------------------------------------------------
-    # Fenced writes: (script, number of keys, keys and arguments...) run by ``_exec``
-    # ----------------------------------------------------------------------------------------
     async def _exec(self, ops: list[tuple]) -> list:
-        """Run fenced scripts in order: one call, or one pipelined round trip for several."""
+        """Run fenced writes of the store in order (one round trip; counted)."""
         if not ops:
             return []
         self.round_trips += 1
-        if len(ops) == 1:
-            return [await self.redis.eval(*ops[0])]
-        pipe = self.redis.pipeline(transaction=False)
-        for op in ops:
-            pipe.eval(*op)
-        return await pipe.execute()
-
-    def _put_op(self, record: dict) -> tuple:
-        return (
-            PUT,
-            4,
-            self.lease_key,
-            self._k_orders,
-            self._k_log,
-            self._k_last_place,
-            self.lease_value,
-            record["cid"],
-            json.dumps(record),
-            "place",
-            self.bot_id,
-            self.token,
-        )
-
-    def _delete_op(self, cid: str, action: str) -> tuple:
-        return (DELETE, 3, self.lease_key, self._k_orders, self._k_log, self.lease_value, cid, action, self.bot_id,
-                self.token)  # fmt: skip
+        return await self.store.execute(ops)
 
     async def _persist(self, events: list[OrderEvent]) -> list[OrderEvent]:
         """Record what the matching engine did (fenced, at once) and return the events."""
@@ -456,7 +417,7 @@ class PaperVenue:
                 ops.append(op)
             elif t in (OrderCancelled, OrderRejected):
                 if cid in self._orders:
-                    ops.append(self._delete_op(cid, ""))
+                    ops.append(self.store.remove(cid, ""))
                     self._orders.pop(cid, None)
                 pending.append(ev)
             else:
@@ -465,31 +426,15 @@ class PaperVenue:
 
     def _fill_op(self, ev: OrderFilled, trade_id: str) -> tuple[tuple, str]:
         o = self._orders.get(ev.client_order_id)
-        blob = ""
+        left = None  # the order's record while it stays open
         if o is not None:
             o["filled"] += ev.qty
             if ev.leaves_qty > 0:
-                blob = json.dumps(o)
+                left = o
             else:
                 self._orders.pop(ev.client_order_id, None)
         base = ev.qty * int(ev.side)
         notional = -ev.price * ev.qty * int(ev.side)  # ticks x lots (x FEE_SCALE = cash units)
         voi = o["voi"] if o is not None else ev.venue_order_id
-        fill = trade_record(ev, voi)
-        op = (
-            FILL,
-            4,
-            self.lease_key,
-            self._k_orders,
-            self._k_trades,
-            self._k_delta,
-            self.lease_value,
-            ev.client_order_id,
-            blob,
-            json.dumps(fill)[:-1],  # the script appends the venue trade id
-            base,
-            notional,
-            trade_id,
-            ev.fee,
-        )
+        op = self.store.fill(ev.client_order_id, left, trade_record(ev, voi), base, notional, trade_id, ev.fee)
         return op, voi

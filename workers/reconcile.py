@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from workers import keys, lifecycle, records
-from workers.paper_venue import delta_quote_units
+from workers.paper_reports import delta_quote_units
 
 logger = logging.getLogger(__name__)
 GRACE_S = 30  # orders and fills younger than this are still in flight, never discrepancies

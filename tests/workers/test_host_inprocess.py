@@ -169,7 +169,7 @@ def test_take_over_never_reuses_the_id_of_an_order_cancelled_before_its_row_was_
     from apps.orders.models import Order
     from workers import keys, records, supervisor
     from workers.leases import SyncLease
-    from workers.paper_venue import DELETE, PUT
+    from workers.paper_scripts import DELETE, PUT
 
     user, account, bots = make_paper_bots(1, start=False)
     bot = bots[0]

@@ -12,7 +12,7 @@ import pytest
 from redis.exceptions import ResponseError
 
 from workers import keys
-from workers.paper_venue import DELETE, FILL, PUT
+from workers.paper_scripts import DELETE, FILL, PUT
 
 INT64_MAX = 2**63 - 1
 ACCOUNT, SYMBOL, BOT = 71, "BTC/USDT", 93
