@@ -1,7 +1,7 @@
 """Fill simulation: a simulated matching venue for our orders against real or synthetic data.
 
-The one fill model used by both the backtester (``trading.backtest``) and paper trading
-(``connectors.paper``). It never changes the market it is fed; it decides when *our* orders
+The one fill model used by both the backtester (``trading.backtest``) and the hosted paper
+venue (``workers.paper_venue``, which records its state in Redis). It never changes the market it is fed; it decides when *our* orders
 would have been filled:
 
 * Time: a command sent at ``ts`` reaches the venue after the latency model's entry (or cancel)
@@ -189,7 +189,7 @@ class SimulatedExchange(MarketMatching):
         return outbound[0][0] if outbound else None
 
     # -------------------------------------------------------------------------------------
-    # Queries for the paper gateway and reports
+    # Queries for the paper venue and reports
     # -------------------------------------------------------------------------------------
     def open_orders(self) -> list[OrderReport]:
         """Our orders working at the venue now, oldest first."""

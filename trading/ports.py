@@ -1,7 +1,7 @@
 """Ports: the interfaces every venue adapter implements (``connectors/``, ``workers/``).
 
 ``trading`` defines them; it never implements I/O. All are asyncio. A live ccxt venue, the
-replay venue, the simulated venues and the paper gateway all satisfy these protocols, so the
+replay venue, the simulated venues and the paper venue all satisfy these protocols, so the
 engine cannot tell them apart — that is what makes backtest, paper and live one engine.
 """
 
