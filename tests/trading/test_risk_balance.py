@@ -5,7 +5,7 @@ placed on an account holding about 1 BTC)."""
 from __future__ import annotations
 
 from trading.engine import Engine
-from trading.events import BookSnapshot, PlaceOrder
+from trading.events import BookSnapshot, OrderAccepted, OrderCancelled, PlaceOrder
 from trading.instruments import Instrument, Side
 from trading.risk import RiskLimits, RiskManager, RiskState
 from trading.strategies import build_strategy
@@ -75,3 +75,22 @@ def test_the_engine_refuses_before_the_order_leaves_when_balances_are_real():
     assert "free USDT balance is 10000.00 USDT" in rejects[0].message
     unchecked = _engine(False)  # a backtest's notional balances: as before
     assert len(unchecked.on_event(book)) == 2
+
+
+def test_a_working_bid_holds_its_cost_until_it_is_cancelled():
+    """Two bid levels of 0.1 BTC at about 60,000 on 10,000 USDT: the first holds 6,006 USDT (with
+    the fee), so the second is refused; once the first is cancelled its funds are free again."""
+    strategy = build_strategy(
+        "fixed_spread", {"order_amount": "0.1", "bid_spread": "0.001", "ask_spread": "0.001", "order_levels": 2}, INST
+    )
+    engine = Engine(strategy, INST, bot_id="b", risk=RiskLimits(), initial_base=INST.lots("1"),
+                    initial_quote=INST.cash_units("10000"), balance_check=True)  # fmt: skip
+    book = BookSnapshot(1, bids=((PRICE - 1, 100_000),), asks=((PRICE + 1, 100_000),))
+    bids = [c for c in engine.on_event(book) if type(c) is PlaceOrder and c.side is Side.BUY]
+    assert len(bids) == 1
+    (reject,) = [n for n in engine.notes if n.kind == "risk_reject"]
+    assert reject.code == "insufficient_balance" and "USDT held by working bids" in reject.message
+    engine.on_event(OrderAccepted(2, bids[0].client_order_id, "v1"))
+    # the engine quotes again at once: the cancelled bid's funds pay for its successor (one level)
+    again = engine.on_event(OrderCancelled(3, bids[0].client_order_id, "venue cancelled it"))
+    assert [(type(c), c.side, c.price) for c in again] == [(PlaceOrder, Side.BUY, bids[0].price)]
