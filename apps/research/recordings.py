@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.research.models import UserRecording
-from connectors.binance_recording import BinanceMessageParser, RecordingError
+from connectors.binance_parser import BinanceMessageParser, RecordingError
 from trading.book import OrderBook, SequenceGap
 
 SAMPLES = 20
