@@ -7,7 +7,10 @@ optimises on one fifth of the recording and tests on the next), ``parallel=2`` t
 fold so both runs do the same work — with one worker the second task finds the fold done. The
 wall time runs from creating the optimisation (``apps.research.services.optimisation_create``,
 which queues it) to its ``finished`` stamp, and includes each worker process reading the
-recording once. ``--repeat`` interleaves the two setups (1, 2, 1, 2, ...).
+recording once. ``--repeat`` interleaves the two setups (1, 2, 1, 2, ...). Each line also shows
+the mean time of one trial and how many ran at once on average (summed trial time / wall time,
+from Optuna's own trial stamps): with two workers on a machine whose cores are taken by other
+work, trials overlap (about 2 at once) but each takes longer, and the wall time does not drop.
 
 Runs on its own database (``--db``, created and migrated if missing) and its own Redis prefix,
 so it never touches a test run's or the portal's data:
@@ -129,7 +132,19 @@ def _run_once(owner, n_workers: int, args, env: dict[str, str]) -> dict:
         raise SystemExit(f"optimisation {opt.pk} ended {opt.status}: {opt.error}")
     db_wall = (opt.finished - opt.created).total_seconds()
     trials = sum(f.get("trials", 0) for f in opt.results.get("folds", []))
+    import optuna
+
+    from apps.research.optimise import storage
+
+    spans = [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for fold in range(max(opt.folds, 1))
+        for t in optuna.load_study(study_name=opt.study_name(fold), storage=storage()).trials
+        if t.datetime_complete is not None
+    ]
     return {
+        "trial_s": sum(spans) / len(spans),
+        "busy": sum(spans) / wall,  # trials running at once, on average
         "workers": n_workers,
         "wall_s": wall,
         "db_wall_s": db_wall,
@@ -180,7 +195,7 @@ def main() -> None:
             results.append(r)
             print(
                 f"  {n} worker process(es): {r['wall_s']:.1f} s wall ({r['db_wall_s']:.1f} s created->finished), "
-                f"{r['trials']} trials, load average {r['load'][0]:.2f} -> {r['load'][1]:.2f} (optimisation {r['id']})",
+                f"{r['trials']} trials of {r['trial_s']:.3f} s on average, {r['busy']:.2f} running at once, load average {r['load'][0]:.2f} -> {r['load'][1]:.2f} (optimisation {r['id']})",
                 flush=True,
             )
     one = min(r["wall_s"] for r in results if r["workers"] == 1)
