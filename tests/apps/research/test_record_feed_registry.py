@@ -133,6 +133,9 @@ def test_every_recorded_file_is_registered_with_its_quality_report(
     assert page.status_code == 200 and b"btc" in page.content and b"record_feed \xc2\xb7 recorder" in page.content
     detail = browser.get(f"/research/recordings/{rec.pk}/").content.decode()
     assert "not JSON: 39" in detail and "missing field &#x27;p&#x27;: 39" in detail
+    listed = browser.get("/admin/research/userrecording/")
+    assert listed.status_code == 200 and b"record_feed" in listed.content
+    assert browser.get(f"/admin/research/userrecording/{rec.pk}/change/").status_code == 200
 
     from apps.backtests import runner
 
