@@ -2,19 +2,76 @@
 bot events from the engine's notes, a PnL snapshot every second (all on the host's database
 writer ``db``, in order, with the bot as their owner: a row the database refuses puts the bot
 into ``error``) and its live status for the UI (``Host.set_bot_status``).
+
+The bot stamps its own order traffic: when each place and cancel request left for the venue
+(the first attempt; ``_stamp_sent``) and when the venue's answer to it came back
+(``_stamp_answered``). They are written with the order's updates (``sent_at``, ``acked_at``,
+``cancel_requested_at``, ``closed_at``), so place->ack and cancel->ack are measured round trips
+of the bot's own requests, which the simulator profiles fit (``apps.research.profiles``).
 """
 
 from __future__ import annotations
 
 import time
 
-from trading.events import Liquidity, OrderAccepted, OrderCancelled, OrderFilled, OrderRejected
+from trading.events import (
+    CancelOrder,
+    Liquidity,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+)
 from trading.instruments import Side
 from workers import metrics as bot_metrics
 from workers import records
 
+MAX_STAMPED = 100_000  # requests waiting for an answer; past it (answers lost) the stamps restart
+
 
 class BotRecords:
+    def _stamps(self) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
+        """(place sent, place answered, cancel sent, cancel answered) in ns, by client order id."""
+        stamps = self.__dict__.get("_order_stamps")
+        if stamps is None:
+            stamps = self.__dict__["_order_stamps"] = ({}, {}, {}, {})
+        return stamps
+
+    def _stamp_sent(self, commands) -> None:
+        """Stamp when each place and cancel request is sent (retries keep the first stamp)."""
+        places, _, cancels, _ = self._stamps()
+        if len(places) > MAX_STAMPED or len(cancels) > MAX_STAMPED:
+            for d in self._stamps():
+                d.clear()
+        now = time.time_ns()
+        for c in commands:
+            t = type(c)
+            if t is PlaceOrder:
+                places.setdefault(c.client_order_id, now)
+            elif t is CancelOrder:
+                cancels.setdefault(c.client_order_id, now)
+
+    def _stamp_answered(self, events) -> None:
+        """Stamp when the venue's answers to stamped requests came back."""
+        places, placed, cancels, cancelled = self._stamps()
+        now = time.time_ns()
+        for ev in events:
+            t, cid = type(ev), ev.client_order_id
+            if t is OrderAccepted and cid in places:
+                placed.setdefault(cid, now)
+            elif t is OrderCancelled and cid in cancels:
+                cancelled.setdefault(cid, now)
+
+    def _place_stamps(self, cid: str, ack_ts: int) -> tuple[int, int | None]:
+        """(acknowledged at, sent at) of a place: the stamped answer, else the event's own time."""
+        places, placed, _, _ = self._stamps()
+        return placed.pop(cid, ack_ts), places.pop(cid, None)
+
+    def _forget_stamps(self, cid: str) -> None:
+        for d in self._stamps():
+            d.pop(cid, None)
+
     async def _order_event_db(self, ev) -> None:
         self._record(ev)
 
@@ -30,14 +87,19 @@ class BotRecords:
         setup = self.setup
         inst = setup.instrument
         if t is OrderAccepted:
+            acked, sent = self._place_stamps(cid, ev.ts)
             self.host.db.submit(
-                records.orders_update, [(cid, "open", ev.venue_order_id, None, "", inst, ev.ts)], owner=self.bot_id
+                records.orders_update,
+                [(cid, "open", ev.venue_order_id, None, "", inst, acked, sent)],
+                owner=self.bot_id,
             )
         elif t is OrderFilled:
             self.fills += 1
             filled = self.filled.get(cid, 0) + ev.qty
             self.filled[cid] = filled
             status = "filled" if ev.leaves_qty <= 0 else "partially_filled"
+            if ev.leaves_qty <= 0:
+                self._forget_stamps(cid)
             row = records.fill_row(
                 setup, ev.ts, cid, ev.side, ev.price, ev.qty, ev.fee, ev.liquidity is Liquidity.MAKER, ev.trade_id
             )
@@ -60,10 +122,21 @@ class BotRecords:
         elif t is OrderCancelled:
             if self.filled.get(cid, 0) or cid not in self.filled:
                 self.filled.pop(cid, None)
+            _, _, cancels, cancelled = self._stamps()
+            cancel_sent = cancels.pop(cid, None)
+            answered = cancelled.pop(cid, ev.ts) if cancel_sent is not None else None
+            acked, sent = self._place_stamps(cid, 0)
             self.host.db.submit(
-                records.orders_update, [(cid, "cancelled", "", None, ev.reason, inst)], owner=self.bot_id
+                records.orders_update,
+                [(cid, "cancelled", "", None, ev.reason, inst, acked or None, sent, cancel_sent, answered)],
+                owner=self.bot_id,
             )
-        elif t is OrderRejected and ev.code not in ("unknown_order", "already_filled", "already_closed"):
+        elif t is OrderRejected and ev.code in ("unknown_order", "already_filled", "already_closed"):
+            _, _, cancels, cancelled = self._stamps()
+            cancels.pop(cid, None)  # a cancel that found nothing to cancel measures nothing
+            cancelled.pop(cid, None)
+        elif t is OrderRejected:
+            self._forget_stamps(cid)
             self.host.db.submit(
                 records.orders_update, [(cid, "rejected", "", None, ev.reason, inst)], owner=self.bot_id
             )

@@ -361,7 +361,9 @@ class BotRunner(BotStart, BotControl, BotRecords):
             # by client id and retried alone.
             self.places += len(places)
             entry_started = time.perf_counter_ns()
+            self._stamp_sent(commands)
             events, failed = await venue.send_many(commands)
+            self._stamp_answered(events)
             bot_metrics.order_entry(self, entry_started, bool(places))
             if runner.held is not None:  # confirmed with these writes: their records go first
                 await self._release_held()
@@ -376,7 +378,9 @@ class BotRunner(BotStart, BotControl, BotRecords):
                 for c in places:
                     ev = accepted.get(c.client_order_id)
                     row = (self.bot_id, setup.account_id, setup.market_id, setup.instrument, c)
-                    rows.append(row if ev is None else (*row, ev.venue_order_id, ev.ts))
+                    rows.append(
+                        row if ev is None else (*row, ev.venue_order_id, *self._place_stamps(c.client_order_id, ev.ts))
+                    )
                 self.host.db.submit(records.orders_create, rows, owner=self.bot_id)
                 self._acked.update(accepted)
             for cmd, exc in failed:
@@ -395,10 +399,14 @@ class BotRunner(BotStart, BotControl, BotRecords):
             if t is PlaceOrder:
                 self.places += 1
                 entry_started = time.perf_counter_ns()
+                self._stamp_sent((cmd,))
                 events = await self._place(cmd)
+                self._stamp_answered(events)
                 bot_metrics.order_entry(self, entry_started)
             elif t is CancelOrder:
+                self._stamp_sent((cmd,))
                 events = await self._cancel(cmd)
+                self._stamp_answered(events)
             elif t is CancelAll:
                 for rep in await self.venue.fetch_open_orders():
                     await self._cancel_on_venue(rep.client_order_id, cmd.reason)

@@ -140,9 +140,10 @@ def _side(side: Side) -> str:
 @batchable
 def orders_create(items: list[tuple]) -> int:
     """Create order rows: items are (bot id, account id, market id, instrument, PlaceOrder[,
-    venue order id, acknowledged at ns]). Without the last two the row is ``pending_new`` (a
-    place about to be sent); with them it is ``open``, acknowledged (a paper place the venue
-    has already taken: see ``BotRunner._send``). Existing client ids are kept.
+    venue order id, acknowledged at ns[, sent at ns]]). Without the venue order id the row is
+    ``pending_new`` (a place about to be sent); with it, ``open``, acknowledged (a paper place the
+    venue has already taken: see ``BotRunner._send``), with when the place was sent when known
+    (``sent_at``: place latency = ``acked_at - sent_at``). Existing client ids are kept.
 
     One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING``, the same statement text
     whatever the number of rows, without model instances (bench/bench_bots.py)."""
@@ -153,8 +154,8 @@ def orders_create(items: list[tuple]) -> int:
     if not items:
         return 0
     pending, open_ = str(OrderStatus.PENDING_NEW.value), str(OrderStatus.OPEN.value)
-    cols: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [], [], [])
-    bots, accounts, markets, cids, sides, prices, qtys, reasons, tifs, post_only, statuses, vois, acked = cols
+    cols: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [], [], [], [])
+    bots, accounts, markets, cids, sides, prices, qtys, reasons, tifs, post_only, statuses, vois, acked, sent = cols
     for item in items:
         bot_id, account_id, market_id, inst, c = item[:5]
         tif = c.time_in_force
@@ -172,10 +173,12 @@ def orders_create(items: list[tuple]) -> int:
             statuses.append(open_)
             vois.append(item[5])
             acked.append(ns_to_dt(item[6]) if item[6] else None)
+            sent.append(ns_to_dt(item[7]) if len(item) > 7 and item[7] else None)
         else:
             statuses.append(pending)
             vois.append("")
             acked.append(None)
+            sent.append(None)
     with connection.cursor() as cursor:
         cursor.execute(_ORDERS_CREATE_SQL, cols)
     return len(items)
@@ -196,12 +199,12 @@ orders_create.describe = _describe_order
 _ORDERS_CREATE_SQL = """
     INSERT INTO orders_order (bot_id, account_id, market_id, client_order_id, venue_order_id, side, price,
                               quantity, filled_quantity, status, reason, time_in_force, post_only, acked_at,
-                              created, updated)
+                              sent_at, created, updated)
     SELECT v.bot, v.account, v.market, v.cid, v.voi, v.side, v.price, v.qty, 0, v.status, v.reason, v.tif, v.po,
-           v.acked, now(), now()
+           v.acked, v.sent, now(), now()
     FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::numeric[], %s::numeric[],
-                %s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[], %s::timestamptz[])
-        AS v(bot, account, market, cid, side, price, qty, reason, tif, po, status, voi, acked)
+                %s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+        AS v(bot, account, market, cid, side, price, qty, reason, tif, po, status, voi, acked, sent)
     ON CONFLICT (client_order_id) DO NOTHING
 """
 
@@ -210,26 +213,36 @@ _ORDERS_CREATE_SQL = """
 @batchable
 def orders_update(updates: list[tuple]) -> None:
     """Apply (client id, status, venue order id, cumulative filled lots or None, reason,
-    instrument[, acknowledged at ns]) updates: coalesced per order (last status wins, venue id /
-    fill / reason / first acknowledgement kept) and written with one ``UPDATE ... FROM
-    unnest(arrays)``. A closed order is only changed to ``filled`` (a late fill after a cancel request).
-    The acknowledgement time feeds the order-entry latency of the fee and latency observatory."""
+    instrument[, acknowledged at ns[, place sent at ns[, cancel sent at ns[, closed at ns]]]])
+    updates: coalesced per order (last status wins, venue id / fill / reason / first
+    acknowledgement and first stamps kept) and written with one ``UPDATE ... FROM unnest(arrays)``.
+    A closed order is only changed to ``filled`` (a late fill after a cancel request). The bot's
+    own stamps — when it sent the place (``sent_at``) and its cancel (``cancel_requested_at``),
+    and when the cancel's answer came (``closed_at``, else the write's time) — are what the
+    latency observatory and the simulator profiles measure."""
     from django.db import connection
 
     merged: dict[str, list] = {}
     for update in updates:
         cid, status, voi, filled_lots, reason, inst = update[:6]
-        acked = ns_to_dt(update[6]) if len(update) > 6 and update[6] else None
+        n = len(update)
+        acked = ns_to_dt(update[6]) if n > 6 and update[6] else None
+        sent = ns_to_dt(update[7]) if n > 7 and update[7] else None
+        cancel_sent = ns_to_dt(update[8]) if n > 8 and update[8] else None
+        closed = ns_to_dt(update[9]) if n > 9 and update[9] else None
         row = merged.get(cid)
         filled = None if filled_lots is None else inst.quantity(filled_lots)
         if row is None:
-            merged[cid] = [cid, status, voi or "", filled, (reason or "")[:500], acked]
+            merged[cid] = [cid, status, voi or "", filled, (reason or "")[:500], acked, sent, cancel_sent, closed]
             continue
         row[1] = status
         row[2] = voi or row[2]
         row[3] = filled if filled is not None else row[3]
         row[4] = (reason or "")[:500] or row[4]
         row[5] = row[5] or acked
+        row[6] = row[6] or sent
+        row[7] = row[7] or cancel_sent
+        row[8] = closed or row[8]
     if not merged:
         return
     closed = ["filled", "cancelled", "rejected", "expired"]
@@ -254,11 +267,14 @@ _ORDERS_UPDATE_SQL = """
         venue_order_id = CASE WHEN v.voi <> '' THEN v.voi ELSE o.venue_order_id END,
         filled_quantity = COALESCE(v.filled, o.filled_quantity),
         reason = CASE WHEN v.reason <> '' THEN v.reason ELSE o.reason END,
-        closed_at = CASE WHEN v.status = ANY(%s) THEN now() ELSE o.closed_at END,
+        closed_at = CASE WHEN v.status = ANY(%s) THEN COALESCE(v.closed, now()) ELSE o.closed_at END,
         acked_at = COALESCE(o.acked_at, v.acked),
+        sent_at = COALESCE(o.sent_at, v.sent),
+        cancel_requested_at = COALESCE(o.cancel_requested_at, v.cancel_sent),
         updated = now()
-    FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::timestamptz[])
-        AS v(cid, status, voi, filled, reason, acked)
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::timestamptz[],
+                %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])
+        AS v(cid, status, voi, filled, reason, acked, sent, cancel_sent, closed)
     WHERE o.client_order_id = v.cid AND (v.status = 'filled' OR o.status <> ALL(%s))
 """
 

@@ -5,7 +5,7 @@ Per venue (aggregated over every account, never naming a user or an account):
 - realized fees: fee paid / notional, separately for maker and taker fills, in bps;
 - slippage against the quoted price: for taker fills, how much worse than the order's limit
   price the fill was, ``side * (fill - limit) / limit`` in bps (negative = price improvement);
-- order-entry latency: ``acked_at - created`` of orders (p50 / p90 / mean in ms).
+- order-entry latency: ``acked_at - sent_at`` of orders (``- created`` without the bot's send stamp) (p50 / p90 / mean in ms).
 
 A venue's figures are shown only when at least ``MIN_ACCOUNTS`` accounts contributed (so one
 user's activity cannot be read off the aggregate). The measured taker fee and latency are the
@@ -48,12 +48,12 @@ _LATENCY_SQL = """
 SELECT a.venue,
        COUNT(*) AS orders,
        COUNT(DISTINCT o.account_id) AS accounts,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (o.acked_at - o.created)) * 1000) AS p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (o.acked_at - o.created)) * 1000) AS p90,
-       AVG(EXTRACT(EPOCH FROM (o.acked_at - o.created)) * 1000) AS mean
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (o.acked_at - COALESCE(o.sent_at, o.created))) * 1000) AS p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (o.acked_at - COALESCE(o.sent_at, o.created))) * 1000) AS p90,
+       AVG(EXTRACT(EPOCH FROM (o.acked_at - COALESCE(o.sent_at, o.created))) * 1000) AS mean
 FROM orders_order o
 JOIN exchanges_exchangeaccount a ON a.id = o.account_id
-WHERE o.acked_at IS NOT NULL AND o.acked_at >= o.created AND o.created >= %s AND o.created < %s
+WHERE o.acked_at IS NOT NULL AND o.acked_at >= COALESCE(o.sent_at, o.created) AND o.created >= %s AND o.created < %s
 GROUP BY a.venue
 """
 

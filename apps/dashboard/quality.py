@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import DurationField, ExpressionWrapper, F, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.dashboard import figures
@@ -50,13 +51,14 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 def latency(bot, start: datetime, end: datetime) -> dict[str, Any]:
-    """Order-entry latency in ms: place -> ack (``acked_at - created``) and cancel -> ack
+    """Order-entry latency in ms: place -> ack (``acked_at - sent_at``, the bot's own send stamp;
+    ``- created`` for rows without it) and cancel -> ack
     (``closed_at - cancel_requested_at`` of cancelled orders), with p50/p90/p99."""
     from apps.orders.models import Order
 
     orders = Order.objects.filter(bot=bot, created__gte=start, created__lt=end)
     place = orders.filter(acked_at__isnull=False).annotate(
-        d=ExpressionWrapper(F("acked_at") - F("created"), output_field=DurationField())
+        d=ExpressionWrapper(F("acked_at") - Coalesce("sent_at", "created"), output_field=DurationField())
     )
     cancel = orders.filter(cancel_requested_at__isnull=False, closed_at__isnull=False, status="cancelled").annotate(
         d=ExpressionWrapper(F("closed_at") - F("cancel_requested_at"), output_field=DurationField())

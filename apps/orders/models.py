@@ -71,11 +71,21 @@ class Order(models.Model):
     reason = models.TextField(blank=True, default="")
     time_in_force = models.CharField(max_length=4, choices=TimeInForce.choices, default=TimeInForce.GTC)
     post_only = models.BooleanField(default=False)
-    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when the cancel was asked for: a bot stamps when it sent its cancel request "
+        "(cancel latency = closed_at - cancel_requested_at)",
+    )
+    sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when the bot sent the place request (place latency = acked_at - sent_at; without it, - created)",
+    )
     acked_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="when the venue acknowledged the place (order-entry latency = acked_at - created)",
+        help_text="when the venue acknowledged the place (order-entry latency = acked_at - sent_at, else - created)",
     )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     updated = models.DateTimeField(auto_now=True)

@@ -120,7 +120,7 @@ class RecordingSerializer(ModelSerializer):
         model = UserRecording
         fields = [
             "id", "owner", "name", "market", "backtest_name", "size_bytes", "first_ts", "last_ts", "lines",
-            "counts", "bad_lines", "bad_samples", "gaps", "unsynced_seconds", "created",
+            "counts", "bad_lines", "bad_samples", "bad_reasons", "gaps", "unsynced_seconds", "source", "created",
         ]  # fmt: skip
         read_only_fields = fields
 

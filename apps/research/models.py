@@ -46,7 +46,9 @@ class Optimisation(models.Model):
 
 class UserRecording(models.Model):
     """A recording a user uploaded (or ``record_feed`` wrote): gzip files of ``<local_ns> <json>``
-    lines of one market, validated and measured when registered (``apps.research.recordings``)."""
+    lines of one market, validated and measured when registered (``apps.research.recordings``).
+    ``record_feed`` registers what it writes under its ``--owner`` (default: the inactive system
+    user ``recorder``, whose recordings operators see and use); its files join one stream."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recordings")
     name = models.CharField(max_length=128)
@@ -59,6 +61,8 @@ class UserRecording(models.Model):
     counts = models.JSONField(default=dict)  # snapshots, deltas, tops, trades, unknown
     bad_lines = models.BigIntegerField(default=0)  # all of them
     bad_samples = models.JSONField(default=list)  # the first 20: {"file", "line", "reason"}
+    bad_reasons = models.JSONField(default=dict)  # every rejected line counted by why: {reason: count}
+    source = models.CharField(max_length=16, default="upload")  # upload | record_feed
     gaps = models.IntegerField(default=0)  # times the book lost its sequence
     unsynced_seconds = models.FloatField(default=0.0)  # time without a synced book
     created = models.DateTimeField(auto_now_add=True)

@@ -1,8 +1,11 @@
 """Simulator profiles: the fill simulation calibrated from a bot's own orders.
 
 ``profile_fit_from_bot`` reads the bot's orders over a period: place->ack is ``acked_at -
-created`` of every acknowledged order (``created`` is stamped before the place is sent), cancel->ack
-is ``closed_at - cancel_requested_at`` of every cancelled order with a recorded cancel request.
+sent_at`` of every acknowledged order (``sent_at``: when the bot sent the place; rows written
+without it use ``created``, stamped before the place was sent), cancel->ack is ``closed_at -
+cancel_requested_at`` of every cancelled order with a recorded cancel request — for a bot's own
+cancels, when it sent the request and when the venue's answer came back (``workers.bot_records``).
+``live["place_stamped"]`` says how many place samples had the bot's own send stamp.
 Each is stored as its quantile table (p0 .. p100, ns) and replayed by
 :class:`trading.latency.EmpiricalLatency`, which draws round trips from it by seeded inverse CDF,
 so a backtest with the same profile and seed is identical. When the period holds fewer than
@@ -23,6 +26,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
 
 from apps.bots.selectors import bot_list
 from apps.research.models import SimulatorProfile
@@ -89,9 +93,8 @@ def profile_fit_from_bot(
         raise ValidationError({"name": f"{name!r} is taken; choose another profile name"})
     bot = bot_list(user=user).get(pk=bot_id)
     orders = Order.objects.filter(bot=bot, created__gte=start, created__lt=end)
-    place = _durations_ns(
-        orders.filter(acked_at__isnull=False, acked_at__gte=F("created")).values_list("created", "acked_at")
-    )
+    acked = orders.annotate(sent=Coalesce("sent_at", "created")).filter(acked_at__isnull=False, acked_at__gte=F("sent"))
+    place = _durations_ns(acked.values_list("sent", "acked_at"))
     if len(place) < MIN_PLACE_SAMPLES:
         raise ValidationError(
             {
@@ -115,6 +118,7 @@ def profile_fit_from_bot(
     filled_orders = orders.filter(filled_quantity__gt=0).count()
     live = {
         "orders": orders.count(),
+        "place_stamped": acked.filter(sent_at__isnull=False).count(),
         "filled_orders": filled_orders,
         "fill_ratio": float(filled_qty / placed_qty) if placed_qty else None,
         "fill_rate": filled_orders / orders.count() if orders.exists() else None,

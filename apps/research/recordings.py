@@ -30,12 +30,13 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.research.models import UserRecording
-from connectors.binance_recording import BinanceMessageParser, RecordingError
+from connectors.binance_parser import BinanceMessageParser, RecordingError
 from trading.book import OrderBook, SequenceGap
 
 SAMPLES = 20
 MAX_PENDING = 100_000
 FORMAT_PROBE = 50
+MAX_REASONS = 50  # distinct reasons kept in the counts; the rest count as "other"
 
 
 class RecordingRefused(ValueError):
@@ -52,13 +53,17 @@ class Quality:
     counts: dict[str, int] = field(default_factory=lambda: {"snapshots": 0, "deltas": 0, "tops": 0, "trades": 0})
     bad_lines: int = 0
     bad_samples: list[dict] = field(default_factory=list)
+    bad_reasons: dict[str, int] = field(default_factory=dict)
     gaps: int = 0
     unsynced_ns: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
 
-    def bad(self, name: str, line_no: int, reason: str) -> None:
+    def bad(self, name: str, line_no: int, reason: str, key: str) -> None:
         self.bad_lines += 1
+        if key not in self.bad_reasons and len(self.bad_reasons) >= MAX_REASONS:
+            key = "other"
+        self.bad_reasons[key] = self.bad_reasons.get(key, 0) + 1
         if len(self.bad_samples) < SAMPLES:
             self.bad_samples.append({"file": name, "line": line_no, "reason": reason[:200]})
 
@@ -92,7 +97,12 @@ def inspect(files: list[tuple[str, Path]], instrument, symbol: str) -> Quality:
                     q.lines += 1
                     ts_text, _, payload = raw.partition(b" ")
                     if not (ts_text.isdigit() and len(ts_text) <= 19 and payload.strip()):
-                        q.bad(name, line_no, "not '<local_ns> <json>' (an integer time in ns, a space, JSON)")
+                        q.bad(
+                            name,
+                            line_no,
+                            "not '<local_ns> <json>' (an integer time in ns, a space, JSON)",
+                            "not '<local_ns> <json>'",
+                        )
                         _probe(name, line_no, readable)
                         continue
                     ts = int(ts_text)
@@ -107,7 +117,7 @@ def inspect(files: list[tuple[str, Path]], instrument, symbol: str) -> Quality:
                     except RecordingRefused:
                         raise
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, RecordingError) as exc:
-                        q.bad(name, line_no, f"{type(exc).__name__}: {exc}")
+                        q.bad(name, line_no, f"{type(exc).__name__}: {exc}", _reason_key(exc))
                         _probe(name, line_no, readable)
                         if unsynced_since is None:
                             unsynced_since = ts  # a lost message may be a lost book update
@@ -129,6 +139,20 @@ def inspect(files: list[tuple[str, Path]], instrument, symbol: str) -> Quality:
     if unsynced_since is not None and q.last_ts is not None:
         q.unsynced_ns += q.last_ts - unsynced_since
     return q
+
+
+def _reason_key(exc: Exception) -> str:
+    """A short, low-cardinality name for why a line was rejected (the counts' key)."""
+    if isinstance(exc, orjson.JSONDecodeError):
+        return "not JSON"
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}" if exc.args else "missing field"
+    if isinstance(exc, RecordingError):
+        return f"bad {str(exc).split(':', 1)[0][:40]}"
+    text = str(exc)
+    if text.startswith("stream "):
+        return "unknown stream"
+    return f"{type(exc).__name__}: {text[:60]}"
 
 
 def _probe(name: str, line_no: int, readable: int) -> None:
@@ -192,9 +216,18 @@ def _apply(book: OrderBook, event, ts: int, q: Quality, unsynced_since: int | No
     return unsynced_since if book.is_synced or unsynced_since is not None else ts
 
 
-def register(*, owner, name: str, market, uploads: Iterable[tuple[str, object]]) -> UserRecording:
+def register(
+    *,
+    owner,
+    name: str,
+    market,
+    uploads: Iterable[tuple[str, object]],
+    source: str = "upload",
+    max_bytes: int | None = -1,
+) -> UserRecording:
     """Copy the uploaded files to a temporary folder, inspect them, then move them into place
-    and create the row in one step; any refusal leaves nothing behind."""
+    and create the row in one step; any refusal leaves nothing behind. ``max_bytes`` -1 is the
+    upload limit (``RECORDING_MAX_UPLOAD_MB``), None no limit (files the recorder wrote)."""
     from apps.exchanges.markets import market_to_instrument
 
     name = (name or "").strip()
@@ -202,7 +235,7 @@ def register(*, owner, name: str, market, uploads: Iterable[tuple[str, object]])
         raise RecordingRefused({"name": f"{name!r} is not accepted; give 1 to 128 characters"})
     if UserRecording.objects.filter(owner=owner, name=name).exists():
         raise RecordingRefused({"name": f"{name!r} is already the name of one of your recordings"})
-    limit = settings.RECORDING_MAX_UPLOAD_MB * 1024 * 1024
+    limit = settings.RECORDING_MAX_UPLOAD_MB * 1024 * 1024 if max_bytes == -1 else max_bytes
     root = Path(settings.RECORDINGS_DIR)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="upload-", dir=root))
@@ -214,7 +247,7 @@ def register(*, owner, name: str, market, uploads: Iterable[tuple[str, object]])
             with target.open("wb") as out:
                 for chunk in iter(lambda s=stream: s.read(1 << 20), b""):
                     total += len(chunk)
-                    if total > limit:
+                    if limit is not None and total > limit:
                         raise RecordingRefused(
                             {
                                 "files": f"the upload is larger than {settings.RECORDING_MAX_UPLOAD_MB} MB (RECORDING_MAX_UPLOAD_MB)"
@@ -229,18 +262,7 @@ def register(*, owner, name: str, market, uploads: Iterable[tuple[str, object]])
         try:
             with transaction.atomic():
                 rec = UserRecording.objects.create(
-                    owner=owner,
-                    name=name,
-                    market=market,
-                    size_bytes=total,
-                    first_ts=_dt(quality.first_ts),
-                    last_ts=_dt(quality.last_ts),
-                    lines=quality.lines,
-                    counts=quality.counts,
-                    bad_lines=quality.bad_lines,
-                    bad_samples=quality.bad_samples,
-                    gaps=quality.gaps,
-                    unsynced_seconds=quality.unsynced_ns / 1e9,
+                    owner=owner, name=name, market=market, size_bytes=total, source=source, **_quality_fields(quality)
                 )
                 final = root / str(rec.pk)
                 staging.rename(final)
@@ -254,6 +276,73 @@ def register(*, owner, name: str, market, uploads: Iterable[tuple[str, object]])
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _quality_fields(quality: Quality) -> dict:
+    return {
+        "first_ts": _dt(quality.first_ts),
+        "last_ts": _dt(quality.last_ts),
+        "lines": quality.lines,
+        "counts": quality.counts,
+        "bad_lines": quality.bad_lines,
+        "bad_samples": quality.bad_samples,
+        "bad_reasons": quality.bad_reasons,
+        "gaps": quality.gaps,
+        "unsynced_seconds": quality.unsynced_ns / 1e9,
+    }
+
+
+def register_recorded(*, owner, name: str, market, path: Path | str) -> tuple[UserRecording, bool]:
+    """Register a file ``record_feed`` wrote: a new recording named ``name`` (returns it and
+    True), or the next file of the owner's recording of that name (False): the files before
+    it and this one are read again as one stream and the quality report is the whole stream's.
+    The file is copied under ``RECORDINGS_DIR``; a refusal leaves the recording as it was."""
+    path = Path(path)
+    existing = UserRecording.objects.filter(owner=owner, name=(name or "").strip()).first()
+    if existing is None:
+        with path.open("rb") as fh:
+            rec = register(
+                owner=owner, name=name, market=market, uploads=[(path.name, fh)], source="record_feed", max_bytes=None
+            )
+        return rec, True
+    return _append(existing, market, path), False
+
+
+def _append(rec: UserRecording, market, path: Path) -> UserRecording:
+    from apps.exchanges.markets import market_to_instrument
+
+    if rec.market_id != market.pk:
+        raise RecordingRefused(
+            {"market": f"recording {rec.name!r} is of {rec.market}; {path.name} is of {market}: give another --name"}
+        )
+    root = Path(settings.RECORDINGS_DIR)
+    folder = root / str(rec.pk)
+    folder.mkdir(parents=True, exist_ok=True)
+    known = list(rec.files)
+    target = folder / f"{len(known):03d}.gz"
+    partial = folder / f"{len(known):03d}.gz.part"
+    shutil.copyfile(path, partial)
+    moved = False
+    try:
+        files = [(Path(f).name, root / f) for f in known] + [(path.name, partial)]
+        quality = inspect(files, market_to_instrument(market), market.symbol)
+        with transaction.atomic():
+            locked = UserRecording.objects.select_for_update().get(pk=rec.pk)
+            if locked.files != known:
+                raise RecordingRefused({"files": f"recording {rec.name!r} changed while {path.name} was checked"})
+            partial.rename(target)
+            moved = True
+            for key, value in _quality_fields(quality).items():
+                setattr(locked, key, value)
+            locked.files = [*known, str(target.relative_to(root))]
+            locked.size_bytes = sum((root / f).stat().st_size for f in locked.files)
+            locked.save()
+        return locked
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        if moved:
+            target.unlink(missing_ok=True)
+        raise
 
 
 def recording_paths(rec: UserRecording) -> list[Path]:

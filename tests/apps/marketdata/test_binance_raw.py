@@ -31,13 +31,12 @@ def recorded_messages():
     return frames, snapshot
 
 
-@pytest.fixture
-async def fake_binance():
-    frames, snapshot = recorded_messages()
-    seen: dict[str, object] = {}
+def fake_binance_app(frames: list[bytes], snapshot: bytes, seen: dict) -> web.Application:
+    """Binance's combined stream (the frames, then close) and REST depth endpoint (the snapshot)."""
 
     async def stream(request):
         seen["streams"] = request.query["streams"]
+        seen["connections"] = seen.get("connections", 0) + 1
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         for frame in frames:
@@ -53,7 +52,14 @@ async def fake_binance():
     app = web.Application()
     app.router.add_get("/stream", stream)
     app.router.add_get("/api/v3/depth", depth)
-    runner = web.AppRunner(app)
+    return app
+
+
+@pytest.fixture
+async def fake_binance():
+    frames, snapshot = recorded_messages()
+    seen: dict[str, object] = {}
+    runner = web.AppRunner(fake_binance_app(frames, snapshot, seen))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -133,6 +139,7 @@ async def test_record_feed_command_records_binance_raw(fake_binance, tmp_path):
         base.replace("http", "ws"),
         "--rest-base",
         base,
+        "--no-register",
         cwd=settings.BASE_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -147,13 +147,25 @@ def test_record_a_replay_feed_to_file_and_read_it_back(tmp_path):
     assert book_states(got) == book_states(replayed)
 
 
-def test_record_feed_command_records_and_refuses_bad_arguments(tmp_path):
+@pytest.mark.django_db
+def test_record_feed_command_records_and_refuses_bad_arguments(tmp_path, settings):
+    from apps.research.models import UserRecording
+
+    settings.RECORDINGS_DIR = tmp_path / "registry"
     out = tmp_path / "cmd.gz"
     stdout = io.StringIO()
     call_command("record_feed", venue="replay:binance-spot-btcusdt", out=str(out), max_events=200, stdout=stdout)
     assert "Recorded 200 lines" in stdout.getvalue()
     got = list(iter_recording([out], SPOT.instrument))
     assert isinstance(got[0], BookSnapshot) and len(got) == 200
+    # registered for the system user, of the replay venue's market, with the file's own figures
+    rec = UserRecording.objects.get(name="cmd")
+    assert (rec.owner.username, rec.source, str(rec.market)) == (
+        "recorder",
+        "record_feed",
+        "replay:binance-spot BTC/USDT",
+    )
+    assert rec.lines == 200 and rec.counts["snapshots"] == 1 and rec.bad_lines == 0
     with pytest.raises(CommandError, match="exists"):
         call_command("record_feed", venue="replay:binance-spot-btcusdt", out=str(out), max_events=10)
     with pytest.raises(CommandError, match="--duration/--max-events"):
