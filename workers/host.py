@@ -24,6 +24,9 @@ import time
 import uuid
 from collections import deque
 
+import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from mmsite import env
 from workers import keys
 from workers import metrics as host_metrics
@@ -144,21 +147,28 @@ class Host(MarketFanout):
         self.db.submit(records.bot_state_set, bot_id, "error", reason)
 
     async def main(self) -> None:
-        import redis.asyncio as aioredis
-
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._waker_wake = asyncio.Event()
         # A blocking pool: with hundreds of bot tasks, a call waits for a free connection
         # instead of failing when all are busy.
         pool = aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=64, timeout=10, socket_timeout=5, socket_connect_timeout=3
+            self.redis_url,
+            max_connections=64,
+            timeout=10,
+            socket_timeout=5,
+            socket_connect_timeout=3,
+            connection_class=LoopConnection,
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self.redis_block = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
         # The stream reader's XREADs block up to 200 ms: a connection of their own.
         self.redis_stream = aioredis.Redis.from_url(
-            self.redis_url, single_connection_client=True, socket_connect_timeout=3, socket_timeout=10
+            self.redis_url,
+            single_connection_client=True,
+            socket_connect_timeout=3,
+            socket_timeout=10,
+            connection_class=LoopConnection,
         )
         # Lease renewals have their own connection: they never wait behind busy bot loops.
         self.redis_lease = renewal_client(self.redis_url)
@@ -431,6 +441,31 @@ class Host(MarketFanout):
             "feed_to_bot_p99_ms": _pct(lat, 0.99) / 1e6,
             "feed_to_bot_p50_ms": _pct(lat, 0.5) / 1e6,
         }
+
+
+class LoopConnection(aioredis.Connection):
+    """redis-py's connection, writing a command from the caller's own task.
+
+    With ``socket_timeout`` set, redis-py sends each command through ``asyncio.wait_for``, which
+    runs the write in a new task: the command leaves only after one pass of the loop's ready
+    queue and the caller resumes after another. On a host loop that runs hundreds of bots (16
+    woken per pass) each pass is a batch of bot cycles, so every venue write waited for two of
+    them before it reached Redis (bench/README.md, "Paper bots per worker"). Here the same
+    timeout bounds the write with ``asyncio.timeout`` (no task, no extra pass) around the
+    library's own send."""
+
+    async def send_packed_command(self, command, check_health: bool = True) -> None:
+        timeout = self.socket_timeout
+        if not timeout:
+            return await super().send_packed_command(command, check_health)
+        self.socket_timeout = None  # the library's send without its wait_for task
+        try:
+            async with asyncio.timeout(timeout):
+                await super().send_packed_command(command, check_health)
+        except TimeoutError:  # the library has disconnected on the cancellation
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = timeout
 
 
 def _tune_gc() -> None:
