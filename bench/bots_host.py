@@ -81,8 +81,15 @@ def _time_turns(loop) -> None:
 LOOP_CPU = [0, 0]  # the loop thread's CPU ns at start and at stop
 
 
-def _note_loop_cpu(into: list, i: int) -> None:
-    into[i] = time.thread_time_ns()
+async def _thread_cpu_ns() -> int:
+    return time.thread_time_ns()
+
+
+def _loop_cpu_ns(host) -> int:
+    """The CPU time of the host's loop thread so far (read on that thread)."""
+    import asyncio
+
+    return asyncio.run_coroutine_threadsafe(_thread_cpu_ns(), host.loop).result(60)
 
 
 def _watch_writers(host) -> None:
@@ -203,15 +210,14 @@ def main() -> None:
             if profiler is not None:
                 host.loop.call_soon_threadsafe(profiler.enable)
             cpu0, wall0 = time.process_time(), time.monotonic()
-            host.loop.call_soon_threadsafe(_note_loop_cpu, LOOP_CPU, 0)
+            LOOP_CPU[0] = _loop_cpu_ns(host)
             print("started", flush=True)
         elif command == "stop":
             if profiler is not None:
                 host.loop.call_soon_threadsafe(profiler.disable)
                 time.sleep(0.2)
                 profiler.dump_stats(os.path.join(profile_dir, f"host-{os.getpid()}.prof"))
-            host.loop.call_soon_threadsafe(_note_loop_cpu, LOOP_CPU, 1)
-            time.sleep(0.1)
+            LOOP_CPU[1] = _loop_cpu_ns(host)
             data = _samples(host)
             data["loop_cpu_s"] = (LOOP_CPU[1] - LOOP_CPU[0]) / 1e9
             timing = _db_timing(host)
