@@ -239,6 +239,10 @@ def _run(n: int, seconds: float, procs: int) -> dict:
         if pauses:
             print(f"  garbage collections of generation {gen}: {len(pauses)}, "
                   f"p50 {_pct(pauses, 0.5):.1f} ms, max {max(pauses) / 1e6:.1f} ms, total {sum(pauses) / 1e6:.0f} ms")  # fmt: skip
+            cpu = [x for p in parts for x in p.get("gc_cpu_ns", {}).get(gen, [])]
+            if cpu:
+                print(f"    their CPU time: p50 {_pct(cpu, 0.5):.1f} ms, max {max(cpu) / 1e6:.1f} ms, "
+                      f"total {sum(cpu) / 1e6:.0f} ms")  # fmt: skip
     for p in parts:
         print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f} "
               "(its database writer threads included), "
