@@ -224,6 +224,11 @@ def _run(n: int, seconds: float, procs: int) -> dict:
               f"{sum(c for _, c in slow) / max(1, sum(w for w, _ in slow)):.0%} of their wall time")  # fmt: skip
     if all("turn_end_ns" in p for p in parts) and turns:
         print("  " + _overlaps(parts))
+    trips = [x for p in parts for x in p.get("trip_passes", [])]
+    if trips:
+        print(f"  paper venue round trips ({len(trips)}): host loop turns from the call to its result "
+              f"p50 {sorted(trips)[len(trips) // 2]}, p90 {sorted(trips)[int(0.9 * len(trips))]}, "
+              f"p99 {sorted(trips)[int(0.99 * len(trips))]}, mean {sum(trips) / len(trips):.2f}")  # fmt: skip
     by_trips: dict[int, list[int]] = {}
     paired = [t for p in parts for t in p["cycle_round_trips"]]
     slowest = sorted(c for c, _ in paired)[int(0.99 * len(paired))] if paired else 0

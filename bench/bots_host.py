@@ -70,6 +70,7 @@ def _time_turns(loop) -> None:
         return events
 
     def timed() -> None:
+        PASSES[0] += 1
         run_once()
         w = wall() - after_select[0]
         if w > 20_000:  # a turn that ran callbacks (not just a select that found nothing)
@@ -95,6 +96,29 @@ def _loop_cpu_ns(host) -> int:
     return asyncio.run_coroutine_threadsafe(_thread_cpu_ns(), host.loop).result(60)
 
 
+PASSES = [0]  # turns of the host's loop so far (``_time_turns``)
+# Per paper venue round trip (``PaperVenue._exec``): the loop turns it spanned, from the call to
+# its result back in the bot's task. Every turn in between ran the other ready bots first, so
+# this, unlike milliseconds, does not depend on how loaded the machine is.
+TRIP_PASSES: list[int] = []
+
+
+def _watch_venue_trips() -> None:
+    from workers.paper_venue import PaperVenue
+
+    exec_ = PaperVenue._exec
+
+    async def counted(self, ops):
+        before = PASSES[0]
+        try:
+            return await exec_(self, ops)
+        finally:
+            if ops:
+                TRIP_PASSES.append(PASSES[0] - before)
+
+    PaperVenue._exec = counted
+
+
 def _watch_writers(host) -> None:
     """Note when each database writer thread runs a batch (to set against the slow loop turns)."""
     for async_writer in (host.db, host.db_orders, host.db_setup):
@@ -117,6 +141,7 @@ def _clear(host) -> None:
     TURN_WALL_NS.clear()
     TURN_CPU_NS.clear()
     TURN_END_NS.clear()
+    TRIP_PASSES.clear()
     WRITER_WINDOWS.clear()
     GC_WINDOWS.clear()
     for pauses in (*GC_PAUSES.values(), *GC_CPU.values()):
@@ -153,6 +178,7 @@ def _samples(host) -> dict:
         "loop_lag_ns": list(LOOP_LAG_NS),
         "turns_ns": list(zip(TURN_WALL_NS, TURN_CPU_NS, strict=False)),
         "turn_end_ns": list(TURN_END_NS),
+        "trip_passes": list(TRIP_PASSES),
         "writer_windows": list(zip(WRITER_WINDOWS[::2], WRITER_WINDOWS[1::2], strict=False)),
         "gc_pauses_ns": {str(g): list(p) for g, p in GC_PAUSES.items()},
         "gc_cpu_ns": {str(g): list(p) for g, p in GC_CPU.items()},
@@ -203,6 +229,7 @@ def main() -> None:
     asyncio.run_coroutine_threadsafe(_watch_loop(), host.loop)
     host.loop.call_soon_threadsafe(_time_turns, host.loop)
     _watch_writers(host)
+    _watch_venue_trips()
     print("ready", flush=True)
     cpu0 = wall0 = 0.0
     timing0: dict = {}
