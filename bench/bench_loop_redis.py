@@ -3,7 +3,7 @@
 16 tasks stand in for the bots a host wakes per turn, each burning 0.3 ms of CPU per turn of the
 loop; the figure is how many turns pass between a call and its result back in the caller (each
 turn is a batch of bot cycles on a real host), with redis-py's own connection and with
-``workers.host.LoopConnection`` (both ``socket_timeout=5``, as the host's pool). The turn count
+``workers.redis_conn.LoopConnection`` (both ``socket_timeout=5``, as the host's pool). The turn count
 does not depend on how loaded the machine is; the milliseconds do.
 
     .venv/bin/python bench/bench_loop_redis.py
@@ -25,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mmsite.settings.local")
 async def main() -> None:
     import redis.asyncio as aioredis
 
-    from workers.host import LoopConnection
+    from workers.redis_conn import LoopConnection
 
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
     turns = [0]

@@ -84,7 +84,7 @@ class FeedLoop:
     async def _run_source(self) -> None:
         import redis.asyncio as aioredis
 
-        from workers.host import LoopConnection
+        from workers.redis_conn import LoopConnection
 
         feed = build_feed(self.venue, self.instrument)
         book = OrderBook()

@@ -1,4 +1,4 @@
-"""The bot host's Redis connection (:class:`workers.host.LoopConnection`) on the real Redis."""
+"""The bot host's Redis connection (:class:`workers.redis_conn.LoopConnection`) on the real Redis."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from workers.host import LoopConnection
+from workers.redis_conn import LoopConnection
 
 
 def _client(connection_class, url: str | None = None, **options) -> aioredis.Redis:
@@ -95,9 +95,7 @@ def test_a_write_the_server_does_not_take_times_out_and_drops_the_connection():
 
         server = await asyncio.start_server(never_read, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = _client(
-            LoopConnection, f"redis://127.0.0.1:{port}/0", socket_timeout=0.5
-        )
+        client = _client(LoopConnection, f"redis://127.0.0.1:{port}/0", socket_timeout=0.5)
         connection = await client.connection_pool.get_connection()
         try:
             loop = asyncio.get_running_loop()
