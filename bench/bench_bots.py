@@ -222,6 +222,13 @@ def _run(n: int, seconds: float, procs: int) -> dict:
               f"{_pct(walls, 0.99):.1f} ms, cpu p50 {_pct([c for _, c in turns], 0.5):.1f} / p99 "
               f"{_pct([c for _, c in turns], 0.99):.1f} ms; the slowest 1 %: cpu "
               f"{sum(c for _, c in slow) / max(1, sum(w for w, _ in slow)):.0%} of their wall time")  # fmt: skip
+    if all("turn_end_ns" in p for p in parts) and turns:
+        print("  " + _overlaps(parts))
+    trips = [x for p in parts for x in p.get("trip_passes", [])]
+    if trips:
+        print(f"  paper venue round trips ({len(trips)}): host loop turns from the call to its result "
+              f"p50 {sorted(trips)[len(trips) // 2]}, p90 {sorted(trips)[int(0.9 * len(trips))]}, "
+              f"p99 {sorted(trips)[int(0.99 * len(trips))]}, mean {sum(trips) / len(trips):.2f}")  # fmt: skip
     by_trips: dict[int, list[int]] = {}
     paired = [t for p in parts for t in p["cycle_round_trips"]]
     slowest = sorted(c for c, _ in paired)[int(0.99 * len(paired))] if paired else 0
@@ -236,12 +243,20 @@ def _run(n: int, seconds: float, procs: int) -> dict:
         pauses = [x for p in parts for x in p["gc_pauses_ns"][gen]]
         if pauses:
             print(f"  garbage collections of generation {gen}: {len(pauses)}, "
-                  f"p50 {_pct(pauses, 0.5):.1f} ms, max {max(pauses) / 1e6:.1f} ms")  # fmt: skip
+                  f"p50 {_pct(pauses, 0.5):.1f} ms, max {max(pauses) / 1e6:.1f} ms, total {sum(pauses) / 1e6:.0f} ms")  # fmt: skip
+            cpu = [x for p in parts for x in p.get("gc_cpu_ns", {}).get(gen, [])]
+            if cpu:
+                print(f"    their CPU time: p50 {_pct(cpu, 0.5):.1f} ms, max {max(cpu) / 1e6:.1f} ms, "
+                      f"total {sum(cpu) / 1e6:.0f} ms")  # fmt: skip
     for p in parts:
         print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f} "
               "(its database writer threads included), "
               f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; "
-              f"db writer (calls, rows, s): {p['db_timing']}")  # fmt: skip
+              f"db writer (calls, rows, s, writer-thread CPU s): {p['db_timing']}")  # fmt: skip
+        if "loop_cpu_s" in p:
+            writers = p["db_timing"].get("threads_cpu", (0, 0, 0, 0))[3]
+            print(f"    CPU per s of wall: loop thread {p['loop_cpu_s'] / p['wall_s']:.2f}, database writer threads "
+                  f"{writers / p['wall_s']:.2f} (Python holding the GIL, less libpq's own share)")  # fmt: skip
     return {
         "requested": n,
         "bots": sum(p["bots"] for p in parts),
@@ -261,6 +276,42 @@ def _run(n: int, seconds: float, procs: int) -> dict:
         "conflated": sum(p["conflated"] for p in parts),
         "db_backlog": sum(p["db_backlog"] for p in parts),
     }
+
+
+def _overlaps(parts: list[dict]) -> str:
+    """How many of the slowest 1 % of loop turns (all turns with work, for comparison) overlapped
+    a batch of one of their process's database writer threads, or a garbage collection: what
+    the loop waited for when a turn's wall time was far above its CPU time."""
+    import bisect
+
+    def hits(turns: list[tuple[int, int]], windows: list[tuple[int, int]]) -> int:
+        windows = sorted(windows)
+        starts = [a for a, _ in windows]
+        n = 0
+        for start, end in turns:
+            i = bisect.bisect_left(starts, end)  # windows starting before the turn ended
+            if any(b > start for _, b in windows[max(0, i - 50) : i]):
+                n += 1
+        return n
+
+    walls = sorted(w for p in parts for w, _ in p["turns_ns"])
+    slow_from = walls[int(0.99 * len(walls))]
+    counts = {"writer": [0, 0], "gc": [0, 0]}
+    total = slow = 0
+    for p in parts:
+        spans = [(end - w, end) for (w, _), end in zip(p["turns_ns"], p["turn_end_ns"], strict=False)]
+        slow_spans = [s for s, (w, _) in zip(spans, p["turns_ns"], strict=False) if w >= slow_from]
+        total += len(spans)
+        slow += len(slow_spans)
+        for name, windows in (("writer", p["writer_windows"]), ("gc", [tuple(x) for x in p["gc_windows"]])):
+            counts[name][0] += hits(slow_spans, windows)
+            counts[name][1] += hits(spans, windows)
+    busy = sum(b - a for p in parts for a, b in p["writer_windows"]) / max(1, sum(p["wall_s"] for p in parts)) / 1e9
+    return (
+        f"the slowest 1 % of loop turns overlapped a database writer batch: {counts['writer'][0] / max(1, slow):.0%} "
+        f"(all turns: {counts['writer'][1] / max(1, total):.0%}; writers busy {busy:.0%} of the time per host), "
+        f"a garbage collection: {counts['gc'][0] / max(1, slow):.0%} (all turns: {counts['gc'][1] / max(1, total):.1%})"
+    )
 
 
 def _machine_speed() -> str:

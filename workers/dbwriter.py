@@ -97,7 +97,8 @@ class DbWriter:
         self._held: list = []  # the item ``_collect`` read past (it runs next): at most one
         self.errors = 0
         self.refused = 0  # rows dropped because the database refused them
-        self.timing: dict[str, list] = {}  # function name -> [calls, rows, seconds]
+        self.timing: dict[str, list] = {}  # function name -> [calls, rows, seconds, thread CPU seconds]
+        self.cpu_s = 0.0  # this thread's CPU time so far (Python holding the GIL, and libpq)
         self._thread.start()
 
     def submit(
@@ -161,12 +162,13 @@ class DbWriter:
             return [self._timed(fn, [row for c in calls for row in c.args[0]]) for fn, calls in groups]
 
     def _timed(self, fn: Callable, rows: list) -> Any:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         result = fn(rows)
-        stat = self.timing.setdefault(fn.__name__, [0, 0, 0.0])
+        stat = self.timing.setdefault(fn.__name__, [0, 0, 0.0, 0.0])
         stat[0] += 1
         stat[1] += len(rows)
         stat[2] += time.perf_counter() - t0
+        stat[3] += time.thread_time() - c0
         return result
 
     def _retrying(self, work: Callable[[], Any]) -> Any:
@@ -235,6 +237,7 @@ class DbWriter:
         from django import db
 
         while True:
+            self.cpu_s = time.thread_time()
             item = self._next()
             if item is None:
                 break

@@ -84,12 +84,18 @@ class FeedLoop:
     async def _run_source(self) -> None:
         import redis.asyncio as aioredis
 
+        from workers.redis_conn import LoopConnection
+
         feed = build_feed(self.venue, self.instrument)
         book = OrderBook()
         # Its own connection for the stream: the publish time is stamped just before the XADD,
         # which does not then wait for a pool connection the bots keep busy.
         redis = aioredis.Redis.from_url(
-            self.host.redis_url, single_connection_client=True, socket_connect_timeout=3, socket_timeout=5
+            self.host.redis_url,
+            single_connection_client=True,
+            socket_connect_timeout=3,
+            socket_timeout=5,
+            connection_class=LoopConnection,  # the XADD leaves at once after the stamp
         )
         last_group = last_db = last_health = last_check = 0.0
         pending_stream: list[bytes] = []

@@ -24,12 +24,15 @@ import time
 import uuid
 from collections import deque
 
+import redis.asyncio as aioredis
+
 from mmsite import env
 from workers import keys
 from workers import metrics as host_metrics
 from workers.dbwriter import AsyncWriter, DbWriter
 from workers.fanout import MarketFanout
 from workers.leases import DEFAULT_TTL_MS, Lease, renew_many, renewal_client
+from workers.redis_conn import LoopConnection
 
 logger = logging.getLogger(__name__)
 DESIRED_CHECK_S = 5.0  # how often each bot's desired state is read from the database
@@ -144,21 +147,28 @@ class Host(MarketFanout):
         self.db.submit(records.bot_state_set, bot_id, "error", reason)
 
     async def main(self) -> None:
-        import redis.asyncio as aioredis
-
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._waker_wake = asyncio.Event()
         # A blocking pool: with hundreds of bot tasks, a call waits for a free connection
         # instead of failing when all are busy.
         pool = aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=64, timeout=10, socket_timeout=5, socket_connect_timeout=3
+            self.redis_url,
+            max_connections=64,
+            timeout=10,
+            socket_timeout=5,
+            socket_connect_timeout=3,
+            connection_class=LoopConnection,
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self.redis_block = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
         # The stream reader's XREADs block up to 200 ms: a connection of their own.
         self.redis_stream = aioredis.Redis.from_url(
-            self.redis_url, single_connection_client=True, socket_connect_timeout=3, socket_timeout=10
+            self.redis_url,
+            single_connection_client=True,
+            socket_connect_timeout=3,
+            socket_timeout=10,
+            connection_class=LoopConnection,
         )
         # Lease renewals have their own connection: they never wait behind busy bot loops.
         self.redis_lease = renewal_client(self.redis_url)
