@@ -61,11 +61,11 @@ def test_multivenue_run_trades_the_first_venue(trader):
 def test_stored_market_data_becomes_events_and_is_replayed(trader):
     from apps.exchanges.models import Market
     from apps.marketdata.services import batch_from_events, marketdata_ingest_batch
-    from workers.simvenue import SimFeed
+    from connectors.sim import hosted_feed
 
     market = Market.objects.get(venue="sim:alpha", symbol="BTC/USDT")
     inst = runner.market_instrument(market)
-    feed = SimFeed("sim:alpha", inst)
+    feed = hosted_feed("sim:alpha", inst)
     start = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     t0 = int(start.timestamp()) * 10**9
     events = [feed.book_at(t0 + i * 500_000_000) for i in range(240)]
