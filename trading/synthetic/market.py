@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -165,6 +166,7 @@ class SyntheticMarket:
         self._latent: OrderedDict[int, np.ndarray] = OrderedDict()
         self._hours: OrderedDict[tuple[str, int], _VenueHour] = OrderedDict()
         self._books: dict[str, dict[int, tuple[tuple, tuple]]] = {}  # the last books per venue
+        self._lock = threading.RLock()  # the caches may be shared by threads (web views pricing orders)
 
     @property
     def venue_names(self) -> tuple[str, ...]:
@@ -271,6 +273,12 @@ class SyntheticMarket:
         return values
 
     def _hour(self, profile: VenueProfile, hour: int) -> _VenueHour:
+        if hour < 0:
+            raise ValueError(f"ts: {hour * SEGMENT_NS!r}.. is before 0; give times >= 0 (ns)")
+        with self._lock:
+            return self._hour_locked(profile, hour)
+
+    def _hour_locked(self, profile: VenueProfile, hour: int) -> _VenueHour:
         cache_key = (profile.name, hour)
         cached = self._hours.get(cache_key)
         if cached is not None:
@@ -378,8 +386,8 @@ class SyntheticMarket:
                 levels.append((price, max(1, round(mean * sizes[epoch][side][price % SIZE_SLOTS]))))
             sides.append(tuple(levels))
         bids, asks = sides
-        for old in [j for j in books if abs(j - k) > 1]:
-            del books[old]
+        for old in [j for j in list(books) if abs(j - k) > 1]:
+            books.pop(old, None)
         books[k] = (bids, asks)
         return bids, asks
 

@@ -175,6 +175,8 @@ def test_bad_configuration_is_rejected_naming_the_field():
         VenueProfile("x", episode_share=1.5)
     with pytest.raises(KeyError, match="nope"):
         SyntheticMarket(INSTRUMENT).mid("nope", 0)
+    with pytest.raises(ValueError, match="ts"):
+        SyntheticMarket(INSTRUMENT).book_at("alpha", -1)
 
 
 def test_the_market_at_a_time_does_not_depend_on_when_generation_started():
