@@ -122,7 +122,7 @@ class SimFeed:
 
 
 def hosted_profile(venue: str, instrument: Instrument) -> VenueProfile:
-    """A hosted sim venue: 10 levels about 1 bp from the mid, 0.05-0.55 of the base asset each,
+    """A hosted sim venue: 10 levels from about 1 bp off the mid, about 0.3 of the base asset each,
     about 4 trades a second, divergence episodes of up to 30 bps in about a third of the minutes."""
     tick, lot = float(instrument.tick_size), float(instrument.lot_size)
     half = max(1, round(HOSTED_PRICE * 0.00005 / tick))
