@@ -16,12 +16,12 @@ import logging
 import random
 import time
 
+from connectors.venues import Converter, build_feed
 from trading.book import OrderBook, SequenceGap
 from trading.events import BookSnapshot, TopOfBook, TradeTick
 from workers import codec, keys, records
 from workers import metrics as feed_metrics
 from workers.books import apply_to_book
-from workers.venues import Converter, build_feed
 
 logger = logging.getLogger(__name__)
 TOP_N = 20

@@ -221,25 +221,23 @@ def _synthetic_as(data: dict) -> Prepared:
 
 
 def _synthetic_multivenue(data: dict) -> Prepared:
-    from trading.synthetic.multivenue import MultiVenueMarket, VenueSpec
+    from trading.synthetic.market import SyntheticMarket, VenueProfile
 
     n = data.get("venues", 2)
     correlation = data.get("correlation", 0.9)
-    specs = [VenueSpec("v0")] + [
-        VenueSpec(f"v{i}", lag_ns=100_000_000 * i, beta=correlation if correlation else 1.0, jump_rate=0.02)
+    specs = [VenueProfile("v0")] + [
+        VenueProfile(f"v{i}", lag_ns=100_000_000 * i, beta=correlation if correlation else 1.0, jump_rate=0.02)
         for i in range(1, n)
     ]
-    step_ns = 100_000_000
-    market = MultiVenueMarket(
+    market = SyntheticMarket(
         SYNTHETIC_INSTRUMENT,
         specs,
         seed=data.get("seed", 0),
-        step_ns=step_ns,
         start_price=data.get("s0", 100.0),
         volatility_bps=data.get("volatility", 0.5),
     )
-    steps = data.get("duration_s", 600) * 1_000_000_000 // step_ns
-    events = [event for venue, event in market.take(steps) if venue == "v0"]
+    # The bot trades v0; the market is a function of time, so only v0 is generated.
+    events = [event for _venue, event in market.events(0, data.get("duration_s", 600) * 1_000_000_000, ["v0"])]
     return Prepared(SYNTHETIC_INSTRUMENT, events, len(events), extras={"venues": [s.name for s in specs]})
 
 

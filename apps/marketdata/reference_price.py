@@ -78,7 +78,7 @@ def _venue_price(venue: str, symbol: str, tick: Decimal) -> ReferencePrice | Non
         price = _recording_price(venue, symbol)
         return None if price is None else ReferencePrice(price, "the replay recording's opening price")
     if kind == "sim" and name:
-        from workers.simvenue import sim_mid
+        from connectors.sim import sim_mid
 
         return ReferencePrice(Decimal(str(sim_mid(venue, time.time()))).quantize(tick), "the sim venue's price now")
     return None
@@ -88,8 +88,8 @@ def _venue_price(venue: str, symbol: str, tick: Decimal) -> ReferencePrice | Non
 def _recording_price(venue: str, symbol: str) -> Decimal | None:
     """The first trade (else the first book's mid) of the recording a replay market plays."""
     from connectors.binance_recording import RECORDINGS, iter_recording
+    from connectors.venues import REPLAY_RECORDINGS
     from trading.events import BookSnapshot, TradeTick
-    from workers.venues import REPLAY_RECORDINGS
 
     name = REPLAY_RECORDINGS.get((venue, symbol))
     if name is None:

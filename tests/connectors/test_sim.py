@@ -1,23 +1,24 @@
-"""Simulated venues: one generator fanned out to several venue feeds, paced by a clock."""
+"""Simulated venue feeds: a time-indexed synthetic market paced by a clock."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 
-from connectors.sim import SimFeed, SimMarket, single_venue_market
-from connectors.venues import SIM_INSTRUMENT
-from trading.events import BookSnapshot, TradeTick
-from trading.instruments import Side
+from connectors.sim import SimFeed, hosted_feed, sim_mid
+from connectors.venues import SIM_INSTRUMENT, VenueFactory, VenueSpec
+from trading.book import OrderBook
+from trading.events import BookDelta, BookSnapshot, TradeTick
 from trading.ports import FeedHealth, MarketDataFeed
+from trading.synthetic.market import SyntheticMarket, VenueProfile
 
 MS = 1_000_000
+STEP = 100 * MS
 
 
 class FakeTime:
-    def __init__(self, start: int = 10**18) -> None:
+    def __init__(self, start: int = 1_765_000_000 * 10**9) -> None:
         self.now = start
         self.slept: list[float] = []
 
@@ -29,13 +30,9 @@ class FakeTime:
         self.now += int(seconds * 1e9)
 
 
-def correlated_source():
-    """Two venues quoting the same price path, venue b lagging a by 5 ms."""
-    for i in range(6):
-        ts = i * 100 * MS
-        mid = 10_000 + i
-        yield "a", BookSnapshot(ts=ts, bids=((mid - 1, 5),), asks=((mid + 1, 5),), sequence=i + 1)
-        yield "b", BookSnapshot(ts=ts + 5 * MS, bids=((mid - 1, 7),), asks=((mid + 1, 7),), sequence=i + 1)
+def market(seed: int = 1, venues=("lead", "lag")) -> SyntheticMarket:
+    profiles = [VenueProfile(v, lag_ns=500 * MS if v == "lag" else 0) for v in venues]
+    return SyntheticMarket(SIM_INSTRUMENT, profiles, seed=seed, volatility_bps=20.0)
 
 
 async def take(feed: SimFeed, n: int) -> list:
@@ -47,45 +44,74 @@ async def take(feed: SimFeed, n: int) -> list:
     return out
 
 
-async def test_two_venues_share_one_generator_and_see_the_same_price_path() -> None:
+async def test_at_real_speed_the_feed_plays_the_market_at_wall_clock_time() -> None:
     t = FakeTime()
-    market = SimMarket(correlated_source(), speed=1.0, clock_ns=t.clock, sleep=t.sleep)
-    a = SimFeed(market, "a", SIM_INSTRUMENT)
-    b = SimFeed(market, "b", SIM_INSTRUMENT)
-    assert isinstance(a, MarketDataFeed)
-    await a.connect()
-    await b.connect()
-    got_a, got_b = await asyncio.wait_for(asyncio.gather(take(a, 6), take(b, 6)), 2)
-    await a.close()
-    await b.close()
-    assert [e.bids[0][0] for e in got_a] == [e.bids[0][0] for e in got_b] == [9_999 + i for i in range(6)]
-    assert {e.bids[0][1] for e in got_a} == {5} and {e.bids[0][1] for e in got_b} == {7}
-    # times are re-based onto the clock, 100 ms apart, venue b 5 ms behind
-    start = got_a[0].ts
-    assert [e.ts - start for e in got_a] == [i * 100 * MS for i in range(6)]
-    assert [e.ts - start for e in got_b] == [i * 100 * MS + 5 * MS for i in range(6)]
-    assert sum(t.slept) == pytest.approx(0.505, abs=1e-6)
-
-
-async def test_speed_factor_compresses_waiting() -> None:
-    t = FakeTime()
-    market = SimMarket(correlated_source(), speed=10.0, clock_ns=t.clock, sleep=t.sleep)
-    feed = SimFeed(market, "a", SIM_INSTRUMENT)
+    m = market()
+    feed = SimFeed(m, "lead", clock_ns=t.clock, sleep=t.sleep)
+    assert isinstance(feed, MarketDataFeed)
     await feed.connect()
-    got = await asyncio.wait_for(take(feed, 6), 2)
+    got = await asyncio.wait_for(take(feed, 60), 5)
     await feed.close()
-    assert got[-1].ts - got[0].ts == 50 * MS  # 500 ms of market time in 50 ms
-    assert sum(t.slept) == pytest.approx(0.0505, abs=1e-6)
+    books = [e for e in got if not isinstance(e, TradeTick)]
+    assert isinstance(got[0], BookSnapshot) and all(isinstance(e, BookDelta) for e in books[1:])
+    assert [b.ts for b in books] == [got[0].ts + i * STEP for i in range(len(books))]
+    # wall time is market time: the book at the clock's step is the market's book at that time
+    assert got[0] == m.book_at("lead", got[0].ts) and got[0].ts // STEP == -(-FakeTime().now // STEP)
+    assert sum(t.slept) == pytest.approx((got[-1].ts - FakeTime().now) / 1e9, abs=1e-6)
+
+
+async def test_two_feeds_started_apart_publish_the_same_market() -> None:
+    """A second host taking over later sees the same books and trades at the same times."""
+    t1, t2 = FakeTime(), FakeTime(FakeTime().now + 3 * STEP)
+    first = SimFeed(market(), "lead", clock_ns=t1.clock, sleep=t1.sleep)
+    second = SimFeed(market(), "lead", clock_ns=t2.clock, sleep=t2.sleep)
+    a = await asyncio.wait_for(take(first, 120), 5)
+    b = await asyncio.wait_for(take(second, 60), 5)
+    book_a, book_b = OrderBook(), OrderBook()
+    for ev in a:
+        if isinstance(ev, BookSnapshot):
+            book_a.apply_snapshot(ev)
+        elif isinstance(ev, BookDelta):
+            book_a.apply_delta(ev)
+        if ev.ts == b[0].ts and not isinstance(ev, TradeTick):
+            break
+    book_b.apply_snapshot(b[0])
+    assert book_a.top(20) == book_b.top(20)
+    trades_a = [e for e in a if isinstance(e, TradeTick) and e.ts >= b[0].ts]
+    trades_b = [e for e in b if isinstance(e, TradeTick)]
+    assert trades_b and trades_a[: len(trades_b)] == trades_b
+
+
+async def test_speed_factor_compresses_waiting_and_rebases_times() -> None:
+    t = FakeTime()
+    feed = SimFeed(market(), "lead", speed=10.0, start_ts=0, clock_ns=t.clock, sleep=t.sleep)
+    got = await asyncio.wait_for(take(feed, 200), 5)
+    books = [e for e in got if not isinstance(e, TradeTick)]
+    assert books[0].ts == FakeTime().now  # market time 0 is played from the clock's now
+    assert books[5].ts - books[0].ts == 50 * MS  # 500 ms of market time in 50 ms
+    assert sum(t.slept) == pytest.approx((got[-1].ts - books[0].ts) / 1e9, abs=1e-6)
+
+
+async def test_a_consumer_that_falls_behind_skips_ahead_with_a_snapshot() -> None:
+    t = FakeTime()
+    feed = SimFeed(market(), "lead", clock_ns=t.clock, sleep=t.sleep)
+    got = []
+    async for ev in feed.events():
+        got.append(ev)
+        if len(got) == 3:
+            t.now += 5_000_000_000  # the consumer stalls for 5 s
+        if len(got) > 3 and isinstance(got[-1], BookSnapshot):
+            break
+    assert got[-1].ts >= FakeTime().now + 5_000_000_000 - STEP
+    assert feed.stats.rejected.get("skipped_behind") == 1
 
 
 async def test_same_seed_reproduces_the_same_market_and_another_seed_differs() -> None:
     async def run(seed: int) -> list:
-        market = single_venue_market(SIM_INSTRUMENT, seed=seed, speed=0)
-        feed = SimFeed(market, "sim", SIM_INSTRUMENT)
-        await feed.connect()
+        feed = SimFeed(market(seed, ("sim",)), "sim", speed=0, start_ts=0)
         got = await asyncio.wait_for(take(feed, 200), 5)
         await feed.close()
-        return [(type(e).__name__, getattr(e, "price", None) or e.bids[0][0]) for e in got]
+        return [(type(e).__name__, getattr(e, "price", None) or (e.bids[0] if e.bids else None)) for e in got]
 
     first, again, other = await run(7), await run(7), await run(8)
     assert first == again
@@ -93,57 +119,41 @@ async def test_same_seed_reproduces_the_same_market_and_another_seed_differs() -
     assert any(kind == "TradeTick" for kind, _ in first)
 
 
-async def test_feed_reports_closed_when_the_generator_is_exhausted() -> None:
-    market = SimMarket(iter([("a", TradeTick(ts=1, price=10, qty=1, aggressor=Side.BUY))]), speed=0)
-    feed = SimFeed(market, "a", SIM_INSTRUMENT)
-    await feed.connect()
-    got = [e async for e in feed.events()]
-    assert len(got) == 1 and feed.health is FeedHealth.CLOSED
+async def test_closing_the_feed_ends_its_events() -> None:
+    feed = SimFeed(market(), "lead", speed=0, start_ts=0)
+    got = []
+    async for ev in feed.events():
+        got.append(ev)
+        if len(got) == 10:
+            await feed.close()
+    assert len(got) == 10 and feed.health is FeedHealth.CLOSED
 
 
-async def test_single_venue_market_runs_past_the_model_horizon_without_a_price_jump() -> None:
-    market = single_venue_market(SIM_INSTRUMENT, seed=5, speed=0)
-    feed = SimFeed(market, "sim", SIM_INSTRUMENT)
-    await feed.connect()
-    got = await asyncio.wait_for(take(feed, 1500), 10)
-    await feed.close()
-    books = [e for e in got if isinstance(e, BookSnapshot)]
-    assert len(books) > 400  # more than two 200-step horizons
-    assert all(b.ts > a.ts for a, b in itertools.pairwise(books))
-    mids = [(b.bids[0][0] + b.asks[0][0]) / 2 for b in books]
-    # one step moves the mid by sigma*sqrt(dt) = 0.14 (14 ticks): never a reset back to s0
-    assert max(abs(b - a) for a, b in itertools.pairwise(mids)) <= 16
+async def test_lagging_venue_follows_the_leader() -> None:
+    m = market(3)
+    lead = [m.mid_ticks("lead", k * STEP) for k in range(2000)]
+    lag = [m.mid_ticks("lag", k * STEP) for k in range(2000)]
+    ahead = sum(abs(a - b) for a, b in zip(lead[:-5], lag[5:], strict=True))
+    same = sum(abs(a - b) for a, b in zip(lead, lag, strict=True))
+    assert ahead < same / 2
 
 
-async def test_multi_venue_market_feeds_are_correlated_and_reproducible() -> None:
-    from connectors.sim import multi_venue_market
+def test_hosted_venues_are_btc_like_and_their_mid_is_the_feeds_book() -> None:
+    from decimal import Decimal
 
-    async def run(seed: int) -> tuple[list, list]:
-        market = multi_venue_market(SIM_INSTRUMENT, ["lead", "lag"], seed=seed, speed=0)
-        lead, lag = SimFeed(market, "lead", SIM_INSTRUMENT), SimFeed(market, "lag", SIM_INSTRUMENT)
-        await lead.connect()
-        await lag.connect()
-        got = await asyncio.wait_for(asyncio.gather(take(lead, 300), take(lag, 300)), 10)
-        await lead.close()
-        await lag.close()
-        return got
+    from trading.instruments import Instrument
 
-    a_lead, a_lag = await run(1)
-    b_lead, b_lag = await run(1)
-
-    def shape(events: list) -> list:
-        return [(type(e).__name__, e.ts - events[0].ts, getattr(e, "price", None)) for e in events]
-
-    assert shape(a_lead) == shape(b_lead) and shape(a_lag) == shape(b_lag)
-    assert isinstance(a_lead[0], BookSnapshot) and isinstance(a_lag[0], BookSnapshot)
-    first_mid = {name: (evs[0].bids[0][0] + evs[0].asks[0][0]) / 2 for name, evs in (("lead", a_lead), ("lag", a_lag))}
-    # one latent price: both venues start within a few ticks of each other
-    assert abs(first_mid["lead"] - first_mid["lag"]) <= 5
+    inst = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.00001", venue="sim:alpha")
+    ts = 1_765_000_000 * 10**9
+    book = hosted_feed("sim:alpha", inst).book_at(ts)
+    assert len(book.bids) == len(book.asks) == 10
+    mid = (inst.price(book.bids[0][0]) + inst.price(book.asks[0][0])) / 2
+    assert abs(mid / Decimal(str(sim_mid("sim:alpha", ts / 1e9))) - 1) < Decimal("0.0002")
+    assert 30_000 < sim_mid("sim:alpha", ts / 1e9) < 120_000
+    assert sim_mid("sim:alpha", ts / 1e9) != sim_mid("sim:beta", ts / 1e9)
 
 
-async def test_factory_builds_several_correlated_sim_venues_on_one_generator() -> None:
-    from connectors.venues import VenueFactory, VenueSpec
-
+async def test_factory_builds_several_correlated_sim_venues_on_one_market() -> None:
     factory = VenueFactory()
     options = {"seed": 2, "speed": 0, "venues": ["sim-a", "sim-b"]}
     a = await factory.feed(VenueSpec("sim", "sim-a", options=options))
@@ -155,3 +165,6 @@ async def test_factory_builds_several_correlated_sim_venues_on_one_generator() -
     await a.close()
     await b.close()
     assert got_a and got_b and got_a != got_b
+    mid_a = (got_a[0].bids[0][0] + got_a[0].asks[0][0]) / 2
+    mid_b = (got_b[0].bids[0][0] + got_b[0].asks[0][0]) / 2
+    assert abs(mid_a - mid_b) <= 5  # one latent price

@@ -136,10 +136,10 @@ def test_sharing_one_book_between_venue_and_engine_changes_nothing_for_post_only
 
 
 def test_backtest_runs_on_a_synthetic_venue_with_chained_deltas():
-    from trading.synthetic.multivenue import MultiVenueMarket, VenueSpec
+    from trading.synthetic.market import SyntheticMarket, VenueProfile
 
     instrument = Instrument.create(symbol="SYN/USD", tick_size="0.01", lot_size="1")
-    market = MultiVenueMarket(instrument, (VenueSpec("alpha", trade_rate=20.0),), seed=2, volatility_bps=5.0)
+    market = SyntheticMarket(instrument, (VenueProfile("alpha", trade_rate=20.0),), seed=2, volatility_bps=5.0)
     events = [event for _, event in market.take(600)]
     strategy = build_strategy(
         "fixed_spread",

@@ -12,10 +12,10 @@ from celery import current_app
 from apps.arbitrage.models import Opportunity
 from apps.arbitrage.services import arbitrage_settings_update
 from apps.exchanges.models import Market
+from connectors.sim import hosted_feed, sim_mid
 from tests.workers.h10_worker import celery_worker_fixture, wait_for  # noqa: F401 (fixture)
 from tests.workers.helpers import ensure_market
 from workers import keys
-from workers.simvenue import SimFeed, sim_mid
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def _diverged_books(redis):
         t += 1.0
     for venue in ("sim:alpha", "sim:beta"):
         inst = market_instrument(Market.objects.get(venue=venue, symbol="BTC/USDT"))
-        snap = SimFeed(venue, inst).book_at(int(t * 1e9))
+        snap = hosted_feed(venue, inst).book_at(int(t * 1e9))
         payload = {
             "type": "book",
             "venue": venue,

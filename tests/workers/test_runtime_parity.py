@@ -52,12 +52,12 @@ def feed_events(instrument) -> list:
     a top-20 snapshot when the book changed, every trade), encoded and decoded as the host reads
     them from the stream."""
     from connectors.binance_recording import RECORDINGS, iter_recording
+    from connectors.venues import Converter
     from trading.book import OrderBook, SequenceGap
     from trading.events import TradeTick
     from workers import codec
     from workers.books import apply_to_book
     from workers.feeds import TOP_N
-    from workers.venues import Converter
 
     recording = RECORDINGS["binance-spot-btcusdt"]
     conv = Converter(recording.instrument, instrument)

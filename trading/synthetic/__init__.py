@@ -2,6 +2,7 @@
 
 * :mod:`trading.synthetic.avellaneda_stoikov` — the Avellaneda-Stoikov (2008) market and its
   Monte Carlo, plus an event stream of the same market for the real engine and backtester.
-* :mod:`trading.synthetic.multivenue` — several venues with correlated, lead/lag prices,
-  dislocations, L2 depth and Poisson trades.
+* :mod:`trading.synthetic.market` — several venues with correlated, lead/lag prices,
+  dislocations, divergence episodes, L2 depth and Poisson trades, as a pure function of
+  (seed, venues, time): the one generator behind sim venues and sim backtests.
 """

@@ -12,9 +12,9 @@ from apps.arbitrage.models import Opportunity
 from apps.arbitrage.services import arbitrage_settings_update
 from apps.arbitrage.tracker import LatestBook, tracker_paper_execute, tracker_scan
 from apps.exchanges.models import Market
+from connectors.sim import hosted_feed, sim_mid
 from workers import keys
 from workers.arbitrage import read_latest, scan_once, watched_markets
-from workers.simvenue import SimFeed, sim_mid
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def _sim_payload(venue: str, ts: int) -> str:
     from apps.arbitrage.tracker import market_instrument
 
     inst = market_instrument(market)
-    snap = SimFeed(venue, inst).book_at(ts)
+    snap = hosted_feed(venue, inst).book_at(ts)
     return _payload(
         venue,
         "BTC/USDT",

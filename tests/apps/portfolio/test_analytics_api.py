@@ -149,13 +149,13 @@ def test_shadow_backtest_replays_the_stored_market_and_compares_with_live(users,
     from apps.backtests import runner
     from apps.backtests.services import current_app
     from apps.marketdata.services import batch_from_events, marketdata_ingest_batch
-    from workers.simvenue import SimFeed
+    from connectors.sim import hosted_feed
 
     monkeypatch.setattr(current_app, "send_task", lambda *a, **k: None)
     _history(bot)
     inst = runner.market_instrument(bot.market)
     t0 = int(T0.timestamp()) * 10**9
-    books = [SimFeed("sim:alpha", inst).book_at(t0 + i * 10**9) for i in range(60)]
+    books = [hosted_feed("sim:alpha", inst).book_at(t0 + i * 10**9) for i in range(60)]
     batch = batch_from_events(market_id=bot.market_id, instrument=inst, events=books)
     marketdata_ingest_batch(depths=batch.depths)
     created = api(users["alice"]).post(f"/api/v1/bots/{bot.pk}/shadow-backtests/", PERIOD, format="json")
