@@ -51,14 +51,14 @@ def reference_price(market: Market) -> ReferencePrice | None:
 
 
 def _live_book_mid(market: Market) -> Decimal | None:
-    """The mid of the book the market's feed last published (``workers.keys.feed_book``)."""
+    """The mid of the book the market's feed last published (the workers' ``feed_book`` key)."""
     import redis
 
     from apps.core.health import redis_client
-    from workers.keys import feed_book
+    from apps.dashboard.live import feed_book_key
 
     try:
-        raw = redis_client().get(feed_book(market.venue, market.symbol))
+        raw = redis_client().get(feed_book_key(market.venue, market.symbol))
     except redis.RedisError as exc:
         log.warning("reference price: the live book of %s %s is unreadable: %s", market.venue, market.symbol, exc)
         return None
