@@ -109,7 +109,27 @@ async def hosted_run(host, bot_id: int, events: list) -> dict:
         await lease.release()
 
 
-def make_perp_bot(wallet: str = "1500"):
+async def taken_over(host, bot_id: int, now: int) -> dict:
+    """A new owner's take-over of the bot (its start only): its perpetual figures."""
+    from workers import keys
+    from workers.botloop import BotRunner
+    from workers.leases import Lease
+
+    lease = Lease(host.redis, keys.bot_lease(bot_id), keys.bot_fence(bot_id), host.host_id, host.ttl_ms)
+    assert await lease.acquire()
+    bot = BotRunner(host, bot_id, lease)
+    bot.clock = lambda: now
+    try:
+        await bot._start()
+        return bot.engine.perp.snapshot()
+    finally:
+        for subs in host.subscribers.values():
+            subs.discard(bot)
+        await bot.venue.close()
+        await lease.release()
+
+
+def make_perp_bot(wallet: str = "1500", perp: dict | None = None):
     from apps.accounts.models import User
     from apps.bots.models import Bot
     from apps.bots.services import bot_create
@@ -133,7 +153,7 @@ def make_perp_bot(wallet: str = "1500"):
         params={"order_amount": "0.01", "bid_spread": "0.00002", "ask_spread": "0.05", "order_levels": 1,
                 "refresh_time": "1"},
         risk={"max_order_size": "0.02", "max_position_base": "5",
-              "perp": {"leverage": 2, "margin_mode": "isolated", "limits": {"max_position_contracts": "2"}}},
+              "perp": perp or {"leverage": 2, "margin_mode": "isolated", "limits": {"max_position_contracts": "2"}}},
     )  # fmt: skip
     Bot.objects.filter(pk=bot.pk).update(desired_state="running")
     return user, account, bot
@@ -222,8 +242,94 @@ def test_hosted_paper_perp_bot_quotes_in_contracts_refuses_past_margin_and_books
     assert "Funding paid" in page
     assert figures["next_funding"] == after.isoformat(timespec="seconds")
     assert f'id="perp-next-funding">{figures["next_funding"]}' in page
+
+    # A new owner rebuilds the perpetual position from the recorded fills and the funding booked
+    # so far from the last PnL snapshot: its margin and liquidation figures continue.
+    from workers.host import Host
+
+    other = Host(ttl_ms=3000)  # another host (this one's writers are drained and ended)
+    other.start_thread()
+    assert other.started.wait(5)
+    try:
+        again = asyncio.run_coroutine_threadsafe(taken_over(other, bot.pk, events[-1].ts), other.loop).result(60)
+    finally:
+        other.stop()
+    assert Decimal(again["position_contracts"]) == net and Decimal(again["funding"]) == amount
+    assert again["entry_price"] == figures["entry_price"] and again["liquidation_price"] == figures["liquidation_price"]
     print(
         f"perp hosted: {len(events)} events, {Order.objects.filter(bot=bot).count()} orders, {len(fills)} fills, "
         f"position {net} contracts; refused: {refused.message}; funding: {event.message}; "
         f"liquidation {figures['liquidation_price']} ({figures['liquidation_distance']:.2%} from mark {mark})"
     )
+
+
+def test_perp_settings_are_validated_by_name_and_a_wallet_is_required(host):
+    """Bad perpetual settings are refused at creation naming the field, the value and what is
+    accepted; perpetual settings on a spot market are refused; a paper account without the
+    settle currency leaves the bot in ``error`` with the reason instead of quoting."""
+    from apps.accounts.errors import FieldErrors
+    from apps.bots.models import Bot
+    from apps.bots.services import bot_update_config
+    from tests.workers.helpers import ensure_market, wait_until
+
+    user, account, bot = make_perp_bot()
+    for perp, field, fragment in (
+        ({"leverage": 200}, "perp.leverage", "125"),
+        ({"margin_mode": "portfolio"}, "perp.margin_mode", "accepted: isolated, cross"),
+        ({"wallet": "100"}, "perp.wallet", "paper account's balance"),
+        ({"funding_rate": "0.5"}, "perp.funding_rate", "up to 0.03"),
+        ({"limits": {"min_liquidation_distance": "2"}}, "perp.limits.min_liquidation_distance", "0.9"),
+    ):
+        with pytest.raises(FieldErrors) as err:
+            bot_update_config(bot=bot, actor=user, risk={"max_order_size": "0.02", "perp": perp})
+        message = str(err.value.errors["risk"][field])
+        assert fragment in message, (field, message)
+    spot = ensure_market("sim:alpha")
+    from apps.bots.services import bot_config_validate
+
+    with pytest.raises(FieldErrors) as err:
+        bot_config_validate(strategy="fixed_spread", params=bot.params, risk={"perp": {"leverage": 2}}, market=spot)
+    assert "not a perpetual market" in str(err.value.errors["risk"]["perp"])
+
+    # No USDT on the paper account: the loop refuses to start the bot, naming the balance.
+    account.paper_balances = {"BTC": "1"}
+    account.save(update_fields=["paper_balances"])
+    from workers import supervisor
+
+    supervisor.tick()
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "error", 20)
+    reason = Bot.objects.get(pk=bot.pk).state_reason
+    assert "paper_balances.USDT" in reason and "settles in USDT" in reason, reason
+
+
+def test_hosted_perp_bot_pauses_near_liquidation_as_in_a_backtest(host):
+    """At 50x isolated the liquidation price is about 1.6 % under the entry: with
+    ``min_liquidation_distance`` 5 % the first fill pauses quoting (a ``liquidation_distance``
+    breach in the event log naming mark, distance and liquidation price), and the bot buys no
+    more while the breach holds."""
+    from apps.bots.models import BotEvent
+    from apps.orders.models import Fill
+    from workers import records
+
+    _user, _account, bot = make_perp_bot(
+        perp={
+            "leverage": 50,
+            "margin_mode": "isolated",
+            "funding_rate": "0",
+            "limits": {"min_liquidation_distance": "0.05"},
+        }
+    )
+    setup = records.bot_setup(bot.pk)
+    events = usdm_feed_events(setup.instrument, 2)
+    out = asyncio.run_coroutine_threadsafe(hosted_run(host, bot.pk, events), host.loop).result(600)
+    host.drain_writers(60)
+    perp = out["perp"]
+    fills = list(Fill.objects.filter(bot=bot).order_by("ts"))
+    assert fills, "the bot never filled"
+    breach = BotEvent.objects.filter(bot=bot, kind="risk", code="liquidation_distance").order_by("ts").first()
+    assert breach is not None, list(BotEvent.objects.filter(bot=bot).values_list("code", "message")[:20])
+    assert "from the liquidation price" in breach.message and "limit 5.00%" in breach.message
+    assert perp.too_close and perp.liquidation is not None
+    # Nothing placed after the pause filled beyond the orders already working then.
+    assert sum(f.quantity for f in fills if f.ts > breach.ts) <= Decimal("0.01")
+    assert perp.funding_source == "constant rate (bot configuration)"
