@@ -109,8 +109,10 @@ async def hosted_run(host, bot_id: int, events: list) -> dict:
         await lease.release()
 
 
-async def taken_over(host, bot_id: int, now: int) -> dict:
-    """A new owner's take-over of the bot (its start only): its perpetual figures."""
+async def taken_over(host, bot_id: int, now: int, new_funding=None) -> tuple[dict, int | None]:
+    """A new owner's take-over of the bot (its start only): its perpetual figures; with
+    ``new_funding`` (a FundingRate's fields) stored afterwards, the series re-read by the loop's
+    refresh and the next funding time the bot then sees."""
     from workers import keys
     from workers.botloop import BotRunner
     from workers.leases import Lease
@@ -121,7 +123,17 @@ async def taken_over(host, bot_id: int, now: int) -> dict:
     bot.clock = lambda: now
     try:
         await bot._start()
-        return bot.engine.perp.snapshot()
+        figures = bot.engine.perp.snapshot()
+        if new_funding is None:
+            return figures, None
+        from apps.derivatives.models import FundingRate
+        from workers import perp_hosting
+
+        await host.db_setup.call(lambda: FundingRate.objects.create(**new_funding))
+        await perp_hosting.hosting(bot)._refresh()
+        engine = bot.engine
+        engine.perp.evaluate(now + 1, engine.status, None, engine.ctx)
+        return figures, engine.ctx.next_funding_ts
     finally:
         for subs in host.subscribers.values():
             subs.discard(bot)
@@ -144,6 +156,7 @@ def make_perp_bot(wallet: str = "1500", perp: dict | None = None):
         defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "min_notional": "100",
                   "maker_fee": "0.0002", "taker_fee": "0.0005"},
     )  # fmt: skip
+    market.refresh_from_db()  # decimals, not the strings given (transactional tests flush the seeded row)
     bot = bot_create(
         owner=user,
         name="perp bidder",
@@ -251,11 +264,17 @@ def test_hosted_paper_perp_bot_quotes_in_contracts_refuses_past_margin_and_books
     other.start_thread()
     assert other.started.wait(5)
     try:
-        again = asyncio.run_coroutine_threadsafe(taken_over(other, bot.pk, events[-1].ts), other.loop).result(60)
+        inserted = funding_at + timedelta(hours=4)
+        new_funding = {"venue": VENUE, "symbol": SYMBOL, "ts": inserted, "rate": FUNDING_RATE, "source": "csv"}
+        again, next_ts = asyncio.run_coroutine_threadsafe(
+            taken_over(other, bot.pk, events[-1].ts, new_funding), other.loop
+        ).result(60)
     finally:
         other.stop()
     assert Decimal(again["position_contracts"]) == net and Decimal(again["funding"]) == amount
     assert again["entry_price"] == figures["entry_price"] and again["liquidation_price"] == figures["liquidation_price"]
+    # A funding time stored while the bot runs is picked up by the periodic re-read.
+    assert next_ts == int(inserted.timestamp()) * 1_000_000_000
     print(
         f"perp hosted: {len(events)} events, {Order.objects.filter(bot=bot).count()} orders, {len(fills)} fills, "
         f"position {net} contracts; refused: {refused.message}; funding: {event.message}; "
