@@ -188,6 +188,8 @@ class BotRecords:
             "risk": engine.status.action.name.lower(),
             "ts": ts,
         }
-        if perp is not None:
+        if perp is not None:  # a perpetual's figures are its exact position's, in the settle currency
             status["perp"] = perp
+            status.update(position=perp["position_contracts"], equity=perp["margin_balance"])
+            status.update(realized=perp["realized"], unrealized=perp["unrealized"] or "0")
         self.host.set_bot_status(self.bot_id, status)

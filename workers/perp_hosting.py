@@ -231,7 +231,11 @@ def perp_snapshots_record(rows: list[tuple]) -> None:
 
 def _describe(row: tuple) -> str:
     _ts, _bot, position, _cash, _mark, realized, _u, _f, equity, *_rest = row
-    return f"perp PnL snapshot (position {float(position)}, realized {float(realized)}, equity {float(equity)})"
+
+    def dec(value) -> str:
+        return f"{to_decimal(Fraction(value), 18):f}"
+
+    return f"perp PnL snapshot (position {dec(position)}, realized {dec(realized)}, equity {dec(equity)})"
 
 
 perp_snapshots_record.describe = _describe
