@@ -4,8 +4,8 @@ The bot's loop (``workers.botloop.BotRunner``) is started by a real in-process h
 real Redis and PostgreSQL and stepped as in ``test_runtime_parity``: the replay feed's events of
 the shipped USD-M recording (top-20 snapshots and trades, through ``workers.codec``), one cycle
 per event, the timer and snapshot steps every second of the events' clock. The bot only bids
-(its asks sit 5 % away), so it builds a long position until its margin runs out; a funding time
-is stored inside the window. Checked: it quotes and fills in contracts, the order its margin
+(its asks, 5 % away, are refused by the spot price band), so it builds a long position until its
+margin runs out; a funding time is stored inside the window. Checked: it quotes and fills in contracts, the order its margin
 cannot carry is refused with the figures (a bot event), funding is booked on the position at the
 stored time with the documented sign and amount (a bot event, and in the PnL snapshots'
 ``funding`` column), and the bot page and API show the perpetual figures.
@@ -352,3 +352,45 @@ def test_hosted_perp_bot_pauses_near_liquidation_as_in_a_backtest(host):
     # Nothing placed after the pause filled beyond the orders already working then.
     assert sum(f.quantity for f in fills if f.ts > breach.ts) <= Decimal("0.01")
     assert perp.funding_source == "constant rate (bot configuration)"
+
+
+def test_supervisor_starts_a_perp_bot_on_the_replay_feed_and_its_status_carries_the_perp_figures(host, redis_client):
+    """Fully hosted (the supervisor claims the bot, the host runs the replay feed at real speed and
+    the loop on the wall clock): it quotes in contracts and its live status and PnL snapshots
+    carry the perpetual figures, funding at the configured constant rate."""
+    from apps.bots.models import Bot
+    from apps.dashboard.perp import bot_perp
+    from apps.portfolio.models import PnlSnapshot
+    from tests.workers.helpers import wait_until
+    from workers import keys, lifecycle, supervisor
+
+    _user, account, bot = make_perp_bot(perp={"leverage": 3, "funding_rate": "0.0001"})
+    params = {
+        "order_amount": "0.01",
+        "bid_spread": "0.001",
+        "ask_spread": "0.001",
+        "order_levels": 1,
+        "refresh_time": "1",
+    }
+    Bot.objects.filter(pk=bot.pk).update(params=params)  # both sides, inside the price band
+    supervisor.tick()
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "running", 30), Bot.objects.get(
+        pk=bot.pk
+    ).state_reason
+    k_orders = keys.paper(account.pk, SYMBOL, "orders")
+    from apps.bots.models import BotEvent
+
+    assert wait_until(lambda: redis_client.hlen(k_orders) >= 2, 30), list(
+        BotEvent.objects.filter(bot=bot).values_list("code", "message")[:10]
+    )
+    figures = wait_until(lambda: (bot_perp(bot_id=bot.pk) or {}).get("mark_price") and bot_perp(bot_id=bot.pk), 15)
+    assert figures and figures["leverage"] == 3 and figures["funding_source"] == "constant rate (bot configuration)"
+    assert Decimal(figures["funding_rate"]) == Decimal("0.0001")
+    next_ts = int(datetime.fromisoformat(figures["next_funding"]).timestamp())
+    assert next_ts % (8 * 3600) == 0 and 0 < next_ts - datetime.now(UTC).timestamp() <= 8 * 3600
+    assert 50_000 < Decimal(figures["mark_price"]) < 70_000  # a BTC price from the replay, not an amount
+    assert wait_until(lambda: PnlSnapshot.objects.filter(bot=bot, funding__isnull=False).exists(), 10)
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    lifecycle.apply(bot.pk)
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 20)
+    assert redis_client.hlen(k_orders) == 0
