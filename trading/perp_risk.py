@@ -184,8 +184,9 @@ class PerpRisk:
         self.funding_rate: Fraction | None = None
         self._rate_float: float | None = None  # the same, as the strategy context's float
         self.next_funding_ts: int | None = None
-        # Funding booked by the schedule: (funding ts, rate, mark, amount), for the caller to record.
-        self.funding_log: list[tuple[int, Fraction, Fraction, Fraction]] = []
+        # Funding booked by the schedule: (funding ts, rate, mark, amount, position lots), for the
+        # caller to record.
+        self.funding_log: list[tuple[int, Fraction, Fraction, Fraction, int]] = []
         self._refresh_liquidation()
 
     @classmethod
@@ -277,7 +278,8 @@ class PerpRisk:
             mark = self.mark
             if mark is not None and self.position.net_lots:
                 for when, rate in schedule.times_between(self.next_funding_ts - 1, ts):
-                    self.funding_log.append((when, rate, mark, self.position.book_funding(mark, rate)))
+                    amount = self.position.book_funding(mark, rate)
+                    self.funding_log.append((when, rate, mark, amount, self.position.net_lots))
                 self._refresh_liquidation()
             self.next_funding_ts = None
         if self.next_funding_ts is None:

@@ -132,7 +132,7 @@ class PerpHosting:
         perp: PerpRisk = runner.engine.perp
         setup = runner.setup
         log, perp.funding_log = perp.funding_log, []
-        for when, rate, mark, amount in log:
+        for when, rate, mark, amount, lots in log:
             paid = amount < 0
             money = f"{to_decimal(abs(amount), perp.places):f} {perp.spec.settle}"
             runner._event(
@@ -140,13 +140,14 @@ class PerpHosting:
                 "funding_paid" if paid else "funding_received",
                 f"funding at {_iso(when)}: rate {to_decimal(rate, 8).normalize():f}, mark "
                 f"{to_decimal(mark, 8).normalize():f}: {'paid' if paid else 'received'} {money} on "
-                f"{perp._contracts(perp.position.net_lots)}",
+                f"{perp._contracts(lots)}",
                 {
                     "funding_ts": when,
                     "rate": f"{to_decimal(rate, 10):f}",
                     "mark": f"{to_decimal(mark, 8):f}",
                     "amount": f"{to_decimal(amount, 18):f}",
                     "settle": perp.spec.settle,
+                    "position_contracts": f"{to_decimal(perp.position.contracts(lots), 8).normalize():f}",
                 },
             )
         figures = perp.snapshot()

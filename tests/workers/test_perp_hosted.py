@@ -213,7 +213,7 @@ def test_hosted_paper_perp_bot_quotes_in_contracts_refuses_past_margin_and_books
     (event,) = BotEvent.objects.filter(bot=bot, kind="funding")
     assert event.code == "funding_paid" and event.data["funding_ts"] == funding_ns
     held = sum((f.quantity if f.side == "buy" else -f.quantity) for f in fills if f.ts <= funding_at)
-    assert held > 0
+    assert held > 0 and Decimal(event.data["position_contracts"]) == held
     amount = Decimal(event.data["amount"])
     assert amount == -(held * Decimal(event.data["mark"]) * FUNDING_RATE)
     assert Decimal(event.data["rate"]) == FUNDING_RATE
