@@ -35,15 +35,17 @@ def usdm_feed_events(instrument, minutes: int) -> list:
     from workers import codec
     from workers.books import apply_to_book
     from workers.feeds import TOP_N
-    from workers.venues import Converter
 
     recording = RECORDINGS["binance-usdm-btcusdt"]
-    conv = Converter(recording.instrument, instrument)
+    # The market's tick and lot are the recording's: the feed publishes the events unconverted.
+    assert (recording.instrument.tick_size, recording.instrument.lot_size) == (
+        instrument.tick_size,
+        instrument.lot_size,
+    )
     book = OrderBook()
     out: list = []
     end = None
-    for raw in iter_recording(recording.paths, recording.instrument):
-        ev = conv.event(raw)
+    for ev in iter_recording(recording.paths, recording.instrument):
         if end is None:
             end = ev.ts + minutes * 60 * 1_000_000_000
         if ev.ts > end:
