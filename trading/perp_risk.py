@@ -184,6 +184,9 @@ class PerpRisk:
         self.funding_rate: Fraction | None = None
         self._rate_float: float | None = None  # the same, as the strategy context's float
         self.next_funding_ts: int | None = None
+        # Funding booked by the schedule: (funding ts, rate, mark, amount, position lots), for the
+        # caller to record.
+        self.funding_log: list[tuple[int, Fraction, Fraction, Fraction, int]] = []
         self._refresh_liquidation()
 
     @classmethod
@@ -274,8 +277,9 @@ class PerpRisk:
         if self.next_funding_ts is not None and ts >= self.next_funding_ts:
             mark = self.mark
             if mark is not None and self.position.net_lots:
-                for _, rate in schedule.times_between(self.next_funding_ts - 1, ts):
-                    self.position.book_funding(mark, rate)
+                for when, rate in schedule.times_between(self.next_funding_ts - 1, ts):
+                    amount = self.position.book_funding(mark, rate)
+                    self.funding_log.append((when, rate, mark, amount, self.position.net_lots))
                 self._refresh_liquidation()
             self.next_funding_ts = None
         if self.next_funding_ts is None:

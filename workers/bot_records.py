@@ -25,7 +25,7 @@ from trading.events import (
 )
 from trading.instruments import Side
 from workers import metrics as bot_metrics
-from workers import records
+from workers import perp_hosting, records
 
 MAX_STAMPED = 100_000  # requests waiting for an answer; past it (answers lost) the stamps restart
 
@@ -158,12 +158,14 @@ class BotRecords:
         """PnL snapshot (every second) and the live status for the UI."""
         engine, inst = self.engine, self.setup.instrument
         snap = engine.portfolio.snapshot(ts)
-        self.host.db.submit(
-            records.pnl_snapshots_record,
-            [(ts, self.bot_id, inst, snap.position, snap.cash, snap.mid, snap.realized, snap.unrealized, snap.fees,
-              snap.equity, snap.peak, snap.drawdown)],
-            owner=self.bot_id,
-        )  # fmt: skip
+        perp = None if engine.perp is None else perp_hosting.hosting(self).step(ts)  # its own PnL row
+        if perp is None:
+            self.host.db.submit(
+                records.pnl_snapshots_record,
+                [(ts, self.bot_id, inst, snap.position, snap.cash, snap.mid, snap.realized, snap.unrealized,
+                  snap.fees, snap.equity, snap.peak, snap.drawdown)],
+                owner=self.bot_id,
+            )  # fmt: skip
         quotes = [
             {
                 "side": "buy" if o.side is Side.BUY else "sell",
@@ -186,4 +188,8 @@ class BotRecords:
             "risk": engine.status.action.name.lower(),
             "ts": ts,
         }
+        if perp is not None:  # a perpetual's figures are its exact position's, in the settle currency
+            status["perp"] = perp
+            status.update(position=perp["position_contracts"], equity=perp["margin_balance"])
+            status.update(realized=perp["realized"], unrealized=perp["unrealized"] or "0")
         self.host.set_bot_status(self.bot_id, status)

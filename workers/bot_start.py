@@ -19,7 +19,7 @@ from trading.events import Liquidity, OrderFilled, PlaceOrder, TimeInForce
 from trading.oms import OrderState
 from trading.risk import RiskLimits
 from trading.strategies import build_strategy
-from workers import keys, records
+from workers import keys, perp_hosting, records
 from workers.bot_control import StopLoop
 from workers.paper_venue import PaperVenue
 
@@ -31,8 +31,9 @@ def engine_for(setup: records.BotSetup, book, *, external_book: bool = True) -> 
     host keeps (``external_book``) and engine and paper matching read."""
     inst = setup.instrument
     strategy = build_strategy(setup.strategy, setup.params, inst)
-    risk = RiskLimits.from_dict(setup.risk, inst)
-    balances = setup.paper_balances
+    risk = RiskLimits.from_dict(perp_hosting.split_risk(setup.risk)[0], inst)
+    perp = perp_hosting.perp_risk(setup)  # a perpetual market: margin, contracts, funding
+    balances = {} if perp is not None else setup.paper_balances
     return Engine(
         strategy,
         inst,
@@ -51,6 +52,7 @@ def engine_for(setup: records.BotSetup, book, *, external_book: bool = True) -> 
         # A paper account's balances are known: an order it cannot pay for is refused before it
         # leaves (spot). A live account's come from the exchange, which refuses.
         balance_check=setup.account_kind == "paper" and bool(balances),
+        perp=perp,
     )
 
 
@@ -59,6 +61,7 @@ class BotStart:
         host = self.host
         try:
             setup = await host.db_setup.call(records.bot_setup, self.bot_id)
+            await host.db_setup.call(perp_hosting.load, setup)
         except Exception as exc:  # database trouble: try again shortly (any host)
             host.retry_later(self.bot_id, 5.0)
             raise StopLoop(f"cannot load the bot, retrying: {exc}") from exc
@@ -199,9 +202,10 @@ class BotStart:
                         f.trade_id,
                     )
                 )
-        # Rebuild position and PnL from the recorded fills.
+        # Rebuild position and PnL (and a perpetual's position) from the recorded fills.
+        rebuild = engine.portfolio.on_fill if engine.perp is None else perp_hosting.both(engine)
         for ts_f, cid, side, price, qty, fee, maker, trade_id in sorted(setup.fills, key=lambda f: f[0]):
-            engine.portfolio.on_fill(
+            rebuild(
                 OrderFilled(
                     ts_f,
                     cid,

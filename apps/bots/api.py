@@ -285,6 +285,22 @@ class BotViewSet(viewsets.ModelViewSet):
         versions = bot_config_history(bot=self.get_object())
         return Response(BotConfigVersionSerializer(versions, many=True).data)
 
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(description="a perpetual bot's position, margin, liquidation and funding figures"),
+            404: OpenApiResponse(description="not a running perpetual bot"),
+        }
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def perp(self, request, pk=None):
+        """A running perpetual bot's figures (decimal strings; money in the settle currency)."""
+        from apps.dashboard.perp import bot_perp
+
+        figures = bot_perp(bot_id=self.get_object().pk)
+        if figures is None:
+            raise exceptions.NotFound("no perpetual figures: the bot is not a running perpetual bot")
+        return Response(figures)
+
     @extend_schema(parameters=[EventQuerySerializer], responses=BotEventSerializer(many=True))
     @action(detail=True, methods=["get"], filterset_class=None, ordering_fields=[])
     def events(self, request, pk=None):

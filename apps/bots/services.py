@@ -85,10 +85,15 @@ def bot_config_validate(
     if risk is not None and not isinstance(risk, Mapping):
         errors["risk"] = ["must be an object of limit -> value"]
     elif risk is not None:
+        from apps.derivatives import hosting as perp_hosting
+
         try:
-            RiskLimits.from_dict(dict(risk), market_to_instrument(market))
+            RiskLimits.from_dict(perp_hosting.split_risk(dict(risk))[0], market_to_instrument(market))
         except ConfigError as exc:
             errors["risk"] = {name: [message] for name, message in exc.errors.items()}
+        perp_errors = perp_hosting.validate(dict(risk), market.venue, market.symbol)
+        if perp_errors:
+            errors.setdefault("risk", {}).update({name: [message] for name, message in perp_errors.items()})
     if errors:
         raise FieldErrors(errors)
     if account is not None and isinstance(params, Mapping):

@@ -65,6 +65,8 @@ class PnlSnapshot(models.Model):
     equity = models.DecimalField(**MONEY)
     peak_equity = models.DecimalField(**MONEY)
     drawdown = models.DecimalField(**MONEY)
+    # A perpetual bot's funding booked so far (settle currency, + received / - paid); NULL on spot.
+    funding = models.DecimalField(**MONEY, null=True, blank=True)
 
     objects = PnlSnapshotQuerySet.as_manager()
 

@@ -21,6 +21,7 @@ from apps.bots.guards import LargeOrderConfirmation
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.dashboard import figures, live
 from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset, strategy_warning
+from apps.dashboard.perp import perp_figures
 from apps.dashboard.pnl import bot_pnl_live, pnl_message
 from apps.dashboard.portfolio import portfolio_overview
 from apps.dashboard.quality import WINDOW_CHOICES, quality_context
@@ -130,6 +131,7 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "pnl": pnl,
         "book": book,
         "quotes": quotes,
+        "perp": perp_figures(status),
         "can_change": bot_can_change(user=request.user, bot=bot),
         "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
         "charts": figures.pnl_charts(series, target=(bot.params or {}).get("inventory_target")),

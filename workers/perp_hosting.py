@@ -1,0 +1,260 @@
+"""A hosted bot on a perpetual market: its :class:`~trading.perp_risk.PerpRisk`, its funding and
+what it records.
+
+A market is a perpetual here when the feed serving it knows its contract: the replay venues'
+recordings (:func:`apps.derivatives.hosting.perp_market`: contract and maintenance-margin
+tiers). The bot's settings sit in its risk configuration under
+``"perp"``::
+
+    {"perp": {"leverage": 10, "margin_mode": "isolated", "funding_rate": "0.0001",
+              "limits": {"max_position_contracts": "0.5", "min_liquidation_distance": "0.05"}}}
+
+(defaults shown, except ``funding_rate`` and ``limits``, which are optional; each refused by name
+as in a backtest, :func:`apps.backtests.validation.validate_perp`). The wallet is the paper
+account's balance of the settle currency. The engine gets a ``PerpRisk`` built from a
+:class:`~trading.perp_ledger.PerpLedger` of that account, exactly as a perp backtest builds it,
+so the pre-trade checks (contracts, notional, leverage bracket, margin) and the
+liquidation-distance pause are the backtest's.
+
+Funding: the bot's constant ``funding_rate`` (every 8 h at 00:00/08:00/16:00 UTC) when given;
+else the market's stored series (``apps.derivatives.FundingRate`` rows of the bot's venue and
+symbol, the newest ``SERIES_ROWS``), re-read every ``FUNDING_REFRESH_S`` seconds; else 0.01 % every 8 h.
+``PerpRisk`` books each payment on the position at its funding time; the loop's snapshot step
+records each as a bot event (``funding`` / ``funding_paid`` or ``funding_received``) and writes
+the funding booked so far in the PnL snapshot's ``funding`` column, beside realized, unrealized
+and fees in the settle currency.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from apps.derivatives.hosting import perp_market, split_risk, validate
+from trading.config import ConfigError
+from trading.contracts import MarginMode, frac, to_decimal
+from trading.perp_ledger import FundingSchedule, PerpLedger
+from trading.perp_risk import PerpRisk, PerpRiskLimits
+from workers.dbwriter import batchable
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FUNDING_RATE = "0.0001"
+FUNDING_REFRESH_S = 60.0
+SERIES_ROWS = 1000  # a year of 8-hourly funding times
+
+
+def load(setup) -> None:
+    """Database thread: what a perpetual bot's engine needs beyond :func:`workers.records.bot_setup`
+    (the stored funding series and the funding booked before this start) onto ``setup``."""
+    if perp_market(setup.venue, setup.symbol) is None:
+        return
+    setup.perp_funding = stored_series(setup.venue, setup.symbol)
+    from apps.portfolio.models import PnlSnapshot
+
+    last = (
+        PnlSnapshot.objects.filter(bot_id=setup.bot_id, funding__isnull=False).order_by("-ts").values("funding").first()
+    )
+    setup.perp_funding_booked = None if last is None else last["funding"]
+
+
+def stored_series(venue: str, symbol: str) -> list[tuple[int, Decimal]]:
+    """The newest ``SERIES_ROWS`` stored funding times of the market, ``(ts ns, rate)``, in order."""
+    from apps.derivatives.models import FundingRate
+
+    rows = FundingRate.objects.filter(venue=venue, symbol=symbol).order_by("-ts")[:SERIES_ROWS]
+    return sorted((int(r.ts.timestamp() * 1_000_000) * 1000, r.rate) for r in rows)
+
+
+def perp_risk(setup) -> PerpRisk | None:
+    """The bot's perpetual risk (None on a spot market); bad settings raise ``ConfigError``."""
+    rec = perp_market(setup.venue, setup.symbol)
+    if rec is None:
+        return None
+    _spot, settings = split_risk(setup.risk)
+    settings = settings or {}
+    errors = validate(setup.risk, setup.venue, setup.symbol)
+    spec = rec.contract
+    balance = setup.paper_balances.get(spec.settle) if setup.account_kind == "paper" else None
+    if setup.account_kind != "paper":
+        errors["account"] = "perpetual bots are hosted on paper accounts only for now"
+    elif balance is None or Decimal(str(balance)) <= 0:
+        errors[f"paper_balances.{spec.settle}"] = (
+            f"{balance!r}; a perpetual settles in {spec.settle}: give the paper account a {spec.settle} balance above 0"
+        )
+    if errors:
+        raise ConfigError(errors)
+    schedule, source = funding_schedule(settings, getattr(setup, "perp_funding", None))
+    ledger = PerpLedger(
+        setup.instrument,
+        spec,
+        rec.tiers,
+        wallet=Decimal(str(balance)),
+        leverage=int(settings.get("leverage", 10)),
+        margin_mode=MarginMode(settings.get("margin_mode", "isolated")),
+        funding=schedule,
+        funding_source=source,
+    )
+    risk = PerpRisk.from_ledger(ledger, PerpRiskLimits.from_dict(settings.get("limits") or {}))
+    risk.funding_source = source
+    booked = getattr(setup, "perp_funding_booked", None)
+    if booked is not None:  # funding booked under earlier owners (the last PnL snapshot's)
+        risk.position.funding = frac(booked)
+    return risk
+
+
+def funding_schedule(settings: dict, stored: list | None) -> tuple[FundingSchedule, str]:
+    if "funding_rate" in settings:
+        return FundingSchedule.create(constant=settings["funding_rate"]), "constant rate (bot configuration)"
+    if stored:
+        return FundingSchedule.create(series=stored), "stored series"
+    return FundingSchedule.create(constant=DEFAULT_FUNDING_RATE), "constant rate (default)"
+
+
+class PerpHosting:
+    """What the loop of a perpetual bot does each snapshot step (every second): funding booked
+    since the last step becomes bot events, the stored series is re-read now and then, the PnL
+    snapshot carries the settle-currency figures and funding, the live status the perp figures."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self.peak: Fraction | None = None
+        self.next_refresh = time.monotonic() + FUNDING_REFRESH_S
+        self.refreshing = False
+
+    def step(self, ts: int) -> dict[str, Any]:
+        """Record what happened since the last step; return the status's perp figures."""
+        runner = self.runner
+        perp: PerpRisk = runner.engine.perp
+        setup = runner.setup
+        log, perp.funding_log = perp.funding_log, []
+        for when, rate, mark, amount, lots in log:
+            paid = amount < 0
+            money = f"{to_decimal(abs(amount), perp.places):f} {perp.spec.settle}"
+            runner._event(
+                "funding",
+                "funding_paid" if paid else "funding_received",
+                f"funding at {_iso(when)}: rate {to_decimal(rate, 8).normalize():f}, mark "
+                f"{to_decimal(mark, 8).normalize():f}: {'paid' if paid else 'received'} {money} on "
+                f"{perp._contracts(lots)}",
+                {
+                    "funding_ts": when,
+                    "rate": f"{to_decimal(rate, 10):f}",
+                    "mark": f"{to_decimal(mark, 8):f}",
+                    "amount": f"{to_decimal(amount, 18):f}",
+                    "settle": perp.spec.settle,
+                    "position_contracts": f"{to_decimal(perp.position.contracts(lots), 8).normalize():f}",
+                },
+            )
+        figures = perp.snapshot()
+        pos = perp.position
+        mark = perp.mark
+        equity = perp.margin_balance()
+        self.peak = equity if self.peak is None or equity > self.peak else self.peak
+        used = pos.margin_used(mark) if mark is not None else Fraction(0)
+        figures["margin_free"] = f"{to_decimal(equity - used, 8):f}"
+        figures["margin_mode"] = pos.margin_mode.value
+        figures["funding_source"] = getattr(perp, "funding_source", "")
+        figures["wallet"] = f"{to_decimal(perp.wallet, 8):f}"
+        unrealized = pos.unrealized(mark) if mark is not None and pos.net_lots else Fraction(0)
+        runner.host.db.submit(
+            perp_snapshots_record,
+            [(ts, setup.bot_id, pos.contracts(pos.net_lots), equity - unrealized, mark, pos.realized, unrealized,
+              pos.fees, equity, self.peak, self.peak - equity, pos.funding)],
+            owner=setup.bot_id,
+        )  # fmt: skip
+        if (
+            not self.refreshing
+            and time.monotonic() >= self.next_refresh
+            and "funding_rate" not in (split_risk(setup.risk)[1] or {})
+        ):
+            self.next_refresh = time.monotonic() + FUNDING_REFRESH_S
+            self.refreshing = True
+            runner.host.loop.create_task(self._refresh())
+        return figures
+
+    async def _refresh(self) -> None:
+        """Re-read the stored funding series; a new one replaces the schedule from its next time."""
+        runner = self.runner
+        try:
+            setup = runner.setup
+            series = await runner.host.db_setup.call(stored_series, setup.venue, setup.symbol)
+            perp = runner.engine.perp
+            schedule, source = funding_schedule({}, series)
+            if schedule != perp.schedule:
+                perp.schedule = schedule
+                perp.funding_source = source
+                now = runner.clock()
+                if perp.next_funding_ts is None or perp.next_funding_ts > now:
+                    perp.next_funding_ts = None  # looked up again at the next event
+        except Exception as exc:  # the database is away: the schedule in use stays
+            logger.warning("bot %s: funding series not re-read: %s", runner.bot_id, exc)
+        finally:
+            self.refreshing = False
+
+
+def _iso(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_PERP_SNAPSHOT_SQL = """
+    INSERT INTO portfolio_pnlsnapshot (ts, bot_id, position, cash, mid, realized, unrealized, fees, equity,
+                                       peak_equity, drawdown, funding)
+    SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[],
+                         %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],
+                         %s::numeric[])
+"""
+
+
+@batchable
+def perp_snapshots_record(rows: list[tuple]) -> None:
+    """Insert a perpetual bot's PnL snapshots: (ts ns, bot id, position in contracts, cash (wallet
+    + realized + funding - fees), mark or None, realized, unrealized, fees, equity (margin
+    balance), peak equity, drawdown, funding), money as exact fractions of the settle currency."""
+    from django.db import connection
+
+    from apps.core.timeseries import ns_to_dt
+
+    if not rows:
+        return
+    columns: list[list] = [[] for _ in range(12)]
+    for ts, bot_id, *amounts in rows:
+        values = (ns_to_dt(ts), bot_id, *(None if a is None else to_decimal(Fraction(a)) for a in amounts))
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(_PERP_SNAPSHOT_SQL, columns)
+
+
+def _describe(row: tuple) -> str:
+    _ts, _bot, position, _cash, _mark, realized, _u, _f, equity, *_rest = row
+
+    def dec(value) -> str:
+        return f"{to_decimal(Fraction(value), 18):f}"
+
+    return f"perp PnL snapshot (position {dec(position)}, realized {dec(realized)}, equity {dec(equity)})"
+
+
+perp_snapshots_record.describe = _describe
+
+
+def hosting(runner) -> PerpHosting:
+    """The runner's :class:`PerpHosting` (made on first use)."""
+    found = runner.__dict__.get("_perp_hosting")
+    if found is None:
+        found = runner.__dict__["_perp_hosting"] = PerpHosting(runner)
+    return found
+
+
+def both(engine):
+    """A fill replayed at take-over into the engine's portfolio and its perpetual position."""
+
+    def rebuild(fill) -> None:
+        engine.portfolio.on_fill(fill)
+        engine.perp.on_fill(fill)
+
+    return rebuild
