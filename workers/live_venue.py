@@ -30,6 +30,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from apps.orders.services import fills_record, orders_update
 from connectors import ccxt_normalize as norm
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
@@ -433,7 +434,7 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
         if t.trade_id not in known
     ]
     if rows:
-        records.fills_record(rows)
+        fills_record(rows)
     final = {
         OrderStatus.FILLED: "filled",
         OrderStatus.REJECTED: "rejected",
@@ -446,7 +447,7 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
         if rep is not None and rep.status in final
     ]
     if updates:
-        records.orders_update(updates)
+        orders_update(updates)
     if left:
         raise RuntimeError(f"{len(left)} orders still open on the exchange after cancelling")
     records.open_orders_close(bot_id, set(), "cancelled", reason)
