@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from celery import current_app
 from django.core.exceptions import ValidationError
@@ -25,14 +26,15 @@ from django.utils import timezone
 from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
 from apps.core.timeseries import ns_to_dt
-from apps.core.writes import batchable, describe_values, durable
-from apps.orders.models import CLOSED_STATUSES, Fill, Order, OrderStatus
+from apps.core.writes import NUMERIC_LIMIT, batchable, describe_values, durable
+from apps.orders.models import CLOSED_STATUSES, Order, OrderStatus
 from trading.events import TimeInForce
 from trading.instruments import Side
 
 logger = logging.getLogger(__name__)
 
 CANCEL_TASK = "workers.orders.cancel"
+_ZERO = Decimal(0)
 
 
 def _side(side: Side) -> str:
@@ -178,31 +180,30 @@ _ORDERS_UPDATE_SQL = """
 @durable
 @batchable
 def fills_record(rows: list[dict], count_new: bool = False) -> int:
-    """Insert fills, ignoring ones already stored (same account, venue trade id and ts).
-    Returns how many rows were new when ``count_new`` (two extra queries), else how many were offered."""
+    """Insert fills, ignoring ones already stored (same account, venue trade id and ts, also
+    within ``rows``); each fill is linked to its order by client order id. Rows are dicts:
+    ``ts`` (aware datetime), ``account_id``, ``venue_trade_id``, ``side``, ``price``, ``quantity``
+    (Decimals above 0), and optionally ``bot_id``, ``client_order_id``, ``fee`` (may be negative:
+    a rebate), ``fee_currency``, ``liquidity`` (default maker). A row out of bounds raises
+    :class:`ValidationError` naming the field (the database writer then drops that row alone).
+    Returns how many rows were new when ``count_new``, else how many were offered."""
     if not rows:
         return 0
-    if not count_new:
-        _fills_insert(rows)
-        return len(rows)
-    cids = {r["client_order_id"] for r in rows}
-    order_ids = dict(Order.objects.filter(client_order_id__in=cids).values_list("client_order_id", "id"))
-    objs = [Fill(order_id=order_ids.get(r["client_order_id"]), **r) for r in rows]
-    keys = [(r["account_id"], r["venue_trade_id"]) for r in rows]
-
-    def stored() -> int:
-        return sum(
-            Fill.objects.filter(account_id=a, venue_trade_id__in=[t for acc, t in keys if acc == a]).count()
-            for a in {a for a, _ in keys}
-        )
-
-    before = stored()
-    Fill.objects.bulk_create(objs, ignore_conflicts=True)
-    return stored() - before
+    columns = [[] for _ in _FILL_COLUMNS]
+    for row in rows:
+        for column, value in zip(columns, _fill_values(row), strict=True):
+            column.append(value)
+    with connection.cursor() as cursor:
+        if not count_new:
+            cursor.execute(_FILLS_INSERT_SQL, columns)
+            return len(rows)
+        cursor.execute(_FILLS_INSERT_SQL + " RETURNING 1", columns)
+        return len(cursor.fetchall())
 
 
 def _describe_fill(row: dict) -> str:
-    return f"fill {row['venue_trade_id']} ({describe_values(price=row['price'], quantity=row['quantity'], fee=row['fee'])})"
+    amounts = describe_values(price=row.get("price"), quantity=row.get("quantity"), fee=row.get("fee"))
+    return f"fill {row.get('venue_trade_id')} ({amounts})"
 
 
 fills_record.describe = _describe_fill
@@ -221,12 +222,52 @@ _FILLS_INSERT_SQL = """
         AS v(ts, cid, tid, side, price, qty, fee, cur, liq, account, bot)
     ON CONFLICT (account_id, venue_trade_id, ts) DO NOTHING
 """
+_SIDES = ("buy", "sell")
+_LIQUIDITY = ("maker", "taker")
 
 
-def _fills_insert(rows: list[dict]) -> None:
-    """The loops' fills in one fixed statement (order ids looked up by client id in SQL)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_FILLS_INSERT_SQL, [[r[c] for r in rows] for c in _FILL_COLUMNS])
+def _amount(row: dict, field: str, *, positive: bool) -> Decimal:
+    value = row.get(field)
+    if value is None and not positive:
+        value = _ZERO
+    if not isinstance(value, Decimal):
+        try:
+            value = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            value = None
+    if value is None or not value.is_finite() or abs(value) >= NUMERIC_LIMIT or (positive and value <= 0):
+        accepted = "a decimal above 0" if positive else "a decimal"
+        raise ValidationError(
+            {field: f"{row.get(field)!r} is not accepted; accepted: {accepted} below 1E+20 in absolute value"}
+        )
+    return value
+
+
+def _fill_values(row: dict) -> tuple:
+    """One fill's column values in ``_FILL_COLUMNS`` order, its bounds checked."""
+    ts = row.get("ts")
+    if not isinstance(ts, datetime) or ts.tzinfo is None:
+        raise ValidationError({"ts": f"{ts!r} is not accepted; accepted: a timezone-aware datetime"})
+    if not row.get("venue_trade_id"):
+        raise ValidationError({"venue_trade_id": "is empty; every fill needs the venue's trade id"})
+    side, liquidity = row.get("side"), row.get("liquidity", "maker")
+    if side not in _SIDES:
+        raise ValidationError({"side": f"{side!r} is not accepted; accepted: buy, sell"})
+    if liquidity not in _LIQUIDITY:
+        raise ValidationError({"liquidity": f"{liquidity!r} is not accepted; accepted: maker, taker"})
+    return (
+        ts,
+        row.get("client_order_id") or "",
+        str(row["venue_trade_id"]),
+        side,
+        _amount(row, "price", positive=True),
+        _amount(row, "quantity", positive=True),
+        _amount(row, "fee", positive=False),
+        row.get("fee_currency") or "",
+        liquidity,
+        row["account_id"],
+        row.get("bot_id"),
+    )
 
 
 @transaction.atomic
