@@ -16,6 +16,10 @@ from decimal import Decimal
 
 # NUMERIC(38, 18) (money and sizes in the database) holds absolute values below 10^20.
 NUMERIC_LIMIT = Decimal(10) ** 20
+# A call with at least this many rows writes them with COPY (bulk ingest): at 50,000 rows an
+# ``INSERT ... FROM unnest(arrays)`` costs about 2.5x more per row (bench/README.md, "Fills and
+# PnL ingest"). The bot hosts' batches (``workers.dbwriter.MAX_BATCH``, 2,000) stay below it.
+COPY_MIN_ROWS = 5000
 
 
 def batchable(fn: Callable) -> Callable:

@@ -18,15 +18,16 @@ import logging
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+import psycopg
 from celery import current_app
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
 from apps.core.timeseries import ns_to_dt
-from apps.core.writes import NUMERIC_LIMIT, batchable, describe_values, durable
+from apps.core.writes import COPY_MIN_ROWS, NUMERIC_LIMIT, batchable, describe_values, durable
 from apps.orders.models import CLOSED_STATUSES, Order, OrderStatus
 from trading.events import TimeInForce
 from trading.instruments import Side
@@ -186,6 +187,8 @@ def fills_record(rows: list[dict], count_new: bool = False) -> int:
     (Decimals above 0), and optionally ``bot_id``, ``client_order_id``, ``fee`` (may be negative:
     a rebate), ``fee_currency``, ``liquidity`` (default maker). A row out of bounds raises
     :class:`ValidationError` naming the field (the database writer then drops that row alone).
+    From ``COPY_MIN_ROWS`` rows the fills are first COPYed straight in; if one is stored
+    already, that attempt is rolled back and the de-duplicating statement runs instead.
     Returns how many rows were new when ``count_new``, else how many were offered."""
     if not rows:
         return 0
@@ -194,6 +197,8 @@ def fills_record(rows: list[dict], count_new: bool = False) -> int:
         for column, value in zip(columns, _fill_values(row), strict=True):
             column.append(value)
     with connection.cursor() as cursor:
+        if len(rows) >= COPY_MIN_ROWS and _fills_copy(cursor, columns):
+            return len(rows)
         if not count_new:
             cursor.execute(_FILLS_INSERT_SQL, columns)
             return len(rows)
@@ -222,6 +227,23 @@ _FILLS_INSERT_SQL = """
         AS v(ts, cid, tid, side, price, qty, fee, cur, liq, account, bot)
     ON CONFLICT (account_id, venue_trade_id, ts) DO NOTHING
 """
+_FILLS_COPY_SQL = f"COPY orders_fill ({', '.join(_FILL_COLUMNS)}, order_id) FROM STDIN"
+
+
+def _fills_copy(cursor, columns: list[list]) -> bool:
+    """COPY fills straight into the table, linked to their orders (looked up in one query);
+    False, with nothing written, when one of them is stored already (or repeated in ``columns``)."""
+    cids = set(columns[1]) - {""}
+    order_ids = dict(Order.objects.filter(client_order_id__in=cids).values_list("client_order_id", "id"))
+    try:
+        with transaction.atomic(), cursor.cursor.copy(_FILLS_COPY_SQL) as copy:
+            for values in zip(*columns, [order_ids.get(cid) for cid in columns[1]], strict=True):
+                copy.write_row(values)
+    except (psycopg.errors.UniqueViolation, IntegrityError):
+        return False
+    return True
+
+
 _SIDES = ("buy", "sell")
 _LIQUIDITY = ("maker", "taker")
 

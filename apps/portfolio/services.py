@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
 from apps.core.timeseries import ns_to_dt
-from apps.core.writes import batchable, describe_values
+from apps.core.writes import COPY_MIN_ROWS, batchable, describe_values
 from apps.exchanges.models import ExchangeAccount
 from apps.portfolio.models import Balance
 
@@ -51,9 +51,15 @@ _PNL_INSERT_SQL = """
 """
 
 
+_PNL_COPY_SQL = (
+    "COPY portfolio_pnlsnapshot (ts, bot_id, position, cash, mid, realized, unrealized, fees, equity, peak_equity, "
+    "drawdown) FROM STDIN"
+)
+
+
 @batchable
 def pnl_snapshots_record(rows: list[tuple]) -> None:
-    """Insert PnL snapshots in one fixed statement; the table's insert triggers keep the minute
+    """Insert PnL snapshots in one fixed statement (COPY from ``COPY_MIN_ROWS`` rows); the table's insert triggers keep the minute
     roll-up as for any insert. Rows are in the engine's integer units, converted here (in the
     database writer, not in the bot loop): (ts ns, bot id, instrument, position lots, cash
     units, mid in ticks or None (may end in .5), realized, unrealized, fees, equity, peak
@@ -73,7 +79,12 @@ def pnl_snapshots_record(rows: list[tuple]) -> None:
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     with connection.cursor() as cursor:
-        cursor.execute(_PNL_INSERT_SQL, columns)
+        if len(rows) < COPY_MIN_ROWS:
+            cursor.execute(_PNL_INSERT_SQL, columns)
+            return
+        with cursor.cursor.copy(_PNL_COPY_SQL) as copy:
+            for values in zip(*columns, strict=True):
+                copy.write_row(values)
 
 
 def _describe_snapshot(row: tuple) -> str:

@@ -133,3 +133,22 @@ def test_bulk_fills_with_a_repeat_inside_one_batch_keep_one_copy(trader):
     assert fills_record([row, dict(row), {**row, "venue_trade_id": "OTHER"}], count_new=True) == 2
     assert fills_record([]) == 0
     assert Fill.objects.count() == 2
+
+
+def test_a_bulk_ingest_is_copied_in_linked_to_its_orders_and_a_resend_is_de_duplicated(trader):
+    from apps.core.writes import COPY_MIN_ROWS
+
+    bot = make_bot(trader)
+    order = place_order(bot, "bulk-1")
+    rows = [
+        fill_values(bot, f"B-{i}", T0 + timedelta(milliseconds=i), client_order_id="bulk-1" if i % 2 else "")
+        for i in range(COPY_MIN_ROWS)
+    ]
+    assert fills_record(rows, count_new=True) == COPY_MIN_ROWS
+    assert Fill.objects.filter(order=order).count() == COPY_MIN_ROWS // 2
+    assert Fill.objects.filter(order__isnull=True, client_order_id="").count() == COPY_MIN_ROWS // 2
+    # Half of them again plus some new: the COPY meets a stored fill, rolls back, and the
+    # de-duplicating statement stores only the new ones.
+    resent = rows[COPY_MIN_ROWS // 2 :] + [fill_values(bot, f"N-{i}", T0) for i in range(COPY_MIN_ROWS // 2)]
+    assert fills_record(resent, count_new=True) == COPY_MIN_ROWS // 2
+    assert Fill.objects.count() == COPY_MIN_ROWS + COPY_MIN_ROWS // 2

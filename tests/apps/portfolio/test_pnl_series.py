@@ -147,3 +147,25 @@ def test_deleting_snapshots_recomputes_the_affected_minutes(trader):
     for row in raw:
         del row["last_ts"]
     assert fast == raw and len(fast) == 20 - 5  # minutes 2-5 and 10 emptied, 1 and 6 partly kept
+
+
+def test_a_bulk_ingest_of_snapshots_is_copied_in_with_the_same_values_and_rollup(trader):
+    from apps.core.writes import COPY_MIN_ROWS
+    from apps.portfolio.selectors import _raw_series
+
+    bot, other = make_bot(trader), make_bot(trader, name="mm-2")
+    rows = _snapshots(bot, COPY_MIN_ROWS * 2, step=2)  # COPY_MIN_ROWS rows: the COPY path
+    small = _snapshots(other, COPY_MIN_ROWS * 2, step=2)[:100]  # the statement path
+    pnl_snapshots_record(pnl_rows(bot, rows))
+    pnl_snapshots_record(pnl_rows(other, small))
+    fields = ("position", "cash", "mid", "realized", "unrealized", "fees", "equity", "peak_equity", "drawdown")
+    stored = list(PnlSnapshot.objects.filter(bot=bot).order_by("ts").values_list("ts", *fields))
+    assert stored == [(r["ts"], *(r[f] for f in fields)) for r in rows]
+    assert list(PnlSnapshot.objects.filter(bot=other).order_by("ts").values_list("ts", *fields))[:100] == [
+        (r["ts"], *(r[f] for f in fields)) for r in small
+    ]
+    fast = pnl_series(user=trader, bot_id=bot.pk, interval="1m", start=T0, end=T0 + timedelta(hours=3))
+    raw = _raw_series(bot.pk, T0, T0 + timedelta(hours=3), minutes(1))
+    for row in raw:
+        del row["last_ts"]
+    assert fast == raw and len(fast) == -(-COPY_MIN_ROWS * 2 // 60)
