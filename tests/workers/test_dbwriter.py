@@ -104,6 +104,44 @@ def test_one_bots_row_the_database_refuses_never_drops_or_delays_another_users_r
     assert writer.refused == 1
 
 
+def test_a_fill_out_of_bounds_is_dropped_alone_and_reported_naming_the_field():
+    """The bounds check of ``fills_record`` refuses a row before the database sees it; in a merged
+    batch only that row is dropped and reported (with its bot), the other bot's fills are written."""
+    from datetime import UTC, datetime
+
+    from django.core.exceptions import ValidationError
+
+    from apps.orders.models import Fill
+    from workers.dbwriter import DbWriter
+
+    _u1, account_a, (bot_a,) = make_paper_bots(1, username="alice", start=False)
+    _u2, account_b, (bot_b,) = make_paper_bots(1, username="bob", start=False)
+    refused: list = []
+    writer = DbWriter("t", linger_s=0.3, on_refused=lambda owner, fn, row, exc: refused.append((owner, row, exc)))
+
+    def fill(account, bot, trade_id: str, quantity: Decimal) -> dict:
+        return {"ts": datetime.now(UTC), "account_id": account.pk, "bot_id": bot.pk, "client_order_id": "",
+                "venue_trade_id": trade_id, "side": "buy", "price": Decimal("60000"), "quantity": quantity,
+                "fee": Decimal(0), "fee_currency": "USDT", "liquidity": "maker"}  # fmt: skip
+
+    writer.submit(
+        fills_record, [fill(account_b, bot_b, f"ob-b{i}", Decimal("0.001")) for i in range(3)], owner=bot_b.pk
+    )
+    writer.submit(fills_record, [fill(account_a, bot_a, "ob-a0", Decimal("0.001")),
+                                 fill(account_a, bot_a, "ob-a1", Decimal("-0.001"))], owner=bot_a.pk)  # fmt: skip
+    writer.drain(10)
+    assert set(Fill.objects.filter(venue_trade_id__startswith="ob-").values_list("venue_trade_id", flat=True)) == {
+        "ob-b0",
+        "ob-b1",
+        "ob-b2",
+        "ob-a0",
+    }
+    assert [(owner, row["venue_trade_id"]) for owner, row, _exc in refused] == [(bot_a.pk, "ob-a1")]
+    exc = refused[0][2]
+    assert isinstance(exc, ValidationError) and "accepted: a decimal above 0" in exc.message_dict["quantity"][0]
+    assert "quantity -0.001" in fills_record.describe(refused[0][1])
+
+
 def test_a_batch_runs_row_creation_before_the_updates_that_refer_to_it():
     """The writer merges queued calls per function; creates go first even when an update of an
     older order came before them in the queue."""
