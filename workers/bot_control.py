@@ -15,7 +15,7 @@ import logging
 import time
 
 from apps.bots.services import bot_state_set
-from apps.orders.services import orders_update
+from apps.orders.services import open_orders_close, orders_update
 from connectors.errors import AuthFailure
 from trading.events import CancelOrder, Liquidity, OrderEvent, OrderFilled, PlaceOrder, TimeInForce
 from trading.instruments import Side
@@ -176,7 +176,7 @@ class BotControl:
             raise StopLoop(reason)
         if live:
             await self._close_orders_from_venue(how, extra=traded)
-        await self.host.db.call(records.open_orders_close, self.bot_id, set(), "cancelled", how)
+        await self.host.db.call(open_orders_close, self.bot_id, set(), "cancelled", how)
         if how == "reload":
             self._event("lifecycle", "reload", "configuration reloaded; no order left on the venue")
             await self.host.db.call(bot_state_set, self.bot_id, "starting", "")

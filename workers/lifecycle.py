@@ -15,6 +15,7 @@ import socket
 import time
 
 from apps.bots.services import bot_events_record, bot_state_set
+from apps.orders.services import open_orders_close
 from workers import keys, records
 from workers.leases import SyncLease
 from workers.paper_scripts import DELETE
@@ -78,7 +79,7 @@ def stop_unowned(redis, bot, reason: str) -> int:
                     DELETE, 3, lease.key, k_orders, keys.place_log(), lease.value, cid, "cancel", bot.pk, lease.token
                 )
                 cancelled += int(bool(ok))
-        records.open_orders_close(bot.pk, set(), "cancelled", reason)
+        open_orders_close(bot.pk, set(), "cancelled", reason)
         return cancelled
     finally:
         lease.release()

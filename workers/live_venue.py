@@ -30,7 +30,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from apps.orders.services import fills_record, orders_update
+from apps.orders.services import fills_record, open_orders_close, orders_update
 from connectors import ccxt_normalize as norm
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
@@ -450,5 +450,5 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
         orders_update(updates)
     if left:
         raise RuntimeError(f"{len(left)} orders still open on the exchange after cancelling")
-    records.open_orders_close(bot_id, set(), "cancelled", reason)
+    open_orders_close(bot_id, set(), "cancelled", reason)
     return cancelled

@@ -2,7 +2,8 @@
 :mod:`workers.dbwriter`) and the rows they hand to the writes.
 
 The writes themselves are the service functions in ``apps/``: orders and fills in
-``apps.orders.services`` (``orders_create``, ``orders_update``, ``fills_record``), PnL snapshots
+``apps.orders.services`` (``orders_create``, ``orders_update``, ``fills_record``,
+``open_orders_close``), PnL snapshots
 in ``apps.portfolio.services`` (``pnl_snapshots_record``), bot events and states in
 ``apps.bots.services`` (``bot_events_record``, ``bot_state_set``). The ones the bot loop reaches
 as ``records.<name>`` are imported here under the same names.
@@ -13,12 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.utils import timezone
-
 from apps.bots.services import bot_state_set as bot_state_set
 from apps.core.timeseries import dt_to_ns, ns_to_dt
 from apps.exchanges.markets import market_to_instrument as market_instrument
 from apps.orders.services import fills_record as fills_record
+from apps.orders.services import open_orders_close as open_orders_close
 from apps.orders.services import orders_create as orders_create
 from apps.orders.services import orders_update as orders_update
 from trading.instruments import Instrument, Side
@@ -158,18 +158,6 @@ def bots_desired_states(bot_ids: list[int]) -> dict[int, tuple[str, bool]]:
         )
     }
     return {pk: found.get(pk, ("stopped", False)) for pk in bot_ids}
-
-
-def open_orders_close(bot_id: int, keep: set[str], status: str, reason: str) -> int:
-    """Close every DB-open order of a bot not in ``keep`` (the venue no longer has them)."""
-    from apps.orders.models import CLOSED_STATUSES, Order
-
-    return (
-        Order.objects.filter(bot_id=bot_id)
-        .exclude(status__in=CLOSED_STATUSES)
-        .exclude(client_order_id__in=keep)
-        .update(status=status, reason=reason, closed_at=timezone.now(), updated=timezone.now())
-    )
 
 
 def stored_trade_ids(account_id: int, trade_ids: list[str]) -> set[str]:

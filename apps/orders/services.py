@@ -292,6 +292,16 @@ def _fill_values(row: dict) -> tuple:
     )
 
 
+def open_orders_close(bot_id: int, keep: set[str], status: str, reason: str) -> int:
+    """Close every DB-open order of a bot not in ``keep`` (the venue no longer has them)."""
+    return (
+        Order.objects.filter(bot_id=bot_id)
+        .exclude(status__in=CLOSED_STATUSES)
+        .exclude(client_order_id__in=keep)
+        .update(status=status, reason=reason, closed_at=timezone.now(), updated=timezone.now())
+    )
+
+
 @transaction.atomic
 def order_cancel_request(*, order: Order, actor: User, at: datetime | None = None) -> Order:
     """Ask the workers to cancel an open order (``workers.orders.cancel``, by name, on commit);
