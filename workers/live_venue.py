@@ -30,7 +30,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from apps.orders.services import fills_record, open_orders_close, orders_update
 from connectors import ccxt_normalize as norm
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
@@ -397,6 +396,7 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
     Returns how many orders were cancelled; raises RuntimeError when some are still open."""
     import redis.asyncio as aioredis
 
+    from apps.orders.services import fills_record, open_orders_close, orders_update
     from trading.ports import OrderStatus
     from workers import records
 
