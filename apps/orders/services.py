@@ -1,8 +1,10 @@
-"""Writes for orders and fills, batched: each function takes a list of rows and writes them with
-one fixed statement (``INSERT/UPDATE ... FROM unnest(arrays)``), the same text whatever the
-number of rows. The bot hosts' database writer threads (``workers.dbwriter``) call them and merge
-consecutive calls into one transaction (see ``apps.core.writes`` for the markers); anything else
-that records orders or fills calls them too.
+"""Writes for orders and fills. The batched ones (``orders_create``, ``orders_update``,
+``fills_record``) take a list of rows and write them with one fixed statement (``INSERT/UPDATE
+... FROM unnest(arrays)``, the same text whatever the number of rows; a bulk ingest of fills is
+COPYed). The bot hosts' database writer threads (``workers.dbwriter``) call them and merge
+consecutive calls into one transaction (see ``apps.core.writes`` for the markers); everything
+else that records orders or fills (reconciliation, the cancel task, imports, tests) calls the
+same functions.
 
 Idempotent: the same rows applied twice change nothing. A live order's row is created
 (``pending_new``) before the place is sent, so an order the venue accepted is never unknown to
