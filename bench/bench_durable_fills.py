@@ -65,21 +65,21 @@ def _rows(tag: str, n: int) -> list[dict]:
 
 
 def _set_durable(on: bool) -> None:
-    from workers import records
+    from apps.orders.services import fills_record, orders_update
 
-    records.fills_record.durable = on
-    records.orders_update.durable = on
+    fills_record.durable = on
+    orders_update.durable = on
 
 
 def paced(tag: str, calls: int, interval_s: float) -> tuple[float, float]:
-    from workers import records
+    from apps.orders.services import fills_record
     from workers.dbwriter import DbWriter
 
     writer = DbWriter("bench-db", linger_s=0.05)
     latencies: list[float] = []
     for row in _rows(tag, calls):
         t0 = time.perf_counter()
-        writer.submit(records.fills_record, [row], done=lambda r, e, t0=t0: latencies.append(time.perf_counter() - t0))
+        writer.submit(fills_record, [row], done=lambda r, e, t0=t0: latencies.append(time.perf_counter() - t0))
         time.sleep(interval_s)
     writer.drain(120)
     latencies.sort()
@@ -87,7 +87,7 @@ def paced(tag: str, calls: int, interval_s: float) -> tuple[float, float]:
 
 
 def burst(tag: str, n: int) -> float:
-    from workers import records
+    from apps.orders.services import fills_record
     from workers.dbwriter import DbWriter
 
     writer = DbWriter("bench-db", linger_s=0.05)
@@ -102,7 +102,7 @@ def burst(tag: str, n: int) -> float:
     rows = _rows(tag, n)
     t0 = time.perf_counter()
     for row in rows:
-        writer.submit(records.fills_record, [row], done=one)
+        writer.submit(fills_record, [row], done=one)
     done.wait(300)
     elapsed = time.perf_counter() - t0
     writer.drain(60)

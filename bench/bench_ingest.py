@@ -2,15 +2,17 @@
 
 In its own database ``mmsite_bench`` (created and migrated here; ``--fresh`` drops it first):
 
-1. bulk ingest of fills through ``apps.orders.services.fills_bulk_record`` (COPY into a staging
-   table, then INSERT ... ON CONFLICT DO NOTHING, with per-row validation) -> rows/s;
+1. bulk ingest of fills through ``apps.orders.services.fills_record`` (the bots' write: per-row
+   bounds checks, one ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING``
+   per call) -> rows/s;
 2. bulk ingest of 30 days of 1-second PnL snapshots (2,592,000 rows) through
-   ``apps.portfolio.services.pnl_snapshots_bulk_insert`` (COPY) -> rows/s;
+   ``apps.portfolio.services.pnl_snapshots_record`` (the bots' write, engine units converted in
+   it, one ``INSERT ... SELECT FROM unnest(arrays)`` per call) -> rows/s;
 3. latency of ``apps.portfolio.selectors.pnl_series`` for the whole 30 days bucketed by hour
    (720 points over 2.6M rows), plus a day by the minute and 30 days by the day.
 
 Reproduce: ``.venv/bin/python -m bench.bench_ingest`` (``--fresh`` to rebuild the data,
-``--days 3`` for a quick run).
+``--days 3`` for a quick run, ``--database NAME`` for a database of your own).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ BENCH_DB = "mmsite_bench"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _prepare_database(fresh: bool) -> None:
+def _prepare_database(fresh: bool, name: str) -> None:
     import psycopg
 
+    global BENCH_DB
+    BENCH_DB = name
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
         if exists and fresh:
@@ -75,9 +79,9 @@ def _fixtures():
 
 
 def bench_fills(account, bot, n: int) -> float:
-    from django.db import connection
+    from django.db import connection, transaction
 
-    from apps.orders.services import fills_bulk_record
+    from apps.orders.services import fills_record
 
     # the bench database is ours: start from an empty table (no dead tuples from a previous run)
     with connection.cursor() as cursor:
@@ -103,26 +107,30 @@ def bench_fills(account, bot, n: int) -> float:
     t0 = time.perf_counter()
     inserted = 0
     for start in range(0, n, 50_000):
-        inserted += fills_bulk_record(rows[start : start + 50_000])
+        with transaction.atomic():
+            inserted += fills_record(rows[start : start + 50_000], count_new=True)
     elapsed = time.perf_counter() - t0
     assert inserted == n, (inserted, n)
     # Re-sending the same fills inserts nothing (idempotent ingest).
     t1 = time.perf_counter()
-    again = fills_bulk_record(rows[:50_000])
+    with transaction.atomic():
+        again = fills_record(rows[:50_000], count_new=True)
     dup_elapsed = time.perf_counter() - t1
     assert again == 0
-    print(f"fills: {n:,} rows in {elapsed:.2f} s = {n / elapsed:,.0f} rows/s (validated; optimistic COPY)")
+    print(f"fills: {n:,} rows in {elapsed:.2f} s = {n / elapsed:,.0f} rows/s (bounds-checked; COPY: 50,000 a call)")
     print(
-        f"fills: 50,000 duplicates ignored (staging + ON CONFLICT) in {dup_elapsed:.2f} s = {50_000 / dup_elapsed:,.0f} rows/s"
+        f"fills: 50,000 duplicates ignored (COPY refused, then INSERT ... ON CONFLICT DO NOTHING) in {dup_elapsed:.2f} s = {50_000 / dup_elapsed:,.0f} rows/s"
     )
     return n / elapsed
 
 
 def bench_pnl_ingest(bot, days: int) -> float:
-    from django.db import connection
+    from django.db import connection, transaction
 
+    from apps.core.timeseries import dt_to_ns
+    from apps.exchanges.services import market_to_instrument
     from apps.portfolio.models import PnlSnapshot
-    from apps.portfolio.services import pnl_snapshots_bulk_insert
+    from apps.portfolio.services import pnl_snapshots_record
 
     total = days * 86_400
     have = PnlSnapshot.objects.filter(bot=bot).count()
@@ -130,42 +138,33 @@ def bench_pnl_ingest(bot, days: int) -> float:
         print(f"pnl: reusing {have:,} snapshots already in {BENCH_DB} (run with --fresh to re-ingest)")
         return float("nan")
     PnlSnapshot.objects.filter(bot=bot).delete()
+    inst = market_to_instrument(bot.market)
+    start_cash = inst.cash_units(100_000)
     chunk = 100_000
     spent = 0.0
-    peak = Decimal(0)
-    one = timedelta(seconds=1)
+    peak = 0
+    ts0 = dt_to_ns(START)
     for first in range(0, total, chunk):
-        rows = []
-        ts = START + first * one
+        rows = []  # the engine's integer units, as the bots hand them over
         for i in range(first, min(total, first + chunk)):
-            mid = Decimal(65_000_00 + (i * 7919) % 20_000 - 10_000) / 100
-            position = Decimal((i % 2001) - 1000) / 100_000
-            cash = Decimal(100_000) - position * mid
-            equity = cash + position * mid + Decimal(i % 997) / 100
+            mid = 6_500_000 + (i * 7919) % 20_000 - 10_000  # ticks
+            position = (i % 2001) - 1000  # lots
+            realized = inst.notional_units(i % 997, 1)
+            cash = start_cash - inst.notional_units(mid, position)
+            equity = cash + inst.notional_units(mid, position) + realized
             peak = max(peak, equity)
-            rows.append(
-                {
-                    "ts": ts,
-                    "bot_id": bot.pk,
-                    "position": position,
-                    "cash": cash,
-                    "mid": mid,
-                    "realized": Decimal(i % 997) / 100,
-                    "unrealized": Decimal(0),
-                    "fees": Decimal(i) / 100_000,
-                    "equity": equity,
-                    "peak_equity": peak,
-                    "drawdown": peak - equity,
-                }
-            )
-            ts += one
+            rows.append((ts0 + i * 1_000_000_000, bot.pk, inst, position, cash, mid, realized, 0, i, equity, peak,
+                         peak - equity))  # fmt: skip
         t0 = time.perf_counter()
-        pnl_snapshots_bulk_insert(rows, validate=False)
+        with transaction.atomic():
+            pnl_snapshots_record(rows)
         spent += time.perf_counter() - t0
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE portfolio_pnlsnapshot")
         cursor.execute("ANALYZE portfolio_pnlminute")  # as autovacuum would after a load this size
-    print(f"pnl: {total:,} snapshots in {spent:.2f} s = {total / spent:,.0f} rows/s (COPY)")
+    print(
+        f"pnl: {total:,} snapshots in {spent:.2f} s = {total / spent:,.0f} rows/s (units converted; COPY: 100,000 a call)"
+    )
     return total / spent
 
 
@@ -199,9 +198,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=30, help="days of 1-second PnL snapshots (default 30)")
     parser.add_argument("--fills", type=int, default=200_000, help="fills to ingest (default 200,000)")
     parser.add_argument("--repeat", type=int, default=7, help="query repetitions (default 7)")
+    parser.add_argument("--database", default=BENCH_DB, help=f"database to use (default {BENCH_DB})")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    _prepare_database(args.fresh)
+    _prepare_database(args.fresh, args.database)
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     bench_fills(account, bot, args.fills)
     bench_pnl_ingest(bot, args.days)
     bench_series(user, bot, args.days, args.repeat)
-    extra = " --fresh" if args.fresh else ""
+    extra = (" --fresh" if args.fresh else "") + (
+        f" --database {args.database}" if args.database != "mmsite_bench" else ""
+    )
     print(f"reproduce: .venv/bin/python -m bench.bench_ingest --days {args.days} --fills {args.fills}{extra}")
 
 

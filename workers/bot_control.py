@@ -14,6 +14,8 @@ import json
 import logging
 import time
 
+from apps.bots.services import bot_state_set
+from apps.orders.services import open_orders_close, orders_update
 from connectors.errors import AuthFailure
 from trading.events import CancelOrder, Liquidity, OrderEvent, OrderFilled, PlaceOrder, TimeInForce
 from trading.instruments import Side
@@ -67,11 +69,11 @@ class BotControl:
         if message == "pause":
             await self._send(engine.pause(ts, "paused"))
             self.state = "paused"
-            self.host.db.submit(records.bot_state_set, self.bot_id, "paused", "")
+            self.host.db.submit(bot_state_set, self.bot_id, "paused", "")
         elif message == "resume":
             engine.resume(ts, "resumed")
             self.state = "running"
-            self.host.db.submit(records.bot_state_set, self.bot_id, "running", "")
+            self.host.db.submit(bot_state_set, self.bot_id, "running", "")
         elif message.startswith("cancel:"):
             cid = message.partition(":")[2]
             if cid in engine.orders.orders:
@@ -84,7 +86,7 @@ class BotControl:
                     await self.venue.remove(cid, "cancel")
                 if not self.venue.reports_later:  # the answer was the cancel (paper)
                     self.host.db.submit(
-                        records.orders_update,
+                        orders_update,
                         [(cid, "cancelled", "", None, "cancelled by user", self.setup.instrument)],
                     )
                 else:  # it may have filled meanwhile (live): write what the venue says
@@ -123,7 +125,7 @@ class BotControl:
         each order row with the status the venue reports."""
         engine, venue = self.engine, self.venue
         ts = time.time_ns()
-        self.host.db.submit(records.bot_state_set, self.bot_id, "stopping", "")
+        self.host.db.submit(bot_state_set, self.bot_id, "stopping", "")
         if how == "write_refused":
             self._event("error", "write_refused", self.refused_reason)
         commands = engine.kill(ts, "kill switch") if how.startswith("kill") else engine.stop(ts, how)
@@ -169,15 +171,15 @@ class BotControl:
                 f"{STOP_CONFIRM_TIMEOUT_S:.0f}s; retried without an owner"
             )
             self._event("lifecycle", "stop_unconfirmed", reason)
-            await self.host.db.call(records.bot_state_set, self.bot_id, "error", reason)
+            await self.host.db.call(bot_state_set, self.bot_id, "error", reason)
             await self.host.release_bot(self.bot_id)  # the supervisor retries the stop without an owner
             raise StopLoop(reason)
         if live:
             await self._close_orders_from_venue(how, extra=traded)
-        await self.host.db.call(records.open_orders_close, self.bot_id, set(), "cancelled", how)
+        await self.host.db.call(open_orders_close, self.bot_id, set(), "cancelled", how)
         if how == "reload":
             self._event("lifecycle", "reload", "configuration reloaded; no order left on the venue")
-            await self.host.db.call(records.bot_state_set, self.bot_id, "starting", "")
+            await self.host.db.call(bot_state_set, self.bot_id, "starting", "")
             await self.host.release_bot(self.bot_id, keep_wanted=True)
             raise StopLoop("reload")
         self._event("lifecycle", how, "stopped; venue confirms no open order with the bot's prefix")
@@ -186,7 +188,7 @@ class BotControl:
             state, reason = "error", self.refused_reason
         else:
             state, reason = "stopped", "kill switch" if how != "stop" else ""
-        await self.host.db.call(records.bot_state_set, self.bot_id, state, reason)
+        await self.host.db.call(bot_state_set, self.bot_id, state, reason)
         await self.host.release_bot(self.bot_id)
         raise StopLoop(how)
 
@@ -232,7 +234,7 @@ class BotControl:
             status = VENUE_FINAL_STATUS[rep.status]
             updates.append((cid, status, rep.venue_order_id, rep.filled_qty, how, inst))
         if updates:
-            await self.host.db.call(records.orders_update, updates)
+            await self.host.db.call(orders_update, updates)
 
     async def _cancel_on_venue(self, cid: str, reason: str) -> None:
         """Cancel one order the venue holds (known to the matching engine or not)."""

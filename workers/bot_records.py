@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import time
 
+from apps.bots.services import bot_events_record
+from apps.orders.services import fills_record, orders_update
+from apps.portfolio.services import pnl_snapshots_record
 from trading.events import (
     CancelOrder,
     Liquidity,
@@ -89,7 +92,7 @@ class BotRecords:
         if t is OrderAccepted:
             acked, sent = self._place_stamps(cid, ev.ts)
             self.host.db.submit(
-                records.orders_update,
+                orders_update,
                 [(cid, "open", ev.venue_order_id, None, "", inst, acked, sent)],
                 owner=self.bot_id,
             )
@@ -104,10 +107,8 @@ class BotRecords:
                 setup, ev.ts, cid, ev.side, ev.price, ev.qty, ev.fee, ev.liquidity is Liquidity.MAKER, ev.trade_id
             )
             if ev.trade_id not in self.recorded_trade_ids:  # else stored from the venue's trade list
-                self.host.db.submit(records.fills_record, [row], owner=self.bot_id)
-            self.host.db.submit(
-                records.orders_update, [(cid, status, ev.venue_order_id, filled, "", inst)], owner=self.bot_id
-            )
+                self.host.db.submit(fills_record, [row], owner=self.bot_id)
+            self.host.db.submit(orders_update, [(cid, status, ev.venue_order_id, filled, "", inst)], owner=self.bot_id)
             self.host.publish_bot(
                 self.bot_id,
                 {
@@ -127,7 +128,7 @@ class BotRecords:
             answered = cancelled.pop(cid, ev.ts) if cancel_sent is not None else None
             acked, sent = self._place_stamps(cid, 0)
             self.host.db.submit(
-                records.orders_update,
+                orders_update,
                 [(cid, "cancelled", "", None, ev.reason, inst, acked or None, sent, cancel_sent, answered)],
                 owner=self.bot_id,
             )
@@ -137,12 +138,10 @@ class BotRecords:
             cancelled.pop(cid, None)
         elif t is OrderRejected:
             self._forget_stamps(cid)
-            self.host.db.submit(
-                records.orders_update, [(cid, "rejected", "", None, ev.reason, inst)], owner=self.bot_id
-            )
+            self.host.db.submit(orders_update, [(cid, "rejected", "", None, ev.reason, inst)], owner=self.bot_id)
 
     def _event(self, kind: str, code: str, message: str, data: dict | None = None) -> None:
-        self.host.db.submit(records.bot_events_record, [(self.bot_id, time.time_ns(), kind, code, message, data)])
+        self.host.db.submit(bot_events_record, [(self.bot_id, time.time_ns(), kind, code, message, data)])
 
     def _flush_notes(self) -> None:
         notes = self.engine.notes
@@ -152,7 +151,7 @@ class BotRecords:
         while notes:
             n = notes.popleft()
             rows.append((self.bot_id, n.ts, n.kind, n.code, n.message, None))
-        self.host.db.submit(records.bot_events_record, rows)
+        self.host.db.submit(bot_events_record, rows)
 
     def _snapshot(self, ts: int) -> None:
         """PnL snapshot (every second) and the live status for the UI."""
@@ -161,7 +160,7 @@ class BotRecords:
         perp = None if engine.perp is None else perp_hosting.hosting(self).step(ts)  # its own PnL row
         if perp is None:
             self.host.db.submit(
-                records.pnl_snapshots_record,
+                pnl_snapshots_record,
                 [(ts, self.bot_id, inst, snap.position, snap.cash, snap.mid, snap.realized, snap.unrealized,
                   snap.fees, snap.equity, snap.peak, snap.drawdown)],
                 owner=self.bot_id,

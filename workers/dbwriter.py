@@ -6,10 +6,10 @@ behind telemetry. The loop hands a write over with :meth:`AsyncWriter.submit` (f
 or :meth:`AsyncWriter.call` (a future for the result); the writer thread runs them in order.
 
 - **Batched**: consecutive calls of the same *batchable* function (one list argument, marked
-  with :func:`batchable`; the hot ones are fixed ``unnest(array)`` statements in
-  :mod:`workers.records`) are merged into one statement, row creation first
+  with ``apps.core.writes.batchable``: the write services of ``apps.orders.services``,
+  ``apps.portfolio.services`` and ``apps.bots.services``, fixed ``unnest(array)`` statements) are merged into one statement, row creation first
   (``batch_first``), in one transaction. The commit is synchronous (waits for the WAL flush)
-  when the batch holds a *durable* function (:func:`durable`: fills and order state changes),
+  when the batch holds a *durable* function (``apps.core.writes.durable``: fills and order state changes),
   else ``synchronous_commit`` is off (telemetry: a PostgreSQL crash may take its last ~0.6 s).
 - **Retried**: a dropped connection (``OperationalError``/``InterfaceError``: PostgreSQL
   restarted, the backend terminated) is closed and the same batch retried, with backoff, until
@@ -33,21 +33,6 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 MAX_BATCH = 2000
-
-
-def batchable(fn: Callable) -> Callable:
-    """Mark a function taking one list as safe to merge with its queued neighbours."""
-    fn.batchable = True
-    return fn
-
-
-def durable(fn: Callable) -> Callable:
-    """Mark a batchable function whose rows must survive a PostgreSQL crash once committed
-    (fills; order state changes reconciliation reads): a batch holding it commits with
-    ``synchronous_commit`` on. Without it a commit can be acknowledged, the caller told, and
-    the rows still lost by a crash within ~3 x ``wal_writer_delay``."""
-    fn.durable = True
-    return fn
 
 
 def _is_durable(fn: Callable) -> bool:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 
-from workers import keys, records
+from apps.bots.services import bot_events_record, bot_state_set
+from workers import keys
 from workers.lifecycle import control, lease_value, redis_client, want_bot
 
 STEP_SECONDS = 1.0
@@ -27,9 +28,9 @@ def step(bot_id: int, attempt: int = 0) -> str:
     redis = redis_client()
     if attempt == 0:
         Bot.objects.filter(pk=bot_id).update(desired_state="paused", state_reason="flatten: starting paused")
-        records.bot_state_set(bot_id, "starting", "flatten: starting paused")
+        bot_state_set(bot_id, "starting", "flatten: starting paused")
         want_bot(redis, bot_id, bot.market.venue, bot.market.symbol)
-        records.bot_events_record(
+        bot_events_record(
             [
                 (
                     bot_id,
@@ -51,7 +52,7 @@ def step(bot_id: int, attempt: int = 0) -> str:
         Bot.objects.filter(pk=bot_id).update(desired_state="stopped")
         redis.srem(keys.bots_wanted(), bot_id)
         control(redis, bot_id, "kill")
-        records.bot_events_record(
+        bot_events_record(
             [(bot_id, time.time_ns(), "lifecycle", "flatten_failed",
               f"flatten: the loop did not start within {MAX_STEPS * STEP_SECONDS:.0f} s; position kept", None)]
         )  # fmt: skip

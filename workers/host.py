@@ -141,10 +141,10 @@ class Host(MarketFanout):
         if runner is not None:
             runner.writes_refused(reason)
             return
-        from workers import records
+        from apps.bots.services import bot_events_record, bot_state_set
 
-        self.db.submit(records.bot_events_record, [(bot_id, time.time_ns(), "error", "write_refused", reason, None)])
-        self.db.submit(records.bot_state_set, bot_id, "error", reason)
+        self.db.submit(bot_events_record, [(bot_id, time.time_ns(), "error", "write_refused", reason, None)])
+        self.db.submit(bot_state_set, bot_id, "error", reason)
 
     async def main(self) -> None:
         self.loop = asyncio.get_running_loop()

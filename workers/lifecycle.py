@@ -14,6 +14,8 @@ import os
 import socket
 import time
 
+from apps.bots.services import bot_events_record, bot_state_set
+from apps.orders.services import open_orders_close
 from workers import keys, records
 from workers.leases import SyncLease
 from workers.paper_scripts import DELETE
@@ -77,7 +79,7 @@ def stop_unowned(redis, bot, reason: str) -> int:
                     DELETE, 3, lease.key, k_orders, keys.place_log(), lease.value, cid, "cancel", bot.pk, lease.token
                 )
                 cancelled += int(bool(ok))
-        records.open_orders_close(bot.pk, set(), "cancelled", reason)
+        open_orders_close(bot.pk, set(), "cancelled", reason)
         return cancelled
     finally:
         lease.release()
@@ -97,11 +99,11 @@ def apply(bot_id: int, *, kill: bool = False, reload_config: bool = False, flatt
         if not reload_config and redis.delete(keys.risk_pause(bot_id)):
             # An explicit start/resume overrides a risk pause (the sweep pauses again if the
             # condition still holds).
-            records.bot_events_record(
+            bot_events_record(
                 [(bot_id, time.time_ns(), "risk", "risk_override", "risk pause cleared by the user", None)]
             )
         if bot.actual_state == "error" or not owned:
-            records.bot_state_set(bot_id, "starting", "")
+            bot_state_set(bot_id, "starting", "")
         want_bot(redis, bot_id, bot.market.venue, bot.market.symbol)
         if owned:
             if reload_config:
@@ -113,7 +115,7 @@ def apply(bot_id: int, *, kill: bool = False, reload_config: bool = False, flatt
     redis.srem(keys.bots_wanted(), bot_id)
     how = ("kill_flatten" if flatten else "kill") if kill or bot.exchange_account.kill_switch else "stop"
     if owned:
-        records.bot_state_set(bot_id, "stopping", bot.state_reason)
+        bot_state_set(bot_id, "stopping", bot.state_reason)
         control(redis, bot_id, how)
         return how
     try:
@@ -121,15 +123,15 @@ def apply(bot_id: int, *, kill: bool = False, reload_config: bool = False, flatt
     except Exception as exc:  # a live exchange unreachable / orders still open: the supervisor retries
         logger.warning("bot %s: stop without an owner failed: %s", bot_id, exc)
         if bot.actual_state != "error":  # once, not at every retry
-            records.bot_state_set(bot_id, "error", f"{records.STOP_UNCONFIRMED}: {exc}"[:500])
-            records.bot_events_record(
+            bot_state_set(bot_id, "error", f"{records.STOP_UNCONFIRMED}: {exc}"[:500])
+            bot_events_record(
                 [(bot_id, time.time_ns(), "lifecycle", "stop_unconfirmed", f"{how}: no owner; {exc}"[:1000], None)]
             )
         return f"{how} (unowned) failed"
     if cancelled >= 0:
         retried = bot.actual_state == "error" and (bot.state_reason or "").startswith(records.STOP_UNCONFIRMED)
-        records.bot_state_set(bot_id, "stopped", "" if retried else bot.state_reason)
-        records.bot_events_record(
+        bot_state_set(bot_id, "stopped", "" if retried else bot.state_reason)
+        bot_events_record(
             [(bot_id, time.time_ns(), "lifecycle", how, f"{how}: no owner; {cancelled} venue orders cancelled", None)]
         )
     else:  # a host took it meanwhile: tell it

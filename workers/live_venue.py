@@ -396,6 +396,7 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
     Returns how many orders were cancelled; raises RuntimeError when some are still open."""
     import redis.asyncio as aioredis
 
+    from apps.orders.services import fills_record, open_orders_close, orders_update
     from trading.ports import OrderStatus
     from workers import records
 
@@ -433,7 +434,7 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
         if t.trade_id not in known
     ]
     if rows:
-        records.fills_record(rows)
+        fills_record(rows)
     final = {
         OrderStatus.FILLED: "filled",
         OrderStatus.REJECTED: "rejected",
@@ -446,8 +447,8 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
         if rep is not None and rep.status in final
     ]
     if updates:
-        records.orders_update(updates)
+        orders_update(updates)
     if left:
         raise RuntimeError(f"{len(left)} orders still open on the exchange after cancelling")
-    records.open_orders_close(bot_id, set(), "cancelled", reason)
+    open_orders_close(bot_id, set(), "cancelled", reason)
     return cancelled

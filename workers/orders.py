@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.utils import timezone
 
 from workers import keys, lifecycle
 
@@ -12,6 +11,7 @@ from workers import keys, lifecycle
 def cancel(order_id: int) -> str:
     """Cancel one open order: through its bot's owner, or directly on the venue when unowned."""
     from apps.orders.models import CLOSED_STATUSES, Order
+    from apps.orders.services import orders_update
     from workers.leases import SyncLease
     from workers.paper_scripts import DELETE
 
@@ -40,9 +40,7 @@ def cancel(order_id: int) -> str:
             resource,
             lease.token,
         )
-        Order.objects.filter(pk=order.pk).exclude(status__in=CLOSED_STATUSES).update(
-            status="cancelled", reason="cancelled by user", closed_at=timezone.now()
-        )
+        orders_update([(order.client_order_id, "cancelled", "", None, "cancelled by user", None)])
         return "cancelled"
     finally:
         lease.release()

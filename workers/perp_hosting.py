@@ -35,11 +35,11 @@ from fractions import Fraction
 from typing import Any
 
 from apps.derivatives.hosting import perp_market, split_risk, validate
+from apps.portfolio.services import perp_snapshots_record
 from trading.config import ConfigError
 from trading.contracts import MarginMode, frac, to_decimal
 from trading.perp_ledger import FundingSchedule, PerpLedger
 from trading.perp_risk import PerpRisk, PerpRiskLimits
-from workers.dbwriter import batchable
 
 logger = logging.getLogger(__name__)
 
@@ -199,47 +199,6 @@ class PerpHosting:
 
 def _iso(ts_ns: int) -> str:
     return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-_PERP_SNAPSHOT_SQL = """
-    INSERT INTO portfolio_pnlsnapshot (ts, bot_id, position, cash, mid, realized, unrealized, fees, equity,
-                                       peak_equity, drawdown, funding)
-    SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[],
-                         %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],
-                         %s::numeric[])
-"""
-
-
-@batchable
-def perp_snapshots_record(rows: list[tuple]) -> None:
-    """Insert a perpetual bot's PnL snapshots: (ts ns, bot id, position in contracts, cash (wallet
-    + realized + funding - fees), mark or None, realized, unrealized, fees, equity (margin
-    balance), peak equity, drawdown, funding), money as exact fractions of the settle currency."""
-    from django.db import connection
-
-    from apps.core.timeseries import ns_to_dt
-
-    if not rows:
-        return
-    columns: list[list] = [[] for _ in range(12)]
-    for ts, bot_id, *amounts in rows:
-        values = (ns_to_dt(ts), bot_id, *(None if a is None else to_decimal(Fraction(a)) for a in amounts))
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    with connection.cursor() as cursor:
-        cursor.execute(_PERP_SNAPSHOT_SQL, columns)
-
-
-def _describe(row: tuple) -> str:
-    _ts, _bot, position, _cash, _mark, realized, _u, _f, equity, *_rest = row
-
-    def dec(value) -> str:
-        return f"{to_decimal(Fraction(value), 18):f}"
-
-    return f"perp PnL snapshot (position {dec(position)}, realized {dec(realized)}, equity {dec(equity)})"
-
-
-perp_snapshots_record.describe = _describe
 
 
 def hosting(runner) -> PerpHosting:

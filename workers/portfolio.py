@@ -27,7 +27,8 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from celery import shared_task
 
-from workers import keys, lifecycle, records
+from apps.bots.services import bot_events_record
+from workers import keys, lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def hedge() -> dict[str, int]:
         why = f"net {target.asset} {row['net']:f} is {row['deviation']:f} from the target {row['target']:f}, band {row['band']:f}"
         if isinstance(order, str):
             redis.set(keys.portfolio_hedge(owner.pk, target.asset), "skipped", ex=HEDGE_COOLDOWN_S)
-            records.bot_events_record([(bot.pk, now, "portfolio", "portfolio_hedge_skipped", f"{why}: {order}", None)])
+            bot_events_record([(bot.pk, now, "portfolio", "portfolio_hedge_skipped", f"{why}: {order}", None)])
             counts["skipped"] += 1
             continue
         side, price, qty = order
@@ -226,14 +227,14 @@ def hedge() -> dict[str, int]:
             sent = bot_manual_order(bot=bot, actor=owner, side=side, price=str(price), quantity=str(qty))
         except FieldErrors as exc:
             redis.set(keys.portfolio_hedge(owner.pk, target.asset), "skipped", ex=HEDGE_COOLDOWN_S)
-            records.bot_events_record(
+            bot_events_record(
                 [(bot.pk, now, "portfolio", "portfolio_hedge_skipped", f"{why}: hedge not sent: {exc}", None)]
             )
             counts["skipped"] += 1
             continue
         redis.set(keys.portfolio_hedge(owner.pk, target.asset), json.dumps(sent), ex=HEDGE_COOLDOWN_S)
         text = f"{why}: portfolio hedge {side} {qty:f} {bot.market.base} at {price:f} on {bot.market.symbol}"
-        records.bot_events_record([(bot.pk, now, "portfolio", "portfolio_hedge", text, {"order": sent})])
+        bot_events_record([(bot.pk, now, "portfolio", "portfolio_hedge", text, {"order": sent})])
         counts["sent"] += 1
     return counts
 

@@ -23,6 +23,7 @@ from celery import shared_task
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.orders.services import fills_record, orders_update
 from workers import keys, lifecycle, records
 from workers.paper_reports import delta_quote_units
 
@@ -85,7 +86,7 @@ def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
                 }
                 for t in missing
             ]
-            out["fills"] = records.fills_record(rows, count_new=True)
+            out["fills"] = fills_record(rows, count_new=True)
             if out["fills"]:
                 _incident(
                     bot,
@@ -123,12 +124,7 @@ def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
         qty = inst.lots(row.quantity)
         filled = filled_by_cid.get(cid, 0)
         status = "filled" if filled >= qty else "cancelled"
-        Order.objects.filter(pk=row.pk).update(
-            status=status,
-            filled_quantity=inst.quantity(filled),
-            closed_at=timezone.now(),
-            reason="closed by reconciliation",
-        )
+        orders_update([(cid, status, "", filled, "closed by reconciliation", inst)])
         _incident(
             bot,
             "missing_order",

@@ -21,7 +21,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from workers import keys, lifecycle, records
+from apps.bots.services import bot_events_record, bot_state_set
+from workers import keys, lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +92,8 @@ def sweep() -> dict[str, int]:
         if reason and not flagged:
             redis.set(_pause_key(bot.pk), reason)
             lifecycle.control(redis, bot.pk, "pause")
-            records.bot_state_set(bot.pk, "paused", f"risk: {reason}")
-            records.bot_events_record(
-                [(bot.pk, now, "risk", "risk_pause", f"paused by the risk sweep: {reason}", None)]
-            )
+            bot_state_set(bot.pk, "paused", f"risk: {reason}")
+            bot_events_record([(bot.pk, now, "risk", "risk_pause", f"paused by the risk sweep: {reason}", None)])
             Incident.objects.create(
                 owner=bot.owner,
                 bot=bot,
@@ -106,10 +105,8 @@ def sweep() -> dict[str, int]:
         elif flagged and not reason and bot.auto_resume and bot.desired_state == "running":
             redis.delete(_pause_key(bot.pk))
             lifecycle.control(redis, bot.pk, "resume")
-            records.bot_state_set(bot.pk, "running", "")
-            records.bot_events_record(
-                [(bot.pk, now, "risk", "risk_resume", "risk condition cleared; auto-resumed", None)]
-            )
+            bot_state_set(bot.pk, "running", "")
+            bot_events_record([(bot.pk, now, "risk", "risk_resume", "risk condition cleared; auto-resumed", None)])
             resumed += 1
         elif flagged and not reason and bot.desired_state != "running":
             redis.delete(_pause_key(bot.pk))  # the user took over (paused or stopped it)

@@ -16,6 +16,7 @@ import time
 
 from celery import shared_task
 
+from apps.bots.services import bot_events_record, bot_state_set
 from workers import keys, lifecycle, records
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def tick() -> dict[str, int]:
                     events.append(
                         (bot_id, now, "lifecycle", "owner_lost", "no live owner; waiting for take-over", None)
                     )
-                    records.bot_state_set(bot_id, "starting", "owner lost; waiting for a worker to take over")
+                    bot_state_set(bot_id, "starting", "owner lost; waiting for a worker to take over")
             elif status:
                 loop_state = status.get("state")
                 paused_by_risk = risk_paused(redis, bot_id)
@@ -75,7 +76,7 @@ def tick() -> dict[str, int]:
                 elif desired == "running" and loop_state == "paused" and not paused_by_risk:
                     lifecycle.control(redis, bot_id, "resume")
                 if loop_state in ("running", "paused") and loop_state != actual:
-                    records.bot_state_set(bot_id, loop_state, reason if loop_state == "paused" else "")
+                    bot_state_set(bot_id, loop_state, reason if loop_state == "paused" else "")
         else:
             if lease:
                 lifecycle.control(redis, bot_id, "kill" if kill else "stop")
@@ -103,7 +104,7 @@ def tick() -> dict[str, int]:
         pipe.srem(keys.feeds_wanted(), *(current_feeds - feeds))
     pipe.execute()
     if events:
-        records.bot_events_record(events)
+        bot_events_record(events)
     counters["wanted"] = len(wanted)
     return counters
 

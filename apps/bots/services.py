@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from celery import current_app
@@ -22,6 +21,8 @@ from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
 from apps.bots import guards
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
+from apps.core.timeseries import ns_to_dt
+from apps.core.writes import batchable
 from apps.exchanges.models import ExchangeAccount, Market
 from apps.exchanges.services import market_to_instrument
 from trading.config import ConfigError
@@ -453,26 +454,25 @@ def global_kill_switch(*, actor: User, reason: str = "") -> int:
     return killed
 
 
-def bot_set_actual_state(*, bot_id: int, state: str, reason: str = "") -> Bot:
-    """For workers: record what the bot loop is actually doing."""
-    if state not in ActualState.values:
-        raise ValidationError({"actual_state": f"{state!r} is not a state; accepted: {', '.join(ActualState.values)}"})
-    Bot.objects.filter(pk=bot_id).update(actual_state=state, state_reason=reason[:2000], updated=timezone.now())
-    return Bot.objects.get(pk=bot_id)
+def bot_state_set(bot_id: int, actual_state: str, reason: str | None = None) -> None:
+    """Set a bot's actual state (what its loop is doing) and, when given, its reason, without
+    touching anything else."""
+    if actual_state not in ActualState.values:
+        raise ValidationError(
+            {"actual_state": f"{actual_state!r} is not a state; accepted: {', '.join(ActualState.values)}"}
+        )
+    fields = {"actual_state": actual_state, "updated": timezone.now()}
+    if reason is not None:
+        fields["state_reason"] = reason[:2000]
+    Bot.objects.filter(pk=bot_id).update(**fields)
 
 
-def bot_event_record(
-    *,
-    bot_id: int,
-    kind: str,
-    code: str = "",
-    message: str = "",
-    data: Mapping[str, Any] | None = None,
-    ts: datetime | None = None,
-) -> BotEvent:
-    """Append one event to a bot's event log."""
-    if not kind:
-        raise ValidationError({"kind": "is empty; e.g. 'state', 'risk', 'error'"})
-    return BotEvent.objects.create(
-        bot_id=bot_id, ts=ts or timezone.now(), kind=kind[:32], code=code[:64], message=message, data=dict(data or {})
+@batchable
+def bot_events_record(rows: list[tuple]) -> None:
+    """Insert bot events: (bot id, ts ns, kind, code, message, data)."""
+    BotEvent.objects.bulk_create(
+        [
+            BotEvent(bot_id=b, ts=ns_to_dt(ts), kind=kind[:32], code=code[:64], message=msg, data=data or {})
+            for b, ts, kind, code, msg, data in rows
+        ]
     )

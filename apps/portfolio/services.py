@@ -1,32 +1,23 @@
-"""Writes for balances and PnL snapshots (bulk inserts use COPY)."""
+"""Writes for balances and PnL snapshots. Snapshots are written batched
+(:func:`pnl_snapshots_record`: one fixed ``INSERT ... SELECT FROM unnest(arrays)`` for a list of
+rows, see ``apps.core.writes``), by the bot hosts' database writer threads and anything else."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
+from apps.core.timeseries import ns_to_dt
+from apps.core.writes import COPY_MIN_ROWS, batchable, describe_values
 from apps.exchanges.models import ExchangeAccount
-from apps.portfolio.models import Balance, PnlSnapshot
-
-PNL_COLUMNS = (
-    "ts",
-    "bot_id",
-    "position",
-    "cash",
-    "mid",
-    "realized",
-    "unrealized",
-    "fees",
-    "equity",
-    "peak_equity",
-    "drawdown",
-)
-_REQUIRED = ("position", "cash", "realized", "unrealized", "fees", "equity", "peak_equity", "drawdown")
+from apps.portfolio.models import Balance
+from trading.contracts import to_decimal
 
 
 def _amount(field: str, value: Any, *, minimum: Decimal | None = None) -> Decimal:
@@ -54,36 +45,101 @@ def balances_replace(*, account: ExchangeAccount, balances: Mapping[str, Mapping
     return kept
 
 
-def _pnl_row(row: Mapping[str, Any]) -> list[Any]:
-    ts = row.get("ts")
-    if not isinstance(ts, datetime) or ts.tzinfo is None:
-        raise ValidationError({"ts": f"{ts!r} is not a timezone-aware datetime"})
-    if row.get("bot_id") is None:
-        raise ValidationError({"bot_id": "is missing"})
-    for name in _REQUIRED:
-        if row.get(name) is None:
-            raise ValidationError({name: "is missing"})
-    return [row.get(c) for c in PNL_COLUMNS]
+_PNL_INSERT_SQL = """
+    INSERT INTO portfolio_pnlsnapshot (ts, bot_id, position, cash, mid, realized, unrealized, fees, equity,
+                                       peak_equity, drawdown)
+    SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[],
+                         %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])
+"""
 
 
-def pnl_snapshot_record(**values: Any) -> PnlSnapshot:
-    """Record one PnL snapshot (fields as on :class:`PnlSnapshot`, ``bot_id`` and ``ts`` required)."""
-    _pnl_row(values)
-    return PnlSnapshot.objects.create(**{c: values.get(c) for c in PNL_COLUMNS})
+_PNL_COPY_SQL = (
+    "COPY portfolio_pnlsnapshot (ts, bot_id, position, cash, mid, realized, unrealized, fees, equity, peak_equity, "
+    "drawdown) FROM STDIN"
+)
 
 
-def pnl_snapshots_bulk_insert(rows: Iterable[Mapping[str, Any]], *, validate: bool = True) -> int:
-    """Insert many snapshots with COPY; returns the number inserted. With ``validate=False``
-    rows must already be complete (every column of ``PNL_COLUMNS``)."""
-    count = 0
-    columns = ", ".join(PNL_COLUMNS)
-    sql = f"COPY portfolio_pnlsnapshot ({columns}) FROM STDIN"
-    with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(_pnl_row(row) if validate else [row[c] for c in PNL_COLUMNS])
-            count += 1
-    return count
+@batchable
+def pnl_snapshots_record(rows: list[tuple]) -> None:
+    """Insert PnL snapshots in one fixed statement (COPY from ``COPY_MIN_ROWS`` rows); the table's insert triggers keep the minute
+    roll-up as for any insert. Rows are in the engine's integer units, converted here (in the
+    database writer, not in the bot loop): (ts ns, bot id, instrument, position lots, cash
+    units, mid in ticks or None (may end in .5), realized, unrealized, fees, equity, peak
+    equity, drawdown (cash units))."""
+    if not rows:
+        return
+    columns: list[list] = [[] for _ in range(11)]
+    for ts, bot_id, inst, position, cash, mid, *amounts in rows:  # amounts: realized .. drawdown
+        values = (
+            ns_to_dt(ts),
+            bot_id,
+            inst.quantity(position),
+            inst.cash(cash),
+            None if mid is None else inst.price(1) * Decimal(str(mid)),
+            *(inst.cash(x) for x in amounts),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    with connection.cursor() as cursor:
+        if len(rows) < COPY_MIN_ROWS:
+            cursor.execute(_PNL_INSERT_SQL, columns)
+            return
+        with cursor.cursor.copy(_PNL_COPY_SQL) as copy:
+            for values in zip(*columns, strict=True):
+                copy.write_row(values)
 
+
+def _describe_snapshot(row: tuple) -> str:
+    _ts, _bot, inst, position, cash, _mid, realized, _unrealized, _fees, equity, *_ = row
+    return (
+        "PnL snapshot ("
+        + describe_values(
+            position=inst.quantity(position),
+            cash=inst.cash(cash),
+            realized=inst.cash(realized),
+            equity=inst.cash(equity),
+        )
+        + ")"
+    )
+
+
+pnl_snapshots_record.describe = _describe_snapshot
+
+_PERP_SNAPSHOT_SQL = """
+    INSERT INTO portfolio_pnlsnapshot (ts, bot_id, position, cash, mid, realized, unrealized, fees, equity,
+                                       peak_equity, drawdown, funding)
+    SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[],
+                         %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],
+                         %s::numeric[])
+"""
+
+
+@batchable
+def perp_snapshots_record(rows: list[tuple]) -> None:
+    """Insert a perpetual bot's PnL snapshots: (ts ns, bot id, position in contracts, cash (wallet
+    + realized + funding - fees), mark or None, realized, unrealized, fees, equity (margin
+    balance), peak equity, drawdown, funding), money as exact fractions of the settle currency."""
+    if not rows:
+        return
+    columns: list[list] = [[] for _ in range(12)]
+    for ts, bot_id, *amounts in rows:
+        values = (ns_to_dt(ts), bot_id, *(None if a is None else to_decimal(Fraction(a)) for a in amounts))
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(_PERP_SNAPSHOT_SQL, columns)
+
+
+def _describe_perp_snapshot(row: tuple) -> str:
+    _ts, _bot, position, _cash, _mark, realized, _u, _f, equity, *_rest = row
+
+    def dec(value) -> str:
+        return f"{to_decimal(Fraction(value), 18):f}"
+
+    return f"perp PnL snapshot (position {dec(position)}, realized {dec(realized)}, equity {dec(equity)})"
+
+
+perp_snapshots_record.describe = _describe_perp_snapshot
 
 _ROLLUP_VALUES = ("position", "cash", "mid", "realized", "unrealized", "fees", "equity", "peak_equity")
 _KEYS = "(SELECT DISTINCT * FROM unnest(%s::bigint[], %s::timestamptz[]) AS k (bot_id, bucket)) AS keys"

@@ -25,8 +25,9 @@ from apps.arbitrage.models import Opportunity
 from apps.backtests.models import BacktestRun
 from apps.bots.services import bot_share
 from apps.notifications.models import Delivery, NotificationChannel, NotificationRule
-from apps.orders.services import fill_record, order_upsert_from_event
-from tests.apps.bots.factories import T0, api, make_account, make_bot, make_user, sent_tasks  # noqa: F401
+from apps.orders.models import Fill
+from apps.orders.services import fills_record
+from tests.apps.bots.factories import T0, api, fill_values, make_account, make_bot, make_user, place_order, sent_tasks  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -66,35 +67,26 @@ def _orders(owner, start: int, count: int, **_):
     bot = _bot(owner)
     ids = []
     for i in range(start, start + count):
-        order, _ = order_upsert_from_event(
-            account_id=bot.exchange_account_id,
-            client_order_id=f"{bot.client_id_prefix}-{i}",
-            status="open",
-            market_id=bot.market_id,
-            bot_id=bot.pk,
-            side="buy",
-            price="65000",
-            quantity="0.001",
-        )
+        order = place_order(bot, f"{bot.client_id_prefix}-{i}", price="65000", quantity="0.001", venue_order_id=f"V{i}")
         ids.append(order.pk)
     return ids
 
 
 def _fills(owner, start: int, count: int, **_):
     bot = _bot(owner)
-    ids = []
-    for i in range(start, start + count):
-        fill, _ = fill_record(
-            account_id=bot.exchange_account_id,
-            venue_trade_id=f"T{i}",
-            ts=T0 + timedelta(seconds=i),
-            side="buy",
-            price="65000",
-            quantity="0.0005",
-            bot_id=bot.pk,
+    trade_ids = [f"T{i}" for i in range(start, start + count)]
+    fills_record(
+        [
+            fill_values(bot, t, T0 + timedelta(seconds=i), quantity=Decimal("0.0005"))
+            for i, t in zip(range(start, start + count), trade_ids, strict=True)
+        ]
+    )
+    by_trade = dict(
+        Fill.objects.filter(account_id=bot.exchange_account_id, venue_trade_id__in=trade_ids).values_list(
+            "venue_trade_id", "id"
         )
-        ids.append(fill.pk)
-    return ids
+    )
+    return [by_trade[t] for t in trade_ids]
 
 
 def _backtests(owner, start: int, count: int, **_):

@@ -17,12 +17,23 @@ from django.test import Client
 
 from apps.accounts.models import AuditLog, Role
 from apps.bots.models import Bot
-from apps.bots.services import bot_event_record, bot_share
+from apps.bots.services import bot_events_record, bot_share
+from apps.core.timeseries import dt_to_ns
 from apps.exchanges.models import ExchangeAccount
-from apps.orders.models import Order
-from apps.orders.services import fill_record, order_upsert_from_event
-from apps.portfolio.services import balances_replace, pnl_snapshot_record
-from tests.apps.bots.factories import T0, api, make_account, make_bot, make_user, sent_tasks  # noqa: F401
+from apps.orders.models import Fill, Order
+from apps.orders.services import fills_record
+from apps.portfolio.services import balances_replace, pnl_snapshots_record
+from tests.apps.bots.factories import (  # noqa: F401
+    T0,
+    api,
+    fill_values,
+    make_account,
+    make_bot,
+    make_user,
+    place_order,
+    pnl_rows,
+    sent_tasks,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -39,28 +50,12 @@ def world(sent_tasks):  # noqa: F811
     account = make_account(alice, label="alice live-ish")
     bot = make_bot(alice, account=account)
     bot_share(bot=bot, actor=alice, users=[users["vera"]])
-    order, _ = order_upsert_from_event(
-        account_id=account.pk,
-        client_order_id=f"{bot.client_id_prefix}-1",
-        status="open",
-        market_id=bot.market_id,
-        bot_id=bot.pk,
-        side="buy",
-        price="65000",
-        quantity="0.001",
-    )
-    fill, _ = fill_record(
-        account_id=account.pk,
-        venue_trade_id="T1",
-        ts=T0,
-        side="buy",
-        price="65000",
-        quantity="0.0005",
-        client_order_id=order.client_order_id,
-    )
+    order = place_order(bot, f"{bot.client_id_prefix}-1", price="65000", quantity="0.001", venue_order_id="V1")
+    fills_record([fill_values(bot, "T1", T0, quantity=Decimal("0.0005"), client_order_id=order.client_order_id)])
+    fill = Fill.objects.get(venue_trade_id="T1")
     values = dict.fromkeys(("position", "cash", "realized", "unrealized", "fees", "drawdown"), Decimal(0))
-    pnl_snapshot_record(ts=T0, bot_id=bot.pk, equity=Decimal(100), peak_equity=Decimal(100), **values)
-    bot_event_record(bot_id=bot.pk, kind="state", code="created", ts=T0)
+    pnl_snapshots_record(pnl_rows(bot, [{"ts": T0, "equity": Decimal(100), "peak_equity": Decimal(100), **values}]))
+    bot_events_record([(bot.pk, dt_to_ns(T0), "state", "created", "", None)])
     balances_replace(account=account, balances={"USDT": {"free": "10", "total": "10"}})
     audit = AuditLog.objects.filter(owner=alice).first()
     ids = {

@@ -112,7 +112,7 @@ def op_writer_fills(account_id: int, bot_id: int, prefix: str, batches: int) -> 
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from workers import records
+    from apps.orders.services import fills_record
     from workers.dbwriter import DbWriter
 
     writer = DbWriter("agent-db", linger_s=0.0)
@@ -124,7 +124,7 @@ def op_writer_fills(account_id: int, bot_id: int, prefix: str, batches: int) -> 
                "venue_trade_id": f"{prefix}-{i}", "side": "buy", "price": Decimal("60000.5"),
                "quantity": Decimal("0.001"), "fee": Decimal("0.01"), "fee_currency": "USDT", "liquidity": "maker"}  # fmt: skip
         writer.submit(
-            records.fills_record,
+            fills_record,
             [row],
             done=lambda result, exc, done=done, failed=failed: (failed.append(exc), done.set()),
         )

@@ -2,7 +2,7 @@
 
 The writer commits telemetry with ``synchronous_commit`` off; a commit then answers before its
 WAL is written out, and a PostgreSQL crash loses it. Fills and order state changes are durable
-(``workers.dbwriter.durable``): their commit waits for the WAL flush. Here PostgreSQL runs with
+(``apps.core.writes.durable``): their commit waits for the WAL flush. Here PostgreSQL runs with
 ``wal_writer_delay`` 10 s (default 200 ms), so an asynchronous commit's WAL would certainly still
 be in memory at the crash; the window is the same in production, only shorter."""
 

@@ -78,7 +78,6 @@ def run(anchor: datetime, recent: datetime) -> dict:
     from apps.orders.models import Fill
     from apps.portfolio.models import PnlMinute, PnlSnapshot
     from apps.portfolio.selectors import _raw_series, pnl_series
-    from apps.portfolio.services import pnl_snapshot_record
     from tests.workers.helpers import make_paper_bots
 
     timescale = timescale_enabled(connection)
@@ -128,7 +127,7 @@ def run(anchor: datetime, recent: datetime) -> dict:
         _snapshot(bot.pk, start + timedelta(days=2, hours=23, minutes=59, seconds=45), 900_004),
     ]
     PnlSnapshot.objects.bulk_create([PnlSnapshot(**row) for row in late])
-    pnl_snapshot_record(**_snapshot(bot.pk, start + timedelta(hours=12, seconds=59, microseconds=5), 900_005))
+    PnlSnapshot.objects.create(**_snapshot(bot.pk, start + timedelta(hours=12, seconds=59, microseconds=5), 900_005))
     # An ORM delete inside compressed chunks: the minutes it touches are recomputed.
     PnlSnapshot.objects.filter(
         bot_id=bot.pk,

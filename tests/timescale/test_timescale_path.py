@@ -136,9 +136,9 @@ def test_flush_truncates_the_minute_rollup_with_the_snapshots(timescaledb):
         "-c",
         "import django; django.setup(); from datetime import datetime, UTC; "
         "from tests.workers.helpers import make_paper_bots; from tests.timescale.scenario import _snapshot; "
-        "from apps.portfolio.services import pnl_snapshot_record; "
+        "from apps.portfolio.models import PnlSnapshot; "
         "_u, _a, (bot,) = make_paper_bots(1, username='flush', start=False); "
-        "pnl_snapshot_record(**_snapshot(bot.pk, datetime(2026, 11, 2, tzinfo=UTC), 1))",
+        "PnlSnapshot.objects.create(**_snapshot(bot.pk, datetime(2026, 11, 2, tzinfo=UTC), 1))",
     )
     count = "SELECT (SELECT count(*) FROM portfolio_pnlsnapshot), (SELECT count(*) FROM portfolio_pnlminute)"
     assert all(n > 0 for n in _query(timescaledb, count)[0])

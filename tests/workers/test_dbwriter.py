@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 
+from apps.orders.services import fills_record, orders_create, orders_update
+from apps.portfolio.services import pnl_snapshots_record
 from tests.workers.helpers import make_paper_bots, venue_fills_recorded, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -37,7 +39,7 @@ def test_writes_land_calls_answer_and_a_failed_call_says_why():
     async def scenario():
         db, setup = AsyncWriter(DbWriter("t-db", linger_s=0.01)), AsyncWriter(DbWriter("t-setup"))
         for i in range(50):
-            db.submit(records.orders_create, [(bot.pk, account.pk, bot.market_id, inst, _place(f"dp-{i}"))])
+            db.submit(orders_create, [(bot.pk, account.pk, bot.market_id, inst, _place(f"dp-{i}"))])
         known = await db.call(records.order_ids_known, [f"dp-{i}" for i in range(60)])
         with pytest.raises(TypeError, match=r".object. object is not iterable"):
             await setup.call(records.bots_desired_states, object())
@@ -69,13 +71,13 @@ def test_one_bots_row_the_database_refuses_never_drops_or_delays_another_users_r
     # A long linger: every call below is queued before the writer looks, so they share one batch.
     writer = DbWriter("t", linger_s=0.3, on_refused=lambda owner, fn, row, exc: refused.append((owner, fn, row)))
     t0 = time.monotonic()
-    writer.submit(records.orders_create, [(bot_b.pk, account_b.pk, bot_b.market_id, inst, _place("iso-b1"))],
+    writer.submit(orders_create, [(bot_b.pk, account_b.pk, bot_b.market_id, inst, _place("iso-b1"))],
                   owner=bot_b.pk)  # fmt: skip
     absurd = _place("iso-a1", qty=10**30)  # 10^26 BTC
-    writer.submit(records.orders_create, [(bot_a.pk, account_a.pk, bot_a.market_id, inst, _place("iso-a0")),
+    writer.submit(orders_create, [(bot_a.pk, account_a.pk, bot_a.market_id, inst, _place("iso-a0")),
                                           (bot_a.pk, account_a.pk, bot_a.market_id, inst, absurd)],
                   owner=bot_a.pk)  # fmt: skip
-    writer.submit(records.orders_create, [(bot_b.pk, account_b.pk, bot_b.market_id, inst, _place("iso-b2"))],
+    writer.submit(orders_create, [(bot_b.pk, account_b.pk, bot_b.market_id, inst, _place("iso-b2"))],
                   owner=bot_b.pk)  # fmt: skip
     fills = []
     for i in range(5):
@@ -84,7 +86,7 @@ def test_one_bots_row_the_database_refuses_never_drops_or_delays_another_users_r
                                  strategy="", params={}, risk={}, desired_state="running", prefix="iso",
                                  client_id_start=0, paper_balances={}, kill_switch=False)  # fmt: skip
         fills.append(records.fill_row(setup, time.time_ns(), "iso-b1", Side.BUY, 6_000_000, 10, 1, True, f"iso-t{i}"))
-    writer.submit(records.fills_record, fills, owner=bot_b.pk)
+    writer.submit(fills_record, fills, owner=bot_b.pk)
     writer.drain(10)
     took = time.monotonic() - t0
     assert set(Order.objects.filter(client_order_id__startswith="iso-").values_list("client_order_id", flat=True)) == {
@@ -97,9 +99,47 @@ def test_one_bots_row_the_database_refuses_never_drops_or_delays_another_users_r
     assert [(owner, fn.__name__, row[4].client_order_id) for owner, fn, row in refused] == [
         (bot_a.pk, "orders_create", "iso-a1")
     ]
-    description = records.orders_create.describe(refused[0][2])
+    description = orders_create.describe(refused[0][2])
     assert "quantity 100000000000000000000000000.0 (beyond NUMERIC(38, 18)" in description, description
     assert writer.refused == 1
+
+
+def test_a_fill_out_of_bounds_is_dropped_alone_and_reported_naming_the_field():
+    """The bounds check of ``fills_record`` refuses a row before the database sees it; in a merged
+    batch only that row is dropped and reported (with its bot), the other bot's fills are written."""
+    from datetime import UTC, datetime
+
+    from django.core.exceptions import ValidationError
+
+    from apps.orders.models import Fill
+    from workers.dbwriter import DbWriter
+
+    _u1, account_a, (bot_a,) = make_paper_bots(1, username="alice", start=False)
+    _u2, account_b, (bot_b,) = make_paper_bots(1, username="bob", start=False)
+    refused: list = []
+    writer = DbWriter("t", linger_s=0.3, on_refused=lambda owner, fn, row, exc: refused.append((owner, row, exc)))
+
+    def fill(account, bot, trade_id: str, quantity: Decimal) -> dict:
+        return {"ts": datetime.now(UTC), "account_id": account.pk, "bot_id": bot.pk, "client_order_id": "",
+                "venue_trade_id": trade_id, "side": "buy", "price": Decimal("60000"), "quantity": quantity,
+                "fee": Decimal(0), "fee_currency": "USDT", "liquidity": "maker"}  # fmt: skip
+
+    writer.submit(
+        fills_record, [fill(account_b, bot_b, f"ob-b{i}", Decimal("0.001")) for i in range(3)], owner=bot_b.pk
+    )
+    writer.submit(fills_record, [fill(account_a, bot_a, "ob-a0", Decimal("0.001")),
+                                 fill(account_a, bot_a, "ob-a1", Decimal("-0.001"))], owner=bot_a.pk)  # fmt: skip
+    writer.drain(10)
+    assert set(Fill.objects.filter(venue_trade_id__startswith="ob-").values_list("venue_trade_id", flat=True)) == {
+        "ob-b0",
+        "ob-b1",
+        "ob-b2",
+        "ob-a0",
+    }
+    assert [(owner, row["venue_trade_id"]) for owner, row, _exc in refused] == [(bot_a.pk, "ob-a1")]
+    exc = refused[0][2]
+    assert isinstance(exc, ValidationError) and "accepted: a decimal above 0" in exc.message_dict["quantity"][0]
+    assert "quantity -0.001" in fills_record.describe(refused[0][1])
 
 
 def test_a_batch_runs_row_creation_before_the_updates_that_refer_to_it():
@@ -111,11 +151,11 @@ def test_a_batch_runs_row_creation_before_the_updates_that_refer_to_it():
 
     _user, account, (bot,) = make_paper_bots(1, start=False)
     inst = records.market_instrument(bot.market)
-    records.orders_create([(bot.pk, account.pk, bot.market_id, inst, _place("bf-a"))])
+    orders_create([(bot.pk, account.pk, bot.market_id, inst, _place("bf-a"))])
     writer = DbWriter("t", linger_s=0.3)
-    writer.submit(records.orders_update, [("bf-a", "open", "va", None, "", inst)])
-    writer.submit(records.orders_create, [(bot.pk, account.pk, bot.market_id, inst, _place("bf-b"))])
-    writer.submit(records.orders_update, [("bf-b", "cancelled", "vb", None, "requote", inst)])
+    writer.submit(orders_update, [("bf-a", "open", "va", None, "", inst)])
+    writer.submit(orders_create, [(bot.pk, account.pk, bot.market_id, inst, _place("bf-b"))])
+    writer.submit(orders_update, [("bf-b", "cancelled", "vb", None, "requote", inst)])
     writer.drain(10)
     assert writer.timing["orders_update"][0] == 1  # one batch: both updates in one statement
     assert Order.objects.get(client_order_id="bf-a").status == "open"
@@ -128,7 +168,7 @@ def test_an_acknowledged_row_is_created_open_with_its_acknowledgement_time():
 
     _user, account, (bot,) = make_paper_bots(1, start=False)
     inst = records.market_instrument(bot.market)
-    records.orders_create(
+    orders_create(
         [
             (bot.pk, account.pk, bot.market_id, inst, _place("ack-1"), "P1-ack-1", 1_700_000_000_250_000_000),
             (bot.pk, account.pk, bot.market_id, inst, _place("ack-2")),
@@ -260,8 +300,8 @@ def test_batches_with_fills_or_order_updates_commit_synchronously_telemetry_does
     merged batch; a lone statement in autocommit on a ``one_statement`` writer)."""
     import threading
 
-    from workers import records
-    from workers.dbwriter import DbWriter, batchable, durable
+    from apps.core.writes import batchable, durable
+    from workers.dbwriter import DbWriter
 
     def _setting() -> str:
         from django.db import connection
@@ -279,8 +319,8 @@ def test_batches_with_fills_or_order_updates_commit_synchronously_telemetry_does
     def fills(rows: list) -> str:
         return _setting()
 
-    assert records.fills_record.durable and records.orders_update.durable
-    assert not getattr(records.pnl_snapshots_record, "durable", False)
+    assert fills_record.durable and orders_update.durable
+    assert not getattr(pnl_snapshots_record, "durable", False)
     for writer in (DbWriter("t-db"), DbWriter("t-orders", one_statement=True)):
         seen = []
         for fn in (telemetry, fills, telemetry, fills):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.orders.services import orders_create, orders_update
 from tests.workers.helpers import make_paper_bots, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -75,9 +76,9 @@ def test_order_updates_are_coalesced_and_a_closed_order_only_becomes_filled():
     _user, account, bots = make_paper_bots(1, start=False)
     bot = bots[0]
     inst = records.market_instrument(bot.market)
-    records.orders_create([(bot.pk, account.pk, bot.market_id, inst, PlaceOrder("t-1", Side.BUY, 6_000_000, 100)),
+    orders_create([(bot.pk, account.pk, bot.market_id, inst, PlaceOrder("t-1", Side.BUY, 6_000_000, 100)),
                            (bot.pk, account.pk, bot.market_id, inst, PlaceOrder("t-2", Side.SELL, 6_000_100, 100))])  # fmt: skip
-    records.orders_update(
+    orders_update(
         [
             ("t-1", "open", "v1", None, "", inst, 1_700_000_000_123_456_000),
             ("t-1", "partially_filled", "", 40, "", inst),
@@ -85,13 +86,13 @@ def test_order_updates_are_coalesced_and_a_closed_order_only_becomes_filled():
             ("t-2", "cancelled", "", None, "requote", inst),
         ]
     )
-    records.orders_update([("t-2", "open", "", None, "", inst)])  # stale: a closed order stays closed
+    orders_update([("t-2", "open", "", None, "", inst)])  # stale: a closed order stays closed
     one, two = Order.objects.get(client_order_id="t-1"), Order.objects.get(client_order_id="t-2")
     assert (one.status, one.venue_order_id, one.filled_quantity) == ("partially_filled", "v1", Decimal("0.004"))
     assert one.acked_at.timestamp() == 1_700_000_000.123456 and two.acked_at is None
     assert (two.status, two.venue_order_id, two.reason) == ("cancelled", "v2", "requote")
     assert two.closed_at is not None
-    records.orders_update([("t-2", "filled", "", 100, "", inst)])  # a late fill after the cancel request
+    orders_update([("t-2", "filled", "", 100, "", inst)])  # a late fill after the cancel request
     assert Order.objects.get(client_order_id="t-2").status == "filled"
 
 

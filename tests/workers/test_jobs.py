@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from apps.orders.services import fills_record, orders_create
 from tests.workers.helpers import make_paper_bots
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -133,9 +134,7 @@ def test_reconciliation_cancels_orphans_records_missing_fills_and_closes_vanishe
     clean_redis.hset(k_orders, f"{prefix}-zz", json.dumps({"cid": f"{prefix}-zz", "voi": "x", "side": 1,
                                                            "price": 6_000_000, "qty": 100, "filled": 0, "ts": 1}))  # fmt: skip
     # ... a database order the venue no longer has, which the venue's trades show filled ...
-    records.orders_create(
-        [(bot.pk, account.pk, bot.market_id, inst, PlaceOrder(f"{prefix}-1", Side.BUY, 6_000_000, 100))]
-    )
+    orders_create([(bot.pk, account.pk, bot.market_id, inst, PlaceOrder(f"{prefix}-1", Side.BUY, 6_000_000, 100))])
     Order.objects.filter(client_order_id=f"{prefix}-1").update(updated=timezone.now() - timedelta(minutes=5))
     ts = time.time_ns() - (reconcile.GRACE_S + 5) * 1_000_000_000  # past the fills' grace period
     clean_redis.rpush(k_trades, json.dumps({"cid": f"{prefix}-1", "voi": "v", "side": 1, "price": 6_000_000,
@@ -186,7 +185,7 @@ def test_reconciliation_leaves_fills_still_in_flight_to_the_writer_until_the_gra
         clean_redis.rpush(k_trades, json.dumps({"cid": f"{bot.client_id_prefix}-1", "voi": "v", "side": 1,
                                                 "price": 6_000_000, "qty": 10, "leaves": 90, "fee": 0,
                                                 "maker": True, "ts": old, "id": trade_id}))  # fmt: skip
-    records.fills_record(
+    fills_record(
         [{"ts": records.ns_to_dt(old), "account_id": account.pk, "bot_id": bot.pk,
           "client_order_id": f"{bot.client_id_prefix}-1", "venue_trade_id": "young-1", "side": "buy",
           "price": inst.price(6_000_000), "quantity": inst.quantity(10), "fee": inst.cash(0),

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from apps.orders.services import fills_record
 from tests.connectors.conftest import case
 from tests.workers.helpers import make_paper_bots
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.django_db]
 def _fill(bot, account, n: int, side: str, qty: str) -> None:
     from workers import records
 
-    records.fills_record(
+    fills_record(
         [{"ts": records.ns_to_dt(time.time_ns()), "account_id": account.pk, "bot_id": bot.pk,
           "client_order_id": f"{bot.client_id_prefix}-{n}", "venue_trade_id": f"t-{n}", "side": side,
           "price": Decimal("67445.9"), "quantity": Decimal(qty), "fee": Decimal(0), "fee_currency": "USDT",

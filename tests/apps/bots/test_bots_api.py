@@ -3,11 +3,13 @@ with audited before/after, lifecycle actions that enqueue the worker task, kill 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from apps.accounts.models import AuditLog
 from apps.bots.models import Bot, BotConfigVersion
-from apps.bots.services import bot_event_record
+from apps.bots.services import bot_events_record
 from tests.apps.bots.factories import FIXED_SPREAD, api, make_account, make_bot, sim_market
 
 pytestmark = pytest.mark.django_db
@@ -158,8 +160,9 @@ def test_shared_bot_is_readable_but_not_writable_by_the_viewer(trader, viewer, s
 
 def test_events_endpoint_lists_recorded_events_newest_first(trader):
     bot = make_bot(trader)
-    bot_event_record(bot_id=bot.pk, kind="state", code="running", message="quoting")
-    bot_event_record(bot_id=bot.pk, kind="risk", code="daily_loss", message="paused: daily loss")
+    now = time.time_ns()
+    bot_events_record([(bot.pk, now, "state", "running", "quoting", None)])
+    bot_events_record([(bot.pk, now + 1000, "risk", "daily_loss", "paused: daily loss", {"limit": "100"})])
     body = api(trader).get(f"/api/v1/bots/{bot.pk}/events/").json()
     assert [e["code"] for e in body["results"]] == ["daily_loss", "running"]
     only_risk = api(trader).get(f"/api/v1/bots/{bot.pk}/events/", {"kind": "risk"}).json()

@@ -15,8 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.orders.models import Fill, Order
-from apps.orders.services import order_upsert_from_event
-from tests.apps.bots.factories import api, make_account, make_bot
+from tests.apps.bots.factories import api, make_account, make_bot, place_order
 from tests.apps.dashboard.conftest import client_for
 from tests.apps.marketdata.admin_pages import assert_admin_pages
 
@@ -27,16 +26,7 @@ def _history(bot, n: int) -> None:
     now = timezone.now()
     for i in range(n):
         cid = f"{bot.client_id_prefix}-{i}"
-        order_upsert_from_event(
-            account_id=bot.exchange_account_id,
-            client_order_id=cid,
-            status="pending_new",
-            market_id=bot.market_id,
-            bot_id=bot.pk,
-            side="buy",
-            price="65000.10",
-            quantity="0.0020",
-        )
+        place_order(bot, cid)
         Fill.objects.create(
             ts=now - timedelta(minutes=i),
             account_id=bot.exchange_account_id,

@@ -39,7 +39,8 @@ def history(users, bot):
     """N_ORDERS orders over the first minute: place->ack ~ 3 ms + lognormal, every other order
     cancelled with cancel->ack ~ 5 ms + lognormal, every fifth filled (whole microseconds, as
     the database stores them). Returns the measured (place_ms, cancel_ms) lists."""
-    from apps.orders.services import order_cancel_request, order_upsert_from_event
+    from apps.orders.services import order_cancel_request
+    from tests.apps.bots.factories import order_event, place_order
 
     rng = random.Random(42)
     place_us, cancel_us = [], []
@@ -47,27 +48,20 @@ def history(users, bot):
         sent = T0 + timedelta(milliseconds=250 * i)
         p = 3000 + round(rng.lognormvariate(8.5, 0.7))
         cid = f"{bot.client_id_prefix}-{i}"
-        common = {"account_id": bot.exchange_account_id, "client_order_id": cid}
-        order_upsert_from_event(
-            **common,
-            status="pending_new",
-            market_id=bot.market_id,
-            bot_id=bot.pk,
-            side="buy" if i % 2 else "sell",
-            price="60000",
-            quantity="0.01",
-            at=sent,
-        )
         acked = sent + timedelta(microseconds=p)
-        order, _ = order_upsert_from_event(**common, status="open", at=acked)
+        side = "buy" if i % 2 else "sell"
+        order = place_order(
+            bot, cid, side=side, price="60000", quantity="0.01", venue_order_id=f"V{i}", sent=sent, acked=acked,
+            created=sent,
+        )  # fmt: skip
         place_us.append(p)
         if i % 5 == 0:
-            order_upsert_from_event(**common, status="filled", filled_quantity="0.01", at=acked + timedelta(seconds=1))
+            order_event(bot, cid, "filled", filled="0.01", closed=acked + timedelta(seconds=1))
         elif i % 2 == 0:
             c = 5000 + round(rng.lognormvariate(9.0, 0.5))
             asked = acked + timedelta(milliseconds=100)
             order_cancel_request(order=order, actor=users["alice"], at=asked)
-            order_upsert_from_event(**common, status="cancelled", at=asked + timedelta(microseconds=c))
+            order_event(bot, cid, "cancelled", closed=asked + timedelta(microseconds=c))
             cancel_us.append(c)
     return place_us, cancel_us
 
@@ -190,7 +184,8 @@ def test_shadow_backtest_with_a_profile_reports_live_vs_simulated(users, bot, hi
     from apps.backtests import runner
     from apps.backtests.services import current_app
     from apps.marketdata.models import TopOfBookSnapshot
-    from apps.orders.services import fill_record
+    from apps.orders.services import fills_record
+    from tests.apps.bots.factories import fill_values
 
     monkeypatch.setattr(current_app, "send_task", lambda *a, **k: None)
     profile_id = _fit(users["alice"], bot).json()["id"]
@@ -204,17 +199,13 @@ def test_shadow_backtest_with_a_profile_reports_live_vs_simulated(users, bot, hi
             ask=Decimal(60002),
             ask_qty=1,
         )
-    for i, (side, price) in enumerate((("buy", "60000"), ("sell", "60002"))):
-        fill_record(
-            account_id=bot.exchange_account_id,
-            venue_trade_id=f"t{i}",
-            ts=T0 + timedelta(seconds=10 + 20 * i),
-            side=side,
-            price=price,
-            quantity="0.01",
-            bot_id=bot.pk,
-            client_order_id=f"{bot.client_id_prefix}-{5 * i}",
-        )
+    fills_record(
+        [
+            fill_values(bot, f"t{i}", T0 + timedelta(seconds=10 + 20 * i), side=side, price=Decimal(price),
+                        quantity=Decimal("0.01"), client_order_id=f"{bot.client_id_prefix}-{5 * i}")
+            for i, (side, price) in enumerate((("buy", "60000"), ("sell", "60002")))
+        ]
+    )  # fmt: skip
     alice = api(users["alice"])
     created = alice.post(
         f"/api/v1/bots/{bot.pk}/shadow-backtests/", {**PERIOD, "profile": profile_id, "profile_seed": 3}, format="json"
