@@ -1,0 +1,161 @@
+"""Hosted hedged bots: a real in-process host on the real Redis and PostgreSQL, two paper
+accounts on two sim venues (maker on one, hedge on the other)."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from tests.workers.helpers import wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def _market(venue: str, maker_fee: str = "0", taker_fee: str = "0"):
+    from apps.exchanges.models import Market
+
+    market, _ = Market.objects.update_or_create(
+        venue=venue,
+        symbol="BTC/USDT",
+        defaults={
+            "base": "BTC",
+            "quote": "USDT",
+            "tick_size": "0.01",
+            "lot_size": "0.0001",
+            "min_notional": "0",
+            "maker_fee": maker_fee,
+            "taker_fee": taker_fee,
+        },
+    )
+    market.refresh_from_db()
+    return market
+
+
+def make_hedged_bot(maker_venue: str, hedge_venue: str, **params):
+    from apps.accounts.models import User
+    from apps.bots.services import bot_create, bot_start
+    from apps.exchanges.services import exchange_account_create
+
+    user = User.objects.create_user(username=f"hedger{time.time_ns()}", password="pw-12345678")
+    balances = {"BTC": "10", "USDT": "1000000"}
+    maker_account = exchange_account_create(owner=user, label="maker", venue=maker_venue, paper_balances=balances)
+    hedge_account = exchange_account_create(owner=user, label="hedge", venue=hedge_venue, paper_balances=balances)
+    maker_market, hedge_market = _market(maker_venue), _market(hedge_venue)
+    settings = {
+        "hedge_account": hedge_account.pk,
+        "hedge_market": hedge_market.pk,
+        "order_amount": "0.01",
+        "min_profitability": "0",
+        "max_unhedged": "0.05",
+        "requote_ticks": 0,
+        **params,
+    }
+    bot = bot_create(
+        owner=user,
+        name="hedged",
+        exchange_account=maker_account,
+        market=maker_market,
+        strategy="hedged_maker",
+        params=settings,
+        risk={"max_position_base": "5"},
+    )
+    bot_start(bot=bot, actor=user)
+    return user, bot, maker_market, hedge_market
+
+
+def _net(bot, market) -> Decimal:
+    from apps.orders.models import Fill
+
+    net = Decimal(0)
+    for f in Fill.objects.filter(bot=bot, client_order_id__startswith=bot.client_id_prefix):
+        if f.account.venue == market.venue:
+            net += f.quantity if f.side == "buy" else -f.quantity
+    return net
+
+
+def test_hosted_hedged_bot_hedges_every_maker_fill_and_records_attribution(host):
+    from apps.bots.models import Bot, HedgeFillAttribution
+    from apps.orders.models import Fill
+    from workers import lifecycle, supervisor
+
+    _user, bot, _maker_market, _hedge_market = make_hedged_bot("sim:hx-maker", "sim:hx-hedge")
+    supervisor.tick()
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "running", 20)
+    prefix = bot.client_id_prefix
+    maker_fills = Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "m-")
+    assert wait_until(lambda: maker_fills.count() >= 3, 120), "no maker fills in 120 s"
+    for bot_row in [Bot.objects.get(pk=bot.pk)]:
+        bot_row.desired_state = "stopped"
+        bot_row.save(update_fields=["desired_state"])
+        lifecycle.apply(bot.pk)
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 30)
+    host.drain_writers(10)
+    fills = list(Fill.objects.filter(bot=bot).order_by("ts", "id"))
+    maker = [f for f in fills if f.client_order_id.startswith(prefix + "m-")]
+    hedge = [f for f in fills if f.client_order_id.startswith(prefix + "h-")]
+    assert maker and hedge
+    print(
+        f"maker fills {len(maker)}, hedge fills {len(hedge)}, maker net {sum((f.quantity if f.side == 'buy' else -f.quantity for f in maker), Decimal(0))}"
+    )
+    assert all(f.liquidity == "maker" for f in maker)
+    assert {f.account_id for f in maker} != {f.account_id for f in hedge}
+    maker_net = sum((f.quantity if f.side == "buy" else -f.quantity for f in maker), Decimal(0))
+    hedge_net = sum((f.quantity if f.side == "buy" else -f.quantity for f in hedge), Decimal(0))
+    # every maker fill hedged: the two legs' net positions cancel (whole hedge lots; same lot size)
+    assert maker_net + hedge_net == 0, (maker_net, hedge_net)
+    # each hedge fill came after a maker fill, within the hedge timeout plus a host cycle
+    for f in hedge:
+        before = [m for m in maker if m.ts <= f.ts]
+        assert before, f"hedge fill {f.venue_trade_id} before any maker fill"
+    # attribution: one row per maker fill, covered, exact decimals
+    rows = {r.maker_trade_id: r for r in HedgeFillAttribution.objects.filter(bot=bot)}
+    assert set(rows) == {f.venue_trade_id for f in maker}
+    for f in maker:
+        row = rows[f.venue_trade_id]
+        assert row.quantity == f.quantity and row.price == f.price and row.side == f.side
+        assert row.hedged_quantity + row.netted_quantity + row.open_quantity == row.quantity
+    covered = [r for r in rows.values() if r.hedged_quantity > 0]
+    assert covered and all(r.hedge_vwap is not None and r.hedge_latency_ms is not None for r in covered)
+    assert all(r.hedge_latency_ms < Decimal("1500") for r in covered), [r.hedge_latency_ms for r in covered]
+    assert all(isinstance(r.realized_edge, Decimal) for r in rows.values())
+
+
+def test_stale_hedge_feed_stops_maker_quoting_raises_the_incident_and_resumes_when_fresh(host, redis_client):
+    """The hedge venue's feed loses its owner (its lease taken, so no host publishes it): the
+    hedge book goes stale, every maker quote is cancelled at once, a bot event of kind ``risk``
+    and an incident name the exposure left; no maker order is placed while it is stale. The
+    feed comes back and, the bot being flat, quoting resumes by itself."""
+    from apps.bots.models import Bot, BotEvent
+    from apps.core.models import Incident
+    from apps.orders.models import Order
+    from workers import keys, supervisor
+
+    _user, bot, maker_market, hedge_market = make_hedged_bot("sim:hs-maker", "sim:hs-hedge", stale_after_ms=500)
+    supervisor.tick()
+    maker_account = bot.exchange_account_id
+    k_maker_orders = keys.paper(maker_account, "BTC/USDT", "orders")
+    assert wait_until(lambda: redis_client.hlen(k_maker_orders) >= 2, 30), "the bot never quoted"
+    lease = keys.feed_lease(hedge_market.venue, "BTC/USDT")
+    assert wait_until(lambda: redis_client.get(lease) is not None, 10)
+    redis_client.set(lease, "test-holder:0", px=60_000)  # the feed's owner loses it; nobody else may claim
+    stopped = BotEvent.objects.filter(bot=bot, kind="risk", code="hedge_quoting_stopped")
+    assert wait_until(stopped.exists, 15), list(BotEvent.objects.filter(bot=bot).values_list("code", "message"))
+    event = stopped.first()
+    assert "hedge venue's book" in event.message and "exposure" in event.message
+    assert wait_until(lambda: redis_client.hlen(k_maker_orders) == 0, 5), "maker quotes left resting"
+    incident = Incident.objects.get(bot=bot, kind="hedge")
+    assert "exposure left" in incident.message and incident.data["asset"] == "BTC"
+    assert incident.data["code"] == "quoting_stopped"
+    time.sleep(0.5)  # order rows follow the venue on the host's writer
+    maker_orders = Order.objects.filter(bot=bot, market=maker_market)
+    count = maker_orders.count()
+    time.sleep(2.0)  # still stale: nothing quoted
+    assert redis_client.hlen(k_maker_orders) == 0
+    assert maker_orders.count() == count
+    redis_client.delete(lease)  # the feed is claimed again by the host
+    resumed = BotEvent.objects.filter(bot=bot, code="quoting_resumed")
+    assert wait_until(resumed.exists, 20)
+    assert wait_until(lambda: redis_client.hlen(k_maker_orders) >= 1, 10), "quoting did not resume"
+    assert Bot.objects.get(pk=bot.pk).actual_state == "running"
