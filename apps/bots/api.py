@@ -262,6 +262,38 @@ class BotViewSet(viewsets.ModelViewSet):
             )  # fmt: skip
         return Response({"sent": sent}, status=202)
 
+    @extend_schema(
+        request=None, responses={202: inline_serializer("HedgeResumeSent", {"heard": serializers.IntegerField()})}
+    )
+    @action(detail=True, methods=["post"], url_path="hedge-resume")
+    def hedge_resume(self, request, pk=None):
+        """A hedged bot: quote again after a hedge safety stop, flat or not (the trader's call)."""
+        from apps.bots.hedged import hedge_resume
+
+        bot = self._changeable()
+        with service_errors():
+            heard = hedge_resume(bot=bot, actor=request.user)
+        return Response({"heard": heard}, status=202)
+
+    @extend_schema(
+        responses=inline_serializer(
+            "HedgeAttribution",
+            {
+                "fills": serializers.ListField(),
+                "distribution": serializers.DictField(),
+                "count": serializers.IntegerField(),
+            },
+        )
+    )
+    @action(detail=True, methods=["get"], url_path="hedge-attribution", filterset_class=None, pagination_class=None)
+    def hedge_attribution(self, request, pk=None):
+        """A hedged bot's maker fills, each paired with its hedge fills: expected vs realized edge
+        (quote currency), hedge slippage (bps, positive = worse), hedge latency (ms); newest 200
+        rows and the distribution over all of them."""
+        from apps.bots.hedged import attribution
+
+        return Response(attribution(self.get_object()))
+
     @extend_schema(request=ShareSerializer, responses=BotSerializer)
     @action(detail=True, methods=["post"])
     def share(self, request, pk=None):

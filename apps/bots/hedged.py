@@ -86,3 +86,63 @@ def validate(
     for name, message in hedge_errors.items():
         errors.setdefault(name, []).append(message)
     return (None if errors else config), errors
+
+
+def hedge_resume(*, bot, actor) -> int:
+    """The trader's decision to quote again after a hedge safety stop, flat or not: the bot's
+    owner gets the ``hedge_resume`` control (returns how many hosts heard it; 0 if none owns it).
+    Recorded in the audit log and the bot's events."""
+    from apps.accounts.errors import FieldErrors
+    from apps.accounts.models import AuditAction
+    from apps.accounts.services import audit_record
+    from workers import lifecycle, records
+
+    if bot.strategy != STRATEGY:
+        raise FieldErrors({"strategy": [f"{bot.strategy!r} is not a hedged bot; accepted: a {STRATEGY} bot"]})
+    heard = lifecycle.control(lifecycle.redis_client(), bot.pk, "hedge_resume")
+    audit_record(
+        action=AuditAction.BOT_RESUMED,
+        actor=actor,
+        owner=bot.owner,
+        obj=bot,
+        message="hedge quoting resumed by the trader",
+    )
+    records.bot_events_record(
+        [(bot.pk, _now_ns(), "hedge", "hedge_resume_requested", f"quoting resume asked by {actor.username}", None)]
+    )
+    return heard
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()
+
+
+def attribution(bot, limit: int = 200) -> dict[str, Any]:
+    """The bot's per-fill attribution rows (newest first, exact decimal strings) and their
+    distribution (expected and realized edge, slippage, hedge latency) over all its rows."""
+    from statistics import median
+
+    from apps.bots.models import HedgeFillAttribution
+
+    rows = HedgeFillAttribution.objects.filter(bot=bot).order_by("-ts")
+    fields = (
+        "maker_trade_id", "ts", "side", "price", "quantity", "expected_hedge_price", "hedge_vwap", "hedged_quantity",
+        "netted_quantity", "open_quantity", "expected_edge", "realized_edge", "slippage_bps", "hedge_latency_ms",
+        "covered_latency_ms",
+    )  # fmt: skip
+    listed = [
+        {f: (v.isoformat() if f == "ts" else None if v is None else str(v) if f not in ("side", "maker_trade_id") else v)
+         for f, v in zip(fields, values, strict=True)}
+        for values in rows.values_list(*fields)[:limit]
+    ]  # fmt: skip
+    distribution = {}
+    for name in ("expected_edge", "realized_edge", "slippage_bps", "hedge_latency_ms"):
+        values = sorted(v for v in rows.values_list(name, flat=True) if v is not None)
+        distribution[name] = (
+            {"count": len(values), "min": str(values[0]), "median": str(median(values)), "max": str(values[-1]),
+             "sum": str(sum(values))}
+            if values else {"count": 0, "min": None, "median": None, "max": None, "sum": None}
+        )  # fmt: skip
+    return {"fills": listed, "distribution": distribution, "count": rows.count()}

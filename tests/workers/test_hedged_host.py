@@ -80,7 +80,7 @@ def test_hosted_hedged_bot_hedges_every_maker_fill_and_records_attribution(host)
     from apps.orders.models import Fill
     from workers import lifecycle, supervisor
 
-    _user, bot, _maker_market, _hedge_market = make_hedged_bot("sim:hx-maker", "sim:hx-hedge")
+    user, bot, _maker_market, _hedge_market = make_hedged_bot("sim:hx-maker", "sim:hx-hedge")
     supervisor.tick()
     assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "running", 20)
     prefix = bot.client_id_prefix
@@ -120,6 +120,23 @@ def test_hosted_hedged_bot_hedges_every_maker_fill_and_records_attribution(host)
     assert covered and all(r.hedge_vwap is not None and r.hedge_latency_ms is not None for r in covered)
     assert all(r.hedge_latency_ms < Decimal("1500") for r in covered), [r.hedge_latency_ms for r in covered]
     assert all(isinstance(r.realized_edge, Decimal) for r in rows.values())
+    # the API and the bot page show them
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(user)
+    answer = api.get(f"/api/v1/bots/{bot.pk}/hedge-attribution/").json()
+    assert answer["count"] == len(maker)
+    assert {r["maker_trade_id"] for r in answer["fills"]} == set(rows)
+    assert answer["distribution"]["hedge_latency_ms"]["count"] == len(covered)
+    shown = next(r for r in answer["fills"] if r["maker_trade_id"] == maker[0].venue_trade_id)
+    assert Decimal(shown["realized_edge"]) == rows[maker[0].venue_trade_id].realized_edge
+    page = Client()
+    page.force_login(user)
+    html = page.get(f"/bots/{bot.pk}/").content.decode()
+    assert "Hedged legs" in html and "Per-fill attribution" in html and 'id="hedged-fills"' in html
+    assert "No maker fill yet." not in html
 
 
 def test_stale_hedge_feed_stops_maker_quoting_raises_the_incident_and_resumes_when_fresh(host, redis_client):
@@ -132,7 +149,7 @@ def test_stale_hedge_feed_stops_maker_quoting_raises_the_incident_and_resumes_wh
     from apps.orders.models import Order
     from workers import keys, supervisor
 
-    _user, bot, maker_market, hedge_market = make_hedged_bot("sim:hs-maker", "sim:hs-hedge", stale_after_ms=500)
+    user, bot, maker_market, hedge_market = make_hedged_bot("sim:hs-maker", "sim:hs-hedge", stale_after_ms=500)
     supervisor.tick()
     maker_account = bot.exchange_account_id
     k_maker_orders = keys.paper(maker_account, "BTC/USDT", "orders")
@@ -154,8 +171,18 @@ def test_stale_hedge_feed_stops_maker_quoting_raises_the_incident_and_resumes_wh
     time.sleep(2.0)  # still stale: nothing quoted
     assert redis_client.hlen(k_maker_orders) == 0
     assert maker_orders.count() == count
+    # The trader's resume action reaches the loop (it quotes again at once, flat or not; with the
+    # hedge book still stale its next check stops it again).
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(user)
+    assert api.post(f"/api/v1/bots/{bot.pk}/hedge-resume/").json()["heard"] == 1
+    by_trader = BotEvent.objects.filter(bot=bot, code="quoting_resumed", message="resumed by the trader")
+    assert wait_until(by_trader.exists, 10)
+    assert wait_until(lambda: stopped.count() >= 2, 10)
     redis_client.delete(lease)  # the feed is claimed again by the host
-    resumed = BotEvent.objects.filter(bot=bot, code="quoting_resumed")
+    resumed = BotEvent.objects.filter(bot=bot, code="quoting_resumed", message__startswith="flat again")
     assert wait_until(resumed.exists, 20)
     assert wait_until(lambda: redis_client.hlen(k_maker_orders) >= 1, 10), "quoting did not resume"
     assert Bot.objects.get(pk=bot.pk).actual_state == "running"

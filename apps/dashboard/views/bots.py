@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.accounts.errors import FieldErrors
+from apps.bots import hedged
 from apps.bots import services as bot_services
 from apps.bots.controls import account_close_all, bot_flatten, global_kill_state
 from apps.bots.guards import LargeOrderConfirmation
@@ -50,6 +51,7 @@ ACTIONS = {
     "stop": bot_services.bot_stop,
     "kill": bot_services.bot_kill,
     "flatten": bot_flatten,
+    "hedge_resume": hedged.hedge_resume,
 }
 
 
@@ -148,6 +150,8 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "timeframes": list(TIMEFRAMES),
         "quality_windows": WINDOW_CHOICES,
     }
+    if bot.strategy == hedged.STRATEGY:
+        context["hedged"] = {"status": (status or {}).get("hedged"), **hedged.attribution(bot, limit=50)}
     context.update(config_ctx or _config_context(bot))
     return render(request, "dashboard/bot_detail.html", context, status=status_code)
 
