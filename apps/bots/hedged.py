@@ -146,3 +146,22 @@ def attribution(bot, limit: int = 200) -> dict[str, Any]:
             if values else {"count": 0, "min": None, "median": None, "max": None, "sum": None}
         )  # fmt: skip
     return {"fills": listed, "distribution": distribution, "count": rows.count()}
+
+
+def hedge_leg(bot, status: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The hedge leg of a hedged bot for listings: venue, symbol, and from its live ``status``
+    the two legs' positions, the net exposure and whether quoting is stopped (None otherwise)."""
+    from apps.exchanges.models import Market
+
+    if bot.strategy != STRATEGY:
+        return None
+    market = Market.objects.filter(pk=(bot.params or {}).get("hedge_market")).first()
+    live = (status or {}).get("hedged") or {}
+    return {
+        "venue": market.venue if market else "?",
+        "symbol": market.symbol if market else "?",
+        "maker_position": (live.get("maker") or {}).get("position"),
+        "hedge_position": (live.get("hedge") or {}).get("position"),
+        "exposure": live.get("exposure"),
+        "halted": live.get("halted"),
+    }

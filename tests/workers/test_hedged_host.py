@@ -86,6 +86,13 @@ def test_hosted_hedged_bot_hedges_every_maker_fill_and_records_attribution(host)
     prefix = bot.client_id_prefix
     maker_fills = Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "m-")
     assert wait_until(lambda: maker_fills.count() >= 3, 120), "no maker fills in 120 s"
+    # the overview shows both legs while it runs
+    from django.test import Client
+
+    page = Client()
+    page.force_login(user)
+    html = page.get("/").content.decode()
+    assert "hedge on sim:hx-hedge BTC/USDT" in html and "net " in html, html[:2000]
     for bot_row in [Bot.objects.get(pk=bot.pk)]:
         bot_row.desired_state = "stopped"
         bot_row.save(update_fields=["desired_state"])
@@ -121,7 +128,6 @@ def test_hosted_hedged_bot_hedges_every_maker_fill_and_records_attribution(host)
     assert all(r.hedge_latency_ms < Decimal("1500") for r in covered), [r.hedge_latency_ms for r in covered]
     assert all(isinstance(r.realized_edge, Decimal) for r in rows.values())
     # the API and the bot page show them
-    from django.test import Client
     from rest_framework.test import APIClient
 
     api = APIClient()
@@ -132,8 +138,6 @@ def test_hosted_hedged_bot_hedges_every_maker_fill_and_records_attribution(host)
     assert answer["distribution"]["hedge_latency_ms"]["count"] == len(covered)
     shown = next(r for r in answer["fills"] if r["maker_trade_id"] == maker[0].venue_trade_id)
     assert Decimal(shown["realized_edge"]) == rows[maker[0].venue_trade_id].realized_edge
-    page = Client()
-    page.force_login(user)
     html = page.get(f"/bots/{bot.pk}/").content.decode()
     assert "Hedged legs" in html and "Per-fill attribution" in html and 'id="hedged-fills"' in html
     assert "No maker fill yet." not in html

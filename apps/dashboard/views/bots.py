@@ -80,6 +80,7 @@ def overview(request):
                 "can_change": bot_can_change(user=request.user, bot=bot),
                 "risk": (status or {}).get("risk", ""),
                 "max_position": (bot.risk or {}).get("max_position_base"),
+                "hedge_leg": hedged.hedge_leg(bot, status),
             }
         )
     accounts = exchange_account_list(user=request.user) if request.user.can_trade else []
