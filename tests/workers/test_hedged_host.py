@@ -33,7 +33,7 @@ def _market(venue: str, maker_fee: str = "0", taker_fee: str = "0"):
     return market
 
 
-def make_hedged_bot(maker_venue: str, hedge_venue: str, **params):
+def make_hedged_bot(maker_venue: str, hedge_venue: str, start: bool = True, **params):
     from apps.accounts.models import User
     from apps.bots.services import bot_create, bot_start
     from apps.exchanges.services import exchange_account_create
@@ -61,7 +61,8 @@ def make_hedged_bot(maker_venue: str, hedge_venue: str, **params):
         params=settings,
         risk={"max_position_base": "5"},
     )
-    bot_start(bot=bot, actor=user)
+    if start:
+        bot_start(bot=bot, actor=user)
     return user, bot, maker_market, hedge_market
 
 
@@ -108,6 +109,8 @@ def test_hosted_hedged_bot_hedges_every_maker_fill_and_records_attribution(host)
     )
     assert all(f.liquidity == "maker" for f in maker)
     assert {f.account_id for f in maker} != {f.account_id for f in hedge}
+    # each maker fill hedged once: as much hedged as made, never more (no hedge undone by another)
+    assert sum(f.quantity for f in maker) == sum(f.quantity for f in hedge)
     maker_net = sum((f.quantity if f.side == "buy" else -f.quantity for f in maker), Decimal(0))
     hedge_net = sum((f.quantity if f.side == "buy" else -f.quantity for f in hedge), Decimal(0))
     # every maker fill hedged: the two legs' net positions cancel (whole hedge lots; same lot size)
@@ -190,3 +193,50 @@ def test_stale_hedge_feed_stops_maker_quoting_raises_the_incident_and_resumes_wh
     assert wait_until(resumed.exists, 20)
     assert wait_until(lambda: redis_client.hlen(k_maker_orders) >= 1, 10), "quoting did not resume"
     assert Bot.objects.get(pk=bot.pk).actual_state == "running"
+
+
+def test_take_over_hedges_a_maker_fill_left_unhedged_once(host):
+    """The previous owner died after a maker fill was recorded and before its hedge left: the new
+    owner's take-over rebuilds the exposure from the recorded fills and hedges it, once."""
+    from apps.bots.models import Bot, BotEvent
+    from apps.bots.services import bot_start
+    from apps.orders.models import Fill, Order
+    from trading.events import PlaceOrder, TimeInForce
+    from trading.instruments import Side
+    from workers import lifecycle, records, supervisor
+
+    user, bot, maker_market, hedge_market = make_hedged_bot("sim:ht-maker", "sim:ht-hedge", start=False)
+    inst = records.market_instrument(maker_market)
+    bot.refresh_from_db()
+    cid = f"{bot.client_id_prefix}m-0"
+    price = inst.ticks(Decimal("60000"))
+    qty = inst.lots(Decimal("0.01"))
+    place = PlaceOrder(cid, Side.BUY, price, qty, TimeInForce.POST_ONLY, "hedged quote")
+    records.orders_create([(bot.pk, bot.exchange_account_id, maker_market.pk, inst, place, "dead-1", time.time_ns())])
+    records.orders_update([(cid, "filled", "dead-1", qty, "", inst)])
+    setup = records.bot_setup(bot.pk)
+    records.fills_record([records.fill_row(setup, time.time_ns(), cid, Side.BUY, price, qty, 0, True, "dead-t1")])
+    bot_start(bot=bot, actor=user)
+    supervisor.tick()
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "running", 20)
+    take_over = BotEvent.objects.filter(bot=bot, code="take_over")
+    assert wait_until(take_over.exists, 10)
+    assert "exposure 0.01" in take_over.first().message
+    first_hedge = Order.objects.filter(bot=bot, client_order_id=f"{bot.client_id_prefix}h-0")
+    assert wait_until(lambda: first_hedge.filter(status="filled").exists(), 20), list(
+        Order.objects.filter(bot=bot).values_list("client_order_id", "status", "reason")
+    )
+    hedge = first_hedge.get()
+    assert hedge.side == "sell" and hedge.quantity == Decimal("0.01") and hedge.market_id == hedge_market.pk
+    time.sleep(2.0)  # the bot quotes on; any later maker fill gets its own hedge
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    lifecycle.apply(bot.pk)
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 30)
+    host.drain_writers(10)
+    fills = Fill.objects.filter(bot=bot)
+    maker = [f for f in fills if f.client_order_id.startswith(bot.client_id_prefix + "m-")]
+    hedges = [f for f in fills if f.client_order_id.startswith(bot.client_id_prefix + "h-")]
+    # hedged once: as much hedged as made, and the two legs net to zero
+    assert sum(f.quantity for f in maker) == sum(f.quantity for f in hedges)
+    net = sum((f.quantity if f.side == "buy" else -f.quantity for f in [*maker, *hedges]), Decimal(0))
+    assert net == 0
