@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.api_support import CanTrade, IsOperator, service_errors
 from apps.bots import services
+from apps.bots.hedged import STRATEGY as HEDGED
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.core.fields import QueryDateTimeField
@@ -71,7 +72,7 @@ class BotWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=80)
     exchange_account = serializers.PrimaryKeyRelatedField(queryset=ExchangeAccount.objects.none(), required=True)
     market = serializers.PrimaryKeyRelatedField(queryset=market_list(), required=True)
-    strategy = serializers.ChoiceField(choices=sorted(STRATEGIES))
+    strategy = serializers.ChoiceField(choices=sorted([*STRATEGIES, HEDGED]))
     params = serializers.DictField(help_text="strategy parameters; see the strategy's description")
     risk = serializers.DictField(required=False, help_text="risk limits (trading.risk.RiskLimits fields)")
     auto_resume = serializers.BooleanField(required=False, default=False)
