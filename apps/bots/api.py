@@ -264,7 +264,7 @@ class BotViewSet(viewsets.ModelViewSet):
         return Response({"sent": sent}, status=202)
 
     @extend_schema(
-        request=None, responses={202: inline_serializer("HedgeResumeSent", {"heard": serializers.IntegerField()})}
+        request=None, responses={202: inline_serializer("HedgeResumeSent", {"sent": serializers.BooleanField()})}
     )
     @action(detail=True, methods=["post"], url_path="hedge-resume")
     def hedge_resume(self, request, pk=None):
@@ -273,8 +273,8 @@ class BotViewSet(viewsets.ModelViewSet):
 
         bot = self._changeable()
         with service_errors():
-            heard = hedge_resume(bot=bot, actor=request.user)
-        return Response({"heard": heard}, status=202)
+            hedge_resume(bot=bot, actor=request.user)
+        return Response({"sent": True}, status=202)
 
     @extend_schema(
         responses=inline_serializer(

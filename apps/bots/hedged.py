@@ -88,18 +88,20 @@ def validate(
     return (None if errors else config), errors
 
 
-def hedge_resume(*, bot, actor) -> int:
+RESUME_TASK = "workers.bots.hedge_resume"
+
+
+def hedge_resume(*, bot, actor) -> None:
     """The trader's decision to quote again after a hedge safety stop, flat or not: the bot's
-    owner gets the ``hedge_resume`` control (returns how many hosts heard it; 0 if none owns it).
-    Recorded in the audit log and the bot's events."""
+    owner gets the ``hedge_resume`` control (task ``workers.bots.hedge_resume``). Recorded in the
+    audit log and the bot's events."""
     from apps.accounts.errors import FieldErrors
     from apps.accounts.models import AuditAction
     from apps.accounts.services import audit_record
-    from workers import lifecycle, records
+    from apps.bots.services import _enqueue, bot_event_record
 
     if bot.strategy != STRATEGY:
         raise FieldErrors({"strategy": [f"{bot.strategy!r} is not a hedged bot; accepted: a {STRATEGY} bot"]})
-    heard = lifecycle.control(lifecycle.redis_client(), bot.pk, "hedge_resume")
     audit_record(
         action=AuditAction.BOT_RESUMED,
         actor=actor,
@@ -107,16 +109,10 @@ def hedge_resume(*, bot, actor) -> int:
         obj=bot,
         message="hedge quoting resumed by the trader",
     )
-    records.bot_events_record(
-        [(bot.pk, _now_ns(), "hedge", "hedge_resume_requested", f"quoting resume asked by {actor.username}", None)]
+    bot_event_record(
+        bot_id=bot.pk, kind="hedge", code="hedge_resume_requested", message=f"quoting resume asked by {actor.username}"
     )
-    return heard
-
-
-def _now_ns() -> int:
-    import time
-
-    return time.time_ns()
+    _enqueue(RESUME_TASK, args=[bot.pk])
 
 
 def attribution(bot, limit: int = 200) -> dict[str, Any]:

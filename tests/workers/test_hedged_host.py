@@ -184,7 +184,11 @@ def test_stale_hedge_feed_stops_maker_quoting_raises_the_incident_and_resumes_wh
 
     api = APIClient()
     api.force_authenticate(user)
-    assert api.post(f"/api/v1/bots/{bot.pk}/hedge-resume/").json()["heard"] == 1
+    assert api.post(f"/api/v1/bots/{bot.pk}/hedge-resume/").status_code == 202
+    assert BotEvent.objects.filter(bot=bot, code="hedge_resume_requested").exists()
+    from workers.bots import hedge_resume
+
+    assert hedge_resume(bot.pk) == "sent to owner"  # the task the API enqueued (no Celery worker here)
     by_trader = BotEvent.objects.filter(bot=bot, code="quoting_resumed", message="resumed by the trader")
     assert wait_until(by_trader.exists, 10)
     assert wait_until(lambda: stopped.count() >= 2, 10)
