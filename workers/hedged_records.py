@@ -82,6 +82,23 @@ def hedged_setup(bot_id: int) -> tuple[records.BotSetup, records.BotSetup, dict]
     return legs[0], legs[1], {**hedged.hedge_settings(params), "requote_ticks": hedged.requote_ticks(params)}
 
 
+def paper_legs(bot) -> list[tuple[int, str, str]]:
+    """(account id, symbol, client-id prefix) of each venue a paper bot's orders rest on: one
+    for a single-venue bot, the maker and hedge legs for a hedged one."""
+    from apps.bots.hedged import STRATEGY
+    from apps.exchanges.models import Market
+
+    prefix = records.bot_prefix(bot)
+    if bot.strategy != STRATEGY:
+        return [(bot.exchange_account_id, bot.market.symbol, prefix)]
+    params = bot.params or {}
+    hedge = Market.objects.filter(pk=params.get("hedge_market")).first()
+    legs = [(bot.exchange_account_id, bot.market.symbol, prefix + "m")]
+    if hedge is not None and isinstance(params.get("hedge_account"), int):
+        legs.append((params["hedge_account"], hedge.symbol, prefix + "h"))
+    return legs
+
+
 def _dec(value: Fraction | None, places: int = 18) -> Decimal | None:
     return None if value is None else to_decimal(value, places)
 

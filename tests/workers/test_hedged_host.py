@@ -244,3 +244,32 @@ def test_take_over_hedges_a_maker_fill_left_unhedged_once(host):
     assert sum(f.quantity for f in maker) == sum(f.quantity for f in hedges)
     net = sum((f.quantity if f.side == "buy" else -f.quantity for f in [*maker, *hedges]), Decimal(0))
     assert net == 0
+
+
+def test_stopping_a_hedged_bot_without_an_owner_cancels_both_legs_orders(clean_redis):
+    """Its host stopped (leases released, orders left resting on the paper venues): the stop
+    with no owner finds the orders of both legs by their client-id families and cancels them."""
+    from apps.bots.models import Bot
+    from workers import keys, lifecycle, supervisor
+    from workers.host import Host
+
+    _user, bot, _maker_market, hedge_market = make_hedged_bot("sim:hu-maker", "sim:hu-hedge")
+    bot.refresh_from_db()
+    h = Host(ttl_ms=3000)
+    h.start_thread()
+    assert h.started.wait(5)
+    try:
+        supervisor.tick()
+        k_maker = keys.paper(bot.exchange_account_id, "BTC/USDT", "orders")
+        assert wait_until(lambda: clean_redis.hlen(k_maker) >= 2, 30), "the bot never quoted"
+    finally:
+        h.stop()
+    resting = [c.decode() for c in clean_redis.hkeys(k_maker)]
+    assert resting and all(c.startswith(bot.client_id_prefix + "m-") for c in resting)
+    # an order left on the hedge leg too (as a dead owner's limit hedge would be)
+    k_hedge = keys.paper(bot.params["hedge_account"], hedge_market.symbol, "orders")
+    clean_redis.hset(k_hedge, f"{bot.client_id_prefix}h-9", clean_redis.hget(k_maker, resting[0]))
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    assert lifecycle.apply(bot.pk) == "stop (unowned)"
+    assert clean_redis.hlen(k_maker) == 0 and clean_redis.hlen(k_hedge) == 0
+    assert Bot.objects.get(pk=bot.pk).actual_state == "stopped"
