@@ -273,3 +273,45 @@ def test_stopping_a_hedged_bot_without_an_owner_cancels_both_legs_orders(clean_r
     assert lifecycle.apply(bot.pk) == "stop (unowned)"
     assert clean_redis.hlen(k_maker) == 0 and clean_redis.hlen(k_hedge) == 0
     assert Bot.objects.get(pk=bot.pk).actual_state == "stopped"
+
+
+def test_a_hedge_failing_past_its_retry_budget_stops_quoting_until_the_trader_resumes(host, redis_client):
+    """The hedge venue answers every order 429/5xx (the paper venue's fault injection, on the
+    hedge leg only): the maker fill's hedge fails, is retried once, the budget is spent; quoting
+    stays stopped (not flat), the incident names the exposure; the faults cleared, the trader's
+    resume hedges the exposure and the legs net to zero."""
+    from apps.bots.models import Bot, BotEvent
+    from apps.core.models import Incident
+    from apps.orders.models import Fill
+    from workers import keys, lifecycle, supervisor
+    from workers.bots import hedge_resume
+    from workers.paper_faults import PaperFaults
+
+    _user, bot, _maker_market, _hedge_market = make_hedged_bot("sim:hf-maker", "sim:hf-hedge", retry_budget=1)
+    supervisor.tick()
+    assert wait_until(lambda: bot.pk in host.bots and host.bots[bot.pk].hedged is not None, 20)
+    assert wait_until(lambda: "hedge" in host.bots[bot.pk].hedged.legs, 20)
+    host.bots[bot.pk].hedged.legs["hedge"].venue.faults = PaperFaults(error=1.0, seed=3)
+    prefix = bot.client_id_prefix
+    exhausted = BotEvent.objects.filter(bot=bot, kind="risk", code="hedge_hedge_budget_exhausted")
+    assert wait_until(exhausted.exists, 120), list(BotEvent.objects.filter(bot=bot).values_list("code", "message"))
+    incident = Incident.objects.get(bot=bot, kind="hedge", data__code="hedge_budget_exhausted")
+    made = Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "m-")
+    assert made.exists() and not Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-").exists()
+    assert "left unhedged" in incident.message and incident.data["exposure"] != "0.0"
+    k_maker = keys.paper(bot.exchange_account_id, "BTC/USDT", "orders")
+    assert wait_until(lambda: redis_client.hlen(k_maker) == 0, 5)
+    time.sleep(2.0)  # not flat: no quote, no resume by itself
+    assert redis_client.hlen(k_maker) == 0
+    assert not BotEvent.objects.filter(bot=bot, code="quoting_resumed").exists()
+    host.bots[bot.pk].hedged.legs["hedge"].venue.faults = None
+    assert hedge_resume(bot.pk) == "sent to owner"
+    hedged = Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-")
+    assert wait_until(hedged.exists, 20), "the exposure was not hedged after the resume"
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    lifecycle.apply(bot.pk)
+    assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 30)
+    host.drain_writers(10)
+    fills = list(Fill.objects.filter(bot=bot))
+    net = sum((f.quantity if f.side == "buy" else -f.quantity for f in fills), Decimal(0))
+    assert net == 0
