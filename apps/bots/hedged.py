@@ -49,7 +49,7 @@ def validate(
     errors: dict[str, list[str]] = {}
     hedge_market = hedge_account = None
     raw_market = params.get("hedge_market")
-    if isinstance(raw_market, bool) or not isinstance(raw_market, int):
+    if isinstance(raw_market, bool) or not isinstance(raw_market, int) or not 0 < raw_market < 2**63:
         errors["hedge_market"] = [f"{raw_market!r} is not accepted; accepted: the id of a market (an integer)"]
     else:
         hedge_market = Market.objects.filter(pk=raw_market).first()
@@ -58,7 +58,7 @@ def validate(
         elif hedge_market.pk == market.pk:
             errors["hedge_market"] = [f"{raw_market!r} is the maker market itself; accepted: a market on another venue"]
     raw_account = params.get("hedge_account")
-    if isinstance(raw_account, bool) or not isinstance(raw_account, int):
+    if isinstance(raw_account, bool) or not isinstance(raw_account, int) or not 0 < raw_account < 2**63:
         errors["hedge_account"] = [f"{raw_account!r} is not accepted; accepted: the id of one of your accounts"]
     else:
         query = ExchangeAccount.objects.filter(pk=raw_account)

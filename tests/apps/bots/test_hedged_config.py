@@ -76,3 +76,12 @@ def test_the_hedge_account_must_be_on_the_hedge_markets_venue(trader):
     response = api(trader).post("/api/v1/bots/", payload, format="json")
     assert response.status_code == 400
     assert "accepted: an account on sim:beta" in response.json()["params"]["hedge_account"][0]
+
+
+def test_ids_beyond_the_database_range_are_refused_not_a_server_error(trader):
+    maker, hedge = make_account(trader, "maker"), make_account(trader, "hedge", venue="sim:beta")
+    payload = _payload(maker, hedge, hedge_market=10**30, hedge_account=-1)
+    response = api(trader).post("/api/v1/bots/", payload, format="json")
+    assert response.status_code == 400
+    errors = response.json()["params"]
+    assert str(10**30) in errors["hedge_market"][0] and "-1 is not accepted" in errors["hedge_account"][0]
