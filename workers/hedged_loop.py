@@ -153,8 +153,6 @@ class HedgedLoop:
         self.bot.maker_ids.skip_past(f"{maker_setup.prefix}-{_b36(maker_setup.client_id_start - 1)}")
         self.bot.hedge_ids.skip_past(f"{hedge_setup.prefix}-{_b36(hedge_setup.client_id_start - 1)}")
         await self._take_over()
-        for leg in self.legs.values():
-            host.subscribe(leg, leg.setup.venue, leg.setup.symbol)
         r.check_desired_state = self.check_desired_state  # the host's periodic check, for two legs
         r.venue = self.legs[MAKER].venue
         r.setup = maker_setup
@@ -217,6 +215,8 @@ class HedgedLoop:
     async def loop(self) -> None:
         r = self.r
         try:
+            for leg in self.legs.values():  # each leg hears its own feed (unsubscribed below)
+                r.host.subscribe(leg, leg.setup.venue, leg.setup.symbol)
             await self._loop()
         finally:
             for leg in self.legs.values():

@@ -128,7 +128,9 @@ def test_hosted_hedged_bot_hedges_every_maker_fill_and_records_attribution(host)
         assert row.hedged_quantity + row.netted_quantity + row.open_quantity == row.quantity
     covered = [r for r in rows.values() if r.hedged_quantity > 0]
     assert covered and all(r.hedge_vwap is not None and r.hedge_latency_ms is not None for r in covered)
-    assert all(r.hedge_latency_ms < Decimal("1500") for r in covered), [r.hedge_latency_ms for r in covered]
+    latencies = sorted(r.hedge_latency_ms for r in covered)
+    print(f"hedge latency ms (maker fill -> first hedge fill): {[str(x) for x in latencies]}")
+    assert latencies[-1] < Decimal("1500"), latencies
     assert all(isinstance(r.realized_edge, Decimal) for r in rows.values())
     # the API and the bot page show them
     from rest_framework.test import APIClient
