@@ -87,8 +87,9 @@ class _LegEngine:
         if type(event) is Timer:
             out = bot.on_timer(event.ts) if self.leg == MAKER else []
         elif isinstance(event, OrderEvent):
+            before = len(bot.ledger.records)
             out = bot.on_order(self.leg, event)
-            if self.leg == MAKER and getattr(event, "trade_id", None) and bot.ledger.records:
+            if self.leg == MAKER and len(bot.ledger.records) > before and getattr(event, "trade_id", None):
                 loop.maker_trade_of[id(bot.ledger.records[-1])] = event.trade_id
         else:
             out = bot.on_market(self.leg, loop.r.clock())
@@ -320,12 +321,15 @@ class HedgedLoop:
             self._notes_seen = len(bot.notes)
 
     def _write_attribution(self, final: bool = False) -> None:
-        """Rows of maker fills covered since the last write (and, at the end, the open ones)."""
+        """Rows of maker fills covered since the last write (and, at the end, the open ones).
+        The covered records at the head of the kernel's list are then dropped from it (the
+        FIFO pairing keeps its own references), so a long-running bot's list stays short."""
         bot, r = self.bot, self.r
         if bot is None:
             return
         rows = []
-        for rec in bot.ledger.records:
+        records_ = bot.ledger.records
+        for rec in records_:
             key = id(rec)
             if key in self._written_done:
                 continue
@@ -337,6 +341,14 @@ class HedgedLoop:
                 self._written_done.add(key)
         if rows:
             r.host.db.submit(hedged_records.attributions_record, rows, owner=r.bot_id)
+        head = 0
+        while head < len(records_) and id(records_[head]) in self._written_done:
+            key = id(records_[head])
+            self._written_done.discard(key)
+            self.maker_trade_of.pop(key, None)
+            head += 1
+        if head:
+            del records_[:head]
 
     def _status(self) -> None:
         bot, r = self.bot, self.r
