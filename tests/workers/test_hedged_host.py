@@ -3,6 +3,7 @@ accounts on two sim venues (maker on one, hedge on the other)."""
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 
@@ -174,6 +175,18 @@ def test_stale_hedge_feed_stops_maker_quoting_raises_the_incident_and_resumes_wh
     incident = Incident.objects.get(bot=bot, kind="hedge")
     assert "exposure left" in incident.message and incident.data["asset"] == "BTC"
     assert incident.data["code"] == "quoting_stopped"
+    # the notifications' event scan makes it a risk-breach notification for the owner
+    from django.utils import timezone
+
+    from apps.notifications.delivery import notify_recent_events
+    from apps.notifications.models import Delivery
+    from apps.notifications.services import channel_create, rule_create
+
+    channel = channel_create(owner=user, kind="discord", name="dc", config={"url": "http://127.0.0.1:9/x"})
+    rule_create(owner=user, event_kind="risk_breach", channels=[channel])
+    assert notify_recent_events(now=timezone.now(), redis=redis_client)["bot_events"] >= 1
+    delivery = Delivery.objects.get(event_kind="risk_breach", dedupe_key__contains="hedge_quoting_stopped")
+    assert "exposure" in json.dumps(delivery.payload)
     time.sleep(0.5)  # order rows follow the venue on the host's writer
     maker_orders = Order.objects.filter(bot=bot, market=maker_market)
     count = maker_orders.count()
