@@ -330,3 +330,48 @@ def test_a_hedge_failing_past_its_retry_budget_stops_quoting_until_the_trader_re
     fills = list(Fill.objects.filter(bot=bot))
     net = sum((f.quantity if f.side == "buy" else -f.quantity for f in fills), Decimal(0))
     assert net == 0
+
+
+def test_owner_gone_while_the_hedge_is_in_flight_the_next_owner_hedges_once(clean_redis):
+    """Host A's hedge orders spend 5 s in flight (the paper fault injection's delay, hedge leg
+    only); A stops while a maker fill's hedge has not reached the venue. Host B takes the bot
+    over and hedges the fill; the hedge A never sent is not sent by anyone: as much hedged as
+    made."""
+    from apps.bots.models import Bot
+    from apps.orders.models import Fill
+    from workers import lifecycle, supervisor
+    from workers.host import Host
+    from workers.paper_faults import PaperFaults
+
+    _user, bot, _maker_market, _hedge_market = make_hedged_bot("sim:hk-maker", "sim:hk-hedge")
+    bot.refresh_from_db()
+    prefix = bot.client_id_prefix
+    a = Host(ttl_ms=3000)
+    a.start_thread()
+    assert a.started.wait(5)
+    try:
+        supervisor.tick()
+        assert wait_until(lambda: bot.pk in a.bots and "hedge" in getattr(a.bots[bot.pk].hedged, "legs", {}), 20)
+        a.bots[bot.pk].hedged.legs["hedge"].venue.faults = PaperFaults(delay_ms=5000, seed=1)
+        made = Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "m-")
+        assert wait_until(made.exists, 120), "no maker fill"
+    finally:
+        a.stop()
+    assert not Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-").exists()
+    b = Host(ttl_ms=3000)
+    b.start_thread()
+    assert b.started.wait(5)
+    try:
+        supervisor.tick()
+        hedged = Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-")
+        assert wait_until(hedged.exists, 30), "the new owner did not hedge"
+        Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+        lifecycle.apply(bot.pk)
+        assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 30)
+    finally:
+        b.stop()
+    fills = list(Fill.objects.filter(bot=bot))
+    maker = [f for f in fills if f.client_order_id.startswith(prefix + "m-")]
+    hedges = [f for f in fills if f.client_order_id.startswith(prefix + "h-")]
+    assert sum(f.quantity for f in maker) == sum(f.quantity for f in hedges)
+    assert sum((f.quantity if f.side == "buy" else -f.quantity for f in fills), Decimal(0)) == 0
