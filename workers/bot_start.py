@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from apps.bots.hedged import STRATEGY as HEDGED_STRATEGY
 from connectors.errors import RetryBudgetExhausted
 from trading.engine import Engine
 from trading.events import Liquidity, OrderFilled, PlaceOrder, TimeInForce
@@ -66,6 +67,12 @@ class BotStart:
             host.retry_later(self.bot_id, 5.0)
             raise StopLoop(f"cannot load the bot, retrying: {exc}") from exc
         self.setup = setup
+        if setup.strategy == HEDGED_STRATEGY:  # two legs: workers.hedged_loop runs it
+            from workers.hedged_loop import HedgedLoop
+
+            self.hedged = HedgedLoop(self)
+            await self.hedged.start()
+            return
         book = host.book(setup.venue, setup.symbol)  # the host's book of the feed, for all its bots
         try:
             self.engine = engine_for(setup, book)

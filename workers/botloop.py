@@ -64,6 +64,7 @@ class BotRunner(BotStart, BotControl, BotRecords):
         self.refused_reason: str | None = None  # set when the database refused one of its rows
         self.wake = asyncio.Event()
         self.setup: records.BotSetup | None = None
+        self.hedged = None  # a hedged bot's two-leg loop (workers.hedged_loop)
         self.engine: Engine | None = None
         self.venue: BotVenue | None = None
         self.stream: tuple[str, str] | None = None
@@ -162,6 +163,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
         )
 
     async def _loop(self) -> None:
+        if self.hedged is not None:
+            return await self.hedged.loop()
         runner = self.runner
         next_due = self.venue.matching.next_due
         loop = asyncio.get_running_loop()

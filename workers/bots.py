@@ -36,3 +36,13 @@ def manual_order(bot_id: int, payload: str) -> str:
         return "the bot has no owner now: not sent"
     heard = lifecycle.control(redis, int(bot_id), PREFIX + payload)
     return "sent to owner" if heard else "no host heard it"
+
+
+@shared_task(name="workers.bots.hedge_resume")
+def hedge_resume(bot_id: int) -> str:
+    """Tell a hedged bot's owner the trader resumes quoting after a hedge safety stop."""
+    redis = lifecycle.redis_client()
+    if not lifecycle.lease_value(redis, int(bot_id)):
+        return "the bot has no owner now: not sent"
+    heard = lifecycle.control(redis, int(bot_id), "hedge_resume")
+    return "sent to owner" if heard else "no host heard it"

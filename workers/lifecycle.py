@@ -69,16 +69,27 @@ def stop_unowned(redis, bot, reason: str) -> int:
             from workers import live_venue
 
             return live_venue.stop_unowned_live(bot.pk, lease, reason, settings.REDIS_URL)
-        prefix = records.bot_prefix(bot)
-        k_orders = keys.paper(bot.exchange_account_id, bot.market.symbol, "orders")
+        from workers.hedged_records import paper_legs
+
         cancelled = 0
-        for cid in redis.hkeys(k_orders):
-            cid = cid.decode()
-            if cid.startswith(prefix + "-"):
-                ok = redis.eval(
-                    DELETE, 3, lease.key, k_orders, keys.place_log(), lease.value, cid, "cancel", bot.pk, lease.token
-                )
-                cancelled += int(bool(ok))
+        for account_id, symbol, prefix in paper_legs(bot):  # a hedged bot has two
+            k_orders = keys.paper(account_id, symbol, "orders")
+            for cid in redis.hkeys(k_orders):
+                cid = cid.decode()
+                if cid.startswith(prefix + "-"):
+                    ok = redis.eval(
+                        DELETE,
+                        3,
+                        lease.key,
+                        k_orders,
+                        keys.place_log(),
+                        lease.value,
+                        cid,
+                        "cancel",
+                        bot.pk,
+                        lease.token,
+                    )
+                    cancelled += int(bool(ok))
         open_orders_close(bot.pk, set(), "cancelled", reason)
         return cancelled
     finally:

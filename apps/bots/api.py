@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.api_support import CanTrade, IsOperator, service_errors
 from apps.bots import services
+from apps.bots.hedged import STRATEGY as HEDGED
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.core.fields import QueryDateTimeField
@@ -71,7 +72,7 @@ class BotWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=80)
     exchange_account = serializers.PrimaryKeyRelatedField(queryset=ExchangeAccount.objects.none(), required=True)
     market = serializers.PrimaryKeyRelatedField(queryset=market_list(), required=True)
-    strategy = serializers.ChoiceField(choices=sorted(STRATEGIES))
+    strategy = serializers.ChoiceField(choices=sorted([*STRATEGIES, HEDGED]))
     params = serializers.DictField(help_text="strategy parameters; see the strategy's description")
     risk = serializers.DictField(required=False, help_text="risk limits (trading.risk.RiskLimits fields)")
     auto_resume = serializers.BooleanField(required=False, default=False)
@@ -261,6 +262,38 @@ class BotViewSet(viewsets.ModelViewSet):
                 order_type=v["type"], reduce_only=v["reduce_only"],
             )  # fmt: skip
         return Response({"sent": sent}, status=202)
+
+    @extend_schema(
+        request=None, responses={202: inline_serializer("HedgeResumeSent", {"sent": serializers.BooleanField()})}
+    )
+    @action(detail=True, methods=["post"], url_path="hedge-resume")
+    def hedge_resume(self, request, pk=None):
+        """A hedged bot: quote again after a hedge safety stop, flat or not (the trader's call)."""
+        from apps.bots.hedged import hedge_resume
+
+        bot = self._changeable()
+        with service_errors():
+            hedge_resume(bot=bot, actor=request.user)
+        return Response({"sent": True}, status=202)
+
+    @extend_schema(
+        responses=inline_serializer(
+            "HedgeAttribution",
+            {
+                "fills": serializers.ListField(),
+                "distribution": serializers.DictField(),
+                "count": serializers.IntegerField(),
+            },
+        )
+    )
+    @action(detail=True, methods=["get"], url_path="hedge-attribution", filterset_class=None, pagination_class=None)
+    def hedge_attribution(self, request, pk=None):
+        """A hedged bot's maker fills, each paired with its hedge fills: expected vs realized edge
+        (quote currency), hedge slippage (bps, positive = worse), hedge latency (ms); newest 200
+        rows and the distribution over all of them."""
+        from apps.bots.hedged import attribution
+
+        return Response(attribution(self.get_object()))
 
     @extend_schema(request=ShareSerializer, responses=BotSerializer)
     @action(detail=True, methods=["post"])

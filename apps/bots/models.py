@@ -86,3 +86,36 @@ class BotEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot_id} {self.ts:%Y-%m-%d %H:%M:%S} {self.kind} {self.code}"
+
+
+class HedgeFillAttribution(models.Model):
+    """One maker fill of a hosted hedged bot paired with the hedge fills that covered it
+    (:mod:`trading.hedge_attribution`): expected vs realized edge (quote currency), hedge
+    slippage (bps, positive = worse) and hedge latency. Written once the fill is covered, or
+    while it is still open (``open_qty`` > 0) when its bot stops; updated as it gets covered."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="hedge_attributions")
+    maker_trade_id = models.CharField(max_length=64)
+    ts = models.DateTimeField()
+    side = models.CharField(max_length=4)
+    price = models.DecimalField(max_digits=38, decimal_places=18)
+    quantity = models.DecimalField(max_digits=38, decimal_places=18)
+    expected_hedge_price = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
+    hedge_vwap = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
+    hedged_quantity = models.DecimalField(max_digits=38, decimal_places=18)
+    netted_quantity = models.DecimalField(max_digits=38, decimal_places=18)
+    open_quantity = models.DecimalField(max_digits=38, decimal_places=18)
+    expected_edge = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
+    realized_edge = models.DecimalField(max_digits=38, decimal_places=18)
+    slippage_bps = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    hedge_latency_ms = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    covered_latency_ms = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["bot", "maker_trade_id"], name="hedgefillattribution_bot_trade_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.maker_trade_id} {self.side} {self.quantity}"

@@ -19,7 +19,7 @@ from django.utils import timezone
 from apps.accounts.errors import FieldErrors
 from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
-from apps.bots import guards
+from apps.bots import guards, hedged
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.core.timeseries import ns_to_dt
 from apps.core.writes import batchable
@@ -67,6 +67,10 @@ def bot_config_validate(
     errors: dict[str, Any] = {}
     if not isinstance(params, Mapping):
         errors["params"] = ["must be an object of parameter -> value"]
+    elif strategy == hedged.STRATEGY:
+        _config, hedge_errors = hedged.validate(params, market, account=account)
+        if hedge_errors:
+            errors["params"] = hedge_errors
     else:
         try:
             build_strategy(strategy, dict(params), market_to_instrument(market))
@@ -137,6 +141,10 @@ def bot_create(
     if Bot.objects.filter(owner=owner, name=name).exists():
         raise FieldErrors({"name": [f"{name!r} is already the name of another of your bots"]})
     _check_account_market(owner=owner, account=exchange_account, market=market)
+    if strategy == hedged.STRATEGY and isinstance(params, Mapping):  # the hedge account must be the owner's
+        _config, hedge_errors = hedged.validate(params, market, owner=owner, account=exchange_account)
+        if hedge_errors:
+            raise FieldErrors({"params": hedge_errors})
     risk = dict(risk or {})
     bot_config_validate(strategy=strategy, params=params, risk=risk, market=market)
     view = guards.account_view(exchange_account, market)

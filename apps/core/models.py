@@ -14,6 +14,7 @@ class IncidentKind(models.TextChoices):
     POSITION_MISMATCH = "position_mismatch", "Perpetual position differs from the venue"
     STOP_UNCONFIRMED = "stop_unconfirmed", "Stop not confirmed by the venue"
     RISK = "risk", "Risk limit breached"
+    HEDGE = "hedge", "Hedged bot stopped quoting"
 
 
 class Incident(models.Model):

@@ -227,17 +227,21 @@ def test_seed_demo_creates_running_paper_bots_once_and_schedules_install(clean_r
     from django_celery_beat.models import PeriodicTask
 
     from apps.bots.models import Bot
-    from apps.exchanges.models import Market
+    from apps.exchanges.models import ExchangeAccount, Market
 
     for venue in ("replay:binance-spot", "sim:alpha", "sim:beta"):  # flushed by transactional tests
         make_paper_bots(0, venue=venue, username="seeder")
-    del Market
     call_command("seed_demo")
     call_command("seed_demo")
     bots = Bot.objects.filter(owner__username="demo")
-    assert bots.count() == 3
+    assert bots.count() == 4
     assert set(bots.values_list("desired_state", flat=True)) == {"running"}
     assert set(bots.values_list("market__venue", flat=True)) == {"replay:binance-spot", "sim:alpha", "sim:beta"}
+    hedged = bots.get(strategy="hedged_maker")  # maker on sim alpha, hedge on sim beta
+    assert hedged.market.venue == "sim:alpha"
+    hedge_market = Market.objects.get(pk=hedged.params["hedge_market"])
+    assert hedge_market.venue == "sim:beta"
+    assert ExchangeAccount.objects.get(pk=hedged.params["hedge_account"]).venue == "sim:beta"
     call_command("install_schedules")
     tasks = set(PeriodicTask.objects.values_list("task", flat=True))
     assert {"workers.supervisor.tick", "workers.risk.sweep", "workers.reconcile.run"} <= tasks

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.accounts.errors import FieldErrors
+from apps.bots import hedged
 from apps.bots import services as bot_services
 from apps.bots.controls import account_close_all, bot_flatten, global_kill_state
 from apps.bots.guards import LargeOrderConfirmation
@@ -51,6 +52,7 @@ ACTIONS = {
     "stop": bot_services.bot_stop,
     "kill": bot_services.bot_kill,
     "flatten": bot_flatten,
+    "hedge_resume": hedged.hedge_resume,
 }
 
 
@@ -79,6 +81,7 @@ def overview(request):
                 "can_change": bot_can_change(user=request.user, bot=bot),
                 "risk": (status or {}).get("risk", ""),
                 "max_position": (bot.risk or {}).get("max_position_base"),
+                "hedge_leg": hedged.hedge_leg(bot, status),
             }
         )
     accounts = exchange_account_list(user=request.user) if request.user.can_trade else []
@@ -150,6 +153,8 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "timeframes": list(TIMEFRAMES),
         "quality_windows": WINDOW_CHOICES,
     }
+    if bot.strategy == hedged.STRATEGY:
+        context["hedged"] = {"status": (status or {}).get("hedged"), **hedged.attribution(bot, limit=50)}
     context.update(config_ctx or _config_context(bot))
     return render(request, "dashboard/bot_detail.html", context, status=status_code)
 

@@ -57,6 +57,21 @@ DEMO_BOTS = (
     ),
 )
 DEMO_RISK = {"daily_loss_limit": "2000", "max_drawdown": "3000", "max_position_base": "0.5"}
+# A hedged maker (docs/hedging.md): quotes on sim alpha priced from sim beta's book, each maker fill
+# hedged on sim beta. name, maker account label, hedge account label, symbol, hedger settings.
+DEMO_HEDGED = (
+    "BTC hedged alpha/beta",
+    "Paper sim alpha",
+    "Paper sim beta",
+    "BTC/USDT",
+    {
+        "order_amount": "0.002",
+        "min_profitability": "0.0008",
+        "hedge_mode": "ioc",
+        "max_unhedged": "0.006",
+        "requote_ticks": 20,
+    },
+)
 
 
 class Command(BaseCommand):
@@ -89,7 +104,20 @@ class Command(BaseCommand):
                 account = exchange_account_create(owner=demo, label=label, venue=venue, paper_balances=balances)
                 self.stdout.write(f"created paper account {label} on {venue}")
             accounts[label] = account
-        for name, label, symbol, strategy, params in DEMO_BOTS:
+        name, maker_label, hedge_label, symbol, settings = DEMO_HEDGED
+        hedge = accounts[hedge_label]
+        hedge_market = Market.objects.get(venue=hedge.venue, symbol=symbol)
+        bots = [*DEMO_BOTS]
+        bots.append(
+            (
+                name,
+                maker_label,
+                symbol,
+                "hedged_maker",
+                {"hedge_account": hedge.pk, "hedge_market": hedge_market.pk, **settings},
+            )
+        )
+        for name, label, symbol, strategy, params in bots:
             account = accounts[label]
             bot = Bot.objects.filter(owner=demo, name=name).first()
             if bot is None:

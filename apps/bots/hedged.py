@@ -1,0 +1,163 @@
+"""Hosted hedged bots (strategy ``hedged_maker``): the bot's own account and market are the maker
+leg; ``params`` name the hedge leg and carry the hedger's settings
+(:func:`trading.hedging.validate_hedge_config`)::
+
+    {"hedge_account": 12, "hedge_market": 34, "requote_ticks": 20,
+     "order_amount": "0.01", "min_profitability": "0.002", "hedge_mode": "ioc",
+     "max_unhedged": "0.02", "max_unhedged_ms": 2000, "hedge_timeout_ms": 500,
+     "retry_budget": 3, "retry_backoff_ms": 200, "stale_after_ms": 2000}
+
+Both legs are spot markets (a ``Market`` row carries no contract specification). Every bad field
+is refused by name with the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trading.hedging import HedgeConfig, HedgeLegs, Leg, validate_hedge_config
+
+STRATEGY = "hedged_maker"
+LEG_FIELDS = ("hedge_account", "hedge_market", "requote_ticks")
+DEFAULT_REQUOTE_TICKS = 20  # a hosted quote is left alone while within this many ticks of its target
+
+
+def hedge_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The hedger's own settings: ``params`` without the hedge leg's ids and the hosted-only
+    ``requote_ticks``."""
+    return {k: v for k, v in params.items() if k not in LEG_FIELDS}
+
+
+def requote_ticks(params: Mapping[str, Any]) -> int:
+    return params.get("requote_ticks", DEFAULT_REQUOTE_TICKS)
+
+
+def legs_for(maker_market, hedge_market) -> HedgeLegs:
+    from apps.exchanges.markets import market_to_instrument
+
+    return HedgeLegs(Leg(market_to_instrument(maker_market)), Leg(market_to_instrument(hedge_market)))
+
+
+def validate(
+    params: Mapping[str, Any], market, *, owner=None, account=None
+) -> tuple[HedgeConfig | None, dict[str, list[str]]]:
+    """Check a hedged bot's params against its maker ``market`` (and, given the ``owner``, that the
+    hedge account is theirs and, given the maker ``account``, of the same kind: paper with paper)."""
+    from apps.exchanges.models import ExchangeAccount, Market
+
+    errors: dict[str, list[str]] = {}
+    hedge_market = hedge_account = None
+    raw_market = params.get("hedge_market")
+    if isinstance(raw_market, bool) or not isinstance(raw_market, int) or not 0 < raw_market < 2**63:
+        errors["hedge_market"] = [f"{raw_market!r} is not accepted; accepted: the id of a market (an integer)"]
+    else:
+        hedge_market = Market.objects.filter(pk=raw_market).first()
+        if hedge_market is None:
+            errors["hedge_market"] = [f"{raw_market!r} is not accepted; accepted: the id of an existing market"]
+        elif hedge_market.pk == market.pk:
+            errors["hedge_market"] = [f"{raw_market!r} is the maker market itself; accepted: a market on another venue"]
+    raw_account = params.get("hedge_account")
+    if isinstance(raw_account, bool) or not isinstance(raw_account, int) or not 0 < raw_account < 2**63:
+        errors["hedge_account"] = [f"{raw_account!r} is not accepted; accepted: the id of one of your accounts"]
+    else:
+        query = ExchangeAccount.objects.filter(pk=raw_account)
+        if owner is not None:
+            query = query.filter(owner=owner)
+        hedge_account = query.first()
+        if hedge_account is None:
+            errors["hedge_account"] = [f"{raw_account!r} is not accepted; accepted: the id of one of your accounts"]
+        elif hedge_market is not None and hedge_account.venue != hedge_market.venue:
+            errors["hedge_account"] = [
+                f"{raw_account!r} is an account on {hedge_account.venue}; accepted: an account on "
+                f"{hedge_market.venue} (the hedge market's venue)"
+            ]
+        elif account is not None and hedge_account.kind != account.kind:
+            errors["hedge_account"] = [
+                f"{raw_account!r} is a {hedge_account.kind} account; accepted: a {account.kind} account "
+                "(both legs paper, or both live)"
+            ]
+    ticks = params.get("requote_ticks", DEFAULT_REQUOTE_TICKS)
+    if isinstance(ticks, bool) or not isinstance(ticks, int) or not 0 <= ticks <= 100_000:
+        errors["requote_ticks"] = [f"{ticks!r} is not accepted; give a whole number of maker ticks from 0 to 100000"]
+    if hedge_market is None:
+        return None, errors
+    config, hedge_errors = validate_hedge_config(legs_for(market, hedge_market), hedge_settings(params))
+    for name, message in hedge_errors.items():
+        errors.setdefault(name, []).append(message)
+    return (None if errors else config), errors
+
+
+RESUME_TASK = "workers.bots.hedge_resume"
+
+
+def hedge_resume(*, bot, actor) -> None:
+    """The trader's decision to quote again after a hedge safety stop, flat or not: the bot's
+    owner gets the ``hedge_resume`` control (task ``workers.bots.hedge_resume``). Recorded in the
+    audit log and the bot's events."""
+    from apps.accounts.errors import FieldErrors
+    from apps.accounts.models import AuditAction
+    from apps.accounts.services import audit_record
+    from apps.bots.services import _enqueue, bot_event_record
+
+    if bot.strategy != STRATEGY:
+        raise FieldErrors({"strategy": [f"{bot.strategy!r} is not a hedged bot; accepted: a {STRATEGY} bot"]})
+    audit_record(
+        action=AuditAction.BOT_RESUMED,
+        actor=actor,
+        owner=bot.owner,
+        obj=bot,
+        message="hedge quoting resumed by the trader",
+    )
+    bot_event_record(
+        bot_id=bot.pk, kind="hedge", code="hedge_resume_requested", message=f"quoting resume asked by {actor.username}"
+    )
+    _enqueue(RESUME_TASK, args=[bot.pk])
+
+
+def attribution(bot, limit: int = 200) -> dict[str, Any]:
+    """The bot's per-fill attribution rows (newest first, exact decimal strings) and their
+    distribution (expected and realized edge, slippage, hedge latency) over all its rows."""
+    from statistics import median
+
+    from apps.bots.models import HedgeFillAttribution
+
+    rows = HedgeFillAttribution.objects.filter(bot=bot).order_by("-ts")
+    fields = (
+        "maker_trade_id", "ts", "side", "price", "quantity", "expected_hedge_price", "hedge_vwap", "hedged_quantity",
+        "netted_quantity", "open_quantity", "expected_edge", "realized_edge", "slippage_bps", "hedge_latency_ms",
+        "covered_latency_ms",
+    )  # fmt: skip
+    listed = [
+        {f: (v.isoformat() if f == "ts" else None if v is None else str(v) if f not in ("side", "maker_trade_id") else v)
+         for f, v in zip(fields, values, strict=True)}
+        for values in rows.values_list(*fields)[:limit]
+    ]  # fmt: skip
+    distribution = {}
+    for name in ("expected_edge", "realized_edge", "slippage_bps", "hedge_latency_ms"):
+        values = sorted(v for v in rows.values_list(name, flat=True) if v is not None)
+        distribution[name] = (
+            {"count": len(values), "min": str(values[0]), "median": str(median(values)), "max": str(values[-1]),
+             "sum": str(sum(values))}
+            if values else {"count": 0, "min": None, "median": None, "max": None, "sum": None}
+        )  # fmt: skip
+    return {"fills": listed, "distribution": distribution, "count": rows.count()}
+
+
+def hedge_leg(bot, status: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The hedge leg of a hedged bot for listings: venue, symbol, and from its live ``status``
+    the two legs' positions, the net exposure and whether quoting is stopped (None otherwise)."""
+    from apps.exchanges.models import Market
+
+    if bot.strategy != STRATEGY:
+        return None
+    market = Market.objects.filter(pk=(bot.params or {}).get("hedge_market")).first()
+    live = (status or {}).get("hedged") or {}
+    return {
+        "venue": market.venue if market else "?",
+        "symbol": market.symbol if market else "?",
+        "maker_position": (live.get("maker") or {}).get("position"),
+        "hedge_position": (live.get("hedge") or {}).get("position"),
+        "exposure": live.get("exposure"),
+        "halted": live.get("halted"),
+    }
