@@ -95,10 +95,13 @@ def hedge_resume(*, bot, actor) -> None:
     """The trader's decision to quote again after a hedge safety stop, flat or not: the bot's
     owner gets the ``hedge_resume`` control (task ``workers.bots.hedge_resume``). Recorded in the
     audit log and the bot's events."""
+    from django.utils import timezone
+
     from apps.accounts.errors import FieldErrors
     from apps.accounts.models import AuditAction
     from apps.accounts.services import audit_record
-    from apps.bots.services import _enqueue, bot_event_record
+    from apps.bots.services import _enqueue, bot_events_record
+    from apps.core.timeseries import dt_to_ns
 
     if bot.strategy != STRATEGY:
         raise FieldErrors({"strategy": [f"{bot.strategy!r} is not a hedged bot; accepted: a {STRATEGY} bot"]})
@@ -109,8 +112,17 @@ def hedge_resume(*, bot, actor) -> None:
         obj=bot,
         message="hedge quoting resumed by the trader",
     )
-    bot_event_record(
-        bot_id=bot.pk, kind="hedge", code="hedge_resume_requested", message=f"quoting resume asked by {actor.username}"
+    bot_events_record(
+        [
+            (
+                bot.pk,
+                dt_to_ns(timezone.now()),
+                "hedge",
+                "hedge_resume_requested",
+                f"quoting resume asked by {actor.username}",
+                {},
+            )
+        ]
     )
     _enqueue(RESUME_TASK, args=[bot.pk])
 
