@@ -5,7 +5,10 @@
   machine land in one study and Optuna hands out the next parameters.
 * **Work**: ``workers.backtests.optimise_trials`` tasks (the ``backtests`` queue), ``parallel``
   of them per fold, each running trials until the study holds ``n_trials`` finished trials; the
-  last one to finish evaluates the fold and starts the next (a row lock makes that happen once).
+  first one to see its fold complete claims it (a short row lock) and evaluates it out of sample
+  outside the lock. Folds are independent studies, so every fold's tasks are queued at the start:
+  a worker never waits for another fold's last trial or evaluation, which is what lets the wall
+  time drop with the number of workers (``bench/bench_optimise.py``).
 * **Walk-forward**: the recording's events are cut into ``folds + 1`` equal consecutive
   segments; fold *i* optimises on segment *i* (in-sample) and evaluates the chosen parameters on
   segment *i + 1* (out-of-sample). Results show both figures and the degradation. The
@@ -29,6 +32,8 @@ import optuna
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from apps.backtests import runner
@@ -156,7 +161,10 @@ def run_trials(opt_id: int, fold: int) -> None:
     """Run trials of one fold's study until it holds ``n_trials`` finished trials (or the
     optimisation is cancelled); then let :func:`finish_fold` decide whether the fold is done."""
     opt = Optimisation.objects.get(pk=opt_id)
-    if opt.status != RunStatus.RUNNING or opt.fold != fold:
+    if opt.status == RunStatus.CANCELLING:
+        finish_fold(opt_id, fold)  # marks it cancelled
+        return
+    if opt.status != RunStatus.RUNNING or fold in _folds_taken(opt):
         return
     _prepared, events = recording_events(opt.recording, opt.max_events)
     start, end = segments(len(events), opt.folds)[fold]
@@ -175,7 +183,7 @@ def run_trials(opt_id: int, fold: int) -> None:
 
     def stop_when_done(study: optuna.Study, _trial) -> None:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-        _progress(opt_id, fold, finished)
+        _progress(opt)
         current = Optimisation.objects.only("status").get(pk=opt_id).status
         if finished >= opt.n_trials or current != RunStatus.RUNNING:
             study.stop()
@@ -185,43 +193,60 @@ def run_trials(opt_id: int, fold: int) -> None:
     finish_fold(opt_id, fold)
 
 
-def _progress(opt_id: int, fold: int, finished_in_fold: int) -> None:
-    opt = Optimisation.objects.get(pk=opt_id)
+def _folds_taken(opt: Optimisation) -> set[int]:
+    """Folds already evaluated or being evaluated by a task."""
+    return {f["fold"] for f in opt.results.get("folds", [])} | set(opt.results.get("claimed", []))
+
+
+def _progress(opt: Optimisation) -> None:
+    """One more finished trial: ``trials_done`` counts them over every fold (capped at the total,
+    as parallel tasks may finish a trial or two past ``n_trials``); the ETA follows from it."""
     total = opt.n_trials * max(opt.folds, 1)
-    done = min(fold * opt.n_trials + finished_in_fold, total)
+    Optimisation.objects.filter(pk=opt.pk, status=RunStatus.RUNNING).update(
+        trials_done=Least(F("trials_done") + 1, total)
+    )
+    done = Optimisation.objects.values_list("trials_done", flat=True).get(pk=opt.pk)
     elapsed = (timezone.now() - opt.started).total_seconds() if opt.started else 0.0
     eta = elapsed / done * (total - done) if done else None
-    Optimisation.objects.filter(pk=opt_id, status=RunStatus.RUNNING).update(
-        trials_done=done, progress=min(int(done * 100 / total), 99), eta_seconds=eta
+    Optimisation.objects.filter(pk=opt.pk, status=RunStatus.RUNNING).update(
+        progress=min(int(done * 100 / total), 99), eta_seconds=eta
     )
 
 
 def finish_fold(opt_id: int, fold: int) -> None:
-    """Evaluate a finished fold once (row lock), then start the next fold or conclude."""
+    """Evaluate a finished fold once: claim it under a short row lock, evaluate it out of sample
+    without the lock (the other tasks keep reporting progress), then record it; the last fold
+    recorded concludes the optimisation."""
     with transaction.atomic():
         opt = Optimisation.objects.select_for_update().get(pk=opt_id)
-        done_folds = {f["fold"] for f in opt.results.get("folds", [])}
-        if opt.fold != fold or fold in done_folds:
-            return
         if opt.status == RunStatus.CANCELLING:
             opt.status, opt.finished = RunStatus.CANCELLED, timezone.now()
             opt.save(update_fields=["status", "finished"])
             return
+        if fold in _folds_taken(opt):
+            return
+        if opt.status != RunStatus.RUNNING:
+            return
         study = optuna.load_study(study_name=opt.study_name(fold), storage=storage())
         if len(study.get_trials(deepcopy=False, states=FINISHED)) < opt.n_trials:
             return  # another task of this fold is still running trials
-        opt.results = {**opt.results, "folds": [*opt.results.get("folds", []), _fold_result(opt, fold, study)]}
-        last = fold + 1 >= max(opt.folds, 1)
-        if last:
+        opt.results = {**opt.results, "claimed": [*opt.results.get("claimed", []), fold]}
+        opt.save(update_fields=["results"])
+    result = _fold_result(opt, fold, study)
+    with transaction.atomic():
+        opt = Optimisation.objects.select_for_update().get(pk=opt_id)
+        folds = sorted([*opt.results.get("folds", []), result], key=lambda f: f["fold"])
+        claimed = [f for f in opt.results.get("claimed", []) if f != fold]
+        opt.results = {**opt.results, "folds": folds, "claimed": claimed}
+        remaining = sorted(set(range(max(opt.folds, 1))) - {f["fold"] for f in folds})
+        if remaining:
+            opt.fold = remaining[0]
+        elif opt.status == RunStatus.RUNNING:
             opt.results = {**opt.results, **_conclusion(opt)}
+            opt.results.pop("claimed", None)
             opt.status, opt.progress, opt.finished, opt.eta_seconds = RunStatus.SUCCEEDED, 100, timezone.now(), 0
-        else:
-            opt.fold = fold + 1
+            opt.trials_done = opt.n_trials * max(opt.folds, 1)
         opt.save()
-    if not last:
-        create_study(opt, fold + 1)
-        for _ in range(opt.parallel):
-            current_app.send_task(TRIALS_TASK, args=[opt_id, fold + 1])
 
 
 def _fold_result(opt: Optimisation, fold: int, study: optuna.Study) -> dict:
@@ -287,11 +312,13 @@ def start(opt_id: int) -> None:
     started = time.monotonic()
     try:
         recording_events(opt.recording, opt.max_events)
-        create_study(opt, 0)
+        for fold in range(max(opt.folds, 1)):
+            create_study(opt, fold)
     except Exception as exc:
         logger.exception("optimisation %s failed to start", opt_id)
         Optimisation.objects.filter(pk=opt_id).update(status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
         return
     logger.info("optimisation %s ready in %.1f s", opt_id, time.monotonic() - started)
-    for _ in range(opt.parallel):
-        current_app.send_task(TRIALS_TASK, args=[opt_id, 0])
+    for fold in range(max(opt.folds, 1)):  # folds are independent: all of them queued now, in order
+        for _ in range(opt.parallel):
+            current_app.send_task(TRIALS_TASK, args=[opt_id, fold])

@@ -143,3 +143,29 @@ def test_another_users_optimisation_is_a_404(api, db):
     )  # fmt: skip
     assert api.get(f"/api/v1/optimisations/{opt.pk}/").status_code == 404
     assert api.post(f"/api/v1/optimisations/{opt.pk}/cancel/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_folds_are_optimised_side_by_side_on_two_workers(api, celery_worker):
+    """Walk-forward folds are independent studies: with one task per fold and two workers, fold
+    1's trials run while fold 0's still do (no worker waits for another fold to finish)."""
+    celery_worker(queues="backtests")
+    celery_worker(queues="backtests")
+    response = api.post("/api/v1/optimisations/", _request(n_trials=6, parallel=1), format="json")
+    assert response.status_code == 201, response.content
+    opt_id = response.json()["id"]
+    opt = wait_for(
+        lambda: Optimisation.objects.filter(pk=opt_id, status__in=("succeeded", "failed", "cancelled")).first(),
+        timeout=240,
+        interval=0.5,
+    )
+    assert opt is not None and opt.status == "succeeded", opt and opt.error
+    assert [f["fold"] for f in opt.results["folds"]] == [0, 1] and "claimed" not in opt.results
+    trials = {
+        fold: optuna.load_study(study_name=f"mm-opt-{opt_id}-fold-{fold}", storage=storage()).trials for fold in (0, 1)
+    }
+    fold0_last_done = max(t.datetime_complete for t in trials[0])
+    fold1_first_start = min(t.datetime_start for t in trials[1])
+    assert fold1_first_start < fold0_last_done, (fold1_first_start, fold0_last_done)
+    assert opt.trials_done == 12 and opt.progress == 100
