@@ -8,6 +8,8 @@
 * A new bot without a maximum order size or position gets them from the account's value
   (``MM_DEFAULT_MAX_ORDER_FRACTION``, ``MM_DEFAULT_MAX_POSITION_FRACTION``), never below its own
   order size; the user's risk defaults or explicit limits take precedence.
+* On a perpetual market the account's value is its margin: the settle-currency balance times the
+  bot's leverage (``risk.perp.leverage``, 10 by default), not its spot holdings.
 * Avellaneda-Stoikov: a warning when the model's spread would be clamped to ``max_spread``.
 
 Balances: the account's latest known free balances (reconciliation keeps paper accounts'), else
@@ -122,6 +124,9 @@ def check_order_size(
     if not view.known:
         return
     m, price, value = view.market, view.price, view.value
+    leverage = perp_leverage(m, risk)
+    if leverage is not None:  # a perpetual: orders are paid for in margin, the settle balance x leverage
+        value = (view.quote or Decimal(0)) * leverage
     accepted = _round_lots(value / price, m.lot_size)
     errors: dict[str, Any] = {}
     checks = [("params", "order_amount", _order_amount(params))]
@@ -140,9 +145,15 @@ def check_order_size(
                 f"{m.base}"
             ]
         elif notional > value:
+            holds = (
+                f"the account holds {view.describe()}"
+                if leverage is None
+                else f"the account's margin is {_fmt(view.quote)} {m.quote}, {_money(value)} {m.quote} of "
+                f"orders at {leverage}x leverage (at {_fmt(price)}{f' ({view.price_source})' if view.price_source else ''})"
+            )
             errors.setdefault(group, {})[name] = [
-                f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote}; the account holds "
-                f"{view.describe()}; accepted: at most {_fmt(accepted)} {m.base}"
+                f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote}; {holds}; "
+                f"accepted: at most {_fmt(accepted)} {m.base}"
             ]
     if errors:
         raise FieldErrors(errors)
@@ -163,6 +174,21 @@ def check_order_size(
             value=value,
             quote=m.quote,
         )
+
+
+def perp_leverage(market: Market, risk: Mapping[str, Any] | None) -> int | None:
+    """The leverage a bot on a perpetual market trades at (its ``risk.perp.leverage``, else the
+    hosted default of 10), or None on a spot market."""
+    from apps.derivatives.hosting import perp_market
+
+    if perp_market(market.venue, market.symbol) is None:
+        return None
+    perp = risk.get("perp") if isinstance(risk, Mapping) else None
+    try:
+        leverage = int((perp or {}).get("leverage", 10))
+    except (TypeError, ValueError):
+        return 10  # the perp settings' own validation names a bad leverage
+    return max(1, leverage)
 
 
 def check_manual_order(*, quantity: Decimal, price: Decimal, view: AccountView) -> None:
@@ -192,13 +218,15 @@ def default_limits(*, params: Mapping[str, Any], risk: Mapping[str, Any], view: 
         return out
     m, price = view.market, view.price
     amount = _order_amount(params) or Decimal(0)
+    leverage = perp_leverage(m, risk)
+    value = view.value if leverage is None else (view.quote or Decimal(0)) * leverage
     for key, setting in (
         ("max_order_size", settings.DEFAULT_MAX_ORDER_FRACTION),
         ("max_position_base", settings.DEFAULT_MAX_POSITION_FRACTION),
     ):
         if key in out:
             continue
-        size = _round_lots(view.value * Decimal(str(setting)) / price, m.lot_size)
+        size = _round_lots(value * Decimal(str(setting)) / price, m.lot_size)
         size = max(size, amount)
         if size > 0:
             out[key] = f"{size.normalize():f}"

@@ -143,3 +143,38 @@ def test_an_order_below_the_markets_minimum_value_is_refused_with_the_least_acce
     market.save()
     body = _post(client_for(trader), account, market, "0.00005").content.decode()  # 3 USDT
     assert "below the market&#x27;s minimum order value 5 USDT; accepted: at least 0.00009 BTC" in body
+
+
+def test_a_perpetual_bot_is_judged_on_its_margin_times_leverage(trader):
+    """On ``replay:binance-usdm`` BTC/USDT:USDT the account's value is its USDT margin times the
+    bot's leverage: 1,000 USDT at 10x carries 10,000 USDT of orders, at 2x only 2,000."""
+    from apps.exchanges.models import Market
+
+    market, _ = Market.objects.get_or_create(
+        venue="replay:binance-usdm",
+        symbol="BTC/USDT:USDT",
+        defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "min_notional": "100",
+                  "maker_fee": "0.0002", "taker_fee": "0.0005"},
+    )  # fmt: skip
+    now = timezone.now()
+    Trade.objects.create(
+        market=market, ts=now, price=Decimal(50_000), qty=Decimal("0.01"), aggressor="buy", trade_id="p1"
+    )
+    account = exchange_account_create(
+        owner=trader, label="usdm", venue=market.venue, kind="paper", paper_balances={"USDT": "1000"}
+    )
+    payload = {"name": "perp-bot", "exchange_account": account.pk, "market": market.pk, "strategy": "fixed_spread",
+               "params": {"order_amount": "0.1", "bid_spread": "0.001", "ask_spread": "0.001"}, "confirm_large": True}  # fmt: skip
+    # 0.1 BTC is 5,000 USDT: within 1,000 x 10 (a spot account of 1,000 USDT would refuse it)
+    created = api(trader).post("/api/v1/bots/", payload, format="json")
+    assert created.status_code == 201, created.content
+    risk = Bot.objects.get(name="perp-bot").risk
+    assert Decimal(risk["max_order_size"]) > 0  # the default limits come from the margin too
+    at_2x = api(trader).post(
+        "/api/v1/bots/", payload | {"name": "perp-2x", "risk": {"perp": {"leverage": 2}}}, format="json"
+    )
+    assert at_2x.status_code == 400
+    message = at_2x.json()["params"]["order_amount"][0]
+    assert "0.1 BTC is an order of 5,000.00 USDT" in message
+    assert "the account's margin is 1000 USDT, 2,000.00 USDT of orders at 2x leverage" in message
+    assert "accepted: at most 0.04 BTC" in message
