@@ -34,12 +34,14 @@ from dataclasses import replace
 from decimal import Decimal
 
 from apps.bots.services import bot_events_record
+from apps.portfolio.services import pnl_snapshots_record
 from trading.contracts import to_decimal
-from trading.events import OrderEvent, PlaceOrder, Timer, TradeTick
+from trading.events import OrderEvent, OrderFilled, PlaceOrder, Timer, TradeTick
 from trading.hedger import HEDGE, MAKER, HedgedMaker
 from trading.hedging import HedgeLegs, Leg, validate_hedge_config
 from trading.runner import Runner
 from workers import hedged_records, keys, records
+from workers.hedged_pnl import HedgedPnl
 from workers.bot_control import StopLoop
 from workers.paper_venue import LeaseLost, PaperVenue
 
@@ -90,6 +92,8 @@ class _LegEngine:
         elif isinstance(event, OrderEvent):
             before = len(bot.ledger.records)
             out = bot.on_order(self.leg, event)
+            if isinstance(event, OrderFilled):
+                loop.pnl.on_fill(self.leg, event)
             if self.leg == MAKER and len(bot.ledger.records) > before and getattr(event, "trade_id", None):
                 loop.maker_trade_of[id(bot.ledger.records[-1])] = event.trade_id
         else:
@@ -103,6 +107,7 @@ class HedgedLoop:
     def __init__(self, runner) -> None:
         self.r = runner
         self.bot: HedgedMaker | None = None
+        self.pnl: HedgedPnl | None = None
         self.legs: dict[str, _Leg] = {}
         self.paused = False
         self.maker_trade_of: dict[int, str] = {}  # ledger record -> maker venue trade id
@@ -154,6 +159,7 @@ class HedgedLoop:
         )
         self.bot.maker_ids.skip_past(f"{maker_setup.prefix}-{_b36(maker_setup.client_id_start - 1)}")
         self.bot.hedge_ids.skip_past(f"{hedge_setup.prefix}-{_b36(hedge_setup.client_id_start - 1)}")
+        self.pnl = HedgedPnl(maker_setup, hedge_setup)
         await self._take_over()
         r.check_desired_state = self.check_desired_state  # the host's periodic check, for two legs
         r.venue = self.legs[MAKER].venue
@@ -186,6 +192,7 @@ class HedgedLoop:
                 ids.skip_past(f.client_order_id)
                 setup.fills.append((f.ts, f.client_order_id, f.side, f.price, f.qty, 0, f.maker, f.trade_id))
             position = sum(int(side) * qty for _ts, _cid, side, _p, qty, *_ in setup.fills)
+            self.pnl.replay(leg.name, setup)
             if leg.name == MAKER:
                 bot.maker_position = position
             else:
@@ -387,6 +394,14 @@ class HedgedLoop:
             },
         }
         r.host.set_bot_status(r.bot_id, status)
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        """The PnL snapshot over both legs (read by the risk sweep and the bot's charts)."""
+        r, bot, now = self.r, self.bot, self.r.clock()
+        self.pnl.mark(MAKER, now, bot.maker_book)
+        self.pnl.mark(HEDGE, now, bot.hedge_book)
+        r.host.db.submit(pnl_snapshots_record, [self.pnl.row(now, r.bot_id)], owner=r.bot_id)
 
     async def _feed_interest(self) -> None:
         """Keep the hedge leg's feed wanted (the supervisor only asks for the maker market's)."""
@@ -455,6 +470,7 @@ class HedgedLoop:
                 break
         await self._flush()
         self._write_attribution(final=True)
+        self._snapshot()  # the last one counts every fill
         exposure = f"{float(bot.exposure()):g} {bot.legs.maker.instrument.base}"
         if left:
             reason = f"{records.STOP_UNCONFIRMED}: {len(left)} orders still open after {STOP_CONFIRM_TIMEOUT_S:.0f}s"
