@@ -41,8 +41,8 @@ from trading.hedger import HEDGE, MAKER, HedgedMaker
 from trading.hedging import HedgeLegs, Leg, validate_hedge_config
 from trading.runner import Runner
 from workers import hedged_records, keys, records
-from workers.hedged_pnl import HedgedPnl
 from workers.bot_control import StopLoop
+from workers.hedged_pnl import HedgedPnl
 from workers.paper_venue import LeaseLost, PaperVenue
 
 logger = logging.getLogger(__name__)

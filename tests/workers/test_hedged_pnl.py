@@ -41,7 +41,7 @@ def _start(maker_venue: str, hedge_venue: str, **risk):
     from apps.bots.services import bot_start
     from apps.exchanges.models import Market
 
-    user, bot, maker_market, hedge_market = make_hedged_bot(maker_venue, hedge_venue, start=False)
+    user, bot, _maker_market, hedge_market = make_hedged_bot(maker_venue, hedge_venue, start=False)
     # fees on both legs so the snapshots' fees are not trivially zero (the hedge pays taker)
     Market.objects.filter(pk=hedge_market.pk).update(maker_fee="0.0001", taker_fee="0.0001")
     params = {**bot.params, "min_profitability": "0.0001"}  # at least the fees, as validated
