@@ -401,7 +401,9 @@ class HedgedLoop:
         r, bot, now = self.r, self.bot, self.r.clock()
         self.pnl.mark(MAKER, now, bot.maker_book)
         self.pnl.mark(HEDGE, now, bot.hedge_book)
-        r.host.db.submit(pnl_snapshots_record, [self.pnl.row(now, r.bot_id)], owner=r.bot_id)
+        row = self.pnl.row(now, r.bot_id)
+        if row is not None:
+            r.host.db.submit(pnl_snapshots_record, [row], owner=r.bot_id)
 
     async def _feed_interest(self) -> None:
         """Keep the hedge leg's feed wanted (the supervisor only asks for the maker market's)."""

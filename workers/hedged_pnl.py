@@ -6,7 +6,7 @@ in the maker instrument's units (the units :func:`apps.portfolio.services.pnl_sn
 converts with): position is the net base of both legs, cash / realized / unrealized / fees /
 equity the sums, mid the maker's. The hedge leg's figures are converted through Decimal; a
 hedge amount finer than the maker's cash unit (or lot) is rounded toward zero (floor for lots).
-Peak and drawdown are of the combined equity. Each account's paper balances are counted once
+Peak and drawdown are of the combined equity. No row is written before both legs have a mid. Each account's paper balances are counted once
 (a hedge leg on the maker's own account starts from nothing)."""
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ class HedgedPnl:
     def _cash(self, units: int) -> int:
         return self.maker.cash_units(self.hedge.cash(units))
 
-    def row(self, ts: int, bot_id: int) -> tuple:
-        """One row for :func:`apps.portfolio.services.pnl_snapshots_record`."""
+    def row(self, ts: int, bot_id: int) -> tuple | None:
+        """One row for :func:`apps.portfolio.services.pnl_snapshots_record`; ``None`` until both
+        legs have a mid (an equity without the base balances' value would read as a jump)."""
+        if any(p.mid2 is None for p in self.ports.values()):
+            return None
         m = self.ports["maker"].snapshot(ts)
         h = self.ports["hedge"].snapshot(ts)
         position = m.position + self.maker.lots(self.hedge.quantity(h.position), round_down=True)

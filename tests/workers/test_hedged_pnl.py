@@ -77,6 +77,8 @@ def test_hedged_bot_snapshots_sum_both_legs_fills(host):
     assert any(f.fee != 0 for f in hedge)
     m_pos, m_cash, m_fees, m_real = _leg_figures(maker)
     h_pos, h_cash, h_fees, h_real = _leg_figures(hedge)
+    # none before both legs have a mid (an equity without the BTC's value would read as a loss)
+    assert not PnlSnapshot.objects.filter(bot=bot, mid__isnull=True).exists()
     last = PnlSnapshot.objects.filter(bot=bot).order_by("-ts").first()  # written after the last fill
     assert last.position == m_pos + h_pos
     assert last.cash == Decimal("2000000") + m_cash + h_cash  # each account's 1,000,000 USDT once
@@ -110,7 +112,7 @@ def test_risk_sweep_pauses_a_hedged_bot_on_its_daily_loss(host, redis_client):
         return first is not None and latest.equity < first.equity
 
     # equity holds both accounts' 10 BTC at the mid: a falling mid (or the hedge's fees) is a loss
-    assert wait_until(losing, 60), "the hedged bot's snapshots never showed a loss"
+    assert wait_until(losing, 60), list(snaps.order_by("ts").values_list("equity", "mid", "position"))[:80]
     result = risk.sweep()
     assert result["paused"] >= 1
     assert redis_client.get(keys.risk_pause(bot.pk)) is not None
