@@ -23,6 +23,42 @@ LEG_FIELDS = ("hedge_account", "hedge_market", "requote_ticks")
 DEFAULT_REQUOTE_TICKS = 20  # a hosted quote is left alone while within this many ticks of its target
 
 
+def params_schema() -> dict[str, Any]:
+    """The params as the portal's schema-driven fieldset shows them (the new-bot form): the hedge
+    leg's ids and the hedger's settings, with the defaults :func:`validate` applies. Amounts and
+    rates are decimal strings; the leg ids integers."""
+
+    def text(title: str, help_: str, default: str | None = None) -> dict[str, Any]:
+        prop = {"type": "string", "title": title, "description": help_}
+        return prop if default is None else {**prop, "default": default}
+
+    def whole(title: str, default: int, help_: str) -> dict[str, Any]:
+        return {"type": "integer", "title": title, "default": default, "description": help_}
+
+    return {
+        "properties": {
+            "hedge_account": {"type": "integer", "title": "hedge account",
+                              "description": "id of your account on the hedge venue (same kind as the maker's)"},
+            "hedge_market": {"type": "integer", "title": "hedge market",
+                             "description": "id of the hedge market (same base/quote, on the hedge account's venue)"},
+            "order_amount": text("order amount", "maker quote size in base currency", "0.001"),
+            "min_profitability": text("min profitability", "edge over the hedge price, e.g. 0.002; at least "
+                                      "the maker fee plus the hedge taker fee", "0.002"),
+            "hedge_mode": {"type": "string", "title": "hedge mode", "enum": ["ioc", "limit"], "default": "ioc",
+                           "description": "ioc: taker; limit: aggressive limit with a timeout"},
+            "max_unhedged": text("max unhedged", "base quantity left unhedged before quoting stops "
+                                 "(default: twice the order amount)"),
+            "max_unhedged_ms": whole("max unhedged ms", 2_000, "how long an exposure may stay unhedged"),
+            "hedge_timeout_ms": whole("hedge timeout ms", 500, "a hedge unanswered this long is retried"),
+            "retry_budget": whole("retry budget", 3, "hedge retries before quoting stops"),
+            "retry_backoff_ms": whole("retry backoff ms", 200, "wait between hedge retries"),
+            "stale_after_ms": whole("stale after ms", 2_000, "hedge book older than this stops quoting"),
+            "requote_ticks": whole("requote ticks", DEFAULT_REQUOTE_TICKS,
+                                   "a resting quote within this many maker ticks of its target is left alone"),
+        }
+    }  # fmt: skip
+
+
 def hedge_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """The hedger's own settings: ``params`` without the hedge leg's ids and the hosted-only
     ``requote_ticks``."""

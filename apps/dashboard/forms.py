@@ -12,6 +12,7 @@ from django import forms
 from django.http import QueryDict
 
 from apps.backtests.models import DataSource
+from apps.bots import hedged
 from apps.bots.guards import avellaneda_stoikov_warning
 from apps.core import jsondepth
 from apps.notifications.models import ChannelKind, EventKind
@@ -20,6 +21,8 @@ from trading.risk import RiskLimits
 from trading.strategies import STRATEGIES, describe_strategy
 
 STRATEGY_CHOICES = [(name, name.replace("_", " ")) for name in STRATEGIES]
+# the new-bot form also offers hosted hedged bots (two legs; params: apps.bots.hedged)
+CREATE_STRATEGY_CHOICES = [*STRATEGY_CHOICES, (hedged.STRATEGY, "hedged maker (two venues, paper)")]
 
 
 @dataclass
@@ -69,6 +72,8 @@ class SchemaFieldset:
 
     @classmethod
     def for_strategy(cls, strategy: str, values=None, errors=None) -> SchemaFieldset:
+        if strategy == hedged.STRATEGY:
+            return cls(hedged.params_schema(), "params", values, errors)
         return cls(
             describe_strategy(strategy) if strategy in STRATEGIES else {"properties": {}}, "params", values, errors
         )
@@ -161,7 +166,7 @@ class BotCreateForm(forms.Form):
     name = forms.CharField(max_length=80)
     exchange_account = forms.ChoiceField(label="Account")
     market = forms.ChoiceField()
-    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES)
+    strategy = forms.ChoiceField(choices=CREATE_STRATEGY_CHOICES)
 
     def __init__(self, *args, accounts=(), markets=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -248,6 +248,10 @@ def bot_create(request):
     strategy = request.POST.get("strategy") or request.GET.get("strategy") or "fixed_spread"
     form = BotCreateForm(request.POST or None, accounts=accounts, markets=markets, initial={"strategy": strategy})
     params_set = SchemaFieldset.for_strategy(strategy)
+    if strategy == hedged.STRATEGY:  # name the ids the two leg fields take
+        props = params_set.schema["properties"]
+        props["hedge_account"]["description"] += ": " + ", ".join(f"{a.pk} = {a.label} · {a.venue}" for a in accounts)
+        props["hedge_market"]["description"] += ": " + ", ".join(f"{m.pk} = {m.symbol} · {m.venue}" for m in markets)
     risk_set = SchemaFieldset.for_risk(risk_defaults_get(user=request.user))
     status_code = 200
     confirm = None  # a large order's value to confirm (apps/bots/guards.py)
