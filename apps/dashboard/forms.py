@@ -72,11 +72,17 @@ class SchemaFieldset:
 
     @classmethod
     def for_strategy(cls, strategy: str, values=None, errors=None) -> SchemaFieldset:
-        if strategy == hedged.STRATEGY:
-            return cls(hedged.params_schema(), "params", values, errors)
         return cls(
             describe_strategy(strategy) if strategy in STRATEGIES else {"properties": {}}, "params", values, errors
         )
+
+    @classmethod
+    def for_bot_strategy(cls, strategy: str, values=None, errors=None) -> SchemaFieldset:
+        """A hosted bot's params: as :meth:`for_strategy`, and a hedged bot's two legs (a hedged
+        backtest keeps its settings in its data parameters, so the backtest form uses the other)."""
+        if strategy == hedged.STRATEGY:
+            return cls(hedged.params_schema(), "params", values, errors)
+        return cls.for_strategy(strategy, values, errors)
 
     @classmethod
     def for_risk(cls, values=None, errors=None) -> SchemaFieldset:

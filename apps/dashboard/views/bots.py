@@ -107,7 +107,7 @@ def _config_context(bot, *, strategy=None, params=None, risk=None, errors=None, 
     strategy = strategy or bot.strategy
     return {
         "meta_form": meta_form or BotMetaForm(initial={"name": bot.name, "strategy": strategy}),
-        "params_fields": SchemaFieldset.for_strategy(
+        "params_fields": SchemaFieldset.for_bot_strategy(
             strategy, bot.params if params is None else params, errors.get("params")
         ),
         "risk_fields": SchemaFieldset.for_risk(bot.risk if risk is None else risk, errors.get("risk")),
@@ -210,7 +210,7 @@ def bot_config(request, bot_id: int):
     if not meta.is_valid():
         return bot_detail(request, bot_id, config_ctx=_config_context(bot, meta_form=meta), status_code=400)
     strategy = meta.cleaned_data["strategy"]
-    params_set = SchemaFieldset.for_strategy(strategy)
+    params_set = SchemaFieldset.for_bot_strategy(strategy)
     risk_set = SchemaFieldset.for_risk()
     params = (
         params_set.parse(request.POST)
@@ -247,7 +247,7 @@ def bot_create(request):
     markets = list(market_list().filter(venue__in={a.venue for a in accounts}))
     strategy = request.POST.get("strategy") or request.GET.get("strategy") or "fixed_spread"
     form = BotCreateForm(request.POST or None, accounts=accounts, markets=markets, initial={"strategy": strategy})
-    params_set = SchemaFieldset.for_strategy(strategy)
+    params_set = SchemaFieldset.for_bot_strategy(strategy)
     if strategy == hedged.STRATEGY:  # name the ids the two leg fields take
         props = params_set.schema["properties"]
         props["hedge_account"]["description"] += ": " + ", ".join(f"{a.pk} = {a.label} · {a.venue}" for a in accounts)
