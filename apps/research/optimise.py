@@ -232,7 +232,11 @@ def finish_fold(opt_id: int, fold: int) -> None:
             return  # another task of this fold is still running trials
         opt.results = {**opt.results, "claimed": [*opt.results.get("claimed", []), fold]}
         opt.save(update_fields=["results"])
-    result = _fold_result(opt, fold, study)
+    try:
+        result = _fold_result(opt, fold, study)
+    except Exception as exc:  # the fold is recorded as failed, so the optimisation still concludes
+        logger.exception("optimisation %s: fold %s could not be evaluated", opt_id, fold)
+        result = {"fold": fold, "error": f"evaluation failed: {type(exc).__name__}: {exc}"}
     with transaction.atomic():
         opt = Optimisation.objects.select_for_update().get(pk=opt_id)
         folds = sorted([*opt.results.get("folds", []), result], key=lambda f: f["fold"])
@@ -288,7 +292,8 @@ def _fold_result(opt: Optimisation, fold: int, study: optuna.Study) -> dict:
 def _conclusion(opt: Optimisation) -> dict:
     folds = opt.results["folds"]
     if any("best_params" not in f for f in folds):
-        return {"best": None, "best_refused": "a fold had no completed trial"}
+        reasons = sorted({f.get("error", "no trial completed") for f in folds if "best_params" not in f})
+        return {"best": None, "best_refused": "a fold had no result: " + "; ".join(reasons)}
     last = folds[-1]
     if opt.folds and opt.oos_min is not None:
         low = [f["fold"] for f in folds if f.get("out_of_sample") is None or f["out_of_sample"] < float(opt.oos_min)]
