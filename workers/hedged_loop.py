@@ -40,7 +40,7 @@ from trading.events import OrderEvent, OrderFilled, PlaceOrder, Timer, TradeTick
 from trading.hedger import HEDGE, MAKER, HedgedMaker
 from trading.hedging import HedgeLegs, Leg, validate_hedge_config
 from trading.runner import Runner
-from workers import hedged_records, keys, records
+from workers import hedged_cancel, hedged_records, keys, records
 from workers.bot_control import StopLoop
 from workers.hedged_pnl import HedgedPnl
 from workers.paper_venue import LeaseLost, PaperVenue
@@ -450,8 +450,11 @@ class HedgedLoop:
         elif message == "hedge_resume":  # the trader's decision: quote again, flat or not
             bot.resume(now, "resumed by the trader")
             self._notes()
+        elif message.startswith("cancel:"):  # an order cancelled by the user or reconciliation
+            await hedged_cancel.cancel_one(self, message.partition(":")[2])
         elif message in ("stop", "kill", "kill_flatten", "reload", "write_refused"):
             await self._stop(message)
+
 
     async def _stop(self, how: str) -> None:
         """Cancel both legs' orders, confirm with the venues that nothing is open, close the rows.
