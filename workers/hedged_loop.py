@@ -455,7 +455,6 @@ class HedgedLoop:
         elif message in ("stop", "kill", "kill_flatten", "reload", "write_refused"):
             await self._stop(message)
 
-
     async def _stop(self, how: str) -> None:
         """Cancel both legs' orders, confirm with the venues that nothing is open, close the rows.
         An exposure left unhedged is said in the stop event (it is not flattened)."""

@@ -8,7 +8,6 @@ import random
 
 from mmsite import env
 
-
 STATUS_TEXT = {429: "429 Too Many Requests", 502: "502 Bad Gateway", 503: "503 Service Unavailable"}
 
 
@@ -64,8 +63,10 @@ class PaperFaults:
         if self.delay_ms and what == "place":
             await asyncio.sleep(self.delay_ms / 1000)
         if self._rng.random() < self.error:
-            code = STATUS_TEXT.get(self.status, str(self.status)) if self.status else self._rng.choice(
-                ("429 Too Many Requests", "503 Service Unavailable", "502 Bad Gateway")
+            code = (
+                STATUS_TEXT.get(self.status, str(self.status))
+                if self.status
+                else self._rng.choice(("429 Too Many Requests", "503 Service Unavailable", "502 Bad Gateway"))
             )
             raise InjectedVenueError(f"{what}: HTTP {code} (injected)")
 

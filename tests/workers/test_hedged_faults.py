@@ -55,7 +55,7 @@ def _faulty_until_first_failure(host, redis_client, bot, faults, failure_code: s
     assert incident is not None and "exposure left" in incident.message and incident.data["asset"] == "BTC"
     exposure = Decimal(str(incident.data["exposure"]))
     assert exposure != 0, incident.message  # a maker fill is waiting for its hedge, and it is said
-    maker, hedges = _legs(bot)
+    maker, _hedges = _legs(bot)
     assert maker, "a hedge failed before any maker fill"
     leg.venue.faults = None
     return exposure, incident
@@ -77,7 +77,7 @@ def _stop_and_check_hedged_once(host, bot, budget: int, faulted: bool = True):
     lifecycle.apply(bot.pk)
     assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "paused", 15)
     assert wait_until(lambda: sum(map(_signed, _legs(bot))) == 0, 15), [
-        (f.client_order_id, f.side, f.quantity) for f in sum(_legs(bot), [])
+        (f.client_order_id, f.side, f.quantity) for leg in _legs(bot) for f in leg
     ]
     Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
     lifecycle.apply(bot.pk)
@@ -119,7 +119,7 @@ def test_hedge_venue_answering_429_stops_quoting_and_the_hedge_is_retried_within
     first = BotEvent.objects.filter(bot=bot, code="hedge_failed").order_by("ts").first()
     assert "429 Too Many Requests" in first.message, first.message
     assert "exposure left" in incident.message
-    maker, hedges = _stop_and_check_hedged_once(host, bot, budget=5)
+    _maker, hedges = _stop_and_check_hedged_once(host, bot, budget=5)
     # the first hedge after the faults is the exposure the incident named
     assert hedges[0].quantity == abs(exposure) and hedges[0].side == ("sell" if exposure > 0 else "buy")
     # the hedge orders the 429s refused never reached the venue: rejected, none left open
@@ -147,7 +147,7 @@ def test_hedge_orders_timing_out_stop_quoting_and_the_hedge_is_retried_within_th
     assert timeout is not None and "unanswered or unfilled after 400 ms" in timeout.message
     failures = list(BotEvent.objects.filter(bot=bot, code="hedge_failed").values_list("message", flat=True))
     assert "unknown_order" in failures[0], failures  # its cancel found nothing at the venue: not filled
-    maker, hedges = _stop_and_check_hedged_once(host, bot, budget=5)
+    _maker, hedges = _stop_and_check_hedged_once(host, bot, budget=5)
     assert hedges[0].quantity == abs(exposure)
     for event in BotEvent.objects.filter(bot=bot).order_by("ts")[:40]:
         print(event.code, "|", event.message)

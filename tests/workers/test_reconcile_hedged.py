@@ -72,7 +72,12 @@ def test_reconciliation_covers_both_legs_of_a_hedged_bot(clean_redis):
     assert set(fills) == {"mk-1", "hg-1", "hg-2"}
     maker, hedge = fills["mk-1"], fills["hg-1"]
     assert (maker.account_id, maker.side, maker.price, maker.quantity, maker.liquidity) == (
-        maker_account, "buy", Decimal("60000"), Decimal("0.01"), "maker")
+        maker_account,
+        "buy",
+        Decimal("60000"),
+        Decimal("0.01"),
+        "maker",
+    )
     assert (hedge.account_id, hedge.side, hedge.price, hedge.quantity, hedge.liquidity) == (
         hedge_account, "sell", Decimal("60010"), Decimal("0.01"), "taker")  # fmt: skip
     assert hedge.fee == hi.cash(30_005) and hedge.fee_currency == "USDT"

@@ -70,7 +70,10 @@ def _options(page: str, name: str) -> dict[str, str]:
     """The options (value -> label) of the select ``params.<name>`` of a rendered page."""
     select = re.search(rf'<select id="id-params\.{name}" name="params\.{name}">(.*?)</select>', page, re.S)
     assert select is not None, f"no select for params.{name}"
-    return {v: html.unescape(label) for v, label in re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select.group(1))}
+    return {
+        v: html.unescape(label)
+        for v, label in re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select.group(1))
+    }
 
 
 def _selected(page: str, name: str) -> str | None:
@@ -164,9 +167,15 @@ def test_the_bot_page_edits_and_saves_a_hedged_bots_configuration(trader, other_
     assert response.status_code == 302, html.unescape(response.content.decode())[-2000:]
     bot.refresh_from_db()
     assert bot.config_version == 2 and bot.strategy == "hedged_maker"
-    assert bot.params == {"hedge_account": hedge_account.pk, "hedge_market": sim_market("sim:beta").pk,
-                          "order_amount": "0.004", "min_profitability": "0.0012", "hedge_mode": "limit",
-                          "max_unhedged": "0.008", "requote_ticks": 5}  # fmt: skip (empty inputs: defaults)
+    assert bot.params == {
+        "hedge_account": hedge_account.pk,
+        "hedge_market": sim_market("sim:beta").pk,
+        "order_amount": "0.004",
+        "min_profitability": "0.0012",
+        "hedge_mode": "limit",
+        "max_unhedged": "0.008",
+        "requote_ticks": 5,
+    }  # fmt: skip (empty inputs: defaults)
     page = client.get(reverse("bot-detail", args=[bot.pk])).content.decode()
     assert _selected(page, "hedge_mode") == "limit" and 'value="0.0012"' in page
 
