@@ -30,12 +30,14 @@ import os
 import pickle
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 _session: dict[str, Any] = {"conn": None, "durable": None}  # the child's (or a thread's) session setting
+_writers: weakref.WeakSet = weakref.WeakSet()  # every ChildWriter of this process (close_all)
 
 
 class BatchRetry(Exception):
@@ -76,13 +78,22 @@ def _timed(fn: Callable, rows: list) -> tuple[Any, float, float]:
 
 
 # ---------------------------------------------------------------------------------------------
-def _child_init(database_name: str) -> None:
-    """The child's start: Django with the parent's database (a test run renames it)."""
+def _child_init(database_name: str, parent_pid: int) -> None:
+    """The child's start: Django with the parent's database (a test run renames it), and a
+    watchdog that ends the child once its parent is gone (a host killed with SIGKILL: the pool's
+    queue never reports it to a child, which holds both ends of its pipe)."""
     import django
     from django.conf import settings
 
     django.setup()
     settings.DATABASES["default"]["NAME"] = database_name
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _child_batch(groups: list[tuple[Callable, list]], durable: bool, one_statement: bool):
@@ -116,6 +127,7 @@ class ChildWriter:
         self.name = name
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        _writers.add(self)
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
@@ -126,7 +138,7 @@ class ChildWriter:
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_child_init,
-                    initargs=(connection.settings_dict["NAME"],),
+                    initargs=(connection.settings_dict["NAME"], os.getpid()),
                 )
             return self._pool
 
@@ -150,6 +162,13 @@ class ChildWriter:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def close_all() -> None:
+    """End every writer child of this process (and its database connection): for a test run's
+    end, before its database is dropped, when some host was never drained."""
+    for writer in list(_writers):
+        writer.close(wait=True)
 
 
 def child_writes_enabled() -> bool:

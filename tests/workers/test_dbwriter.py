@@ -372,3 +372,45 @@ def test_a_killed_writer_child_is_replaced_and_its_batch_written_once_more():
         f"kc-{i}" for i in range(6)
     ]
     assert writer.errors >= 1  # the batch the dead child held was retried
+
+
+def test_a_writer_child_ends_when_its_host_is_killed(tmp_path):
+    """A host killed with SIGKILL leaves no writer child behind (holding a database connection)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import child_env
+
+    script = tmp_path / "host.py"
+    script.write_text(
+        "import time\n"
+        "import django\n"
+        "django.setup()\n"
+        "from apps.core.write_batches import ChildWriter, run_batch\n"
+        "from apps.core.writes import batchable\n"
+        "from tests.workers.test_dbwriter import _sc_telemetry\n"
+        "if __name__ == '__main__':\n"
+        "    w = ChildWriter('t')\n"
+        "    w.run([(batchable(_sc_telemetry), [1])], durable=False, one_statement=False)\n"
+        "    print(*w._pool._processes, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    env = child_env(PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env, cwd=os.getcwd())
+    child_pid = int(proc.stdout.readline())
+    os.kill(child_pid, 0)  # alive
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+    def gone() -> bool:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie is gone as far as the database is concerned; it is reaped by init
+        with open(f"/proc/{child_pid}/stat") as f:
+            return f.read().split(") ")[1].startswith("Z")
+
+    assert wait_until(gone, 10)
