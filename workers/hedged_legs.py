@@ -89,11 +89,12 @@ def load_perp(setup: records.BotSetup, leg: str, settings: dict | None) -> None:
     stored funding series, and the funding this leg booked under earlier owners (the sum of its
     ``funding`` bot events: the PnL snapshot's column sums both legs)."""
     from apps.bots.models import BotEvent
+    from apps.derivatives.hosting import PERP_KEY
 
     setup.contract = contract_of(setup)
     if setup.contract is None:
         return
-    setup.risk = {perp_hosting.PERP_KEY: dict(settings or {})}
+    setup.risk = {PERP_KEY: dict(settings or {})}
     setup.perp_funding = perp_hosting.stored_series(setup.venue, setup.symbol)
     booked = Decimal(0)
     rows = BotEvent.objects.filter(bot_id=setup.bot_id, kind="funding", data__leg=leg).values_list("data", flat=True)
