@@ -103,7 +103,9 @@ def load_perp(setup: records.BotSetup, leg: str, settings: dict | None) -> None:
     setup.perp_funding_booked = booked
 
 
-def configure(maker: records.BotSetup, hedge: records.BotSetup, settings: dict) -> tuple[HedgeLegs, HedgeConfig | None, dict]:
+def configure(
+    maker: records.BotSetup, hedge: records.BotSetup, settings: dict
+) -> tuple[HedgeLegs, HedgeConfig | None, dict]:
     """The legs and the hedger's configuration (``settings`` with ``requote_ticks``), or the
     errors by field. The checks the portal makes (:func:`apps.bots.hedged.validate`) are made
     again here: markets or accounts may have changed since."""
@@ -157,7 +159,9 @@ async def open_venue(loop, leg: HedgeLeg) -> None:
         )
     else:
         leg.venue = await _live_venue(loop, leg)
-    leg.runner = Runner(LegEngine(loop, leg.name), leg.venue.matching, clock=r.clock, defer=True, hold=True, record=r._record)
+    leg.runner = Runner(
+        LegEngine(loop, leg.name), leg.venue.matching, clock=r.clock, defer=True, hold=True, record=r._record
+    )
 
 
 async def _live_venue(loop, leg: HedgeLeg):
@@ -169,7 +173,9 @@ async def _live_venue(loop, leg: HedgeLeg):
     setup = leg.setup
     try:
         exchange_id, credentials = await host.db_setup.call(live_venue.account_credentials, setup.account_id)
-        gateway = live_venue.build_gateway(exchange_id, credentials, account_id=setup.account_id, redis_url=host.redis_url)
+        gateway = live_venue.build_gateway(
+            exchange_id, credentials, account_id=setup.account_id, redis_url=host.redis_url
+        )
     except Exception as exc:  # undecryptable key, unknown exchange id, refused test address
         await loop.refuse(f"{leg.name} leg: live account cannot be used: {type(exc).__name__}: {exc}")
     venue = live_venue.LiveVenue(

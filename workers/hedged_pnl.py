@@ -55,9 +55,7 @@ class HedgedPnl:
         self.perps: dict[str, PerpRisk] = {k: v for k, v in (perps or {}).items() if v is not None}
         self.counted = {"maker": True, "hedge": hedge.account_id != maker.account_id}
         self.ports = {
-            name: _portfolio(setup, self.counted[name])
-            for name, setup in self.setups.items()
-            if name not in self.perps
+            name: _portfolio(setup, self.counted[name]) for name, setup in self.setups.items() if name not in self.perps
         }
         self.peak: int | Fraction | None = None
 

@@ -169,8 +169,8 @@ def test_live_maker_fill_is_hedged_at_once_on_the_other_live_venue(live_host, tw
     finally:
         Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
         lifecycle.apply(bot.pk)
-        assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 30), (
-            Bot.objects.get(pk=bot.pk).actual_state
-        )
+        assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 30), Bot.objects.get(
+            pk=bot.pk
+        ).actual_state
     assert _open(maker_fake) == [] and _open(hedge_fake) == []
     assert not Order.objects.filter(bot=bot, status__in=["pending_new", "open", "partially_filled"]).exists()
