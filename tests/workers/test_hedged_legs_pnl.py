@@ -103,3 +103,50 @@ def test_a_perp_leg_without_a_settle_balance_is_refused_by_name():
     with pytest.raises(ConfigError) as refused:
         hedged_legs.perp_risk_of(setup)
     assert "give the paper account a USDT balance above 0" in refused.value.errors["paper_balances.USDT"]
+
+
+@pytest.mark.django_db
+def test_a_new_owner_loads_the_perp_leg_settings_and_the_funding_it_booked():
+    """Take-over: the hedge leg's ``hedge_perp`` settings become its ``risk["perp"]``, and the
+    funding it booked under earlier owners (its ``funding`` bot events) is on its position."""
+    from apps.accounts.models import User
+    from apps.bots.models import BotEvent
+    from apps.bots.services import bot_create
+    from apps.exchanges.models import Market
+    from apps.exchanges.services import exchange_account_create
+    from workers import hedged_records
+
+    user = User.objects.create_user(username="perpowner", password="pw-12345678")
+    spot, _ = Market.objects.update_or_create(
+        venue="replay:binance-spot", symbol="BTC/USDT",
+        defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.01", "lot_size": "0.00001", "maker_fee": "0",
+                  "taker_fee": "0"},
+    )  # fmt: skip
+    perp, _ = Market.objects.update_or_create(
+        venue=USDM, symbol=PERP,
+        defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "maker_fee": "0",
+                  "taker_fee": "0.0005"},
+    )  # fmt: skip
+    spot.refresh_from_db()
+    perp.refresh_from_db()
+    maker = exchange_account_create(owner=user, label="spot", venue="replay:binance-spot",
+                                    paper_balances={"USDT": "1000"})  # fmt: skip
+    hedge = exchange_account_create(owner=user, label="usdm", venue=USDM, paper_balances={"USDT": "1000"})
+    bot = bot_create(
+        owner=user, name="sp", exchange_account=maker, market=spot, strategy="hedged_maker",
+        params={"hedge_account": hedge.pk, "hedge_market": perp.pk, "order_amount": "0.001",
+                "min_profitability": "0.0005", "hedge_perp": {"leverage": 3}},
+        risk={"max_position_base": "1"},
+    )  # fmt: skip
+    from django.utils import timezone
+
+    for leg, amount in (("hedge", "-0.25"), ("hedge", "0.05"), ("maker", "9")):
+        BotEvent.objects.create(bot=bot, ts=timezone.now(), kind="funding", code="funding_paid",
+                                data={"leg": leg, "amount": amount})  # fmt: skip
+    maker_setup, hedge_setup, settings = hedged_records.hedged_setup(bot.pk)
+    assert maker_setup.contract is None and hedge_setup.contract.is_perpetual
+    assert hedge_setup.risk == {"perp": {"leverage": 3}} and "hedge_perp" not in settings
+    assert hedge_setup.perp_funding_booked == Fraction("-0.2")
+    risk = hedged_legs.perp_risk_of(hedge_setup)
+    assert risk.leverage == 3 and risk.position.funding == Fraction("-0.2") and risk.wallet == 1000
+    assert hedged_legs.perp_risk_of(maker_setup) is None
