@@ -134,7 +134,7 @@ def test_spot_maker_hedged_in_usdm_contracts_carries_the_rounding_residue_and_bo
 
     spot = _market(SPOT, "BTC/USDT", "0.01", "0.00001", "0")
     perp = _market(USDM, PERP, "0.1", "0.001", "0.0005")
-    funding_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
+    funding_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=40)
     FundingRate.objects.create(venue=USDM, symbol=PERP, ts=funding_at, rate=FUNDING_RATE)
     user = User.objects.create_user(username=f"perphedger{time.time_ns()}", password="pw-12345678")
     maker_account = exchange_account_create(owner=user, label="spot", venue=SPOT,
