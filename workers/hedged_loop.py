@@ -4,7 +4,8 @@ A :class:`workers.botloop.BotRunner` whose bot is hedged hands its loop to :clas
 two legs (:mod:`workers.hedged_legs`: spot or linear perpetual, each a fenced paper venue on its
 feed's shared book or a live ccxt account) with its own :class:`trading.runner.Runner` (the
 backtester's per-event algorithm), and one :class:`trading.hedger.HedgedMaker` deciding for
-both. Each leg's runner drives an adapter (:class:`LegEngine`) that hands market events, order reports and timers to the hedged maker and
+both. Each leg's runner drives an adapter (:class:`LegEngine`) that hands market events, order
+reports (a live leg's from its gateway, queued with its trades) and timers to the hedged maker and
 routes its ``(venue, command)`` pairs to the runner of their leg (deferred, sent at the end of
 the cycle). So a maker fill makes the hedge in the same cycle, sent in the same flush, with
 partial fills hedged as they come; the records (order rows, fills, the held-until-confirmed
