@@ -224,6 +224,12 @@ class PerpRisk:
         self.wallet = frac(wallet, "wallet")
         self._refresh_liquidation()
 
+    def adopt_legs(self, legs: dict) -> None:
+        """Take the venue's position (its legs: size and entry) in place of the booked one;
+        realized PnL, fees and funding booked so far stay."""
+        self.position.legs = dict(legs)
+        self._refresh_liquidation()
+
     def set_funding(self, rate: object, next_funding_ts: int | None) -> None:
         """The venue's current funding rate and next funding time (ns since the epoch)."""
         self.funding_rate = frac(rate, "funding_rate")
