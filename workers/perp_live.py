@@ -179,18 +179,25 @@ class LivePerp:
         if mark:
             risk.set_mark(mark)
         self._compare(reports)
+        liquidation = [r.liquidation_price for r in reports if r.contracts and r.liquidation_price]
+        if len(liquidation) == 1 and risk.position.net_lots == self.venue_lots(reports):
+            risk.set_liquidation(liquidation[0], risk.position.net_lots)
         funding = await self.account.fetch_funding(self.symbol)
         next_ns = None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000
         risk.set_funding(funding.rate, next_ns)
         if funding.mark_price:
             risk.set_mark(funding.mark_price)
 
+    def venue_lots(self, reports: list[PositionReport]) -> int:
+        """The exchange's net position in lots of the bot's market."""
+        theirs = sum((frac(r.contracts) for r in reports), Fraction(0)) / frac(self.runner.engine.instrument.lot_size)
+        if theirs.denominator != 1:
+            raise PerpPayloadError(f"{self.symbol} contracts: the exchange's position is not a whole number of lots")
+        return int(theirs)
+
     def _compare(self, reports: list[PositionReport]) -> None:
         risk: PerpRisk = self.runner.engine.perp
-        theirs_f = sum((frac(r.contracts) for r in reports), Fraction(0)) / frac(risk.instrument.lot_size)
-        if theirs_f.denominator != 1:
-            raise PerpPayloadError(f"{self.symbol} contracts: the exchange's position is not a whole number of lots")
-        ours, theirs = risk.position.net_lots, int(theirs_f)
+        ours, theirs = risk.position.net_lots, self.venue_lots(reports)
         if ours == theirs:
             self.mismatch = None
             return

@@ -128,6 +128,7 @@ def test_a_live_perp_bot_configures_the_exchange_quotes_fills_and_reads_its_posi
     paths = fake_binance.run(lambda: [(r.method, r.path) for r in fake_binance.server.requests])
     first_order = paths.index(("POST", "/fapi/v1/order"))
     assert paths.index(("POST", "/fapi/v1/marginType")) < paths.index(("POST", "/fapi/v1/leverage")) < first_order
+    assert wait_until(lambda: BotEvent.objects.filter(bot=bot, code="perp_configured").exists(), 5)
     configured = BotEvent.objects.get(bot=bot, code="perp_configured")
     assert configured.data == {
         "changed": ["margin_mode isolated", "leverage 5"],
@@ -243,6 +244,7 @@ def test_a_position_closed_behind_the_bot_is_an_incident_and_its_reduce_only_fla
     assert incident.data == {"ours": "0.004", "venue": "0", "tolerance": "0"}
     assert "our position is 0.004 contracts, the venue's 0" in incident.message
     assert Incident.objects.filter(bot=bot, kind="position_mismatch").count() == 1  # once, not every read
+    assert wait_until(lambda: BotEvent.objects.filter(bot=bot, code="position_mismatch").exists(), 5)
     event = BotEvent.objects.get(bot=bot, code="position_mismatch")
     assert event.data == {"booked": "0.004", "exchange": "0.000"}
     # Perpetual risk now uses the exchange's (flat) position.
@@ -266,3 +268,73 @@ def test_a_position_closed_behind_the_bot_is_an_incident_and_its_reduce_only_fla
     ), order.reason
     assert "ReduceOnly Order is rejected" in order.reason
     assert fake_binance.run(lambda: usdm.position(RAW).amount) == 0  # nothing was opened
+
+
+@pytest.mark.parametrize(
+    ("perp", "field", "says"),
+    [
+        ({"leverage": 250}, "perp.leverage", "give a whole number from 1 to 200 (the market's own maximum is checked"),
+        ({"margin_mode": "portfolio"}, "perp.margin_mode", "accepted: isolated, cross"),
+        ({"wallet": "1000"}, "perp.wallet", "a live bot's wallet is the exchange account's balance; remove it"),
+        ({"funding_rate": "0.0001"}, "perp.funding_rate", "reads the funding rate from the exchange"),
+        ({"limits": {"min_liquidation_distance": "2"}}, "perp.limits.min_liquidation_distance", "2"),
+        ({"hedge": True}, "perp.hedge", "unknown setting; accepted: leverage, margin_mode, limits"),
+    ],
+)
+def test_live_perp_settings_are_refused_by_name_when_the_bot_is_created(perp, field, says):
+    from apps.bots.services import FieldErrors
+
+    with pytest.raises(FieldErrors) as caught:
+        make_perp_bot(perp)
+    errors = caught.value.errors["risk"]
+    assert list(errors) == [field], errors
+    assert says in errors[field][0], errors[field]
+
+
+def test_live_perp_bot_without_perp_settings_keeps_the_exchange_settings():
+    """No ``risk.perp``: the bot is created (the exchange's leverage and margin mode stay)."""
+    bot = make_perp_bot({})
+    assert bot.risk["perp"] == {}
+
+
+def test_the_exchange_mark_near_liquidation_pauses_quoting_while_the_book_is_far_from_it(
+    host,  # noqa: F811
+    fake_binance,  # noqa: F811
+    usdm,
+    redis_client,
+):
+    """Long 0.004 at 10x isolated: liquidation near 54,200. The book stays at 60,000 (a mark
+    from it would be 10 % away); the exchange's mark of 56,000 is within the 5 % minimum
+    distance, so the bot pauses quoting, and quotes again once the exchange marks at 60,000."""
+    from apps.bots.models import BotEvent
+    from apps.orders.models import Fill
+    from workers import supervisor
+
+    bot = make_perp_bot({"leverage": 10, "margin_mode": "isolated", "limits": {"min_liquidation_distance": "0.05"}})
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 2, 30), state(bot)
+    buy = next(o for o in open_orders(fake_binance, usdm) if o["side"] == "BUY")
+    trade = fake_binance.run(usdm.fill, buy["clientOrderId"], "0.004")
+    assert wait_until(lambda: Fill.objects.filter(bot=bot, venue_trade_id=trade["id"]).exists(), 10)
+    perp = host.bots[bot.pk].engine.perp
+    # The exchange's liquidation price of the position (Binance: isolated wallet = the initial
+    # margin, 0.004 x ~59,940 / 10, maintenance at 0.4 %) is the one risk uses.
+    fake_binance.run(lambda: setattr(usdm.position(RAW), "liquidation_price", "54200.00000000"))
+    assert wait_until(lambda: perp.position.net_lots == 4 and perp.liquidation == 54_200, 5), perp.liquidation
+    assert not perp.too_close
+
+    fake_binance.run(usdm.mark_prices.__setitem__, RAW, "56000.00000000")
+
+    def paused():
+        return BotEvent.objects.filter(bot=bot, kind="risk", code="liquidation_distance").first()
+
+    breach = feed_until(redis_client, paused, 15)
+    assert breach is not None, list(BotEvent.objects.filter(bot=bot).values_list("code", "message"))
+    assert perp.too_close and perp.mark == 56_000
+    assert "from the liquidation price" in breach.message and "limit 5.00%" in breach.message
+    assert feed_until(redis_client, lambda: open_orders(fake_binance, usdm) == [], 10), "still quoting while paused"
+
+    fake_binance.run(usdm.mark_prices.__setitem__, RAW, "60000.00000000")
+    assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 1, 15), "never resumed"
+    assert not perp.too_close
+    stop(bot)
