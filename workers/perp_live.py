@@ -68,8 +68,8 @@ def poll_seconds() -> float:
 
 async def start(runner, venue) -> LivePerp:
     """Apply the bot's settings on the exchange and give its engine a ``PerpRisk`` (see the
-    module docstring). Raises :class:`PerpStartRefused` with the reason; network trouble
-    propagates (the start is retried)."""
+    module docstring). Raises :class:`PerpStartRefused` with the reason, ``AuthFailure`` for a
+    refused key, ``ConnectionError`` when the exchange cannot be reached (the start is retried)."""
     setup = runner.setup
     symbol = setup.symbol
     _spot, settings = split_risk(setup.risk)
@@ -88,8 +88,12 @@ async def start(runner, venue) -> LivePerp:
         tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
         table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
         balances = await gateway.fetch_balances()
-    except REFUSED as exc:
-        raise PerpStartRefused(_text(exc)) from exc
+    except ccxt.AuthenticationError as exc:  # the loop puts the bot in error with the (scrubbed) message
+        raise venue.auth_failure(exc) from exc
+    except ccxt.NetworkError as exc:  # the exchange is unreachable for now: the start is retried
+        raise ConnectionError(f"{gateway.exchange.id} unreachable while configuring {symbol}: {exc}") from exc
+    except (*REFUSED, ccxt.ExchangeError) as exc:  # e.g. the exchange's own refusal of the switch
+        raise PerpStartRefused(venue.scrub(_text(exc))) from exc
     wallet = balances.get(spec.settle)
     if wallet is None or wallet <= 0:
         raise PerpStartRefused(
