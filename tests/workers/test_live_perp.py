@@ -161,6 +161,20 @@ def test_a_live_perp_bot_configures_the_exchange_quotes_fills_and_reads_its_posi
     assert perp.funding_source == "exchange (fetchFundingRate)"
     assert (perp.leverage, perp.position.margin_mode.value) == (5, "isolated")
     assert not BotEvent.objects.filter(bot=bot, code="position_mismatch").exists()
+    # The bot page's and the API's perpetual figures (the owner's live status).
+    from apps.dashboard.perp import bot_perp
+
+    def perp_figures():
+        found = bot_perp(bot_id=bot.pk) or {}
+        return found.get("position_contracts") == "0.004" and Decimal(found["mark_price"]) == 59990 and found
+
+    figures = wait_until(perp_figures, 5)
+    assert figures, bot_perp(bot_id=bot.pk)
+    assert Decimal(figures["mark_price"]) == Decimal("59990") and figures["leverage"] == 5
+    assert figures["funding_source"] == "exchange (fetchFundingRate)" and Decimal(figures["funding_rate"]) == Decimal(
+        "0.000125"
+    )
+    assert figures["next_funding"] == "2030-03-17T17:46:40+00:00"
 
     stop(bot)
     assert open_orders(fake_binance, usdm) == []
