@@ -12,7 +12,7 @@ async def cancel_one(loop, cid: str) -> None:
     found by its client-id family. An order the hedged maker works goes through the kernel (a
     maker quote is replaced; a hedge cancelled short counts as failed and is retried within the
     budget, so its exposure is never dropped silently); any other (an orphan) is taken off the
-    venue and its row closed."""
+    venue and its row closed (paper; a live leg's order report closes it)."""
     r, bot = loop.r, loop.bot
     leg = next((g for g in loop.legs.values() if cid.startswith(g.setup.prefix + "-")), None)
     if leg is None:
@@ -24,6 +24,7 @@ async def cancel_one(loop, cid: str) -> None:
     loop._use(leg)
     if any(o.client_order_id == cid for o in await leg.venue.fetch_open_orders()):
         await r._cancel_on_venue(cid, "cancelled by user")
-        r.host.db.submit(
-            records.orders_update, [(cid, "cancelled", "", None, "cancelled by user", leg.setup.instrument)]
-        )
+        if not leg.venue.reports_later:  # paper: the answer was the cancel (live: its report follows)
+            r.host.db.submit(
+                records.orders_update, [(cid, "cancelled", "", None, "cancelled by user", leg.setup.instrument)]
+            )
