@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from tests.workers.helpers import wait_until
 from tests.workers.test_hedged_host import make_hedged_bot
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -127,7 +128,6 @@ def test_a_running_hedged_bot_is_reconciled_without_false_reports_and_its_orphan
     from apps.bots.models import Bot
     from apps.core.models import Incident
     from apps.orders.models import Fill
-    from tests.workers.helpers import wait_until
     from workers import keys, lifecycle, reconcile, supervisor
 
     _user, bot, _maker_market, hedge_market = make_hedged_bot("sim:rr-maker", "sim:rr-hedge")
@@ -152,3 +152,32 @@ def test_a_running_hedged_bot_is_reconciled_without_false_reports_and_its_orphan
     kinds = list(Incident.objects.filter(bot=bot).exclude(kind="hedge").values_list("kind", "message"))
     assert kinds == [("orphan_order", f"order {prefix}h-zz (hedge leg, BTC/USDT on sim:rr-hedge) open on the venue "
                                       "but unknown in the database; cancelled")]  # fmt: skip
+
+
+def test_a_cancel_of_a_hedged_bots_maker_quote_goes_through_its_kernel(host, redis_client):
+    """``cancel:<id>`` of a quote the hedged maker works (a user's cancel): the quote leaves the
+    maker venue, its row is closed, and the bot quotes on with new ids."""
+    from apps.bots.models import Bot
+    from apps.orders.models import Order
+    from workers import keys, lifecycle, supervisor
+
+    # quotes far from the touch and never requoted: only the cancel takes one off
+    _user, bot, _maker_market, _hedge_market = make_hedged_bot(
+        "sim:rq-maker", "sim:rq-hedge", requote_ticks=100_000, min_profitability="0.01"
+    )
+    supervisor.tick()
+    k_maker = keys.paper(bot.exchange_account_id, "BTC/USDT", "orders")
+    assert wait_until(lambda: redis_client.hlen(k_maker) >= 2, 30), "the bot never quoted"
+    time.sleep(0.5)  # the quotes' rows follow the venue on the writer
+    cid = sorted(c.decode() for c in redis_client.hkeys(k_maker))[0]
+    lifecycle.control(redis_client, bot.pk, f"cancel:{cid}")
+    assert wait_until(lambda: not redis_client.hexists(k_maker, cid), 10), "the quote was not cancelled"
+    row = Order.objects.filter(client_order_id=cid)
+    assert wait_until(lambda: row.exclude(status__in=["open", "pending_new", "partially_filled"]).exists(), 10)
+    others = set(redis_client.hkeys(k_maker))
+    time.sleep(2.0)
+    assert set(redis_client.hkeys(k_maker)) >= others  # the other quote untouched (no requote)
+    # the cancelled side is quoted again with a new id
+    assert wait_until(lambda: redis_client.hlen(k_maker) >= 2, 10), "quoting did not go on"
+    assert not redis_client.hexists(k_maker, cid)
+    assert Bot.objects.get(pk=bot.pk).actual_state == "running"
