@@ -181,7 +181,7 @@ def perp_leverage(market: Market, risk: Mapping[str, Any] | None) -> int | None:
     hosted default of 10), or None on a spot market."""
     from apps.derivatives.hosting import perp_market
 
-    if perp_market(market.venue, market.symbol) is None:
+    if perp_market(market.venue, market.symbol, market) is None:
         return None
     perp = risk.get("perp") if isinstance(risk, Mapping) else None
     try:
