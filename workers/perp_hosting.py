@@ -131,6 +131,9 @@ class PerpHosting:
         runner = self.runner
         perp: PerpRisk = runner.engine.perp
         setup = runner.setup
+        paper = runner.paper_perp
+        if paper is not None:  # the paper venue's position: liquidation, stored in Redis
+            paper.step(ts)
         log, perp.funding_log = perp.funding_log, []
         for when, rate, mark, amount, lots in log:
             paid = amount < 0
@@ -160,6 +163,7 @@ class PerpHosting:
         figures["margin_mode"] = pos.margin_mode.value
         figures["funding_source"] = getattr(perp, "funding_source", "")
         figures["wallet"] = f"{to_decimal(perp.wallet, 8):f}"
+        figures["liquidated"] = paper.liquidated if paper is not None else None
         unrealized = pos.unrealized(mark) if mark is not None and pos.net_lots else Fraction(0)
         runner.host.db.submit(
             perp_snapshots_record,

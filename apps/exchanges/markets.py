@@ -41,9 +41,7 @@ def contract_errors(kind: object, contract_size: object, settle: object, max_lev
     if isinstance(max_leverage, Decimal) and max_leverage == max_leverage.to_integral_value():
         max_leverage = int(max_leverage)
     try:
-        ContractSpec.create(
-            kind=kind, contract_size=contract_size, settle=str(settle or ""), max_leverage=max_leverage
-        )
+        ContractSpec.create(kind=kind, contract_size=contract_size, settle=str(settle or ""), max_leverage=max_leverage)
     except InstrumentError as exc:
         text = str(exc)
         field = text.split(":", 1)[0]
@@ -126,6 +124,8 @@ def market_sync(*, venue: str, exchange: Any = None) -> dict[str, int]:
         created += was_created
         updated += not was_created
     deactivated = (
-        Market.objects.filter(venue=venue, active=True).exclude(symbol__in=[s for s in instruments if s in contracts]).update(active=False)
+        Market.objects.filter(venue=venue, active=True)
+        .exclude(symbol__in=[s for s in instruments if s in contracts])
+        .update(active=False)
     )
     return {"created": created, "updated": updated, "deactivated": deactivated}

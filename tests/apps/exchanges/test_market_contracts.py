@@ -98,8 +98,8 @@ def test_a_bots_leverage_is_bounded_by_its_markets_maximum(trader):
     account = exchange_account_create(owner=trader, label="usdm", venue="sim:alpha", paper_balances={"USDT": "10000"})
     params = {"order_amount": "0.001", "bid_spread": "0.001", "ask_spread": "0.001"}
     for leverage, accepted in ((0, False), (21, False), (20, True)):
-        kwargs = dict(owner=trader, name=f"lev{leverage}", exchange_account=account, market=market,
-                      strategy="fixed_spread", params=params, risk={"perp": {"leverage": leverage}})  # fmt: skip
+        kwargs = {"owner": trader, "name": f"lev{leverage}", "exchange_account": account, "market": market,
+                  "strategy": "fixed_spread", "params": params, "risk": {"perp": {"leverage": leverage}}}  # fmt: skip
         if accepted:
             assert bot_create(**kwargs).risk["perp"]["leverage"] == 20
             continue

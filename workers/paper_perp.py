@@ -1,0 +1,206 @@
+"""The hosted paper venue's perpetual position of one bot, kept in Redis, and its liquidation.
+
+The position itself is the bot's :class:`~trading.perp_risk.PerpRisk` (``engine.perp``): contracts,
+entry, realized PnL, fees and funding booked at each funding time, the mark from the book, margin
+used and free against the account's settle balance at the bot's leverage, and the liquidation
+price (``trading.margin``, Binance's tiers). What this module adds is what a paper *venue* must
+do beyond the bot's pre-trade risk:
+
+- **state that survives take-over**: ``paper:<account>:<symbol>:perp:<bot>`` holds the position
+  (legs as integer lots and an exact basis, realized, fees, funding as exact fractions), the newest
+  fill it includes (ts, venue trade id) and the liquidation if one happened, as JSON. It is written
+  by a fenced script (the bot's lease is checked, as every paper write) whenever it changed, at
+  the loop's snapshot step (every second) and at once on a liquidation. A new owner restores it
+  and applies only the recorded fills after that fill: funding booked since the last PnL snapshot
+  is no longer lost with the process, and a liquidation (which no fill records) is kept.
+- **liquidation**: when the mark reaches the liquidation price the position is closed at the
+  bankruptcy price (:func:`trading.perp_ledger.close_at_bankruptcy`, the backtester's formula),
+  the loss booked as realized PnL; an incident (``liquidation``) and a ``risk_breach`` notification
+  are written, the bot's risk pause is set with the reason (a new owner starts it paused) and the
+  loop pauses quoting (control ``liquidated``: its orders cancelled, the reason in its event log
+  and state).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from fractions import Fraction
+from typing import Any
+
+from trading.contracts import to_decimal
+from trading.perp_ledger import close_at_bankruptcy, crossed_liquidation
+from workers import keys
+
+logger = logging.getLogger(__name__)
+
+# KEYS: lease, state. ARGV: lease value, sequence, state JSON. Writes only for the lease holder
+# and only a newer state than the stored one (saves are sent from tasks that may overtake).
+SAVE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '-1')
+if seq >= tonumber(ARGV[2]) then return 1 end
+redis.call('HSET', KEYS[2], 'seq', ARGV[2], 'state', ARGV[3])
+return 1
+"""
+
+
+def state_key(account_id: int, symbol: str, bot_id: int) -> str:
+    return keys.paper(account_id, symbol, f"perp:{bot_id}")
+
+
+def dump(perp, liquidated: dict | None) -> str:
+    """The position of ``perp`` (a PerpRisk) as the stored JSON (fractions as exact ``n/d``)."""
+    pos = perp.position
+    return json.dumps(
+        {
+            "legs": {name: [leg.lots, str(leg.basis)] for name, leg in pos.legs.items()},
+            "realized": str(pos.realized),
+            "fees": str(pos.fees),
+            "funding": str(pos.funding),
+            "last_fill": last_fill(perp.recent_fills),
+            "liquidated": liquidated,
+        },
+        sort_keys=True,
+    )
+
+
+def restore(perp, state: dict) -> None:
+    """Put a stored position back on a fresh ``perp`` (before the fills after ``last_fill``)."""
+    pos = perp.position
+    for name, (lots, basis) in state["legs"].items():
+        leg = pos.legs[name]
+        leg.lots, leg.basis = int(lots), Fraction(basis)
+    pos.realized, pos.fees, pos.funding = (Fraction(state[k]) for k in ("realized", "fees", "funding"))
+    last = state.get("last_fill")
+    if last:
+        perp.recent_fills.extend((int(last[0]) * 1000, trade_id) for trade_id in last[1])
+    perp._refresh_liquidation()
+
+
+async def load(redis, setup) -> dict | None:
+    """The stored state of the bot's paper position, or None (a spot bot, a live account, or
+    nothing stored yet)."""
+    if setup.perp is None or setup.account_kind != "paper":
+        return None
+    raw = await redis.hget(state_key(setup.account_id, setup.symbol, setup.bot_id), "state")
+    return None if raw is None else json.loads(raw)
+
+
+def last_fill(recent) -> list | None:
+    """``[us, [trade ids]]``: the microsecond of the newest fill on the position and the trade
+    ids of its fills in that microsecond. Microseconds, because the fills a new owner reads back
+    from the database (``Fill.ts``) carry no more."""
+    if not recent:
+        return None
+    us = max(ts for ts, _ in recent) // 1000
+    return [us, [trade_id for ts, trade_id in recent if ts // 1000 == us]]
+
+
+def after(fills: list, marker: list | None) -> list:
+    """The recorded fills (setup rows: ts in ns first, trade id last) not in a position stored
+    with ``marker`` (:func:`last_fill`): later ones, or in the same microsecond with another id."""
+    if not marker:
+        return list(fills)
+    us, ids = int(marker[0]), set(marker[1])
+    return [f for f in fills if f[0] // 1000 > us or (f[0] // 1000 == us and f[-1] not in ids)]
+
+
+class PaperPerp:
+    """The paper venue's perpetual side of one hosted bot (see the module docstring)."""
+
+    def __init__(self, runner, state: dict | None = None) -> None:
+        self.runner = runner
+        setup = runner.setup
+        self.key = state_key(setup.account_id, setup.symbol, setup.bot_id)
+        self.liquidated: dict | None = (state or {}).get("liquidated")
+        self.saved = None if state is None else dump(runner.engine.perp, self.liquidated)
+        self.seq = 0
+
+    def step(self, ts: int) -> None:
+        """The snapshot step: liquidate if the mark has crossed, then store what changed."""
+        perp = self.runner.engine.perp
+        mark = perp.mark
+        if mark is not None and crossed_liquidation(perp.position.net_lots, mark, perp.liquidation):
+            self.liquidate(ts, mark)
+        self.save()
+
+    def save(self) -> None:
+        blob = dump(self.runner.engine.perp, self.liquidated)
+        if blob == self.saved:
+            return
+        self.saved = blob
+        self.seq += 1
+        runner = self.runner
+        lease = runner.lease
+        # seq: this owner's fencing token first, so a newer owner's saves always win.
+        seq = lease.token * 1_000_000_000 + self.seq
+        runner.host.loop.create_task(self._write(lease.key, lease.value, seq, blob))
+
+    async def _write(self, lease_key: str, lease_value: str, seq: int, blob: str) -> None:
+        try:
+            ok = await self.runner.host.redis.eval(SAVE, 2, lease_key, self.key, lease_value, seq, blob)
+            if not ok:
+                logger.warning("bot %s: paper perp state not stored: the lease is no longer ours", self.runner.bot_id)
+        except Exception as exc:  # Redis away: the loop stops on its own next write; the next save retries
+            self.saved = None
+            logger.warning("bot %s: paper perp state not stored: %s", self.runner.bot_id, exc)
+
+    def liquidate(self, ts: int, mark: Fraction) -> None:
+        runner = self.runner
+        perp = runner.engine.perp
+        setup = runner.setup
+        liq = perp.liquidation
+        lots = perp.position.net_lots
+        entry = perp.position.entry_price()
+        price, pnl, contracts = close_at_bankruptcy(perp.spec, perp.position, perp.wallet, liq)
+        perp._refresh_liquidation()
+        settle, places = perp.spec.settle, perp.places
+        reason = (
+            f"liquidated: mark {_num(mark)} reached the liquidation price {_num(liq)}; "
+            f"{perp._contracts(abs(lots))} {'long' if lots > 0 else 'short'} from {_num(entry)} closed at the "
+            f"bankruptcy price {_num(price)}, {to_decimal(pnl, places):f} {settle}"
+        )
+        self.liquidated = {
+            "ts": ts,
+            "mark": f"{to_decimal(mark, 8):f}",
+            "liquidation_price": f"{to_decimal(liq, 8):f}",
+            "bankruptcy_price": f"{to_decimal(price, 8):f}",
+            "entry": f"{to_decimal(entry, 8):f}",
+            "contracts": f"{to_decimal(contracts, 8):f}",
+            "pnl": f"{to_decimal(pnl, 18):f}",
+            "settle": settle,
+        }
+        self.save()
+        runner.liquidated_reason = reason
+        runner.host.db.submit(liquidation_record, setup.bot_id, ts, reason, self.liquidated)
+        runner.host.loop.create_task(runner.host.redis.set(keys.risk_pause(setup.bot_id), reason))
+        runner.push_control("liquidated")
+
+
+def _num(value: Fraction) -> str:
+    return f"{to_decimal(value, 8).normalize():f}"
+
+
+def liquidation_record(bot_id: int, ts: int, reason: str, data: dict[str, Any]) -> None:
+    """Database thread: the liquidation's incident, its ``risk_breach`` notification and bot event."""
+    from apps.bots.models import Bot
+    from apps.bots.services import bot_events_record
+    from apps.core.models import Incident
+    from apps.notifications.services import notify
+
+    bot = Bot.objects.select_related("owner").get(pk=bot_id)
+    bot_events_record([(bot_id, ts, "perp", "liquidated", reason, data)])  # notified below, not by the scan
+    Incident.objects.create(
+        owner=bot.owner, bot=bot, account_id=bot.exchange_account_id, kind="liquidation",
+        message=f"{bot.name}: {reason}", data=data,
+    )  # fmt: skip
+    notify(
+        user=bot.owner,
+        kind="risk_breach",
+        key=f"liquidation:{bot_id}:{ts}",
+        subject=f"{bot.name} liquidated",
+        body=f"{bot.name}: {reason}. Quoting is paused until you resume the bot.",
+        data=data,
+        bot=bot,
+    )
