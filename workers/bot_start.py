@@ -236,6 +236,7 @@ class BotStart:
                     trade_id,
                 )
             )
+        paper_perp.replay_closes(engine, perp_state)
         closed = await self.host.db.call(
             records.open_orders_close, self.bot_id, set(adopted), "cancelled", "not open on the venue at take-over"
         )

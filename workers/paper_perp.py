@@ -29,6 +29,8 @@ from fractions import Fraction
 from typing import Any
 
 from trading.contracts import to_decimal
+from trading.events import Liquidity, OrderFilled
+from trading.instruments import Side
 from trading.perp_ledger import close_at_bankruptcy, crossed_liquidation
 from workers import keys
 
@@ -49,8 +51,9 @@ def state_key(account_id: int, symbol: str, bot_id: int) -> str:
     return keys.paper(account_id, symbol, f"perp:{bot_id}")
 
 
-def dump(perp, liquidated: dict | None) -> str:
-    """The position of ``perp`` (a PerpRisk) as the stored JSON (fractions as exact ``n/d``)."""
+def dump(perp, liquidated: dict | None, closes: list | None = None) -> str:
+    """The position of ``perp`` (a PerpRisk) as the stored JSON (fractions as exact ``n/d``), the
+    last liquidation and every liquidation close (``[ts, side, price ticks, lots]``)."""
     pos = perp.position
     return json.dumps(
         {
@@ -60,6 +63,7 @@ def dump(perp, liquidated: dict | None) -> str:
             "funding": str(pos.funding),
             "last_fill": last_fill(perp.recent_fills),
             "liquidated": liquidated,
+            "liquidations": closes,
         },
         sort_keys=True,
     )
@@ -114,7 +118,8 @@ class PaperPerp:
         setup = runner.setup
         self.key = state_key(setup.account_id, setup.symbol, setup.bot_id)
         self.liquidated: dict | None = (state or {}).get("liquidated")
-        self.saved = None if state is None else dump(runner.engine.perp, self.liquidated)
+        self.closes: list = list((state or {}).get("liquidations") or [])
+        self.saved = None if state is None else dump(runner.engine.perp, self.liquidated, self.closes)
         self.seq = 0
 
     def step(self, ts: int) -> None:
@@ -126,7 +131,7 @@ class PaperPerp:
         self.save()
 
     def save(self) -> None:
-        blob = dump(self.runner.engine.perp, self.liquidated)
+        blob = dump(self.runner.engine.perp, self.liquidated, self.closes)
         if blob == self.saved:
             return
         self.saved = blob
@@ -171,11 +176,31 @@ class PaperPerp:
             "pnl": f"{to_decimal(pnl, 18):f}",
             "settle": settle,
         }
+        # The engine's own (spot-style) position, which the strategy's inventory reads, closes too.
+        side = Side.SELL if lots > 0 else Side.BUY
+        ticks = runner.setup.instrument.ticks(to_decimal(price, 18), side=side)
+        close = [ts, side.name.lower(), ticks, abs(lots)]
+        self.closes.append(close)
+        runner.engine.portfolio.on_fill(close_fill(close))
         self.save()
         runner.liquidated_reason = reason
         runner.host.db.submit(liquidation_record, setup.bot_id, ts, reason, self.liquidated)
         runner.host.loop.create_task(runner.host.redis.set(keys.risk_pause(setup.bot_id), reason))
         runner.push_control("liquidated")
+
+
+def close_fill(close: list) -> OrderFilled:
+    """A liquidation close as a fill of the engine's portfolio (the venue's close, no order; the
+    price rounded to the tick, as the portfolio keeps integer ticks)."""
+    ts, side, price, lots = close
+    return OrderFilled(ts, "liquidation", Side.SELL if side == "sell" else Side.BUY, price, lots, 0, 0,
+                       Liquidity.TAKER, f"liquidation-{ts}")  # fmt: skip
+
+
+def replay_closes(engine, state: dict | None) -> None:
+    """Take-over: the liquidation closes (which no recorded fill holds) onto the rebuilt portfolio."""
+    for close in (state or {}).get("liquidations") or []:
+        engine.portfolio.on_fill(close_fill(close))
 
 
 def _num(value: Fraction) -> str:

@@ -195,6 +195,7 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
         assert event.message.startswith("liquidated: mark") and event.data["settle"] == "USDT"
         # Quoting stopped: paused with the reason, nothing working at the venue or in the engine.
         assert runner.state == "paused" and not runner.engine.orders.orders
+        assert runner.engine.portfolio.position == 0  # what the strategy's inventory reads
         state = Bot.objects.get(pk=bot.pk)
         assert state.actual_state == "paused" and "liquidated" in state.state_reason
         assert not run(host, runner.venue.fetch_open_orders())
@@ -214,6 +215,7 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
             assert again.state == "paused" and again.engine.perp.position.net_lots == 0
             assert again.paper_perp.liquidated == liquidated
             assert again.engine.perp.position.realized == pos.realized
+            assert again.engine.portfolio.position == 0  # the fills plus the liquidation close
         finally:
             run(other, leave(other, again))
         other.drain_writers(30)
