@@ -193,6 +193,7 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
         assert delivery.dedupe_key.startswith(f"liquidation:{bot.pk}:") and "liquidated" in delivery.payload["subject"]
         event = BotEvent.objects.get(bot=bot, kind="perp", code="liquidated")
         assert event.message.startswith("liquidated: mark") and event.data["settle"] == "USDT"
+        print(event.message)
         # Quoting stopped: paused with the reason, nothing working at the venue or in the engine.
         assert runner.state == "paused" and not runner.engine.orders.orders
         assert runner.engine.portfolio.position == 0  # what the strategy's inventory reads
