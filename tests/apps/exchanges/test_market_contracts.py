@@ -107,3 +107,14 @@ def test_a_bots_leverage_is_bounded_by_its_markets_maximum(trader):
             bot_create(**kwargs)
         text = str(refused.value)
         assert "risk.perp.leverage" in text and "20" in text, text
+
+
+def test_the_markets_api_shows_the_contract_and_filters_by_kind(trader):
+    from tests.apps.bots.factories import api
+
+    market_sync(venue="binance", exchange=_FakeCcxt(binance_markets()))
+    rows = api(trader).get("/api/v1/markets/", {"venue": "binance", "kind": "inverse"}).json()["results"]
+    assert [(r["symbol"], r["contract_size"], r["settle"], r["max_leverage"]) for r in rows] == [
+        ("BTC/USD:BTC", "100.000000000000000000", "BTC", "125"),
+        ("ETH/USD:ETH", "10.000000000000000000", "ETH", "125"),  # Binance COIN-M ETHUSD: 10 USD contracts
+    ]
