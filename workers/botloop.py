@@ -250,6 +250,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
             if published:
                 latency.append(time.time_ns() - published)
             await self._step(event)
+        if self.paper_perp is not None:  # the mark may have crossed the liquidation price
+            self.paper_perp.check(self.clock())
         await self._flush()
         took = time.perf_counter_ns() - started
         self.cycle_ns.append(took)

@@ -13,7 +13,8 @@ do beyond the bot's pre-trade risk:
   the loop's snapshot step (every second) and at once on a liquidation. A new owner restores it
   and applies only the recorded fills after that fill: funding booked since the last PnL snapshot
   is no longer lost with the process, and a liquidation (which no fill records) is kept.
-- **liquidation**: when the mark reaches the liquidation price the position is closed at the
+- **liquidation**: when the mark reaches the liquidation price (checked after each cycle of the
+  loop and at the snapshot step) the position is closed at the
   bankruptcy price (:func:`trading.perp_ledger.close_at_bankruptcy`, the backtester's formula),
   the loss booked as realized PnL; an incident (``liquidation``) and a ``risk_breach`` notification
   are written, the bot's risk pause is set with the reason (a new owner starts it paused) and the
@@ -121,6 +122,9 @@ class PaperPerp:
         self.closes: list = list((state or {}).get("liquidations") or [])
         self.saved = None if state is None else dump(runner.engine.perp, self.liquidated, self.closes)
         self.seq = 0
+        self._liq: Fraction | None = None  # the liquidation price the bound below is for
+        self._bound = 0
+        self._long = True
 
     def step(self, ts: int) -> None:
         """The snapshot step: liquidate if the mark has crossed, then store what changed."""
@@ -129,6 +133,30 @@ class PaperPerp:
         if mark is not None and crossed_liquidation(perp.position.net_lots, mark, perp.liquidation):
             self.liquidate(ts, mark)
         self.save()
+
+    def check(self, ts: int) -> None:
+        """Each cycle: liquidate as soon as the book's mark has crossed. The test is on integers
+        (twice the mark in ticks against the liquidation price's bound, recomputed only when the
+        liquidation price changes): a cycle of a perpetual bot pays two comparisons for it."""
+        perp = self.runner.engine.perp
+        liq = perp.liquidation
+        if liq is None:
+            return
+        if liq is not self._liq:
+            self._liq = liq
+            liq2 = 2 * liq / perp.tick
+            long = perp.position.net_lots > 0
+            # long: mark2 <= liq2 <=> mark2 <= floor(liq2); short: mark2 >= ceil(liq2)
+            self._bound = (liq2.numerator // liq2.denominator) if long else -(-liq2.numerator // liq2.denominator)
+            self._long = long
+        if perp.venue_mark2 is not None:  # a venue's mark (a Fraction): the exact test
+            mark = perp.venue_mark2 * perp.tick / 2
+            if crossed_liquidation(perp.position.net_lots, mark, liq):
+                self.liquidate(ts, mark)
+            return
+        m2 = perp.mark2
+        if m2 is not None and ((m2 <= self._bound) if self._long else (m2 >= self._bound)):
+            self.liquidate(ts, Fraction(m2) * perp.tick / 2)
 
     def save(self) -> None:
         blob = dump(self.runner.engine.perp, self.liquidated, self.closes)

@@ -186,6 +186,7 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
         liquidated = stored_state(bot)["liquidated"]
         assert Decimal(liquidated["bankruptcy_price"]) == to_decimal(price, 8)
         assert Decimal(liquidated["liquidation_price"]) > crash
+        assert liquidated["ts"] == events[-1].ts + 1  # on the crashing book event's cycle
         # Incident, notification and the event log.
         incident = Incident.objects.get(bot=bot, kind="liquidation")
         assert incident.owner == user and "bankruptcy price" in incident.message
