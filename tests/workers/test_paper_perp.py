@@ -352,3 +352,18 @@ def test_coinm_paper_bot_on_the_coinm_recording_has_inverse_pnl_in_btc(host):
     assert snap.position == net
     assert abs(snap.unrealized - Decimal(expected.numerator) / Decimal(expected.denominator)) < Decimal("1e-8")
     assert snap.equity < Decimal("0.06")  # BTC, not USD
+
+
+def test_fills_after_the_stored_position_are_told_apart_to_the_microsecond():
+    """The stored position names the microsecond of its newest fills and their trade ids (the
+    database keeps microseconds): a new owner applies a fill later than that, or in that
+    microsecond with another id, and never one the position already holds."""
+    from workers.paper_perp import after, last_fill
+
+    recent = [(1_000_000_123, "a"), (1_000_000_999, "b"), (1_000_001_000, "c"), (1_000_001_500, "d")]
+    marker = last_fill(recent)
+    assert marker == [1_000_001, ["c", "d"]]
+    db_rows = [(1_000_000_000, "a"), (1_000_000_000, "b"), (1_000_001_000, "c"), (1_000_001_000, "d"),
+               (1_000_001_000, "e"), (1_000_002_000, "f")]  # fmt: skip
+    assert [f[-1] for f in after(db_rows, marker)] == ["e", "f"]
+    assert after(db_rows, None) == db_rows
