@@ -212,6 +212,9 @@ class PaperPerp:
         runner.engine.portfolio.on_fill(close_fill(close))
         self.save()
         runner.liquidated_reason = reason
+        # Quoting stops now: the pause's cancels go with this cycle's commands (the control
+        # below records the state and sends them when no cycle is under way).
+        runner.runner.command(runner.engine.pause(ts, reason))
         runner.host.db.submit(liquidation_record, setup.bot_id, ts, reason, self.liquidated)
         runner.host.loop.create_task(runner.host.redis.set(keys.risk_pause(setup.bot_id), reason))
         runner.push_control("liquidated")

@@ -196,6 +196,8 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
         assert event.message.startswith("liquidated: mark") and event.data["settle"] == "USDT"
         print(event.message)
         # Quoting stopped: paused with the reason, nothing working at the venue or in the engine.
+        paused = BotEvent.objects.filter(bot=bot, kind="lifecycle", code="paused").values_list("message", flat=True)
+        assert [m for m in paused if m.startswith("liquidated: mark")], list(paused)
         assert runner.state == "paused" and not runner.engine.orders.orders
         assert runner.engine.portfolio.position == 0  # what the strategy's inventory reads
         state = Bot.objects.get(pk=bot.pk)
