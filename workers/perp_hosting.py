@@ -34,7 +34,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from apps.derivatives.hosting import split_risk, validate
+from apps.derivatives.hosting import live_perp, split_risk, validate
 from apps.portfolio.services import perp_snapshots_record
 from trading.config import ConfigError
 from trading.contracts import MarginMode, frac, to_decimal
@@ -71,9 +71,10 @@ def stored_series(venue: str, symbol: str) -> list[tuple[int, Decimal]]:
 
 
 def perp_risk(setup) -> PerpRisk | None:
-    """The bot's perpetual risk (None on a spot market); bad settings raise ``ConfigError``."""
+    """The bot's perpetual risk (None on a spot market, and on a live account, whose perpetual risk
+    :mod:`workers.perp_live` builds from the exchange at start); bad settings raise ``ConfigError``."""
     rec = getattr(setup, "perp", None)
-    if rec is None:
+    if rec is None or (setup.account_kind != "paper" and live_perp(setup.venue, setup.symbol)):
         return None
     _spot, settings = split_risk(setup.risk)
     settings = settings or {}
@@ -173,6 +174,7 @@ class PerpHosting:
         )  # fmt: skip
         if (
             not self.refreshing
+            and perp.schedule is not None  # a live bot's funding is the exchange's (workers.perp_live)
             and time.monotonic() >= self.next_refresh
             and "funding_rate" not in (split_risk(setup.risk)[1] or {})
         ):
