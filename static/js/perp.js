@@ -67,7 +67,8 @@
     set("perp-funding-rate", num(p.funding_rate));
     set("perp-funding-source", p.funding_source || "");
     set("perp-next-funding", p.next_funding_ts === undefined || p.next_funding_ts === null ? "—" : iso(p.next_funding_ts));
-    card.dataset.asOf = ts === undefined || ts === null ? "" : String(ts);
+    // the status time in ns, as JSON.parse gives it: a double, so within a microsecond of the API's
+    card.dataset.asOf = ts === undefined || ts === null ? "" : BigInt(Math.round(ts)).toString();
     card.dataset.updates = String(Number(card.dataset.updates || 0) + 1);
   }
   window.MMPerp = { update: update, num: num };
