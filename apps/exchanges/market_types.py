@@ -7,8 +7,9 @@ what the stored ``Market`` rows say today, so it is the rule here (the inventory
 
 What a venue offers, for validation and for inferring an account's type when none is given:
 
-* ``replay:<name>`` / ``sim:<name>``: the kinds of its stored markets (``replay:binance-usdm``
-  has only ``BTC/USDT:USDT``: derivatives only; ``replay:binance-spot`` spot only);
+* ``replay:<name>`` / ``sim:<name>``: the kinds of its stored markets and, for a replay venue, of
+  the shipped recordings it replays (``replay:binance-usdm`` has only ``BTC/USDT:USDT``:
+  derivatives only; ``replay:binance-spot`` spot only);
 * a ccxt exchange id: ccxt's own ``has["spot"]`` / ``has["swap"]`` (``binanceusdm`` has no spot,
   ``kraken`` no swaps, ``binance`` both).
 """
@@ -37,8 +38,15 @@ def venue_market_types(venue: str) -> set[str]:
     if venue.startswith(("replay:", "sim:")):
         from apps.exchanges.models import Market
 
-        return {SWAP if is_perp_symbol(s) else SPOT
-                for s in Market.objects.filter(venue=venue).values_list("symbol", flat=True)}  # fmt: skip
+        offered = {SWAP if is_perp_symbol(s) else SPOT
+                   for s in Market.objects.filter(venue=venue).values_list("symbol", flat=True)}  # fmt: skip
+        if venue.startswith("replay:"):  # the shipped recordings it replays, stored as markets or not yet
+            from connectors.binance_recording import RECORDINGS
+
+            for name, rec in RECORDINGS.items():
+                if venue == f"replay:{name.rsplit('-', 1)[0]}":
+                    offered.add(SWAP if rec.contract.is_perpetual else SPOT)
+        return offered
     import ccxt
 
     cls = getattr(ccxt, venue, None) if venue in ccxt.exchanges else None

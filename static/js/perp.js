@@ -46,7 +46,7 @@
     if (idle) idle.remove();
     set("perp-margin-mode", p.margin_mode || "—");
     set("perp-leverage-head", p.leverage === undefined || p.leverage === null ? "—" : String(p.leverage));
-    set("perp-leverage", p.leverage === undefined || p.leverage === null ? "—" : String(p.leverage));
+    set("perp-leverage", p.leverage === undefined || p.leverage === null ? "—" : p.leverage + "x");
     set("perp-settle", p.settle || "—");
     set("perp-contracts", num(p.position_contracts));
     set("perp-entry", num(p.entry_price, 2));
@@ -62,7 +62,7 @@
     var paused = document.getElementById("perp-paused");
     if (paused) paused.hidden = !p.liquidation_paused;
     set("perp-margin-balance", num(p.margin_balance, 2));
-    set("perp-funding-dir", String(p.funding || "").charAt(0) === "-" ? "paid" : "received");
+    set("perp-funding-label", String(p.funding || "").charAt(0) === "-" ? "Funding paid" : "Funding received");
     signed(document.getElementById("perp-funding"), p.funding, 4);
     set("perp-funding-rate", num(p.funding_rate));
     set("perp-funding-source", p.funding_source || "");

@@ -30,7 +30,7 @@ CELLS = {
     "perp-unrealized": ("unrealized", lambda v: strip_tags(signed(v, 4))),
     "perp-realized": ("realized", lambda v: strip_tags(signed(v, 4))),
     "perp-fees": ("fees", lambda v: num(v, 4)),
-    "perp-leverage": ("leverage", lambda v: str(v)),
+    "perp-leverage": ("leverage", lambda v: f"{v}x"),
     "perp-margin-mode": ("margin_mode", lambda v: v),
     "perp-margin-used": ("margin_used", lambda v: num(v, 2)),
     "perp-margin-free": ("margin_free", lambda v: num(v, 2)),
