@@ -274,3 +274,21 @@ def test_the_overview_and_the_api_show_positions_across_accounts(trader, usdm_ac
     page = client_for(trader).get(reverse("overview")).content.decode()
     assert 'id="positions"' in page
     assert f'<tr data-bot="{bot.pk}">' in page and '<td class="r contracts">0.003</td>' in page
+
+
+def test_a_derivatives_accounts_exchange_objects_are_built_with_its_default_type(trader):
+    """Verification and a live bot's gateway build the account's ccxt exchange with
+    ``options={"defaultType": "swap"}`` for a derivatives account (real ccxt objects, no network)."""
+    from apps.exchanges.services import _default_exchange, exchange_account_credentials
+    from workers.live_venue import account_options, build_gateway
+
+    swap = exchange_account_create(owner=trader, label="bn live swap", venue="binance", kind="live",
+                                   api_key="k" * 16, api_secret="s" * 16, default_type="swap")  # fmt: skip
+    spot = exchange_account_create(owner=trader, label="bn live spot", venue="binance", kind="live",
+                                   api_key="k" * 16, api_secret="s" * 16)  # fmt: skip
+    exchange = _default_exchange(swap, exchange_account_credentials(account=swap))
+    assert exchange.options["defaultType"] == "swap"
+    assert _default_exchange(spot, exchange_account_credentials(account=spot)).options["defaultType"] == "spot"
+    assert account_options(swap.pk) == {"defaultType": "swap"} and account_options(spot.pk) is None
+    gateway = build_gateway("binance", ("k", "s", ""), account_id=swap.pk, options=account_options(swap.pk))
+    assert gateway.exchange.options["defaultType"] == "swap"
