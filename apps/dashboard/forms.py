@@ -196,7 +196,9 @@ class ExchangeAccountForm(forms.Form):
     default_type = forms.CharField(
         required=False,
         label="Markets",
-        widget=forms.Select(choices=[("", "as the venue offers"), ("spot", "Spot"), ("swap", "Derivatives (perpetual swaps)")]),
+        widget=forms.Select(
+            choices=[("", "as the venue offers"), ("spot", "Spot"), ("swap", "Derivatives (perpetual swaps)")]
+        ),
         help_text="spot or derivatives (ccxt defaultType); replay:binance-usdm offers perpetual swaps only",
     )
     api_key = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))

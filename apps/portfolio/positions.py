@@ -65,7 +65,7 @@ def account_positions(*, owner) -> list[dict[str, Any]]:
             if figures is not None:
                 row.update({k: figures.get(k) for k in PERP_FIGURES})
             else:
-                row.update({k: None for k in PERP_FIGURES})
+                row.update(dict.fromkeys(PERP_FIGURES))
                 row["position_contracts"] = f"{from_fills.get(bot.pk, Decimal(0)).normalize():f}"
             perp_rows.append(row)
         spot = [

@@ -44,11 +44,11 @@ CELLS = {
     "perp-settle": ("settle", lambda v: v),
 }
 
-READ_CARD = """() => {
+READ_CARD = """(ids) => {
   const out = {asOf: document.getElementById("perp-position").dataset.asOf || ""};
-  for (const id of %s) out[id] = document.getElementById(id).textContent.trim();
+  for (const id of ids) out[id] = document.getElementById(id).textContent.trim();
   return out;
-}""" % list(CELLS)
+}"""
 
 
 def ensure_usdm_market() -> None:
@@ -120,7 +120,7 @@ def test_trader_runs_a_paper_perp_bot_and_its_page_shows_the_apis_position_and_f
     checked = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and checked is None:
-        shown = page.evaluate(READ_CARD)
+        shown = page.evaluate(READ_CARD, list(CELLS))
         response = page.request.get(f"{base}/api/v1/bots/{bot.pk}/perp/")
         assert response.status == 200, response.text()
         figures = response.json()

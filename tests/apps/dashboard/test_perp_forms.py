@@ -82,12 +82,16 @@ def test_the_account_form_takes_the_type_and_refuses_one_the_venue_does_not_offe
                                 "paper_balances": '{"USDT": "1000"}'})  # fmt: skip
     assert refused.status_code == 400
     body = refused.content.decode()
-    assert "&#x27;spot&#x27; is not accepted on replay:binance-usdm: it has no spot markets; accepted: &#x27;swap&#x27;" in body
+    assert (
+        "&#x27;spot&#x27; is not accepted on replay:binance-usdm: it has no spot markets; accepted: &#x27;swap&#x27;"
+        in body
+    )
     assert not ExchangeAccount.objects.filter(label="bad").exists()
     unknown = client.post(add, {"label": "bad", "kind": "paper", "venue": USDM, "default_type": "futures"})
     assert unknown.status_code == 400
-    assert "&#x27;futures&#x27; is not an account type; accepted: &#x27;spot&#x27; (spot markets) or &#x27;swap&#x27;" in (
-        unknown.content.decode()
+    assert (
+        "&#x27;futures&#x27; is not an account type; accepted: &#x27;spot&#x27; (spot markets) or &#x27;swap&#x27;"
+        in (unknown.content.decode())
     )
     ok = client.post(add, {"label": "usdm", "kind": "paper", "venue": USDM, "default_type": "swap",
                            "paper_balances": '{"USDT": "1000"}'})  # fmt: skip
@@ -189,7 +193,7 @@ def test_a_perpetual_bot_is_created_with_its_settings_and_the_configuration_keep
         **{"perp.leverage": "5", "perp.margin_mode": "cross", "perp.funding_rate": "0.0002",
            "perp.limits.min_liquidation_distance": "0.05", "perp.limits.max_position_contracts": "0.01"},
     )  # fmt: skip
-    assert response.status_code == 302, re.findall(r'field-error[^>]*>[^<]*', response.content.decode())
+    assert response.status_code == 302, re.findall(r"field-error[^>]*>[^<]*", response.content.decode())
     bot = Bot.objects.get(name="perp form bot")
     assert bot.risk["perp"] == {
         "leverage": 5,
@@ -207,7 +211,9 @@ def test_a_perpetual_bot_is_created_with_its_settings_and_the_configuration_keep
     assert client.post(reverse("bot-config", args=[bot.pk]), config).status_code == 302
     bot.refresh_from_db()
     assert bot.risk["perp"]["leverage"] == 5
-    changed = client.post(reverse("bot-config", args=[bot.pk]), config | {"perp.leverage": "3", "perp.margin_mode": "isolated"})
+    changed = client.post(
+        reverse("bot-config", args=[bot.pk]), config | {"perp.leverage": "3", "perp.margin_mode": "isolated"}
+    )
     assert changed.status_code == 302
     bot.refresh_from_db()
     assert bot.risk["perp"] == {"leverage": 3, "margin_mode": "isolated"}
@@ -266,7 +272,10 @@ def test_the_overview_and_the_api_show_positions_across_accounts(trader, usdm_ac
     assert by_label["usdm paper"]["default_type"] == "swap"
     [perp] = by_label["usdm paper"]["perp"]
     assert (perp["bot_name"], perp["symbol"], perp["position_contracts"], perp["live"]) == (
-        "perp held", "BTC/USDT:USDT", "0.003", False
+        "perp held",
+        "BTC/USDT:USDT",
+        "0.003",
+        False,
     )
     assert by_label["usdm paper"]["spot"] == [{"asset": "USDT", "amount": "100000"}]
     assert by_label["spot paper"]["spot"] == [{"asset": "BTC", "amount": "0.5"}, {"asset": "USDT", "amount": "2000"}]
