@@ -59,6 +59,10 @@ class CcxtPerpAccount:
             raise PerpVenueError(f"symbol: {symbol} is a spot market; leverage and margin mode apply to perpetuals")
         return market, spec
 
+    async def contract(self, symbol: str) -> tuple[dict, ContractSpec]:
+        """The ccxt market and its contract (refused for an unknown symbol or a spot market)."""
+        return await self._market(symbol)
+
     async def set_leverage(self, symbol: str, leverage: object) -> int:
         _, spec = await self._market(symbol)
         if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= spec.max_leverage:
@@ -88,6 +92,28 @@ class CcxtPerpAccount:
         except ccxt.MarginModeAlreadySet:  # binanceusdm raises Binance's -4046 "No need to change"
             return False
         return not (isinstance(reply, dict) and str(reply.get("code")) == "-4046")
+
+    async def configure(self, symbol: str, leverage: object = None, margin_mode: object = None) -> list[str]:
+        """Apply a bot's leverage and margin mode (either may be None: left as the venue has it)
+        all or nothing: every check runs before the first request, so a refusal (leverage above
+        the market's maximum, a margin-mode switch with an open position) leaves the venue as it
+        was. Returns what was changed, e.g. ``["margin_mode isolated", "leverage 5"]``."""
+        _, spec = await self._market(symbol)
+        if leverage is not None and (
+            isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= spec.max_leverage
+        ):
+            raise PerpVenueError(
+                f"leverage: {leverage!r} is not accepted for {symbol}; accepted: a whole number from 1 to "
+                f"{spec.max_leverage} (the market's maximum on {self.exchange.id})"
+            )
+        changed = []
+        # set_margin_mode refuses before sending anything
+        if margin_mode is not None and await self.set_margin_mode(symbol, margin_mode):
+            changed.append(f"margin_mode {MarginMode(margin_mode).value}")
+        if leverage is not None:
+            await self.exchange.set_leverage(leverage, symbol)
+            changed.append(f"leverage {leverage}")
+        return changed
 
     async def fetch_positions(self, symbol: str) -> list[PositionReport]:
         rows = await self.exchange.fetch_positions([symbol])

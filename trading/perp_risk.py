@@ -187,6 +187,7 @@ class PerpRisk:
         # Funding booked by the schedule: (funding ts, rate, mark, amount, position lots), for the
         # caller to record.
         self.funding_log: list[tuple[int, Fraction, Fraction, Fraction, int]] = []
+        self.venue_liquidation: tuple[int, Fraction] | None = None  # (position lots, price): live
         self._refresh_liquidation()
 
     @classmethod
@@ -224,6 +225,18 @@ class PerpRisk:
         self.wallet = frac(wallet, "wallet")
         self._refresh_liquidation()
 
+    def adopt_legs(self, legs: dict) -> None:
+        """Take the venue's position (its legs: size and entry) in place of the booked one;
+        realized PnL, fees and funding booked so far stay."""
+        self.position.legs = dict(legs)
+        self._refresh_liquidation()
+
+    def set_liquidation(self, price: object, lots: int) -> None:
+        """The venue's liquidation price of its position of ``lots`` (live): used while our
+        position has that size (a fill since makes ours count until the venue says again)."""
+        self.venue_liquidation = (lots, frac(price, "liquidation_price"))
+        self._refresh_liquidation()
+
     def set_funding(self, rate: object, next_funding_ts: int | None) -> None:
         """The venue's current funding rate and next funding time (ns since the epoch)."""
         self.funding_rate = frac(rate, "funding_rate")
@@ -244,7 +257,11 @@ class PerpRisk:
 
     def _refresh_liquidation(self) -> None:
         lots = self.position.net_lots
-        self.liquidation = self.position.liquidation_price(self.table, self.wallet) if lots else None
+        venue = self.venue_liquidation
+        if venue is not None and venue[0] == lots and lots:
+            self.liquidation = venue[1]
+        else:
+            self.liquidation = self.position.liquidation_price(self.table, self.wallet) if lots else None
         liq = self.liquidation
         if liq is None or not self.watch:
             self._pause2 = self._resume2 = None

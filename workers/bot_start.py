@@ -14,6 +14,7 @@ import time
 from decimal import Decimal
 
 from apps.bots.hedged import STRATEGY as HEDGED_STRATEGY
+from apps.derivatives.hosting import live_perp
 from connectors.errors import RetryBudgetExhausted
 from trading.engine import Engine
 from trading.events import Liquidity, OrderFilled, PlaceOrder, TimeInForce
@@ -159,6 +160,18 @@ class BotStart:
             await host.db.call(records.bot_state_set, self.bot_id, "error", reason)
             await host.release_bot(self.bot_id)
             raise StopLoop(reason) from exc
+        if live_perp(setup.venue, setup.symbol):  # leverage, margin mode, positions, funding
+            from workers import perp_live
+
+            try:
+                perp = await perp_live.start(self, venue)
+            except perp_live.PerpStartRefused as exc:  # nothing was changed on the exchange
+                reason = f"configuration refused: {exc}"
+                self._event("error", "perp_refused", reason)
+                await host.db.call(records.bot_state_set, self.bot_id, "error", reason)
+                await host.release_bot(self.bot_id)
+                raise StopLoop(reason) from exc
+            perp.start_polling()
 
     async def _take_over(self) -> None:
         """Reconcile with the venue before quoting (see the module docstring)."""

@@ -1,5 +1,10 @@
 """The bot host's database writers: plain threads, each with its own Django connection.
 
+The batches of write services (below) run in a child process per writer by default
+(``MM_DB_WRITER=process``, :class:`apps.core.write_batches.ChildWriter`: the host's loop then
+does not wait for the GIL while a writer builds statement parameters; ``thread`` writes them
+from the thread itself). Other calls (reads, setups) always run on the thread.
+
 A host has three (:class:`workers.host.Host`): telemetry and order updates (``db``), order rows
 a place waits for (``orders``) and setup reads (``setup``), so an awaited row never queues
 behind telemetry. The loop hands a write over with :meth:`AsyncWriter.submit` (fire and forget)
@@ -65,7 +70,13 @@ class DbWriter:
         one_statement: bool = False,
         linger_s: float = 0.0,
         on_refused: Callable[[int | None, Callable, Any, BaseException], None] | None = None,
+        child: bool | None = None,
     ) -> None:
+        from apps.core.write_batches import ChildWriter, child_writes_enabled
+
+        # ``child``: write batches from a child process (default: ``MM_DB_WRITER``).
+        use_child = child_writes_enabled() if child is None else child
+        self._child = ChildWriter(name) if use_child else None
         # ``one_statement``: each batchable function here writes with a single statement, so a
         # batch of one function runs as that statement alone (autocommit, ``synchronous_commit``
         # set for the session, off unless the function is durable): one round trip instead of
@@ -75,8 +86,7 @@ class DbWriter:
         # transaction for many calls). For telemetry that nobody awaits, not for order rows.
         self.linger_s = linger_s
         self.on_refused = on_refused
-        self._session = None  # the connection the session setting was made on
-        self._session_durable = False  # that setting: synchronous_commit on (True) or off
+        self._session = {"conn": None, "durable": None}  # this thread's synchronous_commit setting
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._held: list = []  # the item ``_collect`` read past (it runs next): at most one
@@ -130,41 +140,35 @@ class DbWriter:
         PostgreSQL crash can lose its last few hundred ms of rows (telemetry). With one (fills,
         order updates) the commit waits for the flush: what was acknowledged survives a crash;
         what was not is still queued here and retried. Returns each group's result."""
-        from django.db import connection, transaction
+        from apps.core.write_batches import run_batch
 
         durable_batch = any(_is_durable(fn) for fn, _calls in groups)
-        if self.one_statement and len(groups) == 1:
-            connection.ensure_connection()
-            if connection.connection is not self._session or self._session_durable != durable_batch:
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SET synchronous_commit TO {'ON' if durable_batch else 'OFF'}")
-                self._session, self._session_durable = connection.connection, durable_batch
-            fn, calls = groups[0]
-            return [self._timed(fn, [row for c in calls for row in c.args[0]])]
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL synchronous_commit TO {'ON' if durable_batch else 'OFF'}")
-            return [self._timed(fn, [row for c in calls for row in c.args[0]]) for fn, calls in groups]
-
-    def _timed(self, fn: Callable, rows: list) -> Any:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        result = fn(rows)
-        stat = self.timing.setdefault(fn.__name__, [0, 0, 0.0, 0.0])
-        stat[0] += 1
-        stat[1] += len(rows)
-        stat[2] += time.perf_counter() - t0
-        stat[3] += time.thread_time() - c0
-        return result
+        merged = [(fn, [row for c in calls for row in c.args[0]]) for fn, calls in groups]
+        if self._child is not None:
+            answers = self._child.run(merged, durable=durable_batch, one_statement=self.one_statement)
+        else:
+            answers = run_batch(merged, durable=durable_batch, one_statement=self.one_statement, session=self._session)
+        results = []
+        for (fn, rows), (result, seconds, cpu) in zip(merged, answers, strict=True):
+            stat = self.timing.setdefault(fn.__name__, [0, 0, 0.0, 0.0])
+            stat[0] += 1
+            stat[1] += len(rows)
+            stat[2] += seconds
+            stat[3] += cpu
+            results.append(result)
+        return results
 
     def _retrying(self, work: Callable[[], Any]) -> Any:
         """``work()``, retried after a dropped connection until the database takes it."""
         from django import db
 
+        from apps.core.write_batches import BatchRetry
+
         delay = 0.05
         while True:
             try:
                 return work()
-            except (db.OperationalError, db.InterfaceError) as exc:
+            except (db.OperationalError, db.InterfaceError, BatchRetry) as exc:
                 self.errors += 1
                 logger.warning("database write failed (%s); reconnecting and retrying", exc)
                 db.connection.close()
@@ -240,6 +244,8 @@ class DbWriter:
                 continue
             _notify(item, result, None)
         db.connection.close()
+        if self._child is not None:
+            self._child.close()
 
 
 def _notify(call: _Call, result: Any, exc: BaseException | None) -> None:

@@ -1,10 +1,11 @@
 """The loop of a hosted hedged bot (strategy ``hedged_maker``, :mod:`apps.bots.hedged`).
 
 A :class:`workers.botloop.BotRunner` whose bot is hedged hands its loop to :class:`HedgedLoop`:
-two legs, each a fenced :class:`~workers.paper_venue.PaperVenue` on its feed's shared book with
-its own :class:`trading.runner.Runner` (the backtester's per-event algorithm), and one
-:class:`trading.hedger.HedgedMaker` deciding for both. Each leg's runner drives an adapter
-(:class:`_LegEngine`) that hands market events, order reports and timers to the hedged maker and
+two legs (:mod:`workers.hedged_legs`: spot or linear perpetual, each a fenced paper venue on its
+feed's shared book or a live ccxt account) with its own :class:`trading.runner.Runner` (the
+backtester's per-event algorithm), and one :class:`trading.hedger.HedgedMaker` deciding for
+both. Each leg's runner drives an adapter (:class:`LegEngine`) that hands market events, order
+reports (a live leg's from its gateway, queued with its trades) and timers to the hedged maker and
 routes its ``(venue, command)`` pairs to the runner of their leg (deferred, sent at the end of
 the cycle). So a maker fill makes the hedge in the same cycle, sent in the same flush, with
 partial fills hedged as they come; the records (order rows, fills, the held-until-confirmed
@@ -29,21 +30,18 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
-from dataclasses import replace
-from decimal import Decimal
 
 from apps.bots.services import bot_events_record
-from apps.portfolio.services import pnl_snapshots_record
+from apps.portfolio.services import perp_snapshots_record, pnl_snapshots_record
+from connectors.errors import AuthFailure
 from trading.contracts import to_decimal
-from trading.events import OrderEvent, OrderFilled, PlaceOrder, Timer, TradeTick
+from trading.events import OrderEvent, OrderFilled, PlaceOrder, Timer
 from trading.hedger import HEDGE, MAKER, HedgedMaker
-from trading.hedging import HedgeLegs, Leg, validate_hedge_config
-from trading.runner import Runner
-from workers import hedged_records, keys, records
+from workers import hedged_legs, hedged_records, keys, records
 from workers.bot_control import StopLoop
+from workers.hedged_legs import HedgeLeg
 from workers.hedged_pnl import HedgedPnl
-from workers.paper_venue import LeaseLost, PaperVenue
+from workers.paper_venue import LeaseLost
 
 logger = logging.getLogger(__name__)
 TIMER_S = 0.1  # hedge timeouts, retries and staleness are checked this often
@@ -52,32 +50,7 @@ STOP_CONFIRM_TIMEOUT_S = 10.0
 STOP_CODES = {"quoting_stopped", "hedge_budget_exhausted"}
 
 
-class _Leg:
-    """One venue of the bot: its setup, venue, runner, inbox (a subscriber of its feed)."""
-
-    def __init__(self, name: str, setup: records.BotSetup, wake: asyncio.Event) -> None:
-        self.name = name
-        self.setup = setup
-        self.wake = wake
-        self.venue: PaperVenue | None = None
-        self.runner: Runner | None = None
-        self.inbox: deque = deque()
-        self.pending_book: tuple | None = None
-        self.conflated = 0
-        self.filled: dict[str, int] = {}
-        self.acked: set[str] = set()
-        self.recorded_trade_ids: set[str] = set()
-
-    def push_market(self, item: tuple) -> None:  # the host's fan-out (as BotRunner.push_market)
-        if type(item[0]) is TradeTick:
-            self.inbox.append(item)
-        else:
-            if self.pending_book is not None:
-                self.conflated += 1
-            self.pending_book = item
-
-
-class _LegEngine:
+class LegEngine:
     """What a leg's runner takes for an engine: events to the hedged maker, commands routed."""
 
     def __init__(self, loop: HedgedLoop, leg: str) -> None:
@@ -108,7 +81,7 @@ class HedgedLoop:
         self.r = runner
         self.bot: HedgedMaker | None = None
         self.pnl: HedgedPnl | None = None
-        self.legs: dict[str, _Leg] = {}
+        self.legs: dict[str, HedgeLeg] = {}
         self.paused = False
         self.maker_trade_of: dict[int, str] = {}  # ledger record -> maker venue trade id
         self._notes_seen = 0
@@ -120,36 +93,14 @@ class HedgedLoop:
         r = self.r
         host = r.host
         maker_setup, hedge_setup, settings = await host.db_setup.call(hedged_records.hedged_setup, r.bot_id)
-        legs = HedgeLegs(Leg(maker_setup.instrument), Leg(hedge_setup.instrument))
-        requote = settings.pop("requote_ticks")
-        config, errors = validate_hedge_config(legs, settings)
-        if config is not None:
-            config = replace(config, requote_ticks=requote)
-        if config is None or any(s.account_kind != "paper" for s in (maker_setup, hedge_setup)):
-            reason = f"configuration refused: {errors or 'hosted hedged bots run on paper accounts only'}"
-            await host.db.call(records.bot_state_set, r.bot_id, "error", reason)
-            await host.release_bot(r.bot_id)
-            raise StopLoop(reason)
-        for name, setup in ((MAKER, maker_setup), (HEDGE, hedge_setup)):
-            leg = self.legs[name] = _Leg(name, setup, r.wake)
-            leg.venue = PaperVenue(
-                host.redis,
-                account_id=setup.account_id,
-                instrument=setup.instrument,
-                bot_id=r.bot_id,
-                prefix=setup.prefix,
-                lease_key=r.lease.key,
-                lease_value=r.lease.value,
-                token=r.lease.token,
-                book=host.book(setup.venue, setup.symbol),
-                defer_fills=True,
-                balances={c: Decimal(str(a)) for c, a in setup.paper_balances.items()},
-                clock=r.clock,
-                **r.fill_model,
-            )
-            leg.runner = Runner(
-                _LegEngine(self, name), leg.venue.matching, clock=r.clock, defer=True, hold=True, record=r._record
-            )
+        legs, config, errors = hedged_legs.configure(maker_setup, hedge_setup, settings)
+        if config is None:
+            await self.refuse(f"configuration refused: {errors}")
+        try:
+            await hedged_legs.open_legs(self, maker_setup, hedge_setup)
+        except BaseException:
+            await hedged_legs.close_venues(self.legs.values())
+            raise
         self.bot = HedgedMaker(
             legs,
             config,
@@ -159,17 +110,27 @@ class HedgedLoop:
         )
         self.bot.maker_ids.skip_past(f"{maker_setup.prefix}-{_b36(maker_setup.client_id_start - 1)}")
         self.bot.hedge_ids.skip_past(f"{hedge_setup.prefix}-{_b36(hedge_setup.client_id_start - 1)}")
-        self.pnl = HedgedPnl(maker_setup, hedge_setup)
-        await self._take_over()
+        self.pnl = HedgedPnl(maker_setup, hedge_setup, {name: leg.perp for name, leg in self.legs.items()})
+        try:
+            await self._take_over()
+        except BaseException:
+            await hedged_legs.close_venues(self.legs.values())
+            raise
         r.check_desired_state = self.check_desired_state  # the host's periodic check, for two legs
-        r.venue = self.legs[MAKER].venue
-        r.setup = maker_setup
+        self._use(self.legs[MAKER])
         r.state = "paused" if maker_setup.desired_state == "paused" else "running"
         self.paused = r.state == "paused"
         await host.db.call(records.bot_state_set, r.bot_id, r.state, "")
         r._event("lifecycle", "owner", f"hedged loop started on {host.host_id} with fencing token {r.lease.token}")
 
-    def _use(self, leg: _Leg) -> None:
+    async def refuse(self, reason: str) -> None:
+        """The bot cannot run as configured: ``error`` with the reason, lease released."""
+        r = self.r
+        await r.host.db.call(records.bot_state_set, r.bot_id, "error", reason)
+        await r.host.release_bot(r.bot_id)
+        raise StopLoop(reason)
+
+    def _use(self, leg: HedgeLeg) -> None:
         """Point the runner's record/send machinery at one leg."""
         r = self.r
         r.setup, r.venue, r.runner = leg.setup, leg.venue, leg.runner
@@ -232,6 +193,9 @@ class HedgedLoop:
                 for subs in r.host.subscribers.values():
                     subs.discard(leg)
             self._write_attribution(final=True)
+            await hedged_legs.close_venues(self.legs.values())
+            if r.venue is not None and getattr(r.venue, "reports_later", False):
+                r.venue = None  # closed above (the bot's run() closes r.venue otherwise)
 
     async def _loop(self) -> None:
         r = self.r
@@ -259,9 +223,12 @@ class HedgedLoop:
                 due = leg.venue.matching.next_due()
                 if due is not None and now >= due:
                     self._guard(leg, lambda leg=leg, now=now: leg.runner.answers(now))
-                for _ in range(len(leg.inbox)):
+                for _ in range(len(leg.inbox)):  # trades and (live) the gateway's order events, in order
                     event, _published = leg.inbox.popleft()
-                    self._guard(leg, lambda leg=leg, event=event: leg.runner.market(event, r.clock()))
+                    if isinstance(event, OrderEvent):
+                        self._guard(leg, lambda leg=leg, event=event: leg.runner.reports([event]))
+                    else:
+                        self._guard(leg, lambda leg=leg, event=event: leg.runner.market(event, r.clock()))
                 if leg.pending_book is not None:
                     event, _published = leg.pending_book
                     leg.pending_book = None
@@ -282,12 +249,12 @@ class HedgedLoop:
                 self._write_attribution()
                 await self._feed_interest()
 
-    def _guard(self, leg: _Leg, step) -> None:
+    def _guard(self, leg: HedgeLeg, step) -> None:
         """One step of a leg's runner; one bad event never kills the loop."""
         self._use(leg)
         try:
             step()
-        except (LeaseLost, StopLoop, asyncio.CancelledError):
+        except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
             raise
         except Exception as exc:
             logger.exception("bot %s: hedged %s step failed", self.r.bot_id, leg.name)
@@ -387,6 +354,7 @@ class HedgedLoop:
                     "position": str(hi.quantity(bot.hedge_position)),
                     "in_flight": len(bot.hedge_orders),
                 },
+                **{f"{name}_perp": leg.perp.snapshot() for name, leg in self.legs.items() if leg.perp is not None},
                 "exposure": str(to_decimal(bot.exposure(), 12)),
                 "halted": bot.halted,
                 "exhausted": bot.exhausted,
@@ -397,13 +365,18 @@ class HedgedLoop:
         self._snapshot()
 
     def _snapshot(self) -> None:
-        """The PnL snapshot over both legs (read by the risk sweep and the bot's charts)."""
+        """The PnL snapshot over both legs (read by the risk sweep and the bot's charts); funding
+        a perpetual leg booked since the last one becomes a bot event naming the leg."""
         r, bot, now = self.r, self.bot, self.r.clock()
-        self.pnl.mark(MAKER, now, bot.maker_book)
-        self.pnl.mark(HEDGE, now, bot.hedge_book)
-        row = self.pnl.row(now, r.bot_id)
+        pnl = self.pnl
+        pnl.mark(MAKER, now, bot.maker_book)
+        pnl.mark(HEDGE, now, bot.hedge_book)
+        for leg, entry in pnl.take_funding():
+            r._event(*hedged_records.funding_event(leg, self.legs[leg].perp, entry))
+        row = pnl.row(now, r.bot_id)
         if row is not None:
-            r.host.db.submit(pnl_snapshots_record, [row], owner=r.bot_id)
+            writer = perp_snapshots_record if pnl.exact else pnl_snapshots_record
+            r.host.db.submit(writer, [row], owner=r.bot_id)
 
     async def _feed_interest(self) -> None:
         """Keep the hedge leg's feed wanted (the supervisor only asks for the maker market's)."""

@@ -17,11 +17,13 @@ from workers import records
 def hedged_setup(bot_id: int) -> tuple[records.BotSetup, records.BotSetup, dict]:
     """(maker leg setup, hedge leg setup, hedger settings) of a hedged bot. Each leg's ``prefix``
     is its client-id family (``<bot prefix>m`` / ``<bot prefix>h``), its fills and open orders are
-    those of its market, its id sequence resumes after every id of that family."""
+    those of its market, its id sequence resumes after every id of that family. A perpetual leg
+    also carries its contract, settings and funding (:func:`workers.hedged_legs.load_perp`)."""
     from apps.bots import hedged
     from apps.bots.models import Bot
     from apps.exchanges.models import ExchangeAccount, Market
     from apps.orders.models import CLOSED_STATUSES, Fill, Order
+    from workers.hedged_legs import load_perp
 
     base = records.bot_setup(bot_id)
     bot = Bot.objects.get(pk=bot_id)
@@ -79,6 +81,8 @@ def hedged_setup(bot_id: int) -> tuple[records.BotSetup, records.BotSetup, dict]
                 open_orders=open_orders,
             )
         )
+    for name, setup in zip(("maker", "hedge"), legs, strict=True):
+        load_perp(setup, name, params.get(hedged.PERP_FIELDS[name]))
     return legs[0], legs[1], {**hedged.hedge_settings(params), "requote_ticks": hedged.requote_ticks(params)}
 
 
@@ -169,4 +173,31 @@ def hedge_incident(bot_id: int, code: str, message: str, data: dict) -> None:
         kind=IncidentKind.HEDGE,
         message=f"{bot.name}: {message}",
         data={"code": code, **data},
+    )
+
+
+def funding_event(leg: str, perp, entry: tuple) -> tuple[str, str, str, dict]:
+    """(kind, code, message, data) of the bot event for one funding payment a perpetual leg
+    booked, ``entry`` = (funding ts, rate, mark, amount, position lots). ``data["leg"]`` and
+    ``data["amount"]`` let a new owner sum what the leg booked
+    (:func:`workers.hedged_legs.load_perp`)."""
+    from workers.perp_hosting import _iso
+
+    when, rate, mark, amount, lots = entry
+    paid = amount < 0
+    money = f"{to_decimal(abs(amount), perp.places):f} {perp.spec.settle}"
+    return (
+        "funding",
+        "funding_paid" if paid else "funding_received",
+        f"{leg} leg funding at {_iso(when)}: rate {to_decimal(rate, 8).normalize():f}, mark "
+        f"{to_decimal(mark, 8).normalize():f}: {'paid' if paid else 'received'} {money} on {perp._contracts(lots)}",
+        {
+            "leg": leg,
+            "funding_ts": when,
+            "rate": f"{to_decimal(rate, 10):f}",
+            "mark": f"{to_decimal(mark, 8):f}",
+            "amount": f"{to_decimal(amount, 18):f}",
+            "settle": perp.spec.settle,
+            "position_contracts": f"{to_decimal(perp.position.contracts(lots), 8).normalize():f}",
+        },
     )

@@ -154,6 +154,7 @@ class LiveVenue:
         self.failure: AuthFailure | None = None  # reported by the gateway's poll/stream
         self._order_client_ids: dict[str, str] = {}  # venue order id -> our client id
         self.deadman: DeadMan | None = None  # exchange countdown or host fallback (workers.deadman)
+        self.perp = None  # a perpetual market's workers.perp_live.LivePerp (set at start)
         self._matching = NoMatching(self.check)
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -178,6 +179,8 @@ class LiveVenue:
         if self.deadman is not None:
             await self.deadman.stop()
             self.deadman = None
+        if self.perp is not None:
+            await self.perp.stop()
         if self._pump is not None:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)
@@ -193,7 +196,7 @@ class LiveVenue:
             if isinstance(item, BaseException):
                 logger.warning("bot %s: gateway reported %s", self.bot_id, self.scrub(str(item)))
                 continue
-            self._deliver(item)
+            self._deliver(item if self.perp is None else self.perp.explain(item))
 
     def _deliver_failure(self) -> None:
         """Wake the loop so it sees ``failure`` on its next step."""
@@ -346,6 +349,8 @@ class LiveVenue:
         self.check()
         await self._fence(command.client_order_id, "place")
         self.round_trips += 1
+        if self.perp is not None:
+            self.perp.sent(command)
         await self.gateway.place(self.symbol, command)
         return []
 

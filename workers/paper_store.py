@@ -17,12 +17,17 @@ orders cancelled under its lease) use the same ``DELETE`` script.
 
 from __future__ import annotations
 
+import hashlib
 import json
+
+from redis.exceptions import NoScriptError, ResponseError
 
 from trading.ports import FillReport
 from workers import keys
 from workers.paper_reports import read_trades
-from workers.paper_scripts import DELETE, FILL, PUT
+from workers.paper_scripts import BATCH, CODES, DELETE, FILL, PUT
+
+BATCH_SHA = hashlib.sha1(BATCH.encode()).hexdigest()
 
 
 class PaperStore:
@@ -89,10 +94,21 @@ class PaperStore:
                 base, notional, trade_id, fee)  # fmt: skip
 
     async def execute(self, ops: list[tuple]) -> list:
-        """Run fenced ops in order: one call, or one pipelined round trip for several."""
-        if len(ops) == 1:
-            return [await self.redis.eval(*ops[0])]
-        pipe = self.redis.pipeline(transaction=False)
-        for op in ops:
-            pipe.eval(*op)
-        return await pipe.execute()
+        """Run fenced ops in order in one script call (``paper_scripts.BATCH``, by its SHA; the
+        body is sent only when Redis does not have it, e.g. after a restart); return each op's
+        answer. A refused op (its script's error) raises once all of them ran, as a pipeline of
+        the single scripts would."""
+        keys: list = []
+        args: list = [len(ops)]
+        for script, nkeys, *rest in ops:
+            args += (CODES[script], nkeys, len(rest) - nkeys)
+            keys += rest[:nkeys]
+            args += rest[nkeys:]
+        try:
+            replies = await self.redis.evalsha(BATCH_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            replies = await self.redis.eval(BATCH, len(keys), *keys, *args)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies

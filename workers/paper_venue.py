@@ -101,7 +101,7 @@ class PaperVenue:
         self._trades_made = 0
         # Fenced writes of fills that market events made, not yet sent (``confirm``, ``send_many``).
         self._unconfirmed: list[tuple] = []
-        # A pipeline that carried deferred fill writes failed (Redis error): whether Redis applied
+        # A call that carried deferred fill writes failed (Redis error): whether Redis applied
         # them is unknown, so the next confirm() raises it and the held fill events are dropped
         # (the venue's trade list is the truth: take-over and reconciliation record what it holds).
         self._unconfirmed_failed: BaseException | None = None
@@ -145,7 +145,7 @@ class PaperVenue:
     async def confirm(self) -> None:
         """Send the deferred fill writes and wait for Redis; raise :class:`LeaseLost` if one was
         refused (a Redis error escapes as from any write). Every other call of this venue
-        confirms first (or sends them ahead of its own writes, in the same pipeline), so
+        confirms first (or sends them ahead of its own writes, in the same script call), so
         nothing reads or writes around an unconfirmed fill."""
         if self._unconfirmed_failed is not None:
             failed, self._unconfirmed_failed = self._unconfirmed_failed, None
@@ -234,7 +234,7 @@ class PaperVenue:
         """Send places and cancels (in order) with one Redis round trip; return the order events
         that result and the commands that failed, each with its error.
 
-        The matching engine runs first, locally; then one pipeline carries, in order, every
+        The matching engine runs first, locally; then one script call carries, in order, every
         fenced write: each place (stored and logged with our token), each cancel (removed and
         logged), and what matching made of them (a post-only order that would cross is removed
         again, fills are recorded). A refused write (lease lost) raises :class:`LeaseLost`, a
@@ -272,7 +272,7 @@ class PaperVenue:
                 ops.append(self.store.remove(cid, "cancel"))
                 self._orders.pop(cid, None)
                 self.sim.submit(CancelOrder(cid, cmd.reason), ts)
-        # The deferred fill writes go first, in the same pipeline: one round trip, in order.
+        # The deferred fill writes go first, in the same script call: one round trip, in order.
         deferred, self._unconfirmed = self._unconfirmed, []
         sent = len(deferred) + len(ops)
         events = self.sim.advance(last) if last else []
@@ -387,7 +387,7 @@ class PaperVenue:
 
     def _queue(self, events: list[OrderEvent]) -> list[OrderEvent]:
         """Queue the writes that record what the matching engine did (``PaperMatching``); they go
-        to Redis with this venue's next write (ahead of it, in one pipeline) or with
+        to Redis with this venue's next write (ahead of it, in one script call) or with
         :meth:`confirm`, and the caller must not let anything outside this venue learn of the
         events before (the runner holds their records until then). A quote cycle whose trade
         fills an order so makes one round trip (fill and the engine's answer together)."""

@@ -169,6 +169,7 @@ class PerpHosting:
         )  # fmt: skip
         if (
             not self.refreshing
+            and perp.schedule is not None  # a live bot's funding is the exchange's (workers.perp_live)
             and time.monotonic() >= self.next_refresh
             and "funding_rate" not in (split_risk(setup.risk)[1] or {})
         ):

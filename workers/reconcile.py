@@ -156,6 +156,15 @@ def reconcile_position(bot, venue_positions, tolerance: Decimal = Decimal(0)) ->
     return False
 
 
+def reconcile_live_position(bot_id: int, venue_positions) -> bool:
+    """A live perpetual bot's loop found the exchange's position differing from the one it
+    booked on two reads in a row (:mod:`workers.perp_live`): compare the recorded fills with the
+    exchange's position (:func:`reconcile_position`, the ``position_mismatch`` incident)."""
+    from apps.bots.models import Bot
+
+    return reconcile_position(Bot.objects.select_related("market").get(pk=bot_id), venue_positions)
+
+
 def reconcile_balances(redis, account) -> None:
     """Paper balances on the venue = initial paper balances + every symbol's fill movements."""
     from apps.exchanges.models import Market

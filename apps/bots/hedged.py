@@ -7,8 +7,14 @@ leg; ``params`` name the hedge leg and carry the hedger's settings
      "max_unhedged": "0.02", "max_unhedged_ms": 2000, "hedge_timeout_ms": 500,
      "retry_budget": 3, "retry_backoff_ms": 200, "stale_after_ms": 2000}
 
-Both legs are spot markets (a ``Market`` row carries no contract specification). Every bad field
-is refused by name with the value and what is accepted.
+Either leg may be a spot market or a linear perpetual served here (``replay:binance-usdm``
+``BTC/USDT:USDT``: its contract comes from :func:`apps.derivatives.hosting.perp_market`), so
+spot-to-spot, spot-to-perp (a delta hedge in contracts) and perp-to-perp. A perpetual leg's
+account settings are ``maker_perp`` / ``hedge_perp`` (``{"leverage": 10, "margin_mode":
+"isolated", "funding_rate": "0.0001", "limits": {...}}``, all optional; refused on a spot leg; its
+wallet is the paper account's balance of the settle currency). Either leg's account may be paper or
+live (a live leg is a ccxt account; perpetual legs are paper only). Every bad field is refused by
+name with the value and what is accepted.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from typing import Any
 from trading.hedging import HedgeConfig, HedgeLegs, Leg, validate_hedge_config
 
 STRATEGY = "hedged_maker"
-LEG_FIELDS = ("hedge_account", "hedge_market", "requote_ticks")
+LEG_FIELDS = ("hedge_account", "hedge_market", "requote_ticks", "maker_perp", "hedge_perp")
+PERP_FIELDS = {"maker": "maker_perp", "hedge": "hedge_perp"}
 DEFAULT_REQUOTE_TICKS = 20  # a hosted quote is left alone while within this many ticks of its target
 
 
@@ -69,17 +76,69 @@ def requote_ticks(params: Mapping[str, Any]) -> int:
     return params.get("requote_ticks", DEFAULT_REQUOTE_TICKS)
 
 
-def legs_for(maker_market, hedge_market) -> HedgeLegs:
+def leg_for(market) -> Leg:
+    """A market as a hedged leg: its instrument and, for a perpetual served here, its contract
+    (spot otherwise)."""
+    from apps.derivatives.hosting import perp_market
     from apps.exchanges.markets import market_to_instrument
 
-    return HedgeLegs(Leg(market_to_instrument(maker_market)), Leg(market_to_instrument(hedge_market)))
+    rec = perp_market(market.venue, market.symbol)
+    inst = market_to_instrument(market)
+    return Leg(inst) if rec is None else Leg(inst, rec.contract)
+
+
+def legs_for(maker_market, hedge_market) -> HedgeLegs:
+    return HedgeLegs(leg_for(maker_market), leg_for(hedge_market))
+
+
+def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, str | None]) -> dict[str, str]:
+    """The errors of ``maker_perp`` / ``hedge_perp`` (a perpetual leg's settings, validated as a
+    backtest's without the wallet), and of a perpetual leg on a live account (not hosted yet)."""
+    from apps.backtests.validation import validate_perp
+
+    errors: dict[str, str] = {}
+    for name, leg in (("maker", legs.maker), ("hedge", legs.hedge)):
+        key = PERP_FIELDS[name]
+        settings = params.get(key)
+        perpetual = leg.contract.is_perpetual
+        if perpetual and kinds.get(name) == "live":
+            errors["hedge_account" if name == "hedge" else "exchange_account"] = (
+                f"a live account on the perpetual {leg.instrument.symbol} is not accepted; accepted: a paper "
+                "account for a perpetual leg (live legs are spot markets)"
+            )
+        if settings is None:
+            continue
+        if not perpetual:
+            errors[key] = (
+                f"{settings!r} is not accepted: {leg.instrument.symbol} on {leg.instrument.venue} is a spot market; "
+                "accepted: no perpetual settings on a spot leg"
+            )
+        elif isinstance(settings, dict) and "wallet" in settings:
+            errors[f"{key}.wallet"] = (
+                f"{settings['wallet']!r} is not accepted; the wallet is the paper account's balance of "
+                f"{leg.contract.settle}: remove it"
+            )
+        else:
+            for field, message in validate_perp(settings, leg.contract).items():
+                errors[key if field == "perp" else f"{key}.{field}"] = message
+    return errors
+
+
+def _listing(hedge_market) -> str:
+    """The markets of the hedge market's venue, for a refusal's 'accepted' part."""
+    from apps.exchanges.models import Market
+
+    rows = Market.objects.filter(venue=hedge_market.venue, active=True).order_by("symbol")[:20]
+    listed = ", ".join(f"{m.symbol} (id {m.pk})" for m in rows)
+    return listed or "none"
 
 
 def validate(
     params: Mapping[str, Any], market, *, owner=None, account=None
 ) -> tuple[HedgeConfig | None, dict[str, list[str]]]:
     """Check a hedged bot's params against its maker ``market`` (and, given the ``owner``, that the
-    hedge account is theirs and, given the maker ``account``, of the same kind: paper with paper)."""
+    hedge account is theirs). The two accounts may be of different kinds (a live maker hedged on
+    paper, or the reverse); a perpetual leg must be on a paper account."""
     from apps.exchanges.models import ExchangeAccount, Market
 
     errors: dict[str, list[str]] = {}
@@ -108,18 +167,24 @@ def validate(
                 f"{raw_account!r} is an account on {hedge_account.venue}; accepted: an account on "
                 f"{hedge_market.venue} (the hedge market's venue)"
             ]
-        elif account is not None and hedge_account.kind != account.kind:
-            errors["hedge_account"] = [
-                f"{raw_account!r} is a {hedge_account.kind} account; accepted: a {account.kind} account "
-                "(both legs paper, or both live)"
-            ]
     ticks = params.get("requote_ticks", DEFAULT_REQUOTE_TICKS)
     if isinstance(ticks, bool) or not isinstance(ticks, int) or not 0 <= ticks <= 100_000:
         errors["requote_ticks"] = [f"{ticks!r} is not accepted; give a whole number of maker ticks from 0 to 100000"]
     if hedge_market is None:
         return None, errors
-    config, hedge_errors = validate_hedge_config(legs_for(market, hedge_market), hedge_settings(params))
+    legs = legs_for(market, hedge_market)
+    config, hedge_errors = validate_hedge_config(legs, hedge_settings(params))
     for name, message in hedge_errors.items():
+        if name == "hedge" and "does not list" in message:
+            # The hedge venue does not list the maker's asset: the field at fault is hedge_market.
+            name = "hedge_market"
+            message = (
+                f"{raw_market!r} is not accepted: {message.split('; accepted')[0]}; accepted: a market of "
+                f"{market.base}/{market.quote} on {hedge_market.venue} (its markets: {_listing(hedge_market)})"
+            )
+        errors.setdefault(name, []).append(message)
+    kinds = {"maker": getattr(account, "kind", None), "hedge": getattr(hedge_account, "kind", None)}
+    for name, message in perp_errors(params, legs, kinds).items():
         errors.setdefault(name, []).append(message)
     return (None if errors else config), errors
 

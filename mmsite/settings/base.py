@@ -364,3 +364,5 @@ INSTALLED_APPS = [*INSTALLED_APPS, "apps.telegram"]
 # The exchange cancels a live bot's orders this long after its host last re-armed the countdown
 # (venues with a countdown cancel-all); re-armed every second while the bot's lease is held.
 DEADMAN_COUNTDOWN_MS = env.env_int("MM_DEADMAN_COUNTDOWN_MS", 15_000, minimum=1000, maximum=600_000)
+# A live perpetual bot reads its position and the funding rate from the exchange this often.
+PERP_POLL_MS = env.env_int("MM_PERP_POLL_MS", 5_000, minimum=200, maximum=600_000)

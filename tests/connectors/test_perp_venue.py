@@ -161,3 +161,24 @@ def test_position_mismatch_beyond_the_tolerance_is_a_sentence(fake=None):
     assert text == (
         "BTC/USDT:USDT: our position is 0.01 contracts, the venue's 0.012 (difference -0.002, tolerance 0.001)"
     )
+
+
+async def test_configure_applies_margin_mode_and_leverage_all_or_nothing(fake, usdm, account):
+    # Leverage above the market's maximum: refused before the margin mode is touched.
+    with pytest.raises(PerpVenueError, match=r"leverage: 126 .* from 1 to 125 \(the market's maximum on binanceusdm\)"):
+        await account.configure(SYMBOL, 126, "isolated")
+    assert fake.calls("POST", "/fapi/v1/marginType") == [] and fake.calls("POST", "/fapi/v1/leverage") == []
+    # An open position in the other mode: the switch is refused and the leverage not sent.
+    usdm.position("BTCUSDT").amount, usdm.position("BTCUSDT").entry = Decimal("-0.02"), Decimal("60000")
+    with pytest.raises(PerpVenueError, match=r"margin_mode: cannot switch .* open position \(-0.02 contracts, cross\)"):
+        await account.configure(SYMBOL, 5, "isolated")
+    assert fake.calls("POST", "/fapi/v1/marginType") == [] and fake.calls("POST", "/fapi/v1/leverage") == []
+    assert usdm.position("BTCUSDT").leverage == 20
+    # The same mode as the open position: nothing to switch, the leverage is set.
+    assert await account.configure(SYMBOL, 5, "cross") == ["leverage 5"]
+    assert usdm.position("BTCUSDT").leverage == 5
+    # Flat: both applied, margin mode first; None leaves a setting as the exchange has it.
+    usdm.position("BTCUSDT").amount = Decimal(0)
+    assert await account.configure(SYMBOL, 3, "isolated") == ["margin_mode isolated", "leverage 3"]
+    assert await account.configure(SYMBOL, None, None) == []
+    assert (usdm.position("BTCUSDT").leverage, usdm.position("BTCUSDT").margin_type) == (3, "isolated")

@@ -3,6 +3,8 @@ in-process host on the real Redis and PostgreSQL, two paper accounts on two sim 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from decimal import Decimal
 
 import pytest
@@ -106,13 +108,18 @@ def test_risk_sweep_pauses_a_hedged_bot_on_its_daily_loss(host, redis_client):
     hedge_fills = Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-")
     assert wait_until(lambda: hedge_fills.count() >= 1, 120), "no hedge fills in 120 s"
     snaps = PnlSnapshot.objects.filter(bot=bot)
-
-    def losing() -> bool:
-        first, latest = snaps.order_by("ts").first(), snaps.order_by("-ts").first()
-        return first is not None and latest.equity < first.equity
-
-    # equity holds both accounts' 10 BTC at the mid: a falling mid (or the hedge's fees) is a loss
-    assert wait_until(losing, 60), list(snaps.order_by("ts").values_list("equity", "mid", "position"))[:80]
+    assert wait_until(lambda: snaps.count() >= 2, 20)
+    # Equity holds both accounts' 10 BTC at the sim's mid, which may as well rise as fall in the
+    # test's minute: the day's opening snapshot is set 1,000 USDT above the bot's first one (the
+    # bot was up earlier in the day), so its equity now is a loss against the day's start.
+    first = snaps.order_by("ts").first()
+    day_start = first.ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    opening = PnlSnapshot.objects.create(
+        ts=max(day_start, first.ts - timedelta(seconds=1)), bot=bot, position=first.position, cash=first.cash,
+        mid=first.mid, realized=first.realized, unrealized=first.unrealized, fees=first.fees,
+        equity=first.equity + 1000, peak_equity=first.equity + 1000, drawdown=0,
+    )  # fmt: skip
+    assert snaps.order_by("-ts").first().equity < opening.equity
     result = risk.sweep()
     assert result["paused"] >= 1
     assert redis_client.get(keys.risk_pause(bot.pk)) is not None

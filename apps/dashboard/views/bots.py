@@ -41,7 +41,7 @@ from apps.dashboard.views.common import (
 )
 from apps.dashboard.views.inventory import InventoryTargetForm
 from apps.dashboard.views.markets import TIMEFRAMES
-from apps.derivatives.hosting import PERP_KEY, perp_market
+from apps.derivatives.hosting import PERP_KEY, live_perp, perp_market
 from apps.exchanges.market_types import is_perp_symbol
 from apps.exchanges.selectors import exchange_account_list, market_list
 from apps.portfolio.bot_pnl import fills_with_realized
@@ -148,7 +148,8 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "book": book,
         "quotes": quotes,
         "perp": perp_figures(status),
-        "is_perp": perp_market(bot.market.venue, bot.market.symbol) is not None,
+        "is_perp": perp_market(bot.market.venue, bot.market.symbol) is not None
+        or live_perp(bot.market.venue, bot.market.symbol),
         "can_change": bot_can_change(user=request.user, bot=bot),
         "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
         "charts": figures.pnl_charts(series, target=(bot.params or {}).get("inventory_target")),

@@ -52,7 +52,10 @@ def test_a_hedge_market_of_another_asset_and_someone_elses_account_are_refused(t
     )
     response = api(trader).post("/api/v1/bots/", _payload(maker, hedge, hedge_market=eth.pk), format="json")
     assert response.status_code == 400
-    assert "does not list BTC/USDT" in response.json()["params"]["hedge"][0]
+    message = response.json()["params"]["hedge_market"][0]
+    # the field, the value, what would be accepted (the venue's markets listed with their ids)
+    assert f"{eth.pk} is not accepted" in message and "does not list BTC/USDT" in message
+    assert "accepted: a market of BTC/USDT on sim:beta" in message and f"ETH/USDT (id {eth.pk})" in message
     theirs = make_account(other_trader, "theirs", venue="sim:beta")
     response = api(trader).post("/api/v1/bots/", _payload(maker, theirs), format="json")
     assert response.status_code == 400

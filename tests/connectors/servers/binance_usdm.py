@@ -13,7 +13,11 @@
   (refused with Binance's -4048 while a position is open, -4046 when already set);
 - ``reduceOnly`` orders that would not reduce the position refused with Binance's -2022;
 - ``GET /fapi/v1/premiumIndex`` (mark price, last funding rate, next funding time) and
-  ``GET /fapi/v1/leverageBracket`` (ccxt reads it before parsing positions).
+  ``GET /fapi/v1/leverageBracket`` (ccxt reads it before parsing positions, and
+  ``fetchLeverageTiers`` is it);
+- ``GET /fapi/v2|v3/account`` (ccxt ``fetchBalance`` of a swap account): the recorded real reply
+  ("Linear swap balance", fixtures/ccxt/response/binance.json, copied from
+  ../shared/data/ccxt) with the fake's ``wallet`` per asset and the positions' unrealized PnL.
 
 The recorded files hold no leverage, marginType, premiumIndex or leverageBracket replies, so those
 four are built in the shapes Binance's API documentation gives (the same fields and string/number
@@ -51,6 +55,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
     positions: dict[str, FakePosition] = field(default_factory=dict)
     mark_prices: dict[str, str] = field(default_factory=dict)
     funding: dict[str, tuple[str, int]] = field(default_factory=dict)  # symbol -> (rate, next funding ms)
+    wallet: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})
     _timers: dict[str, Any] = field(default_factory=dict)
 
     def install(self) -> FakeBinanceUsdm:
@@ -64,6 +69,8 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         s.route("GET", "/fapi/v2/positionRisk", self._position_risk)
         s.route("GET", "/fapi/v3/positionRisk", self._position_risk)
         s.route("GET", "/fapi/v1/premiumIndex", self._premium_index)
+        s.route("GET", "/fapi/v2/account", self._account)
+        s.route("GET", "/fapi/v3/account", self._account)
         return self
 
     def position(self, symbol: str) -> FakePosition:
@@ -71,8 +78,29 @@ class FakeBinanceUsdm(FakeBinanceSpot):
 
     # --- venue actions tests can trigger ----------------------------------------------------
     def fill(self, client_order_id: str, qty: str, *, maker: bool = True) -> dict:
-        trade = super().fill(client_order_id, qty, maker=maker)
+        """Fill part of an open order: a userTrades row in the recorded USD-M shape ("Swap private
+        trade": ``side``, ``buyer``, ``maker``, ``positionSide``, fees at 0.02 % maker / 0.05 %
+        taker) and the position moved."""
+        spot = super().fill(client_order_id, qty, maker=maker)
         order = self.orders[client_order_id]
+        trade = copy.deepcopy(case("response", "binance", "fetchMyTrades", "Swap private trade")["httpResponse"][0])
+        rate = Decimal("0.0002") if maker else Decimal("0.0005")
+        quote = Decimal(order["price"]) * Decimal(qty)
+        trade.update(
+            symbol=spot["symbol"],
+            id=spot["id"],
+            orderId=spot["orderId"],
+            side=order["side"],
+            price=order["price"],
+            qty=qty,
+            quoteQty=f"{quote:f}",
+            commission=f"{quote * rate:.8f}",
+            commissionAsset="USDT",
+            time=spot["time"],
+            maker=maker,
+            buyer=order["side"] == "BUY",
+        )
+        self.trades[-1] = trade
         pos = self.position(order["symbol"])
         signed = Decimal(qty) * (1 if order["side"] == "BUY" else -1)
         price = Decimal(order["price"])
@@ -170,6 +198,32 @@ class FakeBinanceUsdm(FakeBinanceSpot):
             )
             out.append(row)
         return out
+
+    def _account(self, req: Recorded) -> dict:
+        reply = copy.deepcopy(case("response", "binance", "fetchBalance", "Linear swap balance")["httpResponse"])
+        template = reply["assets"][0]
+        upnl = sum(
+            (
+                p.amount * (Decimal(self.mark_prices.get(s, p.entry or "0")) - p.entry)
+                for s, p in self.positions.items()
+            ),
+            Decimal(0),
+        )
+        assets = []
+        for asset, amount in self.wallet.items():
+            row = dict(template, asset=asset, updateTime=str(int(time.time() * 1000)))
+            for key in ("walletBalance", "crossWalletBalance", "availableBalance", "maxWithdrawAmount"):
+                row[key] = f"{amount:.8f}"
+            row["marginBalance"] = f"{amount + upnl:.8f}" if asset == "USDT" else f"{amount:.8f}"
+            row["unrealizedProfit"] = row["crossUnPnl"] = f"{upnl:.8f}" if asset == "USDT" else "0.00000000"
+            assets.append(row)
+        usdt = self.wallet.get("USDT", Decimal(0))
+        for key in ("totalWalletBalance", "totalCrossWalletBalance", "availableBalance", "maxWithdrawAmount"):
+            reply[key] = f"{usdt:.8f}"
+        reply["totalMarginBalance"] = f"{usdt + upnl:.8f}"
+        reply["totalUnrealizedProfit"] = reply["totalCrossUnPnl"] = f"{upnl:.8f}"
+        reply["assets"] = assets
+        return reply
 
     def _premium_index(self, req: Recorded) -> Reply:
         symbol = req.query.get("symbol", "")

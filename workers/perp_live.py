@@ -1,0 +1,267 @@
+"""A hosted bot on a LIVE exchange's perpetual market (e.g. ``binanceusdm`` ``BTC/USDT:USDT``):
+what it does with the exchange besides order entry, through
+:class:`connectors.perp_venue.CcxtPerpAccount` on the bot's own ccxt connection.
+
+At start (:func:`start`, after the :class:`~workers.live_venue.LiveVenue` connected and before
+take-over):
+
+- the bot's ``risk.perp`` settings (:func:`apps.derivatives.hosting.validate_live`) are applied
+  all or nothing (:meth:`CcxtPerpAccount.configure`): a leverage above the market's maximum, or a
+  margin-mode switch while the exchange reports an open position, is refused before anything is
+  sent, and the bot goes to ``error`` with the reason (field, value, what is accepted). A setting
+  left out keeps what the exchange has;
+- the engine gets a :class:`~trading.perp_risk.PerpRisk` on the exchange's contract and
+  leverage tiers (``fetchLeverageTiers``), with the account's settle-currency balance as the
+  wallet and the leverage and margin mode now in force.
+
+While it runs (:class:`LivePerp`, a task next to the venue's event pump, every
+``settings.PERP_POLL_MS``): ``fetchFundingRate`` gives the funding rate, the next funding time
+(the strategy context's ``funding_rate`` / ``next_funding_ts``) and the mark, and
+``fetchPositions`` the exchange's position, whose mark the liquidation-distance check and the
+margin figures use. The exchange's position is compared with the one booked from the bot's
+fills: a difference seen on two reads in a row with nothing booked in between (a fill still on
+its way is seen once at most) is a ``position_mismatch`` incident
+(:func:`workers.reconcile.reconcile_live_position`) and perpetual risk takes the exchange's
+position from then on (the venue is the truth; the recorded fills and PnL stay what the bot
+booked). Why two reads: the exchange moves its position when it fills an order, and the fill
+reaches the bot through the gateway's poll or stream a little later.
+
+A reduce-only order the exchange refuses because it would open or increase the position
+(Binance ``-2022 ReduceOnly Order is rejected``) is rejected with a sentence saying so
+(:meth:`LivePerp.explain`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from decimal import Decimal
+from fractions import Fraction
+
+import ccxt
+
+from apps.derivatives.hosting import split_risk, validate
+from connectors.ccxt_perp import PerpPayloadError, PositionReport, bracket_table_from_ccxt
+from connectors.perp_venue import CcxtPerpAccount, PerpVenueError, perp_position
+from trading.config import ConfigError
+from trading.contracts import MarginMode, frac
+from trading.events import OrderRejected, PlaceOrder
+from trading.perp_risk import PerpRisk, PerpRiskLimits
+
+logger = logging.getLogger(__name__)
+
+FUNDING_SOURCE = "exchange (fetchFundingRate)"
+# A refusal of the exchange that only a change of the bot's settings can fix: the bot goes to error.
+REFUSED = (PerpVenueError, PerpPayloadError, ConfigError, ccxt.BadRequest, ccxt.InvalidOrder, ccxt.BadSymbol)
+
+
+class PerpStartRefused(ValueError):
+    """The bot's perpetual settings cannot be applied on the exchange (the reason names them)."""
+
+
+def poll_seconds() -> float:
+    from django.conf import settings
+
+    return int(getattr(settings, "PERP_POLL_MS", 5000)) / 1000
+
+
+async def start(runner, venue) -> LivePerp:
+    """Apply the bot's settings on the exchange and give its engine a ``PerpRisk`` (see the
+    module docstring). Raises :class:`PerpStartRefused` with the reason, ``AuthFailure`` for a
+    refused key, ``ConnectionError`` when the exchange cannot be reached (the start is retried)."""
+    setup = runner.setup
+    symbol = setup.symbol
+    _spot, settings = split_risk(setup.risk)
+    settings = settings or {}
+    errors = validate(setup.risk, setup.venue, setup.symbol)
+    if errors:
+        raise PerpStartRefused("; ".join(f"risk.{k}: {v}" for k, v in errors.items()))
+    gateway = venue.gateway
+    account = CcxtPerpAccount(gateway.exchange)
+    try:
+        await gateway.limiter.acquire(1)
+        _market, spec = await account.contract(symbol)
+        changed = await account.configure(symbol, settings.get("leverage"), settings.get("margin_mode"))
+        await gateway.limiter.acquire(3)
+        reports = await account.fetch_positions(symbol)
+        tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
+        table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
+        balances = await gateway.fetch_balances()
+    except ccxt.AuthenticationError as exc:  # the loop puts the bot in error with the (scrubbed) message
+        raise venue.auth_failure(exc) from exc
+    except ccxt.NetworkError as exc:  # the exchange is unreachable for now: the start is retried
+        raise ConnectionError(f"{gateway.exchange.id} unreachable while configuring {symbol}: {exc}") from exc
+    except (*REFUSED, ccxt.ExchangeError) as exc:  # e.g. the exchange's own refusal of the switch
+        raise PerpStartRefused(venue.scrub(_text(exc))) from exc
+    wallet = balances.get(spec.settle)
+    if wallet is None or wallet <= 0:
+        raise PerpStartRefused(
+            f"wallet: the exchange account holds {wallet or 0} {spec.settle}; a perpetual settling in "
+            f"{spec.settle} needs a balance above 0"
+        )
+    venue_lev = next((r.leverage for r in reports if r.leverage), None)
+    leverage = settings.get("leverage") or venue_lev or 1
+    mode = MarginMode(settings.get("margin_mode") or (reports[0].margin_mode.value if reports else "cross"))
+    try:
+        risk = PerpRisk(
+            PerpRiskLimits.from_dict(settings.get("limits") or {}),
+            setup.instrument,
+            spec,
+            table,
+            wallet=wallet,
+            leverage=min(int(leverage), spec.max_leverage),
+            margin_mode=mode,
+        )
+    except ConfigError as exc:
+        raise PerpStartRefused(_text(exc)) from exc
+    risk.funding_source = FUNDING_SOURCE
+    runner.engine.perp = risk
+    perp = LivePerp(runner, venue, account, reports)
+    venue.perp = perp
+    runner._event(
+        "lifecycle",
+        "perp_configured",
+        f"{gateway.exchange.id} {symbol}: {', '.join(changed) or 'settings unchanged'}; trading at {risk.leverage}x "
+        f"{mode.value}, wallet {wallet.normalize():f} {spec.settle}, the exchange's position "
+        f"{sum((r.contracts for r in reports), Decimal(0)).normalize():f} contracts",
+        {"changed": changed, "leverage": risk.leverage, "margin_mode": mode.value, "wallet": f"{wallet.normalize():f}"},
+    )
+    return perp
+
+
+class LivePerp:
+    """The running side: funding, mark and position read from the exchange (module docstring)."""
+
+    def __init__(self, runner, venue, account: CcxtPerpAccount, reports: list[PositionReport]) -> None:
+        self.runner = runner
+        self.venue = venue
+        self.account = account
+        self.symbol = runner.setup.symbol
+        self.reports = reports  # the exchange's last answer
+        self.mismatch: tuple[int, int] | None = None  # (ours, theirs) in lots at the last read
+        self.reported: tuple[int, int] | None = None  # the difference already made an incident
+        self.adopted = 0  # times perpetual risk took the exchange's position
+        self.reads = 0
+        self.last_error = ""
+        self._reduce_only: dict[str, PlaceOrder] = {}
+        self._task: asyncio.Task | None = None
+
+    def start_polling(self) -> LivePerp:
+        self._task = asyncio.get_running_loop().create_task(self._poll(), name=f"perp-{self.runner.bot_id}")
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _poll(self) -> None:
+        while True:  # the first read one period after start: take-over has booked the position
+            await asyncio.sleep(poll_seconds())
+            try:
+                await self.read()
+                self.last_error = ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next read tries again; the figures in use stay
+                text = self.venue.scrub(_text(exc))
+                if text != self.last_error:
+                    self.last_error = text
+                    logger.warning("bot %s: perpetual figures not read: %s", self.runner.bot_id, text)
+
+    async def read(self) -> None:
+        """One read of position and mark, then funding (see the module docstring)."""
+        gateway = self.venue.gateway
+        risk: PerpRisk = self.runner.engine.perp
+        await gateway.limiter.acquire(2)
+        reports = await self.account.fetch_positions(self.symbol)
+        self.reads += 1
+        self.reports = reports
+        mark = next((r.mark_price for r in reports if r.mark_price), None)
+        if mark:
+            risk.set_mark(mark)
+        self._compare(reports)
+        liquidation = [r.liquidation_price for r in reports if r.contracts and r.liquidation_price]
+        if len(liquidation) == 1 and risk.position.net_lots == self.venue_lots(reports):
+            risk.set_liquidation(liquidation[0], risk.position.net_lots)
+        funding = await self.account.fetch_funding(self.symbol)
+        next_ns = None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000
+        risk.set_funding(funding.rate, next_ns)
+        if funding.mark_price:
+            risk.set_mark(funding.mark_price)
+
+    def venue_lots(self, reports: list[PositionReport]) -> int:
+        """The exchange's net position in lots of the bot's market."""
+        theirs = sum((frac(r.contracts) for r in reports), Fraction(0)) / frac(self.runner.engine.instrument.lot_size)
+        if theirs.denominator != 1:
+            raise PerpPayloadError(f"{self.symbol} contracts: the exchange's position is not a whole number of lots")
+        return int(theirs)
+
+    def _compare(self, reports: list[PositionReport]) -> None:
+        risk: PerpRisk = self.runner.engine.perp
+        ours, theirs = risk.position.net_lots, self.venue_lots(reports)
+        if ours == theirs:
+            self.mismatch = None
+            return
+        seen = (ours, theirs)
+        if self.mismatch != seen:  # the first read of it: a fill may still be on its way
+            self.mismatch = seen
+            return
+        self._take_exchange_position(reports, seen)
+
+    def _take_exchange_position(self, reports: list[PositionReport], seen: tuple[int, int]) -> None:
+        runner = self.runner
+        risk: PerpRisk = runner.engine.perp
+        venue_pos = perp_position(reports, risk.instrument, risk.spec, margin_mode=risk.position.margin_mode)
+        risk.adopt_legs(venue_pos.legs)
+        self.adopted += 1
+        self.mismatch = None
+        if self.reported != seen:
+            self.reported = seen
+            booked = risk.instrument.quantity(seen[0])
+            theirs = risk.instrument.quantity(seen[1])
+            from workers.reconcile import reconcile_live_position
+
+            runner.host.db.submit(reconcile_live_position, runner.bot_id, list(reports))
+            runner._event(
+                "reconcile",
+                "position_mismatch",
+                f"{self.symbol}: the exchange's position is {theirs.normalize():f} contracts, the bot booked "
+                f"{booked.normalize():f}; perpetual risk uses the exchange's from now on",
+                {"booked": f"{booked:f}", "exchange": f"{theirs:f}"},
+            )
+
+    # --- reduce-only refusals ---------------------------------------------------------------
+    def sent(self, command: PlaceOrder) -> None:
+        """A place is about to go out: remember reduce-only ones, to explain a refusal."""
+        if command.reduce_only:
+            if len(self._reduce_only) > 64:
+                self._reduce_only.pop(next(iter(self._reduce_only)))
+            self._reduce_only[command.client_order_id] = command
+
+    def explain(self, event):
+        """An exchange refusal of a reduce-only order, said plainly (other events as they are)."""
+        if type(event) is not OrderRejected:
+            return event
+        command = self._reduce_only.pop(event.client_order_id, None)
+        if command is None or not ("ReduceOnly" in event.reason or "-2022" in event.reason):
+            return event
+        inst = self.runner.engine.instrument
+        side = "sell" if command.side < 0 else "buy"
+        theirs = sum((r.contracts for r in self.reports), Decimal(0))
+        reason = (
+            f"reduce_only: {side} {inst.quantity(command.qty).normalize():f} contracts refused by the exchange: it would "
+            f"open or increase the position instead of reducing it (the exchange's position at the bot's last "
+            f"read: {theirs.normalize():f} contracts); accepted: a reduce-only order against an open position, no "
+            f"larger than it. The exchange said: {event.reason}"
+        )
+        return dataclasses.replace(event, reason=reason)
+
+
+def _text(exc: BaseException) -> str:
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, dict):
+        return "; ".join(f"{k}: {v}" for k, v in errors.items())
+    return str(exc)
