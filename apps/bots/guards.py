@@ -10,6 +10,8 @@
   order size; the user's risk defaults or explicit limits take precedence.
 * On a perpetual market the account's value is its margin: the settle-currency balance times the
   bot's leverage (``risk.perp.leverage``, 10 by default), not its spot holdings.
+* An inverse (coin-margined) perpetual is not judged here (its margin check is the bot's perpetual
+  pre-trade risk, in the settle coin).
 * Avellaneda-Stoikov: a warning when the model's spread would be clamped to ``max_spread``.
 
 Balances: the account's latest known free balances (reconciliation keeps paper accounts'), else
@@ -93,9 +95,13 @@ def _last_price(market: Market) -> tuple[Decimal | None, str]:
 
 def account_view(account: ExchangeAccount, market: Market, *, price: Decimal | None = None) -> AccountView:
     """The account's balances on ``market``, at ``price`` when given, else at the market's
-    reference price (see the module)."""
+    reference price (see the module). An inverse perpetual's orders are counted in contracts of
+    the quote currency and margined in the coin: its balances are left unknown (no guard; the
+    bot's perpetual pre-trade risk checks the margin in the settle coin)."""
     from apps.portfolio.models import Balance
 
+    if market.kind == "inverse":
+        return AccountView(None, None, price, market)
     free = {
         b.asset.upper(): b.free for b in Balance.objects.filter(account=account, asset__in=[market.base, market.quote])
     }
@@ -181,7 +187,7 @@ def perp_leverage(market: Market, risk: Mapping[str, Any] | None) -> int | None:
     hosted default of 10), or None on a spot market."""
     from apps.derivatives.hosting import perp_market
 
-    if perp_market(market.venue, market.symbol) is None:
+    if perp_market(market.venue, market.symbol, market) is None:
         return None
     perp = risk.get("perp") if isinstance(risk, Mapping) else None
     try:

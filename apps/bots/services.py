@@ -96,7 +96,7 @@ def bot_config_validate(
             RiskLimits.from_dict(perp_hosting.split_risk(dict(risk))[0], market_to_instrument(market))
         except ConfigError as exc:
             errors["risk"] = {name: [message] for name, message in exc.errors.items()}
-        perp_errors = perp_hosting.validate(dict(risk), market.venue, market.symbol)
+        perp_errors = perp_hosting.validate(dict(risk), market.venue, market.symbol, market)
         if perp_errors:
             errors.setdefault("risk", {}).update({name: [message] for name, message in perp_errors.items()})
     if errors:

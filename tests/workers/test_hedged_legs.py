@@ -87,12 +87,13 @@ class Books:
 
 def _market(venue: str, symbol: str, tick: str, lot: str, taker: str):
     from apps.exchanges.models import Market
+    from tests.workers.helpers import contract_fields
 
     market, _ = Market.objects.update_or_create(
         venue=venue,
         symbol=symbol,
         defaults={"base": "BTC", "quote": "USDT", "tick_size": tick, "lot_size": lot, "min_notional": "0",
-                  "maker_fee": "0", "taker_fee": taker, "active": True},
+                  "maker_fee": "0", "taker_fee": taker, "active": True, **contract_fields(venue, symbol)},
     )  # fmt: skip
     market.refresh_from_db()
     return market

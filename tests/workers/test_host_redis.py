@@ -141,6 +141,4 @@ def test_commands_are_packed_as_redis_py_packs_them_and_round_trip_on_the_real_r
             await client.aclose()
 
     got = asyncio.run(scenario())
-    assert got == {
-        b"text": "٣ü".encode(), b"bin": b"\x00\xff", b"int": b"12", b"float": b"0.25", b"big": b"y" * 70_000
-    }
+    assert got == {b"text": "٣ü".encode(), b"bin": b"\x00\xff", b"int": b"12", b"float": b"0.25", b"big": b"y" * 70_000}
