@@ -177,9 +177,9 @@ class BotCreateForm(forms.Form):
     def __init__(self, *args, accounts=(), markets=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["exchange_account"].choices = [(a.pk, f"{a.label} · {a.venue}") for a in accounts]
-        # a derivatives account's markets are the perpetual swaps (BASE/QUOTE:SETTLE), a spot one's the rest
+        # a derivatives account's markets are the perpetual swaps (Market.kind), a spot one's the rest
         self.fields["market"].choices = [
-            (m.pk, f"{m.symbol} · {m.venue}" + (" · perpetual" if ":" in m.symbol else "")) for m in markets
+            (m.pk, f"{m.symbol} · {m.venue}" + (" · perpetual" if m.is_perpetual else "")) for m in markets
         ]
 
 

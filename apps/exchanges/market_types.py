@@ -1,9 +1,9 @@
 """Spot or derivatives: which markets an exchange account trades (``ExchangeAccount.default_type``,
 ccxt's ``defaultType`` option) and which markets are perpetual swaps.
 
-A market is a perpetual swap when its symbol is ccxt's unified swap symbol, ``BASE/QUOTE:SETTLE``
-(``BTC/USDT:USDT`` linear, ``BTC/USD:BTC`` inverse); spot symbols have no settle part. This is
-what the stored ``Market`` rows say today, so it is the rule here (the inventory uses the same).
+A market is a perpetual swap when its row says so (``Market.kind`` linear or inverse,
+``Market.is_perpetual``); a symbol alone (no row) is one when it is ccxt's unified swap symbol,
+``BASE/QUOTE:SETTLE`` (``BTC/USDT:USDT`` linear, ``BTC/USD:BTC`` inverse).
 
 What a venue offers, for validation and for inferring an account's type when none is given:
 
@@ -29,7 +29,11 @@ def is_perp_symbol(symbol: str) -> bool:
 
 
 def market_type_of(market) -> str:
-    return SWAP if is_perp_symbol(market.symbol) else SPOT
+    """A market's type: its row's kind, or a live exchange's swap symbol (whose contract the
+    hosted live code reads from the exchange, ``apps.derivatives.hosting.live_perp``)."""
+    from apps.derivatives.hosting import live_perp
+
+    return SWAP if market.is_perpetual or live_perp(market.venue, market.symbol) else SPOT
 
 
 def venue_market_types(venue: str) -> set[str]:
@@ -38,8 +42,8 @@ def venue_market_types(venue: str) -> set[str]:
     if venue.startswith(("replay:", "sim:")):
         from apps.exchanges.models import Market
 
-        offered = {SWAP if is_perp_symbol(s) else SPOT
-                   for s in Market.objects.filter(venue=venue).values_list("symbol", flat=True)}  # fmt: skip
+        offered = {SPOT if kind == "spot" else SWAP
+                   for kind in Market.objects.filter(venue=venue).values_list("kind", flat=True)}  # fmt: skip
         if venue.startswith("replay:"):  # the shipped recordings it replays, stored as markets or not yet
             from connectors.binance_recording import RECORDINGS
 
@@ -83,16 +87,19 @@ def default_type_validate(*, venue: str, default_type: str) -> str:
 
 
 def account_market_error(account, market) -> str | None:
-    """Why ``account`` cannot trade ``market`` (a spot account on a perpetual swap or the other
-    way round), or None."""
+    """Why ``account`` cannot trade ``market``, or None: a derivatives account trades perpetual
+    swaps only; a live spot account no perpetual swap (its exchange object, built with
+    ``defaultType`` spot, reads the spot wallet, not the swap wallet its margin is in). A paper
+    spot account may run a paper perpetual bot: the paper venue holds one set of balances, and
+    its settle-currency balance is the bot's wallet either way."""
     wanted = market_type_of(market)
     have = account.default_type or SPOT
-    if wanted == have:
+    if wanted == have or (wanted == SWAP and account.kind == "paper"):
         return None
     if wanted == SWAP:
         return (
-            f"{market.symbol} on {market.venue} is a perpetual swap and account {account.label!r} is a spot "
-            "account; accepted: a derivatives (swap) account's markets, or a spot market"
+            f"{market.symbol} on {market.venue} is a perpetual swap and live account {account.label!r} is a spot "
+            "account; accepted: a derivatives (swap) account for perpetual swaps, or a spot market"
         )
     return (
         f"{market.symbol} on {market.venue} is a spot market and account {account.label!r} is a derivatives "

@@ -1,7 +1,7 @@
 """Positions across a user's exchange accounts, for the overview and the API: per account, its
 type (spot or derivatives), its perpetual positions per bot and its spot balances per asset.
 
-* **perp**: one row per bot of the account on a perpetual market (``BASE/QUOTE:SETTLE``). While a
+* **perp**: one row per bot of the account on a perpetual market (``Market.kind``). While a
   host runs the bot the figures are its exact ledger's from the live status
   (:func:`apps.dashboard.perp.perp_figures`: contracts, entry, mark, unrealized PnL, leverage,
   margin used, liquidation price, funding); otherwise the position is the signed sum of the bot's
@@ -49,7 +49,8 @@ def account_positions(*, owner) -> list[dict[str, Any]]:
 
     accounts = list(ExchangeAccount.objects.filter(owner=owner).order_by("id"))
     bots = list(
-        Bot.objects.filter(owner=owner, exchange_account__in=accounts, market__symbol__contains=":")
+        Bot.objects.filter(owner=owner, exchange_account__in=accounts)
+        .exclude(market__kind="spot")
         .select_related("market")
         .order_by("id")
     )

@@ -58,7 +58,8 @@ def ensure_usdm_market() -> None:
         venue="replay:binance-usdm",
         symbol="BTC/USDT:USDT",
         defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "min_notional": "100",
-                  "maker_fee": "0.0002", "taker_fee": "0.0005"},
+                  "maker_fee": "0.0002", "taker_fee": "0.0005", "kind": "linear", "contract_size": "1", "settle": "USDT",
+                  "max_leverage": 125},
     )  # fmt: skip
 
 

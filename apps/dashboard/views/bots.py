@@ -42,7 +42,6 @@ from apps.dashboard.views.common import (
 from apps.dashboard.views.inventory import InventoryTargetForm
 from apps.dashboard.views.markets import TIMEFRAMES
 from apps.derivatives.hosting import PERP_KEY, live_perp, perp_market
-from apps.exchanges.market_types import is_perp_symbol
 from apps.exchanges.selectors import exchange_account_list, market_list
 from apps.portfolio.bot_pnl import fills_with_realized
 from apps.portfolio.inventory import owner_inventory
@@ -113,8 +112,8 @@ def _config_context(bot, *, strategy=None, params=None, risk=None, errors=None, 
     risk = bot.risk if risk is None else risk
     perp_fields = None
     risk_errors = errors.get("risk")
-    if is_perp_symbol(bot.market.symbol):
-        rec = perp_market(bot.market.venue, bot.market.symbol)
+    if bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol):
+        rec = perp_market(bot.market.venue, bot.market.symbol, bot.market)
         perp_fields = PerpFieldsets((risk or {}).get(PERP_KEY), max_leverage=rec.contract.max_leverage if rec else None)
         risk_errors = perp_fields.set_errors(risk_errors or {})
     return {
@@ -148,8 +147,7 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "book": book,
         "quotes": quotes,
         "perp": perp_figures(status),
-        "is_perp": perp_market(bot.market.venue, bot.market.symbol) is not None
-        or live_perp(bot.market.venue, bot.market.symbol),
+        "is_perp": bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol),
         "can_change": bot_can_change(user=request.user, bot=bot),
         "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
         "charts": figures.pnl_charts(series, target=(bot.params or {}).get("inventory_target")),
@@ -233,7 +231,7 @@ def bot_config(request, bot_id: int):
         else dict(bot.params)
     )
     risk = risk_set.parse(request.POST)
-    if is_perp_symbol(bot.market.symbol):  # posted perpetual inputs, else the settings kept as they are
+    if bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol):  # posted inputs, else kept
         if PerpFieldsets.posted(request.POST):
             risk[PERP_KEY] = PerpFieldsets().parse(request.POST)
         elif PERP_KEY in (bot.risk or {}):
@@ -262,7 +260,7 @@ def offered_max_leverage(markets) -> int | None:
     """The maximum leverage of the perpetual markets offered, when they share one."""
     tops = set()
     for m in markets:
-        rec = perp_market(m.venue, m.symbol) if is_perp_symbol(m.symbol) else None
+        rec = perp_market(m.venue, m.symbol, m) if m.is_perpetual else None
         if rec is not None:
             tops.add(rec.contract.max_leverage)
     return tops.pop() if len(tops) == 1 else None
@@ -293,7 +291,7 @@ def bot_create(request):
         if form.is_valid():
             account = next(a for a in accounts if str(a.pk) == form.cleaned_data["exchange_account"])
             market = next(m for m in markets if str(m.pk) == form.cleaned_data["market"])
-            if is_perp_symbol(market.symbol):  # the perpetual settings apply to perpetual markets only
+            if market.is_perpetual or live_perp(market.venue, market.symbol):  # perpetual markets only
                 risk[PERP_KEY] = perp_sets.parse(request.POST)
             warning = strategy_warning(strategy, params, market)
             try:
@@ -337,7 +335,7 @@ def bot_create(request):
             "params_fields": params_set,
             "risk_fields": risk_set,
             "perp_fields": perp_sets,
-            "perp_offered": any(is_perp_symbol(m.symbol) for m in markets),
+            "perp_offered": any(m.is_perpetual or live_perp(m.venue, m.symbol) for m in markets),
             "account_types": {str(a.pk): {"venue": a.venue, "type": a.default_type or "spot"} for a in accounts},
             "strategy": strategy,
             "confirm": confirm,

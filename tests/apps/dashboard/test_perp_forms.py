@@ -29,7 +29,8 @@ def usdm_market() -> Market:
         venue=USDM,
         symbol="BTC/USDT:USDT",
         defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "min_notional": "100",
-                  "maker_fee": "0.0002", "taker_fee": "0.0005"},
+                  "maker_fee": "0.0002", "taker_fee": "0.0005", "kind": "linear", "contract_size": "1", "settle": "USDT",
+                  "max_leverage": 125},
     )  # fmt: skip
     return market
 
@@ -225,7 +226,11 @@ def test_a_perpetual_bot_is_created_with_its_settings_and_the_configuration_keep
 
 
 def test_an_account_trades_only_markets_of_its_type(trader, usdm_account):
-    spot_acct = exchange_account_create(owner=trader, label="bn spot", venue="binance", paper_balances={"USDT": "1000"})
+    """A derivatives account trades perpetual swaps only; a live spot account no perpetual swap
+    (a paper spot account may: its paper balances are the wallet either way)."""
+    spot_acct = exchange_account_create(
+        owner=trader, label="bn spot", venue="binance", kind="live", api_key="k" * 16, api_secret="s" * 16
+    )
     swap_acct = exchange_account_create(
         owner=trader, label="bn swap", venue="binance", default_type="swap", paper_balances={"USDT": "1000"}
     )
@@ -236,7 +241,7 @@ def test_an_account_trades_only_markets_of_its_type(trader, usdm_account):
     client = client_for(trader)
     wrong = _bot_post(client, spot_acct, perp)
     assert wrong.status_code == 400
-    assert ("BTC/USDT:USDT on binance is a perpetual swap and account &#x27;bn spot&#x27; is a spot account"
+    assert ("BTC/USDT:USDT on binance is a perpetual swap and live account &#x27;bn spot&#x27; is a spot account"
             in wrong.content.decode())  # fmt: skip
     other = api(trader).post(
         "/api/v1/bots/",

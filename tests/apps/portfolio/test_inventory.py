@@ -62,13 +62,10 @@ def test_net_sums_spot_of_paper_and_live_accounts_and_perp_positions_valued_at_t
     alice = make_user("alice")
     spot_bot = make_bot(alice, name="spot")
     paper = spot_bot.exchange_account
-    perp_account = make_account(alice, label="perp acct")
-    perp_account.default_type = "swap"  # a derivatives account: it trades the venue's perpetual swaps
-    perp_account.save(update_fields=["default_type"])
     perp_bot = bot_create(
         owner=alice,
         name="perp",
-        exchange_account=perp_account,
+        exchange_account=make_account(alice, label="perp acct"),
         market=perp_market(),
         strategy="fixed_spread",
         params={"order_amount": "0.01", "bid_spread": "0.001", "ask_spread": "0.001"},

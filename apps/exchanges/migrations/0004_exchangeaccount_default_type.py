@@ -8,14 +8,14 @@ def fill(apps, schema_editor):
     ExchangeAccount = apps.get_model("exchanges", "ExchangeAccount")
     Market = apps.get_model("exchanges", "Market")
     for account in ExchangeAccount.objects.filter(default_type=""):
-        symbols = list(Market.objects.filter(venue=account.venue).values_list("symbol", flat=True))
-        derivatives_only = bool(symbols) and all(":" in s for s in symbols)
+        kinds = set(Market.objects.filter(venue=account.venue).values_list("kind", flat=True))
+        derivatives_only = bool(kinds) and "spot" not in kinds
         account.default_type = "swap" if derivatives_only else "spot"
         account.save(update_fields=["default_type"])
 
 
 class Migration(migrations.Migration):
-    dependencies = [("exchanges", "0002_seed_markets")]
+    dependencies = [("exchanges", "0003_market_contract_fields")]
 
     operations = [
         migrations.AddField(
