@@ -265,23 +265,34 @@ def channel_layer_disabled() -> bool:
     return env_bool("MM_NO_CHANNEL_LAYER", False)
 
 
-_PAPER_FAULT_KEYS = {"error": (0.0, 1.0), "timeout": (0.0, 1.0), "delay_ms": (0.0, 60_000.0)}
+_PAPER_FAULT_KEYS = {
+    "error": (0.0, 1.0),
+    "timeout": (0.0, 1.0),
+    "drop": (0.0, 1.0),
+    "delay_ms": (0.0, 60_000.0),
+    "status": (400.0, 599.0),
+}
 
 
 def paper_faults() -> dict | None:
     """``MM_PAPER_FAULTS`` (tests): fault injection for paper venues, e.g.
-    ``error=0.2,timeout=0.15,delay_ms=300,seed=5``; ``None`` when unset."""
+    ``error=0.2,timeout=0.15,delay_ms=300,seed=5`` (``status=429``: errors always that status;
+    ``drop``: places lost before the venue, never answered; ``account=<id>``: only that paper
+    account's venues, e.g. a hedged bot's hedge leg); ``None`` when unset."""
     value = _raw("MM_PAPER_FAULTS")
     if value is None:
         return None
-    accepted = "comma-separated error=<0..1>, timeout=<0..1>, delay_ms=<0..60000>, seed=<whole number>"
+    accepted = (
+        "comma-separated error=<0..1>, timeout=<0..1>, drop=<0..1>, delay_ms=<0..60000>, status=<400..599>, "
+        "seed=<whole number>, account=<paper account id>"
+    )
     out: dict = {}
     for part in value.split(","):
         name, sep, raw = (x.strip() for x in part.partition("="))
-        if not sep or (name not in _PAPER_FAULT_KEYS and name != "seed"):
+        if not sep or (name not in _PAPER_FAULT_KEYS and name not in ("seed", "account")):
             raise ConfigurationError(f"MM_PAPER_FAULTS={value!r}: {part.strip()!r} is refused; accepted: {accepted}")
         try:
-            if name == "seed":
+            if name in ("seed", "account"):
                 out[name] = int(raw)
                 continue
             number = float(raw)

@@ -68,7 +68,8 @@ def bot_config_validate(
     if not isinstance(params, Mapping):
         errors["params"] = ["must be an object of parameter -> value"]
     elif strategy == hedged.STRATEGY:
-        _config, hedge_errors = hedged.validate(params, market, account=account)
+        owner = account.owner if account is not None else None  # the hedge account must be the bot owner's too
+        _config, hedge_errors = hedged.validate(params, market, owner=owner, account=account)
         if hedge_errors:
             errors["params"] = hedge_errors
     else:

@@ -54,3 +54,19 @@ def test_refusals_name_the_setting_and_what_is_accepted(monkeypatch, name, value
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=says.replace("(", r"\(").replace(".", r"\.")):
         reader()
+
+
+def test_paper_faults_for_one_account_with_a_fixed_status_and_dropped_places(monkeypatch):
+    from workers.paper_faults import PaperFaults
+
+    monkeypatch.setenv("MM_PAPER_FAULTS", "error=1,status=429,drop=0.5,account=12,seed=2")
+    assert env.paper_faults() == {"error": 1.0, "status": 429.0, "drop": 0.5, "account": 12, "seed": 2}
+    assert PaperFaults.from_env(account_id=11) is None  # another account's venues: no fault
+    faults = PaperFaults.from_env(account_id=12)
+    assert (faults.error, faults.status, faults.drop) == (1.0, 429, 0.5)
+    monkeypatch.setenv("MM_PAPER_FAULTS", "status=700")
+    with pytest.raises(ConfigurationError, match="status='700' is out of range"):
+        env.paper_faults()
+    monkeypatch.setenv("MM_PAPER_FAULTS", "account=x")
+    with pytest.raises(ConfigurationError, match="account='x' is not a number"):
+        env.paper_faults()
