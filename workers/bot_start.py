@@ -128,8 +128,9 @@ class BotStart:
         host = self.host
         try:
             exchange_id, credentials = await host.db_setup.call(live_venue.account_credentials, setup.account_id)
+            options = await host.db_setup.call(live_venue.account_options, setup.account_id)
             gateway = live_venue.build_gateway(
-                exchange_id, credentials, account_id=setup.account_id, redis_url=host.redis_url
+                exchange_id, credentials, account_id=setup.account_id, redis_url=host.redis_url, options=options
             )
         except Exception as exc:  # undecryptable key, unknown exchange id, refused test address
             reason = f"live account cannot be used: {type(exc).__name__}: {exc}"

@@ -67,6 +67,15 @@ def account_credentials(account_id: int) -> tuple[str, tuple[str, str, str]]:
     return account.venue, (creds.api_key, creds.secret, creds.passphrase)
 
 
+def account_options(account_id: int) -> dict[str, Any] | None:
+    """The account's ccxt options for a derivatives account (``{"defaultType": "swap"}``); None
+    for a spot one (ccxt's own default)."""
+    from apps.exchanges.models import ExchangeAccount
+
+    account = ExchangeAccount.objects.get(pk=account_id)
+    return account.ccxt_options if account.is_derivatives else None
+
+
 def build_gateway(
     exchange_id: str,
     credentials: tuple[str, str, str],
@@ -74,10 +83,14 @@ def build_gateway(
     account_id: int,
     redis_url: str | None = None,
     exchange_factory: Callable[..., Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> CcxtGateway:
-    """A :class:`CcxtGateway` for one live account (rate limit shared by the account's bots)."""
+    """A :class:`CcxtGateway` for one live account (rate limit shared by the account's bots).
+    ``options`` are the account's ccxt options (:func:`account_options`: a derivatives account's
+    ``defaultType``), passed only when given."""
     api_key, secret, passphrase = credentials
     http_base = env.live_http_base()
+    extra = {"options": options} if options else {}
     exchange = (exchange_factory or make_exchange)(
         exchange_id,
         api_key=api_key or None,
@@ -86,6 +99,7 @@ def build_gateway(
         streaming=http_base is None,  # the fake server has no user-data stream: poll instead
         http_base=http_base,
         enable_rate_limit=http_base is None,
+        **extra,
     )
     rate = 1000.0 / float(getattr(exchange, "rateLimit", 100) or 100)
     limiter: RateLimiter
@@ -414,13 +428,14 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str, setup=Non
     else:  # one leg: its own client-id family
         open_cids = [cid for cid in open_cids if cid.startswith(setup.prefix + "-")]
     exchange_id, credentials = account_credentials(setup.account_id)
+    options = account_options(setup.account_id)
     since = max(0, setup.fills[-1][0] - 10 * 1_000_000_000) if setup.fills else 0
 
     async def run() -> tuple[int, list, list, dict]:
         client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=3)
         venue = LiveVenue(
             client,
-            build_gateway(exchange_id, credentials, account_id=setup.account_id, redis_url=redis_url),
+            build_gateway(exchange_id, credentials, account_id=setup.account_id, redis_url=redis_url, options=options),
             instrument=setup.instrument,
             bot_id=bot_id,
             prefix=setup.prefix,

@@ -117,6 +117,11 @@ def _check_account_market(*, owner: User, account: ExchangeAccount, market: Mark
         )
     if not market.active:
         raise FieldErrors({"market": [f"{market} is not active on the venue"]})
+    from apps.exchanges.market_types import account_market_error
+
+    wrong_type = account_market_error(account, market)
+    if wrong_type:
+        raise FieldErrors({"market": [wrong_type]})
 
 
 @transaction.atomic

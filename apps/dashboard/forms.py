@@ -205,7 +205,10 @@ class BotCreateForm(forms.Form):
     def __init__(self, *args, accounts=(), markets=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["exchange_account"].choices = [(a.pk, f"{a.label} · {a.venue}") for a in accounts]
-        self.fields["market"].choices = [(m.pk, f"{m.symbol} · {m.venue}") for m in markets]
+        # a derivatives account's markets are the perpetual swaps (Market.kind), a spot one's the rest
+        self.fields["market"].choices = [
+            (m.pk, f"{m.symbol} · {m.venue}" + (" · perpetual" if m.is_perpetual else "")) for m in markets
+        ]
 
 
 class BotMetaForm(forms.Form):
@@ -217,6 +220,15 @@ class ExchangeAccountForm(forms.Form):
     label = forms.CharField(max_length=64)
     kind = forms.ChoiceField(choices=[("paper", "Paper"), ("live", "Live")])
     venue = forms.CharField(max_length=64, help_text="ccxt id (binance), replay:binance-spot or sim:alpha")
+    # a text value behind a select: the service names a bad value and what the venue accepts
+    default_type = forms.CharField(
+        required=False,
+        label="Markets",
+        widget=forms.Select(
+            choices=[("", "as the venue offers"), ("spot", "Spot"), ("swap", "Derivatives (perpetual swaps)")]
+        ),
+        help_text="spot or derivatives (ccxt defaultType); replay:binance-usdm offers perpetual swaps only",
+    )
     api_key = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
     api_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
     passphrase = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))

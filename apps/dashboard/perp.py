@@ -45,6 +45,7 @@ def perp_figures(status: dict | None) -> dict[str, Any] | None:
     )
     distance = perp.get("liquidation_distance")
     out["liquidation_distance_pct"] = None if distance is None else f"{distance * 100:.2f}"
+    out["as_of_ts"] = (status or {}).get("ts")  # the status these figures come from (ns): page and API agree on it
     return out
 
 

@@ -44,6 +44,7 @@ class ExchangeAccountSerializer(ModelSerializer):
             "has_credentials",
             "api_key_hint",
             "paper_balances",
+            "default_type",
             "verified_at",
             "verify_status",
             "verify_message",
@@ -68,6 +69,13 @@ class ExchangeAccountCreateSerializer(serializers.Serializer):
     passphrase = serializers.CharField(**SECRET)
     paper_balances = serializers.DictField(
         child=serializers.CharField(max_length=40), required=False, help_text="asset -> amount, e.g. {'USDT': '10000'}"
+    )
+    default_type = serializers.CharField(
+        max_length=16,
+        required=False,
+        allow_blank=True,
+        help_text="'spot' or 'swap' (derivatives: perpetual swaps), ccxt's defaultType; checked against what the "
+        "venue offers; left out: the venue's (spot where it has spot)",
     )
 
 

@@ -13,6 +13,14 @@ class VenueKind(models.TextChoices):
     PAPER = "paper", "Paper"
 
 
+class MarketType(models.TextChoices):
+    """Which of a venue's markets an account trades: the ccxt ``defaultType`` option its exchange
+    object is built with (``swap`` is ccxt's unified type for perpetual swaps)."""
+
+    SPOT = "spot", "Spot"
+    SWAP = "swap", "Derivatives (perpetual swaps)"
+
+
 class VerifyStatus(models.TextChoices):
     UNVERIFIED = "unverified", "Not verified"
     OK = "ok", "OK"
@@ -36,6 +44,13 @@ class ExchangeAccount(models.Model):
     api_secret_enc = models.TextField(blank=True, default="", editable=False)
     passphrase_enc = models.TextField(blank=True, default="", editable=False)
     paper_balances = models.JSONField(default=dict, blank=True, help_text="asset -> decimal string")
+    default_type = models.CharField(
+        max_length=8,
+        choices=MarketType.choices,
+        blank=True,
+        default="",
+        help_text="spot or swap (derivatives): ccxt's defaultType; blank = inferred from the venue when saved",
+    )
     verified_at = models.DateTimeField(null=True, blank=True)
     verify_status = models.CharField(max_length=16, choices=VerifyStatus.choices, default=VerifyStatus.UNVERIFIED)
     verify_message = models.TextField(blank=True, default="")
@@ -53,6 +68,24 @@ class ExchangeAccount(models.Model):
 
     def __repr__(self) -> str:  # never the credentials
         return f"<ExchangeAccount id={self.pk} owner={self.owner_id} label={self.label!r} venue={self.venue!r}>"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.default_type:  # an account created without a type trades what its venue offers
+            from apps.exchanges.market_types import venue_default_type
+
+            self.default_type = venue_default_type(self.venue)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "default_type"}
+        super().save(*args, **kwargs)
+
+    @property
+    def is_derivatives(self) -> bool:
+        return self.default_type == MarketType.SWAP
+
+    @property
+    def ccxt_options(self) -> dict[str, str]:
+        """The ccxt exchange options of this account (``{"defaultType": ...}``)."""
+        return {"defaultType": self.default_type or MarketType.SPOT}
 
     @property
     def has_credentials(self) -> bool:

@@ -90,14 +90,20 @@ def exchange_account_create(
     api_secret: str = "",
     passphrase: str = "",
     paper_balances: Mapping[str, Any] | None = None,
+    default_type: str = "",
     actor: User | None = None,
     ip: str | None = None,
 ) -> ExchangeAccount:
-    """Create an account. Live accounts need an API key and secret; paper accounts get balances."""
+    """Create an account. Live accounts need an API key and secret; paper accounts get balances.
+    ``default_type`` is spot or swap (derivatives), checked against what the venue offers
+    (:mod:`apps.exchanges.market_types`); blank takes the venue's (spot where it has spot)."""
+    from apps.exchanges.market_types import default_type_validate
+
     label = (label or "").strip()
     if not label:
         raise ValidationError({"label": "is empty; give a short name such as 'binance main'"})
     venue_validate(kind=kind, venue=venue)
+    default_type = default_type_validate(venue=venue, default_type=default_type)
     if kind == VenueKind.LIVE and not (api_key and api_secret):
         raise ValidationError({"api_key": "live accounts need an API key and secret"})
     if ExchangeAccount.objects.filter(owner=owner, label=label).exists():
@@ -111,6 +117,7 @@ def exchange_account_create(
         api_secret_enc=crypto.encrypt(api_secret),
         passphrase_enc=crypto.encrypt(passphrase),
         paper_balances=paper_balances_clean(paper_balances) if kind == VenueKind.PAPER else {},
+        default_type=default_type,
     )
     try:
         with transaction.atomic():
@@ -118,7 +125,7 @@ def exchange_account_create(
     except IntegrityError:
         raise ValidationError({"label": f"{label!r} is already used by another of your accounts"}) from None
     actor = actor or owner
-    after = {"label": label, "kind": kind, "venue": venue}
+    after = {"label": label, "kind": kind, "venue": venue, "default_type": default_type}
     audit_record(action=AuditAction.ACCOUNT_CREATED, actor=actor, owner=owner, obj=account, after=after, ip=ip)
     if api_key or api_secret:
         audit_record(
@@ -263,6 +270,7 @@ def _default_exchange(account: ExchangeAccount, creds: Credentials) -> Any:
         password=creds.passphrase or None,
         streaming=False,
         timeout_ms=10_000,
+        options=account.ccxt_options,  # a derivatives account's balances are its swap wallet's
     )
 
 

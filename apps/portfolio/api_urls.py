@@ -12,6 +12,7 @@ from apps.portfolio.analytics_api import (
 )
 from apps.portfolio.api import BalanceViewSet, BotPnlView
 from apps.portfolio.inventory_api import InventoryTargetViewSet, InventoryView
+from apps.portfolio.positions_api import PositionsView
 
 router = SimpleRouter()
 router.register("balances", BalanceViewSet, basename="balance")
@@ -30,5 +31,6 @@ urlpatterns = [
     ),
     re_path(r"^observatory/venues/$", VenueObservatoryView.as_view(), name="observatory-venues"),
     re_path(r"^portfolio/inventory/$", InventoryView.as_view(), name="portfolio-inventory"),
+    re_path(r"^portfolio/positions/$", PositionsView.as_view(), name="portfolio-positions"),
     *router.urls,
 ]

@@ -78,6 +78,7 @@
           if (st) { st.textContent = msg.state; st.className = "badge state-" + msg.state; }
         }
         updateRisk({ position: msg.position, drawdown: msg.drawdown, orders: quotes.length });
+        if (msg.perp && window.MMPerp) MMPerp.update(msg.perp, msg.ts);
         var now = Date.now();
         if (window.Plotly && msg.ts && now - lastPoint > 1000) {
           lastPoint = now;

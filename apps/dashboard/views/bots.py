@@ -23,6 +23,7 @@ from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_li
 from apps.dashboard import figures, live
 from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset, strategy_warning
 from apps.dashboard.perp import perp_figures
+from apps.dashboard.perp_form import PerpFieldsets
 from apps.dashboard.pnl import bot_pnl_live, pnl_message
 from apps.dashboard.portfolio import portfolio_overview
 from apps.dashboard.quality import WINDOW_CHOICES, quality_context
@@ -40,9 +41,11 @@ from apps.dashboard.views.common import (
 )
 from apps.dashboard.views.inventory import InventoryTargetForm
 from apps.dashboard.views.markets import TIMEFRAMES
+from apps.derivatives.hosting import PERP_KEY, live_perp, perp_market
 from apps.exchanges.selectors import exchange_account_list, market_list
 from apps.portfolio.bot_pnl import fills_with_realized
 from apps.portfolio.inventory import owner_inventory
+from apps.portfolio.positions import account_positions
 from apps.portfolio.selectors import pnl_series
 
 ACTIONS = {
@@ -93,6 +96,7 @@ def overview(request):
         "global_kill": global_kill_state(),
         "portfolio": portfolio_overview(user=request.user, accounts=accounts) if accounts else None,
         "inventory": owner_inventory(owner=request.user),
+        "positions": account_positions(owner=request.user),
         "inventory_form": InventoryTargetForm(),
     }
     return render(request, "dashboard/overview.html", context)
@@ -105,12 +109,20 @@ def _bot_or_404(request, bot_id: int):
 def _config_context(bot, *, strategy=None, params=None, risk=None, errors=None, meta_form=None):
     errors = errors or {}
     strategy = strategy or bot.strategy
+    risk = bot.risk if risk is None else risk
+    perp_fields = None
+    risk_errors = errors.get("risk")
+    if bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol):
+        rec = perp_market(bot.market.venue, bot.market.symbol, bot.market)
+        perp_fields = PerpFieldsets((risk or {}).get(PERP_KEY), max_leverage=rec.contract.max_leverage if rec else None)
+        risk_errors = perp_fields.set_errors(risk_errors or {})
     return {
         "meta_form": meta_form or BotMetaForm(initial={"name": bot.name, "strategy": strategy}),
         "params_fields": SchemaFieldset.for_bot_strategy(
             strategy, bot.params if params is None else params, errors.get("params"), owner=bot.owner
         ),
-        "risk_fields": SchemaFieldset.for_risk(bot.risk if risk is None else risk, errors.get("risk")),
+        "risk_fields": SchemaFieldset.for_risk(risk, risk_errors),
+        "perp_fields": perp_fields,
         "config_errors": {k: v for k, v in errors.items() if k not in ("params", "risk")},
     }
 
@@ -135,6 +147,7 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "book": book,
         "quotes": quotes,
         "perp": perp_figures(status),
+        "is_perp": bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol),
         "can_change": bot_can_change(user=request.user, bot=bot),
         "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
         "charts": figures.pnl_charts(series, target=(bot.params or {}).get("inventory_target")),
@@ -218,6 +231,11 @@ def bot_config(request, bot_id: int):
         else dict(bot.params)
     )
     risk = risk_set.parse(request.POST)
+    if bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol):  # posted inputs, else kept
+        if PerpFieldsets.posted(request.POST):
+            risk[PERP_KEY] = PerpFieldsets().parse(request.POST)
+        elif PERP_KEY in (bot.risk or {}):
+            risk[PERP_KEY] = bot.risk[PERP_KEY]
     if request.POST.get("refresh") == "1":  # another hedge account picked: its venue's markets, nothing saved
         ctx = _config_context(bot, strategy=strategy, params=params, risk=risk, meta_form=meta)
         return bot_detail(request, bot_id, config_ctx=ctx)
@@ -241,6 +259,16 @@ def bot_config(request, bot_id: int):
     return redirect("bot-detail", bot_id=bot.pk)
 
 
+def offered_max_leverage(markets) -> int | None:
+    """The maximum leverage of the perpetual markets offered, when they share one."""
+    tops = set()
+    for m in markets:
+        rec = perp_market(m.venue, m.symbol, m) if m.is_perpetual else None
+        if rec is not None:
+            tops.add(rec.contract.max_leverage)
+    return tops.pop() if len(tops) == 1 else None
+
+
 @login_required
 def bot_create(request):
     if not request.user.can_trade:
@@ -252,6 +280,7 @@ def bot_create(request):
     form = BotCreateForm(request.POST or None, accounts=accounts, markets=markets, initial={"strategy": strategy})
     params_set = SchemaFieldset.for_bot_strategy(strategy, owner=request.user)
     risk_set = SchemaFieldset.for_risk(risk_defaults_get(user=request.user))
+    perp_sets = PerpFieldsets(max_leverage=offered_max_leverage(markets))
     status_code = 200
     confirm = None  # a large order's value to confirm (apps/bots/guards.py)
     warning = ""
@@ -261,6 +290,8 @@ def bot_create(request):
         if form.is_valid():
             account = next(a for a in accounts if str(a.pk) == form.cleaned_data["exchange_account"])
             market = next(m for m in markets if str(m.pk) == form.cleaned_data["market"])
+            if market.is_perpetual or live_perp(market.venue, market.symbol):  # perpetual markets only
+                risk[PERP_KEY] = perp_sets.parse(request.POST)
             warning = strategy_warning(strategy, params, market)
             try:
                 bot = bot_services.bot_create(
@@ -280,7 +311,7 @@ def bot_create(request):
             except (FieldErrors, ValidationError) as exc:
                 errors = field_errors(exc)
                 params_set.errors = errors.get("params") or {}
-                risk_set.errors = errors.get("risk") or {}
+                risk_set.errors = perp_sets.set_errors(errors.get("risk") or {})
                 for name, msgs in errors.items():
                     if name in form.fields:
                         for m in msgs if isinstance(msgs, list) else [msgs]:
@@ -294,6 +325,7 @@ def bot_create(request):
     elif request.method == "POST":
         params_set.parse(request.POST)
         risk_set.parse(request.POST)
+        perp_sets.parse(request.POST)
     return render(
         request,
         "dashboard/bot_create.html",
@@ -301,6 +333,9 @@ def bot_create(request):
             "form": form,
             "params_fields": params_set,
             "risk_fields": risk_set,
+            "perp_fields": perp_sets,
+            "perp_offered": any(m.is_perpetual or live_perp(m.venue, m.symbol) for m in markets),
+            "account_types": {str(a.pk): {"venue": a.venue, "type": a.default_type or "spot"} for a in accounts},
             "strategy": strategy,
             "confirm": confirm,
             "warning": warning,

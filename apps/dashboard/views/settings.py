@@ -77,6 +77,7 @@ def account_add(request):
                 api_secret=data["api_secret"],
                 passphrase=data["passphrase"],
                 paper_balances=data["paper_balances"] or None,
+                default_type=data["default_type"],
                 actor=request.user,
                 ip=request.META.get("REMOTE_ADDR"),
             )
