@@ -1,0 +1,130 @@
+"""A LIVE perpetual bot against the fake Binance USD-M server (real ccxt ``binanceusdm``, real
+PostgreSQL and Redis, a host in this process): the funding payments the exchange makes
+(``/fapi/v1/income`` ``FUNDING_FEE`` rows in the recorded shape) are booked once each, across
+polls and across a take-over by a new host, into the PnL snapshot's funding column and the bot's
+page/API figures; a new owner after the host stopped without cleanup reconciles orders, fills
+and position with the exchange and carries on; in isolated mode the bot's own liquidation price
+after a fill (before the exchange's next read) comes from the position's isolated margin."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+
+from tests.workers.helpers import wait_until
+from tests.workers.test_live_perp import RAW, feed_until, make_perp_bot, open_orders, state, stop, usdm  # noqa: F401
+from tests.workers.test_live_venue import fake_binance, host  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def booked_funding(bot) -> list[tuple[str, Decimal]]:
+    from apps.derivatives.models import FundingPayment
+
+    return list(FundingPayment.objects.filter(bot=bot).order_by("ts").values_list("payment_id", "amount"))
+
+
+def funding_events(bot) -> list[dict]:
+    from apps.bots.models import BotEvent
+
+    return list(BotEvent.objects.filter(bot=bot, kind="funding").order_by("ts").values_list("data", flat=True))
+
+
+def test_funding_payments_are_read_back_and_booked_once_each_into_the_snapshots_and_the_page(
+    host,  # noqa: F811
+    fake_binance,  # noqa: F811
+    usdm,  # noqa: F811
+    redis_client,
+):
+    from apps.bots.models import Bot
+    from apps.dashboard.perp import bot_perp
+    from apps.orders.models import Fill
+    from apps.portfolio.models import PnlSnapshot
+    from tests.apps.bots.factories import api
+    from workers import supervisor
+
+    bot = make_perp_bot({"leverage": 5, "margin_mode": "cross"})
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 2, 30), state(bot)
+    buy = next(o for o in open_orders(fake_binance, usdm) if o["side"] == "BUY")
+    trade = fake_binance.run(usdm.fill, buy["clientOrderId"], "0.004")
+    assert wait_until(lambda: Fill.objects.filter(bot=bot, venue_trade_id=trade["id"]).exists(), 10)
+    perp = host.bots[bot.pk].engine.perp
+
+    # A funding time: the long 0.004 pays 0.004 x 59,990 x 0.0125 % = 0.02999500 USDT.
+    paid = fake_binance.run(usdm.pay_funding, RAW, "-0.029995")
+    assert feed_until(redis_client, lambda: perp.position.funding == Fraction("-0.029995"), 10), perp.position.funding
+    assert wait_until(lambda: booked_funding(bot) == [(paid["tranId"], Decimal("-0.029995"))], 5), booked_funding(bot)
+    # More reads (every 0.4 s) read the same income row again: still booked once.
+    reads = host.bots[bot.pk].venue.perp.reads
+    assert feed_until(redis_client, lambda: host.bots[bot.pk].venue.perp.reads >= reads + 3, 10)
+    assert perp.position.funding == Fraction("-0.029995") and len(booked_funding(bot)) == 1
+    events = funding_events(bot)
+    assert (
+        len(events) == 1
+        and events[0]["payment_id"] == paid["tranId"]
+        and Decimal(events[0]["amount"]) == Decimal("-0.029995")
+    )
+    income = fake_binance.run(fake_binance.server.calls, "GET", "/fapi/v1/income")
+    assert income and income[-1].query["incomeType"] == "FUNDING_FEE" and income[-1].query["symbol"] == RAW
+
+    # A payment received next: the total is their sum, in the snapshots, the page and the API.
+    received = fake_binance.run(usdm.pay_funding, RAW, "0.01")
+    assert feed_until(redis_client, lambda: perp.position.funding == Fraction("-0.019995"), 10)
+    assert [p for p, _ in booked_funding(bot)] == [paid["tranId"], received["tranId"]]
+
+    def snapshot():
+        return PnlSnapshot.objects.filter(bot=bot, funding=Decimal("-0.019995")).order_by("-ts").first()
+
+    snap = feed_until(redis_client, snapshot, 10)
+    assert snap is not None, list(PnlSnapshot.objects.filter(bot=bot).values_list("funding", flat=True)[:5])
+    figures = wait_until(lambda: (bot_perp(bot_id=bot.pk) or {}).get("funding") == "-0.01999500", 5)
+    assert figures, bot_perp(bot_id=bot.pk)
+    owner = Bot.objects.get(pk=bot.pk).owner
+    response = api(owner).get(f"/api/v1/bots/{bot.pk}/perp/")
+    assert response.status_code == 200 and response.json()["funding"] == "-0.01999500", response.content
+    page = _page(owner, bot)
+    shown = re.search(r'<th>Funding paid</th><td id="perp-funding">(?:<[^>]+>)*(-0\.02\d*)<', page)
+    assert shown, page[page.find("Funding") - 200 :][:600]
+    stop(bot)
+
+
+def _page(owner, bot) -> str:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(owner)
+    return client.get(f"/bots/{bot.pk}/").content.decode()
+
+
+def test_isolated_liquidation_between_the_exchanges_reads_comes_from_the_positions_margin(
+    host,  # noqa: F811
+    fake_binance,  # noqa: F811
+    usdm,  # noqa: F811
+    redis_client,
+    settings,
+):
+    """Long 0.004 at 10x isolated, no read of the exchange since the fill: the isolated wallet
+    is 0.004 x price / 10 and the liquidation price price x 0.9 / 0.996 (bracket 1, MMR 0.4 %),
+    not None as the account's 10,000 USDT wallet would make it."""
+    from apps.orders.models import Fill
+    from workers import supervisor
+
+    settings.PERP_POLL_MS = 120_000  # no read of the exchange during the test
+    bot = make_perp_bot({"leverage": 10, "margin_mode": "isolated"})
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 2, 30), state(bot)
+    buy = next(o for o in open_orders(fake_binance, usdm) if o["side"] == "BUY")
+    trade = fake_binance.run(usdm.fill, buy["clientOrderId"], "0.004")
+    assert wait_until(lambda: Fill.objects.filter(bot=bot, venue_trade_id=trade["id"]).exists(), 10)
+    perp = host.bots[bot.pk].engine.perp
+    assert wait_until(lambda: perp.position.net_lots == 4, 5)
+    price = Fraction(buy["price"])
+    assert host.bots[bot.pk].venue.perp.reads == 0
+    assert perp.isolated.wallet == Fraction("0.004") * price / 10
+    assert perp.liquidation == price * Fraction("0.9") / Fraction("0.996"), float(perp.liquidation or 0)
+    assert abs(float(perp.liquidation) - 54_163) < 100  # the bid near 59,940: about 54,160
+    stop(bot)
