@@ -128,3 +128,105 @@ def test_isolated_liquidation_between_the_exchanges_reads_comes_from_the_positio
     assert perp.liquidation == price * Fraction("0.9") / Fraction("0.996"), float(perp.liquidation or 0)
     assert abs(float(perp.liquidation) - 54_163) < 100  # the bid near 59,940: about 54,160
     stop(bot)
+
+
+def test_a_new_owner_after_the_host_stopped_without_cleanup_reconciles_with_the_exchange_and_carries_on(
+    host,  # noqa: F811
+    fake_binance,  # noqa: F811
+    usdm,  # noqa: F811
+    redis_client,
+):
+    """The owner's host stops without cancelling anything (its loop ends, the orders stay on the
+    exchange); while no one owns the bot the exchange fills the rest of its bid and part of its
+    ask and pays funding; a second host takes the bot over: it adopts the open order, records
+    each missed fill once, books each funding payment once, holds the exchange's position and
+    quotes on, and a fill after the take-over is booked too."""
+    from apps.bots.models import BotEvent
+    from apps.core.models import Incident
+    from apps.orders.models import Fill
+    from workers import supervisor
+    from workers.host import Host
+
+    bot = make_perp_bot({"leverage": 5, "margin_mode": "cross"})
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 2, 30), state(bot)
+    buy = next(o for o in open_orders(fake_binance, usdm) if o["side"] == "BUY")
+    first = fake_binance.run(usdm.fill, buy["clientOrderId"], "0.002")
+    assert wait_until(lambda: Fill.objects.filter(bot=bot, venue_trade_id=first["id"]).exists(), 10)
+    old = host.bots[bot.pk]
+    assert wait_until(lambda: old.engine.perp.position.net_lots == 2, 5)
+    paid = fake_binance.run(usdm.pay_funding, RAW, "-0.015")
+    assert feed_until(redis_client, lambda: booked_funding(bot) == [(paid["tranId"], Decimal("-0.015"))], 10)
+
+    def both_sides():
+        return {o["side"] for o in open_orders(fake_binance, usdm)} == {"BUY", "SELL"}
+
+    assert feed_until(redis_client, both_sides, 10)
+    host.stop()  # the loop ends: no cancel is sent, the orders stay on the exchange
+    standing = open_orders(fake_binance, usdm)
+    left = {o["clientOrderId"] for o in standing}
+    bid = next((o for o in standing if o["side"] == "BUY"), None)
+    ask = next((o for o in standing if o["side"] == "SELL"), None)
+    assert bid is not None or ask is not None, standing  # (a requote may have been under way)
+    # While no one owns the bot: its bid fills, a part of its ask, and funding is paid.
+    unowned = []
+    if bid is not None:
+        rest = Decimal(bid["origQty"]) - Decimal(bid["executedQty"])
+        unowned.append(fake_binance.run(usdm.fill, bid["clientOrderId"], f"{rest:f}"))
+    if ask is not None:
+        unowned.append(fake_binance.run(usdm.fill, ask["clientOrderId"], "0.001"))
+    paid_unowned = fake_binance.run(usdm.pay_funding, RAW, "-0.01")
+    exchange_lots = fake_binance.run(lambda: usdm.position(RAW).amount)
+
+    other = Host(ttl_ms=3000, run_feeds=False)
+    other.start_thread()
+    assert other.started.wait(5)
+    try:
+        supervisor.tick()
+
+        def new_owner_event():  # the second owner's take-over (the first one's was at its start)
+            events = list(BotEvent.objects.filter(bot=bot, code="take_over").order_by("ts"))
+            return events[1] if len(events) == 2 and bot.pk in other.bots else None
+
+        event = feed_until(redis_client, new_owner_event, 30)
+        assert event is not None, list(BotEvent.objects.filter(bot=bot).values_list("code", "message"))
+        runner = other.bots[bot.pk]
+        assert event.data["adopted"] == ([] if ask is None else [ask["clientOrderId"]]), event.data
+        assert sorted(event.data["missed_fills"]) == sorted(t["id"] for t in unowned), event.data
+        # Each exchange trade is one fill row.
+        rows = list(Fill.objects.filter(bot=bot).values_list("venue_trade_id", flat=True))
+        assert sorted(rows) == sorted([first["id"], *(t["id"] for t in unowned)]), rows
+        # Position equal to the exchange's, funding booked once each (the one paid while unowned too).
+        perp = runner.engine.perp
+        assert perp.position.contracts(perp.position.net_lots) == Fraction(exchange_lots)
+        assert wait_until(lambda: perp.position.funding == Fraction("-0.025"), 10), perp.position.funding
+        assert wait_until(lambda: len(booked_funding(bot)) == 2, 5), booked_funding(bot)
+        assert [p for p, _ in booked_funding(bot)] == [paid["tranId"], paid_unowned["tranId"]]
+        assert len(funding_events(bot)) == 2
+        # Reads of the exchange agree with the booked position: no mismatch.
+        reads = runner.venue.perp.reads
+        assert feed_until(redis_client, lambda: runner.venue.perp.reads >= reads + 2, 10)
+        assert not Incident.objects.filter(bot=bot, kind="position_mismatch").exists()
+        assert perp.position.funding == Fraction("-0.025") and len(booked_funding(bot)) == 2
+
+        # It carries on: quotes again (the rest of the adopted ask stays), and a new fill is booked.
+        def new_bid():
+            return next(
+                (o for o in open_orders(fake_binance, usdm) if o["side"] == "BUY" and o["clientOrderId"] not in left),
+                None,
+            )
+
+        quote = feed_until(redis_client, new_bid, 20)
+        assert quote is not None, open_orders(fake_binance, usdm)
+        fourth = fake_binance.run(usdm.fill, quote["clientOrderId"], "0.001")
+        assert wait_until(lambda: Fill.objects.filter(bot=bot, venue_trade_id=fourth["id"]).count() == 1, 10)
+        after = fake_binance.run(lambda: usdm.position(RAW).amount)
+        assert after == exchange_lots + Decimal("0.001")
+        assert wait_until(lambda: perp.position.contracts(perp.position.net_lots) == Fraction(after), 5)
+        assert Fill.objects.filter(bot=bot).count() == 2 + len(unowned)
+        tokens = [
+            int(e.message.rsplit(" ", 1)[1]) for e in BotEvent.objects.filter(bot=bot, code="owner").order_by("ts")
+        ]
+        assert len(tokens) == 2 and tokens[0] < tokens[1], tokens
+    finally:
+        other.stop()

@@ -18,6 +18,12 @@
 - ``GET /fapi/v2|v3/account`` (ccxt ``fetchBalance`` of a swap account): the recorded real reply
   ("Linear swap balance", fixtures/ccxt/response/binance.json, copied from
   ../shared/data/ccxt) with the fake's ``wallet`` per asset and the positions' unrealized PnL;
+- order queries (``GET /fapi/v1/order`` by ``origClientOrderId`` or ``orderId``,
+  ``/fapi/v1/openOrders``, the cancel reply) in the USD-M order shape: the recorded real
+  ``fetchOpenOrders`` "open portfolio margin orders" row (Binance's UM order: ``positionSide``,
+  ``cumQuote``, ``reduceOnly``, ...) carrying the fake's order. The spot shape made ccxt read a
+  futures order as a spot market's (``BTC/USDT``), so a new owner found none of the bot's open
+  orders;
 - ``GET /fapi/v1/income`` (ccxt ``fetchFundingHistory``): the funding payments :meth:`pay_funding`
   booked, each a copy of the recorded real ``FUNDING_FEE`` row (fixtures/ccxt/response/binance.json,
   ``fetchFundingHistory`` "fetch portfolio margin funding history": Binance's income row, the same
@@ -137,6 +143,37 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         return row
 
     # --- handlers ---------------------------------------------------------------------------
+    def _as_query_order(self, order: dict) -> dict:
+        shaped = copy.deepcopy(
+            case("response", "binance", "fetchOpenOrders", "open portfolio margin orders")["httpResponse"][0]
+        )
+        executed = Decimal(order["executedQty"])
+        shaped.update(
+            {
+                k: order[k]
+                for k in ("symbol", "orderId", "clientOrderId", "price", "origQty", "status", "timeInForce", "side")
+            },
+            type=order["type"],
+            origType=order["type"],
+            executedQty=f"{executed:f}",
+            cumQuote=f"{executed * Decimal(order['price']):f}",
+            avgPrice=order["price"] if executed else "0",
+            reduceOnly=bool(order.get("reduceOnly", False)),
+            time=order["transactTime"],
+            updateTime=str(int(time.time() * 1000)),
+        )
+        return shaped
+
+    def _fetch(self, req: Recorded) -> Reply:
+        """By ``origClientOrderId`` (the spot fake's lookup) or by ``orderId``, as Binance answers."""
+        order_id = req.query.get("orderId")
+        if order_id and not req.query.get("origClientOrderId"):
+            order = next((o for o in self.orders.values() if o["orderId"] == order_id), None)
+            if order is None:
+                return Reply(status=400, body={"code": -2013, "msg": "Order does not exist."})
+            return Reply(body=self._as_query_order(order))
+        return super()._fetch(req)
+
     def _income(self, req: Recorded) -> Reply:
         q = req.query
         limit = q.get("limit", "100")
