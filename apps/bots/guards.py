@@ -9,7 +9,11 @@
   (``MM_DEFAULT_MAX_ORDER_FRACTION``, ``MM_DEFAULT_MAX_POSITION_FRACTION``), never below its own
   order size; the user's risk defaults or explicit limits take precedence.
 * On a perpetual market the account's value is its margin: the settle-currency balance times the
-  bot's leverage (``risk.perp.leverage``, 10 by default), not its spot holdings.
+  bot's leverage (``risk.perp.leverage``), not its spot holdings; an inverse contract's settle
+  balance (the base coin) is valued at the price. Paper perpetuals (the replay recordings)
+  default to the hosted 10x; a live exchange's perpetual (``BASE/QUOTE:SETTLE`` on a ccxt
+  exchange) without ``risk.perp.leverage`` keeps the exchange's setting, which is not known
+  here, so it is judged at 1x (the message says so and names the setting).
 * Avellaneda-Stoikov: a warning when the model's spread would be clamped to ``max_spread``.
 
 Balances: the account's latest known free balances (reconciliation keeps paper accounts'), else
@@ -126,7 +130,7 @@ def check_order_size(
     m, price, value = view.market, view.price, view.value
     leverage = perp_leverage(m, risk)
     if leverage is not None:  # a perpetual: orders are paid for in margin, the settle balance x leverage
-        value = (view.quote or Decimal(0)) * leverage
+        value = perp_value(view, leverage)
     accepted = _round_lots(value / price, m.lot_size)
     errors: dict[str, Any] = {}
     checks = [("params", "order_amount", _order_amount(params))]
@@ -148,8 +152,9 @@ def check_order_size(
             holds = (
                 f"the account holds {view.describe()}"
                 if leverage is None
-                else f"the account's margin is {_fmt(view.quote)} {m.quote}, {_money(value)} {m.quote} of "
-                f"orders at {leverage}x leverage (at {_fmt(price)}{f' ({view.price_source})' if view.price_source else ''})"
+                else f"the account's margin is {_settle_text(view)}, {_money(value)} {m.quote} of "
+                f"orders at {leverage}x leverage{_leverage_note(m, risk)} (at {_fmt(price)}"
+                f"{f' ({view.price_source})' if view.price_source else ''})"
             )
             errors.setdefault(group, {})[name] = [
                 f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote}; {holds}; "
@@ -177,18 +182,51 @@ def check_order_size(
 
 
 def perp_leverage(market: Market, risk: Mapping[str, Any] | None) -> int | None:
-    """The leverage a bot on a perpetual market trades at (its ``risk.perp.leverage``, else the
-    hosted default of 10), or None on a spot market."""
-    from apps.derivatives.hosting import perp_market
+    """The leverage a bot on a perpetual market trades at (its ``risk.perp.leverage``; else the
+    hosted default of 10 on a paper perpetual, 1 on a live exchange's, whose own setting is not
+    known here), or None on a spot market."""
+    from apps.derivatives.hosting import live_perp, perp_market
 
-    if perp_market(market.venue, market.symbol) is None:
+    if perp_market(market.venue, market.symbol) is not None:
+        default = 10
+    elif live_perp(market.venue, market.symbol):
+        default = 1
+    else:
         return None
     perp = risk.get("perp") if isinstance(risk, Mapping) else None
     try:
-        leverage = int((perp or {}).get("leverage", 10))
+        leverage = int((perp if isinstance(perp, Mapping) else {}).get("leverage", default))
     except (TypeError, ValueError):
-        return 10  # the perp settings' own validation names a bad leverage
+        return default  # the perp settings' own validation names a bad leverage
     return max(1, leverage)
+
+
+def _settle(market: Market) -> str:
+    return market.symbol.partition(":")[2].upper() or market.quote.upper()
+
+
+def perp_value(view: AccountView, leverage: int) -> Decimal:
+    """What a perpetual account's margin carries in orders, in the quote currency: its settle
+    balance x leverage (an inverse contract settles in the base coin: valued at the price)."""
+    m = view.market
+    if _settle(m) == m.base.upper():
+        return (view.base or Decimal(0)) * (view.price or Decimal(0)) * leverage
+    return (view.quote or Decimal(0)) * leverage
+
+
+def _settle_text(view: AccountView) -> str:
+    m = view.market
+    balance = view.base if _settle(m) == m.base.upper() else view.quote
+    return f"{_fmt(balance)} {_settle(m)}"
+
+
+def _leverage_note(market: Market, risk: Mapping[str, Any] | None) -> str:
+    from apps.derivatives.hosting import live_perp
+
+    perp = risk.get("perp") if isinstance(risk, Mapping) else None
+    if live_perp(market.venue, market.symbol) and "leverage" not in (perp if isinstance(perp, Mapping) else {}):
+        return " (risk.perp.leverage not given: the exchange's own setting is not known here)"
+    return ""
 
 
 def check_manual_order(*, quantity: Decimal, price: Decimal, view: AccountView) -> None:
@@ -219,7 +257,7 @@ def default_limits(*, params: Mapping[str, Any], risk: Mapping[str, Any], view: 
     m, price = view.market, view.price
     amount = _order_amount(params) or Decimal(0)
     leverage = perp_leverage(m, risk)
-    value = view.value if leverage is None else (view.quote or Decimal(0)) * leverage
+    value = view.value if leverage is None else perp_value(view, leverage)
     for key, setting in (
         ("max_order_size", settings.DEFAULT_MAX_ORDER_FRACTION),
         ("max_position_base", settings.DEFAULT_MAX_POSITION_FRACTION),
