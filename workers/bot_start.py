@@ -107,7 +107,7 @@ class BotStart:
         self._make_runner()
         await self._take_over()
         if perp_side is not None:  # its reads compare the exchange's position with the one take-over booked
-            perp_side.start_polling()
+            perp_side.after_take_over()
         self.stream = (setup.venue, setup.symbol)
         host.subscribe(self, setup.venue, setup.symbol)
         desired = setup.desired_state

@@ -90,11 +90,17 @@ def funding_payments_record(rows: list[tuple]) -> None:
 class LiveFunding:
     """The funding side of :class:`workers.perp_live.LivePerp` (see the module docstring)."""
 
-    def __init__(self, runner, account, done: Booked) -> None:
+    def __init__(self, runner, account, done: Booked, wallet_ms: int = 0) -> None:
         self.runner = runner
         self.account = account
         self.done = done
         self.symbol = runner.setup.symbol
+        # The exchange's wallet perpetual risk counts from was read at ``wallet_ms``, and once
+        # take-over booked the bot's history it is that balance less what the bot booked
+        # (``LivePerp.after_take_over``, ``rebased``): a payment made before the read that is
+        # booked later is in that balance already, so the wallet gives it back.
+        self.wallet_ms = wallet_ms
+        self.rebased = False
 
     async def read(self) -> list[FundingPayment]:
         """Read the payments since the newest known and book the new ones; returns those."""
@@ -114,6 +120,8 @@ class LiveFunding:
                 )  # fmt: skip
                 continue
             risk.book_payment(p.amount)
+            if self.rebased and p.ts <= self.wallet_ms:
+                risk.set_wallet(risk.wallet - frac(p.amount))
             self.done.total += p.amount
             setup = runner.setup
             rows.append((setup.account_id, setup.bot_id, self.symbol, p.payment_id, p.ts, p.amount, risk.spec.settle))

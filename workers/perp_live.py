@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from decimal import Decimal
 from fractions import Fraction
 
@@ -95,6 +96,7 @@ async def start(runner, venue) -> LivePerp:
         tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
         table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
         balances = await gateway.fetch_balances()
+        wallet_ms = int(time.time() * 1000)
     except ccxt.AuthenticationError as exc:  # the loop puts the bot in error with the (scrubbed) message
         raise venue.auth_failure(exc) from exc
     except ccxt.NetworkError as exc:  # the exchange is unreachable for now: the start is retried
@@ -102,6 +104,9 @@ async def start(runner, venue) -> LivePerp:
     except (*REFUSED, ccxt.ExchangeError) as exc:  # e.g. the exchange's own refusal of the switch
         raise PerpStartRefused(venue.scrub(_text(exc))) from exc
     wallet = balances.get(spec.settle)
+    if wallet is not None:  # ccxt's total of a swap account is the margin balance (Binance
+        # marginBalance = walletBalance + unrealized PnL): the wallet leaves this market's out
+        wallet -= sum((r.unrealized_pnl for r in reports), Decimal(0))
     if wallet is None or wallet <= 0:
         raise PerpStartRefused(
             f"wallet: the exchange account holds {wallet or 0} {spec.settle}; a perpetual settling in "
@@ -126,7 +131,7 @@ async def start(runner, venue) -> LivePerp:
     done = await runner.host.db_setup.call(perp_funding.booked, runner.bot_id)
     risk.position.funding = frac(done.total)  # booked under earlier owners (workers.perp_funding)
     runner.engine.perp = risk
-    perp = LivePerp(runner, venue, account, reports, perp_funding.LiveFunding(runner, account, done))
+    perp = LivePerp(runner, venue, account, reports, perp_funding.LiveFunding(runner, account, done, wallet_ms))
     venue.perp = perp
     runner._event(
         "lifecycle",
@@ -158,6 +163,20 @@ class LivePerp:
         self.last_error = ""
         self._reduce_only: dict[str, PlaceOrder] = {}
         self._task: asyncio.Task | None = None
+
+    def after_take_over(self) -> LivePerp:
+        """Take-over has booked the bot's recorded fills and funding on its position; the
+        exchange's wallet (read at start) already holds their realized PnL, fees and funding, so
+        the wallet perpetual risk counts from is that balance less what the bot booked (margin
+        balance = the exchange's wallet + unrealized PnL, not the bot's history twice). Then the
+        reads of the exchange start."""
+        risk: LivePerpRisk = self.runner.engine.perp
+        pos = risk.position
+        booked = pos.realized + pos.funding - pos.fees
+        if booked:
+            risk.set_wallet(risk.wallet - booked)
+        self.funding.rebased = True
+        return self.start_polling()
 
     def start_polling(self) -> LivePerp:
         self._task = asyncio.get_running_loop().create_task(self._poll(), name=f"perp-{self.runner.bot_id}")

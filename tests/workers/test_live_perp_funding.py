@@ -208,6 +208,10 @@ def test_a_new_owner_after_the_host_stopped_without_cleanup_reconciles_with_the_
         assert feed_until(redis_client, lambda: runner.venue.perp.reads >= reads + 2, 10)
         assert not Incident.objects.filter(bot=bot, kind="position_mismatch").exists()
         assert perp.position.funding == Fraction("-0.025") and len(booked_funding(bot)) == 2
+        # Its margin balance is the exchange's wallet (which holds the funding, realized PnL and
+        # fees booked before) plus the unrealized PnL, not the bot's history counted twice.
+        wallet = fake_binance.run(lambda: usdm.wallet["USDT"])
+        assert perp.margin_balance() == Fraction(wallet) + perp.position.unrealized(perp.mark)
 
         # It carries on: quotes again (the rest of the adopted ask stays), and a new fill is booked.
         def new_bid():
