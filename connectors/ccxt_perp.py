@@ -103,7 +103,10 @@ def contract_spec_from_market(market: Mapping[str, Any]) -> ContractSpec:
     )
     try:
         return ContractSpec.create(
-            kind=kind, contract_size=size, settle=str(market.get("settle") or ""), max_leverage=int(lev) if lev else 125
+            kind=kind,
+            contract_size=size,
+            settle=str(market.get("settle") or ""),
+            max_leverage=int(lev) if lev is not None else 125,
         )
     except InstrumentError as exc:
         raise PerpPayloadError(f"{symbol}: {exc}") from None

@@ -17,6 +17,8 @@ from typing import Any
 
 import ccxt
 
+from connectors.ccxt_perp import PerpPayloadError, contract_spec_from_market
+from trading.contracts import ContractSpec
 from trading.instruments import Instrument, InstrumentError
 
 TICK_SIZE = ccxt.TICK_SIZE
@@ -144,6 +146,10 @@ class MarketCache:
         self._clock = clock
         self._loaded_at: float | None = None
         self._instruments: dict[str, Instrument] = {}
+        # The contract of each instrument (spot, linear or inverse with contract size, settle
+        # currency and maximum leverage), from the same ccxt market; a market whose contract
+        # metadata cannot be read has an instrument but no contract here.
+        self.contracts: dict[str, ContractSpec] = {}
         self.loads = 0
 
     def _fee(self, name: str) -> object:
@@ -166,6 +172,10 @@ class MarketCache:
             except InstrumentError:
                 continue
             result[inst.symbol] = inst
+            try:
+                self.contracts[inst.symbol] = contract_spec_from_market(market)
+            except PerpPayloadError:
+                self.contracts.pop(inst.symbol, None)
         return result
 
     async def instruments(self, *, reload: bool = False) -> dict[str, Instrument]:

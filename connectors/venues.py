@@ -171,6 +171,7 @@ class VenueFactory:
 REPLAY_RECORDINGS = {
     ("replay:binance-spot", "BTC/USDT"): "binance-spot-btcusdt",
     ("replay:binance-usdm", "BTC/USDT:USDT"): "binance-usdm-btcusdt",
+    ("replay:binance-coinm", "BTC/USD:BTC"): "binance-coinm-btcusd",
 }
 
 

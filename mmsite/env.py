@@ -59,16 +59,28 @@ def env_rate(name: str, default: str) -> str:
     return f"{int(num)}/{period.strip()}"
 
 
+def _range(minimum: float | None, maximum: float | None, what: str) -> str:
+    """What a bounded number setting accepts, e.g. ``a whole number from 1 to 65535``."""
+    if minimum is not None and maximum is not None:
+        return f"{what} from {minimum} to {maximum}"
+    if minimum is not None:
+        return f"{what}, {minimum} or more"
+    if maximum is not None:
+        return f"{what}, at most {maximum}"
+    return what
+
+
 def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     value = _raw(name)
     if value is None:
         return default
+    accepted = _range(minimum, maximum, "a whole number")
     try:
         number = int(value)
     except ValueError:
-        raise ConfigurationError(f"{name}={value!r} is not a whole number") from None
+        raise ConfigurationError(f"{name}={value!r} is not a whole number; accepted: {accepted}") from None
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        raise ConfigurationError(f"{name}={value!r} is out of range; accepted: {minimum} to {maximum}")
+        raise ConfigurationError(f"{name}={value!r} is out of range; accepted: {accepted}")
     return number
 
 
@@ -76,12 +88,13 @@ def env_float(name: str, default: float, *, minimum: float | None = None, maximu
     value = _raw(name)
     if value is None:
         return default
+    accepted = _range(minimum, maximum, "a number")
     try:
         number = float(value)
     except ValueError:
-        raise ConfigurationError(f"{name}={value!r} is not a number") from None
+        raise ConfigurationError(f"{name}={value!r} is not a number; accepted: {accepted}") from None
     if number != number or (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        raise ConfigurationError(f"{name}={value!r} is out of range; accepted: {minimum} to {maximum}")
+        raise ConfigurationError(f"{name}={value!r} is out of range; accepted: {accepted}")
     return number
 
 
@@ -109,22 +122,29 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return items
 
 
-def database_from_url(name: str, default: str) -> dict:
-    """Parse ``postgres://user:pass@host:port/db?sslmode=...`` (or ``postgresql://``, or
-    ``postgres:///db`` for the local socket) into a Django DATABASES entry."""
+def database_url(name: str, default: str) -> str:
+    """A PostgreSQL URL ``postgres://user:pass@host:port/db?sslmode=...`` (or ``postgresql://``, or
+    ``postgres:///db`` for the local socket), checked: scheme, a database name, a valid port."""
     url = env_str(name, default)
     parsed = urlparse(url)
     if parsed.scheme not in ("postgres", "postgresql", "timescale"):
         raise ConfigurationError(
             f"{name}={url!r} has scheme {parsed.scheme!r}; accepted: postgres://user:password@host:port/database"
         )
-    db_name = unquote(parsed.path.lstrip("/"))
-    if not db_name:
+    if not unquote(parsed.path.lstrip("/")):
         raise ConfigurationError(f"{name}={url!r} names no database; accepted: postgres://host:5432/mmsite")
     try:
-        port = parsed.port
+        _ = parsed.port
     except ValueError:
         raise ConfigurationError(f"{name}={url!r} has an invalid port; accepted: 1 to 65535") from None
+    return url
+
+
+def database_from_url(name: str, default: str) -> dict:
+    """The :func:`database_url` of ``name`` as a Django DATABASES entry."""
+    parsed = urlparse(database_url(name, default))
+    db_name = unquote(parsed.path.lstrip("/"))
+    port = parsed.port
     options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     return {
         "ENGINE": "apps.core.db.backend",
@@ -245,23 +265,34 @@ def channel_layer_disabled() -> bool:
     return env_bool("MM_NO_CHANNEL_LAYER", False)
 
 
-_PAPER_FAULT_KEYS = {"error": (0.0, 1.0), "timeout": (0.0, 1.0), "delay_ms": (0.0, 60_000.0)}
+_PAPER_FAULT_KEYS = {
+    "error": (0.0, 1.0),
+    "timeout": (0.0, 1.0),
+    "drop": (0.0, 1.0),
+    "delay_ms": (0.0, 60_000.0),
+    "status": (400.0, 599.0),
+}
 
 
 def paper_faults() -> dict | None:
     """``MM_PAPER_FAULTS`` (tests): fault injection for paper venues, e.g.
-    ``error=0.2,timeout=0.15,delay_ms=300,seed=5``; ``None`` when unset."""
+    ``error=0.2,timeout=0.15,delay_ms=300,seed=5`` (``status=429``: errors always that status;
+    ``drop``: places lost before the venue, never answered; ``account=<id>``: only that paper
+    account's venues, e.g. a hedged bot's hedge leg); ``None`` when unset."""
     value = _raw("MM_PAPER_FAULTS")
     if value is None:
         return None
-    accepted = "comma-separated error=<0..1>, timeout=<0..1>, delay_ms=<0..60000>, seed=<whole number>"
+    accepted = (
+        "comma-separated error=<0..1>, timeout=<0..1>, drop=<0..1>, delay_ms=<0..60000>, status=<400..599>, "
+        "seed=<whole number>, account=<paper account id>"
+    )
     out: dict = {}
     for part in value.split(","):
         name, sep, raw = (x.strip() for x in part.partition("="))
-        if not sep or (name not in _PAPER_FAULT_KEYS and name != "seed"):
+        if not sep or (name not in _PAPER_FAULT_KEYS and name not in ("seed", "account")):
             raise ConfigurationError(f"MM_PAPER_FAULTS={value!r}: {part.strip()!r} is refused; accepted: {accepted}")
         try:
-            if name == "seed":
+            if name in ("seed", "account"):
                 out[name] = int(raw)
                 continue
             number = float(raw)
@@ -298,3 +329,43 @@ def live_http_base() -> str | None:
             "'http://127.0.0.1:8080' is accepted (production talks to the exchange itself)"
         )
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# The set-up script (scripts/ensure_services.py): it runs before the services (and so Django's
+# settings) are usable, so it reads these directly rather than through the settings modules.
+# --------------------------------------------------------------------------------------------
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mmsite"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def services_database_url() -> str:
+    """``DATABASE_URL`` as the settings read it (same default and checks)."""
+    return database_url("DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def services_redis_url() -> str:
+    """``REDIS_URL`` as the settings read it (same default and checks)."""
+    return redis_url("REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def services_may_start() -> bool:
+    """``MMSITE_NO_START_SERVICES``: on, the script only checks that the services answer (default off)."""
+    return not env_bool("MMSITE_NO_START_SERVICES", False)
+
+
+def services_may_install() -> bool:
+    """``MMSITE_NO_INSTALL``: on, the script never installs a server with apt-get (default off)."""
+    return not env_bool("MMSITE_NO_INSTALL", False)
+
+
+def services_var_dir(default: str) -> str:
+    """``MMSITE_VAR_DIR``: where the script's private PostgreSQL/Redis instances live (default
+    the project's ``var/``)."""
+    return env_str("MMSITE_VAR_DIR", default)
+
+
+def services_pg_bin() -> str | None:
+    """``MMSITE_PG_BIN``: the directory of PostgreSQL's server programs (``initdb``, ``pg_ctl``);
+    unset, the script looks on PATH and in ``/usr/lib/postgresql/<version>/bin``."""
+    return _raw("MMSITE_PG_BIN")

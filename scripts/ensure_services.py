@@ -1,6 +1,6 @@
 """Make sure PostgreSQL and Redis answer, setting them up when they do not.
 
-Reads DATABASE_URL and REDIS_URL (same defaults as the settings). When a local service does not
+Reads DATABASE_URL and REDIS_URL (same defaults and checks as the settings). When a local service does not
 answer at its URL, in this order:
 
 1. an installed system PostgreSQL cluster for that port is started (``pg_ctlcluster``);
@@ -14,8 +14,10 @@ answer at its URL, in this order:
 Every line says which of these was done. Exit 0 when both answer (the database is created if
 missing); otherwise ONE line naming the service and how to start it, exit 1, never a traceback.
 ``MMSITE_NO_START_SERVICES=1`` only checks; ``MMSITE_NO_INSTALL=1`` never installs;
-``MMSITE_VAR_DIR`` moves the private instances' directory (default ``var/`` of the project).
-Runs with the project's virtualenv (psycopg, redis) but without Django.
+``MMSITE_VAR_DIR`` moves the private instances' directory (default ``var/`` of the project);
+``MMSITE_PG_BIN`` names the directory of initdb/pg_ctl. Every one of these is read and checked
+by ``mmsite.env`` (a bad value is one line naming it). Runs with the project's virtualenv
+(psycopg, redis) but without Django's settings, which need the services to be up.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mmsite"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from mmsite import env  # noqa: E402 - the project root is importable from here on
 
 
 def fail(message: str) -> None:
@@ -63,16 +67,12 @@ def wait_for(host: str, port: int, seconds: float) -> bool:
     return False
 
 
-def flag(name: str) -> bool:
-    return os.environ.get(name, "") in ("1", "true", "yes")
-
-
 def may_start() -> bool:
-    return not flag("MMSITE_NO_START_SERVICES")
+    return env.services_may_start()
 
 
 def var_dir() -> Path:
-    return Path(os.environ.get("MMSITE_VAR_DIR") or ROOT / "var").resolve()
+    return Path(env.services_var_dir(str(ROOT / "var"))).resolve()
 
 
 def is_root() -> bool:
@@ -81,12 +81,12 @@ def is_root() -> bool:
 
 def apt_install(package: str, what: str) -> bool:
     """As root on Debian/Ubuntu (apt-get present), install ``package``; True when it worked."""
-    if flag("MMSITE_NO_INSTALL") or not is_root() or not shutil.which("apt-get"):
+    if not env.services_may_install() or not is_root() or not shutil.which("apt-get"):
         return False
     say(f"{what} is not installed: installing it with apt-get ({package}) ...")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    child_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        done = subprocess.run(cmd, env=child_env, capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             say(f"apt-get could not install {package}: {last}")
@@ -100,8 +100,9 @@ def apt_install(package: str, what: str) -> bool:
 # --------------------------------------------------------------------------------------------
 def pg_bindir() -> Path | None:
     """Where initdb/pg_ctl are: MMSITE_PG_BIN, PATH, or Debian's /usr/lib/postgresql/<v>/bin."""
-    if os.environ.get("MMSITE_PG_BIN"):
-        given = Path(os.environ["MMSITE_PG_BIN"])
+    pg_bin = env.services_pg_bin()
+    if pg_bin:
+        given = Path(pg_bin)
         return given if (given / "initdb").exists() else None
     found = shutil.which("initdb")
     if found:
@@ -281,14 +282,26 @@ def stop_private() -> None:
         say(f"no private instance running under {var_dir()}")
 
 
+def check_settings() -> None:
+    """Read every setting once, so a bad one is refused before anything is started or stopped."""
+    env.services_may_start()
+    env.services_may_install()
+    env.services_pg_bin()
+    var_dir()
+
+
 def main(argv: list[str]) -> None:
-    if argv[1:] == ["--stop"]:
-        stop_private()
-        return
-    if argv[1:]:
-        fail(f"unknown arguments {argv[1:]}; usage: ensure_services.py [--stop]")
-    ensure_postgres(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    ensure_redis(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    try:
+        check_settings()
+        if argv[1:] == ["--stop"]:
+            stop_private()
+            return
+        if argv[1:]:
+            fail(f"unknown arguments {argv[1:]}; usage: ensure_services.py [--stop]")
+        ensure_postgres(env.services_database_url())
+        ensure_redis(env.services_redis_url())
+    except env.ConfigurationError as exc:
+        fail(f"configuration error: {exc}")
     say("PostgreSQL and Redis are up")
 
 

@@ -144,14 +144,7 @@ class PerpLedger:
         return self.position.equity(self.wallet, self.mark) if self.mark is not None else self.wallet
 
     def _liquidate(self, ts: int, liq: Fraction) -> None:
-        pos = self.position
-        contracts = pos.contracts(pos.net_lots)
-        entry = pos.entry_price()
-        wb = self.wallet + pos.realized + pos.funding - pos.fees
-        price = bankruptcy_price(self.spec, wb, contracts, entry) or liq
-        pos.realized += self.spec.pnl(contracts, entry, price)
-        for leg in pos.legs.values():
-            leg.lots, leg.basis = 0, Fraction(0)
+        close_at_bankruptcy(self.spec, self.position, self.wallet, liq)
         self.liquidated_at, self.liquidation_price_hit = ts, liq
 
     def report(self) -> dict[str, object]:
@@ -179,6 +172,31 @@ class PerpLedger:
             "liquidated_at": self.liquidated_at,
             "fundings": list(self.fundings),
         }
+
+
+def crossed_liquidation(lots: int, mark: Fraction, liq: Fraction | None) -> bool:
+    """Whether the mark has reached the liquidation price of a position of ``lots`` (signed)."""
+    if not lots or liq is None:
+        return False
+    return mark <= liq if lots > 0 else mark >= liq
+
+
+def close_at_bankruptcy(
+    spec: ContractSpec, pos: PerpPosition, wallet: Fraction, liq: Fraction
+) -> tuple[Fraction, Fraction, Fraction]:
+    """Liquidate a one-way position: close it at the bankruptcy price (where the wallet balance
+    ``wallet`` + realized + funding - fees is used up; ``liq`` when there is none), book the loss
+    as realized PnL. The backtest's ledger and the hosted paper venue both use this. Returns
+    (price, realized PnL of the close, contracts closed, signed)."""
+    contracts = pos.contracts(pos.net_lots)
+    entry = pos.entry_price()
+    wb = wallet + pos.realized + pos.funding - pos.fees
+    price = bankruptcy_price(spec, wb, contracts, entry) or liq
+    pnl = spec.pnl(contracts, entry, price)
+    pos.realized += pnl
+    for leg in pos.legs.values():
+        leg.lots, leg.basis = 0, Fraction(0)
+    return price, pnl, contracts
 
 
 def perp_records(report: dict[str, Any], instrument: Instrument) -> dict[str, Any]:

@@ -36,6 +36,7 @@ in backtests, :meth:`PerpRisk.set_funding` from the venue live), and:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -187,6 +188,9 @@ class PerpRisk:
         # Funding booked by the schedule: (funding ts, rate, mark, amount, position lots), for the
         # caller to record.
         self.funding_log: list[tuple[int, Fraction, Fraction, Fraction, int]] = []
+        # The newest fills on the position (ts, venue trade id): a hosted paper venue stores the
+        # position with them, so that a new owner applies only the fills after.
+        self.recent_fills: deque[tuple[int, str]] = deque(maxlen=64)
         self.venue_liquidation: tuple[int, Fraction] | None = None  # (position lots, price): live
         self._refresh_liquidation()
 
@@ -212,6 +216,7 @@ class PerpRisk:
         rate = inst.maker_fee_e8 if fill.liquidity is Liquidity.MAKER else inst.taker_fee_e8
         fee = self.spec.notional(self.position.contracts(fill.qty), price) * rate / FEE_SCALE
         self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
+        self.recent_fills.append((fill.ts, fill.trade_id))
         self._refresh_liquidation()
 
     def set_mark(self, mark: object) -> None:

@@ -70,6 +70,11 @@ class BotControl:
             await self._send(engine.pause(ts, "paused"))
             self.state = "paused"
             self.host.db.submit(bot_state_set, self.bot_id, "paused", "")
+        elif message == "liquidated":  # the paper venue liquidated the perpetual position
+            reason = self.liquidated_reason or "liquidated"
+            await self._flush(catch=False)  # the cancels of the pause made at the liquidation
+            self.state = "paused"
+            self.host.db.submit(bot_state_set, self.bot_id, "paused", f"risk: {reason}")
         elif message == "resume":
             engine.resume(ts, "resumed")
             self.state = "running"

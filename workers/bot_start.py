@@ -21,7 +21,7 @@ from trading.events import Liquidity, OrderFilled, PlaceOrder, TimeInForce
 from trading.oms import OrderState
 from trading.risk import RiskLimits
 from trading.strategies import build_strategy
-from workers import keys, perp_hosting, records
+from workers import keys, paper_perp, perp_hosting, records
 from workers.bot_control import StopLoop
 from workers.paper_venue import PaperVenue
 
@@ -228,9 +228,20 @@ class BotStart:
                         f.trade_id,
                     )
                 )
-        # Rebuild position and PnL (and a perpetual's position) from the recorded fills.
-        rebuild = engine.portfolio.on_fill if engine.perp is None else perp_hosting.both(engine)
+        # Rebuild position and PnL (and a perpetual's position) from the recorded fills; a paper
+        # perpetual's position is restored from the venue's state and takes the fills after it.
+        perp_state = await paper_perp.load(self.host.redis, setup) if engine.perp is not None else None
+        perp_fills = set()
+        if perp_state is not None:
+            paper_perp.restore(engine.perp, perp_state)
+            perp_fills = {f[-1] for f in paper_perp.after(setup.fills, perp_state.get("last_fill"))}
+        if engine.perp is not None and setup.account_kind == "paper":
+            self.paper_perp = paper_perp.PaperPerp(self, perp_state)
         for ts_f, cid, side, price, qty, fee, maker, trade_id in sorted(setup.fills, key=lambda f: f[0]):
+            if engine.perp is None or perp_state is None:
+                rebuild = engine.portfolio.on_fill if engine.perp is None else perp_hosting.both(engine)
+            else:
+                rebuild = perp_hosting.both(engine) if trade_id in perp_fills else engine.portfolio.on_fill
             rebuild(
                 OrderFilled(
                     ts_f,
@@ -244,6 +255,7 @@ class BotStart:
                     trade_id,
                 )
             )
+        paper_perp.replay_closes(engine, perp_state)
         closed = await self.host.db.call(
             records.open_orders_close, self.bot_id, set(adopted), "cancelled", "not open on the venue at take-over"
         )

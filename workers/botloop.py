@@ -65,6 +65,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
         self.wake = asyncio.Event()
         self.setup: records.BotSetup | None = None
         self.hedged = None  # a hedged bot's two-leg loop (workers.hedged_loop)
+        self.paper_perp = None  # a paper perpetual's position at the venue (workers.paper_perp)
+        self.liquidated_reason: str | None = None
         self.engine: Engine | None = None
         self.venue: BotVenue | None = None
         self.stream: tuple[str, str] | None = None
@@ -248,6 +250,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
             if published:
                 latency.append(time.time_ns() - published)
             await self._step(event)
+        if self.paper_perp is not None:  # the mark may have crossed the liquidation price
+            self.paper_perp.check(self.clock())
         await self._flush()
         took = time.perf_counter_ns() - started
         self.cycle_ns.append(took)

@@ -225,6 +225,8 @@ class DbWriter:
     def _run(self) -> None:
         from django import db
 
+        if self._child is not None:
+            self._child.start()
         while True:
             self.cpu_s = time.thread_time()
             item = self._next()

@@ -159,21 +159,27 @@ class MarketFanout:
                     queued.add(runner)
                     to_wake.append(runner)
         if to_wake:
-            self._waker_wake.set()
+            self._wake_batch()  # the first batch now, from the reader: one loop turn sooner
+            if to_wake:
+                self._waker_wake.set()
+
+    def _wake_batch(self) -> None:
+        to_wake, queued = self._to_wake, self._queued
+        for _ in range(min(self.wake_batch, len(to_wake))):
+            runner = to_wake.popleft()
+            queued.discard(runner)
+            runner.wake.set()
 
     async def _waker(self) -> None:
         """Wake the bots that have new market data ``wake_batch`` at a time, one batch per turn
-        of the loop. A book event makes every bot of its feed ready at once; woken together
+        of the loop (the reader wakes the first batch itself). A book event makes every bot of its feed ready at once; woken together
         they would all run before anything else, and every bot in the middle of a cycle (its
         order rows or venue write answered) would wait behind all of them for each await. In
         batches, a cycle in flight waits for one batch at most."""
-        to_wake, queued = self._to_wake, self._queued
+        to_wake = self._to_wake
         while True:
             await self._waker_wake.wait()
             self._waker_wake.clear()
             while to_wake:
-                for _ in range(min(self.wake_batch, len(to_wake))):
-                    runner = to_wake.popleft()
-                    queued.discard(runner)
-                    runner.wake.set()
+                self._wake_batch()
                 await asyncio.sleep(0)

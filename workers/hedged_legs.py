@@ -131,6 +131,10 @@ def perp_risk_of(setup: records.BotSetup) -> PerpRisk | None:
     """The leg's :class:`PerpRisk` (None on spot); bad settings raise ``ConfigError``."""
     if getattr(setup, "contract", None) is None:
         return None
+    if setup.perp is None:  # the leg's contract with its tiers, as perp_risk reads it
+        from apps.derivatives.hosting import PerpMarket, tiers_for
+
+        setup.perp = PerpMarket(setup.contract, *tiers_for(setup.venue, setup.symbol, setup.contract))
     return perp_hosting.perp_risk(setup)
 
 

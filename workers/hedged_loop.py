@@ -35,9 +35,10 @@ from apps.bots.services import bot_events_record
 from apps.portfolio.services import perp_snapshots_record, pnl_snapshots_record
 from connectors.errors import AuthFailure
 from trading.contracts import to_decimal
-from trading.events import OrderEvent, OrderFilled, PlaceOrder, Timer
+from trading.events import OrderEvent, OrderFilled, OrderRejected, PlaceOrder, Timer
 from trading.hedger import HEDGE, MAKER, HedgedMaker
-from workers import hedged_legs, hedged_records, keys, records
+from trading.risk_types import RiskState
+from workers import hedged_cancel, hedged_legs, hedged_records, keys, records
 from workers.bot_control import StopLoop
 from workers.hedged_legs import HedgeLeg
 from workers.hedged_pnl import HedgedPnl
@@ -176,11 +177,33 @@ class HedgedLoop:
             if venue == MAKER and self.paused and type(command) is PlaceOrder:
                 self.bot.maker_orders.pop(command.client_order_id, None)
                 continue
+            if type(command) is PlaceOrder and self._margin_refused(venue, command):
+                continue
             if venue == leg:
                 own.append(command)
             else:
                 self.legs[venue].runner.send([command], self.r.clock())
         return own
+
+    def _margin_refused(self, venue: str, command: PlaceOrder) -> bool:
+        """A perpetual leg's order whose initial margin exceeds the leg's free margin (its
+        :class:`~trading.perp_risk.PerpRisk`, as a perp bot's pre-trade check) is not sent: it is
+        answered ``insufficient_margin`` on that leg's next pass, as an exchange refuses it, so the
+        hedger handles it as any refused hedge (quoting stops, retried within the budget, an
+        incident with the exposure left)."""
+        leg = self.legs.get(venue)
+        risk = leg.perp if leg is not None else None
+        if risk is None or risk.mark is None:
+            return False
+        state = RiskState()
+        state.position = self.bot.hedge_position if venue == HEDGE else self.bot.maker_position
+        decision = risk.check(command, state)
+        if decision.allowed:
+            return False
+        reason = f"{decision.message} (not sent: the {venue} leg's pre-trade margin check)"
+        leg.inbox.append((OrderRejected(self.r.clock(), command.client_order_id, reason, decision.code), 0))
+        self.r.wake.set()
+        return True
 
     async def loop(self) -> None:
         r = self.r
@@ -423,6 +446,8 @@ class HedgedLoop:
         elif message == "hedge_resume":  # the trader's decision: quote again, flat or not
             bot.resume(now, "resumed by the trader")
             self._notes()
+        elif message.startswith("cancel:"):  # an order cancelled by the user or reconciliation
+            await hedged_cancel.cancel_one(self, message.partition(":")[2])
         elif message in ("stop", "kill", "kill_flatten", "reload", "write_refused"):
             await self._stop(message)
 

@@ -87,20 +87,39 @@ def hedged_setup(bot_id: int) -> tuple[records.BotSetup, records.BotSetup, dict]
 
 
 def paper_legs(bot) -> list[tuple[int, str, str]]:
-    """(account id, symbol, client-id prefix) of each venue a paper bot's orders rest on: one
-    for a single-venue bot, the maker and hedge legs for a hedged one."""
+    """(account id, symbol, client-id prefix) of each PAPER venue a bot's orders rest on: one
+    for a single-venue bot, the maker and hedge legs of a hedged one that are paper accounts."""
     from apps.bots.hedged import STRATEGY
-    from apps.exchanges.models import Market
+    from apps.exchanges.models import ExchangeAccount, Market
 
     prefix = records.bot_prefix(bot)
     if bot.strategy != STRATEGY:
-        return [(bot.exchange_account_id, bot.market.symbol, prefix)]
+        return [] if bot.exchange_account.kind == "live" else [(bot.exchange_account_id, bot.market.symbol, prefix)]
     params = bot.params or {}
     hedge = Market.objects.filter(pk=params.get("hedge_market")).first()
-    legs = [(bot.exchange_account_id, bot.market.symbol, prefix + "m")]
-    if hedge is not None and isinstance(params.get("hedge_account"), int):
-        legs.append((params["hedge_account"], hedge.symbol, prefix + "h"))
+    legs = [] if bot.exchange_account.kind == "live" else [(bot.exchange_account_id, bot.market.symbol, prefix + "m")]
+    hedge_account = params.get("hedge_account")
+    if hedge is not None and isinstance(hedge_account, int):
+        kind = ExchangeAccount.objects.filter(pk=hedge_account).values_list("kind", flat=True).first()
+        if kind is not None and kind != "live":
+            legs.append((hedge_account, hedge.symbol, prefix + "h"))
     return legs
+
+
+def live_legs(bot) -> list[records.BotSetup]:
+    """The setup of each LIVE leg of a bot (its account, market and client-id family): the bot's
+    own when it is a live single-venue bot, the maker and/or hedge leg of a hedged one."""
+    from apps.bots.hedged import STRATEGY
+    from apps.exchanges.models import ExchangeAccount
+
+    if bot.strategy != STRATEGY:
+        return [records.bot_setup(bot.pk)] if bot.exchange_account.kind == "live" else []
+    hedge_account = (bot.params or {}).get("hedge_account")
+    hedge_live = ExchangeAccount.objects.filter(pk=hedge_account, kind="live").exists()
+    if bot.exchange_account.kind != "live" and not hedge_live:
+        return []
+    maker, hedge, _settings = hedged_setup(bot.pk)
+    return [leg for leg in (maker, hedge) if leg.account_kind == "live"]
 
 
 def _dec(value: Fraction | None, places: int = 18) -> Decimal | None:

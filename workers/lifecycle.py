@@ -63,15 +63,16 @@ def stop_unowned(redis, bot, reason: str) -> int:
     if not lease.acquire():
         return -1
     try:
-        if bot.exchange_account.kind == "live":
-            from django.conf import settings
+        from django.conf import settings
 
-            from workers import live_venue
-
-            return live_venue.stop_unowned_live(bot.pk, lease, reason, settings.REDIS_URL)
-        from workers.hedged_records import paper_legs
+        from workers import live_venue
+        from workers.hedged_records import live_legs, paper_legs
 
         cancelled = 0
+        for setup in live_legs(bot):  # each live leg on its exchange, by its client-id family
+            cancelled += live_venue.stop_unowned_live(
+                bot.pk, lease, reason, settings.REDIS_URL, setup, close_rows=False
+            )
         for account_id, symbol, prefix in paper_legs(bot):  # a hedged bot has two
             k_orders = keys.paper(account_id, symbol, "orders")
             for cid in redis.hkeys(k_orders):

@@ -394,21 +394,27 @@ async def _cancel_unowned(venue: LiveVenue, since: int, cids: list[str]) -> tupl
         await venue.close()
 
 
-def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
+def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str, setup=None, *, close_rows: bool = True) -> int:
     """Stop a LIVE bot no one owns (e.g. its owner's stop was not confirmed) under ``lease``
     (a held :class:`workers.leases.SyncLease`): cancel its open orders on the exchange (fenced),
     record the trades it made meanwhile once, and close each order row with the exchange's status.
-    Returns how many orders were cancelled; raises RuntimeError when some are still open."""
+    ``setup``: one leg of a hedged bot (its account, market and client-id family), by default the
+    bot's own; ``close_rows``: close the bot's order rows still open at the end (the caller does
+    it after the last leg). Returns how many orders were cancelled; raises RuntimeError when some
+    are still open."""
     import redis.asyncio as aioredis
 
     from apps.orders.services import fills_record, open_orders_close, orders_update
     from trading.ports import OrderStatus
     from workers import records
 
-    setup = records.bot_setup(bot_id)
+    open_cids = records.open_order_ids(bot_id)
+    if setup is None:
+        setup = records.bot_setup(bot_id)
+    else:  # one leg: its own client-id family
+        open_cids = [cid for cid in open_cids if cid.startswith(setup.prefix + "-")]
     exchange_id, credentials = account_credentials(setup.account_id)
     since = max(0, setup.fills[-1][0] - 10 * 1_000_000_000) if setup.fills else 0
-    open_cids = records.open_order_ids(bot_id)
 
     async def run() -> tuple[int, list, list, dict]:
         client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=3)
@@ -455,5 +461,6 @@ def stop_unowned_live(bot_id: int, lease, reason: str, redis_url: str) -> int:
         orders_update(updates)
     if left:
         raise RuntimeError(f"{len(left)} orders still open on the exchange after cancelling")
-    open_orders_close(bot_id, set(), "cancelled", reason)
+    if close_rows:
+        open_orders_close(bot_id, set(), "cancelled", reason)
     return cancelled

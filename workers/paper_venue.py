@@ -110,7 +110,7 @@ class PaperVenue:
         # not call them "never arrived" once they are gone (cancelled in the same batch).
         self._answer_lost: set[str] = set()
         self._last_ts = 0
-        self.faults = faults if faults is not None else PaperFaults.from_env()
+        self.faults = faults if faults is not None else PaperFaults.from_env(account_id)
         # The host's book for this feed, shared by its bots and kept up to date by the host: the
         # matching engine reads it instead of applying every snapshot itself. It is attached
         # after ``restore`` (restored orders rest as if on an empty book, as a new owner's
@@ -218,6 +218,8 @@ class PaperVenue:
             await self.confirm()
         if self.faults is not None:
             await self.faults.before("place")
+            if self.faults.drop_place():
+                return []  # lost before the venue: no order, no answer
         ts = self._ts()
         record = order_record(self.account_id, command, ts)
         (ok,) = await self._exec([self.store.put(record)])
@@ -258,6 +260,8 @@ class PaperVenue:
                 except InjectedVenueError as exc:
                     failed.append((cmd, exc))
                     continue
+                if is_place and self.faults.drop_place():
+                    continue  # lost before the venue: no order, no answer, no error
             ts = last = self._ts()
             if is_place:
                 record = order_record(self.account_id, cmd, ts)

@@ -1,10 +1,10 @@
 """A hosted bot on a perpetual market: its :class:`~trading.perp_risk.PerpRisk`, its funding and
 what it records.
 
-A market is a perpetual here when the feed serving it knows its contract: the replay venues'
-recordings (:func:`apps.derivatives.hosting.perp_market`: contract and maintenance-margin
-tiers). The bot's settings sit in its risk configuration under
-``"perp"``::
+A market is a perpetual here when its market row says so (``exchanges.Market.kind`` linear or
+inverse, with contract size, settle currency and maximum leverage), read with the bot's setup
+(``setup.perp``: :func:`apps.derivatives.hosting.perp_market`, contract and maintenance-margin
+tiers). The bot's settings sit in its risk configuration under ``"perp"``::
 
     {"perp": {"leverage": 10, "margin_mode": "isolated", "funding_rate": "0.0001",
               "limits": {"max_position_contracts": "0.5", "min_liquidation_distance": "0.05"}}}
@@ -34,7 +34,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from apps.derivatives.hosting import perp_market, split_risk, validate
+from apps.derivatives.hosting import live_perp, split_risk, validate
 from apps.portfolio.services import perp_snapshots_record
 from trading.config import ConfigError
 from trading.contracts import MarginMode, frac, to_decimal
@@ -51,7 +51,7 @@ SERIES_ROWS = 1000  # a year of 8-hourly funding times
 def load(setup) -> None:
     """Database thread: what a perpetual bot's engine needs beyond :func:`workers.records.bot_setup`
     (the stored funding series and the funding booked before this start) onto ``setup``."""
-    if perp_market(setup.venue, setup.symbol) is None:
+    if getattr(setup, "perp", None) is None:
         return
     setup.perp_funding = stored_series(setup.venue, setup.symbol)
     from apps.portfolio.models import PnlSnapshot
@@ -71,13 +71,14 @@ def stored_series(venue: str, symbol: str) -> list[tuple[int, Decimal]]:
 
 
 def perp_risk(setup) -> PerpRisk | None:
-    """The bot's perpetual risk (None on a spot market); bad settings raise ``ConfigError``."""
-    rec = perp_market(setup.venue, setup.symbol)
-    if rec is None:
+    """The bot's perpetual risk (None on a spot market, and on a live account, whose perpetual risk
+    :mod:`workers.perp_live` builds from the exchange at start); bad settings raise ``ConfigError``."""
+    rec = getattr(setup, "perp", None)
+    if rec is None or (setup.account_kind != "paper" and live_perp(setup.venue, setup.symbol)):
         return None
     _spot, settings = split_risk(setup.risk)
     settings = settings or {}
-    errors = validate(setup.risk, setup.venue, setup.symbol)
+    errors = validate(setup.risk, setup.venue, setup.symbol, perp=rec)
     spec = rec.contract
     balance = setup.paper_balances.get(spec.settle) if setup.account_kind == "paper" else None
     if setup.account_kind != "paper":
@@ -131,6 +132,9 @@ class PerpHosting:
         runner = self.runner
         perp: PerpRisk = runner.engine.perp
         setup = runner.setup
+        paper = runner.paper_perp
+        if paper is not None:  # the paper venue's position: liquidation, stored in Redis
+            paper.step(ts)
         log, perp.funding_log = perp.funding_log, []
         for when, rate, mark, amount, lots in log:
             paid = amount < 0
@@ -160,6 +164,7 @@ class PerpHosting:
         figures["margin_mode"] = pos.margin_mode.value
         figures["funding_source"] = getattr(perp, "funding_source", "")
         figures["wallet"] = f"{to_decimal(perp.wallet, 8):f}"
+        figures["liquidated"] = paper.liquidated if paper is not None else None
         unrealized = pos.unrealized(mark) if mark is not None and pos.net_lots else Fraction(0)
         runner.host.db.submit(
             perp_snapshots_record,

@@ -1,7 +1,8 @@
 """Reconciliation (beat, every 30 s): venue vs database for every running paper bot (and
 every one stopped in the last ten minutes).
 
-The venue is the truth. Open orders with the bot's prefix on the venue but closed or unknown in
+The venue is the truth; each venue leg of a bot is reconciled on its own (a hedged bot's maker
+and hedge legs: :func:`paper_leg_markets`). Open orders with the bot's prefix on the venue but closed or unknown in
 the database are orphans: cancelled (through the owner, fenced). Orders open in the database
 for more than a grace period but not on the venue are closed (filled if the venue's trades
 cover them). Venue trades missing from the database for more than the same grace period are
@@ -34,21 +35,62 @@ GRACE_S = 30  # orders and fills younger than this are still in flight, never di
 RECENTLY_STOPPED_S = 600
 
 
-def _incident(bot, kind: str, message: str, data: dict) -> None:
+def _incident(bot, kind: str, message: str, data: dict, account_id: int | None = None) -> None:
     from apps.core.models import Incident
 
     Incident.objects.create(
-        owner_id=bot.owner_id, bot=bot, account_id=bot.exchange_account_id, kind=kind, message=message, data=data
+        owner_id=bot.owner_id,
+        bot=bot,
+        account_id=account_id or bot.exchange_account_id,
+        kind=kind,
+        message=message,
+        data=data,
     )
 
 
+def paper_leg_markets(bot) -> list[tuple[str, int, object, str]]:
+    """(leg, account id, market, client-id prefix) of each venue a paper bot's orders rest on.
+
+    A single-venue bot has one leg (``<bot prefix>-<n>`` ids). A hedged bot (``hedged_maker``,
+    :mod:`workers.hedged_loop`) has two: the maker leg (its own account and market, ids
+    ``<bot prefix>m-<n>``) and the hedge leg (its params' account and market, ids
+    ``<bot prefix>h-<n>``); neither starts with ``<bot prefix>-``, so each leg is read under its
+    own prefix, on its own account's keys, with its own market's instrument. The hedge account is
+    looked up among the bot owner's paper accounts only (a leg that no longer resolves is left
+    out rather than read from another user's keys)."""
+    from apps.bots.hedged import STRATEGY
+    from apps.exchanges.models import ExchangeAccount, Market
+
+    prefix = records.bot_prefix(bot)
+    if bot.strategy != STRATEGY:
+        return [("bot", bot.exchange_account_id, bot.market, prefix)]
+    params = bot.params or {}
+    legs = [("maker", bot.exchange_account_id, bot.market, prefix + "m")]
+    hedge_market = Market.objects.filter(pk=params.get("hedge_market")).first()
+    hedge_account = ExchangeAccount.objects.filter(
+        pk=params.get("hedge_account"), owner_id=bot.owner_id, kind="paper"
+    ).first()
+    if hedge_market is not None and hedge_account is not None:
+        legs.append(("hedge", hedge_account.pk, hedge_market, prefix + "h"))
+    return legs
+
+
 def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
+    """Reconcile every venue leg of a paper bot (one, or a hedged bot's maker and hedge legs)."""
+    out = {"orphans": 0, "closed": 0, "fills": 0}
+    for leg, account_id, market, prefix in paper_leg_markets(bot):
+        for k, v in _reconcile_leg(redis, bot, leg, account_id, market, prefix + "-", fill_grace_s).items():
+            out[k] += v
+    return out
+
+
+def _reconcile_leg(redis, bot, leg: str, account_id: int, market, prefix: str, fill_grace_s: float) -> dict[str, int]:
     from apps.orders.models import CLOSED_STATUSES, Fill, Order
 
-    inst = records.market_instrument(bot.market)
-    prefix = records.bot_prefix(bot) + "-"
-    k_orders = keys.paper(bot.exchange_account_id, bot.market.symbol, "orders")
-    k_trades = keys.paper(bot.exchange_account_id, bot.market.symbol, "trades")
+    inst = records.market_instrument(market)
+    where = "" if leg == "bot" else f" ({leg} leg, {market.symbol} on {market.venue})"
+    k_orders = keys.paper(account_id, market.symbol, "orders")
+    k_trades = keys.paper(account_id, market.symbol, "trades")
     venue_open = {
         cid.decode(): json.loads(blob)
         for cid, blob in redis.hgetall(k_orders).items()
@@ -61,9 +103,9 @@ def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
     ours = [t for t in trades if t["cid"].startswith(prefix)]
     if ours:
         known = set(
-            Fill.objects.filter(
-                account_id=bot.exchange_account_id, venue_trade_id__in=[t["id"] for t in ours]
-            ).values_list("venue_trade_id", flat=True)
+            Fill.objects.filter(account_id=account_id, venue_trade_id__in=[t["id"] for t in ours]).values_list(
+                "venue_trade_id", flat=True
+            )
         )
         # A fill the venue reported less than GRACE_S ago is normally still queued in the bot's
         # database writer: recording it here would raise a false incident.
@@ -73,7 +115,7 @@ def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
             rows = [
                 {
                     "ts": records.ns_to_dt(t["ts"]),
-                    "account_id": bot.exchange_account_id,
+                    "account_id": account_id,
                     "bot_id": bot.pk,
                     "client_order_id": t["cid"],
                     "venue_trade_id": t["id"],
@@ -91,8 +133,9 @@ def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
                 _incident(
                     bot,
                     "missing_fill",
-                    f"{out['fills']} venue fills were missing from the database; recorded",
-                    {"trade_ids": [t["id"] for t in missing][:50]},
+                    f"{out['fills']} venue fills were missing from the database{where}; recorded",
+                    {"trade_ids": [t["id"] for t in missing][:50], "leg": leg},
+                    account_id,
                 )
     filled_by_cid: dict[str, int] = {}
     for t in ours:
@@ -108,9 +151,10 @@ def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
             _incident(
                 bot,
                 "orphan_order",
-                f"order {cid} open on the venue but {'unknown' if row is None else row.status}"
+                f"order {cid}{where} open on the venue but {'unknown' if row is None else row.status}"
                 " in the database; cancelled",
-                {"client_order_id": cid},
+                {"client_order_id": cid, "leg": leg},
+                account_id,
             )
             if lifecycle.lease_value(redis, bot.pk):
                 lifecycle.control(redis, bot.pk, f"cancel:{cid}")
@@ -128,8 +172,9 @@ def reconcile_bot(redis, bot, fill_grace_s: float = GRACE_S) -> dict[str, int]:
         _incident(
             bot,
             "missing_order",
-            f"order {cid} open in the database but not on the venue; marked {status}",
-            {"client_order_id": cid},
+            f"order {cid}{where} open in the database but not on the venue; marked {status}",
+            {"client_order_id": cid, "leg": leg},
+            account_id,
         )
         out["closed"] += 1
     return out
@@ -209,6 +254,12 @@ def run(fill_grace_s: float = GRACE_S) -> dict[str, int]:
         for k, v in result.items():
             totals[k] += v
         accounts[bot.exchange_account_id] = bot.exchange_account
+        if bot.strategy == "hedged_maker":  # the hedge leg moves its own account's balances
+            from apps.exchanges.models import ExchangeAccount
+
+            for _leg, account_id, _market, _prefix in paper_leg_markets(bot)[1:]:
+                if account_id not in accounts:
+                    accounts[account_id] = ExchangeAccount.objects.get(pk=account_id)
     for account in accounts.values():
         try:
             reconcile_balances(redis, account)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from apps.bots.services import bot_state_set as bot_state_set
 from apps.core.timeseries import dt_to_ns, ns_to_dt
+from apps.derivatives.hosting import perp_market
 from apps.exchanges.markets import market_to_instrument as market_instrument
 from apps.orders.services import fills_record as fills_record
 from apps.orders.services import open_orders_close as open_orders_close
@@ -54,6 +56,9 @@ class BotSetup:
     kill_switch: bool
     fills: list = field(default_factory=list)  # (ts, cid, side, price, qty, fee, maker, trade_id)
     open_orders: dict = field(default_factory=dict)  # cid -> (side, price, qty, filled)
+    # A perpetual market's contract and tiers (``apps.derivatives.hosting.PerpMarket``) from its
+    # market row; None on spot.
+    perp: Any = None
 
 
 def _seq_of(cid: str, prefix: str) -> int:
@@ -119,6 +124,7 @@ def bot_setup(bot_id: int) -> BotSetup:
         kill_switch=acct.kill_switch,
         fills=fills,
         open_orders=open_orders,
+        perp=perp_market(bot.market.venue, bot.market.symbol, bot.market),
     )
 
 

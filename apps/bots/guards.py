@@ -9,11 +9,12 @@
   (``MM_DEFAULT_MAX_ORDER_FRACTION``, ``MM_DEFAULT_MAX_POSITION_FRACTION``), never below its own
   order size; the user's risk defaults or explicit limits take precedence.
 * On a perpetual market the account's value is its margin: the settle-currency balance times the
-  bot's leverage (``risk.perp.leverage``), not its spot holdings; an inverse contract's settle
-  balance (the base coin) is valued at the price. Paper perpetuals (the replay recordings)
-  default to the hosted 10x; a live exchange's perpetual (``BASE/QUOTE:SETTLE`` on a ccxt
-  exchange) without ``risk.perp.leverage`` keeps the exchange's setting, which is not known
-  here, so it is judged at 1x (the message says so and names the setting).
+  bot's leverage (``risk.perp.leverage``), not its spot holdings. A paper account's perpetual
+  defaults to the hosted 10x; on a live account without ``risk.perp.leverage`` the exchange's
+  setting stays, which is not known here, so the order is judged at 1x (the message says so and
+  names the setting).
+* An inverse (coin-margined) perpetual is not judged here (its margin check is the bot's perpetual
+  pre-trade risk, in the settle coin).
 * Avellaneda-Stoikov: a warning when the model's spread would be clamped to ``max_spread``.
 
 Balances: the account's latest known free balances (reconciliation keeps paper accounts'), else
@@ -56,6 +57,7 @@ class AccountView:
     price: Decimal | None
     market: Market
     price_source: str = ""  # which price (apps.marketdata.reference_price): "trade", "venue", ...
+    live: bool = False  # a live exchange account (its perpetual leverage is the exchange's unless given)
 
     @property
     def known(self) -> bool:
@@ -97,9 +99,13 @@ def _last_price(market: Market) -> tuple[Decimal | None, str]:
 
 def account_view(account: ExchangeAccount, market: Market, *, price: Decimal | None = None) -> AccountView:
     """The account's balances on ``market``, at ``price`` when given, else at the market's
-    reference price (see the module)."""
+    reference price (see the module). An inverse perpetual's orders are counted in contracts of
+    the quote currency and margined in the coin: its balances are left unknown (no guard; the
+    bot's perpetual pre-trade risk checks the margin in the settle coin)."""
     from apps.portfolio.models import Balance
 
+    if market.kind == "inverse":
+        return AccountView(None, None, price, market)
     free = {
         b.asset.upper(): b.free for b in Balance.objects.filter(account=account, asset__in=[market.base, market.quote])
     }
@@ -108,7 +114,9 @@ def account_view(account: ExchangeAccount, market: Market, *, price: Decimal | N
     source = ""
     if price is None:
         price, source = _last_price(market)
-    return AccountView(free.get(market.base.upper()), free.get(market.quote.upper()), price, market, source)
+    return AccountView(
+        free.get(market.base.upper()), free.get(market.quote.upper()), price, market, source, account.kind == "live"
+    )
 
 
 def _order_amount(params: Mapping[str, Any]) -> Decimal | None:
@@ -128,7 +136,7 @@ def check_order_size(
     if not view.known:
         return
     m, price, value = view.market, view.price, view.value
-    leverage = perp_leverage(m, risk)
+    leverage = perp_leverage(m, risk, live=view.live)
     if leverage is not None:  # a perpetual: orders are paid for in margin, the settle balance x leverage
         value = perp_value(view, leverage)
     accepted = _round_lots(value / price, m.lot_size)
@@ -152,8 +160,8 @@ def check_order_size(
             holds = (
                 f"the account holds {view.describe()}"
                 if leverage is None
-                else f"the account's margin is {_settle_text(view)}, {_money(value)} {m.quote} of "
-                f"orders at {leverage}x leverage{_leverage_note(m, risk)} (at {_fmt(price)}"
+                else f"the account's margin is {_fmt(view.quote)} {m.quote}, {_money(value)} {m.quote} of "
+                f"orders at {leverage}x leverage{_leverage_note(view, risk)} (at {_fmt(price)}"
                 f"{f' ({view.price_source})' if view.price_source else ''})"
             )
             errors.setdefault(group, {})[name] = [
@@ -181,18 +189,15 @@ def check_order_size(
         )
 
 
-def perp_leverage(market: Market, risk: Mapping[str, Any] | None) -> int | None:
+def perp_leverage(market: Market, risk: Mapping[str, Any] | None, *, live: bool = False) -> int | None:
     """The leverage a bot on a perpetual market trades at (its ``risk.perp.leverage``; else the
-    hosted default of 10 on a paper perpetual, 1 on a live exchange's, whose own setting is not
+    hosted default of 10 on a paper account, 1 on a live one, whose exchange setting is not
     known here), or None on a spot market."""
     from apps.derivatives.hosting import live_perp, perp_market
 
-    if perp_market(market.venue, market.symbol) is not None:
-        default = 10
-    elif live_perp(market.venue, market.symbol):
-        default = 1
-    else:
+    if perp_market(market.venue, market.symbol, market) is None and not live_perp(market.venue, market.symbol):
         return None
+    default = 1 if live else 10
     perp = risk.get("perp") if isinstance(risk, Mapping) else None
     try:
         leverage = int((perp if isinstance(perp, Mapping) else {}).get("leverage", default))
@@ -201,30 +206,15 @@ def perp_leverage(market: Market, risk: Mapping[str, Any] | None) -> int | None:
     return max(1, leverage)
 
 
-def _settle(market: Market) -> str:
-    return market.symbol.partition(":")[2].upper() or market.quote.upper()
-
-
 def perp_value(view: AccountView, leverage: int) -> Decimal:
-    """What a perpetual account's margin carries in orders, in the quote currency: its settle
-    balance x leverage (an inverse contract settles in the base coin: valued at the price)."""
-    m = view.market
-    if _settle(m) == m.base.upper():
-        return (view.base or Decimal(0)) * (view.price or Decimal(0)) * leverage
+    """What a (linear) perpetual account's margin carries in orders: its settle (quote) balance
+    x leverage."""
     return (view.quote or Decimal(0)) * leverage
 
 
-def _settle_text(view: AccountView) -> str:
-    m = view.market
-    balance = view.base if _settle(m) == m.base.upper() else view.quote
-    return f"{_fmt(balance)} {_settle(m)}"
-
-
-def _leverage_note(market: Market, risk: Mapping[str, Any] | None) -> str:
-    from apps.derivatives.hosting import live_perp
-
+def _leverage_note(view: AccountView, risk: Mapping[str, Any] | None) -> str:
     perp = risk.get("perp") if isinstance(risk, Mapping) else None
-    if live_perp(market.venue, market.symbol) and "leverage" not in (perp if isinstance(perp, Mapping) else {}):
+    if view.live and "leverage" not in (perp if isinstance(perp, Mapping) else {}):
         return " (risk.perp.leverage not given: the exchange's own setting is not known here)"
     return ""
 
@@ -256,7 +246,7 @@ def default_limits(*, params: Mapping[str, Any], risk: Mapping[str, Any], view: 
         return out
     m, price = view.market, view.price
     amount = _order_amount(params) or Decimal(0)
-    leverage = perp_leverage(m, risk)
+    leverage = perp_leverage(m, risk, live=view.live)
     value = view.value if leverage is None else perp_value(view, leverage)
     for key, setting in (
         ("max_order_size", settings.DEFAULT_MAX_ORDER_FRACTION),

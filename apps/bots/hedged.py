@@ -82,7 +82,7 @@ def leg_for(market) -> Leg:
     from apps.derivatives.hosting import perp_market
     from apps.exchanges.markets import market_to_instrument
 
-    rec = perp_market(market.venue, market.symbol)
+    rec = perp_market(market.venue, market.symbol, market)
     inst = market_to_instrument(market)
     return Leg(inst) if rec is None else Leg(inst, rec.contract)
 

@@ -68,7 +68,8 @@ def bot_config_validate(
     if not isinstance(params, Mapping):
         errors["params"] = ["must be an object of parameter -> value"]
     elif strategy == hedged.STRATEGY:
-        _config, hedge_errors = hedged.validate(params, market, account=account)
+        owner = account.owner if account is not None else None  # the hedge account must be the bot owner's too
+        _config, hedge_errors = hedged.validate(params, market, owner=owner, account=account)
         if hedge_errors:
             errors["params"] = hedge_errors
     else:
@@ -96,7 +97,7 @@ def bot_config_validate(
             RiskLimits.from_dict(perp_hosting.split_risk(dict(risk))[0], market_to_instrument(market))
         except ConfigError as exc:
             errors["risk"] = {name: [message] for name, message in exc.errors.items()}
-        perp_errors = perp_hosting.validate(dict(risk), market.venue, market.symbol)
+        perp_errors = perp_hosting.validate(dict(risk), market.venue, market.symbol, market)
         if perp_errors:
             errors.setdefault("risk", {}).update({name: [message] for name, message in perp_errors.items()})
     if errors:

@@ -15,6 +15,7 @@ class IncidentKind(models.TextChoices):
     STOP_UNCONFIRMED = "stop_unconfirmed", "Stop not confirmed by the venue"
     RISK = "risk", "Risk limit breached"
     HEDGE = "hedge", "Hedged bot stopped quoting"
+    LIQUIDATION = "liquidation", "Paper perpetual position liquidated"
 
 
 class Incident(models.Model):

@@ -142,6 +142,15 @@ class ChildWriter:
                 )
             return self._pool
 
+    def start(self) -> None:
+        """Start the child now (``spawn`` and Django's setup take a second or two), so the first
+        batch does not wait for it; a failure here is logged, the first batch tries again."""
+        try:
+            self._executor().submit(os.getpid).result()
+        except Exception as exc:
+            logger.warning("database writer child %s did not start: %s", self.name, exc)
+            self.close(wait=False)
+
     def run(self, groups: list[tuple[Callable, list]], *, durable: bool, one_statement: bool) -> list:
         """Write the batch in the child; raise :class:`BatchRetry`, or the exception that refused it."""
         pool = self._executor()

@@ -36,7 +36,7 @@ class SchemaField:
     value: Any
     help: str = ""
     unit: str = ""
-    choices: list[str] = field(default_factory=list)
+    choices: list[tuple[str, str]] = field(default_factory=list)  # (value, label) of a select
     required: bool = False
     errors: list[str] = field(default_factory=list)
 
@@ -69,6 +69,7 @@ class SchemaFieldset:
         self.prefix = prefix
         self.values = dict(values or {})
         self.errors = dict(errors or {})
+        self.owner = None  # a hedged bot's owner: its hedge leg is picked from their accounts
 
     @classmethod
     def for_strategy(cls, strategy: str, values=None, errors=None) -> SchemaFieldset:
@@ -77,11 +78,15 @@ class SchemaFieldset:
         )
 
     @classmethod
-    def for_bot_strategy(cls, strategy: str, values=None, errors=None) -> SchemaFieldset:
+    def for_bot_strategy(cls, strategy: str, values=None, errors=None, *, owner=None) -> SchemaFieldset:
         """A hosted bot's params: as :meth:`for_strategy`, and a hedged bot's two legs (a hedged
-        backtest keeps its settings in its data parameters, so the backtest form uses the other)."""
+        backtest keeps its settings in its data parameters, so the backtest form uses the other).
+        Given the bot's ``owner``, the hedge leg's ids are picked from lists
+        (:func:`hedge_leg_options`)."""
         if strategy == hedged.STRATEGY:
-            return cls(hedged.params_schema(), "params", values, errors)
+            fieldset = cls({**hedged.params_schema(), "strategy": hedged.STRATEGY}, "params", values, errors)
+            fieldset.owner = owner
+            return fieldset
         return cls.for_strategy(strategy, values, errors)
 
     @classmethod
@@ -94,6 +99,8 @@ class SchemaFieldset:
         return {name for name, p in props.items() if "default" not in p}
 
     def fields(self) -> list[SchemaField]:
+        if self.owner is not None and self.schema.get("strategy") == hedged.STRATEGY:
+            hedge_leg_options(self.schema, owner=self.owner, values=self.values)  # from the values as posted
         out = []
         required = self.required_names
         for name, prop in self.schema.get("properties", {}).items():
@@ -112,7 +119,8 @@ class SchemaFieldset:
                     value=value,
                     help=prop.get("description", ""),
                     unit=prop.get("unit", ""),
-                    choices=list(prop.get("enum", [])),
+                    choices=[(str(v), str(label)) for v, label in prop.get("options", [])]
+                    or [(str(c), str(c)) for c in prop.get("enum", [])],
                     required=name in required,
                     errors=_messages(self.errors.get(name)),
                 )
@@ -127,7 +135,7 @@ class SchemaFieldset:
 
     @staticmethod
     def _kind(prop: dict[str, Any]) -> str:
-        if "enum" in prop:
+        if "enum" in prop or "options" in prop:
             return "select"
         return {"boolean": "checkbox", "integer": "integer", "number": "number", "object": "json"}.get(
             prop.get("type", "string"), "text"
@@ -144,7 +152,7 @@ class SchemaFieldset:
             raw = (data.get(key) or "").strip()
             if raw == "":
                 continue
-            if kind == "integer":
+            if kind == "integer" or (kind == "select" and prop.get("type") == "integer"):
                 try:
                     out[name] = int(raw)
                 except ValueError:
@@ -158,6 +166,26 @@ class SchemaFieldset:
                 out[name] = raw
         self.values = out
         return out
+
+
+def hedge_leg_options(schema: dict[str, Any], *, owner, values: dict[str, Any]) -> None:
+    """Turn a hedged bot's ``hedge_account`` and ``hedge_market`` id fields into lists: the
+    ``owner``'s own accounts, and the active markets on the venue of the chosen hedge account (the
+    one in ``values`` if it is the owner's, else the first). The lists only guide the choice: the
+    service still refuses an id outside them by field, value and what is accepted
+    (:func:`apps.bots.hedged.validate`)."""
+    from apps.exchanges.models import ExchangeAccount
+    from apps.exchanges.selectors import market_list
+
+    accounts = list(ExchangeAccount.objects.filter(owner=owner).order_by("id"))
+    props = schema["properties"]
+    props["hedge_account"]["options"] = [(a.pk, f"{a.label} · {a.venue} ({a.kind})") for a in accounts]
+    chosen = next((a for a in accounts if str(a.pk) == str(values.get("hedge_account"))), None)
+    chosen = chosen or (accounts[0] if accounts else None)
+    markets = list(market_list(venue=chosen.venue)) if chosen is not None else []
+    props["hedge_market"]["options"] = [(m.pk, f"{m.symbol} · {m.venue}") for m in markets]
+    if chosen is not None:
+        props["hedge_market"]["description"] = f"a market on {chosen.venue}, the hedge account's venue"
 
 
 def strategy_warning(strategy: str, params: dict[str, Any], market) -> str:
@@ -182,7 +210,7 @@ class BotCreateForm(forms.Form):
 
 class BotMetaForm(forms.Form):
     name = forms.CharField(max_length=80)
-    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES)
+    strategy = forms.ChoiceField(choices=CREATE_STRATEGY_CHOICES)
 
 
 class ExchangeAccountForm(forms.Form):

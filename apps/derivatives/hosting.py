@@ -1,9 +1,19 @@
 """Which hosted markets are perpetuals, and a bot's perpetual settings (``risk["perp"]``),
 validated as a backtest's (:func:`apps.backtests.validation.validate_perp`) with the wallet left
 out: a hosted bot's wallet is its paper account's balance of the settle currency. The loop side
-is :mod:`workers.perp_hosting` (paper) and :mod:`workers.perp_live` (a live exchange account)."""
+is :mod:`workers.perp_hosting` (paper) and :mod:`workers.perp_live` (a live exchange account).
+
+A market is a perpetual when its ``exchanges.Market`` row says so (``kind`` linear or inverse,
+with its contract size, settle currency and maximum leverage: from ccxt's market metadata, or
+seeded for the replay venues), not from its symbol.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trading.contracts import ContractSpec
+from trading.margin import BracketTable
 
 PERP_KEY = "perp"
 # What a live bot's leverage may be when it is created; the market's own maximum (often lower)
@@ -12,20 +22,53 @@ LIVE_MAX_LEVERAGE = 200
 LIVE_FIELDS = ("leverage", "margin_mode", "limits")
 
 
-def perp_market(venue: str, symbol: str):
-    """The shipped recording of a perpetual market a replay venue serves (contract and
-    maintenance-margin tiers), or None: ``replay:binance-usdm`` ``BTC/USDT:USDT`` is the
-    ``binance-usdm-btcusdt`` recording (the venue is the recording's name without its market)."""
+@dataclass(frozen=True)
+class PerpMarket:
+    """A perpetual market as the hosted code uses it: its contract (from the market row) and the
+    maintenance-margin tiers its liquidation price is computed with (``tiers_source`` says
+    which)."""
+
+    contract: ContractSpec
+    tiers: BracketTable
+    tiers_source: str
+
+
+def tiers_for(venue: str, symbol: str, contract: ContractSpec) -> tuple[BracketTable, str]:
+    """The maintenance-margin tiers of a perpetual: the shipped recording's for the market a replay
+    venue serves (``replay:binance-usdm`` ``BTC/USDT:USDT`` is ``binance-usdm-btcusdt``); else the
+    shipped Binance table of the contract's kind (USD-M BTCUSDT for a linear, COIN-M BTCUSD for an
+    inverse one), a stand-in until a venue's own tiers are loaded through ccxt's
+    ``fetchLeverageTiers`` (``connectors.ccxt_perp.bracket_table_from_ccxt``)."""
     from connectors.binance_recording import RECORDINGS
+    from trading import margin
 
     for name, rec in RECORDINGS.items():
         if (
             rec.contract.is_perpetual
             and venue == f"replay:{name.rsplit('-', 1)[0]}"
             and symbol == rec.instrument.symbol
+            and rec.tiers is not None
         ):
-            return rec
-    return None
+            return rec.tiers, f"recording {name}"
+    if contract.inverse:
+        return margin.BINANCE_COINM_BTCUSD, "Binance COIN-M BTCUSD table (stand-in)"
+    return margin.BINANCE_USDM_BTCUSDT, "Binance USD-M BTCUSDT table (stand-in)"
+
+
+def perp_market(venue: str, symbol: str, market=None) -> PerpMarket | None:
+    """The perpetual market ``venue`` ``symbol`` (its row ``market`` when the caller has it), or
+    None for a spot or unknown market. Reads the database when ``market`` is not given."""
+    from apps.exchanges.markets import market_contract
+
+    if market is None:
+        from apps.exchanges.models import Market
+
+        market = Market.objects.filter(venue=venue, symbol=symbol).first()
+    if market is None or not market.is_perpetual:
+        return None
+    contract = market_contract(market)
+    tiers, source = tiers_for(venue, symbol, contract)
+    return PerpMarket(contract, tiers, source)
 
 
 def live_perp(venue: str, symbol: str) -> bool:
@@ -45,16 +88,18 @@ def split_risk(risk: dict) -> tuple[dict, dict | None]:
     return {k: v for k, v in risk.items() if k != PERP_KEY}, risk[PERP_KEY]
 
 
-def validate(risk: dict, venue: str, symbol: str) -> dict[str, str]:
-    """The errors of ``risk["perp"]`` for this market (``{}`` when fine or absent)."""
+def validate(risk: dict, venue: str, symbol: str, market=None, perp: PerpMarket | None = None) -> dict[str, str]:
+    """The errors of ``risk["perp"]`` for this market (``{}`` when fine or absent); the leverage
+    is bounded by the market row's ``max_leverage``. ``perp``: the market as already loaded (a
+    bot loop's setup, which must not read the database)."""
     from apps.backtests.validation import validate_perp
 
     _spot, settings = split_risk(risk)
     if settings is None:
         return {}
-    rec = perp_market(venue, symbol)
-    if rec is None and live_perp(venue, symbol):
+    if live_perp(venue, symbol):  # its contract is the exchange's, checked at start
         return validate_live(settings, symbol)
+    rec = perp if perp is not None else perp_market(venue, symbol, market)
     if rec is None:
         return {PERP_KEY: f"{venue} {symbol} is not a perpetual market served here; perpetual settings do not apply"}
     if isinstance(settings, dict) and "wallet" in settings:

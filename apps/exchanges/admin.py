@@ -156,7 +156,11 @@ class MarketAdmin(admin.ModelAdmin):
         "min_notional",
         "maker_fee",
         "taker_fee",
+        "kind",
+        "contract_size",
+        "settle",
+        "max_leverage",
         "active",
     )
-    list_filter = ("venue", "active", "quote")
+    list_filter = ("venue", "active", "quote", "kind")
     search_fields = ("venue", "symbol", "base", "quote")

@@ -185,6 +185,10 @@ class MarketSerializer(ModelSerializer):
             "min_notional",
             "maker_fee",
             "taker_fee",
+            "kind",
+            "contract_size",
+            "settle",
+            "max_leverage",
             "active",
         ]
         read_only_fields = fields
@@ -195,11 +199,12 @@ class MarketFilter(filters.FilterSet):
     symbol = filters.CharFilter()
     base = filters.CharFilter()
     quote = filters.CharFilter()
+    kind = filters.CharFilter()
     active = filters.BooleanFilter()
 
     class Meta:
         model = Market
-        fields = ["venue", "symbol", "base", "quote", "active"]
+        fields = ["venue", "symbol", "base", "quote", "kind", "active"]
 
 
 class MarketViewSet(viewsets.ReadOnlyModelViewSet):

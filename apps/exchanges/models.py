@@ -59,8 +59,30 @@ class ExchangeAccount(models.Model):
         return bool(self.api_key_enc or self.api_secret_enc)
 
 
+class ContractKind(models.TextChoices):
+    """What a market trades: spot balances, or a linear / inverse perpetual (``trading.contracts``)."""
+
+    SPOT = "spot", "Spot"
+    LINEAR = "linear", "Linear perpetual"
+    INVERSE = "inverse", "Inverse perpetual"
+
+
+MAX_CONTRACT_SIZE = 10**9  # the bounds of trading.contracts.ContractSpec, also CHECK constraints
+MAX_LEVERAGE = 1000
+
+
 class Market(models.Model):
-    """A tradable market on a venue with its tick, lot, minimum notional and fees."""
+    """A tradable market on a venue with its tick, lot, minimum notional and fees, and for a
+    perpetual its contract: kind (linear / inverse), contract size (base units per contract for a
+    linear one, quote units for an inverse one), settle currency and the venue's maximum leverage.
+
+    The contract fields come from ccxt's market metadata (``contract``, ``linear``/``inverse``,
+    ``contractSize``, ``settle``, ``limits.leverage.max``: :func:`apps.exchanges.markets.market_sync`)
+    or are seeded for the replay/sim venues; the hosted perpetual code reads them
+    (:func:`apps.exchanges.markets.market_contract`) instead of guessing from the symbol. They are
+    bounded in the database (CHECK constraints) as in :meth:`clean`, which names the field, the
+    value and what is accepted.
+    """
 
     venue = models.CharField(max_length=64)
     symbol = models.CharField(max_length=64)
@@ -71,12 +93,46 @@ class Market(models.Model):
     min_notional = models.DecimalField(**MONEY, default=0)
     maker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     taker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    kind = models.CharField(max_length=8, choices=ContractKind.choices, default=ContractKind.SPOT)
+    contract_size = models.DecimalField(**MONEY, default=1)
+    settle = models.CharField(max_length=32, blank=True, default="")
+    max_leverage = models.DecimalField(max_digits=4, decimal_places=0, default=1)
     active = models.BooleanField(default=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["venue", "symbol"]
-        constraints = [models.UniqueConstraint(fields=["venue", "symbol"], name="market_venue_symbol_uniq")]
+        constraints = [
+            models.UniqueConstraint(fields=["venue", "symbol"], name="market_venue_symbol_uniq"),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=[c.value for c in ContractKind]), name="market_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(contract_size__gt=0, contract_size__lte=MAX_CONTRACT_SIZE),
+                name="market_contract_size_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_leverage__gte=1, max_leverage__lte=MAX_LEVERAGE),
+                name="market_max_leverage_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind=ContractKind.SPOT) | ~models.Q(settle=""), name="market_perp_has_settle"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.venue} {self.symbol}"
+
+    @property
+    def is_perpetual(self) -> bool:
+        return self.kind != ContractKind.SPOT
+
+    def clean(self) -> None:
+        """Refuse contract fields ``trading.contracts.ContractSpec`` would refuse, by field."""
+        from django.core.exceptions import ValidationError
+
+        from apps.exchanges.markets import contract_errors
+
+        errors = contract_errors(self.kind, self.contract_size, self.settle, self.max_leverage)
+        if errors:
+            raise ValidationError(errors)

@@ -88,10 +88,10 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.database_from_url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mmsite")}
+DATABASES = {"default": env.database_from_url("DATABASE_URL", env.DEFAULT_DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env.redis_url("REDIS_URL", env.DEFAULT_REDIS_URL)
 # Key prefix for everything this deployment keeps in Redis (leases, books, streams, health).
 REDIS_PREFIX = env.env_str("REDIS_PREFIX", "mm")
 

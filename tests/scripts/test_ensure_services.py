@@ -124,3 +124,22 @@ def test_missing_database_is_created():
     finally:
         with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("MMSITE_NO_START_SERVICES", "maybe", "MMSITE_NO_START_SERVICES='maybe' is not a boolean; accepted: 1/0"),
+        ("DATABASE_URL", "mysql://127.0.0.1/mmsite", "DATABASE_URL='mysql://127.0.0.1/mmsite' has scheme 'mysql'"),
+        ("REDIS_URL", "http://127.0.0.1:6379", "REDIS_URL='http://127.0.0.1:6379' has scheme 'http'"),
+    ],
+)
+def test_bad_setting_is_refused_first_in_one_line_naming_it(setting, value, says):
+    """Read through mmsite.env before anything is started: the services here answer, and the
+    bad value is still refused, with no traceback."""
+    result = run(**{setting: value})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: configuration error: "), result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr
+    assert "up" not in result.stdout

@@ -15,6 +15,21 @@ def wait_until(predicate, timeout: float, interval: float = 0.2):
     return predicate()
 
 
+# The contract fields of the seeded replay perpetuals (migration exchanges.0003): transactional
+# tests flush the seeded rows, so fixtures that put them back give these too.
+PERP_CONTRACTS = {
+    ("replay:binance-usdm", "BTC/USDT:USDT"): {"kind": "linear", "contract_size": "1", "settle": "USDT",
+                                              "max_leverage": 125},
+    ("replay:binance-coinm", "BTC/USD:BTC"): {"kind": "inverse", "contract_size": "100", "settle": "BTC",
+                                             "max_leverage": 125},
+}  # fmt: skip
+
+
+def contract_fields(venue: str, symbol: str) -> dict:
+    """A market row's contract fields for a seeded replay perpetual (``{}``: spot)."""
+    return dict(PERP_CONTRACTS.get((venue, symbol), {}))
+
+
 def ensure_market(venue: str):
     """The venue's BTC/USDT market (transactional tests flush the seeded markets: put it back)."""
     from apps.exchanges.models import Market

@@ -352,7 +352,9 @@ def test_a_killed_writer_child_is_replaced_and_its_batch_written_once_more():
     inst = records.market_instrument(bot.market)
     writer = DbWriter("t-child", child=True)
     done = threading.Event()
-    writer.submit(orders_create, [(bot.pk, account.pk, bot.market_id, inst, _place("kc-0"))], done=lambda r, e: done.set())
+    writer.submit(
+        orders_create, [(bot.pk, account.pk, bot.market_id, inst, _place("kc-0"))], done=lambda r, e: done.set()
+    )
     assert done.wait(30)
     (pid,) = list(writer._child._pool._processes)
     os.kill(pid, signal.SIGKILL)
@@ -368,9 +370,9 @@ def test_a_killed_writer_child_is_replaced_and_its_batch_written_once_more():
     assert new_pid != pid
     writer.drain(60)
     assert [e for _r, e in finished] == [None] * 5
-    assert sorted(Order.objects.filter(client_order_id__startswith="kc-").values_list("client_order_id", flat=True)) == [
-        f"kc-{i}" for i in range(6)
-    ]
+    assert sorted(
+        Order.objects.filter(client_order_id__startswith="kc-").values_list("client_order_id", flat=True)
+    ) == [f"kc-{i}" for i in range(6)]
     assert writer.errors >= 1  # the batch the dead child held was retried
 
 

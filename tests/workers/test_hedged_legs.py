@@ -87,12 +87,13 @@ class Books:
 
 def _market(venue: str, symbol: str, tick: str, lot: str, taker: str):
     from apps.exchanges.models import Market
+    from tests.workers.helpers import contract_fields
 
     market, _ = Market.objects.update_or_create(
         venue=venue,
         symbol=symbol,
         defaults={"base": "BTC", "quote": "USDT", "tick_size": tick, "lot_size": lot, "min_notional": "0",
-                  "maker_fee": "0", "taker_fee": taker, "active": True},
+                  "maker_fee": "0", "taker_fee": taker, "active": True, **contract_fields(venue, symbol)},
     )  # fmt: skip
     market.refresh_from_db()
     return market
@@ -218,3 +219,66 @@ def test_spot_maker_hedged_in_usdm_contracts_carries_the_rounding_residue_and_bo
     assert last.funding == Decimal("-0.030005")
     # fees: the spot maker pays none; the perp's taker fees 0.05 % of 59.9999 and 120.0202 USDT
     assert last.fees == Decimal("0.02999995") + Decimal("0.0600101")
+
+
+def test_a_hedge_the_perp_legs_margin_cannot_carry_is_refused_before_it_is_sent(quiet_host, redis_client):
+    """The hedge leg's paper account holds 5 USDT at 1x: hedging a 0.0013 BTC maker fill with 1
+    contract (0.001 BTC, ~60 USDT of notional) needs ~60 USDT of initial margin. The leg's
+    pre-trade margin check refuses it before anything reaches the venue; the hedger treats it as a
+    refused hedge: quoting stops, the retry is refused too, and the incident names the exposure
+    left. Nothing is hedged silently, nothing is sent."""
+    from apps.accounts.models import User
+    from apps.bots.models import Bot, BotEvent
+    from apps.bots.services import bot_create, bot_start
+    from apps.core.models import Incident
+    from apps.exchanges.services import exchange_account_create
+    from apps.orders.models import Fill, Order
+    from trading.instruments import Side
+    from workers import lifecycle, supervisor
+
+    spot = _market(SPOT, "BTC/USDT", "0.01", "0.00001", "0")
+    perp = _market(USDM, PERP, "0.1", "0.001", "0.0005")
+    user = User.objects.create_user(username=f"thinmargin{time.time_ns()}", password="pw-12345678")
+    maker_account = exchange_account_create(owner=user, label="spot", venue=SPOT,
+                                            paper_balances={"BTC": "1", "USDT": "100000"})  # fmt: skip
+    hedge_account = exchange_account_create(owner=user, label="usdm", venue=USDM, paper_balances={"USDT": "5"})
+    bot = bot_create(
+        owner=user,
+        name="thin margin",
+        exchange_account=maker_account,
+        market=spot,
+        strategy="hedged_maker",
+        params={"hedge_account": hedge_account.pk, "hedge_market": perp.pk, "order_amount": "0.002",
+                "min_profitability": "0.0005", "max_unhedged": "0.002", "requote_ticks": 0,
+                "stale_after_ms": 5000, "hedge_perp": {"leverage": 1}},
+        risk={"max_position_base": "1"},
+    )  # fmt: skip
+    books = Books(redis_client)
+    prefix = bot.client_id_prefix
+    try:
+        bot_start(bot=bot, actor=user)
+        supervisor.tick()
+        assert wait_until(lambda: _open(bot, "buy") and _open(bot, "sell"), 20), "the bot never quoted"
+        # the hedge leg's mark is known once the bot's status has been written (every second)
+        assert wait_until(lambda: _status(redis_client, bot.pk).get("hedged", {}).get("hedge_perp"), 10)
+        time.sleep(1.1)
+        books.trade(SPOT, "BTC/USDT", 5_996_990, 130, Side.SELL)
+        failed = BotEvent.objects.filter(bot=bot, code="hedge_failed")
+        assert wait_until(failed.exists, 15), list(BotEvent.objects.filter(bot=bot).values_list("code", "message"))
+        message = failed.first().message
+        assert "insufficient_margin" in message and "free margin" in message, message
+        assert "pre-trade margin check" in message
+        incident = Incident.objects.filter(bot=bot, kind="hedge")
+        assert wait_until(incident.exists, 10)
+        assert "0.0013" in incident.first().message  # the exposure left
+        assert wait_until(lambda: not _open(bot, "buy") and not _open(bot, "sell"), 10), "quoting did not stop"
+        time.sleep(1.0)
+        # nothing was sent to the hedge venue: no hedge order row, no hedge fill
+        assert not Order.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-").exists()
+        assert not Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-").exists()
+        assert _exposure(redis_client, bot.pk) == Decimal("0.0013")
+    finally:
+        books.close()
+        Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+        lifecycle.apply(bot.pk)
+        assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 30)

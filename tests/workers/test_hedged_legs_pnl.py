@@ -10,6 +10,7 @@ from fractions import Fraction
 import pytest
 
 from connectors.binance_recording import RECORDINGS
+from tests.workers.helpers import contract_fields
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import Instrument, Side
 from workers import hedged_legs, records
@@ -125,7 +126,7 @@ def test_a_new_owner_loads_the_perp_leg_settings_and_the_funding_it_booked():
     perp, _ = Market.objects.update_or_create(
         venue=USDM, symbol=PERP,
         defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "maker_fee": "0",
-                  "taker_fee": "0.0005"},
+                  "taker_fee": "0.0005", **contract_fields(USDM, PERP)},
     )  # fmt: skip
     spot.refresh_from_db()
     perp.refresh_from_db()

@@ -100,16 +100,13 @@ def _open(fake: FakeBinanceThread) -> list[dict]:
     return fake.open_orders()
 
 
-def test_live_maker_fill_is_hedged_at_once_on_the_other_live_venue(live_host, two_fakes, redis_client):
+def _live_hedged_bot():
+    """A hedged bot whose maker and hedge legs are live accounts on the two fake servers."""
     from apps.accounts.models import User
-    from apps.bots.models import Bot, HedgeFillAttribution
-    from apps.bots.services import bot_create, bot_start
+    from apps.bots.services import bot_create
     from apps.exchanges.models import Market
     from apps.exchanges.services import exchange_account_create
-    from apps.orders.models import Fill, Order
-    from workers import lifecycle, supervisor
 
-    maker_fake, hedge_fake = two_fakes
     user = User.objects.create_user(username=f"livehedger{time.time_ns()}", password="pw-12345678")
     accounts, markets = {}, {}
     for leg, venue in (("maker", MAKER_VENUE), ("hedge", HEDGE_VENUE)):
@@ -131,6 +128,21 @@ def test_live_maker_fill_is_hedged_at_once_on_the_other_live_venue(live_host, tw
                 "stale_after_ms": 5000},
         risk={"max_position_base": "1"},
     )  # fmt: skip
+    return bot
+
+
+def test_live_maker_fill_is_hedged_at_once_on_the_other_live_venue(live_host, two_fakes, redis_client):
+    from apps.bots.models import Bot, HedgeFillAttribution
+    from apps.bots.services import bot_start
+    from apps.exchanges.models import ExchangeAccount, Market
+    from apps.orders.models import Fill, Order
+    from workers import lifecycle, supervisor
+
+    maker_fake, hedge_fake = two_fakes
+    bot = _live_hedged_bot()
+    user = bot.owner
+    accounts = {"maker": bot.exchange_account, "hedge": ExchangeAccount.objects.get(pk=bot.params["hedge_account"])}
+    markets = {"maker": bot.market, "hedge": Market.objects.get(pk=bot.params["hedge_market"])}
     bot_start(bot=bot, actor=user)
     supervisor.tick()
     prefix = bot.client_id_prefix
@@ -173,4 +185,40 @@ def test_live_maker_fill_is_hedged_at_once_on_the_other_live_venue(live_host, tw
             pk=bot.pk
         ).actual_state
     assert _open(maker_fake) == [] and _open(hedge_fake) == []
+    assert not Order.objects.filter(bot=bot, status__in=["pending_new", "open", "partially_filled"]).exists()
+
+
+def test_stopping_a_live_hedged_bot_without_an_owner_cancels_both_legs_on_their_exchanges(
+    clean_redis, two_fakes, redis_client
+):
+    """Its host stopped (leases released, the maker's quotes left resting on the exchange, and
+    an order of the hedge leg too, as a dead owner's limit hedge would be): the stop with no owner
+    cancels each live leg's orders on its own exchange, found by the leg's client-id family."""
+    from apps.bots.models import Bot
+    from apps.bots.services import bot_start
+    from apps.orders.models import Order
+    from workers import lifecycle, supervisor
+    from workers.host import Host
+
+    maker_fake, hedge_fake = two_fakes
+    bot = _live_hedged_bot()
+    bot_start(bot=bot, actor=bot.owner)
+    prefix = bot.client_id_prefix
+    h = Host(ttl_ms=3000, run_feeds=False)
+    h.start_thread()
+    assert h.started.wait(5)
+    try:
+        supervisor.tick()
+        assert _feeding(redis_client, lambda: len(_open(maker_fake)) >= 2, 30), "the bot never quoted"
+    finally:
+        h.stop()
+    resting = _open(maker_fake)
+    assert resting and all(o["clientOrderId"].startswith(prefix + "m-") for o in resting)
+    left = dict(resting[0], clientOrderId=f"{prefix}h-9", orderId="987654321")
+    hedge_fake.run(lambda: hedge_fake.spot.orders.__setitem__(left["clientOrderId"], left))
+    assert [o["clientOrderId"] for o in _open(hedge_fake)] == [f"{prefix}h-9"]
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+    assert lifecycle.apply(bot.pk) == "stop (unowned)"
+    assert _open(maker_fake) == [] and _open(hedge_fake) == []
+    assert Bot.objects.get(pk=bot.pk).actual_state == "stopped"
     assert not Order.objects.filter(bot=bot, status__in=["pending_new", "open", "partially_filled"]).exists()

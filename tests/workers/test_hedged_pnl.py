@@ -4,7 +4,6 @@ in-process host on the real Redis and PostgreSQL, two paper accounts on two sim 
 from __future__ import annotations
 
 from datetime import timedelta
-
 from decimal import Decimal
 
 import pytest

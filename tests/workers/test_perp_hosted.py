@@ -156,7 +156,8 @@ def make_perp_bot(wallet: str = "1500", perp: dict | None = None):
         venue=VENUE,
         symbol=SYMBOL,
         defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "min_notional": "100",
-                  "maker_fee": "0.0002", "taker_fee": "0.0005"},
+                  "maker_fee": "0.0002", "taker_fee": "0.0005", "kind": "linear", "contract_size": "1", "settle": "USDT",
+                  "max_leverage": 125},
     )  # fmt: skip
     market.refresh_from_db()  # decimals, not the strings given (transactional tests flush the seeded row)
     bot = bot_create(

@@ -108,7 +108,7 @@ def _config_context(bot, *, strategy=None, params=None, risk=None, errors=None, 
     return {
         "meta_form": meta_form or BotMetaForm(initial={"name": bot.name, "strategy": strategy}),
         "params_fields": SchemaFieldset.for_bot_strategy(
-            strategy, bot.params if params is None else params, errors.get("params")
+            strategy, bot.params if params is None else params, errors.get("params"), owner=bot.owner
         ),
         "risk_fields": SchemaFieldset.for_risk(bot.risk if risk is None else risk, errors.get("risk")),
         "config_errors": {k: v for k, v in errors.items() if k not in ("params", "risk")},
@@ -218,6 +218,9 @@ def bot_config(request, bot_id: int):
         else dict(bot.params)
     )
     risk = risk_set.parse(request.POST)
+    if request.POST.get("refresh") == "1":  # another hedge account picked: its venue's markets, nothing saved
+        ctx = _config_context(bot, strategy=strategy, params=params, risk=risk, meta_form=meta)
+        return bot_detail(request, bot_id, config_ctx=ctx)
     try:
         bot_services.bot_update_config(
             bot=bot, actor=request.user, name=meta.cleaned_data["name"], strategy=strategy, params=params, risk=risk
@@ -247,11 +250,7 @@ def bot_create(request):
     markets = list(market_list().filter(venue__in={a.venue for a in accounts}))
     strategy = request.POST.get("strategy") or request.GET.get("strategy") or "fixed_spread"
     form = BotCreateForm(request.POST or None, accounts=accounts, markets=markets, initial={"strategy": strategy})
-    params_set = SchemaFieldset.for_bot_strategy(strategy)
-    if strategy == hedged.STRATEGY:  # name the ids the two leg fields take
-        props = params_set.schema["properties"]
-        props["hedge_account"]["description"] += ": " + ", ".join(f"{a.pk} = {a.label} · {a.venue}" for a in accounts)
-        props["hedge_market"]["description"] += ": " + ", ".join(f"{m.pk} = {m.symbol} · {m.venue}" for m in markets)
+    params_set = SchemaFieldset.for_bot_strategy(strategy, owner=request.user)
     risk_set = SchemaFieldset.for_risk(risk_defaults_get(user=request.user))
     status_code = 200
     confirm = None  # a large order's value to confirm (apps/bots/guards.py)

@@ -19,11 +19,13 @@ SPOT, USDM = "replay:binance-spot", "replay:binance-usdm"
 
 
 def _market(venue: str, symbol: str, lot: str, tick: str, base: str = "BTC") -> Market:
+    from tests.workers.helpers import contract_fields
+
     market, _ = Market.objects.update_or_create(
         venue=venue,
         symbol=symbol,
         defaults={"base": base, "quote": "USDT", "tick_size": Decimal(tick), "lot_size": Decimal(lot),
-                  "maker_fee": Decimal("0"), "taker_fee": Decimal("0.0005")},
+                  "maker_fee": Decimal("0"), "taker_fee": Decimal("0.0005"), **contract_fields(venue, symbol)},
     )  # fmt: skip
     return market
 

@@ -1,7 +1,7 @@
 """The new-bot size guards on a LIVE exchange's perpetual (``binanceusdm`` ``BTC/USDT:USDT``):
 an order is judged on the account's settle balance x the bot's leverage, as for paper perpetuals,
 not on its spot holdings; without ``risk.perp.leverage`` (the exchange's setting stays, unknown
-here) at 1x, saying so. A coin-margined one's settle balance is the base coin, valued at the price."""
+here) at 1x, saying so."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ PARAMS = {"order_amount": "0.1", "bid_spread": "0.001", "ask_spread": "0.001"}
 
 
 def live_perp_market(symbol: str, base: str, quote: str, price: int, venue: str = "binanceusdm"):
+    """The exchange's market row as ``market_sync`` stores it (a linear perpetual), last traded at ``price``."""
     from apps.exchanges.models import Market
 
     market, _ = Market.objects.get_or_create(
         venue=venue,
         symbol=symbol,
         defaults={"base": base, "quote": quote, "tick_size": "0.1", "lot_size": "0.001", "min_notional": "5",
-                  "maker_fee": "0.0002", "taker_fee": "0.0005"},
+                  "maker_fee": "0.0002", "taker_fee": "0.0005", "kind": "linear", "settle": quote, "max_leverage": 125},
     )  # fmt: skip
     Trade.objects.create(
         market=market, ts=timezone.now(), price=Decimal(price), qty=Decimal("0.01"), aggressor="buy", trade_id="l1"
@@ -70,22 +71,3 @@ def test_a_live_perpetual_order_is_judged_on_the_settle_balance_times_leverage(t
     message = unset.json()["params"]["order_amount"][0]
     assert "1,000.00 USDT of orders at 1x leverage (risk.perp.leverage not given: the exchange's own setting" in message
     assert "accepted: at most 0.02 BTC" in message
-
-
-def test_a_live_coin_margined_perpetual_is_judged_on_its_coin_balance(trader):
-    market = live_perp_market("BTC/USD:BTC", "BTC", "USD", 50_000, venue="binancecoinm")
-    account = exchange_account_create(
-        owner=trader, label="coinm live", kind="live", venue="binancecoinm", api_key="k", api_secret="s"
-    )
-    balances_replace(account=account, balances={"BTC": {"free": "0.02", "total": "0.02"}})
-    # 0.02 BTC x 50,000 = 1,000 USD of margin: 5,000 USD of orders at 5x, 3,000 at 3x.
-    ok = api(trader).post(
-        "/api/v1/bots/", payload(account, market, "c5", risk={"perp": {"leverage": 5}}), format="json"
-    )
-    assert ok.status_code == 201, ok.content
-    refused = api(trader).post(
-        "/api/v1/bots/", payload(account, market, "c3", risk={"perp": {"leverage": 3}}), format="json"
-    )
-    assert refused.status_code == 400
-    message = refused.json()["params"]["order_amount"][0]
-    assert "the account's margin is 0.02 BTC, 3,000.00 USD of orders at 3x leverage" in message

@@ -154,7 +154,8 @@ def test_a_perpetual_bot_is_judged_on_its_margin_times_leverage(trader):
         venue="replay:binance-usdm",
         symbol="BTC/USDT:USDT",
         defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "min_notional": "100",
-                  "maker_fee": "0.0002", "taker_fee": "0.0005"},
+                  "maker_fee": "0.0002", "taker_fee": "0.0005", "kind": "linear", "contract_size": "1", "settle": "USDT",
+                  "max_leverage": 125},
     )  # fmt: skip
     now = timezone.now()
     Trade.objects.create(
