@@ -63,6 +63,7 @@ class PositionReport:
     leverage: int | None
     margin_mode: MarginMode
     ts: int
+    isolated_wallet: Decimal | None = None  # the margin of an isolated position (Binance isolatedWallet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ def position_from_ccxt(position: Mapping[str, Any]) -> PositionReport:
         return value if value is not None else _dec(f"{symbol} {key}", position.get(key), optional=True)
 
     liq = raw_or_unified("liquidationPrice", "liquidationPrice")
+    isolated = _dec(f"{symbol} info.isolatedWallet", info.get("isolatedWallet"), optional=True)
     return PositionReport(
         symbol=symbol,
         position_side=raw_side if raw_side in ("long", "short") else "both",
@@ -148,6 +150,7 @@ def position_from_ccxt(position: Mapping[str, Any]) -> PositionReport:
         leverage=int(leverage) if leverage else None,
         margin_mode=margin_mode,
         ts=int(position.get("timestamp") or 0),
+        isolated_wallet=isolated if isolated and margin_mode is MarginMode.ISOLATED else None,
     )
 
 

@@ -14,6 +14,9 @@ bot needs besides order entry (:class:`connectors.ccxt_gateway.CcxtGateway` alre
   core's :class:`trading.positions.PerpPosition` (integer lots, exact entry);
 - :meth:`~CcxtPerpAccount.fetch_funding` (ccxt ``fetchFundingRate``): rate, next funding time
   and mark, for :meth:`trading.perp_risk.PerpRisk.set_funding` / ``set_mark``;
+- :meth:`~CcxtPerpAccount.fetch_funding_payments` (ccxt ``fetchFundingHistory``, Binance
+  ``/fapi/v1/income`` ``FUNDING_FEE``): the funding the exchange paid or charged on the
+  position, as :class:`connectors.ccxt_perp.FundingPayment` (each with the exchange's id);
 - :func:`position_mismatch`: our position against the venue's beyond a tolerance, as a
   sentence for an incident (``workers.reconcile.reconcile_position``).
 """
@@ -28,10 +31,12 @@ from typing import Any
 import ccxt
 
 from connectors.ccxt_perp import (
+    FundingPayment,
     FundingRate,
     PerpPayloadError,
     PositionReport,
     contract_spec_from_market,
+    funding_payment_from_ccxt,
     funding_rate_from_ccxt,
     position_from_ccxt,
 )
@@ -121,6 +126,21 @@ class CcxtPerpAccount:
 
     async def fetch_funding(self, symbol: str) -> FundingRate:
         return funding_rate_from_ccxt(await self.exchange.fetch_funding_rate(symbol))
+
+    async def fetch_funding_payments(self, symbol: str, since_ms: int, limit: int = 1000) -> list[FundingPayment]:
+        """The funding payments of ``symbol`` from ``since_ms`` (inclusive), oldest first, at
+        most ``limit`` (Binance's maximum page); a payment without an id is refused (it could
+        not be stored once)."""
+        rows = await self.exchange.fetch_funding_history(symbol, since_ms, limit)
+        out = []
+        for row in rows:
+            if row.get("symbol") != symbol:
+                continue
+            payment = funding_payment_from_ccxt(row)
+            if not payment.payment_id:
+                raise PerpPayloadError(f"{symbol} funding payment id: missing in {row.get('info')!r}")
+            out.append(payment)
+        return sorted(out, key=lambda p: (p.ts, p.payment_id))
 
 
 def perp_position(

@@ -260,13 +260,17 @@ class PerpRisk:
         unrealized = pos.unrealized(mark) if mark is not None and pos.net_lots else Fraction(0)
         return self.wallet + pos.realized + pos.funding - pos.fees + unrealized
 
+    def own_liquidation(self) -> Fraction | None:
+        """The liquidation price from the bot's own figures (the wallet as Binance's WB)."""
+        return self.position.liquidation_price(self.table, self.wallet)
+
     def _refresh_liquidation(self) -> None:
         lots = self.position.net_lots
         venue = self.venue_liquidation
         if venue is not None and venue[0] == lots and lots:
             self.liquidation = venue[1]
         else:
-            self.liquidation = self.position.liquidation_price(self.table, self.wallet) if lots else None
+            self.liquidation = self.own_liquidation() if lots else None
         liq = self.liquidation
         if liq is None or not self.watch:
             self._pause2 = self._resume2 = None

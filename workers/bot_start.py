@@ -85,6 +85,7 @@ class BotStart:
             raise StopLoop(reason) from exc
         balances = setup.paper_balances
         inst = setup.instrument
+        perp_side = None  # a live perpetual's workers.perp_live.LivePerp
         if setup.account_kind == "paper":
             self.venue = PaperVenue(
                 host.redis,
@@ -102,9 +103,11 @@ class BotStart:
                 **self.fill_model,
             )
         else:
-            await self._start_live(setup)
+            perp_side = await self._start_live(setup)
         self._make_runner()
         await self._take_over()
+        if perp_side is not None:  # its reads compare the exchange's position with the one take-over booked
+            perp_side.after_take_over()
         self.stream = (setup.venue, setup.symbol)
         host.subscribe(self, setup.venue, setup.symbol)
         desired = setup.desired_state
@@ -121,8 +124,10 @@ class BotStart:
         )
         self._event("lifecycle", "owner", f"loop started on {host.host_id} with fencing token {self.lease.token}")
 
-    async def _start_live(self, setup: records.BotSetup) -> None:
-        """A live exchange account: a fenced :class:`LiveVenue` on the account's ccxt gateway."""
+    async def _start_live(self, setup: records.BotSetup):
+        """A live exchange account: a fenced :class:`LiveVenue` on the account's ccxt gateway;
+        on a perpetual market also its :class:`workers.perp_live.LivePerp` (returned; it starts
+        reading the exchange once take-over has booked the position from the fills)."""
         from workers import live_venue
 
         host = self.host
@@ -171,7 +176,8 @@ class BotStart:
                 await host.db.call(records.bot_state_set, self.bot_id, "error", reason)
                 await host.release_bot(self.bot_id)
                 raise StopLoop(reason) from exc
-            perp.start_polling()
+            return perp
+        return None
 
     async def _take_over(self) -> None:
         """Reconcile with the venue before quoting (see the module docstring)."""

@@ -10,15 +10,20 @@ take-over):
   margin-mode switch while the exchange reports an open position, is refused before anything is
   sent, and the bot goes to ``error`` with the reason (field, value, what is accepted). A setting
   left out keeps what the exchange has;
-- the engine gets a :class:`~trading.perp_risk.PerpRisk` on the exchange's contract and
-  leverage tiers (``fetchLeverageTiers``), with the account's settle-currency balance as the
-  wallet and the leverage and margin mode now in force.
+- the engine gets a :class:`~trading.isolated_margin.LivePerpRisk` (a
+  :class:`~trading.perp_risk.PerpRisk`) on the exchange's contract and leverage tiers
+  (``fetchLeverageTiers``), with the account's settle-currency balance as the wallet, the
+  leverage and margin mode now in force, and the funding payments booked under earlier owners.
+  In isolated mode its own liquidation price (after a fill, until the exchange's next read)
+  comes from the position's isolated margin, not from that wallet.
 
 While it runs (:class:`LivePerp`, a task next to the venue's event pump, every
 ``settings.PERP_POLL_MS``): ``fetchFundingRate`` gives the funding rate, the next funding time
 (the strategy context's ``funding_rate`` / ``next_funding_ts``) and the mark, and
 ``fetchPositions`` the exchange's position, whose mark the liquidation-distance check and the
-margin figures use. The exchange's position is compared with the one booked from the bot's
+margin figures use (and, isolated, its ``isolatedWallet``), and the funding payments the exchange
+made since the last read are booked once each (:mod:`workers.perp_funding`). The exchange's
+position is compared with the one booked from the bot's
 fills: a difference seen on two reads in a row with nothing booked in between (a fill still on
 its way is seen once at most) is a ``position_mismatch`` incident
 (:func:`workers.reconcile.reconcile_live_position`) and perpetual risk takes the exchange's
@@ -36,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from decimal import Decimal
 from fractions import Fraction
 
@@ -47,7 +53,9 @@ from connectors.perp_venue import CcxtPerpAccount, PerpVenueError, perp_position
 from trading.config import ConfigError
 from trading.contracts import MarginMode, frac
 from trading.events import OrderRejected, PlaceOrder
-from trading.perp_risk import PerpRisk, PerpRiskLimits
+from trading.isolated_margin import LivePerpRisk
+from trading.perp_risk import PerpRiskLimits
+from workers import perp_funding
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +96,7 @@ async def start(runner, venue) -> LivePerp:
         tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
         table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
         balances = await gateway.fetch_balances()
+        wallet_ms = int(time.time() * 1000)
     except ccxt.AuthenticationError as exc:  # the loop puts the bot in error with the (scrubbed) message
         raise venue.auth_failure(exc) from exc
     except ccxt.NetworkError as exc:  # the exchange is unreachable for now: the start is retried
@@ -95,6 +104,9 @@ async def start(runner, venue) -> LivePerp:
     except (*REFUSED, ccxt.ExchangeError) as exc:  # e.g. the exchange's own refusal of the switch
         raise PerpStartRefused(venue.scrub(_text(exc))) from exc
     wallet = balances.get(spec.settle)
+    if wallet is not None:  # ccxt's total of a swap account is the margin balance (Binance
+        # marginBalance = walletBalance + unrealized PnL): the wallet leaves this market's out
+        wallet -= sum((r.unrealized_pnl for r in reports), Decimal(0))
     if wallet is None or wallet <= 0:
         raise PerpStartRefused(
             f"wallet: the exchange account holds {wallet or 0} {spec.settle}; a perpetual settling in "
@@ -104,7 +116,7 @@ async def start(runner, venue) -> LivePerp:
     leverage = settings.get("leverage") or venue_lev or 1
     mode = MarginMode(settings.get("margin_mode") or (reports[0].margin_mode.value if reports else "cross"))
     try:
-        risk = PerpRisk(
+        risk = LivePerpRisk(
             PerpRiskLimits.from_dict(settings.get("limits") or {}),
             setup.instrument,
             spec,
@@ -116,8 +128,10 @@ async def start(runner, venue) -> LivePerp:
     except ConfigError as exc:
         raise PerpStartRefused(_text(exc)) from exc
     risk.funding_source = FUNDING_SOURCE
+    done = await runner.host.db_setup.call(perp_funding.booked, runner.bot_id)
+    risk.position.funding = frac(done.total)  # booked under earlier owners (workers.perp_funding)
     runner.engine.perp = risk
-    perp = LivePerp(runner, venue, account, reports)
+    perp = LivePerp(runner, venue, account, reports, perp_funding.LiveFunding(runner, account, done, wallet_ms))
     venue.perp = perp
     runner._event(
         "lifecycle",
@@ -133,8 +147,11 @@ async def start(runner, venue) -> LivePerp:
 class LivePerp:
     """The running side: funding, mark and position read from the exchange (module docstring)."""
 
-    def __init__(self, runner, venue, account: CcxtPerpAccount, reports: list[PositionReport]) -> None:
+    def __init__(
+        self, runner, venue, account: CcxtPerpAccount, reports: list[PositionReport], funding: perp_funding.LiveFunding
+    ) -> None:
         self.runner = runner
+        self.funding = funding  # the exchange's funding payments, booked once each
         self.venue = venue
         self.account = account
         self.symbol = runner.setup.symbol
@@ -146,6 +163,20 @@ class LivePerp:
         self.last_error = ""
         self._reduce_only: dict[str, PlaceOrder] = {}
         self._task: asyncio.Task | None = None
+
+    def after_take_over(self) -> LivePerp:
+        """Take-over has booked the bot's recorded fills and funding on its position; the
+        exchange's wallet (read at start) already holds their realized PnL, fees and funding, so
+        the wallet perpetual risk counts from is that balance less what the bot booked (margin
+        balance = the exchange's wallet + unrealized PnL, not the bot's history twice). Then the
+        reads of the exchange start."""
+        risk: LivePerpRisk = self.runner.engine.perp
+        pos = risk.position
+        booked = pos.realized + pos.funding - pos.fees
+        if booked:
+            risk.set_wallet(risk.wallet - booked)
+        self.funding.rebased = True
+        return self.start_polling()
 
     def start_polling(self) -> LivePerp:
         self._task = asyncio.get_running_loop().create_task(self._poll(), name=f"perp-{self.runner.bot_id}")
@@ -172,9 +203,10 @@ class LivePerp:
                     logger.warning("bot %s: perpetual figures not read: %s", self.runner.bot_id, text)
 
     async def read(self) -> None:
-        """One read of position and mark, then funding (see the module docstring)."""
+        """One read of position and mark, then the funding rate and the payments made (see the
+        module docstring)."""
         gateway = self.venue.gateway
-        risk: PerpRisk = self.runner.engine.perp
+        risk: LivePerpRisk = self.runner.engine.perp
         await gateway.limiter.acquire(2)
         reports = await self.account.fetch_positions(self.symbol)
         self.reads += 1
@@ -186,11 +218,15 @@ class LivePerp:
         liquidation = [r.liquidation_price for r in reports if r.contracts and r.liquidation_price]
         if len(liquidation) == 1 and risk.position.net_lots == self.venue_lots(reports):
             risk.set_liquidation(liquidation[0], risk.position.net_lots)
+        isolated = [r.isolated_wallet for r in reports if r.contracts and r.isolated_wallet]
+        if len(isolated) == 1:
+            risk.set_isolated_wallet(isolated[0], self.venue_lots(reports))
         funding = await self.account.fetch_funding(self.symbol)
         next_ns = None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000
         risk.set_funding(funding.rate, next_ns)
         if funding.mark_price:
             risk.set_mark(funding.mark_price)
+        await self.funding.read()
 
     def venue_lots(self, reports: list[PositionReport]) -> int:
         """The exchange's net position in lots of the bot's market."""
@@ -200,7 +236,7 @@ class LivePerp:
         return int(theirs)
 
     def _compare(self, reports: list[PositionReport]) -> None:
-        risk: PerpRisk = self.runner.engine.perp
+        risk: LivePerpRisk = self.runner.engine.perp
         ours, theirs = risk.position.net_lots, self.venue_lots(reports)
         if ours == theirs:
             self.mismatch = None
@@ -213,7 +249,7 @@ class LivePerp:
 
     def _take_exchange_position(self, reports: list[PositionReport], seen: tuple[int, int]) -> None:
         runner = self.runner
-        risk: PerpRisk = runner.engine.perp
+        risk: LivePerpRisk = runner.engine.perp
         venue_pos = perp_position(reports, risk.instrument, risk.spec, margin_mode=risk.position.margin_mode)
         risk.adopt_legs(venue_pos.legs)
         self.adopted += 1

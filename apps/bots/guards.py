@@ -9,7 +9,10 @@
   (``MM_DEFAULT_MAX_ORDER_FRACTION``, ``MM_DEFAULT_MAX_POSITION_FRACTION``), never below its own
   order size; the user's risk defaults or explicit limits take precedence.
 * On a perpetual market the account's value is its margin: the settle-currency balance times the
-  bot's leverage (``risk.perp.leverage``, 10 by default), not its spot holdings.
+  bot's leverage (``risk.perp.leverage``), not its spot holdings. A paper account's perpetual
+  defaults to the hosted 10x; on a live account without ``risk.perp.leverage`` the exchange's
+  setting stays, which is not known here, so the order is judged at 1x (the message says so and
+  names the setting).
 * An inverse (coin-margined) perpetual is not judged here (its margin check is the bot's perpetual
   pre-trade risk, in the settle coin).
 * Avellaneda-Stoikov: a warning when the model's spread would be clamped to ``max_spread``.
@@ -54,6 +57,7 @@ class AccountView:
     price: Decimal | None
     market: Market
     price_source: str = ""  # which price (apps.marketdata.reference_price): "trade", "venue", ...
+    live: bool = False  # a live exchange account (its perpetual leverage is the exchange's unless given)
 
     @property
     def known(self) -> bool:
@@ -110,7 +114,9 @@ def account_view(account: ExchangeAccount, market: Market, *, price: Decimal | N
     source = ""
     if price is None:
         price, source = _last_price(market)
-    return AccountView(free.get(market.base.upper()), free.get(market.quote.upper()), price, market, source)
+    return AccountView(
+        free.get(market.base.upper()), free.get(market.quote.upper()), price, market, source, account.kind == "live"
+    )
 
 
 def _order_amount(params: Mapping[str, Any]) -> Decimal | None:
@@ -130,9 +136,9 @@ def check_order_size(
     if not view.known:
         return
     m, price, value = view.market, view.price, view.value
-    leverage = perp_leverage(m, risk)
+    leverage = perp_leverage(m, risk, live=view.live)
     if leverage is not None:  # a perpetual: orders are paid for in margin, the settle balance x leverage
-        value = (view.quote or Decimal(0)) * leverage
+        value = perp_value(view, leverage)
     accepted = _round_lots(value / price, m.lot_size)
     errors: dict[str, Any] = {}
     checks = [("params", "order_amount", _order_amount(params))]
@@ -155,7 +161,8 @@ def check_order_size(
                 f"the account holds {view.describe()}"
                 if leverage is None
                 else f"the account's margin is {_fmt(view.quote)} {m.quote}, {_money(value)} {m.quote} of "
-                f"orders at {leverage}x leverage (at {_fmt(price)}{f' ({view.price_source})' if view.price_source else ''})"
+                f"orders at {leverage}x leverage{_leverage_note(view, risk)} (at {_fmt(price)}"
+                f"{f' ({view.price_source})' if view.price_source else ''})"
             )
             errors.setdefault(group, {})[name] = [
                 f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote}; {holds}; "
@@ -182,19 +189,34 @@ def check_order_size(
         )
 
 
-def perp_leverage(market: Market, risk: Mapping[str, Any] | None) -> int | None:
-    """The leverage a bot on a perpetual market trades at (its ``risk.perp.leverage``, else the
-    hosted default of 10), or None on a spot market."""
-    from apps.derivatives.hosting import perp_market
+def perp_leverage(market: Market, risk: Mapping[str, Any] | None, *, live: bool = False) -> int | None:
+    """The leverage a bot on a perpetual market trades at (its ``risk.perp.leverage``; else the
+    hosted default of 10 on a paper account, 1 on a live one, whose exchange setting is not
+    known here), or None on a spot market."""
+    from apps.derivatives.hosting import live_perp, perp_market
 
-    if perp_market(market.venue, market.symbol, market) is None:
+    if perp_market(market.venue, market.symbol, market) is None and not live_perp(market.venue, market.symbol):
         return None
+    default = 1 if live else 10
     perp = risk.get("perp") if isinstance(risk, Mapping) else None
     try:
-        leverage = int((perp or {}).get("leverage", 10))
+        leverage = int((perp if isinstance(perp, Mapping) else {}).get("leverage", default))
     except (TypeError, ValueError):
-        return 10  # the perp settings' own validation names a bad leverage
+        return default  # the perp settings' own validation names a bad leverage
     return max(1, leverage)
+
+
+def perp_value(view: AccountView, leverage: int) -> Decimal:
+    """What a (linear) perpetual account's margin carries in orders: its settle (quote) balance
+    x leverage."""
+    return (view.quote or Decimal(0)) * leverage
+
+
+def _leverage_note(view: AccountView, risk: Mapping[str, Any] | None) -> str:
+    perp = risk.get("perp") if isinstance(risk, Mapping) else None
+    if view.live and "leverage" not in (perp if isinstance(perp, Mapping) else {}):
+        return " (risk.perp.leverage not given: the exchange's own setting is not known here)"
+    return ""
 
 
 def check_manual_order(*, quantity: Decimal, price: Decimal, view: AccountView) -> None:
@@ -224,8 +246,8 @@ def default_limits(*, params: Mapping[str, Any], risk: Mapping[str, Any], view: 
         return out
     m, price = view.market, view.price
     amount = _order_amount(params) or Decimal(0)
-    leverage = perp_leverage(m, risk)
-    value = view.value if leverage is None else (view.quote or Decimal(0)) * leverage
+    leverage = perp_leverage(m, risk, live=view.live)
+    value = view.value if leverage is None else perp_value(view, leverage)
     for key, setting in (
         ("max_order_size", settings.DEFAULT_MAX_ORDER_FRACTION),
         ("max_position_base", settings.DEFAULT_MAX_POSITION_FRACTION),

@@ -182,3 +182,36 @@ async def test_configure_applies_margin_mode_and_leverage_all_or_nothing(fake, u
     assert await account.configure(SYMBOL, 3, "isolated") == ["margin_mode isolated", "leverage 3"]
     assert await account.configure(SYMBOL, None, None) == []
     assert (usdm.position("BTCUSDT").leverage, usdm.position("BTCUSDT").margin_type) == (3, "isolated")
+
+
+async def test_funding_payments_are_read_with_their_ids_from_the_income_history(fake, usdm, account):
+    """ccxt ``fetchFundingHistory`` against ``/fapi/v1/income`` (``FUNDING_FEE`` rows in the
+    recorded shape): exact amounts, the exchange's ids, from ``since`` (inclusive), oldest first;
+    another market's payments are not ours."""
+    usdm.pay_funding("BTCUSDT", "-0.02999500", 1_800_000_000_000)
+    usdm.pay_funding("ETHUSDT", "0.5", 1_800_000_000_000)
+    later = usdm.pay_funding("BTCUSDT", "0.01", 1_800_028_800_000)
+    payments = await account.fetch_funding_payments(SYMBOL, 1_800_000_000_000)
+    assert [(p.amount, p.currency, p.ts) for p in payments] == [
+        (Decimal("-0.02999500"), "USDT", 1_800_000_000_000),
+        (Decimal("0.01000000"), "USDT", 1_800_028_800_000),
+    ]
+    assert payments[1].payment_id == later["tranId"] and payments[0].payment_id != later["tranId"]
+    assert [p.payment_id for p in await account.fetch_funding_payments(SYMBOL, 1_800_000_000_001)] == [later["tranId"]]
+    sent = fake.calls("GET", "/fapi/v1/income")[-1].query
+    assert (sent["incomeType"], sent["symbol"], sent["limit"]) == ("FUNDING_FEE", "BTCUSDT", "1000")
+
+
+async def test_an_isolated_positions_margin_is_read_from_position_risk(fake, usdm, account):
+    pos = usdm.position("BTCUSDT")
+    pos.amount, pos.entry, pos.margin_type, pos.isolated_wallet = (
+        Decimal("0.004"),
+        Decimal("59940"),
+        "isolated",
+        "23.97600000",
+    )
+    (report,) = await account.fetch_positions(SYMBOL)
+    assert report.margin_mode is MarginMode.ISOLATED and report.isolated_wallet == Decimal("23.976")
+    pos.margin_type, pos.isolated_wallet = "cross", "0"
+    (report,) = await account.fetch_positions(SYMBOL)
+    assert report.isolated_wallet is None

@@ -17,7 +17,19 @@
   ``fetchLeverageTiers`` is it);
 - ``GET /fapi/v2|v3/account`` (ccxt ``fetchBalance`` of a swap account): the recorded real reply
   ("Linear swap balance", fixtures/ccxt/response/binance.json, copied from
-  ../shared/data/ccxt) with the fake's ``wallet`` per asset and the positions' unrealized PnL.
+  ../shared/data/ccxt) with the fake's ``wallet`` per asset and the positions' unrealized PnL;
+- order queries (``GET /fapi/v1/order`` by ``origClientOrderId`` or ``orderId``,
+  ``/fapi/v1/openOrders``, the cancel reply) in the USD-M order shape: the recorded real
+  ``fetchOpenOrders`` "open portfolio margin orders" row (Binance's UM order: ``positionSide``,
+  ``cumQuote``, ``reduceOnly``, ...) carrying the fake's order. The spot shape made ccxt read a
+  futures order as a spot market's (``BTC/USDT``), so a new owner found none of the bot's open
+  orders;
+- ``GET /fapi/v1/income`` (ccxt ``fetchFundingHistory``): the funding payments :meth:`pay_funding`
+  booked, each a copy of the recorded real ``FUNDING_FEE`` row (fixtures/ccxt/response/binance.json,
+  ``fetchFundingHistory`` "fetch portfolio margin funding history": Binance's income row, the same
+  fields ``/fapi/v1/income`` answers with) carrying the fake's symbol, amount, time and id, filtered
+  by ``symbol``, ``incomeType``, ``startTime`` / ``endTime`` (inclusive) and ``limit`` (default 100,
+  at most 1000), oldest first.
 
 The recorded files hold no leverage, marginType, premiumIndex or leverageBracket replies, so those
 four are built in the shapes Binance's API documentation gives (the same fields and string/number
@@ -46,6 +58,7 @@ class FakePosition:
     leverage: int = 20
     margin_type: str = "cross"  # cross / isolated
     liquidation_price: str = "0"
+    isolated_wallet: str = "0"  # Binance's isolatedWallet of an isolated position (tests set it)
 
 
 @dataclass
@@ -56,6 +69,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
     mark_prices: dict[str, str] = field(default_factory=dict)
     funding: dict[str, tuple[str, int]] = field(default_factory=dict)  # symbol -> (rate, next funding ms)
     wallet: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})
+    income: list[dict] = field(default_factory=list)  # income rows, oldest first
     _timers: dict[str, Any] = field(default_factory=dict)
 
     def install(self) -> FakeBinanceUsdm:
@@ -71,6 +85,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         s.route("GET", "/fapi/v1/premiumIndex", self._premium_index)
         s.route("GET", "/fapi/v2/account", self._account)
         s.route("GET", "/fapi/v3/account", self._account)
+        s.route("GET", "/fapi/v1/income", self._income)
         return self
 
     def position(self, symbol: str) -> FakePosition:
@@ -116,7 +131,64 @@ class FakeBinanceUsdm(FakeBinanceSpot):
                 pos.entry = price
         return trade
 
+    def pay_funding(self, symbol: str, amount: str, time_ms: int | None = None, asset: str = "USDT") -> dict:
+        """Book a funding payment on the account (``amount`` signed: + received, - paid) as Binance
+        does at a funding time: an income row (the recorded shape) and the wallet moved."""
+        row = copy.deepcopy(case("response", "binance", "fetchFundingHistory")["httpResponse"][0])
+        when = int(time.time() * 1000) if time_ms is None else time_ms
+        tran = 8082457372019390060 + len(self.income) + 1
+        row.update(symbol=symbol, income=f"{Decimal(amount):.8f}", asset=asset, time=str(when), tranId=str(tran))
+        self.income.append(row)
+        self.wallet[asset] = self.wallet.get(asset, Decimal(0)) + Decimal(amount)
+        return row
+
     # --- handlers ---------------------------------------------------------------------------
+    def _as_query_order(self, order: dict) -> dict:
+        shaped = copy.deepcopy(
+            case("response", "binance", "fetchOpenOrders", "open portfolio margin orders")["httpResponse"][0]
+        )
+        executed = Decimal(order["executedQty"])
+        shaped.update(
+            {
+                k: order[k]
+                for k in ("symbol", "orderId", "clientOrderId", "price", "origQty", "status", "timeInForce", "side")
+            },
+            type=order["type"],
+            origType=order["type"],
+            executedQty=f"{executed:f}",
+            cumQuote=f"{executed * Decimal(order['price']):f}",
+            avgPrice=order["price"] if executed else "0",
+            reduceOnly=bool(order.get("reduceOnly", False)),
+            time=order["transactTime"],
+            updateTime=str(int(time.time() * 1000)),
+        )
+        return shaped
+
+    def _fetch(self, req: Recorded) -> Reply:
+        """By ``origClientOrderId`` (the spot fake's lookup) or by ``orderId``, as Binance answers."""
+        order_id = req.query.get("orderId")
+        if order_id and not req.query.get("origClientOrderId"):
+            order = next((o for o in self.orders.values() if o["orderId"] == order_id), None)
+            if order is None:
+                return Reply(status=400, body={"code": -2013, "msg": "Order does not exist."})
+            return Reply(body=self._as_query_order(order))
+        return super()._fetch(req)
+
+    def _income(self, req: Recorded) -> Reply:
+        q = req.query
+        limit = q.get("limit", "100")
+        if not str(limit).isdigit() or not 1 <= int(limit) <= 1000:
+            return Reply(status=400, body={"code": -1130, "msg": "Data sent for paramter 'limit' is not valid."})
+        rows = [
+            r
+            for r in self.income
+            if (not q.get("symbol") or r["symbol"] == q["symbol"])
+            and (not q.get("incomeType") or r["incomeType"] == q["incomeType"])
+            and int(r["time"]) >= int(q.get("startTime") or 0)
+            and int(r["time"]) <= int(q.get("endTime") or 1 << 62)
+        ]
+        return Reply(body=rows[: int(limit)])
+
     def _create_perp(self, req: Recorded) -> Reply:
         p = {**req.query, **req.body}
         if str(p.get("reduceOnly", "")).lower() == "true":
@@ -191,6 +263,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
                 markPrice=f"{mark:.8f}",
                 unRealizedProfit=f"{upnl:.8f}",
                 liquidationPrice=pos.liquidation_price,
+                isolatedWallet=pos.isolated_wallet,
                 notional=f"{pos.amount * mark:.8f}",
                 leverage=str(pos.leverage),
                 marginType=pos.margin_type,
