@@ -45,13 +45,15 @@ class StopLoop(Exception):
 class BotControl:
     def check_desired_state(self, desired: str, kill: bool, risk_paused: bool) -> None:
         """Follow the desired state even if a control message was lost (Redis restart, ...).
-        Called by the host every few seconds with what it read for all its bots at once."""
+        Called by the host every few seconds with what it read for all its bots at once;
+        ``risk_paused``: the risk sweep holds the bot paused (``Bot.risk_paused_at``), so it
+        pauses and is not resumed whatever its desired state."""
         if self.engine is None or self.state not in ("running", "paused"):
             return
         wanted = None
         if desired == "stopped" or kill:
             wanted = "kill" if kill else "stop"
-        elif desired == "paused" and self.state == "running":
+        elif (desired == "paused" or risk_paused) and self.state == "running":
             wanted = "pause"
         elif desired == "running" and self.state == "paused" and not risk_paused:
             wanted = "resume"

@@ -49,11 +49,6 @@ def portfolio_hedge(owner_id: int, asset: str) -> str:
     return f"{prefix()}:portfolio:{owner_id}:{asset}:hedge"
 
 
-def risk_pause(bot_id: int) -> str:
-    """Set (with the reason) while the risk sweep holds a bot paused."""
-    return f"{prefix()}:bot:{bot_id}:riskpause"
-
-
 def bots_wanted() -> str:
     """Set of bot ids that must run (desired running or paused); hosts claim from it."""
     return f"{prefix()}:bots:wanted"
