@@ -118,3 +118,21 @@ def test_flatten_of_a_risk_paused_bot_clears_the_pause(trader):
     bot_flatten(bot=bot, actor=trader)
     bot = Bot.objects.get(pk=bot.pk)
     assert (bot.desired_state, bot.risk_paused_at) == ("stopped", None)
+
+
+def test_the_bot_page_shows_the_risk_pause_and_offers_resume(trader, sent_tasks, django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    from tests.apps.dashboard.conftest import client_for
+
+    bot = _risk_paused_bot(trader)
+    client = client_for(trader)
+    body = client.get(reverse("bot-detail", args=[bot.pk])).content.decode()
+    assert 'id="risk-pause"' in body and "daily loss 150.00 above the limit 100" in body
+    assert "stays paused until you resume it" in body
+    assert 'data-action="resume"' in body and 'data-action="pause"' in body
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(reverse("bot-action", args=[bot.pk, "resume"])).status_code == 302
+    assert Bot.objects.get(pk=bot.pk).risk_paused_at is None
+    body = client.get(reverse("bot-detail", args=[bot.pk])).content.decode()
+    assert 'id="risk-pause"' not in body and 'data-action="resume"' not in body
