@@ -136,3 +136,20 @@ def test_the_bot_page_shows_the_risk_pause_and_offers_resume(trader, sent_tasks,
     assert Bot.objects.get(pk=bot.pk).risk_paused_at is None
     body = client.get(reverse("bot-detail", args=[bot.pk])).content.decode()
     assert 'id="risk-pause"' not in body and 'data-action="resume"' not in body
+
+
+def test_the_migration_copies_the_pauses_redis_held_before_the_upgrade(trader, clean_redis):
+    """Migration 0005's data step: a pause stored the old way (``<prefix>:bot:<id>:riskpause``)
+    becomes the row's, so the upgraded hosts' take-over does not set the bot quoting."""
+    import importlib
+
+    from django.apps import apps
+    from django.conf import settings
+
+    migration = importlib.import_module("apps.bots.migrations.0005_bot_risk_pause")
+    paused, other = make_bot(trader, name="paused"), make_bot(trader, name="other")
+    clean_redis.set(f"{settings.REDIS_PREFIX}:bot:{paused.pk}:riskpause", "daily loss 150.00 above the limit 100")
+    migration.copy_redis_pauses(apps, None)
+    paused, other = Bot.objects.get(pk=paused.pk), Bot.objects.get(pk=other.pk)
+    assert paused.risk_paused_reason == "daily loss 150.00 above the limit 100" and paused.risk_paused_at
+    assert (other.risk_paused_reason, other.risk_paused_at) == ("", None)
