@@ -14,6 +14,7 @@ import json
 import logging
 import time
 
+from apps.bots.risk_pause import bot_risk_hold
 from apps.bots.services import bot_state_set
 from apps.orders.services import open_orders_close, orders_update
 from connectors.errors import AuthFailure
@@ -76,7 +77,7 @@ class BotControl:
             reason = self.liquidated_reason or "liquidated"
             await self._flush(catch=False)  # the cancels of the pause made at the liquidation
             self.state = "paused"
-            self.host.db.submit(bot_state_set, self.bot_id, "paused", f"risk: {reason}")
+            self.host.db.submit(bot_risk_hold, self.bot_id, reason, ts)  # the bot's row: a new owner starts paused
         elif message == "resume":
             engine.resume(ts, "resumed")
             self.state = "running"

@@ -1,7 +1,8 @@
 """Writes of the risk sweep's pause (``Bot.risk_paused_reason`` / ``risk_paused_at``).
 
 The pause is part of the bot's row, next to its desired state: the risk sweep
-(``workers/risk.py``) sets it in the transaction of its incident, and everything that decides
+(``workers/risk.py``) sets it in the transaction of its incident (and a hosted paper perpetual's
+liquidation sets it through its loop, :func:`bot_risk_hold`), and everything that decides
 whether a bot quotes reads it from there with the desired state — the owning host every few
 seconds, a new owner at take-over, the supervisor, ``workers.lifecycle.apply``. The control
 message the sweep publishes only makes the owner act at once. It is cleared by the sweep when
@@ -48,6 +49,20 @@ def bot_risk_pause(bot_id: int, reason: str, ts_ns: int) -> bool:
     if done:
         _event(bot_id, ts_ns, "risk_pause", f"paused by the risk sweep: {reason}")
     return bool(done)
+
+
+def bot_risk_hold(bot_id: int, reason: str, ts_ns: int) -> None:
+    """A risk pause the venue imposed (a paper perpetual's liquidation, ``workers.paper_perp``):
+    recorded on the row as the sweep's is, replacing any pause there, with ``actual_state``
+    paused and the reason; no event (the caller records its own incident and notification)."""
+    reason = reason[:RISK_PAUSE_REASON_MAX]
+    Bot.objects.filter(pk=bot_id).update(
+        risk_paused_reason=reason,
+        risk_paused_at=ns_to_dt(ts_ns),
+        actual_state=ActualState.PAUSED,
+        state_reason=f"risk: {reason}",
+        updated=timezone.now(),
+    )
 
 
 def bot_risk_resume(bot_id: int, ts_ns: int, *, auto: bool) -> bool:

@@ -153,3 +153,17 @@ def test_the_migration_copies_the_pauses_redis_held_before_the_upgrade(trader, c
     paused, other = Bot.objects.get(pk=paused.pk), Bot.objects.get(pk=other.pk)
     assert paused.risk_paused_reason == "daily loss 150.00 above the limit 100" and paused.risk_paused_at
     assert (other.risk_paused_reason, other.risk_paused_at) == ("", None)
+
+
+def test_a_venue_imposed_pause_replaces_the_sweeps_without_an_event(trader):
+    """A paper perpetual's liquidation (``workers.paper_perp`` through its loop's ``liquidated``
+    control) holds the bot paused in its row, whatever pause was there; its own incident and
+    notification are written by the liquidation."""
+    from apps.bots.risk_pause import bot_risk_hold
+
+    bot = _risk_paused_bot(trader)
+    bot_risk_hold(bot.pk, "liquidated: mark 1 reached the liquidation price 2", time.time_ns())
+    bot = Bot.objects.get(pk=bot.pk)
+    assert bot.risk_paused_reason.startswith("liquidated") and bot.risk_paused_at is not None
+    assert (bot.actual_state, bot.state_reason) == ("paused", f"risk: {bot.risk_paused_reason}")
+    assert BotEvent.objects.filter(bot=bot, kind="risk").count() == 1  # the sweep's pause only
