@@ -17,14 +17,16 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _quoting_bot(redis_client, *, auto_resume: bool):
-    """One paper bot with a daily loss limit of 100 USDT, claimed by the host and quoting."""
+    """One paper bot with a daily loss limit of 50,000 USDT, claimed by the host and quoting. The
+    limit is far above what the account's 10 BTC can lose to the sim market's moves in a test, so
+    the loop's own daily-loss check (the same limit) never pauses the bot itself."""
     from apps.bots.models import Bot
     from apps.portfolio.models import PnlSnapshot
     from workers import keys, supervisor
 
     _user, account, (bot,) = make_paper_bots(1)
     Bot.objects.filter(pk=bot.pk).update(
-        risk={"max_position_base": "5", "daily_loss_limit": "100"}, auto_resume=auto_resume
+        risk={"max_position_base": "5", "daily_loss_limit": "50000"}, auto_resume=auto_resume
     )
     supervisor.tick()
     k_orders = keys.paper(account.pk, "BTC/USDT", "orders")
@@ -33,9 +35,9 @@ def _quoting_bot(redis_client, *, auto_resume: bool):
     return Bot.objects.get(pk=bot.pk), k_orders
 
 
-def _lose_1000_today(bot):
-    """The day's opening snapshot 1,000 USDT above the bot's first one (the bot was up earlier
-    today): its equity now is a daily loss far above the limit of 100."""
+def _lose_a_million_today(bot):
+    """The day's opening snapshot 1,000,000 USDT above the bot's first one (the bot was up
+    earlier today): its equity now is a daily loss far above the limit of 50,000."""
     from apps.portfolio.models import PnlSnapshot
 
     first = PnlSnapshot.objects.filter(bot=bot).order_by("ts").first()
@@ -43,7 +45,7 @@ def _lose_1000_today(bot):
     return PnlSnapshot.objects.create(
         ts=max(day_start, first.ts - timedelta(seconds=1)), bot=bot, position=first.position, cash=first.cash,
         mid=first.mid, realized=first.realized, unrealized=first.unrealized, fees=first.fees,
-        equity=first.equity + 1000, peak_equity=first.equity + 1000, drawdown=0,
+        equity=first.equity + 1_000_000, peak_equity=first.equity + 1_000_000, drawdown=0,
     )  # fmt: skip
 
 
@@ -76,7 +78,7 @@ def test_a_risk_pause_survives_redis_losing_its_keys_and_the_traders_resume_clea
     from workers import keys, lifecycle, risk, supervisor
 
     bot, k_orders = _quoting_bot(redis_client, auto_resume=False)
-    _lose_1000_today(bot)
+    _lose_a_million_today(bot)
     _paused_by_the_sweep(bot, redis_client, k_orders)
     starts = BotEvent.objects.filter(bot=bot, code="owner").count()
     last_order = Order.objects.filter(bot=bot).order_by("-id").values_list("id", flat=True).first() or 0
@@ -121,7 +123,7 @@ def test_auto_resume_clears_the_risk_pause_once_the_condition_clears(host, redis
     from workers import risk
 
     bot, k_orders = _quoting_bot(redis_client, auto_resume=True)
-    opening = _lose_1000_today(bot)
+    opening = _lose_a_million_today(bot)
     _paused_by_the_sweep(bot, redis_client, k_orders)
     assert risk.sweep()["resumed"] == 0  # still losing: stays paused
     time.sleep(6)  # past one of the host's desired-state reads: it does not resume the bot either
