@@ -14,6 +14,7 @@ import json
 import logging
 import time
 
+from apps.bots.risk_pause import bot_risk_hold
 from apps.bots.services import bot_state_set
 from apps.orders.services import open_orders_close, orders_update
 from connectors.errors import AuthFailure
@@ -45,13 +46,15 @@ class StopLoop(Exception):
 class BotControl:
     def check_desired_state(self, desired: str, kill: bool, risk_paused: bool) -> None:
         """Follow the desired state even if a control message was lost (Redis restart, ...).
-        Called by the host every few seconds with what it read for all its bots at once."""
+        Called by the host every few seconds with what it read for all its bots at once;
+        ``risk_paused``: the risk sweep holds the bot paused (``Bot.risk_paused_at``), so it
+        pauses and is not resumed whatever its desired state."""
         if self.engine is None or self.state not in ("running", "paused"):
             return
         wanted = None
         if desired == "stopped" or kill:
             wanted = "kill" if kill else "stop"
-        elif desired == "paused" and self.state == "running":
+        elif (desired == "paused" or risk_paused) and self.state == "running":
             wanted = "pause"
         elif desired == "running" and self.state == "paused" and not risk_paused:
             wanted = "resume"
@@ -74,7 +77,7 @@ class BotControl:
             reason = self.liquidated_reason or "liquidated"
             await self._flush(catch=False)  # the cancels of the pause made at the liquidation
             self.state = "paused"
-            self.host.db.submit(bot_state_set, self.bot_id, "paused", f"risk: {reason}")
+            self.host.db.submit(bot_risk_hold, self.bot_id, reason, ts)  # the bot's row: a new owner starts paused
         elif message == "resume":
             engine.resume(ts, "resumed")
             self.state = "running"

@@ -112,15 +112,15 @@ class BotStart:
         host.subscribe(self, setup.venue, setup.symbol)
         desired = setup.desired_state
         await self._read_portfolio_block()
-        risk_reason = await host.redis.get(keys.risk_pause(self.bot_id))
+        risk_reason = setup.risk_paused_reason  # the risk sweep's pause, read with the bot's row
         if desired == "paused" or risk_reason:
-            reason = "desired state is paused" if desired == "paused" else f"risk: {risk_reason.decode()}"
+            reason = "desired state is paused" if desired == "paused" else f"risk: {risk_reason}"
             self.engine.pause(time.time_ns(), reason)
             self.state = "paused"
         else:
             self.state = "running"
         await host.db.call(
-            records.bot_state_set, self.bot_id, self.state, f"risk: {risk_reason.decode()}" if risk_reason else ""
+            records.bot_state_set, self.bot_id, self.state, f"risk: {risk_reason}" if risk_reason else ""
         )
         self._event("lifecycle", "owner", f"loop started on {host.host_id} with fencing token {self.lease.token}")
 

@@ -119,9 +119,10 @@ class HedgedLoop:
             raise
         r.check_desired_state = self.check_desired_state  # the host's periodic check, for two legs
         self._use(self.legs[MAKER])
-        r.state = "paused" if maker_setup.desired_state == "paused" else "running"
+        risk_reason = maker_setup.risk_paused_reason  # the risk sweep's pause, from the bot's row
+        r.state = "paused" if maker_setup.desired_state == "paused" or risk_reason else "running"
         self.paused = r.state == "paused"
-        await host.db.call(records.bot_state_set, r.bot_id, r.state, "")
+        await host.db.call(records.bot_state_set, r.bot_id, r.state, f"risk: {risk_reason}" if risk_reason else "")
         r._event("lifecycle", "owner", f"hedged loop started on {host.host_id} with fencing token {r.lease.token}")
 
     async def refuse(self, reason: str) -> None:
@@ -420,7 +421,7 @@ class HedgedLoop:
         wanted = None
         if desired == "stopped" or kill:
             wanted = "kill" if kill else "stop"
-        elif desired == "paused" and r.state == "running":
+        elif (desired == "paused" or risk_paused) and r.state == "running":
             wanted = "pause"
         elif desired == "running" and r.state == "paused" and not risk_paused:
             wanted = "resume"

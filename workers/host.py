@@ -355,8 +355,9 @@ class Host(MarketFanout):
 
     async def _desired_loop(self) -> None:
         """Control messages are pub/sub (may be lost): every ``DESIRED_CHECK_S`` the host reads
-        the desired state of all its bots in one query (and their risk-pause flags in one MGET)
-        and lets each bot compare (:meth:`BotRunner.check_desired_state`)."""
+        the desired state of all its bots, with their accounts' kill switches and the risk
+        sweep's pauses, in one query and lets each bot compare
+        (:meth:`BotRunner.check_desired_state`)."""
         from workers import records
 
         while not self._stop.is_set():
@@ -366,15 +367,13 @@ class Host(MarketFanout):
                 continue
             try:
                 states = await self.db_setup.call(records.bots_desired_states, ids)
-                paused = await self.redis.mget([keys.risk_pause(b) for b in ids])
             except Exception as exc:
                 logger.info("desired states not read (%s)", exc)
                 continue
-            for bot_id, risk in zip(ids, paused, strict=True):
+            for bot_id, (desired, kill, risk_paused) in states.items():
                 runner = self.bots.get(bot_id)
-                if runner is not None and bot_id in states:
-                    desired, kill = states[bot_id]
-                    runner.check_desired_state(desired, kill, risk is not None)
+                if runner is not None:
+                    runner.check_desired_state(desired, kill, risk_paused)
 
     # ----------------------------------------------------------------------------------------
     # Publishing for the UI

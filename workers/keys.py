@@ -50,7 +50,10 @@ def portfolio_hedge(owner_id: int, asset: str) -> str:
 
 
 def risk_pause(bot_id: int) -> str:
-    """Set (with the reason) while the risk sweep holds a bot paused."""
+    """A copy of a risk pause that nothing reads: the pause is the bot's state in PostgreSQL
+    (``Bot.risk_paused_reason``, :mod:`apps.bots.risk_pause`). Still written by a paper
+    perpetual's liquidation (``workers.paper_perp``); migration ``bots.0005`` copied the keys
+    of pauses made before it."""
     return f"{prefix()}:bot:{bot_id}:riskpause"
 
 

@@ -1,7 +1,7 @@
 """Desired vs actual state of bots, from synchronous code (Celery tasks and the supervisor).
 
 A bot that must run (desired running or paused, account kill switch off, not in error) is in
-the wanted set; hosts claim it. The owner of a bot is told what to do on the bot's control
+the wanted set; hosts claim it (one the risk sweep paused, ``Bot.risk_paused_at``, runs paused). The owner of a bot is told what to do on the bot's control
 channel. A bot that must stop and has no owner is cleaned up here: its orders are cancelled on
 the venue under its lease (fenced), then the database rows are closed.
 """
@@ -108,12 +108,6 @@ def apply(bot_id: int, *, kill: bool = False, reload_config: bool = False, flatt
     owned = lease_value(redis, bot_id) is not None
     must_run = bot.desired_state in RUN_STATES and not bot.exchange_account.kill_switch and not kill
     if must_run:
-        if not reload_config and redis.delete(keys.risk_pause(bot_id)):
-            # An explicit start/resume overrides a risk pause (the sweep pauses again if the
-            # condition still holds).
-            bot_events_record(
-                [(bot_id, time.time_ns(), "risk", "risk_override", "risk pause cleared by the user", None)]
-            )
         if bot.actual_state == "error" or not owned:
             bot_state_set(bot_id, "starting", "")
         want_bot(redis, bot_id, bot.market.venue, bot.market.symbol)
@@ -121,7 +115,10 @@ def apply(bot_id: int, *, kill: bool = False, reload_config: bool = False, flatt
             if reload_config:
                 control(redis, bot_id, "reload")
                 return "reload"
-            control(redis, bot_id, "pause" if bot.desired_state == "paused" else "resume")
+            if bot.desired_state == "paused" or bot.risk_paused_at is not None:
+                control(redis, bot_id, "pause")
+                return "paused"
+            control(redis, bot_id, "resume")
             return bot.desired_state
         return "wanted"
     redis.srem(keys.bots_wanted(), bot_id)

@@ -54,6 +54,7 @@ class BotSetup:
     client_id_start: int
     paper_balances: dict
     kill_switch: bool
+    risk_paused_reason: str = ""  # set while the risk sweep holds the bot paused (Bot.risk_paused_*)
     fills: list = field(default_factory=list)  # (ts, cid, side, price, qty, fee, maker, trade_id)
     open_orders: dict = field(default_factory=dict)  # cid -> (side, price, qty, filled)
     # A perpetual market's contract and tiers (``apps.derivatives.hosting.PerpMarket``) from its
@@ -122,6 +123,7 @@ def bot_setup(bot_id: int) -> BotSetup:
         client_id_start=seq + 1,
         paper_balances=dict(acct.paper_balances or {}),
         kill_switch=acct.kill_switch,
+        risk_paused_reason=(bot.risk_paused_reason or "paused by the risk sweep") if bot.risk_paused_at else "",
         fills=fills,
         open_orders=open_orders,
         perp=perp_market(bot.market.venue, bot.market.symbol, bot.market),
@@ -152,18 +154,18 @@ def fill_row(
 STOP_UNCONFIRMED = "stop not confirmed"
 
 
-def bots_desired_states(bot_ids: list[int]) -> dict[int, tuple[str, bool]]:
-    """bot id -> (desired state, account kill switch on), for all of a host's bots in one query
-    (a bot that no longer exists reads as stopped)."""
+def bots_desired_states(bot_ids: list[int]) -> dict[int, tuple[str, bool, bool]]:
+    """bot id -> (desired state, account kill switch on, paused by the risk sweep), for all of a
+    host's bots in one query (a bot that no longer exists reads as stopped)."""
     from apps.bots.models import Bot
 
     found = {
-        pk: (desired, bool(kill))
-        for pk, desired, kill in Bot.objects.filter(pk__in=bot_ids).values_list(
-            "id", "desired_state", "exchange_account__kill_switch"
+        pk: (desired, bool(kill), risk_paused_at is not None)
+        for pk, desired, kill, risk_paused_at in Bot.objects.filter(pk__in=bot_ids).values_list(
+            "id", "desired_state", "exchange_account__kill_switch", "risk_paused_at"
         )
     }
-    return {pk: found.get(pk, ("stopped", False)) for pk in bot_ids}
+    return {pk: found.get(pk, ("stopped", False, False)) for pk in bot_ids}
 
 
 def stored_trade_ids(account_id: int, trade_ids: list[str]) -> set[str]:

@@ -5,8 +5,10 @@ against ``risk.daily_loss_limit`` and trailing drawdown from peak equity against
 ``risk.max_drawdown``. Per user across bots: the summed daily loss against
 ``MM_USER_DAILY_LOSS_LIMIT`` (env/settings, quote currency). Per exchange account: the summed
 absolute position value against ``MM_ACCOUNT_MAX_EXPOSURE``. A breach pauses the bot(s) with a
-recorded reason (BotEvent ``risk``/``risk_pause`` — which the notifications scan turns into a
-risk-breach and a pause notification —, ``state_reason`` and an incident); bots with
+recorded reason: ``Bot.risk_paused_reason``/``risk_paused_at`` (the pause is part of the bot's
+state in the database, :mod:`apps.bots.risk_pause`), BotEvent ``risk``/``risk_pause`` — which the
+notifications scan turns into a risk-breach and a pause notification —, ``state_reason`` and an
+incident, in one transaction; then one ``pause`` message to the owning host. Bots with
 ``auto_resume`` resume once the condition clears.
 """
 
@@ -19,16 +21,13 @@ from decimal import Decimal
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
-from apps.bots.services import bot_events_record, bot_state_set
-from workers import keys, lifecycle
+from apps.bots.risk_pause import bot_risk_pause, bot_risk_resume
+from workers import lifecycle
 
 logger = logging.getLogger(__name__)
-
-
-def _pause_key(bot_id: int) -> str:
-    return keys.risk_pause(bot_id)
 
 
 def sweep() -> dict[str, int]:
@@ -87,29 +86,28 @@ def sweep() -> dict[str, int]:
     paused = resumed = 0
     now = time.time_ns()
     for bot in bots:
-        flagged = redis.get(_pause_key(bot.pk))
+        flagged = bot.risk_paused_at is not None
         reason = breaches.get(bot.pk)
         if reason and not flagged:
-            redis.set(_pause_key(bot.pk), reason)
-            lifecycle.control(redis, bot.pk, "pause")
-            bot_state_set(bot.pk, "paused", f"risk: {reason}")
-            bot_events_record([(bot.pk, now, "risk", "risk_pause", f"paused by the risk sweep: {reason}", None)])
-            Incident.objects.create(
-                owner=bot.owner,
-                bot=bot,
-                account_id=bot.exchange_account_id,
-                kind="risk",
-                message=f"{bot.name}: {reason}",
-            )
+            with transaction.atomic():  # the pause, its event and its incident: all or none
+                if not bot_risk_pause(bot.pk, reason, now):
+                    continue  # stopped or paused by another sweep meanwhile
+                Incident.objects.create(
+                    owner=bot.owner,
+                    bot=bot,
+                    account_id=bot.exchange_account_id,
+                    kind="risk",
+                    message=f"{bot.name}: {reason}",
+                )
+            lifecycle.control(redis, bot.pk, "pause")  # the owner acts now; the row is the truth
             paused += 1
-        elif flagged and not reason and bot.auto_resume and bot.desired_state == "running":
-            redis.delete(_pause_key(bot.pk))
-            lifecycle.control(redis, bot.pk, "resume")
-            bot_state_set(bot.pk, "running", "")
-            bot_events_record([(bot.pk, now, "risk", "risk_resume", "risk condition cleared; auto-resumed", None)])
-            resumed += 1
-        elif flagged and not reason and bot.desired_state != "running":
-            redis.delete(_pause_key(bot.pk))  # the user took over (paused or stopped it)
+        elif flagged and not reason:
+            if bot.desired_state != "running":  # the trader paused it meanwhile: paused by the trader now
+                bot_risk_resume(bot.pk, now, auto=False)
+            elif bot.auto_resume and bot_risk_resume(bot.pk, now, auto=True):
+                lifecycle.control(redis, bot.pk, "resume")
+                resumed += 1
+            # Without auto_resume the pause stays until the trader resumes the bot.
     return {"checked": len(bots), "paused": paused, "resumed": resumed}
 
 

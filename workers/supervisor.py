@@ -3,8 +3,9 @@
 Bots that must run are put in the wanted set (hosts claim them when their lease is free — after
 a crash the lease expires within its TTL and any live host takes the bot over); owners of bots
 that must stop are told so (again every tick until they do); bots that must stop and have no
-owner are cleaned up; feeds needed by running bots or by dashboards/arbitrage (a
-``feed:<venue>:<symbol>:interest`` key with a TTL) are wanted too. ``actual_state`` follows what
+owner are cleaned up; owners of bots the risk sweep paused (``Bot.risk_paused_at``) are told
+to pause until they report it, and never to resume; feeds needed by running bots or by
+dashboards/arbitrage (a ``feed:<venue>:<symbol>:interest`` key with a TTL) are wanted too. ``actual_state`` follows what
 the loops report, with a BotEvent when an owner is lost.
 """
 
@@ -22,10 +23,6 @@ from workers import keys, lifecycle, records
 logger = logging.getLogger(__name__)
 
 
-def risk_paused(redis, bot_id: int) -> bool:
-    return bool(redis.exists(keys.risk_pause(bot_id)))
-
-
 def tick() -> dict[str, int]:
     """One supervision pass; returns counters."""
     from apps.bots.models import Bot
@@ -40,6 +37,7 @@ def tick() -> dict[str, int]:
             "market__symbol",
             "exchange_account__kill_switch",
             "state_reason",
+            "risk_paused_at",
         )
     )
     counters = {"wanted": 0, "claim_pending": 0, "stop_sent": 0, "cleaned": 0, "owned": 0}
@@ -52,7 +50,7 @@ def tick() -> dict[str, int]:
     feeds: set[str] = set()
     events = []
     now = time.time_ns()
-    for i, (bot_id, desired, actual, venue, symbol, kill, reason) in enumerate(bots):
+    for i, (bot_id, desired, actual, venue, symbol, kill, reason, risk_paused_at) in enumerate(bots):
         lease, status = raw[2 * i], raw[2 * i + 1]
         status = json.loads(status) if status else None
         must_run = desired in lifecycle.RUN_STATES and not kill and actual != "error"
@@ -70,8 +68,8 @@ def tick() -> dict[str, int]:
                     bot_state_set(bot_id, "starting", "owner lost; waiting for a worker to take over")
             elif status:
                 loop_state = status.get("state")
-                paused_by_risk = risk_paused(redis, bot_id)
-                if desired == "paused" and loop_state == "running":
+                paused_by_risk = risk_paused_at is not None
+                if (desired == "paused" or paused_by_risk) and loop_state == "running":
                     lifecycle.control(redis, bot_id, "pause")
                 elif desired == "running" and loop_state == "paused" and not paused_by_risk:
                     lifecycle.control(redis, bot_id, "resume")

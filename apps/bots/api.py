@@ -51,6 +51,8 @@ class BotSerializer(ModelSerializer):
             "desired_state",
             "actual_state",
             "state_reason",
+            "risk_paused_reason",
+            "risk_paused_at",
             "client_id_prefix",
             "auto_resume",
             "config_version",

@@ -19,6 +19,7 @@ from apps.accounts.errors import FieldErrors
 from apps.accounts.models import AuditAction, AuditLog, User
 from apps.accounts.services import audit_record
 from apps.bots.models import Bot, DesiredState
+from apps.bots.risk_pause import risk_pause_clear
 from apps.bots.services import APPLY_TASK, _enqueue, account_kill_switch
 from apps.exchanges.models import ExchangeAccount
 
@@ -59,7 +60,7 @@ def bot_flatten(*, bot: Bot, actor: User) -> Decimal:
     before = {"desired_state": bot.desired_state}
     bot.desired_state = DesiredState.STOPPED
     bot.state_reason = f"flatten requested by {actor.username}"
-    bot.save(update_fields=["desired_state", "state_reason", "updated"])
+    bot.save(update_fields=["desired_state", "state_reason", "updated", *risk_pause_clear(bot)])
     audit_record(
         action=AuditAction.BOT_KILLED,
         actor=actor,

@@ -22,6 +22,9 @@ class ActualState(models.TextChoices):
     ERROR = "error", "Error"
 
 
+RISK_PAUSE_REASON_MAX = 500
+
+
 class Bot(models.Model):
     """A quoting bot on one market of one exchange account."""
 
@@ -35,6 +38,20 @@ class Bot(models.Model):
     desired_state = models.CharField(max_length=16, choices=DesiredState.choices, default=DesiredState.STOPPED)
     actual_state = models.CharField(max_length=16, choices=ActualState.choices, default=ActualState.STOPPED)
     state_reason = models.TextField(blank=True, default="")
+    # The risk sweep's pause (workers/risk.py), part of the bot's state: the loop, its next
+    # owner after a take-over and the supervisor read it here with the desired state, so a
+    # Redis that lost its keys cannot let a risk-paused bot quote again. Set with the sweep's
+    # incident and event, cleared by auto-resume or by the trader's start/resume (an override)
+    # or stop.
+    risk_paused_reason = models.CharField(
+        max_length=RISK_PAUSE_REASON_MAX,
+        blank=True,
+        default="",
+        help_text="why the risk sweep holds the bot paused (empty when it does not)",
+    )
+    risk_paused_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the risk sweep paused the bot (null when it does not hold it paused)"
+    )
     client_id_prefix = models.CharField(max_length=16, unique=True, null=True, blank=True, editable=False)
     shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shared_bots")
     auto_resume = models.BooleanField(default=False)

@@ -8,6 +8,7 @@ supervisor also compares desired and actual states periodically, so a lost messa
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
 from apps.bots import guards, hedged
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
+from apps.bots.risk_pause import risk_pause_clear
 from apps.core.timeseries import ns_to_dt
 from apps.core.writes import batchable
 from apps.exchanges.models import ExchangeAccount, Market
@@ -287,9 +289,12 @@ def _transition(
     # bot and its account while they insert orders, fills and events; FOR UPDATE (and a lock on
     # the joined account) would wait for them, and a kill-all could deadlock with them.
     bot = Bot.objects.select_for_update(no_key=True, of=("self",)).select_related("exchange_account").get(pk=bot.pk)
-    if bot.desired_state == desired and not kill:
+    # A start/resume of a bot the risk sweep paused is the trader's override, also when its
+    # desired state is already running (the sweep pauses the loop, not the desired state).
+    overriding_risk = desired == DesiredState.RUNNING and bot.risk_paused_at is not None
+    if bot.desired_state == desired and not kill and not overriding_risk:
         return bot
-    if bot.desired_state not in allowed_from:
+    if bot.desired_state not in allowed_from and not (overriding_risk and bot.desired_state == desired):
         raise FieldErrors(
             {
                 "desired_state": [
@@ -303,9 +308,16 @@ def _transition(
             {"exchange_account": [f"the kill switch of account {bot.exchange_account.label!r} is on; clear it first"]}
         )
     before = {"desired_state": bot.desired_state, "actual_state": bot.actual_state}
+    if bot.risk_paused_at is not None:
+        before["risk_paused_reason"] = bot.risk_paused_reason
     bot.desired_state = desired
     bot.state_reason = reason
-    bot.save(update_fields=["desired_state", "state_reason", "updated"])
+    fields = ["desired_state", "state_reason", "updated"]
+    if overriding_risk:
+        bot_events_record([(bot.pk, time.time_ns(), "risk", "risk_override", f"risk pause cleared: {reason}", None)])
+    if desired != DesiredState.PAUSED:  # a pause keeps it: the bot stays paused either way
+        fields += risk_pause_clear(bot)
+    bot.save(update_fields=fields)
     audit_record(
         action=action,
         actor=actor,
@@ -325,7 +337,7 @@ def _transition(
 
 @transaction.atomic
 def bot_start(*, bot: Bot, actor: User) -> Bot:
-    """Ask for the bot to run (from stopped or paused)."""
+    """Ask for the bot to run (from stopped or paused; also overrides a risk pause)."""
     return _transition(
         bot,
         actor=actor,
@@ -353,7 +365,8 @@ def bot_pause(*, bot: Bot, actor: User) -> Bot:
 
 @transaction.atomic
 def bot_resume(*, bot: Bot, actor: User) -> Bot:
-    """Ask a paused bot to quote again."""
+    """Ask a paused bot to quote again, also one the risk sweep paused (the trader's override:
+    the sweep pauses it again if its condition still holds)."""
     return _transition(
         bot,
         actor=actor,

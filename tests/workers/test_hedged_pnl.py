@@ -121,7 +121,7 @@ def test_risk_sweep_pauses_a_hedged_bot_on_its_daily_loss(host, redis_client):
     assert snaps.order_by("-ts").first().equity < opening.equity
     result = risk.sweep()
     assert result["paused"] >= 1
-    assert redis_client.get(keys.risk_pause(bot.pk)) is not None
+    assert Bot.objects.get(pk=bot.pk).risk_paused_reason.startswith("daily loss")
     assert BotEvent.objects.filter(bot=bot, code="risk_pause").exists()
     assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "paused", 15)
     k_maker_orders = keys.paper(bot.exchange_account_id, "BTC/USDT", "orders")

@@ -91,6 +91,9 @@ def test_risk_sweep_pauses_on_daily_loss_with_a_reason_and_auto_resumes_when_cle
     assert risk.sweep()["paused"] == 1
     bot.refresh_from_db()
     assert bot.actual_state == "paused" and "daily loss 150.00 above the limit 100" in bot.state_reason
+    # The pause is the bot's state in the database, not a Redis key.
+    assert bot.risk_paused_reason == "daily loss 150.00 above the limit 100" and bot.risk_paused_at
+    assert not list(clean_redis.scan_iter(match=f"{keys.prefix()}:bot:{bot.pk}:risk*"))
     assert pubsub.get_message(timeout=2)["data"] == b"pause"
     assert BotEvent.objects.filter(bot=bot, code="risk_pause").exists()
     assert Incident.objects.filter(bot=bot, kind="risk").count() == 1
@@ -99,6 +102,8 @@ def test_risk_sweep_pauses_on_daily_loss_with_a_reason_and_auto_resumes_when_cle
     assert risk.sweep()["resumed"] == 1
     assert pubsub.get_message(timeout=2)["data"] == b"resume"
     assert BotEvent.objects.filter(bot=bot, code="risk_resume").exists()
+    bot.refresh_from_db()
+    assert (bot.risk_paused_reason, bot.risk_paused_at, bot.actual_state) == ("", None, "running")
 
 
 def test_risk_sweep_pauses_on_trailing_drawdown_and_without_auto_resume_stays_paused(clean_redis):
@@ -115,6 +120,32 @@ def test_risk_sweep_pauses_on_trailing_drawdown_and_without_auto_resume_stays_pa
     assert "drawdown 80.00 from peak equity 10200.00" in bot.state_reason
     _snap(bot, -0.01, "10190", peak="10200")
     assert risk.sweep()["resumed"] == 0
+    assert Bot.objects.get(pk=bot.pk).risk_paused_reason.startswith("drawdown 80.00")  # until the trader resumes
+
+
+def test_owners_of_a_risk_paused_bot_are_told_to_pause_never_to_resume(clean_redis):
+    """The supervisor and ``lifecycle.apply`` read the risk pause from the bot's row: a loop that
+    reports running is told to pause (the sweep's message was lost), and a re-applied desired
+    state running sends pause, not resume."""
+    from apps.bots.models import Bot
+    from apps.bots.risk_pause import bot_risk_pause
+    from workers import keys, lifecycle, supervisor
+
+    _user, _account, (bot,) = make_paper_bots(1)
+    assert bot_risk_pause(bot.pk, "daily loss 150.00 above the limit 100", time.time_ns())
+    clean_redis.set(keys.bot_lease(bot.pk), "somehost:7", px=5000)
+    clean_redis.set(keys.bot_status(bot.pk), json.dumps({"state": "running"}), ex=30)
+    pubsub = clean_redis.pubsub()
+    pubsub.subscribe(keys.bot_control(bot.pk))
+    pubsub.get_message(timeout=1)
+    supervisor.tick()
+    assert pubsub.get_message(timeout=2)["data"] == b"pause"
+    assert lifecycle.apply(bot.pk) == "paused"
+    assert pubsub.get_message(timeout=2)["data"] == b"pause"
+    clean_redis.set(keys.bot_status(bot.pk), json.dumps({"state": "paused"}), ex=30)
+    supervisor.tick()  # paused as it must be: nothing sent, and never a resume
+    assert pubsub.get_message(timeout=1) is None
+    assert Bot.objects.get(pk=bot.pk).risk_paused_at is not None
 
 
 def test_reconciliation_cancels_orphans_records_missing_fills_and_closes_vanished_orders(clean_redis):
