@@ -37,9 +37,7 @@ class FundingPayment(models.Model):
 
     class Meta:
         ordering = ("bot", "ts")
-        constraints = [
-            models.UniqueConstraint(fields=["account", "symbol", "payment_id"], name="funding_payment_uniq")
-        ]
+        constraints = [models.UniqueConstraint(fields=["account", "symbol", "payment_id"], name="funding_payment_uniq")]
         indexes = [models.Index(fields=["bot", "ts"], name="funding_payment_bot_ts")]
 
     def __str__(self) -> str:
