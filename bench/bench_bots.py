@@ -249,17 +249,10 @@ def _run(n: int, seconds: float, procs: int) -> dict:
                 print(f"    their CPU time: p50 {_pct(cpu, 0.5):.1f} ms, max {max(cpu) / 1e6:.1f} ms, "
                       f"total {sum(cpu) / 1e6:.0f} ms")  # fmt: skip
 
-    def statements_cpu(p: dict) -> float:
-        """CPU seconds the writes themselves took (in the writer children, MM_DB_WRITER=process,
-        whose CPU the host's process time does not include; else on the writer threads)."""
-        return sum(v[3] for k, v in p["db_timing"].items() if k != "threads_cpu")
-
-    children = os.environ.get("MM_DB_WRITER", "process").strip().lower() != "thread"
     for p in parts:
         print(f"  host pid {p['pid']}: {p['bots']} bots, {p['feeds']} feeds, cpu {p['cpu_s'] / p['wall_s']:.2f} "
-              "(its database writer threads included"
-              + (f"; its writer children's statements {statements_cpu(p) / p['wall_s']:.2f} more), " if children else "), ")
-              + f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; "
+              "(its database writer threads included), "
+              f"{len(p['cycle_ns'])} cycles, {p['conflated']} book events superseded; "
               f"db writer (calls, rows, s, writer-thread CPU s): {p['db_timing']}")  # fmt: skip
         if "loop_cpu_s" in p:
             writers = p["db_timing"].get("threads_cpu", (0, 0, 0, 0))[3]
@@ -279,8 +272,7 @@ def _run(n: int, seconds: float, procs: int) -> dict:
         "feed_to_bot_n": len(redis_lat),
         "feed_to_engine_p50_ms": _pct(e2e, 0.5),
         "feed_to_engine_p99_ms": _pct(e2e, 0.99),
-        # the hosts' CPU, with their writer children's statements when those run there
-        "cpu_share": sum((p["cpu_s"] + (statements_cpu(p) if children else 0)) / p["wall_s"] for p in parts),
+        "cpu_share": sum(p["cpu_s"] / p["wall_s"] for p in parts),
         "places": sum(p["places"] for p in parts),
         "conflated": sum(p["conflated"] for p in parts),
         "db_backlog": sum(p["db_backlog"] for p in parts),

@@ -231,15 +231,6 @@ def host_wake_batch() -> int:
     return env_int("MM_WAKE_BATCH", 16, minimum=1, maximum=100_000)
 
 
-def db_writer_mode() -> str:
-    """``MM_DB_WRITER``: where a bot host's database writers run their batched writes: ``process``
-    (default: one child process per writer, apps.core.write_batches) or ``thread``."""
-    value = (_raw("MM_DB_WRITER") or "process").strip().lower()
-    if value not in ("process", "thread"):
-        raise ConfigurationError(f"MM_DB_WRITER={_raw('MM_DB_WRITER')!r} is refused; accepted: 'process' or 'thread'")
-    return value
-
-
 def host_profile_path() -> str | None:
     """``MM_HOST_PROFILE``: a file to write a cProfile of the host's loop thread to (a bench aid)."""
     return _raw("MM_HOST_PROFILE")

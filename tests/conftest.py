@@ -13,17 +13,6 @@ def _delete_prefixed(client, prefix: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup):
-    """pytest-django's, and at its end the bot hosts' database writer children are ended before
-    the test database is dropped (they hold connections to it; a host a test did not drain keeps
-    its child until exit)."""
-    yield
-    from apps.core.write_batches import close_all
-
-    close_all()
-
-
-@pytest.fixture(scope="session")
 def redis_client():
     import redis
     from django.conf import settings

@@ -1,10 +1,5 @@
 """The bot host's database writers: plain threads, each with its own Django connection.
 
-The batches of write services (below) run in a child process per writer by default
-(``MM_DB_WRITER=process``, :class:`apps.core.write_batches.ChildWriter`: the host's loop then
-does not wait for the GIL while a writer builds statement parameters; ``thread`` writes them
-from the thread itself). Other calls (reads, setups) always run on the thread.
-
 A host has three (:class:`workers.host.Host`): telemetry and order updates (``db``), order rows
 a place waits for (``orders``) and setup reads (``setup``), so an awaited row never queues
 behind telemetry. The loop hands a write over with :meth:`AsyncWriter.submit` (fire and forget)
@@ -70,13 +65,7 @@ class DbWriter:
         one_statement: bool = False,
         linger_s: float = 0.0,
         on_refused: Callable[[int | None, Callable, Any, BaseException], None] | None = None,
-        child: bool | None = None,
     ) -> None:
-        from apps.core.write_batches import ChildWriter, child_writes_enabled
-
-        # ``child``: write batches from a child process (default: ``MM_DB_WRITER``).
-        use_child = child_writes_enabled() if child is None else child
-        self._child = ChildWriter(name) if use_child else None
         # ``one_statement``: each batchable function here writes with a single statement, so a
         # batch of one function runs as that statement alone (autocommit, ``synchronous_commit``
         # set for the session, off unless the function is durable): one round trip instead of
@@ -144,10 +133,7 @@ class DbWriter:
 
         durable_batch = any(_is_durable(fn) for fn, _calls in groups)
         merged = [(fn, [row for c in calls for row in c.args[0]]) for fn, calls in groups]
-        if self._child is not None:
-            answers = self._child.run(merged, durable=durable_batch, one_statement=self.one_statement)
-        else:
-            answers = run_batch(merged, durable=durable_batch, one_statement=self.one_statement, session=self._session)
+        answers = run_batch(merged, durable=durable_batch, one_statement=self.one_statement, session=self._session)
         results = []
         for (fn, rows), (result, seconds, cpu) in zip(merged, answers, strict=True):
             stat = self.timing.setdefault(fn.__name__, [0, 0, 0.0, 0.0])
@@ -162,13 +148,11 @@ class DbWriter:
         """``work()``, retried after a dropped connection until the database takes it."""
         from django import db
 
-        from apps.core.write_batches import BatchRetry
-
         delay = 0.05
         while True:
             try:
                 return work()
-            except (db.OperationalError, db.InterfaceError, BatchRetry) as exc:
+            except (db.OperationalError, db.InterfaceError) as exc:
                 self.errors += 1
                 logger.warning("database write failed (%s); reconnecting and retrying", exc)
                 db.connection.close()
@@ -225,8 +209,6 @@ class DbWriter:
     def _run(self) -> None:
         from django import db
 
-        if self._child is not None:
-            self._child.start()
         while True:
             self.cpu_s = time.thread_time()
             item = self._next()
@@ -246,8 +228,6 @@ class DbWriter:
                 continue
             _notify(item, result, None)
         db.connection.close()
-        if self._child is not None:
-            self._child.close()
 
 
 def _notify(call: _Call, result: Any, exc: BaseException | None) -> None:

@@ -67,7 +67,7 @@ class Host(MarketFanout):
         # updates go through ``db`` after the row exists.
         self.db = AsyncWriter(DbWriter("mm-db", linger_s=0.05, on_refused=self._on_refused))
         self.db_orders = AsyncWriter(DbWriter("mm-db-orders", one_statement=True, on_refused=self._on_refused))
-        self.db_setup = AsyncWriter(DbWriter("mm-db-setup", child=False))  # loading bots at take-over
+        self.db_setup = AsyncWriter(DbWriter("mm-db-setup"))  # loading bots at take-over
         self.loop: asyncio.AbstractEventLoop | None = None
         self.bots: dict[int, object] = {}
         self.bot_tasks: dict[int, asyncio.Task] = {}

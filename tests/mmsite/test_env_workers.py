@@ -11,7 +11,7 @@ from mmsite.env import ConfigurationError
 
 def test_defaults_when_unset(monkeypatch):
     for name in ("MM_HOST", "MM_WAKE_BATCH", "MM_GC_THRESHOLD", "MM_NO_CHANNEL_LAYER", "MM_PAPER_FAULTS",
-                 "MM_LIVE_HTTP_BASE", "MM_HOST_PROFILE", "MM_DB_WRITER"):  # fmt: skip
+                 "MM_LIVE_HTTP_BASE", "MM_HOST_PROFILE"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     assert env.host_enabled() is True
     assert env.host_wake_batch() == 16
@@ -20,7 +20,6 @@ def test_defaults_when_unset(monkeypatch):
     assert env.paper_faults() is None
     assert env.live_http_base() is None
     assert env.host_profile_path() is None
-    assert env.db_writer_mode() == "process"
 
 
 def test_accepted_values(monkeypatch):
@@ -29,8 +28,6 @@ def test_accepted_values(monkeypatch):
     monkeypatch.setenv("MM_GC_THRESHOLD", "default")
     monkeypatch.setenv("MM_PAPER_FAULTS", "error=0.2, timeout=0.15,delay_ms=300,seed=5")
     monkeypatch.setenv("MM_LIVE_HTTP_BASE", "http://127.0.0.1:8080")
-    monkeypatch.setenv("MM_DB_WRITER", "Thread")
-    assert env.db_writer_mode() == "thread"
     assert env.host_enabled() is False
     assert env.host_wake_batch() == 32
     assert env.host_gc_threshold() is None
@@ -47,7 +44,6 @@ def test_accepted_values(monkeypatch):
         ("MM_PAPER_FAULTS", "error=2", env.paper_faults, "error='2' is out of range"),
         ("MM_PAPER_FAULTS", "errors=0.1", env.paper_faults, "'errors=0.1' is refused"),
         ("MM_LIVE_HTTP_BASE", "https://api.binance.com", env.live_http_base, "only a loopback test server"),
-        ("MM_DB_WRITER", "fork", env.db_writer_mode, "MM_DB_WRITER='fork' is refused; accepted: 'process' or 'thread'"),
     ],
 )
 def test_refusals_name_the_setting_and_what_is_accepted(monkeypatch, name, value, reader, says):

@@ -313,8 +313,7 @@ def _sc_fills(rows: list) -> str:
 
 def test_batches_with_fills_or_order_updates_commit_synchronously_telemetry_does_not():
     """``synchronous_commit`` as each kind of batch ran it, on both paths (a transaction per
-    merged batch; a lone statement in autocommit on a ``one_statement`` writer), with the batches
-    written by the writer's child process and by the thread itself."""
+    merged batch; a lone statement in autocommit on a ``one_statement`` writer)."""
     import threading
 
     from apps.core.writes import batchable, durable
@@ -324,95 +323,13 @@ def test_batches_with_fills_or_order_updates_commit_synchronously_telemetry_does
     fills = durable(batchable(_sc_fills))
     assert fills_record.durable and orders_update.durable
     assert not getattr(pnl_snapshots_record, "durable", False)
-    for child in (True, False):
-        for writer in (DbWriter("t-db", child=child), DbWriter("t-orders", one_statement=True, child=child)):
-            seen = []
-            for fn in (telemetry, fills, telemetry, fills):
-                done = threading.Event()
-                writer.submit(
-                    fn, [1], done=lambda result, exc, done=done, seen=seen: (seen.append(result or exc), done.set())
-                )
-                assert done.wait(30)
-            writer.drain(10)
-            assert seen == ["off", "on", "off", "on"], (writer, child, seen)
-
-
-def test_a_killed_writer_child_is_replaced_and_its_batch_written_once_more():
-    """The child process writing a host's batches dies (OOM killer, kill -9): the batch it held is
-    sent again to a new child, and nothing handed over is lost."""
-    import os
-    import signal
-    import threading
-
-    from apps.orders.models import Order
-    from workers import records
-    from workers.dbwriter import DbWriter
-
-    _user, account, (bot,) = make_paper_bots(1, start=False)
-    inst = records.market_instrument(bot.market)
-    writer = DbWriter("t-child", child=True)
-    done = threading.Event()
-    writer.submit(
-        orders_create, [(bot.pk, account.pk, bot.market_id, inst, _place("kc-0"))], done=lambda r, e: done.set()
-    )
-    assert done.wait(30)
-    (pid,) = list(writer._child._pool._processes)
-    os.kill(pid, signal.SIGKILL)
-    finished = []
-    for i in range(1, 6):
-        writer.submit(
-            orders_create,
-            [(bot.pk, account.pk, bot.market_id, inst, _place(f"kc-{i}"))],
-            done=lambda r, e: finished.append((r, e)),
-        )
-    wait_until(lambda: len(finished) == 5, 60)
-    (new_pid,) = list(writer._child._pool._processes)
-    assert new_pid != pid
-    writer.drain(60)
-    assert [e for _r, e in finished] == [None] * 5
-    assert sorted(
-        Order.objects.filter(client_order_id__startswith="kc-").values_list("client_order_id", flat=True)
-    ) == [f"kc-{i}" for i in range(6)]
-    assert writer.errors >= 1  # the batch the dead child held was retried
-
-
-def test_a_writer_child_ends_when_its_host_is_killed(tmp_path):
-    """A host killed with SIGKILL leaves no writer child behind (holding a database connection)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import child_env
-
-    script = tmp_path / "host.py"
-    script.write_text(
-        "import time\n"
-        "import django\n"
-        "django.setup()\n"
-        "from apps.core.write_batches import ChildWriter, run_batch\n"
-        "from apps.core.writes import batchable\n"
-        "from tests.workers.test_dbwriter import _sc_telemetry\n"
-        "if __name__ == '__main__':\n"
-        "    w = ChildWriter('t')\n"
-        "    w.run([(batchable(_sc_telemetry), [1])], durable=False, one_statement=False)\n"
-        "    print(*w._pool._processes, flush=True)\n"
-        "    time.sleep(60)\n"
-    )
-    env = child_env(PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env, cwd=os.getcwd())
-    child_pid = int(proc.stdout.readline())
-    os.kill(child_pid, 0)  # alive
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-
-    def gone() -> bool:
-        try:
-            os.kill(child_pid, 0)
-        except ProcessLookupError:
-            return True
-        # a zombie is gone as far as the database is concerned; it is reaped by init
-        with open(f"/proc/{child_pid}/stat") as f:
-            return f.read().split(") ")[1].startswith("Z")
-
-    assert wait_until(gone, 10)
+    for writer in (DbWriter("t-db"), DbWriter("t-orders", one_statement=True)):
+        seen = []
+        for fn in (telemetry, fills, telemetry, fills):
+            done = threading.Event()
+            writer.submit(
+                fn, [1], done=lambda result, exc, done=done, seen=seen: (seen.append(result or exc), done.set())
+            )
+            assert done.wait(30)
+        writer.drain(10)
+        assert seen == ["off", "on", "off", "on"], (writer, seen)
