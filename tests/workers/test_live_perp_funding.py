@@ -87,7 +87,7 @@ def test_funding_payments_are_read_back_and_booked_once_each_into_the_snapshots_
     response = api(owner).get(f"/api/v1/bots/{bot.pk}/perp/")
     assert response.status_code == 200 and response.json()["funding"] == "-0.01999500", response.content
     page = _page(owner, bot)
-    shown = re.search(r'<th>Funding paid</th><td id="perp-funding">(?:<[^>]+>)*(-0\.02\d*)<', page)
+    shown = re.search(r'<th[^>]*>Funding paid</th><td id="perp-funding">(?:<[^>]+>)*(-0\.02\d*)<', page)
     assert shown, page[page.find("Funding") - 200 :][:600]
     stop(bot)
 
