@@ -10,6 +10,7 @@ writes it (see :mod:`workers.paper_venue`), so a stale owner cannot write after 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -69,8 +70,14 @@ async def renew_many(redis, leases: list[Lease], ttl_ms: int) -> None:
     if not held:
         return
     started = time.monotonic()
+    # A round that cannot reach Redis ends by the earliest local deadline (or 0.1 s from now, when
+    # that is already past), not a socket timeout later: a cut-off host gives its leases up while
+    # they are still its own in Redis (each expires a ttl after its last renewal, the local
+    # deadline is 0.9 of that).
+    budget = max(0.1, min(lease._deadline for lease in held) - started)
     try:
-        result = await redis.eval(RENEW_MANY, len(held), *[x.key for x in held], ttl_ms, *[x.value for x in held])
+        async with asyncio.timeout(budget):
+            result = await redis.eval(RENEW_MANY, len(held), *[x.key for x in held], ttl_ms, *[x.value for x in held])
     except Exception as exc:
         # Kept until their deadlines (the next round may succeed); said, because a lease later
         # found expired is explained by the rounds that failed before it.

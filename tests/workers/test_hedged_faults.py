@@ -54,13 +54,21 @@ def _faulty_until_first_failure(host, redis_client, bot, faults, failure_code: s
     assert wait_until(failed.exists, 120), list(BotEvent.objects.filter(bot=bot).values_list("code", "message"))
     stopped = BotEvent.objects.filter(bot=bot, kind="risk", code="hedge_quoting_stopped")
     assert wait_until(stopped.exists, 10)
-    # maker quoting stopped at once: every maker quote off the venue while the hedge venue fails
+    incidents = Incident.objects.filter(bot=bot, kind="hedge", data__code="quoting_stopped").order_by("id")
+
+    def waiting_fill():
+        # A maker fill waiting for its hedge, and the incident saying so. (Before it, a failed
+        # hedge may find the maker's own opposite fill has already netted its exposure to 0:
+        # that incident says "exposure left: 0", and quoting resumes flat.)
+        return next((i for i in incidents if Decimal(str(i.data["exposure"])) != 0), None)
+
+    incident = wait_until(waiting_fill, 120)
+    assert incident is not None, [i.message for i in incidents]
+    assert "exposure left" in incident.message and incident.data["asset"] == "BTC"
+    exposure = Decimal(str(incident.data["exposure"]))
+    # maker quoting stopped: every maker quote off the venue while the exposure waits
     k_maker = keys.paper(bot.exchange_account_id, "BTC/USDT", "orders")
     assert wait_until(lambda: redis_client.hlen(k_maker) == 0, 5), "maker quotes left resting"
-    incident = Incident.objects.filter(bot=bot, kind="hedge", data__code="quoting_stopped").first()
-    assert incident is not None and "exposure left" in incident.message and incident.data["asset"] == "BTC"
-    exposure = Decimal(str(incident.data["exposure"]))
-    assert exposure != 0, incident.message  # a maker fill is waiting for its hedge, and it is said
     maker, _hedges = _legs(bot)
     assert maker, "a hedge failed before any maker fill"
     leg.venue.faults = None
