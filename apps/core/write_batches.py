@@ -18,18 +18,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-_session: dict[str, Any] = {"conn": None, "durable": None}  # a caller's session setting
 
-
-def run_batch(groups: list[tuple[Callable, list]], *, durable: bool, one_statement: bool, session=None) -> list:
+def run_batch(groups: list[tuple[Callable, list]], *, durable: bool, one_statement: bool, session: dict) -> list:
     """Write ``groups`` in one transaction (one commit), ``synchronous_commit`` on when ``durable``.
 
     ``one_statement`` with a single group: the statement runs alone in autocommit with the
-    session's ``synchronous_commit`` (set only when it changes; ``session`` keeps that state for
-    the caller's connection). Returns each group's result and its [seconds, CPU seconds]."""
+    session's ``synchronous_commit`` (set only when it changes; ``session``, ``{"conn", "durable"}``,
+    keeps that state for the caller's connection). Returns each group's result and its seconds
+    and CPU seconds."""
     from django.db import connection, transaction
 
-    session = session if session is not None else _session
     if one_statement and len(groups) == 1:
         connection.ensure_connection()
         if connection.connection is not session["conn"] or session["durable"] != durable:
