@@ -122,36 +122,47 @@ def _open(bot, side: str):
     )  # fmt: skip
 
 
-def test_spot_maker_hedged_in_usdm_contracts_carries_the_rounding_residue_and_books_funding(quiet_host, redis_client):
+def _spot_perp_bot(name: str, *, hedge_usdt: str, leverage: int):
+    """A hedged bot quoting BTC/USDT on the spot replay venue, hedged on the USD-M perpetual
+    (paper accounts: 1 BTC and 100,000 USDT on the maker, ``hedge_usdt`` on the hedge)."""
     from apps.accounts.models import User
-    from apps.bots.models import Bot, BotEvent
-    from apps.bots.services import bot_create, bot_start
-    from apps.derivatives.models import FundingRate
+    from apps.bots.services import bot_create
     from apps.exchanges.services import exchange_account_create
-    from apps.orders.models import Fill
-    from apps.portfolio.models import PnlSnapshot
-    from trading.instruments import Side
-    from workers import lifecycle, supervisor
 
     spot = _market(SPOT, "BTC/USDT", "0.01", "0.00001", "0")
     perp = _market(USDM, PERP, "0.1", "0.001", "0.0005")
-    funding_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=40)
-    FundingRate.objects.create(venue=USDM, symbol=PERP, ts=funding_at, rate=FUNDING_RATE)
-    user = User.objects.create_user(username=f"perphedger{time.time_ns()}", password="pw-12345678")
+    user = User.objects.create_user(username=f"hedger{time.time_ns()}", password="pw-12345678")
     maker_account = exchange_account_create(owner=user, label="spot", venue=SPOT,
                                             paper_balances={"BTC": "1", "USDT": "100000"})  # fmt: skip
-    hedge_account = exchange_account_create(owner=user, label="usdm", venue=USDM, paper_balances={"USDT": "10000"})
-    bot = bot_create(
+    hedge_account = exchange_account_create(owner=user, label="usdm", venue=USDM, paper_balances={"USDT": hedge_usdt})
+    return bot_create(
         owner=user,
-        name="spot-perp",
+        name=name,
         exchange_account=maker_account,
         market=spot,
         strategy="hedged_maker",
         params={"hedge_account": hedge_account.pk, "hedge_market": perp.pk, "order_amount": "0.002",
                 "min_profitability": "0.0005", "max_unhedged": "0.002", "requote_ticks": 0,
-                "stale_after_ms": 5000, "hedge_perp": {"leverage": 10}},
+                "stale_after_ms": 5000, "hedge_perp": {"leverage": leverage}},
         risk={"max_position_base": "1"},
     )  # fmt: skip
+
+
+def test_spot_maker_hedged_in_usdm_contracts_carries_the_rounding_residue_and_books_funding(quiet_host, redis_client):
+    from apps.bots.models import Bot, BotEvent
+    from apps.bots.services import bot_start
+    from apps.derivatives.models import FundingRate
+    from apps.orders.models import Fill
+    from apps.portfolio.models import PnlSnapshot
+    from trading.instruments import Side
+    from workers import lifecycle, supervisor
+
+    funding_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=40)
+    FundingRate.objects.create(venue=USDM, symbol=PERP, ts=funding_at, rate=FUNDING_RATE)
+    bot = _spot_perp_bot("spot-perp", hedge_usdt="10000", leverage=10)
+    from apps.exchanges.models import ExchangeAccount
+
+    user, hedge_account = bot.owner, ExchangeAccount.objects.get(pk=bot.params["hedge_account"])
     books = Books(redis_client)
     try:
         bot_start(bot=bot, actor=user)
@@ -227,32 +238,15 @@ def test_a_hedge_the_perp_legs_margin_cannot_carry_is_refused_before_it_is_sent(
     pre-trade margin check refuses it before anything reaches the venue; the hedger treats it as a
     refused hedge: quoting stops, the retry is refused too, and the incident names the exposure
     left. Nothing is hedged silently, nothing is sent."""
-    from apps.accounts.models import User
     from apps.bots.models import Bot, BotEvent
-    from apps.bots.services import bot_create, bot_start
+    from apps.bots.services import bot_start
     from apps.core.models import Incident
-    from apps.exchanges.services import exchange_account_create
     from apps.orders.models import Fill, Order
     from trading.instruments import Side
     from workers import lifecycle, supervisor
 
-    spot = _market(SPOT, "BTC/USDT", "0.01", "0.00001", "0")
-    perp = _market(USDM, PERP, "0.1", "0.001", "0.0005")
-    user = User.objects.create_user(username=f"thinmargin{time.time_ns()}", password="pw-12345678")
-    maker_account = exchange_account_create(owner=user, label="spot", venue=SPOT,
-                                            paper_balances={"BTC": "1", "USDT": "100000"})  # fmt: skip
-    hedge_account = exchange_account_create(owner=user, label="usdm", venue=USDM, paper_balances={"USDT": "5"})
-    bot = bot_create(
-        owner=user,
-        name="thin margin",
-        exchange_account=maker_account,
-        market=spot,
-        strategy="hedged_maker",
-        params={"hedge_account": hedge_account.pk, "hedge_market": perp.pk, "order_amount": "0.002",
-                "min_profitability": "0.0005", "max_unhedged": "0.002", "requote_ticks": 0,
-                "stale_after_ms": 5000, "hedge_perp": {"leverage": 1}},
-        risk={"max_position_base": "1"},
-    )  # fmt: skip
+    bot = _spot_perp_bot("thin margin", hedge_usdt="5", leverage=1)
+    user = bot.owner
     books = Books(redis_client)
     prefix = bot.client_id_prefix
     try:
