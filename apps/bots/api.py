@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.api_support import CanTrade, IsOperator, service_errors
-from apps.bots import services
+from apps.bots import controls, services
 from apps.bots.hedged import STRATEGY as HEDGED
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
@@ -361,5 +361,5 @@ class KillAllView(APIView):
         data = KillBotSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         with service_errors(), transaction.atomic():
-            killed = services.global_kill_switch(actor=request.user, reason=data.validated_data["reason"])
+            killed = controls.global_kill_switch(actor=request.user, reason=data.validated_data["reason"])
         return Response({"bots_killed": killed})

@@ -1,5 +1,6 @@
 """Trader controls beyond the lifecycle: flatten a bot's position (also a stopped bot's), close
-every position of an account, and the global kill switch's state and its lifting.
+every position of an account, an account's kill switch, and the global kill switch (turning it on,
+its state and its lifting).
 
 Flattening always goes through the bot's own loop (``kill_flatten``: cancel everything, then a
 reduce-only IOC taker order priced at most 0.5 % through the touch), so it passes the same
@@ -18,9 +19,9 @@ from django.db.models import Case, DecimalField, F, Sum, Value, When
 from apps.accounts.errors import FieldErrors
 from apps.accounts.models import AuditAction, AuditLog, User
 from apps.accounts.services import audit_record
-from apps.bots.models import Bot, DesiredState
+from apps.bots.models import ActualState, Bot, DesiredState
 from apps.bots.risk_pause import risk_pause_clear
-from apps.bots.services import APPLY_TASK, _enqueue, account_kill_switch
+from apps.bots.services import APPLY_TASK, _enqueue, bot_kill
 from apps.exchanges.models import ExchangeAccount
 
 FLATTEN_TASK = "workers.bots.flatten"
@@ -133,3 +134,55 @@ def global_kill_lift(*, actor: User, reason: str) -> int:
         message=reason,
     )
     return cleared
+
+
+@transaction.atomic
+def account_kill_switch(*, account: ExchangeAccount, actor: User, on: bool = True, reason: str = "") -> int:
+    """Turn an account's kill switch on (kill every active bot on it; no bot may start) or off.
+    Returns the number of bots killed."""
+    account = ExchangeAccount.objects.select_for_update(no_key=True).get(pk=account.pk)  # see _transition
+    before = account.kill_switch
+    account.kill_switch = on
+    account.save(update_fields=["kill_switch", "updated"])
+    killed = 0
+    if on:
+        for bot in Bot.objects.filter(exchange_account=account).exclude(
+            desired_state=DesiredState.STOPPED, actual_state=ActualState.STOPPED
+        ):
+            bot_kill(bot=bot, actor=actor, reason=reason or f"kill switch of account {account.label!r}")
+            killed += 1
+    audit_record(
+        action=AuditAction.KILL_SWITCH,
+        actor=actor,
+        owner=account.owner,
+        obj=account,
+        before={"kill_switch": before},
+        after={"kill_switch": on, "bots_killed": killed},
+        message=reason,
+    )
+    return killed
+
+
+@transaction.atomic
+def global_kill_switch(*, actor: User, reason: str = "") -> int:
+    """Operators only: kill every active bot and turn on the kill switch of their accounts."""
+    if not actor.is_operator:
+        raise PermissionDenied("only operators may use the global kill switch")
+    accounts = ExchangeAccount.objects.filter(
+        pk__in=Bot.objects.exclude(desired_state=DesiredState.STOPPED, actual_state=ActualState.STOPPED).values(
+            "exchange_account_id"
+        )
+    )
+    killed = 0
+    ids = []
+    for account in accounts:
+        killed += account_kill_switch(account=account, actor=actor, on=True, reason=reason or "global kill switch")
+        ids.append(account.pk)
+    audit_record(
+        action=AuditAction.KILL_SWITCH,
+        actor=actor,
+        object_type="global",
+        after={"bots_killed": killed, "accounts": ids},
+        message=reason or "global kill switch",
+    )
+    return killed

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from celery import current_app
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -427,58 +427,6 @@ def bot_share(*, bot: Bot, actor: User, users: Iterable[User], share: bool = Tru
         after={"share": share, "users": [u.username for u in users]},
     )
     return bot
-
-
-@transaction.atomic
-def account_kill_switch(*, account: ExchangeAccount, actor: User, on: bool = True, reason: str = "") -> int:
-    """Turn an account's kill switch on (kill every active bot on it; no bot may start) or off.
-    Returns the number of bots killed."""
-    account = ExchangeAccount.objects.select_for_update(no_key=True).get(pk=account.pk)  # see _transition
-    before = account.kill_switch
-    account.kill_switch = on
-    account.save(update_fields=["kill_switch", "updated"])
-    killed = 0
-    if on:
-        for bot in Bot.objects.filter(exchange_account=account).exclude(
-            desired_state=DesiredState.STOPPED, actual_state=ActualState.STOPPED
-        ):
-            bot_kill(bot=bot, actor=actor, reason=reason or f"kill switch of account {account.label!r}")
-            killed += 1
-    audit_record(
-        action=AuditAction.KILL_SWITCH,
-        actor=actor,
-        owner=account.owner,
-        obj=account,
-        before={"kill_switch": before},
-        after={"kill_switch": on, "bots_killed": killed},
-        message=reason,
-    )
-    return killed
-
-
-@transaction.atomic
-def global_kill_switch(*, actor: User, reason: str = "") -> int:
-    """Operators only: kill every active bot and turn on the kill switch of their accounts."""
-    if not actor.is_operator:
-        raise PermissionDenied("only operators may use the global kill switch")
-    accounts = ExchangeAccount.objects.filter(
-        pk__in=Bot.objects.exclude(desired_state=DesiredState.STOPPED, actual_state=ActualState.STOPPED).values(
-            "exchange_account_id"
-        )
-    )
-    killed = 0
-    ids = []
-    for account in accounts:
-        killed += account_kill_switch(account=account, actor=actor, on=True, reason=reason or "global kill switch")
-        ids.append(account.pk)
-    audit_record(
-        action=AuditAction.KILL_SWITCH,
-        actor=actor,
-        object_type="global",
-        after={"bots_killed": killed, "accounts": ids},
-        message=reason or "global kill switch",
-    )
-    return killed
 
 
 def bot_state_set(bot_id: int, actual_state: str, reason: str | None = None) -> None:

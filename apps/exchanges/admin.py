@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from apps.accounts.errors import FieldErrors
-from apps.bots.services import account_kill_switch
+from apps.bots.controls import account_kill_switch
 from apps.exchanges import crypto
 from apps.exchanges.models import ExchangeAccount, Market
 from apps.exchanges.services import (

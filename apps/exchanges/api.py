@@ -11,7 +11,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from apps.accounts.api_support import CanTrade, service_errors
-from apps.bots.services import account_kill_switch
+from apps.bots.controls import account_kill_switch
 from apps.core.serializers import ModelSerializer
 from apps.exchanges import crypto
 from apps.exchanges.models import ExchangeAccount, Market, VenueKind

@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.accounts.errors import FieldErrors
 from apps.accounts.models import AuditAction
 from apps.accounts.services import audit_record
+from apps.bots import controls as bot_controls
 from apps.bots import services as bot_services
 from apps.bots.selectors import bot_can_change, bot_list
 from apps.exchanges.selectors import exchange_account_list
@@ -158,7 +159,7 @@ def _confirm(user, link) -> tuple[str, str]:
         return error, "refused"
     try:
         if command == "/kill":
-            killed = bot_services.account_kill_switch(account=target, actor=user, reason="telegram /kill")
+            killed = bot_controls.account_kill_switch(account=target, actor=user, reason="telegram /kill")
             return f"Kill switch of account {target.pk} ({target.label}) is on: {killed} bots killed.", "done"
         if command == "/stop":
             bot_services.bot_stop(bot=target, actor=user)

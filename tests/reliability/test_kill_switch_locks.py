@@ -24,7 +24,7 @@ def test_kill_all_survives_a_writer_holding_the_account_key_share_lock(clean_red
     from django.db import connection
 
     from apps.accounts.models import User
-    from apps.bots.services import global_kill_switch
+    from apps.bots.controls import global_kill_switch
 
     _u1, first, bots1 = make_paper_bots(1, username="locks-a")
     _u2, second, _bots2 = make_paper_bots(1, username="locks-b")

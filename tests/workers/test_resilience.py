@@ -67,8 +67,8 @@ def stop_all(bots, *, kill: bool = False) -> None:
 
 def test_stop_and_kill_switch_leave_no_open_order_even_with_places_in_flight(workers, redis_client):
     from apps.accounts.models import User
+    from apps.bots.controls import account_kill_switch
     from apps.bots.models import Bot
-    from apps.bots.services import account_kill_switch
     from apps.orders.models import Order
     from workers import keys, supervisor
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.errors import FieldErrors
 from apps.bots import hedged
 from apps.bots import services as bot_services
-from apps.bots.controls import account_close_all, bot_flatten, global_kill_state
+from apps.bots.controls import account_close_all, account_kill_switch, bot_flatten, global_kill_state
 from apps.bots.guards import LargeOrderConfirmation
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.dashboard import figures, live
@@ -359,9 +359,7 @@ def account_kill(request, account_id: int):
     if account is None:
         return HttpResponseBadRequest("viewers cannot use the kill switch")
     on = request.POST.get("on", "1") == "1"
-    killed = bot_services.account_kill_switch(
-        account=account, actor=request.user, on=on, reason=request.POST.get("reason", "")
-    )
+    killed = account_kill_switch(account=account, actor=request.user, on=on, reason=request.POST.get("reason", ""))
     if on:
         messages.warning(request, f"Kill switch ON for {account.label}: {killed} bot(s) killed.")
     else:

@@ -9,9 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.errors import FieldErrors
-from apps.bots.controls import global_kill_lift, global_kill_state
+from apps.bots.controls import global_kill_lift, global_kill_state, global_kill_switch
 from apps.bots.selectors import bot_list
-from apps.bots.services import global_kill_switch
 from apps.core.health import CONTROL_PLANE, check_health, control_plane
 from apps.core.selectors import incident_list
 from apps.dashboard import live

@@ -188,7 +188,7 @@ def test_flatten_a_stopped_bot_and_close_all_per_account(trader, viewer):
     bot_share(bot=bot, actor=trader, users=[viewer])
     assert client_for(viewer).post(reverse("bot-action", args=[bot.pk, "flatten"])).status_code == 403
     # With the account's kill switch on, the closing order could not be placed: refused, named.
-    from apps.bots.services import account_kill_switch
+    from apps.bots.controls import account_kill_switch
 
     account_kill_switch(account=bot.exchange_account, actor=trader, on=True)
     response = client.post(reverse("bot-action", args=[bot.pk, "flatten"]), follow=True)
@@ -197,7 +197,7 @@ def test_flatten_a_stopped_bot_and_close_all_per_account(trader, viewer):
 
 @pytest.mark.django_db
 def test_account_kill_switch_buttons_ask_the_right_question(trader):
-    from apps.bots.services import account_kill_switch
+    from apps.bots.controls import account_kill_switch
 
     bot = make_bot(trader, name="k-bot")
     body = client_for(trader).get(reverse("overview")).content.decode()
@@ -225,7 +225,7 @@ def test_operators_lift_the_global_kill_with_a_reason_traders_see(trader, operat
     bot.exchange_account.refresh_from_db()
     assert bot.exchange_account.kill_switch
     # A trader's own account kill, set apart from the global kill, stays on after the lift.
-    from apps.bots.services import account_kill_switch
+    from apps.bots.controls import account_kill_switch
 
     own = make_bot(trader, name="own-kill").exchange_account
     account_kill_switch(account=own, actor=trader, on=True, reason="mine")
