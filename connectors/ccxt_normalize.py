@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from trading.events import BookSnapshot, Level, TradeTick
-from trading.instruments import Instrument, InstrumentError, Side
+from trading.instruments import Instrument, InstrumentError, OutOfRange, Side
 from trading.ports import FillReport, OrderReport, OrderStatus
 
 MS_NS = 1_000_000
@@ -60,6 +60,8 @@ def price_ticks(instrument: Instrument, value: object, field: str = "price") -> 
         raise RejectedMessage("non_positive_price", f"{field}: {value!r} must be > 0")
     try:
         return instrument.ticks(d, field=field)
+    except OutOfRange as exc:
+        raise RejectedMessage("out_of_range", str(exc)) from exc
     except InstrumentError as exc:
         raise RejectedMessage("off_tick", str(exc)) from exc
 
@@ -71,6 +73,8 @@ def qty_lots(instrument: Instrument, value: object, field: str = "amount", *, al
         raise RejectedMessage("non_positive_qty", f"{field}: {value!r} must be > 0")
     try:
         return instrument.lots(d, field=field)
+    except OutOfRange as exc:
+        raise RejectedMessage("out_of_range", str(exc)) from exc
     except InstrumentError as exc:
         raise RejectedMessage("off_lot", str(exc)) from exc
 

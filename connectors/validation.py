@@ -1,6 +1,7 @@
 """Market-data validation and feed statistics.
 
-Turning raw venue payloads into events is :mod:`connectors.normalization`.
+Turning ccxt payloads into events is :mod:`connectors.ccxt_normalize` (Binance's raw streams:
+:mod:`connectors.binance_parser`).
 
 :class:`FeedValidator` screens every normalized event before it reaches a book or a bot and
 returns a short reason code for anything it refuses (``None`` when the event is fine). It

@@ -18,6 +18,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from functools import lru_cache
 
 FEE_SCALE = 10**8
+_COUNT_MAX = 2**63 - 1  # ticks and lots are int64 everywhere (engine, Redis scripts, bigint columns)
 
 
 class Side(enum.IntEnum):
@@ -33,6 +34,10 @@ class Side(enum.IntEnum):
 
 class InstrumentError(ValueError):
     """A value that cannot be represented on an instrument (names field, value, what is accepted)."""
+
+
+class OutOfRange(InstrumentError):
+    """A price or size beyond 2**63 - 1 ticks or lots."""
 
 
 def _to_decimal(field: str, value: object) -> Decimal:
@@ -144,6 +149,11 @@ class Instrument:
         (bids down, asks up); with no side, an off-grid price is an error."""
         d = _to_decimal(field, price)
         q = d / self.tick_size
+        if abs(q) > _COUNT_MAX:
+            raise OutOfRange(
+                f"{field}: {price!r} is out of range; accepted: at most {(self.tick_size * _COUNT_MAX).normalize():f}"
+                " (prices are 64-bit counts of the tick size)"
+            )
         if q == q.to_integral_value():
             return int(q)
         if side is Side.BUY:
@@ -161,6 +171,11 @@ class Instrument:
         """Convert a quantity to lots. Off-lot quantities are an error unless ``round_down``."""
         d = _to_decimal(field, quantity)
         q = d / self.lot_size
+        if abs(q) > _COUNT_MAX:
+            raise OutOfRange(
+                f"{field}: {quantity!r} is out of range; accepted: at most {(self.lot_size * _COUNT_MAX).normalize():f}"
+                " (sizes are 64-bit counts of the lot size)"
+            )
         if q == q.to_integral_value():
             return int(q)
         if round_down:

@@ -9,7 +9,7 @@ import pytest
 from connectors import ccxt_normalize as norm
 from connectors.markets import TICK_SIZE, instrument_from_market
 from tests.connectors.conftest import backpack_markets, binance_markets, case
-from trading.instruments import Side
+from trading.instruments import Instrument, Side
 from trading.ports import OrderStatus
 
 T = 1_700_000_000_000_000_000
@@ -111,3 +111,38 @@ def test_float_prices_go_through_repr_not_binary_expansion() -> None:
     # 0.1 + 0.2 style binary noise must not leak: 64000.1 is exactly 6,400,010 ticks
     assert norm.price_ticks(inst("BTC/USDT"), 64000.1) == 6_400_010
     assert norm.qty_lots(inst("BTC/USDT"), 0.00003) == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason"),
+    [
+        ({"price": float("nan"), "amount": 1, "side": "buy"}, "trade.price", "nan"),
+        ({"price": "abc", "amount": 1, "side": "buy"}, "trade.price", "malformed"),
+        ({"price": -1, "amount": 1, "side": "buy"}, "trade.price", "non_positive_price"),
+        ({"price": 1, "amount": 0, "side": "buy"}, "trade.amount", None),
+        ({"price": 1, "amount": None, "side": "buy"}, "trade.amount", "missing_field"),
+        ({"price": 1, "amount": 1, "side": "up"}, "trade.side", "malformed"),
+        ({"price": "1.001", "amount": 1, "side": "buy"}, "trade.price", None),
+        ({"price": "1e400", "amount": 1, "side": "buy"}, "trade.price", "out_of_range"),
+        ({"price": 1, "amount": "1e30", "side": "buy"}, "trade.amount", "out_of_range"),
+    ],
+)
+def test_bad_public_trade_is_refused_naming_its_field(raw, field, reason) -> None:
+    btc = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.00001")
+    with pytest.raises(norm.RejectedMessage) as exc:
+        norm.trade_tick(btc, raw, T)
+    assert field in exc.value.detail
+    if reason is not None:
+        assert exc.value.reason == reason
+
+
+def test_public_trade_converts_exactly() -> None:
+    btc = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.00001")
+    tick = norm.trade_tick(btc, {"price": "100.5", "amount": 0.001, "side": "sell", "id": 42, "timestamp": 7}, T)
+    assert (tick.price, tick.qty, tick.aggressor, tick.trade_id, tick.venue_ts) == (
+        10050,
+        100,
+        Side.SELL,
+        "42",
+        7_000_000,
+    )

@@ -166,6 +166,3 @@ def test_feed_stats_latency_percentiles_over_rolling_window() -> None:
 
 def test_empty_feed_stats_report_no_latency() -> None:
     assert FeedStats().latency_percentiles()["exchange_to_receipt_p99_ns"] is None
-
-
-# --- normalization ---------------------------------------------------------------------------

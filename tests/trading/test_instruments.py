@@ -5,7 +5,9 @@ from __future__ import annotations
 import pickle
 from decimal import Decimal
 
-from trading.instruments import Instrument
+import pytest
+
+from trading.instruments import Instrument, OutOfRange
 
 
 def test_an_instrument_survives_pickling_exactly_and_is_rebuilt_once_per_process():
@@ -33,3 +35,13 @@ def test_an_instrument_survives_pickling_exactly_and_is_rebuilt_once_per_process
     assert inst.min_notional == Decimal("5.00")
     assert pickle.loads(pickle.dumps(inst)) is pickle.loads(pickle.dumps(inst))
     assert pickle.loads(pickle.dumps(inst)) is not pickle.loads(pickle.dumps(coarse))
+
+
+@pytest.mark.parametrize("value", ["1e400", 1e30, "92233720368547758.08"])
+def test_prices_and_sizes_beyond_int64_counts_are_refused_naming_the_bound(value) -> None:
+    inst = Instrument.create(symbol="BTC/USDT", tick_size="0.01", lot_size="0.00001")
+    with pytest.raises(OutOfRange, match=r"price: .* out of range; accepted: at most 92233720368547758\.07"):
+        inst.ticks(value)
+    with pytest.raises(OutOfRange, match=r"quantity: .* out of range; accepted: at most 92233720368547\.75807"):
+        inst.lots(value)
+    assert inst.ticks("92233720368547758.07") == 2**63 - 1
