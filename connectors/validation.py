@@ -123,6 +123,7 @@ class FeedStats:
 # Validation
 # ---------------------------------------------------------------------------------------------
 _INT_ONLY = {int}
+_COUNT_MAX = 2**63 - 1  # ticks and lots are int64 downstream (Redis scripts, bigint columns)
 
 
 def _levels_reason(levels: Sequence[Level], *, allow_zero: bool) -> str | None:
@@ -143,7 +144,9 @@ def _levels_reason(levels: Sequence[Level], *, allow_zero: bool) -> str | None:
         well_formed
         and {*map(type, prices), *map(type, qtys)} == _INT_ONLY
         and min(prices) > 0
+        and max(prices) <= _COUNT_MAX
         and (min(qtys) > 0 or (allow_zero and min(qtys) == 0))
+        and max(qtys) <= _COUNT_MAX
     ):
         return None
     return _first_bad_level(levels, allow_zero=allow_zero)
@@ -152,9 +155,9 @@ def _levels_reason(levels: Sequence[Level], *, allow_zero: bool) -> str | None:
 def _first_bad_level(levels: Sequence[Level], *, allow_zero: bool) -> str | None:
     for level in levels:
         p, q = level
-        if type(p) is not int or p <= 0:
+        if type(p) is not int or not 0 < p <= _COUNT_MAX:
             return "bad_price"
-        if type(q) is not int or q < 0 or (q == 0 and not allow_zero):
+        if type(q) is not int or not 0 <= q <= _COUNT_MAX or (q == 0 and not allow_zero):
             return "bad_size"
     return None
 
@@ -230,8 +233,8 @@ class FeedValidator:
                     and (bid + ask) / 2 == self._last_price
                     and type(event.bid_qty) is int  # type: ignore[union-attr]
                     and type(event.ask_qty) is int  # type: ignore[union-attr]
-                    and event.bid_qty > 0  # type: ignore[union-attr]
-                    and event.ask_qty > 0  # type: ignore[union-attr]
+                    and 0 < event.bid_qty <= _COUNT_MAX  # type: ignore[union-attr]
+                    and 0 < event.ask_qty <= _COUNT_MAX  # type: ignore[union-attr]
                 ):
                     reason = None
                 else:
@@ -313,11 +316,11 @@ class FeedValidator:
             return "stale"
         bid = top.bid_price
         ask = top.ask_price
-        if not (type(bid) is int and type(ask) is int and bid > 0 and ask > 0):
+        if not (type(bid) is int and type(ask) is int and 0 < bid <= _COUNT_MAX and 0 < ask <= _COUNT_MAX):
             return "bad_price"
         bq = top.bid_qty
         aq = top.ask_qty
-        if not (type(bq) is int and type(aq) is int and bq > 0 and aq > 0):
+        if not (type(bq) is int and type(aq) is int and 0 < bq <= _COUNT_MAX and 0 < aq <= _COUNT_MAX):
             return "bad_size"
         if bid >= ask:
             return "crossed"
@@ -330,10 +333,10 @@ class FeedValidator:
         if trade.venue_ts and recv_ts - trade.venue_ts > self.max_staleness_ns:
             return "stale"
         price = trade.price
-        if not (type(price) is int and price > 0):
+        if not (type(price) is int and 0 < price <= _COUNT_MAX):
             return "bad_price"
         qty = trade.qty
-        if not (type(qty) is int and qty > 0):
+        if not (type(qty) is int and 0 < qty <= _COUNT_MAX):
             return "bad_size"
         if price == self._last_price:
             return None

@@ -35,12 +35,12 @@ def test_good_snapshot_delta_top_and_trade_are_accepted_and_counted() -> None:
     assert (v.stats.messages, v.stats.accepted, v.stats.rejected) == (4, 4, 0)
 
 
-@pytest.mark.parametrize("price", [0, -5, math.nan, 1.5])
+@pytest.mark.parametrize("price", [0, -5, math.nan, 1.5, 2**63, 10**400])
 def test_bad_trade_prices_are_rejected(price) -> None:
     assert _validator().check(TradeTick(ts=1, price=price, qty=1, aggressor=Side.SELL), 1) == "bad_price"
 
 
-@pytest.mark.parametrize("qty", [0, -1, math.nan])
+@pytest.mark.parametrize("qty", [0, -1, math.nan, 2**63, 10**400])
 def test_bad_trade_sizes_are_rejected(qty) -> None:
     assert _validator().check(TradeTick(ts=1, price=100, qty=qty, aggressor=Side.SELL), 1) == "bad_size"
 
@@ -51,6 +51,19 @@ def test_delta_level_with_zero_size_is_a_removal_but_negative_is_rejected() -> N
     assert v.check(BookDelta(ts=2, bids=((5, 0),), asks=(), first_sequence=101, last_sequence=101), 2) is None
     assert v.check(BookDelta(ts=2, bids=((5, -1),), asks=(), first_sequence=102, last_sequence=102), 2) == "bad_size"
     assert v.check(BookDelta(ts=2, bids=(), asks=((0, 1),), first_sequence=102, last_sequence=102), 2) == "bad_price"
+
+
+def test_book_levels_and_tops_beyond_int64_counts_are_rejected() -> None:
+    v = _validator()
+    assert v.check(BookSnapshot(ts=1, bids=((10, 1),), asks=((10**400, 1),), sequence=1), 1) == "bad_price"
+    assert v.check(BookSnapshot(ts=1, bids=((10, 2**63),), asks=((11, 1),), sequence=1), 1) == "bad_size"
+    assert v.check(_snap(), 1) is None
+    big = BookDelta(ts=2, bids=((5, 10**30),), asks=(), first_sequence=101, last_sequence=101)
+    assert v.check(big, 2) == "bad_size"
+    top = TopOfBook(ts=3, bid_price=6_000_000, bid_qty=1, ask_price=2**63, ask_qty=1)
+    assert v.check(top, 3) == "bad_price"
+    top = TopOfBook(ts=3, bid_price=6_000_000, bid_qty=2**63, ask_price=6_000_001, ask_qty=1)
+    assert v.check(top, 3) == "bad_size"
 
 
 def test_snapshot_with_zero_size_level_is_rejected() -> None:
