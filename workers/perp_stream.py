@@ -61,11 +61,14 @@ def supported(exchange: Any) -> bool:
 def stream_report(position: Mapping[str, Any]) -> PositionReport:
     """A ccxt position from the stream (``parse_ws_position``) as a :class:`PositionReport`:
     Binance's stream fields (``pa`` the signed size as the exchange wrote it, ``ps``, ``ep``,
-    ``up``, ``iw``) are read under their REST names, so the size is exact."""
+    ``up``, ``iw``) are read under their REST names, so the size is exact; a flat one-way
+    position, whose ccxt side is ``both``, has none."""
     info = position.get("info") or {}
     if "pa" in info:
         renamed = {rest: info[ws] for ws, rest in _STREAM_FIELDS.items() if ws in info}
         position = {**position, "info": renamed}
+    if position.get("side") == "both":  # ccxt's side of a flat one-way position from the stream
+        position = {**position, "side": None}
     return position_from_ccxt(position)
 
 
