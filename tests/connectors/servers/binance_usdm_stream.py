@@ -123,4 +123,3 @@ def position_row(symbol: str, pos: Any, mark: Decimal) -> dict:
         ma="USDT",
     )
     return row
-
