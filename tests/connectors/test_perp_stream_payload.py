@@ -33,3 +33,47 @@ def test_a_flat_streamed_position_has_no_side_and_no_contracts():
     row.update(pa="0", ep="0.00000", up="0", mt="cross", iw="0")
     report = stream_report(parsed(row))
     assert report.contracts == 0 and report.margin_mode is MarginMode.CROSS and report.isolated_wallet is None
+
+
+async def test_the_fake_usdm_user_data_stream_reaches_ccxt_watch_positions(fake) -> None:
+    """ccxt's own listen key request and websocket against the fake: a position change and an
+    isolated position's funding arrive as ``ACCOUNT_UPDATE`` positions; a cross position's
+    funding moves only the balance (no position update)."""
+    import asyncio
+
+    from tests.connectors.servers.binance_usdm import FakeBinanceUsdm
+
+    usdm = FakeBinanceUsdm(fake).install()
+    ex = make_exchange(
+        "binanceusdm",
+        api_key="k",
+        secret="s",
+        markets=binance_markets(),
+        http_base=fake.http_base,
+        enable_rate_limit=False,
+    )
+    ex.options.setdefault("watchPositions", {})["fetchPositionsSnapshot"] = False
+    try:
+        watch = asyncio.create_task(ex.watch_positions(["BTC/USDT:USDT"]))
+        for _ in range(100):
+            if usdm.stream.sockets:
+                break
+            await asyncio.sleep(0.02)
+        assert len(fake.calls("POST", "/fapi/v1/listenKey")) == 1
+        usdm.move_position("BTCUSDT", "0.004", "60000")
+        (report,) = [stream_report(r) for r in await asyncio.wait_for(watch, 3)]
+        assert (report.contracts, report.entry_price) == (Decimal("0.004"), Decimal("60000"))
+
+        usdm.pay_funding("BTCUSDT", "-0.25")  # cross: the balance only
+        watch = asyncio.create_task(ex.watch_positions(["BTC/USDT:USDT"]))
+        await asyncio.sleep(0.3)
+        assert not watch.done() and usdm.stream.pushed[-1]["a"]["P"] == []
+        pos = usdm.position("BTCUSDT")
+        pos.margin_type, pos.isolated_wallet = "isolated", "48.00000000"
+        usdm.pay_funding("BTCUSDT", "-0.25")
+        (report,) = [stream_report(r) for r in await asyncio.wait_for(watch, 3)]
+        assert report.margin_mode is MarginMode.ISOLATED and report.isolated_wallet == Decimal("48")
+        assert usdm.stream.pushed[-1]["a"]["m"] == "FUNDING_FEE"
+        assert usdm.stream.pushed[-1]["a"]["B"][0]["wb"] == "9999.50000000"
+    finally:
+        await ex.close()
