@@ -96,7 +96,7 @@ def build_gateway(
         api_key=api_key or None,
         secret=secret or None,
         password=passphrase or None,
-        streaming=http_base is None,  # the fake server has no user-data stream: poll instead
+        streaming=True,  # a ccxt.pro class: its REST is async_support's, and it can stream
         http_base=http_base,
         enable_rate_limit=http_base is None,
         **extra,
@@ -110,6 +110,7 @@ def build_gateway(
     return CcxtGateway(
         exchange,
         limiter=limiter,
+        # the fake servers stream no order updates: fills and order states are polled there
         streaming=None if http_base is None else False,
         poll_interval_s=2.0 if http_base is None else 0.2,
     )

@@ -31,6 +31,14 @@ position from then on (the venue is the truth; the recorded fills and PnL stay w
 booked). Why two reads: the exchange moves its position when it fills an order, and the fill
 reaches the bot through the gateway's poll or stream a little later.
 
+Streamed and polled: where the exchange streams positions (ccxt ``watchPositions``; Binance
+USD-M's user-data stream ``ACCOUNT_UPDATE``), :mod:`workers.perp_stream` takes each position
+update as it arrives (the exchange's position, its entry and isolated margin, between polls), and
+a difference it shows is confirmed by a ``fetchPositions`` read soon after
+(``settings.PERP_STREAM_CONFIRM_MS``) rather than at the next poll. The mark, the liquidation
+price, the funding rate and the funding payments are always polled; the position poll goes on
+as the resync and is the only source while the stream is down.
+
 A reduce-only order the exchange refuses because it would open or increase the position
 (Binance ``-2022 ReduceOnly Order is rejected``) is rejected with a sentence saying so
 (:meth:`LivePerp.explain`).
@@ -55,7 +63,7 @@ from trading.contracts import MarginMode, frac
 from trading.events import OrderRejected, PlaceOrder
 from trading.isolated_margin import LivePerpRisk
 from trading.perp_risk import PerpRiskLimits
-from workers import perp_funding
+from workers import perp_funding, perp_stream
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +171,8 @@ class LivePerp:
         self.last_error = ""
         self._reduce_only: dict[str, PlaceOrder] = {}
         self._task: asyncio.Task | None = None
+        self.timer = perp_stream.ReadTimer()  # the poll's next read (sooner when the stream asks)
+        self.stream: perp_stream.PositionStream | None = None
 
     def after_take_over(self) -> LivePerp:
         """Take-over has booked the bot's recorded fills and funding on its position; the
@@ -180,9 +190,13 @@ class LivePerp:
 
     def start_polling(self) -> LivePerp:
         self._task = asyncio.get_running_loop().create_task(self._poll(), name=f"perp-{self.runner.bot_id}")
+        if perp_stream.supported(self.venue.gateway.exchange):
+            self.stream = perp_stream.PositionStream(self).start()
         return self
 
     async def stop(self) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -190,7 +204,7 @@ class LivePerp:
 
     async def _poll(self) -> None:
         while True:  # the first read one period after start: take-over has booked the position
-            await asyncio.sleep(poll_seconds())
+            await self.timer.wait(poll_seconds())
             try:
                 await self.read()
                 self.last_error = ""

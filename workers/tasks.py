@@ -11,6 +11,7 @@ from workers import (  # noqa: F401
     markouts,
     notifications,
     orders,
+    perp_reconcile,
     portfolio,
     reconcile,
     risk,

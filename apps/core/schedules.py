@@ -35,6 +35,11 @@ DEFAULT_SCHEDULES: list[dict] = [
         "every_seconds": 30,
     },
     {
+        "name": "Perpetual positions: live perpetual bots' booked position vs the exchange's (fetchPositions)",
+        "task": "workers.perp_reconcile.sweep",
+        "every_seconds": 30,
+    },
+    {
         "name": "Housekeeping: trim paper venue trade logs and stale host records",
         "task": "workers.housekeeping.run",
         "every_seconds": 600,

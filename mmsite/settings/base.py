@@ -366,3 +366,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "apps.telegram"]
 DEADMAN_COUNTDOWN_MS = env.env_int("MM_DEADMAN_COUNTDOWN_MS", 15_000, minimum=1000, maximum=600_000)
 # A live perpetual bot reads its position and the funding rate from the exchange this often.
 PERP_POLL_MS = env.env_int("MM_PERP_POLL_MS", 5_000, minimum=200, maximum=600_000)
+# A difference between the exchange's position and the booked one that the exchange's position
+# stream shows is checked by a fetchPositions read this long after (longer than a fill takes to
+# reach the bot; workers.perp_stream).
+PERP_STREAM_CONFIRM_MS = env.env_int("MM_PERP_STREAM_CONFIRM_MS", 2_000, minimum=200, maximum=600_000)

@@ -15,14 +15,14 @@ from tests.conftest import child_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def worker_argv(hostname: str, loglevel: str = "WARNING") -> list[str]:
+def worker_argv(hostname: str, loglevel: str = "WARNING", queues: str = "bots,feeds") -> list[str]:
     """``celery worker`` arguments of a bots/feeds host (solo pool) for the tests."""
     return [
         "worker",
         "--pool",
         "solo",
         "--queues",
-        "bots,feeds",
+        queues,
         "--hostname",
         hostname,
         "--loglevel",

@@ -1,6 +1,6 @@
 """A Celery bots worker (solo pool) whose live exchanges use the recorded ccxt markets, since the
-fake exchanges have no exchangeInfo: ``python -m tests.workers.live_worker <hostname>``. Its
-environment points them at the fake (``MM_LIVE_HTTP_BASE``)."""
+fake exchanges have no exchangeInfo: ``python -m tests.workers.live_worker <hostname> [queues]``
+(queues ``bots,feeds`` unless given). Its environment points them at the fake (``MM_LIVE_HTTP_BASE``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def main() -> None:
     from mmsite.celery import app
     from tests.workers.conftest import worker_argv
 
-    app.worker_main(worker_argv(sys.argv[1], loglevel="INFO"))
+    queues = sys.argv[2] if len(sys.argv) > 2 else "bots,feeds"
+    app.worker_main(worker_argv(sys.argv[1], loglevel="INFO", queues=queues))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@
   ``fetchFundingHistory`` "fetch portfolio margin funding history": Binance's income row, the same
   fields ``/fapi/v1/income`` answers with) carrying the fake's symbol, amount, time and id, filtered
   by ``symbol``, ``incomeType``, ``startTime`` / ``endTime`` (inclusive) and ``limit`` (default 100,
-  at most 1000), oldest first.
+  at most 1000), oldest first;
+- the user-data stream (listen key and websocket, :mod:`tests.connectors.servers.binance_usdm_stream`):
+  an ``ACCOUNT_UPDATE`` with the position after every :meth:`fill` and :meth:`move_position`, and
+  with the balance (and an isolated position) after every :meth:`pay_funding`.
 
 The recorded files hold no leverage, marginType, premiumIndex or leverageBracket replies, so those
 four are built in the shapes Binance's API documentation gives (the same fields and string/number
@@ -47,6 +50,7 @@ from typing import Any
 
 from tests.connectors.conftest import case
 from tests.connectors.servers.binance_spot import FakeBinanceSpot
+from tests.connectors.servers.binance_usdm_stream import UserDataStream, balance_row, position_row
 from tests.connectors.servers.fake_exchange import Recorded, Reply
 from trading.margin import BINANCE_USDM_BTCUSDT
 
@@ -71,9 +75,11 @@ class FakeBinanceUsdm(FakeBinanceSpot):
     wallet: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})
     income: list[dict] = field(default_factory=list)  # income rows, oldest first
     _timers: dict[str, Any] = field(default_factory=dict)
+    stream: UserDataStream | None = None
 
     def install(self) -> FakeBinanceUsdm:
         s = self.server
+        self.stream = UserDataStream(s).install()
         self._install_orders("/fapi/v1", "userTrades")
         s.route("POST", "/fapi/v1/countdownCancelAll", self._countdown)
         s.route("POST", "/fapi/v1/order", self._create_perp)
@@ -129,7 +135,27 @@ class FakeBinanceUsdm(FakeBinanceSpot):
                 pos.entry = Decimal(0)
             elif (pos.amount > 0) == (signed > 0):  # crossed through zero: the rest opened at the price
                 pos.entry = price
+        self._push_position(order["symbol"], "ORDER")
         return trade
+
+    def move_position(self, symbol: str, amount: str, entry: str | None = None) -> None:
+        """Change the position behind the bot's back (e.g. closed by hand on the website): the
+        position set and its ``ACCOUNT_UPDATE`` pushed."""
+        pos = self.position(symbol)
+        pos.amount = Decimal(amount)
+        if entry is not None:
+            pos.entry = Decimal(entry)
+        elif pos.amount == 0:
+            pos.entry = Decimal(0)
+        self._push_position(symbol, "ORDER")
+
+    def _push_position(self, symbol: str, reason: str) -> None:
+        if self.stream is None:
+            return
+        pos = self.position(symbol)
+        mark = Decimal(self.mark_prices.get(symbol, pos.entry or "0"))
+        wallet = [balance_row(a, w) for a, w in self.wallet.items() if a == "USDT"]
+        self.stream.push(self.stream.account_update(reason, wallet, [position_row(symbol, pos, mark)]))
 
     def pay_funding(self, symbol: str, amount: str, time_ms: int | None = None, asset: str = "USDT") -> dict:
         """Book a funding payment on the account (``amount`` signed: + received, - paid) as Binance
@@ -140,6 +166,13 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         row.update(symbol=symbol, income=f"{Decimal(amount):.8f}", asset=asset, time=str(when), tranId=str(tran))
         self.income.append(row)
         self.wallet[asset] = self.wallet.get(asset, Decimal(0)) + Decimal(amount)
+        if self.stream is not None:  # Binance: the balance, and the position only when isolated
+            pos = self.positions.get(symbol)
+            rows = []
+            if pos is not None and pos.margin_type == "isolated":
+                rows = [position_row(symbol, pos, Decimal(self.mark_prices.get(symbol, pos.entry or "0")))]
+            balances = [balance_row(asset, self.wallet[asset], Decimal(amount))]
+            self.stream.push(self.stream.account_update("FUNDING_FEE", balances, rows))
         return row
 
     # --- handlers ---------------------------------------------------------------------------

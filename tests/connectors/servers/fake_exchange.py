@@ -11,7 +11,9 @@ under the first key found in the client's first subscribe frame (e.g. ``"@trade"
 key): after the client's first subscribe frame is
 acknowledged (``{"result": null, "id": <id>}``), each item is sent in turn — a dict/list as
 JSON, a str as a raw text frame, :data:`DROP` to close the connection, ``Pause(seconds)`` to
-wait. Frames the client sends are recorded in ``server.ws_received``.
+wait. Frames the client sends are recorded in ``server.ws_received``. A path registered with
+``server.ws_route(path, handler)`` is served by ``handler(request)`` instead (a stateful stream,
+e.g. a user-data stream that pushes events as the fake's state changes).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class FakeExchange:
     ws_connections_by_key: dict[str, int] = field(default_factory=dict)
     ws_received: list[Any] = field(default_factory=list)
     ws_connections: int = 0
+    ws_routes: dict[str, Callable[[web.Request], Any]] = field(default_factory=dict)
     ack_subscribe: bool = True
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -67,6 +70,10 @@ class FakeExchange:
     def route(self, method: str, path: str, reply: Any) -> None:
         self.routes[(method.upper(), path)] = reply
         self._served[(method.upper(), path)] = 0
+
+    def ws_route(self, path: str, handler: Callable[[web.Request], Any]) -> None:
+        """Serve websocket upgrades on ``path`` with ``handler(request)`` (a coroutine)."""
+        self.ws_routes[path] = handler
 
     @property
     def http_base(self) -> str:
@@ -92,7 +99,8 @@ class FakeExchange:
     # --- handlers ---------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._ws(request)
+            handler = self.ws_routes.get(request.path)
+            return await (handler(request) if handler is not None else self._ws(request))
         text = await request.text()
         body: dict[str, Any] = {}
         if text:

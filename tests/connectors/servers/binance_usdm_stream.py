@@ -1,0 +1,125 @@
+"""The user-data stream of the fake Binance USD-M server (:mod:`tests.connectors.servers.binance_usdm`).
+
+As Binance does: ``POST /fapi/v1/listenKey`` gives a listen key (``PUT`` keeps it alive,
+``DELETE`` closes it), and a websocket on the private stream path with ``?listenKey=<key>``
+(ccxt 4.5's ``binanceusdm`` connects to ``wss://fstream.binance.com/private/ws?listenKey=...``)
+receives the account's events. Here the events are ``ACCOUNT_UPDATE`` frames in the shape of
+Binance's (``fixtures/binanceusdm/account_update.json``, with its source): balances ``B`` and
+positions ``P`` (``s``, ``pa``, ``ep``, ``cr``, ``up``, ``mt``, ``iw``, ``ps``, ``ma``) with the
+update reason ``m``. The fake pushes one when its position changes (a fill: ``m`` ``ORDER``, the
+changed position) and at a funding payment (``m`` ``FUNDING_FEE``: the balance, and the position
+only when it is isolated, as Binance documents: a cross position's funding moves only the wallet).
+
+Tests can cut the stream: :meth:`UserDataStream.drop` closes every connection, and while
+``accepting`` is False a new connection is refused (HTTP 503) so the stream stays down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.connectors.servers.fake_exchange import FakeExchange
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "binanceusdm" / "account_update.json"
+# ccxt's private USD-M stream path, as make_exchange's URL rewrite turns it into a local one
+PRIVATE_PATH = "/fstream.binance.com/private/ws"
+
+
+def account_update_template() -> dict:
+    with FIXTURE.open() as fh:
+        return json.load(fh)["frame"]
+
+
+@dataclass
+class UserDataStream:
+    server: FakeExchange
+    listen_key: str = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
+    accepting: bool = True
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    connections: int = 0  # websocket connections accepted
+    refused: int = 0  # connections refused while not accepting
+    pushed: list[dict] = field(default_factory=list)  # every event sent, in order
+    _sends: set[asyncio.Task] = field(default_factory=set)
+
+    def install(self) -> UserDataStream:
+        s = self.server
+        s.route("POST", "/fapi/v1/listenKey", lambda r: {"listenKey": self.listen_key})
+        s.route("PUT", "/fapi/v1/listenKey", lambda r: {})
+        s.route("DELETE", "/fapi/v1/listenKey", lambda r: {})
+        s.ws_route(PRIVATE_PATH, self._ws)
+        return self
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if not self.accepting:
+            self.refused += 1
+            return web.json_response({"code": -1, "msg": "fake: user-data stream down"}, status=503)
+        if request.query.get("listenKey") != self.listen_key:
+            return web.json_response({"code": -1125, "msg": "This listenKey does not exist."}, status=400)
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections += 1
+        self.sockets.append(ws)
+        try:
+            async for msg in ws:  # a user-data stream takes no requests; frames are ignored
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            if ws in self.sockets:
+                self.sockets.remove(ws)
+        return ws
+
+    def push(self, event: dict) -> None:
+        """Send ``event`` to every open connection (called on the server's loop)."""
+        self.pushed.append(event)
+        text = json.dumps(event)
+        for ws in list(self.sockets):
+            task = asyncio.get_running_loop().create_task(ws.send_str(text))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    async def drop(self) -> None:
+        """Close every connection (the client sees its stream end)."""
+        for ws in list(self.sockets):
+            await ws.close()
+        self.sockets.clear()
+
+    def account_update(self, reason: str, balances: list[dict], positions: list[dict]) -> dict:
+        """An ``ACCOUNT_UPDATE`` frame (the fixture's shape) with these rows, stamped now."""
+        frame = copy.deepcopy(account_update_template())
+        now = int(time.time() * 1000)
+        frame["T"], frame["E"] = now, now
+        frame["a"] = {"B": balances, "P": positions, "m": reason}
+        return frame
+
+
+def balance_row(asset: str, wallet: Decimal, change: Decimal = Decimal(0)) -> dict:
+    row = copy.deepcopy(account_update_template()["a"]["B"][0])
+    row.update(a=asset, wb=f"{wallet:.8f}", cw=f"{wallet:.8f}", bc=f"{change:.8f}")
+    return row
+
+
+def position_row(symbol: str, pos: Any, mark: Decimal) -> dict:
+    """A ``P`` row of the fake's one-way position (``pos`` a FakePosition)."""
+    row = copy.deepcopy(account_update_template()["a"]["P"][0])
+    upnl = pos.amount * (mark - pos.entry) if pos.amount else Decimal(0)
+    row.update(
+        s=symbol,
+        pa=f"{pos.amount:f}",
+        ep=f"{pos.entry:f}",
+        cr="0",
+        up=f"{upnl:.8f}",
+        mt=pos.margin_type,
+        iw=pos.isolated_wallet if pos.margin_type == "isolated" else "0",
+        ps="BOTH",
+        ma="USDT",
+    )
+    return row
