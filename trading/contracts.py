@@ -73,6 +73,13 @@ def to_decimal(value: Fraction, places: int = DECIMAL_PLACES) -> Decimal:
         return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
 
 
+def decimal_text(value: Fraction, places: int = DECIMAL_PLACES) -> str:
+    """:func:`to_decimal` as plain text without trailing zeros or an exponent: ``0``, ``100``,
+    ``-0.5`` (``str`` of a Decimal gives ``0E-12`` for a quantized zero and ``1E+2`` once
+    normalized)."""
+    return format(to_decimal(value, places).normalize(), "f")
+
+
 @dataclass(frozen=True, slots=True)
 class ContractSpec:
     """What makes an instrument a derivative: kind, contract size, settle currency, leverage cap."""

@@ -21,7 +21,7 @@ from fractions import Fraction
 from statistics import median
 from typing import Any
 
-from trading.contracts import to_decimal
+from trading.contracts import decimal_text
 
 
 @dataclass(slots=True)
@@ -149,7 +149,7 @@ def attribution_records(records: list[MakerFillRecord], limit: int = 5_000) -> d
     """JSON-ready: per-fill rows (the first ``limit``) and the distribution of edge, slippage, latency."""
 
     def dec(value: Fraction | None, places: int = 8) -> str | None:
-        return None if value is None else str(to_decimal(value, places))
+        return None if value is None else decimal_text(value, places)
 
     rows = []
     realized: list[float] = []

@@ -34,7 +34,7 @@ import time
 from apps.bots.services import bot_events_record
 from apps.portfolio.services import perp_snapshots_record, pnl_snapshots_record
 from connectors.errors import AuthFailure
-from trading.contracts import to_decimal
+from trading.contracts import decimal_text
 from trading.events import OrderEvent, OrderFilled, OrderRejected, PlaceOrder, Timer
 from trading.hedger import HEDGE, MAKER, HedgedMaker
 from trading.risk_types import RiskState
@@ -379,7 +379,7 @@ class HedgedLoop:
                     "in_flight": len(bot.hedge_orders),
                 },
                 **{f"{name}_perp": leg.perp.snapshot() for name, leg in self.legs.items() if leg.perp is not None},
-                "exposure": str(to_decimal(bot.exposure(), 12)),
+                "exposure": decimal_text(bot.exposure(), 12),
                 "halted": bot.halted,
                 "exhausted": bot.exhausted,
                 "paused": self.paused,

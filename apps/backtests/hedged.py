@@ -22,7 +22,7 @@ from fractions import Fraction
 from itertools import islice
 from typing import Any
 
-from trading.contracts import to_decimal
+from trading.contracts import decimal_text
 from trading.events import OrderFilled, TopOfBook
 from trading.fillsim import SimulatedExchange
 from trading.hedge_attribution import attribution_records
@@ -166,7 +166,7 @@ def run(data: dict, should_stop: Callable[[int], bool] | None = None) -> tuple[H
 
 
 def _dec(value: Fraction) -> str:
-    return str(to_decimal(value, 8).normalize())
+    return decimal_text(value, 8)
 
 
 def _leg_pnl(inst: Instrument, leg: Leg, fills: tuple[OrderFilled, ...], mark: int | None) -> dict[str, Fraction]:
