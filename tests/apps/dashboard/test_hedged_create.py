@@ -190,3 +190,59 @@ def test_the_api_refuses_another_users_hedge_account_on_a_config_change(trader, 
     assert response.json()["params"]["hedge_account"] == [
         f"{theirs.pk!r} is not accepted; accepted: the id of one of your accounts"
     ]
+
+
+def test_hedged_figures_are_shown_as_plain_decimals(trader):
+    """Stored figures carry 18 decimals and a quantized zero prints as ``0E-12``: the overview and the
+    bot page show plain decimals (``0``, ``0.24``, ``0.023964822``)."""
+    import json
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from apps.bots.models import HedgeFillAttribution
+    from apps.core.health import redis_client
+    from apps.dashboard.live import bot_status_key
+
+    maker_account = make_account(trader, label="maker paper", venue="sim:alpha")
+    hedge_account = make_account(trader, label="hedge paper", venue="sim:beta")
+    hedge_market = sim_market("sim:beta")
+    bot = make_bot(
+        trader,
+        account=maker_account,
+        strategy="hedged_maker",
+        params={"hedge_account": hedge_account.pk, "hedge_market": hedge_market.pk, "order_amount": "0.002"},
+    )
+    status = {
+        "state": "running",
+        "hedged": {
+            "maker": {"venue": "sim:alpha", "symbol": "BTC/USDT", "position": "0.2400"},
+            "hedge": {"venue": "sim:beta", "symbol": "BTC/USDT", "position": "-0.2400", "in_flight": 0},
+            "exposure": "0E-12",
+            "halted": "",
+        },
+    }
+    redis_client().set(bot_status_key(bot.pk), json.dumps(status))
+    HedgeFillAttribution.objects.create(
+        bot=bot, maker_trade_id="t1", ts=datetime(2026, 12, 7, tzinfo=UTC), side="buy", price=Decimal("59829.34"),
+        quantity=Decimal("0.002"), expected_hedge_price=Decimal("59877.25"), hedge_vwap=Decimal("59877.25"),
+        hedged_quantity=Decimal("0.002"), netted_quantity=Decimal(0), open_quantity=Decimal(0),
+        expected_edge=Decimal("0.023964822"), realized_edge=Decimal("0.023964822"), slippage_bps=Decimal(0),
+        hedge_latency_ms=Decimal("7.6"),
+    )  # fmt: skip
+    try:
+        client = client_for(trader)
+        overview = html.unescape(client.get(reverse("overview")).content.decode())
+        assert "maker 0.24 · hedge on sim:beta BTC/USDT -0.24 · net 0" in overview
+        page = html.unescape(client.get(reverse("bot-detail", args=[bot.pk])).content.decode())
+        assert re.search(r'<b id="hedged-exposure">0</b>', page)
+        row = re.search(r"<tr><td>expected_edge</td>(.*?)</tr>", page).group(1)
+        assert re.findall(r'<td class="r">([^<]*)</td>', row) == [
+            "1",
+            "0.023964822",
+            "0.023964822",
+            "0.023964822",
+            "0.023964822",
+        ]
+        assert "E-" not in overview + page
+    finally:
+        redis_client().delete(bot_status_key(bot.pk))
