@@ -318,17 +318,35 @@ def _default_exchange(account: ExchangeAccount, creds: Credentials) -> Any:
     )
 
 
-async def _fetch_balances(exchange: Any) -> dict[str, Decimal]:
-    """Total balance per asset through the ccxt gateway (its rate limiter and retry policy; one
-    retry only: a person is waiting for the answer)."""
+async def _fetch_balances(exchange: Any) -> dict[str, dict[str, Decimal]]:
+    """Free and total balance per asset through the ccxt gateway (its rate limiter and retry
+    policy; one retry only: a person is waiting for the answer)."""
     from connectors.ccxt_gateway import CcxtGateway
     from connectors.errors import RetryPolicy
 
     gateway = CcxtGateway(exchange, retry_policy=RetryPolicy(attempts=2), close_exchange=True)
     try:
-        return await gateway.fetch_balances()
+        return await gateway.fetch_balance_amounts()
     finally:
         await gateway.close()
+
+
+def account_balances_store(*, account: ExchangeAccount, balances: Mapping[str, Mapping[str, Any]]) -> str:
+    """Store a live account's balances as just fetched from the exchange (``{asset: {"free",
+    "total"}}``) as its portfolio ``Balance`` rows, replacing the previous ones, and stamp
+    ``balances_at``: the new-bot guards (``apps.bots.guards``) judge its orders on them. Returns
+    "" when stored, else why not (an amount out of the rows' bounds: nothing is stored)."""
+    from apps.portfolio.services import balances_replace
+
+    try:
+        with transaction.atomic():
+            balances_replace(account=account, balances=balances)
+            account.balances_at = timezone.now()
+            account.save(update_fields=["balances_at", "updated"])
+    except ValidationError as exc:
+        logger.warning("balances of account %s not stored: %s", account.pk, exc)
+        return f"balances not stored: {'; '.join(exc.messages)}"
+    return ""
 
 
 def exchange_account_verify(
@@ -373,8 +391,11 @@ def exchange_account_verify(
                 status = VerifyStatus.ERROR
                 message = f"{account.venue} answered with an error: {text}"
         else:
-            assets = ", ".join(f"{a} {v}" for a, v in sorted(balances.items())[:20]) or "no balances"
+            stored = account_balances_store(account=account, balances=balances)
+            assets = ", ".join(f"{a} {v['total']}" for a, v in sorted(balances.items())[:20]) or "no balances"
             status, message = VerifyStatus.OK, f"balance fetched from {account.venue}: {assets}"
+            if stored:
+                message += f" ({stored})"
     account.verify_status = status
     account.verify_message = message[:2000]
     account.verified_at = timezone.now()
