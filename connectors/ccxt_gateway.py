@@ -150,6 +150,11 @@ class CcxtGateway:
         balance = await self._rest("fetch balance", lambda: self.exchange.fetch_balance())
         return norm.balances(balance)
 
+    async def fetch_balance_amounts(self) -> dict[str, dict[str, Decimal]]:
+        """Free and total balance per currency (``ccxt_normalize.balance_amounts``)."""
+        balance = await self._rest("fetch balance", lambda: self.exchange.fetch_balance())
+        return norm.balance_amounts(balance)
+
     async def fetch_open_orders(self, symbol: str) -> Sequence[OrderReport]:
         inst = await self.instrument(symbol)
         orders = await self._rest("fetch open orders", lambda: self.exchange.fetch_open_orders(symbol))

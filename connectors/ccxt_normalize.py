@@ -242,3 +242,18 @@ def balances(balance: Mapping[str, Any]) -> dict[str, Decimal]:
         if d != 0:
             out[currency] = d
     return out
+
+
+def balance_amounts(balance: Mapping[str, Any]) -> dict[str, dict[str, Decimal]]:
+    """``{currency: {"free": ..., "total": ...}}`` from a ccxt balance structure: the free amount
+    (what new orders may use) and the total (free + used); currencies with neither dropped."""
+    free, total = balance.get("free") or {}, balance.get("total") or {}
+    out: dict[str, dict[str, Decimal]] = {}
+    for currency in {*free, *total}:
+        f = free.get(currency)
+        t = total.get(currency)
+        f = Decimal(0) if f is None else to_decimal(f"balance.{currency}.free", f)
+        t = f if t is None else to_decimal(f"balance.{currency}.total", t)
+        if f or t:
+            out[currency] = {"free": f, "total": t}
+    return out

@@ -21,7 +21,7 @@ from trading.events import Liquidity, OrderFilled, PlaceOrder, TimeInForce
 from trading.oms import OrderState
 from trading.risk import RiskLimits
 from trading.strategies import build_strategy
-from workers import keys, paper_perp, perp_hosting, records
+from workers import keys, liquidation_fills, paper_perp, perp_hosting, records
 from workers.bot_control import StopLoop
 from workers.paper_venue import PaperVenue
 
@@ -238,7 +238,12 @@ class BotStart:
             perp_fills = {f[-1] for f in paper_perp.after(setup.fills, perp_state.get("last_fill"))}
         if engine.perp is not None and setup.account_kind == "paper":
             self.paper_perp = paper_perp.PaperPerp(self, perp_state)
+        lost = liquidation_fills.missing_rows(setup, perp_state)
+        if lost:  # liquidations whose Fill row the previous owner's writer had not committed
+            await self.host.db.call(records.fills_record, lost)
         for ts_f, cid, side, price, qty, fee, maker, trade_id in sorted(setup.fills, key=lambda f: f[0]):
+            if perp_state is not None and liquidation_fills.is_liquidation(trade_id):
+                continue  # in the restored position; its close is replayed below
             if engine.perp is None or perp_state is None:
                 rebuild = engine.portfolio.on_fill if engine.perp is None else perp_hosting.both(engine)
             else:

@@ -33,7 +33,7 @@ from trading.contracts import to_decimal
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import Side
 from trading.perp_ledger import close_at_bankruptcy, crossed_liquidation
-from workers import keys
+from workers import keys, liquidation_fills
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def state_key(account_id: int, symbol: str, bot_id: int) -> str:
 
 def dump(perp, liquidated: dict | None, closes: list | None = None) -> str:
     """The position of ``perp`` (a PerpRisk) as the stored JSON (fractions as exact ``n/d``), the
-    last liquidation and every liquidation close (``[ts, side, price ticks, lots]``)."""
+    last liquidation and every liquidation close (``[ts, side, price ticks, lots, bankruptcy
+    price, pnl, settle]``; the last three are its Fill row's, ``workers.liquidation_fills``)."""
     pos = perp.position
     return json.dumps(
         {
@@ -207,10 +208,12 @@ class PaperPerp:
         # The engine's own (spot-style) position, which the strategy's inventory reads, closes too.
         side = Side.SELL if lots > 0 else Side.BUY
         ticks = runner.setup.instrument.ticks(to_decimal(price, 18), side=side)
-        close = [ts, side.name.lower(), ticks, abs(lots)]
+        close = [ts, side.name.lower(), ticks, abs(lots), self.liquidated["bankruptcy_price"],
+                 self.liquidated["pnl"], settle]  # fmt: skip
         self.closes.append(close)
         runner.engine.portfolio.on_fill(close_fill(close))
         self.save()
+        liquidation_fills.record(runner, close)  # the close's Fill row: trade log and PnL
         runner.liquidated_reason = reason
         # Quoting stops now: the pause's cancels go with this cycle's commands (the control
         # below records the state and sends them when no cycle is under way).
@@ -223,7 +226,7 @@ class PaperPerp:
 def close_fill(close: list) -> OrderFilled:
     """A liquidation close as a fill of the engine's portfolio (the venue's close, no order; the
     price rounded to the tick, as the portfolio keeps integer ticks)."""
-    ts, side, price, lots = close
+    ts, side, price, lots = close[:4]
     return OrderFilled(ts, "liquidation", Side.SELL if side == "sell" else Side.BUY, price, lots, 0, 0,
                        Liquidity.TAKER, f"liquidation-{ts}")  # fmt: skip
 

@@ -87,7 +87,8 @@ def bot_setup(bot_id: int) -> BotSetup:
             dt_to_ns(f.ts),
             f.client_order_id,
             Side.BUY if f.side == "buy" else Side.SELL,
-            inst.ticks(f.price),
+            # a liquidation's bankruptcy price is off the grid: rounded as its close was
+            inst.ticks(f.price, side=(Side.BUY if f.side == "buy" else Side.SELL) if f.liquidity == "liq" else None),
             inst.lots(f.quantity),
             f.fee,
             f.liquidity == "maker",

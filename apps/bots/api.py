@@ -53,6 +53,7 @@ class BotSerializer(ModelSerializer):
             "state_reason",
             "risk_paused_reason",
             "risk_paused_at",
+            "risk_paused_by",
             "client_id_prefix",
             "auto_resume",
             "config_version",

@@ -9,20 +9,28 @@
   (``MM_DEFAULT_MAX_ORDER_FRACTION``, ``MM_DEFAULT_MAX_POSITION_FRACTION``), never below its own
   order size; the user's risk defaults or explicit limits take precedence.
 * On a perpetual market the account's value is its margin: the settle-currency balance times the
-  bot's leverage (``risk.perp.leverage``), not its spot holdings. A paper account's perpetual
-  defaults to the hosted 10x; on a live account without ``risk.perp.leverage`` the exchange's
-  setting stays, which is not known here, so the order is judged at 1x (the message says so and
-  names the setting).
-* An inverse (coin-margined) perpetual is not judged here (its margin check is the bot's perpetual
-  pre-trade risk, in the settle coin).
+  bot's leverage (``risk.perp.leverage``), not its spot holdings; an order is refused when its
+  margin (notional / leverage) exceeds the settle balance. A paper account's perpetual defaults
+  to the hosted 10x; on a live account without ``risk.perp.leverage`` the exchange's setting
+  stays, which is not known here, so the order is judged at 1x (the message says so and names
+  the setting).
+* An inverse (coin-margined) perpetual's orders are in contracts of ``contract_size`` quote units:
+  an order's notional in the settle coin is contracts x contract size / price (600 contracts of
+  100 USD at 50,000 are 1.2 BTC), judged against the settle-coin balance x leverage, the
+  accepted size in whole contracts; the minimum order value is in quote units (contracts x
+  contract size).
 * Avellaneda-Stoikov: a warning when the model's spread would be clamped to ``max_spread``.
 
-Balances: the account's latest known free balances (reconciliation keeps paper accounts'), else
-a paper account's initial balances. Price: :func:`apps.marketdata.reference_price.reference_price`
-(the last recorded trade, the latest depth mid, the running feed's live book, else the price a
-replay or sim venue starts from), so a market that was never fed is judged too. Unknown either
-way (a live market never fed, an account without known balances): no guard applies (pre-trade
-risk still refuses what a paper balance cannot pay for, and an exchange refuses the rest).
+Balances: the account's latest known free balances (``apps.portfolio.models.Balance``:
+reconciliation keeps paper accounts'; a live account's are stored when they are fetched from the
+exchange, by its verification, ``ExchangeAccount.balances_at``), else a paper account's initial
+balances. A live account's stored balances are complete: an asset without a row holds 0. A live
+account whose balances were never fetched cannot be judged: a perpetual bot on it is refused
+(``exchange_account``: verify the account first), so the guard never passes it silently; a live
+spot bot is not judged (pre-trade risk and the exchange refuse what the balance cannot pay for).
+Price: :func:`apps.marketdata.reference_price.reference_price` (the last recorded trade, the
+latest depth mid, the running feed's live book, else the price a replay or sim venue starts
+from), so a market that was never fed is judged too; a market without any price is not judged.
 """
 
 from __future__ import annotations
@@ -58,6 +66,10 @@ class AccountView:
     market: Market
     price_source: str = ""  # which price (apps.marketdata.reference_price): "trade", "venue", ...
     live: bool = False  # a live exchange account (its perpetual leverage is the exchange's unless given)
+    settle: Decimal | None = None  # a perpetual's settle-currency balance
+    balances_known: bool = True  # False: a live account whose balances were never fetched
+    account_label: str = ""
+    account_id: int | None = None
 
     @property
     def known(self) -> bool:
@@ -97,26 +109,35 @@ def _last_price(market: Market) -> tuple[Decimal | None, str]:
     return (None, "") if ref is None else (ref.price, ref.source)
 
 
+def settle_currency(market: Market) -> str:
+    """A perpetual's settle currency: its row's, else its ccxt swap symbol's (``BASE/QUOTE:SETTLE``)."""
+    return (market.settle or market.symbol.partition(":")[2] or market.quote).upper()
+
+
 def account_view(account: ExchangeAccount, market: Market, *, price: Decimal | None = None) -> AccountView:
-    """The account's balances on ``market``, at ``price`` when given, else at the market's
-    reference price (see the module). An inverse perpetual's orders are counted in contracts of
-    the quote currency and margined in the coin: its balances are left unknown (no guard; the
-    bot's perpetual pre-trade risk checks the margin in the settle coin)."""
+    """The account's balances on ``market`` (base, quote and, for a perpetual, the settle
+    currency), at ``price`` when given, else at the market's reference price (see the module)."""
     from apps.portfolio.models import Balance
 
-    if market.kind == "inverse":
-        return AccountView(None, None, price, market)
-    free = {
-        b.asset.upper(): b.free for b in Balance.objects.filter(account=account, asset__in=[market.base, market.quote])
-    }
-    if not free and account.kind == "paper":
-        free = {str(k).upper(): Decimal(str(v)) for k, v in (account.paper_balances or {}).items()}
+    settle = settle_currency(market) if market.kind != "spot" or ":" in market.symbol else None
+    assets = {market.base.upper(), market.quote.upper(), *([settle] if settle else [])}
+    free = {b.asset.upper(): b.free for b in Balance.objects.filter(account=account, asset__in=assets)}
+    known = True
+    if account.kind == "paper":
+        if not free:
+            free = {str(k).upper(): Decimal(str(v)) for k, v in (account.paper_balances or {}).items()}
+    elif account.balances_at is not None:  # fetched and stored whole: an asset without a row holds 0
+        free = {asset: free.get(asset, Decimal(0)) for asset in assets}
+    else:
+        known = False
     source = ""
     if price is None:
         price, source = _last_price(market)
     return AccountView(
-        free.get(market.base.upper()), free.get(market.quote.upper()), price, market, source, account.kind == "live"
-    )
+        free.get(market.base.upper()), free.get(market.quote.upper()), price, market, source, account.kind == "live",
+        settle=free.get(settle) if settle else None, balances_known=known, account_label=account.label,
+        account_id=account.pk,
+    )  # fmt: skip
 
 
 def _order_amount(params: Mapping[str, Any]) -> Decimal | None:
@@ -133,13 +154,17 @@ def check_order_size(
     *, params: Mapping[str, Any], risk: Mapping[str, Any] | None, view: AccountView, confirm_large: bool
 ) -> None:
     """Refuse an order larger than the account; ask to confirm a large one (see the module)."""
+    m, price = view.market, view.price
+    leverage = perp_leverage(m, risk, live=view.live)
+    if leverage is not None and not view.balances_known:
+        raise FieldErrors({"exchange_account": [unknown_balances(view)]})
     if not view.known:
         return
-    m, price, value = view.market, view.price, view.value
-    leverage = perp_leverage(m, risk, live=view.live)
-    if leverage is not None:  # a perpetual: orders are paid for in margin, the settle balance x leverage
-        value = perp_value(view, leverage)
-    accepted = _round_lots(value / price, m.lot_size)
+    inverse = leverage is not None and m.kind == "inverse"
+    value = view.value if leverage is None else perp_value(view, leverage)
+    unit = "contracts" if inverse else m.base
+    money = settle_currency(m) if inverse else m.quote
+    accepted = _round_lots(value * price / m.contract_size if inverse else value / price, m.lot_size)
     errors: dict[str, Any] = {}
     checks = [("params", "order_amount", _order_amount(params))]
     if isinstance(risk, Mapping):
@@ -147,46 +172,73 @@ def check_order_size(
     for group, name, amount in checks:
         if amount is None:
             continue
-        notional = amount * price
-        if name == "order_amount" and notional < m.min_notional:
+        notional = order_notional(m, amount, price, inverse=inverse)
+        quoted = amount * m.contract_size if inverse else notional  # the order's value in quote units
+        if name == "order_amount" and quoted < m.min_notional:
             lot = m.lot_size.normalize()
-            least = ((m.min_notional / price / lot).to_integral_value(rounding=ROUND_CEILING) * lot).normalize()
+            per_lot = m.contract_size if inverse else price
+            least = ((m.min_notional / per_lot / lot).to_integral_value(rounding=ROUND_CEILING) * lot).normalize()
             errors.setdefault(group, {})[name] = [
-                f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote} at {_fmt(price)}, below the "
-                f"market's minimum order value {_fmt(m.min_notional)} {m.quote}; accepted: at least {_fmt(least)} "
-                f"{m.base}"
+                f"{_fmt(amount)} {unit} is an order of {_money(quoted)} {m.quote}"
+                f"{'' if inverse else f' at {_fmt(price)}'}, below the market's minimum order value "
+                f"{_fmt(m.min_notional)} {m.quote}; accepted: at least {_fmt(least)} {unit}"
             ]
         elif notional > value:
-            holds = (
-                f"the account holds {view.describe()}"
-                if leverage is None
-                else f"the account's margin is {_fmt(view.quote)} {m.quote}, {_money(value)} {m.quote} of "
-                f"orders at {leverage}x leverage{_leverage_note(view, risk)} (at {_fmt(price)}"
-                f"{f' ({view.price_source})' if view.price_source else ''})"
-            )
+            if leverage is None:
+                holds = f"the account holds {view.describe()}"
+            else:
+                holds = (
+                    f"the account's margin is {_fmt(perp_balance(view))} {money}, {_value(value, inverse)} {money} of "
+                    f"orders at {leverage}x leverage{_leverage_note(view, risk)} (at {_fmt(price)}"
+                    f"{f' ({view.price_source})' if view.price_source else ''})"
+                )
+            how = f" ({_fmt(amount)} x {_fmt(m.contract_size)} {m.quote} / {_fmt(price)})" if inverse else ""
             errors.setdefault(group, {})[name] = [
-                f"{_fmt(amount)} {m.base} is an order of {_money(notional)} {m.quote}; {holds}; "
-                f"accepted: at most {_fmt(accepted)} {m.base}"
+                f"{_fmt(amount)} {unit} is an order of {_value(notional, inverse)} {money}{how}; {holds}; "
+                f"accepted: at most {_fmt(accepted)} {unit}"
             ]
     if errors:
         raise FieldErrors(errors)
     amount = checks[0][2]
     fraction = Decimal(str(settings.LARGE_ORDER_FRACTION))
-    if amount is not None and not confirm_large and value > 0 and amount * price > fraction * value:
-        notional = amount * price
+    if amount is None or confirm_large or value <= 0:
+        return
+    notional = order_notional(m, amount, price, inverse=inverse)
+    if notional > fraction * value:
         raise LargeOrderConfirmation(
             {
                 "params": {
                     "order_amount": [
-                        f"each order is worth {_money(notional)} {m.quote}, {notional / value:.0%} of the "
-                        f"account's {_money(value)} {m.quote}: confirm orders of {_money(notional)} {m.quote} to go on"
+                        f"each order is worth {_value(notional, inverse)} {money}, {notional / value:.0%} of the "
+                        f"account's {_value(value, inverse)} {money}: confirm orders of {_value(notional, inverse)} "
+                        f"{money} to go on"
                     ]
                 }
             },
             notional=notional,
             value=value,
-            quote=m.quote,
+            quote=money,
         )
+
+
+def order_notional(market: Market, amount: Decimal, price: Decimal, *, inverse: bool) -> Decimal:
+    """An order's notional: in the settle coin for an inverse perpetual (contracts x contract
+    size / price), else in quote currency (amount x price)."""
+    return amount * market.contract_size / price if inverse else amount * price
+
+
+def unknown_balances(view: AccountView) -> str:
+    return (
+        f"the balances of live account {view.account_label!r} are not known (never fetched from the exchange), "
+        "so this perpetual bot's order size cannot be checked against its settle balance x leverage; "
+        f"accepted: an account whose balances are stored: verify it first (Settings, Verify; or POST "
+        f"/api/v1/exchange-accounts/{view.account_id}/verify/), which fetches and stores them"
+    )
+
+
+def _value(d: Decimal, inverse: bool) -> str:
+    """A value for a message: in a settle coin to 8 places, in quote currency to cents."""
+    return _fmt(d.quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)) if inverse else _money(d)
 
 
 def perp_leverage(market: Market, risk: Mapping[str, Any] | None, *, live: bool = False) -> int | None:
@@ -206,10 +258,16 @@ def perp_leverage(market: Market, risk: Mapping[str, Any] | None, *, live: bool 
     return max(1, leverage)
 
 
+def perp_balance(view: AccountView) -> Decimal:
+    """A perpetual account's settle-currency balance (its quote balance where none is known)."""
+    balance = view.settle if view.settle is not None else view.quote
+    return balance or Decimal(0)
+
+
 def perp_value(view: AccountView, leverage: int) -> Decimal:
-    """What a (linear) perpetual account's margin carries in orders: its settle (quote) balance
-    x leverage."""
-    return (view.quote or Decimal(0)) * leverage
+    """What a perpetual account's margin carries in orders, in the settle currency: its settle
+    balance x leverage."""
+    return perp_balance(view) * leverage
 
 
 def _leverage_note(view: AccountView, risk: Mapping[str, Any] | None) -> str:
@@ -248,13 +306,15 @@ def default_limits(*, params: Mapping[str, Any], risk: Mapping[str, Any], view: 
     amount = _order_amount(params) or Decimal(0)
     leverage = perp_leverage(m, risk, live=view.live)
     value = view.value if leverage is None else perp_value(view, leverage)
+    inverse = leverage is not None and m.kind == "inverse"
     for key, setting in (
         ("max_order_size", settings.DEFAULT_MAX_ORDER_FRACTION),
         ("max_position_base", settings.DEFAULT_MAX_POSITION_FRACTION),
     ):
         if key in out:
             continue
-        size = _round_lots(value * Decimal(str(setting)) / price, m.lot_size)
+        share = value * Decimal(str(setting))  # contracts of an inverse perpetual, else base units
+        size = _round_lots(share * price / m.contract_size if inverse else share / price, m.lot_size)
         size = max(size, amount)
         if size > 0:
             out[key] = f"{size.normalize():f}"

@@ -25,6 +25,17 @@ class ActualState(models.TextChoices):
 RISK_PAUSE_REASON_MAX = 500
 
 
+class RiskPausedBy(models.TextChoices):
+    """What holds a bot risk-paused (``Bot.risk_paused_by``). The risk sweep's auto-resume clears
+    only its own pauses; the trader's start or resume clears any."""
+
+    RISK_SWEEP = "risk_sweep", "the risk sweep"
+    LIQUIDATION = "liquidation", "a liquidation"
+
+
+AUTO_RESUMABLE = (RiskPausedBy.RISK_SWEEP,)
+
+
 class Bot(models.Model):
     """A quoting bot on one market of one exchange account."""
 
@@ -41,8 +52,9 @@ class Bot(models.Model):
     # The risk sweep's pause (workers/risk.py), part of the bot's state: the loop, its next
     # owner after a take-over and the supervisor read it here with the desired state, so a
     # Redis that lost its keys cannot let a risk-paused bot quote again. Set with the sweep's
-    # incident and event, cleared by auto-resume or by the trader's start/resume (an override)
-    # or stop.
+    # incident and event (or by a paper perpetual's liquidation), ``risk_paused_by`` saying which;
+    # cleared by auto-resume (the sweep's own pauses only) or by the trader's start/resume (an
+    # override) or stop.
     risk_paused_reason = models.CharField(
         max_length=RISK_PAUSE_REASON_MAX,
         blank=True,
@@ -51,6 +63,14 @@ class Bot(models.Model):
     )
     risk_paused_at = models.DateTimeField(
         null=True, blank=True, help_text="when the risk sweep paused the bot (null when it does not hold it paused)"
+    )
+    risk_paused_by = models.CharField(
+        max_length=16,
+        choices=RiskPausedBy.choices,
+        blank=True,
+        default="",
+        help_text="what holds the bot risk-paused (empty when nothing does); auto-resume clears only "
+        "the risk sweep's pauses",
     )
     client_id_prefix = models.CharField(max_length=16, unique=True, null=True, blank=True, editable=False)
     shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shared_bots")

@@ -35,6 +35,7 @@ urlpatterns = [
     path("settings/accounts/add/", settings.account_add, name="account-add"),
     path("settings/accounts/<int:account_id>/verify/", settings.account_verify, name="account-verify"),
     path("settings/accounts/<int:account_id>/rotate/", settings.account_rotate, name="account-rotate"),
+    path("settings/accounts/<int:account_id>/type/", settings.account_type, name="account-type"),
     path("settings/risk/", settings.risk_defaults, name="risk-defaults"),
     path("settings/channels/add/", settings.channel_add, name="channel-add"),
     path("settings/channels/<int:channel_id>/test/", settings.channel_test, name="channel-test"),

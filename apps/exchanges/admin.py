@@ -35,7 +35,7 @@ class ExchangeAccountForm(forms.ModelForm):
 
     class Meta:
         model = ExchangeAccount
-        fields = ["owner", "label", "kind", "venue", "paper_balances", "kill_switch"]
+        fields = ["owner", "label", "kind", "venue", "default_type", "paper_balances", "kill_switch"]
 
 
 def _masked(token: str) -> str:
@@ -104,6 +104,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
                     api_secret=secret or "",
                     passphrase=phrase or "",
                     paper_balances=data.get("paper_balances") or {},
+                    default_type=data.get("default_type") or "",
                     actor=request.user,
                 )
                 obj.__dict__.update(created.__dict__)
@@ -114,6 +115,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
                 actor=request.user,
                 label=data["label"],
                 paper_balances=data.get("paper_balances") if before.kind == "paper" else None,
+                default_type=data.get("default_type") or "",
             )
             if key or secret:
                 exchange_account_rotate_keys(

@@ -82,6 +82,13 @@ class ExchangeAccountCreateSerializer(serializers.Serializer):
 class ExchangeAccountUpdateSerializer(serializers.Serializer):
     label = serializers.CharField(max_length=64, required=False)
     paper_balances = serializers.DictField(child=serializers.CharField(max_length=40), required=False)
+    default_type = serializers.CharField(
+        max_length=16,
+        required=False,
+        allow_blank=True,
+        help_text="'spot' or 'swap' (derivatives), ccxt's defaultType, checked against the venue; blank: the "
+        "venue's. Refused while any of the account's bots runs",
+    )
 
 
 class RotateKeysSerializer(serializers.Serializer):

@@ -52,6 +52,12 @@ class ExchangeAccount(models.Model):
         help_text="spot or swap (derivatives): ccxt's defaultType; blank = inferred from the venue when saved",
     )
     verified_at = models.DateTimeField(null=True, blank=True)
+    balances_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when a live account's balances were last fetched from the exchange and stored "
+        "(portfolio Balance rows); null: never, its balances are not known",
+    )
     verify_status = models.CharField(max_length=16, choices=VerifyStatus.choices, default=VerifyStatus.UNVERIFIED)
     verify_message = models.TextField(blank=True, default="")
     kill_switch = models.BooleanField(default=False)

@@ -13,12 +13,13 @@ from typing import Any
 import ccxt
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import AuditAction, User
 from apps.accounts.services import audit_record
 from apps.exchanges import crypto
-from apps.exchanges.models import ExchangeAccount, VenueKind, VerifyStatus
+from apps.exchanges.models import ExchangeAccount, MarketType, VenueKind, VerifyStatus
 from trading.amounts import AmountError, plain_decimal
 
 logger = logging.getLogger(__name__)
@@ -146,10 +147,27 @@ def exchange_account_update(
     actor: User,
     label: str | None = None,
     paper_balances: Mapping[str, Any] | None = None,
+    default_type: str | None = None,
 ) -> ExchangeAccount:
-    """Rename an account and/or reset a paper account's balances."""
+    """Rename an account, reset a paper account's balances and/or change its type
+    (``default_type``: spot or swap, checked against the venue as at creation; blank takes the
+    venue's). A type change is refused while any of the account's bots runs
+    (:func:`account_type_change_error`)."""
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
+    if default_type is not None:
+        from apps.exchanges.market_types import default_type_validate, venue_default_type
+
+        list(ExchangeAccount.objects.select_for_update().filter(pk=account.pk).values_list("pk"))  # row locked
+        wanted = default_type or venue_default_type(account.venue)
+        if wanted != account.default_type:
+            # a running bot first (no change at all now), then whether the venue offers the type
+            error = account_type_change_error(account, wanted) if wanted in MarketType.values else None
+            if error:
+                raise ValidationError({"default_type": error})
+            wanted = default_type_validate(venue=account.venue, default_type=wanted)
+            before["default_type"], after["default_type"] = account.default_type, wanted
+            account.default_type = wanted
     if label is not None:
         label = label.strip()
         if not label:
@@ -173,6 +191,32 @@ def exchange_account_update(
             action=AuditAction.CONFIG_CHANGED, actor=actor, owner=account.owner, obj=account, before=before, after=after
         )
     return account
+
+
+def account_type_change_error(account: ExchangeAccount, wanted: str) -> str | None:
+    """Why the type of ``account`` cannot become ``wanted`` now, or None: one of its bots runs
+    (desired running or paused, or its loop not stopped yet), and its exchange object, wallet
+    and markets would change under it. Run in the update's transaction, the account row locked."""
+    from apps.bots.models import ActualState, Bot, DesiredState
+
+    running = list(
+        Bot.objects.filter(exchange_account=account)
+        .filter(
+            Q(desired_state__in=(DesiredState.RUNNING, DesiredState.PAUSED))
+            | Q(actual_state__in=(ActualState.STARTING, ActualState.RUNNING, ActualState.PAUSED,
+                                         ActualState.STOPPING))
+        )
+        .order_by("name")
+        .values_list("name", flat=True)[:6]
+    )  # fmt: skip
+    if not running:
+        return None
+    names = ", ".join(repr(n) for n in running[:5]) + (", ..." if len(running) > 5 else "")
+    return (
+        f"{wanted!r} is not accepted now: the type of account {account.label!r} ({account.default_type!r}) "
+        f"cannot change while its bots run ({names}): their exchange connection, wallet and markets "
+        "would change under them; stop them first, then change the type"
+    )
 
 
 @transaction.atomic
@@ -274,17 +318,35 @@ def _default_exchange(account: ExchangeAccount, creds: Credentials) -> Any:
     )
 
 
-async def _fetch_balances(exchange: Any) -> dict[str, Decimal]:
-    """Total balance per asset through the ccxt gateway (its rate limiter and retry policy; one
-    retry only: a person is waiting for the answer)."""
+async def _fetch_balances(exchange: Any) -> dict[str, dict[str, Decimal]]:
+    """Free and total balance per asset through the ccxt gateway (its rate limiter and retry
+    policy; one retry only: a person is waiting for the answer)."""
     from connectors.ccxt_gateway import CcxtGateway
     from connectors.errors import RetryPolicy
 
     gateway = CcxtGateway(exchange, retry_policy=RetryPolicy(attempts=2), close_exchange=True)
     try:
-        return await gateway.fetch_balances()
+        return await gateway.fetch_balance_amounts()
     finally:
         await gateway.close()
+
+
+def account_balances_store(*, account: ExchangeAccount, balances: Mapping[str, Mapping[str, Any]]) -> str:
+    """Store a live account's balances as just fetched from the exchange (``{asset: {"free",
+    "total"}}``) as its portfolio ``Balance`` rows, replacing the previous ones, and stamp
+    ``balances_at``: the new-bot guards (``apps.bots.guards``) judge its orders on them. Returns
+    "" when stored, else why not (an amount out of the rows' bounds: nothing is stored)."""
+    from apps.portfolio.services import balances_replace
+
+    try:
+        with transaction.atomic():
+            balances_replace(account=account, balances=balances)
+            account.balances_at = timezone.now()
+            account.save(update_fields=["balances_at", "updated"])
+    except ValidationError as exc:
+        logger.warning("balances of account %s not stored: %s", account.pk, exc)
+        return f"balances not stored: {'; '.join(exc.messages)}"
+    return ""
 
 
 def exchange_account_verify(
@@ -329,8 +391,11 @@ def exchange_account_verify(
                 status = VerifyStatus.ERROR
                 message = f"{account.venue} answered with an error: {text}"
         else:
-            assets = ", ".join(f"{a} {v}" for a, v in sorted(balances.items())[:20]) or "no balances"
+            stored = account_balances_store(account=account, balances=balances)
+            assets = ", ".join(f"{a} {v['total']}" for a, v in sorted(balances.items())[:20]) or "no balances"
             status, message = VerifyStatus.OK, f"balance fetched from {account.venue}: {assets}"
+            if stored:
+                message += f" ({stored})"
     account.verify_status = status
     account.verify_message = message[:2000]
     account.verified_at = timezone.now()

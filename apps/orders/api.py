@@ -108,6 +108,7 @@ class FillSerializer(ModelSerializer):
             "fee",
             "fee_currency",
             "liquidity",
+            "realized_pnl",
             "markout_1s",
             "markout_10s",
             "markout_60s",

@@ -35,6 +35,9 @@ class TimeInForce(models.TextChoices):
 class Liquidity(models.TextChoices):
     MAKER = "maker", "Maker"
     TAKER = "taker", "Taker"
+    # The venue closed the position at its bankruptcy price (a paper perpetual's liquidation,
+    # ``workers.liquidation_fills``): no order of the bot, ``realized_pnl`` holds the loss booked.
+    LIQUIDATION = "liq", "Liquidation"
 
 
 class Order(models.Model):
@@ -148,6 +151,13 @@ class Fill(models.Model):
     fee = models.DecimalField(**MONEY, default=0)
     fee_currency = models.CharField(max_length=16, blank=True, default="")
     liquidity = models.CharField(max_length=5, choices=Liquidity.choices, default=Liquidity.MAKER)
+    realized_pnl = models.DecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="PnL the venue booked on this fill, in the settle currency (a liquidation's loss); "
+        "null for ordinary fills",
+    )
     markout_1s = models.DecimalField(**MONEY, null=True, blank=True)
     markout_10s = models.DecimalField(**MONEY, null=True, blank=True)
     markout_60s = models.DecimalField(**MONEY, null=True, blank=True)

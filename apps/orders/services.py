@@ -187,7 +187,8 @@ def fills_record(rows: list[dict], count_new: bool = False) -> int:
     within ``rows``); each fill is linked to its order by client order id. Rows are dicts:
     ``ts`` (aware datetime), ``account_id``, ``venue_trade_id``, ``side``, ``price``, ``quantity``
     (Decimals above 0), and optionally ``bot_id``, ``client_order_id``, ``fee`` (may be negative:
-    a rebate), ``fee_currency``, ``liquidity`` (default maker). A row out of bounds raises
+    a rebate), ``fee_currency``, ``liquidity`` (default maker; ``liq`` for a liquidation close),
+    ``realized_pnl`` (the PnL the venue booked on it, a liquidation's loss). A row out of bounds raises
     :class:`ValidationError` naming the field (the database writer then drops that row alone).
     From ``COPY_MIN_ROWS`` rows the fills are first COPYed straight in; if one is stored
     already, that attempt is rolled back and the de-duplicating statement runs instead.
@@ -217,16 +218,16 @@ fills_record.describe = _describe_fill
 
 _FILL_COLUMNS = (
     "ts", "client_order_id", "venue_trade_id", "side", "price", "quantity", "fee", "fee_currency", "liquidity",
-    "account_id", "bot_id",
+    "account_id", "bot_id", "realized_pnl",
 )  # fmt: skip
 _FILLS_INSERT_SQL = """
     INSERT INTO orders_fill (ts, client_order_id, venue_trade_id, side, price, quantity, fee, fee_currency,
-                             liquidity, account_id, bot_id, order_id)
-    SELECT v.ts, v.cid, v.tid, v.side, v.price, v.qty, v.fee, v.cur, v.liq, v.account, v.bot,
+                             liquidity, account_id, bot_id, realized_pnl, order_id)
+    SELECT v.ts, v.cid, v.tid, v.side, v.price, v.qty, v.fee, v.cur, v.liq, v.account, v.bot, v.pnl,
            (SELECT o.id FROM orders_order o WHERE o.client_order_id = v.cid)
     FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::numeric[], %s::numeric[],
-                %s::numeric[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])
-        AS v(ts, cid, tid, side, price, qty, fee, cur, liq, account, bot)
+                %s::numeric[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::numeric[])
+        AS v(ts, cid, tid, side, price, qty, fee, cur, liq, account, bot, pnl)
     ON CONFLICT (account_id, venue_trade_id, ts) DO NOTHING
 """
 _FILLS_COPY_SQL = f"COPY orders_fill ({', '.join(_FILL_COLUMNS)}, order_id) FROM STDIN"
@@ -247,7 +248,7 @@ def _fills_copy(cursor, columns: list[list]) -> bool:
 
 
 _SIDES = ("buy", "sell")
-_LIQUIDITY = ("maker", "taker")
+_LIQUIDITY = ("maker", "taker", "liq")
 
 
 def _amount(row: dict, field: str, *, positive: bool) -> Decimal:
@@ -278,7 +279,7 @@ def _fill_values(row: dict) -> tuple:
     if side not in _SIDES:
         raise ValidationError({"side": f"{side!r} is not accepted; accepted: buy, sell"})
     if liquidity not in _LIQUIDITY:
-        raise ValidationError({"liquidity": f"{liquidity!r} is not accepted; accepted: maker, taker"})
+        raise ValidationError({"liquidity": f"{liquidity!r} is not accepted; accepted: maker, taker, liq"})
     return (
         ts,
         row.get("client_order_id") or "",
@@ -291,6 +292,7 @@ def _fill_values(row: dict) -> tuple:
         liquidity,
         row["account_id"],
         row.get("bot_id"),
+        None if row.get("realized_pnl") is None else _amount(row, "realized_pnl", positive=False),
     )
 
 

@@ -209,7 +209,7 @@ def fills_with_realized(*, user, bot_id: int, limit: int = 30, now: datetime | N
     now = now or timezone.now()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     book = FillBook(**asdict(_book_at_midnight(bot, midnight)))
-    columns = ("id", "ts", "side", "price", "quantity", "fee", "fee_currency", "liquidity")
+    columns = ("id", "ts", "side", "price", "quantity", "fee", "fee_currency", "liquidity", "realized_pnl")
     rows = list(Fill.objects.filter(bot=bot, ts__gte=midnight).order_by("ts", "id").values(*columns))
     with localcontext() as ctx:
         ctx.prec = 60

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
 from apps.core.timeseries import ns_to_dt
-from apps.core.writes import COPY_MIN_ROWS, batchable, describe_values
+from apps.core.writes import COPY_MIN_ROWS, NUMERIC_LIMIT, batchable, describe_values
 from apps.exchanges.models import ExchangeAccount
 from apps.portfolio.models import Balance
 from trading.contracts import to_decimal
@@ -25,8 +25,10 @@ def _amount(field: str, value: Any, *, minimum: Decimal | None = None) -> Decima
         d = Decimal(repr(value) if isinstance(value, float) else str(value))
     except (InvalidOperation, ValueError):
         raise ValidationError({field: f"{value!r} is not a decimal number"}) from None
-    if not d.is_finite() or (minimum is not None and d < minimum):
-        raise ValidationError({field: f"{value!r} is not accepted; accepted: a finite decimal >= {minimum}"})
+    if not d.is_finite() or (minimum is not None and d < minimum) or abs(d) >= NUMERIC_LIMIT:
+        raise ValidationError(
+            {field: f"{value!r} is not accepted; accepted: a finite decimal >= {minimum} and below 1E+20"}
+        )
     return d
 
 

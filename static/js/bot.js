@@ -113,6 +113,7 @@
         tr.className = "new";
         var t = new Date().toISOString().substr(11, 8);  // HH:MM:SS UTC, as the server renders
         tr.innerHTML = "<td>" + t + '</td><td class="' + (msg.side === "buy" ? "bid" : "ask") + '">' + msg.side +
+          (msg.liquidation ? ' <span class="badge liquidation">liquidation</span>' : "") +
           '</td><td class="r">' + msg.price + '</td><td class="r">' + msg.qty + '</td><td class="r fee">' +
           (msg.fee === undefined ? "" : fmt(msg.fee, 6)) + '</td><td class="r muted">…</td>';
         fillsBody.insertBefore(tr, fillsBody.firstChild);

@@ -5,7 +5,8 @@ settings through the new-bot form (a bad leverage is refused next to its input f
 wait for a fill, and check that the bot page's perpetual card — position, entry, mark,
 unrealized PnL, leverage, margin used, liquidation price and distance, funding paid, rate and next
 funding — shows exactly what ``GET /api/v1/bots/<id>/perp/`` returns for the same live status,
-and that the card follows the live status. Screenshots go to ``artifacts/screenshots/``."""
+and that the card follows the live status; the account's type cannot be changed in the settings
+page while the bot runs (the form says why). Screenshots go to ``artifacts/screenshots/``."""
 
 from __future__ import annotations
 
@@ -148,6 +149,22 @@ def test_trader_runs_a_paper_perp_bot_and_its_page_shows_the_apis_position_and_f
     page.wait_for_function(
         f"Number(document.getElementById('perp-position').dataset.asOf || 0) > {first}", timeout=30_000
     )
+
+    # The account's type cannot change while the bot runs: the settings page's form says why.
+    page.goto(base + "/settings/")
+    row = page.locator("#accounts tr", has_text="USD-M paper")
+    row.locator(".account-type summary").click()
+    row.locator("select[name=default_type]").select_option("spot")
+    row.locator(".account-type button").click()
+    refused = page.locator("ul.messages li.error")
+    refused.wait_for()
+    assert refused.inner_text() == (
+        "USD-M paper: not changed: default_type: 'spot' is not accepted now: the type of account 'USD-M paper' "
+        "('swap') cannot change while its bots run ('E2E perp bot'): their exchange connection, wallet and "
+        "markets would change under them; stop them first, then change the type"
+    )
+    assert page.locator("td[data-default-type=swap]").count() == 1
+    shot(page, "account_type_refused")
 
     # The overview lists the position under its account.
     page.goto(base + "/")

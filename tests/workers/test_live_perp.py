@@ -61,12 +61,14 @@ def make_perp_bot(perp: dict):
     from apps.accounts.models import User
     from apps.bots.services import bot_create, bot_start
     from apps.exchanges.models import Market
-    from apps.exchanges.services import exchange_account_create
+    from apps.exchanges.services import account_balances_store, exchange_account_create
 
     user = User.objects.create_user(username=f"perp{time.time_ns()}", password="pw-12345678")
     account = exchange_account_create(
         owner=user, label="usdm live", kind="live", venue="binanceusdm", api_key="test-key", api_secret="test-secret"
     )
+    # the swap wallet as the account's verification stores it (the new-bot guard judges on it)
+    account_balances_store(account=account, balances={"USDT": {"free": "10000", "total": "10000"}})
     market, _ = Market.objects.update_or_create(
         venue="binanceusdm",
         symbol=SYMBOL,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -151,11 +151,15 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
     backtester's formula: the margin balance is used up), books the loss, writes an incident and
     a risk-breach notification, and the bot pauses with the reason and cancels its quotes; a
     new owner keeps it paused and flat."""
+    from django.test import Client
+    from django.urls import reverse
+
     from apps.bots.models import Bot, BotEvent
     from apps.core.models import Incident
     from apps.notifications.models import Delivery
     from apps.notifications.services import channel_create, rule_create
-    from apps.orders.models import Order
+    from apps.orders.models import Fill, Order
+    from apps.portfolio.bot_pnl import bot_pnl, fills_with_realized
     from trading.contracts import to_decimal
     from trading.margin import bankruptcy_price
     from workers import keys, lifecycle
@@ -205,8 +209,25 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
         assert not run(host, runner.venue.fetch_open_orders())
         assert lifecycle.redis_client().get(keys.risk_pause(bot.pk)).decode().startswith("liquidated")
         placed = Order.objects.filter(bot=bot).count()
+        # The close is a Fill row, flagged, at the bankruptcy price, with the loss booked.
+        loss = pos.realized - realized_before
+        liq_fill = Fill.objects.get(bot=bot, liquidity="liq")
+        assert liq_fill.venue_trade_id == f"liquidation-{liquidated['ts']}" and liq_fill.client_order_id == ""
+        assert liq_fill.side == "sell" and liq_fill.quantity == runner.setup.instrument.quantity(lots)
+        assert liq_fill.price == Decimal(liquidated["bankruptcy_price"]) and liq_fill.fee == 0
+        assert liq_fill.realized_pnl == to_decimal(loss, 18) < 0 and liq_fill.fee_currency == "USDT"
     finally:
         run(host, leave(host, runner))
+    # In the bot's trade log and its PnL from fills like any fill: the position is flat after it.
+    at = liq_fill.ts + timedelta(seconds=1)  # the recording's day
+    log = fills_with_realized(user=user, bot_id=bot.pk, now=at)
+    assert log[0]["id"] == liq_fill.id and log[0]["liquidity"] == "liq" and log[0]["realized"] < 0
+    pnl = bot_pnl(user=user, bot_id=bot.pk, now=at)
+    assert pnl["position"] == 0 and pnl["since_start"]["fills"] == Fill.objects.filter(bot=bot).count()
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("bot-detail", args=[bot.pk])).content.decode()
+    assert f'<tr data-fill="{liq_fill.id}">' in page and 'class="badge liquidation"' in page
     # A new owner starts it paused (the risk pause), flat, with the liquidation kept.
     from workers.host import Host
 
@@ -226,6 +247,27 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
     finally:
         other.stop()
     assert Order.objects.filter(bot=bot).count() == placed  # the paused owner placed nothing
+    assert Fill.objects.filter(bot=bot, liquidity="liq").count() == 1  # the take-over did not write it again
+    # An owner that died before its writer committed the row: the next owner writes it, once.
+    Fill.objects.filter(pk=liq_fill.pk).delete()
+    for _ in range(2):
+        third = Host(ttl_ms=3000)
+        third.start_thread()
+        assert third.started.wait(5)
+        try:
+            again = run(third, drive(third, bot.pk, events[-5:]))
+            try:
+                assert again.engine.portfolio.position == 0 and again.engine.perp.position.net_lots == 0
+                assert again.engine.perp.position.realized == pos.realized
+            finally:
+                run(third, leave(third, again))
+            third.drain_writers(30)
+        finally:
+            third.stop()
+        rewritten = Fill.objects.get(bot=bot, liquidity="liq")
+        assert (rewritten.ts, rewritten.price, rewritten.realized_pnl) == (
+            liq_fill.ts, liq_fill.price, liq_fill.realized_pnl
+        )  # fmt: skip
 
 
 async def drive_more(host, bot, events: list, crash_to: Decimal) -> None:

@@ -1,4 +1,5 @@
-"""Settings: exchange accounts (add, verify, rotate keys — secrets are write-only), risk
+"""Settings: exchange accounts (add, verify, rotate keys — secrets are write-only —, change the
+type: spot or derivatives), risk
 defaults, notification channels and rules with a "send test" button."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from apps.dashboard.selectors import risk_defaults_get
 from apps.dashboard.services import risk_defaults_set
 from apps.dashboard.views.common import error_text, field_errors
 from apps.exchanges import services as ex_services
+from apps.exchanges.models import MarketType
 from apps.exchanges.selectors import exchange_account_list
 from apps.notifications import services as nt_services
 from apps.notifications.selectors import channel_get, channel_list, delivery_list, rule_list
@@ -50,6 +52,7 @@ def settings_page(
         "accounts": _own_accounts(user),
         "account_form": account_form or ExchangeAccountForm(initial={"kind": "paper", "venue": "replay:binance-spot"}),
         "rotate_form": RotateKeysForm(),
+        "market_types": MarketType.choices,
         "risk_fields": risk_fields or SchemaFieldset.for_risk(risk_defaults_get(user=user)),
         "channels": channels,
         "channel_form": channel_form or ChannelForm(),
@@ -115,6 +118,21 @@ def account_rotate(request, account_id: int):
         messages.success(request, f"{account.label}: keys replaced; verify the account again.")
     except SERVICE_ERRORS as exc:
         messages.error(request, f"{account.label}: {error_text(exc)}")
+    return redirect("settings")
+
+
+@login_required
+@require_POST
+def account_type(request, account_id: int):
+    """Change an account's type (spot / derivatives); refused while any of its bots runs."""
+    _require_trader(request.user)
+    account = get_object_or_404(_own_accounts(request.user), pk=account_id)
+    wanted = request.POST.get("default_type", "")
+    try:
+        account = ex_services.exchange_account_update(account=account, actor=request.user, default_type=wanted)
+        messages.success(request, f"{account.label}: markets are now {account.get_default_type_display()}.")
+    except SERVICE_ERRORS as exc:
+        messages.error(request, f"{account.label}: not changed: {error_text(exc)}")
     return redirect("settings")
 
 

@@ -167,3 +167,53 @@ def test_a_venue_imposed_pause_replaces_the_sweeps_without_an_event(trader):
     assert bot.risk_paused_reason.startswith("liquidated") and bot.risk_paused_at is not None
     assert (bot.actual_state, bot.state_reason) == ("paused", f"risk: {bot.risk_paused_reason}")
     assert BotEvent.objects.filter(bot=bot, kind="risk").count() == 1  # the sweep's pause only
+
+
+def test_auto_resume_clears_the_sweeps_pause_but_not_a_liquidations(trader, clean_redis):
+    """``risk_paused_by`` says what paused the bot. The sweep's auto-resume (a bot with
+    ``auto_resume``, no breach left) clears its own pause; a liquidation's stays, shown on the
+    page and in the API as such, until the trader resumes the bot."""
+    from django.urls import reverse
+
+    from apps.bots.risk_pause import bot_risk_hold
+    from tests.apps.dashboard.conftest import client_for
+    from workers import risk
+
+    swept = _risk_paused_bot(trader)
+    liquidated = make_bot(trader, name="liquidated")
+    bot_start(bot=liquidated, actor=trader)
+    Bot.objects.filter(pk__in=[swept.pk, liquidated.pk]).update(auto_resume=True)
+    reason = "liquidated: mark 52849.8 reached the liquidation price 58721.96056225"
+    bot_risk_hold(liquidated.pk, reason, time.time_ns())
+    assert Bot.objects.get(pk=swept.pk).risk_paused_by == "risk_sweep"
+    assert Bot.objects.get(pk=liquidated.pk).risk_paused_by == "liquidation"
+    assert risk.sweep()["resumed"] == 1  # no PnL, no breach: the sweep's pause only
+    swept, liquidated = Bot.objects.get(pk=swept.pk), Bot.objects.get(pk=liquidated.pk)
+    assert (swept.risk_paused_at, swept.risk_paused_by, swept.actual_state) == (None, "", "running")
+    assert liquidated.risk_paused_at is not None and liquidated.risk_paused_reason == reason
+    assert (liquidated.risk_paused_by, liquidated.actual_state) == ("liquidation", "paused")
+    assert not bot_risk_resume(liquidated.pk, time.time_ns(), auto=False)  # nor once the trader paused it
+    assert api(trader).get(f"/api/v1/bots/{liquidated.pk}/").json()["risk_paused_by"] == "liquidation"
+    client = client_for(trader)
+    body = client.get(reverse("bot-detail", args=[liquidated.pk])).content.decode()
+    assert 'data-paused-by="liquidation"' in body and "Paused by a liquidation since" in body
+    assert "stays paused until you resume it" in body  # although the bot has auto_resume
+    bot_start(bot=liquidated, actor=trader)  # the trader's resume clears any pause
+    liquidated = Bot.objects.get(pk=liquidated.pk)
+    assert (liquidated.risk_paused_at, liquidated.risk_paused_reason, liquidated.risk_paused_by) == (None, "", "")
+
+
+def test_the_migration_names_what_holds_the_existing_pauses(trader):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("apps.bots.migrations.0006_bot_risk_paused_by")
+    swept, liquidated, free = (make_bot(trader, name=n) for n in ("swept", "liquidated", "free"))
+    Bot.objects.filter(pk=swept.pk).update(risk_paused_reason="drawdown 5", risk_paused_at="2026-12-01T00:00Z")
+    Bot.objects.filter(pk=liquidated.pk).update(
+        risk_paused_reason="liquidated: mark 1 reached 2", risk_paused_at="2026-12-01T00:00Z"
+    )
+    migration.name_existing_pauses(apps, None)
+    by = dict(Bot.objects.values_list("pk", "risk_paused_by"))
+    assert (by[swept.pk], by[liquidated.pk], by[free.pk]) == ("risk_sweep", "liquidation", "")

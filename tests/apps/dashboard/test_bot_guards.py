@@ -179,3 +179,50 @@ def test_a_perpetual_bot_is_judged_on_its_margin_times_leverage(trader):
     assert "0.1 BTC is an order of 5,000.00 USDT" in message
     assert "the account's margin is 1000 USDT, 2,000.00 USDT of orders at 2x leverage" in message
     assert "accepted: at most 0.04 BTC" in message
+
+
+def test_an_inverse_perpetual_order_is_judged_in_the_settle_coin(trader):
+    """COIN-M ``BTC/USD:BTC``: contracts of 100 USD, last traded at 50,000, a paper account of
+    0.1 BTC at 10x carries 1 BTC of orders. An order's notional in BTC is contracts x 100 / 50,000:
+    600 contracts are 1.2 BTC, refused with at most 500 contracts (1 BTC) accepted; 100 contracts
+    (0.2 BTC) are created, the default limits 125 contracts (0.25 BTC) per order and 250 (0.5 BTC)
+    of position; and 0.2 BTC is 20 % of the account: the form asks to confirm 0.2 BTC."""
+    from apps.bots.guards import LargeOrderConfirmation
+    from apps.bots.services import bot_create
+    from apps.exchanges.models import Market
+
+    market, _ = Market.objects.get_or_create(
+        venue="replay:binance-coinm",
+        symbol="BTC/USD:BTC",
+        defaults={"base": "BTC", "quote": "USD", "tick_size": "0.1", "lot_size": "1", "min_notional": "0",
+                  "maker_fee": "0.0002", "taker_fee": "0.0005", "kind": "inverse", "contract_size": "100",
+                  "settle": "BTC", "max_leverage": 125},
+    )  # fmt: skip
+    market.refresh_from_db()
+    Trade.objects.create(
+        market=market, ts=timezone.now(), price=Decimal(50_000), qty=Decimal(1), aggressor="buy", trade_id="c1"
+    )
+    account = exchange_account_create(
+        owner=trader, label="coinm", venue=market.venue, kind="paper", paper_balances={"BTC": "0.1"}
+    )
+    payload = {"name": "inverse", "exchange_account": account.pk, "market": market.pk, "strategy": "fixed_spread",
+               "params": {"order_amount": "600", "bid_spread": "0.001", "ask_spread": "0.001"},
+               "risk": {"perp": {"leverage": 10}}}  # fmt: skip
+    refused = api(trader).post("/api/v1/bots/", payload, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["params"]["order_amount"] == [
+        "600 contracts is an order of 1.2 BTC (600 x 100 USD / 50000); the account's margin is 0.1 BTC, 1 BTC of "
+        "orders at 10x leverage (at 50000 (last trade)); accepted: at most 500 contracts"
+    ]
+    payload["params"]["order_amount"] = "100"
+    created = api(trader).post("/api/v1/bots/", payload, format="json")
+    assert created.status_code == 201, created.content
+    risk = Bot.objects.get(name="inverse").risk
+    assert (risk["max_order_size"], risk["max_position_base"]) == ("125", "250")
+    with pytest.raises(LargeOrderConfirmation) as asked:
+        bot_create(owner=trader, name="inverse-2", exchange_account=account, market=market, strategy="fixed_spread",
+                   params=payload["params"], risk=payload["risk"], confirm_large=False)  # fmt: skip
+    assert (asked.value.notional, asked.value.value, asked.value.quote) == (Decimal("0.2"), Decimal("1.0"), "BTC")
+    assert asked.value.errors["params"]["order_amount"] == [
+        "each order is worth 0.2 BTC, 20% of the account's 1 BTC: confirm orders of 0.2 BTC to go on"
+    ]

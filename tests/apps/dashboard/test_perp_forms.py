@@ -129,6 +129,59 @@ def test_the_api_takes_the_account_type_and_names_what_a_ccxt_venue_accepts(trad
     assert {r["label"]: r["default_type"] for r in rows} == {"bn swap": "swap", "um": "swap"}
 
 
+def test_the_account_type_changes_after_creation_but_not_while_a_bot_runs(trader):
+    """The API (PATCH ``default_type``) and the settings page's "Change type" form change an
+    account's type, checked against the venue as at creation, audited; while any of its bots
+    runs the change is refused with the field, the value and why; once they stop it goes."""
+    from apps.accounts.models import AuditLog
+    from apps.bots.services import bot_create
+
+    client = api(trader)
+    made = client.post("/api/v1/exchange-accounts/", {"label": "bn", "venue": "binance", "kind": "paper",
+                                                      "paper_balances": {"USDT": "1000"}}, format="json")  # fmt: skip
+    assert made.status_code == 201 and made.json()["default_type"] == "spot"
+    url = f"/api/v1/exchange-accounts/{made.json()['id']}/"
+    changed = client.patch(url, {"default_type": "swap"}, format="json")
+    assert changed.status_code == 200, changed.content
+    account = ExchangeAccount.objects.get(pk=made.json()["id"])
+    assert changed.json()["default_type"] == "swap" and account.ccxt_options == {"defaultType": "swap"}
+    audit = AuditLog.objects.filter(object_id=str(account.pk), action="config_changed").latest("id")
+    assert (audit.before, audit.after) == ({"default_type": "spot"}, {"default_type": "swap"})
+    bad = client.patch(url, {"default_type": "futures"}, format="json")
+    assert bad.status_code == 400 and "'futures' is not an account type" in bad.json()["default_type"][0]
+    # A running bot on the account: refused, nothing changed.
+    back = client.patch(url, {"default_type": "spot"}, format="json")
+    assert back.status_code == 200 and back.json()["default_type"] == "spot"
+    account.refresh_from_db()
+    market, _ = Market.objects.get_or_create(venue="binance", symbol="BTC/USDT", defaults={
+        "base": "BTC", "quote": "USDT", "tick_size": "0.01", "lot_size": "0.00001", "min_notional": "5"})  # fmt: skip
+    market.refresh_from_db()
+    bot = bot_create(owner=trader, name="runs", exchange_account=account, market=market,
+                     strategy="fixed_spread", params={"order_amount": "0.001", "bid_spread": "0.001",
+                                                      "ask_spread": "0.001"})  # fmt: skip
+    Bot.objects.filter(pk=bot.pk).update(desired_state="running", actual_state="running")
+    refused = client.patch(url, {"default_type": "swap", "label": "bn renamed"}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["default_type"] == [
+        "'swap' is not accepted now: the type of account 'bn' ('spot') cannot change while its bots run ('runs'): "
+        "their exchange connection, wallet and markets would change under them; stop them first, then change the type"
+    ]
+    account.refresh_from_db()
+    assert (account.default_type, account.label) == ("spot", "bn")  # nothing half-applied
+    # The settings page's form, as a user tries it: refused while the bot runs, then changed.
+    page = client_for(trader)
+    form_url = reverse("account-type", args=[account.pk])
+    assert f'action="{form_url}"' in page.get(reverse("settings")).content.decode()
+    body = page.post(form_url, {"default_type": "swap"}, follow=True).content.decode()
+    assert "bn: not changed: default_type: &#x27;swap&#x27; is not accepted now" in body
+    assert ExchangeAccount.objects.get(pk=account.pk).default_type == "spot"
+    Bot.objects.filter(pk=bot.pk).update(desired_state="stopped", actual_state="stopped")
+    body = page.post(form_url, {"default_type": "swap"}, follow=True).content.decode()
+    assert "bn: markets are now Derivatives (perpetual swaps)." in body
+    assert '<td data-default-type="swap">Derivatives (perpetual swaps)</td>' in body
+    assert ExchangeAccount.objects.get(pk=account.pk).default_type == "swap"
+
+
 # --- the new-bot form ---------------------------------------------------------------------------
 
 
