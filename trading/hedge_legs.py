@@ -77,7 +77,7 @@ class HedgeLegs:
 
     def assign(self, position: PerpPosition, cmd, working: Iterable = ()):
         """``cmd`` (a PlaceOrder) with its ``position_side``. ``working``: the bot's working
-        orders (``client_order_id``, ``side``, ``qty``, ``filled``), whose closes count against
+        orders (``client_order_id``, ``side``, ``qty``, ``filled`` if any), whose closes count against
         their leg."""
         name = cmd.position_side
         if name and name not in LEGS:
@@ -89,7 +89,7 @@ class HedgeLegs:
                 legs = self._legs
                 for o in working:
                     if o.side is cmd.side and legs.get(o.client_order_id) == target:
-                        room -= o.qty - o.filled
+                        room -= o.qty - getattr(o, "filled", 0)
             name = target if cmd.reduce_only or room >= cmd.qty else opens(cmd.side)
             cmd = replace(cmd, position_side=name)
         self.remember(cmd.client_order_id, name)
@@ -164,7 +164,11 @@ def leg_unrealized(position: PerpPosition, name: str, mark: object) -> Fraction:
 def leg_margin(position: PerpPosition, name: str, mark: object) -> Fraction:
     """Initial margin the leg holds at ``mark``: notional / leverage."""
     lots = position.legs[name].lots
-    return position.spec.notional(position.contracts(lots), frac(mark, "mark")) / position.leverage if lots else Fraction(0)
+    return (
+        position.spec.notional(position.contracts(lots), frac(mark, "mark")) / position.leverage
+        if lots
+        else Fraction(0)
+    )
 
 
 def leg_wallet(position: PerpPosition, name: str, funding: Fraction = Fraction(0)) -> Fraction:
@@ -180,9 +184,7 @@ def leg_wallet(position: PerpPosition, name: str, funding: Fraction = Fraction(0
 def funding_by_leg(position: PerpPosition, mark: object, rate: object) -> dict[str, Fraction]:
     """What each leg receives (+) or pays (-) at one funding time."""
     spec = position.spec
-    return {
-        name: spec.funding_payment(position.contracts(position.legs[name].lots), mark, rate) for name in LEGS
-    }
+    return {name: spec.funding_payment(position.contracts(position.legs[name].lots), mark, rate) for name in LEGS}
 
 
 def direction(position: PerpPosition) -> int:

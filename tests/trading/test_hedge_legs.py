@@ -86,7 +86,7 @@ def test_isolated_legs_liquidate_on_their_own_wallets_each_on_its_side():
 def test_cross_margin_liquidates_the_account_once_closing_both_legs():
     pos = position(MarginMode.CROSS)
     # WB 10: LP = (10 - 240 + 122) / (0.006 x 0.004 - 0.004 + 0.002) = -108 / -0.001976
-    (name, (side, price)), = hl.leg_liquidations(pos, TIERS, Fraction(10)).items()
+    ((name, (side, price)),) = hl.leg_liquidations(pos, TIERS, Fraction(10)).items()
     assert name == "account" and side == 1 and price == Fraction(-108) / Fraction("-0.001976")
     assert f"{float(price):.2f}" == "54655.87"
     assert hl.liquidate_crossed(pos, TIERS, Fraction(10), Fraction(54700)) == []
