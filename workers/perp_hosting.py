@@ -170,7 +170,7 @@ class PerpHosting:
         figures["funding_source"] = getattr(perp, "funding_source", "")
         figures["wallet"] = f"{to_decimal(perp.wallet, 8):f}"
         figures["liquidated"] = paper.liquidated if paper is not None else None
-        unrealized = pos.unrealized(mark) if mark is not None and pos.net_lots else Fraction(0)
+        unrealized = pos.unrealized(mark) if mark is not None and pos.is_open else Fraction(0)
         runner.host.db.submit(
             perp_snapshots_record,
             [(ts, setup.bot_id, pos.contracts(pos.net_lots), equity - unrealized, mark, pos.realized, unrealized,
