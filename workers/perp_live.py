@@ -6,9 +6,10 @@ At start (:func:`start`, after the :class:`~workers.live_venue.LiveVenue` connec
 take-over):
 
 - the bot's ``risk.perp`` settings (:func:`apps.derivatives.hosting.validate_live`) are applied
-  all or nothing (:meth:`CcxtPerpAccount.configure`): a leverage above the market's maximum, or a
-  margin-mode switch while the exchange reports an open position, is refused before anything is
-  sent, and the bot goes to ``error`` with the reason (field, value, what is accepted). A setting
+  all or nothing (:meth:`CcxtPerpAccount.configure`): a leverage above the market's maximum, a
+  margin-mode switch while the exchange reports an open position, or a position-mode switch
+  (``position_mode`` ``one_way`` / ``hedge``, ccxt ``setPositionMode``) while the market has a
+  position or an open order, is refused before anything is sent, and the bot goes to ``error`` with the reason (field, value, what is accepted). A setting
   left out keeps what the exchange has;
 - the engine gets a :class:`~trading.isolated_margin.LivePerpRisk` (a
   :class:`~trading.perp_risk.PerpRisk`) on the exchange's contract and leverage tiers
@@ -51,7 +52,7 @@ from apps.derivatives.hosting import split_risk, validate
 from connectors.ccxt_perp import PerpPayloadError, PositionReport, bracket_table_from_ccxt
 from connectors.perp_venue import CcxtPerpAccount, PerpVenueError, perp_position
 from trading.config import ConfigError
-from trading.contracts import MarginMode, frac
+from trading.contracts import MarginMode, PositionMode, frac
 from trading.events import OrderRejected, PlaceOrder
 from trading.isolated_margin import LivePerpRisk
 from trading.perp_risk import PerpRiskLimits
@@ -90,7 +91,9 @@ async def start(runner, venue) -> LivePerp:
     try:
         await gateway.limiter.acquire(1)
         _market, spec = await account.contract(symbol)
-        changed = await account.configure(symbol, settings.get("leverage"), settings.get("margin_mode"))
+        changed = await account.configure(
+            symbol, settings.get("leverage"), settings.get("margin_mode"), settings.get("position_mode")
+        )
         await gateway.limiter.acquire(3)
         reports = await account.fetch_positions(symbol)
         tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
@@ -115,6 +118,8 @@ async def start(runner, venue) -> LivePerp:
     venue_lev = next((r.leverage for r in reports if r.leverage), None)
     leverage = settings.get("leverage") or venue_lev or 1
     mode = MarginMode(settings.get("margin_mode") or (reports[0].margin_mode.value if reports else "cross"))
+    hedged = any(r.position_side in ("long", "short") for r in reports)
+    position_mode = PositionMode(settings.get("position_mode") or ("hedge" if hedged else "one_way"))
     try:
         risk = LivePerpRisk(
             PerpRiskLimits.from_dict(settings.get("limits") or {}),
@@ -124,6 +129,7 @@ async def start(runner, venue) -> LivePerp:
             wallet=wallet,
             leverage=min(int(leverage), spec.max_leverage),
             margin_mode=mode,
+            position_mode=position_mode,
         )
     except ConfigError as exc:
         raise PerpStartRefused(_text(exc)) from exc
@@ -139,7 +145,13 @@ async def start(runner, venue) -> LivePerp:
         f"{gateway.exchange.id} {symbol}: {', '.join(changed) or 'settings unchanged'}; trading at {risk.leverage}x "
         f"{mode.value}, wallet {wallet.normalize():f} {spec.settle}, the exchange's position "
         f"{sum((r.contracts for r in reports), Decimal(0)).normalize():f} contracts",
-        {"changed": changed, "leverage": risk.leverage, "margin_mode": mode.value, "wallet": f"{wallet.normalize():f}"},
+        {
+            "changed": changed,
+            "leverage": risk.leverage,
+            "margin_mode": mode.value,
+            "wallet": f"{wallet.normalize():f}",
+            **({"position_mode": "hedge"} if position_mode is PositionMode.HEDGE else {}),
+        },
     )
     return perp
 
