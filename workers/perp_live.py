@@ -180,13 +180,18 @@ class LivePerp:
         """Take-over has booked the bot's recorded fills and funding on its position; the
         exchange's wallet (read at start) already holds their realized PnL, fees and funding, so
         the wallet perpetual risk counts from is that balance less what the bot booked (margin
-        balance = the exchange's wallet + unrealized PnL, not the bot's history twice). Then the
-        reads of the exchange start."""
+        balance = the exchange's wallet + unrealized PnL, not the bot's history twice). In hedge
+        mode the legs are the exchange's (read at start) when its net agrees with the fills'.
+        Then the reads of the exchange start."""
         risk: LivePerpRisk = self.runner.engine.perp
         pos = risk.position
         booked = pos.realized + pos.funding - pos.fees
         if booked:
             risk.set_wallet(risk.wallet - booked)
+        if risk.hedge is not None:  # the replayed fills named no leg: the exchange's legs are the truth
+            venue_pos = perp_position(self.reports, risk.instrument, risk.spec, margin_mode=pos.margin_mode)
+            if venue_pos.mode is PositionMode.HEDGE and venue_pos.net_lots == pos.net_lots:
+                risk.adopt_legs(venue_pos.legs)
         self.funding.rebased = True
         return self.start_polling()
 

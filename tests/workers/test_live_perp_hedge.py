@@ -72,16 +72,36 @@ def test_a_hedge_mode_bot_switches_the_account_and_keeps_a_long_and_a_short_leg(
     # The requotes close the legs: a bid on the short leg, an ask on the long leg.
     closes = feed_until(
         redis_client,
-        lambda: {
-            (p["side"], p["positionSide"])
-            for r in fake_binance.run(fake_binance.server.calls, "POST", "/fapi/v1/order")[len(sent) :]
-            for p in [{**r.query, **r.body}]
-        }
-        >= {("BUY", "SHORT"), ("SELL", "LONG")},
+        lambda: (
+            {
+                (p["side"], p["positionSide"])
+                for r in fake_binance.run(fake_binance.server.calls, "POST", "/fapi/v1/order")[len(sent) :]
+                for p in [{**r.query, **r.body}]
+            }
+            >= {("BUY", "SHORT"), ("SELL", "LONG")}
+        ),
         20,
         mid=600_100,
     )
     assert closes
+    stop(bot)
+
+    # Started again: take-over replays the two fills, which name no leg (by the close-first rule
+    # the sell would close the long); the exchange's legs, with the same net, are kept instead.
+    from apps.bots.models import Bot
+    from apps.bots.services import bot_start
+
+    bot_start(bot=Bot.objects.get(pk=bot.pk), actor=bot.owner)
+    supervisor.tick()
+
+    def restarted():
+        again = host.bots.get(bot.pk)
+        perp = again is not None and again is not runner and again.engine.perp
+        return perp and perp.position.legs["long"].lots == 4 and perp.position.legs["short"].lots == -4 and perp
+
+    again = feed_until(redis_client, restarted, 30)
+    assert again, state(bot)
+    assert again.position.entry_price("long") == Decimal(orders["BUY"]["price"])
     stop(bot)
 
 
