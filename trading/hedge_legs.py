@@ -79,6 +79,7 @@ class HedgeLegs:
         """``cmd`` (a PlaceOrder) with its ``position_side``. ``working``: the bot's working
         orders (``client_order_id``, ``side``, ``qty``, ``filled`` if any), whose closes count against
         their leg."""
+        working = list(working)
         name = cmd.position_side
         if name and name not in LEGS:
             raise InstrumentError(f"position_side: {name!r} is not accepted; accepted: long, short")
@@ -92,13 +93,16 @@ class HedgeLegs:
                         room -= o.qty - getattr(o, "filled", 0)
             name = target if cmd.reduce_only or room >= cmd.qty else opens(cmd.side)
             cmd = replace(cmd, position_side=name)
-        self.remember(cmd.client_order_id, name)
+        self.remember(cmd.client_order_id, name, {o.client_order_id for o in working})
         return cmd
 
-    def remember(self, client_order_id: str, name: str) -> None:
+    def remember(self, client_order_id: str, name: str, keep: set[str] | frozenset = frozenset()) -> None:
+        """Note the leg of an order. Past ``MAX_TRACKED`` orders the older half of those not in
+        ``keep`` (the working ones) is forgotten."""
         legs = self._legs
-        if len(legs) >= MAX_TRACKED:  # the oldest orders are long done
-            for cid in list(legs)[: MAX_TRACKED // 2]:
+        if len(legs) >= MAX_TRACKED:
+            old = [cid for cid in legs if cid not in keep]
+            for cid in old[: max(len(old) // 2, 1)]:
                 del legs[cid]
         legs[client_order_id] = name
 

@@ -147,3 +147,15 @@ def test_a_fill_of_an_unknown_order_books_close_first_and_a_close_past_its_leg_o
     hl.apply_fill(pos, Side.SELL, INST.ticks("60200"), 3, 0, hl.LONG)
     assert pos.legs["long"].lots == 0 and pos.legs["short"].lots == -2
     assert pos.entry_price("short") == Fraction(60200) and pos.realized == Fraction("0.3")
+
+
+def test_past_the_tracked_maximum_the_oldest_done_orders_are_forgotten_not_the_working_ones():
+    legs = hl.HedgeLegs()
+    pos = PerpPosition(INST, LINEAR, PositionMode.HEDGE, MarginMode.CROSS, leverage=10)
+    legs.assign(pos, order("rest", Side.BUY, 1))  # the oldest, still working
+    for n in range(hl.MAX_TRACKED - 1):
+        legs.remember(f"done{n}", "long")
+    legs.assign(pos, order("new", Side.SELL, 1), [Working("rest", Side.BUY, 1)])
+    known = legs.known()
+    assert known["rest"] == "long" and known["new"] == "short" and "done0" not in known
+    assert len(known) == hl.MAX_TRACKED // 2 + 2
