@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from apps.bots.models import Bot
+from tests.apps.bots.factories import api
 from tests.apps.dashboard.conftest import client_for
 from tests.apps.dashboard.test_perp_forms import _bot_post, _field_errors, usdm_account, usdm_market  # noqa: F401
 
@@ -69,3 +70,21 @@ def test_the_perp_card_and_api_figures_show_both_legs():
     assert '<td id="perp-long-entry">60000</td>' in card and '<td id="perp-short-margin-used">12.1</td>' in card
     one_way = render_to_string("dashboard/_perp_card.html", {"perp": {**figures, "legs": None}})
     assert re.search(r'<table class="small" id="perp-legs"[^>]*hidden>', one_way)
+
+
+def test_the_perp_api_and_the_bot_page_show_both_legs_of_a_running_hedge_bot(trader, usdm_account, clean_redis):  # noqa: F811
+    import json
+
+    from apps.dashboard.live import bot_status_key
+
+    bot = Bot.objects.create(owner=trader, name="hedge held", exchange_account=usdm_account, market=usdm_market(),
+                             strategy="fixed_spread", params={}, risk={"perp": {"position_mode": "hedge"}})  # fmt: skip
+    clean_redis.set(bot_status_key(bot.pk), json.dumps(hedge_status()))
+    figures = api(trader).get(f"/api/v1/bots/{bot.pk}/perp/").json()
+    assert figures["position_mode"] == "hedge" and figures["position_contracts"] == "0.002"
+    assert figures["legs"]["long"]["contracts"] == "0.004" and figures["legs"]["short"]["entry_price"] == (
+        "61000.00000000"
+    )
+    page = client_for(trader).get(reverse("bot-detail", args=[bot.pk])).content.decode()
+    assert '<span id="perp-position-mode">hedge</span>' in page
+    assert '<td id="perp-short-contracts">-0.002</td>' in page and '<td id="perp-long-unrealized">' in page
