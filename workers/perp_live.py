@@ -30,7 +30,10 @@ its way is seen once at most) is a ``position_mismatch`` incident
 (:func:`workers.reconcile.reconcile_live_position`) and perpetual risk takes the exchange's
 position from then on (the venue is the truth; the recorded fills and PnL stay what the bot
 booked). Why two reads: the exchange moves its position when it fills an order, and the fill
-reaches the bot through the gateway's poll or stream a little later.
+reaches the bot through the gateway's poll or stream a little later. In hedge position mode the
+legs are compared too: with the net agreeing, legs that differ on two reads in a row (a fill of
+an order whose leg the bot did not know, e.g. one placed by an earlier owner) are taken from the
+exchange without an incident; after take-over they are taken at once when the nets agree.
 
 A reduce-only order the exchange refuses because it would open or increase the position
 (Binance ``-2022 ReduceOnly Order is rejected``) is rejected with a sentence saying so
@@ -169,6 +172,7 @@ class LivePerp:
         self.symbol = runner.setup.symbol
         self.reports = reports  # the exchange's last answer
         self.mismatch: tuple[int, int] | None = None  # (ours, theirs) in lots at the last read
+        self.leg_mismatch: tuple | None = None  # hedge mode: the legs (ours, theirs) at the last read
         self.reported: tuple[int, int] | None = None  # the difference already made an incident
         self.adopted = 0  # times perpetual risk took the exchange's position
         self.reads = 0
@@ -257,12 +261,30 @@ class LivePerp:
         ours, theirs = risk.position.net_lots, self.venue_lots(reports)
         if ours == theirs:
             self.mismatch = None
+            if risk.hedge is not None:
+                self._compare_legs(reports)
             return
         seen = (ours, theirs)
         if self.mismatch != seen:  # the first read of it: a fill may still be on its way
             self.mismatch = seen
             return
         self._take_exchange_position(reports, seen)
+
+    def _compare_legs(self, reports: list[PositionReport]) -> None:
+        """Hedge mode with the net agreeing: legs that differ from the exchange's on two reads in a
+        row (a fill of an order whose leg the bot did not know) become the exchange's."""
+        risk: LivePerpRisk = self.runner.engine.perp
+        venue_pos = perp_position(reports, risk.instrument, risk.spec, margin_mode=risk.position.margin_mode)
+        if venue_pos.mode is not PositionMode.HEDGE:
+            return
+        seen = tuple((n, risk.position.legs[n].lots, venue_pos.legs[n].lots) for n in ("long", "short"))
+        if all(ours == theirs for _n, ours, theirs in seen):
+            self.leg_mismatch = None
+        elif self.leg_mismatch != seen:  # the first read of it: a fill may still be on its way
+            self.leg_mismatch = seen
+        else:
+            risk.adopt_legs(venue_pos.legs)
+            self.leg_mismatch = None
 
     def _take_exchange_position(self, reports: list[PositionReport], seen: tuple[int, int]) -> None:
         runner = self.runner

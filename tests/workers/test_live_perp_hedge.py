@@ -69,6 +69,18 @@ def test_a_hedge_mode_bot_switches_the_account_and_keeps_a_long_and_a_short_leg(
     assert not BotEvent.objects.filter(bot=bot, code="position_mismatch").exists()
     figures = perp.snapshot()
     assert figures["legs"]["long"]["contracts"] == "0.004" and figures["legs"]["short"]["contracts"] == "-0.004"
+
+    # The legs move behind the bot with the same net (0.005 and -0.005): after two reads the bot
+    # takes the exchange's legs (no position incident: the net agrees).
+    def widen():
+        usdm.leg(RAW, "LONG").amount, usdm.leg(RAW, "SHORT").amount = Decimal("0.005"), Decimal("-0.005")
+
+    fake_binance.run(widen)
+    def lots():
+        return perp.position.legs["long"].lots, perp.position.legs["short"].lots
+
+    assert feed_until(redis_client, lambda: lots() == (5, -5), 15), lots()
+    assert not BotEvent.objects.filter(bot=bot, code="position_mismatch").exists()
     # The requotes close the legs: a bid on the short leg, an ask on the long leg.
     closes = feed_until(
         redis_client,
@@ -87,7 +99,7 @@ def test_a_hedge_mode_bot_switches_the_account_and_keeps_a_long_and_a_short_leg(
     stop(bot)
 
     # Started again: take-over replays the two fills, which name no leg (by the close-first rule
-    # the sell would close the long); the exchange's legs, with the same net, are kept instead.
+    # the sell would close the long); the exchange's legs, with the same net, are taken instead.
     from apps.bots.models import Bot
     from apps.bots.services import bot_start
 
@@ -97,7 +109,7 @@ def test_a_hedge_mode_bot_switches_the_account_and_keeps_a_long_and_a_short_leg(
     def restarted():
         again = host.bots.get(bot.pk)
         perp = again is not None and again is not runner and again.engine.perp
-        return perp and perp.position.legs["long"].lots == 4 and perp.position.legs["short"].lots == -4 and perp
+        return perp and perp.position.legs["long"].lots == 5 and perp.position.legs["short"].lots == -5 and perp
 
     again = feed_until(redis_client, restarted, 30)
     assert again, state(bot)
