@@ -151,3 +151,39 @@ def test_an_isolated_long_leg_is_liquidated_on_its_own_margin(host):
         assert runner.state == "paused" and runner.engine.portfolio.position == 0
     finally:
         run(host, leave(host, runner))
+
+
+def test_on_cross_margin_the_account_is_liquidated_closing_its_legs(host):
+    """Cross margin, hedge mode: the account's wallet (300 USDT) backs the legs and one
+    liquidation price is watched for them; the crash closes every open leg at the account's
+    bankruptcy price, where the margin balance is used up."""
+    from apps.core.models import Incident
+    from trading.contracts import to_decimal
+
+    _user, _account, bot = make_bot(
+        USDM,
+        {"USDT": "300"},
+        {"leverage": 20, "margin_mode": "cross", "position_mode": "hedge"},
+        {"order_amount": "0.01"},
+        name="hedge cross liquidation",
+    )
+    events = feed_events(USDM[2], 1.5)
+    runner = run(host, drive(host, bot.pk, events[: len(events) // 2]))
+    try:
+        perp = runner.engine.perp
+        pos = perp.position
+        assert pos.legs["long"].lots > 0, dict(pos.legs)
+        ((name, (side, liq)),) = perp.leg_liquidations.items()
+        assert name == "account" and side == 1 and liq == perp.liquidation
+        crash = to_decimal(liq * Fraction(97, 100), 1)
+        run(host, drive_more(host, runner, events[len(events) // 2 :], crash))
+        host.drain_writers(30)
+        assert pos.legs["long"].lots == 0 and pos.legs["short"].lots == 0
+        # the account's margin balance is used up at the bankruptcy price
+        assert perp.wallet + pos.realized + pos.funding - pos.fees == 0
+        liquidated = stored_state(bot)["liquidated"]
+        assert set(liquidated["legs"]) == {"account"}
+        assert "the account (both legs, cross)" in Incident.objects.get(bot=bot, kind="liquidation").message
+        assert runner.state == "paused" and runner.engine.portfolio.position == 0
+    finally:
+        run(host, leave(host, runner))
