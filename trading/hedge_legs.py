@@ -93,14 +93,15 @@ class HedgeLegs:
                         room -= o.qty - getattr(o, "filled", 0)
             name = target if cmd.reduce_only or room >= cmd.qty else opens(cmd.side)
             cmd = replace(cmd, position_side=name)
-        self.remember(cmd.client_order_id, name, {o.client_order_id for o in working})
+        self.remember(cmd.client_order_id, name, working)
         return cmd
 
-    def remember(self, client_order_id: str, name: str, keep: set[str] | frozenset = frozenset()) -> None:
-        """Note the leg of an order. Past ``MAX_TRACKED`` orders the older half of those not in
-        ``keep`` (the working ones) is forgotten."""
+    def remember(self, client_order_id: str, name: str, working: Iterable = ()) -> None:
+        """Note the leg of an order. Past ``MAX_TRACKED`` orders the older half of those not
+        ``working`` (orders with a ``client_order_id``) is forgotten."""
         legs = self._legs
         if len(legs) >= MAX_TRACKED:
+            keep = {o.client_order_id for o in working}
             old = [cid for cid in legs if cid not in keep]
             for cid in old[: max(len(old) // 2, 1)]:
                 del legs[cid]
