@@ -76,6 +76,7 @@ def test_a_hedge_mode_bot_switches_the_account_and_keeps_a_long_and_a_short_leg(
         usdm.leg(RAW, "LONG").amount, usdm.leg(RAW, "SHORT").amount = Decimal("0.005"), Decimal("-0.005")
 
     fake_binance.run(widen)
+
     def lots():
         return perp.position.legs["long"].lots, perp.position.legs["short"].lots
 
