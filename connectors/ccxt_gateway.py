@@ -207,7 +207,9 @@ class CcxtGateway:
             params["postOnly"] = True
         elif command.time_in_force is TimeInForce.IOC:
             params["timeInForce"] = "IOC"
-        if command.reduce_only:
+        if command.position_side:  # hedge position mode: the leg, and never reduceOnly (Binance)
+            params["positionSide"] = command.position_side.upper()
+        elif command.reduce_only:
             params["reduceOnly"] = True
         return order_type, params
 

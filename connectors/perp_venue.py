@@ -9,6 +9,13 @@ bot needs besides order entry (:class:`connectors.ccxt_gateway.CcxtGateway` alre
 - :meth:`~CcxtPerpAccount.set_margin_mode` (ccxt ``setMarginMode``): ``cross`` or ``isolated``;
   a switch while the venue reports an open position is refused before anything is sent (the
   exchange refuses it too), and "already set" is not an error;
+- :meth:`~CcxtPerpAccount.check_position_mode` / :meth:`~CcxtPerpAccount.set_position_mode`
+  (ccxt ``fetchPositionMode`` / ``setPositionMode``, Binance ``/fapi/v1/positionSide/dual``):
+  ``one_way`` or ``hedge``. Binance keeps one position mode for the whole account and refuses a
+  switch while a position or an open order exists; a switch with a position or an open order on
+  the bot's market is refused before anything is sent, and the exchange's own refusal (another
+  market's) is said plainly. In hedge mode orders carry ``positionSide`` LONG / SHORT
+  (:class:`connectors.ccxt_gateway.CcxtGateway`) and never ``reduceOnly``;
 - :meth:`~CcxtPerpAccount.fetch_positions` (ccxt ``fetchPositions``) as
   :class:`connectors.ccxt_perp.PositionReport`, and :func:`perp_position` maps one onto the
   core's :class:`trading.positions.PerpPosition` (integer lots, exact entry);
@@ -98,11 +105,56 @@ class CcxtPerpAccount:
             return False
         return not (isinstance(reply, dict) and str(reply.get("code")) == "-4046")
 
-    async def configure(self, symbol: str, leverage: object = None, margin_mode: object = None) -> list[str]:
-        """Apply a bot's leverage and margin mode (either may be None: left as the venue has it)
-        all or nothing: every check runs before the first request, so a refusal (leverage above
-        the market's maximum, a margin-mode switch with an open position) leaves the venue as it
-        was. Returns what was changed, e.g. ``["margin_mode isolated", "leverage 5"]``."""
+    async def position_mode(self, symbol: str) -> PositionMode:
+        reply = await self.exchange.fetch_position_mode(symbol)
+        return PositionMode.HEDGE if reply.get("hedged") else PositionMode.ONE_WAY
+
+    async def check_position_mode(self, symbol: str, mode: object) -> PositionMode | None:
+        """The position mode to switch to (``None``: the venue has it already); a switch while the
+        venue reports a position or an open order on ``symbol`` is refused (nothing is sent)."""
+        await self._market(symbol)
+        try:
+            wanted = PositionMode(mode)
+        except ValueError:
+            raise PerpVenueError(f"position_mode: {mode!r} is not accepted; accepted: one_way, hedge") from None
+        current = await self.position_mode(symbol)
+        if current is wanted:
+            return None
+        open_ = [p for p in await self.fetch_positions(symbol) if p.contracts != 0]
+        orders = await self.exchange.fetch_open_orders(symbol)
+        if open_ or orders:
+            held = []
+            if open_:
+                held.append(f"an open position ({', '.join(f'{p.contracts:f}' for p in open_)} contracts)")
+            if orders:
+                held.append(f"{len(orders)} open order{'s' if len(orders) > 1 else ''}")
+            raise PerpVenueError(
+                f"position_mode: cannot switch the {self.exchange.id} account from {current.value} to {wanted.value} "
+                f"while {symbol} has {' and '.join(held)}; accepted: a switch once every position is closed and no "
+                f"order is open (the exchange keeps one position mode for the whole account)"
+            )
+        return wanted
+
+    async def set_position_mode(self, symbol: str, wanted: PositionMode) -> None:
+        try:
+            await self.exchange.set_position_mode(wanted is PositionMode.HEDGE, symbol)
+        except ccxt.AuthenticationError:
+            raise
+        except ccxt.ExchangeError as exc:
+            raise PerpVenueError(
+                f"position_mode: the exchange refused the switch to {wanted.value} (it refuses one while any "
+                f"position or open order exists on the account, on any market); accepted: a switch once every "
+                f"position is closed and no order is open. The exchange said: {exc}"
+            ) from exc
+
+    async def configure(
+        self, symbol: str, leverage: object = None, margin_mode: object = None, position_mode: object = None
+    ) -> list[str]:
+        """Apply a bot's leverage, margin mode and position mode (each may be None: left as the
+        venue has it) all or nothing: every check runs before the first request, so a refusal
+        (leverage above the market's maximum, a margin-mode switch with an open position, a
+        position-mode switch with a position or an open order) leaves the venue as it was.
+        Returns what was changed, e.g. ``["margin_mode isolated", "leverage 5"]``."""
         _, spec = await self._market(symbol)
         if leverage is not None and (
             isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= spec.max_leverage
@@ -112,9 +164,15 @@ class CcxtPerpAccount:
                 f"{spec.max_leverage} (the market's maximum on {self.exchange.id})"
             )
         changed = []
+        # A position-mode switch is checked first; it passes only with no position on the market,
+        # so the margin-mode check (which refuses only with one) cannot refuse after it.
+        switch = None if position_mode is None else await self.check_position_mode(symbol, position_mode)
         # set_margin_mode refuses before sending anything
         if margin_mode is not None and await self.set_margin_mode(symbol, margin_mode):
             changed.append(f"margin_mode {MarginMode(margin_mode).value}")
+        if switch is not None:
+            await self.set_position_mode(symbol, switch)
+            changed.append(f"position_mode {switch.value}")
         if leverage is not None:
             await self.exchange.set_leverage(leverage, symbol)
             changed.append(f"leverage {leverage}")

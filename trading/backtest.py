@@ -154,7 +154,8 @@ class Backtest:
     def _on_fill(self, fill: OrderFilled) -> None:
         """The runner's fill hook (after the engine booked it)."""
         if self.perp is not None:
-            self.perp.on_fill(fill)
+            hedge = getattr(getattr(self.engine, "perp", None), "hedge", None)
+            self.perp.on_fill(fill, None if hedge is None else hedge.leg_of(fill.client_order_id))
         if len(self._fills) < self.max_fills_kept:
             self._fills.append(fill)
         self._tracker.note_position(self.engine.portfolio.position)

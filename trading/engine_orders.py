@@ -161,16 +161,24 @@ class QuoteActions:
             rs.cash, rs.base, rs.working_buy_cost = port.cash, port.base_balance, buy_cost
         approved: list[Command] = []
         check = self.risk.check if self.perp is None else self.perp.checker(self.risk.check)
+        hedge = None if self.perp is None else self.perp.hedge
+        if hedge is not None:  # hedge position mode: each new order names its leg
+            working = [o for o in orders.values() if o.status is not OrderState.PENDING_CANCEL]
+            working = [o for o in working if o.client_order_id not in cancelling]
         for cmd in commands:
             if type(cmd) is CancelOrder:
                 approved.append(cmd)
                 continue
+            if hedge is not None and type(cmd) is PlaceOrder:
+                cmd = hedge.assign(self.perp.position, cmd, working)
             decision = check(cmd, rs)
             if not decision.allowed:
                 self._reject(ts, decision.code, decision.message)
                 continue
             approved.append(cmd)
             if type(cmd) is PlaceOrder:
+                if hedge is not None:
+                    working.append(cmd)
                 rs.open_orders += 1
                 if cmd.side is Side.BUY:
                     rs.working_buy += cmd.qty

@@ -172,6 +172,8 @@ class PlaceOrder:
     time_in_force: TimeInForce = TimeInForce.POST_ONLY
     reason: str = "quote"
     reduce_only: bool = False
+    # Hedge position mode: the leg the order opens or closes ("long" / "short"; "" one-way).
+    position_side: str = ""
 
 
 @value_type

@@ -25,7 +25,9 @@ would have been filled:
 Deterministic: the venue itself draws no random numbers; randomness lives in the injected models
 (``RecordedLatency(seed=...)``), so the same models, seeds and input give identical output.
 ``seed`` is kept on the venue for reports. Our own orders never match each other (no self-trade
-simulation); ``reduce_only`` is the engine's business, not the venue's.
+simulation); ``reduce_only`` is the engine's business, not the venue's, and so is an order's
+``position_side`` in hedge position mode (the engine's perpetual risk books each fill on the leg
+its order named, :mod:`trading.hedge_legs`).
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ class LivePerpRisk(PerpRisk):
     def __init__(self, *args, **kwargs) -> None:
         self.isolated: IsolatedMargin | None = None
         super().__init__(*args, **kwargs)
-        if self.position.margin_mode is MarginMode.ISOLATED:
+        # Hedge mode keeps a wallet per leg (trading.hedge_legs), computed from the legs themselves.
+        if self.position.margin_mode is MarginMode.ISOLATED and self.hedge is None:
             self.isolated = IsolatedMargin(self.spec, self.leverage)
 
     def on_fill(self, fill: OrderFilled) -> None:

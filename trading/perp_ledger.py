@@ -8,6 +8,11 @@ the venue's when it streams one, else the book's mid — books funding at each f
 16:00 UTC, Binance's times), and watches the liquidation price. When the mark reaches it the
 position is liquidated at the bankruptcy price (isolated margin: the position's margin is lost)
 and the ledger says so; the backtester stops there, as the account has nothing left to trade.
+
+In hedge position mode (:mod:`trading.hedge_legs`) a fill books on the leg its order named
+(``position_side``), funding is booked on each leg with its sign, and the liquidation is each
+isolated leg's own (on the wallet it opened with) or the account's (cross, closing both legs);
+the first liquidation ends a backtest as in one-way mode. The report lists both legs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+from trading import hedge_legs
 from trading.contracts import ContractSpec, MarginMode, PositionMode, frac, to_decimal
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import FEE_SCALE, Instrument, InstrumentError
@@ -97,6 +103,7 @@ class PerpLedger:
     liquidation_price_hit: Fraction | None = None
     min_liquidation_distance: Fraction | None = None  # |mark - liq| / mark, smallest seen
     max_margin_used: Fraction = Fraction(0)
+    leg_funding: dict[str, Fraction] = field(default_factory=dict)  # hedge mode: funding per leg
 
     def __post_init__(self) -> None:
         self.wallet = frac(self.wallet, "wallet")
@@ -105,13 +112,17 @@ class PerpLedger:
         self.position = PerpPosition(self.instrument, self.spec, self.mode, self.margin_mode, self.leverage)
 
     # --- inputs -------------------------------------------------------------------------------
-    def on_fill(self, fill: OrderFilled) -> None:
+    def on_fill(self, fill: OrderFilled, position_side: str | None = None) -> None:
+        """Book a fill; hedge mode: on leg ``position_side`` (its order's)."""
         if self.liquidated_at is not None:
             return  # the venue cancelled everything when it liquidated the position
         price = frac(self.instrument.price(fill.price))
         rate = self.instrument.maker_fee_e8 if fill.liquidity is Liquidity.MAKER else self.instrument.taker_fee_e8
         fee = self.spec.notional(self.position.contracts(fill.qty), price) * rate / FEE_SCALE
-        self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
+        if self.mode is PositionMode.HEDGE:
+            hedge_legs.apply_fill(self.position, fill.side, fill.price, fill.qty, fee, position_side, self.leg_funding)
+        else:
+            self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
 
     def on_mark(self, ts: int, mark: object) -> None:
         """A new mark price at ``ts``: book funding due since the last one, then check margin."""
@@ -120,12 +131,21 @@ class PerpLedger:
         m = frac(mark, "mark")
         if self.last_ts:
             for when, rate in self.funding.times_between(self.last_ts, ts):
-                amount = self.position.book_funding(self.mark if self.mark is not None else m, rate)
-                self.fundings.append(FundingEvent(when, rate, self.mark if self.mark is not None else m, amount))
+                at = self.mark if self.mark is not None else m
+                if self.mode is PositionMode.HEDGE:
+                    amount = sum(
+                        hedge_legs.book_funding(self.position, at, rate, self.leg_funding).values(), Fraction(0)
+                    )
+                else:
+                    amount = self.position.book_funding(at, rate)
+                self.fundings.append(FundingEvent(when, rate, at, amount))
         self.mark, self.last_ts = m, ts
         if all(leg.lots == 0 for leg in self.position.legs.values()):
             return
         self.max_margin_used = max(self.max_margin_used, self.position.margin_used(m))
+        if self.mode is PositionMode.HEDGE:
+            self._hedge_mark(ts, m)
+            return
         liq = self.liquidation_price()
         if liq is None:
             return
@@ -136,8 +156,25 @@ class PerpLedger:
         if (long and m <= liq) or (not long and m >= liq):
             self._liquidate(ts, liq)
 
+    def _hedge_mark(self, ts: int, m: Fraction) -> None:
+        pos = self.position
+        for _name, (_side, liq) in hedge_legs.leg_liquidations(pos, self.table, self.wallet, self.leg_funding).items():
+            distance = abs(m - liq) / m
+            if self.min_liquidation_distance is None or distance < self.min_liquidation_distance:
+                self.min_liquidation_distance = distance
+        done = hedge_legs.liquidate_crossed(pos, self.table, self.wallet, m, self.leg_funding)
+        if done:
+            self.liquidated_at, self.liquidation_price_hit = ts, done[0][1]
+
     # --- state --------------------------------------------------------------------------------
     def liquidation_price(self) -> Fraction | None:
+        """The liquidation price (hedge mode: the account's, or the nearest isolated leg's to the mark)."""
+        if self.mode is PositionMode.HEDGE:
+            found = hedge_legs.leg_liquidations(self.position, self.table, self.wallet, self.leg_funding)
+            if not found:
+                return None
+            prices = [price for _side, price in found.values()]
+            return min(prices, key=lambda p: abs(p - self.mark)) if self.mark is not None else prices[0]
         return self.position.liquidation_price(self.table, self.wallet)
 
     def equity(self) -> Fraction:
@@ -171,6 +208,21 @@ class PerpLedger:
             "min_liquidation_distance": self.min_liquidation_distance,
             "liquidated_at": self.liquidated_at,
             "fundings": list(self.fundings),
+            "position_mode": self.mode.value,
+            "legs": self._legs() if self.mode is PositionMode.HEDGE else None,
+        }
+
+    def _legs(self) -> dict[str, dict[str, object]]:
+        pos, mark = self.position, self.mark
+        return {
+            name: {
+                "lots": pos.legs[name].lots,
+                "entry_price": pos.entry_price(name),
+                "unrealized": Fraction(0) if mark is None else hedge_legs.leg_unrealized(pos, name, mark),
+                "margin_used": Fraction(0) if mark is None else hedge_legs.leg_margin(pos, name, mark),
+                "funding": self.leg_funding.get(name, Fraction(0)),
+            }
+            for name in hedge_legs.LEGS
         }
 
 
@@ -235,6 +287,7 @@ def perp_records(report: dict[str, Any], instrument: Instrument) -> dict[str, An
         position_contracts=str(instrument.quantity(report["position_lots"])),
         net_pnl=dec(report["realized"] + report["unrealized"] + report["funding"] - report["fees"]),
         min_liquidation_distance=None if distance is None else float(distance),
+        position_mode=report.get("position_mode", "one_way"),
         liquidated_at=None if report["liquidated_at"] is None else iso(report["liquidated_at"]),
         fundings=[
             {
@@ -246,4 +299,12 @@ def perp_records(report: dict[str, Any], instrument: Instrument) -> dict[str, An
             for f in report["fundings"]
         ],
     )
+    if report.get("legs"):
+        out["legs"] = {
+            name: {
+                "contracts": str(instrument.quantity(leg["lots"])),
+                **{key: dec(leg[key]) for key in ("entry_price", "unrealized", "margin_used", "funding")},
+            }
+            for name, leg in report["legs"].items()
+        }
     return out

@@ -23,6 +23,8 @@ in backtests, :meth:`PerpRisk.set_funding` from the venue live), and:
 
   an order that reduces the position (``reduce_only``, or opposite the position and no larger
   than it) skips these three: it is how a position over its limits gets back within them.
+  Hedge mode (:mod:`trading.hedge_legs`): an order that closes a leg skips them; one that opens
+  a leg is checked against that leg, and the other leg's initial margin is held too.
 
 * **on every event** (:meth:`PerpRisk.evaluate`): the liquidation distance. Quoting pauses
   (``on_liquidation_distance``: ``pause``, ``reduce_only`` or ``flatten`` with reduce-only
@@ -38,84 +40,23 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any
 
-from trading.config import ConfigBase, ConfigError, parse_config
+from trading import hedge_legs
+from trading.config import ConfigError
 from trading.contracts import ContractSpec, MarginMode, PositionMode, frac, to_decimal
 from trading.events import Command, Liquidity, OrderFilled, PlaceOrder
 from trading.instruments import FEE_SCALE, Instrument
 from trading.margin import BracketTable, initial_margin
+from trading.perp_figures import snapshot
 from trading.perp_ledger import FundingSchedule
+from trading.perp_limits import PerpRiskLimits
 from trading.positions import PerpPosition
 from trading.risk import ALLOWED, Breach, RiskAction, RiskDecision, RiskState, RiskStatus
 
 _ACTIONS = {"pause": RiskAction.PAUSE, "reduce_only": RiskAction.REDUCE_ONLY, "flatten": RiskAction.FLATTEN}
 DEFAULT_RESUME_FACTOR = Fraction(3, 2)
-
-
-@dataclass(frozen=True)
-class PerpRiskLimits(ConfigBase):
-    """Perpetual risk limits of one bot; ``None`` switches a limit off."""
-
-    max_position_contracts: Decimal | None = field(
-        default=None, metadata={"min": Decimal(0), "exclusive_min": True, "unit": "contracts"}
-    )
-    max_position_notional: Decimal | None = field(
-        default=None, metadata={"min": Decimal(0), "exclusive_min": True, "unit": "settle currency"}
-    )
-    min_liquidation_distance: Decimal | None = field(
-        default=None,
-        metadata={
-            "min": Decimal(0),
-            "exclusive_min": True,
-            "max": Decimal("0.9"),
-            "help": "pause when |mark - liquidation| / mark is below this fraction",
-        },
-    )
-    liquidation_resume_distance: Decimal | None = field(
-        default=None,
-        metadata={
-            "min": Decimal(0),
-            "exclusive_min": True,
-            "max": Decimal("0.95"),
-            "help": "resume above this fraction; empty = 1.5 x min_liquidation_distance",
-        },
-    )
-    min_liquidation_ticks: int | None = field(
-        default=None, metadata={"min": 1, "help": "pause when the mark is within this many ticks of liquidation"}
-    )
-    liquidation_resume_ticks: int | None = field(
-        default=None, metadata={"min": 1, "help": "resume beyond this many ticks; empty = 1.5 x min_liquidation_ticks"}
-    )
-    on_liquidation_distance: Literal["pause", "reduce_only", "flatten"] = "pause"
-    margin_check: bool = field(
-        default=True, metadata={"help": "refuse orders whose initial margin exceeds free margin"}
-    )
-
-    def validate(self) -> dict[str, str]:
-        errors = {}
-        lo, hi = self.min_liquidation_distance, self.liquidation_resume_distance
-        if hi is not None and lo is None:
-            errors["liquidation_resume_distance"] = "given without min_liquidation_distance; give that too"
-        elif hi is not None and lo is not None and hi < lo:
-            errors["liquidation_resume_distance"] = (
-                f"{hi} is below min_liquidation_distance {lo}; accepted: at least min_liquidation_distance"
-            )
-        lo_t, hi_t = self.min_liquidation_ticks, self.liquidation_resume_ticks
-        if hi_t is not None and lo_t is None:
-            errors["liquidation_resume_ticks"] = "given without min_liquidation_ticks; give that too"
-        elif hi_t is not None and lo_t is not None and hi_t < lo_t:
-            errors["liquidation_resume_ticks"] = (
-                f"{hi_t} is below min_liquidation_ticks {lo_t}; accepted: at least min_liquidation_ticks"
-            )
-        return errors
-
-    @classmethod
-    def from_dict(cls, data: Any) -> PerpRiskLimits:
-        return parse_config(cls, data)
 
 
 class PerpRisk:
@@ -132,6 +73,7 @@ class PerpRisk:
         leverage: int = 1,
         margin_mode: MarginMode = MarginMode.ISOLATED,
         funding: FundingSchedule | None = None,
+        position_mode: PositionMode = PositionMode.ONE_WAY,
     ) -> None:
         if not spec.is_perpetual:
             raise ConfigError({"perp": f"{instrument.symbol} is a spot market; perpetual risk needs a perpetual"})
@@ -140,7 +82,12 @@ class PerpRisk:
         self.spec = spec
         self.table = table
         self.wallet = frac(wallet, "wallet")
-        self.position = PerpPosition(instrument, spec, PositionMode.ONE_WAY, margin_mode, leverage)
+        self.position = PerpPosition(instrument, spec, position_mode, margin_mode, leverage)
+        # Hedge mode (trading.hedge_legs): the leg of each order, the funding booked per leg and
+        # each leg's (isolated) or the account's (cross) liquidation.
+        self.hedge = hedge_legs.HedgeLegs() if position_mode is PositionMode.HEDGE else None
+        self.leg_funding: dict[str, Fraction] = {}
+        self.leg_liquidations: dict[str, tuple[int, Fraction]] = {}
         self.leverage = self.position.leverage
         self.tick = frac(instrument.tick_size)
         self.lot = frac(instrument.lot_size)
@@ -207,6 +154,7 @@ class PerpRisk:
             leverage=ledger.leverage,
             margin_mode=ledger.margin_mode,
             funding=ledger.funding,
+            position_mode=ledger.mode,
         )
 
     # --- inputs ------------------------------------------------------------------------------
@@ -215,7 +163,11 @@ class PerpRisk:
         inst = self.instrument
         rate = inst.maker_fee_e8 if fill.liquidity is Liquidity.MAKER else inst.taker_fee_e8
         fee = self.spec.notional(self.position.contracts(fill.qty), price) * rate / FEE_SCALE
-        self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
+        if self.hedge is not None:
+            leg = self.hedge.leg_of(fill.client_order_id)
+            hedge_legs.apply_fill(self.position, fill.side, fill.price, fill.qty, fee, leg, self.leg_funding)
+        else:
+            self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
         self.recent_fills.append((fill.ts, fill.trade_id))
         self._refresh_liquidation()
 
@@ -257,7 +209,7 @@ class PerpRisk:
     def margin_balance(self, mark: Fraction | None = None) -> Fraction:
         pos = self.position
         mark = self.mark if mark is None else mark
-        unrealized = pos.unrealized(mark) if mark is not None and pos.net_lots else Fraction(0)
+        unrealized = pos.unrealized(mark) if mark is not None and pos.is_open else Fraction(0)
         return self.wallet + pos.realized + pos.funding - pos.fees + unrealized
 
     def own_liquidation(self) -> Fraction | None:
@@ -267,7 +219,10 @@ class PerpRisk:
     def _refresh_liquidation(self) -> None:
         lots = self.position.net_lots
         venue = self.venue_liquidation
-        if venue is not None and venue[0] == lots and lots:
+        long = lots > 0
+        if self.hedge is not None:
+            self.liquidation, long = self._hedge_liquidation()
+        elif venue is not None and venue[0] == lots and lots:
             self.liquidation = venue[1]
         else:
             self.liquidation = self.own_liquidation() if lots else None
@@ -278,7 +233,6 @@ class PerpRisk:
             return
         liq2 = 2 * liq / self.tick
         tick2 = 2
-        long = lots > 0
         # Long: too close when mark < liq / (1 - d) or mark < liq + n ticks (the larger bound);
         # short: when mark > liq / (1 + d) or mark > liq - n ticks (the smaller bound).
         pause, resume = [], []
@@ -297,14 +251,29 @@ class PerpRisk:
         else:
             self._pause2_int, self._resume2_int = p.numerator // p.denominator, -(-r.numerator // r.denominator)
 
+    def _hedge_liquidation(self) -> tuple[Fraction | None, bool]:
+        """Hedge mode: every leg's (isolated) or the account's (cross) liquidation; the one the
+        pause watches (the account's, or the larger leg's) and whether a falling mark reaches it."""
+        pos = self.position
+        found = self.leg_liquidations = hedge_legs.leg_liquidations(pos, self.table, self.wallet, self.leg_funding)
+        if not found:
+            return None, True
+        name = max(found, key=lambda n: abs(pos.legs[n].lots) if n in pos.legs else 0)
+        side, price = found[name]
+        return price, side > 0
+
     def _book_funding(self, ts: int) -> None:
         """Backtests: book every funding time passed at the current mark; then look ahead."""
         schedule = self.schedule
         if self.next_funding_ts is not None and ts >= self.next_funding_ts:
             mark = self.mark
-            if mark is not None and self.position.net_lots:
+            if mark is not None and self.position.is_open:
                 for when, rate in schedule.times_between(self.next_funding_ts - 1, ts):
-                    amount = self.position.book_funding(mark, rate)
+                    if self.hedge is not None:
+                        legs = hedge_legs.book_funding(self.position, mark, rate, self.leg_funding)
+                        amount = sum(legs.values(), Fraction(0))
+                    else:
+                        amount = self.position.book_funding(mark, rate)
                     self.funding_log.append((when, rate, mark, amount, self.position.net_lots))
                 self._refresh_liquidation()
             self.next_funding_ts = None
@@ -405,7 +374,15 @@ class PerpRisk:
         pos = state.position
         s = int(cmd.side)
         qty = cmd.qty
-        if cmd.reduce_only or (pos != 0 and (pos > 0) != (s > 0) and qty <= abs(pos)):
+        other = Fraction(0)  # hedge mode: the initial margin of the other leg
+        if self.hedge is not None:  # the limits apply to the leg the order opens
+            if cmd.reduce_only or cmd.position_side == hedge_legs.closes(cmd.side):
+                return ALLOWED
+            pos = self.position.legs[hedge_legs.opens(cmd.side)].lots
+            other_lots = self.position.legs[hedge_legs.closes(cmd.side)].lots
+            price = frac(self.instrument.price(cmd.price))
+            other = initial_margin(self.spec.notional(self.position.contracts(abs(other_lots)), price), self.leverage)
+        elif cmd.reduce_only or (pos != 0 and (pos > 0) != (s > 0) and qty <= abs(pos)):
             return ALLOWED
         working = state.working_buy if s > 0 else state.working_sell
         before = pos + s * working
@@ -442,6 +419,7 @@ class PerpRisk:
             contracts = self.position.contracts
             held = initial_margin(self.spec.notional(contracts(abs(before)), price), self.leverage)
             needed = initial_margin(notional, self.leverage) - held
+            held += other
             balance = self.margin_balance()
             free = balance - held
             if needed > free:
@@ -456,32 +434,8 @@ class PerpRisk:
         return ALLOWED
 
     def snapshot(self) -> dict[str, Any]:
-        """The figures a perp bot's page shows, JSON-ready (decimal strings in the settle
-        currency, prices in the quote; ``None`` when unknown)."""
-        pos = self.position
-        mark, liq = self.mark, self.liquidation
-
-        def dec(value: Fraction | None, places: int = 8) -> str | None:
-            return None if value is None else f"{to_decimal(value, places):f}"
-
-        return {
-            "position_contracts": f"{to_decimal(pos.contracts(pos.net_lots), 8).normalize():f}",
-            "entry_price": dec(pos.entry_price()),
-            "mark_price": dec(mark),
-            "unrealized": dec(pos.unrealized(mark) if mark is not None else None),
-            "realized": dec(pos.realized),
-            "funding": dec(pos.funding),
-            "fees": dec(pos.fees),
-            "margin_balance": dec(self.margin_balance()),
-            "margin_used": dec(pos.margin_used(mark) if mark is not None else None),
-            "leverage": self.leverage,
-            "liquidation_price": dec(liq),
-            "liquidation_distance": None if liq is None or not mark else float(abs(mark - liq) / mark),
-            "liquidation_paused": self.too_close,
-            "funding_rate": dec(self.funding_rate),
-            "next_funding_ts": self.next_funding_ts if self.funding_rate is not None else None,
-            "settle": self.spec.settle,
-        }
+        """The figures a perp bot's page shows (:func:`trading.perp_figures.snapshot`)."""
+        return snapshot(self)
 
     # --- formatting --------------------------------------------------------------------------
     def _contracts(self, lots: int) -> str:

@@ -67,6 +67,11 @@ class PerpPosition:
     def net_lots(self) -> int:
         return sum(leg.lots for leg in self.legs.values())
 
+    @property
+    def is_open(self) -> bool:
+        """Whether any leg holds contracts (hedge mode: equal legs net to zero and are open)."""
+        return any(leg.lots for leg in self.legs.values())
+
     def contracts(self, lots: int) -> Fraction:
         return lots * self._lot
 

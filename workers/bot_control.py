@@ -273,6 +273,9 @@ class BotControl:
         cross = max(5, (bid + ask) * FLATTEN_CROSS_BPS // 20_000)  # ticks through the touch
         price = max(1, bid - cross) if side is Side.SELL else ask + cross
         cmd = PlaceOrder(engine.ids.next(), side, price, abs(pos), TimeInForce.IOC, reason="flatten", reduce_only=True)
+        hedge = None if engine.perp is None else engine.perp.hedge
+        if hedge is not None:  # hedge position mode: the close names the leg it reduces
+            cmd = hedge.assign(engine.perp.position, cmd)
         engine.orders.on_place_sent(cmd, time.time_ns())
         self._event("lifecycle", "flatten", f"flattening {self.setup.instrument.quantity(abs(pos))} with a taker order")
         await self._send([cmd])

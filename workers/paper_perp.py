@@ -20,6 +20,10 @@ do beyond the bot's pre-trade risk:
   are written, the bot's risk pause is set with the reason (a new owner starts it paused) and the
   loop pauses quoting (control ``liquidated``: its orders cancelled, the reason in its event log
   and state).
+- **hedge position mode** (``position_mode: hedge``): both legs are stored, with the funding booked
+  on each and the leg of each working order (``order_legs``), so the fills a new owner applies
+  book on the leg their order named; the liquidation is each isolated leg's own or the account's
+  (cross, both legs), :mod:`workers.paper_perp_hedge`.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from trading.contracts import to_decimal
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import Side
 from trading.perp_ledger import close_at_bankruptcy, crossed_liquidation
-from workers import keys, liquidation_fills
+from workers import keys, liquidation_fills, paper_perp_hedge
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +56,16 @@ def state_key(account_id: int, symbol: str, bot_id: int) -> str:
     return keys.paper(account_id, symbol, f"perp:{bot_id}")
 
 
-def dump(perp, liquidated: dict | None, closes: list | None = None) -> str:
+def dump(perp, liquidated: dict | None, closes: list | None = None, working=()) -> str:
     """The position of ``perp`` (a PerpRisk) as the stored JSON (fractions as exact ``n/d``), the
     last liquidation and every liquidation close (``[ts, side, price ticks, lots, bankruptcy
-    price, pnl, settle]``; the last three are its Fill row's, ``workers.liquidation_fills``)."""
+    price, pnl, settle]``; the last three are its Fill row's, ``workers.liquidation_fills``); hedge
+    mode: also the funding per leg and the legs of the ``working`` orders (client order ids)."""
     pos = perp.position
+    extra = {} if perp.hedge is None else paper_perp_hedge.dump(perp, working)
     return json.dumps(
-        {
+        extra
+        | {
             "legs": {name: [leg.lots, str(leg.basis)] for name, leg in pos.legs.items()},
             "realized": str(pos.realized),
             "fees": str(pos.fees),
@@ -78,6 +85,8 @@ def restore(perp, state: dict) -> None:
         leg = pos.legs[name]
         leg.lots, leg.basis = int(lots), Fraction(basis)
     pos.realized, pos.fees, pos.funding = (Fraction(state[k]) for k in ("realized", "fees", "funding"))
+    if perp.hedge is not None:
+        paper_perp_hedge.restore(perp, state)
     last = state.get("last_fill")
     if last:
         perp.recent_fills.extend((int(last[0]) * 1000, trade_id) for trade_id in last[1])
@@ -121,7 +130,7 @@ class PaperPerp:
         self.key = state_key(setup.account_id, setup.symbol, setup.bot_id)
         self.liquidated: dict | None = (state or {}).get("liquidated")
         self.closes: list = list((state or {}).get("liquidations") or [])
-        self.saved = None if state is None else dump(runner.engine.perp, self.liquidated, self.closes)
+        self.saved = None if state is None else dump(runner.engine.perp, self.liquidated, self.closes, self._working())
         self.seq = 0
         self._liq: Fraction | None = None  # the liquidation price the bound below is for
         self._bound = 0
@@ -131,7 +140,9 @@ class PaperPerp:
         """The snapshot step: liquidate if the mark has crossed, then store what changed."""
         perp = self.runner.engine.perp
         mark = perp.mark
-        if mark is not None and crossed_liquidation(perp.position.net_lots, mark, perp.liquidation):
+        if perp.hedge is not None:
+            paper_perp_hedge.check(self, ts)
+        elif mark is not None and crossed_liquidation(perp.position.net_lots, mark, perp.liquidation):
             self.liquidate(ts, mark)
         self.save()
 
@@ -142,6 +153,9 @@ class PaperPerp:
         perp = self.runner.engine.perp
         liq = perp.liquidation
         if liq is None:
+            return
+        if perp.hedge is not None:
+            paper_perp_hedge.check(self, ts)
             return
         if liq is not self._liq:
             self._liq = liq
@@ -159,8 +173,11 @@ class PaperPerp:
         if m2 is not None and ((m2 <= self._bound) if self._long else (m2 >= self._bound)):
             self.liquidate(ts, Fraction(m2) * perp.tick / 2)
 
+    def _working(self):
+        return self.runner.engine.orders.orders.keys()
+
     def save(self) -> None:
-        blob = dump(self.runner.engine.perp, self.liquidated, self.closes)
+        blob = dump(self.runner.engine.perp, self.liquidated, self.closes, self._working())
         if blob == self.saved:
             return
         self.saved = blob

@@ -6,11 +6,15 @@ inverse, with contract size, settle currency and maximum leverage), read with th
 (``setup.perp``: :func:`apps.derivatives.hosting.perp_market`, contract and maintenance-margin
 tiers). The bot's settings sit in its risk configuration under ``"perp"``::
 
-    {"perp": {"leverage": 10, "margin_mode": "isolated", "funding_rate": "0.0001",
+    {"perp": {"leverage": 10, "margin_mode": "isolated", "position_mode": "one_way",
+              "funding_rate": "0.0001",
               "limits": {"max_position_contracts": "0.5", "min_liquidation_distance": "0.05"}}}
 
 (defaults shown, except ``funding_rate`` and ``limits``, which are optional; each refused by name
-as in a backtest, :func:`apps.backtests.validation.validate_perp`). The wallet is the paper
+as in a backtest, :func:`apps.backtests.validation.validate_perp`). ``position_mode`` ``hedge``
+keeps a long and a short leg (:mod:`trading.hedge_legs`: which leg each order opens or closes,
+margin, funding and liquidation per leg); the paper venue keeps both
+(:mod:`workers.paper_perp`). The wallet is the paper
 account's balance of the settle currency. The engine gets a ``PerpRisk`` built from a
 :class:`~trading.perp_ledger.PerpLedger` of that account, exactly as a perp backtest builds it,
 so the pre-trade checks (contracts, notional, leverage bracket, margin) and the
@@ -37,7 +41,7 @@ from typing import Any
 from apps.derivatives.hosting import live_perp, split_risk, validate
 from apps.portfolio.services import perp_snapshots_record
 from trading.config import ConfigError
-from trading.contracts import MarginMode, frac, to_decimal
+from trading.contracts import MarginMode, PositionMode, frac, to_decimal
 from trading.perp_ledger import FundingSchedule, PerpLedger
 from trading.perp_risk import PerpRisk, PerpRiskLimits
 
@@ -97,6 +101,7 @@ def perp_risk(setup) -> PerpRisk | None:
         wallet=Decimal(str(balance)),
         leverage=int(settings.get("leverage", 10)),
         margin_mode=MarginMode(settings.get("margin_mode", "isolated")),
+        mode=PositionMode(settings.get("position_mode", "one_way")),
         funding=schedule,
         funding_source=source,
     )
@@ -165,7 +170,7 @@ class PerpHosting:
         figures["funding_source"] = getattr(perp, "funding_source", "")
         figures["wallet"] = f"{to_decimal(perp.wallet, 8):f}"
         figures["liquidated"] = paper.liquidated if paper is not None else None
-        unrealized = pos.unrealized(mark) if mark is not None and pos.net_lots else Fraction(0)
+        unrealized = pos.unrealized(mark) if mark is not None and pos.is_open else Fraction(0)
         runner.host.db.submit(
             perp_snapshots_record,
             [(ts, setup.bot_id, pos.contracts(pos.net_lots), equity - unrealized, mark, pos.realized, unrealized,

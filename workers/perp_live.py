@@ -6,9 +6,10 @@ At start (:func:`start`, after the :class:`~workers.live_venue.LiveVenue` connec
 take-over):
 
 - the bot's ``risk.perp`` settings (:func:`apps.derivatives.hosting.validate_live`) are applied
-  all or nothing (:meth:`CcxtPerpAccount.configure`): a leverage above the market's maximum, or a
-  margin-mode switch while the exchange reports an open position, is refused before anything is
-  sent, and the bot goes to ``error`` with the reason (field, value, what is accepted). A setting
+  all or nothing (:meth:`CcxtPerpAccount.configure`): a leverage above the market's maximum, a
+  margin-mode switch while the exchange reports an open position, or a position-mode switch
+  (``position_mode`` ``one_way`` / ``hedge``, ccxt ``setPositionMode``) while the market has a
+  position or an open order, is refused before anything is sent, and the bot goes to ``error`` with the reason (field, value, what is accepted). A setting
   left out keeps what the exchange has;
 - the engine gets a :class:`~trading.isolated_margin.LivePerpRisk` (a
   :class:`~trading.perp_risk.PerpRisk`) on the exchange's contract and leverage tiers
@@ -29,7 +30,10 @@ its way is seen once at most) is a ``position_mismatch`` incident
 (:func:`workers.reconcile.reconcile_live_position`) and perpetual risk takes the exchange's
 position from then on (the venue is the truth; the recorded fills and PnL stay what the bot
 booked). Why two reads: the exchange moves its position when it fills an order, and the fill
-reaches the bot through the gateway's poll or stream a little later.
+reaches the bot through the gateway's poll or stream a little later. In hedge position mode the
+legs are compared too: with the net agreeing, legs that differ on two reads in a row (a fill of
+an order whose leg the bot did not know, e.g. one placed by an earlier owner) are taken from the
+exchange without an incident; after take-over they are taken at once when the nets agree.
 
 Streamed and polled: where the exchange streams positions (ccxt ``watchPositions``; Binance
 USD-M's user-data stream ``ACCOUNT_UPDATE``), :mod:`workers.perp_stream` takes each position
@@ -59,7 +63,7 @@ from apps.derivatives.hosting import split_risk, validate
 from connectors.ccxt_perp import PerpPayloadError, PositionReport, bracket_table_from_ccxt
 from connectors.perp_venue import CcxtPerpAccount, PerpVenueError, perp_position
 from trading.config import ConfigError
-from trading.contracts import MarginMode, frac
+from trading.contracts import MarginMode, PositionMode, frac
 from trading.events import OrderRejected, PlaceOrder
 from trading.isolated_margin import LivePerpRisk
 from trading.perp_risk import PerpRiskLimits
@@ -98,7 +102,9 @@ async def start(runner, venue) -> LivePerp:
     try:
         await gateway.limiter.acquire(1)
         _market, spec = await account.contract(symbol)
-        changed = await account.configure(symbol, settings.get("leverage"), settings.get("margin_mode"))
+        changed = await account.configure(
+            symbol, settings.get("leverage"), settings.get("margin_mode"), settings.get("position_mode")
+        )
         await gateway.limiter.acquire(3)
         reports = await account.fetch_positions(symbol)
         tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
@@ -123,6 +129,8 @@ async def start(runner, venue) -> LivePerp:
     venue_lev = next((r.leverage for r in reports if r.leverage), None)
     leverage = settings.get("leverage") or venue_lev or 1
     mode = MarginMode(settings.get("margin_mode") or (reports[0].margin_mode.value if reports else "cross"))
+    hedged = any(r.position_side in ("long", "short") for r in reports)
+    position_mode = PositionMode(settings.get("position_mode") or ("hedge" if hedged else "one_way"))
     try:
         risk = LivePerpRisk(
             PerpRiskLimits.from_dict(settings.get("limits") or {}),
@@ -132,6 +140,7 @@ async def start(runner, venue) -> LivePerp:
             wallet=wallet,
             leverage=min(int(leverage), spec.max_leverage),
             margin_mode=mode,
+            position_mode=position_mode,
         )
     except ConfigError as exc:
         raise PerpStartRefused(_text(exc)) from exc
@@ -147,7 +156,13 @@ async def start(runner, venue) -> LivePerp:
         f"{gateway.exchange.id} {symbol}: {', '.join(changed) or 'settings unchanged'}; trading at {risk.leverage}x "
         f"{mode.value}, wallet {wallet.normalize():f} {spec.settle}, the exchange's position "
         f"{sum((r.contracts for r in reports), Decimal(0)).normalize():f} contracts",
-        {"changed": changed, "leverage": risk.leverage, "margin_mode": mode.value, "wallet": f"{wallet.normalize():f}"},
+        {
+            "changed": changed,
+            "leverage": risk.leverage,
+            "margin_mode": mode.value,
+            "wallet": f"{wallet.normalize():f}",
+            **({"position_mode": "hedge"} if position_mode is PositionMode.HEDGE else {}),
+        },
     )
     return perp
 
@@ -165,6 +180,7 @@ class LivePerp:
         self.symbol = runner.setup.symbol
         self.reports = reports  # the exchange's last answer
         self.mismatch: tuple[int, int] | None = None  # (ours, theirs) in lots at the last read
+        self.leg_mismatch: tuple | None = None  # hedge mode: the legs (ours, theirs) at the last read
         self.reported: tuple[int, int] | None = None  # the difference already made an incident
         self.adopted = 0  # times perpetual risk took the exchange's position
         self.reads = 0
@@ -178,13 +194,18 @@ class LivePerp:
         """Take-over has booked the bot's recorded fills and funding on its position; the
         exchange's wallet (read at start) already holds their realized PnL, fees and funding, so
         the wallet perpetual risk counts from is that balance less what the bot booked (margin
-        balance = the exchange's wallet + unrealized PnL, not the bot's history twice). Then the
-        reads of the exchange start."""
+        balance = the exchange's wallet + unrealized PnL, not the bot's history twice). In hedge
+        mode the legs are the exchange's (read at start) when its net agrees with the fills'.
+        Then the reads of the exchange start."""
         risk: LivePerpRisk = self.runner.engine.perp
         pos = risk.position
         booked = pos.realized + pos.funding - pos.fees
         if booked:
             risk.set_wallet(risk.wallet - booked)
+        if risk.hedge is not None:  # the replayed fills named no leg: the exchange's legs are the truth
+            venue_pos = perp_position(self.reports, risk.instrument, risk.spec, margin_mode=pos.margin_mode)
+            if venue_pos.mode is PositionMode.HEDGE and venue_pos.net_lots == pos.net_lots:
+                risk.adopt_legs(venue_pos.legs)
         self.funding.rebased = True
         return self.start_polling()
 
@@ -254,12 +275,30 @@ class LivePerp:
         ours, theirs = risk.position.net_lots, self.venue_lots(reports)
         if ours == theirs:
             self.mismatch = None
+            if risk.hedge is not None:
+                self._compare_legs(reports)
             return
         seen = (ours, theirs)
         if self.mismatch != seen:  # the first read of it: a fill may still be on its way
             self.mismatch = seen
             return
         self._take_exchange_position(reports, seen)
+
+    def _compare_legs(self, reports: list[PositionReport]) -> None:
+        """Hedge mode with the net agreeing: legs that differ from the exchange's on two reads in a
+        row (a fill of an order whose leg the bot did not know) become the exchange's."""
+        risk: LivePerpRisk = self.runner.engine.perp
+        venue_pos = perp_position(reports, risk.instrument, risk.spec, margin_mode=risk.position.margin_mode)
+        if venue_pos.mode is not PositionMode.HEDGE:
+            return
+        seen = tuple((n, risk.position.legs[n].lots, venue_pos.legs[n].lots) for n in ("long", "short"))
+        if all(ours == theirs for _n, ours, theirs in seen):
+            self.leg_mismatch = None
+        elif self.leg_mismatch != seen:  # the first read of it: a fill may still be on its way
+            self.leg_mismatch = seen
+        else:
+            risk.adopt_legs(venue_pos.legs)
+            self.leg_mismatch = None
 
     def _take_exchange_position(self, reports: list[PositionReport], seen: tuple[int, int]) -> None:
         runner = self.runner

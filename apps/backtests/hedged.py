@@ -109,7 +109,7 @@ def validate(strategy: str, params: object, data: dict) -> dict[str, Any]:
             if key in data and not leg.contract.is_perpetual:
                 data_errors[key] = f"{data[name]} is a spot market; perpetual settings apply to perpetual legs only"
             elif key in data:
-                perp_errors = validate_perp(data[key], leg.contract)
+                perp_errors = validate_perp(data[key], leg.contract, ("one_way",))  # one-way legs only
                 if perp_errors:
                     data_errors[key] = perp_errors
     bot = data.get("bot", {})

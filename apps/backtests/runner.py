@@ -102,7 +102,7 @@ def _perp_ledger(instrument: Instrument, rec, settings_: dict):
     defaults: 10x, 10,000 of the settle currency isolated; funding: the given constant rate, else
     the stored series of the market (``apps.derivatives``), else 0.01 % every 8 h)."""
     from apps.derivatives.services import funding_schedule
-    from trading.contracts import MarginMode
+    from trading.contracts import MarginMode, PositionMode
     from trading.perp_ledger import FundingSchedule, PerpLedger
 
     stored = (
@@ -117,6 +117,7 @@ def _perp_ledger(instrument: Instrument, rec, settings_: dict):
         wallet=Decimal(settings_.get("wallet", "10000")),
         leverage=settings_.get("leverage", 10),
         margin_mode=MarginMode(settings_.get("margin_mode", "isolated")),
+        mode=PositionMode(settings_.get("position_mode", "one_way")),
         funding=stored or FundingSchedule.create(constant=settings_.get("funding_rate", "0.0001")),
         funding_source="stored series" if stored else "constant rate",
     )

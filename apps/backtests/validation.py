@@ -93,13 +93,15 @@ def _recording(data: dict, owner=None) -> dict:
     return errors
 
 
-PERP_FIELDS = ("leverage", "wallet", "margin_mode", "funding_rate", "limits")
+PERP_FIELDS = ("leverage", "wallet", "margin_mode", "position_mode", "funding_rate", "limits")
 
 
-def validate_perp(data: object, contract) -> dict[str, str]:
+def validate_perp(data: object, contract, position_modes: tuple[str, ...] = ("one_way", "hedge")) -> dict[str, str]:
     """Perpetual settings of a backtest: leverage (1 to the market's maximum), wallet (the
-    margin, in the settle currency), margin mode, funding rate per 8 h (constant) and the
-    perpetual risk limits (``limits``: :class:`trading.perp_risk.PerpRiskLimits`)."""
+    margin, in the settle currency), margin mode, position mode (``one_way``, the default, or
+    ``hedge``: a long and a short leg, :mod:`trading.hedge_legs`; ``position_modes`` are those
+    accepted), funding rate per 8 h (constant) and the perpetual risk limits (``limits``:
+    :class:`trading.perp_risk.PerpRiskLimits`)."""
     from trading.config import ConfigError
     from trading.contracts import frac
     from trading.instruments import InstrumentError
@@ -129,6 +131,10 @@ def validate_perp(data: object, contract) -> dict[str, str]:
             )
     if data.get("margin_mode", "isolated") not in ("isolated", "cross"):
         errors["margin_mode"] = f"{data.get('margin_mode')!r} is not accepted; accepted: isolated, cross"
+    if data.get("position_mode", "one_way") not in position_modes:
+        errors["position_mode"] = (
+            f"{data.get('position_mode')!r} is not accepted; accepted: {', '.join(position_modes)}"
+        )
     if "limits" in data:
         try:
             PerpRiskLimits.from_dict(data["limits"])

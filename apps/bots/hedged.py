@@ -119,7 +119,8 @@ def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, 
                 f"{leg.contract.settle}: remove it"
             )
         else:
-            for field, message in validate_perp(settings, leg.contract).items():
+            # a hedged bot's legs are one-way: its hedge orders name no leg
+            for field, message in validate_perp(settings, leg.contract, ("one_way",)).items():
                 errors[key if field == "perp" else f"{key}.{field}"] = message
     return errors
 

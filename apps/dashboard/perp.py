@@ -1,6 +1,8 @@
 """A perpetual bot's figures for its page and the API, from its owner's live status (Redis):
 position in contracts, entry, mark, unrealized PnL, leverage, margin used and free, the
-liquidation price and distance, funding booked and the next funding time. ``None`` for a spot
+liquidation price and distance, funding booked and the next funding time; in hedge position mode
+also ``legs``: the long and the short leg, each with its contracts, entry, unrealized PnL, margin
+used, funding and (isolated) liquidation price. ``None`` for a spot
 bot or a bot no host runs (its figures are only known while it runs)."""
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ FIELDS = (
     "funding",
     "leverage",
     "margin_mode",
+    "position_mode",
     "wallet",
     "margin_balance",
     "margin_used",
@@ -45,6 +48,7 @@ def perp_figures(status: dict | None) -> dict[str, Any] | None:
     )
     distance = perp.get("liquidation_distance")
     out["liquidation_distance_pct"] = None if distance is None else f"{distance * 100:.2f}"
+    out["legs"] = perp.get("legs")  # hedge mode: the long and the short leg's figures
     out["as_of_ts"] = (status or {}).get("ts")  # the status these figures come from (ns): page and API agree on it
     return out
 

@@ -1,5 +1,5 @@
 """The perpetual settings of a bot in the portal's forms (new bot, configuration): inputs named
-``perp.<setting>`` (leverage, margin mode, constant funding rate) and ``perp.limits.<limit>``
+``perp.<setting>`` (leverage, margin mode, position mode, constant funding rate) and ``perp.limits.<limit>``
 (:class:`trading.perp_risk.PerpRiskLimits`: the liquidation-distance pause and the contract and
 notional limits), parsed into the bot's ``risk["perp"]``.
 
@@ -31,6 +31,9 @@ def settings_schema(max_leverage: int | None = None) -> dict[str, Any]:
             "leverage": {"type": "integer", "default": 10, "title": "leverage", "unit": "x",
                          "description": f"a whole number from 1{top}"},
             "margin_mode": {"enum": ["isolated", "cross"], "default": "isolated", "title": "margin mode"},
+            "position_mode": {"enum": ["one_way", "hedge"], "default": "one_way", "title": "position mode",
+                              "description": "one_way: one net position; hedge: a long and a short leg (each "
+                              "quote opens a leg, or closes the other leg once one is open)"},
             "funding_rate": {"type": "string", "default": "", "title": "funding rate (per 8 h)",
                              "description": "a constant rate from -0.03 to 0.03 (0.0001 = 0.01 %); empty: the "
                              "market's stored series, else 0.01 %"},

@@ -19,7 +19,7 @@ PERP_KEY = "perp"
 # What a live bot's leverage may be when it is created; the market's own maximum (often lower)
 # is only known from the exchange, which the bot checks when it starts (workers.perp_live).
 LIVE_MAX_LEVERAGE = 200
-LIVE_FIELDS = ("leverage", "margin_mode", "limits")
+LIVE_FIELDS = ("leverage", "margin_mode", "position_mode", "limits")
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,9 @@ def validate(risk: dict, venue: str, symbol: str, market=None, perp: PerpMarket 
 
 
 def validate_live(settings: object, symbol: str) -> dict[str, str]:
-    """A live perpetual bot's settings: ``leverage`` and ``margin_mode`` (each optional: absent,
-    the exchange's current setting stays) and ``limits``. The wallet and the funding are the
+    """A live perpetual bot's settings: ``leverage``, ``margin_mode`` and ``position_mode``
+    (``one_way`` or ``hedge``; each optional: absent, the exchange's current setting stays) and
+    ``limits``. The wallet and the funding are the
     exchange's, so ``wallet`` and ``funding_rate`` are refused."""
     from apps.backtests.validation import validate_perp
     from trading.contracts import ContractKind, ContractSpec

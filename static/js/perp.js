@@ -1,7 +1,8 @@
 /* A perpetual bot's card (templates/dashboard/_perp_card.html): every figure from the live status's
  * "perp" object, formatted exactly as the server's filters do (apps/dashboard/templatetags: num
  * rounds a decimal string half-even and drops trailing zeros; signed adds "+" and a colour class),
- * so the page and GET /api/v1/bots/<id>/perp/ show the same text for the same status. */
+ * so the page and GET /api/v1/bots/<id>/perp/ show the same text for the same status. In hedge position
+ * mode the legs table shows the long and the short leg. */
 (function () {
   "use strict";
   function num(value, places) {
@@ -45,6 +46,20 @@
     var idle = document.getElementById("perp-idle");
     if (idle) idle.remove();
     set("perp-margin-mode", p.margin_mode || "—");
+    set("perp-position-mode", p.position_mode || "one_way");
+    var legs = document.getElementById("perp-legs");
+    if (legs) {
+      legs.hidden = !p.legs;
+      ["long", "short"].forEach(function (name) {
+        var leg = (p.legs || {})[name] || {};
+        set("perp-" + name + "-contracts", num(leg.contracts));
+        set("perp-" + name + "-entry", num(leg.entry_price, 2));
+        signed(document.getElementById("perp-" + name + "-unrealized"), leg.unrealized, 4);
+        set("perp-" + name + "-margin-used", num(leg.margin_used, 2));
+        signed(document.getElementById("perp-" + name + "-funding"), leg.funding, 4);
+        set("perp-" + name + "-liquidation", num(leg.liquidation_price, 2));
+      });
+    }
     set("perp-leverage-head", p.leverage === undefined || p.leverage === null ? "—" : String(p.leverage));
     set("perp-leverage", p.leverage === undefined || p.leverage === null ? "—" : p.leverage + "x");
     set("perp-settle", p.settle || "—");

@@ -294,7 +294,7 @@ def test_a_position_closed_behind_the_bot_is_an_incident_and_its_reduce_only_fla
         ({"wallet": "1000"}, "perp.wallet", "a live bot's wallet is the exchange account's balance; remove it"),
         ({"funding_rate": "0.0001"}, "perp.funding_rate", "reads the funding rate from the exchange"),
         ({"limits": {"min_liquidation_distance": "2"}}, "perp.limits.min_liquidation_distance", "2"),
-        ({"hedge": True}, "perp.hedge", "unknown setting; accepted: leverage, margin_mode, limits"),
+        ({"hedge": True}, "perp.hedge", "unknown setting; accepted: leverage, margin_mode, position_mode, limits"),
     ],
 )
 def test_live_perp_settings_are_refused_by_name_when_the_bot_is_created(perp, field, says):

@@ -93,3 +93,7 @@ def test_perp_settings_on_a_spot_leg_or_out_of_range_are_refused(trader):
     payload = _payload(maker, hedge, perp, hedge_perp={"leverage": 500})
     errors = api(trader).post("/api/v1/bots/", payload, format="json").json()["params"]
     assert "500" in errors["hedge_perp.leverage"][0] and "125" in errors["hedge_perp.leverage"][0]
+    # a hedged bot's perpetual leg is one-way: its hedge orders name no leg
+    payload = _payload(maker, hedge, perp, hedge_perp={"position_mode": "hedge"})
+    errors = api(trader).post("/api/v1/bots/", payload, format="json").json()["params"]
+    assert errors["hedge_perp.position_mode"] == ["'hedge' is not accepted; accepted: one_way"]

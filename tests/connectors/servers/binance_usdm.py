@@ -12,6 +12,13 @@
 - ``POST /fapi/v1/leverage`` (1 to 125, else Binance's -4028) and ``POST /fapi/v1/marginType``
   (refused with Binance's -4048 while a position is open, -4046 when already set);
 - ``reduceOnly`` orders that would not reduce the position refused with Binance's -2022;
+- the position mode (``GET`` / ``POST /fapi/v1/positionSide/dual``, ``dualSidePosition``): a
+  switch is refused with Binance's -4059 when already set, -4067 while an order is open and -4068
+  while a position is open (any symbol). In hedge mode (``dual``) an order must name its leg
+  (``positionSide`` LONG / SHORT, else -4061, as must a one-way order be BOTH), ``reduceOnly`` is
+  refused (-1106), and a close (SELL LONG, BUY SHORT) larger than its leg is refused with -2022;
+  :meth:`fill` moves the order's leg (``hedge_positions[(symbol, "LONG" | "SHORT")]``) and
+  ``positionRisk`` answers a LONG and a SHORT row per symbol;
 - ``GET /fapi/v1/premiumIndex`` (mark price, last funding rate, next funding time) and
   ``GET /fapi/v1/leverageBracket`` (ccxt reads it before parsing positions, and
   ``fetchLeverageTiers`` is it);
@@ -74,6 +81,8 @@ class FakeBinanceUsdm(FakeBinanceSpot):
     funding: dict[str, tuple[str, int]] = field(default_factory=dict)  # symbol -> (rate, next funding ms)
     wallet: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})
     income: list[dict] = field(default_factory=list)  # income rows, oldest first
+    dual: bool = False  # hedge position mode (Binance dualSidePosition)
+    hedge_positions: dict[tuple[str, str], FakePosition] = field(default_factory=dict)
     _timers: dict[str, Any] = field(default_factory=dict)
     stream: UserDataStream | None = None
 
@@ -92,7 +101,16 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         s.route("GET", "/fapi/v2/account", self._account)
         s.route("GET", "/fapi/v3/account", self._account)
         s.route("GET", "/fapi/v1/income", self._income)
+        s.route("GET", "/fapi/v1/positionSide/dual", self._get_dual)
+        s.route("POST", "/fapi/v1/positionSide/dual", self._set_dual)
         return self
+
+    def leg(self, symbol: str, side: str) -> FakePosition:
+        """A hedge-mode leg (``side`` LONG or SHORT); its leverage and margin type are the symbol's."""
+        base = self.position(symbol)
+        return self.hedge_positions.setdefault(
+            (symbol, side), FakePosition(leverage=base.leverage, margin_type=base.margin_type)
+        )
 
     def position(self, symbol: str) -> FakePosition:
         return self.positions.setdefault(symbol, FakePosition())
@@ -121,8 +139,10 @@ class FakeBinanceUsdm(FakeBinanceSpot):
             maker=maker,
             buyer=order["side"] == "BUY",
         )
+        leg_side = order.get("positionSide", "BOTH")
+        trade["positionSide"] = leg_side
         self.trades[-1] = trade
-        pos = self.position(order["symbol"])
+        pos = self.leg(order["symbol"], leg_side) if leg_side != "BOTH" else self.position(order["symbol"])
         signed = Decimal(qty) * (1 if order["side"] == "BUY" else -1)
         price = Decimal(order["price"])
         if pos.amount == 0 or (pos.amount > 0) == (signed > 0):
@@ -192,6 +212,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
             cumQuote=f"{executed * Decimal(order['price']):f}",
             avgPrice=order["price"] if executed else "0",
             reduceOnly=bool(order.get("reduceOnly", False)),
+            positionSide=order.get("positionSide", "BOTH"),
             time=order["transactTime"],
             updateTime=str(int(time.time() * 1000)),
         )
@@ -224,7 +245,18 @@ class FakeBinanceUsdm(FakeBinanceSpot):
 
     def _create_perp(self, req: Recorded) -> Reply:
         p = {**req.query, **req.body}
-        if str(p.get("reduceOnly", "")).lower() == "true":
+        leg_side = str(p.get("positionSide", "BOTH")).upper()
+        if (leg_side in ("LONG", "SHORT")) != self.dual or leg_side not in ("LONG", "SHORT", "BOTH"):
+            return Reply(
+                status=400, body={"code": -4061, "msg": "Order's position side does not match user's setting."}
+            )
+        if self.dual:
+            if "reduceOnly" in p:
+                return Reply(status=400, body={"code": -1106, "msg": "Parameter 'reduceOnly' sent when not required."})
+            closing = (leg_side == "LONG") != (p.get("side") == "BUY")
+            if closing and Decimal(p.get("quantity", "0")) > abs(self.leg(p.get("symbol", ""), leg_side).amount):
+                return Reply(status=400, body={"code": -2022, "msg": "ReduceOnly Order is rejected."})
+        elif str(p.get("reduceOnly", "")).lower() == "true":
             pos = self.position(p.get("symbol", ""))
             buying = p.get("side") == "BUY"
             if pos.amount == 0 or (pos.amount > 0) == buying:
@@ -232,7 +264,33 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         reply = self._create(req)
         if reply.status == 200 and isinstance(reply.body, dict) and "clientOrderId" in reply.body:
             reply.body["reduceOnly"] = str(p.get("reduceOnly", "")).lower() == "true"
+            reply.body["positionSide"] = leg_side
+            self.orders[reply.body["clientOrderId"]]["positionSide"] = leg_side
         return reply
+
+    def _get_dual(self, req: Recorded) -> dict:
+        return {"dualSidePosition": self.dual}
+
+    def _set_dual(self, req: Recorded) -> Reply:
+        p = {**req.query, **req.body}
+        raw = str(p.get("dualSidePosition", "")).lower()
+        if raw not in ("true", "false"):
+            return Reply(
+                status=400, body={"code": -1102, "msg": "Mandatory parameter 'dualSidePosition' was not sent."}
+            )
+        wanted = raw == "true"
+        if wanted == self.dual:
+            return Reply(status=400, body={"code": -4059, "msg": "No need to change position side."})
+        if any(o["status"] in ("NEW", "PARTIALLY_FILLED") for o in self.orders.values()):
+            return Reply(
+                status=400, body={"code": -4067, "msg": "Position side cannot be changed if there exists open orders."}
+            )
+        if any(pos.amount for pos in [*self.positions.values(), *self.hedge_positions.values()]):
+            return Reply(
+                status=400, body={"code": -4068, "msg": "Position side cannot be changed if there exists position."}
+            )
+        self.dual = wanted
+        return Reply(body={"code": 200, "msg": "success"})
 
     def _leverage(self, req: Recorded) -> Reply:
         p = {**req.query, **req.body}
@@ -280,7 +338,15 @@ class FakeBinanceUsdm(FakeBinanceSpot):
     def _position_risk(self, req: Recorded) -> list[dict]:
         wanted = req.query.get("symbol")
         out = []
-        for symbol, pos in self.positions.items():
+        if self.dual:
+            rows = [
+                ((symbol, side), self.leg(symbol, side))
+                for symbol in list(self.positions)
+                for side in ("LONG", "SHORT")
+            ]
+        else:
+            rows = [((symbol, "BOTH"), pos) for symbol, pos in self.positions.items()]
+        for (symbol, leg_side), pos in rows:
             if wanted and symbol != wanted:
                 continue
             row = copy.deepcopy(
@@ -300,6 +366,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
                 notional=f"{pos.amount * mark:.8f}",
                 leverage=str(pos.leverage),
                 marginType=pos.margin_type,
+                positionSide=leg_side,
                 updateTime=str(int(time.time() * 1000)),
             )
             out.append(row)
@@ -308,11 +375,9 @@ class FakeBinanceUsdm(FakeBinanceSpot):
     def _account(self, req: Recorded) -> dict:
         reply = copy.deepcopy(case("response", "binance", "fetchBalance", "Linear swap balance")["httpResponse"])
         template = reply["assets"][0]
+        held = [*self.positions.items(), *((s, p) for (s, _side), p in self.hedge_positions.items())]
         upnl = sum(
-            (
-                p.amount * (Decimal(self.mark_prices.get(s, p.entry or "0")) - p.entry)
-                for s, p in self.positions.items()
-            ),
+            (p.amount * (Decimal(self.mark_prices.get(s, p.entry or "0")) - p.entry) for s, p in held),
             Decimal(0),
         )
         assets = []

@@ -1,0 +1,104 @@
+"""The hosted paper venue's perpetual position in hedge mode (``position_mode: hedge``): a long
+and a short leg (:mod:`trading.hedge_legs`), beside :mod:`workers.paper_perp` (one-way).
+
+- **stored state**: the legs (``legs.long`` / ``legs.short``, as one-way stores ``legs.both``), the
+  funding booked on each (``leg_funding``, part of an isolated leg's wallet) and the leg of each
+  order working at the save (``order_legs``). A new owner puts them back before it applies the
+  fills after the stored position, so each books on the leg its order named; a fill of an order
+  placed after the last save books by the close-first rule against the legs as they stand.
+- **liquidation**, checked each cycle and at the snapshot step against the book's mark (or the
+  venue's): an isolated leg whose own liquidation price the mark reached is closed alone at its
+  bankruptcy price (its wallet is lost, the other leg stays); on cross margin the account's
+  liquidation price closes both legs at the account's bankruptcy price. As in one-way mode the
+  loss is booked as realized PnL, an incident and a ``risk_breach`` notification are written,
+  the engine's portfolio gets the closes as fills, and the bot pauses with the reason.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from trading import hedge_legs
+from trading.contracts import to_decimal
+from trading.instruments import Side
+from workers import keys
+
+
+def dump(perp, working) -> dict:
+    legs = perp.hedge
+    return {
+        "leg_funding": {name: str(value) for name, value in sorted(perp.leg_funding.items())},
+        "order_legs": {cid: legs.leg_of(cid) for cid in sorted(working) if legs.leg_of(cid)},
+    }
+
+
+def restore(perp, state: dict) -> None:
+    perp.leg_funding = {name: Fraction(value) for name, value in (state.get("leg_funding") or {}).items()}
+    for cid, name in (state.get("order_legs") or {}).items():
+        perp.hedge.remember(cid, name)
+
+
+def check(paper, ts: int) -> None:
+    """Liquidate what the mark has reached (module docstring)."""
+    perp = paper.runner.engine.perp
+    found = perp.leg_liquidations
+    if not found:
+        return
+    mark = perp.mark
+    if mark is None or not any(hedge_legs.crossed(side, mark, liq) for side, liq in found.values()):
+        return
+    before = {name: (leg.lots, perp.position.entry_price(name)) for name, leg in perp.position.legs.items()}
+    done = hedge_legs.liquidate_crossed(perp.position, perp.table, perp.wallet, mark, perp.leg_funding)
+    perp._refresh_liquidation()
+    if done:
+        liquidated(paper, ts, mark, done, before)
+
+
+def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None:
+    from workers.paper_perp import _num, close_fill, liquidation_record
+
+    runner = paper.runner
+    perp = runner.engine.perp
+    setup = runner.setup
+    settle, places = perp.spec.settle, perp.places
+    parts, legs = [], {}
+    for name, liq, price, pnl, closed in done:
+        what = "the account (both legs, cross)" if name == "account" else f"the {name} leg (isolated)"
+        closed_text = ", ".join(
+            f"{perp._contracts(abs(lots))} {leg} from {_num(before[leg][1])}" for leg, lots in closed.items() if lots
+        )
+        parts.append(
+            f"mark {_num(mark)} reached the liquidation price {_num(liq)} of {what}; {closed_text} closed at the "
+            f"bankruptcy price {_num(price)}, {to_decimal(pnl, places):f} {settle}"
+        )
+        legs[name] = {
+            "liquidation_price": f"{to_decimal(liq, 8):f}",
+            "bankruptcy_price": f"{to_decimal(price, 8):f}",
+            "contracts": {leg: f"{to_decimal(perp.position.contracts(lots), 8):f}" for leg, lots in closed.items()},
+            "pnl": f"{to_decimal(pnl, 18):f}",
+        }
+        for lots in closed.values():
+            if lots:  # the engine's own position, which the strategy's inventory reads, closes too
+                side = Side.SELL if lots > 0 else Side.BUY
+                ticks = setup.instrument.ticks(to_decimal(price, 18), side=side)
+                close = [ts, side.name.lower(), ticks, abs(lots)]
+                paper.closes.append(close)
+                runner.engine.portfolio.on_fill(close_fill(close))
+    reason = "liquidated: " + "; ".join(parts)
+    first = legs[done[0][0]]
+    paper.liquidated = {
+        "ts": ts,
+        "mark": f"{to_decimal(mark, 8):f}",
+        "liquidation_price": first["liquidation_price"],
+        "bankruptcy_price": first["bankruptcy_price"],
+        "pnl": f"{to_decimal(sum((d[3] for d in done), Fraction(0)), 18):f}",
+        "settle": settle,
+        "position_mode": "hedge",
+        "legs": legs,
+    }
+    paper.save()
+    runner.liquidated_reason = reason
+    runner.runner.command(runner.engine.pause(ts, reason))
+    runner.host.db.submit(liquidation_record, setup.bot_id, ts, reason, paper.liquidated)
+    runner.host.loop.create_task(runner.host.redis.set(keys.risk_pause(setup.bot_id), reason))
+    runner.push_control("liquidated")
