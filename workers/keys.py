@@ -49,14 +49,6 @@ def portfolio_hedge(owner_id: int, asset: str) -> str:
     return f"{prefix()}:portfolio:{owner_id}:{asset}:hedge"
 
 
-def risk_pause(bot_id: int) -> str:
-    """A copy of a risk pause that nothing reads: the pause is the bot's state in PostgreSQL
-    (``Bot.risk_paused_reason``, :mod:`apps.bots.risk_pause`). Still written by a paper
-    perpetual's liquidation (``workers.paper_perp``); migration ``bots.0005`` copied the keys
-    of pauses made before it."""
-    return f"{prefix()}:bot:{bot_id}:riskpause"
-
-
 def bots_wanted() -> str:
     """Set of bot ids that must run (desired running or paused); hosts claim from it."""
     return f"{prefix()}:bots:wanted"

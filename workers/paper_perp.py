@@ -236,7 +236,6 @@ class PaperPerp:
         # below records the state and sends them when no cycle is under way).
         runner.runner.command(runner.engine.pause(ts, reason))
         runner.host.db.submit(liquidation_record, setup.bot_id, ts, reason, self.liquidated)
-        runner.host.loop.create_task(runner.host.redis.set(keys.risk_pause(setup.bot_id), reason))
         runner.push_control("liquidated")
 
 

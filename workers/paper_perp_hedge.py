@@ -21,7 +21,6 @@ from fractions import Fraction
 from trading import hedge_legs
 from trading.contracts import to_decimal
 from trading.instruments import Side
-from workers import keys
 
 
 def dump(perp, working) -> dict:
@@ -100,5 +99,4 @@ def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None
     runner.liquidated_reason = reason
     runner.runner.command(runner.engine.pause(ts, reason))
     runner.host.db.submit(liquidation_record, setup.bot_id, ts, reason, paper.liquidated)
-    runner.host.loop.create_task(runner.host.redis.set(keys.risk_pause(setup.bot_id), reason))
     runner.push_control("liquidated")

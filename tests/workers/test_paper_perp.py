@@ -162,7 +162,6 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
     from apps.portfolio.bot_pnl import bot_pnl, fills_with_realized
     from trading.contracts import to_decimal
     from trading.margin import bankruptcy_price
-    from workers import keys, lifecycle
 
     user, _account, bot = make_bot(
         USDM, {"USDT": "300"}, {"leverage": 20, "margin_mode": "isolated"}, {"order_amount": "0.01"}
@@ -207,7 +206,7 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
         state = Bot.objects.get(pk=bot.pk)
         assert state.actual_state == "paused" and "liquidated" in state.state_reason
         assert not run(host, runner.venue.fetch_open_orders())
-        assert lifecycle.redis_client().get(keys.risk_pause(bot.pk)).decode().startswith("liquidated")
+        assert state.risk_paused_by == "liquidation" and state.risk_paused_reason.startswith("liquidated")
         placed = Order.objects.filter(bot=bot).count()
         # The close is a Fill row, flagged, at the bankruptcy price, with the loss booked.
         loss = pos.realized - realized_before
