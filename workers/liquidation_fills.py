@@ -24,8 +24,10 @@ from apps.core.timeseries import ns_to_dt
 TRADE_PREFIX = "liquidation-"
 
 
-def trade_id(ts: int) -> str:
-    return f"{TRADE_PREFIX}{ts}"
+def trade_id(ts: int, leg: str = "") -> str:
+    """``liquidation-<ts>``; in hedge mode ``liquidation-<ts>-<leg>`` (a cross liquidation closes
+    both legs at one ts)."""
+    return f"{TRADE_PREFIX}{ts}-{leg}" if leg else f"{TRADE_PREFIX}{ts}"
 
 
 def is_liquidation(trade: str) -> bool:
@@ -34,16 +36,18 @@ def is_liquidation(trade: str) -> bool:
 
 def fill_row(setup, close: list) -> dict | None:
     """The Fill row of a stored close ``[ts, side, price ticks, lots, bankruptcy price, pnl,
-    settle]`` (``workers.paper_perp``); None for a close stored without its price and loss."""
+    settle]`` (``workers.paper_perp``; hedge mode appends the leg, ``workers.paper_perp_hedge``);
+    None for a close stored without its price and loss."""
     if len(close) < 7:
         return None
     ts, side, _ticks, lots, price, pnl, settle = close[:7]
+    leg = close[7] if len(close) > 7 else ""
     return {
         "ts": ns_to_dt(ts),
         "account_id": setup.account_id,
         "bot_id": setup.bot_id,
         "client_order_id": "",
-        "venue_trade_id": trade_id(ts),
+        "venue_trade_id": trade_id(ts, leg),
         "side": side,
         "price": Decimal(price),
         "quantity": setup.instrument.quantity(lots),

@@ -21,6 +21,7 @@ from fractions import Fraction
 from trading import hedge_legs
 from trading.contracts import to_decimal
 from trading.instruments import Side
+from workers import liquidation_fills
 
 
 def dump(perp, working) -> dict:
@@ -60,7 +61,7 @@ def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None
     perp = runner.engine.perp
     setup = runner.setup
     settle, places = perp.spec.settle, perp.places
-    parts, legs = [], {}
+    parts, legs, rows = [], {}, []
     for name, liq, price, pnl, closed in done:
         what = "the account (both legs, cross)" if name == "account" else f"the {name} leg (isolated)"
         closed_text = ", ".join(
@@ -76,13 +77,16 @@ def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None
             "contracts": {leg: f"{to_decimal(perp.position.contracts(lots), 8):f}" for leg, lots in closed.items()},
             "pnl": f"{to_decimal(pnl, 18):f}",
         }
-        for lots in closed.values():
+        for leg, lots in closed.items():
             if lots:  # the engine's own position, which the strategy's inventory reads, closes too
                 side = Side.SELL if lots > 0 else Side.BUY
                 ticks = setup.instrument.ticks(to_decimal(price, 18), side=side)
-                close = [ts, side.name.lower(), ticks, abs(lots)]
+                leg_pnl = perp.spec.pnl(perp.position.contracts(lots), before[leg][1], price)
+                close = [ts, side.name.lower(), ticks, abs(lots), f"{to_decimal(price, 8):f}",
+                         f"{to_decimal(leg_pnl, 18):f}", settle, leg]  # fmt: skip
                 paper.closes.append(close)
                 runner.engine.portfolio.on_fill(close_fill(close))
+                rows.append(close)
     reason = "liquidated: " + "; ".join(parts)
     first = legs[done[0][0]]
     paper.liquidated = {
@@ -96,6 +100,8 @@ def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None
         "legs": legs,
     }
     paper.save()
+    for close in rows:  # each leg's close as a Fill row with that leg's loss (workers.liquidation_fills)
+        liquidation_fills.record(runner, close)
     runner.liquidated_reason = reason
     runner.runner.command(runner.engine.pause(ts, reason))
     runner.host.db.submit(liquidation_record, setup.bot_id, ts, reason, paper.liquidated)

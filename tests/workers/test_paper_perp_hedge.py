@@ -148,6 +148,13 @@ def test_an_isolated_long_leg_is_liquidated_on_its_own_margin(host):
         assert Decimal(liquidated["legs"]["long"]["pnl"]) < 0 and pos.realized < realized_before
         incident = Incident.objects.get(bot=bot, kind="liquidation")
         assert "the long leg (isolated)" in incident.message and "bankruptcy price" in incident.message
+        # the leg's close is a Fill row at its bankruptcy price with its loss
+        from apps.orders.models import Fill
+
+        (row,) = Fill.objects.filter(bot=bot, liquidity="liq")
+        leg = liquidated["legs"]["long"]
+        assert row.venue_trade_id == f"liquidation-{liquidated['ts']}-long" and row.side == "sell"
+        assert row.price == Decimal(leg["bankruptcy_price"]) and row.realized_pnl == Decimal(leg["pnl"])
         assert runner.state == "paused" and runner.engine.portfolio.position == 0
     finally:
         run(host, leave(host, runner))
@@ -184,6 +191,13 @@ def test_on_cross_margin_the_account_is_liquidated_closing_its_legs(host):
         liquidated = stored_state(bot)["liquidated"]
         assert set(liquidated["legs"]) == {"account"}
         assert "the account (both legs, cross)" in Incident.objects.get(bot=bot, kind="liquidation").message
+        # each closed leg is its own Fill row; their losses add up to the account's
+        from apps.orders.models import Fill
+
+        rows = {r.venue_trade_id: r for r in Fill.objects.filter(bot=bot, liquidity="liq")}
+        closed = {leg for leg, c in liquidated["legs"]["account"]["contracts"].items() if Decimal(c)}
+        assert set(rows) == {f"liquidation-{liquidated['ts']}-{leg}" for leg in closed}, (rows, closed)
+        assert sum(r.realized_pnl for r in rows.values()) == Decimal(liquidated["pnl"])
         assert runner.state == "paused" and runner.engine.portfolio.position == 0
     finally:
         run(host, leave(host, runner))
