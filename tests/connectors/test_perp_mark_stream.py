@@ -70,6 +70,7 @@ async def test_the_fake_mark_stream_reaches_ccxt_watch_mark_price(fake) -> None:
     try:
         first = await asyncio.wait_for(ex.watch_mark_price(SYMBOL), 3)
         assert parse_update(first, SYMBOL, TICK) == (Decimal("60000.1"), Decimal("0.000125"), 1_900_000_000_000)
+        assert usdm.marks.received == [{"method": "SUBSCRIBE", "params": ["btcusdt@markPrice@1s"], "id": 1}]
         watch = asyncio.create_task(ex.watch_mark_price(SYMBOL))
         await asyncio.sleep(0.05)
         await usdm.set_mark("BTCUSDT", "59000.50000000", ("-0.00030000", 1_900_000_028_800))

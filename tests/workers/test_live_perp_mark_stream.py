@@ -104,7 +104,9 @@ def test_absurd_mark_frames_are_dropped_and_counted_and_a_stream_gone_quiet_fall
 
     for bad in ({"p": "-5"}, {"p": "abc"}, {"p": "1e400"}, {"r": "abc"}):
         fake_binance.call(stream.push_raw(RAW, frame(**bad)))
-    assert wait_until(lambda: marks.dropped["bad_mark"] == 3 and marks.dropped["bad_funding_rate"] == 1, 5), marks.dropped
+    assert wait_until(lambda: marks.dropped["bad_mark"] == 3 and marks.dropped["bad_funding_rate"] == 1, 5), (
+        marks.dropped
+    )
     assert risk.mark == 60100 and marks.trusted and perp.marks._task is not None and not perp.marks._task.done()
     fake_binance.call(stream.push_raw(RAW, frame(p="60200.00000000")))
     assert wait_until(lambda: risk.mark == 60200, 5)  # the loop goes on

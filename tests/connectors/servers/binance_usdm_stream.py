@@ -158,6 +158,7 @@ class MarkPriceStream:
     connections: int = 0
     refused: int = 0
     pushed: list[str] = field(default_factory=list)  # every frame sent, in order
+    received: list[dict] = field(default_factory=list)  # every request frame, in order
     subscribers: dict[web.WebSocketResponse, set[str]] = field(default_factory=dict)  # socket -> symbol ids
 
     def install(self) -> MarkPriceStream:
@@ -180,6 +181,7 @@ class MarkPriceStream:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 request_frame = json.loads(msg.data)
+                self.received.append(request_frame)
                 wanted = {p.split("@")[0].upper() for p in request_frame.get("params", []) if "@markPrice" in p}
                 if request_frame.get("method") == "SUBSCRIBE":
                     self.subscribers[ws] |= wanted
