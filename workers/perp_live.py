@@ -244,11 +244,11 @@ class LivePerp:
         isolated = [r.isolated_wallet for r in reports if r.contracts and r.isolated_wallet]
         if len(isolated) == 1:
             risk.set_isolated_wallet(isolated[0], self.venue_lots(reports))
-        if not streamed:
+        if not (streamed and self.marks.funding):
             funding = await self.account.fetch_funding(self.symbol)
             next_ns = None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000
             risk.set_funding(funding.rate, next_ns)
-            if funding.mark_price:
+            if funding.mark_price and not streamed:
                 risk.set_mark(funding.mark_price)
         await self.funding.read()
 

@@ -14,17 +14,19 @@ Trusted and not: the stream is trusted from its first good update until it goes 
 ``settings.PERP_MARK_STALE_MS`` (Binance sends one a second) or fails. While trusted, the poll
 leaves the mark and funding alone (it still reads positions and the funding payments); while
 not, the poll's ``fetchFundingRate`` and ``fetchPositions`` give them, as they do on an exchange
-that does not stream the mark. Each change between the two is a ``perp`` event in the bot's
+that does not stream the mark (an update without a funding rate leaves the rate and time to
+the poll). Each change between the two is a ``perp`` event in the bot's
 event log (``mark_stream_live``, ``mark_stream_stale``, ``mark_stream_down``), and on a fall
 back the poll reads at once rather than at its next period. A quiet stream's connection is
 reset (its pending watch rejected, the socket closed) so ccxt subscribes again on a new one.
 A failed stream is retried with a backoff (0.5 s doubling to 30 s).
 
 Each update is checked before use; one that fails is dropped and counted by reason in
-:attr:`MarkStream.dropped` (``bad_mark``: not a decimal above 0 within the market's price
-range; ``bad_funding_rate``: not a decimal within -1 and 1; ``bad_funding_time``: not a whole
-number of ms; ``wrong_symbol``). The figures in use stay and the loop goes on. The exchange's
-raw fields are read (``info``), not ccxt's float ``markPrice``, so the figures are exact.
+:attr:`MarkStream.dropped` (``bad_mark``: not a decimal above 0 within the market's price range;
+``bad_funding_rate``: not a decimal within -1 and 1; ``bad_funding_time``: not a whole number of
+ms; ``wrong_symbol``; ``unusable``: anything else that fails). The figures in use stay and the
+loop goes on. The exchange's raw fields are read (``info``), not ccxt's float ``markPrice``, so
+the figures are exact.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class MarkStream:
         self.symbol = perp.symbol
         self.tick = Decimal(str(perp.runner.engine.instrument.tick_size))
         self.trusted = False  # the stream's figures are in use
+        self.funding = False  # its last good update carried the funding rate
         self.updates = 0  # good updates taken
         self.failures = 0  # times the stream failed (dropped, refused)
         self.stale = 0  # times it went quiet past the limit
@@ -156,7 +159,12 @@ class MarkStream:
                 pause = min(pause * 2, RETRY_MAX_S)
                 continue
             pause = RETRY_MIN_S
-            self.apply(ticker)
+            try:
+                self.apply(ticker)
+            except Exception as exc:  # an update nothing above foresaw: dropped, the loop goes on
+                self.dropped["unusable"] += 1
+                self.last_error = self.perp.venue.scrub(str(exc) or type(exc).__name__)
+                logger.warning("bot %s: streamed mark not used: %s", self.perp.runner.bot_id, self.last_error)
 
     def apply(self, ticker: Mapping[str, Any]) -> bool:
         """Use one update (module docstring); False when it was dropped."""
@@ -170,18 +178,19 @@ class MarkStream:
             return False
         risk = self.perp.runner.engine.perp
         risk.set_mark(mark)
-        if rate is not None:
+        self.funding = rate is not None
+        if self.funding:
             risk.set_funding(rate, None if next_ms is None else next_ms * 1_000_000)
+            risk.funding_source = STREAM_SOURCE
         self.updates += 1
         self.last_update = asyncio.get_running_loop().time()
         if not self.trusted:
             self.trusted = True
-            risk.funding_source = STREAM_SOURCE
             self.perp.runner._event(
                 "perp",
                 "mark_stream_live",
                 f"{self.symbol}: the mark price, funding rate and next funding time come from the exchange's "
-                f"stream (mark {mark.normalize():f}); the poll reads positions and funding payments",
+                f"stream (mark {mark.normalize():f}); the poll reads the positions and funding payments",
                 {"mark": f"{mark:f}"},
             )
         return True

@@ -93,3 +93,8 @@ async def test_the_fake_mark_stream_reaches_ccxt_watch_mark_price(fake) -> None:
         assert again["info"]["p"] == "59000.50000000" and usdm.marks.connections == 2
     finally:
         await ex.close()
+
+
+def test_an_update_without_funding_gives_the_mark_only():
+    info = {k: v for k, v in mark_price_template().items() if k not in ("r", "T")}
+    assert parse_update({"symbol": SYMBOL, "info": info}, SYMBOL, TICK) == (Decimal("11794.15"), None, None)

@@ -158,6 +158,7 @@ def test_a_dropped_stream_hands_the_mark_and_funding_to_the_poll_until_it_is_bac
     settings.PERP_POLL_MS = 60_000
     fake_binance.run(setattr, stream, "accepting", True)
     assert wait_until(lambda: marks.trusted, 40), marks.last_error
-    assert risk.funding_source == STREAM_SOURCE and len(events(bot, "mark_stream_live")) == 2
+    assert risk.funding_source == STREAM_SOURCE
+    assert wait_until(lambda: len(events(bot, "mark_stream_live")) == 2, 5)
     fake_binance.call(usdm.set_mark(RAW, "61500.00000000"))
     assert wait_until(lambda: risk.mark == 61500, 5)
