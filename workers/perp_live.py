@@ -39,9 +39,13 @@ Streamed and polled: where the exchange streams positions (ccxt ``watchPositions
 USD-M's user-data stream ``ACCOUNT_UPDATE``), :mod:`workers.perp_stream` takes each position
 update as it arrives (the exchange's position, its entry and isolated margin, between polls), and
 a difference it shows is confirmed by a ``fetchPositions`` read soon after
-(``settings.PERP_STREAM_CONFIRM_MS``) rather than at the next poll. The mark, the liquidation
-price, the funding rate and the funding payments are always polled; the position poll goes on
-as the resync and is the only source while the stream is down.
+(``settings.PERP_STREAM_CONFIRM_MS``) rather than at the next poll. Where the exchange streams
+the mark price (ccxt ``watchMarkPrice``; Binance USD-M's ``markPriceUpdate``),
+:mod:`workers.perp_mark_stream` takes the mark, the funding rate and the next funding time from
+it, and the poll leaves those three alone while the stream is fresh; a stream that is down or
+quiet for ``settings.PERP_MARK_STALE_MS`` is not trusted and the poll gives them again. The
+liquidation price and the funding payments are always polled; the position poll goes on as the
+resync and is the only source while the position stream is down.
 
 A reduce-only order the exchange refuses because it would open or increase the position
 (Binance ``-2022 ReduceOnly Order is rejected``) is rejected with a sentence saying so
@@ -67,7 +71,7 @@ from trading.contracts import MarginMode, PositionMode, frac
 from trading.events import OrderRejected, PlaceOrder
 from trading.isolated_margin import LivePerpRisk
 from trading.perp_risk import PerpRiskLimits
-from workers import perp_funding, perp_stream
+from workers import perp_funding, perp_mark_stream, perp_stream
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +193,7 @@ class LivePerp:
         self._task: asyncio.Task | None = None
         self.timer = perp_stream.ReadTimer()  # the poll's next read (sooner when the stream asks)
         self.stream: perp_stream.PositionStream | None = None
+        self.marks: perp_mark_stream.MarkStream | None = None
 
     def after_take_over(self) -> LivePerp:
         """Take-over has booked the bot's recorded fills and funding on its position; the
@@ -213,11 +218,14 @@ class LivePerp:
         self._task = asyncio.get_running_loop().create_task(self._poll(), name=f"perp-{self.runner.bot_id}")
         if perp_stream.supported(self.venue.gateway.exchange):
             self.stream = perp_stream.PositionStream(self).start()
+        if perp_mark_stream.supported(self.venue.gateway.exchange):
+            self.marks = perp_mark_stream.MarkStream(self).start()
         return self
 
     async def stop(self) -> None:
-        if self.stream is not None:
-            await self.stream.stop()
+        for stream in (self.stream, self.marks):
+            if stream is not None:
+                await stream.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -246,8 +254,9 @@ class LivePerp:
         reports = await self.account.fetch_positions(self.symbol)
         self.reads += 1
         self.reports = reports
+        streamed = self.marks is not None and self.marks.fresh()  # the mark and funding are the stream's
         mark = next((r.mark_price for r in reports if r.mark_price), None)
-        if mark:
+        if mark and not streamed:
             risk.set_mark(mark)
         self._compare(reports)
         liquidation = [r.liquidation_price for r in reports if r.contracts and r.liquidation_price]
@@ -256,11 +265,12 @@ class LivePerp:
         isolated = [r.isolated_wallet for r in reports if r.contracts and r.isolated_wallet]
         if len(isolated) == 1:
             risk.set_isolated_wallet(isolated[0], self.venue_lots(reports))
-        funding = await self.account.fetch_funding(self.symbol)
-        next_ns = None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000
-        risk.set_funding(funding.rate, next_ns)
-        if funding.mark_price:
-            risk.set_mark(funding.mark_price)
+        if not (streamed and self.marks.funding):
+            funding = await self.account.fetch_funding(self.symbol)
+            next_ns = None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000
+            risk.set_funding(funding.rate, next_ns)
+            if funding.mark_price and not streamed:
+                risk.set_mark(funding.mark_price)
         await self.funding.read()
 
     def venue_lots(self, reports: list[PositionReport]) -> int:

@@ -370,3 +370,6 @@ PERP_POLL_MS = env.env_int("MM_PERP_POLL_MS", 5_000, minimum=200, maximum=600_00
 # stream shows is checked by a fetchPositions read this long after (longer than a fill takes to
 # reach the bot; workers.perp_stream).
 PERP_STREAM_CONFIRM_MS = env.env_int("MM_PERP_STREAM_CONFIRM_MS", 2_000, minimum=200, maximum=600_000)
+# A live perpetual bot's streamed mark price (workers.perp_mark_stream) quiet this long is no longer
+# trusted: the poll gives the mark and funding again until an update arrives.
+PERP_MARK_STALE_MS = env.env_int("MM_PERP_MARK_STALE_MS", 10_000, minimum=500, maximum=600_000)

@@ -121,6 +121,9 @@ def test_a_live_perp_bot_configures_the_exchange_quotes_fills_and_reads_its_posi
     from apps.portfolio.models import PnlSnapshot
     from workers import supervisor
 
+    # The mark price stream refused: the mark and funding come from the poll here
+    # (the streamed ones: tests/workers/test_live_perp_mark_stream.py).
+    fake_binance.run(setattr, usdm.marks, "accepting", False)
     bot = make_perp_bot({"leverage": 5, "margin_mode": "isolated"})
     supervisor.tick()
     assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 2, 30), state(bot)

@@ -39,7 +39,10 @@
   at most 1000), oldest first;
 - the user-data stream (listen key and websocket, :mod:`tests.connectors.servers.binance_usdm_stream`):
   an ``ACCOUNT_UPDATE`` with the position after every :meth:`fill` and :meth:`move_position`, and
-  with the balance (and an isolated position) after every :meth:`pay_funding`.
+  with the balance (and an isolated position) after every :meth:`pay_funding`;
+- the public mark price stream (``<symbol>@markPrice@1s``, ``markPriceUpdate`` frames with the
+  fake's mark and funding, :class:`~tests.connectors.servers.binance_usdm_stream.MarkPriceStream`):
+  :meth:`set_mark` moves the mark (REST and stream) and publishes it at once.
 
 The recorded files hold no leverage, marginType, premiumIndex or leverageBracket replies, so those
 four are built in the shapes Binance's API documentation gives (the same fields and string/number
@@ -57,7 +60,7 @@ from typing import Any
 
 from tests.connectors.conftest import case
 from tests.connectors.servers.binance_spot import FakeBinanceSpot
-from tests.connectors.servers.binance_usdm_stream import UserDataStream, balance_row, position_row
+from tests.connectors.servers.binance_usdm_stream import MarkPriceStream, UserDataStream, balance_row, position_row
 from tests.connectors.servers.fake_exchange import Recorded, Reply
 from trading.margin import BINANCE_USDM_BTCUSDT
 
@@ -85,10 +88,12 @@ class FakeBinanceUsdm(FakeBinanceSpot):
     hedge_positions: dict[tuple[str, str], FakePosition] = field(default_factory=dict)
     _timers: dict[str, Any] = field(default_factory=dict)
     stream: UserDataStream | None = None
+    marks: MarkPriceStream | None = None
 
     def install(self) -> FakeBinanceUsdm:
         s = self.server
         self.stream = UserDataStream(s).install()
+        self.marks = MarkPriceStream(self).install()
         self._install_orders("/fapi/v1", "userTrades")
         s.route("POST", "/fapi/v1/countdownCancelAll", self._countdown)
         s.route("POST", "/fapi/v1/order", self._create_perp)
@@ -168,6 +173,15 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         elif pos.amount == 0:
             pos.entry = Decimal(0)
         self._push_position(symbol, "ORDER")
+
+    async def set_mark(self, symbol: str, mark: str, funding: tuple[str, int] | None = None) -> None:
+        """Move ``symbol``'s mark (and optionally its funding rate and next funding ms): what
+        ``premiumIndex`` and ``positionRisk`` answer from now on, published on the mark stream."""
+        self.mark_prices[symbol] = mark
+        if funding is not None:
+            self.funding[symbol] = funding
+        if self.marks is not None:
+            await self.marks.publish(symbol)
 
     def _push_position(self, symbol: str, reason: str) -> None:
         if self.stream is None:

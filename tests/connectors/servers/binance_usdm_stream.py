@@ -12,6 +12,9 @@ only when it is isolated, as Binance documents: a cross position's funding moves
 
 Tests can cut the stream: :meth:`UserDataStream.drop` closes every connection, and while
 ``accepting`` is False a new connection is refused (HTTP 503) so the stream stays down.
+
+:class:`MarkPriceStream` is the public mark price stream (``<symbol>@markPrice@1s``,
+``markPriceUpdate`` frames) on ccxt's USD-M market stream path.
 """
 
 from __future__ import annotations
@@ -123,3 +126,112 @@ def position_row(symbol: str, pos: Any, mark: Decimal) -> dict:
         ma="USDT",
     )
     return row
+
+
+MARK_FIXTURE = FIXTURE.parent / "mark_price_update.json"
+# ccxt's public USD-M market stream path (mark price, klines, tickers), one connection per number
+MARKET_PATH = "/fstream.binance.com/market/ws/"
+
+
+def mark_price_template() -> dict:
+    with MARK_FIXTURE.open() as fh:
+        return json.load(fh)["frame"]
+
+
+@dataclass
+class MarkPriceStream:
+    """Binance USD-M's mark price stream (``<symbol>@markPrice`` and ``@markPrice@1s``) on the
+    public market path: a client subscribes (``{"method": "SUBSCRIBE", "params": [...], "id":
+    n}``, acknowledged ``{"result": null, "id": n}``) and receives ``markPriceUpdate`` frames in
+    the fixture's shape (``fixtures/binanceusdm/mark_price_update.json``, with its source)
+    carrying the fake's ``mark_prices`` and ``funding``: one every ``interval_s`` (Binance: 1 s,
+    or 3 s without ``@1s``) while ``silent`` is False, and one at once on :meth:`publish`.
+
+    Tests can send any frame text (:meth:`push_raw`: an absurd mark), cut the stream
+    (:meth:`drop`), keep it down (``accepting`` False: new connections refused with HTTP 503) or
+    keep it open and quiet (``silent``)."""
+
+    fake: Any  # the FakeBinanceUsdm whose marks and funding are streamed
+    interval_s: float = 1.0
+    accepting: bool = True
+    silent: bool = False
+    connections: int = 0
+    refused: int = 0
+    pushed: list[str] = field(default_factory=list)  # every frame sent, in order
+    received: list[dict] = field(default_factory=list)  # every request frame, in order
+    subscribers: dict[web.WebSocketResponse, set[str]] = field(default_factory=dict)  # socket -> symbol ids
+
+    def install(self) -> MarkPriceStream:
+        self.fake.server.ws_route(MARKET_PATH, self._ws)
+        return self
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if not self.accepting:
+            self.refused += 1
+            return web.json_response({"code": -1, "msg": "fake: market stream down"}, status=503)
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections += 1
+        self.subscribers[ws] = set()
+        ticker = asyncio.get_running_loop().create_task(self._tick(ws))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.ERROR:
+                    break
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                request_frame = json.loads(msg.data)
+                self.received.append(request_frame)
+                wanted = {p.split("@")[0].upper() for p in request_frame.get("params", []) if "@markPrice" in p}
+                if request_frame.get("method") == "SUBSCRIBE":
+                    self.subscribers[ws] |= wanted
+                elif request_frame.get("method") == "UNSUBSCRIBE":
+                    self.subscribers[ws] -= wanted
+                await ws.send_str(json.dumps({"result": None, "id": request_frame.get("id")}))
+                for symbol in wanted:
+                    await self._send(ws, symbol)
+        finally:
+            ticker.cancel()
+            self.subscribers.pop(ws, None)
+        return ws
+
+    async def _tick(self, ws: web.WebSocketResponse) -> None:
+        while not ws.closed:
+            await asyncio.sleep(self.interval_s)
+            if not self.silent:
+                for symbol in list(self.subscribers.get(ws, ())):
+                    await self._send(ws, symbol)
+
+    def frame(self, symbol: str) -> dict:
+        """A ``markPriceUpdate`` of ``symbol`` with the fake's mark and funding, stamped now."""
+        frame = copy.deepcopy(mark_price_template())
+        mark = self.fake.mark_prices[symbol]
+        rate, next_ms = self.fake.funding.get(symbol, ("0.00010000", 0))
+        frame.update(E=int(time.time() * 1000), s=symbol, p=mark, i=mark, P=mark, r=rate, T=next_ms)
+        return frame
+
+    async def _send(self, ws: web.WebSocketResponse, symbol: str, text: str | None = None) -> None:
+        if symbol not in self.fake.mark_prices and text is None:
+            return
+        text = json.dumps(self.frame(symbol)) if text is None else text
+        self.pushed.append(text)
+        if not ws.closed:
+            await ws.send_str(text)
+
+    async def publish(self, symbol: str) -> None:
+        """Send ``symbol``'s current mark and funding to its subscribers now."""
+        for ws, symbols in list(self.subscribers.items()):
+            if symbol in symbols:
+                await self._send(ws, symbol)
+
+    async def push_raw(self, symbol: str, text: str) -> None:
+        """Send ``text`` as it is to ``symbol``'s subscribers (a malformed or absurd frame)."""
+        for ws, symbols in list(self.subscribers.items()):
+            if symbol in symbols:
+                await self._send(ws, symbol, text)
+
+    async def drop(self) -> None:
+        """Close every connection (the client sees its stream end)."""
+        for ws in list(self.subscribers):
+            await ws.close()
+        self.subscribers.clear()

@@ -13,7 +13,9 @@ acknowledged (``{"result": null, "id": <id>}``), each item is sent in turn — a
 JSON, a str as a raw text frame, :data:`DROP` to close the connection, ``Pause(seconds)`` to
 wait. Frames the client sends are recorded in ``server.ws_received``. A path registered with
 ``server.ws_route(path, handler)`` is served by ``handler(request)`` instead (a stateful stream,
-e.g. a user-data stream that pushes events as the fake's state changes).
+e.g. a user-data stream that pushes events as the fake's state changes); a registered path
+ending in ``/`` serves every path under it (ccxt numbers its public stream connections:
+``.../market/ws/0``, ``.../market/ws/1``).
 """
 
 from __future__ import annotations
@@ -99,7 +101,9 @@ class FakeExchange:
     # --- handlers ---------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            handler = self.ws_routes.get(request.path)
+            handler = self.ws_routes.get(request.path) or next(
+                (h for p, h in self.ws_routes.items() if p.endswith("/") and request.path.startswith(p)), None
+            )
             return await (handler(request) if handler is not None else self._ws(request))
         text = await request.text()
         body: dict[str, Any] = {}

@@ -1,0 +1,100 @@
+"""Binance USD-M's mark price stream (``markPriceUpdate``, fixtures/binanceusdm) served by the fake
+USD-M server reaches ccxt's own ``watch_mark_price``, and :func:`workers.perp_mark_stream.parse_update`
+reads the exchange's exact figures from it or refuses an absurd one with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+
+import pytest
+
+from connectors.ccxt_venue import make_exchange
+from tests.connectors.conftest import binance_markets
+from tests.connectors.servers.binance_usdm_stream import mark_price_template
+from workers.perp_mark_stream import BadMark, parse_update
+
+SYMBOL = "BTC/USDT:USDT"
+TICK = Decimal("0.1")
+
+
+def ticker(**info) -> dict:
+    return {"symbol": SYMBOL, "info": {**mark_price_template(), **info}}
+
+
+def test_the_documented_frame_reads_exactly():
+    mark, rate, next_ms = parse_update(ticker(), SYMBOL, TICK)
+    assert (mark, rate, next_ms) == (Decimal("11794.15000000"), Decimal("0.00038167"), 1562306400000)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("p", "-5", "bad_mark"),
+        ("p", "0", "bad_mark"),
+        ("p", "abc", "bad_mark"),
+        ("p", "1e400", "bad_mark"),  # a decimal, but beyond 2**63-1 ticks
+        ("p", "NaN", "bad_mark"),
+        ("p", float("inf"), "bad_mark"),
+        ("p", None, "bad_mark"),
+        ("r", "abc", "bad_funding_rate"),
+        ("r", "1e400", "bad_funding_rate"),
+        ("T", "x", "bad_funding_time"),
+        ("T", -1, "bad_funding_time"),
+    ],
+)
+def test_an_absurd_figure_is_refused_naming_it(field, value, reason):
+    with pytest.raises(BadMark) as err:
+        parse_update(ticker(**{field: value}), SYMBOL, TICK)
+    assert err.value.reason == reason and repr(value) in str(err.value)
+
+
+def test_another_markets_update_is_refused():
+    with pytest.raises(BadMark) as err:
+        parse_update({**ticker(), "symbol": "ETH/USDT:USDT"}, SYMBOL, TICK)
+    assert err.value.reason == "wrong_symbol"
+
+
+async def test_the_fake_mark_stream_reaches_ccxt_watch_mark_price(fake) -> None:
+    """ccxt subscribes ``btcusdt@markPrice@1s`` on its market stream path; the fake answers with
+    the current mark at once, every interval, and on ``set_mark``; a dropped stream fails the
+    pending watch and a new one subscribes again."""
+    from tests.connectors.servers.binance_usdm import FakeBinanceUsdm
+
+    usdm = FakeBinanceUsdm(fake).install()
+    usdm.marks.interval_s = 0.2
+    usdm.mark_prices["BTCUSDT"] = "60000.10000000"
+    usdm.funding["BTCUSDT"] = ("0.00012500", 1_900_000_000_000)
+    ex = make_exchange("binanceusdm", markets=binance_markets(), http_base=fake.http_base, enable_rate_limit=False)
+    try:
+        first = await asyncio.wait_for(ex.watch_mark_price(SYMBOL), 3)
+        assert parse_update(first, SYMBOL, TICK) == (Decimal("60000.1"), Decimal("0.000125"), 1_900_000_000_000)
+        assert usdm.marks.received == [{"method": "SUBSCRIBE", "params": ["btcusdt@markPrice@1s"], "id": 1}]
+        watch = asyncio.create_task(ex.watch_mark_price(SYMBOL))
+        await asyncio.sleep(0.05)
+        await usdm.set_mark("BTCUSDT", "59000.50000000", ("-0.00030000", 1_900_000_028_800))
+        got = await asyncio.wait_for(watch, 3)
+        assert parse_update(got, SYMBOL, TICK) == (Decimal("59000.5"), Decimal("-0.0003"), 1_900_000_028_800)
+        assert json.loads(usdm.marks.pushed[-1])["e"] == "markPriceUpdate"
+
+        ticks = len(usdm.marks.pushed)
+        await asyncio.sleep(0.5)  # the 1 s stream, here 0.2 s
+        assert len(usdm.marks.pushed) >= ticks + 2
+
+        watch = asyncio.create_task(ex.watch_mark_price(SYMBOL))
+        await asyncio.sleep(0)
+        usdm.marks.accepting = False
+        await usdm.marks.drop()
+        with pytest.raises(Exception):  # noqa: B017 - ccxt's NetworkError for a closed connection
+            await asyncio.wait_for(watch, 3)
+        usdm.marks.accepting = True
+        again = await asyncio.wait_for(ex.watch_mark_price(SYMBOL), 5)
+        assert again["info"]["p"] == "59000.50000000" and usdm.marks.connections == 2
+    finally:
+        await ex.close()
+
+
+def test_an_update_without_funding_gives_the_mark_only():
+    info = {k: v for k, v in mark_price_template().items() if k not in ("r", "T")}
+    assert parse_update({"symbol": SYMBOL, "info": info}, SYMBOL, TICK) == (Decimal("11794.15"), None, None)
