@@ -277,7 +277,12 @@ def bot_create(request):
     accounts = list(exchange_account_list(user=request.user).filter(owner=request.user))
     markets = list(market_list().filter(venue__in={a.venue for a in accounts}))
     strategy = request.POST.get("strategy") or request.GET.get("strategy") or "fixed_spread"
-    form = BotCreateForm(request.POST or None, accounts=accounts, markets=markets, initial={"strategy": strategy})
+    refresh = request.method == "POST" and request.POST.get("refresh") == "1"
+    if refresh:  # the parameters reloaded for another strategy: the choices so far, no errors yet
+        chosen = {k: request.POST.get(k) for k in ("name", "exchange_account", "market") if request.POST.get(k)}
+        form = BotCreateForm(accounts=accounts, markets=markets, initial={"strategy": strategy, **chosen})
+    else:
+        form = BotCreateForm(request.POST or None, accounts=accounts, markets=markets, initial={"strategy": strategy})
     params_set = SchemaFieldset.for_bot_strategy(strategy, owner=request.user)
     risk_set = SchemaFieldset.for_risk(risk_defaults_get(user=request.user))
     perp_sets = PerpFieldsets(max_leverage=offered_max_leverage(markets))

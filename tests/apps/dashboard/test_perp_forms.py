@@ -196,6 +196,23 @@ def test_the_new_bot_form_offers_the_perpetual_market_with_its_settings(trader, 
     assert '"type": "swap"' in page  # the account's type for the market filter
 
 
+def test_reloading_the_parameters_for_another_strategy_keeps_the_choices_and_shows_no_errors(trader, usdm_account):
+    """Picking another strategy reloads the form with that strategy's parameters; nothing was
+    submitted yet, so no field is marked missing, and the account and market stay chosen."""
+    market = usdm_market()
+    response = client_for(trader).post(
+        reverse("bot-create"),
+        {"refresh": "1", "exchange_account": usdm_account.pk, "market": market.pk, "strategy": "avellaneda_stoikov"},
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "This field is required" not in body and 'class="field-error"' not in body
+    assert 'name="params.risk_aversion"' in body and 'name="params.funding_skew"' in body
+    assert re.search(rf'<option value="{usdm_account.pk}" selected>', body)
+    assert re.search(rf'<option value="{market.pk}"[^>]* selected', body)
+    assert not Bot.objects.filter(owner=trader).exists()
+
+
 def test_bad_perpetual_settings_are_refused_next_to_their_inputs(trader, usdm_account):
     client = client_for(trader)
     market = usdm_market()
