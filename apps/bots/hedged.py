@@ -7,8 +7,8 @@ leg; ``params`` name the hedge leg and carry the hedger's settings
      "max_unhedged": "0.02", "max_unhedged_ms": 2000, "hedge_timeout_ms": 500,
      "retry_budget": 3, "retry_backoff_ms": 200, "stale_after_ms": 2000}
 
-Either leg may be a spot market or a linear perpetual served here (``replay:binance-usdm``
-``BTC/USDT:USDT``: its contract comes from :func:`apps.derivatives.hosting.perp_market`), so
+Either leg may be a spot market or a linear perpetual served here (``replay:binance-usdm``,
+``sim:gamma`` or ``sim:delta`` ``BTC/USDT:USDT``: its contract comes from :func:`apps.derivatives.hosting.perp_market`), so
 spot-to-spot, spot-to-perp (a delta hedge in contracts) and perp-to-perp. A perpetual leg's
 account settings are ``maker_perp`` / ``hedge_perp`` (``{"leverage": 10, "margin_mode":
 "isolated", "funding_rate": "0.0001", "limits": {...}}``, all optional; refused on a spot leg; its

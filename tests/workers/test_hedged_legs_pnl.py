@@ -1,7 +1,6 @@
 """The hedged PnL and leg configuration with perpetual legs (:mod:`workers.hedged_pnl`,
-:mod:`workers.hedged_legs`), without a host: perp-to-perp over two accounts (the only perpetual
-served here is ``replay:binance-usdm`` BTC/USDT:USDT, so a hosted perp-to-perp bot cannot be
-configured: both legs would be the same market), and the contract checks of the legs' setups."""
+:mod:`workers.hedged_legs`), without a host: perp-to-perp over two accounts (hosted:
+``tests/workers/test_hedged_perp_perp.py``), and the contract checks of the legs' setups."""
 
 from __future__ import annotations
 
