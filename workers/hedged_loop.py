@@ -378,7 +378,7 @@ class HedgedLoop:
                     "position": str(hi.quantity(bot.hedge_position)),
                     "in_flight": len(bot.hedge_orders),
                 },
-                **{f"{name}_perp": leg.perp.snapshot() for name, leg in self.legs.items() if leg.perp is not None},
+                **{f"{name}_perp": leg.perp_status() for name, leg in self.legs.items() if leg.perp is not None},
                 "exposure": str(to_decimal(bot.exposure(), 12)),
                 "halted": bot.halted,
                 "exhausted": bot.exhausted,
