@@ -221,7 +221,14 @@ async def open_legs(loop, maker: records.BotSetup, hedge: records.BotSetup) -> N
         await open_venue(loop, leg)
         if hedged_live_perp.is_live_perp(leg):
             await hedged_live_perp.start(loop, leg)
-            leg.perp_reader.start()
+
+
+def after_take_over(legs) -> None:
+    """Each live perpetual leg's wallet less the history take-over booked, then its reads start
+    (:meth:`workers.hedged_live_perp.LegPerpReader.after_take_over`)."""
+    for leg in legs:
+        if leg.perp_reader is not None:
+            leg.perp_reader.after_take_over()
 
 
 async def close_venues(legs) -> None:

@@ -19,10 +19,19 @@ before take-over):
 
 While it runs (:class:`LegPerpReader`, a task next to the loop, every ``settings.PERP_POLL_MS``):
 ``fetchPositions`` reads the exchange's position back (kept as ``exchange_position`` in the leg's
-status figures) and its mark, ``fetchFundingRate`` the rate and next funding time. A difference
-with the position booked from the leg's fills seen on two reads in a row (a fill still on its way
-is seen once at most) is a ``position_mismatch`` bot event naming the leg; the leg's books stay
-what its fills say (the hedger's exposure is counted from fills).
+status figures) and its mark, ``fetchFundingRate`` the rate and next funding time, and the funding
+payments the exchange made since the last read are booked once each on the leg
+(:class:`workers.perp_funding.LiveFunding`: stored as ``FundingPayment`` rows of the leg's
+account and market, a ``funding`` bot event naming the leg). A difference with the position
+booked from the leg's fills seen on two reads in a row (a fill still on its way is seen once at
+most) is a ``position_mismatch`` bot event naming the leg; the leg's books stay what its fills say
+(the hedger's exposure is counted from fills).
+
+Take-over: the exchange's wallet read at start already holds the realized PnL, fees and funding
+of the leg's history, which take-over books again from the recorded fills and stored payments;
+so once take-over is done (:meth:`LegPerpReader.after_take_over`, before the reads start) the
+wallet the leg's risk counts from is that balance less what was booked, as
+:meth:`workers.perp_live.LivePerp.after_take_over` does.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC
 from decimal import Decimal
 
 import ccxt
@@ -41,7 +51,7 @@ from trading.config import ConfigError
 from trading.contracts import MarginMode, frac, to_decimal
 from trading.isolated_margin import LivePerpRisk
 from trading.perp_risk import PerpRiskLimits
-from workers import perp_live
+from workers import perp_funding, perp_live
 from workers.bot_control import StopLoop
 
 logger = logging.getLogger(__name__)
@@ -83,6 +93,7 @@ async def start(loop, leg) -> None:
         tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
         table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
         balances = await gateway.fetch_balances()
+        wallet_ms = int(time.time() * 1000)
     except StopLoop:
         raise
     except ccxt.AuthenticationError as exc:
@@ -116,8 +127,11 @@ async def start(loop, leg) -> None:
     except ConfigError as exc:
         await loop.refuse(f"{leg.name} leg: {field}: {perp_live._text(exc)}")
     risk.funding_source = perp_live.FUNDING_SOURCE
+    done = await loop.r.host.db_setup.call(booked, loop.r.bot_id, setup.account_id, symbol)
+    risk.position.funding = frac(done.total)  # booked under earlier owners
     leg.perp = risk
-    leg.perp_reader = LegPerpReader(loop, leg, account, reports)
+    funding = perp_funding.LiveFunding(_LegRunner(loop, leg), account, done, wallet_ms)
+    leg.perp_reader = LegPerpReader(loop, leg, account, reports, funding)
     held = sum((r.contracts for r in reports), Decimal(0))
     loop.r._event(
         "lifecycle",
@@ -130,14 +144,50 @@ async def start(loop, leg) -> None:
     )  # fmt: skip
 
 
-class LegPerpReader:
-    """Reads a live perpetual leg's exchange position, mark and funding rate back (module
-    docstring)."""
+def booked(bot_id: int, account_id: int, symbol: str) -> perp_funding.Booked:
+    """Database thread: the funding payments stored for this leg (the bot's, on the leg's account
+    and market): ids, sum and the newest time, or the bot's creation time to read from."""
+    from django.db.models import Max, Sum
 
-    def __init__(self, loop, leg, account: CcxtPerpAccount, reports) -> None:
+    from apps.bots.models import Bot
+    from apps.derivatives.models import FundingPayment
+
+    rows = FundingPayment.objects.filter(bot_id=bot_id, account_id=account_id, symbol=symbol)
+    agg = rows.aggregate(total=Sum("amount"), newest=Max("ts"))
+    newest = agg["newest"] or Bot.objects.values_list("created", flat=True).get(pk=bot_id)
+    return perp_funding.Booked(
+        ids=set(rows.values_list("payment_id", flat=True)),
+        total=agg["total"] or Decimal(0),
+        since_ms=int(newest.astimezone(UTC).timestamp() * 1000),
+    )
+
+
+class _LegRunner:
+    """What :class:`workers.perp_funding.LiveFunding` reads of a bot's runner, for one leg: its
+    risk, setup and venue; its events name the leg."""
+
+    def __init__(self, loop, leg) -> None:
+        self.loop, self.leg = loop, leg
+        self.setup, self.venue = leg.setup, leg.venue
+        self.host, self.bot_id = loop.r.host, loop.r.bot_id
+
+    @property
+    def engine(self):
+        return self.leg  # LiveFunding books on ``engine.perp``: the leg's LivePerpRisk
+
+    def _event(self, kind: str, code: str, message: str, data: dict) -> None:
+        self.loop.r._event(kind, code, f"{self.leg.name} leg {message}", {**data, "leg": self.leg.name})
+
+
+class LegPerpReader:
+    """Reads a live perpetual leg's exchange position, mark, funding rate and funding payments
+    back (module docstring)."""
+
+    def __init__(self, loop, leg, account: CcxtPerpAccount, reports, funding: perp_funding.LiveFunding) -> None:
         self.loop = loop
         self.leg = leg
         self.account = account
+        self.funding = funding
         self.reports = list(reports)
         self.reads = 0
         self.read_at: int | None = None
@@ -171,6 +221,18 @@ class LegPerpReader:
                         "bot %s %s leg: perpetual figures not read: %s", self.loop.r.bot_id, self.leg.name, text
                     )
 
+    def after_take_over(self) -> None:
+        """Take-over has booked the leg's recorded fills and stored payments: the wallet read at
+        start held them already, so it becomes that balance less what was booked (module
+        docstring); then the reads of the exchange start."""
+        risk: LivePerpRisk = self.leg.perp
+        pos = risk.position
+        history = pos.realized + pos.funding - pos.fees
+        if history:
+            risk.set_wallet(risk.wallet - history)
+        self.funding.rebased = True
+        self.start()
+
     async def read(self) -> None:
         gateway = self.leg.venue.gateway
         risk: LivePerpRisk = self.leg.perp
@@ -188,6 +250,7 @@ class LegPerpReader:
         risk.set_funding(funding.rate, None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000)
         if funding.mark_price:
             risk.set_mark(funding.mark_price)
+        await self.funding.read()
 
     def exchange_lots(self) -> int | None:
         theirs = sum((frac(r.contracts) for r in self.reports), frac(0)) / frac(self.leg.setup.instrument.lot_size)

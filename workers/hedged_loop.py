@@ -114,6 +114,7 @@ class HedgedLoop:
         self.pnl = HedgedPnl(maker_setup, hedge_setup, {name: leg.perp for name, leg in self.legs.items()})
         try:
             await self._take_over()
+            hedged_legs.after_take_over(self.legs.values())
         except BaseException:
             await hedged_legs.close_venues(self.legs.values())
             raise

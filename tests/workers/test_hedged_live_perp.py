@@ -7,8 +7,9 @@ quantity.
 
 Checked: at start the hedge leg's leverage and margin mode are set on the exchange (before any
 order), a maker fill of 0.004 BTC is hedged once with an IOC sell of 0.004 contracts on the
-perpetual, both fills recorded once on their accounts, and the exchange's position (-0.004) is
-read back into the leg's status; a margin-mode switch the exchange cannot take (an open position)
+perpetual, both fills recorded once on their accounts, the exchange's position (-0.004) is
+read back into the leg's status, and a funding payment the exchange makes is booked once on the
+hedge leg (event naming the leg, stored payment, the leg's funding figure); a margin-mode switch the exchange cannot take (an open position)
 puts the bot in error with nothing applied and nothing sent; a live perpetual leg whose market row carries no
 contract is refused at ``hedge_market``."""
 
@@ -170,6 +171,7 @@ def test_live_spot_maker_fill_is_hedged_once_in_contracts_on_a_live_usdm_perpetu
 ):
     from apps.bots.models import Bot, BotEvent, HedgeFillAttribution
     from apps.bots.services import bot_start
+    from apps.derivatives.models import FundingPayment
     from apps.exchanges.models import ExchangeAccount
     from apps.orders.models import Fill
     from workers import supervisor
@@ -228,6 +230,24 @@ def test_live_spot_maker_fill_is_hedged_once_in_contracts_on_a_live_usdm_perpetu
         assert len(hedge_fake.run(lambda: list(usdm.orders))) == 1
         assert Fill.objects.filter(bot=bot).count() == 2
         assert not BotEvent.objects.filter(bot=bot, code="position_mismatch").exists()
+
+        # the exchange pays funding on the short hedge position: booked once on the hedge leg
+        payment = hedge_fake.run(usdm.pay_funding, RAW, "0.024")
+        received = BotEvent.objects.filter(bot=bot, kind="funding", code="funding_received")
+        assert feeding(redis_client, received.exists, 10), list(BotEvent.objects.filter(bot=bot).values_list("code"))
+        event = received.get()
+        assert event.data["leg"] == "hedge" and event.data["payment_id"] == payment["tranId"]
+        assert Decimal(event.data["amount"]) == Decimal("0.024") and event.message.startswith("hedge leg funding at")
+        stored = FundingPayment.objects.get(bot=bot)
+        assert (stored.account_id, stored.symbol, stored.amount) == (hedge_account.pk, PERP, Decimal("0.024"))
+
+        def funding_booked():
+            h = _status(redis_client, bot.pk).get("hedged", {}).get("hedge_perp") or {}
+            return h.get("funding") == "0.02400000"
+
+        assert feeding(redis_client, funding_booked, 10), _status(redis_client, bot.pk)
+        time.sleep(1.0)  # read again: still one payment
+        assert received.count() == 1 and FundingPayment.objects.filter(bot=bot).count() == 1
     finally:
         _stop(bot)
     assert Bot.objects.get(pk=bot.pk).actual_state == "stopped"

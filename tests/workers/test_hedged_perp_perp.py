@@ -81,9 +81,15 @@ def _perp_perp_bot():
 
 
 def test_the_seeded_sim_perpetuals_make_a_perp_to_perp_bot_valid(db):
+    import importlib
+
+    from django.apps import apps as registry
+
     from apps.bots import hedged
     from apps.exchanges.models import Market
 
+    # the migration's seed (transactional tests before this one flush the seeded rows)
+    importlib.import_module("apps.exchanges.migrations.0005_seed_sim_perpetuals").seed(registry, None)
     gamma = Market.objects.get(venue=GAMMA, symbol=PERP)
     delta = Market.objects.get(venue=DELTA, symbol=PERP)
     legs = hedged.legs_for(gamma, delta)

@@ -34,6 +34,16 @@ DATA = {
 }  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def sim_perpetuals(db):
+    """The seeded sim perpetuals (a transactional test earlier in the session flushes them)."""
+    import importlib
+
+    from django.apps import apps as registry
+
+    importlib.import_module("apps.exchanges.migrations.0005_seed_sim_perpetuals").seed(registry, None)
+
+
 def errors(data):
     return validate_backtest_input(
         strategy="hedged_maker", params={}, risk={}, data_source="hedged_recordings", data_params=data
