@@ -46,7 +46,7 @@ def params_schema() -> dict[str, Any]:
     return {
         "properties": {
             "hedge_account": {"type": "integer", "title": "hedge account",
-                              "description": "id of your account on the hedge venue (same kind as the maker's)"},
+                              "description": "id of your account on the hedge venue (paper or live)"},
             "hedge_market": {"type": "integer", "title": "hedge market",
                              "description": "id of the hedge market (same base/quote, on the hedge account's venue)"},
             "order_amount": text("order amount", "maker quote size in base currency", "0.001"),
