@@ -8,14 +8,15 @@ leg; ``params`` name the hedge leg and carry the hedger's settings
      "retry_budget": 3, "retry_backoff_ms": 200, "stale_after_ms": 2000}
 
 Either leg may be a spot market or a linear perpetual served here (``replay:binance-usdm``,
-``sim:gamma`` or ``sim:delta`` ``BTC/USDT:USDT``: its contract comes from :func:`apps.derivatives.hosting.perp_market`), so
-spot-to-spot, spot-to-perp (a delta hedge in contracts) and perp-to-perp. A perpetual leg's
-account settings are ``maker_perp`` / ``hedge_perp`` (``{"leverage": 10, "margin_mode":
-"isolated", "funding_rate": "0.0001", "limits": {...}}``, all optional; refused on a spot leg; its
-wallet is the paper account's balance of the settle currency). Either leg's account may be paper or
-live (a live leg is a ccxt account; a live perpetual leg is configured on its exchange at start,
-:mod:`workers.hedged_live_perp`). Every bad field is refused by
-name with the value and what is accepted.
+``sim:gamma`` or ``sim:delta`` ``BTC/USDT:USDT``, a live exchange's synced swap market: its
+contract comes from :func:`apps.derivatives.hosting.perp_market`), so spot-to-spot, spot-to-perp
+(a delta hedge in contracts) and perp-to-perp. A perpetual leg's account settings are
+``maker_perp`` / ``hedge_perp`` (paper: ``{"leverage": 10, "margin_mode": "isolated",
+"funding_rate": "0.0001", "limits": {...}}``, all optional, its wallet the paper account's balance
+of the settle currency; live: ``leverage``, ``margin_mode``, ``limits``); refused on a spot leg.
+Either leg's account may be paper or live (a live leg is a ccxt account; a live perpetual leg is
+configured on its exchange at start, :mod:`workers.hedged_live_perp`). Every bad field is refused
+by name with the value and what is accepted.
 """
 
 from __future__ import annotations
