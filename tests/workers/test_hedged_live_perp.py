@@ -302,3 +302,63 @@ def test_live_perpetual_leg_settings_and_a_row_without_contract_are_refused_by_f
     params["hedge_perp"] = {"leverage": 5, "margin_mode": "isolated"}
     config, errors = hedged.validate(params, spot, owner=hedge_account.owner, account=maker_account)
     assert errors == {} and config.order_lots == 400  # maker lots of 0.00001
+
+
+def test_a_new_owner_of_a_live_perp_hedge_leg_counts_its_history_once(clean_redis, spot_and_usdm, redis_client):
+    """The host running the bot stops (its lease released) after a hedged maker fill and a funding
+    payment; the next host takes the bot over: nothing is hedged again, the stored payment is not
+    booked twice, and the leg's margin balance is the exchange account's (its wallet, which holds
+    the payment, plus the position's unrealized PnL), not the leg's history counted a second time
+    on top of the wallet read at start."""
+    from apps.bots.models import Bot, BotEvent
+    from apps.bots.services import bot_start
+    from apps.derivatives.models import FundingPayment
+    from apps.orders.models import Fill
+    from workers import lifecycle, supervisor
+    from workers.host import Host
+
+    maker_fake, hedge_fake, usdm = spot_and_usdm
+    bot = _bot({"leverage": 5})
+    bot_start(bot=bot, actor=bot.owner)
+    prefix = bot.client_id_prefix
+    hedges = Fill.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-")
+    first = Host(ttl_ms=3000, run_feeds=False)
+    first.start_thread()
+    assert first.started.wait(5)
+    try:
+        supervisor.tick()
+        assert feeding(redis_client, lambda: len(_open(maker_fake)) >= 2, 30), Bot.objects.get(pk=bot.pk).state_reason
+        bid = next(o for o in _open(maker_fake) if o["side"] == "BUY")
+        maker_fake.run(maker_fake.spot.fill, bid["clientOrderId"], "0.004")
+        assert feeding(redis_client, hedges.exists, 15), "the maker fill was not hedged"
+        hedge_fake.run(usdm.pay_funding, RAW, "0.024")
+        assert feeding(redis_client, FundingPayment.objects.filter(bot=bot).exists, 10), "the payment was not booked"
+    finally:
+        first.stop()
+    second = Host(ttl_ms=3000, run_feeds=False)
+    second.start_thread()
+    assert second.started.wait(5)
+    try:
+        supervisor.tick()
+
+        def taken_over():
+            status = _status(redis_client, bot.pk)
+            h = status.get("hedged", {}).get("hedge_perp") or {}
+            return status.get("owner") == second.host_id and h.get("exchange_reads", 0) >= 2 and h
+
+        figures = feeding(redis_client, taken_over, 30)
+        assert figures, _status(redis_client, bot.pk)
+        assert figures["position_contracts"] == "-0.004" and figures["exchange_position"] == "-0.004"
+        assert figures["funding"] == "0.02400000"  # the stored payment, booked once
+        # margin balance = the exchange's wallet (10,000 + the 0.024 payment) + unrealized PnL
+        expected = Decimal("10000.024") + Decimal(figures["unrealized"])
+        assert abs(Decimal(figures["margin_balance"]) - expected) <= Decimal("0.00000001"), figures
+        assert hedges.count() == 1 and len(hedge_fake.run(lambda: list(usdm.orders))) == 1  # not hedged again
+        assert FundingPayment.objects.filter(bot=bot).count() == 1
+        assert BotEvent.objects.filter(bot=bot, kind="funding").count() == 1
+        assert not BotEvent.objects.filter(bot=bot, code="position_mismatch").exists()
+    finally:
+        Bot.objects.filter(pk=bot.pk).update(desired_state="stopped")
+        lifecycle.apply(bot.pk)
+        assert wait_until(lambda: Bot.objects.get(pk=bot.pk).actual_state == "stopped", 30)
+        second.stop()
