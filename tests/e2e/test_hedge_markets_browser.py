@@ -1,7 +1,8 @@
 """The new-bot form of a hedged maker in a real browser (Debian chromium via Playwright) against
 the real ASGI app: choosing another hedge account replaces the hedge-market list with that
 account's venue's markets, fetched from the REST API by ``static/js/hedge_markets.js``, without a
-page reload; the bot created from the form is hedged on the market picked from the new list.
+page reload; the bot created from the form is hedged on the market picked from the new list, and
+its page's configuration form follows its hedge account the same way.
 Screenshots go to ``artifacts/screenshots/``."""
 
 from __future__ import annotations
@@ -95,3 +96,17 @@ def test_the_hedge_market_list_follows_the_chosen_hedge_account_without_a_reload
     bot = Bot.objects.get(name="hedged from the browser")
     assert (bot.strategy, bot.exchange_account_id, bot.market_id) == ("hedged_maker", maker_account.pk, alpha.pk)
     assert (bot.params["hedge_account"], bot.params["hedge_market"]) == (beta_account.pk, beta.pk)
+
+    # the bot page's configuration form: the same list follows its hedge account, no reload
+    page.goto(f"{base}/bots/{bot.pk}/")
+    page.wait_for_selector("#bot-config-form #id-params\\.hedge_account")
+    page.evaluate("() => { window.__notReloaded = true; }")
+    page.select_option("#bot-config-form #id-params\\.hedge_account", str(gamma_account.pk))
+    page.wait_for_function(
+        "sel => Array.from(document.getElementById(sel).options).some(o => o.textContent.includes('sim:gamma'))",
+        arg="id-params.hedge_market",
+        timeout=15_000,
+    )
+    assert page.evaluate(OPTIONS, "id-params.hedge_market") == [[str(gamma.pk), "BTC/USDT:USDT · sim:gamma"]]
+    assert page.evaluate("() => window.__notReloaded === true"), "the bot page was reloaded"
+    shot(page, "hedge-markets-bot-page")
