@@ -31,7 +31,7 @@ from trading.hedger import HEDGE, MAKER
 from trading.hedging import HedgeConfig, HedgeLegs, Leg, validate_hedge_config
 from trading.perp_risk import PerpRisk
 from trading.runner import Runner
-from workers import perp_hosting, records
+from workers import hedged_live_perp, perp_hosting, records
 from workers.bot_control import StopLoop
 from workers.paper_venue import PaperVenue
 
@@ -49,6 +49,7 @@ class HedgeLeg:
         self.venue = None  # PaperVenue or LiveVenue
         self.runner: Runner | None = None
         self.perp: PerpRisk | None = None
+        self.perp_reader = None  # a live perpetual leg's reader (workers.hedged_live_perp)
         self.inbox: deque = deque()
         self.pending_book: tuple | None = None
         self.conflated = 0
@@ -59,6 +60,11 @@ class HedgeLeg:
     @property
     def live(self) -> bool:
         return self.setup.account_kind != "paper"
+
+    def perp_status(self) -> dict:
+        """The perpetual figures of the leg's status (live: with the exchange's position read back)."""
+        figures = self.perp.snapshot()
+        return figures if self.perp_reader is None else {**figures, **self.perp_reader.figures()}
 
     def push_market(self, item: tuple) -> None:  # the host's fan-out (as BotRunner.push_market)
         if type(item[0]) is TradeTick:
@@ -114,9 +120,6 @@ def configure(
     requote = settings.pop("requote_ticks")
     config, errors = validate_hedge_config(legs, settings)
     errors = dict(errors)
-    for name, setup, leg in ((MAKER, maker, legs.maker), (HEDGE, hedge, legs.hedge)):
-        if leg.contract.is_perpetual and setup.account_kind != "paper":
-            errors[f"{name}_account"] = "a perpetual leg is hosted on a paper account only"
     if config is not None:
         config = replace(config, requote_ticks=requote)
     return legs, (None if errors else config), errors
@@ -206,7 +209,8 @@ async def _live_venue(loop, leg: HedgeLeg):
 
 
 async def open_legs(loop, maker: records.BotSetup, hedge: records.BotSetup) -> None:
-    """Both legs' perpetual risk (refused with the reason when its settings are bad) and venues."""
+    """Both legs' perpetual risk (refused with the reason when its settings are bad) and venues; a
+    live perpetual leg is configured on its exchange (:mod:`workers.hedged_live_perp`)."""
     for name, setup in ((MAKER, maker), (HEDGE, hedge)):
         leg = loop.legs[name] = HedgeLeg(name, setup, loop.r.wake)
         try:
@@ -215,11 +219,23 @@ async def open_legs(loop, maker: records.BotSetup, hedge: records.BotSetup) -> N
             await loop.refuse(f"{name} leg: {exc.errors}")
     for leg in loop.legs.values():
         await open_venue(loop, leg)
+        if hedged_live_perp.is_live_perp(leg):
+            await hedged_live_perp.start(loop, leg)
+
+
+def after_take_over(legs) -> None:
+    """Each live perpetual leg's wallet less the history take-over booked, then its reads start
+    (:meth:`workers.hedged_live_perp.LegPerpReader.after_take_over`)."""
+    for leg in legs:
+        if leg.perp_reader is not None:
+            leg.perp_reader.after_take_over()
 
 
 async def close_venues(legs) -> None:
     """Close each live leg's venue (its gateway, pump and dead man's switch)."""
     for leg in legs:
+        if leg.perp_reader is not None:
+            await leg.perp_reader.stop()
         venue = leg.venue
         if venue is not None and leg.live:
             try:

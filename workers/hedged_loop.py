@@ -114,6 +114,7 @@ class HedgedLoop:
         self.pnl = HedgedPnl(maker_setup, hedge_setup, {name: leg.perp for name, leg in self.legs.items()})
         try:
             await self._take_over()
+            hedged_legs.after_take_over(self.legs.values())
         except BaseException:
             await hedged_legs.close_venues(self.legs.values())
             raise
@@ -378,7 +379,7 @@ class HedgedLoop:
                     "position": str(hi.quantity(bot.hedge_position)),
                     "in_flight": len(bot.hedge_orders),
                 },
-                **{f"{name}_perp": leg.perp.snapshot() for name, leg in self.legs.items() if leg.perp is not None},
+                **{f"{name}_perp": leg.perp_status() for name, leg in self.legs.items() if leg.perp is not None},
                 "exposure": decimal_text(bot.exposure(), 12),
                 "halted": bot.halted,
                 "exhausted": bot.exhausted,

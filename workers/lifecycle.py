@@ -69,10 +69,8 @@ def stop_unowned(redis, bot, reason: str) -> int:
         from workers.hedged_records import live_legs, paper_legs
 
         cancelled = 0
-        for setup in live_legs(bot):  # each live leg on its exchange, by its client-id family
-            cancelled += live_venue.stop_unowned_live(
-                bot.pk, lease, reason, settings.REDIS_URL, setup, close_rows=False
-            )
+        # Paper legs first: their cancels are Redis writes fenced by the lease, which a slow
+        # exchange (each live leg's requests below) could otherwise outlast.
         for account_id, symbol, prefix in paper_legs(bot):  # a hedged bot has two
             k_orders = keys.paper(account_id, symbol, "orders")
             for cid in redis.hkeys(k_orders):
@@ -91,6 +89,10 @@ def stop_unowned(redis, bot, reason: str) -> int:
                         lease.token,
                     )
                     cancelled += int(bool(ok))
+        for setup in live_legs(bot):  # each live leg on its exchange, by its client-id family
+            cancelled += live_venue.stop_unowned_live(
+                bot.pk, lease, reason, settings.REDIS_URL, setup, close_rows=False
+            )
         open_orders_close(bot.pk, set(), "cancelled", reason)
         return cancelled
     finally:

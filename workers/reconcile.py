@@ -1,5 +1,5 @@
-"""Reconciliation (beat, every 30 s): venue vs database for every running paper bot (and
-every one stopped in the last ten minutes).
+"""Reconciliation (beat, every 30 s): venue vs database for every running bot with a paper leg
+(and every one stopped in the last ten minutes).
 
 The venue is the truth; each venue leg of a bot is reconciled on its own (a hedged bot's maker
 and hedge legs: :func:`paper_leg_markets`). Open orders with the bot's prefix on the venue but closed or unknown in
@@ -55,17 +55,20 @@ def paper_leg_markets(bot) -> list[tuple[str, int, object, str]]:
     :mod:`workers.hedged_loop`) has two: the maker leg (its own account and market, ids
     ``<bot prefix>m-<n>``) and the hedge leg (its params' account and market, ids
     ``<bot prefix>h-<n>``); neither starts with ``<bot prefix>-``, so each leg is read under its
-    own prefix, on its own account's keys, with its own market's instrument. The hedge account is
-    looked up among the bot owner's paper accounts only (a leg that no longer resolves is left
-    out rather than read from another user's keys)."""
+    own prefix, on its own account's keys, with its own market's instrument. Only paper legs are
+    listed: a hedged bot whose maker is live and hedge paper (or the reverse) has its paper leg
+    reconciled here (a live leg's orders and fills are the exchange's, recorded by its loop and
+    its take-over). The hedge account is looked up among the bot owner's paper accounts only (a
+    leg that no longer resolves is left out rather than read from another user's keys)."""
     from apps.bots.hedged import STRATEGY
     from apps.exchanges.models import ExchangeAccount, Market
 
     prefix = records.bot_prefix(bot)
+    maker_paper = bot.exchange_account.kind == "paper"
     if bot.strategy != STRATEGY:
-        return [("bot", bot.exchange_account_id, bot.market, prefix)]
+        return [("bot", bot.exchange_account_id, bot.market, prefix)] if maker_paper else []
     params = bot.params or {}
-    legs = [("maker", bot.exchange_account_id, bot.market, prefix + "m")]
+    legs = [("maker", bot.exchange_account_id, bot.market, prefix + "m")] if maker_paper else []
     hedge_market = Market.objects.filter(pk=params.get("hedge_market")).first()
     hedge_account = ExchangeAccount.objects.filter(
         pk=params.get("hedge_account"), owner_id=bot.owner_id, kind="paper"
@@ -232,10 +235,13 @@ def reconcile_balances(redis, account) -> None:
 
 
 def run(fill_grace_s: float = GRACE_S) -> dict[str, int]:
-    """Reconcile every paper bot that runs, has not settled, or changed state (stopped) in the
-    last ``RECENTLY_STOPPED_S``. ``fill_grace_s``: venue fills younger than this are left to
-    their bot's writer (an audit of a settled system passes 0)."""
+    """Reconcile every bot with a paper leg (a paper bot, or a hedged bot whose maker or hedge
+    leg is a paper account) that runs, has not settled, or changed state (stopped) in the last
+    ``RECENTLY_STOPPED_S``. ``fill_grace_s``: venue fills younger than this are left to their
+    bot's writer (an audit of a settled system passes 0)."""
+    from apps.bots.hedged import STRATEGY
     from apps.bots.models import Bot
+    from apps.exchanges.models import ExchangeAccount
 
     redis = lifecycle.redis_client()
     totals = {"bots": 0, "orphans": 0, "closed": 0, "fills": 0}
@@ -243,9 +249,12 @@ def run(fill_grace_s: float = GRACE_S) -> dict[str, int]:
     recent = timezone.now() - timedelta(seconds=RECENTLY_STOPPED_S)
     for bot in Bot.objects.filter(
         Q(desired_state__in=lifecycle.RUN_STATES) | ~Q(actual_state="stopped") | Q(updated__gte=recent),
-        exchange_account__kind="paper",
+        Q(exchange_account__kind="paper") | Q(strategy=STRATEGY),
     ).select_related("market", "exchange_account"):
         try:
+            legs = paper_leg_markets(bot)
+            if not legs:  # a hedged bot whose two legs are live
+                continue
             result = reconcile_bot(redis, bot, fill_grace_s)
         except Exception:
             logger.exception("reconciliation of bot %s failed", bot.pk)
@@ -253,13 +262,13 @@ def run(fill_grace_s: float = GRACE_S) -> dict[str, int]:
         totals["bots"] += 1
         for k, v in result.items():
             totals[k] += v
-        accounts[bot.exchange_account_id] = bot.exchange_account
-        if bot.strategy == "hedged_maker":  # the hedge leg moves its own account's balances
-            from apps.exchanges.models import ExchangeAccount
-
-            for _leg, account_id, _market, _prefix in paper_leg_markets(bot)[1:]:
-                if account_id not in accounts:
-                    accounts[account_id] = ExchangeAccount.objects.get(pk=account_id)
+        for _leg, account_id, _market, _prefix in legs:  # each paper leg moves its own account's balances
+            if account_id not in accounts:
+                accounts[account_id] = (
+                    bot.exchange_account
+                    if account_id == bot.exchange_account_id
+                    else ExchangeAccount.objects.get(pk=account_id)
+                )
     for account in accounts.values():
         try:
             reconcile_balances(redis, account)

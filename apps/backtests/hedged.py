@@ -1,4 +1,6 @@
-"""Hedged backtests: a hedged maker over two shipped recordings (data source ``hedged_recordings``).
+"""Hedged backtests: a hedged maker over two shipped recordings (data source ``hedged_recordings``),
+or over two simulated venues' markets (``"sim:<name>"``, :mod:`apps.backtests.hedged_sim`: e.g.
+perp-to-perp on ``sim:gamma`` / ``sim:delta`` over ``sim_start`` + ``sim_seconds``).
 
 ``data_params``::
 
@@ -22,6 +24,7 @@ from fractions import Fraction
 from itertools import islice
 from typing import Any
 
+from apps.backtests import hedged_sim
 from trading.contracts import decimal_text
 from trading.events import OrderFilled, TopOfBook
 from trading.fillsim import SimulatedExchange
@@ -45,21 +48,33 @@ FIELDS = (
     "bot",
     "maker_perp",
     "hedge_perp",
+    *hedged_sim.FIELDS,
 )
 DEFAULT_FEES = {"spot": {"maker": "0.001", "taker": "0.001"}, "perp": {"maker": "0.0002", "taker": "0.0005"}}
 MS = 1_000_000
 
 
-def _legs(data: dict, errors: dict) -> HedgeLegs | None:
+def _source(value: object):
+    """The recording or sim venue a leg value names (``hedged_sim.SimSource``), or the refusal."""
     from connectors.binance_recording import RECORDINGS
 
+    if hedged_sim.is_sim(value):
+        return hedged_sim.resolve(value)
+    if value not in RECORDINGS:
+        return (
+            f"{value!r} is not a shipped recording or a sim venue; accepted: {', '.join(RECORDINGS)}, or "
+            "'sim:<name>' (a sim venue's market)"
+        )
+    return RECORDINGS[value]
+
+
+def _legs(data: dict, errors: dict) -> HedgeLegs | None:
     legs: dict[str, Leg] = {}
     for name in ("maker", "hedge"):
-        value = data.get(name)
-        if value not in RECORDINGS:
-            errors[name] = f"{value!r} is not a shipped recording; accepted: {', '.join(RECORDINGS)}"
+        rec = _source(data.get(name))
+        if isinstance(rec, str):
+            errors[name] = rec
             continue
-        rec = RECORDINGS[value]
         defaults = DEFAULT_FEES["perp" if rec.contract.is_perpetual else "spot"]
         fees = data.get(f"{name}_fees", defaults)
         if not isinstance(fees, dict) or set(fees) - {"maker", "taker"}:
@@ -79,6 +94,10 @@ def _legs(data: dict, errors: dict) -> HedgeLegs | None:
         return None
     if data["maker"] == data["hedge"]:
         errors["hedge"] = f"{data['hedge']!r} is the maker venue too; accepted: another recording of the same asset"
+        return None
+    window = hedged_sim.window_errors(data, (hedged_sim.is_sim(data["maker"]), hedged_sim.is_sim(data["hedge"])))
+    if window:
+        errors.update(window)
         return None
     return HedgeLegs(legs["maker"], legs["hedge"])
 
@@ -129,14 +148,19 @@ def validate(strategy: str, params: object, data: dict) -> dict[str, Any]:
 
 def run(data: dict, should_stop: Callable[[int], bool] | None = None) -> tuple[HedgedResult, HedgeLegs]:
     """Run a validated hedged backtest."""
-    from connectors.binance_recording import RECORDINGS, iter_recording
+    from connectors.binance_recording import iter_recording
 
     legs = _legs(data, {})
     config, _ = validate_hedge_config(legs, data.get("bot", {}))
     limit = data.get("max_events")
+    sources = {name: _source(data[name]) for name in ("maker", "hedge")}
 
     def events(name: str, inst: Instrument) -> Iterator:
-        stream = (e for e in iter_recording(RECORDINGS[name].paths, inst) if type(e) is not TopOfBook)
+        source = sources[name]
+        if isinstance(source, hedged_sim.SimSource):
+            stream = hedged_sim.events(source, data)
+        else:
+            stream = (e for e in iter_recording(source.paths, inst) if type(e) is not TopOfBook)
         return islice(stream, limit) if limit else stream
 
     maker_ms, hedge_ms = data.get("maker_latency_ms", 10), data.get("hedge_latency_ms", 10)
@@ -148,14 +172,14 @@ def run(data: dict, should_stop: Callable[[int], bool] | None = None) -> tuple[H
     from apps.backtests.runner import _perp_ledger
 
     perp = {
-        name: _perp_ledger(leg.instrument, RECORDINGS[data[name]], data.get(f"{name}_perp") or {})
+        name: _perp_ledger(leg.instrument, sources[name], data.get(f"{name}_perp") or {})
         for name, leg in (("maker", legs.maker), ("hedge", legs.hedge))
         if leg.contract.is_perpetual
     }
     backtest = HedgedBacktest(
         bot,
-        events(data["maker"], legs.maker.instrument),
-        events(data["hedge"], legs.hedge.instrument),
+        events("maker", legs.maker.instrument),
+        events("hedge", legs.hedge.instrument),
         maker,
         hedge,
         should_stop=should_stop,

@@ -7,14 +7,16 @@ leg; ``params`` name the hedge leg and carry the hedger's settings
      "max_unhedged": "0.02", "max_unhedged_ms": 2000, "hedge_timeout_ms": 500,
      "retry_budget": 3, "retry_backoff_ms": 200, "stale_after_ms": 2000}
 
-Either leg may be a spot market or a linear perpetual served here (``replay:binance-usdm``
-``BTC/USDT:USDT``: its contract comes from :func:`apps.derivatives.hosting.perp_market`), so
-spot-to-spot, spot-to-perp (a delta hedge in contracts) and perp-to-perp. A perpetual leg's
-account settings are ``maker_perp`` / ``hedge_perp`` (``{"leverage": 10, "margin_mode":
-"isolated", "funding_rate": "0.0001", "limits": {...}}``, all optional; refused on a spot leg; its
-wallet is the paper account's balance of the settle currency). Either leg's account may be paper or
-live (a live leg is a ccxt account; perpetual legs are paper only). Every bad field is refused by
-name with the value and what is accepted.
+Either leg may be a spot market or a linear perpetual served here (``replay:binance-usdm``,
+``sim:gamma`` or ``sim:delta`` ``BTC/USDT:USDT``, a live exchange's synced swap market: its
+contract comes from :func:`apps.derivatives.hosting.perp_market`), so spot-to-spot, spot-to-perp
+(a delta hedge in contracts) and perp-to-perp. A perpetual leg's account settings are
+``maker_perp`` / ``hedge_perp`` (paper: ``{"leverage": 10, "margin_mode": "isolated",
+"funding_rate": "0.0001", "limits": {...}}``, all optional, its wallet the paper account's balance
+of the settle currency; live: ``leverage``, ``margin_mode``, ``limits``); refused on a spot leg.
+Either leg's account may be paper or live (a live leg is a ccxt account; a live perpetual leg is
+configured on its exchange at start, :mod:`workers.hedged_live_perp`). Every bad field is refused
+by name with the value and what is accepted.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def params_schema() -> dict[str, Any]:
     return {
         "properties": {
             "hedge_account": {"type": "integer", "title": "hedge account",
-                              "description": "id of your account on the hedge venue (same kind as the maker's)"},
+                              "description": "id of your account on the hedge venue (paper or live)"},
             "hedge_market": {"type": "integer", "title": "hedge market",
                              "description": "id of the hedge market (same base/quote, on the hedge account's venue)"},
             "order_amount": text("order amount", "maker quote size in base currency", "0.001"),
@@ -92,23 +94,23 @@ def legs_for(maker_market, hedge_market) -> HedgeLegs:
 
 
 def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, str | None]) -> dict[str, str]:
-    """The errors of ``maker_perp`` / ``hedge_perp`` (a perpetual leg's settings, validated as a
-    backtest's without the wallet), and of a perpetual leg on a live account (not hosted yet)."""
+    """The errors of ``maker_perp`` / ``hedge_perp``: a paper perpetual leg's settings validated
+    as a backtest's without the wallet; a live one's as a live perpetual bot's (``leverage``,
+    ``margin_mode``, ``limits``: the wallet and the funding are the exchange's)."""
     from apps.backtests.validation import validate_perp
+    from apps.derivatives.hosting import validate_live
 
     errors: dict[str, str] = {}
     for name, leg in (("maker", legs.maker), ("hedge", legs.hedge)):
         key = PERP_FIELDS[name]
         settings = params.get(key)
         perpetual = leg.contract.is_perpetual
-        if perpetual and kinds.get(name) == "live":
-            errors["hedge_account" if name == "hedge" else "exchange_account"] = (
-                f"a live account on the perpetual {leg.instrument.symbol} is not accepted; accepted: a paper "
-                "account for a perpetual leg (live legs are spot markets)"
-            )
         if settings is None:
             continue
-        if not perpetual:
+        if perpetual and kinds.get(name) == "live":
+            for field, message in validate_live(settings, leg.instrument.symbol).items():
+                errors[key + field[len("perp") :]] = message
+        elif not perpetual:
             errors[key] = (
                 f"{settings!r} is not accepted: {leg.instrument.symbol} on {leg.instrument.venue} is a spot market; "
                 "accepted: no perpetual settings on a spot leg"
@@ -139,7 +141,8 @@ def validate(
 ) -> tuple[HedgeConfig | None, dict[str, list[str]]]:
     """Check a hedged bot's params against its maker ``market`` (and, given the ``owner``, that the
     hedge account is theirs). The two accounts may be of different kinds (a live maker hedged on
-    paper, or the reverse); a perpetual leg must be on a paper account."""
+    paper, or the reverse); a live perpetual leg's market row must carry its contract."""
+    from apps.derivatives.hosting import live_perp
     from apps.exchanges.models import ExchangeAccount, Market
 
     errors: dict[str, list[str]] = {}
@@ -185,6 +188,13 @@ def validate(
             )
         errors.setdefault(name, []).append(message)
     kinds = {"maker": getattr(account, "kind", None), "hedge": getattr(hedge_account, "kind", None)}
+    for name, row in (("market", market), ("hedge_market", hedge_market)):
+        if live_perp(row.venue, row.symbol) and not row.is_perpetual:
+            errors.setdefault(name, []).append(
+                f"{row.pk!r} is not accepted: {row.symbol} on {row.venue} is a perpetual whose market row has no "
+                "contract (kind spot); accepted: the market as synced from the exchange (its kind, contract size "
+                "and settle currency), so the hedge is converted in contracts"
+            )
     for name, message in perp_errors(params, legs, kinds).items():
         errors.setdefault(name, []).append(message)
     return (None if errors else config), errors

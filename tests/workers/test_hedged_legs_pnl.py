@@ -1,7 +1,6 @@
 """The hedged PnL and leg configuration with perpetual legs (:mod:`workers.hedged_pnl`,
-:mod:`workers.hedged_legs`), without a host: perp-to-perp over two accounts (the only perpetual
-served here is ``replay:binance-usdm`` BTC/USDT:USDT, so a hosted perp-to-perp bot cannot be
-configured: both legs would be the same market), and the contract checks of the legs' setups."""
+:mod:`workers.hedged_legs`), without a host: perp-to-perp over two accounts (hosted:
+``tests/workers/test_hedged_perp_perp.py``), and the contract checks of the legs' setups."""
 
 from __future__ import annotations
 
@@ -84,15 +83,17 @@ def test_perp_to_perp_pnl_sums_both_legs_positions_fees_and_funding_exactly(sett
     assert pnl.take_funding() == []
 
 
-def test_a_perpetual_on_a_live_account_and_an_amount_off_the_contract_lot_are_refused(settings):
+def test_an_amount_off_the_contract_lot_is_refused_on_a_live_perpetual_leg_too(settings):
     maker = _perp_setup(1, {})
     hedge = _perp_setup(2, {})
-    hedge.account_kind = "live"
+    hedge.account_kind = "live"  # a live perpetual leg (workers.hedged_live_perp) is accepted
     _legs, config, errors = hedged_legs.configure(maker, hedge, {"order_amount": "0.0025", "min_profitability": "0.0007",
                                                                  "requote_ticks": 0})  # fmt: skip
-    assert config is None
-    assert errors["hedge_account"] == "a perpetual leg is hosted on a paper account only"
+    assert config is None and "hedge_account" not in errors and "maker_account" not in errors
     assert "'0.0025' is not a multiple of the lot size 0.001" in errors["order_amount"]
+    _legs, config, errors = hedged_legs.configure(maker, hedge, {"order_amount": "0.002", "min_profitability": "0.0007",
+                                                                 "requote_ticks": 0})  # fmt: skip
+    assert errors == {} and config.order_lots == 2
 
 
 @pytest.mark.django_db

@@ -37,7 +37,7 @@ def test_bad_hedged_inputs_are_refused_by_name():
     bad = errors({**DATA, "hedge": "binance-coinm-btcusd"})["data_params"]
     assert bad["hedge"].startswith("BTC/USD:BTC is an inverse perpetual")
     bad = errors({**DATA, "hedge": "kraken-btcusd"})["data_params"]
-    assert bad["hedge"].startswith("'kraken-btcusd' is not a shipped recording; accepted: binance-spot-btcusdt")
+    assert bad["hedge"].startswith("'kraken-btcusd' is not a shipped recording or a sim venue; accepted: binance-spot")
     bad = errors({**DATA, "bot": {**DATA["bot"], "order_amount": "0.0025"}})["data_params"]["bot"]
     assert "'0.0025' is not a whole number of BTC/USDT:USDT contracts" in bad["order_amount"]
     # default fees: spot maker 0.1 % + USD-M taker 0.05 % = 0.15 %
