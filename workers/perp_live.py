@@ -113,7 +113,7 @@ async def start(runner, venue) -> LivePerp:
         reports = await account.fetch_positions(symbol)
         tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
         table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
-        balances = await gateway.fetch_balances()
+        amounts = await gateway.fetch_balance_amounts()
         wallet_ms = int(time.time() * 1000)
     except ccxt.AuthenticationError as exc:  # the loop puts the bot in error with the (scrubbed) message
         raise venue.auth_failure(exc) from exc
@@ -121,7 +121,9 @@ async def start(runner, venue) -> LivePerp:
         raise ConnectionError(f"{gateway.exchange.id} unreachable while configuring {symbol}: {exc}") from exc
     except (*REFUSED, ccxt.ExchangeError) as exc:  # e.g. the exchange's own refusal of the switch
         raise PerpStartRefused(venue.scrub(_text(exc))) from exc
-    wallet = balances.get(spec.settle)
+    # The portal's new-bot guards judge this account's next orders on the balances just read.
+    runner.host.db.submit(store_balances, setup.account_id, amounts)
+    wallet = (amounts.get(spec.settle) or {}).get("total")
     if wallet is not None:  # ccxt's total of a swap account is the margin balance (Binance
         # marginBalance = walletBalance + unrealized PnL): the wallet leaves this market's out
         wallet -= sum((r.unrealized_pnl for r in reports), Decimal(0))
@@ -364,3 +366,14 @@ def _text(exc: BaseException) -> str:
     if isinstance(errors, dict):
         return "; ".join(f"{k}: {v}" for k, v in errors.items())
     return str(exc)
+
+
+def store_balances(account_id: int, amounts: dict) -> None:
+    """Database thread: the live account's balances as read at a perpetual bot's start
+    (``apps.exchanges.services.account_balances_store``; a refusal is logged there)."""
+    from apps.exchanges.models import ExchangeAccount
+    from apps.exchanges.services import account_balances_store
+
+    account = ExchangeAccount.objects.filter(pk=account_id).first()
+    if account is not None:
+        account_balances_store(account=account, balances=amounts)

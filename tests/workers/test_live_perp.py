@@ -125,8 +125,16 @@ def test_a_live_perp_bot_configures_the_exchange_quotes_fills_and_reads_its_posi
     # (the streamed ones: tests/workers/test_live_perp_mark_stream.py).
     fake_binance.run(setattr, usdm.marks, "accepting", False)
     bot = make_perp_bot({"leverage": 5, "margin_mode": "isolated"})
+    stored_at = bot.exchange_account.balances_at
     supervisor.tick()
     assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 2, 30), state(bot)
+    # The balances read at start are stored for the portal's new-bot guards.
+    from apps.exchanges.models import ExchangeAccount
+    from apps.portfolio.models import Balance
+
+    assert wait_until(lambda: ExchangeAccount.objects.get(pk=bot.exchange_account_id).balances_at > stored_at, 5)
+    usdt = Balance.objects.get(account_id=bot.exchange_account_id, asset="USDT")
+    assert usdt.total == Decimal("10000") and usdt.free <= usdt.total
     # Set on the exchange at start, from the bot's settings, before the first order.
     pos = fake_binance.run(usdm.position, RAW)
     assert (pos.leverage, pos.margin_type) == (5, "isolated")
