@@ -28,59 +28,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from trading.contracts import MarginMode, frac
-from trading.events import OrderFilled
-from trading.margin import liquidation_price
+from trading.contracts import frac
+from trading.isolated_wallet import IsolatedMargin
 from trading.perp_risk import PerpRisk
-
-
-class IsolatedMargin:
-    """The isolated wallet of one one-way position (settle currency, exact; module docstring)."""
-
-    def __init__(self, spec, leverage: int) -> None:
-        self.spec = spec
-        self.leverage = leverage
-        self.wallet = Fraction(0)
-
-    def on_fill(self, before: Fraction, signed: Fraction, price: Fraction) -> None:
-        """A fill of ``signed`` contracts (+ buy, - sell) at ``price`` on a position of ``before``
-        contracts (signed)."""
-        if before and (before > 0) != (signed > 0):  # reduces (and maybe flips)
-            closing = min(abs(signed), abs(before))
-            self.wallet -= self.wallet * closing / abs(before)
-            opened = abs(signed) - closing
-        else:
-            opened = abs(signed)
-        if opened:
-            self.wallet += self.spec.notional(opened, price) / self.leverage
-
-    def book_funding(self, amount: object) -> None:
-        self.wallet += frac(amount, "funding")
-
-    def set(self, wallet: object) -> None:
-        """The exchange's own figure for the position (Binance ``isolatedWallet``)."""
-        self.wallet = frac(wallet, "isolated_wallet")
 
 
 class LivePerpRisk(PerpRisk):
     """:class:`PerpRisk` of a live bot: funding payments booked as the exchange reports them
-    (:meth:`book_payment`), and in isolated mode the liquidation price between the exchange's
-    reads from the position's isolated margin (:class:`IsolatedMargin`) instead of the
-    account's wallet."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.isolated: IsolatedMargin | None = None
-        super().__init__(*args, **kwargs)
-        # Hedge mode keeps a wallet per leg (trading.hedge_legs), computed from the legs themselves.
-        if self.position.margin_mode is MarginMode.ISOLATED and self.hedge is None:
-            self.isolated = IsolatedMargin(self.spec, self.leverage)
-
-    def on_fill(self, fill: OrderFilled) -> None:
-        if self.isolated is not None:
-            pos = self.position
-            signed = pos.contracts(fill.qty) * int(fill.side)
-            self.isolated.on_fill(pos.contracts(pos.net_lots), signed, frac(self.instrument.price(fill.price)))
-        super().on_fill(fill)
+    (:meth:`book_payment`), and in isolated mode the exchange's own isolated wallet taken at each
+    read (:meth:`set_isolated_wallet`; between reads :class:`PerpRisk` keeps it from the fills)."""
 
     def book_payment(self, amount: object) -> Fraction:
         """A funding payment the exchange made on the position (+ received, - paid)."""
@@ -96,13 +52,6 @@ class LivePerpRisk(PerpRisk):
         if self.isolated is not None and lots == self.position.net_lots and lots:
             self.isolated.set(wallet)
             self._refresh_liquidation()
-
-    def own_liquidation(self) -> Fraction | None:
-        if self.isolated is None:
-            return super().own_liquidation()
-        pos = self.position
-        legs = [(pos.contracts(leg.lots), leg.entry(self.spec.inverse)) for leg in pos.legs.values() if leg.lots]
-        return liquidation_price(self.spec, self.table, self.isolated.wallet, legs)
 
 
 __all__ = ["IsolatedMargin", "LivePerpRisk"]

@@ -28,7 +28,8 @@ from trading import hedge_legs
 from trading.contracts import ContractSpec, MarginMode, PositionMode, frac, to_decimal
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import FEE_SCALE, Instrument, InstrumentError
-from trading.margin import BracketTable, bankruptcy_price
+from trading.isolated_wallet import IsolatedMargin
+from trading.margin import BracketTable, bankruptcy_price, liquidation_price
 from trading.positions import PerpPosition
 
 HOUR_NS = 3_600 * 10**9
@@ -110,6 +111,9 @@ class PerpLedger:
         if self.wallet <= 0:
             raise InstrumentError(f"wallet: {self.wallet} must be above 0 (the margin the position starts with)")
         self.position = PerpPosition(self.instrument, self.spec, self.mode, self.margin_mode, self.leverage)
+        # One-way isolated: the position's own margin is what a liquidation takes (trading.isolated_wallet).
+        one_way_isolated = self.mode is PositionMode.ONE_WAY and self.margin_mode is MarginMode.ISOLATED
+        self.isolated = IsolatedMargin(self.spec, self.position.leverage) if one_way_isolated else None
 
     # --- inputs -------------------------------------------------------------------------------
     def on_fill(self, fill: OrderFilled, position_side: str | None = None) -> None:
@@ -122,6 +126,9 @@ class PerpLedger:
         if self.mode is PositionMode.HEDGE:
             hedge_legs.apply_fill(self.position, fill.side, fill.price, fill.qty, fee, position_side, self.leg_funding)
         else:
+            if self.isolated is not None:
+                pos = self.position
+                self.isolated.on_fill(pos.contracts(pos.net_lots), pos.contracts(fill.qty) * int(fill.side), price)
             self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
 
     def on_mark(self, ts: int, mark: object) -> None:
@@ -138,6 +145,8 @@ class PerpLedger:
                     )
                 else:
                     amount = self.position.book_funding(at, rate)
+                    if self.isolated is not None and self.position.net_lots:
+                        self.isolated.book_funding(amount)
                 self.fundings.append(FundingEvent(when, rate, at, amount))
         self.mark, self.last_ts = m, ts
         if all(leg.lots == 0 for leg in self.position.legs.values()):
@@ -175,13 +184,18 @@ class PerpLedger:
                 return None
             prices = [price for _side, price in found.values()]
             return min(prices, key=lambda p: abs(p - self.mark)) if self.mark is not None else prices[0]
+        if self.isolated is not None:
+            pos = self.position
+            legs = [(pos.contracts(leg.lots), leg.entry(self.spec.inverse)) for leg in pos.legs.values() if leg.lots]
+            return liquidation_price(self.spec, self.table, self.isolated.wallet, legs) if legs else None
         return self.position.liquidation_price(self.table, self.wallet)
 
     def equity(self) -> Fraction:
         return self.position.equity(self.wallet, self.mark) if self.mark is not None else self.wallet
 
     def _liquidate(self, ts: int, liq: Fraction) -> None:
-        close_at_bankruptcy(self.spec, self.position, self.wallet, liq)
+        wb = None if self.isolated is None else self.isolated.wallet
+        close_at_bankruptcy(self.spec, self.position, self.wallet, liq, wb)
         self.liquidated_at, self.liquidation_price_hit = ts, liq
 
     def report(self) -> dict[str, object]:
@@ -234,15 +248,17 @@ def crossed_liquidation(lots: int, mark: Fraction, liq: Fraction | None) -> bool
 
 
 def close_at_bankruptcy(
-    spec: ContractSpec, pos: PerpPosition, wallet: Fraction, liq: Fraction
+    spec: ContractSpec, pos: PerpPosition, wallet: Fraction, liq: Fraction, wb: Fraction | None = None
 ) -> tuple[Fraction, Fraction, Fraction]:
     """Liquidate a one-way position: close it at the bankruptcy price (where the wallet balance
-    ``wallet`` + realized + funding - fees is used up; ``liq`` when there is none), book the loss
-    as realized PnL. The backtest's ledger and the hosted paper venue both use this. Returns
-    (price, realized PnL of the close, contracts closed, signed)."""
+    ``wallet`` + realized + funding - fees is used up, or ``wb`` when given: an isolated
+    position's own wallet; ``liq`` when there is none), book the loss as realized PnL. The
+    backtest's ledger and the hosted paper venue both use this. Returns (price, realized PnL of
+    the close, contracts closed, signed)."""
     contracts = pos.contracts(pos.net_lots)
     entry = pos.entry_price()
-    wb = wallet + pos.realized + pos.funding - pos.fees
+    if wb is None:
+        wb = wallet + pos.realized + pos.funding - pos.fees
     price = bankruptcy_price(spec, wb, contracts, entry) or liq
     pnl = spec.pnl(contracts, entry, price)
     pos.realized += pnl

@@ -48,7 +48,8 @@ from trading.config import ConfigError
 from trading.contracts import ContractSpec, MarginMode, PositionMode, frac, to_decimal
 from trading.events import Command, Liquidity, OrderFilled, PlaceOrder
 from trading.instruments import FEE_SCALE, Instrument
-from trading.margin import BracketTable, initial_margin
+from trading.isolated_wallet import IsolatedMargin
+from trading.margin import BracketTable, initial_margin, liquidation_price
 from trading.perp_figures import snapshot
 from trading.perp_ledger import FundingSchedule
 from trading.perp_limits import PerpRiskLimits
@@ -89,6 +90,10 @@ class PerpRisk:
         self.leg_funding: dict[str, Fraction] = {}
         self.leg_liquidations: dict[str, tuple[int, Fraction]] = {}
         self.leverage = self.position.leverage
+        # One-way isolated: the position's own margin (trading.isolated_wallet), whose loss is all
+        # a liquidation takes; hedge mode keeps a wallet per leg (trading.hedge_legs).
+        one_way_isolated = self.hedge is None and self.position.margin_mode is MarginMode.ISOLATED
+        self.isolated = IsolatedMargin(spec, self.leverage) if one_way_isolated else None
         self.tick = frac(instrument.tick_size)
         self.lot = frac(instrument.lot_size)
         self.places = 8 if spec.inverse else 2
@@ -167,6 +172,9 @@ class PerpRisk:
             leg = self.hedge.leg_of(fill.client_order_id)
             hedge_legs.apply_fill(self.position, fill.side, fill.price, fill.qty, fee, leg, self.leg_funding)
         else:
+            if self.isolated is not None:
+                pos = self.position
+                self.isolated.on_fill(pos.contracts(pos.net_lots), pos.contracts(fill.qty) * int(fill.side), price)
             self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
         self.recent_fills.append((fill.ts, fill.trade_id))
         self._refresh_liquidation()
@@ -213,8 +221,18 @@ class PerpRisk:
         return self.wallet + pos.realized + pos.funding - pos.fees + unrealized
 
     def own_liquidation(self) -> Fraction | None:
-        """The liquidation price from the bot's own figures (the wallet as Binance's WB)."""
-        return self.position.liquidation_price(self.table, self.wallet)
+        """The liquidation price from the bot's own figures: Binance's WB is the position's
+        isolated wallet (isolated) or the wallet with what was booked since (cross)."""
+        if self.isolated is None:
+            return self.position.liquidation_price(self.table, self.wallet)
+        pos = self.position
+        legs = [(pos.contracts(leg.lots), leg.entry(self.spec.inverse)) for leg in pos.legs.values() if leg.lots]
+        return liquidation_price(self.spec, self.table, self.isolated.wallet, legs)
+
+    def liquidation_wb(self) -> Fraction | None:
+        """WB a liquidation closes against: the isolated wallet, or None (cross: the wallet and
+        what was booked, ``trading.perp_ledger.close_at_bankruptcy``)."""
+        return None if self.isolated is None else self.isolated.wallet
 
     def _refresh_liquidation(self) -> None:
         lots = self.position.net_lots
@@ -274,6 +292,8 @@ class PerpRisk:
                         amount = sum(legs.values(), Fraction(0))
                     else:
                         amount = self.position.book_funding(mark, rate)
+                        if self.isolated is not None:
+                            self.isolated.book_funding(amount)
                     self.funding_log.append((when, rate, mark, amount, self.position.net_lots))
                 self._refresh_liquidation()
             self.next_funding_ts = None

@@ -73,6 +73,7 @@ def dump(perp, liquidated: dict | None, closes: list | None = None, working=()) 
             "last_fill": last_fill(perp.recent_fills),
             "liquidated": liquidated,
             "liquidations": closes,
+            "isolated": None if perp.isolated is None else str(perp.isolated.wallet),
         },
         sort_keys=True,
     )
@@ -85,6 +86,12 @@ def restore(perp, state: dict) -> None:
         leg = pos.legs[name]
         leg.lots, leg.basis = int(lots), Fraction(basis)
     pos.realized, pos.fees, pos.funding = (Fraction(state[k]) for k in ("realized", "fees", "funding"))
+    if perp.isolated is not None:
+        stored = state.get("isolated")
+        if stored is not None:
+            perp.isolated.set(Fraction(stored))
+        elif pos.net_lots:  # stored before the isolated wallet was: the open position's initial margin
+            perp.isolated.set(perp.spec.notional(abs(pos.contracts(pos.net_lots)), pos.entry_price()) / perp.leverage)
     if perp.hedge is not None:
         paper_perp_hedge.restore(perp, state)
     last = state.get("last_fill")
@@ -204,7 +211,7 @@ class PaperPerp:
         liq = perp.liquidation
         lots = perp.position.net_lots
         entry = perp.position.entry_price()
-        price, pnl, contracts = close_at_bankruptcy(perp.spec, perp.position, perp.wallet, liq)
+        price, pnl, contracts = close_at_bankruptcy(perp.spec, perp.position, perp.wallet, liq, perp.liquidation_wb())
         perp._refresh_liquidation()
         settle, places = perp.spec.settle, perp.places
         reason = (

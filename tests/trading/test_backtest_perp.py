@@ -99,13 +99,46 @@ def test_funding_payment_sign_follows_the_position(events):
 
 
 def test_thin_margin_position_is_liquidated_at_the_bankruptcy_price_and_the_run_stops(events):
-    ledger = PerpLedger(INSTRUMENT, LINEAR, TIERS, wallet=Decimal(3), leverage=125, margin_mode=MarginMode.ISOLATED)
+    """Cross margin: the whole (thin) wallet backs the position and is what the liquidation takes."""
+    ledger = PerpLedger(INSTRUMENT, LINEAR, TIERS, wallet=Decimal(3), leverage=125, margin_mode=MarginMode.CROSS)
     result, _ = _run(events, ledger, amount="0.01")
     perp = result.perp
     assert perp["liquidated_at"] is not None and perp["position_lots"] == 0
     assert result.last_ts <= perp["liquidated_at"] + 100 * MS  # nothing traded after the liquidation
-    # the isolated margin is gone: equity at most what funding/rounding leave, never above the wallet
+    # the margin is gone: equity at most what funding/rounding leave, never above the wallet
     assert perp["equity"] <= Fraction(3)
+
+
+def test_an_isolated_position_is_liquidated_on_its_own_margin_however_large_the_wallet():
+    """Isolated margin: the position's wallet is its initial margin (notional / leverage, as the
+    exchange allocates it; trading.isolated_margin's worked example), not the account's 10,000
+    USDT: long 0.004 BTC at 59,940 at 10x, bracket 1 (MMR 0.4 %): isolated wallet 23.976 USDT,
+    liquidation 59,940 x 0.9 / 0.996 = 54,162.65... The same position on cross margin is backed
+    by the whole wallet and has no liquidation price above zero. At the isolated liquidation the
+    position's own margin is lost, nothing more."""
+    from trading.events import Liquidity, OrderFilled
+    from trading.instruments import Side
+
+    ledgers = {}
+    for mode in (MarginMode.ISOLATED, MarginMode.CROSS):
+        ledger = PerpLedger(INSTRUMENT, LINEAR, TIERS, wallet=Decimal(10_000), leverage=10, margin_mode=mode)
+        fill = OrderFilled(1, "b1", Side.BUY, INSTRUMENT.ticks("59940"), INSTRUMENT.lots("0.004"), 0, 0,
+                           Liquidity.TAKER, "t1")  # fmt: skip
+        ledger.on_fill(fill)
+        ledger.on_mark(2, Fraction(59_940))
+        ledgers[mode] = ledger
+    isolated, cross = ledgers[MarginMode.ISOLATED], ledgers[MarginMode.CROSS]
+    assert isolated.isolated.wallet == Fraction(23976, 1000)
+    assert isolated.liquidation_price() == Fraction(59_940 * 9, 10) / Fraction(996, 1000)
+    assert cross.liquidation_price() is None
+    realized_before = isolated.position.realized
+    isolated.on_mark(3, Fraction(54_000))
+    cross.on_mark(3, Fraction(54_000))
+    assert isolated.liquidated_at == 3 and isolated.position.net_lots == 0
+    assert cross.liquidated_at is None
+    # closed at the bankruptcy price, where the isolated wallet (23.976) is used up: 59,940 x 0.9
+    loss = isolated.position.realized - realized_before
+    assert loss == -Fraction(23976, 1000)
 
 
 def test_bad_funding_and_wallet_inputs_are_refused_by_name():

@@ -1,5 +1,5 @@
-"""A live bot's liquidation price in isolated margin mode, from the position's isolated margin
-(trading.isolated_margin), against worked numbers on Binance USD-M BTCUSDT (bracket 1: MMR 0.4 %,
+"""A bot's liquidation price in isolated margin mode (live, paper and backtests alike), from the
+position's isolated margin (trading.isolated_margin, trading.isolated_wallet), against worked numbers on Binance USD-M BTCUSDT (bracket 1: MMR 0.4 %,
 cum 0; at 10x a long liquidates at entry x 0.9 / 0.996, a short at entry x 1.1 / 1.004)."""
 
 from __future__ import annotations
@@ -28,16 +28,18 @@ def fill(side: Side, price: str, lots: int) -> OrderFilled:
 
 
 def test_the_isolated_liquidation_price_comes_from_the_positions_margin_not_the_account_wallet():
-    live, plain = make(), make(PerpRisk)
-    for r in (live, plain):
+    live, plain, cross = make(), make(PerpRisk), make(PerpRisk, MarginMode.CROSS)
+    for r in (live, plain, cross):
         r.on_fill(fill(Side.BUY, "59940", 4))  # long 0.004 at 59,940
     # The isolated wallet is the initial margin: 0.004 x 59,940 / 10 = 23.976 USDT, and
     # LP = (23.976 - 0.004 x 59,940) / (0.004 x 0.004 - 0.004) = 59,940 x 0.9 / 0.996.
     assert live.isolated.wallet == Fraction("23.976")
     assert live.liquidation == Fraction(59940) * Fraction("0.9") / Fraction("0.996")
     assert f"{float(live.liquidation):.4f}" == "54162.6506"
-    # The account's 10,000 USDT as the wallet: the position could never be liquidated.
-    assert plain.liquidation is None
+    # The paper venue's and the backtester's risk keep the same isolated wallet.
+    assert plain.isolated.wallet == live.isolated.wallet and plain.liquidation == live.liquidation
+    # Cross margin: the account's 10,000 USDT back the position, which could never be liquidated.
+    assert cross.isolated is None and cross.liquidation is None
     assert live.position.fees > 0  # fees go to the cross wallet, not into the isolated margin
 
     # Adding 0.004 at 60,060: + 24.024 margin = 48, entry 60,000: LP = 60,000 x 0.9 / 0.996.

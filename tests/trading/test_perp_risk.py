@@ -28,7 +28,9 @@ LINEAR = ContractSpec.create(kind="linear", contract_size=1, settle="USDT", max_
 P60K = 600_000  # 60,000.0 USDT in ticks
 
 
-def risk(limits: dict, *, inst=FEES, wallet="5000", leverage=10, funding=None) -> PerpRisk:
+def risk(limits: dict, *, inst=FEES, wallet="5000", leverage=10, funding=None, mode=MarginMode.CROSS) -> PerpRisk:
+    """Cross margin: the wallet backs the position, so the liquidation prices below are the
+    wallet's (an isolated position's own margin: tests/trading/test_isolated_margin.py)."""
     return PerpRisk(
         PerpRiskLimits.from_dict(limits),
         inst,
@@ -36,7 +38,7 @@ def risk(limits: dict, *, inst=FEES, wallet="5000", leverage=10, funding=None) -
         TIERS,
         wallet=wallet,
         leverage=leverage,
-        margin_mode=MarginMode.ISOLATED,
+        margin_mode=mode,
         funding=funding,
     )
 

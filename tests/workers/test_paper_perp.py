@@ -148,7 +148,8 @@ def stored_state(bot) -> dict:
 def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_quoting_stopped(host):
     """20x isolated on 300 USDT: the bot bids and fills for a minute, then the book drops 10 %.
     At the next snapshot step the paper venue closes the long at the bankruptcy price (the
-    backtester's formula: the margin balance is used up), books the loss, writes an incident and
+    backtester's formula: the position's isolated margin is used up, the rest of the 300 USDT
+    stays), books the loss, writes an incident and
     a risk-breach notification, and the bot pauses with the reason and cancels its quotes; a
     new owner keeps it paused and flat."""
     from django.test import Client
@@ -175,17 +176,18 @@ def test_paper_liquidation_closes_at_bankruptcy_with_incident_notification_and_q
         pos = perp.position
         lots, entry, liq = pos.net_lots, pos.entry_price(), perp.liquidation
         assert lots > 0 and liq is not None and liq < entry, (lots, liq)
-        wallet_balance = perp.wallet + pos.realized + pos.funding - pos.fees
+        wallet_balance = perp.isolated.wallet  # the position's own margin (isolated)
+        assert 0 < wallet_balance < 300
         contracts = pos.contracts(lots)
         realized_before = pos.realized
         crash = to_decimal(liq * Fraction(9, 10), 1)
         run(host, drive_more(host, runner, events[len(events) // 2 :], crash))
         host.drain_writers(30)
-        # Closed at the bankruptcy price: the margin balance at that price is 0 (isolated).
+        # Closed at the bankruptcy price: the isolated margin at that price is 0, and only it is lost.
         price = bankruptcy_price(perp.spec, wallet_balance, contracts, entry)
         assert pos.net_lots == 0 and runner.paper_perp.liquidated is not None
-        assert pos.realized - realized_before == perp.spec.pnl(contracts, entry, price)
-        assert perp.wallet + pos.realized + pos.funding - pos.fees == 0
+        assert pos.realized - realized_before == perp.spec.pnl(contracts, entry, price) == -wallet_balance
+        assert perp.wallet + pos.realized + pos.funding - pos.fees > 0
         liquidated = stored_state(bot)["liquidated"]
         assert Decimal(liquidated["bankruptcy_price"]) == to_decimal(price, 8)
         assert Decimal(liquidated["liquidation_price"]) > crash
@@ -327,6 +329,9 @@ def test_paper_position_margin_and_funding_survive_a_take_over(host):
         assert perp.position.net_lots > 0 and funding < 0, (perp.position.net_lots, funding)
         state = stored_state(bot)
         assert Fraction(state["funding"]) == funding and state["legs"]["both"][0] == perp.position.net_lots
+        # the isolated wallet (initial margin plus the funding, which was paid from it) is stored too
+        isolated = perp.isolated.wallet
+        assert Fraction(state["isolated"]) == isolated and 0 < isolated < 5000
         used = perp.position.margin_used(perp.mark)
     finally:
         run(host, leave(host, runner))
@@ -348,7 +353,7 @@ def test_paper_position_margin_and_funding_survive_a_take_over(host):
             assert (p2.position.realized, p2.position.fees, p2.position.funding) == (
                 perp.position.realized, perp.position.fees, funding
             )  # fmt: skip
-            assert p2.liquidation == perp.liquidation
+            assert p2.isolated.wallet == isolated and p2.liquidation == perp.liquidation
             assert p2.position.margin_used(perp.mark) == used
             assert again.engine.perp.snapshot()["liquidation_price"] == figures["liquidation_price"]
         finally:
