@@ -45,7 +45,6 @@ from decimal import Decimal
 import ccxt
 
 from apps.derivatives.hosting import validate_live
-from connectors.ccxt_perp import bracket_table_from_ccxt
 from connectors.perp_venue import CcxtPerpAccount
 from trading.config import ConfigError
 from trading.contracts import MarginMode, frac, to_decimal
@@ -87,13 +86,7 @@ async def start(loop, leg) -> None:
                 f"({setup.contract.kind.value}); accepted: the exchange's contract (sync the markets, then "
                 "check order_amount is a whole number of contracts)"
             )
-        changed = await account.configure(symbol, settings.get("leverage"), settings.get("margin_mode"))
-        await gateway.limiter.acquire(3)
-        reports = await account.fetch_positions(symbol)
-        tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
-        table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
-        balances = await gateway.fetch_balances()
-        wallet_ms = int(time.time() * 1000)
+        read = await perp_live.read_exchange(gateway, account, symbol, settings)
     except StopLoop:
         raise
     except ccxt.AuthenticationError as exc:
@@ -103,9 +96,9 @@ async def start(loop, leg) -> None:
         raise StopLoop(f"{leg.name} leg: {gateway.exchange.id} unreachable while configuring {symbol}: {exc}") from exc
     except (*perp_live.REFUSED, ccxt.ExchangeError) as exc:
         await loop.refuse(f"{leg.name} leg: {field}: {venue.scrub(perp_live._text(exc))}")
-    wallet = balances.get(spec.settle)
-    if wallet is not None:  # ccxt's total of a swap account is the margin balance: leave out this market's PnL
-        wallet -= sum((r.unrealized_pnl for r in reports), Decimal(0))
+    changed, reports, table, wallet_ms = read.changed, read.reports, read.table, read.wallet_ms
+    loop.r.host.db.submit(perp_live.store_balances, setup.account_id, read.amounts)  # for the new-bot guards
+    wallet = read.wallet(spec.settle)
     if wallet is None or wallet <= 0:
         await loop.refuse(
             f"{leg.name} leg: wallet: the exchange account holds {wallet or 0} {spec.settle}; a perpetual "

@@ -106,27 +106,17 @@ async def start(runner, venue) -> LivePerp:
     try:
         await gateway.limiter.acquire(1)
         _market, spec = await account.contract(symbol)
-        changed = await account.configure(
-            symbol, settings.get("leverage"), settings.get("margin_mode"), settings.get("position_mode")
-        )
-        await gateway.limiter.acquire(3)
-        reports = await account.fetch_positions(symbol)
-        tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
-        table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
-        amounts = await gateway.fetch_balance_amounts()
-        wallet_ms = int(time.time() * 1000)
+        read = await read_exchange(gateway, account, symbol, settings, settings.get("position_mode"))
     except ccxt.AuthenticationError as exc:  # the loop puts the bot in error with the (scrubbed) message
         raise venue.auth_failure(exc) from exc
     except ccxt.NetworkError as exc:  # the exchange is unreachable for now: the start is retried
         raise ConnectionError(f"{gateway.exchange.id} unreachable while configuring {symbol}: {exc}") from exc
     except (*REFUSED, ccxt.ExchangeError) as exc:  # e.g. the exchange's own refusal of the switch
         raise PerpStartRefused(venue.scrub(_text(exc))) from exc
+    changed, reports, table, wallet_ms = read.changed, read.reports, read.table, read.wallet_ms
     # The portal's new-bot guards judge this account's next orders on the balances just read.
-    runner.host.db.submit(store_balances, setup.account_id, amounts)
-    wallet = (amounts.get(spec.settle) or {}).get("total")
-    if wallet is not None:  # ccxt's total of a swap account is the margin balance (Binance
-        # marginBalance = walletBalance + unrealized PnL): the wallet leaves this market's out
-        wallet -= sum((r.unrealized_pnl for r in reports), Decimal(0))
+    runner.host.db.submit(store_balances, setup.account_id, read.amounts)
+    wallet = read.wallet(spec.settle)
     if wallet is None or wallet <= 0:
         raise PerpStartRefused(
             f"wallet: the exchange account holds {wallet or 0} {spec.settle}; a perpetual settling in "
@@ -366,6 +356,42 @@ def _text(exc: BaseException) -> str:
     if isinstance(errors, dict):
         return "; ".join(f"{k}: {v}" for k, v in errors.items())
     return str(exc)
+
+
+@dataclasses.dataclass
+class ExchangeRead:
+    """What a live perpetual's start reads from the exchange after applying its settings."""
+
+    changed: list[str]  # the settings the exchange took ("leverage 5", ...)
+    reports: list[PositionReport]
+    table: object  # the market's leverage tiers (trading.margin.BracketTable)
+    amounts: dict  # {asset: {"free", "total"}}
+    wallet_ms: int  # when the balances were read (funding payments after it are new)
+
+    def wallet(self, settle: str) -> Decimal | None:
+        """The settle currency's wallet: ccxt's total of a swap account is the margin balance
+        (Binance marginBalance = walletBalance + unrealized PnL), so this market's unrealized
+        PnL is left out."""
+        wallet = (self.amounts.get(settle) or {}).get("total")
+        if wallet is not None:
+            wallet -= sum((r.unrealized_pnl for r in self.reports), Decimal(0))
+        return wallet
+
+
+async def read_exchange(
+    gateway, account: CcxtPerpAccount, symbol: str, settings: dict, position_mode=None
+) -> ExchangeRead:
+    """Apply the leverage, margin mode and position mode (all or nothing,
+    :meth:`CcxtPerpAccount.configure`), then read the position, the leverage tiers and the
+    balances; a live perpetual bot and a hedged bot's live perpetual leg start with this. ccxt's
+    errors pass through (each caller says what they mean for it)."""
+    changed = await account.configure(symbol, settings.get("leverage"), settings.get("margin_mode"), position_mode)
+    await gateway.limiter.acquire(3)
+    reports = await account.fetch_positions(symbol)
+    tiers = await gateway.exchange.fetch_leverage_tiers([symbol])
+    table = bracket_table_from_ccxt(symbol, tiers.get(symbol) or [], source=f"{gateway.exchange.id} leverage tiers")
+    amounts = await gateway.fetch_balance_amounts()
+    return ExchangeRead(changed, reports, table, amounts, int(time.time() * 1000))
 
 
 def store_balances(account_id: int, amounts: dict) -> None:
