@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from apps.accounts.api_support import CanTrade, IsOperator, service_errors
 from apps.bots import controls, services
 from apps.bots.hedged import STRATEGY as HEDGED
-from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
+from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState, RiskPausedBy
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.core.fields import QueryDateTimeField
 from apps.core.filters import IdFilter
@@ -34,6 +34,12 @@ class BotSerializer(ModelSerializer):
     venue = serializers.CharField(source="market.venue", read_only=True)
     symbol = serializers.CharField(source="market.symbol", read_only=True)
     shared_with = serializers.SerializerMethodField(help_text="usernames this bot is shared with (read-only)")
+    risk_paused_by = serializers.ChoiceField(
+        choices=[("", "nothing holds the bot risk-paused"), *RiskPausedBy.choices],
+        read_only=True,
+        help_text="what holds the bot risk-paused: empty, risk_sweep (auto-resume may clear it) or liquidation "
+        "(the trader resumes)",
+    )
 
     class Meta:
         model = Bot
