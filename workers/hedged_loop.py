@@ -354,6 +354,7 @@ class HedgedLoop:
             {"side": o.side.name.lower(), "price": str(mi.price(o.price)), "qty": str(mi.quantity(o.leaves))}
             for o in bot.maker_orders.values()
         ]
+        perps = {f"{name}_perp": leg.perp_status() for name, leg in self.legs.items() if leg.perp is not None}
         status = {
             "type": "status",
             "state": r.state,
@@ -375,13 +376,15 @@ class HedgedLoop:
                     "position": str(hi.quantity(bot.hedge_position)),
                     "in_flight": len(bot.hedge_orders),
                 },
-                **{f"{name}_perp": leg.perp_status() for name, leg in self.legs.items() if leg.perp is not None},
+                **perps,
                 "exposure": decimal_text(bot.exposure(), 12),
                 "halted": bot.halted,
                 "exhausted": bot.exhausted,
                 "paused": self.paused,
             },
         }
+        if "maker_perp" in perps:  # the bot's own market is the maker leg's: its page's perpetual card
+            status["perp"] = perps["maker_perp"]
         r.host.set_bot_status(r.bot_id, status)
         self._snapshot()
 
