@@ -247,8 +247,9 @@ def venue_help() -> str:
     from apps.exchanges.paper_venues import summary
 
     return (
-        f"Paper: a venue served here — {summary()} (perpetual swaps need a derivatives account: "
-        "Markets below). Live: a ccxt exchange id, e.g. binance (spot and perpetuals) or binanceusdm."
+        f"Paper: a venue served here — {summary()}; a venue with perpetuals only opens a derivatives "
+        "account (Markets below). Live: a ccxt exchange id, e.g. binance (spot and perpetual swaps) or "
+        "binanceusdm (USD-M perpetuals)."
     )
 
 

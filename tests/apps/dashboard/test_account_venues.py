@@ -67,8 +67,8 @@ def test_the_account_form_offers_the_paper_venues_and_ccxt_ids(trader):
     text = html.unescape(body)
     assert (
         "Paper: a venue served here — spot: replay:binance-spot, sim:alpha, sim:beta; perpetuals: "
-        "replay:binance-usdm, replay:binance-coinm, sim:gamma, sim:delta (perpetual swaps need a derivatives "
-        "account: Markets below). Live: a ccxt exchange id" in text
+        "replay:binance-usdm, replay:binance-coinm, sim:gamma, sim:delta; a venue with perpetuals only opens a "
+        "derivatives account (Markets below). Live: a ccxt exchange id" in text
     )
 
 
