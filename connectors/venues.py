@@ -175,6 +175,33 @@ REPLAY_RECORDINGS = {
 }
 
 
+# The simulated venues served here with their markets' symbols. Any ``sim:<name>`` plays the hosted
+# synthetic market (:func:`connectors.sim.hosted_feed`); these are the ones whose markets are seeded
+# (apps/exchanges migrations 0002 and 0006). A ``BASE/QUOTE:SETTLE`` symbol is a perpetual swap.
+SIM_VENUES = {
+    "sim:alpha": ("BTC/USDT",),
+    "sim:beta": ("BTC/USDT",),
+    "sim:gamma": ("BTC/USDT:USDT",),
+    "sim:delta": ("BTC/USDT:USDT",),
+}
+
+
+def paper_venues() -> dict[str, tuple[str, ...]]:
+    """Every replay and sim venue served here with its symbols, in order: the replay venues of
+    :data:`REPLAY_RECORDINGS`, then :data:`SIM_VENUES`."""
+    out: dict[str, tuple[str, ...]] = {}
+    for venue, symbol in REPLAY_RECORDINGS:
+        out[venue] = (*out.get(venue, ()), symbol)
+    for venue, symbols in SIM_VENUES.items():
+        out[venue] = (*out.get(venue, ()), *symbols)
+    return out
+
+
+def is_perpetual_symbol(symbol: str) -> bool:
+    """ccxt's unified swap symbol, ``BASE/QUOTE:SETTLE`` (``BTC/USDT:USDT``, ``BTC/USD:BTC``)."""
+    return ":" in symbol
+
+
 class UnsupportedVenue(ValueError):
     """No feed can serve this venue/symbol here."""
 

@@ -14,7 +14,14 @@ the hedge feed stops reaching the bot (a stale book; the venue keeps matching ag
 market).
 
 A perpetual leg can carry a :class:`~trading.perp_ledger.PerpLedger` (``perp``): its fills and
-a mark at the book's mid every timer give margin used, funding and the liquidation watch.
+a mark at the book's mid every timer give margin used, funding and the liquidation watch. Such a
+leg also gets the hosted bot's pre-trade check (:mod:`trading.hedge_margin`): a
+:class:`~trading.perp_risk.PerpRisk` on the ledger's account (wallet, leverage, margin mode,
+funding; ``perp_limits`` per leg), marked at the leg's mid on each of its book events and booking
+the leg's fills, refuses a maker quote or hedge the leg's free margin cannot carry. A refused
+order is not sent; it is answered ``OrderRejected`` (the check's code and message) at the next
+event or timer, as the hosted loop answers it on the leg's next pass, and counted per leg
+(``HedgedResult.refused``, the first message of each leg in ``refused_first``).
 
 Exposure (maker + hedge base) is tracked at every change: its maximum, time-weighted mean of
 its absolute value, the longest stretch above half a hedge lot, and a series for charts.
@@ -28,10 +35,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from trading import hedge_margin
 from trading.events import Event, OrderFilled, OrderRejected, PlaceOrder
 from trading.fillsim import SimulatedExchange
 from trading.hedger import HEDGE, MAKER, HedgedMaker, VenueCommand
 from trading.perp_ledger import PerpLedger
+from trading.perp_limits import PerpRiskLimits
+from trading.perp_risk import PerpRisk
+from trading.risk import NORMAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,8 @@ class HedgedResult:
     hedge_stats: Any
     cancelled: bool = False
     perp: dict[str, dict[str, Any]] = field(default_factory=dict)  # PerpLedger.report() per perp leg
+    refused: dict[str, dict[str, int]] = field(default_factory=dict)  # per leg: refusals by code
+    refused_first: dict[str, str] = field(default_factory=dict)  # per leg: the first refusal's message
 
 
 class HedgedBacktest:
@@ -115,6 +128,7 @@ class HedgedBacktest:
         should_stop: Any = None,
         progress_every: int = 10_000,
         perp: dict[str, PerpLedger] | None = None,
+        perp_limits: dict[str, PerpRiskLimits] | None = None,
     ) -> None:
         if bot.maker_book is not maker.book or bot.hedge_book is not hedge.book:
             raise ValueError("bot: read the venues' books (maker.book, hedge.book); the venues keep them")
@@ -130,6 +144,12 @@ class HedgedBacktest:
         self.fills: dict[str, list[OrderFilled]] = {MAKER: [], HEDGE: []}
         self._injected: list[tuple[int, OrderRejected]] = []  # fault answers due to the bot
         self.perp = perp or {}  # a PerpLedger per perpetual leg: margin, funding, liquidation watch
+        limits = perp_limits or {}
+        # each perpetual leg's pre-trade check, on the ledger's account
+        self.risk = {venue: PerpRisk.from_ledger(ledger, limits.get(venue)) for venue, ledger in self.perp.items()}
+        self._refusals: list[tuple[str, OrderRejected]] = []  # answered at the next event or timer
+        self.refused: dict[str, dict[str, int]] = {}
+        self.refused_first: dict[str, str] = {}
         self.count = 0
 
     def _merged(self) -> Iterator[tuple[int, int, str, Event]]:
@@ -157,6 +177,12 @@ class HedgedBacktest:
             answers = self.venues[venue].on_market(event)
             if answers:
                 self._answer(venue, answers)
+            risk = self.risk.get(venue)
+            if risk is not None:
+                book = self.venues[venue].book
+                bid, ask = book.best_bid(), book.best_ask()
+                if bid is not None and ask is not None:
+                    risk.evaluate(ts, NORMAL, bid + ask)
             if not (venue == HEDGE and HedgeFaults._in(self.faults.stale, ts)):
                 self._send(bot.on_market(venue, ts), ts)
             last_ts = ts
@@ -180,6 +206,8 @@ class HedgedBacktest:
             hedge_stats=self.venues[HEDGE].stats,
             cancelled=cancelled,
             perp={venue: ledger.report() for venue, ledger in self.perp.items()},
+            refused=self.refused,
+            refused_first=self.refused_first,
         )
 
     # -----------------------------------------------------------------------------------------
@@ -192,6 +220,10 @@ class HedgedBacktest:
             due = [a for t, a in injected if t <= ts]
             self._injected = [(t, a) for t, a in injected if t > ts]
             self._answer(HEDGE, due)
+        if self._refusals:  # those refused while these are answered wait for the next pass
+            refused, self._refusals = self._refusals, []
+            for venue, answer in refused:
+                self._answer(venue, [answer])
 
     def _answer(self, venue: str, answers: list) -> None:
         for answer in answers:
@@ -199,6 +231,7 @@ class HedgedBacktest:
                 self.fills[venue].append(answer)
                 if venue in self.perp:
                     self.perp[venue].on_fill(answer)
+                    self.risk[venue].on_fill(answer)
             commands = self.bot.on_order(venue, answer)
             if type(answer) is OrderFilled:
                 self.exposure.note(answer.ts, self.bot.exposure())
@@ -227,9 +260,24 @@ class HedgedBacktest:
                     continue
                 if HedgeFaults._in(self.faults.drop, ts):
                     continue
+            if type(command) is PlaceOrder and self._refused(venue, command, ts):
+                continue
             self.venues[venue].submit(command, ts)
             touched.add(venue)
         for venue in touched:  # with no latency the venue answers at once
             exchange = self.venues[venue]
             if exchange.answers_due(ts):
                 self._answer(venue, exchange.advance(ts))
+
+    def _refused(self, venue: str, command: PlaceOrder, ts: int) -> bool:
+        """The leg's pre-trade check (:func:`trading.hedge_margin.refusal`): a refused order is
+        counted, kept out of the venue and answered at the next event or timer."""
+        decision = hedge_margin.refusal(self.risk.get(venue), self.bot, venue, command)
+        if decision is None:
+            return False
+        reason = hedge_margin.reason(venue, decision)
+        counts = self.refused.setdefault(venue, {})
+        counts[decision.code] = counts.get(decision.code, 0) + 1
+        self.refused_first.setdefault(venue, reason)
+        self._refusals.append((venue, OrderRejected(ts, command.client_order_id, reason, decision.code)))
+        return True

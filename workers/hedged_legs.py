@@ -23,9 +23,11 @@ import logging
 from collections import deque
 from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 
 from connectors.errors import RetryBudgetExhausted
 from trading.config import ConfigError
+from trading.contracts import to_decimal
 from trading.events import TradeTick
 from trading.hedger import HEDGE, MAKER
 from trading.hedging import HedgeConfig, HedgeLegs, Leg, validate_hedge_config
@@ -63,7 +65,14 @@ class HedgeLeg:
 
     def perp_status(self) -> dict:
         """The perpetual figures of the leg's status (live: with the exchange's position read back)."""
-        figures = self.perp.snapshot()
+        perp = self.perp
+        figures = perp.snapshot()
+        pos, mark = perp.position, perp.mark
+        used = pos.margin_used(mark) if mark is not None else Fraction(0)
+        figures["margin_free"] = f"{to_decimal(perp.margin_balance() - used, 8):f}"  # as a perp bot's card
+        figures["margin_mode"] = pos.margin_mode.value
+        figures["funding_source"] = getattr(perp, "funding_source", "")
+        figures["wallet"] = f"{to_decimal(perp.wallet, 8):f}"
         return figures if self.perp_reader is None else {**figures, **self.perp_reader.figures()}
 
     def push_market(self, item: tuple) -> None:  # the host's fan-out (as BotRunner.push_market)

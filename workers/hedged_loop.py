@@ -34,10 +34,10 @@ import time
 from apps.bots.services import bot_events_record
 from apps.portfolio.services import perp_snapshots_record, pnl_snapshots_record
 from connectors.errors import AuthFailure
+from trading import hedge_margin
 from trading.contracts import decimal_text
 from trading.events import OrderEvent, OrderFilled, OrderRejected, PlaceOrder, Timer
 from trading.hedger import HEDGE, MAKER, HedgedMaker
-from trading.risk_types import RiskState
 from workers import hedged_cancel, hedged_legs, hedged_records, keys, records
 from workers.bot_control import StopLoop
 from workers.hedged_legs import HedgeLeg
@@ -188,21 +188,17 @@ class HedgedLoop:
         return own
 
     def _margin_refused(self, venue: str, command: PlaceOrder) -> bool:
-        """A perpetual leg's order whose initial margin exceeds the leg's free margin (its
-        :class:`~trading.perp_risk.PerpRisk`, as a perp bot's pre-trade check) is not sent: it is
-        answered ``insufficient_margin`` on that leg's next pass, as an exchange refuses it, so the
-        hedger handles it as any refused hedge (quoting stops, retried within the budget, an
-        incident with the exposure left)."""
+        """A perpetual leg's order its :class:`~trading.perp_risk.PerpRisk` refuses
+        (:func:`trading.hedge_margin.refusal`, the rule the backtester applies too: position,
+        working orders of that side, initial margin against the free margin) is not sent: it is
+        answered on that leg's next pass, as an exchange refuses it, so the hedger handles it as
+        any refused hedge (quoting stops, retried within the budget, an incident with the exposure
+        left)."""
         leg = self.legs.get(venue)
-        risk = leg.perp if leg is not None else None
-        if risk is None or risk.mark is None:
+        decision = hedge_margin.refusal(leg.perp if leg is not None else None, self.bot, venue, command)
+        if decision is None:
             return False
-        state = RiskState()
-        state.position = self.bot.hedge_position if venue == HEDGE else self.bot.maker_position
-        decision = risk.check(command, state)
-        if decision.allowed:
-            return False
-        reason = f"{decision.message} (not sent: the {venue} leg's pre-trade margin check)"
+        reason = hedge_margin.reason(venue, decision)
         leg.inbox.append((OrderRejected(self.r.clock(), command.client_order_id, reason, decision.code), 0))
         self.r.wake.set()
         return True
@@ -358,6 +354,7 @@ class HedgedLoop:
             {"side": o.side.name.lower(), "price": str(mi.price(o.price)), "qty": str(mi.quantity(o.leaves))}
             for o in bot.maker_orders.values()
         ]
+        perps = {f"{name}_perp": leg.perp_status() for name, leg in self.legs.items() if leg.perp is not None}
         status = {
             "type": "status",
             "state": r.state,
@@ -379,13 +376,15 @@ class HedgedLoop:
                     "position": str(hi.quantity(bot.hedge_position)),
                     "in_flight": len(bot.hedge_orders),
                 },
-                **{f"{name}_perp": leg.perp_status() for name, leg in self.legs.items() if leg.perp is not None},
+                **perps,
                 "exposure": decimal_text(bot.exposure(), 12),
                 "halted": bot.halted,
                 "exhausted": bot.exhausted,
                 "paused": self.paused,
             },
         }
+        if "maker_perp" in perps:  # the bot's own market is the maker leg's: its page's perpetual card
+            status["perp"] = perps["maker_perp"]
         r.host.set_bot_status(r.bot_id, status)
         self._snapshot()
 

@@ -30,7 +30,7 @@ from fractions import Fraction
 from trading.events import Liquidity, OrderFilled
 from trading.perp_risk import PerpRisk
 from trading.portfolio import Portfolio
-from trading.risk import ALLOWED
+from trading.risk import NORMAL
 from workers import records
 
 
@@ -83,7 +83,7 @@ class HedgedPnl:
         if perp is None:
             self.ports[leg].mark(ts, bid + ask)
         else:  # the mark, then funding due by ts on the position (PerpRisk's schedule)
-            perp.evaluate(ts, ALLOWED, bid + ask)
+            perp.evaluate(ts, NORMAL, bid + ask)
 
     def take_funding(self) -> list[tuple[str, tuple]]:
         """Funding booked since the last call: ``(leg, (ts, rate, mark, amount, lots))``."""

@@ -13,7 +13,9 @@ perp-to-perp on ``sim:gamma`` / ``sim:delta`` over ``sim_start`` + ``sim_seconds
 The strategy is ``hedged_maker`` (its settings are ``data_params.bot``, see
 :func:`trading.hedging.validate_hedge_config`); fees default to Binance's standard schedule of
 each venue (spot 0.1 %/0.1 %, USD-M 0.02 %/0.05 %), latency to 10 ms. ``max_events`` is per
-recording. Every field is validated by name with the value and what is accepted.
+recording. Every field is validated by name with the value and what is accepted. A perpetual
+leg's ``limits`` (:class:`trading.perp_limits.PerpRiskLimits`) are its pre-trade check's
+(:mod:`trading.hedge_margin`); the orders it refused are in the results per leg.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ def run(data: dict, should_stop: Callable[[int], bool] | None = None) -> tuple[H
     )
     bot = HedgedMaker(legs, config, maker.book, hedge.book, prefix="bth")
     from apps.backtests.runner import _perp_ledger
+    from trading.perp_limits import PerpRiskLimits
 
     perp = {
         name: _perp_ledger(leg.instrument, sources[name], data.get(f"{name}_perp") or {})
@@ -185,6 +188,9 @@ def run(data: dict, should_stop: Callable[[int], bool] | None = None) -> tuple[H
         should_stop=should_stop,
         progress_every=2_000,
         perp=perp,
+        perp_limits={
+            name: PerpRiskLimits.from_dict((data.get(f"{name}_perp") or {}).get("limits") or {}) for name in perp
+        },
     )
     return backtest.run(), legs
 
@@ -236,6 +242,9 @@ def payload(result: HedgedResult, legs: HedgeLegs, data: dict) -> dict[str, Any]
         "exposure_limit": _dec(bot.config.max_unhedged_base),
         "longest_unhedged_ms": exposure.longest_above_ns / 1e6,
         "halted": bot.halted or "",
+        "margin_refused": {name: sum(result.refused.get(name, {}).values()) for name in result.perp},
+        "margin_refused_codes": result.refused,
+        "margin_refused_first": result.refused_first,
         "notes": [
             {"ts_ms": n.ts // 1_000_000, "code": n.code, "message": n.message, "exposure": n.exposure}
             for n in bot.notes[:200]

@@ -10,6 +10,7 @@ from typing import Any
 
 from django import forms
 from django.http import QueryDict
+from django.utils.html import format_html, format_html_join
 
 from apps.backtests.models import DataSource
 from apps.bots import hedged
@@ -216,10 +217,46 @@ class BotMetaForm(forms.Form):
     strategy = forms.ChoiceField(choices=CREATE_STRATEGY_CHOICES)
 
 
+class DatalistInput(forms.TextInput):
+    """A free-text input offering suggestions: ``options()`` gives ``(value, label)`` pairs, read
+    when rendered, listed in a ``<datalist>`` the input names."""
+
+    def __init__(self, options, list_id: str, attrs=None) -> None:
+        super().__init__({**(attrs or {}), "list": list_id, "autocomplete": "off"})
+        self.options = options
+        self.list_id = list_id
+
+    def render(self, name, value, attrs=None, renderer=None):
+        html = super().render(name, value, attrs, renderer)
+        items = format_html_join("", '<option value="{}" label="{}"></option>', self.options())
+        return html + format_html('<datalist id="{}">{}</datalist>', self.list_id, items)
+
+
+def venue_options() -> list[tuple[str, str]]:
+    """The account form's venue suggestions: the paper venues served here (what each offers), then
+    ccxt's exchange ids for live accounts."""
+    import ccxt
+
+    from apps.exchanges.paper_venues import served
+
+    paper = [(venue, f"paper · {kind}: {', '.join(symbols)}") for venue, symbols, kind in served()]
+    return paper + [(exchange, "live · ccxt") for exchange in ccxt.exchanges]
+
+
+def venue_help() -> str:
+    from apps.exchanges.paper_venues import summary
+
+    return (
+        f"Paper: a venue served here — {summary()}; a venue with perpetuals only opens a derivatives "
+        "account (Markets below). Live: a ccxt exchange id, e.g. binance (spot and perpetual swaps) or "
+        "binanceusdm (USD-M perpetuals)."
+    )
+
+
 class ExchangeAccountForm(forms.Form):
     label = forms.CharField(max_length=64)
     kind = forms.ChoiceField(choices=[("paper", "Paper"), ("live", "Live")])
-    venue = forms.CharField(max_length=64, help_text="ccxt id (binance), replay:binance-spot or sim:alpha")
+    venue = forms.CharField(max_length=64, widget=DatalistInput(venue_options, "venue-options"))
     # a text value behind a select: the service names a bad value and what the venue accepts
     default_type = forms.CharField(
         required=False,
@@ -227,7 +264,8 @@ class ExchangeAccountForm(forms.Form):
         widget=forms.Select(
             choices=[("", "as the venue offers"), ("spot", "Spot"), ("swap", "Derivatives (perpetual swaps)")]
         ),
-        help_text="spot or derivatives (ccxt defaultType); replay:binance-usdm offers perpetual swaps only",
+        help_text="spot or derivatives (ccxt defaultType); left as the venue offers, a venue with perpetual "
+        "swaps only opens a derivatives account",
     )
     api_key = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
     api_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
@@ -235,6 +273,20 @@ class ExchangeAccountForm(forms.Form):
     paper_balances = forms.CharField(
         required=False, help_text='e.g. {"BTC": "1", "USDT": "10000"}', widget=forms.TextInput()
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["venue"].help_text = venue_help()
+
+    def clean_venue(self) -> str:
+        """A paper account's replay/sim venue must be one served here (the service checks the rest)."""
+        from apps.exchanges.paper_venues import paper_venue_error
+
+        venue = self.cleaned_data["venue"]
+        error = paper_venue_error(venue) if self.cleaned_data.get("kind") == "paper" else None
+        if error:
+            raise forms.ValidationError(error)
+        return venue
 
     def clean_paper_balances(self) -> dict:
         raw = self.cleaned_data.get("paper_balances", "").strip()

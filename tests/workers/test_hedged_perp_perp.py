@@ -155,6 +155,12 @@ def test_perp_maker_hedged_on_another_perpetual_keeps_both_positions_margins_and
         # each leg's margin balance is its own paper account's USDT (5000 and 3000), less its fee
         assert Decimal("4999.9") < Decimal(maker_perp["margin_balance"]) < Decimal("5000.2")
         assert Decimal("2999.9") < Decimal(hedge_perp["margin_balance"]) < Decimal("3000")
+        # the bot's own market is the maker leg's: its perpetual card (page and API) shows that leg
+        from apps.dashboard.perp import bot_perp
+
+        card = bot_perp(bot_id=bot.pk)
+        assert card["position_contracts"] == "0.002" and card["leverage"] == 10
+        assert card["margin_mode"] == "isolated" and Decimal(card["wallet"]) == 5000
 
         # the funding time passes: each leg books its own market's rate at its own mark
         funding = BotEvent.objects.filter(bot=bot, kind="funding")

@@ -254,25 +254,55 @@ def test_reconciliation_records_missing_fills_of_a_bot_stopped_recently_not_of_o
 
 
 def test_seed_demo_creates_running_paper_bots_once_and_schedules_install(clean_redis):
+    import importlib
+
+    from django.apps import apps as registry
     from django.core.management import call_command
     from django_celery_beat.models import PeriodicTask
 
     from apps.bots.models import Bot
     from apps.exchanges.models import ExchangeAccount, Market
 
-    for venue in ("replay:binance-spot", "sim:alpha", "sim:beta"):  # flushed by transactional tests
-        make_paper_bots(0, venue=venue, username="seeder")
+    for migration in ("0002_seed_markets", "0003_market_contract_fields", "0006_seed_sim_perpetuals"):
+        # the seeded markets (flushed by transactional tests)
+        importlib.import_module(f"apps.exchanges.migrations.{migration}").seed(registry, None)
     call_command("seed_demo")
     call_command("seed_demo")
+    accounts = ExchangeAccount.objects.filter(owner__username="demo")
+    assert {(a.venue, a.default_type) for a in accounts} == {
+        ("replay:binance-spot", "spot"), ("sim:alpha", "spot"), ("sim:beta", "spot"),
+        ("replay:binance-usdm", "swap"), ("sim:gamma", "swap"), ("sim:delta", "swap"),
+    }  # fmt: skip
     bots = Bot.objects.filter(owner__username="demo")
-    assert bots.count() == 4
+    assert bots.count() == 6  # three spot bots, a perpetual, two hedged makers
     assert set(bots.values_list("desired_state", flat=True)) == {"running"}
-    assert set(bots.values_list("market__venue", flat=True)) == {"replay:binance-spot", "sim:alpha", "sim:beta"}
-    hedged = bots.get(strategy="hedged_maker")  # maker on sim alpha, hedge on sim beta
-    assert hedged.market.venue == "sim:alpha"
-    hedge_market = Market.objects.get(pk=hedged.params["hedge_market"])
-    assert hedge_market.venue == "sim:beta"
-    assert ExchangeAccount.objects.get(pk=hedged.params["hedge_account"]).venue == "sim:beta"
+    assert set(bots.values_list("market__venue", flat=True)) == {
+        "replay:binance-spot", "sim:alpha", "sim:beta", "replay:binance-usdm", "sim:gamma",
+    }  # fmt: skip
+    # the perpetual: Avellaneda-Stoikov on the USD-M replay, 5x isolated
+    perp = bots.get(market__venue="replay:binance-usdm")
+    assert (perp.strategy, perp.market.symbol, perp.market.is_perpetual) == (
+        "avellaneda_stoikov",
+        "BTC/USDT:USDT",
+        True,
+    )
+    assert perp.risk["perp"] == {"leverage": 5, "margin_mode": "isolated"}
+    assert perp.exchange_account.default_type == "swap"
+    # the hedged makers: spot on sim alpha hedged on sim beta, perp on sim gamma hedged on sim delta
+    legs = {}
+    for hedged in bots.filter(strategy="hedged_maker"):
+        hedge_market = Market.objects.get(pk=hedged.params["hedge_market"])
+        hedge_account = ExchangeAccount.objects.get(pk=hedged.params["hedge_account"])
+        assert hedge_account.venue == hedge_market.venue
+        legs[(hedged.market.venue, hedged.market.symbol)] = (hedge_market.venue, hedge_market.symbol)
+    assert legs == {
+        ("sim:alpha", "BTC/USDT"): ("sim:beta", "BTC/USDT"),
+        ("sim:gamma", "BTC/USDT:USDT"): ("sim:delta", "BTC/USDT:USDT"),
+    }
+    perp_perp = bots.get(market__venue="sim:gamma")
+    assert (
+        perp_perp.params["maker_perp"] == perp_perp.params["hedge_perp"] == {"leverage": 5, "margin_mode": "isolated"}
+    )
     call_command("install_schedules")
     tasks = set(PeriodicTask.objects.values_list("task", flat=True))
     assert {"workers.supervisor.tick", "workers.risk.sweep", "workers.reconcile.run"} <= tasks

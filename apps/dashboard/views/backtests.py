@@ -93,6 +93,11 @@ def hedged_context(hedged: dict | None) -> dict | None:
         perp = hedged.get(f"{leg}_perp") or {}
         keys = ("margin_used", "max_margin_used", "liquidation_price", "min_liquidation_distance", "funding")
         figures_ += [(f"{leg} perp {k}", perp.get(k)) for k in keys if perp]
+        if perp and "margin_refused" in hedged:  # orders the leg's pre-trade margin check kept back
+            figures_.append((f"{leg} perp orders refused (margin check)", hedged["margin_refused"].get(leg, 0)))
+            first = (hedged.get("margin_refused_first") or {}).get(leg)
+            if first:
+                figures_.append((f"{leg} perp first refusal", first))
     return {
         "figures": figures_,
         "distribution": list((hedged.get("attribution") or {}).items()),

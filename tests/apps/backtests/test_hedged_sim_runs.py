@@ -3,8 +3,9 @@ seeded sim perpetuals ``sim:gamma`` / ``sim:delta`` ``BTC/USDT:USDT`` over a win
 synthetic market (the books and trades the paper venues play live), from the API and
 ``run_backtest``; each perpetual leg keeps its own account (margin, funding at the 00:00 funding
 time inside the window); every maker fill is hedged within the hedge venue's round trip plus the
-hedge timeout and the exposure never passes its limit; bad sim inputs refused by field, value and
-what is accepted."""
+hedge timeout and the exposure never passes its limit; with a small wallet each leg's pre-trade
+margin check refuses what its margin cannot carry (counted, shown); bad sim inputs refused by
+field, value and what is accepted."""
 
 from __future__ import annotations
 
@@ -106,6 +107,39 @@ def test_perp_to_perp_backtest_on_two_sim_perpetuals(trader, api_for):
     json.dumps(done.metrics)
 
 
+def test_a_small_wallet_never_shows_margin_used_above_it(trader, client):
+    """Both legs on 100 USDT at 5x (500 USDT of notional, about 0.008 BTC): each maker quote of
+    0.002 BTC needs about 24 USDT of initial margin, so from the fourth 0.002 held on one side on
+    the maker leg's pre-trade check refuses the quotes that would add to it; the run counts the
+    refusals and shows them, and neither leg's margin used passes its wallet (before the check the
+    same run used over 4,000 USDT of margin and was liquidated)."""
+    from apps.backtests.services import backtest_create
+
+    small = {"leverage": 5, "wallet": "100", "funding_rate": "0.0001"}
+    data = {**DATA, "maker_perp": small, "hedge_perp": small}
+    run = backtest_create(
+        owner=trader, name="small wallet", strategy="hedged_maker", params={}, risk={},
+        data_source="hedged_recordings", data_params=data,
+    )  # fmt: skip
+    done = runner.backtest_execute(run_id=run.pk)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    h = done.metrics["hedged"]
+    for leg in ("maker", "hedge"):
+        perp = h[f"{leg}_perp"]
+        assert Decimal(perp["max_margin_used"]) <= Decimal(perp["wallet"]) == 100, (leg, perp)
+        assert perp["liquidated_at"] is None
+        assert abs(Decimal(perp["position_contracts"])) <= Decimal("0.008")  # 4 quotes of 0.002 at most
+    assert h["margin_refused"]["maker"] > 100 and h["margin_refused_codes"]["maker"].keys() == {"insufficient_margin"}
+    first = h["margin_refused_first"]["maker"]
+    assert "needs 24." in first and "USDT initial margin at 5x; free margin is" in first
+    assert first.endswith("(not sent: the maker leg's pre-trade margin check)")
+    assert h["maker_fills"] >= 4 and h["maker_fills"] == h["hedge_fills"]  # every maker fill still hedged
+    client.force_login(trader)
+    page = client.get(f"/backtests/{done.pk}/").content.decode()
+    assert "maker perp orders refused (margin check)" in page and str(h["margin_refused"]["maker"]) in page
+    assert "maker perp first refusal" in page
+
+
 def test_run_backtest_runs_a_sim_perp_to_perp_hedge():
     out = io.StringIO()
     call_command(
@@ -118,5 +152,5 @@ def test_run_backtest_runs_a_sim_perp_to_perp_hedge():
         stderr=io.StringIO(),
     )
     text = out.getvalue()
-    for label in ("maker_pnl", "hedge_pnl", "exposure max / limit"):
+    for label in ("maker_pnl", "hedge_pnl", "exposure max / limit", "maker perp orders refused (margin check)"):
         assert label in text

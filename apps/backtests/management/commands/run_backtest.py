@@ -125,6 +125,7 @@ class Command(BaseCommand):
                 for leg, p in ((leg, h.get(f"{leg}_perp")) for leg in ("maker", "hedge"))
                 if p
             ],
+            *[(f"{leg} perp orders refused (margin check)", n) for leg, n in (h.get("margin_refused") or {}).items()],
             ("maker fills / hedge fills", f"{h['maker_fills']} / {h['hedge_fills']}"),
             ("exposure max / limit", f"{h['exposure_max']} / {h['exposure_limit']}"),
             ("exposure time-weighted", h["exposure_time_weighted"]),
