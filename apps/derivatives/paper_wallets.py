@@ -67,7 +67,7 @@ def paper_wallet(*, account_id: int, bot_id: int, settle: str, balance: Decimal,
         who = "this bot" if own is None else f"bot {names}"
         return None, {
             FIELD: (
-                f"{'absent' if own is None else own.normalize()}: {len(others) + 1} perpetual bots settle in {settle} "
+                f"{'absent' if own is None else f'{own.normalize():f}'}: {len(others) + 1} perpetual bots settle in {settle} "
                 f"on this paper account and {who} has no allocation; accepted: a perp.wallet allocation on each of "
                 f"them, together at most the {settle} balance {balance.normalize():f}"
             )

@@ -72,7 +72,9 @@ def test_two_bots_on_one_paper_account_never_count_the_same_collateral(host):
     )
     with pytest.raises(ConfigError) as err:  # the first still has none: it would take all 1000
         _risk_at_start(Bot.objects.get(pk=second.pk))
-    assert "bot 'first' has no allocation" in err.value.errors["perp.wallet"]
+    assert err.value.errors["perp.wallet"].startswith(
+        "300: 2 perpetual bots settle in USDT on this paper account and bot 'first' has no allocation"
+    )
 
     # Allocations 700 + 300: each bot's wallet is its own.
     Bot.objects.filter(pk=first.pk).update(
