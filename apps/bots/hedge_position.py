@@ -79,7 +79,7 @@ def flatten_offer(bot, status: dict | None, net: str | None) -> tuple[Legs | Non
     (``net``: the net position as the page shows it)."""
     legs = bot_legs(bot, status)
     if legs is None:
-        return None, net not in (None, "0")
+        return None, net != "0"
     return legs, legs.open
 
 
