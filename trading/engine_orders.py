@@ -8,6 +8,7 @@ every new order and records what is sent. A diff is skipped while nothing it rea
 
 from __future__ import annotations
 
+from trading import hedge_legs
 from trading.events import CancelOrder, Command, PlaceOrder, TimeInForce
 from trading.instruments import Side
 from trading.oms import OrderState, diff_quotes
@@ -103,24 +104,28 @@ class QuoteActions:
     def _risk_orders(self, ts: int, status: RiskStatus, bid: int, ask: int) -> list[Command]:
         """Flatten and rebalancing orders, at most one of each in flight."""
         port = self.portfolio
-        flatten = status.action == RiskAction.FLATTEN and port.position != 0
+        legs = None if self.perp is None or self.perp.hedge is None else self.perp.position
+        open_ = port.position != 0 if legs is None else legs.is_open  # hedge mode: either leg
+        flatten = status.action == RiskAction.FLATTEN and open_
         if not flatten and (self.rebalancer is None or self.paused or status.action >= RiskAction.PAUSE):
             return []
         in_flight = {o.reason for o in self.orders.orders.values()}
         if flatten and "flatten" not in in_flight and ts - self._last_flatten_ts >= NS:
             # At most one flatten a second: an IOC that found no liquidity is not retried per event.
             self._last_flatten_ts = ts
-            side = Side.SELL if port.position > 0 else Side.BUY
-            price = max(1, bid - self.flatten_cross_ticks) if side is Side.SELL else ask + self.flatten_cross_ticks
-            qty = abs(port.position)
-            self._note(
-                ts,
-                "flatten",
-                "flatten",
-                f"flattening {self.instrument.quantity(qty)} {self.instrument.base} "
-                f"at {self.instrument.price(price)} IOC ({', '.join(status.codes)})",
-            )
-            return [PlaceOrder(self.ids.next(), side, price, qty, TimeInForce.IOC, reason="flatten", reduce_only=True)]
+            sell_price, buy_price = max(1, bid - self.flatten_cross_ticks), ask + self.flatten_cross_ticks
+            if legs is not None:  # hedge position mode: each open leg closed by its own order
+                cmds = hedge_legs.flatten_orders(legs, self.ids.next, sell_price, buy_price)
+                what = " and ".join(f"the {c.position_side} leg {self.instrument.quantity(c.qty)}" for c in cmds)
+            else:
+                side = Side.SELL if port.position > 0 else Side.BUY
+                qty = abs(port.position)
+                price = sell_price if side is Side.SELL else buy_price
+                cmds = [PlaceOrder(self.ids.next(), side, price, qty, TimeInForce.IOC, reason="flatten",
+                                   reduce_only=True)]  # fmt: skip
+                what = f"{self.instrument.quantity(qty)} {self.instrument.base} at {self.instrument.price(price)}"
+            self._note(ts, "flatten", "flatten", f"flattening {what} IOC ({', '.join(status.codes)})")
+            return cmds
         rb = self.rebalancer
         if rb is None or self.paused or status.action >= RiskAction.PAUSE or "rebalance" in in_flight:
             return []

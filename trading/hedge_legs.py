@@ -16,6 +16,10 @@ onto a leg.
 * a sell likewise closes the long leg, or opens / adds to the short leg;
 * a reduce-only order (flatten, the ``reduce_only`` risk action) always names the leg it closes.
 
+**Flatten closes both legs** (:func:`flatten_orders`): one reduce-only IOC order per open leg,
+naming it (SELL LONG closes the long leg, BUY SHORT the short one), each as large as its leg.
+Closing only the net would leave equal legs (net 0) fully open.
+
 So the bid and the ask of a flat bot open a long and a short leg, and once a leg is open the
 quotes on the other side reduce it: the gross position (long + short) stays within the net
 inventory plus what was working when the last quotes were placed, and margin is held on no more
@@ -50,6 +54,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 from trading.contracts import ContractSpec, MarginMode, frac
+from trading.events import PlaceOrder, TimeInForce
 from trading.instruments import InstrumentError, Side
 from trading.margin import BracketTable, liquidation_price
 from trading.positions import PerpPosition
@@ -67,6 +72,23 @@ def opens(side: Side) -> str:
 def closes(side: Side) -> str:
     """The leg an order of ``side`` closes: a buy the short leg, a sell the long leg."""
     return SHORT if side is Side.BUY else LONG
+
+
+def flatten_orders(position: PerpPosition, next_id, sell_price: int, buy_price: int, reason: str = "flatten"):
+    """The orders that flatten a hedge-mode position: per open leg, a reduce-only IOC close of
+    the whole leg naming it (the long leg sold at ``sell_price``, the short leg bought at
+    ``buy_price``, ticks). ``next_id()`` gives each its client order id."""
+    out = []
+    for name in LEGS:
+        lots = position.legs[name].lots
+        if lots:
+            side = Side.SELL if name == LONG else Side.BUY
+            price = sell_price if side is Side.SELL else buy_price
+            out.append(
+                PlaceOrder(next_id(), side, price, abs(lots), TimeInForce.IOC, reason=reason, reduce_only=True,
+                           position_side=name)
+            )  # fmt: skip
+    return out
 
 
 class HedgeLegs:
@@ -300,6 +322,7 @@ __all__ = [
     "closes",
     "crossed",
     "direction",
+    "flatten_orders",
     "funding_by_leg",
     "leg_liquidations",
     "leg_margin",

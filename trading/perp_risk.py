@@ -24,7 +24,9 @@ in backtests, :meth:`PerpRisk.set_funding` from the venue live), and:
   an order that reduces the position (``reduce_only``, or opposite the position and no larger
   than it) skips these three: it is how a position over its limits gets back within them.
   Hedge mode (:mod:`trading.hedge_legs`): an order that closes a leg skips them; one that opens
-  a leg is checked against that leg, and the other leg's initial margin is held too.
+  a leg is checked against that leg, and the other leg's initial margin is held too. The base
+  (spot-style) reduce-only check sees a reduce-only close against its leg, not the net (equal
+  legs net to zero, and their closes must still pass: a flatten closes both).
 
 * **on every event** (:meth:`PerpRisk.evaluate`): the liquidation distance. Quoting pauses
   (``on_liquidation_distance``: ``pause``, ``reduce_only`` or ``flatten`` with reduce-only
@@ -385,6 +387,17 @@ class PerpRisk:
                 d = self.check(command, state)
                 if d is not ALLOWED:
                     return d
+            if (
+                self.hedge is not None
+                and type(command) is PlaceOrder
+                and command.reduce_only
+                and command.position_side == hedge_legs.closes(command.side)
+            ):  # hedge mode: a reduce-only close reduces its leg, whatever the net
+                net, state.position = state.position, self.position.legs[command.position_side].lots
+                try:
+                    return base(command, state)
+                finally:
+                    state.position = net
             return base(command, state)
 
         return check

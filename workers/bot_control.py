@@ -18,6 +18,7 @@ from apps.bots.risk_pause import bot_risk_hold
 from apps.bots.services import bot_state_set
 from apps.orders.services import open_orders_close, orders_update
 from connectors.errors import AuthFailure
+from trading import hedge_legs
 from trading.events import CancelOrder, Liquidity, OrderEvent, OrderFilled, PlaceOrder, TimeInForce
 from trading.instruments import Side
 from trading.ports import OrderStatus
@@ -260,22 +261,37 @@ class BotControl:
             logger.info("bot %s: cancel %s failed (%s); retrying", self.bot_id, cid, exc)
 
     async def _flatten(self) -> None:
+        """Close the position with reduce-only IOC orders priced at most ``FLATTEN_CROSS_BPS``
+        through the touch: the net in one order, or in hedge position mode each open leg in its
+        own order naming the leg (:func:`trading.hedge_legs.flatten_orders`)."""
         engine = self.engine
         pos = engine.portfolio.position
+        hedge = None if engine.perp is None else engine.perp.hedge
+        legs = None if hedge is None else engine.perp.position
         bid, ask = engine.book.best_bid(), engine.book.best_ask()
-        if not pos:
+        if not (pos if legs is None else legs.is_open):
             self._event("lifecycle", "flatten", "flatten: the position is already flat")
             return
         if bid is None or ask is None:
             self._event("lifecycle", "flatten_failed", "flatten: no book to price the taker order; position kept")
             return
-        side = Side.SELL if pos > 0 else Side.BUY
         cross = max(5, (bid + ask) * FLATTEN_CROSS_BPS // 20_000)  # ticks through the touch
-        price = max(1, bid - cross) if side is Side.SELL else ask + cross
-        cmd = PlaceOrder(engine.ids.next(), side, price, abs(pos), TimeInForce.IOC, reason="flatten", reduce_only=True)
-        hedge = None if engine.perp is None else engine.perp.hedge
-        if hedge is not None:  # hedge position mode: the close names the leg it reduces
-            cmd = hedge.assign(engine.perp.position, cmd)
-        engine.orders.on_place_sent(cmd, time.time_ns())
-        self._event("lifecycle", "flatten", f"flattening {self.setup.instrument.quantity(abs(pos))} with a taker order")
-        await self._send([cmd])
+        sell_price, buy_price = max(1, bid - cross), ask + cross
+        inst = self.setup.instrument
+        if legs is not None:  # hedge position mode: every open leg closed, each naming its leg
+            commands = hedge_legs.flatten_orders(legs, engine.ids.next, sell_price, buy_price)
+            text = " and ".join(f"the {c.position_side} leg ({inst.quantity(c.qty)})" for c in commands)
+        else:
+            side = Side.SELL if pos > 0 else Side.BUY
+            price = sell_price if side is Side.SELL else buy_price
+            commands = [PlaceOrder(engine.ids.next(), side, price, abs(pos), TimeInForce.IOC, reason="flatten",
+                                   reduce_only=True)]  # fmt: skip
+            text = f"{inst.quantity(abs(pos))}"
+        now = time.time_ns()
+        for cmd in commands:
+            if hedge is not None:
+                hedge.assign(legs, cmd)  # remembered: its fill books on the leg it names
+            engine.orders.on_place_sent(cmd, now)
+        what = "taker orders" if len(commands) > 1 else "a taker order"
+        self._event("lifecycle", "flatten", f"flattening {text} with {what}")
+        await self._send(commands)

@@ -14,8 +14,11 @@ tiers). The bot's settings sit in its risk configuration under ``"perp"``::
 as in a backtest, :func:`apps.backtests.validation.validate_perp`). ``position_mode`` ``hedge``
 keeps a long and a short leg (:mod:`trading.hedge_legs`: which leg each order opens or closes,
 margin, funding and liquidation per leg); the paper venue keeps both
-(:mod:`workers.paper_perp`). The wallet is the paper
-account's balance of the settle currency. The engine gets a ``PerpRisk`` built from a
+(:mod:`workers.paper_perp`). The wallet is the bot's share of the paper account's balance of the
+settle currency (:mod:`apps.derivatives.paper_wallets`: the whole balance for the account's only
+perpetual bot, else its ``risk.perp.wallet`` allocation, the allocations together within the
+balance; fixed at start by :func:`load`, so that no two bots' margin checks count the same
+collateral). The engine gets a ``PerpRisk`` built from a
 :class:`~trading.perp_ledger.PerpLedger` of that account, exactly as a perp backtest builds it,
 so the pre-trade checks (contracts, notional, leverage bracket, margin) and the
 liquidation-distance pause are the backtest's.
@@ -64,6 +67,16 @@ def load(setup) -> None:
         PnlSnapshot.objects.filter(bot_id=setup.bot_id, funding__isnull=False).order_by("-ts").values("funding").first()
     )
     setup.perp_funding_booked = None if last is None else last["funding"]
+    if setup.account_kind == "paper":  # its share of the account's settle balance
+        from apps.derivatives.paper_wallets import paper_wallet
+
+        settle = setup.perp.contract.settle
+        balance = setup.paper_balances.get(settle)
+        if balance is not None and Decimal(str(balance)) > 0:
+            setup.perp_wallet, setup.perp_wallet_errors = paper_wallet(
+                account_id=setup.account_id, bot_id=setup.bot_id, settle=settle,
+                balance=Decimal(str(balance)), risk=setup.risk,
+            )  # fmt: skip
 
 
 def stored_series(venue: str, symbol: str) -> list[tuple[int, Decimal]]:
@@ -91,14 +104,16 @@ def perp_risk(setup) -> PerpRisk | None:
         errors[f"paper_balances.{spec.settle}"] = (
             f"{balance!r}; a perpetual settles in {spec.settle}: give the paper account a {spec.settle} balance above 0"
         )
+    errors.update(getattr(setup, "perp_wallet_errors", {}))
     if errors:
         raise ConfigError(errors)
+    wallet = getattr(setup, "perp_wallet", None)  # the bot's share (load); else the whole balance
     schedule, source = funding_schedule(settings, getattr(setup, "perp_funding", None))
     ledger = PerpLedger(
         setup.instrument,
         spec,
         rec.tiers,
-        wallet=Decimal(str(balance)),
+        wallet=Decimal(str(balance)) if wallet is None else wallet,
         leverage=int(settings.get("leverage", 10)),
         margin_mode=MarginMode(settings.get("margin_mode", "isolated")),
         mode=PositionMode(settings.get("position_mode", "one_way")),

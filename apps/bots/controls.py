@@ -5,7 +5,9 @@ its state and its lifting).
 Flattening always goes through the bot's own loop (``kill_flatten``: cancel everything, then a
 reduce-only IOC taker order priced at most 0.5 % through the touch), so it passes the same
 pre-trade risk as the bot's orders. A stopped bot is first brought up paused (no quoting), then
-told to flatten and stop (``workers.bots.flatten``)."""
+told to flatten and stop (``workers.bots.flatten``). In hedge position mode a flatten closes both
+legs, one reduce-only order per leg (:mod:`apps.bots.hedge_position`): a bot whose legs net to
+zero is not flat."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from django.db.models import Case, DecimalField, F, Sum, Value, When
 from apps.accounts.errors import FieldErrors
 from apps.accounts.models import AuditAction, AuditLog, User
 from apps.accounts.services import audit_record
+from apps.bots.hedge_position import Legs, bot_legs
 from apps.bots.models import ActualState, Bot, DesiredState
 from apps.bots.risk_pause import risk_pause_clear
 from apps.bots.services import APPLY_TASK, _enqueue, bot_kill
@@ -46,8 +49,10 @@ def bot_flatten(*, bot: Bot, actor: User) -> Decimal:
         .get(pk=bot.pk)
     )
     position = bot_position(bot.pk)
-    if not position:
-        raise FieldErrors({"position": [f"{bot.name} holds no {bot.market.base}: nothing to flatten"]})
+    legs = bot_legs(bot)
+    if not _holds(position, legs):
+        held = f"no {bot.market.base}" if legs is None else "nothing on its long or short leg"
+        raise FieldErrors({"position": [f"{bot.name} holds {held}: nothing to flatten"]})
     if bot.exchange_account.kill_switch:
         raise FieldErrors(
             {
@@ -68,8 +73,9 @@ def bot_flatten(*, bot: Bot, actor: User) -> Decimal:
         owner=bot.owner,
         obj=bot,
         before=before,
-        after={"desired_state": DesiredState.STOPPED, "flatten": str(position)},
-        message=f"flatten {position} {bot.market.base}",
+        after={"desired_state": DesiredState.STOPPED, "flatten": str(position)}
+        | ({} if legs is None else {"legs": {"long": _text(legs.long), "short": _text(legs.short)}}),
+        message=f"flatten {flatten_text(bot, position, legs)}",
     )
     if running:
         _enqueue(APPLY_TASK, args=[bot.pk], kwargs={"kill": True, "flatten": True})
@@ -78,11 +84,27 @@ def bot_flatten(*, bot: Bot, actor: User) -> Decimal:
     return position
 
 
+def flatten_text(bot: Bot, position: Decimal, legs: Legs | None) -> str:
+    """What a flatten of ``bot`` closes, for the trader: its net, or in hedge mode both legs."""
+    if legs is None:
+        return f"{position} {bot.market.base}"
+    return legs.text("contracts") + ", one reduce-only order per leg"
+
+
+def _holds(position: Decimal, legs: Legs | None) -> bool:
+    return bool(position) if legs is None else legs.open
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def account_close_all(*, account: ExchangeAccount, actor: User) -> list[tuple[Bot, Decimal]]:
-    """Flatten every bot of the account that holds a position; returns ``(bot, position)`` pairs."""
+    """Flatten every bot of the account that holds a position (hedge mode: on either leg);
+    returns ``(bot, net position)`` pairs."""
     done = []
     for bot in Bot.objects.filter(exchange_account=account).select_related("market", "exchange_account"):
-        if bot_position(bot.pk):
+        if _holds(bot_position(bot.pk), bot_legs(bot)):
             done.append((bot, bot_flatten(bot=bot, actor=actor)))
     return done
 

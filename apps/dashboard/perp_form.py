@@ -37,6 +37,10 @@ def settings_schema(max_leverage: int | None = None) -> dict[str, Any]:
             "funding_rate": {"type": "string", "default": "", "title": "funding rate (per 8 h)",
                              "description": "a constant rate from -0.03 to 0.03 (0.0001 = 0.01 %); empty: the "
                              "market's stored series, else 0.01 %"},
+            "wallet": {"type": "string", "default": "", "title": "wallet allocation (paper)",
+                       "description": "this bot's share of the paper account's settle balance; required when "
+                       "the account has several perpetual bots (together at most the balance); empty: the "
+                       "whole balance for the account's only perpetual bot"},
         }
     }  # fmt: skip
 

@@ -1,6 +1,7 @@
 """Which hosted markets are perpetuals, and a bot's perpetual settings (``risk["perp"]``),
-validated as a backtest's (:func:`apps.backtests.validation.validate_perp`) with the wallet left
-out: a hosted bot's wallet is its paper account's balance of the settle currency. The loop side
+validated as a backtest's (:func:`apps.backtests.validation.validate_perp`); a hosted paper bot's
+``wallet`` is its allocation of its paper account's settle-currency balance, shared with the
+account's other perpetual bots (:mod:`apps.derivatives.paper_wallets`). The loop side
 is :mod:`workers.perp_hosting` (paper) and :mod:`workers.perp_live` (a live exchange account).
 
 A market is a perpetual when its ``exchanges.Market`` row says so (``kind`` linear or inverse,
@@ -102,8 +103,6 @@ def validate(risk: dict, venue: str, symbol: str, market=None, perp: PerpMarket 
     rec = perp if perp is not None else perp_market(venue, symbol, market)
     if rec is None:
         return {PERP_KEY: f"{venue} {symbol} is not a perpetual market served here; perpetual settings do not apply"}
-    if isinstance(settings, dict) and "wallet" in settings:
-        return {f"{PERP_KEY}.wallet": "the wallet is the paper account's balance of the settle currency; remove it"}
     return {f"{PERP_KEY}.{k}": v for k, v in validate_perp(settings, rec.contract).items()}
 
 

@@ -131,3 +131,37 @@ def test_the_ledger_liquidates_one_isolated_leg_and_reports_both():
     records = perp_records(report, INST)
     assert records["position_mode"] == "hedge" and records["legs"]["short"]["contracts"] == "-0.002"
     assert records["legs"]["short"]["entry_price"] == "61000.00000000"
+
+
+def test_a_risk_flatten_closes_both_legs_even_when_they_net_to_zero():
+    """Legs +0.002 / -0.002 (net 0) and a daily loss (the fees) whose action is flatten: the
+    engine sends one reduce-only IOC order per leg naming it, each as large as its leg and
+    ``flatten_cross_ticks`` through the touch; both pass pre-trade risk (the reduce-only check
+    sees the leg, not the flat net), and once they fill nothing more is sent."""
+    from trading.events import TimeInForce
+    from trading.risk import RiskAction
+
+    perp = hedge_risk()
+    limits = RiskLimits.from_dict({"daily_loss_limit": "1", "on_daily_loss": "flatten", "price_band": None})
+    e = Engine(Quoter(), INST, bot_id="h", risk=limits, perp=perp)
+    first = places(e.on_event(snap(1, P60K)))
+    out = []
+    for n, c in enumerate(first.values()):  # the second fill's fee makes the day's loss
+        e.on_event(OrderAccepted(2, c.client_order_id, "v" + c.client_order_id))
+        fee = INST.cash_units("2") if n else 0
+        out = e.on_event(OrderFilled(2, c.client_order_id, c.side, c.price, c.qty, 0, fee, Liquidity.MAKER, f"t{n}"))
+    pos = perp.position
+    assert (pos.legs["long"].lots, pos.legs["short"].lots) == (2, -2) and e.portfolio.position == 0
+    out = [c for c in out if isinstance(c, PlaceOrder)]
+    assert e.status.action == RiskAction.FLATTEN
+    flat = {c.position_side: c for c in out}
+    assert set(flat) == {"long", "short"} and all(c.reason == "flatten" for c in out), out
+    assert all(c.reduce_only and c.time_in_force is TimeInForce.IOC and c.qty == 2 for c in out)
+    assert flat["long"].side is Side.SELL and flat["long"].price == P60K - e.flatten_cross_ticks
+    assert flat["short"].side is Side.BUY and flat["short"].price == P60K + 1 + e.flatten_cross_ticks
+    for n, c in enumerate(out):
+        e.on_event(OrderAccepted(4, c.client_order_id, "v" + c.client_order_id))
+        e.on_event(OrderFilled(4 * 10**9, c.client_order_id, c.side, c.price, c.qty, 0, 0, Liquidity.TAKER, f"f{n}"))
+    assert (pos.legs["long"].lots, pos.legs["short"].lots) == (0, 0)
+    later = e.on_event(snap(6 * 10**9, P60K))
+    assert [c for c in later if isinstance(c, PlaceOrder)] == []

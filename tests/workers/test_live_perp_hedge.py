@@ -118,6 +118,55 @@ def test_a_hedge_mode_bot_switches_the_account_and_keeps_a_long_and_a_short_leg(
     stop(bot)
 
 
+def test_a_flatten_of_equal_legs_closes_each_leg_on_the_exchange(
+    host,  # noqa: F811
+    fake_binance,  # noqa: F811
+    usdm,  # noqa: F811
+    redis_client,
+):
+    """Both quotes fill: legs +0.004 / -0.004 on the exchange, the net flat. The trader's Flatten
+    (``apps.bots.controls.bot_flatten``, then the kill with flatten it enqueues) is not refused as
+    flat, and the loop sends one IOC order per leg naming it (SELL positionSide=LONG closes the
+    long, BUY positionSide=SHORT the short; never reduceOnly), each as large as its leg and priced
+    at most 0.5 % through the touch; the exchange takes both (neither is larger than its leg)."""
+    from apps.bots.controls import bot_flatten, bot_position
+    from apps.bots.models import Bot
+    from apps.orders.models import Fill, Order
+    from tests.workers.test_live_perp import MID
+    from workers import lifecycle, supervisor
+
+    bot = make_perp_bot({"leverage": 5, "margin_mode": "cross", "position_mode": "hedge"})
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 2, 30), state(bot)
+    orders = {o["side"]: o for o in open_orders(fake_binance, usdm)}
+    buy = fake_binance.run(usdm.fill, orders["BUY"]["clientOrderId"], "0.004")
+    sell = fake_binance.run(usdm.fill, orders["SELL"]["clientOrderId"], "0.004")
+    assert wait_until(lambda: Fill.objects.filter(bot=bot, venue_trade_id__in=[buy["id"], sell["id"]]).count() == 2, 10)
+    perp = host.bots[bot.pk].engine.perp
+
+    def legs():
+        return perp.position.legs["long"].lots == 4 and perp.position.legs["short"].lots == -4
+
+    assert feed_until(redis_client, legs, 10), dict(perp.position.legs)
+    assert bot_position(bot.pk) == 0  # the net of the fills: flat, yet both legs are open
+    sent_before = len(fake_binance.run(fake_binance.server.calls, "POST", "/fapi/v1/order"))
+
+    bot_flatten(bot=Bot.objects.get(pk=bot.pk), actor=bot.owner)
+    lifecycle.apply(bot.pk, kill=True, flatten=True)  # what the enqueued task does
+    assert wait_until(lambda: state(bot)[0] == "stopped", 30), state(bot)
+    sent = fake_binance.run(fake_binance.server.calls, "POST", "/fapi/v1/order")[sent_before:]
+    params = [{**r.query, **r.body} for r in sent]
+    closes = {(p["side"], p["positionSide"]): p for p in params if p.get("timeInForce") == "IOC"}
+    assert set(closes) == {("SELL", "LONG"), ("BUY", "SHORT")}, params
+    assert all(p["quantity"] == "0.004" and "reduceOnly" not in p for p in closes.values())
+    # the touch is MID -/+ 5 ticks (0.1); the protection: max(5 ticks, 0.5 % of the mid) through it
+    cross = max(5, (2 * MID) * 50 // 20_000)
+    assert Decimal(closes[("SELL", "LONG")]["price"]) == Decimal(MID - 5 - cross) / 10
+    assert Decimal(closes[("BUY", "SHORT")]["price"]) == Decimal(MID + 5 + cross) / 10
+    rows = Order.objects.filter(bot=bot, time_in_force="ioc")
+    assert rows.count() == 2 and not rows.filter(status="rejected").exists(), list(rows.values("status", "reason"))
+
+
 def test_a_position_mode_switch_with_an_open_position_is_refused_with_nothing_applied(
     host,  # noqa: F811
     fake_binance,  # noqa: F811

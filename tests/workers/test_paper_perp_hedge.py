@@ -201,3 +201,73 @@ def test_on_cross_margin_the_account_is_liquidated_closing_its_legs(host):
         assert runner.state == "paused" and runner.engine.portfolio.position == 0
     finally:
         run(host, leave(host, runner))
+
+
+def _seed_legs(bot, lots: int, price: Decimal) -> None:
+    """A stored paper position with a long and a short leg of ``lots`` each at ``price`` (net 0),
+    as a new owner finds it at take-over (``workers.paper_perp`` state)."""
+    import json
+
+    from workers import lifecycle, paper_perp
+
+    basis = str(Fraction(price) * lots)
+    state = {
+        "legs": {"long": [lots, basis], "short": [-lots, basis]},
+        "realized": "0", "fees": "0", "funding": "0", "last_fill": None, "liquidated": None,
+        "liquidations": None, "leg_funding": {}, "order_legs": {},
+    }  # fmt: skip
+    key = paper_perp.state_key(bot.exchange_account_id, bot.market.symbol, bot.pk)
+    lifecycle.redis_client().hset(key, mapping={"seq": 0, "state": json.dumps(state)})
+
+
+def test_a_kill_with_flatten_closes_both_legs_of_equal_legs(host):
+    """Legs +0.01 / -0.01 net to zero, but the bot is fully exposed on both: a kill with flatten
+    sends one reduce-only IOC order per leg naming it (a sell closing the long leg, a buy closing
+    the short leg), each as large as its leg and priced through the touch, and the paper venue's
+    fills leave both legs at zero."""
+    from apps.bots.models import BotEvent
+    from apps.orders.models import Fill, Order
+    from workers.bot_control import StopLoop
+
+    _user, _account, bot = make_bot(
+        USDM,
+        {"USDT": "5000"},
+        {"leverage": 5, "margin_mode": "isolated", "position_mode": "hedge"},
+        {
+            "order_amount": "0.01",
+            "bid_spread": "0.05",
+            "ask_spread": "0.05",
+        },  # quotes far from the touch: nothing fills
+        name="hedge flatten",
+    )
+    events = feed_events(USDM[2], 0.3)
+    first = next(e for e in events if hasattr(e, "bids") and e.bids and e.asks)
+    _seed_legs(bot, 10, Decimal(first.bids[0][0]) / 10)
+    runner = run(host, drive(host, bot.pk, events))
+    try:
+        perp = runner.engine.perp
+        pos = perp.position
+        assert (pos.legs["long"].lots, pos.legs["short"].lots) == (10, -10)
+        assert runner.engine.portfolio.position == 0  # the net: flat, yet both legs are open
+        bid, ask = runner.engine.book.best_bid(), runner.engine.book.best_ask()
+        with pytest.raises(StopLoop, match="kill_flatten"):  # the loop ends stopped
+            run(host, runner._control("kill_flatten"))
+        host.drain_writers(30)
+        assert (pos.legs["long"].lots, pos.legs["short"].lots) == (0, 0), dict(pos.legs)
+        orders = {o.side: o for o in Order.objects.filter(bot=bot, time_in_force="ioc")}
+        assert set(orders) == {"buy", "sell"}, orders
+        assert orders["sell"].quantity == orders["buy"].quantity == Decimal("0.010")
+        assert perp.hedge.leg_of(orders["sell"].client_order_id) == "long"
+        assert perp.hedge.leg_of(orders["buy"].client_order_id) == "short"
+        inst = runner.setup.instrument
+        # the same protection as a one-way flatten: at most 0.5 % (at least 5 ticks) through the touch
+        cross = max(5, (bid + ask) * 50 // 20_000)
+        assert inst.ticks(orders["sell"].price) == bid - cross and inst.ticks(orders["buy"].price) == ask + cross
+        fills = Fill.objects.filter(bot=bot)
+        assert sorted((f.side, f.quantity) for f in fills) == [("buy", Decimal("0.010")), ("sell", Decimal("0.010"))]
+        message = BotEvent.objects.get(bot=bot, code="flatten").message
+        assert "the long leg (0.010) and the short leg (0.010)" in message, message
+        assert stored_state(bot)["legs"] == {"long": [0, "0"], "short": [0, "0"]}
+    finally:
+        if host.bots.get(bot.pk) is runner:
+            run(host, leave(host, runner))

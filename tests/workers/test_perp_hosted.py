@@ -298,7 +298,7 @@ def test_perp_settings_are_validated_by_name_and_a_wallet_is_required(host):
     for perp, field, fragment in (
         ({"leverage": 200}, "perp.leverage", "125"),
         ({"margin_mode": "portfolio"}, "perp.margin_mode", "accepted: isolated, cross"),
-        ({"wallet": "100"}, "perp.wallet", "paper account's balance"),
+        ({"wallet": "0"}, "perp.wallet", "above 0"),
         ({"funding_rate": "0.5"}, "perp.funding_rate", "up to 0.03"),
         ({"limits": {"min_liquidation_distance": "2"}}, "perp.limits.min_liquidation_distance", "0.9"),
     ):

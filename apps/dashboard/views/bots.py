@@ -17,8 +17,9 @@ from django.views.decorators.http import require_POST
 from apps.accounts.errors import FieldErrors
 from apps.bots import hedged
 from apps.bots import services as bot_services
-from apps.bots.controls import account_close_all, account_kill_switch, bot_flatten, global_kill_state
+from apps.bots.controls import account_close_all, account_kill_switch, bot_flatten, flatten_text, global_kill_state
 from apps.bots.guards import LargeOrderConfirmation
+from apps.bots.hedge_position import bot_legs, flatten_offer
 from apps.bots.selectors import bot_can_change, bot_config_history, bot_event_list, bot_list
 from apps.dashboard import figures, live
 from apps.dashboard.forms import BotCreateForm, BotMetaForm, SchemaFieldset, strategy_warning
@@ -72,11 +73,15 @@ def overview(request):
     for bot in bots:
         pnl_rows = today_rows(user=request.user, bot=bot)
         status = statuses.get(bot.pk)
+        pnl = pnl_message(bot_pnl_live(user=request.user, bot=bot))
+        legs, flattenable = flatten_offer(bot, status or {}, pnl.get("position"))
         rows.append(
             {
                 "bot": bot,
                 "status": status,
-                "pnl": pnl_message(bot_pnl_live(user=request.user, bot=bot)),
+                "pnl": pnl,
+                "legs": legs,
+                "flattenable": flattenable,
                 "account_equity": (status or {}).get("equity"),
                 "spark_id": f"spark-{bot.pk}",
                 "spark": figures.sparkline(_downsample([r["equity"] for r in pnl_rows])) if pnl_rows else None,
@@ -140,6 +145,7 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
     rows_today = today_rows(user=request.user, bot=bot)
     pnl_today = today_pnl(rows_today)
     pnl = pnl_message(bot_pnl_live(user=request.user, bot=bot))
+    legs, flattenable = flatten_offer(bot, status or {}, pnl.get("position"))
     context = {
         "bot": bot,
         "status": status,
@@ -147,6 +153,8 @@ def bot_detail(request, bot_id: int, *, config_ctx=None, status_code: int = 200)
         "book": book,
         "quotes": quotes,
         "perp": perp_figures(status),
+        "legs": legs,
+        "flattenable": flattenable,
         "is_perp": bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol),
         "can_change": bot_can_change(user=request.user, bot=bot),
         "depth_fig": figures.depth_chart(bids=book["bids"], asks=book["asks"], quotes=quotes),
@@ -183,7 +191,12 @@ def bot_action(request, bot_id: int, action: str):
     try:
         done = service(bot=bot, actor=request.user)
         if action == "flatten":
-            closing = f"closing {num(done)} {bot.market.base} with a reduce-only order"
+            legs = bot_legs(bot)
+            closing = (
+                f"closing {num(done)} {bot.market.base} with a reduce-only order"
+                if legs is None
+                else f"closing the {flatten_text(bot, done, legs)}"
+            )
             messages.success(request, f"{bot.name}: flatten requested: {closing}.")
         else:
             messages.success(request, f"{bot.name}: {action} requested.")
@@ -384,7 +397,11 @@ def account_close_all_view(request, account_id: int):
         messages.error(request, f"{account.label}: {error_text(exc)}")
     else:
         if done:
-            closing = ", ".join(f"{b.name} {num(p)} {b.market.base}" for b, p in done)
+            closing = ", ".join(
+                f"{b.name} {num(p)} {b.market.base}" if legs is None else f"{b.name} {flatten_text(b, p, legs)}"
+                for b, p in done
+                for legs in [bot_legs(b)]
+            )
             messages.success(request, f"{account.label}: closing every position ({closing}).")
         else:
             messages.info(request, f"{account.label}: no bot holds a position.")
