@@ -109,7 +109,7 @@ def test_a_hedge_mode_bot_switches_the_account_and_keeps_a_long_and_a_short_leg(
 
     def restarted():
         again = host.bots.get(bot.pk)
-        perp = again is not None and again is not runner and again.engine.perp
+        perp = again is not None and again is not runner and again.engine is not None and again.engine.perp
         return perp and perp.position.legs["long"].lots == 5 and perp.position.legs["short"].lots == -5 and perp
 
     again = feed_until(redis_client, restarted, 30)
@@ -149,6 +149,14 @@ def test_a_flatten_of_equal_legs_closes_each_leg_on_the_exchange(
 
     assert feed_until(redis_client, legs, 10), dict(perp.position.legs)
     assert bot_position(bot.pk) == 0  # the net of the fills: flat, yet both legs are open
+    from apps.bots.hedge_position import bot_legs
+
+    # what the trader's Flatten reads: the bot's published status, a moment behind its loop
+    def published():
+        found = bot_legs(Bot.objects.get(pk=bot.pk))
+        return found is not None and found.long and found.short
+
+    assert feed_until(redis_client, published, 10), bot_legs(Bot.objects.get(pk=bot.pk))
     sent_before = len(fake_binance.run(fake_binance.server.calls, "POST", "/fapi/v1/order"))
 
     bot_flatten(bot=Bot.objects.get(pk=bot.pk), actor=bot.owner)
