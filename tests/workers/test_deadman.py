@@ -83,7 +83,9 @@ def test_a_frozen_host_leaves_no_open_order_once_the_exchange_countdown_runs_out
         return fake_binance.run(lambda: [o for o in usdm.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")])
 
     usdm_market = {"tick_size": "0.1", "lot_size": "0.001", "maker_fee": "0.0002", "taker_fee": "0.0005"}
-    _user, _account, bot = make_live_bot(venue="binanceusdm", symbol=USDM_SYMBOL, market=usdm_market)
+    _user, _account, bot = make_live_bot(
+        venue="binanceusdm", symbol=USDM_SYMBOL, market=usdm_market, balances={"USDT": "10000"}
+    )
     supervisor.tick()
     log = (ROOT / "var" / f"test-deadman-{os.getpid()}.log").open("wb")
     worker = subprocess.Popen(

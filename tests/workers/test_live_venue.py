@@ -86,9 +86,16 @@ BINANCE_SPOT_MARKET = {"tick_size": "0.01", "lot_size": "0.00001", "maker_fee": 
 
 
 def make_live_bot(
-    spread: str = "0.001", *, venue: str = "binance", symbol: str = SYMBOL, market: dict = BINANCE_SPOT_MARKET
+    spread: str = "0.001",
+    *,
+    venue: str = "binance",
+    symbol: str = SYMBOL,
+    market: dict = BINANCE_SPOT_MARKET,
+    balances: dict | None = None,
 ):
-    """A user, a live account on ``venue`` (encrypted keys) and one fixed-spread bot, started."""
+    """A user, a live account on ``venue`` (encrypted keys) and one fixed-spread bot, started;
+    ``balances`` (``{asset: total}``) stored as if the account had been verified (a perpetual bot
+    needs them: apps.bots.guards)."""
     from apps.accounts.models import User
     from apps.bots.services import bot_create, bot_start
     from apps.exchanges.models import Market
@@ -98,6 +105,10 @@ def make_live_bot(
     account = exchange_account_create(
         owner=user, label=f"{venue} live", kind="live", venue=venue, api_key="test-key", api_secret="test-secret"
     )
+    if balances:
+        from apps.exchanges.services import account_balances_store
+
+        account_balances_store(account=account, balances={a: {"free": t, "total": t} for a, t in balances.items()})
     market, _ = Market.objects.update_or_create(
         venue=venue, symbol=symbol, defaults={"base": "BTC", "quote": "USDT", "min_notional": "5", **market}
     )
