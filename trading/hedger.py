@@ -7,7 +7,8 @@ written: their owners (the venues' feeds, or the simulated exchanges of a backte
 * Quotes: one bid and one ask of ``order_lots`` priced by :func:`trading.hedging.price_side`
   from the hedge book, post-only, never crossing the maker book; a side is quoted only while a
   fill of it (with every resting order of that side) keeps the net exposure within
-  ``max_unhedged_base``. Requotes on timers.
+  ``max_unhedged_base``, and (``max_maker_base``) keeps the maker leg's own position within its
+  limit however well it is hedged. Requotes on timers.
 * Hedge on fill: a maker fill (partial or full) changes the net exposure (maker + hedge base,
   plus hedges in flight); the hedge for the whole hedge lots of it is sent at once, as an IOC
   taker order or (``hedge_mode="limit"``) an aggressive limit cancelled at ``hedge_timeout``.
@@ -340,6 +341,12 @@ class HedgedMaker:
             worst = exposure + side * legs.base(legs.maker, resting + config.order_lots)
             if abs(worst) > config.max_unhedged_base:
                 continue
+            cap = config.max_maker_base
+            if (
+                cap is not None
+                and abs(legs.base(legs.maker, self.maker_position + side * (resting + config.order_lots))) > cap
+            ):
+                continue  # the maker leg at its limit: only the side that reduces it is quoted
             cid = self.maker_ids.next()
             self.maker_orders[cid] = _MakerOrder(side, price, config.order_lots, target)
             out.append((MAKER, PlaceOrder(cid, side, price, config.order_lots, TimeInForce.POST_ONLY, "hedged quote")))

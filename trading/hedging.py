@@ -33,7 +33,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from trading.book import OrderBook
-from trading.contracts import SPOT, ContractKind, ContractSpec
+from trading.contracts import SPOT, ContractKind, ContractSpec, decimal_text
 from trading.instruments import FEE_SCALE, Instrument, InstrumentError, Side, fee_rate_e8
 
 
@@ -90,6 +90,7 @@ class HedgeConfig:
     retry_backoff_ns: int = 200_000_000
     stale_after_ns: int = 2_000_000_000
     requote_ticks: int = 0  # leave a quote alone while it is within this many ticks of the target
+    max_maker_base: Fraction | None = None  # |maker position| a quote may lead to (base; None: no limit)
 
     @property
     def edge_e8(self) -> int:
@@ -107,7 +108,8 @@ def validate_hedge_config(legs: HedgeLegs, config: dict) -> tuple[HedgeConfig | 
     Fields: ``order_amount`` (maker base quantity), ``min_profitability``, ``hedge_slippage``,
     ``latency_buffer`` (rates, e.g. ``"0.0015"``), ``hedge_mode`` (ioc/limit), ``hedge_timeout_ms``,
     ``max_unhedged`` (base quantity), ``max_unhedged_ms``, ``retry_budget``, ``retry_backoff_ms``,
-    ``stale_after_ms``.
+    ``stale_after_ms``, ``max_position`` (the maker leg's position, base quantity; optional: a
+    hedged maker's legs grow together while the net stays flat, and this bounds them).
     """
     errors: dict[str, str] = {}
     maker, hedge = legs.maker.instrument, legs.hedge.instrument
@@ -123,6 +125,7 @@ def validate_hedge_config(legs: HedgeLegs, config: dict) -> tuple[HedgeConfig | 
         "retry_budget",
         "retry_backoff_ms",
         "stale_after_ms",
+        "max_position",
     )
     for key in config:
         if key not in accepted:
@@ -173,6 +176,7 @@ def validate_hedge_config(legs: HedgeLegs, config: dict) -> tuple[HedgeConfig | 
     latency = rate("latency_buffer", "0")
     amount = quantity("order_amount", "0.001")
     limit = quantity("max_unhedged", str(2 * maker.quantity(int(amount / legs.maker.base_per_lot))) if amount else "0")
+    max_position = quantity("max_position", "0") if config.get("max_position") is not None else None
     mode = config.get("hedge_mode", "ioc")
     if mode not in ("ioc", "limit"):
         errors["hedge_mode"] = f"{mode!r} is not accepted; accepted: ioc (taker), limit (aggressive limit + timeout)"
@@ -193,12 +197,17 @@ def validate_hedge_config(legs: HedgeLegs, config: dict) -> tuple[HedgeConfig | 
         if amount % per_hedge_lot:
             errors["order_amount"] = (
                 f"{config.get('order_amount', '0.001')!r} is not a whole number of {hedge.symbol} contracts "
-                f"({per_hedge_lot} {maker.base} each); accepted: a multiple of {per_hedge_lot}"
+                f"({decimal_text(per_hedge_lot)} {maker.base} each); accepted: a multiple of {decimal_text(per_hedge_lot)}"
+            )
+        if max_position is not None and max_position < amount:
+            errors["max_position"] = (
+                f"{config.get('max_position')!r} is below the order amount {decimal_text(amount)}; no quote could "
+                f"be placed; accepted: at least {decimal_text(amount)}"
             )
         if limit is not None and limit < amount:
             errors["max_unhedged"] = (
-                f"{config.get('max_unhedged')!r} is below the order amount {amount}; one fill of a quote "
-                f"is unhedged until its hedge fills; accepted: at least {amount}"
+                f"{config.get('max_unhedged')!r} is below the order amount {decimal_text(amount)}; one fill of a "
+                f"quote is unhedged until its hedge fills; accepted: at least {decimal_text(amount)}"
             )
     if errors or amount is None or limit is None:
         return None, errors
@@ -217,6 +226,7 @@ def validate_hedge_config(legs: HedgeLegs, config: dict) -> tuple[HedgeConfig | 
             retry_budget=budget,
             retry_backoff_ns=backoff * ms,
             stale_after_ns=stale * ms,
+            max_maker_base=max_position,
         ),
         {},
     )

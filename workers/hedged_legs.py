@@ -121,14 +121,24 @@ def load_perp(setup: records.BotSetup, leg: str, settings: dict | None) -> None:
 def configure(
     maker: records.BotSetup, hedge: records.BotSetup, settings: dict
 ) -> tuple[HedgeLegs, HedgeConfig | None, dict]:
-    """The legs and the hedger's configuration (``settings`` with ``requote_ticks``), or the
-    errors by field. The checks the portal makes (:func:`apps.bots.hedged.validate`) are made
+    """The legs and the hedger's configuration (``settings`` with ``requote_ticks``; the maker
+    leg's ``max_position`` defaults to the bot's ``risk.max_position_base``), or the errors by field. The checks the portal makes (:func:`apps.bots.hedged.validate`) are made
     again here: markets or accounts may have changed since."""
     legs = HedgeLegs(_leg(maker), _leg(hedge))
     settings = dict(settings)
     requote = settings.pop("requote_ticks")
+    cap = (maker.risk or {}).get("max_position_base")
+    from_risk = settings.get("max_position") is None and cap is not None
+    if from_risk:  # the bot's risk limit on its position bounds the maker leg (whole lots, rounded down)
+        try:
+            inst = maker.instrument
+            settings["max_position"] = str(inst.quantity(inst.lots(cap, field="max_position_base", round_down=True)))
+        except ValueError:
+            settings["max_position"] = cap  # refused below, by name
     config, errors = validate_hedge_config(legs, settings)
     errors = dict(errors)
+    if from_risk and "max_position" in errors:
+        errors["risk.max_position_base"] = errors.pop("max_position")
     if config is not None:
         config = replace(config, requote_ticks=requote)
     return legs, (None if errors else config), errors

@@ -58,6 +58,8 @@ def params_schema() -> dict[str, Any]:
             "max_unhedged": text("max unhedged", "base quantity left unhedged before quoting stops "
                                  "(default: twice the order amount)"),
             "max_unhedged_ms": whole("max unhedged ms", 2_000, "how long an exposure may stay unhedged"),
+            "max_position": text("max position", "the maker leg's position, base quantity: the side that would "
+                                 "grow it past this is not quoted (default: risk max_position_base, else none)"),
             "hedge_timeout_ms": whole("hedge timeout ms", 500, "a hedge unanswered this long is retried"),
             "retry_budget": whole("retry budget", 3, "hedge retries before quoting stops"),
             "retry_backoff_ms": whole("retry backoff ms", 200, "wait between hedge retries"),

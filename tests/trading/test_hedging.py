@@ -66,7 +66,7 @@ def test_spot_to_perp_hedges_in_contracts_and_perp_to_perp():
     assert legs.hedge_lots(-Fraction(3, 100)) == -3
     cfg, errors = validate_hedge_config(legs, {"order_amount": "0.005", "min_profitability": "0.001"})
     assert cfg is None and "is not a whole number of X/USDT:USDT contracts" in errors["order_amount"]
-    assert "multiple of 1/100" in errors["order_amount"]
+    assert "multiple of 0.01" in errors["order_amount"]
     perp_legs = HedgeLegs(Leg(PERP, LINEAR), Leg(perp10, ten))
     cfg, errors = validate_hedge_config(perp_legs, {"order_amount": "0.02", "min_profitability": "0.0007"})
     assert errors == {} and cfg.order_lots == 20
@@ -287,3 +287,23 @@ def test_spot_maker_usdm_hedge_on_the_shipped_recordings(mode):
     assert abs(bot.exposure()) <= legs.hedge.base_per_lot / 2
     assert sum(f.qty for f in result.hedge_fills) * hi.lot_size == sum(f.qty for f in result.maker_fills) * mi.lot_size
     assert "hedge_failed" not in [n.code for n in bot.notes]
+
+
+def test_the_maker_legs_position_limit_stops_the_side_that_would_grow_it():
+    """Hedged, the net stays flat while the maker leg grows with every fill: ``max_position``
+    bounds the maker leg (0.005 = one quote): after one bid fill only the ask is quoted, so the
+    sellers at t = 3 s find no bid; without the limit both fills happen."""
+    trades = ((1_000, 50), (3_000, 50))
+    _bot, free = run(config(), trades=trades)
+    assert len(free.maker_fills) == 2
+    bot, capped = run(config(max_position="0.005"), trades=trades)
+    assert len(capped.maker_fills) == 1 and bot.maker_position == 50 and bot.exposure() == 0
+    assert any(o.side is Side.SELL for o in bot.maker_orders.values())  # the side that reduces it stays
+    assert not any(o.side is Side.BUY and not o.cancelling for o in bot.maker_orders.values())
+
+
+def test_a_maker_position_limit_below_one_quote_is_refused():
+    _cfg, errors = validate_hedge_config(LEGS, {"order_amount": "0.005", "min_profitability": "0.001",
+                                                "max_position": "0.001"})  # fmt: skip
+    assert errors == {"max_position": "'0.001' is below the order amount 0.005; no quote could be placed; "
+                      "accepted: at least 0.005"}  # fmt: skip

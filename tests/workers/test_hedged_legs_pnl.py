@@ -96,6 +96,25 @@ def test_an_amount_off_the_contract_lot_is_refused_on_a_live_perpetual_leg_too(s
     assert errors == {} and config.order_lots == 2
 
 
+def test_the_maker_legs_position_limit_defaults_to_the_bots_max_position_base(settings):
+    """A hedged bot's maker leg is bounded by ``max_position``, else by the bot's risk
+    ``max_position_base`` (rounded down to whole lots); one below a quote is refused by name."""
+    hedge = _perp_setup(2, {})
+    base = {"order_amount": "0.002", "min_profitability": "0.0007", "requote_ticks": 0}
+    maker = _perp_setup(1, {})
+    maker.risk = {"perp": {}, "max_position_base": "0.0105"}
+    _legs, config, errors = hedged_legs.configure(maker, hedge, base)
+    assert errors == {} and config.max_maker_base == Fraction(1, 100)  # 0.0105 -> 10 lots of 0.001
+    _legs, config, errors = hedged_legs.configure(maker, hedge, {**base, "max_position": "0.004"})
+    assert errors == {} and config.max_maker_base == Fraction(4, 1000)  # the bot's own setting first
+    maker.risk = {"perp": {}, "max_position_base": "0.001"}
+    _legs, config, errors = hedged_legs.configure(maker, hedge, base)
+    assert config is None and errors["risk.max_position_base"].startswith("'0.001' is below the order amount 0.002")
+    maker.risk = {"perp": {}}
+    _legs, config, errors = hedged_legs.configure(maker, hedge, base)
+    assert errors == {} and config.max_maker_base is None
+
+
 @pytest.mark.django_db
 def test_a_perp_leg_without_a_settle_balance_is_refused_by_name():
     from trading.config import ConfigError

@@ -66,8 +66,8 @@ def test_an_order_amount_that_is_not_whole_contracts_is_refused_with_the_contrac
     response = api(trader).post("/api/v1/bots/", _payload(maker, hedge, perp, order_amount="0.0015"), format="json")
     assert response.status_code == 400
     message = response.json()["params"]["order_amount"][0]
-    assert "'0.0015' is not a whole number of BTC/USDT:USDT contracts (1/1000 BTC each)" in message
-    assert "accepted: a multiple of 1/1000" in message
+    assert "'0.0015' is not a whole number of BTC/USDT:USDT contracts (0.001 BTC each)" in message
+    assert "accepted: a multiple of 0.001" in message
 
 
 def test_a_hedge_venue_that_does_not_list_the_asset_is_refused_at_hedge_market(trader):
