@@ -117,7 +117,8 @@ def _config_context(bot, *, strategy=None, params=None, risk=None, errors=None, 
     risk = bot.risk if risk is None else risk
     perp_fields = None
     risk_errors = errors.get("risk")
-    if bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol):
+    # a hedged bot's perpetual legs take their settings from maker_perp / hedge_perp, not risk.perp
+    if strategy != hedged.STRATEGY and (bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol)):
         rec = perp_market(bot.market.venue, bot.market.symbol, bot.market)
         perp_fields = PerpFieldsets((risk or {}).get(PERP_KEY), max_leverage=rec.contract.max_leverage if rec else None)
         risk_errors = perp_fields.set_errors(risk_errors or {})
@@ -244,7 +245,10 @@ def bot_config(request, bot_id: int):
         else dict(bot.params)
     )
     risk = risk_set.parse(request.POST)
-    if bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol):  # posted inputs, else kept
+    perp_bot = strategy != hedged.STRATEGY and (
+        bot.market.is_perpetual or live_perp(bot.market.venue, bot.market.symbol)
+    )
+    if perp_bot:  # posted inputs, else kept
         if PerpFieldsets.posted(request.POST):
             risk[PERP_KEY] = PerpFieldsets().parse(request.POST)
         elif PERP_KEY in (bot.risk or {}):
@@ -308,7 +312,8 @@ def bot_create(request):
         if form.is_valid():
             account = next(a for a in accounts if str(a.pk) == form.cleaned_data["exchange_account"])
             market = next(m for m in markets if str(m.pk) == form.cleaned_data["market"])
-            if market.is_perpetual or live_perp(market.venue, market.symbol):  # perpetual markets only
+            perp_market_chosen = market.is_perpetual or live_perp(market.venue, market.symbol)
+            if perp_market_chosen and strategy != hedged.STRATEGY:  # perpetual markets only; hedged: maker_perp
                 risk[PERP_KEY] = perp_sets.parse(request.POST)
             warning = strategy_warning(strategy, params, market)
             try:
@@ -352,7 +357,8 @@ def bot_create(request):
             "params_fields": params_set,
             "risk_fields": risk_set,
             "perp_fields": perp_sets,
-            "perp_offered": any(m.is_perpetual or live_perp(m.venue, m.symbol) for m in markets),
+            "perp_offered": strategy != hedged.STRATEGY
+            and any(m.is_perpetual or live_perp(m.venue, m.symbol) for m in markets),
             "account_types": {str(a.pk): {"venue": a.venue, "type": a.default_type or "spot"} for a in accounts},
             "strategy": strategy,
             "confirm": confirm,

@@ -376,3 +376,12 @@ def test_a_derivatives_accounts_exchange_objects_are_built_with_its_default_type
     assert account_options(swap.pk) == {"defaultType": "swap"} and account_options(spot.pk) is None
     gateway = build_gateway("binance", ("k", "s", ""), account_id=swap.pk, options=account_options(swap.pk))
     assert gateway.exchange.options["defaultType"] == "swap"
+
+
+def test_a_hedged_bot_is_not_offered_the_perpetual_fieldset_it_would_not_use(trader, usdm_account):
+    """A hedged maker's perpetual legs take their settings from ``maker_perp`` / ``hedge_perp``:
+    the form offers ``risk.perp`` to the other strategies only."""
+    client = client_for(trader)
+    assert 'id="perp-settings"' in client.get(reverse("bot-create") + "?strategy=fixed_spread").content.decode()
+    page = client.get(reverse("bot-create") + "?strategy=hedged_maker").content.decode()
+    assert 'id="perp-settings"' not in page
