@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from trading.contracts import frac
+from trading.contracts import MarginMode, PositionMode, frac
+from trading.margin import BracketTable, liquidation_price
 
 
 class IsolatedMargin:
@@ -21,6 +22,24 @@ class IsolatedMargin:
         self.spec = spec
         self.leverage = leverage
         self.wallet = Fraction(0)
+
+    @classmethod
+    def of(cls, position) -> IsolatedMargin | None:
+        """The isolated wallet of a :class:`~trading.positions.PerpPosition`, or None when it has
+        none of its own (cross margin; hedge mode keeps a wallet per leg, trading.hedge_legs)."""
+        one_way_isolated = position.mode is PositionMode.ONE_WAY and position.margin_mode is MarginMode.ISOLATED
+        return cls(position.spec, position.leverage) if one_way_isolated else None
+
+    def on_position_fill(self, position, side: int, lots: int, price: Fraction) -> None:
+        """A fill of ``lots`` on ``side`` (+1 buy, -1 sell) at ``price``, before ``position`` books it."""
+        self.on_fill(position.contracts(position.net_lots), position.contracts(lots) * side, price)
+
+    def liquidation(self, position, table: BracketTable) -> Fraction | None:
+        """The position's liquidation price with this wallet as Binance's WB (None when flat)."""
+        legs = [
+            (position.contracts(leg.lots), leg.entry(self.spec.inverse)) for leg in position.legs.values() if leg.lots
+        ]
+        return liquidation_price(self.spec, table, self.wallet, legs) if legs else None
 
     def on_fill(self, before: Fraction, signed: Fraction, price: Fraction) -> None:
         """A fill of ``signed`` contracts (+ buy, - sell) at ``price`` on a position of ``before``

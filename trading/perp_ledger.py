@@ -29,7 +29,7 @@ from trading.contracts import ContractSpec, MarginMode, PositionMode, frac, to_d
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import FEE_SCALE, Instrument, InstrumentError
 from trading.isolated_wallet import IsolatedMargin
-from trading.margin import BracketTable, bankruptcy_price, liquidation_price
+from trading.margin import BracketTable, bankruptcy_price
 from trading.positions import PerpPosition
 
 HOUR_NS = 3_600 * 10**9
@@ -112,8 +112,7 @@ class PerpLedger:
             raise InstrumentError(f"wallet: {self.wallet} must be above 0 (the margin the position starts with)")
         self.position = PerpPosition(self.instrument, self.spec, self.mode, self.margin_mode, self.leverage)
         # One-way isolated: the position's own margin is what a liquidation takes (trading.isolated_wallet).
-        one_way_isolated = self.mode is PositionMode.ONE_WAY and self.margin_mode is MarginMode.ISOLATED
-        self.isolated = IsolatedMargin(self.spec, self.position.leverage) if one_way_isolated else None
+        self.isolated = IsolatedMargin.of(self.position)
 
     # --- inputs -------------------------------------------------------------------------------
     def on_fill(self, fill: OrderFilled, position_side: str | None = None) -> None:
@@ -127,8 +126,7 @@ class PerpLedger:
             hedge_legs.apply_fill(self.position, fill.side, fill.price, fill.qty, fee, position_side, self.leg_funding)
         else:
             if self.isolated is not None:
-                pos = self.position
-                self.isolated.on_fill(pos.contracts(pos.net_lots), pos.contracts(fill.qty) * int(fill.side), price)
+                self.isolated.on_position_fill(self.position, int(fill.side), fill.qty, price)
             self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
 
     def on_mark(self, ts: int, mark: object) -> None:
@@ -185,9 +183,7 @@ class PerpLedger:
             prices = [price for _side, price in found.values()]
             return min(prices, key=lambda p: abs(p - self.mark)) if self.mark is not None else prices[0]
         if self.isolated is not None:
-            pos = self.position
-            legs = [(pos.contracts(leg.lots), leg.entry(self.spec.inverse)) for leg in pos.legs.values() if leg.lots]
-            return liquidation_price(self.spec, self.table, self.isolated.wallet, legs) if legs else None
+            return self.isolated.liquidation(self.position, self.table)
         return self.position.liquidation_price(self.table, self.wallet)
 
     def equity(self) -> Fraction:

@@ -51,7 +51,7 @@ from trading.contracts import ContractSpec, MarginMode, PositionMode, frac, to_d
 from trading.events import Command, Liquidity, OrderFilled, PlaceOrder
 from trading.instruments import FEE_SCALE, Instrument
 from trading.isolated_wallet import IsolatedMargin
-from trading.margin import BracketTable, initial_margin, liquidation_price
+from trading.margin import BracketTable, initial_margin
 from trading.perp_figures import snapshot
 from trading.perp_ledger import FundingSchedule
 from trading.perp_limits import PerpRiskLimits
@@ -94,8 +94,7 @@ class PerpRisk:
         self.leverage = self.position.leverage
         # One-way isolated: the position's own margin (trading.isolated_wallet), whose loss is all
         # a liquidation takes; hedge mode keeps a wallet per leg (trading.hedge_legs).
-        one_way_isolated = self.hedge is None and self.position.margin_mode is MarginMode.ISOLATED
-        self.isolated = IsolatedMargin(spec, self.leverage) if one_way_isolated else None
+        self.isolated = IsolatedMargin.of(self.position)
         self.tick = frac(instrument.tick_size)
         self.lot = frac(instrument.lot_size)
         self.places = 8 if spec.inverse else 2
@@ -175,8 +174,7 @@ class PerpRisk:
             hedge_legs.apply_fill(self.position, fill.side, fill.price, fill.qty, fee, leg, self.leg_funding)
         else:
             if self.isolated is not None:
-                pos = self.position
-                self.isolated.on_fill(pos.contracts(pos.net_lots), pos.contracts(fill.qty) * int(fill.side), price)
+                self.isolated.on_position_fill(self.position, int(fill.side), fill.qty, price)
             self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
         self.recent_fills.append((fill.ts, fill.trade_id))
         self._refresh_liquidation()
@@ -227,9 +225,7 @@ class PerpRisk:
         isolated wallet (isolated) or the wallet with what was booked since (cross)."""
         if self.isolated is None:
             return self.position.liquidation_price(self.table, self.wallet)
-        pos = self.position
-        legs = [(pos.contracts(leg.lots), leg.entry(self.spec.inverse)) for leg in pos.legs.values() if leg.lots]
-        return liquidation_price(self.spec, self.table, self.isolated.wallet, legs)
+        return self.isolated.liquidation(self.position, self.table)
 
     def liquidation_wb(self) -> Fraction | None:
         """WB a liquidation closes against: the isolated wallet, or None (cross: the wallet and
