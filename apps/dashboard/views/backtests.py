@@ -29,7 +29,10 @@ def _run_or_404(request, run_id: int):
 @login_required
 def backtest_index(request):
     strategy = request.POST.get("strategy") or request.GET.get("strategy") or "fixed_spread"
-    form = BacktestForm(request.POST or None, initial={"strategy": strategy})
+    if request.POST.get("refresh") == "1":  # parameters reloaded for another strategy: no errors yet
+        form = BacktestForm(initial={**request.POST.dict(), "strategy": strategy})
+    else:
+        form = BacktestForm(request.POST or None, initial={"strategy": strategy})
     params_set = SchemaFieldset.for_strategy(strategy)
     risk_set = SchemaFieldset.for_risk()
     status_code = 200

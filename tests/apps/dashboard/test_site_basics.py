@@ -210,3 +210,16 @@ def test_overview_portfolio_holdings_allocation_and_value(trader):
     assert "total 10049.95 USDT" in card
     assert ">1</td>" in card and "9949.95" in card
     assert 'data-fig="fig-portfolio-assets"' in card and 'data-fig="fig-portfolio-accounts"' in card
+
+
+def test_reloading_the_backtest_parameters_for_another_strategy_marks_no_field_missing(trader):
+    """The backtest form's "reload for the chosen strategy" posts the form; nothing was submitted
+    yet, so no field is marked missing, and the chosen strategy's parameters are shown."""
+    from django.urls import reverse
+
+    from tests.apps.dashboard.conftest import client_for
+
+    response = client_for(trader).post(reverse("backtests"), {"refresh": "1", "strategy": "avellaneda_stoikov"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "This field is required" not in body and 'name="params.risk_aversion"' in body
