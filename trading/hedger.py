@@ -342,11 +342,11 @@ class HedgedMaker:
             if abs(worst) > config.max_unhedged_base:
                 continue
             cap = config.max_maker_base
-            if (
-                cap is not None
-                and abs(legs.base(legs.maker, self.maker_position + side * (resting + config.order_lots))) > cap
-            ):
-                continue  # the maker leg at its limit: only the side that reduces it is quoted
+            after = self.maker_position + side * (resting + config.order_lots)
+            if cap is not None and abs(legs.base(legs.maker, after)) > cap and abs(after) > abs(self.maker_position):
+                # the maker leg at (or past) its limit: only the side that reduces it is quoted, also
+                # when it is already past the limit (a lowered limit, a take-over)
+                continue
             cid = self.maker_ids.next()
             self.maker_orders[cid] = _MakerOrder(side, price, config.order_lots, target)
             out.append((MAKER, PlaceOrder(cid, side, price, config.order_lots, TimeInForce.POST_ONLY, "hedged quote")))
