@@ -35,7 +35,8 @@ from trading.metrics import (
     max_drawdown,
     sharpe_ratio,
 )
-from trading.perp_ledger import PerpLedger, perp_records
+from trading.perp_ledger import PerpLedger, liquidation_text, perp_records
+from trading.perp_liquidation import close_in_engine
 from trading.runner import MAX_ROUNDS as MAX_ROUNDS  # re-exported: the backtest's limit is the runner's
 from trading.runner import Runner
 
@@ -218,12 +219,20 @@ class Backtest:
 
     def _mark_perp(self, ts: int) -> None:
         """Mark the perpetual position at the book's mid (the recordings carry no mark price
-        stream); a liquidation ends the run, as the account has nothing left to trade."""
+        stream). A liquidation of the position (one-way) or of the cross account ends the run,
+        as the account has nothing left to trade; one of an isolated hedge-mode leg closes that
+        leg in the engine too (its inventory, its PerpRisk) and the run goes on."""
         book = self.exchange.book
         bid, ask = book.best_bid(), book.best_ask()
         if bid is None or ask is None:
             return
-        self.perp.on_mark(ts, self.perp.instrument.price(bid + ask) / 2)
+        for done in self.perp.on_mark(ts, self.perp.instrument.price(bid + ask) / 2):
+            if not done.ends_account:
+                close_in_engine(self.engine, self.perp.instrument, done)
+                self._tracker.note_position(self.engine.portfolio.position)
+            note = getattr(self.engine, "_note", None)
+            if note is not None:
+                note(ts, "perp", "liquidated", liquidation_text(done, self.perp.spec.settle))
 
     def _observe(self, ts: int) -> None:
         ex = self.exchange

@@ -184,6 +184,11 @@ class Command(BaseCommand):
                 ("  liquidation_price", perp["liquidation_price"] or "none"),
                 ("  closest to liquidation", _pct(perp["min_liquidation_distance"])),
                 ("  liquidated at", perp["liquidated_at"] or "no"),
+                *[
+                    (f"  liquidation ({q['leg']})", f"{q['ts']}: mark {q['mark']}, closed at {q['bankruptcy_price']}, "
+                     f"{q['pnl']} {settle}")
+                    for q in perp.get("liquidations") or ()
+                ],
             ]
         width = max(len(k) for k, _ in rows)
         for key, value in rows:
