@@ -4,6 +4,8 @@ and the hosted paper venue.
 - :func:`close_fill`: the venue's close of a liquidated position as a fill of the engine's
   portfolio (no order of the bot, fee 0, the bankruptcy price rounded to the tick as the
   portfolio keeps integer ticks), so the strategy's inventory loses the closed lots too.
+- :func:`close_in_risk`: the same close in a :class:`~trading.perp_risk.PerpRisk` kept beside
+  a ledger (a hedged backtest's perpetual leg).
 - :func:`close_in_engine`: a hedge-mode backtest whose ledger liquidated one isolated leg
   (:class:`trading.perp_ledger.Liquidation`) closes the same leg in the engine's
   :class:`~trading.perp_risk.PerpRisk` and books the close on the engine's portfolio; the run
@@ -24,6 +26,7 @@ from trading import hedge_legs
 from trading.contracts import to_decimal
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import Instrument, Side
+from trading.perp_ledger import close_at_bankruptcy
 
 
 def close_fill(ts: int, lots: int, price_ticks: int, trade_id: str) -> OrderFilled:
@@ -37,14 +40,28 @@ def close_ticks(instrument: Instrument, price: Fraction, lots: int) -> int:
     return instrument.ticks(to_decimal(price, 18), side=Side.SELL if lots > 0 else Side.BUY)
 
 
+def close_in_risk(risk, liquidation) -> None:
+    """Close in ``risk`` (a :class:`~trading.perp_risk.PerpRisk` on the ledger's account) what
+    ``liquidation`` (the ledger's) closed, at its own bankruptcy price, so its pre-trade checks
+    and liquidation watch see the position the venue left."""
+    if liquidation.leg == "both":
+        if risk.position.net_lots:
+            close_at_bankruptcy(risk.spec, risk.position, risk.wallet, liquidation.liquidation_price,
+                                risk.liquidation_wb())  # fmt: skip
+            if risk.isolated is not None:
+                risk.isolated.set(0)
+    else:
+        hedge_legs.liquidate_leg(risk.position, risk.wallet, liquidation.leg, liquidation.liquidation_price,
+                                 risk.leg_funding)  # fmt: skip
+    risk._refresh_liquidation()
+
+
 def close_in_engine(engine, instrument: Instrument, liquidation) -> list[OrderFilled]:
     """Close in ``engine`` what ``liquidation`` (a ledger's) closed: the leg in its PerpRisk (when
     it keeps legs) and the lots on its portfolio. Returns the close fills booked."""
     risk = getattr(engine, "perp", None)
     if risk is not None and risk.hedge is not None:
-        hedge_legs.liquidate_leg(risk.position, risk.wallet, liquidation.leg, liquidation.liquidation_price,
-                                 risk.leg_funding)  # fmt: skip
-        risk._refresh_liquidation()
+        close_in_risk(risk, liquidation)
     fills = []
     for leg, lots in liquidation.closed.items():
         if lots:
@@ -89,4 +106,4 @@ class MarkRange:
         return low, high
 
 
-__all__ = ["MarkRange", "close_fill", "close_in_engine", "close_ticks"]
+__all__ = ["MarkRange", "close_fill", "close_in_engine", "close_in_risk", "close_ticks"]

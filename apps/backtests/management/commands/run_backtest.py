@@ -135,6 +135,11 @@ class Command(BaseCommand):
                 (f"{name} median / max", f"{_fmt(d['median'])} / {_fmt(d['max'])} (n={d['count']})")
                 for name, d in h["attribution"].items()
             ],
+            *[
+                (f"{q['venue']} perp liquidated", f"{q['ts_ms']} ms: closed at {q['bankruptcy_price']} ({q['pnl']}), "
+                 f"exposure left {q['exposure_left']}")
+                for q in h.get("liquidations") or ()
+            ],
             ("quoting stopped", h["halted"] or "no"),
             ("notes", len(h["notes"])),
             ("wall time (s)", f"{seconds:.2f}"),
