@@ -48,8 +48,8 @@ from trading.events import Event, OrderFilled, OrderRejected, PlaceOrder
 from trading.fillsim import SimulatedExchange
 from trading.hedger import HEDGE, MAKER, HedgedMaker, VenueCommand
 from trading.perp_ledger import Liquidation, PerpLedger, crossed_liquidation, liquidation_text
-from trading.perp_liquidation import close_in_risk
 from trading.perp_limits import PerpRiskLimits
+from trading.perp_liquidation import close_in_risk
 from trading.perp_risk import PerpRisk
 from trading.risk import NORMAL
 

@@ -24,7 +24,9 @@ from trading.strategies import build_strategy
 
 
 def _fill(ts: int, side: Side, price: str, qty: str) -> OrderFilled:
-    return OrderFilled(ts, f"o{ts}", side, INSTRUMENT.ticks(price), INSTRUMENT.lots(qty), 0, 0, Liquidity.MAKER, f"t{ts}")
+    return OrderFilled(
+        ts, f"o{ts}", side, INSTRUMENT.ticks(price), INSTRUMENT.lots(qty), 0, 0, Liquidity.MAKER, f"t{ts}"
+    )
 
 
 def _ledger(mode: MarginMode, wallet: int = 10_000) -> PerpLedger:

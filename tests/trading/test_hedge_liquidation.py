@@ -72,7 +72,7 @@ def test_without_the_spike_the_same_run_keeps_its_hedge():
 def test_the_results_show_the_liquidation_and_the_hedge_legs_pnl_includes_its_close():
     from apps.backtests.hedged import payload
 
-    bot, result = _run(spike=True)
+    _bot, result = _run(spike=True)
     metrics = payload(result, LEGS, {"maker": "sim", "hedge": "simh"})["metrics"]
     (shown,) = metrics["hedged"]["liquidations"]
     assert shown == {

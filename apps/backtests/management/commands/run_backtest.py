@@ -136,8 +136,11 @@ class Command(BaseCommand):
                 for name, d in h["attribution"].items()
             ],
             *[
-                (f"{q['venue']} perp liquidated", f"{q['ts_ms']} ms: closed at {q['bankruptcy_price']} ({q['pnl']}), "
-                 f"exposure left {q['exposure_left']}")
+                (
+                    f"{q['venue']} perp liquidated",
+                    f"{q['ts_ms']} ms: closed at {q['bankruptcy_price']} ({q['pnl']}), "
+                    f"exposure left {q['exposure_left']}",
+                )
                 for q in h.get("liquidations") or ()
             ],
             ("quoting stopped", h["halted"] or "no"),
@@ -190,8 +193,10 @@ class Command(BaseCommand):
                 ("  closest to liquidation", _pct(perp["min_liquidation_distance"])),
                 ("  liquidated at", perp["liquidated_at"] or "no"),
                 *[
-                    (f"  liquidation ({q['leg']})", f"{q['ts']}: mark {q['mark']}, closed at {q['bankruptcy_price']}, "
-                     f"{q['pnl']} {settle}")
+                    (
+                        f"  liquidation ({q['leg']})",
+                        f"{q['ts']}: mark {q['mark']}, closed at {q['bankruptcy_price']}, {q['pnl']} {settle}",
+                    )
                     for q in perp.get("liquidations") or ()
                 ],
             ]
