@@ -10,7 +10,6 @@ recovery before the bot's next cycle, which sees only the recovered book."""
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from fractions import Fraction
 
 import pytest
