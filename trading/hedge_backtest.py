@@ -24,8 +24,8 @@ event or timer, as the hosted loop answers it on the leg's next pass, and counte
 (``HedgedResult.refused``, the first message of each leg in ``refused_first``).
 
 Liquidation: a perpetual leg's ledger watches its liquidation price at every timer's mark, and
-between timers each book event of the leg is compared with the liquidation prices its PerpRisk
-keeps (a cheap test; a crossing marks the ledger at once). When the mark reaches one, the ledger
+between timers each book event of the leg is compared with the ledger's liquidation prices (two
+integer comparisons on the mid; a crossing marks the ledger at once). When the mark reaches one, the ledger
 closes the position at the bankruptcy price (:class:`~trading.perp_ledger.Liquidation`), the
 leg's PerpRisk closes it too, and the bot is told (:meth:`~trading.hedger.HedgedMaker.on_liquidation`):
 the leg's position is gone, quoting stops and nothing is re-hedged; the exposure the leg was
@@ -43,13 +43,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from trading import hedge_legs, hedge_margin
+from trading import hedge_margin
 from trading.events import Event, OrderFilled, OrderRejected, PlaceOrder
 from trading.fillsim import SimulatedExchange
 from trading.hedger import HEDGE, MAKER, HedgedMaker, VenueCommand
-from trading.perp_ledger import Liquidation, PerpLedger, crossed_liquidation, liquidation_text
+from trading.perp_ledger import Liquidation, PerpLedger, liquidation_text
 from trading.perp_limits import PerpRiskLimits
-from trading.perp_liquidation import close_in_risk
+from trading.perp_liquidation import close_in_risk, mid2_bounds
 from trading.perp_risk import PerpRisk
 from trading.risk import NORMAL
 
@@ -175,6 +175,7 @@ class HedgedBacktest:
         self.refused: dict[str, dict[str, int]] = {}
         self.refused_first: dict[str, str] = {}
         self.liquidations: list[LegLiquidation] = []
+        self._bounds: dict[str, tuple] = {}  # per perpetual leg: mid2 bounds of its liquidation prices
         self.count = 0
 
     def _merged(self) -> Iterator[tuple[int, int, str, Event]]:
@@ -208,8 +209,7 @@ class HedgedBacktest:
                 bid, ask = book.best_bid(), book.best_ask()
                 if bid is not None and ask is not None:
                     risk.evaluate(ts, NORMAL, bid + ask)
-                    if risk.liquidation is not None and _reached(risk, bid + ask):
-                        self._mark_leg(venue, ts)
+                    self._watch(venue, ts, bid + ask)
             if not (venue == HEDGE and HedgeFaults._in(self.faults.stale, ts)):
                 self._send(bot.on_market(venue, ts), ts)
             last_ts = ts
@@ -260,6 +260,7 @@ class HedgedBacktest:
                 if venue in self.perp:
                     self.perp[venue].on_fill(answer)
                     self.risk[venue].on_fill(answer)
+                    self._bounds.pop(venue, None)
             commands = self.bot.on_order(venue, answer)
             if type(answer) is OrderFilled:
                 self.exposure.note(answer.ts, self.bot.exposure())
@@ -271,6 +272,16 @@ class HedgedBacktest:
         for venue in self.perp:
             self._mark_leg(venue, ts)
 
+    def _watch(self, venue: str, ts: int, mid2: int) -> None:
+        """Mark the leg's ledger at once when its book's mid reached one of its liquidation prices
+        (:func:`trading.perp_liquidation.mid2_bounds`, recomputed after its fills and marks)."""
+        bounds = self._bounds.get(venue)
+        if bounds is None:
+            bounds = self._bounds[venue] = mid2_bounds(self.perp[venue])
+        low, high = bounds
+        if (low is not None and mid2 <= low) or (high is not None and mid2 >= high):
+            self._mark_leg(venue, ts)
+
     def _mark_leg(self, venue: str, ts: int) -> None:
         """Mark one perpetual leg; a liquidation closes it (module docstring)."""
         ledger = self.perp[venue]
@@ -278,6 +289,7 @@ class HedgedBacktest:
         bid, ask = book.best_bid(), book.best_ask()
         if bid is None or ask is None:
             return
+        self._bounds.pop(venue, None)  # funding or a liquidation may move them
         for done in ledger.on_mark(ts, ledger.instrument.price(bid + ask) / 2):
             close_in_risk(self.risk[venue], done)
             lots = sum(done.closed.values())
@@ -322,12 +334,3 @@ class HedgedBacktest:
         self.refused_first.setdefault(venue, reason)
         self._refusals.append((venue, OrderRejected(ts, command.client_order_id, reason, decision.code)))
         return True
-
-
-def _reached(risk: PerpRisk, mid2: int) -> bool:
-    """Whether the mid (``mid2``: twice the price in ticks) reached a liquidation price ``risk``
-    keeps: the position's, or in hedge mode any leg's (or the cross account's)."""
-    mark = Fraction(mid2) * risk.tick / 2
-    if risk.hedge is not None:
-        return any(hedge_legs.crossed(side, mark, liq) for side, liq in risk.leg_liquidations.values())
-    return crossed_liquidation(risk.position.net_lots, mark, risk.liquidation)

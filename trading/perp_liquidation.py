@@ -23,7 +23,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from trading import hedge_legs
-from trading.contracts import to_decimal
+from trading.contracts import PositionMode, to_decimal
 from trading.events import Liquidity, OrderFilled
 from trading.instruments import Instrument, Side
 from trading.perp_ledger import close_at_bankruptcy
@@ -72,6 +72,32 @@ def close_in_engine(engine, instrument: Instrument, liquidation) -> list[OrderFi
     return fills
 
 
+def mid2_bounds(ledger) -> tuple[int | None, int | None]:
+    """``(low, high)``: a book whose mid2 (bid + ask, ticks) is at or under ``low`` reaches a
+    liquidation price of ``ledger`` on a falling mark (a long, a long leg, a long-like cross
+    account); at or over ``high``, one on a rising mark. None where there is none. A backtest
+    compares each book with these two integers and marks the ledger only when one is reached."""
+    if ledger.liquidated_at is not None:
+        return None, None
+    pos = ledger.position
+    if ledger.mode is PositionMode.HEDGE:
+        found = list(hedge_legs.leg_liquidations(pos, ledger.table, ledger.wallet, ledger.leg_funding).values())
+    else:
+        liq = ledger.liquidation_price() if pos.net_lots else None
+        found = [] if liq is None else [(1 if pos.net_lots > 0 else -1, liq)]
+    tick = Fraction(ledger.instrument.tick_size)
+    low = high = None
+    for side, liq in found:
+        liq2 = 2 * liq / tick
+        if side > 0:
+            bound = liq2.numerator // liq2.denominator
+            low = bound if low is None else max(low, bound)
+        else:
+            bound = -(-liq2.numerator // liq2.denominator)
+            high = bound if high is None else min(high, bound)
+    return low, high
+
+
 class MarkRange:
     """The lowest and highest ``mark2`` seen since the last :meth:`take` (module docstring)."""
 
@@ -106,4 +132,4 @@ class MarkRange:
         return low, high
 
 
-__all__ = ["MarkRange", "close_fill", "close_in_engine", "close_in_risk", "close_ticks"]
+__all__ = ["MarkRange", "close_fill", "close_in_engine", "close_in_risk", "close_ticks", "mid2_bounds"]

@@ -126,3 +126,29 @@ def test_a_hedge_mode_backtest_goes_on_after_an_isolated_leg_is_liquidated():
     assert engine.portfolio.position == pos.net_lots
     assert any(n.code == "liquidated" and "long leg (isolated)" in n.message for n in result.notes)
     assert result_records(result, INSTRUMENT)["perp"]["liquidations"][0]["leg"] == "long"
+
+
+def test_a_one_way_backtest_sees_a_crash_that_comes_back_between_two_timers():
+    """Long 0.002 at 59,997 at 125x isolated (liquidation ~59,756): the book falls to a 58,000 mid
+    at 150 ms and is back at 60,000 at 160 ms, before the 200 ms timer. The backtest marks the
+    ledger on the crashing book itself: liquidated there at the bankruptcy price, and the run ends."""
+    ledger = PerpLedger(INSTRUMENT, LINEAR, TIERS, wallet=Decimal(10_000), leverage=125)
+    strategy = build_strategy(
+        "fixed_spread",
+        {"order_amount": "0.002", "bid_spread": "0.00005", "ask_spread": "0.05", "refresh_time": "10"},
+        INSTRUMENT,
+    )
+    engine = Engine(
+        strategy, INSTRUMENT, bot_id="one", risk=RiskLimits(), initial_quote=INSTRUMENT.cash_units("100000")
+    )
+    t0 = 1_700_000_000 * 10**9
+    events = [_snap(t0, "59990", "60010"), _snap(t0 + 10 * MS, "59990", "60010")]
+    events += [_trade(t0 + 20 * MS, "59997", Side.SELL, 1)]
+    events += [_snap(t0 + 150 * MS, "57990", "58010"), _snap(t0 + 160 * MS, "59990", "60010")]
+    events += [_snap(t0 + 300 * MS + i * 100 * MS, "59990", "60010") for i in range(5)]
+    exchange = SimulatedExchange(INSTRUMENT, latency=ConstantLatency(MS, MS))
+    result = Backtest(engine, events, exchange, timer_interval_ns=100 * MS, perp=ledger).run()
+    (done,) = result.perp["liquidations"]
+    assert done.ts == t0 + 150 * MS == result.perp["liquidated_at"] and done.mark == 58_000
+    assert done.leg == "both" and done.closed["both"] > 0 and ledger.position.net_lots == 0
+    assert result.last_ts == t0 + 150 * MS  # nothing after the liquidation
