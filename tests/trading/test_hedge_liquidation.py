@@ -83,3 +83,10 @@ def test_the_results_show_the_liquidation_and_the_hedge_legs_pnl_includes_its_cl
     # gross, less the taker fee 0.025; no position left to mark
     assert metrics["hedged"]["hedge_pnl"] == "-10.025"
     assert metrics["hedged"]["halted"] == "liquidated"
+    from apps.dashboard.views.backtests import hedged_context
+
+    figures = dict(hedged_context(metrics["hedged"])["figures"])  # the backtest page's "Hedged legs" card
+    assert figures["hedge perp liquidated"] == (
+        "at 3030 ms: mark 12000.05 reached 11952.19123506; closed at the bankruptcy price 12000 (-10); "
+        "exposure left unhedged 0.005"
+    )
