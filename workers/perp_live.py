@@ -66,6 +66,7 @@ import ccxt
 from apps.derivatives.hosting import split_risk, validate
 from connectors.ccxt_perp import PerpPayloadError, PositionReport, bracket_table_from_ccxt
 from connectors.perp_venue import CcxtPerpAccount, PerpVenueError, perp_position
+from connectors.ratelimit import route_listen_key_calls
 from trading.config import ConfigError
 from trading.contracts import MarginMode, PositionMode, frac
 from trading.events import OrderRejected, PlaceOrder
@@ -102,6 +103,8 @@ async def start(runner, venue) -> LivePerp:
     if errors:
         raise PerpStartRefused("; ".join(f"risk.{k}: {v}" for k, v in errors.items()))
     gateway = venue.gateway
+    # ccxt's listen-key requests (watchPositions' user-data stream) spend the account's budget
+    route_listen_key_calls(gateway.exchange, gateway.limiter)
     account = CcxtPerpAccount(gateway.exchange)
     try:
         await gateway.limiter.acquire(1)
