@@ -72,7 +72,7 @@ from trading.contracts import MarginMode, PositionMode, frac
 from trading.events import OrderRejected, PlaceOrder
 from trading.isolated_margin import LivePerpRisk
 from trading.perp_risk import PerpRiskLimits
-from workers import perp_funding, perp_mark_stream, perp_stream
+from workers import perp_funding, perp_live_legs, perp_mark_stream, perp_stream
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,7 @@ class LivePerp:
         self.timer = perp_stream.ReadTimer()  # the poll's next read (sooner when the stream asks)
         self.stream: perp_stream.PositionStream | None = None
         self.marks: perp_mark_stream.MarkStream | None = None
+        self.liq = perp_live_legs.LiquidationFigures(self)  # the exchange's liquidation figures
 
     def after_take_over(self) -> LivePerp:
         """Take-over has booked the bot's recorded fills and funding on its position; the
@@ -205,7 +206,8 @@ class LivePerp:
         if risk.hedge is not None:  # the replayed fills named no leg: the exchange's legs are the truth
             venue_pos = perp_position(self.reports, risk.instrument, risk.spec, margin_mode=pos.margin_mode)
             if venue_pos.mode is PositionMode.HEDGE and venue_pos.net_lots == pos.net_lots:
-                risk.adopt_legs(venue_pos.legs)
+                risk.adopt_legs(venue_pos.legs, time.time_ns())
+            self.liq.apply(self.reports)  # each leg's liquidation price and isolated wallet
         self.funding.rebased = True
         return self.start_polling()
 
@@ -260,6 +262,7 @@ class LivePerp:
         isolated = [r.isolated_wallet for r in reports if r.contracts and r.isolated_wallet]
         if len(isolated) == 1:
             risk.set_isolated_wallet(isolated[0], self.venue_lots(reports))
+        self.liq.apply(reports)  # hedge mode: per leg; both: a disagreement with ours is an event
         if not (streamed and self.marks.funding):
             funding = await self.account.fetch_funding(self.symbol)
             next_ns = None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000
@@ -302,14 +305,14 @@ class LivePerp:
         elif self.leg_mismatch != seen:  # the first read of it: a fill may still be on its way
             self.leg_mismatch = seen
         else:
-            risk.adopt_legs(venue_pos.legs)
+            risk.adopt_legs(venue_pos.legs, time.time_ns())
             self.leg_mismatch = None
 
     def _take_exchange_position(self, reports: list[PositionReport], seen: tuple[int, int]) -> None:
         runner = self.runner
         risk: LivePerpRisk = runner.engine.perp
         venue_pos = perp_position(reports, risk.instrument, risk.spec, margin_mode=risk.position.margin_mode)
-        risk.adopt_legs(venue_pos.legs)
+        risk.adopt_legs(venue_pos.legs, time.time_ns())
         self.adopted += 1
         self.mismatch = None
         if self.reported != seen:

@@ -188,6 +188,7 @@ class PositionStream:
         isolated = [r.isolated_wallet for r in perp.reports if r.contracts and r.isolated_wallet]
         if len(isolated) == 1:
             risk.set_isolated_wallet(isolated[0], theirs)
+        perp.liq.apply(perp.reports)  # hedge mode: each leg's isolated wallet (and the price kept)
         ours = risk.position.net_lots
         if ours == theirs:
             perp.mismatch = None
