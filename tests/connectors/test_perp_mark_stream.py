@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -186,3 +187,82 @@ def test_the_stream_watched_is_the_mark_price_else_the_funding_rate():
     assert watch_method(Exchange({"watchMarkPrice": True, "watchFundingRate": True})) == "watch_mark_price"
     assert watch_method(Exchange({"watchMarkPrice": False, "watchFundingRate": True})) == "watch_funding_rate"
     assert watch_method(Exchange({})) is None and not supported(Exchange({}))
+
+
+async def test_a_stream_with_ccxt_unified_fields_only_feeds_risk(fake) -> None:
+    """An exchange without ``watchMarkPrice`` whose ``watchFundingRate`` gives ccxt's unified
+    funding rate structure only (none of Binance's stream fields): the :class:`MarkStream` watches
+    it and moves perpetual risk's mark, funding rate and next funding time; an absurd update is
+    dropped and counted. The structure comes through the fake's real websocket: ccxt's own
+    ``parse_funding_rate`` of each ``markPriceUpdate`` under the REST names, ``info`` emptied."""
+    import types
+
+    import ccxt.pro
+
+    from tests.connectors.servers.binance_usdm import FakeBinanceUsdm
+    from trading.contracts import ContractSpec
+    from trading.instruments import Instrument
+    from trading.isolated_margin import LivePerpRisk
+    from trading.margin import BINANCE_USDM_BTCUSDT
+    from trading.perp_risk import PerpRiskLimits
+    from workers.perp_mark_stream import MarkStream
+
+    class Other(ccxt.pro.binanceusdm):
+        def describe(self):
+            d = super().describe()
+            d["has"] = {**d["has"], "watchMarkPrice": False, "watchMarkPrices": False, "watchFundingRate": True}
+            return d
+
+        async def watch_funding_rate(self, symbol, params={}):  # noqa: B006 - ccxt's signature
+            t = await self.watch_mark_price(symbol)
+            i = t["info"]
+            rest = {"symbol": i["s"], "markPrice": i["p"], "indexPrice": i["i"], "lastFundingRate": i["r"]}
+            unified = self.parse_funding_rate({**rest, "nextFundingTime": i["T"], "time": i["E"]})
+            return {**unified, "info": {}}
+
+    usdm = FakeBinanceUsdm(fake).install()
+    usdm.mark_prices["BTCUSDT"] = "60000.10000000"
+    usdm.funding["BTCUSDT"] = ("0.00012500", 1_900_000_000_000)
+    ex = make_exchange("binanceusdm", markets=binance_markets(), http_base=fake.http_base, enable_rate_limit=False)
+    other = Other({"enableRateLimit": False})
+    other.urls, other.markets, other.markets_by_id, other.symbols = ex.urls, ex.markets, ex.markets_by_id, ex.symbols
+    inst = Instrument.create(symbol=SYMBOL, tick_size="0.1", lot_size="0.001", min_notional="5")
+    spec = ContractSpec.create(kind="linear", contract_size=1, settle="USDT", max_leverage=125)
+    risk = LivePerpRisk(PerpRiskLimits(), inst, spec, BINANCE_USDM_BTCUSDT, wallet="1000", leverage=10)
+    said: list[str] = []
+    runner = types.SimpleNamespace(
+        bot_id=1, engine=types.SimpleNamespace(instrument=inst, perp=risk), _event=lambda *a: said.append(a[1])
+    )
+    perp = types.SimpleNamespace(
+        runner=runner,
+        symbol=SYMBOL,
+        venue=types.SimpleNamespace(gateway=types.SimpleNamespace(exchange=other), scrub=str),
+        timer=types.SimpleNamespace(soon=lambda _d: None),
+    )
+    stream = MarkStream(perp)
+    assert stream.method == "watch_funding_rate"
+    stream.start()
+    try:
+        for _ in range(100):
+            if stream.updates:
+                break
+            await asyncio.sleep(0.02)
+        assert risk.mark == Fraction("60000.1") and risk.funding_rate == Fraction("0.000125")
+        assert risk.next_funding_ts == 1_900_000_000_000 * 1_000_000 and stream.index == Decimal("60000.1")
+        assert said == ["mark_stream_live"]
+        await usdm.set_mark("BTCUSDT", "59000.50000000", ("-0.00030000", 1_900_000_028_800))
+        for _ in range(100):
+            if risk.mark == Fraction("59000.5"):
+                break
+            await asyncio.sleep(0.02)
+        assert risk.mark == Fraction("59000.5") and risk.funding_rate == Fraction("-0.0003")
+        await usdm.set_mark("BTCUSDT", "-5")  # absurd: dropped, counted, the figures in use stay
+        for _ in range(100):
+            if stream.dropped["bad_mark"]:
+                break
+            await asyncio.sleep(0.02)
+        assert stream.dropped["bad_mark"] == 1 and risk.mark == Fraction("59000.5")
+    finally:
+        await stream.stop()
+        await other.close()
+        await ex.close()

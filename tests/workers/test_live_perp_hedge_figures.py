@@ -106,3 +106,56 @@ def test_a_hedge_bot_uses_the_exchanges_leg_figures_and_books_funding_per_leg(
     legs = perp.snapshot()["legs"]
     assert (legs["long"]["funding"], legs["short"]["funding"]) == ("-0.02400000", "0.01200000")
     stop(bot)
+
+
+def test_the_stream_gives_each_legs_isolated_wallet_between_polls(
+    host,  # noqa: F811
+    fake_binance,  # noqa: F811
+    usdm,  # noqa: F811
+    redis_client,
+    settings,
+):
+    """The poll a minute apart: the first read after take-over, then only the user-data stream
+    (``ACCOUNT_UPDATE`` with both legs, ``iw`` each) moves the legs' exchange figures."""
+    from workers import supervisor
+
+    settings.PERP_POLL_MS = 60_000
+    bot = make_perp_bot({"leverage": 5, "margin_mode": "isolated", "position_mode": "hedge"})
+    supervisor.tick()
+    assert feed_until(redis_client, lambda: len(open_orders(fake_binance, usdm)) >= 2, 30), state(bot)
+    runner = host.bots[bot.pk]
+    perp, live = runner.engine.perp, runner.venue.perp
+    assert wait_until(lambda: live.stream is not None and live.stream.up is not None, 5)
+    reads = live.reads
+    fake_binance.run(usdm.set_leg_figures, RAW, "LONG", "0", "48.10000000")
+    fake_binance.run(usdm.set_leg_figures, RAW, "SHORT", "0", "12.05000000")
+    orders = {o["side"]: o for o in open_orders(fake_binance, usdm)}
+    fake_binance.run(usdm.fill, orders["BUY"]["clientOrderId"], "0.004")
+    fake_binance.run(usdm.fill, orders["SELL"]["clientOrderId"], "0.002")
+
+    def streamed():
+        legs = perp.venue_legs
+        return (
+            legs.get("long") is not None
+            and legs.get("short") is not None
+            and (legs["long"].lots, legs["short"].lots) == (4, -2)
+            and (perp.position.legs["long"].lots, perp.position.legs["short"].lots) == (4, -2)
+        )
+
+    assert feed_until(redis_client, streamed, 15), perp.venue_legs
+    assert live.reads == reads  # no poll read in between: the stream gave them
+    assert perp.venue_legs["long"].isolated_wallet == Fraction("48.1")
+    assert perp.venue_legs["short"].isolated_wallet == Fraction("12.05")
+    # no liquidation price streamed ("0": none): ours, on the exchange's wallet of each leg
+    from trading.margin import liquidation_price
+
+    pos = perp.position
+    long = pos.legs["long"]
+    expected = liquidation_price(
+        perp.spec, perp.table, Fraction("48.1"), [(pos.contracts(long.lots), long.entry(False))]
+    )
+    assert perp.leg_liquidations["long"] == (1, expected) and perp.leg_sources["long"] == "own"
+    legs = perp.snapshot()["legs"]
+    assert legs["long"]["exchange_isolated_wallet"] == "48.10000000"
+    assert legs["short"]["exchange_isolated_wallet"] == "12.05000000"
+    stop(bot)

@@ -326,6 +326,9 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         if not raw.isdigit() or not 1 <= int(raw) <= 125:
             return Reply(status=400, body={"code": -4028, "msg": f"Leverage {raw} is not valid"})
         self.position(symbol).leverage = int(raw)
+        for (s, _side), leg in self.hedge_positions.items():
+            if s == symbol:
+                leg.leverage = int(raw)
         cap = BINANCE_USDM_BTCUSDT.brackets[0]
         for b in BINANCE_USDM_BTCUSDT.brackets:
             if b.max_leverage >= int(raw):
@@ -345,7 +348,14 @@ class FakeBinanceUsdm(FakeBinanceSpot):
             return Reply(
                 status=400, body={"code": -4048, "msg": "Margin type cannot be changed if there exists position."}
             )
+        if any(leg.amount for (s, _side), leg in self.hedge_positions.items() if s == symbol):
+            return Reply(
+                status=400, body={"code": -4048, "msg": "Margin type cannot be changed if there exists position."}
+            )
         pos.margin_type = mode
+        for (s, _side), leg in self.hedge_positions.items():  # the symbol's setting, both legs
+            if s == symbol:
+                leg.margin_type = mode
         return Reply(body={"code": 200, "msg": "success"})
 
     def _brackets(self, req: Recorded) -> list[dict]:
