@@ -15,6 +15,18 @@ from tests.connectors.servers.binance_usdm import FakeBinanceUsdm
 SYMBOL = "BTC/USDT:USDT"
 
 
+def usdm_exchange(fake):
+    """ccxt.pro's binanceusdm with keys, pointed at the fake; ccxt's own throttle off."""
+    return make_exchange(
+        "binanceusdm",
+        api_key="test-key",
+        secret="test-secret",
+        markets=binance_markets(),
+        http_base=fake.http_base,
+        enable_rate_limit=False,
+    )
+
+
 class Clock:
     now = 1000.0
 
@@ -24,14 +36,7 @@ class Clock:
 
 async def test_a_listen_key_and_its_keepalive_count_against_the_limiter(fake) -> None:
     usdm = FakeBinanceUsdm(fake).install()
-    ex = make_exchange(
-        "binanceusdm",
-        api_key="test-key",
-        secret="test-secret",
-        markets=binance_markets(),
-        http_base=fake.http_base,
-        enable_rate_limit=False,
-    )
+    ex = usdm_exchange(fake)
     clock = Clock()  # frozen: no token comes back, so the bucket shows every request spent
     limiter = LocalRateLimiter(rate=10, burst=20, clock=clock)
     route_listen_key_calls(ex, limiter)
@@ -72,14 +77,7 @@ async def test_a_listen_key_and_its_keepalive_count_against_the_limiter(fake) ->
 async def test_a_spent_budget_makes_the_keepalive_wait(fake) -> None:
     """With the bucket empty the keep-alive waits for its token before it is sent."""
     FakeBinanceUsdm(fake).install()
-    ex = make_exchange(
-        "binanceusdm",
-        api_key="test-key",
-        secret="test-secret",
-        markets=binance_markets(),
-        http_base=fake.http_base,
-        enable_rate_limit=False,
-    )
+    ex = usdm_exchange(fake)
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
