@@ -74,6 +74,14 @@ def test_a_hedge_bot_uses_the_exchanges_leg_figures_and_books_funding_per_leg(
     assert legs["long"]["exchange_isolated_wallet"] == "48.50000000"
     assert legs["short"]["exchange_liquidation_price"] == "70000.50000000"
     assert legs["short"]["exchange_isolated_wallet"] == "24.25000000"
+    from apps.dashboard.perp import bot_perp
+
+    def published():  # the bot's live status, which the page and GET .../perp/ read
+        long = (((bot_perp(bot_id=bot.pk) or {}).get("legs")) or {}).get("long") or {}
+        return long.get("exchange_liquidation_price") == "50000.00000000" and long
+
+    shown = wait_until(published, 5)
+    assert shown and shown["liquidation_source"] == "exchange" and shown["exchange_isolated_wallet"] == "48.50000000"
 
     # ours differs by more than 0.5 %: one event per leg, naming both figures
     said = feed_until(redis_client, lambda: len(events(bot, "liquidation_disagree")) >= 2, 10)
