@@ -103,7 +103,7 @@ def chosen_liquidations(risk) -> tuple[dict[str, tuple[int, Fraction]], dict[str
     own = leg_liquidations(pos, risk.table, risk.wallet, risk.leg_funding)
     venue: dict[str, VenueLeg] = risk.venue_legs
     used = dict(own)
-    sources = {name: "own" for name in own}
+    sources = dict.fromkeys(own, "own")
     if pos.margin_mode is MarginMode.ISOLATED:
         spec = pos.spec
         for name in list(used):

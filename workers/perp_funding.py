@@ -141,7 +141,9 @@ class LiveFunding:
         contracts = f"{to_decimal(pos.contracts(pos.net_lots), 8).normalize():f}"
         when = datetime.fromtimestamp(p.ts / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         shares = getattr(risk, "last_shares", None) or {}
-        legs = "; ".join(f"the {n} leg {'paid' if v < 0 else 'received'} {abs(v).normalize():f}" for n, v in shares.items())
+        legs = "; ".join(
+            f"the {n} leg {'paid' if v < 0 else 'received'} {abs(v).normalize():f}" for n, v in shares.items()
+        )
         self.runner._event(
             "funding",
             "funding_paid" if paid else "funding_received",

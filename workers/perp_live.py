@@ -29,7 +29,9 @@ fills: a difference seen on two reads in a row with nothing booked in between (a
 its way is seen once at most) is a ``position_mismatch`` incident
 (:func:`workers.reconcile.reconcile_live_position`) and perpetual risk takes the exchange's
 position from then on (the venue is the truth; the recorded fills and PnL stay what the bot
-booked). Why two reads: the exchange moves its position when it fills an order, and the fill
+booked). The exchange's liquidation price is the guard's while the position (hedge mode: each
+leg, with its ``isolatedWallet``) has the size it reported, and one that differs materially from
+the bot's own is a ``liquidation_disagree`` event (:mod:`workers.perp_live_legs`). Why two reads: the exchange moves its position when it fills an order, and the fill
 reaches the bot through the gateway's poll or stream a little later. In hedge position mode the
 legs are compared too: with the net agreeing, legs that differ on two reads in a row (a fill of
 an order whose leg the bot did not know, e.g. one placed by an earlier owner) are taken from the

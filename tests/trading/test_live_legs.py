@@ -68,7 +68,7 @@ def test_equal_legs_go_by_the_sign_under_the_rate_else_halves():
 
 
 def test_a_non_decimal_amount_is_refused_naming_it():
-    with pytest.raises(ValueError, match="amount: 1.5; accepted: a finite Decimal"):
+    with pytest.raises(ValueError, match=r"amount: 1\.5; accepted: a finite Decimal"):
         split_funding(1.5, 1, -1)
 
 
