@@ -239,6 +239,15 @@ class LegPerpReader:
         if mark:
             risk.set_mark(mark)
         self._compare()
+        # the exchange's liquidation price and isolated wallet of its position, used while the
+        # leg's fills give the same size (as a single-venue live perpetual's, workers.perp_live)
+        lots = self.exchange_lots()
+        liquidation = [r.liquidation_price for r in reports if r.contracts and r.liquidation_price]
+        if lots is not None and len(liquidation) == 1 and risk.position.net_lots == lots:
+            risk.set_liquidation(liquidation[0], lots)
+        isolated = [r.isolated_wallet for r in reports if r.contracts and r.isolated_wallet]
+        if lots is not None and len(isolated) == 1:
+            risk.set_isolated_wallet(isolated[0], lots)
         funding = await self.account.fetch_funding(symbol)
         risk.set_funding(funding.rate, None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000)
         if funding.mark_price:
@@ -278,4 +287,7 @@ class LegPerpReader:
             "exchange_reads": self.reads,
             "exchange_read_ts": self.read_at,
             "exchange_mark": None if self.leg.perp.mark is None else f"{to_decimal(self.leg.perp.mark, 8):f}",
+            "exchange_liquidation_price": next(
+                (f"{r.liquidation_price.normalize():f}" for r in self.reports if r.contracts and r.liquidation_price), None
+            ),
         }

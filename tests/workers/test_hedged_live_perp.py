@@ -248,6 +248,21 @@ def test_live_spot_maker_fill_is_hedged_once_in_contracts_on_a_live_usdm_perpetu
         assert feeding(redis_client, funding_booked, 10), _status(redis_client, bot.pk)
         time.sleep(1.0)  # read again: still one payment
         assert received.count() == 1 and FundingPayment.objects.filter(bot=bot).count() == 1
+
+        # the exchange's liquidation price of the leg's position (the size the leg's fills give)
+        # is the one the leg uses and shows; its isolated wallet is taken as the leg's margin
+        def figures_told(pos):
+            pos.liquidation_price, pos.isolated_wallet = "71650.3", "48.2"
+
+        hedge_fake.run(lambda: figures_told(usdm.position(RAW)))
+
+        def exchange_liquidation():
+            h = _status(redis_client, bot.pk).get("hedged", {}).get("hedge_perp") or {}
+            return h if h.get("exchange_liquidation_price") == "71650.3" else None
+
+        h = feeding(redis_client, exchange_liquidation, 10)
+        assert h, _status(redis_client, bot.pk)
+        assert Decimal(h["liquidation_price"]) == Decimal("71650.3")
     finally:
         _stop(bot)
     assert Bot.objects.get(pk=bot.pk).actual_state == "stopped"
