@@ -12,8 +12,9 @@ Either leg may be a spot market or a linear perpetual served here (``replay:bina
 contract comes from :func:`apps.derivatives.hosting.perp_market`), so spot-to-spot, spot-to-perp
 (a delta hedge in contracts) and perp-to-perp. A perpetual leg's account settings are
 ``maker_perp`` / ``hedge_perp`` (paper: ``{"leverage": 10, "margin_mode": "isolated",
-"funding_rate": "0.0001", "limits": {...}}``, all optional, its wallet the paper account's balance
-of the settle currency; live: ``leverage``, ``margin_mode``, ``limits``); refused on a spot leg.
+"funding_rate": "0.0001", "wallet": "5000", "limits": {...}}``, all optional; ``wallet`` is the
+leg's allocation of its paper account's settle balance, counted with the account's other
+perpetual bots, :mod:`apps.derivatives.paper_wallets`; live: ``leverage``, ``margin_mode``, ``limits``); refused on a spot leg.
 Either leg's account may be paper or live (a live leg is a ccxt account; a live perpetual leg is
 configured on its exchange at start, :mod:`workers.hedged_live_perp`). Every bad field is refused
 by name with the value and what is accepted.
@@ -97,7 +98,7 @@ def legs_for(maker_market, hedge_market) -> HedgeLegs:
 
 def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, str | None]) -> dict[str, str]:
     """The errors of ``maker_perp`` / ``hedge_perp``: a paper perpetual leg's settings validated
-    as a backtest's without the wallet; a live one's as a live perpetual bot's (``leverage``,
+    as a backtest's (its ``wallet`` the leg's allocation); a live one's as a live perpetual bot's (``leverage``,
     ``margin_mode``, ``limits``: the wallet and the funding are the exchange's)."""
     from apps.backtests.validation import validate_perp
     from apps.derivatives.hosting import validate_live
@@ -116,11 +117,6 @@ def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, 
             errors[key] = (
                 f"{settings!r} is not accepted: {leg.instrument.symbol} on {leg.instrument.venue} is a spot market; "
                 "accepted: no perpetual settings on a spot leg"
-            )
-        elif isinstance(settings, dict) and "wallet" in settings:
-            errors[f"{key}.wallet"] = (
-                f"{settings['wallet']!r} is not accepted; the wallet is the paper account's balance of "
-                f"{leg.contract.settle}: remove it"
             )
         else:
             # a hedged bot's legs are one-way: its hedge orders name no leg

@@ -126,6 +126,15 @@ def _check_account_market(*, owner: User, account: ExchangeAccount, market: Mark
         raise FieldErrors({"market": [wrong_type]})
 
 
+def _check_wallets(bot_id, account, market, strategy, params, risk) -> None:
+    """Paper perpetual wallet allocations within the account's balance (:mod:`apps.derivatives.paper_wallets`)."""
+    from apps.derivatives.paper_wallets import check_bot
+
+    errors = check_bot(bot_id=bot_id, account=account, market=market, strategy=strategy, params=params, risk=risk)
+    if errors:
+        raise FieldErrors(errors)
+
+
 @transaction.atomic
 def bot_create(
     *,
@@ -161,6 +170,7 @@ def bot_create(
     if defaults != risk:
         risk = defaults
         bot_config_validate(strategy=strategy, params=params, risk=risk, market=market)
+    _check_wallets(None, exchange_account, market, strategy, params, risk)
     bot = Bot.objects.create(
         owner=owner,
         name=name,
@@ -239,6 +249,7 @@ def bot_update_config(
             market=bot.market,
             account=bot.exchange_account,
         )
+        _check_wallets(bot.pk, bot.exchange_account, bot.market, new["strategy"], new["params"], new["risk"])
     if config_changed:
         bot.strategy, bot.params, bot.risk = new["strategy"], new["params"], new["risk"]
         bot.config_version += 1
