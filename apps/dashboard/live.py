@@ -126,3 +126,27 @@ def register_feed_interest(*, venue: str, symbol: str) -> None:
         pipe.execute()
     except Exception:  # Redis down: the page renders without a live feed
         return
+
+
+def hedge_leg_message(status: Any) -> dict[str, Any] | None:
+    """The overview's legs line of a hedged bot from its live ``status`` (``status["hedged"]``,
+    :mod:`workers.hedged_loop`): both legs' positions, the net exposure and why quoting stopped,
+    formatted as the page renders them (``num``); None for any other status. Pushed on the bot's
+    socket beside the status (:class:`apps.dashboard.consumers.BotConsumer`)."""
+    from apps.dashboard.templatetags.dashboard import num
+
+    if isinstance(status, (str, bytes)):
+        try:
+            status = json.loads(status)
+        except ValueError:
+            return None
+    live = status.get("hedged") if isinstance(status, dict) else None
+    if not isinstance(live, dict):
+        return None
+    return {
+        "type": "hedge_leg",
+        "maker_position": num((live.get("maker") or {}).get("position")),
+        "hedge_position": num((live.get("hedge") or {}).get("position")),
+        "exposure": num(live.get("exposure")),
+        "halted": live.get("halted") or None,
+    }
