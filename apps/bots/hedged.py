@@ -31,6 +31,11 @@ STRATEGY = "hedged_maker"
 LEG_FIELDS = ("hedge_account", "hedge_market", "requote_ticks", "maker_perp", "hedge_perp")
 PERP_FIELDS = {"maker": "maker_perp", "hedge": "hedge_perp"}
 DEFAULT_REQUOTE_TICKS = 20  # a hosted quote is left alone while within this many ticks of its target
+PERP_HELP = (
+    'a perpetual leg only, e.g. {"leverage": 5, "margin_mode": "isolated", "wallet": "300"}; on a paper '
+    "account wallet is the leg's allocation of the account's settle balance, required when the account "
+    "has other perpetual bots (together at most the balance); empty: defaults, the whole balance"
+)
 
 
 def params_schema() -> dict[str, Any]:
@@ -67,6 +72,8 @@ def params_schema() -> dict[str, Any]:
             "stale_after_ms": whole("stale after ms", 2_000, "hedge book older than this stops quoting"),
             "requote_ticks": whole("requote ticks", DEFAULT_REQUOTE_TICKS,
                                    "a resting quote within this many maker ticks of its target is left alone"),
+            **{key: {"type": "object", "title": f"{leg} leg perpetual settings", "default": None,
+                     "omit_empty": True, "description": PERP_HELP} for leg, key in PERP_FIELDS.items()},
         }
     }  # fmt: skip
 
@@ -108,7 +115,7 @@ def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, 
         key = PERP_FIELDS[name]
         settings = params.get(key)
         perpetual = leg.contract.is_perpetual
-        if settings is None:
+        if settings is None or settings == {}:
             continue
         if perpetual and kinds.get(name) == "live":
             for field, message in validate_live(settings, leg.instrument.symbol).items():

@@ -6,6 +6,8 @@ the value and what is accepted (what is left unallocated), and saves nothing."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -175,3 +177,50 @@ def test_the_hedge_legs_allocation_is_its_wallet_at_start_and_counted_by_the_oth
     assert err.value.errors["hedge_perp.wallet"] == (
         "350 USDT is more than this paper account has for it (the balance 1000 less first 700); accepted: at most 300"
     )
+
+
+def test_the_portal_forms_take_the_hedge_legs_allocation_and_refuse_it_at_its_input(trader, usdm_1000):
+    """The hedged bot's form offers each leg's perpetual settings (``params.maker_perp`` /
+    ``params.hedge_perp``, JSON); the hedge leg's allocation is checked on create and on a
+    configuration change, its error shown at that input, and a save keeps the settings."""
+    import html
+    import json
+
+    maker = exchange_account_create(owner=trader, label="spot", venue="replay:binance-spot",
+                                    paper_balances={"BTC": "1", "USDT": "100000"})  # fmt: skip
+    assert _create(trader, usdm_1000, "first", "700").status_code == 201
+    client = client_for(trader)
+    page = client.get(reverse("bot-create") + "?strategy=hedged_maker").content.decode()
+    assert 'name="params.hedge_perp"' in page and 'name="params.maker_perp"' in page
+    form = {"name": "hedged form", "exchange_account": maker.pk, "market": spot_market().pk,
+            "strategy": "hedged_maker", "params.hedge_account": usdm_1000.pk, "params.hedge_market": usdm_market().pk,
+            "params.order_amount": "0.002", "params.min_profitability": "0.002", "params.max_unhedged": "0.004",
+            "params.maker_perp": "{}", "risk.max_position_base": "0.5"}  # fmt: skip
+    over = client.post(reverse("bot-create"), {**form, "params.hedge_perp": '{"leverage": 5, "wallet": "400"}'})
+    assert over.status_code == 400
+    assert _field_errors(html.unescape(over.content.decode()), "params.hedge_perp") == [
+        "wallet: 400 USDT is more than this paper account has for it (the balance 1000 less first 700); "
+        "accepted: at most 300"
+    ]
+    assert not Bot.objects.filter(name="hedged form").exists()
+    made = client.post(reverse("bot-create"), {**form, "params.hedge_perp": '{"leverage": 5, "wallet": "300"}'})
+    assert made.status_code == 302, _field_errors(made.content.decode(), "params.hedge_perp")
+    bot = Bot.objects.get(name="hedged form")
+    assert bot.params["hedge_perp"] == {"leverage": 5, "wallet": "300"} and "maker_perp" not in bot.params
+
+    page = html.unescape(client.get(reverse("bot-detail", args=[bot.pk])).content.decode())
+    shown = re.search(r'<textarea id="id-params.hedge_perp" name="params.hedge_perp"[^>]*>(.*?)</textarea>', page, re.S)
+    assert json.loads(shown.group(1)) == {"leverage": 5, "wallet": "300"}
+    config = {k: v for k, v in form.items() if k.startswith("params.")} | {
+        "name": bot.name, "strategy": "hedged_maker", "params_for": "hedged_maker", "risk.max_position_base": "0.5"}
+    refused = client.post(reverse("bot-config", args=[bot.pk]), {**config, "params.hedge_perp": '{"wallet": "301"}'})
+    assert refused.status_code == 400
+    assert "wallet: 301 USDT is more than this paper account has for it" in _field_errors(
+        html.unescape(refused.content.decode()), "params.hedge_perp"
+    )[0]
+    bot.refresh_from_db()
+    assert bot.config_version == 1
+    kept = client.post(reverse("bot-config", args=[bot.pk]), {**config, "params.hedge_perp": shown.group(1)})
+    assert kept.status_code == 302
+    bot.refresh_from_db()
+    assert bot.params["hedge_perp"] == {"leverage": 5, "wallet": "300"}
