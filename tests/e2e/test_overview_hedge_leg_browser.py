@@ -2,7 +2,8 @@
 chromium via Playwright) against the real ASGI app and the Redis channel layer: rendered from the
 stored status, then a status the host publishes changes both legs' positions, the net and the
 "quoting stopped" badge in place (``static/js/hedge_leg.js``), without a reload, and a status
-without the halt removes the badge."""
+without the halt removes the badge; a hedge-position-mode perpetual bot's "legs: long / short" line
+follows its status the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from channels.layers import get_channel_layer
 from django.core.management import call_command
 
-from tests.apps.dashboard.test_hedge_leg_socket import hedged_status, make_hedged_bot
+from tests.apps.dashboard.test_hedge_leg_socket import hedged_status, make_hedge_mode_bot, make_hedged_bot
 from tests.e2e.test_browser import DEMO, shot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
@@ -38,7 +39,9 @@ def test_the_legs_line_follows_the_bots_socket_without_a_reload(asgi_server, bro
     from apps.dashboard.live import bot_status_key
 
     call_command("seed_demo", "--no-bots")
-    bot = make_hedged_bot(User.objects.get(username=DEMO[0]))
+    demo = User.objects.get(username=DEMO[0])
+    bot = make_hedged_bot(demo)
+    hedge_mode = make_hedge_mode_bot(demo)
     redis_client().set(bot_status_key(bot.pk), json.dumps(hedged_status("0.004", "-0.004", "0", None)))
     page = browser.new_page()
     try:
@@ -64,6 +67,14 @@ def test_the_legs_line_follows_the_bots_socket_without_a_reload(asgi_server, bro
         )
         assert " ".join(_line(page, bot.pk).split()) == "maker 0.006 · hedge on sim:beta BTC/USDT -0.006 · net 0"
         assert page.locator(f'tr[data-bot="{bot.pk}"] .hedge-leg .badge').count() == 0
+        # the hedge-mode bot: nothing stored on the paper venue yet, then its loop's legs
+        legs = f'tr[data-bot="{hedge_mode.pk}"] .hedge-legs'
+        assert page.text_content(legs).strip() == "legs: long 0 / short 0"
+        from tests.apps.dashboard.test_perp_hedge_portal import hedge_status
+
+        publish(f"bot.{hedge_mode.pk}", {"type": "bot.update", "data": {"type": "status", **hedge_status()}})
+        page.wait_for_function("sel => document.querySelector(sel).textContent.includes('0.004')", arg=legs)
+        assert page.text_content(legs).strip() == "legs: long 0.004 / short -0.002"
         assert page.evaluate("() => window.__notReloaded === true")
     finally:
         page.close()

@@ -108,3 +108,45 @@ def test_a_single_venue_bots_status_pushes_no_legs_line(asgi_server):
             return [m["type"] for m in seen]
 
     assert "hedge_leg" not in asyncio.run(scenario())
+
+
+def make_hedge_mode_bot(owner):
+    """A perpetual bot in hedge position mode (a long and a short leg) on a paper USD-M account."""
+    from apps.bots.models import Bot
+    from apps.exchanges.services import exchange_account_create
+    from tests.apps.dashboard.test_perp_forms import USDM, usdm_market
+
+    account = exchange_account_create(owner=owner, label="usdm legs", venue=USDM, paper_balances={"USDT": "1000"})
+    return Bot.objects.create(
+        owner=owner, name="hedge mode", exchange_account=account, market=usdm_market(), strategy="fixed_spread",
+        params={}, risk={"perp": {"position_mode": "hedge"}},
+    )  # fmt: skip
+
+
+def test_a_hedge_mode_bots_legs_line_is_pushed_as_the_overview_renders_it(asgi_server):
+    import html
+
+    from apps.core.health import redis_client
+    from apps.dashboard.live import bot_status_key
+    from tests.apps.dashboard.test_perp_hedge_portal import hedge_status
+
+    alice = make_user("alice")
+    bot = make_hedge_mode_bot(alice)
+    status = {"type": "status", **hedge_status()}  # a real PerpRisk's figures: long 0.004, short -0.002
+    headers = cookie_for(alice)
+
+    async def scenario():
+        layer = get_channel_layer()
+        async with websockets.connect(ws(asgi_server, f"/ws/bot/{bot.pk}/"), additional_headers=headers) as s:
+            await receive_until(s, lambda m: m["type"] == "state")
+            await layer.group_send(f"bot.{bot.pk}", {"type": "bot.update", "data": status})
+            return await receive_until(s, lambda m: m["type"] == "perp_legs")
+
+    pushed = asyncio.run(scenario())
+    assert pushed == {"type": "perp_legs", "text": "long 0.004 / short -0.002"}
+    redis_client().set(bot_status_key(bot.pk), json.dumps(status))
+    client = Client()
+    client.force_login(alice)
+    page = html.unescape(client.get(reverse("overview")).content.decode())
+    [line] = re.findall(r'<div class="small hedge-legs"[^>]*>(.*?)</div>', page, re.S)
+    assert line == "legs: " + pushed["text"]
