@@ -89,7 +89,11 @@ def live_perp_pairs() -> dict[tuple[int, int], Pair]:
     for bot in bots:
         if live_perp(bot.market.venue, bot.market.symbol):  # as the host decides (workers.bot_start)
             hedged = bot.strategy == STRATEGY
-            add(bot.exchange_account_id, bot.market, Member(bot, "maker", bot_prefix(bot) + "m") if hedged else Member(bot))
+            add(
+                bot.exchange_account_id,
+                bot.market,
+                Member(bot, "maker", bot_prefix(bot) + "m") if hedged else Member(bot),
+            )
     hedged = list(Bot.objects.filter(strategy=STRATEGY).order_by("pk"))
     accounts = {a.pk for a in ExchangeAccount.objects.filter(kind="live")}
     markets = Market.objects.in_bulk([b.params.get("hedge_market") for b in hedged if isinstance(b.params, dict)])

@@ -23,6 +23,7 @@ from apps.accounts.services import audit_record
 from apps.bots import guards, hedged
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.bots.risk_pause import risk_pause_clear
+from apps.bots.start_lock import account_locked_for_start
 from apps.core.timeseries import ns_to_dt
 from apps.core.writes import batchable
 from apps.exchanges.models import ExchangeAccount, Market
@@ -284,25 +285,6 @@ def bot_delete(*, bot: Bot, actor: User) -> None:
     bot.delete()
 
 
-def _account_locked_for_start(bot: Bot) -> ExchangeAccount:
-    """The bot's account row, locked ``FOR KEY SHARE`` until the start commits, and read as
-    committed after any change of its type that held the row (``exchange_account_update`` locks
-    it ``FOR UPDATE``, which this waits for and which waits for this): a start and a type change
-    of the account are serialized, so a type change never slips in between a start's checks and
-    its commit, and a start after a type change sees the new type. ``FOR KEY SHARE`` does not
-    wait for the bots' database writers (they hold the same mode). Refuses a market the account
-    no longer trades (its type changed since the bot was made)."""
-    from apps.exchanges.market_types import account_market_error
-
-    account = ExchangeAccount.objects.raw(
-        f"SELECT * FROM {ExchangeAccount._meta.db_table} WHERE id = %s FOR KEY SHARE", [bot.exchange_account_id]
-    )[0]
-    wrong_type = account_market_error(account, bot.market)
-    if wrong_type:
-        raise FieldErrors({"market": [wrong_type]})
-    return account
-
-
 def _transition(
     bot: Bot,
     *,
@@ -334,7 +316,7 @@ def _transition(
             }
         )
     if desired == DesiredState.RUNNING:
-        bot.exchange_account = _account_locked_for_start(bot)
+        bot.exchange_account = account_locked_for_start(bot)
     if desired == DesiredState.RUNNING and bot.exchange_account.kill_switch:
         raise FieldErrors(
             {"exchange_account": [f"the kill switch of account {bot.exchange_account.label!r} is on; clear it first"]}

@@ -91,6 +91,8 @@ def claims(account_id: int, settle: str) -> list[Claim]:
     """Every share taken of ``account_id``'s ``settle`` balance: its bots on a perpetual market of
     that settle currency (a hedged bot's maker leg among them), and the hedge legs of hedged bots
     (any account's) hedging on a perpetual of it on this account."""
+    from django.db.models import Q
+
     from apps.bots.hedged import STRATEGY
     from apps.bots.models import Bot
     from apps.exchanges.models import Market
@@ -107,10 +109,14 @@ def claims(account_id: int, settle: str) -> list[Claim]:
             out.append(Claim(pk, "maker", name, wallet_of((params or {}).get("maker_perp"))))
         else:
             out.append(Claim(pk, "bot", name, allocation(risk)))
-    hedged = Bot.objects.filter(strategy=STRATEGY).order_by("id").values_list("pk", "name", "params")
-    legs = [(pk, name, params) for pk, name, params in hedged if _hedge_account_id(params) == account_id]
-    markets = Market.objects.filter(pk__in=[(p or {}).get("hedge_market") for _pk, _n, p in legs if isinstance((p or {}).get("hedge_market"), int)])
-    perps = set(markets.filter(settle=settle).exclude(kind="spot").values_list("pk", flat=True))
+    hedging_here = Q(params__hedge_account=account_id) | Q(params__hedge_account=str(account_id))
+    legs = Bot.objects.filter(hedging_here, strategy=STRATEGY).order_by("id").values_list("pk", "name", "params")
+    market_ids = {p.get("hedge_market") for _pk, _name, p in legs}
+    perps = set(
+        Market.objects.filter(pk__in=[m for m in market_ids if isinstance(m, int)], settle=settle)
+        .exclude(kind="spot")
+        .values_list("pk", flat=True)
+    )
     for pk, name, params in legs:
         if params.get("hedge_market") in perps:
             out.append(Claim(pk, "hedge", name, wallet_of(params.get("hedge_perp"))))
@@ -132,7 +138,9 @@ def paper_wallet(
         others = [c for c in others if c.bot_id != bot_id] + list(siblings)
     own = allocation(risk) if leg == "bot" else wallet_of(settings)
     if not others:
-        return (balance if own is None else own), ({} if own is None or own <= balance else _over(field, own, balance, settle))
+        return (balance if own is None else own), (
+            {} if own is None or own <= balance else _over(field, own, balance, settle)
+        )
     missing = [c.label for c in others if c.allocation is None]
     if own is None or missing:
         who = "this bot" if own is None else f"bot {', '.join(missing)}"
@@ -187,7 +195,7 @@ def check_bot(*, bot_id: int | None, account, market, strategy: str, params: Any
     that two bots created or changed at once on one account are checked one after the other;
     call inside the transaction that saves the bot."""
     from apps.bots.hedged import STRATEGY
-    from apps.exchanges.models import ExchangeAccount, Market
+    from apps.exchanges.models import ExchangeAccount
 
     if strategy != STRATEGY:
         if account is None or account.kind != "paper" or not market.is_perpetual:
@@ -196,26 +204,27 @@ def check_bot(*, bot_id: int | None, account, market, strategy: str, params: Any
         risk = risk if isinstance(risk, dict) else {}
         errors = _leg_check(account, market, bot_id=bot_id, leg="bot", risk=risk, siblings=[])
         return {"risk": {k: [v] for k, v in errors.items()}} if errors else {}
-    params = params if isinstance(params, dict) else {}
+    return _check_hedged(bot_id, account, market, params if isinstance(params, dict) else {})
+
+
+def _check_hedged(bot_id: int | None, account, market, params: dict) -> dict[str, Any]:
+    """:func:`check_bot` of a hedged bot: each paper perpetual leg's allocation on its account (a
+    leg's sibling on the same balance counted with its new allocation, not its stored one)."""
+    from apps.exchanges.models import ExchangeAccount, Market
+
     hedge_id = _hedge_account_id(params)
-    ids = sorted({i for i in (account.pk if account is not None else None, hedge_id) if i is not None})
+    ids = sorted({account.pk} | ({hedge_id} if hedge_id is not None else set()))
     locked = {a.pk: a for a in ExchangeAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
-    hedge_market = Market.objects.filter(pk=params.get("hedge_market")).first() if isinstance(params.get("hedge_market"), int) else None
-    maker_acc, hedge_acc = locked.get(account.pk), locked.get(hedge_id)
+    market_id = params.get("hedge_market")
+    hedge_market = Market.objects.filter(pk=market_id).first() if isinstance(market_id, int) else None
     maker = Claim(bot_id or 0, "maker", "this bot", wallet_of(params.get("maker_perp")))
     hedge = Claim(bot_id or 0, "hedge", "this bot", wallet_of(params.get("hedge_perp")))
     shared = (
-        maker_acc is not None and maker_acc.pk == hedge_id and hedge_market is not None and market.is_perpetual
-        and hedge_market.is_perpetual and hedge_market.settle == market.settle
+        account.pk == hedge_id and hedge_market is not None and market.is_perpetual and hedge_market.is_perpetual
+        and hedge_market.settle == market.settle
     )  # fmt: skip
-    errors = _leg_check(
-        maker_acc, market, bot_id=bot_id, leg="maker", settings=params.get("maker_perp"),
-        siblings=[hedge] if shared else [],
-    )  # fmt: skip
-    errors.update(
-        _leg_check(
-            hedge_acc, hedge_market, bot_id=bot_id, leg="hedge", settings=params.get("hedge_perp"),
-            siblings=[maker] if shared else [],
-        )  # fmt: skip
-    )
+    errors = _leg_check(locked.get(account.pk), market, bot_id=bot_id, leg="maker",
+                        settings=params.get("maker_perp"), siblings=[hedge] if shared else [])  # fmt: skip
+    errors |= _leg_check(locked.get(hedge_id), hedge_market, bot_id=bot_id, leg="hedge",
+                         settings=params.get("hedge_perp"), siblings=[maker] if shared else [])  # fmt: skip
     return {"params": {k: [v] for k, v in errors.items()}} if errors else {}

@@ -61,7 +61,9 @@ def _perp_market():
     from apps.exchanges.models import Market
 
     market, _ = Market.objects.update_or_create(
-        venue="binanceusdm", symbol=SYMBOL, defaults={"base": "BTC", "quote": "USDT", "min_notional": "5", **USDM_MARKET}
+        venue="binanceusdm",
+        symbol=SYMBOL,
+        defaults={"base": "BTC", "quote": "USDT", "min_notional": "5", **USDM_MARKET},
     )
     market.refresh_from_db()
     return market

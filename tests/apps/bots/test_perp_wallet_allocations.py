@@ -62,7 +62,9 @@ def test_the_api_refuses_an_allocation_beyond_what_is_left_and_saves_nothing(tra
     # an edit: over what is left refused, nothing saved (no new configuration version)
     second = Bot.objects.get(name="second")
     patch = api(trader).patch(
-        f"/api/v1/bots/{second.pk}/", {"risk": {"max_position_base": "0.01", "perp": {"wallet": "300.01"}}}, format="json"
+        f"/api/v1/bots/{second.pk}/",
+        {"risk": {"max_position_base": "0.01", "perp": {"wallet": "300.01"}}},
+        format="json",
     )
     assert patch.status_code == 400
     assert "accepted: at most 300" in patch.json()["risk"]["perp.wallet"][0]
@@ -212,12 +214,17 @@ def test_the_portal_forms_take_the_hedge_legs_allocation_and_refuse_it_at_its_in
     shown = re.search(r'<textarea id="id-params.hedge_perp" name="params.hedge_perp"[^>]*>(.*?)</textarea>', page, re.S)
     assert json.loads(shown.group(1)) == {"leverage": 5, "wallet": "300"}
     config = {k: v for k, v in form.items() if k.startswith("params.")} | {
-        "name": bot.name, "strategy": "hedged_maker", "params_for": "hedged_maker", "risk.max_position_base": "0.5"}
+        "name": bot.name,
+        "strategy": "hedged_maker",
+        "params_for": "hedged_maker",
+        "risk.max_position_base": "0.5",
+    }
     refused = client.post(reverse("bot-config", args=[bot.pk]), {**config, "params.hedge_perp": '{"wallet": "301"}'})
     assert refused.status_code == 400
-    assert "wallet: 301 USDT is more than this paper account has for it" in _field_errors(
-        html.unescape(refused.content.decode()), "params.hedge_perp"
-    )[0]
+    assert (
+        "wallet: 301 USDT is more than this paper account has for it"
+        in _field_errors(html.unescape(refused.content.decode()), "params.hedge_perp")[0]
+    )
     bot.refresh_from_db()
     assert bot.config_version == 1
     kept = client.post(reverse("bot-config", args=[bot.pk]), {**config, "params.hedge_perp": shown.group(1)})

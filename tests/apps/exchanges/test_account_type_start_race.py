@@ -105,3 +105,27 @@ def test_a_start_after_a_committed_type_change_sees_the_new_type(trader):
     with pytest.raises(FieldErrors) as err:
         bot_start(bot=bot, actor=trader)
     assert "is a derivatives account" in err.value.errors["market"][0]
+
+
+def test_a_hedged_bots_hedge_account_is_held_the_same_way(trader):
+    """The account of a hedged bot's hedge leg: its type does not change while the bot runs, and a
+    start after it changed is refused at ``params.hedge_market``."""
+    maker_account, bot = _spot_bot(trader)
+    hedge_account = exchange_account_create(owner=trader, label="bn hedge", venue="binance", kind="paper",
+                                            paper_balances={"USDT": "1000", "BTC": "1"})  # fmt: skip
+    hedged = Bot.objects.create(
+        owner=trader, name="hedged", exchange_account=maker_account, market=bot.market, strategy="hedged_maker",
+        params={"hedge_account": hedge_account.pk, "hedge_market": bot.market.pk, "order_amount": "0.001"},
+    )  # fmt: skip
+    Bot.objects.filter(pk=hedged.pk).update(desired_state="running")
+    with pytest.raises(ValidationError) as err:
+        exchange_account_update(account=hedge_account, actor=trader, default_type="swap")
+    assert "cannot change while its bots run ('hedged')" in err.value.message_dict["default_type"][0]
+    Bot.objects.filter(pk=hedged.pk).update(desired_state="stopped")
+    exchange_account_update(account=hedge_account, actor=trader, default_type="swap")
+    with pytest.raises(FieldErrors) as refused:
+        bot_start(bot=Bot.objects.get(pk=hedged.pk), actor=trader)
+    assert refused.value.errors == {"params": {"hedge_market": [
+        "BTC/USDT on binance is a spot market and account 'bn hedge' is a derivatives account; accepted: a "
+        "perpetual swap (BASE/QUOTE:SETTLE) for this account"]}}  # fmt: skip
+    assert Bot.objects.get(pk=hedged.pk).desired_state == "stopped"
