@@ -25,8 +25,9 @@ unresolved one with the same figures exists, whoever made it.
 lease (a host runs it), the sweep does not read or judge that pair, and forgets a first sighting:
 the bot's loop compares the exchange's position on every read (streamed and polled,
 :mod:`workers.perp_live`), makes the same incident itself and has perpetual risk take the
-exchange's position; a second judge of the same pair would race its booked fills, still in the
-bot's database writer, and double the incident. The sweep covers what no loop watches: stopped
+exchange's position (a hedged bot's live perpetual leg: :mod:`workers.hedged_live_perp`, a
+``position_mismatch`` bot event naming the leg); a second judge of the same pair would race its
+booked fills, still in the bot's database writer, and double the incident. The sweep covers what no loop watches: stopped
 bots, bots in error, and running bots whose host is gone (lease expired).
 """
 
