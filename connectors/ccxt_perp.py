@@ -83,6 +83,9 @@ class FundingPayment:
     currency: str
     ts: int
     payment_id: str
+    # the leg the exchange says the payment is for (``long`` / ``short``), where it says one
+    # (Binance's FUNDING_FEE income rows do not): hedge mode splits the others (trading.live_legs)
+    position_side: str | None = None
 
 
 def contract_spec_from_market(market: Mapping[str, Any]) -> ContractSpec:
@@ -170,6 +173,7 @@ def funding_rate_from_ccxt(item: Mapping[str, Any]) -> FundingRate:
 def funding_payment_from_ccxt(item: Mapping[str, Any]) -> FundingPayment:
     symbol = str(item.get("symbol") or "")
     info = item.get("info") or {}
+    side = str(item.get("side") or info.get("positionSide") or info.get("posSide") or "").lower()
     amount = _dec(f"{symbol} info.income", info.get("income"), optional=True)
     if amount is None:
         amount = _dec(f"{symbol} amount", item.get("amount"))
@@ -179,6 +183,7 @@ def funding_payment_from_ccxt(item: Mapping[str, Any]) -> FundingPayment:
         currency=str(item.get("code") or info.get("asset") or ""),
         ts=int(item.get("timestamp") or 0),
         payment_id=str(item.get("id") or ""),
+        position_side=side if side in ("long", "short") else None,
     )
 
 

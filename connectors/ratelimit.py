@@ -8,14 +8,18 @@ exceeds ``rate`` tokens per second (``burst`` tokens may be spent at once after 
 - :class:`LocalRateLimiter` — one process (tests, paper, a single worker).
 - :class:`RedisRateLimiter` — many processes: the bucket lives in Redis and is updated by one
   Lua script using Redis' own clock, so every worker on the account shares one budget.
+- :func:`route_listen_key_calls` — the requests ccxt makes by itself for a user-data stream
+  (listen key creation and keep-alive inside ``watchOrders`` / ``watchPositions``) spend the
+  same budget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -142,3 +146,35 @@ class RedisRateLimiter:
         """Close the Redis connection if this limiter opened it."""
         if self._owns_client:
             await self._redis.aclose()
+
+
+# ccxt's own requests that open and keep alive a user-data stream (Binance ``POST`` / ``PUT`` /
+# ``DELETE`` ``listenKey``, spot ``userDataStream``, ``listenToken``), made inside ``watchOrders``
+# / ``watchPositions`` / ``watchBalance`` and on ccxt's own keep-alive timer, never through our
+# callers: matched by the request path.
+_LISTEN_KEY_PATH = re.compile(r"listen[-_]?key|listen[-_]?token|userdatastream", re.IGNORECASE)
+LISTEN_KEY_WEIGHT = 1  # Binance's weight of each of these requests (USD-M, COIN-M and spot)
+
+
+def route_listen_key_calls(exchange: Any, limiter: RateLimiter, weight: float = LISTEN_KEY_WEIGHT) -> None:
+    """Make ``exchange`` (a ccxt async exchange) spend ``weight`` of ``limiter`` before each of
+    its own listen-key requests (creation, keep-alive, close), so the account's shared budget
+    counts them like every request we send. Every other request is left alone: our callers
+    acquire before calling ccxt. Idempotent: installing again (another limiter) replaces the
+    limiter. ``exchange.listen_key_requests`` counts the requests routed."""
+    state = getattr(exchange, "_listen_key_route", None)
+    if state is not None:
+        state["limiter"], state["weight"] = limiter, weight
+        return
+    state = {"limiter": limiter, "weight": weight}
+    exchange._listen_key_route = state
+    exchange.listen_key_requests = 0
+    inner = exchange.fetch2
+
+    async def fetch2(path, api=["public"], method="GET", params={}, config={}):  # noqa: B006 - ccxt's signature
+        if isinstance(path, str) and _LISTEN_KEY_PATH.search(path):
+            exchange.listen_key_requests += 1
+            await state["limiter"].acquire(state["weight"])
+        return await inner(path, api, method, params, config)
+
+    exchange.fetch2 = fetch2

@@ -35,7 +35,8 @@ from trading.metrics import (
     max_drawdown,
     sharpe_ratio,
 )
-from trading.perp_ledger import PerpLedger, perp_records
+from trading.perp_ledger import PerpLedger, liquidation_text, perp_records
+from trading.perp_liquidation import close_in_engine, mid2_bounds
 from trading.runner import MAX_ROUNDS as MAX_ROUNDS  # re-exported: the backtest's limit is the runner's
 from trading.runner import Runner
 
@@ -146,6 +147,7 @@ class Backtest:
         self._equity: list[tuple[int, int]] = []
         self._tracker = TimeWeightedTracker()
         self.perp = perp
+        self._bounds: tuple | None = None  # perp: mid2 bounds of the liquidation prices (_watch_perp)
 
     def cancel(self) -> None:
         """Ask a running backtest to stop at its next check."""
@@ -156,6 +158,7 @@ class Backtest:
         if self.perp is not None:
             hedge = getattr(getattr(self.engine, "perp", None), "hedge", None)
             self.perp.on_fill(fill, None if hedge is None else hedge.leg_of(fill.client_order_id))
+            self._bounds = None  # the position moved: its liquidation prices with it
         if len(self._fills) < self.max_fills_kept:
             self._fills.append(fill)
         self._tracker.note_position(self.engine.portfolio.position)
@@ -187,6 +190,8 @@ class Backtest:
             if perp is not None and perp.liquidated_at is not None:
                 break
             market(event, ts)
+            if perp is not None:
+                self._watch_perp(ts)
             if ts >= next_sample:
                 self._sample(ts)
                 next_sample = ts - (ts - first_ts) % self.equity_sample_ns + self.equity_sample_ns
@@ -216,14 +221,44 @@ class Backtest:
         self.runner.timer(ts)
         self._observe(ts)
 
+    def _watch_perp(self, ts: int) -> None:
+        """After each market event: mark the ledger at once when the book's mid reached a
+        liquidation price (two integer comparisons; between timers a spike that comes back
+        would otherwise go unseen)."""
+        bounds = self._bounds
+        if bounds is None:
+            bounds = self._bounds = mid2_bounds(self.perp)
+        low, high = bounds
+        if low is None and high is None:
+            return
+        book = self.exchange.book
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None:
+            mid2 = bid + ask
+            if (low is not None and mid2 <= low) or (high is not None and mid2 >= high):
+                self._mark_perp(ts)
+
     def _mark_perp(self, ts: int) -> None:
         """Mark the perpetual position at the book's mid (the recordings carry no mark price
-        stream); a liquidation ends the run, as the account has nothing left to trade."""
+        stream; :meth:`_watch_perp` also marks it between timers when the mid reaches a liquidation
+        price). A liquidation of the position (one-way) or of the cross account ends the run,
+        as the account has nothing left to trade; one of an isolated hedge-mode leg closes that
+        leg in the engine too (its inventory, its PerpRisk) and the run goes on."""
         book = self.exchange.book
         bid, ask = book.best_bid(), book.best_ask()
         if bid is None or ask is None:
             return
-        self.perp.on_mark(ts, self.perp.instrument.price(bid + ask) / 2)
+        fundings = len(self.perp.fundings)
+        done_all = self.perp.on_mark(ts, self.perp.instrument.price(bid + ask) / 2)
+        if done_all or len(self.perp.fundings) != fundings:
+            self._bounds = None  # funding or a liquidation moved the liquidation prices
+        for done in done_all:
+            if not done.ends_account:
+                close_in_engine(self.engine, self.perp.instrument, done)
+                self._tracker.note_position(self.engine.portfolio.position)
+            note = getattr(self.engine, "_note", None)
+            if note is not None:
+                note(ts, "perp", "liquidated", liquidation_text(done, self.perp.spec.settle))
 
     def _observe(self, ts: int) -> None:
         ex = self.exchange

@@ -23,6 +23,14 @@ order is not sent; it is answered ``OrderRejected`` (the check's code and messag
 event or timer, as the hosted loop answers it on the leg's next pass, and counted per leg
 (``HedgedResult.refused``, the first message of each leg in ``refused_first``).
 
+Liquidation: a perpetual leg's ledger watches its liquidation price at every timer's mark, and
+between timers each book event of the leg is compared with the ledger's liquidation prices (two
+integer comparisons on the mid; a crossing marks the ledger at once). When the mark reaches one, the ledger
+closes the position at the bankruptcy price (:class:`~trading.perp_ledger.Liquidation`), the
+leg's PerpRisk closes it too, and the bot is told (:meth:`~trading.hedger.HedgedMaker.on_liquidation`):
+the leg's position is gone, quoting stops and nothing is re-hedged; the exposure the leg was
+hedging is left unhedged. ``HedgedResult.liquidations`` lists each with that exposure.
+
 Exposure (maker + hedge base) is tracked at every change: its maximum, time-weighted mean of
 its absolute value, the longest stretch above half a hedge lot, and a series for charts.
 """
@@ -39,8 +47,9 @@ from trading import hedge_margin
 from trading.events import Event, OrderFilled, OrderRejected, PlaceOrder
 from trading.fillsim import SimulatedExchange
 from trading.hedger import HEDGE, MAKER, HedgedMaker, VenueCommand
-from trading.perp_ledger import PerpLedger
+from trading.perp_ledger import Liquidation, PerpLedger, liquidation_text
 from trading.perp_limits import PerpRiskLimits
+from trading.perp_liquidation import close_in_risk, mid2_bounds
 from trading.perp_risk import PerpRisk
 from trading.risk import NORMAL
 
@@ -110,6 +119,21 @@ class HedgedResult:
     perp: dict[str, dict[str, Any]] = field(default_factory=dict)  # PerpLedger.report() per perp leg
     refused: dict[str, dict[str, int]] = field(default_factory=dict)  # per leg: refusals by code
     refused_first: dict[str, str] = field(default_factory=dict)  # per leg: the first refusal's message
+    liquidations: tuple[LegLiquidation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LegLiquidation:
+    """A perpetual leg liquidated by its venue, with the net exposure (base) it left unhedged."""
+
+    venue: str
+    liquidation: Liquidation
+    exposure: Fraction
+
+    @property
+    def lots(self) -> int:
+        """Lots closed (signed, as held)."""
+        return sum(self.liquidation.closed.values())
 
 
 class HedgedBacktest:
@@ -150,6 +174,8 @@ class HedgedBacktest:
         self._refusals: list[tuple[str, OrderRejected]] = []  # answered at the next event or timer
         self.refused: dict[str, dict[str, int]] = {}
         self.refused_first: dict[str, str] = {}
+        self.liquidations: list[LegLiquidation] = []
+        self._bounds: dict[str, tuple] = {}  # per perpetual leg: mid2 bounds of its liquidation prices
         self.count = 0
 
     def _merged(self) -> Iterator[tuple[int, int, str, Event]]:
@@ -183,6 +209,7 @@ class HedgedBacktest:
                 bid, ask = book.best_bid(), book.best_ask()
                 if bid is not None and ask is not None:
                     risk.evaluate(ts, NORMAL, bid + ask)
+                    self._watch(venue, ts, bid + ask)
             if not (venue == HEDGE and HedgeFaults._in(self.faults.stale, ts)):
                 self._send(bot.on_market(venue, ts), ts)
             last_ts = ts
@@ -208,6 +235,7 @@ class HedgedBacktest:
             perp={venue: ledger.report() for venue, ledger in self.perp.items()},
             refused=self.refused,
             refused_first=self.refused_first,
+            liquidations=tuple(self.liquidations),
         )
 
     # -----------------------------------------------------------------------------------------
@@ -232,6 +260,7 @@ class HedgedBacktest:
                 if venue in self.perp:
                     self.perp[venue].on_fill(answer)
                     self.risk[venue].on_fill(answer)
+                    self._bounds.pop(venue, None)
             commands = self.bot.on_order(venue, answer)
             if type(answer) is OrderFilled:
                 self.exposure.note(answer.ts, self.bot.exposure())
@@ -240,11 +269,35 @@ class HedgedBacktest:
 
     def _mark(self, ts: int) -> None:
         """Mark each perpetual leg at its book's mid (the recordings carry no mark price stream)."""
-        for venue, ledger in self.perp.items():
-            book = self.venues[venue].book
-            bid, ask = book.best_bid(), book.best_ask()
-            if bid is not None and ask is not None:
-                ledger.on_mark(ts, ledger.instrument.price(bid + ask) / 2)
+        for venue in self.perp:
+            self._mark_leg(venue, ts)
+
+    def _watch(self, venue: str, ts: int, mid2: int) -> None:
+        """Mark the leg's ledger at once when its book's mid reached one of its liquidation prices
+        (:func:`trading.perp_liquidation.mid2_bounds`, recomputed after its fills and marks)."""
+        bounds = self._bounds.get(venue)
+        if bounds is None:
+            bounds = self._bounds[venue] = mid2_bounds(self.perp[venue])
+        low, high = bounds
+        if (low is not None and mid2 <= low) or (high is not None and mid2 >= high):
+            self._mark_leg(venue, ts)
+
+    def _mark_leg(self, venue: str, ts: int) -> None:
+        """Mark one perpetual leg; a liquidation closes it (module docstring)."""
+        ledger = self.perp[venue]
+        book = self.venues[venue].book
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is None or ask is None:
+            return
+        self._bounds.pop(venue, None)  # funding or a liquidation may move them
+        for done in ledger.on_mark(ts, ledger.instrument.price(bid + ask) / 2):
+            close_in_risk(self.risk[venue], done)
+            lots = sum(done.closed.values())
+            commands = self.bot.on_liquidation(venue, ts, lots, liquidation_text(done, ledger.spec.settle))
+            exposure = self.bot.exposure()
+            self.liquidations.append(LegLiquidation(venue, done, exposure))
+            self.exposure.note(ts, exposure)
+            self._send(commands, ts)
 
     def _send(self, commands: list[VenueCommand], ts: int) -> None:
         if not commands:

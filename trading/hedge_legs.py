@@ -297,18 +297,28 @@ def liquidate_crossed(
     both legs. Returns ``(leg or "account", liquidation price, close price, PnL, lots closed)``
     for each liquidation."""
     out = []
-    funding = leg_funding or {}
+    funding = leg_funding if leg_funding is not None else {}
     for name, (side, liq) in leg_liquidations(position, table, wallet, funding).items():
-        if not crossed(side, mark, liq):
-            continue
-        if name == "account":
-            wb = wallet + position.realized + position.funding - position.fees
-            out.append((name, liq, *close_legs_at_bankruptcy(position, LEGS, wb, liq)))
-        else:
-            wb = leg_wallet(position, name, funding.get(name, Fraction(0)))
-            out.append((name, liq, *close_legs_at_bankruptcy(position, [name], wb, liq)))
-            funding.pop(name, None)
+        if crossed(side, mark, liq):
+            out.append((name, liq, *liquidate_leg(position, wallet, name, liq, funding)))
     return out
+
+
+def liquidate_leg(
+    position: PerpPosition, wallet: Fraction, name: str, liq: Fraction, leg_funding: dict[str, Fraction] | None = None
+) -> tuple[Fraction, Fraction, dict[str, int]]:
+    """Close what one liquidation takes: the isolated leg ``name`` on its own wallet, or
+    (``"account"``, cross) both legs on the account's (``wallet`` + realized + funding - fees),
+    at the bankruptcy price (``liq`` when there is none). Returns (price, realized PnL, {leg:
+    lots closed}); the leg's funding leaves ``leg_funding`` with it."""
+    funding = leg_funding if leg_funding is not None else {}
+    if name == "account":
+        wb = wallet + position.realized + position.funding - position.fees
+        return close_legs_at_bankruptcy(position, LEGS, wb, liq)
+    wb = leg_wallet(position, name, funding.get(name, Fraction(0)))
+    done = close_legs_at_bankruptcy(position, [name], wb, liq)
+    funding.pop(name, None)
+    return done
 
 
 __all__ = [
@@ -329,5 +339,6 @@ __all__ = [
     "leg_unrealized",
     "leg_wallet",
     "liquidate_crossed",
+    "liquidate_leg",
     "opens",
 ]

@@ -20,6 +20,8 @@ written: their owners (the venues' feeds, or the simulated exchanges of a backte
   budget is spent a note says the exposure is left unhedged and the bot stays stopped. Quoting
   resumes by itself only when the exposure is flat again (within half a hedge lot, no hedge in
   flight) and the hedge book is fresh, or on :meth:`resume`.
+* Liquidation (:meth:`on_liquidation`): a perpetual leg the venue liquidated loses its position;
+  quoting stops and nothing is re-hedged until the trader resumes; a note gives the exposure left.
 """
 
 from __future__ import annotations
@@ -145,6 +147,24 @@ class HedgedMaker:
         out += self._hedge(ts)
         out += self._check(ts)
         out += self._requote(ts)
+        return out
+
+    def on_liquidation(self, venue: str, ts: int, lots: int, why: str) -> list[VenueCommand]:
+        """The venue liquidated ``lots`` (signed, as held) of the ``venue`` leg: the leg's position
+        loses them, and the exposure they were hedging is now unhedged. Quoting stops at once (every
+        quote cancelled) and nothing is re-hedged on its own (the account that hedged it was just
+        liquidated): a note gives the exposure left, and the bot stays stopped until the trader
+        resumes it (:meth:`resume`)."""
+        if venue == MAKER:
+            self.maker_position -= lots
+        else:
+            self.hedge_position -= lots
+        base = self.legs.maker.instrument.base
+        self._note(ts, "liquidated", f"{venue} leg liquidated: {why}; exposure {float(self.exposure()):g} {base} "
+                                     "left unhedged; quoting stays stopped until the trader resumes")  # fmt: skip
+        self.exhausted = True
+        out = self._halt(ts, "liquidated", f"{venue} leg liquidated")
+        self.halted = "liquidated"  # also over an earlier stop: only the trader resumes now
         return out
 
     def resume(self, ts: int, reason: str = "resumed by the trader") -> None:
@@ -342,11 +362,11 @@ class HedgedMaker:
             if abs(worst) > config.max_unhedged_base:
                 continue
             cap = config.max_maker_base
-            if (
-                cap is not None
-                and abs(legs.base(legs.maker, self.maker_position + side * (resting + config.order_lots))) > cap
-            ):
-                continue  # the maker leg at its limit: only the side that reduces it is quoted
+            after = self.maker_position + side * (resting + config.order_lots)
+            if cap is not None and abs(legs.base(legs.maker, after)) > cap and abs(after) > abs(self.maker_position):
+                # the maker leg at (or past) its limit: only the side that reduces it is quoted, also
+                # when it is already past the limit (a lowered limit, a take-over)
+                continue
             cid = self.maker_ids.next()
             self.maker_orders[cid] = _MakerOrder(side, price, config.order_lots, target)
             out.append((MAKER, PlaceOrder(cid, side, price, config.order_lots, TimeInForce.POST_ONLY, "hedged quote")))

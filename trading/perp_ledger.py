@@ -7,12 +7,16 @@ the venue's when it streams one, else the book's mid — books funding at each f
 (:class:`FundingSchedule`: a stored series or a constant rate every 8 hours at 00:00, 08:00 and
 16:00 UTC, Binance's times), and watches the liquidation price. When the mark reaches it the
 position is liquidated at the bankruptcy price (isolated margin: the position's margin is lost)
-and the ledger says so; the backtester stops there, as the account has nothing left to trade.
+and the ledger says so (``liquidated_at``); the backtester stops there, as the account has
+nothing left to trade. Every liquidation is kept in ``liquidations`` (:class:`Liquidation`).
 
 In hedge position mode (:mod:`trading.hedge_legs`) a fill books on the leg its order named
 (``position_side``), funding is booked on each leg with its sign, and the liquidation is each
-isolated leg's own (on the wallet it opened with) or the account's (cross, closing both legs);
-the first liquidation ends a backtest as in one-way mode. The report lists both legs.
+isolated leg's own (on the wallet it opened with) or the account's (cross, closing both legs).
+An isolated leg's liquidation closes that leg alone and the ledger goes on with the other one
+(:meth:`PerpLedger.on_mark` returns it, so the backtester closes the leg in the engine too);
+the account's (cross) ends a backtest as in one-way mode. The report lists both legs and every
+liquidation.
 """
 
 from __future__ import annotations
@@ -85,6 +89,41 @@ class FundingEvent:
     amount: Fraction  # received (+) / paid (-), settle currency
 
 
+@dataclass(frozen=True)
+class Liquidation:
+    """One liquidation: ``leg`` is ``"both"`` (one-way), ``"long"`` / ``"short"`` (an isolated
+    hedge-mode leg) or ``"account"`` (cross hedge mode, both legs); ``closed``: lots closed per
+    leg (signed, as held); ``pnl``: the loss booked, settle currency."""
+
+    ts: int
+    leg: str
+    mark: Fraction
+    liquidation_price: Fraction
+    price: Fraction  # the bankruptcy price the position was closed at
+    pnl: Fraction
+    closed: dict[str, int]
+
+    @property
+    def ends_account(self) -> bool:
+        """Whether nothing is left to trade (one-way, or the cross account in hedge mode)."""
+        return self.leg in ("both", "account")
+
+
+def liquidation_text(done: Liquidation, settle: str) -> str:
+    """``done`` in words, e.g. "mark 54200 reached the liquidation price 54216.87 of the long leg
+    (isolated): closed at the bankruptcy price 54000, -24 USDT"."""
+
+    def num(value: Fraction) -> str:
+        return f"{to_decimal(value, 8).normalize():f}"
+
+    names = {"both": "the position", "account": "the account (both legs, cross)"}
+    what = names.get(done.leg, f"the {done.leg} leg (isolated)")
+    return (
+        f"mark {num(done.mark)} reached the liquidation price {num(done.liquidation_price)} of {what}: closed at the "
+        f"bankruptcy price {num(done.price)}, {num(done.pnl)} {settle}"
+    )
+
+
 @dataclass
 class PerpLedger:
     instrument: Instrument
@@ -105,6 +144,7 @@ class PerpLedger:
     min_liquidation_distance: Fraction | None = None  # |mark - liq| / mark, smallest seen
     max_margin_used: Fraction = Fraction(0)
     leg_funding: dict[str, Fraction] = field(default_factory=dict)  # hedge mode: funding per leg
+    liquidations: list[Liquidation] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.wallet = frac(self.wallet, "wallet")
@@ -129,10 +169,11 @@ class PerpLedger:
                 self.isolated.on_position_fill(self.position, int(fill.side), fill.qty, price)
             self.position.apply_fill(fill.side, fill.price, fill.qty, fee=fee)
 
-    def on_mark(self, ts: int, mark: object) -> None:
-        """A new mark price at ``ts``: book funding due since the last one, then check margin."""
+    def on_mark(self, ts: int, mark: object) -> list[Liquidation]:
+        """A new mark price at ``ts``: book funding due since the last one, then check margin.
+        Returns the liquidations this mark caused (usually none)."""
         if self.liquidated_at is not None:
-            return
+            return []
         m = frac(mark, "mark")
         if self.last_ts:
             for when, rate in self.funding.times_between(self.last_ts, ts):
@@ -148,30 +189,37 @@ class PerpLedger:
                 self.fundings.append(FundingEvent(when, rate, at, amount))
         self.mark, self.last_ts = m, ts
         if all(leg.lots == 0 for leg in self.position.legs.values()):
-            return
+            return []
         self.max_margin_used = max(self.max_margin_used, self.position.margin_used(m))
         if self.mode is PositionMode.HEDGE:
-            self._hedge_mark(ts, m)
-            return
+            return self._hedge_mark(ts, m)
         liq = self.liquidation_price()
         if liq is None:
-            return
+            return []
         distance = abs(m - liq) / m
         if self.min_liquidation_distance is None or distance < self.min_liquidation_distance:
             self.min_liquidation_distance = distance
-        long = self.position.net_lots > 0
-        if (long and m <= liq) or (not long and m >= liq):
-            self._liquidate(ts, liq)
+        if crossed_liquidation(self.position.net_lots, m, liq):
+            return [self._liquidate(ts, liq, m)]
+        return []
 
-    def _hedge_mark(self, ts: int, m: Fraction) -> None:
+    def _hedge_mark(self, ts: int, m: Fraction) -> list[Liquidation]:
         pos = self.position
         for _name, (_side, liq) in hedge_legs.leg_liquidations(pos, self.table, self.wallet, self.leg_funding).items():
             distance = abs(m - liq) / m
             if self.min_liquidation_distance is None or distance < self.min_liquidation_distance:
                 self.min_liquidation_distance = distance
         done = hedge_legs.liquidate_crossed(pos, self.table, self.wallet, m, self.leg_funding)
-        if done:
-            self.liquidated_at, self.liquidation_price_hit = ts, done[0][1]
+        out = [Liquidation(ts, name, m, liq, price, pnl, closed) for name, liq, price, pnl, closed in done]
+        self._record(out)
+        return out
+
+    def _record(self, done: list[Liquidation]) -> None:
+        """Keep ``done``; the first that leaves nothing to trade ends the ledger (``liquidated_at``)."""
+        self.liquidations.extend(done)
+        for liquidation in done:
+            if liquidation.ends_account and self.liquidated_at is None:
+                self.liquidated_at, self.liquidation_price_hit = liquidation.ts, liquidation.liquidation_price
 
     # --- state --------------------------------------------------------------------------------
     def liquidation_price(self) -> Fraction | None:
@@ -189,10 +237,13 @@ class PerpLedger:
     def equity(self) -> Fraction:
         return self.position.equity(self.wallet, self.mark) if self.mark is not None else self.wallet
 
-    def _liquidate(self, ts: int, liq: Fraction) -> None:
+    def _liquidate(self, ts: int, liq: Fraction, mark: Fraction) -> Liquidation:
         wb = None if self.isolated is None else self.isolated.wallet
-        close_at_bankruptcy(self.spec, self.position, self.wallet, liq, wb)
-        self.liquidated_at, self.liquidation_price_hit = ts, liq
+        lots = self.position.net_lots
+        price, pnl, _contracts = close_at_bankruptcy(self.spec, self.position, self.wallet, liq, wb)
+        done = Liquidation(ts, "both", mark, liq, price, pnl, {"both": lots})
+        self._record([done])
+        return done
 
     def report(self) -> dict[str, object]:
         """Figures for results, as exact fractions (the caller formats them)."""
@@ -217,6 +268,7 @@ class PerpLedger:
             "liquidation_price": self.liquidation_price(),
             "min_liquidation_distance": self.min_liquidation_distance,
             "liquidated_at": self.liquidated_at,
+            "liquidations": list(self.liquidations),
             "fundings": list(self.fundings),
             "position_mode": self.mode.value,
             "legs": self._legs() if self.mode is PositionMode.HEDGE else None,
@@ -310,7 +362,23 @@ def perp_records(report: dict[str, Any], instrument: Instrument) -> dict[str, An
             }
             for f in report["fundings"]
         ],
+        liquidations=[
+            {
+                "ts": iso(q.ts),
+                "leg": q.leg,
+                "mark": dec(q.mark),
+                "liquidation_price": dec(q.liquidation_price),
+                "bankruptcy_price": dec(q.price),
+                "pnl": dec(q.pnl),
+                "contracts": {leg: str(instrument.quantity(lots)) for leg, lots in q.closed.items()},
+            }
+            for q in report.get("liquidations") or ()
+        ],
     )
+    done = report.get("liquidations") or ()
+    out["liquidation_count"] = len(done)
+    if done:  # a scalar for tables that leave lists out: each liquidation in words
+        out["liquidations_text"] = "; ".join(f"{iso(q.ts)}: {liquidation_text(q, report['settle'])}" for q in done[:20])
     if report.get("legs"):
         out["legs"] = {
             name: {

@@ -102,6 +102,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
             if self.pending_book is not None:
                 self.conflated += 1
             self.pending_book = item
+            if self.paper_perp is not None:  # its liquidation check sees every mark (workers.paper_perp)
+                self.paper_perp.marks.note_book(self.engine.book)
 
     def push_control(self, message: str) -> None:
         self.controls.append(message)
@@ -199,6 +201,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
                 next_timer = now + 1.0
                 ts = self.clock()
                 try:
+                    if self.paper_perp is not None:  # the marks since the last check, on the position they met
+                        self.paper_perp.check(ts)
                     runner.timer(ts)  # the venue's answers due, then the engine's timer step
                 except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
                     runner.take()
@@ -214,6 +218,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
         """The simulated venue's answers due by ``now``, through the runner, at the time they are
         due (as a backtest's venue answers between market events), and the engine's replies."""
         try:
+            if self.paper_perp is not None:  # the marks since the last check, before the answers' fills
+                self.paper_perp.check(now)
             self.runner.answers(now)
         except (LeaseLost, StopLoop, AuthFailure, asyncio.CancelledError):
             self.runner.take()
@@ -235,6 +241,8 @@ class BotRunner(BotStart, BotControl, BotRecords):
         trips_before = self.venue.round_trips
         latency = self.host.bot_latency_ns
         inbox = self.inbox
+        if self.paper_perp is not None:  # the marks since the last check, before this cycle's fills
+            self.paper_perp.check(self.clock())
         for _ in range(len(inbox)):  # what is queued now; later arrivals wait for the next cycle
             if self.controls:  # a lifecycle command goes before market data
                 await self._flush()

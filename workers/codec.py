@@ -31,6 +31,18 @@ def _pairs(flat: list[int]) -> tuple[tuple[int, int], ...]:
     return tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2))
 
 
+def snapshot_mid2(raw: bytes) -> int:
+    """Best bid + best ask (ticks) of an encoded snapshot; 0 when it has no two-sided, uncrossed
+    top or is malformed."""
+    try:
+        data = json.loads(raw)
+        bids, asks = data[2][0::2], data[3][0::2]
+        bid, ask = (max(bids), min(asks)) if bids and asks else (0, 0)
+        return int(bid + ask) if 0 < bid < ask else 0
+    except (TypeError, IndexError, ValueError):
+        return 0
+
+
 def decode(raw: bytes) -> BookSnapshot | TradeTick:
     """Decode one stream entry; raises ``ValueError`` on anything malformed."""
     try:

@@ -123,7 +123,8 @@ class MarketFanout:
         queued, to_wake = self._queued, self._to_wake
         # A snapshot replaces the whole book: of several for one stream in this batch (the reader
         # catching up after a stall), only the newest is decoded, applied and handed to the bots,
-        # which would keep only the newest anyway; trades all go through, in order.
+        # which would keep only the newest anyway (a paper perpetual notes the mid of each skipped one
+        # for its liquidation check); trades all go through, in order.
         newest: dict[str, int] = {}
         for i, (stream, raw, _published) in enumerate(batch):
             if raw.startswith(codec.SNAPSHOT_PREFIX):
@@ -133,8 +134,14 @@ class MarketFanout:
             if not runners:
                 continue
             if newest.get(stream, -1) > i and raw.startswith(codec.SNAPSHOT_PREFIX):
+                mid2 = None
                 for runner in runners:
                     runner.conflated += 1
+                    paper = getattr(runner, "paper_perp", None)
+                    if paper is not None:  # a paper perpetual's liquidation check sees this mark too
+                        mid2 = codec.snapshot_mid2(raw) if mid2 is None else mid2
+                        if mid2:
+                            paper.marks.note(mid2)
                 continue
             try:
                 event = codec.decode(raw)

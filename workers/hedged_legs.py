@@ -100,8 +100,9 @@ def contract_of(setup: records.BotSetup):
 
 def load_perp(setup: records.BotSetup, leg: str, settings: dict | None) -> None:
     """Database thread: a perpetual leg's settings (``maker_perp`` / ``hedge_perp``) as the
-    setup's ``risk["perp"]`` (what :func:`workers.perp_hosting.perp_risk` reads), on a paper
-    account the leg's share of its settle balance (:mod:`apps.derivatives.paper_wallets`), the market's
+    setup's ``risk["perp"]`` (the maker leg keeping the bot's other risk limits; what
+    :func:`workers.perp_hosting.perp_risk` reads), on a paper account the leg's share of its settle
+    balance (:mod:`apps.derivatives.paper_wallets`), the market's
     stored funding series, and the funding this leg booked under earlier owners (the sum of its
     ``funding`` bot events: the PnL snapshot's column sums both legs)."""
     from apps.bots.models import BotEvent
@@ -110,7 +111,10 @@ def load_perp(setup: records.BotSetup, leg: str, settings: dict | None) -> None:
     setup.contract = contract_of(setup)
     if setup.contract is None:
         return
-    setup.risk = {PERP_KEY: dict(settings or {})}
+    # The maker leg keeps the bot's own risk limits beside them (its ``max_position_base`` bounds
+    # the maker leg: :func:`configure`); the hedge leg has only its perpetual settings.
+    kept = {k: v for k, v in (setup.risk or {}).items() if k != PERP_KEY} if leg == "maker" else {}
+    setup.risk = {**kept, PERP_KEY: dict(settings or {})}
     setup.perp_funding = perp_hosting.stored_series(setup.venue, setup.symbol)
     booked = Decimal(0)
     rows = BotEvent.objects.filter(bot_id=setup.bot_id, kind="funding", data__leg=leg).values_list("data", flat=True)

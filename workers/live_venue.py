@@ -34,7 +34,7 @@ from connectors import ccxt_normalize as norm
 from connectors.ccxt_gateway import CcxtGateway
 from connectors.ccxt_venue import make_exchange
 from connectors.errors import AuthFailure, ErrorKind, classify, describe
-from connectors.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter, rate_limit_key
+from connectors.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter, rate_limit_key, route_listen_key_calls
 from mmsite import env
 from trading.events import CancelOrder, OrderEvent, PlaceOrder
 from trading.instruments import Instrument
@@ -107,6 +107,7 @@ def build_gateway(
         limiter = RedisRateLimiter(redis_url, rate_limit_key(exchange_id, str(account_id)), rate, max(1.0, rate))
     else:
         limiter = LocalRateLimiter(rate, max(1.0, rate))
+    route_listen_key_calls(exchange, limiter)  # ccxt's own user-data stream requests spend it too
     return CcxtGateway(
         exchange,
         limiter=limiter,

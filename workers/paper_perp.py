@@ -13,13 +13,22 @@ do beyond the bot's pre-trade risk:
   the loop's snapshot step (every second) and at once on a liquidation. A new owner restores it
   and applies only the recorded fills after that fill: funding booked since the last PnL snapshot
   is no longer lost with the process, and a liquidation (which no fill records) is kept.
-- **liquidation**: when the mark reaches the liquidation price (checked after each cycle of the
-  loop and at the snapshot step) the position is closed at the
+- **liquidation**: when the mark reaches the liquidation price the position is closed at the
   bankruptcy price (:func:`trading.perp_ledger.close_at_bankruptcy`, the backtester's formula),
   the loss booked as realized PnL; an incident (``liquidation``) and a ``risk_breach`` notification
   are written, the bot's risk pause is set with the reason (a new owner starts it paused) and the
   loop pauses quoting (control ``liquidated``: its orders cancelled, the reason in its event log
   and state).
+- **every price counts**: a bot's cycle sees only the newest book (those it fell behind on are
+  conflated), so the mark a cycle reads may have come back from beyond the liquidation price.
+  The mid of every book the host hands the bot (``BotRunner.push_market``, and the superseded
+  snapshots the host skips, ``workers.fanout``) goes into a :class:`~trading.perp_liquidation.MarkRange`;
+  each check (before a cycle, the venue's answers and the timer step apply fills; after a
+  cycle; at the snapshot step) compares the lowest and highest mark since the last check with
+  the liquidation price: a long (one-way, the long leg, a long-like cross account) is liquidated
+  by the lowest, a short by the highest. A venue's own mark (``venue_mark2``), when one is
+  streamed, is the only mark used. The marks noted while an answer's fill was being applied
+  within the same cycle are judged against the position after that fill.
 - **hedge position mode** (``position_mode: hedge``): both legs are stored, with the funding booked
   on each and the leg of each working order (``order_legs``), so the fills a new owner applies
   book on the leg their order named; the liquidation is each isolated leg's own or the account's
@@ -34,9 +43,11 @@ from fractions import Fraction
 from typing import Any
 
 from trading.contracts import to_decimal
-from trading.events import Liquidity, OrderFilled
+from trading.events import OrderFilled
 from trading.instruments import Side
 from trading.perp_ledger import close_at_bankruptcy, crossed_liquidation
+from trading.perp_liquidation import MarkRange
+from trading.perp_liquidation import close_fill as _close_fill
 from workers import keys, liquidation_fills, paper_perp_hedge
 
 logger = logging.getLogger(__name__)
@@ -142,24 +153,21 @@ class PaperPerp:
         self._liq: Fraction | None = None  # the liquidation price the bound below is for
         self._bound = 0
         self._long = True
+        self.marks = MarkRange()  # every book's mid since the last check (module docstring)
 
     def step(self, ts: int) -> None:
         """The snapshot step: liquidate if the mark has crossed, then store what changed."""
-        perp = self.runner.engine.perp
-        mark = perp.mark
-        if perp.hedge is not None:
-            paper_perp_hedge.check(self, ts)
-        elif mark is not None and crossed_liquidation(perp.position.net_lots, mark, perp.liquidation):
-            self.liquidate(ts, mark)
+        self.check(ts)
         self.save()
 
     def check(self, ts: int) -> None:
-        """Each cycle: liquidate as soon as the book's mark has crossed. The test is on integers
-        (twice the mark in ticks against the liquidation price's bound, recomputed only when the
-        liquidation price changes): a cycle of a perpetual bot pays two comparisons for it."""
+        """Liquidate as soon as a mark since the last check has crossed. The test is on integers
+        (twice the worst mark in ticks against the liquidation price's bound, recomputed only
+        when the liquidation price changes): a few comparisons per check."""
         perp = self.runner.engine.perp
         liq = perp.liquidation
         if liq is None:
+            self.marks.take()  # what the market did while flat liquidates nothing
             return
         if perp.hedge is not None:
             paper_perp_hedge.check(self, ts)
@@ -172,11 +180,13 @@ class PaperPerp:
             self._bound = (liq2.numerator // liq2.denominator) if long else -(-liq2.numerator // liq2.denominator)
             self._long = long
         if perp.venue_mark2 is not None:  # a venue's mark (a Fraction): the exact test
+            self.marks.take()
             mark = perp.venue_mark2 * perp.tick / 2
             if crossed_liquidation(perp.position.net_lots, mark, liq):
                 self.liquidate(ts, mark)
             return
-        m2 = perp.mark2
+        low, high = self.marks.take(perp.mark2)
+        m2 = low if self._long else high
         if m2 is not None and ((m2 <= self._bound) if self._long else (m2 >= self._bound)):
             self.liquidate(ts, Fraction(m2) * perp.tick / 2)
 
@@ -212,6 +222,8 @@ class PaperPerp:
         lots = perp.position.net_lots
         entry = perp.position.entry_price()
         price, pnl, contracts = close_at_bankruptcy(perp.spec, perp.position, perp.wallet, liq, perp.liquidation_wb())
+        if perp.isolated is not None:
+            perp.isolated.set(0)  # the position's margin is gone with it
         perp._refresh_liquidation()
         settle, places = perp.spec.settle, perp.places
         reason = (
@@ -247,11 +259,10 @@ class PaperPerp:
 
 
 def close_fill(close: list) -> OrderFilled:
-    """A liquidation close as a fill of the engine's portfolio (the venue's close, no order; the
-    price rounded to the tick, as the portfolio keeps integer ticks)."""
+    """A stored liquidation close as a fill of the engine's portfolio (the venue's close, no
+    order; the price rounded to the tick, as the portfolio keeps integer ticks)."""
     ts, side, price, lots = close[:4]
-    return OrderFilled(ts, "liquidation", Side.SELL if side == "sell" else Side.BUY, price, lots, 0, 0,
-                       Liquidity.TAKER, f"liquidation-{ts}")  # fmt: skip
+    return _close_fill(ts, lots if side == "sell" else -lots, price, f"liquidation-{ts}")
 
 
 def replay_closes(engine, state: dict | None) -> None:

@@ -6,8 +6,8 @@ and a short leg (:mod:`trading.hedge_legs`), beside :mod:`workers.paper_perp` (o
   order working at the save (``order_legs``). A new owner puts them back before it applies the
   fills after the stored position, so each books on the leg its order named; a fill of an order
   placed after the last save books by the close-first rule against the legs as they stand.
-- **liquidation**, checked each cycle and at the snapshot step against the book's mark (or the
-  venue's): an isolated leg whose own liquidation price the mark reached is closed alone at its
+- **liquidation**, checked as in one-way mode against every mark since the last check (the
+  lowest and the highest book mid, or the venue's mark): an isolated leg whose own liquidation price the mark reached is closed alone at its
   bankruptcy price (its wallet is lost, the other leg stays); on cross margin the account's
   liquidation price closes both legs at the account's bankruptcy price. As in one-way mode the
   loss is booked as realized PnL, an incident and a ``risk_breach`` notification are written,
@@ -39,22 +39,33 @@ def restore(perp, state: dict) -> None:
 
 
 def check(paper, ts: int) -> None:
-    """Liquidate what the mark has reached (module docstring)."""
+    """Liquidate what the marks since the last check have reached (module docstring): the lowest
+    reaches a long leg (or a long-like cross account), the highest a short one."""
     perp = paper.runner.engine.perp
     found = perp.leg_liquidations
-    if not found:
+    if perp.venue_mark2 is not None:
+        paper.marks.take()
+        low = high = perp.venue_mark2
+    else:
+        low, high = paper.marks.take(perp.mark2)
+    if not found or low is None:
         return
-    mark = perp.mark
-    if mark is None or not any(hedge_legs.crossed(side, mark, liq) for side, liq in found.values()):
+    marks = [m2 * perp.tick / 2 for m2 in ((low,) if low == high else (low, high))]
+    if not any(hedge_legs.crossed(side, mark, liq) for side, liq in found.values() for mark in marks):
         return
     before = {name: (leg.lots, perp.position.entry_price(name)) for name, leg in perp.position.legs.items()}
-    done = hedge_legs.liquidate_crossed(perp.position, perp.table, perp.wallet, mark, perp.leg_funding)
+    done = []
+    for mark in marks:
+        done += [(mark, *d) for d in hedge_legs.liquidate_crossed(perp.position, perp.table, perp.wallet, mark,
+                                                                 perp.leg_funding)]  # fmt: skip
     perp._refresh_liquidation()
     if done:
-        liquidated(paper, ts, mark, done, before)
+        liquidated(paper, ts, done, before)
 
 
-def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None:
+def liquidated(paper, ts: int, done: list, before: dict) -> None:
+    """Book and tell ``done``: ``(mark, leg or "account", liquidation price, close price, PnL,
+    lots closed)`` per liquidation."""
     from workers.paper_perp import _num, close_fill, liquidation_record
 
     runner = paper.runner
@@ -62,7 +73,7 @@ def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None
     setup = runner.setup
     settle, places = perp.spec.settle, perp.places
     parts, legs, rows = [], {}, []
-    for name, liq, price, pnl, closed in done:
+    for mark, name, liq, price, pnl, closed in done:
         what = "the account (both legs, cross)" if name == "account" else f"the {name} leg (isolated)"
         closed_text = ", ".join(
             f"{perp._contracts(abs(lots))} {leg} from {_num(before[leg][1])}" for leg, lots in closed.items() if lots
@@ -72,6 +83,7 @@ def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None
             f"bankruptcy price {_num(price)}, {to_decimal(pnl, places):f} {settle}"
         )
         legs[name] = {
+            "mark": f"{to_decimal(mark, 8):f}",
             "liquidation_price": f"{to_decimal(liq, 8):f}",
             "bankruptcy_price": f"{to_decimal(price, 8):f}",
             "contracts": {leg: f"{to_decimal(perp.position.contracts(lots), 8):f}" for leg, lots in closed.items()},
@@ -88,13 +100,13 @@ def liquidated(paper, ts: int, mark: Fraction, done: list, before: dict) -> None
                 runner.engine.portfolio.on_fill(close_fill(close))
                 rows.append(close)
     reason = "liquidated: " + "; ".join(parts)
-    first = legs[done[0][0]]
+    first = legs[done[0][1]]
     paper.liquidated = {
         "ts": ts,
-        "mark": f"{to_decimal(mark, 8):f}",
+        "mark": first["mark"],
         "liquidation_price": first["liquidation_price"],
         "bankruptcy_price": first["bankruptcy_price"],
-        "pnl": f"{to_decimal(sum((d[3] for d in done), Fraction(0)), 18):f}",
+        "pnl": f"{to_decimal(sum((d[4] for d in done), Fraction(0)), 18):f}",
         "settle": settle,
         "position_mode": "hedge",
         "legs": legs,

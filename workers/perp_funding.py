@@ -8,7 +8,11 @@ it knows and, for each payment it has not booked yet (by the exchange's id):
 
 - books it on its perpetual position (:meth:`trading.isolated_margin.LivePerpRisk.book_payment`:
   the ``funding`` figure of the PnL snapshots, the bot page and the API, and in isolated mode the
-  position's margin);
+  position's margin). In hedge mode it is booked per leg: on the leg the exchange names, else
+  (Binance's ``FUNDING_FEE`` rows name none) split over the legs held at the payment's time by
+  their signed notional, exactly (:func:`trading.live_legs.split_funding`: the smaller leg's share
+  rounded to the payment's decimal places, the larger leg takes the rest); each leg's share is in
+  the event (``data["legs"]``) and in the leg's ``funding`` on the page;
 - stores it (:class:`apps.derivatives.models.FundingPayment`, unique on account, market and the
   exchange's id: a payment read again is stored once) and records a ``funding`` bot event
   (``funding_paid`` / ``funding_received``).
@@ -119,7 +123,7 @@ class LiveFunding:
                     runner.bot_id, p.payment_id, p.currency, risk.spec.settle,
                 )  # fmt: skip
                 continue
-            risk.book_payment(p.amount)
+            risk.book_payment(p.amount, p.ts, p.position_side)  # hedge mode: per leg (trading.live_legs)
             if self.rebased and p.ts <= self.wallet_ms:
                 risk.set_wallet(risk.wallet - frac(p.amount))
             self.done.total += p.amount
@@ -136,13 +140,19 @@ class LiveFunding:
         pos = risk.position
         contracts = f"{to_decimal(pos.contracts(pos.net_lots), 8).normalize():f}"
         when = datetime.fromtimestamp(p.ts / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        shares = getattr(risk, "last_shares", None) or {}
+        legs = "; ".join(
+            f"the {n} leg {'paid' if v < 0 else 'received'} {abs(v).normalize():f}" for n, v in shares.items()
+        )
         self.runner._event(
             "funding",
             "funding_paid" if paid else "funding_received",
             f"funding at {when}: {'paid' if paid else 'received'} {abs(p.amount).normalize():f} {settle} on the "
-            f"exchange's position (payment {p.payment_id}; the bot holds {contracts} contracts); booked "
+            f"exchange's position (payment {p.payment_id}; the bot holds {contracts} contracts"
+            f"{f'; {legs}' if legs else ''}); booked "
             f"{to_decimal(frac(self.done.total), 8).normalize():f} {settle} of funding so far",
             {
+                **({"legs": {n: f"{v:f}" for n, v in shares.items()}} if shares else {}),
                 "payment_id": p.payment_id,
                 "funding_ts": p.ts * 1_000_000,
                 "amount": f"{p.amount:f}",

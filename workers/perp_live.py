@@ -29,7 +29,9 @@ fills: a difference seen on two reads in a row with nothing booked in between (a
 its way is seen once at most) is a ``position_mismatch`` incident
 (:func:`workers.reconcile.reconcile_live_position`) and perpetual risk takes the exchange's
 position from then on (the venue is the truth; the recorded fills and PnL stay what the bot
-booked). Why two reads: the exchange moves its position when it fills an order, and the fill
+booked). The exchange's liquidation price is the guard's while the position (hedge mode: each
+leg, with its ``isolatedWallet``) has the size it reported, and one that differs materially from
+the bot's own is a ``liquidation_disagree`` event (:mod:`workers.perp_live_legs`). Why two reads: the exchange moves its position when it fills an order, and the fill
 reaches the bot through the gateway's poll or stream a little later. In hedge position mode the
 legs are compared too: with the net agreeing, legs that differ on two reads in a row (a fill of
 an order whose leg the bot did not know, e.g. one placed by an earlier owner) are taken from the
@@ -66,12 +68,13 @@ import ccxt
 from apps.derivatives.hosting import split_risk, validate
 from connectors.ccxt_perp import PerpPayloadError, PositionReport, bracket_table_from_ccxt
 from connectors.perp_venue import CcxtPerpAccount, PerpVenueError, perp_position
+from connectors.ratelimit import route_listen_key_calls
 from trading.config import ConfigError
 from trading.contracts import MarginMode, PositionMode, frac
 from trading.events import OrderRejected, PlaceOrder
 from trading.isolated_margin import LivePerpRisk
 from trading.perp_risk import PerpRiskLimits
-from workers import perp_funding, perp_mark_stream, perp_stream
+from workers import perp_funding, perp_live_legs, perp_mark_stream, perp_stream
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,8 @@ async def start(runner, venue) -> LivePerp:
     if errors:
         raise PerpStartRefused("; ".join(f"risk.{k}: {v}" for k, v in errors.items()))
     gateway = venue.gateway
+    # ccxt's listen-key requests (watchPositions' user-data stream) spend the account's budget
+    route_listen_key_calls(gateway.exchange, gateway.limiter)
     account = CcxtPerpAccount(gateway.exchange)
     try:
         await gateway.limiter.acquire(1)
@@ -186,6 +191,7 @@ class LivePerp:
         self.timer = perp_stream.ReadTimer()  # the poll's next read (sooner when the stream asks)
         self.stream: perp_stream.PositionStream | None = None
         self.marks: perp_mark_stream.MarkStream | None = None
+        self.liq = perp_live_legs.LiquidationFigures(self)  # the exchange's liquidation figures
 
     def after_take_over(self) -> LivePerp:
         """Take-over has booked the bot's recorded fills and funding on its position; the
@@ -202,7 +208,8 @@ class LivePerp:
         if risk.hedge is not None:  # the replayed fills named no leg: the exchange's legs are the truth
             venue_pos = perp_position(self.reports, risk.instrument, risk.spec, margin_mode=pos.margin_mode)
             if venue_pos.mode is PositionMode.HEDGE and venue_pos.net_lots == pos.net_lots:
-                risk.adopt_legs(venue_pos.legs)
+                risk.adopt_legs(venue_pos.legs, time.time_ns())
+            self.liq.apply(self.reports)  # each leg's liquidation price and isolated wallet
         self.funding.rebased = True
         return self.start_polling()
 
@@ -257,6 +264,7 @@ class LivePerp:
         isolated = [r.isolated_wallet for r in reports if r.contracts and r.isolated_wallet]
         if len(isolated) == 1:
             risk.set_isolated_wallet(isolated[0], self.venue_lots(reports))
+        self.liq.apply(reports)  # hedge mode: per leg; both: a disagreement with ours is an event
         if not (streamed and self.marks.funding):
             funding = await self.account.fetch_funding(self.symbol)
             next_ns = None if funding.next_funding_ts is None else funding.next_funding_ts * 1_000_000
@@ -299,14 +307,14 @@ class LivePerp:
         elif self.leg_mismatch != seen:  # the first read of it: a fill may still be on its way
             self.leg_mismatch = seen
         else:
-            risk.adopt_legs(venue_pos.legs)
+            risk.adopt_legs(venue_pos.legs, time.time_ns())
             self.leg_mismatch = None
 
     def _take_exchange_position(self, reports: list[PositionReport], seen: tuple[int, int]) -> None:
         runner = self.runner
         risk: LivePerpRisk = runner.engine.perp
         venue_pos = perp_position(reports, risk.instrument, risk.spec, margin_mode=risk.position.margin_mode)
-        risk.adopt_legs(venue_pos.legs)
+        risk.adopt_legs(venue_pos.legs, time.time_ns())
         self.adopted += 1
         self.mismatch = None
         if self.reported != seen:

@@ -25,8 +25,12 @@ Each update is checked before use; one that fails is dropped and counted by reas
 :attr:`MarkStream.dropped` (``bad_mark``: not a decimal above 0 within the market's price range;
 ``bad_funding_rate``: not a decimal within -1 and 1; ``bad_funding_time``: not a whole number of
 ms; ``wrong_symbol``; ``unusable``: anything else that fails). The figures in use stay and the
-loop goes on. The exchange's raw fields are read (``info``), not ccxt's float ``markPrice``, so
-the figures are exact.
+loop goes on. ccxt's unified fields are read (``markPrice``, ``indexPrice``, ``fundingRate``,
+``fundingTimestamp``; :func:`parse_update`), so another exchange's stream works; Binance's own
+fields (``info``: ``p``, ``i``, ``r``, ``T``) fill what ccxt leaves out (its mark price ticker has
+no funding) and, where they give ccxt's float exactly, stand for it, so the figures are exact.
+Where the exchange has no mark price stream but streams funding rates (``watchFundingRate``),
+that stream is watched instead.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 import ccxt
 
@@ -55,8 +59,9 @@ def stale_seconds() -> float:
 
 
 def supported(exchange: Any) -> bool:
-    """Whether the exchange object streams the mark price (a ccxt.pro class with watchMarkPrice)."""
-    return bool((getattr(exchange, "has", None) or {}).get("watchMarkPrice")) and hasattr(exchange, "watch_mark_price")
+    """Whether the exchange object streams the mark price (a ccxt.pro class with
+    ``watchMarkPrice`` or ``watchFundingRate``)."""
+    return watch_method(exchange) is not None
 
 
 class BadMark(ValueError):
@@ -67,43 +72,97 @@ class BadMark(ValueError):
         self.reason = reason
 
 
+class MarkUpdate(NamedTuple):
+    mark: Decimal
+    funding_rate: Decimal | None
+    next_funding_ms: int | None
+    index: Decimal | None = None
+
+
 def _decimal(raw: object) -> Decimal | None:
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        return None  # a float is already rounded (or inf): the exchange writes strings
+    """A figure as the exchange or ccxt wrote it: a string or int exactly, a float (ccxt's
+    unified numbers) through its shortest repr; ``None`` when it is not a finite number."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        return None
+    text = repr(raw) if isinstance(raw, float) else str(raw).strip()
     try:
-        value = Decimal(raw)
+        value = Decimal(text)
     except (InvalidOperation, ValueError):
         return None
     return value if value.is_finite() else None
 
 
-def parse_update(ticker: Mapping[str, Any], symbol: str, tick: Decimal) -> tuple[Decimal, Decimal | None, int | None]:
-    """``(mark, funding rate, next funding ms)`` from a ccxt mark price ticker of ``symbol``
-    (Binance's fields ``p``, ``r``, ``T`` in ``info``); :class:`BadMark` names what is wrong."""
+def _pick(ticker: Mapping[str, Any], unified: tuple[str, ...], raw: tuple[str, ...]) -> tuple[str, object]:
+    """The first of ccxt's unified fields given, else the first of the exchange's own (``info``):
+    ``(where, value)``; ``("", None)`` when neither is. A unified float that the exchange's own
+    string gives exactly (ccxt parsed it from that string) is taken as that string: exact."""
+    info = ticker.get("info") or {}
+    info = info if isinstance(info, Mapping) else {}
+    own = next(((f"info.{k}", info[k]) for k in raw if info.get(k) not in (None, "")), ("", None))
+    for key in unified:
+        value = ticker.get(key)
+        if value in (None, ""):
+            continue
+        if isinstance(value, float) and isinstance(own[1], str):
+            try:
+                if float(own[1]) == value:
+                    return own
+            except ValueError:
+                pass
+        return key, value
+    return own
+
+
+def parse_update(ticker: Mapping[str, Any], symbol: str, tick: Decimal) -> MarkUpdate:
+    """The mark, funding rate, next funding time (ms) and index of ``symbol`` from one streamed
+    structure: a ccxt ticker (``watchMarkPrice``) or funding rate (``watchFundingRate``). ccxt's
+    unified fields first (``markPrice``, ``indexPrice``, ``fundingRate``, ``fundingTimestamp`` /
+    ``nextFundingTimestamp``), so any exchange ccxt streams these for works; Binance's own fields
+    (``info``: ``p`` / ``mp``, ``i``, ``r``, ``T``) where ccxt left a unified one out (its mark
+    price ticker carries no funding). :class:`BadMark` names what is wrong."""
     if ticker.get("symbol") != symbol:
         raise BadMark("wrong_symbol", f"symbol: {ticker.get('symbol')!r} in a mark update of {symbol}")
-    info = ticker.get("info") or {}
-    raw = info.get("p", info.get("mp"))
+    where, raw = _pick(ticker, ("markPrice",), ("p", "mp"))
     mark = _decimal(raw)
     if mark is None or mark <= 0 or mark / tick > MAX_TICKS:
         raise BadMark(
             "bad_mark",
-            f"mark price: {raw!r}; accepted: a decimal above 0 and at most {MAX_TICKS} ticks of {tick:f}",
+            f"mark price{f' ({where})' if where else ''}: {raw!r}; accepted: a decimal above 0 and at most "
+            f"{MAX_TICKS} ticks of {tick:f}",
         )
+    where, raw = _pick(ticker, ("indexPrice",), ("i",))
+    index = _decimal(raw)
+    if index is not None and (index <= 0 or index / tick > MAX_TICKS):
+        index = None  # shown only; an absurd index does not spoil the mark
     rate = None
-    if info.get("r") not in (None, ""):
-        rate = _decimal(info["r"])
+    where, raw = _pick(ticker, ("fundingRate",), ("r",))
+    if where:
+        rate = _decimal(raw)
         if rate is None or not -1 <= rate <= 1:
-            raise BadMark("bad_funding_rate", f"funding rate: {info['r']!r}; accepted: a decimal from -1 to 1")
+            raise BadMark("bad_funding_rate", f"funding rate ({where}): {raw!r}; accepted: a decimal from -1 to 1")
     next_ms = None
-    if info.get("T") not in (None, "", 0, "0"):
-        when = info["T"]
+    where, when = _pick(ticker, ("fundingTimestamp", "nextFundingTimestamp"), ("T",))
+    if where and when not in (0, "0"):
+        raw = when
         if isinstance(when, str) and when.isdigit():
             when = int(when)
+        if isinstance(when, float) and when.is_integer():
+            when = int(when)
         if isinstance(when, bool) or not isinstance(when, int) or not 0 < when < 2**53:
-            raise BadMark("bad_funding_time", f"next funding time: {info['T']!r}; accepted: ms since the epoch")
+            raise BadMark("bad_funding_time", f"next funding time ({where}): {raw!r}; accepted: ms since the epoch")
         next_ms = when
-    return mark, rate, next_ms
+    return MarkUpdate(mark, rate, next_ms, index)
+
+
+def watch_method(exchange: Any) -> str | None:
+    """The ccxt stream that gives the mark: ``watch_mark_price`` where the exchange has it, else
+    ``watch_funding_rate`` (a funding rate structure carries the mark on the exchanges that
+    stream one); ``None`` when neither."""
+    has = getattr(exchange, "has", None) or {}
+    for unified, method in (("watchMarkPrice", "watch_mark_price"), ("watchFundingRate", "watch_funding_rate")):
+        if has.get(unified) and hasattr(exchange, method):
+            return method
+    return None
 
 
 class MarkStream:
@@ -114,6 +173,8 @@ class MarkStream:
         self.exchange = perp.venue.gateway.exchange
         self.symbol = perp.symbol
         self.tick = Decimal(str(perp.runner.engine.instrument.tick_size))
+        self.method = watch_method(self.exchange) or "watch_mark_price"
+        self.index: Decimal | None = None  # the index price of the last good update, when streamed
         self.trusted = False  # the stream's figures are in use
         self.funding = False  # its last good update carried the funding rate
         self.updates = 0  # good updates taken
@@ -147,7 +208,7 @@ class MarkStream:
         pause = RETRY_MIN_S
         while True:
             try:
-                ticker = await self.exchange.watch_mark_price(self.symbol)
+                ticker = await getattr(self.exchange, self.method)(self.symbol)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # dropped, refused or reset: the poll takes over; retried
@@ -169,7 +230,7 @@ class MarkStream:
     def apply(self, ticker: Mapping[str, Any]) -> bool:
         """Use one update (module docstring); False when it was dropped."""
         try:
-            mark, rate, next_ms = parse_update(ticker, self.symbol, self.tick)
+            mark, rate, next_ms, index = parse_update(ticker, self.symbol, self.tick)
         except BadMark as exc:
             if not self.dropped[exc.reason] or str(exc) != self.last_error:
                 logger.warning("bot %s: streamed mark not used: %s", self.perp.runner.bot_id, exc)
@@ -178,6 +239,7 @@ class MarkStream:
             return False
         risk = self.perp.runner.engine.perp
         risk.set_mark(mark)
+        self.index = index
         self.funding = rate is not None
         if self.funding:
             risk.set_funding(rate, None if next_ms is None else next_ms * 1_000_000)
@@ -228,7 +290,7 @@ class MarkStream:
         clients = getattr(self.exchange, "clients", None) or {}
         for url, client in list(clients.items()):
             hashes = [str(h) for h in (getattr(client, "subscriptions", None) or {})]
-            if any("markPrice" in h and self.symbol in h for h in hashes):
+            if any(self.symbol in h and ("mark" in h.lower() or "funding" in h.lower()) for h in hashes):
                 client.reset(ccxt.NetworkError(f"no mark price update for {stale_seconds():g} s"))
                 clients.pop(url, None)
                 asyncio.get_running_loop().create_task(client.aiohttp_close())

@@ -7,7 +7,8 @@ positions ``P`` with ``s``, ``pa``, ``ep``, ``up``, ``mt``, ``iw``, ``ps``), a
 
 - the position rows of the bot's market replace those of the last read by position side (the
   stream carries no mark or liquidation price: those stay from the last REST read while the size
-  is unchanged), so the reduce-only explanation and the isolated margin use the newest figures;
+  is unchanged), so the reduce-only explanation and the isolated margin use the newest figures
+  (hedge mode: each leg's ``iw``, :mod:`workers.perp_live_legs`);
 - an update that agrees with the position booked from the bot's fills clears a pending
   difference. A difference still there ``settings.PERP_STREAM_CONFIRM_MS`` after the update
   that showed it (nothing booked, nothing newer from the exchange) is a sighting of it, and the
@@ -188,6 +189,7 @@ class PositionStream:
         isolated = [r.isolated_wallet for r in perp.reports if r.contracts and r.isolated_wallet]
         if len(isolated) == 1:
             risk.set_isolated_wallet(isolated[0], theirs)
+        perp.liq.apply(perp.reports)  # hedge mode: each leg's isolated wallet (and the price kept)
         ours = risk.position.net_lots
         if ours == theirs:
             perp.mismatch = None

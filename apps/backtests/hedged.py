@@ -199,11 +199,18 @@ def _dec(value: Fraction) -> str:
     return decimal_text(value, 8)
 
 
-def _leg_pnl(inst: Instrument, leg: Leg, fills: tuple[OrderFilled, ...], mark: int | None) -> dict[str, Fraction]:
-    """Cash flow of one leg's fills plus its position marked at ``mark`` (ticks), and its fees."""
+def _leg_pnl(
+    inst: Instrument, leg: Leg, fills: tuple[OrderFilled, ...], mark: int | None, closes=()
+) -> dict[str, Fraction]:
+    """Cash flow of one leg's fills plus its position marked at ``mark`` (ticks), and its fees.
+    ``closes``: the leg's liquidations (``LegLiquidation``), each a close of its lots at the exact
+    bankruptcy price."""
     tick, per_lot = Fraction(inst.tick_size), leg.base_per_lot
     cash = sum((-int(f.side) * f.price * tick * f.qty * per_lot for f in fills), Fraction(0))
     position = sum((int(f.side) * f.qty for f in fills), 0)
+    for close in closes:
+        cash += close.lots * per_lot * close.liquidation.price
+        position -= close.lots
     fees = sum((Fraction(inst.cash(f.fee)) for f in fills), Fraction(0))
     marked = position * per_lot * mark * tick if mark is not None else Fraction(0)
     return {"gross": cash + marked, "fees": fees, "net": cash + marked - fees, "position": position * per_lot}
@@ -220,8 +227,9 @@ def payload(result: HedgedResult, legs: HedgeLegs, data: dict) -> dict[str, Any]
 
     bot = result.bot
     maker_inst, hedge_inst = legs.maker.instrument, legs.hedge.instrument
-    maker = _leg_pnl(maker_inst, legs.maker, result.maker_fills, _mid(bot.maker_book))
-    hedge = _leg_pnl(hedge_inst, legs.hedge, result.hedge_fills, _mid(bot.hedge_book))
+    closes = {name: [q for q in result.liquidations if q.venue == name] for name in ("maker", "hedge")}
+    maker = _leg_pnl(maker_inst, legs.maker, result.maker_fills, _mid(bot.maker_book), closes["maker"])
+    hedge = _leg_pnl(hedge_inst, legs.hedge, result.hedge_fills, _mid(bot.hedge_book), closes["hedge"])
     exposure = result.exposure
     funding = sum((report["funding"] for report in result.perp.values()), Fraction(0))
     total = maker["net"] + hedge["net"] + funding
@@ -242,6 +250,20 @@ def payload(result: HedgedResult, legs: HedgeLegs, data: dict) -> dict[str, Any]
         "exposure_limit": _dec(bot.config.max_unhedged_base),
         "longest_unhedged_ms": exposure.longest_above_ns / 1e6,
         "halted": bot.halted or "",
+        "liquidations": [
+            {
+                "venue": q.venue,
+                "ts_ms": q.liquidation.ts // 1_000_000,
+                "leg": q.liquidation.leg,
+                "mark": _dec(q.liquidation.mark),
+                "liquidation_price": _dec(q.liquidation.liquidation_price),
+                "bankruptcy_price": _dec(q.liquidation.price),
+                "lots": q.lots,
+                "pnl": _dec(q.liquidation.pnl),
+                "exposure_left": _dec(q.exposure),
+            }
+            for q in result.liquidations
+        ],
         "margin_refused": {name: sum(result.refused.get(name, {}).values()) for name in result.perp},
         "margin_refused_codes": result.refused,
         "margin_refused_first": result.refused_first,

@@ -17,6 +17,9 @@ class PerpPositionSerializer(serializers.Serializer):
     bot = serializers.IntegerField()
     bot_name = serializers.CharField()
     symbol = serializers.CharField()
+    leg = serializers.CharField(
+        **TEXT, help_text="a hedged bot's leg held on this account: maker or hedge; null for a single-venue bot"
+    )
     live = serializers.BooleanField(help_text="figures from the running bot's live status; else only the position")
     position_contracts = serializers.CharField(help_text="contracts (decimal string; + long, - short)")
     entry_price = serializers.CharField(**TEXT)

@@ -14,6 +14,16 @@
     });
     return found ? "◆ " + fmt(total.toFixed(8)) : "";
   }
+  function through(book, side, price) {
+    // A quote priced through the book shown (a bid at or above its best ask, an ask at or below
+    // its best bid): the book and the quotes come from different updates (the book several
+    // times a second, the bot's open orders once a second), or the order is about to fill.
+    var p = Number(price), bestBid = book.bids && book.bids.length ? Number(book.bids[0][0]) : NaN,
+        bestAsk = book.asks && book.asks.length ? Number(book.asks[0][0]) : NaN;
+    return side === "buy" ? p >= bestAsk : p <= bestBid;
+  }
+  var THROUGH_TITLE = "priced through the book shown: the book is newer than your open orders " +
+    "(they refresh once a second), or the order is filling";
   function mergeQuotes(levels, quotes, side) {
     // Show my quote prices even when they are not (yet) in the feed's top levels.
     var prices = {};
@@ -36,18 +46,20 @@
       for (var i = 0; i < Math.min(rows, n); i++) {
         var b = bids[i] || ["", ""], a = asks[i] || ["", ""];
         var mb = b[0] ? mineAt(quotes, "buy", b[0]) : "", ma = a[0] ? mineAt(quotes, "sell", a[0]) : "";
+        var tb = mb && through(book, "buy", b[0]), ta = ma && through(book, "sell", a[0]);
         html += "<tr>" +
-          '<td class="r mine bid">' + mb + "</td>" +
+          '<td class="r mine bid' + (tb ? ' through" title="' + THROUGH_TITLE : "") + '">' + (tb ? "⚠ " : "") + mb + "</td>" +
           '<td class="r">' + fmt(b[1]) + "</td>" +
-          '<td class="r bid' + (mb ? " quoted" : "") + '">' + fmt(b[0]) + "</td>" +
-          '<td class="ask' + (ma ? " quoted" : "") + '">' + fmt(a[0]) + "</td>" +
+          '<td class="r bid' + (mb ? " quoted" : "") + (tb ? " through" : "") + '">' + fmt(b[0]) + "</td>" +
+          '<td class="ask' + (ma ? " quoted" : "") + (ta ? " through" : "") + '">' + fmt(a[0]) + "</td>" +
           "<td>" + fmt(a[1]) + "</td>" +
-          '<td class="mine ask">' + ma + "</td></tr>";
+          '<td class="mine ask' + (ta ? ' through" title="' + THROUGH_TITLE : "") + '">' + (ta ? "⚠ " : "") + ma + "</td></tr>";
       }
       tbody.innerHTML = html;
       table.dataset.updates = String(Number(table.dataset.updates || 0) + 1);
       var mine = (quotes || []).length;
       table.dataset.quotes = String(mine);
+      table.dataset.through = String(tbody.querySelectorAll("td.mine.through").length);
     },
     updateDepth: function (el, book, quotes) {
       if (!window.Plotly || !el || !el.data) return;

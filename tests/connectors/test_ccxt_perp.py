@@ -77,6 +77,12 @@ def test_real_funding_payment_parses() -> None:
     payment = funding_payment_from_ccxt(c["parsedResponse"][0])
     assert payment.amount == Decimal("-0.04618913") and payment.currency == "USDT"
     assert payment.ts == 1707465600000 and payment.symbol == "BTC/USDT:USDT"
+    # Binance's FUNDING_FEE row names no position side: a hedge-mode bot splits it over its legs
+    assert "positionSide" not in c["parsedResponse"][0]["info"] and payment.position_side is None
+    # an exchange that says the leg (its raw row's position side) books it on that leg
+    row = c["parsedResponse"][0]
+    named = funding_payment_from_ccxt({**row, "info": {**row["info"], "positionSide": "SHORT"}})
+    assert named.position_side == "short" and named.amount == payment.amount
 
 
 def test_funding_rate_from_ccxts_own_parser_of_binances_premium_index() -> None:

@@ -122,9 +122,10 @@ def test_the_ledger_liquidates_one_isolated_leg_and_reports_both():
     ledger.on_fill(OrderFilled(1, "a", Side.SELL, 610_000, 2, 0, 0, Liquidity.MAKER, "t2"), "short")
     ledger.on_mark(HOUR, Fraction(60500))
     assert ledger.liquidated_at is None
-    ledger.on_mark(2 * HOUR, Fraction(54200))  # below the long leg's 54,216.87
-    assert ledger.liquidated_at == 2 * HOUR
-    assert ledger.liquidation_price_hit == Fraction(60000) * Fraction("0.9") / Fraction("0.996")
+    (done,) = ledger.on_mark(2 * HOUR, Fraction(54200))  # below the long leg's 54,216.87
+    # the long leg alone is liquidated; the account goes on with the short leg
+    assert ledger.liquidated_at is None and done.leg == "long" and done.ts == 2 * HOUR
+    assert done.liquidation_price == Fraction(60000) * Fraction("0.9") / Fraction("0.996")
     report = ledger.report()
     assert report["legs"]["long"]["lots"] == 0 and report["legs"]["short"]["lots"] == -2
     assert report["realized"] == -24  # the long leg's 24 USDT margin, closed at 54,000

@@ -302,6 +302,21 @@ def test_the_maker_legs_position_limit_stops_the_side_that_would_grow_it():
     assert not any(o.side is Side.BUY and not o.cancelling for o in bot.maker_orders.values())
 
 
+def test_a_maker_leg_already_past_its_limit_quotes_the_side_that_reduces_it():
+    """A maker leg past ``max_position`` (the limit lowered, or a take-over of a leg that grew
+    before the limit applied): the bid stays off, the ask that brings it back is quoted."""
+    cfg = config(max_position="0.005")
+    maker = book([(9990, 100)], [(10010, 100)])
+    hedge = book([(10000, 1000)], [(10005, 1000)])
+    bot = HedgedMaker(LEGS, cfg, maker, hedge)
+    bot.maker_position, bot.hedge_position = 200, -20  # 0.02 X long on the maker leg, hedged: 4x the limit
+    bot.on_market("hedge", 1 * MS)
+    out = bot.on_timer(2 * MS)
+    placed = [c for _venue, c in out if type(c).__name__ == "PlaceOrder"]
+    assert [c.side for c in placed] == [Side.SELL] and placed[0].qty == cfg.order_lots
+    assert bot.exposure() == 0 and "quoting_stopped" not in codes(bot)
+
+
 def test_a_maker_position_limit_below_one_quote_is_refused():
     _cfg, errors = validate_hedge_config(LEGS, {"order_amount": "0.005", "min_profitability": "0.001",
                                                 "max_position": "0.001"})  # fmt: skip

@@ -171,3 +171,45 @@ def test_a_new_owner_loads_the_perp_leg_settings_and_the_funding_it_booked():
     risk = hedged_legs.perp_risk_of(hedge_setup)
     assert risk.leverage == 3 and risk.position.funding == Fraction("-0.2") and risk.wallet == 1000
     assert hedged_legs.perp_risk_of(maker_setup) is None
+
+
+@pytest.mark.django_db
+def test_a_perp_maker_leg_loaded_from_the_database_is_bounded_by_the_bots_max_position_base():
+    """Through the hosted setup (``hedged_records.hedged_setup``): a perpetual maker leg keeps the
+    bot's ``risk.max_position_base`` beside its ``maker_perp`` settings, so the maker leg is
+    bounded by it; the hedge leg carries only its own perpetual settings (no spot limit of the
+    bot may refuse a hedge)."""
+    from apps.accounts.models import User
+    from apps.bots.services import bot_create
+    from apps.exchanges.models import Market
+    from apps.exchanges.services import exchange_account_create
+    from workers import hedged_records
+
+    user = User.objects.create_user(username="perpcap", password="pw-12345678")
+    markets = []
+    for venue in ("sim:gamma", "sim:delta"):
+        market, _ = Market.objects.update_or_create(
+            venue=venue, symbol=PERP,
+            defaults={"base": "BTC", "quote": "USDT", "tick_size": "0.1", "lot_size": "0.001", "maker_fee": "0.0002",
+                      "taker_fee": "0.0005", "kind": "linear", "contract_size": "1", "settle": "USDT",
+                      "max_leverage": 50},
+        )  # fmt: skip
+        market.refresh_from_db()
+        markets.append(market)
+    maker = exchange_account_create(owner=user, label="gamma", venue="sim:gamma", paper_balances={"USDT": "100000"})
+    hedge = exchange_account_create(owner=user, label="delta", venue="sim:delta", paper_balances={"USDT": "100000"})
+    bot = bot_create(
+        owner=user, name="pp cap", exchange_account=maker, market=markets[0], strategy="hedged_maker",
+        params={"hedge_account": hedge.pk, "hedge_market": markets[1].pk, "order_amount": "0.002",
+                "min_profitability": "0.0008", "max_unhedged": "0.004",
+                "maker_perp": {"leverage": 5, "margin_mode": "isolated"},
+                "hedge_perp": {"leverage": 5, "margin_mode": "isolated"}},
+        risk={"max_position_base": "0.5"},
+    )  # fmt: skip
+    maker_setup, hedge_setup, settings = hedged_records.hedged_setup(bot.pk)
+    assert maker_setup.risk["max_position_base"] == "0.5"
+    assert maker_setup.risk["perp"] == {"leverage": 5, "margin_mode": "isolated"}
+    assert hedge_setup.risk == {"perp": {"leverage": 5, "margin_mode": "isolated"}}
+    _legs, config, errors = hedged_legs.configure(maker_setup, hedge_setup, settings)
+    assert errors == {} and config.max_maker_base == Fraction(1, 2)
+    assert hedged_legs.perp_risk_of(maker_setup).leverage == 5

@@ -74,7 +74,8 @@ def test_funding_payments_are_read_back_and_booked_once_each_into_the_snapshots_
     # A payment received next: the total is their sum, in the snapshots, the page and the API.
     received = fake_binance.run(usdm.pay_funding, RAW, "0.01")
     assert feed_until(redis_client, lambda: perp.position.funding == Fraction("-0.019995"), 10)
-    assert [p for p, _ in booked_funding(bot)] == [paid["tranId"], received["tranId"]]
+    # stored by the bot's database writer a moment after it is booked in memory
+    assert wait_until(lambda: [p for p, _ in booked_funding(bot)] == [paid["tranId"], received["tranId"]], 5)
 
     def snapshot():
         return PnlSnapshot.objects.filter(bot=bot, funding=Decimal("-0.019995")).order_by("-ts").first()

@@ -102,8 +102,11 @@ def test_absurd_mark_frames_are_dropped_and_counted_and_a_stream_gone_quiet_fall
 
         return json.dumps({**fake_binance.run(stream.frame, RAW), **fields})
 
-    for bad in ({"p": "-5"}, {"p": "abc"}, {"p": "1e400"}, {"r": "abc"}):
+    # one at a time: ccxt hands a watcher the newest update only, so frames sent faster than the
+    # loop takes them would replace each other before they are counted
+    for n, bad in enumerate(({"p": "-5"}, {"p": "abc"}, {"p": "1e400"}, {"r": "abc"}), 1):
         fake_binance.call(stream.push_raw(RAW, frame(**bad)))
+        assert wait_until(lambda n=n: sum(marks.dropped.values()) == n, 5), (bad, marks.dropped)
     assert wait_until(lambda: marks.dropped["bad_mark"] == 3 and marks.dropped["bad_funding_rate"] == 1, 5), (
         marks.dropped
     )

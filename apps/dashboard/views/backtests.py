@@ -101,6 +101,8 @@ def hedged_context(hedged: dict | None) -> dict | None:
             first = (hedged.get("margin_refused_first") or {}).get(leg)
             if first:
                 figures_.append((f"{leg} perp first refusal", first))
+    for q in hedged.get("liquidations") or []:  # a perpetual leg the venue liquidated
+        figures_.append((f"{q['venue']} perp liquidated", _liquidation_text(q)))
     return {
         "figures": figures_,
         "distribution": list((hedged.get("attribution") or {}).items()),
@@ -109,6 +111,13 @@ def hedged_context(hedged: dict | None) -> dict | None:
         "hedge_fills": (hedged.get("hedge_fill_rows") or [])[:200],
         "exposure_fig": figures.exposure_chart(hedged.get("exposure_series") or [], hedged.get("exposure_limit")),
     }
+
+
+def _liquidation_text(q: dict) -> str:
+    return (
+        f"at {q['ts_ms']} ms: mark {q['mark']} reached {q['liquidation_price']}; closed at the bankruptcy price "
+        f"{q['bankruptcy_price']} ({q['pnl']}); exposure left unhedged {q['exposure_left']}"
+    )
 
 
 @login_required

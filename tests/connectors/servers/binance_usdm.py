@@ -31,6 +31,10 @@
   ``cumQuote``, ``reduceOnly``, ...) carrying the fake's order. The spot shape made ccxt read a
   futures order as a spot market's (``BTC/USDT``), so a new owner found none of the bot's open
   orders;
+- hedge-mode legs report their own ``liquidationPrice`` and ``isolatedWallet`` in ``positionRisk``
+  (:meth:`set_leg_figures`), and the user-data stream's ``ACCOUNT_UPDATE`` carries both legs
+  (``ps`` LONG / SHORT); a funding payment is one income row per symbol with no position side,
+  as Binance's ``FUNDING_FEE`` rows;
 - ``GET /fapi/v1/income`` (ccxt ``fetchFundingHistory``): the funding payments :meth:`pay_funding`
   booked, each a copy of the recorded real ``FUNDING_FEE`` row (fixtures/ccxt/response/binance.json,
   ``fetchFundingHistory`` "fetch portfolio margin funding history": Binance's income row, the same
@@ -183,13 +187,26 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         if self.marks is not None:
             await self.marks.publish(symbol)
 
+    def _position_rows(self, symbol: str, isolated_only: bool = False) -> list[dict]:
+        """``P`` rows of ``symbol``: the one-way position, or in hedge mode both legs."""
+        held = [(s, self.leg(symbol, s)) for s in ("LONG", "SHORT")] if self.dual else [("BOTH", self.position(symbol))]
+        return [
+            position_row(symbol, pos, Decimal(self.mark_prices.get(symbol, pos.entry or "0")), side)
+            for side, pos in held
+            if not isolated_only or pos.margin_type == "isolated"
+        ]
+
     def _push_position(self, symbol: str, reason: str) -> None:
         if self.stream is None:
             return
-        pos = self.position(symbol)
-        mark = Decimal(self.mark_prices.get(symbol, pos.entry or "0"))
         wallet = [balance_row(a, w) for a, w in self.wallet.items() if a == "USDT"]
-        self.stream.push(self.stream.account_update(reason, wallet, [position_row(symbol, pos, mark)]))
+        self.stream.push(self.stream.account_update(reason, wallet, self._position_rows(symbol)))
+
+    def set_leg_figures(self, symbol: str, side: str, liquidation_price: str, isolated_wallet: str = "0") -> None:
+        """What ``positionRisk`` reports as a hedge leg's (``side`` LONG / SHORT) liquidation price
+        and isolated wallet from now on (Binance computes them; the fake is told them)."""
+        leg = self.leg(symbol, side)
+        leg.liquidation_price, leg.isolated_wallet = liquidation_price, isolated_wallet
 
     def pay_funding(self, symbol: str, amount: str, time_ms: int | None = None, asset: str = "USDT") -> dict:
         """Book a funding payment on the account (``amount`` signed: + received, - paid) as Binance
@@ -201,10 +218,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         self.income.append(row)
         self.wallet[asset] = self.wallet.get(asset, Decimal(0)) + Decimal(amount)
         if self.stream is not None:  # Binance: the balance, and the position only when isolated
-            pos = self.positions.get(symbol)
-            rows = []
-            if pos is not None and pos.margin_type == "isolated":
-                rows = [position_row(symbol, pos, Decimal(self.mark_prices.get(symbol, pos.entry or "0")))]
+            rows = self._position_rows(symbol, isolated_only=True) if symbol in self.positions else []
             balances = [balance_row(asset, self.wallet[asset], Decimal(amount))]
             self.stream.push(self.stream.account_update("FUNDING_FEE", balances, rows))
         return row
@@ -312,6 +326,9 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         if not raw.isdigit() or not 1 <= int(raw) <= 125:
             return Reply(status=400, body={"code": -4028, "msg": f"Leverage {raw} is not valid"})
         self.position(symbol).leverage = int(raw)
+        for (s, _side), leg in self.hedge_positions.items():
+            if s == symbol:
+                leg.leverage = int(raw)
         cap = BINANCE_USDM_BTCUSDT.brackets[0]
         for b in BINANCE_USDM_BTCUSDT.brackets:
             if b.max_leverage >= int(raw):
@@ -331,7 +348,14 @@ class FakeBinanceUsdm(FakeBinanceSpot):
             return Reply(
                 status=400, body={"code": -4048, "msg": "Margin type cannot be changed if there exists position."}
             )
+        if any(leg.amount for (s, _side), leg in self.hedge_positions.items() if s == symbol):
+            return Reply(
+                status=400, body={"code": -4048, "msg": "Margin type cannot be changed if there exists position."}
+            )
         pos.margin_type = mode
+        for (s, _side), leg in self.hedge_positions.items():  # the symbol's setting, both legs
+            if s == symbol:
+                leg.margin_type = mode
         return Reply(body={"code": 200, "msg": "success"})
 
     def _brackets(self, req: Recorded) -> list[dict]:

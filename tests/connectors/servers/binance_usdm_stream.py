@@ -110,8 +110,9 @@ def balance_row(asset: str, wallet: Decimal, change: Decimal = Decimal(0)) -> di
     return row
 
 
-def position_row(symbol: str, pos: Any, mark: Decimal) -> dict:
-    """A ``P`` row of the fake's one-way position (``pos`` a FakePosition)."""
+def position_row(symbol: str, pos: Any, mark: Decimal, side: str = "BOTH") -> dict:
+    """A ``P`` row of the fake's position (``pos`` a FakePosition): one-way (``ps`` BOTH) or a
+    hedge-mode leg (``side`` LONG / SHORT)."""
     row = copy.deepcopy(account_update_template()["a"]["P"][0])
     upnl = pos.amount * (mark - pos.entry) if pos.amount else Decimal(0)
     row.update(
@@ -122,7 +123,7 @@ def position_row(symbol: str, pos: Any, mark: Decimal) -> dict:
         up=f"{upnl:.8f}",
         mt=pos.margin_type,
         iw=pos.isolated_wallet if pos.margin_type == "isolated" else "0",
-        ps="BOTH",
+        ps=side,
         ma="USDT",
     )
     return row

@@ -135,6 +135,14 @@ class Command(BaseCommand):
                 (f"{name} median / max", f"{_fmt(d['median'])} / {_fmt(d['max'])} (n={d['count']})")
                 for name, d in h["attribution"].items()
             ],
+            *[
+                (
+                    f"{q['venue']} perp liquidated",
+                    f"{q['ts_ms']} ms: closed at {q['bankruptcy_price']} ({q['pnl']}), "
+                    f"exposure left {q['exposure_left']}",
+                )
+                for q in h.get("liquidations") or ()
+            ],
             ("quoting stopped", h["halted"] or "no"),
             ("notes", len(h["notes"])),
             ("wall time (s)", f"{seconds:.2f}"),
@@ -184,6 +192,13 @@ class Command(BaseCommand):
                 ("  liquidation_price", perp["liquidation_price"] or "none"),
                 ("  closest to liquidation", _pct(perp["min_liquidation_distance"])),
                 ("  liquidated at", perp["liquidated_at"] or "no"),
+                *[
+                    (
+                        f"  liquidation ({q['leg']})",
+                        f"{q['ts']}: mark {q['mark']}, closed at {q['bankruptcy_price']}, {q['pnl']} {settle}",
+                    )
+                    for q in perp.get("liquidations") or ()
+                ],
             ]
         width = max(len(k) for k, _ in rows)
         for key, value in rows:
