@@ -100,7 +100,9 @@ def contract_of(setup: records.BotSetup):
 
 def load_perp(setup: records.BotSetup, leg: str, settings: dict | None) -> None:
     """Database thread: a perpetual leg's settings (``maker_perp`` / ``hedge_perp``) as the
-    setup's ``risk["perp"]`` (the maker leg keeping the bot's other risk limits; what :func:`workers.perp_hosting.perp_risk` reads), the market's
+    setup's ``risk["perp"]`` (the maker leg keeping the bot's other risk limits; what
+    :func:`workers.perp_hosting.perp_risk` reads), on a paper account the leg's share of its settle
+    balance (:mod:`apps.derivatives.paper_wallets`), the market's
     stored funding series, and the funding this leg booked under earlier owners (the sum of its
     ``funding`` bot events: the PnL snapshot's column sums both legs)."""
     from apps.bots.models import BotEvent
@@ -119,6 +121,14 @@ def load_perp(setup: records.BotSetup, leg: str, settings: dict | None) -> None:
     for data in rows:
         booked += Decimal(str(data.get("amount", "0")))
     setup.perp_funding_booked = booked
+    balance = (setup.paper_balances or {}).get(setup.contract.settle) if setup.account_kind == "paper" else None
+    if balance is not None and Decimal(str(balance)) > 0:  # the leg's share of its account's settle balance
+        from apps.derivatives.paper_wallets import paper_wallet
+
+        setup.perp_wallet, setup.perp_wallet_errors = paper_wallet(
+            account_id=setup.account_id, bot_id=setup.bot_id, settle=setup.contract.settle,
+            balance=Decimal(str(balance)), leg=leg, settings=settings,
+        )  # fmt: skip
 
 
 def configure(

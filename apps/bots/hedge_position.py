@@ -63,9 +63,9 @@ def bot_legs(bot, status: dict | None = None) -> Legs | None:
         from apps.dashboard import live
 
         status = live.bot_status(bot_id=bot.pk)
-    legs = ((status or {}).get("perp") or {}).get("legs")
-    if legs:
-        return Legs(_dec(legs, "long"), _dec(legs, "short"), "live status")
+    live = live_legs(status)
+    if live is not None:
+        return live
     if bot.exchange_account.kind == "paper":
         stored = paper_legs(bot)
         if stored is not None:
@@ -81,6 +81,15 @@ def flatten_offer(bot, status: dict | None, net: str | None) -> tuple[Legs | Non
     if legs is None:
         return None, net != "0"
     return legs, legs.open
+
+
+def live_legs(status) -> Legs | None:
+    """The legs a hedge-mode bot's live status carries (``perp.legs``), or None."""
+    perp = status.get("perp") if isinstance(status, dict) else None
+    legs = perp.get("legs") if isinstance(perp, dict) else None
+    if not isinstance(legs, dict) or not legs:
+        return None
+    return Legs(_dec(legs, "long"), _dec(legs, "short"), "live status")
 
 
 def paper_legs(bot) -> Legs | None:

@@ -12,8 +12,9 @@ Either leg may be a spot market or a linear perpetual served here (``replay:bina
 contract comes from :func:`apps.derivatives.hosting.perp_market`), so spot-to-spot, spot-to-perp
 (a delta hedge in contracts) and perp-to-perp. A perpetual leg's account settings are
 ``maker_perp`` / ``hedge_perp`` (paper: ``{"leverage": 10, "margin_mode": "isolated",
-"funding_rate": "0.0001", "limits": {...}}``, all optional, its wallet the paper account's balance
-of the settle currency; live: ``leverage``, ``margin_mode``, ``limits``); refused on a spot leg.
+"funding_rate": "0.0001", "wallet": "5000", "limits": {...}}``, all optional; ``wallet`` is the
+leg's allocation of its paper account's settle balance, counted with the account's other
+perpetual bots, :mod:`apps.derivatives.paper_wallets`; live: ``leverage``, ``margin_mode``, ``limits``); refused on a spot leg.
 Either leg's account may be paper or live (a live leg is a ccxt account; a live perpetual leg is
 configured on its exchange at start, :mod:`workers.hedged_live_perp`). Every bad field is refused
 by name with the value and what is accepted.
@@ -30,6 +31,11 @@ STRATEGY = "hedged_maker"
 LEG_FIELDS = ("hedge_account", "hedge_market", "requote_ticks", "maker_perp", "hedge_perp")
 PERP_FIELDS = {"maker": "maker_perp", "hedge": "hedge_perp"}
 DEFAULT_REQUOTE_TICKS = 20  # a hosted quote is left alone while within this many ticks of its target
+PERP_HELP = (
+    'a perpetual leg only, e.g. {"leverage": 5, "margin_mode": "isolated", "wallet": "300"}; on a paper '
+    "account wallet is the leg's allocation of the account's settle balance, required when the account "
+    "has other perpetual bots (together at most the balance); empty: defaults, the whole balance"
+)
 
 
 def params_schema() -> dict[str, Any]:
@@ -66,6 +72,8 @@ def params_schema() -> dict[str, Any]:
             "stale_after_ms": whole("stale after ms", 2_000, "hedge book older than this stops quoting"),
             "requote_ticks": whole("requote ticks", DEFAULT_REQUOTE_TICKS,
                                    "a resting quote within this many maker ticks of its target is left alone"),
+            **{key: {"type": "object", "title": f"{leg} leg perpetual settings", "default": None,
+                     "omit_empty": True, "description": PERP_HELP} for leg, key in PERP_FIELDS.items()},
         }
     }  # fmt: skip
 
@@ -97,7 +105,7 @@ def legs_for(maker_market, hedge_market) -> HedgeLegs:
 
 def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, str | None]) -> dict[str, str]:
     """The errors of ``maker_perp`` / ``hedge_perp``: a paper perpetual leg's settings validated
-    as a backtest's without the wallet; a live one's as a live perpetual bot's (``leverage``,
+    as a backtest's (its ``wallet`` the leg's allocation); a live one's as a live perpetual bot's (``leverage``,
     ``margin_mode``, ``limits``: the wallet and the funding are the exchange's)."""
     from apps.backtests.validation import validate_perp
     from apps.derivatives.hosting import validate_live
@@ -107,7 +115,7 @@ def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, 
         key = PERP_FIELDS[name]
         settings = params.get(key)
         perpetual = leg.contract.is_perpetual
-        if settings is None:
+        if settings is None or settings == {}:
             continue
         if perpetual and kinds.get(name) == "live":
             for field, message in validate_live(settings, leg.instrument.symbol).items():
@@ -116,11 +124,6 @@ def perp_errors(params: Mapping[str, Any], legs: HedgeLegs, kinds: Mapping[str, 
             errors[key] = (
                 f"{settings!r} is not accepted: {leg.instrument.symbol} on {leg.instrument.venue} is a spot market; "
                 "accepted: no perpetual settings on a spot leg"
-            )
-        elif isinstance(settings, dict) and "wallet" in settings:
-            errors[f"{key}.wallet"] = (
-                f"{settings['wallet']!r} is not accepted; the wallet is the paper account's balance of "
-                f"{leg.contract.settle}: remove it"
             )
         else:
             # a hedged bot's legs are one-way: its hedge orders name no leg

@@ -23,6 +23,7 @@ from apps.accounts.services import audit_record
 from apps.bots import guards, hedged
 from apps.bots.models import ActualState, Bot, BotConfigVersion, BotEvent, DesiredState
 from apps.bots.risk_pause import risk_pause_clear
+from apps.bots.start_lock import account_locked_for_start
 from apps.core.timeseries import ns_to_dt
 from apps.core.writes import batchable
 from apps.exchanges.models import ExchangeAccount, Market
@@ -126,6 +127,15 @@ def _check_account_market(*, owner: User, account: ExchangeAccount, market: Mark
         raise FieldErrors({"market": [wrong_type]})
 
 
+def _check_wallets(bot_id, account, market, strategy, params, risk) -> None:
+    """Paper perpetual wallet allocations within the account's balance (:mod:`apps.derivatives.paper_wallets`)."""
+    from apps.derivatives.paper_wallets import check_bot
+
+    errors = check_bot(bot_id=bot_id, account=account, market=market, strategy=strategy, params=params, risk=risk)
+    if errors:
+        raise FieldErrors(errors)
+
+
 @transaction.atomic
 def bot_create(
     *,
@@ -161,6 +171,7 @@ def bot_create(
     if defaults != risk:
         risk = defaults
         bot_config_validate(strategy=strategy, params=params, risk=risk, market=market)
+    _check_wallets(None, exchange_account, market, strategy, params, risk)
     bot = Bot.objects.create(
         owner=owner,
         name=name,
@@ -239,6 +250,7 @@ def bot_update_config(
             market=bot.market,
             account=bot.exchange_account,
         )
+        _check_wallets(bot.pk, bot.exchange_account, bot.market, new["strategy"], new["params"], new["risk"])
     if config_changed:
         bot.strategy, bot.params, bot.risk = new["strategy"], new["params"], new["risk"]
         bot.config_version += 1
@@ -303,6 +315,8 @@ def _transition(
                 ]
             }
         )
+    if desired == DesiredState.RUNNING:
+        bot.exchange_account = account_locked_for_start(bot)
     if desired == DesiredState.RUNNING and bot.exchange_account.kill_switch:
         raise FieldErrors(
             {"exchange_account": [f"the kill switch of account {bot.exchange_account.label!r} is on; clear it first"]}

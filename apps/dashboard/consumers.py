@@ -27,7 +27,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from apps.dashboard.fanout import hub
-from apps.dashboard.live import bot_status_key, feed_book_key, group_name
+from apps.dashboard.live import bot_status_key, feed_book_key, group_name, legs_messages
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +231,7 @@ class BotConsumer(_LiveConsumer):
         raw = await _redis_get(bot_status_key(self.bot_id))
         if raw:
             await self.throttle.offer("status", raw)
+            await self._offer_legs(raw)
         await self._send_state()
         await self._send_pnl()
 
@@ -252,8 +253,15 @@ class BotConsumer(_LiveConsumer):
         data = event.get("data") or {}
         if data.get("type") == "status":
             await self.throttle.offer("status", data)
+            await self._offer_legs(data)
         else:  # fills and other events are never coalesced away
             await self._send_json(data)
+
+    async def _offer_legs(self, status) -> None:
+        """The overview's legs lines of the bot (a hedged bot's two legs, a hedge-mode bot's long and
+        short), coalesced like the status they come from."""
+        for message in legs_messages(status):
+            await self.throttle.offer(message["type"], message)
 
     async def poll(self) -> None:
         state = await database_sync_to_async(_bot_state)(self.scope["user"], self.bot_id)

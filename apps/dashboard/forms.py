@@ -123,15 +123,23 @@ class SchemaFieldset:
                     choices=[(str(v), str(label)) for v, label in prop.get("options", [])]
                     or [(str(c), str(c)) for c in prop.get("enum", [])],
                     required=name in required,
-                    errors=_messages(self.errors.get(name)),
+                    errors=_messages(self.errors.get(name)) + self._nested_errors(name),
                 )
             )
         return out
 
+    def _nested_errors(self, name: str) -> list[str]:
+        """Errors of a JSON field's members (``hedge_perp.wallet``), shown at the field with the member named."""
+        return [f"{k[len(name) + 1 :]}: {m}" for k, v in self.errors.items() if k.startswith(name + ".")
+                for m in _messages(v)]  # fmt: skip
+
     def other_errors(self) -> list[str]:
         names = set(self.schema.get("properties", {}))
         return [
-            f"{k}: {m}" if k != "__all__" else m for k, v in self.errors.items() if k not in names for m in _messages(v)
+            f"{k}: {m}" if k != "__all__" else m
+            for k, v in self.errors.items()
+            if k not in names and k.split(".", 1)[0] not in names
+            for m in _messages(v)
         ]
 
     @staticmethod
@@ -163,6 +171,8 @@ class SchemaFieldset:
                     out[name] = jsondepth.loads(raw)
                 except ValueError:
                     out[name] = raw
+                if prop.get("omit_empty") and out[name] in ({}, None):  # an empty object: left out
+                    del out[name]
             else:
                 out[name] = raw
         self.values = out

@@ -126,3 +126,42 @@ def register_feed_interest(*, venue: str, symbol: str) -> None:
         pipe.execute()
     except Exception:  # Redis down: the page renders without a live feed
         return
+
+
+def legs_messages(status: Any) -> list[dict[str, Any]]:
+    """The overview's legs lines a bot's live ``status`` updates (:func:`hedge_leg_message`,
+    :func:`perp_legs_message`), pushed on the bot's socket beside the status
+    (:class:`apps.dashboard.consumers.BotConsumer`)."""
+    if isinstance(status, (str, bytes)):
+        try:
+            status = json.loads(status)
+        except ValueError:
+            return []
+    return [m for m in (hedge_leg_message(status), perp_legs_message(status)) if m is not None]
+
+
+def perp_legs_message(status: Any) -> dict[str, Any] | None:
+    """A hedge-position-mode perpetual bot's legs line (``legs: long 0.004 / short -0.002``) from
+    its live ``status`` (``perp.legs``), as the overview renders it; None without legs."""
+    from apps.bots.hedge_position import live_legs
+
+    legs = live_legs(status)
+    return None if legs is None else {"type": "perp_legs", "text": legs.text_long_short}
+
+
+def hedge_leg_message(status: Any) -> dict[str, Any] | None:
+    """The overview's legs line of a hedged bot from its live ``status`` (``status["hedged"]``,
+    :mod:`workers.hedged_loop`): both legs' positions, the net exposure and why quoting stopped,
+    formatted as the page renders them (``num``); None for any other status."""
+    from apps.dashboard.templatetags.dashboard import num
+
+    live = status.get("hedged") if isinstance(status, dict) else None
+    if not isinstance(live, dict):
+        return None
+    return {
+        "type": "hedge_leg",
+        "maker_position": num((live.get("maker") or {}).get("position")),
+        "hedge_position": num((live.get("hedge") or {}).get("position")),
+        "exposure": num(live.get("exposure")),
+        "halted": live.get("halted") or None,
+    }

@@ -195,12 +195,18 @@ def exchange_account_update(
 
 def account_type_change_error(account: ExchangeAccount, wanted: str) -> str | None:
     """Why the type of ``account`` cannot become ``wanted`` now, or None: one of its bots runs
-    (desired running or paused, or its loop not stopped yet), and its exchange object, wallet
+    (desired running or paused, or its loop not stopped yet; a hedged bot whose hedge leg is on
+    the account counts), and its exchange object, wallet
     and markets would change under it. Run in the update's transaction, the account row locked."""
+    from apps.bots.hedged import STRATEGY
     from apps.bots.models import ActualState, Bot, DesiredState
 
+    # the account's own bots, and hedged bots whose hedge leg trades on it
+    of_account = Q(exchange_account=account) | Q(
+        Q(params__hedge_account=account.pk) | Q(params__hedge_account=str(account.pk)), strategy=STRATEGY
+    )
     running = list(
-        Bot.objects.filter(exchange_account=account)
+        Bot.objects.filter(of_account)
         .filter(
             Q(desired_state__in=(DesiredState.RUNNING, DesiredState.PAUSED))
             | Q(actual_state__in=(ActualState.STARTING, ActualState.RUNNING, ActualState.PAUSED,

@@ -21,13 +21,18 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _second_bot(account, market, perp: dict, name: str = "second"):
-    from apps.bots.services import bot_create
+    """A second bot saved as it was before creation checked allocations (the services now refuse
+    it: ``tests/apps/bots/test_perp_wallet_allocations.py``), so that the start's own check is seen."""
+    from apps.bots.models import Bot
 
-    return bot_create(
+    bot = Bot.objects.create(
         owner=account.owner, name=name, exchange_account=account, market=market, strategy="fixed_spread",
         params={"order_amount": "0.01", "bid_spread": "0.001", "ask_spread": "0.001", "order_levels": 1},
         risk={"max_position_base": "100000", "perp": perp},
     )  # fmt: skip
+    Bot.objects.filter(pk=bot.pk).update(client_id_prefix=f"mm{bot.pk}x")
+    bot.refresh_from_db()
+    return bot
 
 
 def _risk_at_start(bot):

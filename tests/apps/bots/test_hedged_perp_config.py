@@ -83,13 +83,13 @@ def test_a_hedge_venue_that_does_not_list_the_asset_is_refused_at_hedge_market(t
 def test_perp_settings_on_a_spot_leg_or_out_of_range_are_refused(trader):
     maker, hedge = _accounts(trader)
     perp = _market(USDM, "BTC/USDT:USDT", "0.001", "0.1")
-    payload = _payload(maker, hedge, perp, maker_perp={"leverage": 5}, hedge_perp={"leverage": 500, "wallet": "1"})
+    payload = _payload(maker, hedge, perp, maker_perp={"leverage": 5}, hedge_perp={"leverage": 500, "wallet": "0"})
     response = api(trader).post("/api/v1/bots/", payload, format="json")
     assert response.status_code == 400, response.content
     errors = response.json()["params"]
     assert "BTC/USDT on replay:binance-spot is a spot market" in errors["maker_perp"][0]
     assert "accepted: no perpetual settings on a spot leg" in errors["maker_perp"][0]
-    assert "'1' is not accepted; the wallet is the paper account's balance of USDT" in errors["hedge_perp.wallet"][0]
+    assert errors["hedge_perp.wallet"] == ["'0' is not accepted; give a decimal string above 0 up to 1000000000 (USDT)"]
     payload = _payload(maker, hedge, perp, hedge_perp={"leverage": 500})
     errors = api(trader).post("/api/v1/bots/", payload, format="json").json()["params"]
     assert "500" in errors["hedge_perp.leverage"][0] and "125" in errors["hedge_perp.leverage"][0]
