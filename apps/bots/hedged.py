@@ -74,7 +74,10 @@ def params_schema() -> dict[str, Any]:
                                    "a resting quote within this many maker ticks of its target is left alone"),
             **{key: {"type": "object", "title": f"{leg} leg perpetual settings", "default": None,
                      "omit_empty": True, "description": PERP_HELP} for leg, key in PERP_FIELDS.items()},
-        }
+        },
+        # max_unhedged and max_position default to figures of other fields (twice the order
+        # amount; the bot's risk max_position_base): optional, though they have no fixed default
+        "required": ["hedge_account", "hedge_market"],
     }  # fmt: skip
 
 

@@ -96,6 +96,11 @@ class SchemaFieldset:
 
     @property
     def required_names(self) -> set[str]:
+        """The schema's ``required`` list when it has one, else every property without a default
+        (a property whose default is computed, e.g. from another field, is listed as optional by
+        a schema that names its required ones)."""
+        if "required" in self.schema:
+            return set(self.schema["required"])
         props = self.schema.get("properties", {})
         return {name for name, p in props.items() if "default" not in p}
 

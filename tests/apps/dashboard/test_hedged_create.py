@@ -28,6 +28,15 @@ def test_new_bot_form_creates_a_hedged_bot_and_names_bad_fields(trader):
     assert 'value="hedged_maker"' in page
     for name in ("hedge_account", "hedge_market", "min_profitability", "max_unhedged", "requote_ticks"):
         assert f'name="params.{name}"' in page, name
+    # the hedge leg must be chosen; max_unhedged and max_position default to figures of other
+    # fields (twice the order amount; risk max_position_base), so the browser must not demand them
+    for name, required in (("hedge_account", True), ("hedge_market", True), ("max_unhedged", False),
+                           ("max_position", False)):  # fmt: skip
+        label = re.search(rf'<label for="id-params\.{name}">(.*?)</label>', page, re.S).group(1)
+        assert ('class="req"' in label) is required, (name, label)
+        if not required:  # a text input the browser would refuse to submit empty
+            tag = re.search(rf'<input[^>]*name="params\.{name}"[^>]*>', page).group(0)
+            assert " required" not in tag, (name, tag)
     assert _options(page, "hedge_account") == {
         str(maker_account.pk): "maker paper · sim:alpha (paper)",
         str(hedge_account.pk): "hedge paper · sim:beta (paper)",
