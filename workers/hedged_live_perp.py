@@ -288,6 +288,7 @@ class LegPerpReader:
             "exchange_read_ts": self.read_at,
             "exchange_mark": None if self.leg.perp.mark is None else f"{to_decimal(self.leg.perp.mark, 8):f}",
             "exchange_liquidation_price": next(
-                (f"{r.liquidation_price.normalize():f}" for r in self.reports if r.contracts and r.liquidation_price), None
+                (f"{r.liquidation_price.normalize():f}" for r in self.reports if r.contracts and r.liquidation_price),
+                None,
             ),
         }

@@ -61,12 +61,17 @@ def hedged(trader):
 
 
 def test_each_leg_of_a_stopped_hedged_bot_is_listed_on_its_own_account_with_its_own_fills(trader, hedged, clean_redis):
-    bot, maker_acct, hedge_acct = hedged
+    bot, _, _ = hedged
     rows = {r["label"]: r for r in api(trader).get("/api/v1/portfolio/positions/").json()}
     [maker] = rows["gamma perps"]["perp"]
     [hedge] = rows["delta perps"]["perp"]
     assert (maker["bot"], maker["leg"], maker["position_contracts"], maker["live"]) == (bot.pk, "maker", "0.005", False)
-    assert (hedge["bot"], hedge["leg"], hedge["position_contracts"], hedge["live"]) == (bot.pk, "hedge", "-0.005", False)
+    assert (hedge["bot"], hedge["leg"], hedge["position_contracts"], hedge["live"]) == (
+        bot.pk,
+        "hedge",
+        "-0.005",
+        False,
+    )
     page = client_for(trader).get(reverse("overview")).content.decode()
     assert f'<tr data-bot="{bot.pk}" data-leg="hedge">' in page and "hedge leg" in page
     assert '<td class="r contracts">-0.005</td>' in page and '<td class="r contracts">0.005</td>' in page
@@ -94,7 +99,9 @@ def test_a_running_hedged_bots_hedge_leg_shows_the_hedge_legs_live_figures(trade
     assert h["liquidation_distance_pct"] == "19.83"
 
 
-def test_another_users_bot_naming_my_account_as_its_hedge_is_not_listed_on_it(trader, other_trader, hedged, clean_redis):
+def test_another_users_bot_naming_my_account_as_its_hedge_is_not_listed_on_it(
+    trader, other_trader, hedged, clean_redis
+):
     bot, _, hedge_acct = hedged
     theirs = exchange_account_create(owner=other_trader, label="their gamma", venue="sim:gamma",
                                      paper_balances={"USDT": "1000"})  # fmt: skip
