@@ -1,12 +1,15 @@
 """The liquidation watch of a hosted hedged bot's paper perpetual leg and the take-over replay of
 its close (``workers/hedged_liquidation.py``), without a host: the short hedge leg of
 ``test_hedged_liquidation`` (2 contracts sold at 59999.9, 5x isolated, no fee): margin 23.99996,
-liquidation price 143.99976 / 0.002008 = 71713.0279.. (2 x that in ticks: 1434260.55..)."""
+liquidation price 143.99976 / 0.002008 = 71713.0279.. (2 x that in ticks: 1434260.55..); and
+how the hedged setup reads a stored liquidation row back (real PostgreSQL)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+
+import pytest
 
 from trading.book import OrderBook
 from trading.contracts import ContractSpec, MarginMode
@@ -69,3 +72,29 @@ def test_replaying_the_stored_close_books_what_the_liquidation_booked():
     for p in (perp, rebuilt.perp):
         assert p.position.net_lots == 0 and p.liquidation is None and p.isolated.wallet == 0
         assert p.position.realized == -Fraction("23.99996")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_setup_reads_a_legs_liquidation_and_holds_quoting_until_the_trader_resumed():
+    """A stored liquidation row of the hedge leg (off the 0.1 grid: 71999.88) is among that leg's
+    fills, not the maker's, with its loss; quoting stays held until a ``quoting_resumed`` event
+    comes after it."""
+    from apps.bots.services import bot_events_record
+    from apps.orders.services import fills_record
+    from tests.workers.test_hedged_perp_perp import _perp_perp_bot
+    from workers import hedged_records, liquidation_fills
+
+    bot = _perp_perp_bot()
+    ts = 1_800_000_000_000_000_000
+    maker, hedge, _settings = hedged_records.hedged_setup(bot.pk)
+    close = [ts, "buy", 719_998, 2, "71999.88000000", "-23.999960000000000000", "USDT", "hedge"]
+    fills_record([liquidation_fills.fill_row(hedge, close)])
+    maker, hedge, _settings = hedged_records.hedged_setup(bot.pk)
+    assert maker.fills == [] and maker.liquidated_leg == "hedge"
+    ((f_ts, cid, side, price, lots, fee, is_maker, trade_id),) = hedge.fills
+    assert (f_ts, cid, side, price, lots, fee, is_maker) == (ts, "", Side.BUY, 719_998, 2, Decimal(0), False)
+    assert trade_id == f"liquidation-{ts}-hedge" and hedge.liquidation_closes == {trade_id: Decimal("-23.99996")}
+    bot_events_record([(bot.pk, ts - 1_000, "hedge", "quoting_resumed", "resumed by the trader", {})])
+    assert hedged_records.hedged_setup(bot.pk)[0].liquidated_leg == "hedge"  # a resume before it
+    bot_events_record([(bot.pk, ts + 1_000_000, "hedge", "quoting_resumed", "resumed by the trader", {})])
+    assert hedged_records.hedged_setup(bot.pk)[0].liquidated_leg is None
