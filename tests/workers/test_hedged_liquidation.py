@@ -13,7 +13,7 @@ publishes both books and prints the trade. Worked numbers:
 - delta's book spikes to a mid of 71800.1 and comes straight back: the leg is closed at 71999.88,
   a loss of 23.99996 USDT (its whole margin), one Fill row ``liq``; the maker's 0.002 BTC long is
   left unhedged and quoting stops, nothing is re-hedged;
-- a new owner (the bot stopped and started again, delta's book held at the spike) rebuilds the
+- a new owner (another host, the first one gone; delta's book held at the spike) rebuilds the
   hedge leg flat from the fills and the liquidation row, books the loss once, writes no second
   row, keeps quoting stopped and hedges nothing.
 """
@@ -29,7 +29,6 @@ import pytest
 from tests.workers.helpers import wait_until
 from tests.workers.test_hedged_legs import Books, _exposure, _open, _status
 from tests.workers.test_hedged_perp_perp import DELTA, GAMMA, PERP, _perp_perp_bot
-from tests.workers.test_hedged_perp_perp import quiet_host as quiet_host  # the fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -42,6 +41,16 @@ BANKRUPTCY = Decimal("71999.88")
 
 def _hedged(redis_client, bot) -> dict:
     return _status(redis_client, bot.pk).get("hedged", {})
+
+
+def _host():
+    """A host that runs bots but no feeds: the test publishes the books itself."""
+    from workers.host import Host
+
+    h = Host(ttl_ms=3000, run_feeds=False)
+    h.start_thread()
+    assert h.started.wait(5)
+    return h
 
 
 def _last_pnl(bot) -> tuple | None:
@@ -77,7 +86,7 @@ def _start(bot) -> None:
     )
 
 
-def test_an_isolated_short_hedge_leg_spiked_through_its_liquidation_price_is_closed_once(quiet_host, redis_client):
+def test_an_isolated_short_hedge_leg_spiked_through_its_liquidation_price_is_closed_once(clean_redis, redis_client):
     from apps.bots.models import BotEvent
     from apps.core.models import Incident
     from apps.notifications.models import Delivery
@@ -85,6 +94,7 @@ def test_an_isolated_short_hedge_leg_spiked_through_its_liquidation_price_is_clo
     from apps.orders.models import Fill, Order
     from trading.contracts import to_decimal
     from trading.instruments import Side
+    from workers import supervisor
 
     bot = _perp_perp_bot()
     channel = channel_create(owner=bot.owner, kind="email", name="mail", config={"address": "trader@example.com"})
@@ -95,6 +105,7 @@ def test_an_isolated_short_hedge_leg_spiked_through_its_liquidation_price_is_clo
     books.books = {(GAMMA, PERP): ([(599_900, 5_000)], [(600_100, 5_000)]), (DELTA, PERP): CALM}
     hedge_orders = Order.objects.filter(bot=bot, client_order_id__startswith=prefix + "h-")
     liq_rows = Fill.objects.filter(bot=bot, liquidity="liq")
+    hosts = [_host()]
     try:
         _start(bot)
         assert wait_until(lambda: _open(bot, "buy") and _open(bot, "sell"), 20), "the bot never quoted"
@@ -147,17 +158,20 @@ def test_an_isolated_short_hedge_leg_spiked_through_its_liquidation_price_is_clo
         assert not Incident.objects.filter(bot=bot, kind="hedge").exists()  # one incident, the liquidation's
         time.sleep(1.5)
         assert hedge_orders.count() == 1 and liq_rows.count() == 1
-        _stop(bot)
-        # the stop's last PnL snapshot (the writer threads keep running for the next owner)
+        # the leg's loss in the hedged PnL snapshots (each second)
         assert wait_until(lambda: _last_pnl(bot) == (-WB, Decimal("0.002")), 10), _last_pnl(bot)  # the maker's long
 
-        # take-over, with delta's book back at the spike: nothing left to liquidate, nothing hedged
+        # the owner goes away (its lease released, the bot still wanted) with delta's book back at
+        # the spike; another host takes over: nothing left to liquidate, nothing hedged
         books.books[(DELTA, PERP)] = SPIKE
-        _start(bot)
+        hosts.pop().stop()
+        hosts.append(_host())
+        take_overs = BotEvent.objects.filter(bot=bot, code="take_over")
+        assert wait_until(lambda: supervisor.tick() and take_overs.count() == 2, 20), "no take-over"
         hold = BotEvent.objects.filter(bot=bot, code="liquidated_hold")
         assert wait_until(hold.exists, 10)
         assert "the hedge leg was liquidated" in hold.get().message
-        take_over = BotEvent.objects.filter(bot=bot, code="take_over").order_by("-ts").first()
+        take_over = take_overs.order_by("-ts").first()
         assert "maker position 2 lots, hedge position 0 lots, exposure 0.002" in take_over.message
 
         def flat_leg():
@@ -170,11 +184,9 @@ def test_an_isolated_short_hedge_leg_spiked_through_its_liquidation_price_is_clo
         assert liq_rows.count() == 1 and hedge_orders.count() == 1  # not liquidated twice, not re-hedged
         assert not _open(bot, "buy") and not _open(bot, "sell")
         _stop(bot)
-        quiet_host.drain_writers(10)
+        hosts.pop().stop()  # its writers drained
         assert _last_pnl(bot) == (-WB, Decimal("0.002"))  # the loss booked once
     finally:
         books.close()
-        from apps.bots.models import Bot
-
-        if Bot.objects.get(pk=bot.pk).actual_state != "stopped":
-            _stop(bot)
+        for host in hosts:
+            host.stop()
