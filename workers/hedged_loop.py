@@ -16,7 +16,8 @@ retry budget spent, exposure limits) stop maker quoting at once inside the kerne
 ``quoting_stopped`` / ``hedge_budget_exhausted`` also becomes a bot event of kind ``risk`` (which
 the notifications' event scan sends as a risk breach) and an incident naming the exposure
 left. Quoting resumes by itself only when flat with a fresh hedge book, or on the trader's
-``hedge_resume`` control. Per-fill attribution rows are written as fills get covered.
+``hedge_resume`` control. Per-fill attribution rows are written as fills get covered. A paper
+perpetual leg is liquidated by :mod:`workers.hedged_liquidation` (checked every pass).
 
 Take-over: a new owner cancels both legs' open orders (a hedge left working by a dead owner
 included), records the trades the venues made that the database lacks, rebuilds both positions
