@@ -52,6 +52,7 @@ class HedgeLeg:
         self.runner: Runner | None = None
         self.perp: PerpRisk | None = None
         self.perp_reader = None  # a live perpetual leg's reader (workers.hedged_live_perp)
+        self.paper_perp = None  # a paper perpetual leg's liquidation watch (workers.hedged_liquidation)
         self.inbox: deque = deque()
         self.pending_book: tuple | None = None
         self.conflated = 0
@@ -82,6 +83,8 @@ class HedgeLeg:
             if self.pending_book is not None:
                 self.conflated += 1
             self.pending_book = item
+            if self.paper_perp is not None:  # its liquidation watch sees every mark
+                self.paper_perp.marks.note_book(self.paper_perp.book)
 
     def push_order_event(self, event) -> None:
         """A live gateway's order event (None only wakes the loop), queued with the trades."""

@@ -16,7 +16,8 @@ retry budget spent, exposure limits) stop maker quoting at once inside the kerne
 ``quoting_stopped`` / ``hedge_budget_exhausted`` also becomes a bot event of kind ``risk`` (which
 the notifications' event scan sends as a risk breach) and an incident naming the exposure
 left. Quoting resumes by itself only when flat with a fresh hedge book, or on the trader's
-``hedge_resume`` control. Per-fill attribution rows are written as fills get covered.
+``hedge_resume`` control. Per-fill attribution rows are written as fills get covered. A paper
+perpetual leg is liquidated by :mod:`workers.hedged_liquidation` (checked every pass).
 
 Take-over: a new owner cancels both legs' open orders (a hedge left working by a dead owner
 included), records the trades the venues made that the database lacks, rebuilds both positions
@@ -38,7 +39,7 @@ from trading import hedge_margin
 from trading.contracts import decimal_text
 from trading.events import OrderEvent, OrderFilled, OrderRejected, PlaceOrder, Timer
 from trading.hedger import HEDGE, MAKER, HedgedMaker
-from workers import hedged_cancel, hedged_legs, hedged_records, keys, records
+from workers import hedged_cancel, hedged_legs, hedged_liquidation, hedged_records, keys, records
 from workers.bot_control import StopLoop
 from workers.hedged_legs import HedgeLeg
 from workers.hedged_pnl import HedgedPnl
@@ -115,6 +116,7 @@ class HedgedLoop:
         try:
             await self._take_over()
             hedged_legs.after_take_over(self.legs.values())
+            self.liq = hedged_liquidation.watch(self, maker_setup)  # paper perpetual legs' liquidation
         except BaseException:
             await hedged_legs.close_venues(self.legs.values())
             raise
@@ -254,6 +256,7 @@ class HedgedLoop:
                     event, _published = leg.pending_book
                     leg.pending_book = None
                     self._guard(leg, lambda leg=leg, event=event: leg.runner.market(event, r.clock()))
+            self.liq.check(r.clock())
             mono = time.monotonic()
             # Timers start once the hedge feed has been seen: before, the hedger would count a
             # hedge of a taken-over exposure against an empty book as failed.

@@ -32,6 +32,7 @@ from trading.perp_risk import PerpRisk
 from trading.portfolio import Portfolio
 from trading.risk import NORMAL
 from workers import records
+from workers.hedged_liquidation import replay_close
 
 
 def _portfolio(setup: records.BotSetup, with_balances: bool) -> Portfolio:
@@ -65,10 +66,16 @@ class HedgedPnl:
         return bool(self.perps)
 
     def replay(self, leg: str, setup: records.BotSetup) -> None:
-        """Book a leg's recorded fills (take-over), oldest first; fees are Decimal there."""
+        """Book a leg's recorded fills (take-over), oldest first; fees are Decimal there. A
+        liquidation row of a perpetual leg closes its position with the row's loss
+        (:func:`workers.hedged_liquidation.replay_close`)."""
         inst = setup.instrument
         book = self.perps.get(leg) or self.ports[leg]
+        closes = getattr(setup, "liquidation_closes", None) or {}  # trade id -> loss (a perpetual leg's)
         for ts, cid, side, price, qty, fee, maker, trade_id in sorted(setup.fills, key=lambda f: f[0]):
+            if trade_id in closes and leg in self.perps:  # closed at its bankruptcy price, not a fill
+                replay_close(book, closes[trade_id])
+                continue
             liquidity = Liquidity.MAKER if maker else Liquidity.TAKER
             book.on_fill(OrderFilled(ts, cid, side, price, qty, 0, inst.cash_units(fee), liquidity, trade_id))
 

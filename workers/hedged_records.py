@@ -18,11 +18,17 @@ def hedged_setup(bot_id: int) -> tuple[records.BotSetup, records.BotSetup, dict]
     """(maker leg setup, hedge leg setup, hedger settings) of a hedged bot. Each leg's ``prefix``
     is its client-id family (``<bot prefix>m`` / ``<bot prefix>h``), its fills and open orders are
     those of its market, its id sequence resumes after every id of that family. A perpetual leg
-    also carries its contract, settings and funding (:func:`workers.hedged_legs.load_perp`)."""
+    also carries its contract, settings and funding (:func:`workers.hedged_legs.load_perp`), its
+    liquidations' rows among its fills (``liquidation_closes``: trade id -> loss) and the maker
+    setup the leg whose liquidation still holds quoting (``liquidated_leg``,
+    :func:`workers.hedged_liquidation.held_leg`)."""
+    from django.db.models import Q
+
     from apps.bots import hedged
     from apps.bots.models import Bot
     from apps.exchanges.models import ExchangeAccount, Market
     from apps.orders.models import CLOSED_STATUSES, Fill, Order
+    from workers import hedged_liquidation
     from workers.hedged_legs import load_perp
 
     base = records.bot_setup(bot_id)
@@ -30,11 +36,12 @@ def hedged_setup(bot_id: int) -> tuple[records.BotSetup, records.BotSetup, dict]
     params = dict(bot.params or {})
     hedge_market = Market.objects.get(pk=params["hedge_market"])
     hedge_account = ExchangeAccount.objects.get(pk=params["hedge_account"], owner_id=bot.owner_id)
-    legs = []
+    legs, liquidations = [], {}
     for suffix, account, market in (
         ("m", bot.exchange_account, bot.market),
         ("h", hedge_account, hedge_market),
     ):
+        leg = "maker" if suffix == "m" else "hedge"
         inst = records.market_instrument(market)
         prefix = base.prefix + suffix
         seq = -1
@@ -42,19 +49,18 @@ def hedged_setup(bot_id: int) -> tuple[records.BotSetup, records.BotSetup, dict]
             "client_order_id", flat=True
         ):
             seq = max(seq, records._seq_of(cid, prefix))
-        fills = [
-            (
-                records.dt_to_ns(f.ts),
-                f.client_order_id,
-                Side.BUY if f.side == "buy" else Side.SELL,
-                inst.ticks(f.price),
-                inst.lots(f.quantity),
-                f.fee,
-                f.liquidity == "maker",
-                f.venue_trade_id,
-            )
-            for f in Fill.objects.filter(bot_id=bot_id, client_order_id__startswith=prefix + "-").order_by("ts", "id")
-        ]
+        # the leg's fills and its liquidations (workers.hedged_liquidation: no client order id)
+        rows = list(
+            Fill.objects.filter(bot_id=bot_id)
+            .filter(Q(client_order_id__startswith=prefix + "-") | hedged_liquidation.fills_filter(account.pk, leg))
+            .order_by("ts", "id")
+        )
+        liquidations[leg] = [f for f in rows if not f.client_order_id]
+        fills = []
+        for f in rows:
+            side = Side.BUY if f.side == "buy" else Side.SELL
+            fills.append((records.dt_to_ns(f.ts), f.client_order_id, side, inst.ticks(f.price, side=side),
+                          inst.lots(f.quantity), f.fee, f.liquidity == "maker", f.venue_trade_id))  # fmt: skip
         open_orders = {
             o.client_order_id: (
                 Side.BUY if o.side == "buy" else Side.SELL,
@@ -81,6 +87,8 @@ def hedged_setup(bot_id: int) -> tuple[records.BotSetup, records.BotSetup, dict]
                 open_orders=open_orders,
             )
         )
+        legs[-1].liquidation_closes = {f.venue_trade_id: f.realized_pnl for f in liquidations[leg]}
+    legs[0].liquidated_leg = hedged_liquidation.held_leg(bot_id, liquidations)
     for name, setup in zip(("maker", "hedge"), legs, strict=True):
         load_perp(setup, name, params.get(hedged.PERP_FIELDS[name]))
     return legs[0], legs[1], {**hedged.hedge_settings(params), "requote_ticks": hedged.requote_ticks(params)}

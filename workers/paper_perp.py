@@ -275,8 +275,11 @@ def _num(value: Fraction) -> str:
     return f"{to_decimal(value, 8).normalize():f}"
 
 
-def liquidation_record(bot_id: int, ts: int, reason: str, data: dict[str, Any]) -> None:
-    """Database thread: the liquidation's incident, its ``risk_breach`` notification and bot event."""
+def liquidation_record(
+    bot_id: int, ts: int, reason: str, data: dict[str, Any], resume: str = "Quoting is paused until you resume the bot."
+) -> None:
+    """Database thread: the liquidation's incident, its ``risk_breach`` notification (``resume``:
+    what the trader does next) and bot event."""
     from apps.bots.models import Bot
     from apps.bots.services import bot_events_record
     from apps.core.models import Incident
@@ -293,7 +296,7 @@ def liquidation_record(bot_id: int, ts: int, reason: str, data: dict[str, Any]) 
         kind="risk_breach",
         key=f"liquidation:{bot_id}:{ts}",
         subject=f"{bot.name} liquidated",
-        body=f"{bot.name}: {reason}. Quoting is paused until you resume the bot.",
+        body=f"{bot.name}: {reason}. {resume}",
         data=data,
         bot=bot,
     )
