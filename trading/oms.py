@@ -151,6 +151,8 @@ class OrderBookkeeper:
         self._seen_order: deque[str] = deque()
         self._trade_id_memory = trade_id_memory
         self.version = 0  # bumps on every change a quote diff reads (lets the engine skip diffs)
+        self._done: deque[str] = deque(maxlen=256)  # ids of the orders done most recently
+        self.late_rejects = 0  # rejects of a request on one of them (see ``apply``)
 
     # --- what we sent ------------------------------------------------------------------------
     def on_place_sent(self, command: PlaceOrder, ts: int) -> WorkingOrder:
@@ -220,18 +222,19 @@ class OrderBookkeeper:
                 # No version bump: pending-new and open orders count alike everywhere the
                 # version is read (quote diffs, live order counts).
         elif isinstance(event, OrderCancelled):
-            if order is None:
-                # Typically the order filled completely before the cancel reached the venue.
+            if order is None:  # typically the order filled completely before the cancel reached the venue
                 self._note(
-                    event.ts,
-                    "cancel_ack_unknown",
-                    f"cancel confirmed for {event.client_order_id}, already done",
+                    event.ts, "cancel_ack_unknown", f"cancel confirmed for {event.client_order_id}, already done"
                 )
             else:
                 order.status = OrderState.CANCELLED
                 self._remove(order)
         elif isinstance(event, OrderRejected):
-            if order is None:
+            if order is None and event.client_order_id in self._done:
+                # the answer to a cancel that met an order done meanwhile (filled, or its place
+                # refused): expected with venue latency, counted, not noted
+                self.late_rejects += 1
+            elif order is None:
                 self._note(event.ts, "reject_unknown", f"reject for {event.client_order_id}: {event.reason}")
             elif event.code == IN_DOUBT_CODE:
                 # The venue never answered and a lookup could not tell: the order may be live.
@@ -251,11 +254,7 @@ class OrderBookkeeper:
                 # Reopen it so the next diff decides again (reconciliation catches ghosts).
                 order.status = OrderState.OPEN
                 self.version += 1
-                self._note(
-                    event.ts,
-                    "request_rejected",
-                    f"request on {event.client_order_id} refused: {event.reason}",
-                )
+                self._note(event.ts, "request_rejected", f"request on {event.client_order_id} refused: {event.reason}")
         elif isinstance(event, OrderAmended):
             if order is None:
                 self._note(event.ts, "amend_ack_unknown", f"amend confirmed for {event.client_order_id}, done")
@@ -302,6 +301,7 @@ class OrderBookkeeper:
 
     def _remove(self, order: WorkingOrder) -> None:
         del self.orders[order.client_order_id]
+        self._done.append(order.client_order_id)
         self.version += 1
 
     def _note(self, ts: int, code: str, message: str) -> None:

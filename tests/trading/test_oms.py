@@ -333,7 +333,21 @@ def test_placement_reject_arriving_after_our_cancel_removes_the_order():
     assert "a" not in book.orders
     book.apply(OrderRejected(3, "a", "unknown order 'a'", code="unknown_order"))  # the cancel's answer
     assert book.orders == {}
-    assert [n.code for n in book.notes] == ["order_rejected", "reject_unknown"]
+    # the cancel's refusal is expected (the order was done when it arrived): counted, not noted
+    assert [n.code for n in book.notes] == ["order_rejected"] and book.late_rejects == 1
+    # a reject for an id never ours (or long done) is still noted
+    book.apply(OrderRejected(4, "zz", "unknown order 'zz'", code="unknown_order"))
+    assert [n.code for n in book.notes] == ["order_rejected", "reject_unknown"] and book.late_rejects == 1
+
+
+def test_a_cancel_refused_because_the_order_filled_meanwhile_is_counted_not_noted():
+    book = OrderBookkeeper()
+    placed(book, "b")
+    book.on_cancel_sent("b", 1)
+    assert book.apply(fill("b", 10, 0, "t1", ts=2)) is not None  # filled in full before the cancel arrived
+    book.apply(OrderRejected(3, "b", "already filled", code="unknown_order"))
+    assert book.orders == {} and book.late_rejects == 1
+    assert "reject_unknown" not in [n.code for n in book.notes]
 
 
 def test_cancel_refused_because_venue_no_longer_has_the_order_removes_it_and_late_fill_is_booked():
