@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Literal
 
 from trading.config import ConfigBase, parse_config
+from trading.risk_types import RiskDecision
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,26 @@ class PerpRiskLimits(ConfigBase):
     margin_check: bool = field(
         default=True, metadata={"help": "refuse orders whose initial margin exceeds free margin"}
     )
+    max_margin_usage: Decimal | None = field(
+        default=None,
+        metadata={
+            "min": Decimal(0),
+            "exclusive_min": True,
+            "max": Decimal(1),
+            "help": "refuse orders after which the initial margin held (position, working orders on that "
+            "side, the other leg) would exceed this fraction of the margin balance, e.g. 0.5",
+        },
+    )
+    max_funding_cost: Decimal | None = field(
+        default=None,
+        metadata={
+            "min": Decimal(0),
+            "exclusive_min": True,
+            "unit": "settle currency",
+            "help": "once the funding paid (net, since the bot started) reaches this, only orders that "
+            "reduce the position are accepted",
+        },
+    )
 
     def validate(self) -> dict[str, str]:
         errors = {}
@@ -70,3 +92,38 @@ class PerpRiskLimits(ConfigBase):
     @classmethod
     def from_dict(cls, data: Any) -> PerpRiskLimits:
         return parse_config(cls, data)
+
+
+def funding_cost_refusal(limits: PerpRiskLimits, funding: Fraction, settle: str) -> RiskDecision | None:
+    """``max_funding_cost``: an order that would grow the position is refused once the funding
+    paid (``-funding``, net of funding received) reaches the limit."""
+    cap = limits.max_funding_cost
+    if cap is None or -funding < Fraction(cap):
+        return None
+    return RiskDecision(
+        False,
+        "max_funding_cost",
+        f"max_funding_cost: {_money(-funding)} {settle} of funding paid reached the limit {_money(Fraction(cap))} "
+        f"{settle}; only orders that reduce the position are accepted",
+    )
+
+
+def margin_usage_refusal(
+    limits: PerpRiskLimits, held_after: Fraction, balance: Fraction, settle: str, what: str
+) -> RiskDecision | None:
+    """``max_margin_usage``: refused when ``held_after`` (the initial margin held once the order
+    ``what`` is working) is above that fraction of the margin ``balance`` (or the balance is gone)."""
+    cap = limits.max_margin_usage
+    if cap is None or (balance > 0 and held_after <= Fraction(cap) * balance):
+        return None
+    usage = "all of" if balance <= 0 else f"{float(held_after / balance):.2%} of"
+    return RiskDecision(
+        False,
+        "max_margin_usage",
+        f"max_margin_usage: {what} would hold {_money(held_after)} {settle} of initial margin, {usage} the margin "
+        f"balance {_money(balance)} {settle}; limit {float(cap):.2%}",
+    )
+
+
+def _money(value: Fraction) -> str:
+    return f"{float(value):.2f}"

@@ -20,9 +20,12 @@ in backtests, :meth:`PerpRisk.set_funding` from the venue live), and:
     - held`` and ``free = margin balance - held``, where margin balance = wallet + realized PnL
     + funding - fees + unrealized PnL at the mark (Binance's "available balance" with the
     orders of the other side left out: they cannot fill together with these);
+  - ``max_margin_usage`` (:mod:`trading.perp_limits`): ``IM(position + working + order)`` (plus
+    the other leg's) at most that fraction of the margin balance; ``max_funding_cost``: once the
+    net funding paid reaches it, no order that grows the position;
 
   an order that reduces the position (``reduce_only``, or opposite the position and no larger
-  than it) skips these three: it is how a position over its limits gets back within them.
+  than it) skips these: it is how a position over its limits gets back within them.
   Hedge mode (:mod:`trading.hedge_legs`): an order that closes a leg skips them; one that opens
   a leg is checked against that leg, and the other leg's initial margin is held too. The base
   (spot-style) reduce-only check sees a reduce-only close against its leg, not the net (equal
@@ -54,7 +57,7 @@ from trading.isolated_wallet import IsolatedMargin
 from trading.margin import BracketTable, initial_margin
 from trading.perp_figures import snapshot
 from trading.perp_ledger import FundingSchedule
-from trading.perp_limits import PerpRiskLimits
+from trading.perp_limits import PerpRiskLimits, funding_cost_refusal, margin_usage_refusal
 from trading.positions import PerpPosition
 from trading.risk import ALLOWED, Breach, RiskAction, RiskDecision, RiskState, RiskStatus
 
@@ -413,6 +416,9 @@ class PerpRisk:
             other = initial_margin(self.spec.notional(self.position.contracts(abs(other_lots)), price), self.leverage)
         elif cmd.reduce_only or (pos != 0 and (pos > 0) != (s > 0) and qty <= abs(pos)):
             return ALLOWED
+        refused = funding_cost_refusal(self.limits, self.position.funding, self.spec.settle)
+        if refused is not None:
+            return refused
         working = state.working_buy if s > 0 else state.working_sell
         before = pos + s * working
         worst = before + s * qty
@@ -444,6 +450,12 @@ class PerpRisk:
                 f"{self._money(notional)}{extra}; that bracket ({cap}) allows {bracket.max_leverage}x, "
                 f"the position is at {self.leverage}x",
             )
+        if self.limits.max_margin_usage is not None:
+            held_after = initial_margin(notional, self.leverage) + other
+            what = f"{verb} {self._contracts(qty)} at {self._price(price)}{extra}"
+            refused = margin_usage_refusal(self.limits, held_after, self.margin_balance(), self.spec.settle, what)
+            if refused is not None:
+                return refused
         if self.limits.margin_check:
             contracts = self.position.contracts
             held = initial_margin(self.spec.notional(contracts(abs(before)), price), self.leverage)

@@ -190,7 +190,8 @@ def test_the_new_bot_form_offers_the_perpetual_market_with_its_settings(trader, 
     assert "BTC/USDT:USDT · replay:binance-usdm · perpetual" in page
     assert 'id="perp-settings"' in page
     for name in ("perp.leverage", "perp.margin_mode", "perp.funding_rate", "perp.limits.min_liquidation_distance",
-                 "perp.limits.on_liquidation_distance", "perp.limits.max_position_contracts"):  # fmt: skip
+                 "perp.limits.on_liquidation_distance", "perp.limits.max_position_contracts",
+                 "perp.limits.max_margin_usage", "perp.limits.max_funding_cost"):  # fmt: skip
         assert f'name="{name}"' in page, name
     assert "a whole number from 1 up to 125" in page  # the recording's contract's maximum
     assert '"type": "swap"' in page  # the account's type for the market filter
@@ -221,7 +222,8 @@ def test_bad_perpetual_settings_are_refused_next_to_their_inputs(trader, usdm_ac
         usdm_account,
         market,
         **{"perp.leverage": "200", "perp.margin_mode": "portfolio", "perp.funding_rate": "0.5",
-           "perp.limits.min_liquidation_distance": "2", "perp.limits.on_liquidation_distance": "panic"},
+           "perp.limits.min_liquidation_distance": "2", "perp.limits.on_liquidation_distance": "panic",
+           "perp.limits.max_margin_usage": "1.5", "perp.limits.max_funding_cost": "-3"},
     )  # fmt: skip
     assert response.status_code == 400
     body = response.content.decode()
@@ -236,6 +238,10 @@ def test_bad_perpetual_settings_are_refused_next_to_their_inputs(trader, usdm_ac
     assert "2" in distance and "0.9" in distance
     [action] = _field_errors(body, "perp.limits.on_liquidation_distance")
     assert "panic" in action and "pause" in action and "reduce_only" in action and "flatten" in action
+    [usage] = _field_errors(body, "perp.limits.max_margin_usage")
+    assert "1.5" in usage and "1" in usage
+    [cost] = _field_errors(body, "perp.limits.max_funding_cost")
+    assert "-3" in cost and "0" in cost
     assert 'id="perp-settings" open' in body
     assert not Bot.objects.filter(name="perp form bot").exists()
 
