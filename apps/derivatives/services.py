@@ -98,14 +98,14 @@ def funding_store(*, venue: str, symbol: str, points: list[FundingPoint], source
     return len(points)
 
 
-def funding_from_ccxt(history: list[dict]) -> list[FundingPoint]:
+def funding_from_ccxt(history: list[dict], *, max_gap_hours: int = 8) -> list[FundingPoint]:
     """ccxt ``fetchFundingRateHistory`` entries (``timestamp`` ms, ``fundingRate``) as points."""
 
     def rate(value: object) -> str:
         return f"{Decimal(repr(value) if isinstance(value, float) else str(value)):f}"
 
     rows = "\n".join(f"{int(h['timestamp'])},{rate(h['fundingRate'])}" for h in history if h.get("timestamp"))
-    return parse_funding_csv("time,rate\n" + rows)
+    return parse_funding_csv("time,rate\n" + rows, max_gap_hours=max_gap_hours)
 
 
 def funding_schedule(*, venue: str, symbol: str, start: datetime | None = None, end: datetime | None = None):

@@ -88,6 +88,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
     funding: dict[str, tuple[str, int]] = field(default_factory=dict)  # symbol -> (rate, next funding ms)
     wallet: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal("10000")})
     income: list[dict] = field(default_factory=list)  # income rows, oldest first
+    funding_history: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # symbol -> (ms, rate), in order
     dual: bool = False  # hedge position mode (Binance dualSidePosition)
     hedge_positions: dict[tuple[str, str], FakePosition] = field(default_factory=dict)
     _timers: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +111,7 @@ class FakeBinanceUsdm(FakeBinanceSpot):
         s.route("GET", "/fapi/v2/account", self._account)
         s.route("GET", "/fapi/v3/account", self._account)
         s.route("GET", "/fapi/v1/income", self._income)
+        s.route("GET", "/fapi/v1/fundingRate", self._funding_rate_history)
         s.route("GET", "/fapi/v1/positionSide/dual", self._get_dual)
         s.route("POST", "/fapi/v1/positionSide/dual", self._set_dual)
         return self
@@ -268,6 +270,21 @@ class FakeBinanceUsdm(FakeBinanceSpot):
             and (not q.get("incomeType") or r["incomeType"] == q["incomeType"])
             and int(r["time"]) >= int(q.get("startTime") or 0)
             and int(r["time"]) <= int(q.get("endTime") or 1 << 62)
+        ]
+        return Reply(body=rows[: int(limit)])
+
+    def _funding_rate_history(self, req: Recorded) -> Reply:
+        """``GET /fapi/v1/fundingRate`` in Binance's documented shape (symbol, fundingTime,
+        fundingRate, markPrice), oldest first from ``startTime``, at most ``limit`` (max 1000)."""
+        q = req.query
+        limit = q.get("limit", "100")
+        if not str(limit).isdigit() or not 1 <= int(limit) <= 1000:
+            return Reply(status=400, body={"code": -1130, "msg": "Data sent for paramter 'limit' is not valid."})
+        symbol = q.get("symbol", "")
+        rows = [
+            {"symbol": symbol, "fundingTime": ms, "fundingRate": rate, "markPrice": self.mark_prices.get(symbol, "")}
+            for ms, rate in self.funding_history.get(symbol, [])
+            if int(q.get("startTime") or 0) <= ms <= int(q.get("endTime") or 1 << 62)
         ]
         return Reply(body=rows[: int(limit)])
 
