@@ -5,8 +5,8 @@ type (spot or derivatives), its perpetual positions per bot and its spot balance
   hedged bot whose hedge leg is a perpetual on this account (``leg`` ``hedge``; a bot's own row is
   ``leg`` ``maker`` for a hedged bot, ``None`` otherwise). While a host runs the bot the figures
   are its exact ledger's from the live status (:func:`apps.dashboard.perp.perp_figures`; a hedge
-  leg's from the status's ``hedged.hedge_perp``: contracts, entry, mark, unrealized PnL, leverage,
-  margin used, liquidation price, funding); otherwise the position is the signed sum of the bot's
+  leg's from the status's ``hedged.hedge_perp``: contracts, entry, mark, unrealized and realized
+  PnL, fees, leverage, margin used and free, liquidation price, funding); otherwise the position is the signed sum of the bot's
   fills on this account (contracts) and the rest is unknown (``None``): a stopped bot's entry and
   mark are not kept.
 * **spot**: :func:`apps.portfolio.inventory.account_holdings` (a live account's reconciled
@@ -24,8 +24,8 @@ from typing import Any
 from django.db.models import Case, DecimalField, F, Sum, When
 
 PERP_FIGURES = (
-    "position_contracts", "entry_price", "mark_price", "unrealized", "leverage", "margin_mode", "margin_used",
-    "liquidation_price", "liquidation_distance_pct", "funding", "settle",
+    "position_contracts", "entry_price", "mark_price", "unrealized", "realized", "fees", "leverage", "margin_mode",
+    "margin_used", "margin_free", "liquidation_price", "liquidation_distance_pct", "funding", "settle",
 )  # fmt: skip
 
 

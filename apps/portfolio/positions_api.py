@@ -25,9 +25,14 @@ class PerpPositionSerializer(serializers.Serializer):
     entry_price = serializers.CharField(**TEXT)
     mark_price = serializers.CharField(**TEXT)
     unrealized = serializers.CharField(**TEXT, help_text="settle currency")
+    realized = serializers.CharField(**TEXT, help_text="realized PnL booked on the position (settle currency)")
+    fees = serializers.CharField(**TEXT, help_text="fees paid on the position (settle currency)")
     leverage = serializers.IntegerField(**TEXT)
     margin_mode = serializers.CharField(**TEXT)
     margin_used = serializers.CharField(**TEXT)
+    margin_free = serializers.CharField(
+        **TEXT, help_text="the bot's margin balance (its wallet or allocation + PnL) less the margin used"
+    )
     liquidation_price = serializers.CharField(**TEXT)
     liquidation_distance_pct = serializers.CharField(**TEXT)
     funding = serializers.CharField(**TEXT, help_text="funding booked: + received, - paid (settle currency)")

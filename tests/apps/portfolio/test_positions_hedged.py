@@ -84,8 +84,9 @@ def test_a_running_hedged_bots_hedge_leg_shows_the_hedge_legs_live_figures(trade
 
     bot, _, _ = hedged
     leg = {"position_contracts": "-0.005", "entry_price": "60010.5", "mark_price": "60001.0", "unrealized": "0.0475",
-           "leverage": 5, "margin_mode": "isolated", "margin_used": "60.01", "liquidation_price": "71900.1",
-           "liquidation_distance": 0.1983, "funding": "-0.01", "settle": "USDT"}  # fmt: skip
+           "realized": "1.25", "fees": "0.15", "leverage": 5, "margin_mode": "isolated", "margin_used": "60.01",
+           "margin_free": "99940.1", "liquidation_price": "71900.1", "liquidation_distance": 0.1983,
+           "funding": "-0.01", "settle": "USDT"}  # fmt: skip
     maker = dict(leg, position_contracts="0.005", entry_price="59990.0", liquidation_price="48000.0")
     status = {"type": "status", "state": "running", "ts": 1, "perp": maker,
               "hedged": {"maker_perp": maker, "hedge_perp": leg}}  # fmt: skip
@@ -97,6 +98,10 @@ def test_a_running_hedged_bots_hedge_leg_shows_the_hedge_legs_live_figures(trade
     assert (h["live"], h["leg"], h["position_contracts"], h["entry_price"], h["liquidation_price"]) == (
         True, "hedge", "-0.005", "60010.5", "71900.1")  # fmt: skip
     assert h["liquidation_distance_pct"] == "19.83"
+    assert (h["realized"], h["fees"], h["margin_free"]) == ("1.25", "0.15", "99940.1")
+    page = client_for(trader).get(reverse("overview")).content.decode()
+    assert '<td class="r realized"><span class="pos">+1.25</span> / 0.15</td>' in page
+    assert '<td class="r margin-free">99940.1</td>' in page
 
 
 def test_another_users_bot_naming_my_account_as_its_hedge_is_not_listed_on_it(
