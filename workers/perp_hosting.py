@@ -95,7 +95,7 @@ def perp_risk(setup) -> PerpRisk | None:
         return None
     _spot, settings = split_risk(setup.risk)
     settings = settings or {}
-    errors = validate(setup.risk, setup.venue, setup.symbol, perp=rec)
+    errors = validate(setup.risk, setup.venue, setup.symbol, perp=rec, paper=setup.account_kind == "paper")
     spec = rec.contract
     balance = setup.paper_balances.get(spec.settle) if setup.account_kind == "paper" else None
     if setup.account_kind != "paper":

@@ -60,6 +60,7 @@ def bot_config_validate(
     risk: Mapping[str, Any] | None,
     market: Market,
     account: ExchangeAccount | None = None,
+    account_kind: str | None = None,
     confirm_large: bool = True,
 ) -> None:
     """Check strategy parameters (on the market's instrument) and risk limits, and, with the
@@ -100,7 +101,8 @@ def bot_config_validate(
             RiskLimits.from_dict(perp_hosting.split_risk(dict(risk))[0], market_to_instrument(market))
         except ConfigError as exc:
             errors["risk"] = {name: [message] for name, message in exc.errors.items()}
-        perp_errors = perp_hosting.validate(dict(risk), market.venue, market.symbol, market)
+        paper = account_kind == "paper" if account is None else account.kind == "paper"
+        perp_errors = perp_hosting.validate(dict(risk), market.venue, market.symbol, market, paper=paper)
         if perp_errors:
             errors.setdefault("risk", {}).update({name: [message] for name, message in perp_errors.items()})
     if errors:
@@ -164,13 +166,15 @@ def bot_create(
         if hedge_errors:
             raise FieldErrors({"params": hedge_errors})
     risk = dict(risk or {})
-    bot_config_validate(strategy=strategy, params=params, risk=risk, market=market)
+    bot_config_validate(strategy=strategy, params=params, risk=risk, market=market, account_kind=exchange_account.kind)
     view = guards.account_view(exchange_account, market)
     guards.check_order_size(params=params, risk=risk, view=view, confirm_large=confirm_large)
     defaults = guards.default_limits(params=params, risk=risk, view=view)
     if defaults != risk:
         risk = defaults
-        bot_config_validate(strategy=strategy, params=params, risk=risk, market=market)
+        bot_config_validate(
+            strategy=strategy, params=params, risk=risk, market=market, account_kind=exchange_account.kind
+        )
     _check_wallets(None, exchange_account, market, strategy, params, risk)
     bot = Bot.objects.create(
         owner=owner,

@@ -89,16 +89,21 @@ def split_risk(risk: dict) -> tuple[dict, dict | None]:
     return {k: v for k, v in risk.items() if k != PERP_KEY}, risk[PERP_KEY]
 
 
-def validate(risk: dict, venue: str, symbol: str, market=None, perp: PerpMarket | None = None) -> dict[str, str]:
+def validate(
+    risk: dict, venue: str, symbol: str, market=None, perp: PerpMarket | None = None, *, paper: bool = False
+) -> dict[str, str]:
     """The errors of ``risk["perp"]`` for this market (``{}`` when fine or absent); the leverage
     is bounded by the market row's ``max_leverage``. ``perp``: the market as already loaded (a
-    bot loop's setup, which must not read the database)."""
+    bot loop's setup, which must not read the database). ``paper``: the bot's account is a paper
+    one; on a live exchange's perpetual it is simulated here like any paper perpetual (its wallet
+    allocation and a constant funding rate are its own settings), on the contract the market row
+    carries."""
     from apps.backtests.validation import validate_perp
 
     _spot, settings = split_risk(risk)
     if settings is None:
         return {}
-    if live_perp(venue, symbol):  # its contract is the exchange's, checked at start
+    if live_perp(venue, symbol) and not paper:  # its contract is the exchange's, checked at start
         return validate_live(settings, symbol)
     rec = perp if perp is not None else perp_market(venue, symbol, market)
     if rec is None:
