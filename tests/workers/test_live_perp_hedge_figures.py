@@ -97,7 +97,8 @@ def test_a_hedge_bot_uses_the_exchanges_leg_figures_and_books_funding_per_leg(
     # mark 52,000: 3.8 % from the exchange's 50,000 (pause at 5 %), 7.3 % from ours: it pauses
     fake_binance.call(usdm.set_mark(RAW, "52000.00000000"))
     assert feed_until(redis_client, lambda: perp.too_close, 15), (perp.mark, perp.liquidation)
-    breach = events(bot, "liquidation_distance")
+    # the breach's bot event goes through the host's database writer: wait for it
+    breach = wait_until(lambda: events(bot, "liquidation_distance"), 10)
     assert breach and "from the liquidation price 50000" in breach[-1].message
     fake_binance.call(usdm.set_mark(RAW, "60000.00000000"))
     assert feed_until(redis_client, lambda: not perp.too_close, 15)

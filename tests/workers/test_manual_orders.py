@@ -53,8 +53,11 @@ def test_a_manual_order_is_placed_by_the_bots_loop_and_a_refused_one_says_why(ho
     assert wait_until(lambda: Order.objects.filter(client_order_id=cid, price=price, status="open").exists(), 10)
     assert redis_client.hexists(keys.paper(account.pk, "BTC/USDT", "orders"), cid)  # on the venue
 
-    # reduce-only with no position to reduce: refused by the bot's risk, with the reason
-    payload = {"side": "buy", "price": str(price), "quantity": "0.02", "type": "limit", "reduce_only": True, "by": "t"}
+    # reduce-only on the side that would grow the position (buy when flat or long; sell when its
+    # quotes have made it short meanwhile): refused by the bot's risk, with the reason
+    held = Decimal((live.bot_status(bot_id=bot.pk) or {}).get("position") or "0")
+    side, at = ("buy", price) if held >= 0 else ("sell", max(bids) + Decimal("1000"))
+    payload = {"side": side, "price": str(at), "quantity": "0.02", "type": "limit", "reduce_only": True, "by": "t"}
     assert bot_tasks.manual_order(bot.pk, json.dumps(payload)) == "sent to owner"
     assert wait_until(lambda: BotEvent.objects.filter(bot=bot, code="manual_order_refused").exists(), 10)
     refused = BotEvent.objects.get(bot=bot, code="manual_order_refused").message
