@@ -68,7 +68,6 @@ import ccxt
 from apps.derivatives.hosting import split_risk, validate
 from connectors.ccxt_perp import PerpPayloadError, PositionReport, bracket_table_from_ccxt
 from connectors.perp_venue import CcxtPerpAccount, PerpVenueError, perp_position
-from connectors.ratelimit import route_listen_key_calls
 from trading.config import ConfigError
 from trading.contracts import MarginMode, PositionMode, frac
 from trading.events import OrderRejected, PlaceOrder
@@ -104,9 +103,7 @@ async def start(runner, venue) -> LivePerp:
     errors = validate(setup.risk, setup.venue, setup.symbol)
     if errors:
         raise PerpStartRefused("; ".join(f"risk.{k}: {v}" for k, v in errors.items()))
-    gateway = venue.gateway
-    # ccxt's listen-key requests (watchPositions' user-data stream) spend the account's budget
-    route_listen_key_calls(gateway.exchange, gateway.limiter)
+    gateway = venue.gateway  # its exchange's listen-key requests already spend its limiter (build_gateway)
     account = CcxtPerpAccount(gateway.exchange)
     try:
         await gateway.limiter.acquire(1)
